@@ -1,0 +1,285 @@
+"""The rollout state machine: spec + status + observations -> decision. No I/O.
+
+It follows Flagger's scheduler (`pkg/controller/scheduler.go`) phase by phase, with one
+deliberate difference: the failed check that brings `failedChecks` to `threshold` is itself the
+rollback commit (Flagger notices on the next interval; nothing useful happens in between).
+
+The edges gather observations, call `decide`, and turn the returned status into commits.
+When the core needs metric checks it answers `Action.MEASURE`; the edge runs the analysis and
+calls `decide` again with `Observation.checks` set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from gitcanary.observations import CheckResult, Observation
+from gitcanary.spec.models import Canary
+from gitcanary.spec.status import CanaryStatus, Phase
+
+
+class Action(StrEnum):
+    NONE = "none"  # nothing to commit now
+    MEASURE = "measure"  # run the analysis, then decide again with the checks
+    INITIALIZE = "initialize"  # commit the primary and its services
+    INITIALIZED = "initialized"  # switch routing to the primary, scale the target to zero
+    START = "start"  # new revision: scale the canary up, weight 0
+    RESTART = "restart"  # newer revision during a rollout: analysis starts again
+    CANCEL = "cancel"  # the target went back to the primary's spec: nothing to roll out
+    ADVANCE = "advance"  # next weight or iteration
+    HALT = "halt"  # a failed check, below threshold: stay at this weight
+    PROMOTE = "promote"  # copy the canary spec to the primary
+    FINALIZE = "finalize"  # route all traffic back to the primary
+    SUCCEED = "succeed"  # scale the canary to zero; rollout done
+    ROLLBACK = "rollback"  # all traffic to the primary, canary to zero, old revision written back
+
+
+class Strategy(StrEnum):
+    CANARY = "canary"
+    AB_TESTING = "ab-testing"
+    BLUE_GREEN = "blue-green"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do for one canary now.
+
+    `status` is the status to commit (None: no commit). The generated objects follow from it:
+    routing weights are `status.canary_weight`, the canary runs when `status.phase` asks for it.
+    `copy_to_primary` re-renders the primary from the target; `revert_target` writes the
+    primary's images back into the user's manifests.
+    """
+
+    action: Action
+    reason: str
+    status: CanaryStatus | None = None
+    details: tuple[str, ...] = ()
+    copy_to_primary: bool = False
+    revert_target: bool = False
+
+
+def strategy_of(canary: Canary) -> Strategy:
+    """Flagger's rule: match + iterations is A/B, iterations alone blue/green, else canary."""
+    analysis = canary.spec.analysis
+    if analysis.iterations > 0 and analysis.match:
+        return Strategy.AB_TESTING
+    if analysis.iterations > 0:
+        return Strategy.BLUE_GREEN
+    return Strategy.CANARY
+
+
+def threshold_of(canary: Canary) -> int:
+    return canary.spec.analysis.threshold if canary.spec.analysis.threshold > 0 else 1
+
+
+def max_weight_of(canary: Canary) -> int:
+    analysis = canary.spec.analysis
+    if analysis.step_weights:
+        return analysis.step_weights[-1]
+    return analysis.max_weight if analysis.max_weight is not None else 100
+
+
+def next_weight(canary: Canary, current: int) -> int:
+    """The weight after `current`: the next of `stepWeights`, or `current + stepWeight`, capped."""
+    analysis = canary.spec.analysis
+    cap = max_weight_of(canary)
+    if analysis.step_weights:
+        for weight in analysis.step_weights:
+            if weight > current:
+                return min(weight, 100)
+        return cap
+    step = analysis.step_weight or 0
+    return min(current + step, cap, 100)
+
+
+def decide(canary: Canary, status: CanaryStatus | None, obs: Observation) -> Decision:
+    """The next transition for `canary`, given its committed `status` and what was observed."""
+    if status is None:
+        return _initialize(obs)
+    if canary.spec.suspend:
+        return Decision(Action.NONE, "suspended")
+    if status.phase is Phase.INITIALIZING:
+        if not obs.live:
+            return Decision(Action.NONE, "waiting for the primary to become ready")
+        return Decision(
+            Action.INITIALIZED,
+            "primary ready; routing all traffic to it",
+            _step(status, obs, phase=Phase.INITIALIZED, canary_weight=0, message="Initialization done"),
+        )
+
+    new_revision = obs.target_spec not in (status.last_applied_spec, status.last_promoted_spec)
+    if status.phase in (Phase.INITIALIZED, Phase.SUCCEEDED, Phase.FAILED):
+        if not new_revision:
+            return Decision(Action.NONE, f"{status.phase.value}; no new revision")
+        return _start(canary, status, obs, Action.START)
+
+    # A rollout is under way (Waiting .. Finalising).
+    if status.phase in (Phase.PROMOTING, Phase.FINALISING):
+        # The primary already runs (or is being given) the canary's spec: finish the promotion
+        # even if a newer revision arrived; that one starts from Succeeded next.
+        return _finish_promotion(canary, status, obs)
+    if obs.target_spec == status.last_promoted_spec and obs.target_spec != status.last_applied_spec:
+        return Decision(
+            Action.CANCEL,
+            "target is back at the primary's spec; rollout abandoned",
+            _step(status, obs, phase=Phase.INITIALIZED, canary_weight=0, failed_checks=0, iterations=0,
+                  canary_revision=status.primary_revision, last_applied_spec=status.last_promoted_spec,
+                  message="Rollout abandoned: target reverted to the primary spec"),
+        )
+    if new_revision:
+        return _start(canary, status, obs, Action.RESTART)
+    if canary.spec.skip_analysis:
+        return _promote(canary, status, obs, skip=True)
+    if not _due(canary, status, obs):
+        return Decision(Action.NONE, "waiting for the next analysis interval")
+    if not obs.live:
+        return Decision(Action.NONE, "waiting for the last step to be applied")
+
+    strategy = strategy_of(canary)
+    first_step = status.canary_weight == 0 and status.iterations == 0
+    # Flagger runs no metric analysis before the canary receives traffic or an iteration ran.
+    if not first_step:
+        if obs.checks is None:
+            return Decision(Action.MEASURE, "analysis due")
+        failed = [check for check in obs.checks if not check.ok]
+        if failed:
+            return _failed_check(canary, status, obs, failed)
+    if strategy is Strategy.CANARY:
+        return _advance_canary(canary, status, obs)
+    return _advance_iterations(canary, status, obs, strategy)
+
+
+def _due(canary: Canary, status: CanaryStatus, obs: Observation) -> bool:
+    elapsed = (obs.now - status.last_transition_time).total_seconds()
+    return elapsed >= canary.spec.analysis.interval_seconds
+
+
+def _step(status: CanaryStatus, obs: Observation, **changes: object) -> CanaryStatus:
+    """The status after a transition at `obs.now`."""
+    data = status.model_dump()
+    data.update(changes)
+    data["last_transition_time"] = obs.now
+    return CanaryStatus.model_validate(data)
+
+
+def _initialize(obs: Observation) -> Decision:
+    status = CanaryStatus(
+        phase=Phase.INITIALIZING,
+        last_applied_spec=obs.target_spec,
+        last_promoted_spec=obs.target_spec,
+        primary_revision=obs.target_revision,
+        canary_revision=obs.target_revision,
+        last_transition_time=obs.now,
+        message="Primary created; waiting for it to become ready",
+    )
+    return Decision(Action.INITIALIZE, "creating the primary from the target", status, copy_to_primary=True)
+
+
+def _start(canary: Canary, status: CanaryStatus, obs: Observation, action: Action) -> Decision:
+    started = obs.now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    rollout_id = f"{status.primary_revision}..{obs.target_revision}/{started}"
+    if canary.spec.skip_analysis:
+        fresh = _step(status, obs, last_applied_spec=obs.target_spec, canary_revision=obs.target_revision,
+                      rollout_id=rollout_id, failed_checks=0, iterations=0)
+        return _promote(canary, fresh, obs, skip=True)
+    verb = "new revision detected" if action is Action.START else "revision changed during analysis"
+    new = _step(
+        status, obs,
+        phase=Phase.PROGRESSING, canary_weight=0, failed_checks=0, iterations=0,
+        last_applied_spec=obs.target_spec, canary_revision=obs.target_revision, rollout_id=rollout_id,
+        message=f"{verb}; starting canary analysis",
+    )
+    return Decision(action, f"{verb}: {status.primary_revision} -> {obs.target_revision}", new)
+
+
+def _check_lines(checks: tuple[CheckResult, ...] | None) -> tuple[str, ...]:
+    return tuple(check.line for check in checks or ())
+
+
+def _failed_check(
+    canary: Canary, status: CanaryStatus, obs: Observation, failed: list[CheckResult]
+) -> Decision:
+    count = status.failed_checks + 1
+    threshold = threshold_of(canary)
+    names = ", ".join(check.line for check in failed)
+    if count >= threshold:
+        return _rollback(
+            status, obs, f"failed checks reached threshold {count}/{threshold}: {names}", failed_checks=count
+        )
+    new = _step(status, obs, failed_checks=count, message=f"Halt advancement: {names}")
+    return Decision(
+        Action.HALT, f"halt at {status.canary_weight}% ({count}/{threshold} failed checks): {names}", new,
+        details=_check_lines(obs.checks),
+    )
+
+
+def _rollback(status: CanaryStatus, obs: Observation, why: str, failed_checks: int) -> Decision:
+    new = _step(status, obs, phase=Phase.FAILED, canary_weight=0, failed_checks=failed_checks,
+                message=f"Canary failed! {why}")
+    return Decision(Action.ROLLBACK, why, new, details=_check_lines(obs.checks), revert_target=True)
+
+
+def _advance_canary(canary: Canary, status: CanaryStatus, obs: Observation) -> Decision:
+    cap = max_weight_of(canary)
+    if status.canary_weight < cap:
+        weight = next_weight(canary, status.canary_weight)
+        if weight <= status.canary_weight:
+            # stepWeight 0 would stall forever; the spec loader rejects it, this guards the core.
+            return _rollback(status, obs, "analysis has no stepWeight or stepWeights to advance by",
+                             status.failed_checks)
+        new = _step(status, obs, canary_weight=weight, message=f"Advance canary weight {weight}")
+        return Decision(Action.ADVANCE, f"advance to {weight}%", new, details=_check_lines(obs.checks))
+    return _promote(canary, status, obs, skip=False)
+
+
+def _advance_iterations(
+    canary: Canary, status: CanaryStatus, obs: Observation, strategy: Strategy
+) -> Decision:
+    total = canary.spec.analysis.iterations
+    if status.iterations < total:
+        done = status.iterations + 1
+        new = _step(status, obs, iterations=done, message=f"Advance iteration {done}/{total}")
+        return Decision(Action.ADVANCE, f"iteration {done}/{total}", new, details=_check_lines(obs.checks))
+    if strategy is Strategy.BLUE_GREEN and status.iterations == total:
+        # Blue/green switches all traffic to the canary for one more interval before promoting.
+        new = _step(status, obs, iterations=total + 1, canary_weight=100,
+                    message="Routing all traffic to canary")
+        return Decision(Action.ADVANCE, "routing all traffic to the canary", new,
+                        details=_check_lines(obs.checks))
+    return _promote(canary, status, obs, skip=False)
+
+
+def _promote(canary: Canary, status: CanaryStatus, obs: Observation, skip: bool) -> Decision:
+    if skip:
+        # Flagger's skipAnalysis promotes in one go: copy, route to the primary, scale down.
+        new = _step(status, obs, phase=Phase.SUCCEEDED, canary_weight=0,
+                    last_promoted_spec=status.last_applied_spec, primary_revision=status.canary_revision,
+                    message="Canary analysis skipped; promotion finished")
+        return Decision(Action.PROMOTE, "analysis skipped; promoting", new, copy_to_primary=True)
+    new = _step(status, obs, phase=Phase.PROMOTING,
+                message=f"Copying {canary.spec.target_ref.name} template spec to "
+                        f"{canary.spec.target_ref.name}-primary")
+    return Decision(Action.PROMOTE, "analysis passed; promoting the canary spec to the primary", new,
+                    details=_check_lines(obs.checks), copy_to_primary=True)
+
+
+def _finish_promotion(canary: Canary, status: CanaryStatus, obs: Observation) -> Decision:
+    if not _due(canary, status, obs) or not obs.live:
+        return Decision(Action.NONE, "waiting for the promoted primary to be applied")
+    if status.phase is Phase.PROMOTING:
+        step = canary.spec.analysis.step_weight_promotion
+        if step and status.canary_weight - step > 0:
+            weight = status.canary_weight - step
+            new = _step(status, obs, canary_weight=weight,
+                        message=f"Advance primary weight {100 - weight}")
+            return Decision(Action.FINALIZE, f"promotion: primary at {100 - weight}%", new)
+        new = _step(status, obs, phase=Phase.FINALISING, canary_weight=0,
+                    message="Routing all traffic to primary")
+        return Decision(Action.FINALIZE, "routing all traffic to the primary", new)
+    new = _step(status, obs, phase=Phase.SUCCEEDED, canary_weight=0,
+                last_promoted_spec=status.last_applied_spec, primary_revision=status.canary_revision,
+                message="Promotion completed! Scaling down canary")
+    return Decision(Action.SUCCEED, "promotion completed; canary scaled to zero", new)
+
+

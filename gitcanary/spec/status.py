@@ -1,0 +1,72 @@
+"""The state gitcanary keeps per canary, committed in Git next to the generated objects.
+
+It is what a restarted reconciler reads to resume: Flagger keeps the same fields in the
+Canary's `.status`; gitcanary keeps them in `<generated dir>/gitcanary-status.yaml`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+STATUS_API_VERSION = "gitcanary.io/v1alpha1"
+STATUS_KIND = "CanaryStatus"
+
+
+class Phase(StrEnum):
+    INITIALIZING = "Initializing"
+    INITIALIZED = "Initialized"
+    WAITING = "Waiting"
+    PROGRESSING = "Progressing"
+    WAITING_PROMOTION = "WaitingPromotion"
+    PROMOTING = "Promoting"
+    FINALISING = "Finalising"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+    @property
+    def in_rollout(self) -> bool:
+        """A rollout is under way: the canary runs and may receive traffic."""
+        return self in _ROLLOUT_PHASES
+
+    @property
+    def canary_scaled_up(self) -> bool:
+        return self in _ROLLOUT_PHASES or self in (Phase.PROMOTING, Phase.FINALISING)
+
+
+_ROLLOUT_PHASES = frozenset({Phase.WAITING, Phase.PROGRESSING, Phase.WAITING_PROMOTION})
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class CanaryStatus(BaseModel):
+    """Flagger's CanaryStatus fields that matter for resuming, plus the revisions for humans."""
+
+    model_config = ConfigDict(populate_by_name=True, frozen=True)
+
+    phase: Phase
+    canary_weight: int = Field(0, alias="canaryWeight")
+    failed_checks: int = Field(0, alias="failedChecks")
+    iterations: int = 0
+    # sha256 of the target's rendered pod template: the revision under analysis...
+    last_applied_spec: str = Field(alias="lastAppliedSpec")
+    # ...and the one the primary runs.
+    last_promoted_spec: str = Field(alias="lastPromotedSpec")
+    primary_revision: str = Field("", alias="primaryRevision")
+    canary_revision: str = Field("", alias="canaryRevision")
+    rollout_id: str = Field("", alias="rolloutId")
+    last_transition_time: datetime = Field(alias="lastTransitionTime")
+    message: str = ""
+
+    def to_document(self, canary_key: str) -> dict[str, object]:
+        """The YAML document written to the status file (stable key order, plain types)."""
+        body = self.model_dump(mode="json", by_alias=True)
+        return {"apiVersion": STATUS_API_VERSION, "kind": STATUS_KIND, "canary": canary_key, "status": body}
+
+    @classmethod
+    def from_document(cls, doc: dict[str, object]) -> CanaryStatus:
+        return cls.model_validate(doc["status"])
