@@ -1,0 +1,184 @@
+"""Find Canary and MetricTemplate manifests in a checkout, and the files each canary depends on.
+
+A full scan runs once per process; after that only changed files are re-read (see `detect`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from gitcanary import yamlio
+from gitcanary.errors import SpecError
+from gitcanary.spec.load import LoadedCanary, is_flagger, load_canary, load_metric_template
+from gitcanary.spec.models import MetricTemplate
+
+YAML_SUFFIXES = (".yaml", ".yml")
+KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+GENERATED_SUFFIX = "-gitcanary"
+GENERATED_DIR_ANNOTATION = "gitcanary.io/generated-dir"
+STATUS_FILE = "gitcanary-status.yaml"
+
+
+@dataclass
+class Catalog:
+    """What the repository declares: canaries (or why one could not be read) and metric templates."""
+
+    canaries: dict[str, LoadedCanary] = field(default_factory=dict)  # key: "ns/name"
+    errors: dict[str, SpecError] = field(default_factory=dict)  # key: source file
+    templates: dict[str, MetricTemplate] = field(default_factory=dict)  # key: "ns/name"
+    template_sources: dict[str, str] = field(default_factory=dict)  # key -> source file
+    files: dict[str, list[str]] = field(default_factory=dict)  # source file -> keys declared in it
+
+    def forget_file(self, source: str) -> None:
+        for key in self.files.pop(source, []):
+            self.canaries.pop(key, None)
+            if self.template_sources.get(key) == source:
+                self.templates.pop(key, None)
+                self.template_sources.pop(key, None)
+        self.errors.pop(source, None)
+
+
+def yaml_files(root: Path) -> Iterable[str]:
+    """Repository-relative paths of YAML files, skipping .git and gitcanary's generated dirs."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d != ".git" and not d.endswith(GENERATED_SUFFIX))
+        for name in sorted(filenames):
+            if name.endswith(YAML_SUFFIXES):
+                yield str(PurePosixPath(Path(dirpath, name).relative_to(root)))
+
+
+def scan_file(catalog: Catalog, root: Path, source: str) -> None:
+    """(Re-)read one file into the catalog; a broken file records an error and changes nothing else."""
+    catalog.forget_file(source)
+    path = root / source
+    if not path.is_file():
+        return
+    text = path.read_text(errors="replace")
+    if "flagger.app" not in text:  # cheap filter: most files of a config repo are not Flagger's
+        return
+    try:
+        docs = yamlio.safe_load_all(text)
+        parsed = list(docs)
+    except yamlio.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "(document)"
+        catalog.errors[source] = SpecError(source, where, f"not valid YAML: {getattr(exc, 'problem', exc)}")
+        return
+    keys: list[str] = []
+    for index, doc in enumerate(parsed):
+        label = source if len(parsed) == 1 else f"{source}#{index}"
+        try:
+            if is_flagger(doc, "Canary"):
+                _default_namespace(root, source, doc)
+                loaded = load_canary(doc, label)
+                key = loaded.canary.key
+                if key in catalog.canaries and catalog.canaries[key].source != label:
+                    raise SpecError(label, "metadata.name",
+                                    f"canary {key} is also defined in {catalog.canaries[key].source}")
+                catalog.canaries[key] = loaded
+                keys.append(key)
+            elif is_flagger(doc, "MetricTemplate"):
+                template = load_metric_template(doc, label)
+                catalog.templates[template.key] = template
+                catalog.template_sources[template.key] = source
+                keys.append(template.key)
+        except SpecError as exc:
+            catalog.errors[source] = exc
+    catalog.files[source] = keys
+
+
+def _default_namespace(root: Path, source: str, doc: dict[str, Any]) -> None:
+    """A Canary without a namespace gets its kustomization's `namespace:`, as kustomize would give it."""
+    meta = doc.get("metadata")
+    if not isinstance(meta, dict) or meta.get("namespace"):
+        return
+    parent = str(PurePosixPath(source).parent)
+    kustomization = find_kustomization(root, "" if parent == "." else parent)
+    if kustomization is None:
+        return
+    try:
+        kdoc = next(iter(yamlio.safe_load_all((root / kustomization).read_text())), None)
+    except yamlio.YAMLError:
+        return
+    if isinstance(kdoc, dict) and isinstance(kdoc.get("namespace"), str):
+        meta["namespace"] = kdoc["namespace"]
+
+
+def scan(root: Path) -> Catalog:
+    catalog = Catalog()
+    for source in yaml_files(root):
+        scan_file(catalog, root, source)
+    return catalog
+
+
+def app_dir(loaded: LoadedCanary) -> str:
+    source = loaded.source.split("#", 1)[0]
+    parent = str(PurePosixPath(source).parent)
+    return "" if parent == "." else parent
+
+
+def generated_dir(loaded: LoadedCanary) -> str:
+    """Sibling of the app dir, so the app's `images:` transformer never reaches the primary."""
+    override = loaded.canary.metadata.annotations.get(GENERATED_DIR_ANNOTATION)
+    if override:
+        return override.strip("/")
+    app = app_dir(loaded)
+    parent = str(PurePosixPath(app).parent) if app else ""
+    name = f"{loaded.canary.name}{GENERATED_SUFFIX}"
+    return name if parent in ("", ".") else f"{parent}/{name}"
+
+
+def find_kustomization(root: Path, directory: str) -> str | None:
+    for name in KUSTOMIZATION_NAMES:
+        candidate = f"{directory}/{name}" if directory else name
+        if (root / candidate).is_file():
+            return candidate
+    return None
+
+
+def kustomize_inputs(root: Path, directory: str, seen: set[str] | None = None) -> set[str]:
+    """Directories and files a kustomization reads (resources, bases, components, patches), recursively.
+
+    A change under any of them may change what the app builds; nothing else can.
+    """
+    seen = seen if seen is not None else set()
+    if directory in seen:
+        return seen
+    seen.add(directory)
+    kustomization = find_kustomization(root, directory)
+    if kustomization is None:
+        return seen
+    try:
+        doc: Any = next(iter(yamlio.safe_load_all((root / kustomization).read_text())), {}) or {}
+    except yamlio.YAMLError:
+        return seen
+    refs: list[str] = []
+    for key in ("resources", "bases", "components", "crds", "configurations", "transformers", "generators"):
+        refs += [r for r in doc.get(key) or [] if isinstance(r, str)]
+    for key in ("patchesStrategicMerge",):
+        refs += [r for r in doc.get(key) or [] if isinstance(r, str) and "\n" not in r]
+    for key in ("patches", "patchesJson6902"):
+        refs += [p["path"] for p in doc.get(key) or [] if isinstance(p, dict) and p.get("path")]
+    for ref in refs:
+        if "://" in ref or ref.startswith("git@"):
+            continue
+        joined = os.path.normpath(os.path.join(directory, ref)) if directory else os.path.normpath(ref)
+        if joined.startswith(".."):
+            continue
+        if (root / joined).is_dir():
+            kustomize_inputs(root, joined, seen)
+        else:
+            seen.add(joined)
+    return seen
+
+
+def affects(inputs: set[str], changed: set[str]) -> bool:
+    for path in changed:
+        for item in inputs:
+            if path == item or not item or path.startswith(item + "/"):
+                return True
+    return False

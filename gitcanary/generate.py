@@ -1,0 +1,271 @@
+"""Write a decision into the repository's files: the generated dir, the target's replicas, the hook-up.
+
+Every edit is a round-trip merge into what the file already holds, so a step commit changes only
+the lines that differ (a weight, a phase) and comments people added survive.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gitcanary import detect, render, yamlio
+from gitcanary.discovery import (
+    KUSTOMIZATION_NAMES,
+    STATUS_FILE,
+    app_dir,
+    find_kustomization,
+    generated_dir,
+)
+from gitcanary.errors import RenderError, SpecError
+from gitcanary.routers import Router
+from gitcanary.spec.load import LoadedCanary
+from gitcanary.spec.status import CanaryStatus, Phase
+
+Obj = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where one canary's files live, repository-relative."""
+
+    app_dir: str
+    generated_dir: str
+    target: str
+
+    @classmethod
+    def of(cls, loaded: LoadedCanary) -> Layout:
+        return cls(app_dir(loaded), generated_dir(loaded), loaded.canary.spec.target_ref.name)
+
+    def _in(self, name: str) -> str:
+        return f"{self.generated_dir}/{name}" if self.generated_dir else name
+
+    @property
+    def kustomization(self) -> str:
+        return self._in("kustomization.yaml")
+
+    @property
+    def primary(self) -> str:
+        return self._in(f"{self.target}-primary.yaml")
+
+    @property
+    def services(self) -> str:
+        return self._in("services.yaml")
+
+    @property
+    def routing(self) -> str:
+        return self._in("routing.yaml")
+
+    @property
+    def status(self) -> str:
+        return self._in(STATUS_FILE)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """The user's target as the app dir builds it now."""
+
+    target: Obj
+    autoscaler: Obj | None
+    spec_hash: str
+    revision: str
+
+
+def merge(existing: Any, desired: Any) -> Any:
+    """`desired`, reusing `existing` round-trip nodes where equal so comments and order survive."""
+    if isinstance(existing, dict) and isinstance(desired, dict):
+        for key in [k for k in existing if k not in desired]:
+            del existing[key]
+        for key, value in desired.items():
+            existing[key] = merge(existing[key], value) if key in existing else value
+        return existing
+    if isinstance(existing, list) and isinstance(desired, list) and len(existing) == len(desired):
+        for index, value in enumerate(desired):
+            existing[index] = merge(existing[index], value)
+        return existing
+    return existing if existing == desired else desired
+
+
+def write_documents(root: Path, path: str, docs: list[Obj]) -> bool:
+    """Write `docs` to `path`, merged into its current content; True if the file changed."""
+    file = root / path
+    old_text = file.read_text() if file.exists() else None
+    if old_text is not None:
+        try:
+            current = yamlio.load_all(old_text)
+        except yamlio.YAMLError:
+            current = []
+        if len(current) == len(docs):
+            docs = [merge(old, new) for old, new in zip(current, docs, strict=True)]
+    new_text = yamlio.dump(docs[0], like=old_text) if len(docs) == 1 else yamlio.dump_all(docs, like=old_text)
+    if new_text == old_text:
+        return False
+    file.parent.mkdir(parents=True, exist_ok=True)
+    file.write_text(new_text)
+    return True
+
+
+def read_status(root: Path, layout: Layout) -> CanaryStatus | None:
+    file = root / layout.status
+    if not file.exists():
+        return None
+    try:
+        doc = yamlio.load(file.read_text())
+        return CanaryStatus.from_document(doc)
+    except Exception as exc:  # a hand-edited status must halt this canary with a clear message
+        raise SpecError(layout.status, "status", f"unreadable gitcanary status: {exc}") from exc
+
+
+def read_objects(root: Path, path: str) -> list[Obj]:
+    file = root / path
+    if not file.exists():
+        return []
+    return [doc for doc in yamlio.safe_load_all(file.read_text()) if isinstance(doc, dict)]
+
+
+def primary_replicas(root: Path, layout: Layout, rendered: Rendered) -> int:
+    """How many pods the canary runs during analysis: the primary's count, the HPA's minimum, or 1."""
+    if rendered.autoscaler is not None:
+        return int(rendered.autoscaler.get("spec", {}).get("minReplicas") or 1)
+    primary = render.find_object(read_objects(root, layout.primary), "Deployment", f"{layout.target}-primary")
+    if primary and primary.get("spec", {}).get("replicas") is not None:
+        return int(primary["spec"]["replicas"])
+    return 1
+
+
+class FileWriter:
+    """Turns one canary's decision into file changes under `root`; returns the paths it changed."""
+
+    def __init__(self, root: Path, loaded: LoadedCanary, router: Router) -> None:
+        self.root = root
+        self.loaded = loaded
+        self.canary = loaded.canary
+        self.layout = Layout.of(loaded)
+        self.router = router
+        self.changed: list[str] = []
+
+    def _write(self, path: str, docs: list[Obj]) -> None:
+        if write_documents(self.root, path, docs):
+            self.changed.append(path)
+
+    def apply(self, status: CanaryStatus, rendered: Rendered, copy_to_primary: bool,
+              revert_target: bool) -> list[str]:
+        routed = status.phase is not Phase.INITIALIZING
+        where = self.loaded.source
+        if revert_target:
+            self.revert_target(rendered)
+        if copy_to_primary:
+            user_replicas = rendered.target.get("spec", {}).get("replicas")
+            existing = render.find_object(read_objects(self.root, self.layout.primary), "Deployment",
+                                          f"{self.layout.target}-primary")
+            if existing is not None and existing.get("spec", {}).get("replicas") is not None:
+                user_replicas = existing["spec"]["replicas"]
+            replicas = None if rendered.autoscaler is not None else int(user_replicas or 1)
+            docs = [render.primary_deployment(rendered.target, self.canary, replicas, where)]
+            if rendered.autoscaler is not None:
+                docs.append(render.primary_autoscaler(rendered.autoscaler, self.canary))
+            self._write(self.layout.primary, docs)
+        self._write(self.layout.services, render.services(self.canary, rendered.target, where, routed))
+        resources = [os.path.basename(self.layout.primary), os.path.basename(self.layout.services)]
+        if routed:
+            weights = (100 - status.canary_weight, status.canary_weight)
+            self._write(self.layout.routing, self.router.render(self.canary, *weights))
+            resources.append(os.path.basename(self.layout.routing))
+            replicas = primary_replicas(self.root, self.layout, rendered) if status.phase.canary_scaled_up else 0
+            self.scale_target(replicas)
+        self._write(self.layout.kustomization, [{
+            "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+            "resources": resources,
+        }])
+        self._write(self.layout.status, [status.to_document(self.canary.key)])
+        self.hook_up()
+        return self.changed
+
+    def scale_target(self, replicas: int) -> None:
+        """Set the target's replicas through the app's kustomization `replicas:`, or its manifest."""
+        kustomization = find_kustomization(self.root, self.layout.app_dir)
+        if kustomization is not None:
+            text = (self.root / kustomization).read_text()
+            doc = yamlio.load(text)
+            entries = doc.get("replicas")
+            if entries is None:
+                doc["replicas"] = [{"name": self.layout.target, "count": replicas}]
+            else:
+                for entry in entries:
+                    if entry.get("name") == self.layout.target:
+                        if entry.get("count") != replicas:
+                            entry["count"] = replicas
+                        break
+                else:
+                    entries.append({"name": self.layout.target, "count": replicas})
+            new_text = yamlio.dump(doc, like=text)
+            if new_text != text:
+                (self.root / kustomization).write_text(new_text)
+                self.changed.append(kustomization)
+            return
+        self._scale_manifest(replicas)
+
+    def _scale_manifest(self, replicas: int) -> None:
+        directory = self.root / self.layout.app_dir
+        for path in sorted(directory.iterdir()):
+            if not path.name.endswith((".yaml", ".yml")):
+                continue
+            text = path.read_text()
+            docs = yamlio.load_all(text)
+            for doc in docs:
+                if isinstance(doc, dict) and doc.get("kind") == "Deployment" and \
+                        (doc.get("metadata") or {}).get("name") == self.layout.target:
+                    if doc["spec"].get("replicas") == replicas:
+                        return
+                    doc["spec"]["replicas"] = replicas
+                    path.write_text(yamlio.dump_all(docs, like=text) if len(docs) > 1
+                                    else yamlio.dump(docs[0], like=text))
+                    self.changed.append(str(path.relative_to(self.root)))
+                    return
+        raise RenderError(f"{self.loaded.source}: spec.targetRef: Deployment {self.layout.target} "
+                          f"not found in {self.layout.app_dir}")
+
+    def revert_target(self, rendered: Rendered) -> list[str]:
+        """Write the primary's images back where the target's come from; lines of what was done."""
+        primary = render.find_object(read_objects(self.root, self.layout.primary), "Deployment",
+                                     f"{self.layout.target}-primary")
+        if primary is None:
+            return []
+        notes: list[str] = []
+        for container, old, new in detect.image_changes(render.container_images(primary),
+                                                        render.container_images(rendered.target)):
+            source = detect.locate(self.root, self.layout.app_dir, container, new)
+            if source is None or not old:
+                notes.append(f"{container}: {new} not found in {self.layout.app_dir}; left as is")
+                continue
+            if detect.write_back(self.root, source, container, new, old):
+                self.changed.append(source.path)
+                notes.append(f"{container}: {new} -> {old} in {source.path} {source.field}")
+        self.revert_notes = notes
+        return notes
+
+    def hook_up(self) -> str:
+        """Make the applier build the generated dir: list it in the parent kustomization if there is one."""
+        parent = os.path.dirname(self.layout.generated_dir)
+        kustomization = find_kustomization(self.root, parent)
+        entry = os.path.relpath(self.layout.generated_dir, parent or ".")
+        if kustomization is None:
+            return (f"{parent or '.'} has no kustomization.yaml: Flux's generated one includes "
+                    f"{self.layout.generated_dir} by itself")
+        text = (self.root / kustomization).read_text()
+        doc = yamlio.load(text) or {}
+        resources = doc.get("resources")
+        if resources is None:
+            doc["resources"] = [entry]
+        elif entry in resources or f"./{entry}" in resources:
+            return f"{kustomization} already lists {entry}"
+        else:
+            resources.append(entry)
+        (self.root / kustomization).write_text(yamlio.dump(doc, like=text))
+        self.changed.append(kustomization)
+        return f"added {entry} to {kustomization} resources"
+
+
+__all__ = ["KUSTOMIZATION_NAMES", "FileWriter", "Layout", "Rendered", "merge", "read_status"]

@@ -1,0 +1,64 @@
+"""Commit messages for each transition: what happened, the evidence, and the trailers to resume by."""
+
+from __future__ import annotations
+
+from gitcanary.rollout import Action, Decision
+from gitcanary.spec.models import Canary
+from gitcanary.spec.status import CanaryStatus
+from gitcanary.trailers import format_message
+
+
+def subject(canary: Canary, old: CanaryStatus | None, decision: Decision) -> str:
+    new = decision.status
+    assert new is not None
+    key = canary.key
+    revs = f"{new.primary_revision} -> {new.canary_revision}"
+    weight = new.canary_weight
+    match decision.action:
+        case Action.INITIALIZE:
+            return f"gitcanary: initialize {key}: primary at {new.primary_revision}"
+        case Action.INITIALIZED:
+            return f"gitcanary: route {key} to its primary ({new.primary_revision}), scale target to 0"
+        case Action.START:
+            return f"gitcanary: start {key} rollout {revs}"
+        case Action.RESTART:
+            was = old.canary_revision if old else "?"
+            return f"gitcanary: restart {key} analysis on {new.canary_revision} (was {was})"
+        case Action.CANCEL:
+            return f"gitcanary: abandon {key} rollout: target is back at {new.primary_revision}"
+        case Action.ADVANCE:
+            if new.iterations and new.canary_weight != 100:
+                return f"gitcanary: advance {key} to iteration {new.iterations} ({revs})"
+            return f"gitcanary: advance {key} to {weight}% ({revs})"
+        case Action.HALT:
+            return (f"gitcanary: halt {key} at {weight}% ({revs}): "
+                    f"{new.failed_checks} failed check{'s' if new.failed_checks != 1 else ''}")
+        case Action.PROMOTE:
+            return f"gitcanary: promote {key} {revs}: copy canary spec to primary"
+        case Action.FINALIZE:
+            if weight:
+                return f"gitcanary: shift {key} traffic to primary {100 - weight}% ({revs})"
+            return f"gitcanary: route {key} traffic to primary ({new.canary_revision})"
+        case Action.SUCCEED:
+            return f"gitcanary: finish {key} promotion to {new.primary_revision}, scale canary to 0"
+        case Action.ROLLBACK:
+            return (f"gitcanary: roll back {key} to {new.primary_revision} "
+                    f"({new.failed_checks} failed checks on {new.canary_revision})")
+    return f"gitcanary: {decision.action.value} {key}"
+
+
+def compose(canary: Canary, old: CanaryStatus | None, decision: Decision, notes: list[str]) -> str:
+    new = decision.status
+    assert new is not None
+    body = [decision.reason, *decision.details, *notes]
+    trailers = {
+        "Canary": canary.key,
+        "Action": decision.action.value,
+        "Rollout": new.rollout_id or f"{new.primary_revision}/init",
+        "Phase": new.phase.value,
+        "Weight": new.canary_weight,
+        "Failed-Checks": new.failed_checks,
+        "Iterations": new.iterations,
+        "Revision": f"{new.primary_revision}..{new.canary_revision}",
+    }
+    return format_message(subject(canary, old, decision), body, trailers)

@@ -1,0 +1,294 @@
+"""The loop that ties the edges to the pure core: fetch, observe, decide, commit, push.
+
+Stateless across restarts: everything needed to resume is in Git (status files and trailers).
+In memory it keeps only caches (the catalog, renders, statuses) keyed by the last seen commit,
+so an idle tick costs a fetch and a comparison, and a new commit re-reads only what it changed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
+from gitcanary import discovery, messages
+from gitcanary.config import Settings
+from gitcanary.discovery import Catalog
+from gitcanary.errors import GitcanaryError, GitError, PushRejected
+from gitcanary.generate import FileWriter, Layout, Rendered, read_status
+from gitcanary.observations import CheckResult, Observation
+from gitcanary.repo import Identity, Workspace
+from gitcanary.rollout import Action, Decision, decide
+from gitcanary.routers import router_for
+from gitcanary.spec.load import LoadedCanary
+from gitcanary.spec.models import Canary, MetricTemplate
+from gitcanary.spec.status import CanaryStatus, utcnow
+from gitcanary.target import render_target
+
+log = logging.getLogger("gitcanary")
+
+Analyzer = Callable[..., tuple[CheckResult, ...]]
+
+
+@dataclass
+class CanaryReport:
+    """One canary as the last tick saw it (what `gitcanary status` prints)."""
+
+    key: str
+    source: str
+    status: CanaryStatus | None = None
+    waiting: str = ""
+    error: str = ""
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass
+class TickResult:
+    head: str
+    commits: list[str] = field(default_factory=list)
+    reports: dict[str, CanaryReport] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)  # source file -> message
+
+
+def default_analyzer() -> Analyzer:
+    from gitcanary.analysis import run_analysis
+
+    return run_analysis
+
+
+class Reconciler:
+    def __init__(self, settings: Settings, *, clock: Callable[[], datetime] = utcnow,
+                 analyzer: Analyzer | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.analyzer = analyzer
+        self.sleep = sleep
+        self.workspace = Workspace(
+            settings.repo, settings.branch, settings.resolved_workdir(),
+            Identity(settings.author_name, settings.author_email), settings.signing_key,
+        )
+        self.catalog: Catalog | None = None
+        self.last_head: str | None = None
+        self.renders: dict[str, Rendered] = {}
+        self.inputs: dict[str, set[str]] = {}
+        self.statuses: dict[str, CanaryStatus | None] = {}
+        self.reports: dict[str, CanaryReport] = {}
+
+    @property
+    def root(self) -> Path:
+        return self.workspace.root
+
+    # -- observing ---------------------------------------------------------------------------
+
+    def refresh(self, head: str) -> None:
+        """Bring the caches to `head`: a full scan the first time, then only what changed."""
+        if self.catalog is None or self.last_head is None:
+            self.catalog = discovery.scan(self.root)
+            self.renders.clear()
+            self.statuses.clear()
+            self.inputs.clear()
+        elif head != self.last_head:
+            changed = self.workspace.changed_paths(self.last_head, head)
+            for path in sorted(changed):
+                if path.endswith(discovery.YAML_SUFFIXES):
+                    discovery.scan_file(self.catalog, self.root, path)
+            for key in list(self.renders):
+                inputs = self.inputs.get(key, set())
+                if discovery.affects(inputs, changed):
+                    self.renders.pop(key, None)
+            for key in list(self.statuses):
+                loaded = self.catalog.canaries.get(key)
+                if loaded is None or Layout.of(loaded).status in changed:
+                    self.statuses.pop(key, None)
+        self.last_head = head
+
+    def _rendered(self, key: str, loaded: LoadedCanary) -> Rendered:
+        if key not in self.renders:
+            self.renders[key] = render_target(self.root, loaded)
+            layout = Layout.of(loaded)
+            self.inputs[key] = discovery.kustomize_inputs(self.root, layout.app_dir) | {
+                loaded.source.split("#", 1)[0], layout.generated_dir}
+        return self.renders[key]
+
+    def _status(self, key: str, loaded: LoadedCanary) -> CanaryStatus | None:
+        if key not in self.statuses:
+            self.statuses[key] = read_status(self.root, Layout.of(loaded))
+        return self.statuses[key]
+
+    # -- deciding and doing ------------------------------------------------------------------
+
+    def _analyze(self, canary: Canary, templates: Mapping[str, MetricTemplate],
+                 now: datetime) -> tuple[CheckResult, ...]:
+        analyzer = self.analyzer or default_analyzer()
+        return analyzer(canary, templates, default_address=self.settings.prometheus, now=now)
+
+    def observe(self, key: str, now: datetime) -> tuple[Decision, CanaryStatus | None, Rendered]:
+        assert self.catalog is not None
+        loaded = self.catalog.canaries[key]
+        status = self._status(key, loaded)
+        rendered = self._rendered(key, loaded)
+        live = status is None or (now - status.last_transition_time).total_seconds() >= self.settings.settle
+        obs = Observation(now, rendered.spec_hash, rendered.revision, live=live)
+        decision = decide(loaded.canary, status, obs)
+        if decision.action is Action.MEASURE:
+            checks = self._analyze(loaded.canary, self.catalog.templates, now)
+            decision = decide(loaded.canary, status, replace(obs, checks=checks))
+        return decision, status, rendered
+
+    def _step(self, key: str, now: datetime) -> str | None:
+        """Decide for one canary and commit the transition; the new commit, or None."""
+        assert self.catalog is not None
+        loaded = self.catalog.canaries[key]
+        report = CanaryReport(key, loaded.source, warnings=loaded.warnings)
+        self.reports[key] = report
+        router = router_for(loaded.canary, loaded.source)
+        decision, status, rendered = self.observe(key, now)
+        report.status = status
+        if decision.status is None:
+            report.waiting = decision.reason
+            return None
+        writer = FileWriter(self.root, loaded, router)
+        changed = writer.apply(decision.status, rendered, decision.copy_to_primary, decision.revert_target)
+        notes = list(getattr(writer, "revert_notes", []))
+        if decision.action in (Action.START, Action.RESTART):
+            notes += self._bump_notes(loaded, rendered)
+        message = messages.compose(loaded.canary, status, decision, notes)
+        sha = self.workspace.commit(message, changed)
+        log.info("%s: %s", key, message.splitlines()[0])
+        self.statuses[key] = decision.status
+        report.status = decision.status
+        if any(path not in (Layout.of(loaded).status,) for path in changed):
+            self.renders.pop(key, None)
+        return sha
+
+    def _bump_notes(self, loaded: LoadedCanary, rendered: Rendered) -> list[str]:
+        from gitcanary import detect, render
+        from gitcanary.generate import read_objects
+
+        layout = Layout.of(loaded)
+        primary = render.find_object(read_objects(self.root, layout.primary), "Deployment",
+                                     f"{layout.target}-primary")
+        if primary is None:
+            return []
+        notes = []
+        for container, old, new in detect.image_changes(render.container_images(primary),
+                                                        render.container_images(rendered.target)):
+            source = detect.locate(self.root, layout.app_dir, container, new)
+            where = f" ({source.path} {source.field})" if source else ""
+            notes.append(f"image {container}: {old} -> {new}{where}")
+        if not notes:
+            notes.append("pod template changed (no image change)")
+        return notes
+
+    def _decide_all(self, now: datetime) -> list[str]:
+        assert self.catalog is not None
+        commits = []
+        for key in sorted(self.catalog.canaries):
+            try:
+                sha = self._step(key, now)
+            except GitcanaryError as exc:
+                # This canary halts with its reason; the others go on. Drop its half-written files.
+                self.workspace.repo.git.reset("--hard", "HEAD")
+                self.workspace.repo.git.clean("-fdq")
+                report = self.reports.setdefault(key, CanaryReport(key, self.catalog.canaries[key].source))
+                report.error = str(exc)
+                log.error("%s: %s", key, exc)
+                continue
+            if sha is not None:
+                commits.append(sha)
+        return commits
+
+    def tick(self) -> TickResult:
+        """One reconciliation: fetch, decide for every canary, commit, push (with rebase and retry)."""
+        retrying = Retrying(
+            stop=stop_after_attempt(self.settings.push_attempts),
+            wait=wait_exponential_jitter(initial=0.2, max=5.0),
+            retry=retry_if_exception_type(PushRejected),
+            sleep=self.sleep,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    return self._attempt()
+        except RetryError as exc:
+            raise GitError(f"could not push to {self.settings.repo} after {self.settings.push_attempts} "
+                           "attempts: the branch keeps moving") from exc
+        raise AssertionError("unreachable")
+
+    def _attempt(self) -> TickResult:
+        head = self.workspace.sync()
+        self.refresh(head)
+        assert self.catalog is not None
+        self.reports = {k: v for k, v in self.reports.items() if k in self.catalog.canaries}
+        commits = self._decide_all(self.clock())
+        result = TickResult(head, commits, dict(self.reports),
+                            {src: str(err) for src, err in self.catalog.errors.items()})
+        if not commits:
+            return result
+        try:
+            self.workspace.push()
+        except PushRejected:
+            if self._rebase_if_unrelated(head):
+                self.workspace.push()  # a second rejection goes round the retry loop
+            else:
+                raise
+        self.refresh(self.workspace.head())
+        result.head = self.workspace.head()
+        return result
+
+    def _rebase_if_unrelated(self, base: str) -> bool:
+        """Replay our commits on the remote when nobody touched what they were decided from.
+
+        If someone changed a file our commits change, or an input of a canary we moved, the
+        decisions may be stale: drop them (the retry re-reads and decides again).
+        """
+        ours = set()
+        for sha in self.workspace.local_commits():
+            ours |= self.workspace.changed_paths(f"{sha}~1", sha)
+        remote = self.workspace.fetch()
+        incoming = self.workspace.changed_paths(base, remote)
+        watched = set(ours)
+        for key, inputs in self.inputs.items():
+            if self.catalog and key in self.catalog.canaries:
+                watched |= inputs
+        if discovery.affects(watched, incoming) or ours & incoming:
+            log.info("remote changed inputs of this tick's decisions; deciding again")
+            self._forget()
+            return False
+        if not self.workspace.rebase(self.workspace.remote_ref):
+            self._forget()
+            return False
+        return True
+
+    def _forget(self) -> None:
+        """Drop caches that our discarded commits updated; the next attempt re-reads from Git."""
+        self.statuses.clear()
+        self.renders.clear()
+        self.last_head = None
+
+    # -- long-running ------------------------------------------------------------------------
+
+    def run_forever(self, on_tick: Callable[[TickResult], Any] | None = None) -> None:
+        """Tick every `poll_interval` seconds on an APScheduler; one tick at a time, none queued up."""
+        from apscheduler.schedulers.blocking import BlockingScheduler
+
+        scheduler = BlockingScheduler()
+
+        def job() -> None:
+            try:
+                result = self.tick()
+            except GitcanaryError as exc:
+                log.error("tick failed: %s", exc)
+                return
+            if on_tick is not None:
+                on_tick(result)
+
+        scheduler.add_job(job, "interval", seconds=self.settings.poll_interval, max_instances=1,
+                          coalesce=True, next_run_time=datetime.now().astimezone())
+        scheduler.start()

@@ -1,0 +1,155 @@
+"""The Git edge: gitcanary's own clone of the config repository.
+
+gitcanary never works in a person's checkout: it keeps a clone in its work directory,
+resets it to the remote at every tick (its own unpushed commits are the only thing that can
+be dropped there), commits, and pushes with fetch + rebase + retry. It never force-pushes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from git import Actor, GitCommandError, Repo
+
+from gitcanary.errors import GitError, PushRejected
+
+log = logging.getLogger(__name__)
+REMOTE = "origin"
+GIT_TIMEOUT_SECONDS = 120
+
+
+@dataclass(frozen=True)
+class Identity:
+    name: str = "gitcanary"
+    email: str = "gitcanary@users.noreply.local"
+
+    def actor(self) -> Actor:
+        return Actor(self.name, self.email)
+
+
+class Workspace:
+    """A clone of `url` at `workdir`, tracking `branch`."""
+
+    def __init__(self, url: str, branch: str, workdir: Path, identity: Identity | None = None,
+                 signing_key: str | None = None) -> None:
+        self.url = url
+        self.branch = branch
+        self.root = Path(workdir)
+        self.identity = identity or Identity()
+        self.signing_key = signing_key
+        self._repo: Repo | None = None
+
+    @property
+    def repo(self) -> Repo:
+        if self._repo is None:
+            self._repo = self._open_or_clone()
+        return self._repo
+
+    def _open_or_clone(self) -> Repo:
+        if (self.root / ".git").exists():
+            repo = Repo(self.root)
+            if repo.remotes and repo.remotes[REMOTE].url != self.url:
+                repo.remotes[REMOTE].set_url(self.url)
+            return repo
+        self.root.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return Repo.clone_from(self.url, self.root, branch=self.branch, no_tags=True)
+        except GitCommandError as exc:
+            raise GitError(f"cannot clone {self.url} (branch {self.branch}): {exc.stderr.strip()}") from exc
+
+    @property
+    def remote_ref(self) -> str:
+        return f"{REMOTE}/{self.branch}"
+
+    def fetch(self) -> str:
+        """Fetch the tracked branch; the remote's head commit."""
+        try:
+            self.repo.git.fetch(REMOTE, f"+refs/heads/{self.branch}:refs/remotes/{REMOTE}/{self.branch}",
+                                "--no-tags", kill_after_timeout=GIT_TIMEOUT_SECONDS)
+        except GitCommandError as exc:
+            raise GitError(f"git fetch {self.url} failed: {exc.stderr.strip()}") from exc
+        return self.repo.git.rev_parse(self.remote_ref)
+
+    def sync(self) -> str:
+        """Fetch and make the work tree exactly the remote branch; returns its head.
+
+        Cheap when nothing moved: no reset when HEAD already is the remote head.
+        """
+        remote_head = self.fetch()
+        if self.head() != remote_head or self.repo.is_dirty(untracked_files=True):
+            self.reset(remote_head)
+        return remote_head
+
+    def reset(self, rev: str) -> None:
+        git = self.repo.git
+        git.checkout("-B", self.branch, rev)
+        git.reset("--hard", rev)
+        git.clean("-fdq")
+
+    def head(self) -> str:
+        try:
+            return self.repo.git.rev_parse("HEAD")
+        except GitCommandError:
+            return ""
+
+    def changed_paths(self, old: str, new: str) -> set[str]:
+        """Paths that differ between two commits (both sides of a rename)."""
+        out = self.repo.git.diff("--name-only", "--no-renames", old, new)
+        return {line for line in out.splitlines() if line}
+
+    def is_ancestor(self, old: str, new: str) -> bool:
+        try:
+            self.repo.git.merge_base("--is-ancestor", old, new)
+            return True
+        except GitCommandError:
+            return False
+
+    def commit(self, message: str, paths: list[str]) -> str:
+        """Commit the given paths (added, changed or deleted) with gitcanary's identity."""
+        git = self.repo.git
+        git.add("--all", "--", *paths)
+        if not git.diff("--cached", "--name-only"):
+            return self.head()
+        args = ["-m", message, "--no-verify"]
+        if self.signing_key:
+            args += [f"--gpg-sign={self.signing_key}"]
+        env = {
+            "GIT_AUTHOR_NAME": self.identity.name, "GIT_AUTHOR_EMAIL": self.identity.email,
+            "GIT_COMMITTER_NAME": self.identity.name, "GIT_COMMITTER_EMAIL": self.identity.email,
+        }
+        with git.custom_environment(**env):
+            git.commit(*args)
+        return self.head()
+
+    def push(self) -> None:
+        """Push HEAD to the branch; PushRejected when the remote moved (never forced)."""
+        try:
+            self.repo.git.push(REMOTE, f"HEAD:refs/heads/{self.branch}", "--porcelain",
+                               kill_after_timeout=GIT_TIMEOUT_SECONDS)
+        except GitCommandError as exc:
+            text = f"{exc.stdout}\n{exc.stderr}"
+            if "[rejected]" in text or "non-fast-forward" in text or "fetch first" in text:
+                raise PushRejected(f"{self.branch} moved on {self.url}") from exc
+            raise GitError(f"git push to {self.url} failed: {exc.stderr.strip()}") from exc
+
+    def rebase(self, onto: str) -> bool:
+        """Replay local commits on `onto`; False (and nothing changed) on a conflict."""
+        try:
+            self.repo.git.rebase(onto, env={**os.environ, "GIT_EDITOR": "true"})
+            return True
+        except GitCommandError:
+            self.repo.git.rebase("--abort")
+            return False
+
+    def local_commits(self) -> list[str]:
+        out = self.repo.git.rev_list(f"{self.remote_ref}..HEAD")
+        return out.split()
+
+    def read(self, path: str, rev: str = "HEAD") -> str | None:
+        try:
+            return self.repo.git.show(f"{rev}:{path}")
+        except GitCommandError:
+            return None

@@ -1,0 +1,152 @@
+"""Load Canary and MetricTemplate documents, with errors that name the file and field.
+
+Checks run in order: Flagger's own CRD schema (types, enums), fields the CRD does not know
+(typos), gitcanary's pydantic models, then what gitcanary cannot do yet. Fields the CRD
+allows but gitcanary does not act on yet are reported as warnings, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import jsonschema
+from pydantic import ValidationError
+
+from gitcanary.errors import SpecError
+from gitcanary.spec.models import Canary, MetricTemplate
+
+FLAGGER_GROUP = "flagger.app"
+
+# Valid in Flagger, not acted on by gitcanary yet: reported as warnings on load.
+UNSUPPORTED_FIELDS: dict[str, str] = {
+    "spec.analysis.webhooks": "webhooks are not called yet; analysis runs the metric checks only",
+    "spec.analysis.alerts": "alerts are not sent yet",
+    "spec.analysis.mirror": "traffic mirroring is not rendered yet",
+    "spec.analysis.mirrorWeight": "traffic mirroring is not rendered yet",
+    "spec.analysis.sessionAffinity": "session affinity is not rendered yet",
+    "spec.analysis.primaryReadyThreshold": "no cluster observer yet; the settle delay stands in",
+    "spec.analysis.canaryReadyThreshold": "no cluster observer yet; the settle delay stands in",
+    "spec.metricsServer": "builtin metrics use gitcanary's --prometheus address",
+    "spec.revertOnDeletion": "deleting the canary leaves the generated objects in Git",
+    "spec.ingressRef": "ingress providers are not supported yet",
+    "spec.routeRef": "APISIX routes are not supported yet",
+    "spec.upstreamRef": "Gloo upstreams are not supported yet",
+    "spec.autoscalerRef.primaryScalerQueries": "KEDA scaler queries are not copied yet",
+    "spec.autoscalerRef.primaryScalerReplicas": "primary scaler replicas are not applied yet",
+    "spec.service.portDiscovery": "only service.port is exposed; other container ports are not discovered",
+    "spec.service.gatewayRefs": "Gateway API routing is not supported yet",
+    "spec.service.backends": "extra backends are not rendered yet",
+    "spec.service.mirror": "mirroring is not rendered yet",
+    "spec.service.delegation": "VirtualService delegation is not rendered yet",
+    "spec.service.headless": "headless services are not rendered yet",
+    "spec.service.trafficDistribution": "trafficDistribution is not rendered yet",
+    "spec.service.unmanagedMetadata": "unmanaged metadata is not honoured yet",
+    "spec.service.backendTimeout": "backendTimeout is not rendered yet",
+    "spec.service.meshName": "meshName is not used by the Istio router",
+}
+
+
+@dataclass(frozen=True)
+class LoadedCanary:
+    canary: Canary
+    source: str
+    warnings: tuple[str, ...] = field(default=())
+
+
+@cache
+def _schemas() -> dict[str, Any]:
+    text = resources.files("gitcanary").joinpath("schemas/flagger.json").read_text()
+    return json.loads(text)
+
+
+def _schema_for(doc: dict[str, Any], source: str) -> dict[str, Any]:
+    api_version = str(doc.get("apiVersion", ""))
+    key = f"{api_version}/{doc.get('kind')}"
+    schema = _schemas().get(key)
+    if schema is None:
+        raise SpecError(source, "apiVersion", f"{api_version!r} is not a Flagger version gitcanary reads "
+                        f"(expected {FLAGGER_GROUP}/v1beta1)")
+    return schema
+
+
+def _path(parts: Any) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _check_schema(doc: dict[str, Any], source: str) -> None:
+    from gitcanary.validation import unknown_fields
+
+    schema = _schema_for(doc, source)
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        first = errors[0]
+        raise SpecError(source, _path(first.absolute_path) or "(document)", first.message)
+    unknown = unknown_fields(doc, schema)
+    if unknown:
+        raise SpecError(source, unknown[0], "unknown field (not in Flagger's CRD); check its spelling")
+
+
+def _pydantic_error(exc: ValidationError, source: str) -> SpecError:
+    first = exc.errors()[0]
+    return SpecError(source, _path(first["loc"]), first["msg"])
+
+
+def _present(doc: dict[str, Any], dotted: str) -> bool:
+    node: Any = doc
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return node not in (None, False, [], {})
+
+
+def load_canary(doc: dict[str, Any], source: str) -> LoadedCanary:
+    """A Canary from a parsed document; SpecError names `source` and the field at fault."""
+    _check_schema(doc, source)
+    try:
+        canary = Canary.model_validate(doc)
+    except ValidationError as exc:
+        raise _pydantic_error(exc, source) from exc
+    spec = canary.spec
+    analysis = spec.analysis
+    if spec.target_ref.kind != "Deployment":
+        raise SpecError(source, "spec.targetRef.kind", f"{spec.target_ref.kind} targets are not supported yet "
+                        "(Deployment only)")
+    if analysis.match and analysis.iterations > 0:
+        raise SpecError(source, "spec.analysis.match", "A/B testing (match + iterations) is not routed yet")
+    if not spec.skip_analysis and analysis.iterations <= 0 and not analysis.step_weights \
+            and not (analysis.step_weight or 0) > 0:
+        raise SpecError(source, "spec.analysis.stepWeight", "a canary needs stepWeight > 0 or stepWeights "
+                        "(or iterations for blue/green)")
+    if any(w <= 0 or w > 100 for w in analysis.step_weights) or analysis.step_weights != sorted(
+            set(analysis.step_weights)):
+        raise SpecError(source, "spec.analysis.stepWeights", "must increase strictly, each in 1..100")
+    for index, metric in enumerate(analysis.metrics):
+        builtin = metric.name in ("request-success-rate", "request-duration")
+        if not builtin and metric.template_ref is None and not metric.query:
+            raise SpecError(source, f"spec.analysis.metrics[{index}].templateRef",
+                            f"metric {metric.name!r} is not builtin and has no templateRef or query")
+    warnings = tuple(f"{source}: {path}: {why} (ignored)" for path, why in UNSUPPORTED_FIELDS.items()
+                     if _present(doc, path))
+    return LoadedCanary(canary, source, warnings)
+
+
+def load_metric_template(doc: dict[str, Any], source: str) -> MetricTemplate:
+    _check_schema(doc, source)
+    try:
+        return MetricTemplate.model_validate(doc)
+    except ValidationError as exc:
+        raise _pydantic_error(exc, source) from exc
+
+
+def is_flagger(doc: Any, kind: str) -> bool:
+    return (isinstance(doc, dict) and doc.get("kind") == kind
+            and str(doc.get("apiVersion", "")).startswith(f"{FLAGGER_GROUP}/"))

@@ -1,0 +1,40 @@
+"""Build the user's app directory the way the applier does and pick out the canary's target."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gitcanary import kustomize, render, yamlio
+from gitcanary.discovery import YAML_SUFFIXES, app_dir, find_kustomization
+from gitcanary.errors import RenderError
+from gitcanary.generate import Rendered
+from gitcanary.spec.load import LoadedCanary
+
+
+def build_app(root: Path, directory: str) -> list[dict]:
+    """kustomize when the dir has a kustomization; otherwise every manifest in it, as Flux would."""
+    if find_kustomization(root, directory) is not None:
+        return kustomize.build(root / directory, display=directory or ".")
+    objects: list[dict] = []
+    base = root / directory if directory else root
+    for path in sorted(base.rglob("*")):
+        if path.is_file() and path.name.endswith(YAML_SUFFIXES) and ".git" not in path.parts:
+            try:
+                objects += [d for d in yamlio.safe_load_all(path.read_text()) if isinstance(d, dict)]
+            except yamlio.YAMLError as exc:
+                raise RenderError(f"{path.relative_to(root)}: not valid YAML: {exc}") from exc
+    return objects
+
+
+def render_target(root: Path, loaded: LoadedCanary) -> Rendered:
+    canary = loaded.canary
+    objects = build_app(root, app_dir(loaded))
+    target = render.find_target(objects, canary, loaded.source)
+    autoscaler = None
+    if canary.spec.autoscaler_ref is not None:
+        ref = canary.spec.autoscaler_ref
+        autoscaler = render.find_object(objects, ref.kind, ref.name, canary.namespace)
+        if autoscaler is None:
+            raise RenderError(f"{loaded.source}: spec.autoscalerRef: {ref.kind} {ref.name} is not in what "
+                              f"{app_dir(loaded) or '.'} builds")
+    return Rendered(target, autoscaler, render.pod_template_hash(target), render.revision_of(target))
