@@ -74,17 +74,24 @@ def threshold_of(canary: Canary) -> int:
 
 
 def max_weight_of(canary: Canary) -> int:
+    """Flagger's `maxWeight`: the last of `stepWeights`, else `maxWeight` when above 0, else 100.
+
+    Capped at 100, the total weight (Flagger caps `stepWeights` only and stalls on a larger `maxWeight`).
+    """
     analysis = canary.spec.analysis
     if analysis.step_weights:
-        return analysis.step_weights[-1]
-    return analysis.max_weight if analysis.max_weight is not None else 100
+        return min(analysis.step_weights[-1], 100)
+    return min(analysis.max_weight, 100) if analysis.max_weight else 100
 
 
 def next_weight(canary: Canary, current: int) -> int:
-    """The weight after `current`: the next of `stepWeights`, or `current + stepWeight`, capped."""
+    """The weight after `current`: `current + stepWeight`, or the next of `stepWeights`, capped.
+
+    As in Flagger's `nextStepWeight`, a `stepWeight` above 0 wins over `stepWeights`.
+    """
     analysis = canary.spec.analysis
     cap = max_weight_of(canary)
-    if analysis.step_weights:
+    if analysis.step_weights and not analysis.step_weight:
         for weight in analysis.step_weights:
             if weight > current:
                 return min(weight, 100)
@@ -95,10 +102,11 @@ def next_weight(canary: Canary, current: int) -> int:
 
 def decide(canary: Canary, status: CanaryStatus | None, obs: Observation) -> Decision:
     """The next transition for `canary`, given its committed `status` and what was observed."""
-    if status is None:
-        return _initialize(obs)
+    # Flagger checks `suspend` before anything else, initialization included.
     if canary.spec.suspend:
         return Decision(Action.NONE, "suspended")
+    if status is None:
+        return _initialize(obs)
     if status.phase is Phase.INITIALIZING:
         if not obs.live:
             return Decision(Action.NONE, "waiting for the primary to become ready")
@@ -136,6 +144,11 @@ def decide(canary: Canary, status: CanaryStatus | None, obs: Observation) -> Dec
     if not obs.live:
         return Decision(Action.NONE, "waiting for the last step to be applied")
 
+    threshold = threshold_of(canary)
+    if status.failed_checks >= threshold:
+        # Reached only when `threshold` was lowered mid-rollout; Flagger rolls back before measuring.
+        return _rollback(status, obs, f"failed checks {status.failed_checks} >= threshold {threshold}",
+                         status.failed_checks)
     strategy = strategy_of(canary)
     first_step = status.canary_weight == 0 and status.iterations == 0
     # Flagger runs no metric analysis before the canary receives traffic or an iteration ran.
