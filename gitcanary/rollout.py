@@ -131,9 +131,17 @@ def decide(canary: Canary, status: CanaryStatus | None, obs: Observation) -> Dec
         return Decision(
             Action.CANCEL,
             "target is back at the primary's spec; rollout abandoned",
-            _step(status, obs, phase=Phase.INITIALIZED, canary_weight=0, failed_checks=0, iterations=0,
-                  canary_revision=status.primary_revision, last_applied_spec=status.last_promoted_spec,
-                  message="Rollout abandoned: target reverted to the primary spec"),
+            _step(
+                status,
+                obs,
+                phase=Phase.INITIALIZED,
+                canary_weight=0,
+                failed_checks=0,
+                iterations=0,
+                canary_revision=status.primary_revision,
+                last_applied_spec=status.last_promoted_spec,
+                message="Rollout abandoned: target reverted to the primary spec",
+            ),
         )
     if new_revision:
         return _start(canary, status, obs, Action.RESTART)
@@ -147,8 +155,12 @@ def decide(canary: Canary, status: CanaryStatus | None, obs: Observation) -> Dec
     threshold = threshold_of(canary)
     if status.failed_checks >= threshold:
         # Reached only when `threshold` was lowered mid-rollout; Flagger rolls back before measuring.
-        return _rollback(status, obs, f"failed checks {status.failed_checks} >= threshold {threshold}",
-                         status.failed_checks)
+        return _rollback(
+            status,
+            obs,
+            f"failed checks {status.failed_checks} >= threshold {threshold}",
+            status.failed_checks,
+        )
     strategy = strategy_of(canary)
     first_step = status.canary_weight == 0 and status.iterations == 0
     # Flagger runs no metric analysis before the canary receives traffic or an iteration ran.
@@ -193,14 +205,27 @@ def _start(canary: Canary, status: CanaryStatus, obs: Observation, action: Actio
     started = obs.now.strftime("%Y-%m-%dT%H:%M:%SZ")
     rollout_id = f"{status.primary_revision}..{obs.target_revision}/{started}"
     if canary.spec.skip_analysis:
-        fresh = _step(status, obs, last_applied_spec=obs.target_spec, canary_revision=obs.target_revision,
-                      rollout_id=rollout_id, failed_checks=0, iterations=0)
+        fresh = _step(
+            status,
+            obs,
+            last_applied_spec=obs.target_spec,
+            canary_revision=obs.target_revision,
+            rollout_id=rollout_id,
+            failed_checks=0,
+            iterations=0,
+        )
         return _promote(canary, fresh, obs, skip=True)
     verb = "new revision detected" if action is Action.START else "revision changed during analysis"
     new = _step(
-        status, obs,
-        phase=Phase.PROGRESSING, canary_weight=0, failed_checks=0, iterations=0,
-        last_applied_spec=obs.target_spec, canary_revision=obs.target_revision, rollout_id=rollout_id,
+        status,
+        obs,
+        phase=Phase.PROGRESSING,
+        canary_weight=0,
+        failed_checks=0,
+        iterations=0,
+        last_applied_spec=obs.target_spec,
+        canary_revision=obs.target_revision,
+        rollout_id=rollout_id,
         message=f"{verb}; starting canary analysis",
     )
     return Decision(action, f"{verb}: {status.primary_revision} -> {obs.target_revision}", new)
@@ -222,14 +247,22 @@ def _failed_check(
         )
     new = _step(status, obs, failed_checks=count, message=f"Halt advancement: {names}")
     return Decision(
-        Action.HALT, f"halt at {status.canary_weight}% ({count}/{threshold} failed checks): {names}", new,
+        Action.HALT,
+        f"halt at {status.canary_weight}% ({count}/{threshold} failed checks): {names}",
+        new,
         details=_check_lines(obs.checks),
     )
 
 
 def _rollback(status: CanaryStatus, obs: Observation, why: str, failed_checks: int) -> Decision:
-    new = _step(status, obs, phase=Phase.FAILED, canary_weight=0, failed_checks=failed_checks,
-                message=f"Canary failed! {why}")
+    new = _step(
+        status,
+        obs,
+        phase=Phase.FAILED,
+        canary_weight=0,
+        failed_checks=failed_checks,
+        message=f"Canary failed! {why}",
+    )
     return Decision(Action.ROLLBACK, why, new, details=_check_lines(obs.checks), revert_target=True)
 
 
@@ -239,8 +272,9 @@ def _advance_canary(canary: Canary, status: CanaryStatus, obs: Observation) -> D
         weight = next_weight(canary, status.canary_weight)
         if weight <= status.canary_weight:
             # stepWeight 0 would stall forever; the spec loader rejects it, this guards the core.
-            return _rollback(status, obs, "analysis has no stepWeight or stepWeights to advance by",
-                             status.failed_checks)
+            return _rollback(
+                status, obs, "analysis has no stepWeight or stepWeights to advance by", status.failed_checks
+            )
         new = _step(status, obs, canary_weight=weight, message=f"Advance canary weight {weight}")
         return Decision(Action.ADVANCE, f"advance to {weight}%", new, details=_check_lines(obs.checks))
     return _promote(canary, status, obs, skip=False)
@@ -256,25 +290,42 @@ def _advance_iterations(
         return Decision(Action.ADVANCE, f"iteration {done}/{total}", new, details=_check_lines(obs.checks))
     if strategy is Strategy.BLUE_GREEN and status.iterations == total:
         # Blue/green switches all traffic to the canary for one more interval before promoting.
-        new = _step(status, obs, iterations=total + 1, canary_weight=100,
-                    message="Routing all traffic to canary")
-        return Decision(Action.ADVANCE, "routing all traffic to the canary", new,
-                        details=_check_lines(obs.checks))
+        new = _step(
+            status, obs, iterations=total + 1, canary_weight=100, message="Routing all traffic to canary"
+        )
+        return Decision(
+            Action.ADVANCE, "routing all traffic to the canary", new, details=_check_lines(obs.checks)
+        )
     return _promote(canary, status, obs, skip=False)
 
 
 def _promote(canary: Canary, status: CanaryStatus, obs: Observation, skip: bool) -> Decision:
     if skip:
         # Flagger's skipAnalysis promotes in one go: copy, route to the primary, scale down.
-        new = _step(status, obs, phase=Phase.SUCCEEDED, canary_weight=0,
-                    last_promoted_spec=status.last_applied_spec, primary_revision=status.canary_revision,
-                    message="Canary analysis skipped; promotion finished")
+        new = _step(
+            status,
+            obs,
+            phase=Phase.SUCCEEDED,
+            canary_weight=0,
+            last_promoted_spec=status.last_applied_spec,
+            primary_revision=status.canary_revision,
+            message="Canary analysis skipped; promotion finished",
+        )
         return Decision(Action.PROMOTE, "analysis skipped; promoting", new, copy_to_primary=True)
-    new = _step(status, obs, phase=Phase.PROMOTING,
-                message=f"Copying {canary.spec.target_ref.name} template spec to "
-                        f"{canary.spec.target_ref.name}-primary")
-    return Decision(Action.PROMOTE, "analysis passed; promoting the canary spec to the primary", new,
-                    details=_check_lines(obs.checks), copy_to_primary=True)
+    new = _step(
+        status,
+        obs,
+        phase=Phase.PROMOTING,
+        message=f"Copying {canary.spec.target_ref.name} template spec to "
+        f"{canary.spec.target_ref.name}-primary",
+    )
+    return Decision(
+        Action.PROMOTE,
+        "analysis passed; promoting the canary spec to the primary",
+        new,
+        details=_check_lines(obs.checks),
+        copy_to_primary=True,
+    )
 
 
 def _finish_promotion(canary: Canary, status: CanaryStatus, obs: Observation) -> Decision:
@@ -284,15 +335,19 @@ def _finish_promotion(canary: Canary, status: CanaryStatus, obs: Observation) ->
         step = canary.spec.analysis.step_weight_promotion
         if step and status.canary_weight - step > 0:
             weight = status.canary_weight - step
-            new = _step(status, obs, canary_weight=weight,
-                        message=f"Advance primary weight {100 - weight}")
+            new = _step(status, obs, canary_weight=weight, message=f"Advance primary weight {100 - weight}")
             return Decision(Action.FINALIZE, f"promotion: primary at {100 - weight}%", new)
-        new = _step(status, obs, phase=Phase.FINALISING, canary_weight=0,
-                    message="Routing all traffic to primary")
+        new = _step(
+            status, obs, phase=Phase.FINALISING, canary_weight=0, message="Routing all traffic to primary"
+        )
         return Decision(Action.FINALIZE, "routing all traffic to the primary", new)
-    new = _step(status, obs, phase=Phase.SUCCEEDED, canary_weight=0,
-                last_promoted_spec=status.last_applied_spec, primary_revision=status.canary_revision,
-                message="Promotion completed! Scaling down canary")
+    new = _step(
+        status,
+        obs,
+        phase=Phase.SUCCEEDED,
+        canary_weight=0,
+        last_promoted_spec=status.last_applied_spec,
+        primary_revision=status.canary_revision,
+        message="Promotion completed! Scaling down canary",
+    )
     return Decision(Action.SUCCEED, "promotion completed; canary scaled to zero", new)
-
-
