@@ -1,0 +1,324 @@
+"""The invariant every commit gitcanary makes must keep, checked without gitcanary's own code.
+
+End-to-end tests build what the applier builds (``kustomize_build``) after each commit and call
+``assert_invariant``: the primary runs the promoted images, the canary the new ones with the replicas
+the phase calls for, the VirtualService holds the step's weights, each Service selects the right pods,
+and every object is valid against its schema (CRDs from tests/data/crds, built-in kinds from
+kubernetes-validate, strict). This module must not import gitcanary: it is the independent check.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import yaml
+
+KUBECTL = Path(sys.executable).parent / "kubectl"
+CRD_DIR = Path(__file__).resolve().parent / "data" / "crds"
+
+__all__ = ["CRD_DIR", "KUBECTL", "assert_invariant", "kustomize_build", "schema_problems"]
+
+
+def kustomize_build(path: Path) -> list[dict]:
+    """The objects ``kubectl kustomize <path>`` renders; raises RuntimeError with kubectl's stderr."""
+    proc = subprocess.run(
+        [str(KUBECTL), "kustomize", str(path)], capture_output=True, text=True, timeout=120, check=False
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"kubectl kustomize {path} failed (exit {proc.returncode}):\n{proc.stderr.strip()}"
+        )
+    return [doc for doc in yaml.safe_load_all(proc.stdout) if doc is not None]
+
+
+def assert_invariant(
+    objects: list[dict],
+    *,
+    namespace: str,
+    target: str,
+    service: str,
+    primary_images: dict[str, str],
+    canary_images: dict[str, str],
+    canary_replicas: int | None,
+    weights: tuple[int, int] | None,
+    crd_dir: Path = CRD_DIR,
+) -> None:
+    """Fail with one message listing every way ``objects`` break the invariant.
+
+    ``weights`` is (primary, canary); None means routing is not switched yet, so the VirtualService
+    ``<service>`` must not exist (and the apex Service is not checked).
+    """
+    problems: list[str] = []
+    index = _Index(objects, namespace, problems)
+
+    canary = index.one("Deployment", target)
+    primary = index.one("Deployment", f"{target}-primary")
+    for deployment, expected in ((primary, primary_images), (canary, canary_images)):
+        if deployment is not None:
+            actual = _images(deployment)
+            if actual != expected:
+                problems.append(f"{_name(deployment)}: images are {actual}, expected {expected}")
+    if canary is not None and canary_replicas is not None:
+        replicas = _get(canary, "spec", "replicas")
+        if replicas != canary_replicas:
+            problems.append(f"{_name(canary)}: spec.replicas is {replicas}, expected {canary_replicas}")
+    for one, other in ((primary, canary), (canary, primary)):
+        if one is None:
+            continue
+        selector = _get(one, "spec", "selector") or {}
+        labels = _pod_labels(one)
+        if not _selector_selects(selector, labels):
+            problems.append(
+                f"{_name(one)}: spec.selector {selector} does not match its template labels {labels}"
+            )
+        if other is not None and _selector_selects(selector, _pod_labels(other)):
+            problems.append(
+                f"{_name(one)}: spec.selector {selector} also selects the pods of {_name(other)} "
+                f"(labels {_pod_labels(other)})"
+            )
+
+    services = [(f"{service}-primary", primary), (f"{service}-canary", canary)]
+    if weights is not None:
+        services.append((service, primary))
+    for name, backing in services:
+        svc = index.one("Service", name)
+        if svc is None or backing is None:
+            continue
+        selector = _get(svc, "spec", "selector") or {}
+        if not selector or not _labels_match(selector, _pod_labels(backing)):
+            problems.append(
+                f"{_name(svc)}: spec.selector {selector} does not select the pods of {_name(backing)} "
+                f"(labels {_pod_labels(backing)})"
+            )
+        for other in (primary, canary):
+            if other is None or other is backing or not selector:
+                continue
+            if _labels_match(selector, _pod_labels(other)):
+                problems.append(
+                    f"{_name(svc)}: spec.selector {selector} also selects the pods of {_name(other)}"
+                )
+
+    virtual_services = index.all("VirtualService", service)
+    if weights is None:
+        if virtual_services:
+            problems.append(f"{_name(virtual_services[0])} exists, but routing should not be switched yet")
+    else:
+        vs = index.one("VirtualService", service)
+        if vs is not None:
+            problems.extend(_route_problems(vs, service, namespace, weights))
+
+    for obj in objects:
+        problems.extend(schema_problems(obj, crd_dir))
+
+    if problems:
+        lines = "\n".join(f"  - {p}" for p in problems)
+        raise AssertionError(
+            f"invariant broken in namespace {namespace} ({len(problems)} problems):\n{lines}"
+        )
+
+
+def schema_problems(obj: Mapping[str, Any], crd_dir: Path = CRD_DIR) -> list[str]:
+    """Schema problems of one object; an object whose kind has no schema anywhere is a problem too."""
+    api_version, kind = obj.get("apiVersion"), obj.get("kind")
+    if not isinstance(api_version, str) or not isinstance(kind, str):
+        return [f"{_name(obj)}: no apiVersion/kind"]
+    schema = _crd_schemas(str(Path(crd_dir).resolve())).get((api_version, kind))
+    if schema is not None:
+        validator = _validator(str(Path(crd_dir).resolve()), api_version, kind)
+        found = [f"{_name(obj)}: {_path(e.absolute_path)}: {e.message}" for e in validator.iter_errors(obj)]
+        found += [
+            f"{_name(obj)}: {p}: field not declared in schema" for p in _undeclared(obj, schema, "", True)
+        ]
+        return found
+    group = api_version.rpartition("/")[0]
+    if "." not in group or group.endswith(".k8s.io"):
+        try:
+            kubernetes_validate.validate(dict(obj), kubernetes_validate.latest_version(), strict=True)
+        except kubernetes_validate.SchemaNotFoundError:
+            pass
+        except kubernetes_validate.ValidationError as err:
+            return [f"{_name(obj)}: {_path(err.path)}: {err.message}"]
+        else:
+            return []
+    return [f"{_name(obj)}: unknown kind {api_version} {kind}: no CRD in {crd_dir} and not a built-in kind"]
+
+
+class _Index:
+    def __init__(self, objects: list[dict], namespace: str, problems: list[str]) -> None:
+        self.objects = objects
+        self.namespace = namespace
+        self.problems = problems
+
+    def all(self, kind: str, name: str) -> list[dict]:
+        return [
+            o
+            for o in self.objects
+            if o.get("kind") == kind
+            and _get(o, "metadata", "name") == name
+            and _get(o, "metadata", "namespace") == self.namespace
+        ]
+
+    def one(self, kind: str, name: str) -> dict | None:
+        found = self.all(kind, name)
+        if len(found) == 1:
+            return found[0]
+        if found:
+            self.problems.append(f"{kind} {self.namespace}/{name} appears {len(found)} times")
+        else:
+            elsewhere = [
+                _name(o)
+                for o in self.objects
+                if o.get("kind") == kind and _get(o, "metadata", "name") == name
+            ]
+            hint = f" (found {', '.join(elsewhere)})" if elsewhere else ""
+            self.problems.append(f"{kind} {self.namespace}/{name} is missing{hint}")
+        return None
+
+
+def _route_problems(vs: dict, service: str, namespace: str, weights: tuple[int, int]) -> list[str]:
+    http = _get(vs, "spec", "http") or []
+    if len(http) != 1:
+        return [f"{_name(vs)}: spec.http has {len(http)} routes, expected 1"]
+    route = http[0].get("route") or []
+    expected = {f"{service}-primary": weights[0], f"{service}-canary": weights[1]}
+    actual: dict[str, Any] = {}
+    for destination in route:
+        host = _short_host(_get(destination, "destination", "host") or "", namespace)
+        # Istio: an unset weight is 0 (a lone destination gets everything, but we always expect two).
+        actual[host] = destination.get("weight", 0)
+    if len(route) != 2 or actual != expected:
+        return [f"{_name(vs)}: spec.http[0].route weights are {actual}, expected {expected}"]
+    return []
+
+
+def _short_host(host: str, namespace: str) -> str:
+    for suffix in (f".{namespace}.svc.cluster.local", f".{namespace}.svc", f".{namespace}"):
+        if host.endswith(suffix):
+            return host[: -len(suffix)]
+    return host
+
+
+def _images(deployment: dict) -> dict[str, str]:
+    containers = _get(deployment, "spec", "template", "spec", "containers") or []
+    return {c.get("name"): c.get("image") for c in containers}
+
+
+def _pod_labels(deployment: dict) -> dict[str, str]:
+    return _get(deployment, "spec", "template", "metadata", "labels") or {}
+
+
+def _labels_match(wanted: Mapping[str, str], labels: Mapping[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in wanted.items())
+
+
+def _selector_selects(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    """Kubernetes LabelSelector semantics (matchLabels AND matchExpressions)."""
+    if not _labels_match(selector.get("matchLabels") or {}, labels):
+        return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
+        ok = {
+            "In": key in labels and labels[key] in values,
+            "NotIn": key not in labels or labels[key] not in values,
+            "Exists": key in labels,
+            "DoesNotExist": key not in labels,
+        }.get(op, False)
+        if not ok:
+            return False
+    return True
+
+
+def _get(obj: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(obj, Mapping):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def _name(obj: Mapping[str, Any]) -> str:
+    namespace = _get(obj, "metadata", "namespace")
+    name = _get(obj, "metadata", "name")
+    return f"{obj.get('kind')} {namespace}/{name}" if namespace else f"{obj.get('kind')} {name}"
+
+
+def _path(parts: Any) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(root)"
+
+
+@functools.cache
+def _crd_schemas(crd_dir: str) -> dict[tuple[str, str], dict]:
+    """(apiVersion, kind) -> openAPIV3Schema of every served version of every CRD in crd_dir."""
+    table: dict[tuple[str, str], dict] = {}
+    for file in sorted(Path(crd_dir).glob("*.json")):
+        for crd in json.loads(file.read_text()):
+            spec = crd["spec"]
+            for version in spec["versions"]:
+                if version.get("served", True):
+                    key = (f"{spec['group']}/{version['name']}", spec["names"]["kind"])
+                    table[key] = version["schema"]["openAPIV3Schema"]
+    return table
+
+
+@functools.cache
+def _validator(crd_dir: str, api_version: str, kind: str) -> jsonschema.Draft202012Validator:
+    schema = copy.deepcopy(_crd_schemas(crd_dir)[(api_version, kind)])
+    _allow_nullable(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def _allow_nullable(node: Any) -> None:
+    """OpenAPI ``nullable: true`` -> JSON Schema type [..., "null"]."""
+    if isinstance(node, dict):
+        if node.get("nullable") is True and isinstance(node.get("type"), str):
+            node["type"] = [node["type"], "null"]
+        for key, child in node.items():
+            if key == "properties":
+                for prop in child.values():
+                    _allow_nullable(prop)
+            else:
+                _allow_nullable(child)
+    elif isinstance(node, list):
+        for child in node:
+            _allow_nullable(child)
+
+
+def _undeclared(value: Any, schema: Mapping[str, Any], path: str, root: bool) -> list[str]:
+    """Fields Kubernetes would refuse on apply ("field not declared in schema")."""
+    found: list[str] = []
+    if isinstance(value, list) and isinstance(schema.get("items"), Mapping):
+        for i, item in enumerate(value):
+            found += _undeclared(item, schema["items"], f"{path}[{i}]", False)
+    if not isinstance(value, Mapping):
+        return found
+    props = dict(schema.get("properties") or {})
+    for branch in [*schema.get("allOf", []), *schema.get("anyOf", []), *schema.get("oneOf", [])]:
+        props.update(branch.get("properties") or {})
+    extra = schema.get("additionalProperties")
+    keep = extra is True or schema.get("x-kubernetes-preserve-unknown-fields") is True
+    if not (props or extra is not None or keep or schema.get("type") == "object"):
+        return found
+    embedded = root or schema.get("x-kubernetes-embedded-resource") is True
+    for key, sub in value.items():
+        child = f"{path}.{key}" if path else str(key)
+        if embedded and key in ("apiVersion", "kind", "metadata"):
+            continue
+        if key in props:
+            found += _undeclared(sub, props[key], child, False)
+        elif isinstance(extra, Mapping):
+            found += _undeclared(sub, extra, child, False)
+        elif not keep:
+            found.append(child)
+    return found
