@@ -150,12 +150,10 @@ class FileWriter:
         if write_documents(self.root, path, docs):
             self.changed.append(path)
 
-    def apply(self, status: CanaryStatus, rendered: Rendered, copy_to_primary: bool,
-              revert_target: bool) -> list[str]:
+    def apply(self, status: CanaryStatus, rendered: Rendered, copy_to_primary: bool) -> list[str]:
+        """Write the generated objects for `status`; call `revert_target` first on a rollback."""
         routed = status.phase is not Phase.INITIALIZING
         where = self.loaded.source
-        if revert_target:
-            self.revert_target(rendered)
         if copy_to_primary:
             user_replicas = rendered.target.get("spec", {}).get("replicas")
             existing = render.find_object(read_objects(self.root, self.layout.primary), "Deployment",
@@ -243,7 +241,6 @@ class FileWriter:
             if detect.write_back(self.root, source, container, new, old):
                 self.changed.append(source.path)
                 notes.append(f"{container}: {new} -> {old} in {source.path} {source.field}")
-        self.revert_notes = notes
         return notes
 
     def hook_up(self) -> str:

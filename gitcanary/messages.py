@@ -31,8 +31,8 @@ def subject(canary: Canary, old: CanaryStatus | None, decision: Decision) -> str
                 return f"gitcanary: advance {key} to iteration {new.iterations} ({revs})"
             return f"gitcanary: advance {key} to {weight}% ({revs})"
         case Action.HALT:
-            return (f"gitcanary: halt {key} at {weight}% ({revs}): "
-                    f"{new.failed_checks} failed check{'s' if new.failed_checks != 1 else ''}")
+            first = decision.failed[0] if decision.failed else f"{new.failed_checks} failed checks"
+            return f"gitcanary: halt {key} at {weight}% ({revs}): {first}"
         case Action.PROMOTE:
             return f"gitcanary: promote {key} {revs}: copy canary spec to primary"
         case Action.FINALIZE:
@@ -42,8 +42,9 @@ def subject(canary: Canary, old: CanaryStatus | None, decision: Decision) -> str
         case Action.SUCCEED:
             return f"gitcanary: finish {key} promotion to {new.primary_revision}, scale canary to 0"
         case Action.ROLLBACK:
-            return (f"gitcanary: roll back {key} to {new.primary_revision} "
-                    f"({new.failed_checks} failed checks on {new.canary_revision})")
+            first = f": {decision.failed[0]}" if decision.failed else ""
+            return (f"gitcanary: roll back {key} {new.canary_revision} -> {new.primary_revision}"
+                    f"{first}")
     return f"gitcanary: {decision.action.value} {key}"
 
 

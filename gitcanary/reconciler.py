@@ -154,16 +154,27 @@ class Reconciler:
             report.waiting = decision.reason
             return None
         writer = FileWriter(self.root, loaded, router)
-        changed = writer.apply(decision.status, rendered, decision.copy_to_primary, decision.revert_target)
-        notes = list(getattr(writer, "revert_notes", []))
+        new_status = decision.status
+        notes: list[str] = []
+        if decision.revert_target:
+            notes = writer.revert_target(rendered)
+            reverted = render_target(self.root, loaded)
+            if reverted.spec_hash == new_status.last_promoted_spec:
+                # Git says the primary's revision again; a later bump, even back to the failed
+                # revision, is a new request to roll out.
+                new_status = new_status.model_copy(update={"last_applied_spec": reverted.spec_hash})
+            else:
+                notes.append("the target still differs from the primary beyond images; it stays at 0 replicas")
+        changed = writer.apply(new_status, rendered, decision.copy_to_primary)
         if decision.action in (Action.START, Action.RESTART):
             notes += self._bump_notes(loaded, rendered)
+        decision = replace(decision, status=new_status)
         message = messages.compose(loaded.canary, status, decision, notes)
         sha = self.workspace.commit(message, changed)
         log.info("%s: %s", key, message.splitlines()[0])
-        self.statuses[key] = decision.status
-        report.status = decision.status
-        if any(path not in (Layout.of(loaded).status,) for path in changed):
+        self.statuses[key] = new_status
+        report.status = new_status
+        if any(path != Layout.of(loaded).status for path in changed):
             self.renders.pop(key, None)
         return sha
 

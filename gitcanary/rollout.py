@@ -55,6 +55,7 @@ class Decision:
     reason: str
     status: CanaryStatus | None = None
     details: tuple[str, ...] = ()
+    failed: tuple[str, ...] = ()  # lines of the checks that failed (HALT, ROLLBACK)
     copy_to_primary: bool = False
     revert_target: bool = False
 
@@ -240,30 +241,40 @@ def _failed_check(
 ) -> Decision:
     count = status.failed_checks + 1
     threshold = threshold_of(canary)
-    names = ", ".join(check.line for check in failed)
+    lines = tuple(check.line for check in failed)
+    names = ", ".join(lines)
     if count >= threshold:
         return _rollback(
-            status, obs, f"failed checks reached threshold {count}/{threshold}: {names}", failed_checks=count
+            status,
+            obs,
+            f"failed checks reached threshold {count}/{threshold}",
+            failed_checks=count,
+            failed=lines,
         )
     new = _step(status, obs, failed_checks=count, message=f"Halt advancement: {names}")
     return Decision(
         Action.HALT,
-        f"halt at {status.canary_weight}% ({count}/{threshold} failed checks): {names}",
+        f"halt at {status.canary_weight}% ({count}/{threshold} failed checks)",
         new,
         details=_check_lines(obs.checks),
+        failed=lines,
     )
 
 
-def _rollback(status: CanaryStatus, obs: Observation, why: str, failed_checks: int) -> Decision:
+def _rollback(
+    status: CanaryStatus, obs: Observation, why: str, failed_checks: int, failed: tuple[str, ...] = ()
+) -> Decision:
     new = _step(
         status,
         obs,
         phase=Phase.FAILED,
         canary_weight=0,
         failed_checks=failed_checks,
-        message=f"Canary failed! {why}",
+        message=f"Canary failed! {why}" + (f": {', '.join(failed)}" if failed else ""),
     )
-    return Decision(Action.ROLLBACK, why, new, details=_check_lines(obs.checks), revert_target=True)
+    return Decision(
+        Action.ROLLBACK, why, new, details=_check_lines(obs.checks), failed=failed, revert_target=True
+    )
 
 
 def _advance_canary(canary: Canary, status: CanaryStatus, obs: Observation) -> Decision:

@@ -31,10 +31,11 @@ def _indentation(text: str) -> tuple[int, int, int]:
         mapping = len(match.group(1))
         break
     # "key:\n  - item" (indented sequences) versus "key:\n- item" (Kubernetes' own style).
-    indented = re.search(r"^( *)\S[^\n]*:\s*\n(\1 +)- ", text, re.M)
-    if indented:
-        offset = len(indented.group(2)) - len(indented.group(1))
-        return mapping, offset + 2, offset
+    for found in re.finditer(r"^( *)(- )?([^\s#-][^\n]*):[ \t]*\n( *)- ", text, re.M):
+        key_column = len(found.group(1)) + (2 if found.group(2) else 0)
+        offset = len(found.group(4)) - key_column
+        if offset >= 0:
+            return mapping, offset + 2, offset
     return mapping, 2, 0
 
 

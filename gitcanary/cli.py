@@ -1,0 +1,221 @@
+"""`gitcanary` command line: run the reconciler, initialize canaries, show status, validate a repo."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gitcanary import __version__
+from gitcanary.errors import GitcanaryError
+
+app = typer.Typer(
+    help="Progressive delivery for GitOps where Git is the only writer: canary releases driven by commits.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+RepoOpt = Annotated[str, typer.Option("--repo", help="URL or path of the config repository.",
+                                      envvar="GITCANARY_REPO")]
+BranchOpt = Annotated[str, typer.Option("--branch", help="Branch the applier (Flux, Fleet) tracks.",
+                                        envvar="GITCANARY_BRANCH")]
+
+
+def _fail(exc: Exception) -> None:
+    err.print(f"[red]error:[/red] {exc}", highlight=False)
+    raise typer.Exit(1)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"gitcanary {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """gitcanary reads Flagger Canary manifests in a Git repo and commits each step of their rollout."""
+
+
+@app.command()
+def run(
+    repo: RepoOpt,
+    branch: BranchOpt = "main",
+    prometheus: Annotated[str, typer.Option(help="Prometheus for builtin metrics, and for templates whose "
+                                            "address does not resolve from here.",
+                                            envvar="GITCANARY_PROMETHEUS")] = "http://127.0.0.1:9090",
+    interval: Annotated[float, typer.Option(help="Seconds between polls of the repository.",
+                                            envvar="GITCANARY_POLL_INTERVAL")] = 10.0,
+    settle: Annotated[float, typer.Option(help="Seconds a commit is given to be applied before the next "
+                                          "step is measured (stands in for a cluster observer).",
+                                          envvar="GITCANARY_SETTLE")] = 10.0,
+    workdir: Annotated[Path | None, typer.Option(help="Where gitcanary keeps its own clone "
+                                                 "[default: ~/.cache/gitcanary/<hash>].",
+                                                 envvar="GITCANARY_WORKDIR")] = None,
+    author_name: Annotated[str, typer.Option(envvar="GITCANARY_AUTHOR_NAME")] = "gitcanary",
+    author_email: Annotated[str, typer.Option(envvar="GITCANARY_AUTHOR_EMAIL")] = "gitcanary@users.noreply.local",
+    signing_key: Annotated[str | None, typer.Option(help="Sign commits with this GPG/SSH key id "
+                                                    "(git's user.signingkey semantics).",
+                                                    envvar="GITCANARY_SIGNING_KEY")] = None,
+    once: Annotated[bool, typer.Option("--once", help="Do one tick and exit (scripts, tests, CI).")] = False,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
+) -> None:
+    """Watch REPO; on an image bump, drive the canary by commits: weights, halts, promotion or rollback."""
+    from gitcanary.config import Settings
+    from gitcanary.reconciler import Reconciler, TickResult
+
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    settings = Settings(repo=repo, branch=branch, prometheus=prometheus, poll_interval=interval, settle=settle,
+                        workdir=workdir, author_name=author_name, author_email=author_email,
+                        signing_key=signing_key)
+    reconciler = Reconciler(settings)
+
+    def show(result: TickResult) -> None:
+        for source, message in result.errors.items():
+            err.print(f"[red]halted[/red] {source}: {message}", highlight=False)
+        for report in result.reports.values():
+            if report.error:
+                err.print(f"[red]halted[/red] {report.key}: {report.error}", highlight=False)
+        for sha in result.commits:
+            subject = reconciler.workspace.repo.commit(sha).summary
+            console.print(f"{sha[:8]} {subject}", highlight=False)
+
+    try:
+        if once:
+            result = reconciler.tick()
+            show(result)
+            if result.errors or any(r.error for r in result.reports.values()):
+                raise typer.Exit(2)
+            return
+        reconciler.run_forever(on_tick=show)
+    except GitcanaryError as exc:
+        _fail(exc)
+
+
+@app.command()
+def init(
+    path: Annotated[str, typer.Argument(help="App directory (or canary file) inside the repository.")],
+    repo: Annotated[Path, typer.Option("--repo", help="Local checkout to commit in.")] = Path("."),
+) -> None:
+    """Commit the generated primary and services for the canaries under PATH (then push it yourself).
+
+    Routing switches to the primary, and the target scales to zero, in a second commit that
+    `gitcanary run` makes once the primary has had time to become ready.
+    """
+    from gitcanary.operations import init as do_init
+
+    try:
+        results = do_init(repo, path)
+    except GitcanaryError as exc:
+        _fail(exc)
+        return
+    for result in results:
+        if result.already:
+            console.print(f"{result.key}: already initialized; nothing to do")
+            continue
+        console.print(f"{result.key}: committed {result.commit[:8] if result.commit else '-'}")
+        for changed in result.changed:
+            console.print(f"  wrote {changed}")
+        console.print(f"  {result.hook}")
+    console.print("Push this commit; `gitcanary run` routes traffic to the primary once it is applied.")
+
+
+def _checkout(repo: str, branch: str) -> Path:
+    """A local path to read: the checkout itself when REPO is one, else a fresh clone."""
+    candidate = Path(repo)
+    if (candidate / ".git").exists():
+        return candidate
+    from gitcanary.repo import Workspace
+
+    workspace = Workspace(repo, branch, Path(tempfile.mkdtemp(prefix="gitcanary-status-")) / "repo")
+    workspace.sync()
+    return workspace.root
+
+
+@app.command()
+def status(
+    repo: Annotated[str, typer.Option("--repo", help="URL or path of the config repository.",
+                                      envvar="GITCANARY_REPO")] = ".",
+    branch: BranchOpt = "main",
+    output: Annotated[str, typer.Option("-o", "--output", help="table or json")] = "table",
+    settle: Annotated[float, typer.Option(envvar="GITCANARY_SETTLE")] = 10.0,
+) -> None:
+    """Every canary: phase, weight, failed checks, current -> new revision, and what it waits for."""
+    from gitcanary.operations import status as do_status
+
+    try:
+        views = do_status(_checkout(repo, branch), settle=settle)
+    except GitcanaryError as exc:
+        _fail(exc)
+        return
+    if output == "json":
+        print(json.dumps([v.to_json() for v in views], indent=2))
+        return
+    table = Table(box=None, header_style="bold")
+    for column in ("NAMESPACE", "NAME", "STATUS", "WEIGHT", "FAILEDCHECKS", "REVISION", "LASTTRANSITIONTIME",
+                   "WAITING"):
+        table.add_column(column)
+    for view in views:
+        namespace, _, name = view.key.partition("/") if "/" in view.key else ("", "", view.key)
+        revision = (f"{view.primary_revision} -> {view.canary_revision}"
+                    if view.canary_revision and view.canary_revision != view.primary_revision
+                    else view.primary_revision or view.target_revision)
+        table.add_row(namespace, name, view.phase, str(view.weight), str(view.failed_checks), revision,
+                      view.last_transition, view.error or view.waiting)
+    console.print(table)
+
+
+@app.command()
+def validate(
+    path: Annotated[Path, typer.Argument(help="Checkout of the config repository.")] = Path("."),
+) -> None:
+    """Check every Canary, MetricTemplate, target build and generated object; non-zero exit on errors."""
+    from gitcanary.operations import validate as do_validate
+
+    errors, warnings = do_validate(path)
+    for warning in warnings:
+        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    for problem in errors:
+        err.print(f"[red]error:[/red] {problem}", highlight=False)
+    if errors:
+        raise typer.Exit(1)
+    console.print("ok: every canary and generated object is valid")
+
+
+@app.command()
+def demo(
+    directory: Annotated[Path | None, typer.Option("--dir", help="Where to leave the demo's config repo "
+                                                    "[default: a new temporary directory].")] = None,
+    speed: Annotated[float, typer.Option(help="Seconds per analysis interval in the demo.")] = 2.0,
+) -> None:
+    """A full rollout and a rollback on a local Git repo, against a SIMULATED cluster (about a minute)."""
+    from gitcanary.demo import run_demo
+
+    try:
+        code = run_demo(directory, interval=speed, console=console)
+    except GitcanaryError as exc:
+        _fail(exc)
+        return
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

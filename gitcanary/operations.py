@@ -1,0 +1,155 @@
+"""What the CLI's one-shot commands do: init, status, validate. The CLI only parses and prints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from git import Repo
+
+from gitcanary import discovery, kustomize, messages
+from gitcanary.errors import GitcanaryError, SpecError
+from gitcanary.generate import FileWriter, Layout, read_status
+from gitcanary.observations import Observation
+from gitcanary.rollout import Action, decide
+from gitcanary.routers import router_for
+from gitcanary.spec.load import LoadedCanary
+from gitcanary.spec.status import CanaryStatus, utcnow
+from gitcanary.target import render_target
+
+
+@dataclass
+class InitResult:
+    key: str
+    commit: str | None
+    changed: list[str]
+    hook: str
+    already: bool = False
+
+
+def _canaries_under(catalog: discovery.Catalog, path: str) -> list[LoadedCanary]:
+    path = path.strip("/").removeprefix("./")
+    return [loaded for loaded in catalog.canaries.values()
+            if path in ("", ".") or discovery.app_dir(loaded) == path
+            or loaded.source.split("#")[0] == path or discovery.app_dir(loaded).startswith(path + "/")]
+
+
+def _relative(root: Path, app_path: str) -> str:
+    """`app_path` relative to the repository root, whether given from the root or from the cwd."""
+    if (root / app_path).exists():
+        return str(Path(app_path)).strip("/")
+    try:
+        return str(Path(app_path).resolve().relative_to(root.resolve()))
+    except ValueError:
+        return app_path
+
+
+def init(repo_path: Path, app_path: str, now: datetime | None = None) -> list[InitResult]:
+    """Commit the Initializing state (primary + services) for each canary under `app_path`.
+
+    Works in a person's checkout: it commits only the files it writes and never pushes.
+    """
+    root = Path(Repo(repo_path, search_parent_directories=True).working_tree_dir or repo_path)
+    rel = _relative(root, app_path)
+    catalog = discovery.scan(root)
+    for source, error in catalog.errors.items():
+        if source.startswith(rel.rstrip("/")):
+            raise error
+    found = _canaries_under(catalog, rel)
+    if not found:
+        raise SpecError(rel, "", "no flagger.app Canary found here")
+    repo = Repo(root)
+    results = []
+    for loaded in found:
+        layout = Layout.of(loaded)
+        if read_status(root, layout) is not None:
+            results.append(InitResult(loaded.canary.key, None, [], "", already=True))
+            continue
+        rendered = render_target(root, loaded)
+        when = now or utcnow()
+        decision = decide(loaded.canary, None, Observation(when, rendered.spec_hash, rendered.revision))
+        assert decision.action is Action.INITIALIZE and decision.status is not None
+        writer = FileWriter(root, loaded, router_for(loaded.canary, loaded.source))
+        changed = writer.apply(decision.status, rendered, decision.copy_to_primary)
+        hook = writer.hook_up()
+        message = messages.compose(loaded.canary, None, decision, [hook])
+        repo.git.add("--all", "--", *changed)
+        repo.git.commit("-m", message, "--", *changed)
+        results.append(InitResult(loaded.canary.key, repo.head.commit.hexsha, changed, hook))
+    return results
+
+
+@dataclass
+class CanaryView:
+    key: str
+    source: str
+    phase: str = ""
+    weight: int = 0
+    failed_checks: int = 0
+    primary_revision: str = ""
+    canary_revision: str = ""
+    target_revision: str = ""
+    last_transition: str = ""
+    waiting: str = ""
+    message: str = ""
+    error: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def status(root: Path, now: datetime | None = None, settle: float = 0.0) -> list[CanaryView]:
+    """Every canary in the checkout at `root`, like `kubectl get canaries`, with why it waits."""
+    now = now or utcnow()
+    catalog = discovery.scan(root)
+    views = [CanaryView(key=source, source=source, phase="Error", error=str(err))
+             for source, err in sorted(catalog.errors.items())]
+    for key in sorted(catalog.canaries):
+        loaded = catalog.canaries[key]
+        view = CanaryView(key=key, source=loaded.source, warnings=list(loaded.warnings))
+        try:
+            st: CanaryStatus | None = read_status(root, Layout.of(loaded))
+            rendered = render_target(root, loaded)
+        except GitcanaryError as exc:
+            view.phase, view.error = "Error", str(exc)
+            views.append(view)
+            continue
+        view.target_revision = rendered.revision
+        if st is None:
+            view.phase, view.waiting = "Uninitialized", "gitcanary run (or gitcanary init) will initialize it"
+        else:
+            view.phase, view.weight, view.failed_checks = st.phase.value, st.canary_weight, st.failed_checks
+            view.primary_revision, view.canary_revision = st.primary_revision, st.canary_revision
+            view.last_transition = st.last_transition_time.strftime("%Y-%m-%dT%H:%M:%SZ")
+            view.message = st.message
+            live = (now - st.last_transition_time).total_seconds() >= settle
+            decision = decide(loaded.canary, st, Observation(now, rendered.spec_hash, rendered.revision, live))
+            view.waiting = decision.reason if decision.action is not Action.MEASURE else "analysis due"
+        views.append(view)
+    return views
+
+
+def validate(root: Path) -> tuple[list[str], list[str]]:
+    """(errors, warnings) for every canary: its spec, its target build, its generated objects."""
+    from gitcanary.validation import validate_manifests
+
+    catalog = discovery.scan(root)
+    errors = [str(err) for err in catalog.errors.values()]
+    warnings: list[str] = []
+    for key in sorted(catalog.canaries):
+        loaded = catalog.canaries[key]
+        warnings += loaded.warnings
+        try:
+            router_for(loaded.canary, loaded.source)
+            render_target(root, loaded)
+            layout = Layout.of(loaded)
+            if (root / layout.kustomization).exists():
+                objects = kustomize.build(root / layout.generated_dir, display=layout.generated_dir)
+                errors += [f"{layout.generated_dir}: {problem}" for problem in validate_manifests(objects)]
+                read_status(root, layout)
+        except GitcanaryError as exc:
+            errors.append(str(exc))
+    return errors, warnings
