@@ -80,6 +80,30 @@ def _path(parts: Any) -> str:
     return out
 
 
+def _explain(error: jsonschema.ValidationError) -> tuple[str, str]:
+    """(field, message) in a user's words, for the schema errors whose default text is a dict dump."""
+    path = _path(error.absolute_path)
+    instance = error.instance if isinstance(error.instance, dict) else {}
+    if error.validator == "required":
+        missing = [name for name in error.validator_value if name not in instance]
+        if missing:
+            return (f"{path}.{missing[0]}" if path else missing[0]), "required field is missing"
+    if error.validator in ("oneOf", "anyOf") and all(
+        set(sub) == {"required"} for sub in error.validator_value if isinstance(sub, dict)
+    ):
+        options = [set(sub["required"]) for sub in error.validator_value]
+        common = set.intersection(*options) if options else set()
+        for name in sorted(common):
+            if name not in instance:
+                return (f"{path}.{name}" if path else name), "required field is missing"
+        choices = sorted({name for option in options for name in option - common})
+        present = [name for name in choices if name in instance]
+        if len(present) > 1:
+            return path, f"sets {' and '.join(present)}; Flagger's CRD allows only one of them"
+        return path, f"needs one of {', '.join(choices)}"
+    return path or "(document)", error.message
+
+
 def _check_schema(doc: dict[str, Any], source: str) -> None:
     from gitcanary.validation import unknown_fields
 
@@ -87,8 +111,8 @@ def _check_schema(doc: dict[str, Any], source: str) -> None:
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
-        first = errors[0]
-        raise SpecError(source, _path(first.absolute_path) or "(document)", first.message)
+        field, message = _explain(errors[0])
+        raise SpecError(source, field, message)
     unknown = unknown_fields(doc, schema)
     if unknown:
         raise SpecError(source, unknown[0], "unknown field (not in Flagger's CRD); check its spelling")
