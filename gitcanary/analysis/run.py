@@ -1,0 +1,250 @@
+"""One analysis run: every metric of a canary queried and judged, one `CheckResult` each.
+
+Semantics follow Flagger's scheduler (`runBuiltinMetricChecks`, `runMetricChecks`): bounds are
+inclusive; without `thresholdRange` the deprecated `threshold` is a minimum for the builtin success
+rate and a maximum for everything else (Go's zero value 0 when unset). Unlike Flagger, a query
+error or an empty result is a failed check with the reason in its line, never a skipped one.
+"""
+
+from __future__ import annotations
+
+import math
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from gitcanary.analysis.builtin import builtin_metric
+from gitcanary.analysis.prometheus import NoDataError, PrometheusClient, QueryClient
+from gitcanary.analysis.templates import QueryModel, render_query
+from gitcanary.errors import AnalysisError
+from gitcanary.observations import CheckResult
+from gitcanary.spec.models import Canary, CanaryMetric, MetricTemplate
+
+DEFAULT_METRIC_INTERVAL = "1m"
+
+ClientFactory = Callable[[str, Mapping[str, str] | None], QueryClient]
+
+
+def _default_client_factory(address: str, headers: Mapping[str, str] | None) -> QueryClient:
+    return PrometheusClient(address, headers=headers)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How to run one metric: the query template, where to send it, how to judge the value."""
+
+    query: str
+    address: str
+    headers: Mapping[str, str] | None = None
+    bound: str = "max"
+    unit: str = ""
+    whole_units: bool = False
+    note: str = ""
+
+
+class _Failed(Exception):
+    """A metric that cannot be planned; its message is the reason in the line."""
+
+
+def run_analysis(
+    canary: Canary,
+    templates: Mapping[str, MetricTemplate],
+    *,
+    default_address: str,
+    now: datetime,
+    client_factory: ClientFactory | None = None,
+) -> tuple[CheckResult, ...]:
+    """Run every `canary.spec.analysis.metrics` entry at time `now`, in order.
+
+    `templates` maps `namespace/name` to MetricTemplate. `default_address` is the Prometheus
+    gitcanary can reach; it serves builtins and inline queries (unless the canary sets
+    `metricsServer`), and templates whose address does not resolve from here.
+    `client_factory(address, headers)` builds query clients (default: `PrometheusClient`).
+    """
+    run = _Run(canary, templates, default_address, now, client_factory or _default_client_factory)
+    try:
+        return tuple(run.check(metric) for metric in canary.spec.analysis.metrics)
+    finally:
+        run.close()
+
+
+class _Run:
+    def __init__(
+        self,
+        canary: Canary,
+        templates: Mapping[str, MetricTemplate],
+        default_address: str,
+        now: datetime,
+        client_factory: ClientFactory,
+    ) -> None:
+        self.canary = canary
+        self.templates = templates
+        self.default_address = default_address
+        self.now = now
+        self.client_factory = client_factory
+        self.clients: dict[tuple[str, tuple[tuple[str, str], ...]], QueryClient] = {}
+        self.resolved: dict[str, bool] = {}
+
+    def close(self) -> None:
+        for client in self.clients.values():
+            client.close()
+
+    def check(self, metric: CanaryMetric) -> CheckResult:
+        try:
+            plan = self._plan(metric)
+        except _Failed as exc:
+            return _failed(metric, str(exc))
+        interval = metric.interval or DEFAULT_METRIC_INTERVAL
+        model = QueryModel.for_canary(self.canary, interval, metric.template_variables)
+        try:
+            query = render_query(plan.query, model)
+            value = self._client(plan).query(query, self.now)
+        except NoDataError as exc:
+            return _failed(metric, f"no data ({exc})", plan.note)
+        except AnalysisError as exc:
+            return _failed(metric, f"query failed ({exc})", plan.note)
+        if plan.whole_units:
+            # Flagger reads durations as whole milliseconds (truncated); rounding first drops
+            # float noise from rate arithmetic (211.99999999 is 212ms, not 211ms).
+            value = float(math.trunc(round(value, 6)))
+        return judge(metric, value, bound=plan.bound, unit=plan.unit, note=plan.note)
+
+    def _plan(self, metric: CanaryMetric) -> _Plan:
+        # Precedence when a metric has several sources: templateRef, then inline query, then builtin.
+        if metric.template_ref is not None:
+            return self._template_plan(metric)
+        server, note = self._server()
+        if metric.query:
+            return _Plan(query=metric.query, address=server, note=note)
+        builtin = builtin_metric(self.canary.provider, metric.name)
+        if builtin is None:
+            raise _Failed(
+                f"no builtin {metric.name} for provider {self.canary.provider}, and no templateRef or query"
+            )
+        return _Plan(
+            query=builtin.query,
+            address=server,
+            bound=builtin.bound,
+            unit=builtin.unit,
+            whole_units=builtin.unit == "ms",
+            note=note,
+        )
+
+    def _server(self) -> tuple[str, str]:
+        """Address for builtins and inline queries: the canary's `metricsServer` or the default."""
+        if not self.canary.spec.metrics_server:
+            return self.default_address, ""
+        return self._reachable(self.canary.spec.metrics_server)
+
+    def _template_plan(self, metric: CanaryMetric) -> _Plan:
+        ref = metric.template_ref
+        assert ref is not None
+        key = f"{ref.namespace or self.canary.namespace}/{ref.name}"
+        template = self.templates.get(key)
+        if template is None:
+            raise _Failed(f"metric template {key} not found")
+        provider = template.spec.provider
+        if provider.type != "prometheus":
+            raise _Failed(f"provider {provider.type} not supported yet")
+        # Without an address the template means "the Prometheus gitcanary uses" (Flagger would refuse it).
+        address, note = self._reachable(provider.address) if provider.address else (self.default_address, "")
+        return _Plan(
+            query=template.spec.query, address=address, headers=_headers(provider.headers), note=note
+        )
+
+    def _reachable(self, address: str) -> tuple[str, str]:
+        """`address`, or the default one with a note when its host does not resolve from here."""
+        host = urlsplit(address).hostname
+        if not host:
+            return self.default_address, f"{address} is not a URL; queried {self.default_address}"
+        if host not in self.resolved:
+            self.resolved[host] = _resolves(host)
+        if self.resolved[host]:
+            return address, ""
+        return self.default_address, f"{host} does not resolve here; queried {self.default_address}"
+
+    def _client(self, plan: _Plan) -> QueryClient:
+        key = (plan.address, tuple(sorted((plan.headers or {}).items())))
+        if key not in self.clients:
+            self.clients[key] = self.client_factory(plan.address, plan.headers)
+        return self.clients[key]
+
+
+def _resolves(host: str) -> bool:
+    try:
+        socket.getaddrinfo(host, None)
+    except (OSError, UnicodeError):
+        return False
+    return True
+
+
+def _headers(headers: Mapping[str, Any] | None) -> dict[str, str] | None:
+    # Flagger's provider headers are Go http.Header: each value is a list of strings.
+    if not headers:
+        return None
+    return {
+        name: ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+        for name, value in headers.items()
+    }
+
+
+def judge(
+    metric: CanaryMetric, value: float, *, bound: str = "max", unit: str = "", note: str = ""
+) -> CheckResult:
+    """Compare `value` with the metric's bounds (inclusive) and write the commit line.
+
+    `bound` is what the deprecated `threshold` means when `thresholdRange` is absent.
+    """
+    if metric.threshold_range is not None:
+        low, high = metric.threshold_range.min, metric.threshold_range.max
+    else:
+        threshold = metric.threshold if metric.threshold is not None else 0.0
+        low, high = (threshold, None) if bound == "min" else (None, threshold)
+
+    def show(number: float) -> str:
+        return f"{format_number(number)}{unit}"
+
+    def show_against(bound_value: float) -> str:
+        # 98.999 < 99 must not read "99 < 99": add decimals until value and bound differ.
+        shown, digits = show(value), 2
+        while shown == show(bound_value) and digits < 6:
+            digits += 1
+            shown = f"{value:.{digits}f}".rstrip("0").rstrip(".") + unit
+        return shown
+
+    shown = show(value)
+    if low is not None and value < low:
+        ok, text = False, f"{show_against(low)} < {show(low)}"
+    elif high is not None and value > high:
+        ok, text = False, f"{show_against(high)} > {show(high)}"
+    elif low is not None and high is not None:
+        ok, text = True, f"{shown} in [{show(low)}, {show(high)}]"
+    elif low is not None:
+        ok, text = True, f"{shown} >= {show(low)}"
+    elif high is not None:
+        ok, text = True, f"{shown} <= {show(high)}"
+    else:
+        ok, text = True, shown
+    line = f"{metric.name} {text} {'ok' if ok else 'failed'}"
+    return CheckResult(metric.name, value, low, high, ok, _with_note(line, note))
+
+
+def format_number(number: float) -> str:
+    """At most two decimals, no trailing zeros: 99.87, 99.9, 612."""
+    text = f"{number:.2f}".rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
+def _failed(metric: CanaryMetric, reason: str, note: str = "") -> CheckResult:
+    low = metric.threshold_range.min if metric.threshold_range else None
+    high = metric.threshold_range.max if metric.threshold_range else None
+    return CheckResult(
+        metric.name, None, low, high, False, _with_note(f"{metric.name} {reason}: failed", note)
+    )
+
+
+def _with_note(line: str, note: str) -> str:
+    return f"{line} ({note})" if note else line
