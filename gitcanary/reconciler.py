@@ -219,7 +219,7 @@ class Reconciler:
         """One reconciliation: fetch, decide for every canary, commit, push (with rebase and retry)."""
         retrying = Retrying(
             stop=stop_after_attempt(self.settings.push_attempts),
-            wait=wait_exponential_jitter(initial=0.2, max=5.0),
+            wait=wait_exponential_jitter(multiplier=0.2, max=5.0),
             retry=retry_if_exception_type(PushRejected),
             sleep=self.sleep,
         )

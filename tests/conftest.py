@@ -40,9 +40,9 @@ class ConfigRepo:
         file.write_text(yamlio.dump(doc, like=text))
 
     def commit_and_push(self, message: str) -> str:
-        git("pull", "-q", "--rebase", cwd=self.human)
         git("add", "-A", cwd=self.human)
         git("commit", "-q", "-m", message, cwd=self.human)
+        git("pull", "-q", "--rebase", cwd=self.human)
         git("push", "-q", "origin", "HEAD:main", cwd=self.human)
         return git("rev-parse", "HEAD", cwd=self.human).strip()
 
