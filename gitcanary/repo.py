@@ -7,8 +7,10 @@ be dropped there), commits, and pushes with fetch + rebase + retry. It never for
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +51,9 @@ class Workspace:
         return self._repo
 
     def _open_or_clone(self) -> Repo:
+        self._lock()
         if (self.root / ".git").exists():
+            self._recover()
             repo = Repo(self.root)
             if repo.remotes and repo.remotes[REMOTE].url != self.url:
                 repo.remotes[REMOTE].set_url(self.url)
@@ -59,6 +63,29 @@ class Workspace:
             return Repo.clone_from(self.url, self.root, branch=self.branch, no_tags=True)
         except GitCommandError as exc:
             raise GitError(f"cannot clone {self.url} (branch {self.branch}): {exc.stderr.strip()}") from exc
+
+    def _lock(self) -> None:
+        """One gitcanary per work directory; the OS drops the lock if the process dies."""
+        self.root.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.root.with_name(self.root.name + ".lock"), "w")  # noqa: SIM115 - held for life
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            handle.close()
+            raise GitError(f"another gitcanary is using {self.root}; give each instance its own --workdir") from exc
+        self._lock_handle = handle
+
+    def _recover(self) -> None:
+        """Undo what a process killed mid-operation left behind; the next sync resets the tree anyway."""
+        git_dir = self.root / ".git"
+        for stale in ("index.lock", "HEAD.lock", "shallow.lock", "packed-refs.lock"):
+            (git_dir / stale).unlink(missing_ok=True)
+        for lock in (git_dir / "refs").rglob("*.lock"):
+            lock.unlink(missing_ok=True)
+        for leftover in ("rebase-merge", "rebase-apply"):
+            if (git_dir / leftover).exists():
+                log.warning("removing an interrupted rebase in %s", self.root)
+                shutil.rmtree(git_dir / leftover)
 
     @property
     def remote_ref(self) -> str:

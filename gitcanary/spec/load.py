@@ -110,12 +110,13 @@ def _check_schema(doc: dict[str, Any], source: str) -> None:
     schema = _schema_for(doc, source)
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
-    if errors:
-        field, message = _explain(errors[0])
-        raise SpecError(source, field, message)
+    # A typo usually explains the schema error it causes (stepWieght -> "needs stepWeight"): name it first.
     unknown = unknown_fields(doc, schema)
     if unknown:
         raise SpecError(source, unknown[0], "unknown field (not in Flagger's CRD); check its spelling")
+    if errors:
+        field, message = _explain(errors[0])
+        raise SpecError(source, field, message)
 
 
 def _pydantic_error(exc: ValidationError, source: str) -> SpecError:
