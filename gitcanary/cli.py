@@ -22,8 +22,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err = Console(stderr=True)
+# Piped output (scripts, CI, tests) must not be cut at 80 columns the way a narrow terminal is.
+console = Console(width=None if sys.stdout.isatty() else 240)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 240)
 
 RepoOpt = Annotated[str, typer.Option("--repo", help="URL or path of the config repository.",
                                       envvar="GITCANARY_REPO")]

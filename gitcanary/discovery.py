@@ -182,3 +182,23 @@ def affects(inputs: set[str], changed: set[str]) -> bool:
             if path == item or not item or path.startswith(item + "/"):
                 return True
     return False
+
+
+def flux_kustomization_paths(root: Path) -> list[tuple[str, str, str]]:
+    """(file, name, path) of every Flux Kustomization declared in the repository."""
+    found = []
+    for source in yaml_files(root):
+        text = (root / source).read_text(errors="replace")
+        if "kustomize.toolkit.fluxcd.io" not in text:
+            continue
+        try:
+            docs = list(yamlio.safe_load_all(text))
+        except yamlio.YAMLError:
+            continue
+        for doc in docs:
+            if isinstance(doc, dict) and doc.get("kind") == "Kustomization" and str(
+                    doc.get("apiVersion", "")).startswith("kustomize.toolkit.fluxcd.io/"):
+                path = os.path.normpath(str((doc.get("spec") or {}).get("path") or "."))
+                found.append((source, str((doc.get("metadata") or {}).get("name", "?")),
+                              "" if path == "." else path))
+    return found

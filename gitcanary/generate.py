@@ -17,6 +17,7 @@ from gitcanary.discovery import (
     STATUS_FILE,
     app_dir,
     find_kustomization,
+    flux_kustomization_paths,
     generated_dir,
 )
 from gitcanary.errors import RenderError, SpecError
@@ -145,6 +146,7 @@ class FileWriter:
         self.layout = Layout.of(loaded)
         self.router = router
         self.changed: list[str] = []
+        self.hook_note = ""
 
     def _write(self, path: str, docs: list[Obj]) -> None:
         if write_documents(self.root, path, docs):
@@ -178,7 +180,10 @@ class FileWriter:
             "resources": resources,
         }])
         self._write(self.layout.status, [status.to_document(self.canary.key)])
-        self.hook_up()
+        if status.phase is Phase.INITIALIZING:
+            # The parent may change later (a person reorganizes); hooking up is init's job, and
+            # an unhooked dir shows in `gitcanary validate`.
+            self.hook_note = self.hook_up()
         return self.changed
 
     def scale_target(self, replicas: int) -> None:
@@ -240,7 +245,7 @@ class FileWriter:
                 continue
             if detect.write_back(self.root, source, container, new, old):
                 self.changed.append(source.path)
-                notes.append(f"{container}: {new} -> {old} in {source.path} {source.field}")
+                notes.append(f"image {container} written back: {new} -> {old} in {source.path} {source.field}")
         return notes
 
     def hook_up(self) -> str:
@@ -249,8 +254,7 @@ class FileWriter:
         kustomization = find_kustomization(self.root, parent)
         entry = os.path.relpath(self.layout.generated_dir, parent or ".")
         if kustomization is None:
-            return (f"{parent or '.'} has no kustomization.yaml: Flux's generated one includes "
-                    f"{self.layout.generated_dir} by itself")
+            return self._flux_hook_note(parent)
         text = (self.root / kustomization).read_text()
         doc = yamlio.load(text) or {}
         resources = doc.get("resources")
@@ -263,6 +267,27 @@ class FileWriter:
         (self.root / kustomization).write_text(yamlio.dump(doc, like=text))
         self.changed.append(kustomization)
         return f"added {entry} to {kustomization} resources"
+
+    def _flux_hook_note(self, parent: str) -> str:
+        """What the user must know when no kustomization.yaml lists the generated dir."""
+        generated = self.layout.generated_dir
+        fluxes = flux_kustomization_paths(self.root)
+        covering = [(src, name, path) for src, name, path in fluxes if _under(generated, path)]
+        if covering:
+            src, name, path = covering[0]
+            return (f"Flux Kustomization {name} ({src}) builds ./{path} with a generated kustomization, "
+                    f"which includes {generated} by itself")
+        narrow = [(src, name) for src, name, path in fluxes if path == self.layout.app_dir]
+        if narrow:
+            src, name = narrow[0]
+            return (f"ACTION NEEDED: Flux Kustomization {name} ({src}) applies ./{self.layout.app_dir} only; "
+                    f"add one for ./{generated} (or point it at ./{parent or '.'})")
+        return (f"ACTION NEEDED: nothing in this repository lists {generated}: make sure your applier builds it "
+                f"(a kustomization.yaml in {parent or '.'}, a Flux Kustomization, or a Fleet bundle)")
+
+
+def _under(path: str, directory: str) -> bool:
+    return not directory or path == directory or path.startswith(directory + "/")
 
 
 __all__ = ["KUSTOMIZATION_NAMES", "FileWriter", "Layout", "Rendered", "merge", "read_status"]

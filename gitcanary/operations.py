@@ -73,7 +73,7 @@ def init(repo_path: Path, app_path: str, now: datetime | None = None) -> list[In
         assert decision.action is Action.INITIALIZE and decision.status is not None
         writer = FileWriter(root, loaded, router_for(loaded.canary, loaded.source))
         changed = writer.apply(decision.status, rendered, decision.copy_to_primary)
-        hook = writer.hook_up()
+        hook = writer.hook_note
         message = messages.compose(loaded.canary, None, decision, [hook])
         repo.git.add("--all", "--", *changed)
         repo.git.commit("-m", message, "--", *changed)

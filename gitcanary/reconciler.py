@@ -168,6 +168,8 @@ class Reconciler:
         changed = writer.apply(new_status, rendered, decision.copy_to_primary)
         if decision.action in (Action.START, Action.RESTART):
             notes += self._bump_notes(loaded, rendered)
+        if writer.hook_note:
+            notes.append(writer.hook_note)
         decision = replace(decision, status=new_status)
         message = messages.compose(loaded.canary, status, decision, notes)
         sha = self.workspace.commit(message, changed)
