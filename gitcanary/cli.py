@@ -26,10 +26,12 @@ app = typer.Typer(
 console = Console(width=None if sys.stdout.isatty() else 240)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 240)
 
-RepoOpt = Annotated[str, typer.Option("--repo", help="URL or path of the config repository.",
-                                      envvar="GITCANARY_REPO")]
-BranchOpt = Annotated[str, typer.Option("--branch", help="Branch the applier (Flux, Fleet) tracks.",
-                                        envvar="GITCANARY_BRANCH")]
+RepoOpt = Annotated[
+    str, typer.Option("--repo", help="URL or path of the config repository.", envvar="GITCANARY_REPO")
+]
+BranchOpt = Annotated[
+    str, typer.Option("--branch", help="Branch the applier (Flux, Fleet) tracks.", envvar="GITCANARY_BRANCH")
+]
 
 
 def _fail(exc: Exception) -> None:
@@ -45,8 +47,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main_options(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     """gitcanary reads Flagger Canary manifests in a Git repo and commits each step of their rollout."""
 
@@ -55,22 +58,43 @@ def main_options(
 def run(
     repo: RepoOpt,
     branch: BranchOpt = "main",
-    prometheus: Annotated[str, typer.Option(help="Prometheus for builtin metrics, and for templates whose "
-                                            "address does not resolve from here.",
-                                            envvar="GITCANARY_PROMETHEUS")] = "http://127.0.0.1:9090",
-    interval: Annotated[float, typer.Option(help="Seconds between polls of the repository.",
-                                            envvar="GITCANARY_POLL_INTERVAL")] = 10.0,
-    settle: Annotated[float, typer.Option(help="Seconds a commit is given to be applied before the next "
-                                          "step is measured (stands in for a cluster observer).",
-                                          envvar="GITCANARY_SETTLE")] = 10.0,
-    workdir: Annotated[Path | None, typer.Option(help="Where gitcanary keeps its own clone "
-                                                 "[default: ~/.cache/gitcanary/<hash>].",
-                                                 envvar="GITCANARY_WORKDIR")] = None,
+    prometheus: Annotated[
+        str,
+        typer.Option(
+            help="Prometheus for builtin metrics, and for templates whose "
+            "address does not resolve from here.",
+            envvar="GITCANARY_PROMETHEUS",
+        ),
+    ] = "http://127.0.0.1:9090",
+    interval: Annotated[
+        float, typer.Option(help="Seconds between polls of the repository.", envvar="GITCANARY_POLL_INTERVAL")
+    ] = 10.0,
+    settle: Annotated[
+        float,
+        typer.Option(
+            help="Seconds a commit is given to be applied before the next "
+            "step is measured (stands in for a cluster observer).",
+            envvar="GITCANARY_SETTLE",
+        ),
+    ] = 10.0,
+    workdir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where gitcanary keeps its own clone [default: ~/.cache/gitcanary/<hash>].",
+            envvar="GITCANARY_WORKDIR",
+        ),
+    ] = None,
     author_name: Annotated[str, typer.Option(envvar="GITCANARY_AUTHOR_NAME")] = "gitcanary",
-    author_email: Annotated[str, typer.Option(envvar="GITCANARY_AUTHOR_EMAIL")] = "gitcanary@users.noreply.local",
-    signing_key: Annotated[str | None, typer.Option(help="Sign commits with this GPG/SSH key id "
-                                                    "(git's user.signingkey semantics).",
-                                                    envvar="GITCANARY_SIGNING_KEY")] = None,
+    author_email: Annotated[
+        str, typer.Option(envvar="GITCANARY_AUTHOR_EMAIL")
+    ] = "gitcanary@users.noreply.local",
+    signing_key: Annotated[
+        str | None,
+        typer.Option(
+            help="Sign commits with this GPG/SSH key id (git's user.signingkey semantics).",
+            envvar="GITCANARY_SIGNING_KEY",
+        ),
+    ] = None,
     once: Annotated[bool, typer.Option("--once", help="Do one tick and exit (scripts, tests, CI).")] = False,
     verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
 ) -> None:
@@ -78,11 +102,22 @@ def run(
     from gitcanary.config import Settings
     from gitcanary.reconciler import Reconciler, TickResult
 
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
-    settings = Settings(repo=repo, branch=branch, prometheus=prometheus, poll_interval=interval, settle=settle,
-                        workdir=workdir, author_name=author_name, author_email=author_email,
-                        signing_key=signing_key)
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    settings = Settings(
+        repo=repo,
+        branch=branch,
+        prometheus=prometheus,
+        poll_interval=interval,
+        settle=settle,
+        workdir=workdir,
+        author_name=author_name,
+        author_email=author_email,
+        signing_key=signing_key,
+    )
     reconciler = Reconciler(settings)
 
     def show(result: TickResult) -> None:
@@ -149,8 +184,9 @@ def _checkout(repo: str, branch: str) -> Path:
 
 @app.command()
 def status(
-    repo: Annotated[str, typer.Option("--repo", help="URL or path of the config repository.",
-                                      envvar="GITCANARY_REPO")] = ".",
+    repo: Annotated[
+        str, typer.Option("--repo", help="URL or path of the config repository.", envvar="GITCANARY_REPO")
+    ] = ".",
     branch: BranchOpt = "main",
     output: Annotated[str, typer.Option("-o", "--output", help="table or json")] = "table",
     settle: Annotated[float, typer.Option(envvar="GITCANARY_SETTLE")] = 10.0,
@@ -167,16 +203,34 @@ def status(
         print(json.dumps([v.to_json() for v in views], indent=2))
         return
     table = Table(box=None, header_style="bold")
-    for column in ("NAMESPACE", "NAME", "STATUS", "WEIGHT", "FAILEDCHECKS", "REVISION", "LASTTRANSITIONTIME",
-                   "WAITING"):
+    for column in (
+        "NAMESPACE",
+        "NAME",
+        "STATUS",
+        "WEIGHT",
+        "FAILEDCHECKS",
+        "REVISION",
+        "LASTTRANSITIONTIME",
+        "WAITING",
+    ):
         table.add_column(column)
     for view in views:
         namespace, _, name = view.key.partition("/") if "/" in view.key else ("", "", view.key)
-        revision = (f"{view.primary_revision} -> {view.canary_revision}"
-                    if view.canary_revision and view.canary_revision != view.primary_revision
-                    else view.primary_revision or view.target_revision)
-        table.add_row(namespace, name, view.phase, str(view.weight), str(view.failed_checks), revision,
-                      view.last_transition, view.error or view.waiting)
+        revision = (
+            f"{view.primary_revision} -> {view.canary_revision}"
+            if view.canary_revision and view.canary_revision != view.primary_revision
+            else view.primary_revision or view.target_revision
+        )
+        table.add_row(
+            namespace,
+            name,
+            view.phase,
+            str(view.weight),
+            str(view.failed_checks),
+            revision,
+            view.last_transition,
+            view.error or view.waiting,
+        )
     console.print(table)
 
 
@@ -199,8 +253,12 @@ def validate(
 
 @app.command()
 def demo(
-    directory: Annotated[Path | None, typer.Option("--dir", help="Where to leave the demo's config repo "
-                                                    "[default: a new temporary directory].")] = None,
+    directory: Annotated[
+        Path | None,
+        typer.Option(
+            "--dir", help="Where to leave the demo's config repo [default: a new temporary directory]."
+        ),
+    ] = None,
     speed: Annotated[float, typer.Option(help="Seconds per analysis interval in the demo.")] = 2.0,
 ) -> None:
     """A full rollout and a rollback on a local Git repo, against a SIMULATED cluster (about a minute)."""

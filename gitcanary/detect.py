@@ -143,5 +143,6 @@ def write_back(root: Path, source: ImageSource, container: str, current: str, wa
 
 def image_changes(primary: dict[str, str], target: dict[str, str]) -> list[tuple[str, str, str]]:
     """(container, primary image, target image) for every container whose image differs."""
-    return [(name, primary.get(name, ""), image) for name, image in target.items()
-            if primary.get(name) != image]
+    return [
+        (name, primary.get(name, ""), image) for name, image in target.items() if primary.get(name) != image
+    ]

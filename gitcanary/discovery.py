@@ -77,8 +77,11 @@ def scan_file(catalog: Catalog, root: Path, source: str) -> None:
                 loaded = load_canary(doc, label)
                 key = loaded.canary.key
                 if key in catalog.canaries and catalog.canaries[key].source != label:
-                    raise SpecError(label, "metadata.name",
-                                    f"canary {key} is also defined in {catalog.canaries[key].source}")
+                    raise SpecError(
+                        label,
+                        "metadata.name",
+                        f"canary {key} is also defined in {catalog.canaries[key].source}",
+                    )
                 catalog.canaries[key] = loaded
                 keys.append(key)
             elif is_flagger(doc, "MetricTemplate"):
@@ -196,9 +199,13 @@ def flux_kustomization_paths(root: Path) -> list[tuple[str, str, str]]:
         except yamlio.YAMLError:
             continue
         for doc in docs:
-            if isinstance(doc, dict) and doc.get("kind") == "Kustomization" and str(
-                    doc.get("apiVersion", "")).startswith("kustomize.toolkit.fluxcd.io/"):
+            if (
+                isinstance(doc, dict)
+                and doc.get("kind") == "Kustomization"
+                and str(doc.get("apiVersion", "")).startswith("kustomize.toolkit.fluxcd.io/")
+            ):
                 path = os.path.normpath(str((doc.get("spec") or {}).get("path") or "."))
-                found.append((source, str((doc.get("metadata") or {}).get("name", "?")),
-                              "" if path == "." else path))
+                found.append(
+                    (source, str((doc.get("metadata") or {}).get("name", "?")), "" if path == "." else path)
+                )
     return found

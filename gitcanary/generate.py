@@ -158,8 +158,9 @@ class FileWriter:
         where = self.loaded.source
         if copy_to_primary:
             user_replicas = rendered.target.get("spec", {}).get("replicas")
-            existing = render.find_object(read_objects(self.root, self.layout.primary), "Deployment",
-                                          f"{self.layout.target}-primary")
+            existing = render.find_object(
+                read_objects(self.root, self.layout.primary), "Deployment", f"{self.layout.target}-primary"
+            )
             if existing is not None and existing.get("spec", {}).get("replicas") is not None:
                 user_replicas = existing["spec"]["replicas"]
             replicas = None if rendered.autoscaler is not None else int(user_replicas or 1)
@@ -173,12 +174,20 @@ class FileWriter:
             weights = (100 - status.canary_weight, status.canary_weight)
             self._write(self.layout.routing, self.router.render(self.canary, *weights))
             resources.append(os.path.basename(self.layout.routing))
-            replicas = primary_replicas(self.root, self.layout, rendered) if status.phase.canary_scaled_up else 0
+            replicas = (
+                primary_replicas(self.root, self.layout, rendered) if status.phase.canary_scaled_up else 0
+            )
             self.scale_target(replicas)
-        self._write(self.layout.kustomization, [{
-            "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-            "resources": resources,
-        }])
+        self._write(
+            self.layout.kustomization,
+            [
+                {
+                    "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                    "kind": "Kustomization",
+                    "resources": resources,
+                }
+            ],
+        )
         self._write(self.layout.status, [status.to_document(self.canary.key)])
         if status.phase is Phase.INITIALIZING:
             # The parent may change later (a person reorganizes); hooking up is init's job, and
@@ -218,34 +227,44 @@ class FileWriter:
             text = path.read_text()
             docs = yamlio.load_all(text)
             for doc in docs:
-                if isinstance(doc, dict) and doc.get("kind") == "Deployment" and \
-                        (doc.get("metadata") or {}).get("name") == self.layout.target:
+                if (
+                    isinstance(doc, dict)
+                    and doc.get("kind") == "Deployment"
+                    and (doc.get("metadata") or {}).get("name") == self.layout.target
+                ):
                     if doc["spec"].get("replicas") == replicas:
                         return
                     doc["spec"]["replicas"] = replicas
-                    path.write_text(yamlio.dump_all(docs, like=text) if len(docs) > 1
-                                    else yamlio.dump(docs[0], like=text))
+                    path.write_text(
+                        yamlio.dump_all(docs, like=text) if len(docs) > 1 else yamlio.dump(docs[0], like=text)
+                    )
                     self.changed.append(str(path.relative_to(self.root)))
                     return
-        raise RenderError(f"{self.loaded.source}: spec.targetRef: Deployment {self.layout.target} "
-                          f"not found in {self.layout.app_dir}")
+        raise RenderError(
+            f"{self.loaded.source}: spec.targetRef: Deployment {self.layout.target} "
+            f"not found in {self.layout.app_dir}"
+        )
 
     def revert_target(self, rendered: Rendered) -> list[str]:
         """Write the primary's images back where the target's come from; lines of what was done."""
-        primary = render.find_object(read_objects(self.root, self.layout.primary), "Deployment",
-                                     f"{self.layout.target}-primary")
+        primary = render.find_object(
+            read_objects(self.root, self.layout.primary), "Deployment", f"{self.layout.target}-primary"
+        )
         if primary is None:
             return []
         notes: list[str] = []
-        for container, old, new in detect.image_changes(render.container_images(primary),
-                                                        render.container_images(rendered.target)):
+        for container, old, new in detect.image_changes(
+            render.container_images(primary), render.container_images(rendered.target)
+        ):
             source = detect.locate(self.root, self.layout.app_dir, container, new)
             if source is None or not old:
                 notes.append(f"{container}: {new} not found in {self.layout.app_dir}; left as is")
                 continue
             if detect.write_back(self.root, source, container, new, old):
                 self.changed.append(source.path)
-                notes.append(f"image {container} written back: {new} -> {old} in {source.path} {source.field}")
+                notes.append(
+                    f"image {container} written back: {new} -> {old} in {source.path} {source.field}"
+                )
         return notes
 
     def hook_up(self) -> str:
@@ -275,15 +294,21 @@ class FileWriter:
         covering = [(src, name, path) for src, name, path in fluxes if _under(generated, path)]
         if covering:
             src, name, path = covering[0]
-            return (f"Flux Kustomization {name} ({src}) builds ./{path} with a generated kustomization, "
-                    f"which includes {generated} by itself")
+            return (
+                f"Flux Kustomization {name} ({src}) builds ./{path} with a generated kustomization, "
+                f"which includes {generated} by itself"
+            )
         narrow = [(src, name) for src, name, path in fluxes if path == self.layout.app_dir]
         if narrow:
             src, name = narrow[0]
-            return (f"ACTION NEEDED: Flux Kustomization {name} ({src}) applies ./{self.layout.app_dir} only; "
-                    f"add one for ./{generated} (or point it at ./{parent or '.'})")
-        return (f"ACTION NEEDED: nothing in this repository lists {generated}: make sure your applier builds it "
-                f"(a kustomization.yaml in {parent or '.'}, a Flux Kustomization, or a Fleet bundle)")
+            return (
+                f"ACTION NEEDED: Flux Kustomization {name} ({src}) applies ./{self.layout.app_dir} only; "
+                f"add one for ./{generated} (or point it at ./{parent or '.'})"
+            )
+        return (
+            f"ACTION NEEDED: nothing in this repository lists {generated}: make sure your applier builds it "
+            f"(a kustomization.yaml in {parent or '.'}, a Flux Kustomization, or a Fleet bundle)"
+        )
 
 
 def _under(path: str, directory: str) -> bool:

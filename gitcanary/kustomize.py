@@ -40,7 +40,10 @@ def build(directory: Path, display: str | None = None) -> list[dict[str, Any]]:
     try:
         proc = subprocess.run(
             [kubectl_path(), "kustomize", str(directory)],
-            capture_output=True, text=True, timeout=BUILD_TIMEOUT_SECONDS, check=False,
+            capture_output=True,
+            text=True,
+            timeout=BUILD_TIMEOUT_SECONDS,
+            check=False,
         )
     except subprocess.TimeoutExpired as exc:
         raise RenderError(f"{where}: kustomize build timed out after {BUILD_TIMEOUT_SECONDS:.0f}s") from exc

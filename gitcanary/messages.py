@@ -43,8 +43,7 @@ def subject(canary: Canary, old: CanaryStatus | None, decision: Decision) -> str
             return f"gitcanary: finish {key} promotion to {new.primary_revision}, scale canary to 0"
         case Action.ROLLBACK:
             first = f": {decision.failed[0]}" if decision.failed else ""
-            return (f"gitcanary: roll back {key} {new.canary_revision} -> {new.primary_revision}"
-                    f"{first}")
+            return f"gitcanary: roll back {key} {new.canary_revision} -> {new.primary_revision}{first}"
     return f"gitcanary: {decision.action.value} {key}"
 
 

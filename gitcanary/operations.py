@@ -31,9 +31,14 @@ class InitResult:
 
 def _canaries_under(catalog: discovery.Catalog, path: str) -> list[LoadedCanary]:
     path = path.strip("/").removeprefix("./")
-    return [loaded for loaded in catalog.canaries.values()
-            if path in ("", ".") or discovery.app_dir(loaded) == path
-            or loaded.source.split("#")[0] == path or discovery.app_dir(loaded).startswith(path + "/")]
+    return [
+        loaded
+        for loaded in catalog.canaries.values()
+        if path in ("", ".")
+        or discovery.app_dir(loaded) == path
+        or loaded.source.split("#")[0] == path
+        or discovery.app_dir(loaded).startswith(path + "/")
+    ]
 
 
 def _relative(root: Path, app_path: str) -> str:
@@ -105,8 +110,10 @@ def status(root: Path, now: datetime | None = None, settle: float = 0.0) -> list
     """Every canary in the checkout at `root`, like `kubectl get canaries`, with why it waits."""
     now = now or utcnow()
     catalog = discovery.scan(root)
-    views = [CanaryView(key=source, source=source, phase="Error", error=str(err))
-             for source, err in sorted(catalog.errors.items())]
+    views = [
+        CanaryView(key=source, source=source, phase="Error", error=str(err))
+        for source, err in sorted(catalog.errors.items())
+    ]
     for key in sorted(catalog.canaries):
         loaded = catalog.canaries[key]
         view = CanaryView(key=key, source=loaded.source, warnings=list(loaded.warnings))
@@ -126,7 +133,9 @@ def status(root: Path, now: datetime | None = None, settle: float = 0.0) -> list
             view.last_transition = st.last_transition_time.strftime("%Y-%m-%dT%H:%M:%SZ")
             view.message = st.message
             live = (now - st.last_transition_time).total_seconds() >= settle
-            decision = decide(loaded.canary, st, Observation(now, rendered.spec_hash, rendered.revision, live))
+            decision = decide(
+                loaded.canary, st, Observation(now, rendered.spec_hash, rendered.revision, live)
+            )
             view.waiting = decision.reason if decision.action is not Action.MEASURE else "analysis due"
         views.append(view)
     return views

@@ -15,7 +15,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import (
+    RetryError,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
 
 from gitcanary import discovery, messages
 from gitcanary.config import Settings
@@ -63,15 +69,24 @@ def default_analyzer() -> Analyzer:
 
 
 class Reconciler:
-    def __init__(self, settings: Settings, *, clock: Callable[[], datetime] = utcnow,
-                 analyzer: Analyzer | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        analyzer: Analyzer | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.settings = settings
         self.clock = clock
         self.analyzer = analyzer
         self.sleep = sleep
         self.workspace = Workspace(
-            settings.repo, settings.branch, settings.resolved_workdir(),
-            Identity(settings.author_name, settings.author_email), settings.signing_key,
+            settings.repo,
+            settings.branch,
+            settings.resolved_workdir(),
+            Identity(settings.author_name, settings.author_email),
+            settings.signing_key,
         )
         self.catalog: Catalog | None = None
         self.last_head: str | None = None
@@ -113,7 +128,9 @@ class Reconciler:
             self.renders[key] = render_target(self.root, loaded)
             layout = Layout.of(loaded)
             self.inputs[key] = discovery.kustomize_inputs(self.root, layout.app_dir) | {
-                loaded.source.split("#", 1)[0], layout.generated_dir}
+                loaded.source.split("#", 1)[0],
+                layout.generated_dir,
+            }
         return self.renders[key]
 
     def _status(self, key: str, loaded: LoadedCanary) -> CanaryStatus | None:
@@ -123,8 +140,9 @@ class Reconciler:
 
     # -- deciding and doing ------------------------------------------------------------------
 
-    def _analyze(self, canary: Canary, templates: Mapping[str, MetricTemplate],
-                 now: datetime) -> tuple[CheckResult, ...]:
+    def _analyze(
+        self, canary: Canary, templates: Mapping[str, MetricTemplate], now: datetime
+    ) -> tuple[CheckResult, ...]:
         analyzer = self.analyzer or default_analyzer()
         return analyzer(canary, templates, default_address=self.settings.prometheus, now=now)
 
@@ -164,7 +182,9 @@ class Reconciler:
                 # revision, is a new request to roll out.
                 new_status = new_status.model_copy(update={"last_applied_spec": reverted.spec_hash})
             else:
-                notes.append("the target still differs from the primary beyond images; it stays at 0 replicas")
+                notes.append(
+                    "the target still differs from the primary beyond images; it stays at 0 replicas"
+                )
         changed = writer.apply(new_status, rendered, decision.copy_to_primary)
         if decision.action in (Action.START, Action.RESTART):
             notes += self._bump_notes(loaded, rendered)
@@ -185,13 +205,15 @@ class Reconciler:
         from gitcanary.generate import read_objects
 
         layout = Layout.of(loaded)
-        primary = render.find_object(read_objects(self.root, layout.primary), "Deployment",
-                                     f"{layout.target}-primary")
+        primary = render.find_object(
+            read_objects(self.root, layout.primary), "Deployment", f"{layout.target}-primary"
+        )
         if primary is None:
             return []
         notes = []
-        for container, old, new in detect.image_changes(render.container_images(primary),
-                                                        render.container_images(rendered.target)):
+        for container, old, new in detect.image_changes(
+            render.container_images(primary), render.container_images(rendered.target)
+        ):
             source = detect.locate(self.root, layout.app_dir, container, new)
             where = f" ({source.path} {source.field})" if source else ""
             notes.append(f"image {container}: {old} -> {new}{where}")
@@ -230,8 +252,10 @@ class Reconciler:
                 with attempt:
                     return self._attempt()
         except RetryError as exc:
-            raise GitError(f"could not push to {self.settings.repo} after {self.settings.push_attempts} "
-                           "attempts: the branch keeps moving") from exc
+            raise GitError(
+                f"could not push to {self.settings.repo} after {self.settings.push_attempts} "
+                "attempts: the branch keeps moving"
+            ) from exc
         raise AssertionError("unreachable")
 
     def _attempt(self) -> TickResult:
@@ -240,8 +264,9 @@ class Reconciler:
         assert self.catalog is not None
         self.reports = {k: v for k, v in self.reports.items() if k in self.catalog.canaries}
         commits = self._decide_all(self.clock())
-        result = TickResult(head, commits, dict(self.reports),
-                            {src: str(err) for src, err in self.catalog.errors.items()})
+        result = TickResult(
+            head, commits, dict(self.reports), {src: str(err) for src, err in self.catalog.errors.items()}
+        )
         if not commits:
             return result
         try:
@@ -302,6 +327,12 @@ class Reconciler:
             if on_tick is not None:
                 on_tick(result)
 
-        scheduler.add_job(job, "interval", seconds=self.settings.poll_interval, max_instances=1,
-                          coalesce=True, next_run_time=datetime.now().astimezone())
+        scheduler.add_job(
+            job,
+            "interval",
+            seconds=self.settings.poll_interval,
+            max_instances=1,
+            coalesce=True,
+            next_run_time=datetime.now().astimezone(),
+        )
         scheduler.start()

@@ -134,18 +134,29 @@ def services(canary: Canary, target: Obj, where: str, include_apex: bool) -> lis
     label = selector_label(target, where)
     svc = canary.spec.service
     name = canary.service_name
-    port: Obj = {"name": svc.port_name, "port": svc.port, "protocol": "TCP",
-                 "targetPort": svc.target_port if svc.target_port is not None else svc.port}
+    port: Obj = {
+        "name": svc.port_name,
+        "port": svc.port,
+        "protocol": "TCP",
+        "targetPort": svc.target_port if svc.target_port is not None else svc.port,
+    }
     if svc.app_protocol:
         port["appProtocol"] = svc.app_protocol
 
     def service(service_name: str, selects: str, extra: dict[str, Any] | None) -> Obj:
-        meta: Obj = {"name": service_name, "namespace": canary.namespace,
-                     "labels": {**((extra or {}).get("labels") or {}), label: service_name, **MANAGED_BY}}
+        meta: Obj = {
+            "name": service_name,
+            "namespace": canary.namespace,
+            "labels": {**((extra or {}).get("labels") or {}), label: service_name, **MANAGED_BY},
+        }
         if (extra or {}).get("annotations"):
             meta["annotations"] = dict(extra["annotations"])  # type: ignore[index]
-        return {"apiVersion": "v1", "kind": "Service", "metadata": meta,
-                "spec": {"type": "ClusterIP", "selector": {label: selects}, "ports": [dict(port)]}}
+        return {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": meta,
+            "spec": {"type": "ClusterIP", "selector": {label: selects}, "ports": [dict(port)]},
+        }
 
     target_name = canary.spec.target_ref.name
     out = []

@@ -35,8 +35,14 @@ class Identity:
 class Workspace:
     """A clone of `url` at `workdir`, tracking `branch`."""
 
-    def __init__(self, url: str, branch: str, workdir: Path, identity: Identity | None = None,
-                 signing_key: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        branch: str,
+        workdir: Path,
+        identity: Identity | None = None,
+        signing_key: str | None = None,
+    ) -> None:
         self.url = url
         self.branch = branch
         self.root = Path(workdir)
@@ -72,7 +78,9 @@ class Workspace:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
             handle.close()
-            raise GitError(f"another gitcanary is using {self.root}; give each instance its own --workdir") from exc
+            raise GitError(
+                f"another gitcanary is using {self.root}; give each instance its own --workdir"
+            ) from exc
         self._lock_handle = handle
 
     def _recover(self) -> None:
@@ -94,8 +102,12 @@ class Workspace:
     def fetch(self) -> str:
         """Fetch the tracked branch; the remote's head commit."""
         try:
-            self.repo.git.fetch(REMOTE, f"+refs/heads/{self.branch}:refs/remotes/{REMOTE}/{self.branch}",
-                                "--no-tags", kill_after_timeout=GIT_TIMEOUT_SECONDS)
+            self.repo.git.fetch(
+                REMOTE,
+                f"+refs/heads/{self.branch}:refs/remotes/{REMOTE}/{self.branch}",
+                "--no-tags",
+                kill_after_timeout=GIT_TIMEOUT_SECONDS,
+            )
         except GitCommandError as exc:
             raise GitError(f"git fetch {self.url} failed: {exc.stderr.strip()}") from exc
         return self.repo.git.rev_parse(self.remote_ref)
@@ -144,8 +156,10 @@ class Workspace:
         if self.signing_key:
             args += [f"--gpg-sign={self.signing_key}"]
         env = {
-            "GIT_AUTHOR_NAME": self.identity.name, "GIT_AUTHOR_EMAIL": self.identity.email,
-            "GIT_COMMITTER_NAME": self.identity.name, "GIT_COMMITTER_EMAIL": self.identity.email,
+            "GIT_AUTHOR_NAME": self.identity.name,
+            "GIT_AUTHOR_EMAIL": self.identity.email,
+            "GIT_COMMITTER_NAME": self.identity.name,
+            "GIT_COMMITTER_EMAIL": self.identity.email,
         }
         with git.custom_environment(**env):
             git.commit(*args)
@@ -154,8 +168,12 @@ class Workspace:
     def push(self) -> None:
         """Push HEAD to the branch; PushRejected when the remote moved (never forced)."""
         try:
-            self.repo.git.push(REMOTE, f"HEAD:refs/heads/{self.branch}", "--porcelain",
-                               kill_after_timeout=GIT_TIMEOUT_SECONDS)
+            self.repo.git.push(
+                REMOTE,
+                f"HEAD:refs/heads/{self.branch}",
+                "--porcelain",
+                kill_after_timeout=GIT_TIMEOUT_SECONDS,
+            )
         except GitCommandError as exc:
             text = f"{exc.stdout}\n{exc.stderr}"
             if "[rejected]" in text or "non-fast-forward" in text or "fetch first" in text:

@@ -35,6 +35,8 @@ def render_target(root: Path, loaded: LoadedCanary) -> Rendered:
         ref = canary.spec.autoscaler_ref
         autoscaler = render.find_object(objects, ref.kind, ref.name, canary.namespace)
         if autoscaler is None:
-            raise RenderError(f"{loaded.source}: spec.autoscalerRef: {ref.kind} {ref.name} is not in what "
-                              f"{app_dir(loaded) or '.'} builds")
+            raise RenderError(
+                f"{loaded.source}: spec.autoscalerRef: {ref.kind} {ref.name} is not in what "
+                f"{app_dir(loaded) or '.'} builds"
+            )
     return Rendered(target, autoscaler, render.pod_template_hash(target), render.revision_of(target))

@@ -31,5 +31,5 @@ def parse_trailers(message: str) -> dict[str, str]:
     for line in message.splitlines():
         match = _TRAILER.match(line.strip())
         if match:
-            found[match.group(1)[len(PREFIX):]] = match.group(2).strip()
+            found[match.group(1)[len(PREFIX) :]] = match.group(2).strip()
     return found

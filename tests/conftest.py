@@ -18,7 +18,14 @@ EXAMPLES = ROOT / "examples"
 
 
 def git(*args: str, cwd: Path) -> str:
-    env_args = ["-c", "user.name=Pat Person", "-c", "user.email=pat@example.com", "-c", "init.defaultBranch=main"]
+    env_args = [
+        "-c",
+        "user.name=Pat Person",
+        "-c",
+        "user.email=pat@example.com",
+        "-c",
+        "init.defaultBranch=main",
+    ]
     proc = subprocess.run(["git", *env_args, *args], cwd=cwd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise AssertionError(f"git {' '.join(args)} failed in {cwd}: {proc.stderr}")

@@ -8,18 +8,21 @@ import subprocess
 import sys
 from pathlib import Path
 
-from oracle import assert_invariant, kustomize_build
-
 from conftest import ConfigRepo, git
+from oracle import assert_invariant, kustomize_build
 
 IMAGE = "ghcr.io/stefanprodan/podinfo"
 FIXTURES = Path(__file__).parent / "data" / "fixtures" / "flagger"
 
 
 def gitcanary(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([sys.executable, "-m", "gitcanary.cli", *args], cwd=cwd, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "gitcanary.cli", *args], cwd=cwd, capture_output=True, text=True
+    )
     if check and proc.returncode != 0:
-        raise AssertionError(f"gitcanary {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(
+            f"gitcanary {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+        )
     return proc
 
 
@@ -39,22 +42,41 @@ def test_init_push_run_status(config_repo: ConfigRepo, tmp_path: Path) -> None:
     assert git("status", "--porcelain", cwd=human) == ""  # everything it wrote is committed
 
     # Initializing: the primary runs beside the untouched target; no routing yet.
-    assert_invariant(kustomize_build(human / "apps"), namespace="prod", target="backend", service="backend",
-                     primary_images={"backend": f"{IMAGE}:6.1.0"}, canary_images={"backend": f"{IMAGE}:6.1.0"},
-                     canary_replicas=None, weights=None)
+    assert_invariant(
+        kustomize_build(human / "apps"),
+        namespace="prod",
+        target="backend",
+        service="backend",
+        primary_images={"backend": f"{IMAGE}:6.1.0"},
+        canary_images={"backend": f"{IMAGE}:6.1.0"},
+        canary_replicas=None,
+        weights=None,
+    )
     assert "ok:" in gitcanary("validate", ".", cwd=human).stdout
     views = json.loads(gitcanary("status", "-o", "json", cwd=human).stdout)
     assert [(v["key"], v["phase"]) for v in views] == [("prod/backend", "Initializing")]
 
     git("push", "-q", "origin", "main", cwd=human)
-    run = ["run", "--once", "--repo", str(config_repo.remote), "--workdir", str(tmp_path / "work"), "--settle", "0"]
+    run = [
+        "run",
+        "--once",
+        "--repo",
+        str(config_repo.remote),
+        "--workdir",
+        str(tmp_path / "work"),
+        "--settle",
+        "0",
+    ]
     assert "route prod/backend to its primary" in gitcanary(*run, cwd=tmp_path).stdout
     assert gitcanary("init", "apps/backend", cwd=human).returncode == 0  # idempotent after a pull
     config_repo.bump("apps/backend", "6.1.1")
     assert "start prod/backend rollout 6.1.0 -> 6.1.1" in gitcanary(*run, cwd=tmp_path).stdout
 
-    views = json.loads(gitcanary("status", "--repo", str(config_repo.remote), "-o", "json", "--settle", "0",
-                                 cwd=tmp_path).stdout)
+    views = json.loads(
+        gitcanary(
+            "status", "--repo", str(config_repo.remote), "-o", "json", "--settle", "0", cwd=tmp_path
+        ).stdout
+    )
     assert views[0]["phase"] == "Progressing"
     assert (views[0]["primary_revision"], views[0]["canary_revision"]) == ("6.1.0", "6.1.1")
     table = gitcanary("status", "--repo", str(config_repo.remote), cwd=tmp_path).stdout
@@ -70,7 +92,8 @@ def test_init_says_what_flux_needs(tmp_path: Path) -> None:
     (repo / "clusters" / "podinfo.yaml").write_text(
         "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: podinfo\n"
         "  namespace: flux-system\nspec:\n  interval: 1m\n  path: ./podinfo\n  prune: true\n"
-        "  sourceRef:\n    kind: GitRepository\n    name: flux-system\n")
+        "  sourceRef:\n    kind: GitRepository\n    name: flux-system\n"
+    )
     git("init", "-q", "-b", "main", cwd=repo)
     git("add", "-A", cwd=repo)
     git("commit", "-q", "-m", "podinfo", cwd=repo)
@@ -80,9 +103,11 @@ def test_init_says_what_flux_needs(tmp_path: Path) -> None:
     assert "spec.analysis.webhooks" in gitcanary("validate", ".", cwd=repo).stderr
     primary = kustomize_build(repo / "podinfo-gitcanary")
     deployment = next(o for o in primary if o["kind"] == "Deployment")
-    assert deployment["metadata"] == {"name": "podinfo-primary", "namespace": "test",
-                                      "labels": {"app": "podinfo-primary",
-                                                 "app.kubernetes.io/managed-by": "gitcanary"}}
+    assert deployment["metadata"] == {
+        "name": "podinfo-primary",
+        "namespace": "test",
+        "labels": {"app": "podinfo-primary", "app.kubernetes.io/managed-by": "gitcanary"},
+    }
     assert "replicas" not in deployment["spec"]  # the HPA owns it
     assert {o["kind"] for o in primary} == {"Deployment", "HorizontalPodAutoscaler", "Service"}
 

@@ -30,8 +30,11 @@ spec:
 
 
 def changed_lines(before: str, after: str) -> list[str]:
-    return [line for line in difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="")
-            if line.startswith(("+", "-")) and not line.startswith(("+++", "---"))]
+    return [
+        line
+        for line in difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="")
+        if line.startswith(("+", "-")) and not line.startswith(("+++", "---"))
+    ]
 
 
 def rendered_image(root: Path, app: str) -> str:
@@ -44,10 +47,16 @@ def rendered_image(root: Path, app: str) -> str:
     ("entry", "bumped", "old_image"),
     [
         ("  newTag: 2.0.0 # release\n", "ghcr.io/acme/backend:2.0.0", "ghcr.io/acme/backend:1.5.0"),
-        ("  newName: registry.example.com/acme/backend\n  newTag: 2.0.0\n",
-         "registry.example.com/acme/backend:2.0.0", "registry.example.com/acme/backend:1.5.0"),
-        ("  digest: sha256:" + "b" * 64 + "\n", "ghcr.io/acme/backend@sha256:" + "b" * 64,
-         "ghcr.io/acme/backend@sha256:" + "a" * 64),
+        (
+            "  newName: registry.example.com/acme/backend\n  newTag: 2.0.0\n",
+            "registry.example.com/acme/backend:2.0.0",
+            "registry.example.com/acme/backend:1.5.0",
+        ),
+        (
+            "  digest: sha256:" + "b" * 64 + "\n",
+            "ghcr.io/acme/backend@sha256:" + "b" * 64,
+            "ghcr.io/acme/backend@sha256:" + "a" * 64,
+        ),
     ],
     ids=["newTag", "newName", "digest"],
 )
@@ -55,7 +64,7 @@ def test_kustomization_images_entry(tmp_path: Path, entry: str, bumped: str, old
     app = tmp_path / "apps" / "backend"
     app.mkdir(parents=True)
     (app / "deployment.yaml").write_text(DEPLOYMENT)
-    kustomization = ("# app\nresources:\n- deployment.yaml\nimages:\n- name: ghcr.io/acme/backend\n" + entry)
+    kustomization = "# app\nresources:\n- deployment.yaml\nimages:\n- name: ghcr.io/acme/backend\n" + entry
     (app / "kustomization.yaml").write_text(kustomization)
     assert rendered_image(tmp_path, "apps/backend") == bumped
 
@@ -77,10 +86,12 @@ def test_plain_manifest_image(tmp_path: Path) -> None:
     bumped = DEPLOYMENT.replace("1.0.0", "2.0.0")
     (app / "deployment.yaml").write_text(bumped)
     source = detect.locate(tmp_path, "bundle", "backend", "ghcr.io/acme/backend:2.0.0")
-    assert source == detect.ImageSource("bundle/deployment.yaml", "spec.template.spec.containers[0].image",
-                                        "manifest", 0)
-    assert detect.write_back(tmp_path, source, "backend", "ghcr.io/acme/backend:2.0.0",
-                             "ghcr.io/acme/backend:1.0.0")
+    assert source == detect.ImageSource(
+        "bundle/deployment.yaml", "spec.template.spec.containers[0].image", "manifest", 0
+    )
+    assert detect.write_back(
+        tmp_path, source, "backend", "ghcr.io/acme/backend:2.0.0", "ghcr.io/acme/backend:1.0.0"
+    )
     after = (app / "deployment.yaml").read_text()
     assert changed_lines(bumped, after) == [
         "-        image: ghcr.io/acme/backend:2.0.0   # pinned by the platform team",
@@ -89,8 +100,14 @@ def test_plain_manifest_image(tmp_path: Path) -> None:
 
 
 def test_image_ref_round_trip() -> None:
-    for text in ("nginx", "nginx:1.25", "ghcr.io/a/b:1", "localhost:5000/a/b:2", "a/b@sha256:" + "c" * 64,
-                 "a/b:1@sha256:" + "c" * 64):
+    for text in (
+        "nginx",
+        "nginx:1.25",
+        "ghcr.io/a/b:1",
+        "localhost:5000/a/b:2",
+        "a/b@sha256:" + "c" * 64,
+        "a/b:1@sha256:" + "c" * 64,
+    ):
         assert str(detect.ImageRef.parse(text)) == text
     assert detect.ImageRef.parse("localhost:5000/a/b").tag is None
 

@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-
 from conftest import ConfigRepo, git
+
 from gitcanary.config import Settings
 from gitcanary.reconciler import Reconciler
 
@@ -94,8 +94,10 @@ def test_unrelated_human_commit_during_a_tick_is_kept(config_repo: ConfigRepo, t
     ancestors_of_remote_head(config_repo, pushed)
     assert actions(config_repo)[-1] == ("start", 0, "6.1.0..6.1.1")
     log = config_repo.remote_log()
-    assert [subject for _, subject, _ in log[-2:]] == ["docs: on-call note",
-                                                       "gitcanary: start prod/backend rollout 6.1.0 -> 6.1.1"]
+    assert [subject for _, subject, _ in log[-2:]] == [
+        "docs: on-call note",
+        "gitcanary: start prod/backend rollout 6.1.0 -> 6.1.1",
+    ]
 
 
 def test_bump_during_a_tick_is_decided_again(config_repo: ConfigRepo, tmp_path: Path) -> None:
@@ -111,11 +113,19 @@ def test_bump_during_a_tick_is_decided_again(config_repo: ConfigRepo, tmp_path: 
     ancestors_of_remote_head(config_repo, pushed)
     assert actions(config_repo)[2:] == [("start", 0, "6.1.0..6.1.3")]
     ticks(rec, clock, 6)
-    assert [a for a, _, _ in actions(config_repo)[2:]] == ["start", "advance", "advance", "promote", "finalize",
-                                                            "succeed"]
+    assert [a for a, _, _ in actions(config_repo)[2:]] == [
+        "start",
+        "advance",
+        "advance",
+        "promote",
+        "finalize",
+        "succeed",
+    ]
 
 
-def test_person_editing_a_generated_file_is_never_overwritten(config_repo: ConfigRepo, tmp_path: Path) -> None:
+def test_person_editing_a_generated_file_is_never_overwritten(
+    config_repo: ConfigRepo, tmp_path: Path
+) -> None:
     without_metrics(config_repo)
     clock = RacingClock()
     rec = make(config_repo, tmp_path, clock)
@@ -144,19 +154,26 @@ def test_broken_canary_halts_only_itself(config_repo: ConfigRepo, tmp_path: Path
     broken = config_repo.human / "apps/frontend"
     broken.mkdir()
     (broken / "canary.yaml").write_text(
-        (config_repo.human / "apps/backend/canary.yaml").read_text()
+        (config_repo.human / "apps/backend/canary.yaml")
+        .read_text()
         .replace("name: backend\n  namespace: prod", "name: frontend\n  namespace: prod")
-        .replace("stepWeight: 25", "stepWieght: 25"))
+        .replace("stepWeight: 25", "stepWieght: 25")
+    )
     config_repo.commit_and_push("add frontend canary (with a typo)")
     clock = RacingClock()
     rec = make(config_repo, tmp_path, clock)
     result = rec.tick()
-    assert result.errors == {"apps/frontend/canary.yaml": "apps/frontend/canary.yaml: spec.analysis.stepWieght: "
-                             "unknown field (not in Flagger's CRD); check its spelling"}
+    assert result.errors == {
+        "apps/frontend/canary.yaml": "apps/frontend/canary.yaml: spec.analysis.stepWieght: "
+        "unknown field (not in Flagger's CRD); check its spelling"
+    }
     assert actions(config_repo) == [("initialize", 0, "6.1.0..6.1.0")]  # backend went on
 
-    validate = subprocess.run([sys.executable, "-m", "gitcanary.cli", "validate", str(config_repo.human)],
-                              capture_output=True, text=True)
+    validate = subprocess.run(
+        [sys.executable, "-m", "gitcanary.cli", "validate", str(config_repo.human)],
+        capture_output=True,
+        text=True,
+    )
     assert validate.returncode == 1
     assert "apps/frontend/canary.yaml: spec.analysis.stepWieght" in validate.stderr
 
@@ -171,16 +188,36 @@ exit 0
 """
 
 EXPECTED = [
-    ("initialize", 0), ("initialized", 0), ("start", 0), ("advance", 25), ("advance", 50), ("promote", 50),
-    ("finalize", 0), ("succeed", 0),
+    ("initialize", 0),
+    ("initialized", 0),
+    ("start", 0),
+    ("advance", 25),
+    ("advance", 50),
+    ("promote", 50),
+    ("finalize", 0),
+    ("succeed", 0),
 ]
 
 
 def start_reconciler(repo: ConfigRepo, workdir: Path, log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "gitcanary.cli", "run", "--repo", str(repo.remote), "--workdir", str(workdir),
-         "--interval", "0.2", "--settle", "0"],
-        stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "gitcanary.cli",
+            "run",
+            "--repo",
+            str(repo.remote),
+            "--workdir",
+            str(workdir),
+            "--interval",
+            "0.2",
+            "--settle",
+            "0",
+        ],
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 
@@ -199,7 +236,9 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> N
 
 
 @pytest.mark.timeout(240)
-def test_killed_anywhere_resumes_without_repeating_or_skipping(config_repo: ConfigRepo, tmp_path: Path) -> None:
+def test_killed_anywhere_resumes_without_repeating_or_skipping(
+    config_repo: ConfigRepo, tmp_path: Path
+) -> None:
     without_metrics(config_repo, interval="1s")
     block, entered = tmp_path / "block", tmp_path / "entered"
     hook = config_repo.remote / "hooks" / "pre-receive"
@@ -233,8 +272,11 @@ def test_killed_anywhere_resumes_without_repeating_or_skipping(config_repo: Conf
 
     process = start_reconciler(config_repo, workdir, log)
     try:
-        wait_for(lambda: any(t.get("Phase") == "Succeeded" for _, _, t in config_repo.gitcanary_commits()),
-                 "the rollout to finish", timeout=120)
+        wait_for(
+            lambda: any(t.get("Phase") == "Succeeded" for _, _, t in config_repo.gitcanary_commits()),
+            "the rollout to finish",
+            timeout=120,
+        )
     finally:
         kill(process)
     got = [(t["Action"], int(t["Weight"])) for _, _, t in config_repo.gitcanary_commits()]

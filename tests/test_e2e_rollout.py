@@ -13,10 +13,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from conftest import ConfigRepo
 from oracle import assert_invariant, kustomize_build
 from prometheus_server import DATA_END, PrometheusServer, Traffic, running_prometheus
 
-from conftest import ConfigRepo
 from gitcanary.config import Settings
 from gitcanary.reconciler import Reconciler
 
@@ -48,8 +48,9 @@ class Clock:
 
 
 def reconciler(repo: ConfigRepo, tmp_path: Path, prometheus: PrometheusServer, clock: Clock) -> Reconciler:
-    settings = Settings(repo=str(repo.remote), workdir=tmp_path / "gitcanary-work", prometheus=prometheus.url,
-                        settle=0)
+    settings = Settings(
+        repo=str(repo.remote), workdir=tmp_path / "gitcanary-work", prometheus=prometheus.url, settle=0
+    )
     return Reconciler(settings, clock=clock, sleep=lambda _: None)
 
 
@@ -79,9 +80,14 @@ def check_invariant(repo: ConfigRepo, tmp_path: Path, sha: str, expected: tuple)
     tree = tree_at(repo, sha, tmp_path / "trees" / sha)
     objects = kustomize_build(tree / "apps")
     assert_invariant(
-        objects, namespace="prod", target="backend", service="backend",
-        primary_images={"backend": f"{IMAGE}:{primary}"}, canary_images={"backend": f"{IMAGE}:{canary}"},
-        canary_replicas=replicas, weights=(100 - weight, weight) if routed else None,
+        objects,
+        namespace="prod",
+        target="backend",
+        service="backend",
+        primary_images={"backend": f"{IMAGE}:{primary}"},
+        canary_images={"backend": f"{IMAGE}:{canary}"},
+        canary_replicas=replicas,
+        weights=(100 - weight, weight) if routed else None,
     )
 
 
@@ -109,8 +115,9 @@ ROLLBACK = [
 ]
 
 
-def test_promote_then_roll_back(config_repo: ConfigRepo, tmp_path: Path,
-                                prometheus_istio: PrometheusServer) -> None:
+def test_promote_then_roll_back(
+    config_repo: ConfigRepo, tmp_path: Path, prometheus_istio: PrometheusServer
+) -> None:
     clock = Clock(GOOD_FROM + timedelta(minutes=2))
     rec = reconciler(config_repo, tmp_path, prometheus_istio, clock)
 
@@ -136,18 +143,26 @@ def test_promote_then_roll_back(config_repo: ConfigRepo, tmp_path: Path,
     assert subjects["rollback"].startswith("gitcanary: roll back prod/backend 6.1.2 -> 6.1.1")
     # Git's desired state is what runs: the person's images: entry holds the old tag again.
     config_repo.pull()
-    assert "newTag: 6.1.1 # bump this to start a canary release" in (
-        config_repo.human / "apps/backend/kustomization.yaml").read_text()
+    assert (
+        "newTag: 6.1.1 # bump this to start a canary release"
+        in (config_repo.human / "apps/backend/kustomization.yaml").read_text()
+    )
 
     # Every commit carries trailers git itself can parse.
     last = commits[-1][0]
-    parsed = subprocess.run(["git", "log", "-1", "--format=%(trailers:key=Gitcanary-Phase,valueonly)", last],
-                            cwd=config_repo.remote, capture_output=True, text=True, check=True).stdout
+    parsed = subprocess.run(
+        ["git", "log", "-1", "--format=%(trailers:key=Gitcanary-Phase,valueonly)", last],
+        cwd=config_repo.remote,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert parsed.strip() == "Failed"
 
 
-def test_new_bump_mid_rollout_restarts_on_newest(config_repo: ConfigRepo, tmp_path: Path,
-                                                 prometheus_istio: PrometheusServer) -> None:
+def test_new_bump_mid_rollout_restarts_on_newest(
+    config_repo: ConfigRepo, tmp_path: Path, prometheus_istio: PrometheusServer
+) -> None:
     clock = Clock(GOOD_FROM + timedelta(minutes=1))
     rec = reconciler(config_repo, tmp_path, prometheus_istio, clock)
     tick_until(rec, clock, "Initialized")
@@ -160,20 +175,31 @@ def test_new_bump_mid_rollout_restarts_on_newest(config_repo: ConfigRepo, tmp_pa
 
     rows = [(t["Action"], int(t["Weight"]), t["Revision"]) for _, _, t in config_repo.gitcanary_commits()]
     restart = rows.index(("restart", 0, "6.1.0..6.1.3"))
-    assert rows[2:restart] == [("start", 0, "6.1.0..6.1.1"), ("advance", 10, "6.1.0..6.1.1"),
-                               ("advance", 20, "6.1.0..6.1.1")]
+    assert rows[2:restart] == [
+        ("start", 0, "6.1.0..6.1.1"),
+        ("advance", 10, "6.1.0..6.1.1"),
+        ("advance", 20, "6.1.0..6.1.1"),
+    ]
     assert [r[1] for r in rows[restart:] if r[0] == "advance"] == [10, 20, 30, 40, 50]
     assert rows[-1] == ("succeed", 0, "6.1.3..6.1.3")
-    for sha, _subject, trailers in config_repo.gitcanary_commits()[restart + 2:]:
+    for sha, _subject, trailers in config_repo.gitcanary_commits()[restart + 2 :]:
         weight = int(trailers["Weight"])
         promoted = trailers["Phase"] in ("Promoting", "Finalising", "Succeeded")
-        row = ("", trailers["Phase"], weight, "6.1.3" if promoted else "6.1.0", "6.1.3",
-               0 if trailers["Phase"] == "Succeeded" else 2, True)
+        row = (
+            "",
+            trailers["Phase"],
+            weight,
+            "6.1.3" if promoted else "6.1.0",
+            "6.1.3",
+            0 if trailers["Phase"] == "Succeeded" else 2,
+            True,
+        )
         check_invariant(config_repo, tmp_path, sha, row)
 
 
-def test_no_data_is_a_failed_check(config_repo: ConfigRepo, tmp_path: Path,
-                                   prometheus_istio: PrometheusServer) -> None:
+def test_no_data_is_a_failed_check(
+    config_repo: ConfigRepo, tmp_path: Path, prometheus_istio: PrometheusServer
+) -> None:
     """Outside the data there are no series: the canary must roll back, never pass."""
     clock = Clock(DATA_END + timedelta(hours=3))
     rec = reconciler(config_repo, tmp_path, prometheus_istio, clock)
@@ -181,8 +207,19 @@ def test_no_data_is_a_failed_check(config_repo: ConfigRepo, tmp_path: Path,
     config_repo.bump("apps/backend", "6.1.1")
     tick_until(rec, clock, "Failed")
     commits = config_repo.gitcanary_commits()
-    assert [t["Action"] for _, _, t in commits] == ["initialize", "initialized", "start", "advance", "halt",
-                                                     "rollback"]
-    halt = subprocess.run(["git", "log", "-1", "--format=%B", commits[4][0]], cwd=config_repo.remote,
-                          capture_output=True, text=True, check=True).stdout
+    assert [t["Action"] for _, _, t in commits] == [
+        "initialize",
+        "initialized",
+        "start",
+        "advance",
+        "halt",
+        "rollback",
+    ]
+    halt = subprocess.run(
+        ["git", "log", "-1", "--format=%B", commits[4][0]],
+        cwd=config_repo.remote,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "no data" in halt or "no values" in halt

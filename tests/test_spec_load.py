@@ -41,20 +41,46 @@ def test_flaggers_own_examples_load(name: str) -> None:
 @pytest.mark.parametrize(
     ("mutate", "field", "words"),
     [
-        (lambda d: d["spec"]["analysis"].__setitem__("stepWieght", 5), "spec.analysis.stepWieght", "unknown field"),
-        (lambda d: d["spec"]["analysis"].__setitem__("threshold", "two"), "spec.analysis.threshold", "not of type"),
+        (
+            lambda d: d["spec"]["analysis"].__setitem__("stepWieght", 5),
+            "spec.analysis.stepWieght",
+            "unknown field",
+        ),
+        (
+            lambda d: d["spec"]["analysis"].__setitem__("threshold", "two"),
+            "spec.analysis.threshold",
+            "not of type",
+        ),
         (lambda d: d["spec"].__setitem__("provider", "nope"), "spec.provider", "is not one of"),
-        (lambda d: d["spec"]["analysis"].__setitem__("interval", "soon"), "spec.analysis.interval",
-         "does not match"),
-        (lambda d: d["spec"]["analysis"].pop("stepWeight"), "spec.analysis",
-         "needs one of iterations, stepWeight, stepWeights"),
-        (lambda d: d["spec"]["analysis"].__setitem__("stepWeights", [10, 20]), "spec.analysis",
-         "sets stepWeight and stepWeights"),
+        (
+            lambda d: d["spec"]["analysis"].__setitem__("interval", "soon"),
+            "spec.analysis.interval",
+            "does not match",
+        ),
+        (
+            lambda d: d["spec"]["analysis"].pop("stepWeight"),
+            "spec.analysis",
+            "needs one of iterations, stepWeight, stepWeights",
+        ),
+        (
+            lambda d: d["spec"]["analysis"].__setitem__("stepWeights", [10, 20]),
+            "spec.analysis",
+            "sets stepWeight and stepWeights",
+        ),
         (lambda d: d["spec"]["analysis"].pop("threshold"), "spec.analysis.threshold", "required"),
-        (lambda d: (d["spec"]["analysis"].pop("stepWeight"), d["spec"]["analysis"].__setitem__(
-            "stepWeights", [10, 5])), "spec.analysis.stepWeights", "increase"),
-        (lambda d: d["spec"]["analysis"]["metrics"][2].pop("templateRef"), "spec.analysis.metrics[2].templateRef",
-         "no templateRef"),
+        (
+            lambda d: (
+                d["spec"]["analysis"].pop("stepWeight"),
+                d["spec"]["analysis"].__setitem__("stepWeights", [10, 5]),
+            ),
+            "spec.analysis.stepWeights",
+            "increase",
+        ),
+        (
+            lambda d: d["spec"]["analysis"]["metrics"][2].pop("templateRef"),
+            "spec.analysis.metrics[2].templateRef",
+            "no templateRef",
+        ),
         (lambda d: d["spec"].pop("targetRef"), "spec.targetRef", "required"),
     ],
 )
@@ -82,9 +108,11 @@ def test_broken_canary_halts_only_itself(tmp_path: Path) -> None:
     for directory in (good, bad):
         directory.mkdir(parents=True)
     (good / "canary.yaml").write_text(EXAMPLE.read_text())
-    (bad / "canary.yaml").write_text(EXAMPLE.read_text().replace("name: backend\n  namespace: prod",
-                                                                  "name: other\n  namespace: prod")
-                                     .replace("threshold: 2", "threshold: [2]"))
+    (bad / "canary.yaml").write_text(
+        EXAMPLE.read_text()
+        .replace("name: backend\n  namespace: prod", "name: other\n  namespace: prod")
+        .replace("threshold: 2", "threshold: [2]")
+    )
     (tmp_path / "apps" / "c.yaml").write_text("apiVersion: flagger.app/v1beta1\nkind: Canary\n  bad: [\n")
     catalog = discovery.scan(tmp_path)
     assert list(catalog.canaries) == ["prod/backend"]

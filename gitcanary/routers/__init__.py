@@ -29,6 +29,9 @@ def router_for(canary: Canary, source: str) -> Router:
     routers: dict[str, Router] = {"istio": IstioRouter()}
     router = routers.get(canary.provider)
     if router is None:
-        raise SpecError(source, "spec.provider",
-                        f"{canary.provider!r} is not supported yet (supported: {', '.join(sorted(routers))})")
+        raise SpecError(
+            source,
+            "spec.provider",
+            f"{canary.provider!r} is not supported yet (supported: {', '.join(sorted(routers))})",
+        )
     return router

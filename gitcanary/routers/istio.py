@@ -44,7 +44,8 @@ class IstioRouter:
             vs_spec["gateways"] = list(svc.gateways)
         vs_spec["http"] = [route]
         virtual_service = {
-            "apiVersion": API_VERSION, "kind": "VirtualService",
+            "apiVersion": API_VERSION,
+            "kind": "VirtualService",
             "metadata": {"name": name, "namespace": canary.namespace, "labels": dict(MANAGED_BY)},
             "spec": vs_spec,
         }
@@ -53,12 +54,18 @@ class IstioRouter:
             rule_spec: dict[str, Any] = {"host": f"{name}-{suffix}"}
             if svc.traffic_policy:
                 rule_spec["trafficPolicy"] = dict(svc.traffic_policy)
-            rules.append({
-                "apiVersion": API_VERSION, "kind": "DestinationRule",
-                "metadata": {"name": f"{name}-{suffix}", "namespace": canary.namespace,
-                             "labels": dict(MANAGED_BY)},
-                "spec": rule_spec,
-            })
+            rules.append(
+                {
+                    "apiVersion": API_VERSION,
+                    "kind": "DestinationRule",
+                    "metadata": {
+                        "name": f"{name}-{suffix}",
+                        "namespace": canary.namespace,
+                        "labels": dict(MANAGED_BY),
+                    },
+                    "spec": rule_spec,
+                }
+            )
         return [virtual_service, *rules]
 
     def weights(self, canary: Canary, objects: list[dict[str, Any]]) -> tuple[int, int] | None:

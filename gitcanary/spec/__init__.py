@@ -3,5 +3,12 @@
 from gitcanary.spec.models import Canary, CanaryAnalysis, CanaryMetric, CanaryService, MetricTemplate
 from gitcanary.spec.status import CanaryStatus, Phase
 
-__all__ = ["Canary", "CanaryAnalysis", "CanaryMetric", "CanaryService", "CanaryStatus", "MetricTemplate",
-           "Phase"]
+__all__ = [
+    "Canary",
+    "CanaryAnalysis",
+    "CanaryMetric",
+    "CanaryService",
+    "CanaryStatus",
+    "MetricTemplate",
+    "Phase",
+]

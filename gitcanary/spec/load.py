@@ -68,8 +68,11 @@ def _schema_for(doc: dict[str, Any], source: str) -> dict[str, Any]:
     key = f"{api_version}/{doc.get('kind')}"
     schema = _schemas().get(key)
     if schema is None:
-        raise SpecError(source, "apiVersion", f"{api_version!r} is not a Flagger version gitcanary reads "
-                        f"(expected {FLAGGER_GROUP}/v1beta1)")
+        raise SpecError(
+            source,
+            "apiVersion",
+            f"{api_version!r} is not a Flagger version gitcanary reads (expected {FLAGGER_GROUP}/v1beta1)",
+        )
     return schema
 
 
@@ -143,24 +146,41 @@ def load_canary(doc: dict[str, Any], source: str) -> LoadedCanary:
     spec = canary.spec
     analysis = spec.analysis
     if spec.target_ref.kind != "Deployment":
-        raise SpecError(source, "spec.targetRef.kind", f"{spec.target_ref.kind} targets are not supported yet "
-                        "(Deployment only)")
+        raise SpecError(
+            source,
+            "spec.targetRef.kind",
+            f"{spec.target_ref.kind} targets are not supported yet (Deployment only)",
+        )
     if analysis.match and analysis.iterations > 0:
         raise SpecError(source, "spec.analysis.match", "A/B testing (match + iterations) is not routed yet")
-    if not spec.skip_analysis and analysis.iterations <= 0 and not analysis.step_weights \
-            and not (analysis.step_weight or 0) > 0:
-        raise SpecError(source, "spec.analysis.stepWeight", "a canary needs stepWeight > 0 or stepWeights "
-                        "(or iterations for blue/green)")
+    if (
+        not spec.skip_analysis
+        and analysis.iterations <= 0
+        and not analysis.step_weights
+        and not (analysis.step_weight or 0) > 0
+    ):
+        raise SpecError(
+            source,
+            "spec.analysis.stepWeight",
+            "a canary needs stepWeight > 0 or stepWeights (or iterations for blue/green)",
+        )
     if any(w <= 0 or w > 100 for w in analysis.step_weights) or analysis.step_weights != sorted(
-            set(analysis.step_weights)):
+        set(analysis.step_weights)
+    ):
         raise SpecError(source, "spec.analysis.stepWeights", "must increase strictly, each in 1..100")
     for index, metric in enumerate(analysis.metrics):
         builtin = metric.name in ("request-success-rate", "request-duration")
         if not builtin and metric.template_ref is None and not metric.query:
-            raise SpecError(source, f"spec.analysis.metrics[{index}].templateRef",
-                            f"metric {metric.name!r} is not builtin and has no templateRef or query")
-    warnings = tuple(f"{source}: {path}: {why} (ignored)" for path, why in UNSUPPORTED_FIELDS.items()
-                     if _present(doc, path))
+            raise SpecError(
+                source,
+                f"spec.analysis.metrics[{index}].templateRef",
+                f"metric {metric.name!r} is not builtin and has no templateRef or query",
+            )
+    warnings = tuple(
+        f"{source}: {path}: {why} (ignored)"
+        for path, why in UNSUPPORTED_FIELDS.items()
+        if _present(doc, path)
+    )
     return LoadedCanary(canary, source, warnings)
 
 
@@ -173,5 +193,8 @@ def load_metric_template(doc: dict[str, Any], source: str) -> MetricTemplate:
 
 
 def is_flagger(doc: Any, kind: str) -> bool:
-    return (isinstance(doc, dict) and doc.get("kind") == kind
-            and str(doc.get("apiVersion", "")).startswith(f"{FLAGGER_GROUP}/"))
+    return (
+        isinstance(doc, dict)
+        and doc.get("kind") == kind
+        and str(doc.get("apiVersion", "")).startswith(f"{FLAGGER_GROUP}/")
+    )
