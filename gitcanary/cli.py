@@ -127,7 +127,8 @@ def run(
             if report.error:
                 err.print(f"[red]halted[/red] {report.key}: {report.error}", highlight=False)
         for sha in result.commits:
-            subject = reconciler.workspace.repo.commit(sha).summary
+            summary = reconciler.workspace.repo.commit(sha).summary
+            subject = summary.decode() if isinstance(summary, bytes) else summary
             console.print(f"{sha[:8]} {subject}", highlight=False)
 
     try:
