@@ -119,8 +119,14 @@ def run(
         signing_key=signing_key,
     )
     reconciler = Reconciler(settings)
+    warned: set[str] = set()
 
     def show(result: TickResult) -> None:
+        for report in result.reports.values():
+            for warning in report.warnings:
+                if warning not in warned:  # once per process, not every tick
+                    warned.add(warning)
+                    err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
         for source, message in result.errors.items():
             err.print(f"[red]halted[/red] {source}: {message}", highlight=False)
         for report in result.reports.values():
