@@ -153,16 +153,19 @@ class Workspace:
         if not git.diff("--cached", "--name-only"):
             return self.head()
         args = ["-m", message, "--no-verify"]
-        if self.signing_key:
-            args += [f"--gpg-sign={self.signing_key}"]
+        # Explicit either way: a person's global commit.gpgsign must not decide for the bot.
+        args.append(f"--gpg-sign={self.signing_key}" if self.signing_key else "--no-gpg-sign")
         env = {
             "GIT_AUTHOR_NAME": self.identity.name,
             "GIT_AUTHOR_EMAIL": self.identity.email,
             "GIT_COMMITTER_NAME": self.identity.name,
             "GIT_COMMITTER_EMAIL": self.identity.email,
         }
-        with git.custom_environment(**env):
-            git.commit(*args)
+        try:
+            with git.custom_environment(**env):
+                git.commit(*args)
+        except GitCommandError as exc:
+            raise GitError(f"git commit in {self.root} failed: {exc.stderr.strip()}") from exc
         return self.head()
 
     def push(self) -> None:
