@@ -1,0 +1,269 @@
+"""Other real layouts: Flagger's own podinfo kustomization and canary, and a plain-manifest directory.
+
+Both have their image in a manifest's `image:` field rather than in a kustomization `images:` entry,
+and neither has a parent kustomization: Flux's generated kustomization builds the path, so the
+oracle builds it the way Flux does (a directory with a kustomization.yaml is one resource; other
+directories are walked and their YAML files added).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import ConfigRepo, git
+from oracle import assert_invariant, kustomize_build
+from prometheus_server import DATA_END, PrometheusServer, Traffic, running_prometheus
+from test_e2e_rollout import Clock, tree_at
+
+from gitcanary.config import Settings
+from gitcanary.reconciler import Reconciler
+
+FIXTURES = Path(__file__).parent / "data" / "fixtures" / "flagger"
+PODINFO = "ghcr.io/stefanprodan/podinfo"
+GOOD_FROM, BAD_FROM = DATA_END - timedelta(minutes=60), DATA_END - timedelta(minutes=30)
+
+
+@pytest.fixture(scope="module")
+def prometheus_layouts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
+    traffic = []
+    for workload, namespace in (("podinfo", "test"), ("backend", "shop")):
+        traffic += [
+            Traffic(workload, namespace, rps=20, error_ratio=0.0, p99_ms=80, start=GOOD_FROM, end=BAD_FROM),
+            Traffic(workload, namespace, rps=20, error_ratio=0.2, p99_ms=90, start=BAD_FROM, end=DATA_END),
+        ]
+    with running_prometheus(traffic, workdir=tmp_path_factory.mktemp("prom")) as server:
+        yield server
+
+
+def flux_build(root: Path, path: str = "") -> list[dict]:
+    """What Flux applies for a path without a kustomization.yaml (fluxcd/pkg kustomize generator)."""
+    directory = root / path if path else root
+    if (directory / "kustomization.yaml").exists():
+        return kustomize_build(directory)
+    objects: list[dict] = []
+    for entry in sorted(directory.iterdir()):
+        if entry.is_dir() and entry.name != ".git":
+            objects += flux_build(root, str(entry.relative_to(root)))
+        elif entry.suffix in (".yaml", ".yml"):
+            objects += [d for d in yaml.safe_load_all(entry.read_text()) if isinstance(d, dict)]
+    return objects
+
+
+def seed(tmp_path: Path, files: dict[str, str]) -> ConfigRepo:
+    seed_dir = tmp_path / "seed"
+    for name, text in files.items():
+        (seed_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (seed_dir / name).write_text(text)
+    git("init", "-q", "-b", "main", cwd=seed_dir)
+    git("add", "-A", cwd=seed_dir)
+    git("commit", "-q", "-m", "seed", cwd=seed_dir)
+    git("clone", "-q", "--bare", str(seed_dir), str(tmp_path / "remote.git"), cwd=tmp_path)
+    shutil.rmtree(seed_dir)
+    git("clone", "-q", str(tmp_path / "remote.git"), str(tmp_path / "human"), cwd=tmp_path)
+    return ConfigRepo(tmp_path / "remote.git", tmp_path / "human")
+
+
+def set_image(repo: ConfigRepo, path: str, old: str, new: str) -> None:
+    repo.pull()
+    file = repo.human / path
+    file.write_text(file.read_text().replace(old, new))
+    repo.commit_and_push(f"bump {new.rsplit(':', 1)[1]}")
+
+
+def run_until(rec: Reconciler, clock: Clock, key: str, phase: str, seconds: float, limit: int = 60) -> None:
+    for _ in range(limit):
+        result = rec.tick()
+        assert not result.errors and not any(r.error for r in result.reports.values()), result
+        clock.advance(seconds)
+        status = result.reports[key].status
+        if status is not None and status.phase.value == phase:
+            return
+    raise AssertionError(f"{key} did not reach {phase}")
+
+
+def check_every_commit(
+    repo: ConfigRepo,
+    tmp_path: Path,
+    *,
+    namespace: str,
+    target: str,
+    container: str,
+    image: str,
+    tags: dict[str, tuple[str, str]],
+    replicas: int,
+) -> list[str]:
+    """Build every gitcanary commit as Flux would and hold it to the invariant; returns the actions."""
+    actions = []
+    for sha, _subject, trailers in repo.gitcanary_commits():
+        actions.append(trailers["Action"])
+        phase, weight = trailers["Phase"], int(trailers["Weight"])
+        primary_tag, canary_tag = tags[sha]
+        running = phase in ("Progressing", "Promoting", "Finalising")
+        assert_invariant(
+            flux_build(tree_at(repo, sha, tmp_path / "trees" / sha)),
+            namespace=namespace,
+            target=target,
+            service=target,
+            primary_images={container: f"{image}:{primary_tag}"},
+            canary_images={container: f"{image}:{canary_tag}"},
+            canary_replicas=None if phase == "Initializing" else (replicas if running else 0),
+            weights=None if phase == "Initializing" else (100 - weight, weight),
+        )
+    return actions
+
+
+def expected_tags(repo: ConfigRepo, first: str, second: str, third: str) -> dict[str, tuple[str, str]]:
+    """(primary, canary) image tags the person and the rollout imply at each gitcanary commit."""
+    tags: dict[str, tuple[str, str]] = {}
+    primary, canary = first, first
+    for sha, subject, trailers in repo.remote_log():
+        if subject == f"bump {second}":
+            canary = second
+        elif subject == f"bump {third}":
+            canary = third
+        action = trailers.get("Action")
+        if action == "promote":
+            primary = canary
+        if action == "rollback":
+            canary = primary  # the old tag is written back in the same commit
+        if action:
+            tags[sha] = (primary, canary)
+    return tags
+
+
+def test_flaggers_podinfo_promotes_and_rolls_back(
+    tmp_path: Path, prometheus_layouts: PrometheusServer
+) -> None:
+    files = {f"podinfo/{p.name}": p.read_text() for p in (FIXTURES / "kustomize" / "podinfo").iterdir()}
+    files["podinfo/canary.yaml"] = (FIXTURES / "artifacts" / "examples" / "istio-canary.yaml").read_text()
+    repo = seed(tmp_path, files)
+    clock = Clock(GOOD_FROM + timedelta(minutes=2))
+    settings = Settings(
+        repo=str(repo.remote), workdir=tmp_path / "work", prometheus=prometheus_layouts.url, settle=0
+    )
+    rec = Reconciler(settings, clock=clock, sleep=lambda _: None)
+
+    run_until(rec, clock, "test/podinfo", "Initialized", 16)
+    set_image(repo, "podinfo/deployment.yaml", f"{PODINFO}:6.0.0", f"{PODINFO}:6.0.1")
+    run_until(rec, clock, "test/podinfo", "Succeeded", 16)
+    set_image(repo, "podinfo/deployment.yaml", f"{PODINFO}:6.0.1", f"{PODINFO}:6.0.2")
+    clock.now = BAD_FROM + timedelta(minutes=2)
+    run_until(rec, clock, "test/podinfo", "Failed", 16)
+
+    actions = check_every_commit(
+        repo,
+        tmp_path,
+        namespace="test",
+        target="podinfo",
+        container="podinfod",
+        image=PODINFO,
+        tags=expected_tags(repo, "6.0.0", "6.0.1", "6.0.2"),
+        replicas=2,
+    )
+    # stepWeight 5 up to maxWeight 50: ten advances; threshold 10: nine halts, then the rollback.
+    assert actions == (
+        ["initialize", "initialized", "start"]
+        + ["advance"] * 10
+        + ["promote", "finalize", "succeed", "start", "advance"]
+        + ["halt"] * 9
+        + ["rollback"]
+    )
+    repo.pull()
+    assert f"image: {PODINFO}:6.0.1" in (repo.human / "podinfo/deployment.yaml").read_text()
+
+
+PLAIN_DEPLOYMENT = """apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: backend
+  namespace: shop
+spec:
+  replicas: 3
+  selector:
+    matchLabels:
+      app.kubernetes.io/name: backend
+  template:
+    metadata:
+      labels:
+        app.kubernetes.io/name: backend
+    spec:
+      containers:
+        - name: app
+          image: registry.example.com/shop/backend:2.0.0
+"""
+
+PLAIN_CANARY = """apiVersion: flagger.app/v1beta1
+kind: Canary
+metadata:
+  name: backend
+  namespace: shop
+spec:
+  targetRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: backend
+  service:
+    port: 8080
+  analysis:
+    interval: 1m
+    threshold: 1
+    stepWeights: [5, 25, 50]
+    metrics:
+      - name: request-success-rate
+        thresholdRange:
+          min: 99
+        interval: 1m
+"""
+
+
+def test_plain_manifests_without_kustomization(tmp_path: Path, prometheus_layouts: PrometheusServer) -> None:
+    repo = seed(
+        tmp_path,
+        {"deploy/backend/deployment.yaml": PLAIN_DEPLOYMENT, "deploy/backend/canary.yaml": PLAIN_CANARY},
+    )
+    clock = Clock(GOOD_FROM + timedelta(minutes=2))
+    settings = Settings(
+        repo=str(repo.remote), workdir=tmp_path / "work", prometheus=prometheus_layouts.url, settle=0
+    )
+    rec = Reconciler(settings, clock=clock, sleep=lambda _: None)
+    image = "registry.example.com/shop/backend"
+    run_until(rec, clock, "shop/backend", "Initialized", 61)
+    set_image(repo, "deploy/backend/deployment.yaml", f"{image}:2.0.0", f"{image}:2.1.0")
+    run_until(rec, clock, "shop/backend", "Succeeded", 61)
+    set_image(repo, "deploy/backend/deployment.yaml", f"{image}:2.1.0", f"{image}:2.2.0")
+    clock.now = BAD_FROM + timedelta(minutes=2)
+    run_until(rec, clock, "shop/backend", "Failed", 61)
+
+    actions = check_every_commit(
+        repo,
+        tmp_path,
+        namespace="shop",
+        target="backend",
+        container="app",
+        image=image,
+        tags=expected_tags(repo, "2.0.0", "2.1.0", "2.2.0"),
+        replicas=3,
+    )
+    assert actions == [
+        "initialize",
+        "initialized",
+        "start",
+        "advance",
+        "advance",
+        "advance",
+        "promote",
+        "finalize",
+        "succeed",
+        "start",
+        "advance",
+        "rollback",
+    ]
+    repo.pull()
+    deployment = (repo.human / "deploy/backend/deployment.yaml").read_text()
+    assert f"image: {image}:2.1.0" in deployment
+    assert "replicas: 0" in deployment  # the target idles at zero; the primary keeps the 3
