@@ -91,10 +91,13 @@ def run(
     signing_key: Annotated[
         str | None,
         typer.Option(
-            help="Sign commits with this GPG/SSH key id (git's user.signingkey semantics).",
+            help="Sign commits with this key: a GPG key id, or an SSH key file with --signing-format ssh.",
             envvar="GITCANARY_SIGNING_KEY",
         ),
     ] = None,
+    signing_format: Annotated[
+        str, typer.Option(help="openpgp, ssh or x509 (git's gpg.format).", envvar="GITCANARY_SIGNING_FORMAT")
+    ] = "openpgp",
     once: Annotated[bool, typer.Option("--once", help="Do one tick and exit (scripts, tests, CI).")] = False,
     verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
 ) -> None:
@@ -117,6 +120,7 @@ def run(
         author_name=author_name,
         author_email=author_email,
         signing_key=signing_key,
+        signing_format=signing_format,
     )
     reconciler = Reconciler(settings)
     warned: set[str] = set()

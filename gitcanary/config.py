@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     author_name: str = "gitcanary"
     author_email: str = "gitcanary@users.noreply.local"
     signing_key: str | None = None
+    signing_format: str = "openpgp"  # or "ssh" (signing_key is then a key file), or "x509"
     push_attempts: int = 6
 
     def resolved_workdir(self) -> Path:

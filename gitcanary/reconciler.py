@@ -87,6 +87,7 @@ class Reconciler:
             settings.resolved_workdir(),
             Identity(settings.author_name, settings.author_email),
             settings.signing_key,
+            settings.signing_format,
         )
         self.catalog: Catalog | None = None
         self.last_head: str | None = None

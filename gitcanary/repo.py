@@ -42,12 +42,14 @@ class Workspace:
         workdir: Path,
         identity: Identity | None = None,
         signing_key: str | None = None,
+        signing_format: str = "openpgp",
     ) -> None:
         self.url = url
         self.branch = branch
         self.root = Path(workdir)
         self.identity = identity or Identity()
         self.signing_key = signing_key
+        self.signing_format = signing_format
         self._repo: Repo | None = None
 
     @property
@@ -63,10 +65,10 @@ class Workspace:
             repo = Repo(self.root)
             if repo.remotes and repo.remotes[REMOTE].url != self.url:
                 repo.remotes[REMOTE].set_url(self.url)
-            return repo
+            return self._configure(repo)
         self.root.parent.mkdir(parents=True, exist_ok=True)
         try:
-            return Repo.clone_from(self.url, self.root, branch=self.branch, no_tags=True)
+            return self._configure(Repo.clone_from(self.url, self.root, branch=self.branch, no_tags=True))
         except GitCommandError as exc:
             raise GitError(f"cannot clone {self.url} (branch {self.branch}): {exc.stderr.strip()}") from exc
 
@@ -145,6 +147,13 @@ class Workspace:
             return True
         except GitCommandError:
             return False
+
+    def _configure(self, repo: Repo) -> Repo:
+        """Settings of gitcanary's own clone (never of a person's checkout)."""
+        if self.signing_key:
+            with repo.config_writer() as config:
+                config.set_value("gpg", "format", self.signing_format)
+        return repo
 
     def commit(self, message: str, paths: list[str]) -> str:
         """Commit the given paths (added, changed or deleted) with gitcanary's identity."""
