@@ -313,15 +313,7 @@ def _advance_iterations(
 def _promote(canary: Canary, status: CanaryStatus, obs: Observation, skip: bool) -> Decision:
     if skip:
         # Flagger's skipAnalysis promotes in one go: copy, route to the primary, scale down.
-        new = _step(
-            status,
-            obs,
-            phase=Phase.SUCCEEDED,
-            canary_weight=0,
-            last_promoted_spec=status.last_applied_spec,
-            primary_revision=status.canary_revision,
-            message="Canary analysis skipped; promotion finished",
-        )
+        new = _succeeded(status, obs, "Canary analysis skipped; promotion finished")
         return Decision(Action.PROMOTE, "analysis skipped; promoting", new, copy_to_primary=True)
     new = _step(
         status,
@@ -339,6 +331,19 @@ def _promote(canary: Canary, status: CanaryStatus, obs: Observation, skip: bool)
     )
 
 
+def _succeeded(status: CanaryStatus, obs: Observation, message: str) -> CanaryStatus:
+    """The primary now runs the canary's revision; all traffic is on it and the canary is at zero."""
+    return _step(
+        status,
+        obs,
+        phase=Phase.SUCCEEDED,
+        canary_weight=0,
+        last_promoted_spec=status.last_applied_spec,
+        primary_revision=status.canary_revision,
+        message=message,
+    )
+
+
 def _finish_promotion(canary: Canary, status: CanaryStatus, obs: Observation) -> Decision:
     if not _due(canary, status, obs) or not obs.live:
         return Decision(Action.NONE, "waiting for the promoted primary to be applied")
@@ -352,13 +357,5 @@ def _finish_promotion(canary: Canary, status: CanaryStatus, obs: Observation) ->
             status, obs, phase=Phase.FINALISING, canary_weight=0, message="Routing all traffic to primary"
         )
         return Decision(Action.FINALIZE, "routing all traffic to the primary", new)
-    new = _step(
-        status,
-        obs,
-        phase=Phase.SUCCEEDED,
-        canary_weight=0,
-        last_promoted_spec=status.last_applied_spec,
-        primary_revision=status.canary_revision,
-        message="Promotion completed! Scaling down canary",
-    )
+    new = _succeeded(status, obs, "Promotion completed! Scaling down canary")
     return Decision(Action.SUCCEED, "promotion completed; canary scaled to zero", new)
