@@ -13,6 +13,9 @@ import pytest
 from gitcanary import yamlio
 from gitcanary.trailers import parse_trailers
 
+# The real-Prometheus fixtures (`prometheus`, `exporter`) for every test module.
+pytest_plugins = ["prometheus_server"]
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 
