@@ -182,9 +182,10 @@ def init(
 
 
 def _checkout(repo: str, branch: str) -> Path:
-    """A local path to read: the checkout itself when REPO is one, else a fresh clone."""
+    """A local path to read: REPO itself when it is a work tree, else a fresh clone (URL or bare repo)."""
     candidate = Path(repo)
-    if (candidate / ".git").exists():
+    bare = (candidate / "HEAD").is_file() and (candidate / "objects").is_dir()
+    if candidate.is_dir() and not bare:
         return candidate
     from gitcanary.repo import Workspace
 

@@ -23,6 +23,14 @@ REMOTE = "origin"
 GIT_TIMEOUT_SECONDS = 120
 
 
+def _stderr(exc: GitCommandError) -> str:
+    """git's own message, without gitpython's `stderr: '...'` wrapping."""
+    text = str(exc.stderr or "").strip()
+    if text.startswith("stderr:"):
+        text = text[len("stderr:") :].strip().strip("'").strip()
+    return text or str(exc)
+
+
 @dataclass(frozen=True)
 class Identity:
     name: str = "gitcanary"
@@ -70,7 +78,7 @@ class Workspace:
         try:
             return self._configure(Repo.clone_from(self.url, self.root, branch=self.branch, no_tags=True))
         except GitCommandError as exc:
-            raise GitError(f"cannot clone {self.url} (branch {self.branch}): {exc.stderr.strip()}") from exc
+            raise GitError(f"cannot clone {self.url} (branch {self.branch}): {_stderr(exc)}") from exc
 
     def _lock(self) -> None:
         """One gitcanary per work directory; the OS drops the lock if the process dies."""
@@ -111,7 +119,7 @@ class Workspace:
                 kill_after_timeout=GIT_TIMEOUT_SECONDS,
             )
         except GitCommandError as exc:
-            raise GitError(f"git fetch {self.url} failed: {exc.stderr.strip()}") from exc
+            raise GitError(f"git fetch {self.url} failed: {_stderr(exc)}") from exc
         return self.repo.git.rev_parse(self.remote_ref)
 
     def sync(self) -> str:
@@ -174,7 +182,7 @@ class Workspace:
             with git.custom_environment(**env):
                 git.commit(*args)
         except GitCommandError as exc:
-            raise GitError(f"git commit in {self.root} failed: {exc.stderr.strip()}") from exc
+            raise GitError(f"git commit in {self.root} failed: {_stderr(exc)}") from exc
         return self.head()
 
     def push(self) -> None:
@@ -190,7 +198,7 @@ class Workspace:
             text = f"{exc.stdout}\n{exc.stderr}"
             if "[rejected]" in text or "non-fast-forward" in text or "fetch first" in text:
                 raise PushRejected(f"{self.branch} moved on {self.url}") from exc
-            raise GitError(f"git push to {self.url} failed: {exc.stderr.strip()}") from exc
+            raise GitError(f"git push to {self.url} failed: {_stderr(exc)}") from exc
 
     def rebase(self, onto: str) -> bool:
         """Replay local commits on `onto`; False (and nothing changed) on a conflict."""
