@@ -8,8 +8,10 @@ so an idle tick costs a fetch and a comparison, and a new commit re-reads only w
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -95,6 +97,7 @@ class Reconciler:
         self.inputs: dict[str, set[str]] = {}
         self.statuses: dict[str, CanaryStatus | None] = {}
         self.reports: dict[str, CanaryReport] = {}
+        self._clean = False  # the work tree is known to hold exactly HEAD (every change committed)
 
     @property
     def root(self) -> Path:
@@ -109,6 +112,7 @@ class Reconciler:
             self.renders.clear()
             self.statuses.clear()
             self.inputs.clear()
+            self._prerender()
         elif head != self.last_head:
             changed = self.workspace.changed_paths(self.last_head, head)
             for path in sorted(changed):
@@ -124,14 +128,32 @@ class Reconciler:
                     self.statuses.pop(key, None)
         self.last_head = head
 
+    def _prerender(self) -> None:
+        """Build every app at once on a cold start: kustomize runs in subprocesses, so threads overlap.
+
+        Failures are left for `_step`, which renders again and reports them for that canary alone.
+        """
+        assert self.catalog is not None
+        items = list(self.catalog.canaries.items())
+        if len(items) < 2:
+            return
+        with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) * 2)) as pool:
+            futures = {pool.submit(render_target, self.root, loaded): key for key, loaded in items}
+            for future, key in futures.items():
+                if future.exception() is None:
+                    self._remember_render(key, self.catalog.canaries[key], future.result())
+
+    def _remember_render(self, key: str, loaded: LoadedCanary, rendered: Rendered) -> None:
+        self.renders[key] = rendered
+        layout = Layout.of(loaded)
+        self.inputs[key] = discovery.kustomize_inputs(self.root, layout.app_dir) | {
+            loaded.source.split("#", 1)[0],
+            layout.generated_dir,
+        }
+
     def _rendered(self, key: str, loaded: LoadedCanary) -> Rendered:
         if key not in self.renders:
-            self.renders[key] = render_target(self.root, loaded)
-            layout = Layout.of(loaded)
-            self.inputs[key] = discovery.kustomize_inputs(self.root, layout.app_dir) | {
-                loaded.source.split("#", 1)[0],
-                layout.generated_dir,
-            }
+            self._remember_render(key, loaded, render_target(self.root, loaded))
         return self.renders[key]
 
     def _status(self, key: str, loaded: LoadedCanary) -> CanaryStatus | None:
@@ -260,7 +282,8 @@ class Reconciler:
         raise AssertionError("unreachable")
 
     def _attempt(self) -> TickResult:
-        head = self.workspace.sync()
+        head = self.workspace.sync(known_clean=self._clean)
+        self._clean = False  # until this attempt ends with everything committed or reset
         self.refresh(head)
         assert self.catalog is not None
         self.reports = {k: v for k, v in self.reports.items() if k in self.catalog.canaries}
@@ -269,6 +292,7 @@ class Reconciler:
             head, commits, dict(self.reports), {src: str(err) for src, err in self.catalog.errors.items()}
         )
         if not commits:
+            self._clean = True
             return result
         try:
             self.workspace.push()
@@ -279,6 +303,7 @@ class Reconciler:
                 raise
         self.refresh(self.workspace.head())
         result.head = self.workspace.head()
+        self._clean = True
         return result
 
     def _rebase_if_unrelated(self, base: str) -> bool:

@@ -122,13 +122,14 @@ class Workspace:
             raise GitError(f"git fetch {self.url} failed: {_stderr(exc)}") from exc
         return self.repo.git.rev_parse(self.remote_ref)
 
-    def sync(self) -> str:
+    def sync(self, known_clean: bool = False) -> str:
         """Fetch and make the work tree exactly the remote branch; returns its head.
 
-        Cheap when nothing moved: no reset when HEAD already is the remote head.
+        Cheap when nothing moved: no reset when HEAD already is the remote head. `known_clean` skips
+        the work-tree scan (a `git status` over every file) when the caller left the tree clean.
         """
         remote_head = self.fetch()
-        if self.head() != remote_head or self.repo.is_dirty(untracked_files=True):
+        if self.head() != remote_head or (not known_clean and self.repo.is_dirty(untracked_files=True)):
             self.reset(remote_head)
         return remote_head
 
