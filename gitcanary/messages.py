@@ -47,18 +47,29 @@ def subject(canary: Canary, old: CanaryStatus | None, decision: Decision) -> str
     return f"gitcanary: {decision.action.value} {key}"
 
 
+def _trailers(canary: Canary, status: CanaryStatus, action: str) -> dict[str, object]:
+    return {
+        "Canary": canary.key,
+        "Action": action,
+        "Rollout": status.rollout_id or f"{status.primary_revision}/init",
+        "Phase": status.phase.value,
+        "Weight": status.canary_weight,
+        "Failed-Checks": status.failed_checks,
+        "Iterations": status.iterations,
+        "Revision": f"{status.primary_revision}..{status.canary_revision}",
+    }
+
+
+def update(canary: Canary, status: CanaryStatus, changed: list[str]) -> str:
+    """A commit that re-renders generated objects after the Canary manifest changed; no transition."""
+    subject = f"gitcanary: update {canary.key} generated objects from its changed Canary"
+    body = [f"{status.phase.value} at {status.canary_weight}%; rewritten: {', '.join(changed)}"]
+    return format_message(subject, body, _trailers(canary, status, "update"))
+
+
 def compose(canary: Canary, old: CanaryStatus | None, decision: Decision, notes: list[str]) -> str:
     new = decision.status
     assert new is not None
     body = [decision.reason, *decision.details, *notes]
-    trailers = {
-        "Canary": canary.key,
-        "Action": decision.action.value,
-        "Rollout": new.rollout_id or f"{new.primary_revision}/init",
-        "Phase": new.phase.value,
-        "Weight": new.canary_weight,
-        "Failed-Checks": new.failed_checks,
-        "Iterations": new.iterations,
-        "Revision": f"{new.primary_revision}..{new.canary_revision}",
-    }
+    trailers = _trailers(canary, new, decision.action.value)
     return format_message(subject(canary, old, decision), body, trailers)

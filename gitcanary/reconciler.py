@@ -98,6 +98,7 @@ class Reconciler:
         self.statuses: dict[str, CanaryStatus | None] = {}
         self.reports: dict[str, CanaryReport] = {}
         self._clean = False  # the work tree is known to hold exactly HEAD (every change committed)
+        self.respec: set[str] = set()  # canaries whose manifest changed: re-render their objects
 
     @property
     def root(self) -> Path:
@@ -126,6 +127,11 @@ class Reconciler:
                 loaded = self.catalog.canaries.get(key)
                 if loaded is None or Layout.of(loaded).status in changed:
                     self.statuses.pop(key, None)
+            self.respec |= {
+                key
+                for key, loaded in self.catalog.canaries.items()
+                if loaded.source.split("#", 1)[0] in changed
+            }
         self.last_head = head
 
     def _prerender(self) -> None:
@@ -191,10 +197,14 @@ class Reconciler:
         router = router_for(loaded.canary, loaded.source)
         decision, status, rendered = self.observe(key, now)
         report.status = status
+        writer = FileWriter(self.root, loaded, router)
+        respec = key in self.respec
+        self.respec.discard(key)
         if decision.status is None:
             report.waiting = decision.reason
+            if respec and status is not None:
+                return self._update(loaded, writer, status, rendered)
             return None
-        writer = FileWriter(self.root, loaded, router)
         new_status = decision.status
         notes: list[str] = []
         if decision.revert_target:
@@ -221,6 +231,22 @@ class Reconciler:
         report.status = new_status
         if any(path != Layout.of(loaded).status for path in changed):
             self.renders.pop(key, None)
+        return sha
+
+    def _update(
+        self, loaded: LoadedCanary, writer: FileWriter, status: CanaryStatus, rendered: Rendered
+    ) -> str | None:
+        """The canary's manifest changed with no transition due: bring its generated objects in line.
+
+        Flagger reconciles its routing objects on every run; gitcanary does it in Git, once, when
+        the Canary changes (a new host, gateway, retry policy, port).
+        """
+        changed = writer.apply(status, rendered, copy_to_primary=False)
+        if not changed:
+            return None
+        message = messages.update(loaded.canary, status, changed)
+        sha = self.workspace.commit(message, changed)
+        log.info("%s: %s", loaded.canary.key, message.splitlines()[0])
         return sha
 
     def _bump_notes(self, loaded: LoadedCanary, rendered: Rendered) -> list[str]:

@@ -281,3 +281,31 @@ def test_killed_anywhere_resumes_without_repeating_or_skipping(
         kill(process)
     got = [(t["Action"], int(t["Weight"])) for _, _, t in config_repo.gitcanary_commits()]
     assert got == EXPECTED, log.read_text()[-3000:]
+
+
+def test_changed_canary_manifest_updates_generated_objects_once(
+    config_repo: ConfigRepo, tmp_path: Path
+) -> None:
+    without_metrics(config_repo)
+    clock = RacingClock()
+    rec = make(config_repo, tmp_path, clock)
+    ticks(rec, clock, 2)  # Initialized
+
+    config_repo.edit(
+        "apps/backend/canary.yaml", lambda doc: doc["spec"]["service"]["hosts"].append("api.example.com")
+    )
+    config_repo.commit_and_push("serve backend on api.example.com too")
+    ticks(rec, clock, 2)
+    config_repo.edit(
+        "apps/backend/canary.yaml", lambda doc: doc["spec"]["analysis"].__setitem__("threshold", 5)
+    )
+    config_repo.commit_and_push("more patience")
+    ticks(rec, clock, 2)
+
+    commits = config_repo.gitcanary_commits()
+    assert [t["Action"] for _, _, t in commits] == ["initialize", "initialized", "update"]
+    assert commits[-1][2]["Phase"] == "Initialized"
+    changed = git("show", "--format=", "--name-only", commits[-1][0], cwd=config_repo.remote).split()
+    assert changed == ["apps/backend-gitcanary/routing.yaml"]
+    routing = git("show", f"{commits[-1][0]}:apps/backend-gitcanary/routing.yaml", cwd=config_repo.remote)
+    assert "- api.example.com" in routing
