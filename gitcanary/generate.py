@@ -13,6 +13,7 @@ from typing import Any
 
 from gitcanary import detect, render, yamlio
 from gitcanary.discovery import (
+    GENERATED_DIR_ANNOTATION,
     KUSTOMIZATION_NAMES,
     STATUS_FILE,
     app_dir,
@@ -147,6 +148,7 @@ class FileWriter:
         self.router = router
         self.changed: list[str] = []
         self.hook_note = ""
+        self.target_images: list[str] = []
 
     def _write(self, path: str, docs: list[Obj]) -> None:
         if write_documents(self.root, path, docs):
@@ -156,6 +158,11 @@ class FileWriter:
         """Write the generated objects for `status`; call `revert_target` first on a rollback."""
         routed = status.phase is not Phase.INITIALIZING
         where = self.loaded.source
+        self.target_images = list(render.container_images(rendered.target).values())
+        if status.phase is Phase.INITIALIZING:
+            # First, so a refusal leaves nothing written. Hooking up is init's job only: a person
+            # may reorganize the parents later.
+            self.hook_note = self.hook_up()
         if copy_to_primary:
             user_replicas = rendered.target.get("spec", {}).get("replicas")
             existing = render.find_object(
@@ -189,10 +196,6 @@ class FileWriter:
             ],
         )
         self._write(self.layout.status, [status.to_document(self.canary.key)])
-        if status.phase is Phase.INITIALIZING:
-            # The parent may change later (a person reorganizes); hooking up is init's job, and
-            # an unhooked dir shows in `gitcanary validate`.
-            self.hook_note = self.hook_up()
         return self.changed
 
     def scale_target(self, replicas: int) -> None:
@@ -274,8 +277,16 @@ class FileWriter:
         entry = os.path.relpath(self.layout.generated_dir, parent or ".")
         if kustomization is None:
             return self._flux_hook_note(parent)
+        if parent == self.layout.app_dir:
+            # The app's own kustomization would run its images: transformer over the primary.
+            return (
+                f"ACTION NEEDED: {self.layout.generated_dir} sits inside the app's own kustomization; "
+                f"set the {GENERATED_DIR_ANNOTATION} annotation to a directory outside {parent or '.'} "
+                "and have your applier build it"
+            )
         text = (self.root / kustomization).read_text()
         doc = yamlio.load(text) or {}
+        self._refuse_rewriting_parent(kustomization, doc)
         resources = doc.get("resources")
         if resources is None:
             doc["resources"] = [entry]
@@ -286,6 +297,22 @@ class FileWriter:
         (self.root / kustomization).write_text(yamlio.dump(doc, like=text))
         self.changed.append(kustomization)
         return f"added {entry} to {kustomization} resources"
+
+    def _refuse_rewriting_parent(self, kustomization: str, doc: Any) -> None:
+        """A parent whose `images:` matches the target's would rewrite the primary: never hook into it."""
+        entries = doc.get("images") if isinstance(doc, dict) else None
+        if not entries:
+            return
+        names = {detect.ImageRef.parse(image).repository for image in self.target_images}
+        for index, entry in enumerate(entries):
+            if isinstance(entry, dict) and entry.get("name") in names:
+                raise SpecError(
+                    kustomization,
+                    f"images[{index}]",
+                    f"this kustomization would rewrite {entry.get('name')} in the generated primary too; set "
+                    f"the {GENERATED_DIR_ANNOTATION} annotation on {self.loaded.source} to a directory no "
+                    "kustomization with this images: entry includes",
+                )
 
     def _flux_hook_note(self, parent: str) -> str:
         """What the user must know when no kustomization.yaml lists the generated dir."""

@@ -118,3 +118,19 @@ def test_validate_fails_on_a_broken_canary(config_repo: ConfigRepo) -> None:
     proc = gitcanary("validate", ".", cwd=config_repo.human, check=False)
     assert proc.returncode == 1
     assert "apps/backend/canary.yaml: spec.analysis.threshold: 'two' is not of type 'number'" in proc.stderr
+
+
+def test_init_refuses_a_parent_that_would_rewrite_the_primary(config_repo: ConfigRepo) -> None:
+    human = config_repo.human
+    parent = human / "apps/kustomization.yaml"
+    parent.write_text(
+        parent.read_text() + "images:\n  - name: ghcr.io/stefanprodan/podinfo\n    newTag: 6.1.0\n"
+    )
+    git("commit", "-qam", "pin podinfo for every app", cwd=human)
+    proc = gitcanary("init", "apps/backend", cwd=human, check=False)
+    assert proc.returncode == 1
+    assert (
+        "apps/kustomization.yaml: images[0]: this kustomization would rewrite ghcr.io/stefanprodan/podinfo"
+        in (proc.stderr)
+    )
+    assert git("status", "--porcelain", cwd=human) == ""  # nothing written, nothing lost
