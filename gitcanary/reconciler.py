@@ -99,6 +99,8 @@ class Reconciler:
         self.reports: dict[str, CanaryReport] = {}
         self._clean = False  # the work tree is known to hold exactly HEAD (every change committed)
         self.respec: set[str] = set()  # canaries whose manifest changed: re-render their objects
+        self._moved: set[str] = set()  # canaries this attempt committed for
+        self._respec_before: set[str] = set()
 
     @property
     def root(self) -> Path:
@@ -273,6 +275,8 @@ class Reconciler:
     def _decide_all(self, now: datetime) -> list[str]:
         assert self.catalog is not None
         commits = []
+        self._moved = set()
+        self._respec_before = set(self.respec)
         for key in sorted(self.catalog.canaries):
             try:
                 sha = self._step(key, now)
@@ -286,6 +290,7 @@ class Reconciler:
                 continue
             if sha is not None:
                 commits.append(sha)
+                self._moved.add(key)
         return commits
 
     def tick(self) -> TickResult:
@@ -357,10 +362,15 @@ class Reconciler:
         return True
 
     def _forget(self) -> None:
-        """Drop caches that our discarded commits updated; the next attempt re-reads from Git."""
-        self.statuses.clear()
-        self.renders.clear()
-        self.last_head = None
+        """Drop what our discarded commits put in the caches; the next attempt re-reads those from Git.
+
+        `last_head` stays the commit this attempt started from, so the retry diffs from there:
+        incremental, however large the repository.
+        """
+        for key in self._moved:
+            self.statuses.pop(key, None)
+            self.renders.pop(key, None)
+        self.respec |= self._respec_before
 
     # -- long-running ------------------------------------------------------------------------
 
