@@ -134,3 +134,13 @@ def test_init_refuses_a_parent_that_would_rewrite_the_primary(config_repo: Confi
         in (proc.stderr)
     )
     assert git("status", "--porcelain", cwd=human) == ""  # nothing written, nothing lost
+
+
+def test_validate_checks_generated_objects_against_their_schemas(config_repo: ConfigRepo) -> None:
+    human = config_repo.human
+    gitcanary("init", "apps/backend", cwd=human)
+    services = human / "apps/backend-gitcanary/services.yaml"
+    services.write_text(services.read_text().replace("port: 80", "port: eighty", 1))
+    proc = gitcanary("validate", ".", cwd=human, check=False)
+    assert proc.returncode == 1
+    assert "apps/backend-gitcanary: Service prod/backend-primary" in proc.stderr
