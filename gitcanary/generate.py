@@ -14,7 +14,6 @@ from typing import Any
 from gitcanary import detect, render, yamlio
 from gitcanary.discovery import (
     GENERATED_DIR_ANNOTATION,
-    KUSTOMIZATION_NAMES,
     STATUS_FILE,
     app_dir,
     find_kustomization,
@@ -342,4 +341,4 @@ def _under(path: str, directory: str) -> bool:
     return not directory or path == directory or path.startswith(directory + "/")
 
 
-__all__ = ["KUSTOMIZATION_NAMES", "FileWriter", "Layout", "Rendered", "merge", "read_status"]
+__all__ = ["FileWriter", "Layout", "Rendered", "merge", "read_status"]
