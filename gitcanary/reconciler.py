@@ -94,6 +94,7 @@ class Reconciler:
         self.catalog: Catalog | None = None
         self.last_head: str | None = None
         self.renders: dict[str, Rendered] = {}
+        self.render_errors: dict[str, GitcanaryError] = {}
         self.inputs: dict[str, set[str]] = {}
         self.statuses: dict[str, CanaryStatus | None] = {}
         self.reports: dict[str, CanaryReport] = {}
@@ -113,6 +114,7 @@ class Reconciler:
         if self.catalog is None or self.last_head is None:
             self.catalog = discovery.scan(self.root)
             self.renders.clear()
+            self.render_errors.clear()
             self.statuses.clear()
             self.inputs.clear()
             self._prerender()
@@ -121,10 +123,11 @@ class Reconciler:
             for path in sorted(changed):
                 if path.endswith(discovery.YAML_SUFFIXES):
                     discovery.scan_file(self.catalog, self.root, path)
-            for key in list(self.renders):
+            for key in list(self.renders) + list(self.render_errors):
                 inputs = self.inputs.get(key, set())
                 if discovery.affects(inputs, changed):
                     self.renders.pop(key, None)
+                    self.render_errors.pop(key, None)
             for key in list(self.statuses):
                 loaded = self.catalog.canaries.get(key)
                 if loaded is None or Layout.of(loaded).status in changed:
@@ -148,11 +151,18 @@ class Reconciler:
         with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) * 2)) as pool:
             futures = {pool.submit(render_target, self.root, loaded): key for key, loaded in items}
             for future, key in futures.items():
-                if future.exception() is None:
+                error = future.exception()
+                if error is None:
                     self._remember_render(key, self.catalog.canaries[key], future.result())
+                elif isinstance(error, GitcanaryError):
+                    self._remember_render(key, self.catalog.canaries[key], error)
 
-    def _remember_render(self, key: str, loaded: LoadedCanary, rendered: Rendered) -> None:
-        self.renders[key] = rendered
+    def _remember_render(self, key: str, loaded: LoadedCanary, rendered: Rendered | GitcanaryError) -> None:
+        if isinstance(rendered, GitcanaryError):
+            # A broken app is not rebuilt every tick: only when one of its inputs changes.
+            self.render_errors[key] = rendered
+        else:
+            self.renders[key] = rendered
         layout = Layout.of(loaded)
         self.inputs[key] = discovery.kustomize_inputs(self.root, layout.app_dir) | {
             loaded.source.split("#", 1)[0],
@@ -160,8 +170,14 @@ class Reconciler:
         }
 
     def _rendered(self, key: str, loaded: LoadedCanary) -> Rendered:
-        if key not in self.renders:
-            self._remember_render(key, loaded, render_target(self.root, loaded))
+        if key not in self.renders and key not in self.render_errors:
+            try:
+                rendered: Rendered | GitcanaryError = render_target(self.root, loaded)
+            except GitcanaryError as exc:
+                rendered = exc
+            self._remember_render(key, loaded, rendered)
+        if key in self.render_errors:
+            raise self.render_errors[key]
         return self.renders[key]
 
     def _status(self, key: str, loaded: LoadedCanary) -> CanaryStatus | None:
@@ -370,6 +386,7 @@ class Reconciler:
         for key in self._moved:
             self.statuses.pop(key, None)
             self.renders.pop(key, None)
+            self.render_errors.pop(key, None)
         self.respec |= self._respec_before
 
     # -- long-running ------------------------------------------------------------------------

@@ -309,3 +309,33 @@ def test_changed_canary_manifest_updates_generated_objects_once(
     assert changed == ["apps/backend-gitcanary/routing.yaml"]
     routing = git("show", f"{commits[-1][0]}:apps/backend-gitcanary/routing.yaml", cwd=config_repo.remote)
     assert "- api.example.com" in routing
+
+
+def test_app_that_does_not_build_halts_until_fixed(config_repo: ConfigRepo, tmp_path: Path) -> None:
+    without_metrics(config_repo)
+    human = config_repo.human
+    frontend = human / "apps/frontend"
+    frontend.mkdir()
+    for name in ("kustomization.yaml", "deployment.yaml", "canary.yaml"):
+        text = (human / "apps/backend" / name).read_text()
+        (frontend / name).write_text(text.replace("backend", "frontend"))
+    kustomization = frontend / "kustomization.yaml"
+    kustomization.write_text(kustomization.read_text().replace("  - hpa.yaml\n", "  - hpa.yml\n"))
+    config_repo.edit("apps/frontend/canary.yaml", lambda doc: doc["spec"].pop("autoscalerRef"))
+    config_repo.commit_and_push("add frontend (its kustomization names a file that is not there)")
+
+    clock = RacingClock()
+    rec = make(config_repo, tmp_path, clock)
+    result = rec.tick()
+    assert "apps/frontend: kustomize build failed" in result.reports["prod/frontend"].error
+    assert [t["Canary"] for _, _, t in config_repo.gitcanary_commits()] == ["prod/backend"]
+
+    kustomization.write_text(kustomization.read_text().replace("  - hpa.yml\n", ""))
+    config_repo.commit_and_push("frontend: drop the missing hpa")
+    result = rec.tick()
+    assert not result.reports["prod/frontend"].error
+    assert [t["Canary"] for _, _, t in config_repo.gitcanary_commits()] == [
+        "prod/backend",
+        "prod/backend",
+        "prod/frontend",
+    ]
