@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gitcanary.rollout import Action, Decision
+from gitcanary.rollout import Action, Decision, Strategy, strategy_of
 from gitcanary.spec.models import Canary
 from gitcanary.spec.status import CanaryStatus
 from gitcanary.trailers import format_message
@@ -27,8 +27,14 @@ def subject(canary: Canary, old: CanaryStatus | None, decision: Decision) -> str
         case Action.CANCEL:
             return f"gitcanary: abandon {key} rollout: target is back at {new.primary_revision}"
         case Action.ADVANCE:
-            if new.iterations and new.canary_weight != 100:
-                return f"gitcanary: advance {key} to iteration {new.iterations} ({revs})"
+            strategy = strategy_of(canary)
+            total = canary.spec.analysis.iterations
+            if strategy is Strategy.AB_TESTING:
+                return f"gitcanary: advance {key} A/B iteration {new.iterations}/{total} ({revs})"
+            if strategy is Strategy.BLUE_GREEN and new.canary_weight == 100:
+                return f"gitcanary: switch {key} traffic to canary ({revs})"
+            if strategy is Strategy.BLUE_GREEN:
+                return f"gitcanary: advance {key} to iteration {new.iterations}/{total} ({revs})"
             return f"gitcanary: advance {key} to {weight}% ({revs})"
         case Action.HALT:
             first = decision.failed[0] if decision.failed else f"{new.failed_checks} failed checks"

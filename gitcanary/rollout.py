@@ -297,7 +297,12 @@ def _advance_iterations(
     total = canary.spec.analysis.iterations
     if status.iterations < total:
         done = status.iterations + 1
-        new = _step(status, obs, iterations=done, message=f"Advance iteration {done}/{total}")
+        # A/B sends the matched requests to the canary for every iteration (Flagger's runAB routes
+        # 0/100 on the match route); blue/green keeps all traffic on the primary until the switch.
+        weight = 100 if strategy is Strategy.AB_TESTING else status.canary_weight
+        new = _step(
+            status, obs, iterations=done, canary_weight=weight, message=f"Advance iteration {done}/{total}"
+        )
         return Decision(Action.ADVANCE, f"iteration {done}/{total}", new, details=_check_lines(obs.checks))
     if strategy is Strategy.BLUE_GREEN and status.iterations == total:
         # Blue/green switches all traffic to the canary for one more interval before promoting.

@@ -51,6 +51,7 @@ def assert_invariant(
     canary_replicas: int | None,
     weights: tuple[int, int] | None,
     crd_dir: Path = CRD_DIR,
+    ab_match: list[dict] | None = None,
 ) -> None:
     """Fail with one message listing every way ``objects`` break the invariant.
 
@@ -114,7 +115,7 @@ def assert_invariant(
     else:
         vs = index.one("VirtualService", service)
         if vs is not None:
-            problems.extend(_route_problems(vs, service, namespace, weights))
+            problems.extend(_route_problems(vs, service, namespace, weights, ab_match))
 
     for obj in objects:
         problems.extend(schema_problems(obj, crd_dir))
@@ -184,10 +185,29 @@ class _Index:
         return None
 
 
-def _route_problems(vs: dict, service: str, namespace: str, weights: tuple[int, int]) -> list[str]:
+def _route_problems(
+    vs: dict, service: str, namespace: str, weights: tuple[int, int], ab_match: list[dict] | None = None
+) -> list[str]:
+    """The weighted route; with A/B (`ab_match`), it matches those conditions and a second route
+    sends everyone else to the primary alone."""
     http = _get(vs, "spec", "http") or []
-    if len(http) != 1:
-        return [f"{_name(vs)}: spec.http has {len(http)} routes, expected 1"]
+    expected_routes = 2 if ab_match else 1
+    if len(http) != expected_routes:
+        return [f"{_name(vs)}: spec.http has {len(http)} routes, expected {expected_routes}"]
+    problems = []
+    if ab_match:
+        matched = http[0].get("match") or []
+        for condition in ab_match:
+            if not any(all(m.get(k) == v for k, v in condition.items()) for m in matched):
+                problems.append(f"{_name(vs)}: spec.http[0].match lacks the A/B condition {condition}")
+        rest = http[1].get("route") or []
+        hosts = [
+            (_short_host(_get(d, "destination", "host") or "", namespace), d.get("weight", 100)) for d in rest
+        ]
+        if hosts != [(f"{service}-primary", 100)]:
+            problems.append(
+                f"{_name(vs)}: spec.http[1] routes {hosts}, expected everyone else to the primary"
+            )
     route = http[0].get("route") or []
     expected = {f"{service}-primary": weights[0], f"{service}-canary": weights[1]}
     actual: dict[str, Any] = {}
@@ -196,8 +216,8 @@ def _route_problems(vs: dict, service: str, namespace: str, weights: tuple[int, 
         # Istio: an unset weight is 0 (a lone destination gets everything, but we always expect two).
         actual[host] = destination.get("weight", 0)
     if len(route) != 2 or actual != expected:
-        return [f"{_name(vs)}: spec.http[0].route weights are {actual}, expected {expected}"]
-    return []
+        problems.append(f"{_name(vs)}: spec.http[0].route weights are {actual}, expected {expected}")
+    return problems
 
 
 def _short_host(host: str, namespace: str) -> str:

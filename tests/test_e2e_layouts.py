@@ -96,6 +96,7 @@ def check_every_commit(
     image: str,
     tags: dict[str, tuple[str, str]],
     replicas: int,
+    ab_match: list[dict] | None = None,
 ) -> list[str]:
     """Build every gitcanary commit as Flux would and hold it to the invariant; returns the actions."""
     actions = []
@@ -113,6 +114,7 @@ def check_every_commit(
             canary_images={container: f"{image}:{canary_tag}"},
             canary_replicas=None if phase == "Initializing" else (replicas if running else 0),
             weights=None if phase == "Initializing" else (100 - weight, weight),
+            ab_match=ab_match,
         )
     return actions
 
@@ -175,6 +177,48 @@ def test_flaggers_podinfo_promotes_and_rolls_back(
     )
     repo.pull()
     assert f"image: {PODINFO}:6.0.1" in (repo.human / "podinfo/deployment.yaml").read_text()
+
+
+def test_flaggers_ab_testing_canary(tmp_path: Path, prometheus_layouts: PrometheusServer) -> None:
+    """istio-abtest.yaml: ten iterations with Firefox users and insiders on the canary, then promotion."""
+    files = {f"podinfo/{p.name}": p.read_text() for p in (FIXTURES / "kustomize" / "podinfo").iterdir()}
+    abtest = (FIXTURES / "artifacts" / "examples" / "istio-abtest.yaml").read_text()
+    files["podinfo/canary.yaml"] = abtest
+    repo = seed(tmp_path, files)
+    clock = Clock(GOOD_FROM + timedelta(minutes=2))
+    settings = Settings(
+        repo=str(repo.remote), workdir=tmp_path / "work", prometheus=prometheus_layouts.url, settle=0
+    )
+    rec = Reconciler(settings, clock=clock, sleep=lambda _: None)
+    run_until(rec, clock, "test/podinfo", "Initialized", 16)
+    set_image(repo, "podinfo/deployment.yaml", f"{PODINFO}:6.0.0", f"{PODINFO}:6.0.1")
+    run_until(rec, clock, "test/podinfo", "Succeeded", 16)
+    set_image(repo, "podinfo/deployment.yaml", f"{PODINFO}:6.0.1", f"{PODINFO}:6.0.2")
+    clock.now = BAD_FROM + timedelta(minutes=2)
+    run_until(rec, clock, "test/podinfo", "Failed", 16)
+
+    match = yaml.safe_load(abtest)["spec"]["analysis"]["match"]
+    actions = check_every_commit(
+        repo,
+        tmp_path,
+        namespace="test",
+        target="podinfo",
+        container="podinfod",
+        image=PODINFO,
+        tags=expected_tags(repo, "6.0.0", "6.0.1", "6.0.2"),
+        replicas=2,
+        ab_match=match,
+    )
+    assert actions == (
+        ["initialize", "initialized", "start"]
+        + ["advance"] * 10
+        + ["promote", "finalize", "succeed"]
+        + ["start", "advance"]
+        + ["halt"] * 9
+        + ["rollback"]
+    )
+    weights = [int(t["Weight"]) for _, _, t in repo.gitcanary_commits() if t["Action"] == "advance"]
+    assert weights == [100] * 11  # every iteration sends the matched requests to the canary
 
 
 PLAIN_DEPLOYMENT = """apiVersion: apps/v1

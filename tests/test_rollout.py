@@ -653,14 +653,14 @@ CASES = [
         ab_testing(),
         rolling(Phase.PROGRESSING),
         observe(60),
-        then(Action.ADVANCE, canaryWeight=0, iterations=1),
+        then(Action.ADVANCE, canaryWeight=100, iterations=1),  # the matched requests go to the canary
         id="ab-first-iteration-without-measuring",
     ),
     pytest.param(
         ab_testing(),
         rolling(Phase.PROGRESSING, iterations=1),
         observe(60, checks=ALL_OK),
-        then(Action.ADVANCE, details=lines(ALL_OK), canaryWeight=0, iterations=2),
+        then(Action.ADVANCE, details=lines(ALL_OK), canaryWeight=100, iterations=2),
         id="ab-iteration",
     ),
     pytest.param(

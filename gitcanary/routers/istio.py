@@ -15,34 +15,66 @@ from gitcanary.spec.models import Canary
 API_VERSION = "networking.istio.io/v1beta1"
 
 
+def merge_match_conditions(
+    analysis: list[dict[str, Any]], service: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Flagger's rule: every service match condition, once per A/B condition, with its headers,
+    query parameters and source labels."""
+    if not service:
+        return [dict(condition) for condition in analysis]
+    merged = []
+    for condition in analysis:
+        for default in service:
+            item = dict(default)
+            for key in ("headers", "queryParams", "sourceLabels"):
+                if condition.get(key):
+                    item[key] = condition[key]
+            merged.append(item)
+    return merged
+
+
+def _http_route(canary: Canary, match: list[dict[str, Any]], route: list[dict[str, Any]]) -> dict[str, Any]:
+    svc = canary.spec.service
+    http: dict[str, Any] = {}
+    if match:
+        http["match"] = [dict(m) for m in match]
+    if svc.rewrite:
+        http["rewrite"] = dict(svc.rewrite)
+    if svc.timeout:
+        http["timeout"] = svc.timeout
+    if svc.retries:
+        http["retries"] = dict(svc.retries)
+    if svc.headers:
+        http["headers"] = dict(svc.headers)
+    if svc.cors_policy:
+        http["corsPolicy"] = dict(svc.cors_policy)
+    http["route"] = route
+    return http
+
+
 class IstioRouter:
     provider = "istio"
 
     def render(self, canary: Canary, primary_weight: int, canary_weight: int) -> list[dict[str, Any]]:
         name = canary.service_name
         svc = canary.spec.service
-        route: dict[str, Any] = {}
-        if svc.match:
-            route["match"] = [dict(m) for m in svc.match]
-        if svc.rewrite:
-            route["rewrite"] = dict(svc.rewrite)
-        if svc.timeout:
-            route["timeout"] = svc.timeout
-        if svc.retries:
-            route["retries"] = dict(svc.retries)
-        if svc.headers:
-            route["headers"] = dict(svc.headers)
-        if svc.cors_policy:
-            route["corsPolicy"] = dict(svc.cors_policy)
-        route["route"] = [
+        weighted = [
             {"destination": {"host": f"{name}-primary"}, "weight": primary_weight},
             {"destination": {"host": f"{name}-canary"}, "weight": canary_weight},
         ]
+        if canary.spec.analysis.match:
+            # A/B testing: the matched requests carry the weights; everyone else stays on the primary.
+            http = [
+                _http_route(canary, merge_match_conditions(canary.spec.analysis.match, svc.match), weighted),
+                _http_route(canary, svc.match, [{"destination": {"host": f"{name}-primary"}, "weight": 100}]),
+            ]
+        else:
+            http = [_http_route(canary, svc.match, weighted)]
         hosts = [name, *[h for h in svc.hosts if h != name]]
         vs_spec: dict[str, Any] = {"hosts": hosts}
         if svc.gateways:
             vs_spec["gateways"] = list(svc.gateways)
-        vs_spec["http"] = [route]
+        vs_spec["http"] = http
         virtual_service = {
             "apiVersion": API_VERSION,
             "kind": "VirtualService",
@@ -74,7 +106,8 @@ class IstioRouter:
             if obj.get("kind") != "VirtualService" or obj.get("metadata", {}).get("name") != name:
                 continue
             primary = canary_weight = 0
-            for http in obj.get("spec", {}).get("http") or []:
+            # The first route carries the weights (with A/B, the second is everyone else).
+            for http in (obj.get("spec", {}).get("http") or [])[:1]:
                 for dest in http.get("route") or []:
                     host = dest.get("destination", {}).get("host")
                     if host == f"{name}-primary":

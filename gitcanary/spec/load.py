@@ -151,8 +151,6 @@ def load_canary(doc: dict[str, Any], source: str) -> LoadedCanary:
             "spec.targetRef.kind",
             f"{spec.target_ref.kind} targets are not supported yet (Deployment only)",
         )
-    if analysis.match and analysis.iterations > 0:
-        raise SpecError(source, "spec.analysis.match", "A/B testing (match + iterations) is not routed yet")
     if (
         not spec.skip_analysis
         and analysis.iterations <= 0
