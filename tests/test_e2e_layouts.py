@@ -311,3 +311,250 @@ def test_plain_manifests_without_kustomization(tmp_path: Path, prometheus_layout
     deployment = (repo.human / "deploy/backend/deployment.yaml").read_text()
     assert f"image: {image}:2.1.0" in deployment
     assert "replicas: 0" in deployment  # the target idles at zero; the primary keeps the 3
+
+
+# A repository shaped like the well-known Flux + Flagger + Istio GitOps layout: apps/ has no
+# kustomization.yaml (Flux generates one for ./apps), each app patches its Deployment with a JSON
+# 6902 patch (an injected sidecar), pins the image with newName + newTag, and the canaries use
+# MetricTemplates that live with the Istio config, several to a file, in another namespace.
+GITOPS_FILES = {
+    "clusters/prod/apps.yaml": """apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata:
+  name: apps
+  namespace: flux-system
+spec:
+  interval: 30m0s
+  sourceRef:
+    kind: GitRepository
+    name: flux-system
+  path: ./apps
+  prune: true
+""",
+    "apps/namespace.yaml": "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n",
+    "apps/cart/kustomization.yaml": """apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - canary.yaml
+  - deployment.yaml
+  - hpa.yaml
+images:
+  - name: ghcr.io/acme/cart
+    newName: ghcr.io/acme/cart
+    newTag: 1.0.0 # {"$imagepolicy": "flux-system:cart:tag"}
+patchesJson6902:
+- path: deployment.patch.yaml
+  target:
+      group: apps
+      kind: Deployment
+      name: cart
+      version: v1
+""",
+    "apps/cart/deployment.patch.yaml": """- op: add
+  path: /spec/template/metadata/annotations/sidecar.istio.io~1status
+  value: '{"containers":["istio-proxy"]}'
+- op: add
+  path: /spec/template/spec/containers/1
+  value:
+    name: istio-proxy
+    image: docker.io/istio/proxyv2:1.18.5
+    args: [proxy, sidecar]
+""",
+    "apps/cart/deployment.yaml": """apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: cart
+  namespace: shop
+  labels:
+    app: cart
+spec:
+  minReadySeconds: 5
+  selector:
+    matchLabels:
+      app: cart
+  template:
+    metadata:
+      annotations:
+        prometheus.io/scrape: "true"
+      labels:
+        app: cart
+    spec:
+      containers:
+      - name: cart
+        image: ghcr.io/acme/cart:0.9.0
+        ports:
+        - containerPort: 9898
+          name: http
+""",
+    "apps/cart/hpa.yaml": """apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  name: cart
+  namespace: shop
+spec:
+  scaleTargetRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: cart
+  minReplicas: 1
+  maxReplicas: 4
+  metrics:
+  - type: Resource
+    resource:
+      name: cpu
+      target:
+        type: Utilization
+        averageUtilization: 99
+""",
+    "apps/cart/canary.yaml": """apiVersion: flagger.app/v1beta1
+kind: Canary
+metadata:
+  name: cart
+  namespace: shop
+spec:
+  # deployment reference
+  targetRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: cart
+  progressDeadlineSeconds: 120
+  autoscalerRef:
+    apiVersion: autoscaling/v2
+    kind: HorizontalPodAutoscaler
+    name: cart
+  service:
+    port: 9898
+  skipAnalysis: false
+  analysis:
+    interval: 15s
+    threshold: 3
+    maxWeight: 30
+    stepWeight: 10
+    metrics:
+      - name: error-rate
+        templateRef:
+          name: error-rate
+          namespace: istio-system
+        thresholdRange:
+          max: 1
+        interval: 30s
+      - name: latency
+        templateRef:
+          name: latency
+          namespace: istio-system
+        thresholdRange:
+          max: 500
+        interval: 30s
+""",
+    "istio/gateway/flagger-metrics.yaml": """apiVersion: flagger.app/v1beta1
+kind: MetricTemplate
+metadata:
+  name: error-rate
+  namespace: istio-system
+spec:
+  provider:
+    type: prometheus
+    address: http://flagger-prometheus.istio-system:9090
+  query: |
+    100 - sum(rate(istio_requests_total{reporter="destination",
+      destination_workload_namespace="{{ namespace }}", destination_workload=~"{{ target }}",
+      response_code!~"5.*"}[{{ interval }}]))
+    / sum(rate(istio_requests_total{reporter="destination",
+      destination_workload_namespace="{{ namespace }}",
+      destination_workload=~"{{ target }}"}[{{ interval }}]))
+    * 100
+---
+apiVersion: flagger.app/v1beta1
+kind: MetricTemplate
+metadata:
+  name: latency
+  namespace: istio-system
+spec:
+  provider:
+    type: prometheus
+    address: http://flagger-prometheus.istio-system:9090
+  query: |
+    histogram_quantile(0.99, sum(rate(istio_request_duration_milliseconds_bucket{reporter="destination",
+      destination_workload_namespace="{{ namespace }}",
+      destination_workload=~"{{ target }}"}[{{ interval }}]))
+      by (le))
+""",
+}
+
+
+@pytest.fixture(scope="module")
+def prometheus_cart(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
+    traffic = [
+        Traffic("cart", "shop", rps=20, error_ratio=0.0, p99_ms=80, start=GOOD_FROM, end=BAD_FROM),
+        Traffic("cart", "shop", rps=20, error_ratio=0.2, p99_ms=90, start=BAD_FROM, end=DATA_END),
+    ]
+    with running_prometheus(traffic, workdir=tmp_path_factory.mktemp("prom")) as server:
+        yield server
+
+
+def test_gitops_layout_with_patches_and_shared_templates(
+    tmp_path: Path, prometheus_cart: PrometheusServer
+) -> None:
+    repo = seed(tmp_path, GITOPS_FILES)
+    clock = Clock(GOOD_FROM + timedelta(minutes=2))
+    settings = Settings(
+        repo=str(repo.remote), workdir=tmp_path / "work", prometheus=prometheus_cart.url, settle=0
+    )
+    rec = Reconciler(settings, clock=clock, sleep=lambda _: None)
+    run_until(rec, clock, "shop/cart", "Initialized", 16)
+    init = repo.gitcanary_commits()[0][0]
+    body = git("log", "-1", "--format=%B", init, cwd=repo.remote)
+    assert "Flux Kustomization apps (clusters/prod/apps.yaml) builds ./apps" in body
+
+    def bump(old: str, new: str) -> None:
+        repo.pull()
+        repo.edit("apps/cart/kustomization.yaml", lambda doc: doc["images"][0].__setitem__("newTag", new))
+        repo.commit_and_push(f"bump {new}")
+
+    bump("1.0.0", "1.1.0")
+    run_until(rec, clock, "shop/cart", "Succeeded", 16)
+    bump("1.1.0", "1.2.0")
+    clock.now = BAD_FROM + timedelta(minutes=2)
+    run_until(rec, clock, "shop/cart", "Failed", 16)
+
+    tags = expected_tags(repo, "1.0.0", "1.1.0", "1.2.0")
+    for sha, _subject, trailers in repo.gitcanary_commits():
+        phase, weight = trailers["Phase"], int(trailers["Weight"])
+        primary, canary = tags[sha]
+        running = phase in ("Progressing", "Promoting", "Finalising")
+        assert_invariant(
+            flux_build(tree_at(repo, sha, tmp_path / "trees" / sha), "apps"),
+            namespace="shop",
+            target="cart",
+            service="cart",
+            primary_images={
+                "cart": f"ghcr.io/acme/cart:{primary}",
+                "istio-proxy": "docker.io/istio/proxyv2:1.18.5",
+            },
+            canary_images={
+                "cart": f"ghcr.io/acme/cart:{canary}",
+                "istio-proxy": "docker.io/istio/proxyv2:1.18.5",
+            },
+            canary_replicas=None if phase == "Initializing" else (1 if running else 0),
+            weights=None if phase == "Initializing" else (100 - weight, weight),
+        )
+    actions = [t["Action"] for _, _, t in repo.gitcanary_commits()]
+    assert actions == [
+        "initialize",
+        "initialized",
+        "start",
+        "advance",
+        "advance",
+        "advance",
+        "promote",
+        "finalize",
+        "succeed",
+        "start",
+        "advance",
+        "halt",
+        "halt",
+        "rollback",
+    ]
+    repo.pull()
+    kustomization = (repo.human / "apps/cart/kustomization.yaml").read_text()
+    assert 'newTag: 1.1.0 # {"$imagepolicy": "flux-system:cart:tag"}' in kustomization
