@@ -157,16 +157,24 @@ def run(
 def init(
     path: Annotated[str, typer.Argument(help="App directory (or canary file) inside the repository.")],
     repo: Annotated[Path, typer.Option("--repo", help="Local checkout to commit in.")] = Path("."),
+    switch: Annotated[
+        bool,
+        typer.Option(
+            "--switch",
+            help="Also commit the routing switch and the target's scale-down now (an app that serves no "
+            "traffic yet: nothing to wait for).",
+        ),
+    ] = False,
 ) -> None:
     """Commit the generated primary and services for the canaries under PATH (then push it yourself).
 
     Routing switches to the primary, and the target scales to zero, in a second commit that
-    `gitcanary run` makes once the primary has had time to become ready.
+    `gitcanary run` makes once the primary has had time to become ready (or at once with --switch).
     """
     from gitcanary.operations import init as do_init
 
     try:
-        results = do_init(repo, path)
+        results = do_init(repo, path, switch=switch)
     except GitcanaryError as exc:
         _fail(exc)
         return
@@ -177,8 +185,14 @@ def init(
         console.print(f"{result.key}: committed {result.commit[:8] if result.commit else '-'}")
         for changed in result.changed:
             console.print(f"  wrote {changed}")
-        console.print(f"  {result.hook}")
-    console.print("Push this commit; `gitcanary run` routes traffic to the primary once it is applied.")
+        if result.hook:
+            console.print(f"  {result.hook}")
+    if any(result.switched for result in results):
+        console.print(
+            "Push these commits: the primary, the services and the routing to it (100/0) are ready."
+        )
+    elif any(not result.already for result in results):
+        console.print("Push this commit; `gitcanary run` routes traffic to the primary once it is applied.")
 
 
 def _checkout(repo: str, branch: str) -> Path:

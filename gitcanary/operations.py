@@ -27,6 +27,7 @@ class InitResult:
     changed: list[str]
     hook: str
     already: bool = False
+    switched: bool = False
 
 
 def _canaries_under(catalog: discovery.Catalog, path: str) -> list[LoadedCanary]:
@@ -51,9 +52,13 @@ def _relative(root: Path, app_path: str) -> str:
         return app_path
 
 
-def init(repo_path: Path, app_path: str, now: datetime | None = None) -> list[InitResult]:
+def init(
+    repo_path: Path, app_path: str, now: datetime | None = None, switch: bool = False
+) -> list[InitResult]:
     """Commit the Initializing state (primary + services) for each canary under `app_path`.
 
+    With `switch`, also commit the second step at once (routing to the primary, target at zero):
+    for an app that serves no traffic yet, so there is no primary readiness to wait for.
     Works in a person's checkout: it commits only the files it writes and never pushes.
     """
     root = Path(Repo(repo_path, search_parent_directories=True).working_tree_dir or repo_path)
@@ -73,16 +78,23 @@ def init(repo_path: Path, app_path: str, now: datetime | None = None) -> list[In
             results.append(InitResult(loaded.canary.key, None, [], "", already=True))
             continue
         rendered = render_target(root, loaded)
-        when = now or utcnow()
-        decision = decide(loaded.canary, None, Observation(when, rendered.spec_hash, rendered.revision))
-        assert decision.action is Action.INITIALIZE and decision.status is not None
-        writer = FileWriter(root, loaded, router_for(loaded.canary, loaded.source))
-        changed = writer.apply(decision.status, rendered, decision.copy_to_primary)
-        hook = writer.hook_note
-        message = messages.compose(loaded.canary, None, decision, [hook])
-        repo.git.add("--all", "--", *changed)
-        repo.git.commit("-m", message, "--", *changed)
-        results.append(InitResult(loaded.canary.key, repo.head.commit.hexsha, changed, hook))
+        observation = Observation(now or utcnow(), rendered.spec_hash, rendered.revision)
+        status: CanaryStatus | None = None
+        for _ in range(2 if switch else 1):
+            decision = decide(loaded.canary, status, observation)
+            assert decision.status is not None, decision
+            writer = FileWriter(root, loaded, router_for(loaded.canary, loaded.source))
+            changed = writer.apply(decision.status, rendered, decision.copy_to_primary)
+            hook = writer.hook_note
+            message = messages.compose(loaded.canary, status, decision, [hook] if hook else [])
+            repo.git.add("--all", "--", *changed)
+            repo.git.commit("-m", message, "--", *changed)
+            if decision.action is Action.INITIALIZE:
+                results.append(InitResult(loaded.canary.key, repo.head.commit.hexsha, list(changed), hook))
+            else:
+                results[-1].changed += [path for path in changed if path not in results[-1].changed]
+                results[-1].switched = True
+            status = decision.status
     return results
 
 

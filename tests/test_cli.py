@@ -144,3 +144,21 @@ def test_validate_checks_generated_objects_against_their_schemas(config_repo: Co
     proc = gitcanary("validate", ".", cwd=human, check=False)
     assert proc.returncode == 1
     assert "apps/backend-gitcanary: Service prod/backend-primary" in proc.stderr
+
+
+def test_init_switch_routes_to_the_primary_at_once(config_repo: ConfigRepo) -> None:
+    human = config_repo.human
+    out = gitcanary("init", "apps/backend", "--switch", cwd=human).stdout
+    assert "wrote apps/backend-gitcanary/routing.yaml" in out
+    log = git("log", "--format=%(trailers:key=Gitcanary-Phase,valueonly)", "-2", cwd=human).split()
+    assert log == ["Initialized", "Initializing"]
+    assert_invariant(
+        kustomize_build(human / "apps"),
+        namespace="prod",
+        target="backend",
+        service="backend",
+        primary_images={"backend": f"{IMAGE}:6.1.0"},
+        canary_images={"backend": f"{IMAGE}:6.1.0"},
+        canary_replicas=0,
+        weights=(100, 0),
+    )
