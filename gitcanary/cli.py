@@ -267,6 +267,8 @@ def validate(
     """Check every Canary, MetricTemplate, target build and generated object; non-zero exit on errors."""
     from gitcanary.operations import validate as do_validate
 
+    if not path.is_dir():
+        _fail(FileNotFoundError(f"{path}: no such directory"))
     errors, warnings = do_validate(path)
     for warning in warnings:
         err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)

@@ -7,10 +7,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from git import Repo
+from git import InvalidGitRepositoryError, NoSuchPathError, Repo
 
 from gitcanary import discovery, kustomize, messages
-from gitcanary.errors import GitcanaryError, SpecError
+from gitcanary.errors import GitcanaryError, GitError, SpecError
 from gitcanary.generate import FileWriter, Layout, read_status
 from gitcanary.observations import Observation
 from gitcanary.rollout import Action, decide
@@ -61,7 +61,13 @@ def init(
     for an app that serves no traffic yet, so there is no primary readiness to wait for.
     Works in a person's checkout: it commits only the files it writes and never pushes.
     """
-    root = Path(Repo(repo_path, search_parent_directories=True).working_tree_dir or repo_path)
+    try:
+        root = Path(Repo(repo_path, search_parent_directories=True).working_tree_dir or repo_path)
+    except (InvalidGitRepositoryError, NoSuchPathError) as exc:
+        raise GitError(
+            f"{repo_path} is not a Git checkout: init commits in a local clone (or let `gitcanary run "
+            "--repo URL` initialize the canaries it finds)"
+        ) from exc
     rel = _relative(root, app_path)
     catalog = discovery.scan(root)
     for source, error in catalog.errors.items():
