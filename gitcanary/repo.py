@@ -197,6 +197,12 @@ class Workspace:
             )
         except GitCommandError as exc:
             text = f"{exc.stdout}\n{exc.stderr}"
+            if "refusing to update checked out branch" in text:
+                raise GitError(
+                    f"{self.url} is a repository with {self.branch} checked out, which git will not push to: "
+                    "point --repo at a bare repository (git clone --bare), or set "
+                    "receive.denyCurrentBranch=updateInstead in it"
+                ) from exc
             if "[rejected]" in text or "non-fast-forward" in text or "fetch first" in text:
                 raise PushRejected(f"{self.branch} moved on {self.url}") from exc
             raise GitError(f"git push to {self.url} failed: {_stderr(exc)}") from exc

@@ -20,6 +20,7 @@ import pytest
 from conftest import ConfigRepo, git
 
 from gitcanary.config import Settings
+from gitcanary.errors import GitError
 from gitcanary.reconciler import Reconciler
 
 START = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -339,3 +340,10 @@ def test_app_that_does_not_build_halts_until_fixed(config_repo: ConfigRepo, tmp_
         "prod/backend",
         "prod/frontend",
     ]
+
+
+def test_a_checked_out_remote_gets_a_clear_error(config_repo: ConfigRepo, tmp_path: Path) -> None:
+    rec = make(ConfigRepo(config_repo.human, config_repo.human), tmp_path, RacingClock())
+    with pytest.raises(GitError, match="point --repo at a bare repository"):
+        rec.tick()
+    assert git("status", "--porcelain", cwd=config_repo.human) == ""  # the person's clone is untouched
