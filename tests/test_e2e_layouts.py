@@ -9,7 +9,7 @@ directories are walked and their YAML files added).
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -68,6 +68,13 @@ def seed(tmp_path: Path, files: dict[str, str]) -> ConfigRepo:
     return ConfigRepo(tmp_path / "remote.git", tmp_path / "human")
 
 
+PODINFO_TAGS = ("6.0.0", "6.0.1", "6.0.2")
+
+
+def podinfo_bump(repo: ConfigRepo) -> Callable[[str, str], None]:
+    return lambda old, new: set_image(repo, "podinfo/deployment.yaml", f"{PODINFO}:{old}", f"{PODINFO}:{new}")
+
+
 def set_image(repo: ConfigRepo, path: str, old: str, new: str) -> None:
     repo.pull()
     file = repo.human / path
@@ -86,17 +93,39 @@ def run_until(rec: Reconciler, clock: Clock, key: str, phase: str, seconds: floa
     raise AssertionError(f"{key} did not reach {phase}")
 
 
+def promote_then_fail(
+    repo: ConfigRepo,
+    tmp_path: Path,
+    prometheus: PrometheusServer,
+    key: str,
+    seconds: float,
+    bump: Callable[[str, str], None],
+    tags: tuple[str, str, str],
+) -> None:
+    """Initialize, release tags[1] on healthy traffic (promoted), then tags[2] on bad traffic (rolled
+    back)."""
+    clock = Clock(GOOD_FROM + timedelta(minutes=2))
+    settings = Settings(repo=str(repo.remote), workdir=tmp_path / "work", prometheus=prometheus.url, settle=0)
+    rec = Reconciler(settings, clock=clock, sleep=lambda _: None)
+    run_until(rec, clock, key, "Initialized", seconds)
+    bump(tags[0], tags[1])
+    run_until(rec, clock, key, "Succeeded", seconds)
+    bump(tags[1], tags[2])
+    clock.now = BAD_FROM + timedelta(minutes=2)
+    run_until(rec, clock, key, "Failed", seconds)
+
+
 def check_every_commit(
     repo: ConfigRepo,
     tmp_path: Path,
     *,
     namespace: str,
     target: str,
-    container: str,
-    image: str,
+    images: Callable[[str], dict[str, str]],
     tags: dict[str, tuple[str, str]],
     replicas: int,
     ab_match: list[dict] | None = None,
+    path: str = "",
 ) -> list[str]:
     """Build every gitcanary commit as Flux would and hold it to the invariant; returns the actions."""
     actions = []
@@ -106,12 +135,12 @@ def check_every_commit(
         primary_tag, canary_tag = tags[sha]
         running = phase in ("Progressing", "Promoting", "Finalising")
         assert_invariant(
-            flux_build(tree_at(repo, sha, tmp_path / "trees" / sha)),
+            flux_build(tree_at(repo, sha, tmp_path / "trees" / sha), path),
             namespace=namespace,
             target=target,
             service=target,
-            primary_images={container: f"{image}:{primary_tag}"},
-            canary_images={container: f"{image}:{canary_tag}"},
+            primary_images=images(primary_tag),
+            canary_images=images(canary_tag),
             canary_replicas=None if phase == "Initializing" else (replicas if running else 0),
             weights=None if phase == "Initializing" else (100 - weight, weight),
             ab_match=ab_match,
@@ -144,26 +173,16 @@ def test_flaggers_podinfo_promotes_and_rolls_back(
     files = {f"podinfo/{p.name}": p.read_text() for p in (FIXTURES / "kustomize" / "podinfo").iterdir()}
     files["podinfo/canary.yaml"] = (FIXTURES / "artifacts" / "examples" / "istio-canary.yaml").read_text()
     repo = seed(tmp_path, files)
-    clock = Clock(GOOD_FROM + timedelta(minutes=2))
-    settings = Settings(
-        repo=str(repo.remote), workdir=tmp_path / "work", prometheus=prometheus_layouts.url, settle=0
+    promote_then_fail(
+        repo, tmp_path, prometheus_layouts, "test/podinfo", 16, podinfo_bump(repo), PODINFO_TAGS
     )
-    rec = Reconciler(settings, clock=clock, sleep=lambda _: None)
-
-    run_until(rec, clock, "test/podinfo", "Initialized", 16)
-    set_image(repo, "podinfo/deployment.yaml", f"{PODINFO}:6.0.0", f"{PODINFO}:6.0.1")
-    run_until(rec, clock, "test/podinfo", "Succeeded", 16)
-    set_image(repo, "podinfo/deployment.yaml", f"{PODINFO}:6.0.1", f"{PODINFO}:6.0.2")
-    clock.now = BAD_FROM + timedelta(minutes=2)
-    run_until(rec, clock, "test/podinfo", "Failed", 16)
 
     actions = check_every_commit(
         repo,
         tmp_path,
         namespace="test",
         target="podinfo",
-        container="podinfod",
-        image=PODINFO,
+        images=lambda tag: {"podinfod": f"{PODINFO}:{tag}"},
         tags=expected_tags(repo, "6.0.0", "6.0.1", "6.0.2"),
         replicas=2,
     )
@@ -185,17 +204,9 @@ def test_flaggers_ab_testing_canary(tmp_path: Path, prometheus_layouts: Promethe
     abtest = (FIXTURES / "artifacts" / "examples" / "istio-abtest.yaml").read_text()
     files["podinfo/canary.yaml"] = abtest
     repo = seed(tmp_path, files)
-    clock = Clock(GOOD_FROM + timedelta(minutes=2))
-    settings = Settings(
-        repo=str(repo.remote), workdir=tmp_path / "work", prometheus=prometheus_layouts.url, settle=0
+    promote_then_fail(
+        repo, tmp_path, prometheus_layouts, "test/podinfo", 16, podinfo_bump(repo), PODINFO_TAGS
     )
-    rec = Reconciler(settings, clock=clock, sleep=lambda _: None)
-    run_until(rec, clock, "test/podinfo", "Initialized", 16)
-    set_image(repo, "podinfo/deployment.yaml", f"{PODINFO}:6.0.0", f"{PODINFO}:6.0.1")
-    run_until(rec, clock, "test/podinfo", "Succeeded", 16)
-    set_image(repo, "podinfo/deployment.yaml", f"{PODINFO}:6.0.1", f"{PODINFO}:6.0.2")
-    clock.now = BAD_FROM + timedelta(minutes=2)
-    run_until(rec, clock, "test/podinfo", "Failed", 16)
 
     match = yaml.safe_load(abtest)["spec"]["analysis"]["match"]
     actions = check_every_commit(
@@ -203,8 +214,7 @@ def test_flaggers_ab_testing_canary(tmp_path: Path, prometheus_layouts: Promethe
         tmp_path,
         namespace="test",
         target="podinfo",
-        container="podinfod",
-        image=PODINFO,
+        images=lambda tag: {"podinfod": f"{PODINFO}:{tag}"},
         tags=expected_tags(repo, "6.0.0", "6.0.1", "6.0.2"),
         replicas=2,
         ab_match=match,
@@ -270,26 +280,21 @@ def test_plain_manifests_without_kustomization(tmp_path: Path, prometheus_layout
         tmp_path,
         {"deploy/backend/deployment.yaml": PLAIN_DEPLOYMENT, "deploy/backend/canary.yaml": PLAIN_CANARY},
     )
-    clock = Clock(GOOD_FROM + timedelta(minutes=2))
-    settings = Settings(
-        repo=str(repo.remote), workdir=tmp_path / "work", prometheus=prometheus_layouts.url, settle=0
-    )
-    rec = Reconciler(settings, clock=clock, sleep=lambda _: None)
     image = "registry.example.com/shop/backend"
-    run_until(rec, clock, "shop/backend", "Initialized", 61)
-    set_image(repo, "deploy/backend/deployment.yaml", f"{image}:2.0.0", f"{image}:2.1.0")
-    run_until(rec, clock, "shop/backend", "Succeeded", 61)
-    set_image(repo, "deploy/backend/deployment.yaml", f"{image}:2.1.0", f"{image}:2.2.0")
-    clock.now = BAD_FROM + timedelta(minutes=2)
-    run_until(rec, clock, "shop/backend", "Failed", 61)
+
+    def bump(old: str, new: str) -> None:
+        set_image(repo, "deploy/backend/deployment.yaml", f"{image}:{old}", f"{image}:{new}")
+
+    promote_then_fail(
+        repo, tmp_path, prometheus_layouts, "shop/backend", 61, bump, ("2.0.0", "2.1.0", "2.2.0")
+    )
 
     actions = check_every_commit(
         repo,
         tmp_path,
         namespace="shop",
         target="backend",
-        container="app",
-        image=image,
+        images=lambda tag: {"app": f"{image}:{tag}"},
         tags=expected_tags(repo, "2.0.0", "2.1.0", "2.2.0"),
         replicas=3,
     )
@@ -496,49 +501,28 @@ def test_gitops_layout_with_patches_and_shared_templates(
     tmp_path: Path, prometheus_cart: PrometheusServer
 ) -> None:
     repo = seed(tmp_path, GITOPS_FILES)
-    clock = Clock(GOOD_FROM + timedelta(minutes=2))
-    settings = Settings(
-        repo=str(repo.remote), workdir=tmp_path / "work", prometheus=prometheus_cart.url, settle=0
-    )
-    rec = Reconciler(settings, clock=clock, sleep=lambda _: None)
-    run_until(rec, clock, "shop/cart", "Initialized", 16)
-    init = repo.gitcanary_commits()[0][0]
-    body = git("log", "-1", "--format=%B", init, cwd=repo.remote)
-    assert "Flux Kustomization apps (clusters/prod/apps.yaml) builds ./apps" in body
 
     def bump(old: str, new: str) -> None:
         repo.pull()
         repo.edit("apps/cart/kustomization.yaml", lambda doc: doc["images"][0].__setitem__("newTag", new))
         repo.commit_and_push(f"bump {new}")
 
-    bump("1.0.0", "1.1.0")
-    run_until(rec, clock, "shop/cart", "Succeeded", 16)
-    bump("1.1.0", "1.2.0")
-    clock.now = BAD_FROM + timedelta(minutes=2)
-    run_until(rec, clock, "shop/cart", "Failed", 16)
+    promote_then_fail(repo, tmp_path, prometheus_cart, "shop/cart", 16, bump, ("1.0.0", "1.1.0", "1.2.0"))
+    init = repo.gitcanary_commits()[0][0]
+    body = git("log", "-1", "--format=%B", init, cwd=repo.remote)
+    assert "Flux Kustomization apps (clusters/prod/apps.yaml) builds ./apps" in body
 
-    tags = expected_tags(repo, "1.0.0", "1.1.0", "1.2.0")
-    for sha, _subject, trailers in repo.gitcanary_commits():
-        phase, weight = trailers["Phase"], int(trailers["Weight"])
-        primary, canary = tags[sha]
-        running = phase in ("Progressing", "Promoting", "Finalising")
-        assert_invariant(
-            flux_build(tree_at(repo, sha, tmp_path / "trees" / sha), "apps"),
-            namespace="shop",
-            target="cart",
-            service="cart",
-            primary_images={
-                "cart": f"ghcr.io/acme/cart:{primary}",
-                "istio-proxy": "docker.io/istio/proxyv2:1.18.5",
-            },
-            canary_images={
-                "cart": f"ghcr.io/acme/cart:{canary}",
-                "istio-proxy": "docker.io/istio/proxyv2:1.18.5",
-            },
-            canary_replicas=None if phase == "Initializing" else (1 if running else 0),
-            weights=None if phase == "Initializing" else (100 - weight, weight),
-        )
-    actions = [t["Action"] for _, _, t in repo.gitcanary_commits()]
+    proxy = {"istio-proxy": "docker.io/istio/proxyv2:1.18.5"}
+    actions = check_every_commit(
+        repo,
+        tmp_path,
+        namespace="shop",
+        target="cart",
+        images=lambda tag: {"cart": f"ghcr.io/acme/cart:{tag}", **proxy},
+        tags=expected_tags(repo, "1.0.0", "1.1.0", "1.2.0"),
+        replicas=1,
+        path="apps",
+    )
     assert actions == [
         "initialize",
         "initialized",
