@@ -126,11 +126,31 @@ def read_objects(root: Path, path: str) -> list[Obj]:
     return [doc for doc in yamlio.safe_load_all(file.read_text()) if isinstance(doc, dict)]
 
 
+def read_primary(root: Path, layout: Layout) -> Obj | None:
+    """The generated primary Deployment as Git holds it, None before initialization."""
+    return render.find_object(read_objects(root, layout.primary), "Deployment", f"{layout.target}-primary")
+
+
+def changed_images(
+    root: Path, layout: Layout, rendered: Rendered
+) -> list[tuple[str, str, str, detect.ImageSource | None]]:
+    """(container, primary image, target image, where the target's is set) for each image that differs."""
+    primary = read_primary(root, layout)
+    if primary is None:
+        return []
+    return [
+        (container, old, new, detect.locate(root, layout.app_dir, container, new))
+        for container, old, new in detect.image_changes(
+            render.container_images(primary), render.container_images(rendered.target)
+        )
+    ]
+
+
 def primary_replicas(root: Path, layout: Layout, rendered: Rendered) -> int:
     """How many pods the canary runs during analysis: the primary's count, the HPA's minimum, or 1."""
     if rendered.autoscaler is not None:
         return int(rendered.autoscaler.get("spec", {}).get("minReplicas") or 1)
-    primary = render.find_object(read_objects(root, layout.primary), "Deployment", f"{layout.target}-primary")
+    primary = read_primary(root, layout)
     if primary and primary.get("spec", {}).get("replicas") is not None:
         return int(primary["spec"]["replicas"])
     return 1
@@ -164,9 +184,7 @@ class FileWriter:
             self.hook_note = self.hook_up()
         if copy_to_primary:
             user_replicas = rendered.target.get("spec", {}).get("replicas")
-            existing = render.find_object(
-                read_objects(self.root, self.layout.primary), "Deployment", f"{self.layout.target}-primary"
-            )
+            existing = read_primary(self.root, self.layout)
             if existing is not None and existing.get("spec", {}).get("replicas") is not None:
                 user_replicas = existing["spec"]["replicas"]
             replicas = None if rendered.autoscaler is not None else int(user_replicas or 1)
@@ -249,16 +267,8 @@ class FileWriter:
 
     def revert_target(self, rendered: Rendered) -> list[str]:
         """Write the primary's images back where the target's come from; lines of what was done."""
-        primary = render.find_object(
-            read_objects(self.root, self.layout.primary), "Deployment", f"{self.layout.target}-primary"
-        )
-        if primary is None:
-            return []
         notes: list[str] = []
-        for container, old, new in detect.image_changes(
-            render.container_images(primary), render.container_images(rendered.target)
-        ):
-            source = detect.locate(self.root, self.layout.app_dir, container, new)
+        for container, old, new, source in changed_images(self.root, self.layout, rendered):
             if source is None or not old:
                 notes.append(f"{container}: {new} not found in {self.layout.app_dir}; left as is")
                 continue

@@ -29,7 +29,7 @@ from gitcanary import discovery, messages
 from gitcanary.config import Settings
 from gitcanary.discovery import Catalog
 from gitcanary.errors import GitcanaryError, GitError, PushRejected
-from gitcanary.generate import FileWriter, Layout, Rendered, read_status
+from gitcanary.generate import FileWriter, Layout, Rendered, changed_images, read_status
 from gitcanary.observations import CheckResult, Observation
 from gitcanary.repo import Identity, Workspace
 from gitcanary.rollout import Action, Decision, decide
@@ -215,14 +215,14 @@ class Reconciler:
         router = router_for(loaded.canary, loaded.source)
         decision, status, rendered = self.observe(key, now)
         report.status = status
-        writer = FileWriter(self.root, loaded, router)
         respec = key in self.respec
         self.respec.discard(key)
         if decision.status is None:
             report.waiting = decision.reason
             if respec and status is not None:
-                return self._update(loaded, writer, status, rendered)
+                return self._update(loaded, FileWriter(self.root, loaded, router), status, rendered)
             return None
+        writer = FileWriter(self.root, loaded, router)
         new_status = decision.status
         notes: list[str] = []
         if decision.revert_target:
@@ -268,25 +268,11 @@ class Reconciler:
         return sha
 
     def _bump_notes(self, loaded: LoadedCanary, rendered: Rendered) -> list[str]:
-        from gitcanary import detect, render
-        from gitcanary.generate import read_objects
-
-        layout = Layout.of(loaded)
-        primary = render.find_object(
-            read_objects(self.root, layout.primary), "Deployment", f"{layout.target}-primary"
-        )
-        if primary is None:
-            return []
         notes = []
-        for container, old, new in detect.image_changes(
-            render.container_images(primary), render.container_images(rendered.target)
-        ):
-            source = detect.locate(self.root, layout.app_dir, container, new)
+        for container, old, new, source in changed_images(self.root, Layout.of(loaded), rendered):
             where = f" ({source.path} {source.field})" if source else ""
             notes.append(f"image {container}: {old} -> {new}{where}")
-        if not notes:
-            notes.append("pod template changed (no image change)")
-        return notes
+        return notes or ["pod template changed (no image change)"]
 
     def _decide_all(self, now: datetime) -> list[str]:
         assert self.catalog is not None
