@@ -7,7 +7,7 @@ import logging
 import sys
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -15,6 +15,10 @@ from rich.table import Table
 
 from gitcanary import __version__
 from gitcanary.errors import GitcanaryError
+from gitcanary.server import HttpServer, Router, plain
+
+if TYPE_CHECKING:
+    from gitcanary.reconciler import Reconciler
 
 app = typer.Typer(
     help="Progressive delivery for GitOps where Git is the only writer: canary releases driven by commits.",
@@ -98,6 +102,14 @@ def run(
     signing_format: Annotated[
         str, typer.Option(help="openpgp, ssh or x509 (git's gpg.format).", envvar="GITCANARY_SIGNING_FORMAT")
     ] = "openpgp",
+    listen: Annotated[
+        str,
+        typer.Option(
+            help="HOST:PORT for the HTTP endpoints (health, metrics, push webhooks); port 0 picks a free "
+            "one, an empty value serves nothing. Not served with --once.",
+            envvar="GITCANARY_LISTEN",
+        ),
+    ] = "0.0.0.0:8080",
     once: Annotated[bool, typer.Option("--once", help="Do one tick and exit (scripts, tests, CI).")] = False,
     verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
 ) -> None:
@@ -148,9 +160,27 @@ def run(
             if result.errors or any(r.error for r in result.reports.values()):
                 raise typer.Exit(2)
             return
-        reconciler.run_forever(on_tick=show)
+        server = _serve(listen, reconciler) if listen else None
+        try:
+            reconciler.run_forever(on_tick=show)
+        finally:
+            if server is not None:
+                server.stop()
     except GitcanaryError as exc:
         _fail(exc)
+
+
+def _serve(listen: str, reconciler: Reconciler) -> HttpServer:
+    """Start the HTTP endpoints of `run` (each concern mounts its path on the router)."""
+    router = Router()
+    router.mount("/healthz", plain("200 OK", "ok\n"))
+    try:
+        server = HttpServer(router, listen).start()
+    except (OSError, ValueError) as exc:
+        _fail(GitcanaryError(f"--listen {listen}: {exc}"))
+        raise
+    err.print(f"serving /healthz on {server.url}", highlight=False)
+    return server
 
 
 @app.command()

@@ -102,6 +102,7 @@ class Reconciler:
         self.respec: set[str] = set()  # canaries whose manifest changed: re-render their objects
         self._moved: set[str] = set()  # canaries this attempt committed for
         self._respec_before: set[str] = set()
+        self._wake: Callable[[], None] | None = None  # set by run_forever
 
     @property
     def root(self) -> Path:
@@ -377,6 +378,14 @@ class Reconciler:
 
     # -- long-running ------------------------------------------------------------------------
 
+    def wake(self) -> None:
+        """Tick as soon as possible (a push webhook arrived); polling goes on as before.
+
+        Safe from any thread. A tick already running is not interrupted; at most one more follows.
+        """
+        if self._wake is not None:
+            self._wake()
+
     def run_forever(self, on_tick: Callable[[TickResult], Any] | None = None) -> None:
         """Tick every `poll_interval` seconds on an APScheduler; one tick at a time, none queued up."""
         from apscheduler.schedulers.blocking import BlockingScheduler
@@ -395,9 +404,14 @@ class Reconciler:
         scheduler.add_job(
             job,
             "interval",
+            id="tick",
             seconds=self.settings.poll_interval,
             max_instances=1,
             coalesce=True,
             next_run_time=datetime.now().astimezone(),
         )
-        scheduler.start()
+        self._wake = lambda: scheduler.modify_job("tick", next_run_time=datetime.now().astimezone())
+        try:
+            scheduler.start()
+        finally:
+            self._wake = None

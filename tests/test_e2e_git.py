@@ -215,6 +215,8 @@ def start_reconciler(repo: ConfigRepo, workdir: Path, log: Path) -> subprocess.P
             "0.2",
             "--settle",
             "0",
+            "--listen",
+            "127.0.0.1:0",
         ],
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,

@@ -6,6 +6,7 @@ way it would in a cluster; the reconciler is the real CLI process on its APSched
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from conftest import ConfigRepo, git
 from prometheus_server import Exporter, PrometheusServer, free_port
@@ -101,12 +103,17 @@ def test_gitcanary_run_on_live_metrics(config_repo: ConfigRepo, tmp_path: Path, 
             "0.5",
             "--settle",
             "1",
+            "--listen",
+            "127.0.0.1:0",
         ],
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )
     try:
         wait_for_phase(config_repo, "Initialized", log)
+        served = re.search(r"serving /healthz on (http://\S+)", log.read_text())
+        assert served, log.read_text()
+        assert httpx.get(served.group(1) + "/healthz", timeout=5).text == "ok\n"
         config_repo.bump("apps/backend", "6.1.1")
         wait_for_phase(config_repo, "Succeeded", log)
         feed.error_ratio = 0.5  # the next version is bad

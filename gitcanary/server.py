@@ -1,0 +1,99 @@
+"""The HTTP port of `gitcanary run`: a small WSGI router on the standard library's server.
+
+Each concern mounts its own WSGI app on a path (`/metrics`, `/healthz`, `/readyz`, the forge's
+push webhook). The server runs in a daemon thread beside the reconciler's scheduler, one thread
+per request, so a slow scrape never holds up a webhook.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+log = logging.getLogger("gitcanary.server")
+
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+def plain(status: str, body: str, content_type: str = "text/plain; charset=utf-8") -> WSGIApp:
+    """A WSGI app that always answers `status` with `body`."""
+
+    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        data = body.encode()
+        start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(data)))])
+        return [data]
+
+    return app
+
+
+class Router:
+    """Dispatches on the exact request path; 404 for anything not mounted."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, WSGIApp] = {}
+
+    def mount(self, path: str, app: WSGIApp) -> None:
+        self.routes[path] = app
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        app = self.routes.get(environ.get("PATH_INFO", "") or "/")
+        if app is None:
+            return plain("404 Not Found", "not found\n")(environ, start_response)
+        return app(environ, start_response)
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        log.debug("%s %s", self.address_string(), format % args)
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """`host:port`, `:port` or `port` -> (host, port); an empty host listens on every interface."""
+    host, _, port = listen.rpartition(":")
+    try:
+        number = int(port)
+    except ValueError:
+        raise ValueError(f"--listen {listen!r}: expected HOST:PORT, e.g. 0.0.0.0:8080") from None
+    return host or "0.0.0.0", number
+
+
+class HttpServer:
+    """Serve `router` on `listen` in a background thread until `stop()`."""
+
+    def __init__(self, router: Router, listen: str) -> None:
+        host, port = parse_listen(listen)
+        self.router = router
+        self._server = make_server(
+            host, port, router, server_class=_ThreadingServer, handler_class=_QuietHandler
+        )
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        host = str(self._server.server_address[0])
+        return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{self.port}"
+
+    def start(self) -> HttpServer:
+        self._thread = threading.Thread(target=self._server.serve_forever, name="gitcanary-http", daemon=True)
+        self._thread.start()
+        log.info("serving HTTP on %s", self.url)
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
