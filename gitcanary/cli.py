@@ -18,6 +18,7 @@ from gitcanary.errors import GitcanaryError
 from gitcanary.server import HttpServer, Router, plain
 
 if TYPE_CHECKING:
+    from gitcanary.cluster import ClusterObserver
     from gitcanary.reconciler import Reconciler
 
 app = typer.Typer(
@@ -35,6 +36,24 @@ RepoOpt = Annotated[
 ]
 BranchOpt = Annotated[
     str, typer.Option("--branch", help="Branch the applier (Flux, Fleet) tracks.", envvar="GITCANARY_BRANCH")
+]
+ClusterOpt = Annotated[
+    str,
+    typer.Option(
+        "--cluster",
+        help="Read the cluster (read-only) to know a commit is applied and its workloads ready: auto "
+        "(in-cluster service account, else a kubeconfig if there is one), on (must), off (the --settle "
+        "delay stands in: a guess).",
+        envvar="GITCANARY_CLUSTER",
+    ),
+]
+KubeconfigOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--kubeconfig",
+        help="Kubeconfig file for --cluster [default: $KUBECONFIG, ~/.kube/config].",
+        envvar="GITCANARY_KUBECONFIG",
+    ),
 ]
 
 
@@ -77,7 +96,7 @@ def run(
         float,
         typer.Option(
             help="Seconds a commit is given to be applied before the next "
-            "step is measured (stands in for a cluster observer).",
+            "step is measured, when there is no cluster access (see --cluster).",
             envvar="GITCANARY_SETTLE",
         ),
     ] = 10.0,
@@ -111,6 +130,8 @@ def run(
         ),
     ] = "0.0.0.0:8080",
     once: Annotated[bool, typer.Option("--once", help="Do one tick and exit (scripts, tests, CI).")] = False,
+    cluster: ClusterOpt = "auto",
+    kubeconfig: KubeconfigOpt = None,
     verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
 ) -> None:
     """Watch REPO; on an image bump, drive the canary by commits: weights, halts, promotion or rollback."""
@@ -133,8 +154,18 @@ def run(
         author_email=author_email,
         signing_key=signing_key,
         signing_format=signing_format,
+        cluster=cluster,
+        kubeconfig=kubeconfig,
     )
-    reconciler = Reconciler(settings)
+    try:
+        reconciler = Reconciler(settings)
+    except GitcanaryError as exc:
+        _fail(exc)
+        return
+    if reconciler.observer is None:
+        err.print(
+            f"no cluster access: a commit counts as applied {settle:g}s after it (a guess)", highlight=False
+        )
     warned: set[str] = set()
 
     def show(result: TickResult) -> None:
@@ -238,6 +269,16 @@ def _checkout(repo: str, branch: str) -> Path:
     return workspace.root
 
 
+def _observer(mode: str, kubeconfig: str | None, root: Path, branch: str) -> ClusterObserver | None:
+    from git import Repo
+
+    from gitcanary.cluster import ClusterObserver, api_client
+    from gitcanary.cluster.revisions import Ancestry
+
+    api = api_client(mode, kubeconfig)
+    return ClusterObserver(api, branch, Ancestry(Repo(root))) if api is not None else None
+
+
 @app.command()
 def status(
     repo: Annotated[
@@ -246,12 +287,16 @@ def status(
     branch: BranchOpt = "main",
     output: Annotated[str, typer.Option("-o", "--output", help="table or json")] = "table",
     settle: Annotated[float, typer.Option(envvar="GITCANARY_SETTLE")] = 10.0,
+    cluster: ClusterOpt = "auto",
+    kubeconfig: KubeconfigOpt = None,
 ) -> None:
-    """Every canary: phase, weight, failed checks, current -> new revision, and what it waits for."""
+    """Every canary: phase, weight, failed checks, current -> new revision, and what it waits for
+    (from the cluster with --cluster, else a guess from the settle delay, and it says so)."""
     from gitcanary.operations import status as do_status
 
     try:
-        views = do_status(_checkout(repo, branch), settle=settle)
+        root = _checkout(repo, branch)
+        views = do_status(root, settle=settle, observer=_observer(cluster, kubeconfig, root, branch))
     except GitcanaryError as exc:
         _fail(exc)
         return

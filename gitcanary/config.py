@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     signing_key: str | None = None
     signing_format: str = "openpgp"  # or "ssh" (signing_key is then a key file), or "x509"
     push_attempts: int = 6
+    # Read the cluster to know a step is live: "auto" (in-cluster, else a kubeconfig if there is
+    # one), "on" (must), "off" (the settle delay stands in). Off unless asked: the CLI asks "auto".
+    cluster: str = "off"
+    kubeconfig: str | None = None
 
     def resolved_workdir(self) -> Path:
         return self.workdir or default_workdir(self.repo, self.branch)

@@ -32,6 +32,8 @@ class Observation:
     `live` says the last commit for this canary is applied and its workloads are ready (the
     cluster observer answers that, or the settle delay stands in for it).
     `checks` is None until the edge has run the analysis the core asked for.
+    `cluster` is what the cluster observer saw; when it is set the core waits on it and does
+    not consult `live` (None: no cluster access, `live` comes from the settle delay).
     """
 
     now: datetime
@@ -39,3 +41,38 @@ class Observation:
     target_revision: str
     live: bool = True
     checks: tuple[CheckResult, ...] | None = None
+    cluster: ClusterObservation | None = None
+
+
+@dataclass(frozen=True)
+class WorkloadState:
+    """One Deployment (the canary target or its primary) as the cluster reports it.
+
+    `ready` applies Flagger's rule: the controller observed the latest generation, every replica
+    is updated, and enough updated replicas are ready (`canaryReadyThreshold`/`primaryReadyThreshold`).
+    `unavailable_since` is when `Available` turned False with `MinimumReplicasUnavailable`: the
+    core compares it with the Canary's `progressDeadlineSeconds`, as Flagger does.
+    """
+
+    name: str
+    ready: bool
+    reason: str = ""  # why it is not ready, for humans
+    deadline_exceeded: bool = False  # Kubernetes itself reports ProgressDeadlineExceeded
+    unavailable_since: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ClusterObservation:
+    """Whether the last commit for a canary is applied, and how its workloads are doing.
+
+    `applied` is False also when the observer could not tell (API unreachable, no applier object
+    found): the rollout waits, it never advances on missing information. `reason` says which.
+    `live_since` is when the observer first saw the commit applied with its workloads ready;
+    analysis intervals count from then, not from the push.
+    """
+
+    applied: bool
+    reason: str = ""
+    canary: WorkloadState | None = None
+    primary: WorkloadState | None = None
+    live_since: datetime | None = None

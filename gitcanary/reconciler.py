@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tenacity import (
     RetryError,
@@ -30,18 +30,23 @@ from gitcanary.config import Settings
 from gitcanary.discovery import Catalog
 from gitcanary.errors import GitcanaryError, GitError, PushRejected
 from gitcanary.generate import FileWriter, Layout, Rendered, changed_images, read_status
-from gitcanary.observations import CheckResult, Observation
+from gitcanary.observations import CheckResult, ClusterObservation, Observation
 from gitcanary.repo import Identity, Workspace
 from gitcanary.rollout import Action, Decision, decide
 from gitcanary.routers import router_for
 from gitcanary.spec.load import LoadedCanary
 from gitcanary.spec.models import Canary, MetricTemplate
-from gitcanary.spec.status import CanaryStatus, utcnow
+from gitcanary.spec.status import CanaryStatus, Phase, utcnow
 from gitcanary.target import render_target
+
+if TYPE_CHECKING:
+    from gitcanary.cluster import ClusterObserver
 
 log = logging.getLogger("gitcanary")
 
 Analyzer = Callable[..., tuple[CheckResult, ...]]
+# At rest nothing waits for the cluster (a new revision starts at once), so it is not asked.
+IDLE_PHASES = (Phase.INITIALIZED, Phase.SUCCEEDED, Phase.FAILED)
 
 
 @dataclass
@@ -70,6 +75,17 @@ def default_analyzer() -> Analyzer:
     return run_analysis
 
 
+def cluster_observer(settings: Settings, workspace: Workspace) -> ClusterObserver | None:
+    """The observer `settings.cluster` asks for, or None: the settle delay stands in."""
+    from gitcanary.cluster import ClusterObserver, api_client
+    from gitcanary.cluster.revisions import Ancestry
+
+    api = api_client(settings.cluster, settings.kubeconfig)
+    if api is None:
+        return None
+    return ClusterObserver(api, settings.branch, Ancestry(workspace.repo))
+
+
 class Reconciler:
     def __init__(
         self,
@@ -78,6 +94,7 @@ class Reconciler:
         clock: Callable[[], datetime] = utcnow,
         analyzer: Analyzer | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        observer: ClusterObserver | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -103,6 +120,8 @@ class Reconciler:
         self._moved: set[str] = set()  # canaries this attempt committed for
         self._respec_before: set[str] = set()
         self._wake: Callable[[], None] | None = None  # set by run_forever
+        self.observer = observer if observer is not None else cluster_observer(settings, self.workspace)
+        self._last_commits: dict[str, tuple[str, str]] = {}  # canary -> (HEAD, last commit for it)
 
     @property
     def root(self) -> Path:
@@ -201,11 +220,27 @@ class Reconciler:
         rendered = self._rendered(key, loaded)
         live = status is None or (now - status.last_transition_time).total_seconds() >= self.settings.settle
         obs = Observation(now, rendered.spec_hash, rendered.revision, live=live)
+        if self.observer is not None and status is not None and status.phase not in IDLE_PHASES:
+            obs = replace(obs, cluster=self._observe_cluster(key, loaded, now))
         decision = decide(loaded.canary, status, obs)
         if decision.action is Action.MEASURE:
             checks = self._analyze(loaded.canary, self.catalog.templates, now)
             decision = decide(loaded.canary, status, replace(obs, checks=checks))
         return decision, status, rendered
+
+    def _observe_cluster(self, key: str, loaded: LoadedCanary, now: datetime) -> ClusterObservation:
+        """Is the last commit for this canary (its app inputs or generated dir) live in the cluster?"""
+        from gitcanary.cluster import commits
+
+        assert self.observer is not None
+        head = self.workspace.head()
+        cached = self._last_commits.get(key)
+        if cached is None or cached[0] != head:
+            inputs = self.inputs.get(key) or commits.canary_inputs(self.root, loaded)
+            cached = self._last_commits[key] = (head, commits.last_commit(self.workspace.repo, head, inputs))
+        seen = self.observer.observe(loaded.canary, commits.directories(loaded), cached[1], now)
+        log.debug("%s: cluster: %s", key, seen)
+        return seen
 
     def _step(self, key: str, now: datetime) -> str | None:
         """Decide for one canary and commit the transition; the new commit, or None."""

@@ -12,9 +12,10 @@ calls `decide` again with `Observation.checks` set.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
-from gitcanary.observations import CheckResult, Observation
+from gitcanary.observations import CheckResult, ClusterObservation, Observation, WorkloadState
 from gitcanary.spec.models import Canary
 from gitcanary.spec.status import CanaryStatus, Phase
 
@@ -109,7 +110,10 @@ def decide(canary: Canary, status: CanaryStatus | None, obs: Observation) -> Dec
     if status is None:
         return _initialize(obs)
     if status.phase is Phase.INITIALIZING:
-        if not obs.live:
+        waiting = _wait_for_cluster(canary, status, obs, canary_needed=False)
+        if waiting is not None:
+            return waiting
+        if not _live(obs):
             return Decision(Action.NONE, "waiting for the primary to become ready")
         return Decision(
             Action.INITIALIZED,
@@ -146,11 +150,15 @@ def decide(canary: Canary, status: CanaryStatus | None, obs: Observation) -> Dec
         )
     if new_revision:
         return _start(canary, status, obs, Action.RESTART)
+    # Flagger checks primary and canary readiness before anything else of the analysis.
+    waiting = _wait_for_cluster(canary, status, obs, canary_needed=True)
+    if waiting is not None:
+        return waiting
     if canary.spec.skip_analysis:
         return _promote(canary, status, obs, skip=True)
     if not _due(canary, status, obs):
         return Decision(Action.NONE, "waiting for the next analysis interval")
-    if not obs.live:
+    if not _live(obs):
         return Decision(Action.NONE, "waiting for the last step to be applied")
 
     threshold = threshold_of(canary)
@@ -177,8 +185,66 @@ def decide(canary: Canary, status: CanaryStatus | None, obs: Observation) -> Dec
 
 
 def _due(canary: Canary, status: CanaryStatus, obs: Observation) -> bool:
-    elapsed = (obs.now - status.last_transition_time).total_seconds()
+    # With a cluster observer the interval counts from when the step went live, not its push.
+    start = status.last_transition_time
+    if obs.cluster is not None and obs.cluster.live_since is not None and obs.cluster.live_since > start:
+        start = obs.cluster.live_since
+    elapsed = (obs.now - start).total_seconds()
     return elapsed >= canary.spec.analysis.interval_seconds
+
+
+def _live(obs: Observation) -> bool:
+    """The settle delay's guess, when there is no cluster observer (else `_wait_for_cluster` decides)."""
+    return obs.live if obs.cluster is None else True
+
+
+def ready_threshold(canary: Canary, role: str) -> int:
+    """Flagger's `canaryReadyThreshold`/`primaryReadyThreshold`: percent of updated replicas ready."""
+    analysis = canary.spec.analysis
+    value = analysis.canary_ready_threshold if role == "canary" else analysis.primary_ready_threshold
+    return 100 if value is None else int(value)
+
+
+def deadline_exceeded(canary: Canary, workload: WorkloadState, now: datetime) -> bool:
+    """Flagger's `isDeploymentReady`: Kubernetes' own ProgressDeadlineExceeded, or pods unavailable
+    for longer than the Canary's `progressDeadlineSeconds`."""
+    if workload.deadline_exceeded:
+        return True
+    if workload.unavailable_since is None:
+        return False
+    elapsed = (now - workload.unavailable_since).total_seconds()
+    return elapsed > canary.spec.progress_deadline_seconds
+
+
+def _wait_for_cluster(
+    canary: Canary, status: CanaryStatus, obs: Observation, canary_needed: bool
+) -> Decision | None:
+    """Wait until the last commit is applied and the workloads it runs are ready; None: go on.
+
+    A canary past its progress deadline during analysis is rolled back (Flagger's "progress
+    deadline exceeded"); a primary past it only waits, as in Flagger: there is nothing to roll back to.
+    """
+    cluster: ClusterObservation | None = obs.cluster
+    if cluster is None:
+        return None
+    if not cluster.applied:
+        return Decision(Action.NONE, f"waiting for the cluster to apply the last commit: {cluster.reason}")
+    needed = [("primary", cluster.primary)]
+    if canary_needed:
+        needed.insert(0, ("canary", cluster.canary))
+    for role, workload in needed:
+        if workload is None:
+            return Decision(Action.NONE, f"waiting for the cluster: {role} deployment not observed")
+        if workload.ready:
+            continue
+        if role == "canary" and status.phase.in_rollout and deadline_exceeded(canary, workload, obs.now):
+            why = (
+                f"progress deadline exceeded: deployment {workload.name} not ready after "
+                f"{canary.spec.progress_deadline_seconds}s ({workload.reason})"
+            )
+            return _rollback(status, obs, why, status.failed_checks, failed=(why,))
+        return Decision(Action.NONE, f"waiting for {role} deployment {workload.name}: {workload.reason}")
+    return None
 
 
 def _step(status: CanaryStatus, obs: Observation, **changes: object) -> CanaryStatus:
@@ -350,7 +416,10 @@ def _succeeded(status: CanaryStatus, obs: Observation, message: str) -> CanarySt
 
 
 def _finish_promotion(canary: Canary, status: CanaryStatus, obs: Observation) -> Decision:
-    if not _due(canary, status, obs) or not obs.live:
+    waiting = _wait_for_cluster(canary, status, obs, canary_needed=False)
+    if waiting is not None:
+        return waiting
+    if not _due(canary, status, obs) or not _live(obs):
         return Decision(Action.NONE, "waiting for the promoted primary to be applied")
     if status.phase is Phase.PROMOTING:
         step = canary.spec.analysis.step_weight_promotion

@@ -28,8 +28,6 @@ UNSUPPORTED_FIELDS: dict[str, str] = {
     "spec.analysis.mirror": "traffic mirroring is not rendered yet",
     "spec.analysis.mirrorWeight": "traffic mirroring is not rendered yet",
     "spec.analysis.sessionAffinity": "session affinity is not rendered yet",
-    "spec.analysis.primaryReadyThreshold": "no cluster observer yet; the settle delay stands in",
-    "spec.analysis.canaryReadyThreshold": "no cluster observer yet; the settle delay stands in",
     "spec.metricsServer": "builtin metrics use gitcanary's --prometheus address",
     "spec.revertOnDeletion": "deleting the canary leaves the generated objects in Git",
     "spec.ingressRef": "ingress providers are not supported yet",
