@@ -315,6 +315,8 @@ class Reconciler:
         commits = []
         self._moved = set()
         self._respec_before = set(self.respec)
+        if self.observer is not None:
+            self.observer.refresh()  # one list of Kustomizations/GitRepos per tick, fresh each tick
         for key in sorted(self.catalog.canaries):
             try:
                 sha = self._step(key, now)

@@ -53,6 +53,15 @@ class Emulator:
         key = (resource, meta.get("namespace"), meta["name"])
         self._on_loop(lambda: self.emulator.objects.__setitem__(key, obj))
 
+    def clear(self) -> None:
+        """Forget every object (one emulator serves a whole test module)."""
+
+        def forget() -> None:
+            for key in list(self.emulator.objects.keys()):
+                del self.emulator.objects[key]
+
+        self._on_loop(forget)
+
     def delete(self, resource: str, namespace: str, name: str) -> None:
         self._on_loop(lambda: self.emulator.objects.__delitem__((resource, namespace, name)))
 

@@ -62,10 +62,16 @@ class History:
         self.ancestry = Ancestry(Repo(root))
 
 
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[Emulator]:
+    with running_emulator() as running:
+        yield running
+
+
 @pytest.fixture
-def kube() -> Iterator[Emulator]:
-    with running_emulator() as emulator:
-        yield emulator
+def kube(emulator: Emulator) -> Emulator:
+    emulator.clear()
+    return emulator
 
 
 @pytest.fixture
@@ -154,6 +160,7 @@ def test_flux_most_specific_kustomization_and_other_branches(
     seen = observer.observe(make_canary(), DIRS, history.commits[1], NOW)
     assert not seen.applied and "flux-system/never has applied nothing yet" in seen.reason
     kube.delete(KUSTOMIZATIONS, "flux-system", "never")
+    observer.refresh()  # the next tick
     seen = observer.observe(make_canary(), DIRS, history.commits[1], NOW + timedelta(seconds=1))
     assert seen.applied and seen.reason == f"Kustomization flux-system/apps applied {history.commits[1][:8]}"
 
@@ -283,11 +290,14 @@ def test_live_since_is_when_first_seen_live(kube: Emulator, tmp_path: Path, hist
     step = history.commits[1]
     assert observer.observe(make_canary(), DIRS, step, NOW).live_since is None
     kube.put(KUSTOMIZATIONS, flux_kustomization("apps", "./apps", step))
+    observer.refresh()
     later = NOW + timedelta(seconds=40)
     assert observer.observe(make_canary(), DIRS, step, later).live_since == later
+    observer.refresh()
     assert observer.observe(make_canary(), DIRS, step, later + timedelta(seconds=30)).live_since == later
     # The next step commit went live again only when seen so.
     kube.put(KUSTOMIZATIONS, flux_kustomization("apps", "./apps", history.commits[2]))
+    observer.refresh()
     then = later + timedelta(minutes=2)
     assert observer.observe(make_canary(), DIRS, history.commits[2], then).live_since == then
 

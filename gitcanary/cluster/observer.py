@@ -46,7 +46,6 @@ class Unreachable(Exception):
 class _TickCache:
     """Lists shared by every canary within one tick (one list call per kind, not per canary)."""
 
-    now: datetime | None = None
     lists: dict[str, list[Obj] | Exception] = field(default_factory=dict)
 
 
@@ -60,13 +59,15 @@ class ClusterObserver:
         self.live_since: dict[tuple[str, str], datetime] = {}
         self._cache = _TickCache()
 
+    def refresh(self) -> None:
+        """Forget the lists of the last tick: the next question asks the API again."""
+        self._cache = _TickCache()
+
     def observe(
         self, canary: Canary, directories: list[str], commit: str, now: datetime
     ) -> ClusterObservation:
         """Is `commit` (the last one for `canary`) applied where `directories` are built, and are the
-        canary and its primary ready?"""
-        if self._cache.now != now:
-            self._cache = _TickCache(now)
+        canary and its primary ready? Lists are shared with the other canaries until `refresh`."""
         try:
             applied, reason = self._applied(directories, commit)
         except Unreachable as exc:
