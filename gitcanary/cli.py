@@ -51,7 +51,7 @@ KubeconfigOpt = Annotated[
     str | None,
     typer.Option(
         "--kubeconfig",
-        help="Kubeconfig file for --cluster [default: $KUBECONFIG, ~/.kube/config].",
+        help="Kubeconfig file for --cluster (default: $KUBECONFIG, then ~/.kube/config).",
         envvar="GITCANARY_KUBECONFIG",
     ),
 ]
