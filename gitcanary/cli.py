@@ -269,14 +269,16 @@ def _checkout(repo: str, branch: str) -> Path:
     return workspace.root
 
 
-def _observer(mode: str, kubeconfig: str | None, root: Path, branch: str) -> ClusterObserver | None:
+def _observer(
+    mode: str, kubeconfig: str | None, root: Path, repo: str, branch: str
+) -> ClusterObserver | None:
     from git import Repo
 
     from gitcanary.cluster import ClusterObserver, api_client
     from gitcanary.cluster.revisions import Ancestry
 
     api = api_client(mode, kubeconfig)
-    return ClusterObserver(api, branch, Ancestry(Repo(root))) if api is not None else None
+    return ClusterObserver(api, branch, Ancestry(Repo(root)), repo) if api is not None else None
 
 
 @app.command()
@@ -296,7 +298,7 @@ def status(
 
     try:
         root = _checkout(repo, branch)
-        views = do_status(root, settle=settle, observer=_observer(cluster, kubeconfig, root, branch))
+        views = do_status(root, settle=settle, observer=_observer(cluster, kubeconfig, root, repo, branch))
     except GitcanaryError as exc:
         _fail(exc)
         return

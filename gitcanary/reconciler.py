@@ -83,7 +83,7 @@ def cluster_observer(settings: Settings, workspace: Workspace) -> ClusterObserve
     api = api_client(settings.cluster, settings.kubeconfig)
     if api is None:
         return None
-    return ClusterObserver(api, settings.branch, Ancestry(workspace.repo))
+    return ClusterObserver(api, settings.branch, Ancestry(workspace.repo), settings.repo)
 
 
 class Reconciler:
@@ -247,6 +247,7 @@ class Reconciler:
         assert self.catalog is not None
         loaded = self.catalog.canaries[key]
         report = CanaryReport(key, loaded.source, warnings=loaded.warnings)
+        before = self.reports.get(key)
         self.reports[key] = report
         router = router_for(loaded.canary, loaded.source)
         decision, status, rendered = self.observe(key, now)
@@ -255,6 +256,8 @@ class Reconciler:
         self.respec.discard(key)
         if decision.status is None:
             report.waiting = decision.reason
+            if before is None or before.waiting != report.waiting:  # once per change, not every tick
+                log.info("%s: %s", key, report.waiting)
             if respec and status is not None:
                 return self._update(loaded, FileWriter(self.root, loaded, router), status, rendered)
             return None

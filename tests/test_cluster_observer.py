@@ -29,7 +29,7 @@ from test_rollout import make_canary, rolling
 
 from gitcanary.cluster import ClusterObserver, api_client
 from gitcanary.cluster.connect import ClusterConfigError
-from gitcanary.cluster.revisions import Ancestry, flux_revision
+from gitcanary.cluster.revisions import Ancestry, flux_revision, same_repository
 from gitcanary.observations import Observation
 from gitcanary.rollout import Action, decide
 from gitcanary.spec.status import Phase
@@ -346,3 +346,55 @@ def test_flux_revision_formats() -> None:
     assert flux_revision("refs/heads/release/v2@sha1:abc") == ("release/v2", "abc")
     assert flux_revision("main/abc") == ("main", "abc")
     assert flux_revision("sha1:abc") == ("", "abc")
+
+
+def test_flux_kustomization_reaching_the_app_through_references(
+    kube: Emulator, tmp_path: Path, history: History
+) -> None:
+    # flux2-kustomize-helm-example's layout: the Kustomization's path holds an overlay that lists
+    # the app's base by a relative path, outside `spec.path`.
+    root = Path(history.ancestry.repo.working_tree_dir or "")
+    (root / "clusters" / "prod").mkdir(parents=True)
+    (root / "clusters" / "prod" / "kustomization.yaml").write_text(
+        "resources:\n  - ../../apps/backend\n  - ../../apps/backend-gitcanary\n"
+    )
+    for app in ("backend", "backend-gitcanary"):
+        (root / "apps" / app).mkdir(parents=True)
+        (root / "apps" / app / "kustomization.yaml").write_text("resources: []\n")
+    kube.put(KUSTOMIZATIONS, flux_kustomization("prod", "./clusters/prod", history.commits[0]))
+    ready_workloads(kube)
+    observer = observer_for(kube, tmp_path, history)
+    seen = observer.observe(make_canary(), DIRS, history.commits[1], NOW)
+    assert not seen.applied and f"flux-system/prod applied {history.commits[0][:8]}, not yet" in seen.reason
+    kube.put(KUSTOMIZATIONS, flux_kustomization("prod", "./clusters/prod", history.commits[1]))
+    observer.refresh()
+    assert observer.observe(make_canary(), DIRS, history.commits[1], NOW).applied
+
+
+def test_fleet_gitrepo_of_this_repository_wins(kube: Emulator, tmp_path: Path, history: History) -> None:
+    # Two GitRepos with the same layout and branch: only the one pulling our repository counts.
+    ours = fleet_gitrepo("ours", history.commits[0], paths=["apps"])
+    ours["spec"]["repo"] = "git@git.example.com:acme/config.git"
+    theirs = fleet_gitrepo("theirs", history.commits[2], paths=["apps"])
+    theirs["spec"]["repo"] = "https://git.example.com/acme/other-config"
+    kube.put(GITREPOS, ours)
+    kube.put(GITREPOS, theirs)
+    kube.put(BUNDLES, fleet_bundle("theirs-apps", "theirs", history.commits[2], ready=1))
+    ready_workloads(kube)
+    api = api_client("on", str(kube.kubeconfig(tmp_path)))
+    assert api is not None
+    observer = ClusterObserver(api, "main", history.ancestry, "https://git.example.com/acme/config.git")
+    seen = observer.observe(make_canary(), DIRS, history.commits[1], NOW)
+    assert not seen.applied and seen.reason.startswith("GitRepo fleet-local/ours is at"), seen.reason
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        ("git@github.com:acme/config.git", "https://github.com/acme/config", True),
+        ("ssh://git@GitHub.com:22/acme/config.git/", "https://github.com/acme/config.git", True),
+        ("https://github.com/acme/config", "https://github.com/acme/other", False),
+    ],
+)
+def test_same_repository(a: str, b: str, same: bool) -> None:
+    assert same_repository(a, b) is same

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gitcanary.cluster.paths import most_specific, normalize
-from gitcanary.cluster.revisions import Ancestry
+from gitcanary.cluster.revisions import Ancestry, same_repository
 
 GROUP, VERSION, GITREPOS, BUNDLES = "fleet.cattle.io", "v1alpha1", "gitrepos", "bundles"
 REPO_LABEL, COMMIT_LABEL = "fleet.cattle.io/repo-name", "fleet.cattle.io/commit"
@@ -31,9 +31,19 @@ def applied(
     branch: str,
     commit: str,
     ancestry: Ancestry,
+    repo_url: str | None = None,
 ) -> tuple[bool | None, str]:
-    """(applied, why). None: no GitRepo of `branch` covers these directories (not Fleet's)."""
+    """(applied, why). None: no GitRepo of `branch` covers these directories (not Fleet's).
+
+    GitRepos that name `repo_url` are the only candidates when there are any (one cluster may
+    pull several repositories with the same layout).
+    """
     candidates = []
+    if repo_url is not None:
+        ours = [
+            o for o in gitrepos if same_repository(str((o.get("spec") or {}).get("repo") or ""), repo_url)
+        ]
+        gitrepos = ours or gitrepos
     for obj in gitrepos:
         spec = obj.get("spec") or {}
         if spec.get("revision") or (spec.get("branch") or "master") != branch:

@@ -7,9 +7,10 @@ Field names from kustomize.toolkit.fluxcd.io/v1 `Kustomization`: `spec.path`,
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from gitcanary.cluster.paths import most_specific, normalize
+from gitcanary.cluster.paths import builds, most_specific, normalize
 from gitcanary.cluster.revisions import Ancestry, flux_revision
 
 GROUP, VERSION, PLURAL = "kustomize.toolkit.fluxcd.io", "v1", "kustomizations"
@@ -32,9 +33,18 @@ def _ready(obj: Obj) -> tuple[bool, str]:
 
 
 def applied(
-    kustomizations: list[Obj], directories: list[str], branch: str, commit: str, ancestry: Ancestry
+    kustomizations: list[Obj],
+    directories: list[str],
+    branch: str,
+    commit: str,
+    ancestry: Ancestry,
+    root: Path | None = None,
 ) -> tuple[bool | None, str]:
-    """(applied, why). None: no Kustomization of `branch` builds these directories (not Flux's)."""
+    """(applied, why). None: no Kustomization of `branch` builds these directories (not Flux's).
+
+    A Kustomization builds a directory under its `spec.path` (the deepest such path wins), or,
+    failing that, one its kustomization tree in the checkout at `root` refers to.
+    """
     candidates = []
     for obj in kustomizations:
         status = obj.get("status") or {}
@@ -45,6 +55,8 @@ def applied(
     builders: dict[str, Obj] = {}
     for directory in directories:
         found = most_specific(candidates, directory)
+        if not found and root is not None:
+            found = [obj for path, obj in candidates if builds(root, path, directory)]
         if not found:
             return None, f"no Flux Kustomization builds {normalize(directory) or '/'}"
         for obj in found:

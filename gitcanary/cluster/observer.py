@@ -50,9 +50,12 @@ class _TickCache:
 
 
 class ClusterObserver:
-    def __init__(self, api: client.ApiClient, branch: str, ancestry: Ancestry) -> None:
+    def __init__(
+        self, api: client.ApiClient, branch: str, ancestry: Ancestry, repo_url: str | None = None
+    ) -> None:
         self.api = api
         self.branch = branch
+        self.repo_url = repo_url
         self.ancestry = ancestry
         self.custom = client.CustomObjectsApi(api)
         self.apps = client.AppsV1Api(api)
@@ -92,13 +95,15 @@ class ClusterObserver:
             raise Unreachable(str(kustomizations))
         reasons = []
         if not isinstance(kustomizations, Exception):
-            answer, why = flux.applied(kustomizations, directories, self.branch, commit, self.ancestry)
+            answer, why = flux.applied(
+                kustomizations, directories, self.branch, commit, self.ancestry, self.ancestry.root
+            )
             if answer is not None:
                 return answer, why
             reasons.append(why)
         if not isinstance(gitrepos, Exception):
             answer, why = fleet.applied(
-                gitrepos, self._bundles, directories, self.branch, commit, self.ancestry
+                gitrepos, self._bundles, directories, self.branch, commit, self.ancestry, self.repo_url
             )
             if answer is not None:
                 return answer, why

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TypeVar
+
+from gitcanary import discovery
 
 T = TypeVar("T")
 
@@ -18,6 +21,13 @@ def normalize(path: str | None) -> str:
 def covers(base: str, directory: str) -> bool:
     base, directory = normalize(base), normalize(directory)
     return base == "" or directory == base or directory.startswith(base + "/")
+
+
+def builds(root: Path, base: str, directory: str) -> bool:
+    """Does the kustomization at `base` reach `directory` through its resources (e.g. Flux's
+    `./apps/production` whose kustomization.yaml lists `../base/podinfo`)?"""
+    inputs = discovery.kustomize_inputs(root, normalize(base))
+    return any(covers(item, directory) for item in inputs if item != normalize(base))
 
 
 def most_specific(candidates: Iterable[tuple[str, T]], directory: str) -> list[T]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from git import GitCommandError, Repo
 
 
@@ -17,11 +19,33 @@ def flux_revision(revision: str) -> tuple[str, str]:
     return ref.removeprefix("refs/heads/"), sha
 
 
+def same_repository(a: str, b: str) -> bool:
+    """Whether two clone URLs name one repository: scheme, user, port, `.git` and case of the
+    host aside (`git@github.com:acme/config.git` is `https://github.com/acme/config`)."""
+    return _repository_key(a) == _repository_key(b)
+
+
+def _repository_key(url: str) -> str:
+    text = url.strip().rstrip("/").removesuffix(".git")
+    if "://" in text:
+        text = text.split("://", 1)[1]
+        host, _, path = text.partition("/")
+    else:  # scp-like: user@host:path
+        host, _, path = text.partition(":")
+    host = host.rsplit("@", 1)[-1].split(":", 1)[0].lower()
+    return f"{host}/{path.strip('/')}"
+
+
 class Ancestry:
     """Answers from the reconciler's own clone, which was fetched this tick."""
 
     def __init__(self, repo: Repo) -> None:
         self.repo = repo
+
+    @property
+    def root(self) -> Path | None:
+        """The checkout, to follow kustomization references in (None for a bare repository)."""
+        return Path(self.repo.working_tree_dir) if self.repo.working_tree_dir else None
 
     def contains(self, applied: str, commit: str) -> bool | None:
         """True if `applied` is `commit` or a descendant; None if `applied` is not in this repository."""
