@@ -186,7 +186,7 @@ def _observe(
 
     repo = Repo(root)
     head = repo.head.commit.hexsha
-    last = commits.last_commit(repo, head, commits.canary_inputs(root, loaded))
+    last = commits.last_commit(repo, head, commits.canary_inputs(root, loaded), loaded)
     return observer.observe(loaded.canary, commits.directories(loaded), last, now)
 
 

@@ -237,7 +237,10 @@ class Reconciler:
         cached = self._last_commits.get(key)
         if cached is None or cached[0] != head:
             inputs = self.inputs.get(key) or commits.canary_inputs(self.root, loaded)
-            cached = self._last_commits[key] = (head, commits.last_commit(self.workspace.repo, head, inputs))
+            cached = self._last_commits[key] = (
+                head,
+                commits.last_commit(self.workspace.repo, head, inputs, loaded),
+            )
         seen = self.observer.observe(loaded.canary, commits.directories(loaded), cached[1], now)
         log.debug("%s: cluster: %s", key, seen)
         return seen

@@ -172,3 +172,28 @@ def test_unreachable_api_never_advances(tmp_path: Path) -> None:
             "waiting for the cluster to apply the last commit: cluster API unreachable"
         )
     assert len(subjects(repo)) == 1
+
+
+def test_a_status_only_commit_is_not_waited_for(tmp_path: Path) -> None:
+    """A halt records a failed check in the status file only: nothing for Flux to apply, so the
+    commit the cluster must have applied stays the last one that changed an object."""
+    from git import Repo
+
+    from gitcanary.cluster import commits
+    from gitcanary.generate import Layout
+
+    repo = make_config_repo(tmp_path)
+    rec = Reconciler(Settings(repo=str(repo.remote), workdir=tmp_path / "work", settle=0))
+    (init,) = tick(rec).commits
+    repo.pull()
+    loaded = rec.catalog.canaries["prod/backend"] if rec.catalog else None
+    assert loaded is not None
+    status_file = repo.human / Layout.of(loaded).status
+    status_file.write_text(status_file.read_text().replace("failedChecks: 0", "failedChecks: 1"))
+    halt = repo.commit_and_push("a halt: the status file alone")
+    checkout = Repo(repo.human)
+    inputs = commits.canary_inputs(repo.human, loaded)
+    assert commits.last_commit(checkout, halt, inputs, loaded) == init
+    repo.bump("apps/backend", "6.1.1")
+    bump = checkout.head.commit.hexsha
+    assert commits.last_commit(checkout, bump, inputs, loaded) == bump

@@ -23,9 +23,12 @@ def canary_inputs(root: Path, loaded: LoadedCanary) -> set[str]:
     }
 
 
-def last_commit(repo: Repo, head: str, inputs: set[str]) -> str:
+def last_commit(repo: Repo, head: str, inputs: set[str], loaded: LoadedCanary) -> str:
+    """The newest commit up to `head` that changed `inputs`, other than the status file alone:
+    a halt that only records a failed check changes nothing the applier applies."""
     paths = sorted(path or "." for path in inputs)
-    return repo.git.log("-1", "--format=%H", head, "--", *paths).strip() or head
+    status = f":(exclude){Layout.of(loaded).status}"
+    return repo.git.log("-1", "--format=%H", head, "--", *paths, status).strip() or head
 
 
 def directories(loaded: LoadedCanary) -> list[str]:
