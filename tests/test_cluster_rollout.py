@@ -197,3 +197,21 @@ def test_a_status_only_commit_is_not_waited_for(tmp_path: Path) -> None:
     repo.bump("apps/backend", "6.1.1")
     bump = checkout.head.commit.hexsha
     assert commits.last_commit(checkout, bump, inputs, loaded) == bump
+
+
+def test_run_cli_reads_the_cluster_or_says_why_not(tmp_path: Path, kube: Emulator) -> None:
+    repo = make_config_repo(tmp_path)
+    common = ["run", "--once", "--repo", str(repo.remote), "--workdir", str(tmp_path / "work")]
+    missing = gitcanary(*common, "--cluster", "on", "--kubeconfig", str(tmp_path / "nope"), cwd=tmp_path)
+    assert missing.returncode == 1 and f"--kubeconfig {tmp_path / 'nope'}: cannot load it" in missing.stderr
+    guessing = gitcanary(*common, "--cluster", "off", cwd=tmp_path)
+    assert guessing.returncode == 0, guessing.stderr
+    assert "no cluster access: a commit counts as applied 10s after it (a guess)" in guessing.stderr
+    assert "initialize prod/backend" in guessing.stdout
+    # With the cluster: Flux has not applied the initialization, so the next tick commits nothing.
+    applied(kube, repo.remote_log()[0][0])
+    config = str(kube.kubeconfig(tmp_path))
+    waiting = gitcanary(*common, "--settle", "0", "--kubeconfig", config, "-v", cwd=tmp_path)
+    assert waiting.returncode == 0, waiting.stderr
+    assert waiting.stdout == "" and "no cluster access" not in waiting.stderr
+    assert "prod/backend: waiting for the cluster to apply the last commit" in waiting.stderr
