@@ -26,6 +26,8 @@ from kube_emulator import (
     flux_kustomization,
     running_emulator,
 )
+from oracle import assert_invariant, kustomize_build
+from test_e2e_rollout import IMAGE, tree_at
 
 from gitcanary.config import Settings
 from gitcanary.operations import status as status_of
@@ -153,6 +155,18 @@ def test_rollout_waits_for_the_cluster(tmp_path: Path, kube: Emulator) -> None:
     ).stdout
     assert "deployment backend not ready after 600s" in body
     assert "Gitcanary-Phase: Failed" in body
+    # What Flux would apply now: all traffic on the primary, the canary at zero, 6.1.0 written back.
+    tree = tree_at(repo, rollback, tmp_path / "tree")
+    assert_invariant(
+        kustomize_build(tree / "apps"),
+        namespace="prod",
+        target="backend",
+        service="backend",
+        primary_images={"backend": f"{IMAGE}:6.1.0"},
+        canary_images={"backend": f"{IMAGE}:6.1.0"},
+        canary_replicas=0,
+        weights=(100, 0),
+    )
 
 
 def test_unreachable_api_never_advances(tmp_path: Path) -> None:
