@@ -53,6 +53,17 @@ class Emulator:
         key = (resource, meta.get("namespace"), meta["name"])
         self._on_loop(lambda: self.emulator.objects.__setitem__(key, obj))
 
+    def requests(self) -> list[tuple[str, str]]:
+        """(HTTP method, path) of every request the emulator served so far."""
+        return [(str(r.method.value), r.url.path) for r in list(self.emulator)]
+
+    def assert_read_only(self) -> None:
+        """gitcanary never writes to the cluster: every request it made was a GET."""
+        served = self.requests()
+        assert served, "no request reached the emulator"
+        writes = [request for request in served if request[0] != "GET"]
+        assert not writes, writes
+
     def clear(self) -> None:
         """Forget every object (one emulator serves a whole test module)."""
 

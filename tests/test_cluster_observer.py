@@ -66,6 +66,7 @@ class History:
 def emulator() -> Iterator[Emulator]:
     with running_emulator() as running:
         yield running
+        running.assert_read_only()
 
 
 @pytest.fixture

@@ -55,6 +55,7 @@ def no_analysis(*_: Any, **__: Any) -> tuple[()]:
 def kube() -> Iterator[Emulator]:
     with running_emulator() as emulator:
         yield emulator
+        emulator.assert_read_only()
 
 
 def applied(kube: Emulator, sha: str) -> None:
