@@ -399,3 +399,14 @@ def test_fleet_gitrepo_of_this_repository_wins(kube: Emulator, tmp_path: Path, h
 )
 def test_same_repository(a: str, b: str, same: bool) -> None:
     assert same_repository(a, b) is same
+
+
+def test_flux_kustomization_of_another_repository_is_not_waited_for(
+    kube: Emulator, tmp_path: Path, history: History
+) -> None:
+    # Same path and branch, but its revision is a commit of another repository (another GitRepository).
+    kube.put(KUSTOMIZATIONS, flux_kustomization("platform-apps", "./apps", "e" * 40))
+    kube.put(KUSTOMIZATIONS, flux_kustomization("apps", "./apps", history.commits[1]))
+    ready_workloads(kube)
+    seen = observer_for(kube, tmp_path, history).observe(make_canary(), DIRS, history.commits[1], NOW)
+    assert seen.applied and seen.reason == f"Kustomization flux-system/apps applied {history.commits[1][:8]}"

@@ -32,6 +32,10 @@ def _ready(obj: Obj) -> tuple[bool, str]:
     return False, "no Ready condition yet"
 
 
+def _sha(obj: Obj) -> str:
+    return flux_revision(str((obj.get("status") or {}).get("lastAppliedRevision") or ""))[1]
+
+
 def applied(
     kustomizations: list[Obj],
     directories: list[str],
@@ -57,6 +61,11 @@ def applied(
         found = most_specific(candidates, directory)
         if not found and root is not None:
             found = [obj for path, obj in candidates if builds(root, path, directory)]
+        if len(found) > 1:
+            # Kustomizations of another repository may use the same path: when some applied a
+            # commit this repository has, those are ours.
+            ours = [obj for obj in found if ancestry.known(_sha(obj))]
+            found = ours or found
         if not found:
             return None, f"no Flux Kustomization builds {normalize(directory) or '/'}"
         for obj in found:

@@ -47,6 +47,13 @@ class Ancestry:
         """The checkout, to follow kustomization references in (None for a bare repository)."""
         return Path(self.repo.working_tree_dir) if self.repo.working_tree_dir else None
 
+    def known(self, sha: str) -> bool:
+        try:
+            self.repo.git.rev_parse("--verify", "--quiet", f"{sha}^{{commit}}")
+        except GitCommandError:
+            return False
+        return True
+
     def contains(self, applied: str, commit: str) -> bool | None:
         """True if `applied` is `commit` or a descendant; None if `applied` is not in this repository."""
         if applied == commit:
