@@ -336,7 +336,10 @@ def test_connect_modes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     assert api_client("off") is None
     assert api_client("auto") is None  # nothing configured: the settle delay stands in
-    with pytest.raises(ClusterConfigError, match="--kubeconfig .*cannot load it"):
+    with pytest.raises(
+        ClusterConfigError,
+        match="--cluster on: not running in a cluster, and kubeconfig .*/.kube/config cannot be loaded",
+    ):
         api_client("on")
     with pytest.raises(ClusterConfigError, match="expected one of auto, on, off"):
         api_client("sometimes")

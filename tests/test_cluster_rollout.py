@@ -219,7 +219,7 @@ def test_run_cli_reads_the_cluster_or_says_why_not(tmp_path: Path, kube: Emulato
     repo = make_config_repo(tmp_path)
     common = ["run", "--once", "--repo", str(repo.remote), "--workdir", str(tmp_path / "work")]
     missing = gitcanary(*common, "--cluster", "on", "--kubeconfig", str(tmp_path / "nope"), cwd=tmp_path)
-    assert missing.returncode == 1 and f"--kubeconfig {tmp_path / 'nope'}: cannot load it" in missing.stderr
+    assert missing.returncode == 1 and f"kubeconfig {tmp_path / 'nope'} cannot be loaded" in missing.stderr
     guessing = gitcanary(*common, "--cluster", "off", cwd=tmp_path)
     assert guessing.returncode == 0, guessing.stderr
     assert "no cluster access: a commit counts as applied 10s after it (a guess)" in guessing.stderr

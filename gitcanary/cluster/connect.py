@@ -41,7 +41,9 @@ def api_client(mode: str, kubeconfig: str | None = None) -> client.ApiClient | N
         config.load_kube_config(config_file=path, client_configuration=configuration)
     except (config.ConfigException, OSError) as exc:
         where = path or default
-        raise ClusterConfigError(f"--kubeconfig {where}: cannot load it: {exc}") from exc
+        raise ClusterConfigError(
+            f"--cluster {mode}: not running in a cluster, and kubeconfig {where} cannot be loaded: {exc}"
+        ) from exc
     return _finish(configuration)
 
 
