@@ -141,7 +141,19 @@ def test_rollout_waits_for_the_cluster(tmp_path: Path, kube: Emulator) -> None:
     # Ready now: the analysis interval (30s) counts from this moment, not from the start commit.
     kube.put(DEPLOYMENTS, deployment("backend", generation=2))
     assert tick(rec).reports["prod/backend"].waiting == "waiting for the next analysis interval"
-    clock.advance(31)
+    # A restart (elsewhere: a new clone) forgets when the step went live: the interval starts
+    # again from the restart, conservatively; nothing is repeated or skipped.
+    clock.advance(20)
+    rec = Reconciler(
+        settings.model_copy(update={"workdir": tmp_path / "restarted"}),
+        clock=clock,
+        analyzer=no_analysis,
+        sleep=lambda _: None,
+    )
+    assert tick(rec).reports["prod/backend"].waiting == "waiting for the next analysis interval"
+    clock.advance(20)  # 40s after it went live, 20s after the restart saw it live
+    assert not tick(rec).commits
+    clock.advance(11)
     (advance,) = tick(rec).commits
     assert subjects(repo)[-1] == "gitcanary: advance prod/backend to 10% (6.1.0 -> 6.1.1)"
 
