@@ -15,6 +15,7 @@ from rich.table import Table
 
 from gitcanary import __version__
 from gitcanary.errors import GitcanaryError
+from gitcanary.manual_cli import register as register_manual_commands
 from gitcanary.server import HttpServer, Router, plain
 
 if TYPE_CHECKING:
@@ -328,6 +329,9 @@ def demo(
         _fail(exc)
         return
     raise typer.Exit(code)
+
+
+register_manual_commands(app)  # promote, abort, pause, resume, retry (gitcanary/manual_cli.py)
 
 
 def main() -> None:
