@@ -2,7 +2,7 @@
 
 A subclass rather than calls sprinkled through `reconciler.py`: the loop stays about Git, and
 what is measured (tick time, push retries, errors by component, each canary's committed state)
-is read at the seams the reconciler already has (`tick`, `_attempt`, `_analyze`).
+is read at the seams the reconciler already has (`tick`, `_analyze`, the workspace's `push`).
 """
 
 from __future__ import annotations
@@ -28,11 +28,20 @@ class MonitoredReconciler(Reconciler):
         self.metrics = Metrics()
         self.readiness = Readiness(self.settings.poll_interval, clock=monotonic)
         self.monotonic = monotonic
-        self._attempts = 0
+        push = self.workspace.push
+
+        def counted_push() -> None:
+            # Every rejection is retried (rebased in the same attempt, or decided again in the next).
+            try:
+                push()
+            except PushRejected:
+                self.metrics.record_push_retry()
+                raise
+
+        self.workspace.push = counted_push  # type: ignore[method-assign]
 
     def tick(self) -> TickResult:
         started = self.monotonic()
-        self._attempts = 0
         try:
             result = super().tick()
         except GitcanaryError as exc:
@@ -45,12 +54,6 @@ class MonitoredReconciler(Reconciler):
         self.readiness.succeeded()
         self._record(result)
         return result
-
-    def _attempt(self) -> TickResult:
-        self._attempts += 1
-        if self._attempts > 1:
-            self.metrics.record_push_retry()
-        return super()._attempt()
 
     def _analyze(
         self, canary: Canary, templates: Mapping[str, MetricTemplate], now: datetime
