@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -266,3 +267,33 @@ def scrape_url(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]
         for sample in family.samples:
             samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
     return samples
+
+
+def test_an_unreachable_prometheus_is_counted_and_its_values_are_nan(
+    config_repo: ConfigRepo, tmp_path: Path
+) -> None:
+    clocks = Clocks()
+    with socket.socket() as probe:  # a free port, closed again: connections to it are refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = Settings(
+        repo=str(config_repo.remote),
+        workdir=tmp_path / "work",
+        settle=0,
+        prometheus=f"http://127.0.0.1:{port}",
+    )
+    rec = MonitoredReconciler(settings, clock=clocks.wall, monotonic=clocks.monotonic, sleep=lambda _: None)
+    tick(rec, clocks, 2)
+    config_repo.bump("apps/backend", "6.1.1")
+    tick(rec, clocks, 3)  # start, first step (no analysis before traffic), then a measured halt
+    families = {f.name: f for f in rec.metrics.registry.collect()}
+    errors = {
+        s.labels["component"]: s.value
+        for s in families["gitcanary_errors"].samples
+        if s.name.endswith("_total")
+    }
+    assert errors["prometheus"] >= 2 and errors["git"] == 0
+    values = {s.labels["metric"]: s.value for s in families["gitcanary_canary_metric_analysis"].samples}
+    assert "request-success-rate" in values and all(v != v for v in values.values())  # NaN: no value
+    failed = {s.labels["name"]: s.value for s in families["gitcanary_canary_failed_checks"].samples}
+    assert failed == {"backend": 1}
