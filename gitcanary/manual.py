@@ -38,6 +38,7 @@ from tenacity import (
 from gitcanary import detect, discovery, render, yamlio
 from gitcanary.errors import GitcanaryError, GitError, PushRejected
 from gitcanary.generate import Layout, read_status, write_documents
+from gitcanary.logs import redact
 from gitcanary.manual_rules import refusal
 from gitcanary.repo import Identity, Workspace
 from gitcanary.spec.load import LoadedCanary
@@ -92,16 +93,25 @@ def invoker(cwd: Path) -> Identity:
 def resolve_remote(repo: str) -> tuple[str, Path]:
     """(where to push, where to read the invoker's git config): a checkout means its `origin`."""
     path = Path(repo)
-    if (path / ".git").exists():
-        proc = subprocess.run(
-            ["git", "remote", "get-url", "origin"], cwd=path, capture_output=True, text=True, check=False
+    if not path.is_dir():
+        return repo, Path.cwd()  # a URL
+    if (path / "HEAD").is_file() and (path / "objects").is_dir():
+        return repo, Path.cwd()  # a bare repository: push to it directly
+    inside = subprocess.run(
+        ["git", "rev-parse", "--is-inside-work-tree"], cwd=path, capture_output=True, text=True, check=False
+    )
+    if inside.stdout.strip() != "true":
+        raise ManualActionError(
+            f"{repo} is not a Git checkout: run this in a clone of the config repository, or pass --repo URL"
         )
-        if proc.returncode != 0 or not proc.stdout.strip():
-            raise ManualActionError(
-                f"{repo} is a checkout without an 'origin' remote: pass --repo the config repository's URL"
-            )
-        return proc.stdout.strip(), path
-    return repo, Path.cwd()
+    proc = subprocess.run(
+        ["git", "remote", "get-url", "origin"], cwd=path, capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0 or not proc.stdout.strip():
+        raise ManualActionError(
+            f"{repo} is a checkout without an 'origin' remote: pass --repo the config repository's URL"
+        )
+    return proc.stdout.strip(), path
 
 
 def perform(
@@ -132,7 +142,7 @@ def perform(
                     return _attempt(workspace, action, key, identity, now or utcnow())
         except RetryError as exc:
             raise GitError(
-                f"could not push to {url} after {PUSH_ATTEMPTS} attempts: {branch} keeps moving"
+                f"could not push to {redact(url)} after {PUSH_ATTEMPTS} attempts: {branch} keeps moving"
             ) from exc
         raise AssertionError("unreachable")
     finally:
@@ -192,7 +202,9 @@ def _find(root: Path, key: str, url: str, branch: str) -> LoadedCanary:
         return catalog.canaries[key]
     known = ", ".join(sorted(catalog.canaries)) or "none"
     broken = "".join(f"; {source} does not load: {err}" for source, err in sorted(catalog.errors.items()))
-    raise ManualActionError(f"unknown canary {key} in {url} ({branch}); canaries there: {known}{broken}")
+    raise ManualActionError(
+        f"unknown canary {key} in {redact(url)} ({branch}); canaries there: {known}{broken}"
+    )
 
 
 def _set_suspend(root: Path, loaded: LoadedCanary, suspend: bool) -> str:

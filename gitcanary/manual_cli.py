@@ -49,6 +49,7 @@ def _command(action: ManualAction) -> Callable[..., None]:
             ),
         ] = None,
     ) -> None:
+        from gitcanary.logs import redact
         from gitcanary.manual import perform
 
         out = Console(width=None if sys.stdout.isatty() else 240)
@@ -63,9 +64,11 @@ def _command(action: ManualAction) -> Callable[..., None]:
         for note in result.notes:
             out.print(f"  {note}", highlight=False)
         if action.requested:
-            out.print(f"pushed to {result.url}; gitcanary run does it on its next tick", highlight=False)
+            out.print(
+                f"pushed to {redact(result.url)}; gitcanary run does it on its next tick", highlight=False
+            )
         else:
-            out.print(f"pushed to {result.url}", highlight=False)
+            out.print(f"pushed to {redact(result.url)}", highlight=False)
 
     command.__doc__ = _HELP[action] + _DETAIL
     return command

@@ -188,7 +188,8 @@ def test_pause_holds_the_rollout_until_resume(config_repo: ConfigRepo, tmp_path:
     paused_at = last(config_repo)[0]
     ticks(rec, clock, 4)
     assert last(config_repo)[0] == paused_at  # suspended: no step at all
-    perform(ManualAction.RESUME, "prod/backend", str(config_repo.remote), actor=PAT)
+    # From a sub-directory of the person's clone: the push goes to its origin.
+    perform(ManualAction.RESUME, "prod/backend", str(config_repo.human / "apps"), actor=PAT)
     seeded = git("show", "main~2:apps/backend/canary.yaml", cwd=config_repo.remote)
     assert git("show", "main:apps/backend/canary.yaml", cwd=config_repo.remote) == seeded  # as before
     ticks(rec, clock, 1)
@@ -253,9 +254,13 @@ def test_actions_that_do_not_fit_say_why_and_commit_nothing(config_repo: ConfigR
 
 def test_cli_errors_exit_1_with_the_reason(config_repo: ConfigRepo, tmp_path: Path) -> None:
     setup(config_repo, tmp_path)
-    paused = cli("pause", "prod/backend", "--repo", str(config_repo.remote), "--actor", PAT, cwd=tmp_path)
-    assert paused.returncode == 0, paused.stderr
+    perform(ManualAction.PAUSE, "prod/backend", str(config_repo.remote), actor=PAT)
     again = cli("pause", "prod/backend", "--repo", str(config_repo.remote), "--actor", PAT, cwd=tmp_path)
     assert again.returncode == 1 and "cannot pause prod/backend: it is already paused" in again.stderr
     bad = cli("promote", "prod/backend", "--repo", str(config_repo.remote), "--actor", "pat", cwd=tmp_path)
     assert bad.returncode == 1 and "expected 'Name <email>'" in bad.stderr
+
+
+def test_a_directory_that_is_not_a_checkout_says_so(tmp_path: Path) -> None:
+    with pytest.raises(ManualActionError, match="is not a Git checkout: run this in a clone"):
+        perform(ManualAction.PAUSE, "prod/backend", str(tmp_path), actor=PAT)
