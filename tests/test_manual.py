@@ -264,3 +264,40 @@ def test_cli_errors_exit_1_with_the_reason(config_repo: ConfigRepo, tmp_path: Pa
 def test_a_directory_that_is_not_a_checkout_says_so(tmp_path: Path) -> None:
     with pytest.raises(ManualActionError, match="is not a Git checkout: run this in a clone"):
         perform(ManualAction.PAUSE, "prod/backend", str(tmp_path), actor=PAT)
+
+
+def test_the_request_push_is_retried_when_a_person_pushed_first(
+    config_repo: ConfigRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real race: git's own pre-push hook lets a person push between our commit and our push."""
+    rec, clock = setup(config_repo, tmp_path)
+    config_repo.bump("apps/backend", "6.1.1")
+    ticks(rec, clock, 1)
+    config_repo.pull()
+    hooks, marker = tmp_path / "hooks", tmp_path / "raced"
+    hooks.mkdir()
+    human = config_repo.human
+    (hooks / "pre-push").write_text(
+        "#!/bin/sh\n"
+        f'[ -e "{marker}" ] && exit 0\n'
+        f'touch "{marker}"\n'
+        "unset GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE\n"
+        f'echo "on call: pat" > "{human}/NOTES.md"\n'
+        f'git -C "{human}" add NOTES.md\n'
+        f'git -C "{human}" -c user.name=Sam -c user.email=sam@example.com commit -q -m "docs: on-call note"\n'
+        f'git -C "{human}" push -q origin HEAD:main\n'
+    )
+    (hooks / "pre-push").chmod(0o755)
+    config = tmp_path / "gitconfig"
+    config.write_text(f"[core]\n\thooksPath = {hooks}\n")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(config))
+    perform(ManualAction.PROMOTE, "prod/backend", str(config_repo.remote), actor=PAT)
+    assert marker.exists()
+    subjects = [subject for _, subject, _ in config_repo.remote_log()]
+    assert subjects[-2:] == [
+        "docs: on-call note",
+        "gitcanary: request promote of prod/backend (by Pat Person)",
+    ]
+    monkeypatch.delenv("GIT_CONFIG_GLOBAL")
+    ticks(rec, clock, 1)
+    assert last(config_repo)[2]["Action"] == "promote"
