@@ -78,9 +78,14 @@ def parse_actor(text: str) -> Identity:
 def invoker(cwd: Path) -> Identity:
     """The person running the command, as git would author their commit (user.name, GIT_AUTHOR_*)."""
     proc = subprocess.run(
-        ["git", "var", "GIT_AUTHOR_IDENT"], cwd=cwd, capture_output=True, text=True, check=False
+        ["git", "-c", "user.useConfigOnly=true", "var", "GIT_AUTHOR_IDENT"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
     )
-    # `git var` prints "Name <email> 1700000000 +0000"; drop the date.
+    # useConfigOnly: never an identity git guessed from the host name. `git var` prints
+    # "Name <email> 1700000000 +0000"; drop the date.
     ident = re.sub(r"\s+\d+\s+[-+]\d{4}\s*$", "", proc.stdout.strip())
     if proc.returncode != 0 or not _IDENT.match(ident) or ident.startswith("<"):
         raise ManualActionError(

@@ -20,8 +20,9 @@ from oracle import assert_invariant, kustomize_build
 
 from gitcanary import yamlio
 from gitcanary.config import Settings
-from gitcanary.manual import ManualActionError, perform
+from gitcanary.manual import ManualActionError, invoker, perform
 from gitcanary.reconciler import Reconciler
+from gitcanary.repo import Identity
 from gitcanary.spec.request import ManualAction
 
 START = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -301,3 +302,17 @@ def test_the_request_push_is_retried_when_a_person_pushed_first(
     monkeypatch.delenv("GIT_CONFIG_GLOBAL")
     ticks(rec, clock, 1)
     assert last(config_repo)[2]["Action"] == "promote"
+
+
+def test_without_a_git_identity_or_actor_nobody_acts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    empty = tmp_path / "gitconfig"
+    empty.write_text("")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(empty))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    for variable in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "EMAIL"):
+        monkeypatch.delenv(variable, raising=False)
+    with pytest.raises(ManualActionError, match="who is acting"):
+        invoker(tmp_path)
+    monkeypatch.setenv("GIT_AUTHOR_NAME", "Pat Person")
+    monkeypatch.setenv("GIT_AUTHOR_EMAIL", "pat@example.com")
+    assert invoker(tmp_path) == Identity("Pat Person", "pat@example.com")
