@@ -70,7 +70,7 @@ class MonitoredReconciler(Reconciler):
             for key, loaded in self.catalog.canaries.items():
                 targets[key] = loaded.canary.spec.target_ref.name
                 strategies[key] = strategy_of(loaded.canary).value
-        self.metrics.record_canaries(statuses, targets, strategies)
+        self.metrics.record_canaries(statuses, targets)
         for _ in result.errors:
             self.metrics.record_error("spec")
         for report in result.reports.values():
@@ -79,4 +79,8 @@ class MonitoredReconciler(Reconciler):
         for sha in result.commits:
             message = self.workspace.repo.commit(sha).message
             text = message.decode() if isinstance(message, bytes) else message
-            self.metrics.record_commit(parse_trailers(text).get("Action", ""))
+            trailers = parse_trailers(text)
+            key = trailers.get("Canary", "")
+            seen = result.reports.get(key)
+            status = seen.status if seen is not None else None
+            self.metrics.record_commit(trailers, status, strategies.get(key, "canary"))

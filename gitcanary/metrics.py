@@ -139,8 +139,27 @@ class Metrics:
     def record_push_retry(self) -> None:
         self.push_retries.inc()
 
-    def record_commit(self, action: str) -> None:
+    def record_commit(self, trailers: Mapping[str, str], status: CanaryStatus | None, strategy: str) -> None:
+        """One pushed commit; a promotion finished or a rollback counts its rollout once, by its trailers.
+
+        Counting commits rather than phase changes also catches a skipAnalysis rollout, which goes
+        from Succeeded to Succeeded in one commit.
+        """
+        action = trailers.get("Action", "")
         self.commits.labels(action or "unknown").inc()
+        key = trailers.get("Canary", "")
+        if "/" not in key or status is None:
+            return
+        promoted = trailers.get("Phase") == Phase.SUCCEEDED.value and action in ("succeed", "promote")
+        if not promoted and action != "rollback":
+            return
+        namespace, name = key.split("/", 1)
+        counter = self.successes if promoted else self.failures
+        counter.labels(name, namespace, strategy).inc()
+        started = rollout_started(status.rollout_id)
+        if started is not None:
+            seconds = (status.last_transition_time - started).total_seconds()
+            self.rollout_duration.labels(name, namespace).observe(max(seconds, 0.0))
 
     def record_checks(self, key: str, checks: Iterable[CheckResult]) -> None:
         namespace, name = key.split("/", 1)
@@ -152,12 +171,9 @@ class Metrics:
                 self.record_error("prometheus")
 
     def record_canaries(
-        self,
-        statuses: Mapping[str, CanaryStatus | None],
-        targets: Mapping[str, str],
-        strategies: Mapping[str, str],
+        self, statuses: Mapping[str, CanaryStatus | None], targets: Mapping[str, str]
     ) -> None:
-        """Gauges from each canary's committed status; counters on a transition to Succeeded/Failed."""
+        """Gauges from each canary's committed status."""
         per_namespace: dict[str, int] = {}
         for key, status in statuses.items():
             namespace, name = key.split("/", 1)
@@ -172,18 +188,7 @@ class Metrics:
             self.weight.labels(f"{target}-primary", namespace).set(100 - status.canary_weight)
             self.weight.labels(target, namespace).set(status.canary_weight)
             self._workloads[key] = (target, namespace)
-            before = self._phases.get(key)
             self._phases[key] = status.phase
-            # A process counts what it saw happen; at start-up the current phase is not an event.
-            if before is None or before is status.phase:
-                continue
-            if status.phase in (Phase.SUCCEEDED, Phase.FAILED):
-                counter = self.successes if status.phase is Phase.SUCCEEDED else self.failures
-                counter.labels(name, namespace, strategies.get(key, "canary")).inc()
-                started = rollout_started(status.rollout_id)
-                if started is not None:
-                    seconds = (status.last_transition_time - started).total_seconds()
-                    self.rollout_duration.labels(name, namespace).observe(max(seconds, 0.0))
         for namespace, count in per_namespace.items():
             self.canaries.labels(namespace).set(count)
         for key in [k for k in self._phases if k not in statuses]:

@@ -297,3 +297,31 @@ def test_an_unreachable_prometheus_is_counted_and_its_values_are_nan(
     assert "request-success-rate" in values and all(v != v for v in values.values())  # NaN: no value
     failed = {s.labels["name"]: s.value for s in families["gitcanary_canary_failed_checks"].samples}
     assert failed == {"backend": 1}
+
+
+def test_a_skip_analysis_promotion_counts_once_from_its_commit_trailers() -> None:
+    from gitcanary.metrics import Metrics
+    from gitcanary.spec.status import CanaryStatus, Phase
+
+    metrics = Metrics()
+    status = CanaryStatus(
+        phase=Phase.SUCCEEDED,
+        last_applied_spec="b",
+        last_promoted_spec="b",
+        rollout_id="6.1.0..6.1.1/2026-11-01T12:00:00Z",
+        last_transition_time=START,  # promoted in the same commit that started it
+    )
+    trailers = {"Canary": "prod/backend", "Action": "promote", "Phase": "Succeeded"}
+    metrics.record_commit(trailers, status, "canary")
+    metrics.record_commit({**trailers, "Action": "update"}, status, "canary")
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in metrics.registry.collect()
+        for s in f.samples
+    }
+    labels = (("deployment_strategy", "canary"), ("name", "backend"), ("namespace", "prod"))
+    assert samples[("gitcanary_canary_successes_total", labels)] == 1
+    duration = (("name", "backend"), ("namespace", "prod"))
+    assert samples[("gitcanary_canary_rollout_duration_seconds_count", duration)] == 1
+    assert samples[("gitcanary_canary_rollout_duration_seconds_sum", duration)] == 0
+    assert samples[("gitcanary_commits_total", (("action", "update"),))] == 1
