@@ -102,6 +102,7 @@ def _default_namespace(root: Path, source: str, doc: dict[str, Any]) -> None:
     parent = str(PurePosixPath(source).parent)
     kustomization = find_kustomization(root, "" if parent == "." else parent)
     if kustomization is None:
+        _fleet_namespace(root, "" if parent == "." else parent, meta)
         return
     try:
         kdoc = next(iter(yamlio.safe_load_all((root / kustomization).read_text())), None)
@@ -109,6 +110,18 @@ def _default_namespace(root: Path, source: str, doc: dict[str, Any]) -> None:
         return
     if isinstance(kdoc, dict) and isinstance(kdoc.get("namespace"), str):
         meta["namespace"] = kdoc["namespace"]
+
+
+def _fleet_namespace(root: Path, directory: str, meta: dict[str, Any]) -> None:
+    """In a Fleet bundle of plain manifests, the Canary lands in the fleet.yaml's namespace."""
+    from gitcanary import fleet
+
+    try:
+        bundle = fleet.bundle_of(root, directory)
+    except SpecError:
+        return  # reported when the bundle is built
+    if bundle is not None:
+        meta["namespace"] = bundle.namespace or bundle.default_namespace
 
 
 def scan(root: Path) -> Catalog:
