@@ -22,9 +22,12 @@ from gitcanary.errors import SpecError
 
 
 def take_over(
-    root: Path, app_dir: str, namespace: str, name: str, canary_source: str
+    root: Path, app_dir: str, namespace: str, name: str, canary_source: str, dry_run: bool = False
 ) -> tuple[list[str], str]:
-    """Remove Service `name` from the app dir's files; (changed paths, a note for the commit message)."""
+    """Remove Service `name` from the app dir's files; (changed paths, a note for the commit message).
+
+    `dry_run` only checks that it can (init refuses before its first commit rather than halfway).
+    """
     bundle = fleet.bundle_of(root, app_dir)
     if bundle is not None and bundle.chart_dir(root) is not None:
         raise SpecError(
@@ -50,6 +53,8 @@ def take_over(
         if len(keep) == len(docs):
             continue
         changed = [rel]
+        if dry_run:
+            return [], ""
         if keep:
             path.write_text(
                 yamlio.dump_all(keep, like=text) if len(keep) > 1 else yamlio.dump(keep[0], like=text)

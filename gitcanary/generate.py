@@ -202,6 +202,8 @@ class FileWriter:
             # First, so a refusal leaves nothing written. Hooking up is init's job only: a person
             # may reorganize the parents later.
             self.hook_note = self.hook_up()
+            if rendered.apex_service is not None:
+                self.take_over_apex(dry_run=True)
         if copy_to_primary:
             user_replicas = rendered.target.get("spec", {}).get("replicas")
             existing = read_primary(self.root, self.layout)
@@ -242,7 +244,7 @@ class FileWriter:
         self._write(self.layout.status, [status.to_document(self.canary.key)])
         return self.changed
 
-    def take_over_apex(self) -> None:
+    def take_over_apex(self, dry_run: bool = False) -> None:
         """The app ships a Service under the apex name: remove it in the commit that adds ours."""
         changed, note = apex.take_over(
             self.root,
@@ -250,7 +252,10 @@ class FileWriter:
             self.canary.namespace,
             self.canary.service_name,
             self.loaded.source,
+            dry_run,
         )
+        if not note:
+            return
         self.changed += [path for path in changed if path not in self.changed]
         self.hook_note = f"{self.hook_note}; {note}" if self.hook_note else note
 

@@ -1,0 +1,375 @@
+"""Rancher Fleet layouts: a bundle of plain manifests (examples/fleet) and a Helm bundle whose image is
+set in fleet.yaml `helm.values`, rolled out and rolled back through the Reconciler on real Git; after
+every gitcanary commit, the oracle builds what Fleet would deploy from the GitRepo's paths (every
+bundle together, so two sources for one object show up) and holds it to the invariant.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import ConfigRepo, git, make_config_repo
+from oracle import CRD_DIR, assert_invariant, fleet_build, kustomize_build, schema_problems
+from prometheus_server import DATA_END, PrometheusServer, Traffic, running_prometheus
+from test_e2e_layouts import expected_tags, promote_then_fail, seed, set_image
+from test_e2e_rollout import tree_at
+
+from gitcanary import operations
+from gitcanary.errors import SpecError
+
+GOOD_FROM, BAD_FROM = DATA_END - timedelta(minutes=60), DATA_END - timedelta(minutes=30)
+PODINFO = "ghcr.io/stefanprodan/podinfo"
+WEB = "registry.example.com/shop/web"
+
+
+@pytest.fixture(scope="module")
+def prometheus_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
+    traffic = []
+    for workload, namespace in (("backend", "prod"), ("web", "shop")):
+        traffic += [
+            Traffic(workload, namespace, rps=20, error_ratio=0.0, p99_ms=80, start=GOOD_FROM, end=BAD_FROM),
+            Traffic(workload, namespace, rps=20, error_ratio=0.2, p99_ms=90, start=BAD_FROM, end=DATA_END),
+        ]
+    with running_prometheus(traffic, workdir=tmp_path_factory.mktemp("prom")) as server:
+        yield server
+
+
+def check_fleet_commits(
+    repo: ConfigRepo,
+    tmp_path: Path,
+    *,
+    paths: list[str],
+    namespace: str,
+    target: str,
+    images: dict[str, str],
+    tags: dict[str, tuple[str, str]],
+    replicas: int,
+) -> list[str]:
+    """Build every gitcanary commit as Fleet would deploy the GitRepo's paths; returns the actions."""
+    actions = []
+    for sha, _subject, trailers in repo.gitcanary_commits():
+        actions.append(trailers["Action"])
+        phase, weight = trailers["Phase"], int(trailers["Weight"])
+        primary_tag, canary_tag = tags[sha]
+        running = phase in ("Progressing", "Promoting", "Finalising")
+        objects = fleet_build(tree_at(repo, sha, tmp_path / "trees" / sha), paths)
+        assert_invariant(
+            objects,
+            namespace=namespace,
+            target=target,
+            service=target,
+            primary_images={name: f"{image}:{primary_tag}" for name, image in images.items()},
+            canary_images={name: f"{image}:{canary_tag}" for name, image in images.items()},
+            canary_replicas=None if phase == "Initializing" else (replicas if running else 0),
+            weights=None if phase == "Initializing" else (100 - weight, weight),
+        )
+    return actions
+
+
+def test_fleet_example_promotes_and_rolls_back(tmp_path: Path, prometheus_fleet: PrometheusServer) -> None:
+    """examples/fleet: plain manifests in a bundle; the bump and the write-back are the `image:` line."""
+    repo = make_config_repo(tmp_path, "fleet")
+
+    def bump(old: str, new: str) -> None:
+        set_image(repo, "apps/backend/deployment.yaml", f"{PODINFO}:{old}", f"{PODINFO}:{new}")
+
+    promote_then_fail(repo, tmp_path, prometheus_fleet, "prod/backend", 31, bump, ("6.1.0", "6.1.1", "6.1.2"))
+
+    actions = check_fleet_commits(
+        repo,
+        tmp_path,
+        paths=["apps"],  # fleet/gitrepo.yaml
+        namespace="prod",
+        target="backend",
+        images={"backend": PODINFO},
+        tags=expected_tags(repo, "6.1.0", "6.1.1", "6.1.2"),
+        replicas=2,
+    )
+    assert actions == (
+        ["initialize", "initialized", "start", "advance", "advance", "promote", "finalize", "succeed"]
+        + ["start", "advance", "halt", "rollback"]
+    )
+    repo.pull()
+    deployment = (repo.human / "apps/backend/deployment.yaml").read_text()
+    assert f"image: {PODINFO}:6.1.1 # bump this tag" in deployment  # written back, comment kept
+    assert "replicas: 0" in deployment
+    generated = repo.human / "apps/backend-gitcanary"
+    assert yaml.safe_load((generated / "fleet.yaml").read_text()) == {"defaultNamespace": "prod"}
+    first = repo.gitcanary_commits()[0][0]
+    message = git("log", "-1", "--format=%B", first, cwd=repo.remote)
+    assert "Fleet GitRepo demo (fleet/gitrepo.yaml) scans ./apps" in message
+
+
+def test_fleet_example_gitrepo_is_valid() -> None:
+    """The GitRepo shipped for reference validates against Fleet's CRD; its path covers both bundles."""
+    doc = yaml.safe_load((Path(__file__).parent.parent / "examples/fleet/fleet/gitrepo.yaml").read_text())
+    assert schema_problems(doc, CRD_DIR) == []
+    assert doc["spec"]["paths"] == ["apps"]
+
+
+CHART = {
+    "apps/web/chart/Chart.yaml": "apiVersion: v2\nname: web\nversion: 0.1.0\n",
+    "apps/web/chart/values.yaml": f"image:\n  repository: {WEB}\n  tag: 0.1.0\nreplicaCount: 1\n",
+    "apps/web/chart/templates/deployment.yaml": """apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ .Release.Name }}
+  labels:
+    app: {{ .Release.Name }}
+spec:
+  replicas: {{ .Values.replicaCount }}
+  selector:
+    matchLabels:
+      app: {{ .Release.Name }}
+  template:
+    metadata:
+      labels:
+        app: {{ .Release.Name }}
+    spec:
+      containers:
+        - name: web
+          image: "{{ .Values.image.repository }}:{{ .Values.image.tag }}"
+          ports:
+            - containerPort: 8080
+""",
+}
+
+WEB_FLEET_YAML = """defaultNamespace: shop
+helm:
+  chart: ./chart
+  releaseName: web
+  values:
+    image:
+      tag: 1.0.0 # the release
+    replicaCount: 2
+"""
+
+WEB_CANARY = """apiVersion: flagger.app/v1beta1
+kind: Canary
+metadata:
+  name: web
+spec:
+  targetRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: web
+  service:
+    port: 8080
+  analysis:
+    interval: 1m
+    threshold: 1
+    stepWeights: [10, 50]
+    metrics:
+      - name: request-success-rate
+        thresholdRange:
+          min: 99
+        interval: 1m
+"""
+
+GITREPO = """apiVersion: fleet.cattle.io/v1alpha1
+kind: GitRepo
+metadata:
+  name: shop
+  namespace: fleet-local
+spec:
+  repo: https://git.example.com/shop.git
+  paths:
+    - {path}
+"""
+
+
+def test_fleet_helm_values_bundle_promotes_and_rolls_back(
+    tmp_path: Path, prometheus_fleet: PrometheusServer
+) -> None:
+    """A chart kept in the repo, its image tag bumped in fleet.yaml helm.values; replicas are a value too."""
+    files = {
+        **CHART,
+        "apps/web/fleet.yaml": WEB_FLEET_YAML,
+        "apps/web/canary.yaml": WEB_CANARY,
+        "fleet/gitrepo.yaml": GITREPO.format(path="apps"),
+    }
+    repo = seed(tmp_path, files)
+
+    def bump(old: str, new: str) -> None:
+        repo.pull()
+        repo.edit("apps/web/fleet.yaml", lambda doc: doc["helm"]["values"]["image"].__setitem__("tag", new))  # type: ignore[index]
+        repo.commit_and_push(f"bump {new}")
+
+    promote_then_fail(repo, tmp_path, prometheus_fleet, "shop/web", 61, bump, ("1.0.0", "1.1.0", "1.2.0"))
+
+    actions = check_fleet_commits(
+        repo,
+        tmp_path,
+        paths=["apps"],
+        namespace="shop",
+        target="web",
+        images={"web": WEB},
+        tags=expected_tags(repo, "1.0.0", "1.1.0", "1.2.0"),
+        replicas=2,
+    )
+    assert actions == (
+        ["initialize", "initialized", "start", "advance", "advance", "promote", "finalize", "succeed"]
+        + ["start", "advance", "rollback"]
+    )
+    start = next(sha for sha, _, t in repo.gitcanary_commits() if t["Action"] == "start")
+    message = git("log", "-1", "--format=%B", start, cwd=repo.remote)
+    assert f"image web: {WEB}:1.0.0 -> {WEB}:1.1.0 (apps/web/fleet.yaml helm.values.image.tag)" in message
+    rollback = repo.gitcanary_commits()[-1][0]
+    message = git("log", "-1", "--format=%B", rollback, cwd=repo.remote)
+    assert "written back: " in message and "apps/web/fleet.yaml helm.values.image.tag" in message
+    repo.pull()
+    fleet_yaml = (repo.human / "apps/web/fleet.yaml").read_text()
+    assert "tag: 1.1.0 # the release" in fleet_yaml  # the old tag, the comment kept
+    assert yaml.safe_load(fleet_yaml)["helm"]["values"]["replicaCount"] == 0
+    assert "repository" not in fleet_yaml  # the chart's default repository still applies
+
+
+def init_repo(tmp_path: Path, files: dict[str, str]) -> Path:
+    root = tmp_path / "checkout"
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    git("init", "-q", "-b", "main", cwd=root)
+    git("add", "-A", cwd=root)
+    git("commit", "-q", "-m", "seed", cwd=root)
+    return root
+
+
+EXAMPLE = Path(__file__).parent.parent / "examples" / "fleet" / "apps" / "backend"
+BACKEND = {f"apps/backend/{p.name}": p.read_text() for p in EXAMPLE.iterdir() if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    ("gitrepo", "expected"),
+    [
+        (GITREPO.format(path="apps"), "Fleet GitRepo shop (fleet/gitrepo.yaml) scans ./apps"),
+        (
+            GITREPO.format(path="apps/backend"),
+            "ACTION NEEDED: Fleet GitRepo shop (fleet/gitrepo.yaml) does not scan apps/backend-gitcanary: "
+            "add `- apps/backend-gitcanary` to its spec.paths",
+        ),
+        (
+            None,
+            "ACTION NEEDED: no Fleet GitRepo in this repository: check that the spec.paths of the GitRepo "
+            "that deploys apps/backend also cover apps/backend-gitcanary",
+        ),
+    ],
+)
+def test_init_says_what_fleet_needs(tmp_path: Path, gitrepo: str | None, expected: str) -> None:
+    files = dict(BACKEND)
+    if gitrepo is not None:
+        files["fleet/gitrepo.yaml"] = gitrepo
+    root = init_repo(tmp_path, files)
+    [result] = operations.init(root, "apps/backend")
+    assert expected in result.hook
+    assert "apps/backend-gitcanary/fleet.yaml" in result.changed
+    # Never hooked into a kustomization: Fleet deploys the directory as a bundle of its own.
+    assert not (root / "apps/kustomization.yaml").exists()
+
+
+APEX_SERVICE = """apiVersion: v1
+kind: Service
+metadata:
+  name: backend
+spec:
+  selector:
+    app: backend
+  ports:
+    - name: http
+      port: 80
+      targetPort: 9898
+"""
+
+
+def count_services(objects: list[dict], name: str) -> int:
+    return sum(1 for o in objects if o.get("kind") == "Service" and o["metadata"]["name"] == name)
+
+
+def test_fleet_bundle_service_named_like_the_apex_is_taken_over(tmp_path: Path) -> None:
+    """The app's own Service serves until the routing switch, which removes it and adds gitcanary's."""
+    files = {
+        **BACKEND,
+        "apps/backend/service.yaml": APEX_SERVICE,
+        "fleet/gitrepo.yaml": GITREPO.format(path="apps"),
+    }
+    root = init_repo(tmp_path, files)
+    [result] = operations.init(root, "apps/backend", switch=True)
+    assert result.switched
+    initialized = fleet_build(root, ["apps"])
+    assert count_services(initialized, "backend") == 1
+    apex = next(o for o in initialized if o.get("kind") == "Service" and o["metadata"]["name"] == "backend")
+    assert apex["spec"]["selector"] == {"app": "backend-primary"}
+    assert not (root / "apps/backend/service.yaml").exists()
+    message = git("log", "-1", "--format=%B", cwd=root)
+    assert "took over Service prod/backend from apps/backend/service.yaml" in message
+    # The commit before (Initializing) kept the app's Service, the only one of that name.
+    before = fleet_build(tree_at_local(root, "HEAD~1", tmp_path / "before"), ["apps"])
+    assert count_services(before, "backend") == 1
+
+
+def tree_at_local(root: Path, rev: str, dest: Path) -> Path:
+    git("worktree", "add", "-q", "--detach", str(dest), rev, cwd=root)
+    return dest
+
+
+def test_flux_app_service_named_like_the_apex_is_taken_over(tmp_path: Path) -> None:
+    """The same rule in a kustomize layout: the file leaves the app's resources in the switch commit."""
+    repo = make_config_repo(tmp_path, "istio")
+    root = repo.human
+    (root / "apps/backend/service.yaml").write_text(APEX_SERVICE)
+    repo.edit("apps/backend/kustomization.yaml", lambda doc: doc["resources"].append("service.yaml"))  # type: ignore[index]
+    repo.commit_and_push("the app ships its own Service")
+    operations.init(root, "apps/backend", switch=True)
+    assert count_services(kustomize_build(root / "apps"), "backend") == 1
+    kustomization = yaml.safe_load((root / "apps/backend/kustomization.yaml").read_text())
+    assert "service.yaml" not in kustomization["resources"]
+    assert "took over Service prod/backend" in git("log", "-1", "--format=%B", cwd=root)
+
+
+def test_chart_rendering_the_apex_service_is_refused_before_any_commit(tmp_path: Path) -> None:
+    chart_service = APEX_SERVICE.replace("name: backend", "name: {{ .Release.Name }}").replace(
+        "app: backend", "app: {{ .Release.Name }}"
+    )
+    files = {
+        **CHART,
+        "apps/web/chart/templates/service.yaml": chart_service,
+        "apps/web/fleet.yaml": WEB_FLEET_YAML,
+        "apps/web/canary.yaml": WEB_CANARY,
+    }
+    root = init_repo(tmp_path, files)
+    head = git("rev-parse", "HEAD", cwd=root)
+    with pytest.raises(SpecError) as caught:
+        operations.init(root, "apps/web")
+    assert caught.value.path == "apps/web/fleet.yaml" and caught.value.field == "helm"
+    assert "Service shop/web" in str(caught.value) and "two sources for one object" in str(caught.value)
+    assert git("rev-parse", "HEAD", cwd=root) == head
+
+
+def test_remote_chart_is_a_clear_error(tmp_path: Path) -> None:
+    files = {
+        "apps/web/fleet.yaml": "helm:\n  repo: https://charts.example.com\n  chart: web\n",
+        "apps/web/canary.yaml": WEB_CANARY,
+    }
+    root = init_repo(tmp_path, files)
+    with pytest.raises(SpecError) as caught:
+        operations.init(root, "apps/web")
+    assert caught.value.path == "apps/web/fleet.yaml" and caught.value.field == "helm.chart"
+    assert "only charts kept in this Git repository" in str(caught.value)
+
+
+def test_status_shows_a_fleet_bundle(tmp_path: Path) -> None:
+    root = init_repo(tmp_path, dict(BACKEND))
+    operations.init(root, "apps/backend")
+    [view] = operations.status(root)
+    assert (view.key, view.phase, view.target_revision, view.error) == (
+        "prod/backend",
+        "Initializing",
+        "6.1.0",
+        "",
+    )
+    assert json.dumps(view.to_json())
