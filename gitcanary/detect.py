@@ -75,7 +75,7 @@ def locate(
     if from_values is not None:
         return ImageSource(from_values.path, from_values.field, "helm-values", from_values.pair)
     rendered = ImageRef.parse(image)
-    kustomization = find_kustomization(root, app_dir)
+    kustomization = find_kustomization(root, fleet.kustomize_dir_of(root, app_dir))
     if kustomization is not None:
         doc = yamlio.load((root / kustomization).read_text()) or {}
         for index, entry in enumerate(doc.get("images") or []):

@@ -106,6 +106,15 @@ class Bundle:
         return self.directory
 
 
+def kustomize_dir_of(root: Path, directory: str) -> str:
+    """Where the kustomization of an app dir is: a Fleet bundle's `kustomize.dir`, else the dir itself."""
+    try:
+        bundle = bundle_of(root, directory)
+    except SpecError:
+        return directory
+    return bundle.kustomize_dir() if bundle is not None else directory
+
+
 def fleet_file(root: Path, directory: str) -> str | None:
     for name in FLEET_FILES:
         candidate = f"{directory}/{name}" if directory else name
@@ -254,7 +263,10 @@ def inputs(root: Path, directory: str) -> set[str]:
         return set()
     if chart is not None:
         found.add(chart)
-    found.add(bundle.kustomize_dir())
+    elif bundle.kustomize_dir() != directory:
+        from gitcanary.discovery import kustomize_inputs
+
+        found |= kustomize_inputs(root, bundle.kustomize_dir())
     return found
 
 

@@ -270,7 +270,7 @@ class FileWriter:
             if changed:
                 self.changed.append(changed)
             return
-        kustomization = find_kustomization(self.root, self.layout.app_dir)
+        kustomization = find_kustomization(self.root, fleet.kustomize_dir_of(self.root, self.layout.app_dir))
         if kustomization is not None:
             text = (self.root / kustomization).read_text()
             doc = yamlio.load(text)

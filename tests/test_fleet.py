@@ -373,3 +373,54 @@ def test_status_shows_a_fleet_bundle(tmp_path: Path) -> None:
         "",
     )
     assert json.dumps(view.to_json())
+
+
+def test_kustomize_bundle_with_a_kustomize_dir(tmp_path: Path) -> None:
+    """fleet.yaml `kustomize.dir`: the target is its build; replicas and images go in its kustomization."""
+    files = {
+        "apps/backend/fleet.yaml": "defaultNamespace: prod\nkustomize:\n  dir: overlay\n",
+        "apps/backend/base/deployment.yaml": BACKEND["apps/backend/deployment.yaml"],
+        "apps/backend/base/kustomization.yaml": "resources:\n  - deployment.yaml\n",
+        "apps/backend/overlay/kustomization.yaml": (
+            f"resources:\n  - ../base\nimages:\n  - name: {PODINFO}\n    newTag: 6.2.0\n"
+        ),
+        "apps/backend/canary.yaml": BACKEND["apps/backend/canary.yaml"],
+        "fleet/gitrepo.yaml": GITREPO.format(path="apps"),
+    }
+    root = init_repo(tmp_path, files)
+    operations.init(root, "apps/backend", switch=True)
+    assert_invariant(
+        fleet_build(root, ["apps"]),
+        namespace="prod",
+        target="backend",
+        service="backend",
+        primary_images={"backend": f"{PODINFO}:6.2.0"},
+        canary_images={"backend": f"{PODINFO}:6.2.0"},
+        canary_replicas=0,
+        weights=(100, 0),
+    )
+    overlay = yaml.safe_load((root / "apps/backend/overlay/kustomization.yaml").read_text())
+    assert overlay["replicas"] == [{"name": "backend", "count": 0}]
+    assert not (root / "apps/backend/kustomization.yaml").exists()
+
+
+def test_generated_bundle_follows_the_apps_cluster_exclusions() -> None:
+    from gitcanary.fleet import Bundle, generated_bundle
+
+    app = Bundle(
+        "apps/backend",
+        "apps/backend/fleet.yaml",
+        {
+            "defaultNamespace": "prod",
+            "targetCustomizations": [
+                {"name": "edge", "clusterSelector": {"matchLabels": {"tier": "edge"}}, "doNotDeploy": True},
+                {"name": "big", "clusterGroup": "big", "helm": {"values": {"replicaCount": 5}}},
+            ],
+        },
+    )
+    assert generated_bundle(app, "prod") == {
+        "defaultNamespace": "prod",
+        "targetCustomizations": [
+            {"name": "edge", "clusterSelector": {"matchLabels": {"tier": "edge"}}, "doNotDeploy": True}
+        ],
+    }
