@@ -110,14 +110,16 @@ def _default_namespace(root: Path, source: str, doc: dict[str, Any]) -> None:
         return
     if isinstance(kdoc, dict) and isinstance(kdoc.get("namespace"), str):
         meta["namespace"] = kdoc["namespace"]
+    else:
+        _fleet_namespace(root, "" if parent == "." else parent, meta)
 
 
 def _fleet_namespace(root: Path, directory: str, meta: dict[str, Any]) -> None:
-    """In a Fleet bundle of plain manifests, the Canary lands in the fleet.yaml's namespace."""
+    """In a Fleet bundle, a Canary without a namespace lands in the fleet.yaml's namespace."""
     from gitcanary import fleet
 
     try:
-        bundle = fleet.bundle_of(root, directory)
+        bundle = fleet.bundle_for(root, directory)
     except SpecError:
         return  # reported when the bundle is built
     if bundle is not None:

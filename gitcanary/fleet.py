@@ -137,6 +137,31 @@ def bundle_of(root: Path, directory: str) -> Bundle | None:
     return Bundle(directory, path, _plain(spec))
 
 
+def bundle_for(root: Path, directory: str) -> Bundle | None:
+    """The bundle that deploys an app dir: its own fleet.yaml, or the nearest one above it.
+
+    Above it counts only for a bundle of plain manifests (Fleet walks it and deploys the app dir's
+    files): the app dir then builds with that bundle's namespaces, and the generated dir needs a
+    fleet.yaml of its own, or the parent bundle would deploy its kustomization.yaml as an object.
+    Under a kustomize or Helm bundle above it, what deploys the app is that build: no Fleet handling.
+    """
+    own = bundle_of(root, directory)
+    if own is not None or not directory:
+        return own
+    parent = str(PurePosixPath(directory).parent)
+    while True:
+        parent = "" if parent == "." else parent
+        above = bundle_of(root, parent)
+        if above is not None:
+            raw = above.chart_dir(root) is None and not any(
+                (root / above.kustomize_dir() / name).is_file() for name in KUSTOMIZATION_NAMES
+            )
+            return Bundle(directory, above.fleet_file, above.spec) if raw else None
+        if not parent:
+            return None
+        parent = str(PurePosixPath(parent).parent)
+
+
 def _plain(node: Any) -> Any:
     """Round-trip nodes as plain dicts and lists, so renders never share nodes with files."""
     if isinstance(node, dict):

@@ -236,7 +236,7 @@ class FileWriter:
                 }
             ],
         )
-        app_bundle = fleet.bundle_of(self.root, self.layout.app_dir)
+        app_bundle = fleet.bundle_for(self.root, self.layout.app_dir)
         if app_bundle is not None:
             desired = fleet.generated_bundle(app_bundle, self.canary.namespace)
             if fleet.write_generated_bundle(self.root, self.layout.fleet_yaml, desired):
@@ -335,7 +335,7 @@ class FileWriter:
     def hook_up(self) -> str:
         """Make the applier build the generated dir: list it in the parent kustomization if there is one."""
         parent = os.path.dirname(self.layout.generated_dir)
-        if fleet.bundle_of(self.root, self.layout.app_dir) is not None:
+        if fleet.bundle_for(self.root, self.layout.app_dir) is not None:
             # Fleet deploys the generated dir as a bundle of its own (its fleet.yaml), never through a
             # parent kustomization: that would make two bundles own the same objects.
             return fleet.hook_note(self.root, self.layout.generated_dir, self.layout.app_dir)

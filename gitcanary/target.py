@@ -16,7 +16,7 @@ def build_app(root: Path, directory: str) -> list[dict]:
 
     A directory with a fleet.yaml is built the way Fleet deploys that bundle.
     """
-    bundle = fleet.bundle_of(root, directory)
+    bundle = fleet.bundle_for(root, directory)
     if bundle is not None:
         return fleet.build(root, bundle)
     if find_kustomization(root, directory) is not None:

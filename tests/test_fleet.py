@@ -424,3 +424,29 @@ def test_generated_bundle_follows_the_apps_cluster_exclusions() -> None:
             {"name": "edge", "clusterSelector": {"matchLabels": {"tier": "edge"}}, "doNotDeploy": True}
         ],
     }
+
+
+def test_app_inside_a_bundle_of_plain_manifests_above_it(tmp_path: Path) -> None:
+    """One fleet.yaml for all of apps/: the generated dir becomes a bundle of its own, or the apps bundle
+    would deploy its kustomization.yaml and status file as if they were objects."""
+    files = {
+        "apps/fleet.yaml": "defaultNamespace: prod\n",
+        "apps/backend/deployment.yaml": BACKEND["apps/backend/deployment.yaml"],
+        "apps/backend/canary.yaml": BACKEND["apps/backend/canary.yaml"],
+        "fleet/gitrepo.yaml": GITREPO.format(path="apps"),
+    }
+    root = init_repo(tmp_path, files)
+    [result] = operations.init(root, "apps/backend", switch=True)
+    assert result.key == "prod/backend"
+    assert "scans ./apps" in result.hook
+    assert "apps/backend-gitcanary/fleet.yaml" in result.changed
+    assert_invariant(
+        fleet_build(root, ["apps"]),
+        namespace="prod",
+        target="backend",
+        service="backend",
+        primary_images={"backend": f"{PODINFO}:6.1.0"},
+        canary_images={"backend": f"{PODINFO}:6.1.0"},
+        canary_replicas=0,
+        weights=(100, 0),
+    )
