@@ -277,12 +277,15 @@ def render_chart(root: Path, bundle: Bundle, chart: str) -> list[Obj]:
 
 
 def inputs(root: Path, directory: str) -> set[str]:
-    """Repository paths outside the app dir that its bundle reads (a chart kept elsewhere, values files)."""
+    """Repository paths a Fleet app dir's build reads besides the dir itself: its fleet.yaml (maybe one
+    above it), a chart or values files kept elsewhere, what a `kustomize.dir` refers to."""
     try:
-        bundle = bundle_of(root, directory)
+        bundle = bundle_for(root, directory)
         if bundle is None:
             return set()
-        found = {layer.path for layer in _value_layers(root, bundle, include_chart=True)}
+        found = {bundle.fleet_file} | {
+            layer.path for layer in _value_layers(root, bundle, include_chart=True)
+        }
         chart = bundle.chart_dir(root)
     except SpecError:
         return set()

@@ -450,3 +450,59 @@ def test_app_inside_a_bundle_of_plain_manifests_above_it(tmp_path: Path) -> None
         canary_replicas=0,
         weights=(100, 0),
     )
+
+
+def test_helm_image_in_a_values_file_is_found_and_written_back_there(tmp_path: Path) -> None:
+    """The tag comes from the file whose value wins (chart values.yaml < valuesFiles < helm.values)."""
+    from gitcanary import detect
+
+    files = {
+        **CHART,
+        "apps/web/fleet.yaml": "helm:\n  chart: ./chart\n  valuesFiles:\n    - prod.yaml\n",
+        "apps/web/prod.yaml": "image:\n  tag: 2.0.0 # prod\n",
+    }
+    root = init_repo(tmp_path, files)
+    source = detect.locate(root, "apps/web", "web", f"{WEB}:2.0.0")
+    assert source == detect.ImageSource("apps/web/prod.yaml", "image.tag", "helm-values", 0)
+    assert detect.write_back(root, source, "web", f"{WEB}:2.0.0", f"{WEB}:1.9.0")
+    assert (root / "apps/web/prod.yaml").read_text() == "image:\n  tag: 1.9.0 # prod\n"
+    # Another repository is written next to the tag, where it overrides the chart's default.
+    source = detect.locate(root, "apps/web", "web", f"{WEB}:1.9.0")
+    assert source is not None
+    assert detect.write_back(root, source, "web", f"{WEB}:1.9.0", "mirror.example.com/web:1.8.0")
+    assert yaml.safe_load((root / "apps/web/prod.yaml").read_text()) == {
+        "image": {"tag": "1.8.0", "repository": "mirror.example.com/web"}
+    }
+
+
+def test_bad_helm_image_keys_annotation_names_the_file_and_field(tmp_path: Path) -> None:
+    canary = WEB_CANARY.replace(
+        "  name: web\n", "  name: web\n  annotations:\n    gitcanary.io/helm-image-keys: image\n", 1
+    )
+    files = {**CHART, "apps/web/fleet.yaml": WEB_FLEET_YAML, "apps/web/canary.yaml": canary}
+    root = init_repo(tmp_path, files)
+    from gitcanary.discovery import scan
+    from gitcanary.generate import Layout
+
+    [loaded] = scan(root).canaries.values()
+    with pytest.raises(SpecError) as caught:
+        _ = Layout.of(loaded).helm_image_keys
+    assert caught.value.path == "apps/web/canary.yaml"
+    assert caught.value.field == "metadata.annotations.gitcanary.io/helm-image-keys"
+
+
+def test_cli_init_prints_the_fleet_hook(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    root = init_repo(tmp_path, {**BACKEND, "fleet/gitrepo.yaml": GITREPO.format(path="apps/backend")})
+    proc = subprocess.run(
+        [sys.executable, "-m", "gitcanary.cli", "init", "apps/backend"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "wrote apps/backend-gitcanary/fleet.yaml" in proc.stdout
+    assert "ACTION NEEDED" in proc.stdout and "spec.paths" in proc.stdout
