@@ -61,7 +61,7 @@ def take_over(
             )
         else:
             path.unlink()
-            changed += _unlist(root, rel)
+            changed += _unlist(root, rel, app_dir)
         note = (
             f"took over Service {namespace}/{name} from {rel}: gitcanary generates the apex service now "
             "(it routes to the primary); one source for one object"
@@ -83,22 +83,31 @@ def _is_service(doc: Any, name: str, namespace: str) -> bool:
     return meta.get("name") == name and meta.get("namespace") in (None, namespace)
 
 
-def _unlist(root: Path, removed: str) -> list[str]:
-    """Drop a deleted file from the `resources:` of the kustomization in its directory, if any lists it."""
+def _unlist(root: Path, removed: str, app_dir: str) -> list[str]:
+    """Drop a deleted file from the `resources:` of the kustomizations under the app dir that list it."""
+    changed = []
     directory = os.path.dirname(removed)
-    kustomization = find_kustomization(root, directory)
-    if kustomization is None:
-        return []
+    while True:
+        kustomization = find_kustomization(root, directory)
+        if kustomization is not None and _drop_resource(
+            root, kustomization, os.path.relpath(removed, directory or ".")
+        ):
+            changed.append(kustomization)
+        if directory == app_dir or not directory:
+            return changed
+        directory = os.path.dirname(directory)
+
+
+def _drop_resource(root: Path, kustomization: str, entry: str) -> bool:
     text = (root / kustomization).read_text()
     doc = yamlio.load(text)
     resources = doc.get("resources") if isinstance(doc, dict) else None
     if not resources:
-        return []
-    entry = os.path.basename(removed)
-    kept = [r for r in resources if str(r).removeprefix("./") != entry]
-    if len(kept) == len(resources):
-        return []
-    for item in [r for r in resources if r not in kept]:
+        return False
+    listed = [r for r in resources if os.path.normpath(str(r)) == os.path.normpath(entry)]
+    if not listed:
+        return False
+    for item in listed:
         resources.remove(item)
     (root / kustomization).write_text(yamlio.dump(doc, like=text))
-    return [kustomization]
+    return True

@@ -317,17 +317,21 @@ def tree_at_local(root: Path, rev: str, dest: Path) -> Path:
     return dest
 
 
-def test_flux_app_service_named_like_the_apex_is_taken_over(tmp_path: Path) -> None:
+@pytest.mark.parametrize("file", ["service.yaml", "svc/service.yaml"])
+def test_flux_app_service_named_like_the_apex_is_taken_over(tmp_path: Path, file: str) -> None:
     """The same rule in a kustomize layout: the file leaves the app's resources in the switch commit."""
     repo = make_config_repo(tmp_path, "istio")
     root = repo.human
-    (root / "apps/backend/service.yaml").write_text(APEX_SERVICE)
-    repo.edit("apps/backend/kustomization.yaml", lambda doc: doc["resources"].append("service.yaml"))  # type: ignore[index]
+    (root / "apps/backend" / file).parent.mkdir(exist_ok=True)
+    (root / "apps/backend" / file).write_text(APEX_SERVICE)
+    repo.edit("apps/backend/kustomization.yaml", lambda doc: doc["resources"].append(file))  # type: ignore[index]
     repo.commit_and_push("the app ships its own Service")
+    assert count_services(kustomize_build(root / "apps"), "backend") == 1
     operations.init(root, "apps/backend", switch=True)
     assert count_services(kustomize_build(root / "apps"), "backend") == 1
     kustomization = yaml.safe_load((root / "apps/backend/kustomization.yaml").read_text())
-    assert "service.yaml" not in kustomization["resources"]
+    assert file not in kustomization["resources"]
+    assert not (root / "apps/backend" / file).exists()
     assert "took over Service prod/backend" in git("log", "-1", "--format=%B", cwd=root)
 
 
