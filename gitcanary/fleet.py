@@ -2,7 +2,7 @@
 
 Fleet turns every directory holding a `fleet.yaml` into a bundle. A bundle deploys one of:
 - a Helm chart (`helm.chart` naming a chart directory in the repository, or a `Chart.yaml` at the
-  bundle root), rendered with `helm.values` (and `helm.valuesFiles`);
+  bundle root), rendered with `helm.values` and, merged over them, `helm.valuesFiles`;
 - a kustomization (`kustomize.dir`, or a `kustomization.yaml` at the bundle root): its build;
 - otherwise every `.yaml`/`.yml` file under the bundle, except `fleet.yaml`, the `overlays/`
   directory and sub-directories that are bundles of their own.
@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import fnmatch
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -51,6 +52,7 @@ CLUSTER_SCOPED = frozenset(
 )
 
 Obj = dict[str, Any]
+_HELM_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -242,7 +244,7 @@ def _with_namespace(obj: Obj, bundle: Bundle) -> Obj:
 
 
 def helm_values(root: Path, bundle: Bundle) -> Obj:
-    """The values Fleet passes to the chart: `helm.valuesFiles` first, then `helm.values` on top."""
+    """The values Fleet passes to the chart: `helm.values`, with `helm.valuesFiles` merged over them."""
     values: Obj = {}
     for layer in _value_layers(root, bundle, include_chart=False):
         values = _deep_merge(values, layer.values)
@@ -261,7 +263,9 @@ def render_chart(root: Path, bundle: Bundle, chart: str) -> list[Obj]:
     release = str(bundle.helm.get("releaseName") or PurePosixPath(bundle.directory or "release").name)
     namespace = bundle.namespace or bundle.default_namespace
     try:
-        with helm_python.Chart.load(str(root / chart)) as loaded:
+        # One render at a time: a cold start renders apps on threads, and the native library's
+        # thread safety is not documented.
+        with _HELM_LOCK, helm_python.Chart.load(str(root / chart)) as loaded:
             rendered = loaded.render(helm_values(root, bundle), name=release, namespace=namespace)
     except helm_python.HelmError as exc:
         raise RenderError(f"{bundle.fleet_file}: helm: rendering {chart or '.'} failed: {exc}") from exc
@@ -309,7 +313,8 @@ class _Layer:
 
 
 def _value_layers(root: Path, bundle: Bundle, include_chart: bool) -> list[_Layer]:
-    """Values in the order Helm merges them (later wins): chart values.yaml, valuesFiles, helm.values."""
+    """Values in the order they merge (later wins): the chart's values.yaml, `helm.values`, then each of
+    `helm.valuesFiles` (Fleet merges the files over `helm.values` when it builds the bundle)."""
     layers: list[_Layer] = []
     if include_chart:
         chart = bundle.chart_dir(root)
@@ -317,14 +322,14 @@ def _value_layers(root: Path, bundle: Bundle, include_chart: bool) -> list[_Laye
             path = f"{chart}/values.yaml" if chart else "values.yaml"
             if (root / path).is_file():
                 layers.append(_Layer(path, (), _read_mapping(root, path)))
+    values = bundle.helm.get("values")
+    if isinstance(values, dict):
+        layers.append(_Layer(bundle.fleet_file, ("helm", "values"), values))
     for index, name in enumerate(bundle.helm.get("valuesFiles") or []):
         path = os.path.normpath(os.path.join(bundle.directory, str(name)))
         if not (root / path).is_file():
             raise SpecError(bundle.fleet_file, f"helm.valuesFiles[{index}]", f"{path} does not exist")
         layers.append(_Layer(path, (), _read_mapping(root, path)))
-    values = bundle.helm.get("values")
-    if isinstance(values, dict):
-        layers.append(_Layer(bundle.fleet_file, ("helm", "values"), values))
     return layers
 
 

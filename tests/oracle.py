@@ -74,9 +74,12 @@ def _fleet_bundle(root: Path, bundle: Path) -> list[dict]:
     if (chart / "Chart.yaml").is_file():
         import helm_python
 
+        values = helm.get("values") or {}
+        for name in helm.get("valuesFiles") or []:  # Fleet merges them over helm.values
+            values = _merged(values, yaml.safe_load((bundle / name).read_text()) or {})
         with helm_python.Chart.load(str(chart)) as loaded:
             rendered = loaded.render(
-                helm.get("values") or {},
+                values,
                 name=helm.get("releaseName") or bundle.name,
                 namespace=spec.get("namespace") or spec.get("defaultNamespace") or "default",
             )
@@ -109,6 +112,15 @@ def _fleet_bundle(root: Path, bundle: Path) -> list[dict]:
         else:
             meta.setdefault("namespace", spec.get("defaultNamespace") or "default")
     return objects
+
+
+def _merged(base: dict, top: dict) -> dict:
+    out = dict(base)
+    for key, value in top.items():
+        out[key] = (
+            _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
+    return out
 
 
 def _fleet_ignored(bundle: Path, rel: Path) -> bool:

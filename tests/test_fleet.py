@@ -457,12 +457,15 @@ def test_app_inside_a_bundle_of_plain_manifests_above_it(tmp_path: Path) -> None
 
 
 def test_helm_image_in_a_values_file_is_found_and_written_back_there(tmp_path: Path) -> None:
-    """The tag comes from the file whose value wins (chart values.yaml < valuesFiles < helm.values)."""
+    """The tag comes from the file whose value wins (chart values.yaml < helm.values < valuesFiles)."""
     from gitcanary import detect
 
     files = {
         **CHART,
-        "apps/web/fleet.yaml": "helm:\n  chart: ./chart\n  valuesFiles:\n    - prod.yaml\n",
+        "apps/web/fleet.yaml": (
+            "helm:\n  chart: ./chart\n  values:\n    image:\n      tag: 1.0.0\n"
+            "  valuesFiles:\n    - prod.yaml\n"
+        ),
         "apps/web/prod.yaml": "image:\n  tag: 2.0.0 # prod\n",
     }
     root = init_repo(tmp_path, files)
