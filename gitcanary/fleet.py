@@ -202,13 +202,18 @@ def _plain_manifests(root: Path, directory: str) -> list[Obj]:
         dirnames[:] = sorted(
             d
             for d in dirnames
-            if d != ".git"
+            if not d.startswith(".")  # Fleet skips hidden files and directories
             and not (here == base and d == "overlays")
             and not any((here / d / f).is_file() for f in FLEET_FILES)
-            and not _matches(d, patterns)
+            and not _matches(d, patterns, directory=True)
         )
         for name in sorted(filenames):
-            if name in FLEET_FILES or not name.endswith((".yaml", ".yml")) or _matches(name, patterns):
+            if (
+                name in FLEET_FILES
+                or name.startswith(".")
+                or not name.endswith((".yaml", ".yml"))
+                or _matches(name, patterns, directory=False)
+            ):
                 continue
             file = here / name
             try:
@@ -225,11 +230,18 @@ def _fleetignore(directory: Path) -> list[str]:
     if not file.is_file():
         return []
     lines = (line.strip() for line in file.read_text().splitlines())
-    return [line.rstrip("/") for line in lines if line and not line.startswith("#")]
+    return [line for line in lines if line and not line.startswith("#")]
 
 
-def _matches(name: str, patterns: list[str]) -> bool:
-    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+def _matches(name: str, patterns: list[str], directory: bool) -> bool:
+    """Fleet's .fleetignore: a glob on the base name; `dir/*` ignores a directory."""
+    for pattern in patterns:
+        if pattern.endswith("/*") and len(pattern) > 2:
+            if directory and fnmatch.fnmatchcase(name, pattern[:-2]):
+                return True
+        elif fnmatch.fnmatchcase(name, pattern):
+            return True
+    return False
 
 
 def _with_namespace(obj: Obj, bundle: Bundle) -> Obj:

@@ -93,6 +93,7 @@ def _fleet_bundle(root: Path, bundle: Path) -> list[dict]:
             if (
                 file.suffix not in (".yaml", ".yml")
                 or file.name in FLEET_FILES
+                or any(part.startswith(".") for part in rel.parts)
                 or rel.parts[0] == "overlays"
                 or any(
                     (bundle / Path(*rel.parts[:i]) / f).is_file()
@@ -124,15 +125,19 @@ def _merged(base: dict, top: dict) -> dict:
 
 
 def _fleet_ignored(bundle: Path, rel: Path) -> bool:
+    """A .fleetignore applies to its directory and below: globs on a base name, ``dir/*`` for a directory."""
     import fnmatch
 
     for depth in range(len(rel.parts)):
         ignore = bundle / Path(*rel.parts[:depth]) / ".fleetignore"
-        if ignore.is_file():
-            patterns = [
-                p.strip() for p in ignore.read_text().splitlines() if p.strip() and not p.startswith("#")
-            ]
-            if any(fnmatch.fnmatchcase(part, p) for p in patterns for part in rel.parts[depth:]):
+        if not ignore.is_file():
+            continue
+        patterns = [p.strip() for p in ignore.read_text().splitlines() if p.strip() and not p.startswith("#")]
+        below = rel.parts[depth:]
+        for pattern in patterns:
+            if pattern.endswith("/*") and any(fnmatch.fnmatchcase(d, pattern[:-2]) for d in below[:-1]):
+                return True
+            if not pattern.endswith("/*") and any(fnmatch.fnmatchcase(part, pattern) for part in below):
                 return True
     return False
 

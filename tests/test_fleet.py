@@ -513,3 +513,33 @@ def test_cli_init_prints_the_fleet_hook(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "wrote apps/backend-gitcanary/fleet.yaml" in proc.stdout
     assert "ACTION NEEDED" in proc.stdout and "spec.paths" in proc.stdout
+
+
+def test_plain_bundle_contents_match_what_fleet_deploys(tmp_path: Path) -> None:
+    """Not fleet.yaml, overlays/, a nested bundle, hidden files, or what .fleetignore names; both the
+    reconciler's reading and the oracle's agree."""
+    from gitcanary import fleet
+
+    def config_map(name: str) -> str:
+        return f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n"
+
+    files = {
+        "apps/a/fleet.yaml": "namespace: forced\n",
+        "apps/a/one.yaml": config_map("one"),
+        "apps/a/sub/two.yml": config_map("two") + "  namespace: elsewhere\n",
+        "apps/a/overlays/prod/three.yaml": config_map("three"),
+        "apps/a/nested/fleet.yaml": "{}\n",
+        "apps/a/nested/four.yaml": config_map("four"),
+        "apps/a/.hidden.yaml": config_map("hidden"),
+        "apps/a/.fleetignore": "ignored-*.yaml\nskip/*\n",
+        "apps/a/ignored-five.yaml": config_map("five"),
+        "apps/a/skip/six.yaml": config_map("six"),
+        "apps/a/sub/ignored-seven.yaml": config_map("seven"),
+    }
+    root = init_repo(tmp_path, files)
+    bundle = fleet.bundle_of(root, "apps/a")
+    assert bundle is not None
+    ours = {(o["metadata"]["name"], o["metadata"]["namespace"]) for o in fleet.build(root, bundle)}
+    assert ours == {("one", "forced"), ("two", "forced")}
+    oracle = {(o["metadata"]["name"], o["metadata"]["namespace"]) for o in fleet_build(root, ["apps/a"])}
+    assert oracle == ours | {("four", "default")}  # the nested bundle is deployed by itself
