@@ -16,11 +16,13 @@ import yaml
 from conftest import ConfigRepo, git, make_config_repo
 from oracle import CRD_DIR, assert_invariant, fleet_build, kustomize_build, schema_problems
 from prometheus_server import DATA_END, PrometheusServer, Traffic, running_prometheus
-from test_e2e_layouts import expected_tags, promote_then_fail, seed, set_image
-from test_e2e_rollout import tree_at
+from test_e2e_layouts import expected_tags, promote_then_fail, run_until, seed, set_image
+from test_e2e_rollout import Clock, tree_at
 
 from gitcanary import operations
+from gitcanary.config import Settings
 from gitcanary.errors import SpecError
+from gitcanary.reconciler import Reconciler
 
 GOOD_FROM, BAD_FROM = DATA_END - timedelta(minutes=60), DATA_END - timedelta(minutes=30)
 PODINFO = "ghcr.io/stefanprodan/podinfo"
@@ -543,3 +545,24 @@ def test_plain_bundle_contents_match_what_fleet_deploys(tmp_path: Path) -> None:
     assert ours == {("one", "forced"), ("two", "forced")}
     oracle = {(o["metadata"]["name"], o["metadata"]["namespace"]) for o in fleet_build(root, ["apps/a"])}
     assert oracle == ours | {("four", "default")}  # the nested bundle is deployed by itself
+
+
+def test_reconciler_takes_over_the_apex_service_in_its_routing_switch(tmp_path: Path) -> None:
+    """`gitcanary run` initializing a Fleet app that ships a Service named like the apex."""
+    repo = make_config_repo(tmp_path, "fleet")
+    (repo.human / "apps/backend/service.yaml").write_text(APEX_SERVICE)
+    repo.commit_and_push("the app ships its own Service")
+    clock = Clock(GOOD_FROM)
+    settings = Settings(repo=str(repo.remote), workdir=tmp_path / "work", settle=0)
+    rec = Reconciler(settings, clock=clock, sleep=lambda _: None)
+    run_until(rec, clock, "prod/backend", "Initialized", 1)
+    commits = repo.gitcanary_commits()
+    assert [t["Action"] for _, _, t in commits] == ["initialize", "initialized"]
+    for sha, _, _ in commits:
+        objects = fleet_build(tree_at(repo, sha, tmp_path / "trees" / sha), ["apps"])
+        assert count_services(objects, "backend") == 1
+    switch = commits[-1][0]
+    assert "took over Service prod/backend from apps/backend/service.yaml" in git(
+        "log", "-1", "--format=%B", switch, cwd=repo.remote
+    )
+    assert "apps/backend/service.yaml" in git("show", "--name-only", "--format=", switch, cwd=repo.remote)
