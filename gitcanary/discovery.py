@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -74,7 +74,7 @@ def scan_file(catalog: Catalog, root: Path, source: str) -> None:
         try:
             if is_flagger(doc, "Canary"):
                 _default_namespace(root, source, doc)
-                loaded = load_canary(doc, label)
+                loaded = _with_fleet_warnings(root, source, load_canary(doc, label))
                 key = loaded.canary.key
                 if key in catalog.canaries and catalog.canaries[key].source != label:
                     raise SpecError(
@@ -112,6 +112,15 @@ def _default_namespace(root: Path, source: str, doc: dict[str, Any]) -> None:
         meta["namespace"] = kdoc["namespace"]
     else:
         _fleet_namespace(root, "" if parent == "." else parent, meta)
+
+
+def _with_fleet_warnings(root: Path, source: str, loaded: LoadedCanary) -> LoadedCanary:
+    """Fleet settings gitcanary does not act on are warned about with the canary's own warnings."""
+    from gitcanary import fleet
+
+    parent = str(PurePosixPath(source).parent)
+    found = fleet.warnings(root, "" if parent == "." else parent)
+    return replace(loaded, warnings=loaded.warnings + found) if found else loaded
 
 
 def _fleet_namespace(root: Path, directory: str, meta: dict[str, Any]) -> None:

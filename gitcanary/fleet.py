@@ -465,6 +465,46 @@ def _set_values(root: Path, path: str, prefix: tuple[str, ...], updates: dict[st
     return True
 
 
+def warnings(root: Path, directory: str) -> tuple[str, ...]:
+    """What in an app's bundle gitcanary does not act on: it renders the bundle's defaults only."""
+    try:
+        bundle = bundle_for(root, directory)
+    except SpecError:
+        return ()
+    if bundle is None:
+        return ()
+    found = []
+    for index, entry in enumerate(bundle.spec.get("targetCustomizations") or []):
+        if not isinstance(entry, dict):
+            continue
+        changes = sorted(key for key in entry if key not in _TARGETING_KEYS)
+        if changes:
+            found.append(
+                f"{bundle.fleet_file}: targetCustomizations[{index}] ({entry.get('name', '?')}) changes "
+                f"{', '.join(changes)} on some clusters; gitcanary renders the bundle's defaults, so the "
+                "primary there is a copy of the default target"
+            )
+    for dotted in _templated(bundle.helm.get("values"), "helm.values"):
+        found.append(
+            f"{bundle.fleet_file}: {dotted}: Fleet fills in this template per cluster; gitcanary renders "
+            "it as written"
+        )
+    if bundle.helm.get("valuesFrom"):
+        found.append(
+            f"{bundle.fleet_file}: helm.valuesFrom: values from the cluster's ConfigMaps and Secrets are not "
+            "read; gitcanary renders without them"
+        )
+    return tuple(found)
+
+
+def _templated(node: Any, path: str) -> list[str]:
+    if isinstance(node, dict):
+        return [found for key, value in node.items() for found in _templated(value, f"{path}.{key}")]
+    if isinstance(node, list):
+        return [found for i, value in enumerate(node) for found in _templated(value, f"{path}[{i}]")]
+    return [path] if isinstance(node, str) and "${" in node else []
+
+
 # -- the generated bundle and what deploys it ------------------------------------------------
 
 # targetCustomizations keys that choose clusters (kept for the generated bundle, so it goes where

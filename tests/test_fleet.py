@@ -566,3 +566,23 @@ def test_reconciler_takes_over_the_apex_service_in_its_routing_switch(tmp_path: 
         "log", "-1", "--format=%B", switch, cwd=repo.remote
     )
     assert "apps/backend/service.yaml" in git("show", "--name-only", "--format=", switch, cwd=repo.remote)
+
+
+def test_fleet_settings_gitcanary_does_not_act_on_are_warned_about(tmp_path: Path) -> None:
+    fleet_yaml = WEB_FLEET_YAML + (
+        "    ingress:\n      host: web.${ .ClusterLabels.region }.example.com\n"
+        "targetCustomizations:\n"
+        "  - name: eu\n    clusterSelector:\n      matchLabels:\n        region: eu\n"
+        "    helm:\n      values:\n        replicaCount: 5\n"
+        "  - name: lab\n    clusterGroup: lab\n    doNotDeploy: true\n"
+    )
+    files = {**CHART, "apps/web/fleet.yaml": fleet_yaml, "apps/web/canary.yaml": WEB_CANARY}
+    root = init_repo(tmp_path, files)
+    errors, warnings = operations.validate(root)
+    assert errors == []
+    assert warnings == [
+        "apps/web/fleet.yaml: targetCustomizations[0] (eu) changes helm on some clusters; gitcanary renders "
+        "the bundle's defaults, so the primary there is a copy of the default target",
+        "apps/web/fleet.yaml: helm.values.ingress.host: Fleet fills in this template per cluster; gitcanary "
+        "renders it as written",
+    ]
