@@ -283,7 +283,7 @@ def render_chart(root: Path, bundle: Bundle, chart: str) -> list[Obj]:
         raise RenderError(f"{bundle.fleet_file}: helm: rendering {chart or '.'} failed: {exc}") from exc
     objects: list[Obj] = []
     for name in sorted(rendered):
-        if not name.endswith((".yaml", ".yml")) or name.endswith("NOTES.txt"):
+        if not name.endswith((".yaml", ".yml")):  # NOTES.txt, helpers
             continue
         try:
             objects += [d for d in yamlio.safe_load_all(rendered[name]) if isinstance(d, dict)]
