@@ -267,13 +267,13 @@ def _restore_failed_images(
         render.container_images(current.target), render.container_images(failed.target)
     )
     for container, now_image, failed_image in changes:
-        source = detect.locate(root, layout.app_dir, container, now_image)
+        source = detect.locate(root, layout.app_dir, container, now_image, layout.helm_image_keys)
         if source is None or not now_image:
             raise ManualActionError(
                 f"cannot retry {loaded.canary.key}: where {container}'s image {now_image} is set in "
                 f"{layout.app_dir} is not found; set {failed_image} yourself (that is a bump)"
             )
-        if detect.write_back(root, source, container, now_image, failed_image):
+        if detect.write_back(root, source, container, now_image, failed_image, layout.helm_image_keys):
             notes.append(
                 f"image {container} restored: {now_image} -> {failed_image} in {source.path} {source.field}"
             )
