@@ -249,7 +249,7 @@ class Reconciler:
         decision = replace(decision, status=new_status)
         message = messages.compose(loaded.canary, status, decision, notes)
         sha = self.workspace.commit(message, changed)
-        log.info("%s: %s", key, message.splitlines()[0])
+        log.info("%s: %s", key, message.splitlines()[0], extra={"canary": key, "commit": sha})
         self.statuses[key] = new_status
         report.status = new_status
         if any(path != Layout.of(loaded).status for path in changed):
@@ -269,7 +269,12 @@ class Reconciler:
             return None
         message = messages.update(loaded.canary, status, changed)
         sha = self.workspace.commit(message, changed)
-        log.info("%s: %s", loaded.canary.key, message.splitlines()[0])
+        log.info(
+            "%s: %s",
+            loaded.canary.key,
+            message.splitlines()[0],
+            extra={"canary": loaded.canary.key, "commit": sha},
+        )
         return sha
 
     def _bump_notes(self, loaded: LoadedCanary, rendered: Rendered) -> list[str]:
@@ -293,7 +298,7 @@ class Reconciler:
                 self.workspace.repo.git.clean("-fdq")
                 report = self.reports.setdefault(key, CanaryReport(key, self.catalog.canaries[key].source))
                 report.error = str(exc)
-                log.error("%s: %s", key, exc)
+                log.error("%s: %s", key, exc, extra={"canary": key})
                 continue
             if sha is not None:
                 commits.append(sha)
