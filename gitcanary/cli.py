@@ -112,6 +112,64 @@ def run(
     ] = "0.0.0.0:8080",
     once: Annotated[bool, typer.Option("--once", help="Do one tick and exit (scripts, tests, CI).")] = False,
     verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
+    write_mode: Annotated[
+        str,
+        typer.Option(
+            help="direct (push to BRANCH) or pull-request (each step a PR gitcanary merges when mergeable); "
+            "a canary's gitcanary.io/write-mode annotation wins.",
+            envvar="GITCANARY_WRITE_MODE",
+        ),
+    ] = "direct",
+    promotion_gate: Annotated[
+        bool,
+        typer.Option(
+            help="One PR per rollout carrying the promotion: approving it promotes, closing it rolls back; "
+            "a canary's gitcanary.io/promotion-gate annotation wins.",
+            envvar="GITCANARY_PROMOTION_GATE",
+        ),
+    ] = False,
+    merge_method: Annotated[
+        str,
+        typer.Option(
+            help="How gitcanary merges its PRs: merge, squash or rebase.", envvar="GITCANARY_MERGE_METHOD"
+        ),
+    ] = "merge",
+    github_repo: Annotated[
+        str | None,
+        typer.Option(
+            help="OWNER/NAME of REPO on GitHub, for PRs and the gate.", envvar="GITCANARY_GITHUB_REPO"
+        ),
+    ] = None,
+    github_api_url: Annotated[
+        str,
+        typer.Option(help="GitHub Enterprise: https://HOST/api/v3.", envvar="GITCANARY_GITHUB_API_URL"),
+    ] = "https://api.github.com",
+    github_token_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="File holding the GitHub token (or set GITCANARY_GITHUB_TOKEN; never a flag).",
+            envvar="GITCANARY_GITHUB_TOKEN_FILE",
+        ),
+    ] = None,
+    github_app_id: Annotated[str | None, typer.Option(envvar="GITCANARY_GITHUB_APP_ID")] = None,
+    github_app_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="GitHub App private key (PEM), with --github-app-id and --github-installation-id.",
+            envvar="GITCANARY_GITHUB_APP_KEY_FILE",
+        ),
+    ] = None,
+    github_installation_id: Annotated[
+        int | None, typer.Option(envvar="GITCANARY_GITHUB_INSTALLATION_ID")
+    ] = None,
+    webhook_secret_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="File holding the GitHub webhook secret (or set GITCANARY_WEBHOOK_SECRET); with one, "
+            "POST /webhooks/github on --listen triggers a tick.",
+            envvar="GITCANARY_WEBHOOK_SECRET_FILE",
+        ),
+    ] = None,
 ) -> None:
     """Watch REPO; on an image bump, drive the canary by commits: weights, halts, promotion or rollback."""
     from gitcanary.config import Settings
@@ -133,6 +191,16 @@ def run(
         author_email=author_email,
         signing_key=signing_key,
         signing_format=signing_format,
+        write_mode=write_mode,
+        promotion_gate=promotion_gate,
+        merge_method=merge_method,
+        github_repo=github_repo,
+        github_api_url=github_api_url,
+        github_token_file=github_token_file,
+        github_app_id=github_app_id,
+        github_app_key_file=github_app_key_file,
+        github_installation_id=github_installation_id,
+        webhook_secret_file=webhook_secret_file,
     )
     reconciler = Reconciler(settings)
     warned: set[str] = set()
@@ -154,6 +222,9 @@ def run(
             console.print(f"{sha[:8]} {subject}", highlight=False)
 
     try:
+        from gitcanary.forge.setup import publisher_for
+
+        reconciler.publisher = publisher_for(settings, reconciler.workspace)
         if once:
             result = reconciler.tick()
             show(result)
@@ -174,6 +245,13 @@ def _serve(listen: str, reconciler: Reconciler) -> HttpServer:
     """Start the HTTP endpoints of `run` (each concern mounts its path on the router)."""
     router = Router()
     router.mount("/healthz", plain("200 OK", "ok\n"))
+    from gitcanary.forge import webhook
+    from gitcanary.forge.setup import webhook_secret
+
+    secret = webhook_secret(reconciler.settings)
+    if secret:
+        receiver = webhook.WebhookReceiver(secret, reconciler.wake, reconciler.settings.branch)
+        router.mount(webhook.PATH, receiver)
     try:
         server = HttpServer(router, listen).start()
     except (OSError, ValueError) as exc:
