@@ -376,6 +376,10 @@ class Reconciler:
             self.renders.pop(key, None)
             self.render_errors.pop(key, None)
         self.refresh(remote)
+        assert self.catalog is not None
+        for key in self._moved:
+            if key in self.reports and key in self.catalog.canaries:
+                self.reports[key].status = self._status(key, self.catalog.canaries[key])
         for key, why in self.publisher.waiting.items():
             if key in self.reports:
                 self.reports[key].waiting = why

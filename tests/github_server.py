@@ -185,7 +185,11 @@ class GitHubServer:
         self.rate_limits: list[RateLimit] = []
         self.seen_authorization: set[str] = set()
         self.token_user = {"gitcanary-token": "gitcanary[bot]"}
+        self.echo_token = False  # put the caller's token in 404 messages (a leaky proxy)
+        self._token = ""
         self._lock = threading.RLock()
+        self._refs: dict[str, str] | None = None
+        self._trees: dict[tuple[str, str], str | None] = {}  # merge results by (base, head): immutable
         self._ids = 1000
         hook = bare / "hooks" / "pre-receive"
         hook.write_text(PROTECT_HOOK.replace("{branch}", branch))
@@ -219,16 +223,22 @@ class GitHubServer:
     # -- state helpers -------------------------------------------------------------------------
 
     def rev(self, ref: str) -> str | None:
-        proc = git("rev-parse", "--verify", "-q", f"refs/heads/{ref}^{{commit}}", cwd=self.bare)
-        return proc.stdout.strip() or None
+        """The branch's commit; refs are read once per request (one `git for-each-ref`), not per lookup."""
+        with self._lock:
+            if self._refs is None:
+                out = git("for-each-ref", "--format=%(refname) %(objectname)", "refs/heads", cwd=self.bare).stdout
+                self._refs = dict(line.split(" ", 1) for line in out.splitlines() if line)
+            return self._refs.get(f"refs/heads/{ref}")
 
     def _next_id(self) -> int:
         self._ids += 1
         return self._ids
 
     def _merge_tree(self, base: str, head: str) -> str | None:
-        proc = git("merge-tree", "--write-tree", base, head, cwd=self.bare)
-        return proc.stdout.split()[0] if proc.returncode == 0 else None
+        if (base, head) not in self._trees:
+            proc = git("merge-tree", "--write-tree", base, head, cwd=self.bare)
+            self._trees[(base, head)] = proc.stdout.split()[0] if proc.returncode == 0 else None
+        return self._trees[(base, head)]
 
     def approvals(self, pull: Pull) -> int:
         latest: dict[str, str] = {}
@@ -249,6 +259,7 @@ class GitHubServer:
     def human_merge(self, number: int, user: str = "pat") -> str:
         """A person presses the merge button (no review rule applies to an admin here)."""
         with self._lock:
+            self._refs = None
             return self._merge(self.pulls[number], "merge", user)
 
     def _merge(self, pull: Pull, method: str, user: str) -> str:
@@ -269,6 +280,7 @@ class GitHubServer:
         sha = git("commit-tree", tree, *parents, "-m", message, cwd=self.bare, env=full_env).stdout.strip()
         update = git("update-ref", f"refs/heads/{pull.base}", sha, base, cwd=self.bare)
         assert update.returncode == 0, update.stderr
+        self._refs = None
         pull.state, pull.merged, pull.merge_sha, pull.merged_by = "closed", True, sha, user
         pull.closed, pull.head_sha = time.time(), head
         return sha
@@ -371,7 +383,8 @@ class GitHubServer:
             pull = self.pulls.get(int(match.group(1)))
             template = "/repos/{owner}/{repo}/pulls/{pull_number}" + (match.group(2) or "")
             if pull is None:
-                return Reply(404, {"message": "Not Found"}, template)
+                message = f"Not Found (token {self._token})" if self.echo_token else "Not Found"
+                return Reply(404, {"message": message}, template)
             if match.group(2) is None and method == "get":
                 return Reply(200, pull, template)
             if match.group(2) is None and method == "patch":
@@ -399,6 +412,7 @@ class GitHubServer:
                     422, {"message": "Reference does not exist"}, "/repos/{owner}/{repo}/git/refs/{ref}"
                 )
             git("update-ref", "-d", f"refs/heads/{match.group(1)}", cwd=self.bare)
+            self._refs = None
             return Reply(204, None, "/repos/{owner}/{repo}/git/refs/{ref}")
         return Reply(404, {"message": "Not Found"}, None)
 
@@ -496,9 +510,11 @@ class GitHubServer:
         body = json.loads(raw) if raw else {}
         auth = environ.get("HTTP_AUTHORIZATION", "")
         with self._lock:
+            self._refs = None  # pushes arrive through git, between requests
             self.requests.append((method.upper(), path))
             token = auth.split(" ", 1)[1] if " " in auth else ""
             self.seen_authorization.add(token)
+            self._token = token
             user = self.token_user.get(token, "pat")
             limit = next(
                 (r for r in self.rate_limits if r.method.lower() == method and re.search(r.pattern, path)),

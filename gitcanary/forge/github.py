@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from github import Auth, Github, GithubException, RateLimitExceededException
 from github.PullRequest import PullRequest as GhPull
+from github.Repository import Repository
 
 from gitcanary.forge.base import ForgeError, PullRequest
 from gitcanary.forge.secrets import Redactor, read_secret
@@ -86,11 +87,18 @@ class GitHubForge:
             seconds_between_requests=config.seconds_between_requests,
             seconds_between_writes=config.seconds_between_writes,
         )
-        self.repo = self.gh.get_repo(config.repo, lazy=True)
+        self._repo: Repository | None = None
+        self._slept_until = 0.0  # the injected sleep does not move the clock: remember how far it went
         self.owner = config.repo.split("/", 1)[0]
         host = config.api_url.rstrip("/")
         web = "https://github.com" if host == PUBLIC_API else host.removesuffix("/api/v3")
         self._web_url = f"{web}/{config.repo}"
+
+    @property
+    def repo(self) -> Repository:
+        if self._repo is None:
+            self._repo = self._call("reading the repository", lambda: self.gh.get_repo(self.config.repo))
+        return self._repo
 
     @property
     def web_url(self) -> str:
@@ -101,8 +109,9 @@ class GitHubForge:
     def _wait_for_window(self) -> None:
         """The last response said no requests remain: wait for the reset instead of spending one."""
         remaining, _ = self.gh.requester.rate_limiting
-        if remaining == 0:
-            reset = self.gh.requester.rate_limiting_resettime
+        reset = self.gh.requester.rate_limiting_resettime
+        # The headers still say 0 after a wait that already ran to this reset: do not wait twice.
+        if remaining == 0 and reset > self._slept_until + 1:
             self._back_off(max(1.0, reset - self.clock()), "rate limit exhausted")
 
     def _back_off(self, seconds: float, why: str) -> None:
@@ -110,6 +119,7 @@ class GitHubForge:
             raise ForgeError(f"GitHub {why}; the window resets in {seconds:.0f}s: retrying on a later tick")
         log.warning("GitHub %s: waiting %.0fs before the next request", why, seconds)
         self.sleep(seconds)
+        self._slept_until = self.clock() + seconds
 
     def _rate_wait(self, exc: GithubException) -> float | None:
         """Seconds to wait when `exc` is a rate-limit answer, from its headers; None otherwise."""

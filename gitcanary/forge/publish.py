@@ -129,9 +129,7 @@ class Publisher:
                 full.url,
                 full.mergeable_state,
             )
-        if full.mergeable_state == "blocked":
-            return f"waiting for review of PR #{pr.number} ({full.url})"
-        return f"waiting for PR #{pr.number} to become mergeable ({full.mergeable_state})"
+        return _why(full)
 
     def _keep_gate(
         self, loaded: LoadedCanary, status: CanaryStatus | None, open_gates: list[PullRequest]
@@ -343,6 +341,10 @@ class Publisher:
         for r in direct:
             if r.route == "rollback" and r not in refused:
                 self._close_steps(r.key)
+        for r in routed:
+            if r.route == "rollback" and r.trailers.get("Rollout"):
+                # The rollout is over: its gate branch (PR closed, or closed above) goes too.
+                self.forge.delete_branch(naming.gate_branch(r.key, r.trailers["Rollout"]))
         return True
 
     def _close_steps(self, key: str) -> None:
@@ -386,7 +388,7 @@ class Publisher:
                 existing.number,
                 existing.url,
             )
-        self.waiting[r.key] = f"waiting for PR #{existing.number} to be merged ({existing.url})"
+        self.waiting[r.key] = _why(self.forge.get(existing.number))
 
     def _gate_commit(self, r: _Routed) -> None:
         """Put the promotion commit on the gate PR, unless it already carries one decided from this state."""
@@ -424,3 +426,10 @@ class Publisher:
             return CanaryStatus.from_document(yamlio.load(text))
         except (GitcanaryError, ValueError, KeyError):
             return None
+
+
+def _why(pr: PullRequest) -> str:
+    """What an open PR waits for, in `gitcanary status` words."""
+    if pr.mergeable_state == "blocked":
+        return f"waiting for review of PR #{pr.number} ({pr.url})"
+    return f"waiting for PR #{pr.number} to become mergeable ({pr.mergeable_state}, {pr.url})"
