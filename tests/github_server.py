@@ -226,7 +226,8 @@ class GitHubServer:
         """The branch's commit; refs are read once per request (one `git for-each-ref`), not per lookup."""
         with self._lock:
             if self._refs is None:
-                out = git("for-each-ref", "--format=%(refname) %(objectname)", "refs/heads", cwd=self.bare).stdout
+                fmt = "--format=%(refname) %(objectname)"
+                out = git("for-each-ref", fmt, "refs/heads", cwd=self.bare).stdout
                 self._refs = dict(line.split(" ", 1) for line in out.splitlines() if line)
             return self._refs.get(f"refs/heads/{ref}")
 
