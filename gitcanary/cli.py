@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -324,12 +325,29 @@ def status(
     branch: BranchOpt = "main",
     output: Annotated[str, typer.Option("-o", "--output", help="table or json")] = "table",
     settle: Annotated[float, typer.Option(envvar="GITCANARY_SETTLE")] = 10.0,
+    github_repo: Annotated[
+        str | None,
+        typer.Option(
+            help="OWNER/NAME on GitHub: also show the PRs canaries wait on.", envvar="GITCANARY_GITHUB_REPO"
+        ),
+    ] = None,
+    github_api_url: Annotated[
+        str, typer.Option(envvar="GITCANARY_GITHUB_API_URL")
+    ] = "https://api.github.com",
+    github_token_file: Annotated[Path | None, typer.Option(envvar="GITCANARY_GITHUB_TOKEN_FILE")] = None,
 ) -> None:
     """Every canary: phase, weight, failed checks, current -> new revision, and what it waits for."""
     from gitcanary.operations import status as do_status
 
     try:
         views = do_status(_checkout(repo, branch), settle=settle)
+        if github_repo:
+            from gitcanary.forge.github import GitHubConfig, GitHubForge
+            from gitcanary.forge.status import annotate
+
+            token = os.environ.get("GITCANARY_GITHUB_TOKEN")
+            config = GitHubConfig(github_repo, github_api_url, token=token, token_file=github_token_file)
+            annotate(views, GitHubForge(config))
     except GitcanaryError as exc:
         _fail(exc)
         return

@@ -198,6 +198,17 @@ def test_required_review_blocks_then_unblocks_and_a_restart_finds_the_open_pr(
     result = tick(rec, clock)
     assert len(github.pulls) == 1 and github.pulls[1].state == "open"
     assert "waiting for review of PR #1" in result.reports[KEY].waiting
+    # `gitcanary status` says so too, from Git and the forge alone.
+    env = {**os.environ, "COLUMNS": "250", "GITCANARY_GITHUB_TOKEN": TOKEN}
+    shown = subprocess.run(
+        [sys.executable, "-m", "gitcanary.cli", "status", "--repo", str(config_repo.remote)]
+        + ["--github-repo", "acme/config", "--github-api-url", github.api_url],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    ).stdout
+    assert "Uninitialized" in shown and "waiting for review of PR #1" in shown
 
     human_github(github).get_repo("acme/config").get_pull(1).create_review(event="APPROVE")
     result = tick(rec, clock)
