@@ -312,6 +312,13 @@ def test_promotion_gate_approved_promotes(
         result = tick(rec, clock)
         assert "waiting for approval of promotion PR" in result.reports[KEY].waiting
     assert github.rev(pull.head) == head and len(github.pulls) == 1
+    # Restart elsewhere while the gate PR is open: its state comes back from the forge and Git alone.
+    rec = reconciler(
+        config_repo, tmp_path / "elsewhere", github, clock, mode="direct", prometheus=healthy_prometheus.url
+    )
+    result = tick(rec, clock)
+    assert "waiting for approval of promotion PR" in result.reports[KEY].waiting
+    assert github.rev(pull.head) == head and len(github.pulls) == 1
 
     human_github(github).get_repo("acme/config").get_pull(number).create_review(event="APPROVE")
     for _ in range(5):
@@ -323,42 +330,29 @@ def test_promotion_gate_approved_promotes(
     assert branches(config_repo) == []
 
 
-def test_promotion_gate_closed_rolls_back_through_a_pr_on_a_protected_branch(
-    config_repo: ConfigRepo, github: GitHubServer, tmp_path: Path
+def test_promotion_gate_closed_rolls_back_and_the_rollback_never_waits_for_a_review(
+    config_repo: ConfigRepo, github: GitHubServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     rec, clock = gate_to_waiting(config_repo, github, tmp_path, None, mode="pull-request")
-    number = gate_pull(github)
-    human_github(github).get_repo("acme/config").get_pull(number).edit(state="closed")
-    tick(rec, clock)
-
-    assert actions(config_repo)[-1] == ("rollback", 0)
-    assert phase(config_repo) == "Failed"
-    rollback = next(p for p in github.pulls.values() if p.head.startswith("gitcanary/prod/backend/rollback-"))
-    assert rollback.merged  # the push to main was refused; the rollback went through a PR merged at once
-    config_repo.pull()
-    assert "newTag: 6.1.0" in (config_repo.human / "apps/backend/kustomization.yaml").read_text()
-    assert branches(config_repo) == []
-
-
-def test_rollback_that_cannot_be_merged_alerts_and_retries(
-    config_repo: ConfigRepo,
-    github: GitHubServer,
-    tmp_path: Path,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    rec, clock = gate_to_waiting(config_repo, github, tmp_path, None, mode="pull-request")
-    github.required_approvals = 1
+    github.required_approvals = 1  # from now on, main is protected and every PR needs a review
     human_github(github).get_repo("acme/config").get_pull(gate_pull(github)).edit(state="closed")
     with caplog.at_level(logging.ERROR, logger="gitcanary.forge"):
         tick(rec, clock)
         tick(rec, clock)
+    # The push to main was refused, the rollback PR cannot be merged without a review: alert, retry.
     alerts = [r for r in caplog.records if r.levelno == logging.ERROR and "ALERT: rollback" in r.getMessage()]
     assert len(alerts) >= 2  # once when opened, again on the next tick's retry
     rollbacks = [p for p in github.pulls.values() if p.head.startswith("gitcanary/prod/backend/rollback-")]
     assert len(rollbacks) == 1 and rollbacks[0].state == "open"
-    github.required_approvals = 0  # someone lifts the rule: the retry goes through
+    assert actions(config_repo)[-1] == ("advance", 50)
+
+    github.required_approvals = 0  # someone lifts the rule: the next retry merges the rollback at once
     tick(rec, clock)
-    assert rollbacks[0].merged and phase(config_repo) == "Failed"
+    assert rollbacks[0].merged
+    assert actions(config_repo)[-1] == ("rollback", 0) and phase(config_repo) == "Failed"
+    config_repo.pull()
+    assert "newTag: 6.1.0" in (config_repo.human / "apps/backend/kustomization.yaml").read_text()
+    assert branches(config_repo) == []  # the closed gate's branch and the rollback's are gone
 
 
 def test_tokens_never_leak(
@@ -434,3 +428,28 @@ def test_run_help_documents_pr_mode() -> None:
         "--webhook-secret-file",
     ):
         assert flag in out
+
+
+def test_run_once_in_pull_request_mode_from_the_command_line(
+    config_repo: ConfigRepo, github: GitHubServer, tmp_path: Path
+) -> None:
+    github.protect()
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    env = {**os.environ, "COLUMNS": "250", "GITCANARY_PROMETHEUS": "http://127.0.0.1:9"}
+    env.pop("GITCANARY_GITHUB_TOKEN", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "gitcanary.cli", "run", "--once", "--repo", str(config_repo.remote)]
+        + ["--workdir", str(tmp_path / "work"), "--write-mode", "pull-request", "--merge-method", "squash"]
+        + ["--github-repo", "acme/config", "--github-api-url", github.api_url]
+        + ["--github-token-file", str(token_file)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert github.pulls[1].merged and actions(config_repo) == [("initialize", 0)]
+    squashed = git("log", "-1", "--format=%s", "main", cwd=config_repo.remote).strip()
+    assert squashed.startswith("gitcanary: initialize prod/backend") and squashed.endswith("(#1)")
+    assert TOKEN not in proc.stderr + proc.stdout

@@ -10,7 +10,7 @@ from test_rollout import NEW, ROLLOUT, T0, make_canary, rolling
 
 from gitcanary.errors import SpecError
 from gitcanary.forge import gate, naming
-from gitcanary.forge.secrets import Redactor
+from gitcanary.forge.secrets import Redactor, without_credentials
 from gitcanary.forge.webhook import signature, verify
 from gitcanary.observations import Gate, Observation
 from gitcanary.rollout import Action, decide
@@ -137,6 +137,8 @@ def test_gate_body_has_a_row_per_step_with_metrics_and_links() -> None:
 def test_redaction_and_signatures() -> None:
     redact = Redactor("ghp_abcdef123456")
     assert redact("token ghp_abcdef123456 refused") == "token *** refused"
+    url = "push to https://x-access-token:ghs_abc@github.com/acme/config.git failed"
+    assert without_credentials(url) == "push to https://***@github.com/acme/config.git failed"
     body = b'{"zen": "Keep it logically awesome."}'
     assert verify(b"secret", body, signature(b"secret", body))
     assert not verify(b"secret", body, None)

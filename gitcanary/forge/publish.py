@@ -26,6 +26,7 @@ from git import GitCommandError
 from gitcanary.errors import GitcanaryError, GitError, PushRejected
 from gitcanary.forge import gate, naming
 from gitcanary.forge.base import Forge, ForgeError, PullRequest
+from gitcanary.forge.secrets import without_credentials
 from gitcanary.generate import Layout
 from gitcanary.observations import Gate
 from gitcanary.repo import REMOTE, Workspace
@@ -202,7 +203,9 @@ class Publisher:
         try:
             self.workspace.repo.git.push(REMOTE, f"+HEAD:refs/heads/{branch}", "--porcelain")
         except GitCommandError as exc:
-            raise GitError(f"git push of {branch} to {self.workspace.url} failed: {exc.stderr}") from exc
+            raise GitError(
+                without_credentials(f"git push of {branch} to {self.workspace.url} failed: {exc.stderr}")
+            ) from None
 
     def _branch_tip(self, branch: str) -> tuple[str, str] | None:
         """(sha, message) of the remote branch's head, or None when it does not exist."""
@@ -238,7 +241,9 @@ class Publisher:
         try:
             git.push(REMOTE, f"+{sha}:refs/heads/{branch}", "--porcelain")
         except GitCommandError as exc:
-            raise GitError(f"git push of {branch} to {self.workspace.url} failed: {exc.stderr}") from exc
+            raise GitError(
+                without_credentials(f"git push of {branch} to {self.workspace.url} failed: {exc.stderr}")
+            ) from None
         pr = self.forge.open(branch, self.workspace.branch, title, "gitcanary is preparing this rollout.")
         log.info("%s: opened promotion gate PR #%d %s", key, pr.number, pr.url)
         if self._open is not None:
@@ -257,9 +262,8 @@ class Publisher:
         table = gate.rows(logged, status.rollout_id, metrics)
         if promotion is not None:
             sha, message = promotion
-            extra = gate.rows(
-                [gate.LoggedCommit(sha, datetime.now(UTC), message)], status.rollout_id, metrics
-            )
+            when = datetime.fromtimestamp(int(self.workspace.repo.git.log("-1", "--format=%ct", sha)), UTC)
+            extra = gate.rows([gate.LoggedCommit(sha, when, message)], status.rollout_id, metrics)
             table += [gate.Row(r.sha, r.time, r.action, r.weight, r.checks, pending=True) for r in extra]
             status_line = "analysis passed; **waiting for approval** to promote"
         else:

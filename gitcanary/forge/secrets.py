@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from gitcanary.forge.base import ForgeError
@@ -42,3 +43,8 @@ class Redactor:
         for secret in self._secrets:
             text = text.replace(secret, REDACTED)
         return text
+
+
+def without_credentials(text: str) -> str:
+    """`https://x-access-token:TOKEN@github.com/...` -> `https://***@github.com/...` wherever it appears."""
+    return re.sub(r"(\w+://)[^/@\s]+@", r"\1***@", text)
