@@ -370,6 +370,11 @@ class Reconciler:
         """Some commits went to PRs, not the branch: re-read the branch; what did not land is not known."""
         assert self.publisher is not None
         remote = self.workspace.fetch()
+        # Report what landed on the branch (directly, or in PRs merged now), not what went to open PRs.
+        landed = self.workspace.repo.git.rev_list(
+            "--reverse", "--grep=^Gitcanary-Canary:", f"{result.head}..{remote}"
+        )
+        result.commits = landed.split()
         self.workspace.reset(remote)
         for key in self._moved:
             self.statuses.pop(key, None)

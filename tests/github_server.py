@@ -168,6 +168,7 @@ class RateLimit:
 
     count: int
     reset_in: int = 30
+    retry_after: int | None = None  # a secondary limit: Retry-After instead of an empty window
     method: str = "POST"
     pattern: str = r"/pulls$"
 
@@ -528,14 +529,16 @@ class GitHubServer:
                 limit.count -= 1
                 if limit.count == 0:
                     self.rate_limits.remove(limit)
-                headers = self._rate_headers(remaining=0, reset_in=limit.reset_in)
                 template = _template_for(path[len(PREFIX) :], method)
+                if limit.retry_after is not None:
+                    headers = [*self._rate_headers(remaining=4000), ("Retry-After", str(limit.retry_after))]
+                    message = "You have exceeded a secondary rate limit. Please wait a few minutes."
+                else:
+                    headers = self._rate_headers(remaining=0, reset_in=limit.reset_in)
+                    message = "API rate limit exceeded for installation."
                 reply = Reply(
                     403,
-                    {
-                        "message": "API rate limit exceeded for installation.",
-                        "documentation_url": "https://docs.github.com/rest/rate-limit",
-                    },
+                    {"message": message, "documentation_url": "https://docs.github.com/rest/rate-limit"},
                     template,
                 )
             else:

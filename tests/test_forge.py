@@ -154,11 +154,18 @@ def test_step_prs_are_merged_on_a_protected_branch(
     github.protect(False)  # a person with admin rights pushes the bump
     config_repo.bump("apps/backend", "6.1.1")
     github.protect()
+    landed: list[str] = []
     for _ in range(8):
-        tick(rec, clock)
+        landed += tick(rec, clock).commits
         if phase(config_repo) == "Succeeded":
             break
 
+    # The tick reports the commits that landed on main (through merged PRs), one per step.
+    assert landed == [
+        sha
+        for sha, _, t in config_repo.gitcanary_commits()
+        if t["Action"] not in ("initialize", "initialized")
+    ]
     assert actions(config_repo) == [
         ("initialize", 0),
         ("initialized", 0),
@@ -242,11 +249,7 @@ def test_rate_limit_longer_than_allowed_fails_the_tick_not_the_process(
     sleeps: list[float] = []
     github.rate_limits.append(RateLimit(count=1, reset_in=3600))
     forge = forge_for(github, sleeps, max_rate_wait=60.0)
-    git("checkout", "-q", "-b", "feature", cwd=config_repo.human)
-    (config_repo.human / "note.txt").write_text("x\n")
-    git("add", "-A", cwd=config_repo.human)
-    git("commit", "-q", "-m", "note", cwd=config_repo.human)
-    git("push", "-q", "origin", "feature", cwd=config_repo.human)
+    push_feature_branch(config_repo)
     with pytest.raises(ForgeError, match="resets in"):
         forge.open("feature", "main", "t", "b")
     assert sleeps == []
@@ -256,6 +259,24 @@ def test_rate_limit_longer_than_allowed_fails_the_tick_not_the_process(
     assert len(github.requests) == sent  # ...spends no request: the headers said none remain
     forge.clock = lambda: time.time() + 3601  # the window has reset
     assert forge.open("feature", "main", "t", "b").number == 1
+
+
+def push_feature_branch(repo: ConfigRepo) -> None:
+    git("checkout", "-q", "-b", "feature", cwd=repo.human)
+    (repo.human / "note.txt").write_text("x\n")
+    git("add", "-A", cwd=repo.human)
+    git("commit", "-q", "-m", "note", cwd=repo.human)
+    git("push", "-q", "origin", "feature", cwd=repo.human)
+
+
+def test_secondary_rate_limit_waits_retry_after(config_repo: ConfigRepo, github: GitHubServer) -> None:
+    sleeps: list[float] = []
+    push_feature_branch(config_repo)
+    github.rate_limits.append(RateLimit(count=2, retry_after=7))
+    forge = forge_for(github, sleeps)
+    assert forge.open("feature", "main", "t", "b").number == 1
+    assert sleeps == [7.0, 7.0]  # Retry-After said 7s, twice; then the third request went through
+    assert len([r for r in github.requests if r == ("POST", "/api/v3/repos/acme/config/pulls")]) == 3
 
 
 def gate_to_waiting(
