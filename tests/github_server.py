@@ -272,20 +272,52 @@ class GitHubServer:
         env_user = {"GIT_AUTHOR_NAME": "GitHub", "GIT_AUTHOR_EMAIL": "noreply@github.example"}
         env = {**env_user, "GIT_COMMITTER_NAME": "GitHub", "GIT_COMMITTER_EMAIL": "noreply@github.example"}
         full_env = {**os.environ, **env}
-        if method == "squash":
-            log = git("log", "--reverse", "--format=%B", f"{base}..{head}", cwd=self.bare).stdout
-            message = f"{pull.title} (#{pull.number})\n\n{log}"
-            parents = ["-p", base]
+        if method == "rebase":
+            sha = self._rebase(base, head)
         else:
-            message = f"Merge pull request #{pull.number} from {self.owner}/{pull.head}\n\n{pull.title}"
-            parents = ["-p", base, "-p", head]
-        sha = git("commit-tree", tree, *parents, "-m", message, cwd=self.bare, env=full_env).stdout.strip()
+            if method == "squash":
+                log = git("log", "--reverse", "--format=%B", f"{base}..{head}", cwd=self.bare).stdout
+                message = f"{pull.title} (#{pull.number})\n\n{log}"
+                parents = ["-p", base]
+            else:
+                message = f"Merge pull request #{pull.number} from {self.owner}/{pull.head}\n\n{pull.title}"
+                parents = ["-p", base, "-p", head]
+            sha = git(
+                "commit-tree", tree, *parents, "-m", message, cwd=self.bare, env=full_env
+            ).stdout.strip()
         update = git("update-ref", f"refs/heads/{pull.base}", sha, base, cwd=self.bare)
         assert update.returncode == 0, update.stderr
         self._refs = None
         pull.state, pull.merged, pull.merge_sha, pull.merged_by = "closed", True, sha, user
         pull.closed, pull.head_sha = time.time(), head
         return sha
+
+    def _rebase(self, base: str, head: str) -> str:
+        """GitHub's rebase merge: each commit replayed on the base, author and message kept.
+
+        git 2.39 has no `merge-tree --merge-base`: each commit is merged with the base's tip, which
+        is a replay for a branch whose commits each touch what the ones before them left alone
+        (gitcanary's branches hold one commit).
+        """
+        onto = base
+        for commit in git("rev-list", "--reverse", f"{base}..{head}", cwd=self.bare).stdout.split():
+            tree = git("merge-tree", "--write-tree", onto, commit, cwd=self.bare)
+            assert tree.returncode == 0, tree.stdout
+            fields = git("log", "-1", "--format=%an%x00%ae%x00%aI%x00%B", commit, cwd=self.bare).stdout
+            name, email, date, message = fields.split("\x00", 3)
+            env = {
+                **os.environ,
+                "GIT_AUTHOR_NAME": name,
+                "GIT_AUTHOR_EMAIL": email,
+                "GIT_AUTHOR_DATE": date,
+                "GIT_COMMITTER_NAME": "GitHub",
+                "GIT_COMMITTER_EMAIL": "noreply@github.example",
+            }
+            made = git(
+                "commit-tree", tree.stdout.split()[0], "-p", onto, "-m", message, cwd=self.bare, env=env
+            )
+            onto = made.stdout.strip()
+        return onto
 
     # -- JSON views ----------------------------------------------------------------------------
 
@@ -486,7 +518,7 @@ class GitHubServer:
                 409, {"message": "Head branch was modified. Review and try the merge again."}, template
             )
         method = str(body.get("merge_method", "merge"))
-        if method not in ("merge", "squash"):
+        if method not in ("merge", "squash", "rebase"):
             return Reply(405, {"message": f"{method} merges are not allowed on this repository."}, template)
         merged = self._merge(pull, method, user)
         return Reply(
@@ -542,7 +574,11 @@ class GitHubServer:
                     template,
                 )
             else:
-                reply = self.handle(method, path[len(PREFIX) :], query, body, user)
+                try:
+                    reply = self.handle(method, path[len(PREFIX) :], query, body, user)
+                except Exception as exc:  # a bug in this server must fail the test, not look like GitHub
+                    self.errors.append(f"{method.upper()} {path}: the test server raised {exc!r}")
+                    raise
             payload = self._render(reply, method)
         status = f"{reply.status} {_REASONS.get(reply.status, 'OK')}"
         data = b"" if payload is None else json.dumps(payload).encode()

@@ -91,10 +91,12 @@ def reconciler(
     gate: bool = False,
     prometheus: str = "http://127.0.0.1:9",
     forge: GitHubForge | None = None,
+    merge_method: str = "merge",
 ) -> Reconciler:
     settings = Settings(repo=str(repo.remote), workdir=work, settle=0, prometheus=prometheus)
     rec = Reconciler(settings, clock=clock, sleep=lambda _: None)
-    rec.publisher = Publisher(forge or forge_for(server), rec.workspace, PublishSettings(mode, gate, "merge"))
+    publish = PublishSettings(mode, gate, merge_method)
+    rec.publisher = Publisher(forge or forge_for(server), rec.workspace, publish)
     return rec
 
 
@@ -201,7 +203,7 @@ def test_required_review_blocks_then_unblocks_and_a_restart_finds_the_open_pr(
 
     # Restart elsewhere (a new process, a new work directory): the open PR is found, not duplicated.
     del rec
-    rec = reconciler(config_repo, tmp_path / "elsewhere", github, clock)
+    rec = reconciler(config_repo, tmp_path / "elsewhere", github, clock, merge_method="rebase")
     result = tick(rec, clock)
     assert len(github.pulls) == 1 and github.pulls[1].state == "open"
     assert "waiting for review of PR #1" in result.reports[KEY].waiting
@@ -221,6 +223,8 @@ def test_required_review_blocks_then_unblocks_and_a_restart_finds_the_open_pr(
     result = tick(rec, clock)
     assert github.pulls[1].merged
     assert actions(config_repo) == [("initialize", 0)]
+    # Rebase-merged: the step commit itself (author, message, trailers) is on main's first-parent line.
+    assert first_parents(config_repo)[0].startswith("gitcanary: initialize prod/backend")
     result = tick(rec, clock)  # the next step opens its own PR, which again waits for a review
     assert "waiting for review of PR #2" in result.reports[KEY].waiting
     assert [a for a, _ in actions(config_repo)] == ["initialize"]
