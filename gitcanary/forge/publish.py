@@ -74,7 +74,24 @@ class Publisher:
     def open_prs(self) -> list[PullRequest]:
         if self._open is None:
             self._open = self.forge.list_open(naming.BRANCH_ROOT)
+            self._sweep(self._open)
         return self._open
+
+    def _sweep(self, open_prs: list[PullRequest]) -> None:
+        """Delete gitcanary's branches that no open PR uses (closed by a person, or left by a crash).
+
+        Runs before this tick pushes anything, so it never races a branch being opened now.
+        """
+        try:
+            out = self.workspace.repo.git.ls_remote("--heads", REMOTE, naming.BRANCH_ROOT + "*")
+        except GitCommandError:
+            return
+        used = {pr.head for pr in open_prs}
+        for line in str(out).splitlines():
+            branch = line.split("\t", 1)[-1].removeprefix("refs/heads/")
+            if branch.startswith(naming.BRANCH_ROOT) and branch not in used:
+                log.info("deleting stale branch %s", branch)
+                self.forge.delete_branch(branch)
 
     def mode(self, loaded: LoadedCanary) -> str:
         return naming.write_mode(loaded.canary, loaded.source, self.settings.mode)
