@@ -23,10 +23,12 @@ from github import Auth, Github
 from github_server import GitHubServer, RateLimit
 from prometheus_server import DATA_END, PrometheusServer, Traffic, running_prometheus
 
+from gitcanary import operations
 from gitcanary.config import Settings
 from gitcanary.forge.base import ForgeError
 from gitcanary.forge.github import GitHubConfig, GitHubForge
 from gitcanary.forge.publish import Publisher, PublishSettings
+from gitcanary.forge.status import annotate as annotate_with_prs
 from gitcanary.forge.webhook import PATH, signature
 from gitcanary.reconciler import Reconciler, TickResult
 
@@ -353,6 +355,11 @@ def test_promotion_gate_approved_promotes(
     result = tick(rec, clock)
     assert "waiting for approval of promotion PR" in result.reports[KEY].waiting
     assert github.rev(pull.head) == head and len(github.pulls) == 1
+    views = operations.status(rec.workspace.root)
+    annotate_with_prs(views, forge_for(github))
+    assert views[0].phase == "Progressing" and views[0].waiting.startswith(
+        f"waiting for approval of promotion PR #{number}"
+    )
 
     human_github(github).get_repo("acme/config").get_pull(number).create_review(event="APPROVE")
     for _ in range(5):

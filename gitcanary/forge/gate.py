@@ -12,6 +12,7 @@ from datetime import datetime
 from gitcanary.trailers import parse_trailers
 
 MARKER = "<!-- gitcanary:promotion-gate -->"
+WAITING_FOR_APPROVAL = "analysis passed; **waiting for approval** to promote"
 VERDICTS = {
     "start": "started",
     "restart": "restarted",

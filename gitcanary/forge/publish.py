@@ -282,7 +282,7 @@ class Publisher:
             when = datetime.fromtimestamp(int(self.workspace.repo.git.log("-1", "--format=%ct", sha)), UTC)
             extra = gate.rows([gate.LoggedCommit(sha, when, message)], status.rollout_id, metrics)
             table += [gate.Row(r.sha, r.time, r.action, r.weight, r.checks, pending=True) for r in extra]
-            status_line = "analysis passed; **waiting for approval** to promote"
+            status_line = gate.WAITING_FOR_APPROVAL
         else:
             status_line = f"{status.phase.value} at {status.canary_weight}%: {status.message}"
         text = gate.body(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from gitcanary.forge import naming
+from gitcanary.forge import gate, naming
 from gitcanary.forge.base import Forge
 from gitcanary.operations import CanaryView
 
@@ -23,5 +23,7 @@ def annotate(views: Sequence[CanaryView], forge: Forge) -> None:
                 view.waiting = f"waiting for review of PR #{full.number} ({full.url})"
             else:
                 view.waiting = f"PR #{full.number} open, gitcanary merges it when mergeable ({full.url})"
+        elif gates and gate.WAITING_FOR_APPROVAL in gates[0].body:
+            view.waiting = f"waiting for approval of promotion PR #{gates[0].number} ({gates[0].url})"
         elif gates:
-            view.waiting = f"promotion gate PR #{gates[0].number}: {view.waiting} ({gates[0].url})"
+            view.waiting = f"{view.waiting}; promotion gate PR #{gates[0].number} ({gates[0].url})"
