@@ -279,6 +279,8 @@ def init(
 
     Routing switches to the primary, and the target scales to zero, in a second commit that
     `gitcanary run` makes once the primary has had time to become ready (or at once with --switch).
+    An app dir with a fleet.yaml is a Fleet bundle: the generated dir gets its own fleet.yaml, and
+    init says whether a GitRepo's spec.paths in the repository covers it.
     """
     from gitcanary.operations import init as do_init
 

@@ -25,7 +25,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from gitcanary import discovery, messages
+from gitcanary import discovery, fleet, messages
 from gitcanary.config import Settings
 from gitcanary.discovery import Catalog
 from gitcanary.errors import GitcanaryError, GitError, PushRejected
@@ -170,10 +170,14 @@ class Reconciler:
         else:
             self.renders[key] = rendered
         layout = Layout.of(loaded)
-        self.inputs[key] = discovery.kustomize_inputs(self.root, layout.app_dir) | {
-            loaded.source.split("#", 1)[0],
-            layout.generated_dir,
-        }
+        self.inputs[key] = (
+            discovery.kustomize_inputs(self.root, layout.app_dir)
+            | fleet.inputs(self.root, layout.app_dir)
+            | {
+                loaded.source.split("#", 1)[0],
+                layout.generated_dir,
+            }
+        )
 
     def _rendered(self, key: str, loaded: LoadedCanary) -> Rendered:
         if key not in self.renders and key not in self.render_errors:
