@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from test_rollout import NEW, ROLLOUT, T0, make_canary, rolling
@@ -144,3 +145,27 @@ def test_redaction_and_signatures() -> None:
     assert not verify(b"secret", body, None)
     assert not verify(b"secret", body, signature(b"other", body))
     assert not verify(b"", body, signature(b"", body))  # no secret configured: nothing verifies
+
+
+def test_settings_errors_name_the_flag(tmp_path: Path) -> None:
+    from gitcanary.config import Settings
+    from gitcanary.forge.base import ForgeError
+    from gitcanary.forge.setup import publisher_for, webhook_secret
+    from gitcanary.repo import Workspace
+
+    workspace = Workspace(str(tmp_path / "remote.git"), "main", tmp_path / "work")
+    direct = Settings(repo="r", github_token=None)
+    assert publisher_for(direct, workspace) is None  # no forge configured: direct pushes as before
+    for bad, flag in (
+        ({"write_mode": "pull-request"}, "--github-repo"),
+        ({"promotion_gate": True}, "--github-repo"),
+        ({"write_mode": "pr"}, "--write-mode 'pr'"),
+        ({"merge_method": "fast-forward"}, "--merge-method 'fast-forward'"),
+    ):
+        with pytest.raises(ForgeError, match=flag):
+            publisher_for(Settings(repo="r", **bad), workspace)
+    missing = tmp_path / "no-such-secret"
+    with pytest.raises(ForgeError, match="webhook secret: cannot read .*no-such-secret"):
+        webhook_secret(Settings(repo="r", webhook_secret_file=missing))
+    (tmp_path / "secret").write_text("s3cret\n")
+    assert webhook_secret(Settings(repo="r", webhook_secret_file=tmp_path / "secret")) == "s3cret"
