@@ -368,7 +368,22 @@ class Reconciler:
         self.refresh(self.workspace.head())
         result.head = self.workspace.head()
         self._clean = True
+        self._after_landing()
         return result
+
+    def _after_landing(self) -> None:
+        """Let the forge edge act on what just landed (a rollout that started opens its gate PR now)."""
+        if self.publisher is None or self.catalog is None:
+            return
+        landed = {
+            key: (self.catalog.canaries[key], self._status(key, self.catalog.canaries[key]))
+            for key in self._moved
+            if key in self.catalog.canaries
+        }
+        try:
+            self.publisher.after_landing(landed)
+        except GitcanaryError as exc:  # the next tick's pending() does the same; nothing is lost
+            log.warning("after pushing: %s", exc)
 
     def _published(self, result: TickResult) -> TickResult:
         """Some commits went to PRs, not the branch: re-read the branch; what did not land is not known."""
@@ -394,6 +409,7 @@ class Reconciler:
                 self.reports[key].waiting = why
         result.head = remote
         self._clean = True
+        self._after_landing()
         return result
 
     def _rebase_if_unrelated(self, base: str) -> bool:

@@ -310,6 +310,12 @@ def gate_to_waiting(
     repo.bump("apps/backend", "6.1.1")
     if mode == "pull-request":
         github.protect()
+    tick(rec, clock)
+    # The gate PR opens in the tick whose start commit lands, when analysis starts.
+    assert actions(repo)[-1] == ("start", 0)
+    assert [p.title for p in github.pulls.values() if p.title.startswith("Rollout ")] == [
+        "Rollout prod/backend 6.1.0 -> 6.1.1"
+    ]
     for _ in range(8):
         result = tick(rec, clock)
         if "waiting for approval" in result.reports[KEY].waiting:

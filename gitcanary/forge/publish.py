@@ -122,6 +122,18 @@ class Publisher:
                 return step_reason
         return None
 
+    def after_landing(self, landed: dict[str, tuple[LoadedCanary, CanaryStatus | None]]) -> None:
+        """Open the gate PR of a rollout whose start just landed, in the same tick rather than the next."""
+        for key, (loaded, status) in landed.items():
+            if not self.gated(loaded) or status is None or not status.phase.in_rollout:
+                continue
+            branch = naming.gate_branch(key, status.rollout_id)
+            if any(pr.head == branch for pr in self.open_prs()):
+                continue
+            self.workspace.fetch()  # the gate's placeholder sits on what just landed
+            gates = [pr for pr in self.open_prs() if pr.head.startswith(naming.canary_prefix(key))]
+            self._keep_gate(loaded, status, [pr for pr in gates if naming.is_gate_branch(pr.head)])
+
     def gate_state(self, key: str) -> Gate | None:
         return self._gates.get(key)
 
