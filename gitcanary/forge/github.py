@@ -155,9 +155,7 @@ class GitHubForge:
         message = str(data.get("message") or exc.message or "")
         details = "; ".join(str(e.get("message") or e.get("code")) for e in data.get("errors", []) or [])
         text = f"GitHub {what} failed: HTTP {exc.status}: {message}" + (f" ({details})" if details else "")
-        error = ForgeError(self.redact(text))
-        error.status = exc.status  # type: ignore[attr-defined]
-        return error
+        return ForgeError(self.redact(text))
 
     # -- the interface -------------------------------------------------------------------------
 
