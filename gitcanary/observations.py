@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,13 @@ class CheckResult:
     line: str
 
 
+class Gate(StrEnum):
+    """The rollout's promotion-gate PR as the forge reports it (a merged one shows in Git instead)."""
+
+    OPEN = "open"
+    REJECTED = "rejected"  # closed without merging: roll back
+
+
 @dataclass(frozen=True)
 class Observation:
     """Everything the rollout core needs besides spec and status.
@@ -34,6 +42,7 @@ class Observation:
     `checks` is None until the edge has run the analysis the core asked for.
     `cluster` is what the cluster observer saw; when it is set the core waits on it and does
     not consult `live` (None: no cluster access, `live` comes from the settle delay).
+    `promotion_gate` is None when the canary has no gate (or its PR is not open yet).
     """
 
     now: datetime
@@ -41,6 +50,7 @@ class Observation:
     target_revision: str
     live: bool = True
     checks: tuple[CheckResult, ...] | None = None
+    promotion_gate: Gate | None = None
     cluster: ClusterObservation | None = None
 
 

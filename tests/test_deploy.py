@@ -88,7 +88,7 @@ def test_service_and_deployment() -> None:
     (container,) = pod["containers"]
     assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
-    assert container["readinessProbe"]["httpGet"]["port"] == "http"
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert {"cpu", "memory"} <= set(container["resources"]["requests"])
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     # Credentials are references to Secrets, never values: no Secret object ships in deploy/.
