@@ -242,7 +242,9 @@ def test_run_cli_reads_the_cluster_or_says_why_not(tmp_path: Path, kube: Emulato
     # With the cluster: Flux has not applied the initialization, so the next tick commits nothing.
     applied(kube, repo.remote_log()[0][0])
     config = str(kube.kubeconfig(tmp_path))
-    waiting = gitcanary(*common, "--settle", "0", "--kubeconfig", config, "-v", cwd=tmp_path)
+    # Another clone: the in-process runs above still hold their workdir's lock.
+    elsewhere = [*common[:-1], str(tmp_path / "work2")]
+    waiting = gitcanary(*elsewhere, "--settle", "0", "--kubeconfig", config, "-v", cwd=tmp_path)
     assert waiting.returncode == 0, waiting.stderr
     assert waiting.stdout == "" and "no cluster access" not in waiting.stderr
     assert "prod/backend: waiting for the cluster to apply the last commit" in waiting.stderr
