@@ -6,6 +6,7 @@ The Dockerfile is checked by reading it (no docker here): multi-stage, wheels, g
 from __future__ import annotations
 
 import functools
+import os
 import re
 import subprocess
 import sys
@@ -107,7 +108,11 @@ def test_service_and_deployment() -> None:
 def test_deployment_args_are_options_of_run() -> None:
     (container,) = one("Deployment", "gitcanary")["spec"]["template"]["spec"]["containers"]
     help_text = subprocess.run(
-        [sys.executable, "-m", "gitcanary.cli", "run", "--help"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "gitcanary.cli", "run", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "COLUMNS": "400"},  # no "GITCANARY_PROMETHE…" cut by a narrow terminal
     ).stdout
     assert container["args"][0] == "run"
     for flag in [a for a in container["args"] if a.startswith("--")]:
