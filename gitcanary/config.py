@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     signing_key: str | None = None
     signing_format: str = "openpgp"  # or "ssh" (signing_key is then a key file), or "x509"
     push_attempts: int = 6
+    commit_url: str | None = None  # e.g. https://github.com/acme/fleet/commit/{sha}, for notifications
+    secrets_dir: Path | None = None  # AlertProvider secretRefs mounted here [/etc/gitcanary/secrets]
 
     def resolved_workdir(self) -> Path:
         return self.workdir or default_workdir(self.repo, self.branch)

@@ -25,11 +25,12 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from gitcanary import discovery, messages
+from gitcanary import discovery, gates, messages
 from gitcanary.config import Settings
 from gitcanary.discovery import Catalog
 from gitcanary.errors import GitcanaryError, GitError, PushRejected
 from gitcanary.generate import FileWriter, Layout, Rendered, changed_images, read_status
+from gitcanary.hooks.announce import Hooks, Transition
 from gitcanary.observations import CheckResult, Observation
 from gitcanary.repo import Identity, Workspace
 from gitcanary.rollout import Action, Decision, decide
@@ -103,6 +104,9 @@ class Reconciler:
         self._moved: set[str] = set()  # canaries this attempt committed for
         self._respec_before: set[str] = set()
         self._wake: Callable[[], None] | None = None  # set by run_forever
+        # Webhooks and notifications; transitions of this attempt wait for the push to be announced.
+        self.hooks = Hooks(secrets_dir=settings.secrets_dir, commit_url=settings.commit_url, sleep=sleep)
+        self._transitions: list[Transition] = []
 
     @property
     def root(self) -> Path:
@@ -200,11 +204,26 @@ class Reconciler:
         status = self._status(key, loaded)
         rendered = self._rendered(key, loaded)
         live = status is None or (now - status.last_transition_time).total_seconds() >= self.settings.settle
-        obs = Observation(now, rendered.spec_hash, rendered.revision, live=live)
+        obs = Observation(
+            now,
+            rendered.spec_hash,
+            rendered.revision,
+            live=live,
+            last_attempt=self.hooks.last_attempt(key, status),
+        )
+        self.hooks.begin(key)
         decision = decide(loaded.canary, status, obs)
-        if decision.action is Action.MEASURE:
-            checks = self._analyze(loaded.canary, self.catalog.templates, now)
-            decision = decide(loaded.canary, status, replace(obs, checks=checks))
+        # Each MEASURE answers what the core asked for: webhook types, or else the metric checks.
+        for _ in range(len(gates.HOOK_TYPES) + 1):
+            if decision.action is not Action.MEASURE:
+                break
+            if decision.hooks:
+                found = self.hooks.call(key, loaded.canary, status, obs, decision.hooks)
+                obs = replace(obs, hooks={**obs.hooks, **found})
+            else:
+                obs = replace(obs, checks=self._analyze(loaded.canary, self.catalog.templates, now))
+            decision = decide(loaded.canary, status, obs)
+        self.hooks.observed(key, status, obs, decision)
         return decision, status, rendered
 
     def _step(self, key: str, now: datetime) -> str | None:
@@ -246,6 +265,7 @@ class Reconciler:
         message = messages.compose(loaded.canary, status, decision, notes)
         sha = self.workspace.commit(message, changed)
         log.info("%s: %s", key, message.splitlines()[0])
+        self._transitions.append(self.hooks.transition(key, loaded.canary, status, decision, sha))
         self.statuses[key] = new_status
         report.status = new_status
         if any(path != Layout.of(loaded).status for path in changed):
@@ -279,6 +299,7 @@ class Reconciler:
         assert self.catalog is not None
         commits = []
         self._moved = set()
+        self._transitions = []
         self._respec_before = set(self.respec)
         for key in sorted(self.catalog.canaries):
             try:
@@ -338,6 +359,8 @@ class Reconciler:
         self.refresh(self.workspace.head())
         result.head = self.workspace.head()
         self._clean = True
+        # Only now are the transitions on the remote: announce them (a dropped step never is).
+        self.hooks.announce(self._transitions, self.catalog.providers if self.catalog else {})
         return result
 
     def _rebase_if_unrelated(self, base: str) -> bool:
