@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 import httpx
@@ -47,6 +49,12 @@ class _Transient(Exception):
     def __init__(self, response: httpx.Response) -> None:
         super().__init__(f"HTTP {response.status_code}")
         self.response = response
+
+
+@cache
+def _ssl_context(verify: bool) -> ssl.SSLContext:
+    """One TLS context per setting: building one loads the CA bundle, far slower than a local call."""
+    return httpx.create_ssl_context(verify=verify)
 
 
 def checksum(status: CanaryStatus | None) -> str:
@@ -100,7 +108,7 @@ def post_json(
     )
     attempts = max(retries, 0) + 1
     try:
-        with httpx.Client(timeout=timeout, verify=verify, proxy=proxy) as client:
+        with httpx.Client(timeout=timeout, verify=_ssl_context(verify), proxy=proxy) as client:
             response = retrying(once, client)
     except _Transient as exc:
         raise WebhookError(f"{_describe(exc.response)} (after {attempts} attempts)") from exc
