@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,6 +35,7 @@ class HookServer:
         self.gates: dict[str, bool] = {}
         self.rollbacks: dict[str, bool] = {}
         self._scripts: dict[str, tuple[list[int], float]] = {}
+        self._callbacks: dict[str, Callable[[Any], None]] = {}
         self._lock = threading.Lock()
         server = self
 
@@ -47,6 +48,9 @@ class HookServer:
                 except ValueError:
                     body = raw
                 status, delay = server._answer(self.path, body)
+                callback = server._callbacks.get(self.path)
+                if callback is not None:
+                    callback(body)  # e.g. a person pushing while gitcanary waits for this answer
                 with server._lock:
                     server.requests.append(Request(self.path, dict(self.headers), body))
                 if delay:
@@ -75,6 +79,10 @@ class HookServer:
 
     def script(self, path: str, statuses: list[int], delay: float = 0.0) -> None:
         self._scripts[path] = (list(statuses), delay)
+
+    def on(self, path: str, callback: Callable[[Any], None]) -> None:
+        """Run `callback(body)` for each request to `path`, before answering it."""
+        self._callbacks[path] = callback
 
     def posted(self, path: str) -> list[Any]:
         with self._lock:

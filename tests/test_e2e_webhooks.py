@@ -296,3 +296,41 @@ def test_failing_hooks_and_metrics_notify_by_severity(
     assert (
         pager["commitUrl"] == f"https://git.example.com/fleet/commit/{config_repo.gitcanary_commits()[-1][0]}"
     )
+
+
+def test_pre_rollout_is_not_called_twice_when_its_step_is_decided_again(
+    config_repo: ConfigRepo, tmp_path: Path, servers: dict[str, HookServer]
+) -> None:
+    """While the pre-rollout hook runs, a person pushes a change to the app (no new revision).
+
+    gitcanary's push is rejected; the change touches an input of the canary, so it drops its step,
+    re-reads and decides the same step again: the hook's answer is reused, not asked twice.
+    """
+    hooks = servers["hooks"]
+    set_analysis(
+        config_repo,
+        metrics=[],
+        webhooks=[{"name": "smoke", "type": "pre-rollout", "url": f"{hooks.url}/smoke"}],
+    )
+    config_repo.commit_and_push("canary with a pre-rollout hook")
+    clock = Clock(datetime(2026, 11, 22, 1, 0).astimezone())
+    rec = make_reconciler(config_repo, tmp_path, clock, "http://127.0.0.1:9")
+    tick(rec, clock)
+    tick(rec, clock)
+    config_repo.bump("apps/backend", "6.1.1")
+    tick(rec, clock)  # start
+
+    def person_pushes(_body: object) -> None:
+        config_repo.pull()
+        deployment = config_repo.human / "apps" / "backend" / "deployment.yaml"
+        deployment.write_text("# owned by team web\n" + deployment.read_text())
+        config_repo.commit_and_push("a comment in the deployment")
+
+    hooks.on("/smoke", person_pushes)
+    result = tick(rec, clock)
+    hooks.on("/smoke", lambda _body: None)
+    assert len(result.commits) == 1
+    assert len(hooks.posted("/smoke")) == 1
+    log = config_repo.remote_log()
+    assert log[-2][1] == "a comment in the deployment"  # the person's commit is kept, ours on top
+    assert (log[-1][2]["Action"], log[-1][2]["Weight"]) == ("advance", "10")
