@@ -16,7 +16,7 @@ from gitcanary.observations import Observation
 from gitcanary.rollout import Action, decide
 from gitcanary.routers import router_for
 from gitcanary.spec.load import LoadedCanary
-from gitcanary.spec.status import CanaryStatus, utcnow
+from gitcanary.spec.status import CanaryStatus, Phase, utcnow
 from gitcanary.target import render_target
 
 
@@ -155,6 +155,8 @@ def status(root: Path, now: datetime | None = None, settle: float = 0.0) -> list
                 loaded.canary, st, Observation(now, rendered.spec_hash, rendered.revision, live)
             )
             view.waiting = decision.reason if decision.action is not Action.MEASURE else "analysis due"
+            if decision.hooks and st.phase in (Phase.WAITING, Phase.WAITING_PROMOTION):
+                view.waiting = st.message  # names the closed gate; status calls no webhooks
         views.append(view)
     return views
 

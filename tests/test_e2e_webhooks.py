@@ -20,7 +20,7 @@ from hook_server import HookServer, hook_server
 from prometheus_server import DATA_END, PrometheusServer, Traffic, running_prometheus
 from test_e2e_rollout import check_invariant
 
-from gitcanary import yamlio
+from gitcanary import operations, yamlio
 from gitcanary.config import Settings
 from gitcanary.reconciler import Reconciler, TickResult
 
@@ -192,6 +192,12 @@ def test_gates_wait_and_open(
     assert actions(config_repo)[-1] == ("wait", "WaitingPromotion", 20)
     assert config_repo.gitcanary_commits()[-1][1] == (
         "gitcanary: hold prod/backend at 20% (6.1.0 -> 6.1.1): waiting for promotion approval"
+    )
+    config_repo.pull()
+    [view] = operations.status(config_repo.human, now=clock.now, settle=0)
+    assert (view.phase, view.waiting) == (
+        "WaitingPromotion",
+        "Halt advancement waiting for promotion approval promote",
     )
     loads = len(hooks.posted("/load"))
     tick(rec, clock, seconds=5)  # due: the analysis (rollout hook) runs again; the gate is still closed
