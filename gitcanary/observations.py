@@ -31,6 +31,7 @@ class HookResult:
     The hooks of a type are called in spec order and the first failure stops the rest, as in
     Flagger. `ok` is every hook answered 2xx; `name` and `error` say which one did not, and why.
     `mute_alert` is that hook's `muteAlert`: its failure is not sent to the alert providers.
+    For `rollback` hooks a 2xx is the signal: `ok` means one answered 2xx (`name` says which).
     """
 
     type: str

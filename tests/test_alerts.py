@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from hook_server import HookServer, hook_server
 
+from gitcanary import gates
+from gitcanary.errors import SpecError
 from gitcanary.hooks.alerts import AlertError, Notice, Notifier, Secrets, endpoint, env_name, wanted
+from gitcanary.hooks.announce import Hooks
+from gitcanary.observations import Observation
+from gitcanary.rollout import Action, decide
 from gitcanary.spec.load import load_alert_provider
 from gitcanary.spec.models import AlertProvider, Canary
+from gitcanary.spec.status import CanaryStatus, Phase
 
 FAILED = ("request-success-rate 90.02 < 99 failed",)
 
@@ -199,9 +207,36 @@ def test_a_refusing_sink_is_reported(sink: HookServer, tmp_path: Path) -> None:
 
 
 def test_alert_provider_is_checked_against_flaggers_crd() -> None:
-    from gitcanary.errors import SpecError
-
     with pytest.raises(SpecError, match=r"apps/alerts/x.yaml: spec.type: 'telegram' is not one of"):
         provider("x", "telegram", address="http://example.invalid/")
     with pytest.raises(SpecError, match=r"apps/alerts/y.yaml: spec: needs one of address, secretRef"):
         provider("y", "slack")
+
+
+@pytest.mark.parametrize("muted", [False, True])
+def test_mute_alert_silences_a_hooks_failure(sink: HookServer, tmp_path: Path, muted: bool) -> None:
+    """A failing pre-rollout hook with muteAlert halts the canary without notifying anyone."""
+    doc = canary(("json", "info")).model_dump(by_alias=True)
+    doc["spec"]["analysis"]["webhooks"] = [
+        {"name": "smoke", "type": "pre-rollout", "url": f"{sink.url}/gate/halt", "muteAlert": muted}
+    ]
+    c = Canary.model_validate(doc)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    current = CanaryStatus(
+        phase=Phase.PROGRESSING,
+        last_applied_spec="new",
+        last_promoted_spec="old",
+        primary_revision="6.1.0",
+        canary_revision="6.1.1",
+        last_transition_time=now,
+    )
+    hooks = Hooks(secrets_dir=tmp_path, sleep=lambda _: None, environ={})
+    obs = Observation(now.replace(minute=5), "new", "6.1.1")
+    asked = decide(c, current, obs)
+    found = hooks.call("prod/backend", c, current, obs, asked.hooks)
+    decision = decide(c, current, replace(obs, hooks=found))
+    assert decision.action is Action.HALT and asked.hooks == (gates.PRE_ROLLOUT,)
+    providers = {p.key: p for p in (provider("json", "generic", address=f"{sink.url}/json"),)}
+    transition = hooks.transition("prod/backend", c, current, decision, "0" * 40)
+    assert hooks.announce([transition], providers) == []
+    assert len(sink.posted("/json")) == (0 if muted else 1)

@@ -179,3 +179,8 @@ def test_event_hooks_merge_metadata(server: HookServer) -> None:
         "team": "web",
     }
     assert body["phase"] == "Progressing"
+
+
+def test_a_malformed_url_is_a_failed_call_not_a_crash() -> None:
+    with pytest.raises(WebhookError, match="not a valid URL"):
+        call(canary(), hook("http://exa mple.invalid:port/"), "Progressing", status())

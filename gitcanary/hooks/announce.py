@@ -61,6 +61,8 @@ def alert_of(transition: Transition) -> tuple[str, str] | None:
             return "info", "New revision detected, progressing canary analysis."
         case Action.RESTART:
             return "info", "New revision detected, restarting canary analysis."
+        case Action.WAIT if transition.muted:
+            return None
         case Action.WAIT if new.phase is Phase.WAITING_PROMOTION:
             return "warn", "Canary promotion is waiting for approval."
         case Action.WAIT:
@@ -122,7 +124,7 @@ class Hooks:
 
     def muted(self, key: str, decision: Decision) -> bool:
         """The failure behind `decision` came only from hooks whose `muteAlert` is set."""
-        lines = set(decision.failed)
+        lines = set(decision.failed) | set(decision.details)  # a HALT's failures, a WAIT's gate
         culprits = [
             r
             for r in self._results.get(key, {}).values()
@@ -135,9 +137,16 @@ class Hooks:
         self._results.pop(key, None)
 
     def transition(
-        self, key: str, canary: Canary, old: CanaryStatus | None, decision: Decision, sha: str
+        self,
+        key: str,
+        canary: Canary,
+        old: CanaryStatus | None,
+        decision: Decision,
+        sha: str,
+        pr_url: str = "",
     ) -> Transition:
-        return Transition(canary, old, decision, sha, muted=self.muted(key, decision))
+        """A committed transition, to announce after the push (`pr_url`: the step's pull request)."""
+        return Transition(canary, old, decision, sha, muted=self.muted(key, decision), pr_url=pr_url)
 
     # -- after the push ------------------------------------------------------------------------
 
@@ -191,7 +200,7 @@ class Hooks:
                 canary_revision=new.canary_revision,
                 failed=decision.failed,
                 commit=transition.commit,
-                commit_url=self.commit_url.format(sha=transition.commit) if self.commit_url else "",
+                commit_url=self.commit_url.replace("{sha}", transition.commit) if self.commit_url else "",
                 pr_url=transition.pr_url,
             )
             errors += self.notifier.send(notice, providers)

@@ -116,6 +116,8 @@ def post_json(
         raise WebhookError(f"no answer within {timeout:g}s (after {attempts} attempts)") from exc
     except httpx.HTTPError as exc:
         raise WebhookError(f"{type(exc).__name__}: {exc} (after {attempts} attempts)") from exc
+    except (httpx.InvalidURL, ValueError) as exc:  # a malformed url or proxy: no attempt was made
+        raise WebhookError(f"not a valid URL: {exc}") from exc
     if not 200 <= response.status_code < 300:
         raise WebhookError(_describe(response))
     return response
