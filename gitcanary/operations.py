@@ -12,6 +12,7 @@ from git import InvalidGitRepositoryError, NoSuchPathError, Repo
 from gitcanary import discovery, kustomize, messages
 from gitcanary.errors import GitcanaryError, GitError, SpecError
 from gitcanary.generate import FileWriter, Layout, read_status
+from gitcanary.hooks.alerts import missing_providers
 from gitcanary.observations import Observation
 from gitcanary.rollout import Action, decide
 from gitcanary.routers import router_for
@@ -171,6 +172,7 @@ def validate(root: Path) -> tuple[list[str], list[str]]:
     for key in sorted(catalog.canaries):
         loaded = catalog.canaries[key]
         warnings += loaded.warnings
+        errors += missing_providers(loaded.canary, loaded.source, catalog.providers)
         try:
             router_for(loaded.canary, loaded.source)
             render_target(root, loaded)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from conftest import EXAMPLES
 from hook_server import HookServer, hook_server
 
-from gitcanary import gates
+from gitcanary import gates, operations, yamlio
 from gitcanary.errors import SpecError
 from gitcanary.hooks.alerts import AlertError, Notice, Notifier, Secrets, endpoint, env_name, wanted
 from gitcanary.hooks.announce import Hooks
@@ -240,3 +242,22 @@ def test_mute_alert_silences_a_hooks_failure(sink: HookServer, tmp_path: Path, m
     transition = hooks.transition("prod/backend", c, current, decision, "0" * 40)
     assert hooks.announce([transition], providers) == []
     assert len(sink.posted("/json")) == (0 if muted else 1)
+
+
+def test_validate_names_a_missing_provider(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    shutil.copytree(EXAMPLES / "istio", repo)
+    canary_file = repo / "apps" / "backend" / "canary.yaml"
+    doc = yamlio.load(canary_file.read_text())
+    doc["spec"]["analysis"]["alerts"] = [{"name": "team", "providerRef": {"name": "slack"}}]
+    canary_file.write_text(yamlio.dump(doc))
+    errors, _ = operations.validate(repo)
+    assert errors == [
+        "apps/backend/canary.yaml: spec.analysis.alerts[0].providerRef: "
+        "no AlertProvider prod/slack in the repository"
+    ]
+    (repo / "apps" / "alerts.yaml").write_text(
+        "apiVersion: flagger.app/v1beta1\nkind: AlertProvider\nmetadata:\n  name: slack\n  namespace: prod\n"
+        "spec:\n  type: slack\n  secretRef:\n    name: slack-url\n"
+    )
+    assert operations.validate(repo)[0] == []

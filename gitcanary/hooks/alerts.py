@@ -276,3 +276,14 @@ class Notifier:
                 log.warning("%s", message)
                 errors.append(message)
         return errors
+
+
+def missing_providers(canary: Canary, source: str, providers: Mapping[str, AlertProvider]) -> list[str]:
+    """One error per `analysis.alerts[i].providerRef` naming no AlertProvider in the repository."""
+    errors = []
+    for index, alert in enumerate(canary.spec.analysis.alerts):
+        key = f"{alert.provider_ref.namespace or canary.namespace}/{alert.provider_ref.name}"
+        if key not in providers:
+            field = f"spec.analysis.alerts[{index}].providerRef"
+            errors.append(f"{source}: {field}: no AlertProvider {key} in the repository")
+    return errors
