@@ -116,8 +116,9 @@ class Hooks:
 
     def observed(self, key: str, status: CanaryStatus | None, obs: Observation, decision: Decision) -> None:
         """After the last `decide` of a tick: remember a due analysis that committed nothing."""
+        # A committed step changes the status, which retires the remembered attempt by itself; it is
+        # kept until then, so a step decided again after a rejected push sees the same attempt.
         if status is None or decision.status is not None:
-            self._attempts.pop(key, None)
             return
         if obs.checks is not None or any(kind in obs.hooks for kind in _ANALYSIS):
             self._attempts[key] = (status.model_dump_json(), obs.now)
