@@ -153,13 +153,13 @@ def decide(canary: Canary, status: CanaryStatus | None, obs: Observation) -> Dec
         return _start(canary, status, obs, Action.RESTART)
     if canary.spec.skip_analysis:
         return _promote(canary, status, obs, skip=True)
-    manual = _rollback_hook(canary, status, obs)
-    if manual is not None:
-        return manual
     if not _due(canary, status, obs):
         return Decision(Action.NONE, "waiting for the next analysis interval")
     if not obs.live:
         return Decision(Action.NONE, "waiting for the last step to be applied")
+    manual = _rollback_hook(canary, status, obs)
+    if manual is not None:
+        return manual
 
     threshold = threshold_of(canary)
     if status.failed_checks >= threshold:

@@ -163,9 +163,12 @@ def test_confirm_promotion_gates_blue_green_switch() -> None:
 @pytest.mark.parametrize("phase", [Phase.PROGRESSING, Phase.WAITING_PROMOTION, Phase.WAITING])
 def test_rollback_hook_rolls_back(phase: Phase) -> None:
     canary = with_hooks(gates.ROLLBACK, gates.CONFIRM_ROLLOUT)
-    current = status(phase, 20 if phase is not Phase.WAITING else 0, at=-1)
+    current = status(phase, 20 if phase is not Phase.WAITING else 0, at=-60)
     asked = decide(canary, current, obs())
     assert asked.hooks == (gates.ROLLBACK,)
+    # Asked once an interval, as Flagger does, except while Waiting, where every poll asks the gates.
+    recent = current.model_copy(update={"last_transition_time": T0 - timedelta(seconds=1)})
+    assert decide(canary, recent, obs()).hooks == ((gates.ROLLBACK,) if phase is Phase.WAITING else ())
     quiet = decide(canary, current, obs(rollback=False, confirm_rollout=False))
     assert quiet.action is not Action.ROLLBACK
     decision = decide(canary, current, obs(rollback=True))
