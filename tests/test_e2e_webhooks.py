@@ -340,3 +340,32 @@ def test_pre_rollout_is_not_called_twice_when_its_step_is_decided_again(
     log = config_repo.remote_log()
     assert log[-2][1] == "a comment in the deployment"  # the person's commit is kept, ours on top
     assert (log[-1][2]["Action"], log[-1][2]["Weight"]) == ("advance", "10")
+
+
+def test_rollback_hook_rolls_back_and_writes_the_old_tag_back(
+    config_repo: ConfigRepo, tmp_path: Path, servers: dict[str, HookServer]
+) -> None:
+    """A person asks the load tester for a rollback mid-analysis; the next analysis run rolls back."""
+    loadtester = servers["rollout"]
+    set_analysis(
+        config_repo,
+        metrics=[],
+        webhooks=[{"name": "manual", "type": "rollback", "url": f"{loadtester.url}/rollback/check"}],
+    )
+    config_repo.commit_and_push("canary with a manual rollback hook")
+    clock = Clock(datetime(2026, 11, 22, 1, 0).astimezone())
+    rec = make_reconciler(config_repo, tmp_path, clock, "http://127.0.0.1:9")
+    tick(rec, clock)
+    tick(rec, clock)
+    config_repo.bump("apps/backend", "6.1.1")
+    tick(rec, clock)  # start
+    tick(rec, clock)  # 10%: the hook was asked and signalled nothing
+    assert loadtester.posted("/rollback/check")[-1]["phase"] == "Progressing"
+    httpx.post(f"{loadtester.url}/rollback/open", json=PODINFO)
+    tick(rec, clock)
+    sha, subject, trailers = config_repo.gitcanary_commits()[-1]
+    assert subject == "gitcanary: roll back prod/backend 6.1.1 -> 6.1.0"
+    assert (trailers["Action"], trailers["Phase"]) == ("rollback", "Failed")
+    check_invariant(config_repo, tmp_path, sha, ("rollback", "Failed", 0, "6.1.0", "6.1.0", 0, True))
+    config_repo.pull()
+    assert "rollback webhook manual invoked" in (config_repo.human / STATUS).read_text()
