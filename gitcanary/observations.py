@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,13 @@ class CheckResult:
     max: float | None
     ok: bool
     line: str
+
+
+class Gate(StrEnum):
+    """The rollout's promotion-gate PR as the forge reports it (a merged one shows in Git instead)."""
+
+    OPEN = "open"
+    REJECTED = "rejected"  # closed without merging: roll back
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,7 @@ class Observation:
     cluster observer answers that, or the settle delay stands in for it).
     `checks` is None until the edge has run the analysis the core asked for; `hooks` likewise
     holds only the webhook types the core asked for.
+    `promotion_gate` is None when the canary has no gate (or its PR is not open yet).
     """
 
     now: datetime
@@ -69,3 +78,4 @@ class Observation:
     # When the edge last ran a due analysis that committed nothing (a closed gate): the next one is
     # due an interval after that, not at every poll. Kept in memory only; a restart asks again.
     last_attempt: datetime | None = None
+    promotion_gate: Gate | None = None

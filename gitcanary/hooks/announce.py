@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -48,6 +48,7 @@ class Transition:
     commit: str
     muted: bool = False  # the failure came from a hook with muteAlert
     pr_url: str = ""  # set by pull-request mode when the step is a PR
+    message: str = ""  # the commit message: finds the commit as it landed (rebased, merged in a PR)
 
 
 def alert_of(transition: Transition) -> tuple[str, str] | None:
@@ -144,17 +145,33 @@ class Hooks:
         old: CanaryStatus | None,
         decision: Decision,
         sha: str,
+        message: str = "",
         pr_url: str = "",
     ) -> Transition:
         """A committed transition, to announce after the push (`pr_url`: the step's pull request)."""
-        return Transition(canary, old, decision, sha, muted=self.muted(key, decision), pr_url=pr_url)
+        muted = self.muted(key, decision)
+        return Transition(canary, old, decision, sha, muted=muted, pr_url=pr_url, message=message)
 
     # -- after the push ------------------------------------------------------------------------
 
-    def announce(self, transitions: list[Transition], providers: Mapping[str, AlertProvider]) -> list[str]:
-        """Event and post-rollout hooks and notifications for transitions now on the remote."""
+    def announce(
+        self,
+        transitions: list[Transition],
+        providers: Mapping[str, AlertProvider],
+        landed: Mapping[str, str] | None = None,
+    ) -> list[str]:
+        """Event and post-rollout hooks and notifications for transitions now on the remote.
+
+        `landed` maps commit messages to the commits as they landed on the branch: a transition
+        whose message is not there did not land (its PR is still open) and is not announced.
+        """
         errors: list[str] = []
         for transition in transitions:
+            if landed is not None:
+                sha = landed.get(transition.message.strip())
+                if sha is None:
+                    continue
+                transition = replace(transition, commit=sha)
             try:
                 errors += self._announce(transition, providers)
             except Exception as exc:  # noqa: BLE001 - an announcement must never break a tick
