@@ -16,9 +16,12 @@ from typing import Any
 import httpx
 import pytest
 from conftest import ConfigRepo
+from github_server import GitHubServer
 from hook_server import HookServer, hook_server
 from prometheus_server import DATA_END, PrometheusServer, Traffic, running_prometheus
 from test_e2e_rollout import check_invariant
+from test_forge import GOOD_FROM, without_metrics
+from test_forge import reconciler as forge_reconciler
 
 from gitcanary import operations, yamlio
 from gitcanary.config import Settings
@@ -47,6 +50,17 @@ def servers() -> Iterator[dict[str, HookServer]]:
         hook_server() as sink,
     ):
         yield {"hooks": hooks, "rollout": rollout_gate, "promotion": promotion_gate, "sink": sink}
+
+
+@pytest.fixture
+def github(config_repo: ConfigRepo) -> Iterator[GitHubServer]:
+    """A local GitHub API on the config repo (tests/github_server.py), as in test_forge."""
+    server = GitHubServer(config_repo.remote).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+    assert not server.errors, "\n".join(server.errors)
 
 
 @pytest.fixture(scope="module")
@@ -369,3 +383,26 @@ def test_rollback_hook_rolls_back_and_writes_the_old_tag_back(
     check_invariant(config_repo, tmp_path, sha, ("rollback", "Failed", 0, "6.1.0", "6.1.0", 0, True))
     config_repo.pull()
     assert "rollback webhook manual invoked" in (config_repo.human / STATUS).read_text()
+
+
+def test_pull_request_mode_announces_commits_as_they_landed(
+    config_repo: ConfigRepo, github: GitHubServer, tmp_path: Path, servers: dict[str, HookServer]
+) -> None:
+    """Each step is a PR merged through the (local) GitHub API: events name the commits on main."""
+    hooks = servers["hooks"]
+    without_metrics(config_repo)
+    set_analysis(config_repo, webhooks=[{"name": "audit", "type": "event", "url": f"{hooks.url}/events"}])
+    config_repo.commit_and_push("an event hook")
+    clock = Clock(GOOD_FROM)
+    rec = forge_reconciler(config_repo, tmp_path / "work", github, clock)
+    tick(rec, clock)
+    tick(rec, clock)
+    config_repo.bump("apps/backend", "6.1.1")
+    github.protect()  # from now on every step is a PR that gitcanary merges
+    for _ in range(8):
+        tick(rec, clock)
+        if config_repo.gitcanary_commits()[-1][2]["Phase"] == "Succeeded":
+            break
+    landed = [sha for sha, _, _ in config_repo.gitcanary_commits()]
+    assert [e["metadata"]["commit"] for e in hooks.posted("/events")] == landed
+    assert hooks.posted("/events")[-1]["phase"] == "Succeeded"
