@@ -12,6 +12,7 @@ from git import InvalidGitRepositoryError, NoSuchPathError, Repo
 from gitcanary import discovery, kustomize, messages
 from gitcanary.errors import GitcanaryError, GitError, SpecError
 from gitcanary.generate import FileWriter, Layout, read_status
+from gitcanary.hooks.alerts import missing_providers
 from gitcanary.observations import ClusterObservation, Observation
 from gitcanary.rollout import Action, decide
 from gitcanary.routers import router_for
@@ -171,6 +172,8 @@ def status(
                 view.liveness = "guessing"
             decision = decide(loaded.canary, st, observation)
             view.waiting = decision.reason if decision.action is not Action.MEASURE else "analysis due"
+            if decision.hooks and st.phase in (Phase.WAITING, Phase.WAITING_PROMOTION):
+                view.waiting = st.message  # names the closed gate; status calls no webhooks
             if view.liveness == "guessing":
                 view.waiting += (
                     f" (guessing: no cluster access, a commit counts as applied {settle:g}s after it)"
@@ -200,6 +203,7 @@ def validate(root: Path) -> tuple[list[str], list[str]]:
     for key in sorted(catalog.canaries):
         loaded = catalog.canaries[key]
         warnings += loaded.warnings
+        errors += missing_providers(loaded.canary, loaded.source, catalog.providers)
         try:
             router_for(loaded.canary, loaded.source)
             render_target(root, loaded)
