@@ -174,7 +174,7 @@ def status(
             view.waiting = decision.reason if decision.action is not Action.MEASURE else "analysis due"
             if decision.hooks and st.phase in (Phase.WAITING, Phase.WAITING_PROMOTION):
                 view.waiting = st.message  # names the closed gate; status calls no webhooks
-            if view.liveness == "guessing":
+            elif view.liveness == "guessing":  # a gate is no guess; the JSON's liveness still says it
                 view.waiting += (
                     f" (guessing: no cluster access, a commit counts as applied {settle:g}s after it)"
                 )
