@@ -330,6 +330,13 @@ def demo(
     raise typer.Exit(code)
 
 
+# Rollout history and audits from Git alone; the bodies live in gitcanary.audit.commands.
+from gitcanary.audit.commands import audit_command, history  # noqa: E402
+
+app.command("history")(history)
+app.command("audit")(audit_command)
+
+
 def main() -> None:
     app()
 

@@ -58,6 +58,9 @@ class Decision:
     failed: tuple[str, ...] = ()  # lines of the checks that failed (HALT, ROLLBACK)
     copy_to_primary: bool = False
     revert_target: bool = False
+    # The checks this decision was made on, set by the edge that ran them; they become
+    # `Gitcanary-Check` trailers so audits read values without parsing the human lines.
+    checks: tuple[CheckResult, ...] = ()
 
 
 def strategy_of(canary: Canary) -> Strategy:

@@ -1,0 +1,95 @@
+"""Read gitcanary's commits in one `git log` pass, from a local repository or a clone of a URL.
+
+One process for the whole history: `--grep` lets git itself skip commits without a `Gitcanary-*`
+trailer, and one record format carries everything the parser needs (no call per commit).
+Signatures are checked only when asked (`%G?` runs gpg or ssh-keygen for each signed commit).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from git import GitCommandError, Repo
+from git.exc import InvalidGitRepositoryError, NoSuchPathError
+
+from gitcanary.audit.parse import RawCommit, parse_time
+from gitcanary.errors import GitError
+
+_FIELD, _RECORD = "\x1f", "\x1e"
+_BASE = ["%H", "%P", "%an", "%ae", "%aI", "%cn", "%ce"]
+_SIGNATURE = ["%G?", "%GK", "%GF", "%GS"]
+# Any line that is a Gitcanary trailer, also indented (git merge --squash) or bulleted (GitHub).
+GREP = r"^[[:space:]*-]*Gitcanary-[A-Za-z-]+:"
+
+
+def open_repo(repo: str, branch: str | None = None) -> tuple[Repo, str]:
+    """A repository to read and the revision to read from: REPO itself when it is a local
+    repository (work tree or bare), else a blob-less bare clone of the URL in a temporary directory."""
+    path = Path(repo)
+    if path.exists():
+        try:
+            return Repo(path), branch or "HEAD"
+        except (InvalidGitRepositoryError, NoSuchPathError) as exc:
+            raise GitError(f"--repo {repo}: not a Git repository") from exc
+    target = Path(tempfile.mkdtemp(prefix="gitcanary-audit-")) / "repo.git"
+    options: dict[str, object] = {"bare": True, "filter": "blob:none", "no_tags": True}
+    if branch:
+        options.update(branch=branch, single_branch=True)
+    try:
+        return Repo.clone_from(repo, target, **options), "HEAD"  # type: ignore[arg-type]
+    except GitCommandError as exc:
+        raise GitError(f"cannot clone {repo}: {str(exc.stderr).strip() or exc}") from exc
+
+
+def read_log(
+    repo: Repo,
+    rev: str = "HEAD",
+    *,
+    signatures: bool = False,
+    allowed_signers: Path | None = None,
+) -> list[RawCommit]:
+    """gitcanary-looking commits reachable from `rev`, oldest first (parents before children)."""
+    fields = _BASE + (_SIGNATURE if signatures else []) + ["%B"]
+    command = ["git"]
+    if allowed_signers is not None:
+        command += ["-c", f"gpg.ssh.allowedSignersFile={allowed_signers}"]
+    command += [
+        "log",
+        "--topo-order",
+        "--reverse",
+        "-E",
+        f"--grep={GREP}",
+        f"--format={_RECORD}{_FIELD.join(fields).replace(_FIELD, '%x1f')}",
+        rev,
+        "--",
+    ]
+    try:
+        out = repo.git.execute(command, strip_newline_in_stdout=False)
+    except GitCommandError as exc:
+        raise GitError(f"git log {rev} in {repo.git_dir}: {str(exc.stderr).strip() or exc}") from exc
+    assert isinstance(out, str)
+    commits = []
+    for record in out.split(_RECORD):
+        if not record.strip():
+            continue
+        parts = record.split(_FIELD)
+        sha, parents, an, ae, ad, cn, ce = parts[:7]
+        sig = parts[7:11] if signatures else ["", "", "", ""]
+        commits.append(
+            RawCommit(
+                sha=sha,
+                parents=tuple(parents.split()),
+                author_name=an,
+                author_email=ae,
+                author_date=parse_time(ad),
+                committer_name=cn,
+                committer_email=ce,
+                message=parts[-1].strip("\n"),
+                signature=sig[0],
+                signing_key=sig[1],
+                signing_fingerprint=sig[2],
+                signer=sig[3],
+            )
+        )
+    return commits
