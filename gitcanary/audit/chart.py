@@ -137,20 +137,20 @@ def render_svg(rollout: Rollout) -> str:
         )
     # Where the rollout turned: halts, the promotion, the rollback, a restart.
     for step in rollout.steps:
-        color = _MARKS.get(step.action)
-        if color is None:
+        mark = _MARKS.get(step.action)
+        if mark is None:
             continue
         seconds = (step.time - rollout.started).total_seconds()
         x = x_of(seconds)
         out.append(
-            f'<line x1="{x:.1f}" y1="{GAP}" x2="{x:.1f}" y2="{GAP + PANEL}" stroke="{color}" '
+            f'<line x1="{x:.1f}" y1="{GAP}" x2="{x:.1f}" y2="{GAP + PANEL}" stroke="{mark}" '
             f'stroke-width="1.5"><title>{escape(step.action)} at +{_clock(seconds)}</title></line>'
         )
         # Labels near the right edge go to the left of their line, so they are not cut off.
         near_end = x > LEFT + plot_width * 0.85
         anchor, label_x = ("end", x - 2) if near_end else ("start", x + 2)
         out.append(
-            f'<text x="{label_x:.1f}" y="{GAP + 10}" text-anchor="{anchor}" fill="{color}">'
+            f'<text x="{label_x:.1f}" y="{GAP + 10}" text-anchor="{anchor}" fill="{mark}">'
             f"{escape(step.action)}</text>"
         )
     out.append("</svg>")
