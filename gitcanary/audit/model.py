@@ -287,7 +287,8 @@ class Audit:
             "problems": [
                 {"commit": p.commit, "subject": p.subject, "message": p.message} for p in self.problems
             ],
-            "details": [r.to_json() for r in self.rollouts],
+            # Steps are left out (`history NS/NAME -o json` has them): 500 rollouts stay a small document.
+            "details": [r.to_json(with_steps=False) for r in self.rollouts],
         }
 
 

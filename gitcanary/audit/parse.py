@@ -19,7 +19,6 @@ from gitcanary.audit.checks import Check, parse_check_line, parse_check_trailer
 PREFIX = "Gitcanary-"
 _TRAILER = re.compile(r"^(Gitcanary-[A-Za-z-]+):\s*(.*)$")
 _OTHER_TRAILER = re.compile(r"^([A-Z][A-Za-z-]*-[a-z][A-Za-z-]*|[A-Z][a-z]+):\s+\S")
-_BULLET = re.compile(r"^[*-] ")
 _PR_NUMBER = re.compile(r"\(#(\d+)\)\s*$|^Merge pull request #(\d+)")
 _APPROVAL_TRAILERS = ("approved-by", "reviewed-by", "acked-by")
 # Steps that set up a canary (or re-render it) rather than move a rollout.
@@ -139,15 +138,17 @@ class Problem:
 @dataclass
 class _Segment:
     text: list[str] = field(default_factory=list)
-    trailers: list[tuple[str, str]] = field(default_factory=list)
-    others: list[tuple[str, str]] = field(default_factory=list)
+    values: dict[str, str] = field(default_factory=dict)  # trailer key without prefix -> value (last wins)
+    checks: list[str] = field(default_factory=list)  # `Check` repeats, one per metric
+    others: list[tuple[str, str]] = field(default_factory=list)  # Reviewed-by and the like
 
     def get(self, key: str) -> str | None:
-        found = [value for name, value in self.trailers if name == key]
-        return found[-1] if found else None
+        return self.values.get(key)
 
     def all(self, key: str) -> list[str]:
-        return [value for name, value in self.trailers if name == key]
+        if key == "Check":
+            return self.checks
+        return [self.values[key]] if key in self.values else []
 
 
 def iso(when: datetime) -> str:
@@ -159,32 +160,32 @@ def parse_time(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _normalize(line: str) -> str:
-    line = line.strip()
-    return _BULLET.sub("", line, count=1).strip()
-
-
 def segments(message: str) -> list[_Segment]:
     """Cut a message after each block of `Gitcanary-*` trailers; text before a block belongs to it."""
     found: list[_Segment] = []
     current = _Segment()
     in_trailers = False
     for raw in message.splitlines():
-        line = _normalize(raw)
-        match = _TRAILER.match(line)
-        if match:
-            key = match[1][len(PREFIX) :]
-            if key == "Canary" and current.get("Canary") is not None:
-                found.append(current)  # two trailer blocks with no text between them
-                current = _Segment()
-            current.trailers.append((key, match[2].strip()))
-            in_trailers = True
-            continue
+        line = raw.strip()
+        if line[:2] in ("* ", "- "):  # GitHub's squash lists each message as a bullet
+            line = line[2:].lstrip()
         if not line:
             continue
+        # A cheap prefix test first: histories are long and most lines are not trailers.
+        match = _TRAILER.match(line) if line.startswith(PREFIX) else None
+        if match:
+            key, value = match[1][len(PREFIX) :], match[2].strip()
+            if key == "Canary" and "Canary" in current.values:
+                found.append(current)  # two trailer blocks with no text between them
+                current = _Segment()
+            if key == "Check":
+                current.checks.append(value)
+            else:
+                current.values[key] = value
+            in_trailers = True
+            continue
         if in_trailers:
-            other = _OTHER_TRAILER.match(line)
-            if other and ":" in line:
+            if _OTHER_TRAILER.match(line):
                 name, _, value = line.partition(":")
                 current.others.append((name.strip(), value.strip()))
                 continue
@@ -192,7 +193,7 @@ def segments(message: str) -> list[_Segment]:
             current = _Segment()
             in_trailers = False
         current.text.append(line)
-    if current.trailers:
+    if current.values or current.checks:
         found.append(current)
     return found
 
@@ -230,8 +231,9 @@ def _step(commit: RawCommit, segment: _Segment) -> Step:
         when = parse_time(raw_time) if raw_time else commit.author_date
     except ValueError:
         raise ValueError(f"Gitcanary-Time: not an ISO 8601 time: {raw_time!r}") from None
-    checks = tuple(parse_check_trailer(text) for text in segment.all("Check"))
-    if not checks and not segment.all("Check"):
+    checks = tuple(parse_check_trailer(text) for text in segment.checks)
+    if raw_time is None:
+        # Written before `Gitcanary-Check` (which came with `Gitcanary-Time`): read the body lines.
         checks = tuple(c for c in (parse_check_line(line) for line in segment.text[1:]) if c is not None)
     subject = next((line for line in segment.text if line.startswith("gitcanary:")), "")
     approvals = tuple(
