@@ -28,7 +28,7 @@ RepoOpt = Annotated[
 ]
 BranchOpt = Annotated[
     str | None,
-    typer.Option("--branch", help="Branch to read [default: HEAD of a path, the default branch of a URL]."),
+    typer.Option("--branch", help="Branch to read (by default HEAD of a path, the default branch of a URL)."),
 ]
 OutputOpt = Annotated[
     str, typer.Option("-o", "--output", "--format", help="table, json, markdown or html (self-contained).")
