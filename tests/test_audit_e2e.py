@@ -293,3 +293,16 @@ def test_a_malformed_commit_is_reported_and_skipped(produced: Produced, tmp_path
     assert len(body["rollouts"]) == 4
     assert [p["message"] for p in body["problems"]] == ["Gitcanary-Weight: not a whole number: 'lots'"]
     assert "skipped" in result.stderr and "Gitcanary-Weight" in result.stderr
+
+
+def test_a_merged_pull_request_names_who_merged_it(produced: Produced, tmp_path: Path) -> None:
+    """Steps that arrived through a PR's merge commit name the PR and whoever merged it."""
+    original = history(produced.repo.remote)
+    work = clone(produced, tmp_path / "work")
+    git("checkout", "-q", "-b", "merged", produced.initialized, cwd=work)
+    git("-c", "user.name=Ann Approver", "-c", "user.email=ann@example.com", "merge", "-q", "--no-ff",
+        "-m", "Merge pull request #34 from acme/gitcanary-rollouts", "main", cwd=work)  # fmt: skip
+    merged = history(work, "--branch", "merged")
+    assert fingerprints(merged) == fingerprints(original)
+    for rollout in merged["rollouts"]:
+        assert rollout["approvals"][-2:] == ["PR #34", "PR #34 merged by Ann Approver <ann@example.com>"]

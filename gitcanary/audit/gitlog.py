@@ -13,7 +13,7 @@ from pathlib import Path
 from git import GitCommandError, Repo
 from git.exc import InvalidGitRepositoryError, NoSuchPathError
 
-from gitcanary.audit.parse import RawCommit, parse_time
+from gitcanary.audit.parse import PR_NUMBER, RawCommit, parse_time
 from gitcanary.errors import GitError
 
 _FIELD, _RECORD = "\x1f", "\x1e"
@@ -69,6 +69,7 @@ def read_log(
     except GitCommandError as exc:
         raise GitError(f"git log {rev} in {repo.git_dir}: {str(exc.stderr).strip() or exc}") from exc
     assert isinstance(out, str)
+    merges = merged_in(repo, rev)
     commits = []
     for record in out.split(_RECORD):
         if not record.strip():
@@ -90,6 +91,51 @@ def read_log(
                 signing_key=sig[1],
                 signing_fingerprint=sig[2],
                 signer=sig[3],
+                merge_request=merges.get(sha, ("", ""))[0],
+                merged_by=merges.get(sha, ("", ""))[1],
             )
         )
     return commits
+
+
+def merged_in(repo: Repo, rev: str) -> dict[str, tuple[str, str]]:
+    """For each commit a pull request's merge commit on the first-parent line brought in:
+    (`#N`, the merge commit's author). Empty, after one cheap `git log --merges`, when no
+    pull request was merged with a merge commit (direct pushes, squash or rebase merges).
+    """
+    try:
+        merges = repo.git.log("--merges", "--first-parent", "--format=%H%x1f%an <%ae>%x1f%s", rev, "--")
+    except GitCommandError:
+        return {}
+    requests: dict[str, tuple[str, str]] = {}
+    for line in merges.splitlines():
+        sha, who, subject = line.split(_FIELD, 2)
+        match = PR_NUMBER.search(subject)
+        if match:
+            requests[sha] = (f"#{match[1] or match[2]}", who)
+    if not requests:
+        return {}
+    parents: dict[str, list[str]] = {}
+    for line in repo.git.rev_list("--parents", rev, "--").splitlines():
+        sha, *rest = line.split()
+        parents[sha] = rest
+    mainline = [repo.git.rev_parse(rev)]
+    while parents.get(mainline[-1]):
+        mainline.append(parents[mainline[-1]][0])
+    # Walk the first-parent line oldest first; `reached` holds every ancestor of the commit
+    # before, so what a merge's other parents add beyond it is what that merge brought in.
+    found: dict[str, tuple[str, str]] = {}
+    reached: set[str] = set()
+    for commit in reversed(mainline):
+        label = requests.get(commit)  # None: a plain merge brings commits in too, unattributed
+        pending = [p for p in parents[commit][1:] if p not in reached]
+        while pending:
+            sha = pending.pop()
+            if sha in reached:
+                continue
+            reached.add(sha)
+            if label is not None:
+                found[sha] = label
+            pending += [p for p in parents.get(sha, []) if p not in reached]
+        reached.add(commit)
+    return found

@@ -83,6 +83,7 @@ class Rollout:
                 f"{step.action} by {step.actor}" if step.actor else "",
                 *step.approvals,
                 f"PR {step.pull_request}" if step.pull_request else "",
+                f"PR {step.pull_request} merged by {step.merged_by}" if step.merged_by else "",
             ]
             found += [c for c in candidates if c and c not in found]
         return found
@@ -126,12 +127,13 @@ class Rollout:
         return body
 
     def fingerprint(self) -> dict[str, object]:
-        """The rollout without the commits that carried it: equal across rebases and squash merges."""
-        body = self.to_json()
+        """The rollout without the commits that carried it (nor the PR that merged them): what
+        rebases and squash merges must leave unchanged."""
+        body = self.to_json(with_steps=False)
         for key in ("commits", "commitRange"):
             body.pop(key)
         body["approvals"] = [a for a in self.approvals if not a.startswith("PR ")]
-        body["steps"] = [{k: v for k, v in s.items() if k not in ("commit",)} for s in body["steps"]]  # type: ignore[attr-defined]
+        body["steps"] = [{**step.to_json(), "commit": None, "subject": None} for step in self.steps]
         return body
 
 

@@ -19,7 +19,8 @@ from gitcanary.audit.checks import Check, parse_check_line, parse_check_trailer
 PREFIX = "Gitcanary-"
 _TRAILER = re.compile(r"^(Gitcanary-[A-Za-z-]+):\s*(.*)$")
 _OTHER_TRAILER = re.compile(r"^([A-Z][A-Za-z-]*-[a-z][A-Za-z-]*|[A-Z][a-z]+):\s+\S")
-_PR_NUMBER = re.compile(r"\(#(\d+)\)\s*$|^Merge pull request #(\d+)")
+# GitHub's squash-merge subject ends "(#12)"; its merge commits start "Merge pull request #12".
+PR_NUMBER = re.compile(r"\(#(\d+)\)\s*$|^Merge pull request #(\d+)")
 _APPROVAL_TRAILERS = ("approved-by", "reviewed-by", "acked-by")
 # Steps that set up a canary (or re-render it) rather than move a rollout.
 SETUP_ACTIONS = frozenset({"initialize", "initialized", "update"})
@@ -57,6 +58,9 @@ class RawCommit:
     signing_key: str = ""  # %GK
     signing_fingerprint: str = ""  # %GF
     signer: str = ""  # %GS
+    # Set when a pull request's merge commit brought this commit in (see `gitlog.merged_in`).
+    merge_request: str = ""  # "#12"
+    merged_by: str = ""  # the merge commit's author: who merged it (on GitHub, who clicked merge)
 
     @property
     def subject(self) -> str:
@@ -64,8 +68,8 @@ class RawCommit:
 
     @property
     def pull_request(self) -> str:
-        match = _PR_NUMBER.search(self.subject)
-        return f"#{match[1] or match[2]}" if match else ""
+        match = PR_NUMBER.search(self.subject)
+        return f"#{match[1] or match[2]}" if match else self.merge_request
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,7 @@ class Step:
     actor: str = ""
     approvals: tuple[str, ...] = ()
     pull_request: str = ""
+    merged_by: str = ""
 
     @property
     def identity(self) -> tuple[object, ...]:
@@ -257,6 +262,7 @@ def _step(commit: RawCommit, segment: _Segment) -> Step:
         actor=segment.get("Actor") or "",
         approvals=approvals,
         pull_request=commit.pull_request,
+        merged_by=commit.merged_by,
     )
 
 
