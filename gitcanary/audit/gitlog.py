@@ -7,6 +7,8 @@ Signatures are checked only when asked (`%G?` runs gpg or ssh-keygen for each si
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -32,7 +34,10 @@ def open_repo(repo: str, branch: str | None = None) -> tuple[Repo, str]:
             return Repo(path), branch or "HEAD"
         except (InvalidGitRepositoryError, NoSuchPathError) as exc:
             raise GitError(f"--repo {repo}: not a Git repository") from exc
-    target = Path(tempfile.mkdtemp(prefix="gitcanary-audit-")) / "repo.git"
+    scratch = Path(tempfile.mkdtemp(prefix="gitcanary-audit-"))
+    # A clone only serves this process's reading; nothing in it is ever worth keeping.
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    target = scratch / "repo.git"
     options: dict[str, object] = {"bare": True, "filter": "blob:none", "no_tags": True}
     if branch:
         options.update(branch=branch, single_branch=True)

@@ -6,6 +6,8 @@ only judges the answers against what the bot is configured with. Pure but for `a
 
 from __future__ import annotations
 
+import atexit
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,6 +90,7 @@ def allowed_signers_for(bot: BotIdentity) -> Path | None:
     )
     with handle:
         handle.write(f"{bot.email} {public.read_text().strip()}\n")
+    atexit.register(os.unlink, handle.name)
     return Path(handle.name)
 
 
