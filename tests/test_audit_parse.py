@@ -238,7 +238,10 @@ def test_two_trailer_blocks_without_text_between_them() -> None:
             ("Gitcanary-Canary: prod/backend", "Gitcanary-Canary: backend"),
             "Gitcanary-Canary: expected NAMESPACE/NAME",
         ),
-        (("Gitcanary-Action: advance", "Gitcanary-Action: jump"), "Gitcanary-Action: unknown action 'jump'"),
+        (
+            ("Gitcanary-Action: advance", "Gitcanary-Action: advance now"),
+            "Gitcanary-Action: not an action name",
+        ),
         (
             ("Gitcanary-Time: 2026-11-21T23:01:00Z", "Gitcanary-Time: later"),
             "Gitcanary-Time: not an ISO 8601",
@@ -342,3 +345,14 @@ def test_openpgp_key_ids_match_by_suffix() -> None:
     )
     assert verify_commit(bot, signed).verdict == "ok"  # type: ignore[union-attr]
     assert verify_commit(bot, other).verdict == "FLAGGED"  # type: ignore[union-attr]
+
+
+def test_actions_this_version_does_not_know_are_steps_not_outcomes() -> None:
+    """A newer gitcanary (or a manual action) may write an action name this one does not know."""
+    paused = PROMOTION[1].replace("Gitcanary-Action: advance", "Gitcanary-Action: pause")
+    paused += "Gitcanary-Actor: Pat <pat@example.com>\n"
+    steps, problems = parse_commits(one_per_commit([PROMOTION[0], paused]))
+    (rollout,) = rollouts(steps)
+    assert problems == [] and [s.action for s in rollout.steps] == ["start", "pause"]
+    assert rollout.outcome is Outcome.IN_PROGRESS
+    assert "pause by Pat <pat@example.com>" in rollout.approvals

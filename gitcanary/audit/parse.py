@@ -24,22 +24,7 @@ PR_NUMBER = re.compile(r"\(#(\d+)\)\s*$|^Merge pull request #(\d+)")
 _APPROVAL_TRAILERS = ("approved-by", "reviewed-by", "acked-by")
 # Steps that set up a canary (or re-render it) rather than move a rollout.
 SETUP_ACTIONS = frozenset({"initialize", "initialized", "update"})
-KNOWN_ACTIONS = SETUP_ACTIONS | {
-    "start",
-    "restart",
-    "cancel",
-    "advance",
-    "halt",
-    "promote",
-    "finalize",
-    "succeed",
-    "rollback",
-    # Manual actions (`gitcanary promote|abort|pause|resume|retry`) commit with these.
-    "abort",
-    "pause",
-    "resume",
-    "retry",
-}
+_ACTION = re.compile(r"[a-z][a-z-]*")
 
 
 @dataclass(frozen=True)
@@ -227,8 +212,10 @@ def _step(commit: RawCommit, segment: _Segment) -> Step:
     if canary.count("/") != 1 or not all(canary.split("/")):
         raise ValueError(f"Gitcanary-Canary: expected NAMESPACE/NAME, got {canary!r}")
     action = _required(segment, "Action")
-    if action not in KNOWN_ACTIONS:
-        raise ValueError(f"Gitcanary-Action: unknown action {action!r}")
+    if not _ACTION.fullmatch(action):
+        # Unknown but well-formed names pass: a newer gitcanary may write actions this one
+        # does not know (they then count as steps, not as an outcome).
+        raise ValueError(f"Gitcanary-Action: not an action name: {action!r}")
     rollout = _required(segment, "Rollout")
     raw_time = segment.get("Time")
     try:
