@@ -6,7 +6,9 @@ write them, so the parser is tested against the shape it reads in real histories
 
 from __future__ import annotations
 
+import subprocess
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -356,3 +358,27 @@ def test_actions_this_version_does_not_know_are_steps_not_outcomes() -> None:
     assert problems == [] and [s.action for s in rollout.steps] == ["start", "pause"]
     assert rollout.outcome is Outcome.IN_PROGRESS
     assert "pause by Pat <pat@example.com>" in rollout.approvals
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["history", "backend"], "backend: expected NAMESPACE/NAME"),
+        (["history"], "name a canary (NAMESPACE/NAME), or pass --verify"),
+        (["audit", "-o", "xml"], "-o xml: expected one of table, json, markdown, html"),
+        (["audit", "--since", "soon"], "--since 'soon': expected e.g. 30d"),
+        (["audit", "--repo", "{tmp}"], "not a Git repository"),
+        (["audit", "--repo", "{tmp}/missing.git"], "cannot clone"),
+    ],
+)
+def test_command_line_errors_say_what_is_wrong(args: list[str], message: str, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from gitcanary.cli import app
+
+    argv = [arg.replace("{tmp}", str(tmp_path)) for arg in args]
+    if "--repo" not in argv:
+        argv += ["--repo", str(tmp_path)]
+        subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 1 and message in result.stderr, result.stderr

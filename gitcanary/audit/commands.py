@@ -116,8 +116,8 @@ def history(
         _fail("name a canary (NAMESPACE/NAME), or pass --verify to check every gitcanary commit")
     bot = BotIdentity(bot_email, signing_key, signing_format, allowed_signers)
     try:
-        commits, found, problems = _load(repo, branch, check, bot)
         start = parse_since(since, datetime.now(UTC)) if since else None
+        commits, found, problems = _load(repo, branch, check, bot)
     except (GitcanaryError, ValueError) as exc:
         _fail(str(exc))
         return
@@ -160,8 +160,8 @@ def audit_command(
     _check_output(output)
     bot = BotIdentity(bot_email, signing_key, signing_format, allowed_signers)
     try:
-        commits, found, problems = _load(repo, branch, check, bot)
         start = parse_since(since, datetime.now(UTC)) if since else None
+        commits, found, problems = _load(repo, branch, check, bot)
     except (GitcanaryError, ValueError) as exc:
         _fail(str(exc))
         return

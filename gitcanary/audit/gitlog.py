@@ -17,6 +17,7 @@ from git.exc import InvalidGitRepositoryError, NoSuchPathError
 
 from gitcanary.audit.parse import PR_NUMBER, RawCommit, parse_time
 from gitcanary.errors import GitError
+from gitcanary.repo import _stderr as git_message
 
 _FIELD, _RECORD = "\x1f", "\x1e"
 _BASE = ["%H", "%P", "%an", "%ae", "%aI", "%cn", "%ce"]
@@ -31,7 +32,7 @@ def open_repo(repo: str, branch: str | None = None) -> tuple[Repo, str]:
     path = Path(repo)
     if path.exists():
         try:
-            return Repo(path), branch or "HEAD"
+            return Repo(path, search_parent_directories=True), branch or "HEAD"
         except (InvalidGitRepositoryError, NoSuchPathError) as exc:
             raise GitError(f"--repo {repo}: not a Git repository") from exc
     scratch = Path(tempfile.mkdtemp(prefix="gitcanary-audit-"))
@@ -44,7 +45,7 @@ def open_repo(repo: str, branch: str | None = None) -> tuple[Repo, str]:
     try:
         return Repo.clone_from(repo, target, **options), "HEAD"  # type: ignore[arg-type]
     except GitCommandError as exc:
-        raise GitError(f"cannot clone {repo}: {str(exc.stderr).strip() or exc}") from exc
+        raise GitError(f"cannot clone {repo}: {git_message(exc)}") from exc
 
 
 def read_log(
@@ -55,6 +56,8 @@ def read_log(
     allowed_signers: Path | None = None,
 ) -> list[RawCommit]:
     """gitcanary-looking commits reachable from `rev`, oldest first (parents before children)."""
+    if rev == "HEAD" and not repo.head.is_valid():
+        return []  # a repository with no commits yet has no history to read
     fields = _BASE + (_SIGNATURE if signatures else []) + ["%B"]
     command = ["git"]
     if allowed_signers is not None:
@@ -72,7 +75,7 @@ def read_log(
     try:
         out = repo.git.execute(command, strip_newline_in_stdout=False)
     except GitCommandError as exc:
-        raise GitError(f"git log {rev} in {repo.git_dir}: {str(exc.stderr).strip() or exc}") from exc
+        raise GitError(f"git log {rev} in {repo.git_dir}: {git_message(exc)}") from exc
     assert isinstance(out, str)
     merges = merged_in(repo, rev)
     commits = []
