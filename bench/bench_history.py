@@ -65,12 +65,14 @@ def canary(index: int) -> Canary:
 
 
 def checks(healthy: bool, rng: random.Random) -> tuple[CheckResult, ...]:
+    """Checks as `analysis.run.judge` reports them (name, value, bounds, verdict, the human line)."""
     rate = round(rng.uniform(99.2, 99.99), 2) if healthy else round(rng.uniform(80, 98.5), 2)
     latency = round(rng.uniform(80, 300))
+    rate_line = (
+        f"request-success-rate {rate} >= 99 ok" if rate >= 99 else f"request-success-rate {rate} < 99 failed"
+    )
     return (
-        CheckResult(
-            "request-success-rate", rate, 99.0, None, rate >= 99, f"request-success-rate {rate} >= 99 ok"
-        ),
+        CheckResult("request-success-rate", rate, 99.0, None, rate >= 99, rate_line),
         CheckResult(
             "request-duration", latency, None, 500.0, True, f"request-duration {latency}ms <= 500ms ok"
         ),
@@ -100,11 +102,12 @@ def rollout_commits(
     def commit(decision_status: CanaryStatus, message: str, now: datetime) -> None:
         history.add(BOT, now, message, status_path, json.dumps(decision_status.to_document(target.key)))
 
-    def step(obs: Observation, extra: dict[str, object] | None = None) -> Action:
+    def step(obs: Observation, healthy: bool = True, extra: dict[str, object] | None = None) -> Action:
+        """One tick as `Reconciler.observe` runs it: decide; on MEASURE, measure and decide again."""
         nonlocal status
         decision = decide(target, status, obs)
         if decision.action is Action.MEASURE:
-            measured = obs.checks if obs.checks is not None else checks(True, rng)
+            measured = checks(healthy, rng)
             decision = decide(target, status, replace(obs, checks=measured))
             decision = replace(decision, checks=measured)
         if decision.status is not None:
@@ -112,9 +115,8 @@ def rollout_commits(
             status = decision.status
         return decision.action
 
-    def obs(now: datetime, healthy: bool = True, measured: bool = False) -> Observation:
-        spec = f"sha256:{name}:{revision}"
-        return Observation(now, spec, f"1.{revision}.0", checks=checks(healthy, rng) if measured else None)
+    def obs(now: datetime) -> Observation:
+        return Observation(now, f"sha256:{name}:{revision}", f"1.{revision}.0")
 
     step(obs(clock))
     clock += timedelta(minutes=1)
@@ -128,12 +130,12 @@ def rollout_commits(
         kustomization = f"apps/{name}/kustomization.yaml"
         history.add(who, clock, f"{name}: bump to 1.{revision}.0", kustomization, f"newTag: 1.{revision}.0\n")
         fate = rng.random()
-        healthy = fate < 0.75
-        superseding = 0.75 <= fate < 0.85
+        superseding = 0.75 <= fate < 0.85  # healthy, but a newer bump arrives after three steps
+        healthy = fate < 0.85
         extra = {"Bumped-By": f"{who[0]} <{who[1]}>"}
         for ticks in range(60):
             clock += timedelta(minutes=1)
-            action = step(obs(clock, healthy, measured=ticks > 0), extra if ticks == 0 else None)
+            action = step(obs(clock), healthy, extra if ticks == 0 else None)
             if superseding and ticks == 3:
                 break  # a newer bump arrives mid-analysis: the next start is a restart
             if action in (Action.SUCCEED, Action.ROLLBACK):

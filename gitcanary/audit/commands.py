@@ -74,11 +74,12 @@ def _fail(message: str) -> None:
 
 
 def _load(
-    repo: str, branch: str | None, check: bool, bot: BotIdentity
+    repo: str, branch: str | None, check: bool, bot: BotIdentity, canary: str | None = None
 ) -> tuple[list[RawCommit], list[Rollout], list[Problem]]:
     handle, rev = open_repo(repo, branch)
     signers = allowed_signers_for(bot) if check else None
-    commits = read_log(handle, rev, signatures=check and bot.signing_key is not None, allowed_signers=signers)
+    signed = check and bot.signing_key is not None
+    commits = read_log(handle, rev, signatures=signed, allowed_signers=signers, canary=canary)
     steps, problems = parse_commits(commits)
     return commits, rollouts(steps), problems
 
@@ -117,7 +118,7 @@ def history(
     bot = BotIdentity(bot_email, signing_key, signing_format, allowed_signers)
     try:
         start = parse_since(since, datetime.now(UTC)) if since else None
-        commits, found, problems = _load(repo, branch, check, bot)
+        commits, found, problems = _load(repo, branch, check, bot, canary)
     except (GitcanaryError, ValueError) as exc:
         _fail(str(exc))
         return

@@ -26,6 +26,12 @@ _SIGNATURE = ["%G?", "%GK", "%GF", "%GS"]
 GREP = r"^[[:space:]*-]*Gitcanary-[A-Za-z-]+:"
 
 
+def canary_grep(canary: str) -> str:
+    """The `--grep` (extended regex) for a `Gitcanary-Canary` trailer naming exactly `canary`."""
+    escaped = "".join(f"\\{c}" if c in ".[]()*+?{}|^$\\" else c for c in canary)
+    return rf"^[[:space:]*-]*Gitcanary-Canary:[[:space:]]*{escaped}[[:space:]]*$"
+
+
 def open_repo(repo: str, branch: str | None = None) -> tuple[Repo, str]:
     """A repository to read and the revision to read from: REPO itself when it is a local
     repository (work tree or bare), else a blob-less bare clone of the URL in a temporary directory."""
@@ -54,8 +60,13 @@ def read_log(
     *,
     signatures: bool = False,
     allowed_signers: Path | None = None,
+    canary: str | None = None,
 ) -> list[RawCommit]:
-    """gitcanary-looking commits reachable from `rev`, oldest first (parents before children)."""
+    """gitcanary-looking commits reachable from `rev`, oldest first (parents before children).
+
+    With `canary` (NAMESPACE/NAME), git keeps only the commits that name it, so the history of one
+    canary costs what that canary's commits cost, however many others share the repository.
+    """
     if rev == "HEAD" and not repo.head.is_valid():
         return []  # a repository with no commits yet has no history to read
     fields = _BASE + (_SIGNATURE if signatures else []) + ["%B"]
@@ -67,7 +78,7 @@ def read_log(
         "--topo-order",
         "--reverse",
         "-E",
-        f"--grep={GREP}",
+        f"--grep={GREP if canary is None else canary_grep(canary)}",
         f"--format={_RECORD}{_FIELD.join(fields).replace(_FIELD, '%x1f')}",
         rev,
         "--",
