@@ -15,7 +15,10 @@ from rich.table import Table
 
 from gitcanary import __version__
 from gitcanary.errors import GitcanaryError
+from gitcanary.manual_cli import register as register_manual_commands
 from gitcanary.server import HttpServer, Router, plain
+from gitcanary.telemetry import mount_telemetry
+from gitcanary.trailers import parse_trailers
 
 if TYPE_CHECKING:
     from gitcanary.reconciler import Reconciler
@@ -112,16 +115,28 @@ def run(
     ] = "0.0.0.0:8080",
     once: Annotated[bool, typer.Option("--once", help="Do one tick and exit (scripts, tests, CI).")] = False,
     verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
+    log_format: Annotated[
+        str,
+        typer.Option(
+            "--log-format",
+            help="json: one JSON object per line on stderr (time, level, message, canary, commit...); "
+            "text: lines for people. With json, --once still prints its commits on stdout.",
+            envvar="GITCANARY_LOG_FORMAT",
+        ),
+    ] = "json",
 ) -> None:
     """Watch REPO; on an image bump, drive the canary by commits: weights, halts, promotion or rollback."""
+    from gitcanary import logs
     from gitcanary.config import Settings
-    from gitcanary.reconciler import Reconciler, TickResult
+    from gitcanary.instrumented import MonitoredReconciler
+    from gitcanary.reconciler import TickResult
 
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(message)s",
-        stream=sys.stderr,
-    )
+    try:
+        logs.configure(log_format, verbose)
+    except ValueError as exc:
+        _fail(exc)
+    as_json = log_format == "json"
+    log = logging.getLogger("gitcanary")
     settings = Settings(
         repo=repo,
         branch=branch,
@@ -134,10 +149,17 @@ def run(
         signing_key=signing_key,
         signing_format=signing_format,
     )
-    reconciler = Reconciler(settings)
+    reconciler = MonitoredReconciler(settings)
     warned: set[str] = set()
 
     def show(result: TickResult) -> None:
+        if as_json:
+            log_result(result)
+            if not once:
+                return
+            for sha in result.commits:  # a script's result: the commits, on stdout
+                console.print(f"{sha[:8]} {_subject(reconciler, sha)}", highlight=False)
+            return
         for report in result.reports.values():
             for warning in report.warnings:
                 if warning not in warned:  # once per process, not every tick
@@ -153,6 +175,28 @@ def run(
             subject = summary.decode() if isinstance(summary, bytes) else summary
             console.print(f"{sha[:8]} {subject}", highlight=False)
 
+    def log_result(result: TickResult) -> None:
+        """The tick's news as JSON log records, with the canary and commit as fields."""
+        for report in result.reports.values():
+            for warning in report.warnings:
+                if warning not in warned:
+                    warned.add(warning)
+                    log.warning(warning, extra={"canary": report.key})
+            if report.error:
+                log.error("halted: %s", report.error, extra={"canary": report.key})
+        for source, problem in result.errors.items():
+            log.error("halted: %s", problem, extra={"file": source})
+        for sha in result.commits:
+            body = reconciler.workspace.repo.commit(sha).message
+            text = body.decode() if isinstance(body, bytes) else body
+            trailers = parse_trailers(text)
+            fields = {
+                "commit": sha,
+                "canary": trailers.get("Canary", ""),
+                "action": trailers.get("Action", ""),
+            }
+            log.info("pushed %s", text.splitlines()[0], extra=fields)
+
     try:
         if once:
             result = reconciler.tick()
@@ -160,7 +204,7 @@ def run(
             if result.errors or any(r.error for r in result.reports.values()):
                 raise typer.Exit(2)
             return
-        server = _serve(listen, reconciler) if listen else None
+        server = _serve(listen, reconciler, as_json) if listen else None
         try:
             reconciler.run_forever(on_tick=show)
         finally:
@@ -170,16 +214,26 @@ def run(
         _fail(exc)
 
 
-def _serve(listen: str, reconciler: Reconciler) -> HttpServer:
+def _subject(reconciler: Reconciler, sha: str) -> str:
+    summary = reconciler.workspace.repo.commit(sha).summary
+    return summary.decode() if isinstance(summary, bytes) else summary
+
+
+def _serve(listen: str, reconciler: Reconciler, as_json: bool = False) -> HttpServer:
     """Start the HTTP endpoints of `run` (each concern mounts its path on the router)."""
     router = Router()
     router.mount("/healthz", plain("200 OK", "ok\n"))
+    mount_telemetry(router, reconciler)
     try:
         server = HttpServer(router, listen).start()
     except (OSError, ValueError) as exc:
         _fail(GitcanaryError(f"--listen {listen}: {exc}"))
         raise
-    err.print(f"serving /healthz on {server.url}", highlight=False)
+    served = f"serving /healthz on {server.url} (and {', '.join(sorted(set(router.routes) - {'/healthz'}))})"
+    if as_json:
+        logging.getLogger("gitcanary").info(served, extra={"url": server.url})
+    else:
+        err.print(served, highlight=False)
     return server
 
 
@@ -200,6 +254,8 @@ def init(
 
     Routing switches to the primary, and the target scales to zero, in a second commit that
     `gitcanary run` makes once the primary has had time to become ready (or at once with --switch).
+    An app dir with a fleet.yaml is a Fleet bundle: the generated dir gets its own fleet.yaml, and
+    init says whether a GitRepo's spec.paths in the repository covers it.
     """
     from gitcanary.operations import init as do_init
 
@@ -329,6 +385,8 @@ def demo(
         return
     raise typer.Exit(code)
 
+
+register_manual_commands(app)  # promote, abort, pause, resume, retry (gitcanary/manual_cli.py)
 
 # Rollout history and audits from Git alone; the bodies live in gitcanary.audit.commands.
 from gitcanary.audit.commands import audit_command, history  # noqa: E402

@@ -90,7 +90,13 @@ def compose(
     assert new is not None
     body = [decision.reason, *decision.details, *notes]
     trailers = _trailers(canary, new, decision.action.value)
+    line = subject(canary, old, decision)
+    if decision.actor:
+        # A manual request honoured: who asked, in the subject for people and a trailer for programs.
+        line += f" ({decision.request} requested by {decision.actor.split(' <')[0]})"
+        trailers["Request"] = decision.request
+        trailers["Actor"] = decision.actor
     trailers.update(extra or {})
-    lines = format_message(subject(canary, old, decision), body, trailers)
+    text = format_message(line, body, trailers)
     # One `Gitcanary-Check` trailer per check (a repeated key, as git allows), for audits.
-    return lines + "".join(f"{PREFIX}Check: {check_trailer(check)}\n" for check in decision.checks)
+    return text + "".join(f"{PREFIX}Check: {check_trailer(check)}\n" for check in decision.checks)

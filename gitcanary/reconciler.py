@@ -25,7 +25,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from gitcanary import discovery, messages
+from gitcanary import discovery, fleet, messages
 from gitcanary.audit.bumper import bumped_by
 from gitcanary.config import Settings
 from gitcanary.discovery import Catalog
@@ -166,10 +166,14 @@ class Reconciler:
         else:
             self.renders[key] = rendered
         layout = Layout.of(loaded)
-        self.inputs[key] = discovery.kustomize_inputs(self.root, layout.app_dir) | {
-            loaded.source.split("#", 1)[0],
-            layout.generated_dir,
-        }
+        self.inputs[key] = (
+            discovery.kustomize_inputs(self.root, layout.app_dir)
+            | fleet.inputs(self.root, layout.app_dir)
+            | {
+                loaded.source.split("#", 1)[0],
+                layout.generated_dir,
+            }
+        )
 
     def _rendered(self, key: str, loaded: LoadedCanary) -> Rendered:
         if key not in self.renders and key not in self.render_errors:
@@ -249,7 +253,7 @@ class Reconciler:
         decision = replace(decision, status=new_status)
         message = messages.compose(loaded.canary, status, decision, notes, extra)
         sha = self.workspace.commit(message, changed)
-        log.info("%s: %s", key, message.splitlines()[0])
+        log.info("%s: %s", key, message.splitlines()[0], extra={"canary": key, "commit": sha})
         self.statuses[key] = new_status
         report.status = new_status
         if any(path != Layout.of(loaded).status for path in changed):
@@ -269,7 +273,12 @@ class Reconciler:
             return None
         message = messages.update(loaded.canary, status, changed)
         sha = self.workspace.commit(message, changed)
-        log.info("%s: %s", loaded.canary.key, message.splitlines()[0])
+        log.info(
+            "%s: %s",
+            loaded.canary.key,
+            message.splitlines()[0],
+            extra={"canary": loaded.canary.key, "commit": sha},
+        )
         return sha
 
     def _bump_notes(self, loaded: LoadedCanary, rendered: Rendered) -> list[str]:
@@ -293,7 +302,7 @@ class Reconciler:
                 self.workspace.repo.git.clean("-fdq")
                 report = self.reports.setdefault(key, CanaryReport(key, self.catalog.canaries[key].source))
                 report.error = str(exc)
-                log.error("%s: %s", key, exc)
+                log.error("%s: %s", key, exc, extra={"canary": key})
                 continue
             if sha is not None:
                 commits.append(sha)

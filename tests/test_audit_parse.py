@@ -382,3 +382,37 @@ def test_command_line_errors_say_what_is_wrong(args: list[str], message: str, tm
         subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     result = CliRunner().invoke(app, argv)
     assert result.exit_code == 1 and message in result.stderr, result.stderr
+
+
+def test_manual_requests_are_approvals_not_steps() -> None:
+    """`gitcanary promote` commits a request (gitcanary.manual); the reconciler honours it with the
+    transition, which names the actor too. Requests move nothing, so they are no steps."""
+    from gitcanary.trailers import format_message
+
+    request = format_message(
+        "gitcanary: request promote of prod/backend (by Pat)",
+        ["Progressing at 10%, 6.1.0 -> 6.1.1", "the reconciler does it on its next tick"],
+        {"Canary": "prod/backend", "Action": "manual-promote", "Actor": "Pat <pat@example.com>",
+         "Rollout": "6.1.0..6.1.1/2026-11-21T23:00:00Z", "Phase": "Progressing"},
+    )  # fmt: skip
+    idle_pause = format_message(
+        "gitcanary: pause prod/backend (by Pat)",
+        ["spec.suspend: true (not initialized)"],
+        {"Canary": "prod/backend", "Action": "manual-pause", "Actor": "Pat <pat@example.com>"},
+    )
+    steps, problems = parse_commits(one_per_commit([idle_pause, *PROMOTION[:2], request, *PROMOTION[2:]]))
+    assert problems == []
+    (rollout,) = rollouts(steps)
+    assert [s.action for s in rollout.steps] == [
+        "start",
+        "advance",
+        "advance",
+        "promote",
+        "finalize",
+        "succeed",
+    ]
+    assert [r.action for r in rollout.requests] == ["manual-promote"]
+    assert rollout.approvals[0] == "promote requested by Pat <pat@example.com>"
+    assert rollout.to_json()["requests"][0]["actor"] == "Pat <pat@example.com>"
+    verdict = verify_commit(BotIdentity(BOT), commit(request, author="Pat", email="pat@example.com"))
+    assert verdict is not None and verdict.verdict == "manual by Pat <pat@example.com>"

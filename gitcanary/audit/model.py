@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from gitcanary.audit.checks import Check
-from gitcanary.audit.parse import SETUP_ACTIONS, Problem, Step, iso, parse_time
+from gitcanary.audit.parse import MANUAL_PREFIX, SETUP_ACTIONS, Problem, Step, is_request, iso, parse_time
 
 
 class Outcome(StrEnum):
@@ -33,6 +33,8 @@ class Rollout:
     outcome: Outcome = Outcome.IN_PROGRESS
     superseded_by: str = ""
     ended: datetime | None = None
+    # People's manual requests during the rollout (promote, abort, retry, pause, resume).
+    requests: list[Step] = field(default_factory=list)
 
     @property
     def from_revision(self) -> str:
@@ -77,6 +79,12 @@ class Rollout:
     def approvals(self) -> list[str]:
         """Who asked for and who approved the rollout: the bump's author, actors, reviewers, PRs."""
         found: list[str] = []
+        for request in self.requests:
+            wanted = (
+                f"{request.action.removeprefix(MANUAL_PREFIX)} requested by {request.actor or request.author}"
+            )
+            if wanted not in found:
+                found.append(wanted)
         for step in self.steps:
             candidates = [
                 f"bumped by {step.bumped_by}" if step.bumped_by else "",
@@ -122,6 +130,10 @@ class Rollout:
             "commits": self.commits,
             "commitRange": self.commit_range,
         }
+        body["requests"] = [
+            {"time": iso(r.time), "action": r.action, "actor": r.actor or r.author, "commit": r.commit}
+            for r in self.requests
+        ]
         if with_steps:
             body["steps"] = [step.to_json() for step in self.steps]
         return body
@@ -154,15 +166,19 @@ _ENDS = {"succeed": Outcome.PROMOTED, "rollback": Outcome.ROLLED_BACK, "cancel":
 def rollouts(steps: Iterable[Step]) -> list[Rollout]:
     """Group steps by canary and rollout id; oldest rollout first."""
     grouped: dict[tuple[str, str], list[Step]] = {}
+    requests: dict[tuple[str, str], list[Step]] = {}
     for step in steps:
         if step.action in SETUP_ACTIONS:
             continue
-        grouped.setdefault((step.canary, step.rollout), []).append(step)
+        into = requests if is_request(step.action) else grouped
+        into.setdefault((step.canary, step.rollout), []).append(step)
     found = []
     for (canary, rollout_id), group in grouped.items():
         # Steps in time order; ties keep log order (a squash was already put oldest first).
         group = sorted(group, key=lambda step: step.time)
-        found.append(Rollout(canary, rollout_id, group))
+        # A request made while no rollout ran (a pause when idle) attaches to none.
+        asked = sorted(requests.get((canary, rollout_id), []), key=lambda step: step.time)
+        found.append(Rollout(canary, rollout_id, group, requests=asked))
     found.sort(key=lambda r: (r.started, r.canary))
     latest: dict[str, Rollout] = {}
     for rollout in found:

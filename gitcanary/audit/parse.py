@@ -24,6 +24,7 @@ PR_NUMBER = re.compile(r"\(#(\d+)\)\s*$|^Merge pull request #(\d+)")
 _APPROVAL_TRAILERS = ("approved-by", "reviewed-by", "acked-by")
 # Steps that set up a canary (or re-render it) rather than move a rollout.
 SETUP_ACTIONS = frozenset({"initialize", "initialized", "update"})
+MANUAL_PREFIX = "manual-"  # gitcanary.manual writes `manual-promote`, `manual-pause`...
 _ACTION = re.compile(r"[a-z][a-z-]*")
 
 
@@ -207,7 +208,13 @@ def _required(segment: _Segment, key: str) -> str:
     return raw
 
 
-def _step(commit: RawCommit, segment: _Segment) -> Step:
+def is_request(action: str) -> bool:
+    """A person's manual action (`gitcanary promote|abort|retry|pause|resume`): a request the
+    reconciler honours with its own transition commit, not a transition itself."""
+    return action.startswith(MANUAL_PREFIX)
+
+
+def _step(commit: RawCommit, segment: _Segment) -> Step | None:
     canary = _required(segment, "Canary")
     if canary.count("/") != 1 or not all(canary.split("/")):
         raise ValueError(f"Gitcanary-Canary: expected NAMESPACE/NAME, got {canary!r}")
@@ -216,6 +223,9 @@ def _step(commit: RawCommit, segment: _Segment) -> Step:
         # Unknown but well-formed names pass: a newer gitcanary may write actions this one
         # does not know (they then count as steps, not as an outcome).
         raise ValueError(f"Gitcanary-Action: not an action name: {action!r}")
+    request = is_request(action)
+    if request and segment.get("Rollout") is None:
+        return None  # e.g. a pause before the canary was initialized: no rollout to attach it to
     rollout = _required(segment, "Rollout")
     raw_time = segment.get("Time")
     try:
@@ -235,8 +245,9 @@ def _step(commit: RawCommit, segment: _Segment) -> Step:
         canary=canary,
         action=action,
         rollout=rollout,
-        phase=_required(segment, "Phase"),
-        weight=_int(segment, "Weight"),
+        # A request names the phase it was made in, and no weight: it moves nothing by itself.
+        phase=segment.get("Phase") or "" if request else _required(segment, "Phase"),
+        weight=_int(segment, "Weight", 0) if request else _int(segment, "Weight"),
         failed_checks=_int(segment, "Failed-Checks", 0),
         iterations=_int(segment, "Iterations", 0),
         revision=segment.get("Revision") or "",
@@ -274,9 +285,12 @@ def parse_commits(commits: Iterable[RawCommit]) -> tuple[list[Step], list[Proble
         found: list[Step] = []
         for segment in segments(commit.message):
             try:
-                found.append(_step(commit, segment))
+                step = _step(commit, segment)
             except ValueError as exc:
                 problems.append(Problem(commit.sha, commit.subject, str(exc)))
+                continue
+            if step is not None:
+                found.append(step)
         for step in _oriented(commit, found):
             if step.identity not in seen:
                 seen.add(step.identity)

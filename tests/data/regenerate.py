@@ -27,6 +27,7 @@ CRD_KINDS = {
     "flux-kustomizations": ("Kustomization",),
     "gateway-api-httproutes": ("HTTPRoute",),
     "smi-trafficsplit": ("TrafficSplit",),
+    "fleet": ("GitRepo", "Bundle"),
 }
 
 
