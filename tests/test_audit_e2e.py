@@ -24,9 +24,13 @@ from typer.testing import CliRunner
 
 from gitcanary.cli import app
 from gitcanary.config import Settings
+from gitcanary.manual import perform
 from gitcanary.reconciler import Reconciler
+from gitcanary.spec.request import ManualAction
 
 BOT = "bot@example.com"
+QUINN = "Quinn Reviewer <quinn@example.com>"
+PAT = "Pat Person <pat@example.com>"
 GOOD_FROM, GOOD_TO = DATA_END - timedelta(minutes=60), DATA_END - timedelta(minutes=30)
 
 
@@ -100,6 +104,13 @@ def _produce(base: Path, prometheus: PrometheusServer) -> Produced:
     repo.bump("apps/backend", "6.1.4")
     clock.now = GOOD_TO + timedelta(minutes=2)  # the errors start
     _tick_until(rec, clock, "Failed")
+    # A person promotes 6.1.5 by hand (gitcanary promote): a request commit, honoured next tick.
+    repo.bump("apps/backend", "6.1.5")
+    for _ in range(2):  # start, 25%
+        rec.tick()
+        clock.now += timedelta(seconds=31)
+    perform(ManualAction.PROMOTE, "prod/backend", str(repo.remote), actor=QUINN, now=clock.now)
+    _tick_until(rec, clock, "Succeeded")
     return Produced(repo, key, seed, initialized)
 
 
@@ -137,6 +148,11 @@ def fingerprints(body: dict) -> list[dict]:
     for rollout in body["rollouts"]:
         rollout = {k: v for k, v in rollout.items() if k not in ("commits", "commitRange")}
         rollout["approvals"] = [a for a in rollout["approvals"] if not a.startswith("PR ")]
+        # gitcanary.manual writes no Time trailer: a request's time is its author date, which a
+        # squash replaces; its commit changes with any rewrite.
+        rollout["requests"] = [
+            {k: v for k, v in r.items() if k not in ("commit", "time")} for r in rollout["requests"]
+        ]
         rollout["steps"] = [
             {k: v for k, v in s.items() if k not in ("commit", "subject")} for s in rollout["steps"]
         ]
@@ -154,12 +170,17 @@ def test_history_of_the_reconcilers_commits(produced: Produced) -> None:
     body = history(produced.repo.remote)
     rows = [(r["from"], r["to"], r["outcome"], r["maxWeight"]) for r in body["rollouts"]]
     assert rows == [  # newest first
+        ("6.1.3", "6.1.5", "promoted", 25),
         ("6.1.3", "6.1.4", "rolled back", 25),
         ("6.1.1", "6.1.3", "promoted", 50),
         ("6.1.1", "6.1.2", "superseded", 25),
         ("6.1.0", "6.1.1", "promoted", 50),
     ]
-    rolled_back, newer, superseded, first = body["rollouts"]
+    by_hand, rolled_back, newer, superseded, first = body["rollouts"]
+    # A manual promote: the person's request, and the reconciler's promotion naming them.
+    assert by_hand["approvals"][:2] == [f"promote requested by {QUINN}", f"bumped by {PAT}"]
+    assert f"promote by {QUINN}" in by_hand["approvals"] and len(by_hand["requests"]) == 1
+    assert [s["action"] for s in by_hand["steps"]] == ["start", "advance", "promote", "finalize", "succeed"]
     assert superseded["supersededBy"] == newer["id"] and superseded["ended"] == newer["started"]
     # The failing metric and its value come from Gitcanary-Check trailers.
     failing = {(c["action"], c["name"]) for c in rolled_back["failedChecks"]}
@@ -171,7 +192,7 @@ def test_history_of_the_reconcilers_commits(produced: Produced) -> None:
     assert first["started"] == "2025-01-15T11:02:02Z" and first["durationSeconds"] == 5 * 31
     actions = ["start", "advance", "advance", "promote", "finalize", "succeed"]
     assert [s["action"] for s in first["steps"]] == actions
-    assert first["approvals"] == ["bumped by Pat Person <pat@example.com>"]
+    assert first["approvals"] == [f"bumped by {PAT}"]
     assert len(first["commits"]) == 6 and first["commitRange"].count("..") == 1
     assert body["problems"] == []
 
@@ -182,7 +203,7 @@ def test_history_table_and_url(produced: Produced) -> None:
     assert "OUTCOME" in out.splitlines()[0] and "request-success-rate" in out
     order = [
         out.index(f" {to}  ")
-        for to in ("6.1.3 -> 6.1.4", "6.1.1 -> 6.1.3", "6.1.1 -> 6.1.2", "6.1.0 -> 6.1.1")
+        for to in ("6.1.3 -> 6.1.5", "6.1.3 -> 6.1.4", "6.1.1 -> 6.1.3", "6.1.1 -> 6.1.2", "6.1.0 -> 6.1.1")
     ]
     assert order == sorted(order)  # newest first
     for outcome in ("rolled back", "superseded", "promoted", "50%", "bumped by Pat Person"):
@@ -191,16 +212,17 @@ def test_history_table_and_url(produced: Produced) -> None:
 
 def test_audit_sums_up_every_canary(produced: Produced, tmp_path: Path) -> None:
     body = json.loads(gitcanary("audit", "--repo", str(produced.repo.remote), "-o", "json").stdout)
-    assert (body["rollouts"], body["promoted"], body["rolledBack"], body["open"]) == (4, 2, 1, 0)
-    assert body["successRate"] == pytest.approx(2 / 3)
-    assert body["medianTimeToPromoteSeconds"] == 5 * 31  # both promotions took 5 intervals
+    assert (body["rollouts"], body["promoted"], body["rolledBack"], body["open"]) == (5, 3, 1, 0)
+    assert body["successRate"] == pytest.approx(3 / 4)
+    # Two promotions took 5 intervals, the one promoted by hand 4.
+    assert body["medianTimeToPromoteSeconds"] == 5 * 31
     assert body["canaries"] == [
-        {"canary": "prod/backend", "rollouts": 4, "promoted": 2, "rolledBack": 1, "superseded": 1,
+        {"canary": "prod/backend", "rollouts": 5, "promoted": 3, "rolledBack": 1, "superseded": 1,
          "cancelled": 0, "inProgress": 0}
     ]  # fmt: skip
     assert body["rollbacks"][0]["reason"].startswith("request-success-rate")
     markdown = gitcanary("audit", "--repo", str(produced.repo.remote), "-o", "markdown").stdout
-    assert "| success rate (promoted / promoted + rolled back) | 67% |" in markdown
+    assert "| success rate (promoted / promoted + rolled back) | 75% |" in markdown
     # The data is from January 2025: a 30-day window holds none of it.
     recent = json.loads(
         gitcanary("audit", "--repo", str(produced.repo.remote), "--since", "30d", "-o", "json").stdout
@@ -257,10 +279,14 @@ def test_verify_flags_a_forged_promote(produced: Produced, tmp_path: Path) -> No
     genuine = _verify(work, *key)
     assert genuine.returncode == 0, genuine.stderr
     verdicts = json.loads(genuine.stdout)["verification"]
-    assert len(verdicts) == 2 + 6 + 2 + 6 + 4 and {v["verdict"] for v in verdicts} == {"ok"}
-    assert all(v["signature"].startswith("good signature") for v in verdicts)
+    assert len(verdicts) == 2 + 6 + 2 + 6 + 4 + 6
+    # The person's manual request is theirs, openly: shown, not flagged.
+    assert {v["verdict"] for v in verdicts} == {"ok", f"manual by {QUINN}"}
+    assert all(v["signature"].startswith("good signature") for v in verdicts if v["verdict"] == "ok")
 
-    promote = git("log", "-1", "--format=%B", "--grep=Gitcanary-Action: promote", "main", cwd=work)
+    promote = git("log", "-1", "--format=%B", "--all-match", "--grep=Gitcanary-Action: promote",
+                  "--grep=Gitcanary-Rollout: 6.1.1..6.1.3", "main", cwd=work)  # fmt: skip
+    assert promote.startswith("gitcanary: promote prod/backend 6.1.1 -> 6.1.3")
     forged = promote.replace("6.1.1..6.1.3", "6.1.3..6.1.4").replace("6.1.3 -> 6.1.4", "6.1.3 -> 6.1.4")
     git_in("commit", "-q", "--allow-empty", "--no-gpg-sign", "-F", "-", cwd=work, input=forged)
     # The same, claiming the bot as its author: unsigned, it is flagged all the same.
@@ -290,7 +316,7 @@ def test_a_malformed_commit_is_reported_and_skipped(produced: Produced, tmp_path
     git_in("commit", "-q", "--allow-empty", "-F", "-", cwd=work, input=broken)
     result = gitcanary("history", "prod/backend", "--repo", str(work), "-o", "json")
     body = json.loads(result.stdout)
-    assert len(body["rollouts"]) == 4
+    assert len(body["rollouts"]) == 5
     assert [p["message"] for p in body["problems"]] == ["Gitcanary-Weight: not a whole number: 'lots'"]
     assert "skipped" in result.stderr and "Gitcanary-Weight" in result.stderr
 
@@ -305,4 +331,4 @@ def test_a_merged_pull_request_names_who_merged_it(produced: Produced, tmp_path:
     merged = history(work, "--branch", "merged")
     assert fingerprints(merged) == fingerprints(original)
     for rollout in merged["rollouts"]:
-        assert rollout["approvals"][-2:] == ["PR #34", "PR #34 merged by Ann Approver <ann@example.com>"]
+        assert {"PR #34", "PR #34 merged by Ann Approver <ann@example.com>"} <= set(rollout["approvals"])

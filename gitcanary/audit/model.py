@@ -146,6 +146,8 @@ class Rollout:
             body.pop(key)
         body["approvals"] = [a for a in self.approvals if not a.startswith("PR ")]
         body["steps"] = [{**step.to_json(), "commit": None, "subject": None} for step in self.steps]
+        # Manual requests carry no Time trailer: their author date changes with a squash.
+        body["requests"] = [{"action": r.action, "actor": r.actor or r.author} for r in self.requests]
         return body
 
 
