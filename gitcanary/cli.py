@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -124,6 +125,64 @@ def run(
             envvar="GITCANARY_LOG_FORMAT",
         ),
     ] = "json",
+    write_mode: Annotated[
+        str,
+        typer.Option(
+            help="direct (push to BRANCH) or pull-request (each step a PR gitcanary merges when mergeable); "
+            "a canary's gitcanary.io/write-mode annotation wins.",
+            envvar="GITCANARY_WRITE_MODE",
+        ),
+    ] = "direct",
+    promotion_gate: Annotated[
+        bool,
+        typer.Option(
+            help="One PR per rollout carrying the promotion: approving it promotes, closing it rolls back; "
+            "a canary's gitcanary.io/promotion-gate annotation wins.",
+            envvar="GITCANARY_PROMOTION_GATE",
+        ),
+    ] = False,
+    merge_method: Annotated[
+        str,
+        typer.Option(
+            help="How gitcanary merges its PRs: merge, squash or rebase.", envvar="GITCANARY_MERGE_METHOD"
+        ),
+    ] = "merge",
+    github_repo: Annotated[
+        str | None,
+        typer.Option(
+            help="OWNER/NAME of REPO on GitHub, for PRs and the gate.", envvar="GITCANARY_GITHUB_REPO"
+        ),
+    ] = None,
+    github_api_url: Annotated[
+        str,
+        typer.Option(help="GitHub Enterprise: https://HOST/api/v3.", envvar="GITCANARY_GITHUB_API_URL"),
+    ] = "https://api.github.com",
+    github_token_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="File holding the GitHub token (or set GITCANARY_GITHUB_TOKEN; never a flag).",
+            envvar="GITCANARY_GITHUB_TOKEN_FILE",
+        ),
+    ] = None,
+    github_app_id: Annotated[str | None, typer.Option(envvar="GITCANARY_GITHUB_APP_ID")] = None,
+    github_app_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="GitHub App private key (PEM), with --github-app-id and --github-installation-id.",
+            envvar="GITCANARY_GITHUB_APP_KEY_FILE",
+        ),
+    ] = None,
+    github_installation_id: Annotated[
+        int | None, typer.Option(envvar="GITCANARY_GITHUB_INSTALLATION_ID")
+    ] = None,
+    webhook_secret_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="File holding the GitHub webhook secret (or set GITCANARY_WEBHOOK_SECRET); with one, "
+            "POST /webhooks/github on --listen triggers a tick.",
+            envvar="GITCANARY_WEBHOOK_SECRET_FILE",
+        ),
+    ] = None,
 ) -> None:
     """Watch REPO; on an image bump, drive the canary by commits: weights, halts, promotion or rollback."""
     from gitcanary import logs
@@ -148,6 +207,16 @@ def run(
         author_email=author_email,
         signing_key=signing_key,
         signing_format=signing_format,
+        write_mode=write_mode,
+        promotion_gate=promotion_gate,
+        merge_method=merge_method,
+        github_repo=github_repo,
+        github_api_url=github_api_url,
+        github_token_file=github_token_file,
+        github_app_id=github_app_id,
+        github_app_key_file=github_app_key_file,
+        github_installation_id=github_installation_id,
+        webhook_secret_file=webhook_secret_file,
     )
     reconciler = MonitoredReconciler(settings)
     warned: set[str] = set()
@@ -198,6 +267,9 @@ def run(
             log.info("pushed %s", text.splitlines()[0], extra=fields)
 
     try:
+        from gitcanary.forge.setup import publisher_for
+
+        reconciler.publisher = publisher_for(settings, reconciler.workspace)
         if once:
             result = reconciler.tick()
             show(result)
@@ -224,6 +296,13 @@ def _serve(listen: str, reconciler: Reconciler, as_json: bool = False) -> HttpSe
     router = Router()
     router.mount("/healthz", plain("200 OK", "ok\n"))
     mount_telemetry(router, reconciler)
+    from gitcanary.forge import webhook
+    from gitcanary.forge.setup import webhook_secret
+
+    secret = webhook_secret(reconciler.settings)
+    if secret:
+        receiver = webhook.WebhookReceiver(secret, reconciler.wake, reconciler.settings.branch)
+        router.mount(webhook.PATH, receiver)
     try:
         server = HttpServer(router, listen).start()
     except (OSError, ValueError) as exc:
@@ -302,12 +381,29 @@ def status(
     branch: BranchOpt = "main",
     output: Annotated[str, typer.Option("-o", "--output", help="table or json")] = "table",
     settle: Annotated[float, typer.Option(envvar="GITCANARY_SETTLE")] = 10.0,
+    github_repo: Annotated[
+        str | None,
+        typer.Option(
+            help="OWNER/NAME on GitHub: also show the PRs canaries wait on.", envvar="GITCANARY_GITHUB_REPO"
+        ),
+    ] = None,
+    github_api_url: Annotated[
+        str, typer.Option(envvar="GITCANARY_GITHUB_API_URL")
+    ] = "https://api.github.com",
+    github_token_file: Annotated[Path | None, typer.Option(envvar="GITCANARY_GITHUB_TOKEN_FILE")] = None,
 ) -> None:
     """Every canary: phase, weight, failed checks, current -> new revision, and what it waits for."""
     from gitcanary.operations import status as do_status
 
     try:
         views = do_status(_checkout(repo, branch), settle=settle)
+        if github_repo:
+            from gitcanary.forge.github import GitHubConfig, GitHubForge
+            from gitcanary.forge.status import annotate
+
+            token = os.environ.get("GITCANARY_GITHUB_TOKEN")
+            config = GitHubConfig(github_repo, github_api_url, token=token, token_file=github_token_file)
+            annotate(views, GitHubForge(config))
     except GitcanaryError as exc:
         _fail(exc)
         return

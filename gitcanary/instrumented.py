@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from gitcanary.errors import GitcanaryError, GitError, PushRejected
+from gitcanary.forge.base import ForgeError
 from gitcanary.health import Readiness
 from gitcanary.metrics import Metrics
 from gitcanary.observations import CheckResult
@@ -48,6 +49,8 @@ class MonitoredReconciler(Reconciler):
             self.metrics.record_tick(self.monotonic() - started, ok=False, at=time.time())
             if isinstance(exc, GitError | PushRejected):
                 self.metrics.record_error("git")
+            elif isinstance(exc, ForgeError):
+                self.metrics.record_error("forge")
             self.readiness.failed(str(exc))
             raise
         self.metrics.record_tick(self.monotonic() - started, ok=True, at=time.time())

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from gitcanary.manual_rules import refusal
-from gitcanary.observations import CheckResult, Observation
+from gitcanary.observations import CheckResult, Gate, Observation
 from gitcanary.spec.models import Canary
 from gitcanary.spec.request import ManualAction
 from gitcanary.spec.status import CanaryStatus, Phase
@@ -157,6 +157,9 @@ def decide(canary: Canary, status: CanaryStatus | None, obs: Observation) -> Dec
         )
     if new_revision:
         return _start(canary, status, obs, Action.RESTART)
+    if obs.promotion_gate is Gate.REJECTED:
+        # Closing the promotion PR unmerged is a person saying no: roll back now, like a failed check.
+        return _rollback(status, obs, "promotion PR closed unmerged", status.failed_checks)
     if canary.spec.skip_analysis:
         return _promote(canary, status, obs, skip=True)
     if not _due(canary, status, obs):
