@@ -502,6 +502,12 @@ def demo(
 
 register_manual_commands(app)  # promote, abort, pause, resume, retry (gitcanary/manual_cli.py)
 
+# Rollout history and audits from Git alone; the bodies live in gitcanary.audit.commands.
+from gitcanary.audit.commands import audit_command, history  # noqa: E402
+
+app.command("history")(history)
+app.command("audit")(audit_command)
+
 
 def main() -> None:
     app()

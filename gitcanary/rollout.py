@@ -65,6 +65,9 @@ class Decision:
     hooks: tuple[str, ...] = ()  # with MEASURE: webhook types to call before deciding again
     actor: str = ""  # the person whose manual request this decision honours (Gitcanary-Actor)
     request: str = ""  # that request's action: promote, abort or retry
+    # The checks this decision was made on, set by the edge that ran them; they become
+    # `Gitcanary-Check` trailers so audits read values without parsing the human lines.
+    checks: tuple[CheckResult, ...] = ()
 
 
 def strategy_of(canary: Canary) -> Strategy:
