@@ -72,6 +72,7 @@ class Rendered:
     autoscaler: Obj | None
     spec_hash: str
     revision: str
+    ingress: Obj | None = None  # the Ingress `spec.ingressRef` names (ingress providers)
 
 
 def merge(existing: Any, desired: Any) -> Any:
@@ -196,8 +197,12 @@ class FileWriter:
         resources = [os.path.basename(self.layout.primary), os.path.basename(self.layout.services)]
         if routed:
             weights = (100 - status.canary_weight, status.canary_weight)
-            self._write(self.layout.routing, self.router.render(self.canary, *weights))
-            resources.append(os.path.basename(self.layout.routing))
+            routing = self.router.render(
+                self.canary, *weights, mirrored=status.mirrored, ingress=rendered.ingress
+            )
+            if routing:  # the `kubernetes` provider has no routing object
+                self._write(self.layout.routing, routing)
+                resources.append(os.path.basename(self.layout.routing))
             replicas = (
                 primary_replicas(self.root, self.layout, rendered) if status.phase.canary_scaled_up else 0
             )

@@ -35,6 +35,9 @@ class Action(StrEnum):
     ROLLBACK = "rollback"  # all traffic to the primary, canary to zero, old revision written back
 
 
+KUBERNETES_PROVIDER = "kubernetes"
+
+
 class Strategy(StrEnum):
     CANARY = "canary"
     AB_TESTING = "ab-testing"
@@ -139,6 +142,7 @@ def decide(canary: Canary, status: CanaryStatus | None, obs: Observation) -> Dec
                 canary_weight=0,
                 failed_checks=0,
                 iterations=0,
+                mirrored=False,
                 canary_revision=status.primary_revision,
                 last_applied_spec=status.last_promoted_spec,
                 message="Rollout abandoned: target reverted to the primary spec",
@@ -163,8 +167,9 @@ def decide(canary: Canary, status: CanaryStatus | None, obs: Observation) -> Dec
             status.failed_checks,
         )
     strategy = strategy_of(canary)
-    first_step = status.canary_weight == 0 and status.iterations == 0
-    # Flagger runs no metric analysis before the canary receives traffic or an iteration ran.
+    first_step = status.canary_weight == 0 and status.iterations == 0 and not status.mirrored
+    # Flagger runs no metric analysis before the canary receives (or is mirrored) traffic or an
+    # iteration ran.
     if not first_step:
         if obs.checks is None:
             return Decision(Action.MEASURE, "analysis due")
@@ -224,6 +229,7 @@ def _start(canary: Canary, status: CanaryStatus, obs: Observation, action: Actio
         canary_weight=0,
         failed_checks=0,
         iterations=0,
+        mirrored=False,
         last_applied_spec=obs.target_spec,
         canary_revision=obs.target_revision,
         rollout_id=rollout_id,
@@ -269,6 +275,7 @@ def _rollback(
         obs,
         phase=Phase.FAILED,
         canary_weight=0,
+        mirrored=False,
         failed_checks=failed_checks,
         message=f"Canary failed! {why}" + (f": {', '.join(failed)}" if failed else ""),
     )
@@ -279,6 +286,21 @@ def _rollback(
 
 def _advance_canary(canary: Canary, status: CanaryStatus, obs: Observation) -> Decision:
     cap = max_weight_of(canary)
+    if status.canary_weight < cap and canary.spec.analysis.mirror and status.canary_weight == 0:
+        if not status.mirrored:
+            # Flagger's canary with mirroring: one interval of mirrored requests (responses come
+            # from the primary) before the first weight step.
+            new = _step(status, obs, mirrored=True, message="Running mirror step")
+            return Decision(
+                Action.ADVANCE, "mirror traffic to the canary", new, details=_check_lines(obs.checks)
+            )
+        weight = next_weight(canary, 0)
+        new = _step(
+            status, obs, mirrored=False, canary_weight=weight, message=f"Advance canary weight {weight}"
+        )
+        return Decision(
+            Action.ADVANCE, f"stop mirroring; advance to {weight}%", new, details=_check_lines(obs.checks)
+        )
     if status.canary_weight < cap:
         weight = next_weight(canary, status.canary_weight)
         if weight <= status.canary_weight:
@@ -300,14 +322,29 @@ def _advance_iterations(
         # A/B sends the matched requests to the canary for every iteration (Flagger's runAB routes
         # 0/100 on the match route); blue/green keeps all traffic on the primary until the switch.
         weight = 100 if strategy is Strategy.AB_TESTING else status.canary_weight
+        # Blue/green with mirroring: the primary answers, the canary gets a copy of every request.
+        mirrored = strategy is Strategy.BLUE_GREEN and canary.spec.analysis.mirror
         new = _step(
-            status, obs, iterations=done, canary_weight=weight, message=f"Advance iteration {done}/{total}"
+            status,
+            obs,
+            iterations=done,
+            canary_weight=weight,
+            mirrored=mirrored,
+            message=f"Advance iteration {done}/{total}",
         )
         return Decision(Action.ADVANCE, f"iteration {done}/{total}", new, details=_check_lines(obs.checks))
     if strategy is Strategy.BLUE_GREEN and status.iterations == total:
         # Blue/green switches all traffic to the canary for one more interval before promoting.
+        # The `kubernetes` provider has no router: Flagger skips the switch, the apex Service
+        # keeps selecting the primary until the promotion copies the canary's spec into it.
+        weight = 0 if canary.provider == KUBERNETES_PROVIDER else 100
         new = _step(
-            status, obs, iterations=total + 1, canary_weight=100, message="Routing all traffic to canary"
+            status,
+            obs,
+            iterations=total + 1,
+            canary_weight=weight,
+            mirrored=False,
+            message="Routing all traffic to canary" if weight else "Analysis done (no router to switch)",
         )
         return Decision(
             Action.ADVANCE, "routing all traffic to the canary", new, details=_check_lines(obs.checks)

@@ -39,4 +39,13 @@ def render_target(root: Path, loaded: LoadedCanary) -> Rendered:
                 f"{loaded.source}: spec.autoscalerRef: {ref.kind} {ref.name} is not in what "
                 f"{app_dir(loaded) or '.'} builds"
             )
-    return Rendered(target, autoscaler, render.pod_template_hash(target), render.revision_of(target))
+    ingress = None
+    if canary.spec.ingress_ref is not None:
+        ref = canary.spec.ingress_ref
+        ingress = render.find_object(objects, ref.kind, ref.name, canary.namespace)
+        if ingress is None:
+            raise RenderError(
+                f"{loaded.source}: spec.ingressRef: {ref.kind} {ref.name} is not in what "
+                f"{app_dir(loaded) or '.'} builds"
+            )
+    return Rendered(target, autoscaler, render.pod_template_hash(target), render.revision_of(target), ingress)

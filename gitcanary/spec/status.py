@@ -61,10 +61,14 @@ class CanaryStatus(BaseModel):
     rollout_id: str = Field("", alias="rolloutId")
     last_transition_time: datetime = Field(alias="lastTransitionTime")
     message: str = ""
+    # Traffic is mirrored to the canary (Flagger reads this back from the routing object).
+    mirrored: bool = False
 
     def to_document(self, canary_key: str) -> dict[str, object]:
         """The YAML document written to the status file (stable key order, plain types)."""
         body = self.model_dump(mode="json", by_alias=True)
+        if not self.mirrored:
+            del body["mirrored"]  # only canaries that mirror carry the field
         return {"apiVersion": STATUS_API_VERSION, "kind": STATUS_KIND, "canary": canary_key, "status": body}
 
     @classmethod
