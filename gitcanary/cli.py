@@ -112,6 +112,14 @@ def run(
     ] = "0.0.0.0:8080",
     once: Annotated[bool, typer.Option("--once", help="Do one tick and exit (scripts, tests, CI).")] = False,
     verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
+    provider: Annotated[
+        str | None,
+        typer.Option(
+            help="spec.provider for canaries that set none: istio, linkerd, smi:v1alpha2, gatewayapi:v1, "
+            "nginx, kubernetes... [default: istio, as Flagger].",
+            envvar="GITCANARY_PROVIDER",
+        ),
+    ] = None,
 ) -> None:
     """Watch REPO; on an image bump, drive the canary by commits: weights, halts, promotion or rollback."""
     from gitcanary.config import Settings
@@ -133,6 +141,7 @@ def run(
         author_email=author_email,
         signing_key=signing_key,
         signing_format=signing_format,
+        provider=provider,
     )
     reconciler = Reconciler(settings)
     warned: set[str] = set()

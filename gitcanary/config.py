@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     signing_key: str | None = None
     signing_format: str = "openpgp"  # or "ssh" (signing_key is then a key file), or "x509"
     push_attempts: int = 6
+    # `spec.provider` of canaries that set none (Flagger's -mesh-provider); None means istio.
+    provider: str | None = None
 
     def resolved_workdir(self) -> Path:
         return self.workdir or default_workdir(self.repo, self.branch)

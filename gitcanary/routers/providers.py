@@ -8,7 +8,8 @@ error naming the field, and only that canary halts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import MutableMapping
+from dataclasses import dataclass, replace
 
 from gitcanary.errors import SpecError
 from gitcanary.routers import Router
@@ -17,6 +18,7 @@ from gitcanary.routers.istio import IstioRouter
 from gitcanary.routers.kubernetes import KubernetesRouter
 from gitcanary.routers.nginx import NginxRouter
 from gitcanary.routers.smi import SMIRouter
+from gitcanary.spec.load import LoadedCanary
 from gitcanary.spec.models import Canary
 
 
@@ -101,3 +103,17 @@ def resolve(canary: Canary, source: str) -> Router:
                 f"traffic mirroring in {mode} mode is not supported by provider {provider}",
             )
     return router
+
+
+def apply_default_provider(canaries: MutableMapping[str, LoadedCanary], default: str | None) -> None:
+    """Give every canary without `spec.provider` the repository default (`run --provider`).
+
+    Flagger has the same knob (its `-mesh-provider` flag); without it the default is istio.
+    """
+    if not default:
+        return
+    for key, loaded in canaries.items():
+        spec = loaded.canary.spec
+        if spec.provider is None:
+            canary = loaded.canary.model_copy(update={"spec": spec.model_copy(update={"provider": default})})
+            canaries[key] = replace(loaded, canary=canary)
