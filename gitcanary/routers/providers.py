@@ -1,6 +1,6 @@
 """Which router serves which `spec.provider` string, and what each one can express.
 
-Provider strings are Flagger's: `istio`, `linkerd`, `smi:v1alpha2[:mesh]`, `smi:v1alpha3[:mesh]`,
+Provider strings are Flagger's (its CRD's enum): `istio`, `linkerd`, `smi:v1alpha2`, `smi:v1alpha3`,
 `gatewayapi` / `gatewayapi:v1` / `gatewayapi:v1beta1`, `nginx`, `kubernetes`. A canary that asks a
 provider for something it cannot render (A/B on a TrafficSplit, mirroring on an Ingress) gets an
 error naming the field, and only that canary halts.
@@ -42,8 +42,8 @@ SUPPORTED = (
     "gatewayapi:v1",
     "gatewayapi:v1beta1",
     "linkerd",
-    "smi:v1alpha2[:<mesh>]",
-    "smi:v1alpha3[:<mesh>]",
+    "smi:v1alpha2",
+    "smi:v1alpha3",
     "nginx",
     "kubernetes",
 )
@@ -60,9 +60,8 @@ def _router(provider: str) -> tuple[Router, Capabilities] | None:
         # Linkerd's SMI extension serves split.smi-spec.io v1alpha1 and v1alpha2; v1alpha2 has
         # integer weights and is the oldest version whose schema gitcanary ships.
         return SMIRouter(provider, "split.smi-spec.io/v1alpha2"), SPLIT
-    for version in ("v1alpha2", "v1alpha3"):
-        if provider == f"smi:{version}" or provider.startswith(f"smi:{version}:"):
-            return SMIRouter(provider, f"split.smi-spec.io/{version}"), SPLIT
+    if provider in ("smi:v1alpha2", "smi:v1alpha3"):
+        return SMIRouter(provider, f"split.smi-spec.io/{provider.removeprefix('smi:')}"), SPLIT
     if provider == "nginx":
         return NginxRouter(), INGRESS
     if provider == "kubernetes":
