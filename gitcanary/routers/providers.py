@@ -80,6 +80,16 @@ def resolve(canary: Canary, source: str) -> Router:
     router, can = found
     analysis = canary.spec.analysis
     provider = canary.provider
+    if isinstance(router, GatewayAPIRouter) and not canary.spec.service.gateway_refs:
+        raise SpecError(
+            source,
+            "spec.service.gatewayRefs",
+            f"provider {provider} needs the Gateways the HTTPRoute attaches to",
+        )
+    if isinstance(router, NginxRouter) and canary.spec.ingress_ref is None:
+        raise SpecError(
+            source, "spec.ingressRef", "provider nginx needs the Ingress to clone into <name>-canary"
+        )
     if canary.spec.skip_analysis:
         return router
     if analysis.iterations > 0 and analysis.match and not can.ab_testing:
