@@ -327,12 +327,19 @@ def demo(
         ),
     ] = None,
     speed: Annotated[float, typer.Option(help="Seconds per analysis interval in the demo.")] = 2.0,
+    provider: Annotated[
+        str,
+        typer.Option(
+            help="Which example to run: istio, gateway-api (HTTPRoute), linkerd (TrafficSplit) or nginx "
+            "(canary Ingress)."
+        ),
+    ] = "istio",
 ) -> None:
     """A full rollout and a rollback on a local Git repo, against a SIMULATED cluster (about a minute)."""
     from gitcanary.demo import run_demo
 
     try:
-        code = run_demo(directory, interval=speed, console=console)
+        code = run_demo(directory, interval=speed, console=console, provider=provider)
     except GitcanaryError as exc:
         _fail(exc)
         return
