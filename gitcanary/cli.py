@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -15,7 +16,10 @@ from rich.table import Table
 
 from gitcanary import __version__
 from gitcanary.errors import GitcanaryError
+from gitcanary.manual_cli import register as register_manual_commands
 from gitcanary.server import HttpServer, Router, plain
+from gitcanary.telemetry import mount_telemetry
+from gitcanary.trailers import parse_trailers
 
 if TYPE_CHECKING:
     from gitcanary.reconciler import Reconciler
@@ -112,6 +116,73 @@ def run(
     ] = "0.0.0.0:8080",
     once: Annotated[bool, typer.Option("--once", help="Do one tick and exit (scripts, tests, CI).")] = False,
     verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
+    log_format: Annotated[
+        str,
+        typer.Option(
+            "--log-format",
+            help="json: one JSON object per line on stderr (time, level, message, canary, commit...); "
+            "text: lines for people. With json, --once still prints its commits on stdout.",
+            envvar="GITCANARY_LOG_FORMAT",
+        ),
+    ] = "json",
+    write_mode: Annotated[
+        str,
+        typer.Option(
+            help="direct (push to BRANCH) or pull-request (each step a PR gitcanary merges when mergeable); "
+            "a canary's gitcanary.io/write-mode annotation wins.",
+            envvar="GITCANARY_WRITE_MODE",
+        ),
+    ] = "direct",
+    promotion_gate: Annotated[
+        bool,
+        typer.Option(
+            help="One PR per rollout carrying the promotion: approving it promotes, closing it rolls back; "
+            "a canary's gitcanary.io/promotion-gate annotation wins.",
+            envvar="GITCANARY_PROMOTION_GATE",
+        ),
+    ] = False,
+    merge_method: Annotated[
+        str,
+        typer.Option(
+            help="How gitcanary merges its PRs: merge, squash or rebase.", envvar="GITCANARY_MERGE_METHOD"
+        ),
+    ] = "merge",
+    github_repo: Annotated[
+        str | None,
+        typer.Option(
+            help="OWNER/NAME of REPO on GitHub, for PRs and the gate.", envvar="GITCANARY_GITHUB_REPO"
+        ),
+    ] = None,
+    github_api_url: Annotated[
+        str,
+        typer.Option(help="GitHub Enterprise: https://HOST/api/v3.", envvar="GITCANARY_GITHUB_API_URL"),
+    ] = "https://api.github.com",
+    github_token_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="File holding the GitHub token (or set GITCANARY_GITHUB_TOKEN; never a flag).",
+            envvar="GITCANARY_GITHUB_TOKEN_FILE",
+        ),
+    ] = None,
+    github_app_id: Annotated[str | None, typer.Option(envvar="GITCANARY_GITHUB_APP_ID")] = None,
+    github_app_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="GitHub App private key (PEM), with --github-app-id and --github-installation-id.",
+            envvar="GITCANARY_GITHUB_APP_KEY_FILE",
+        ),
+    ] = None,
+    github_installation_id: Annotated[
+        int | None, typer.Option(envvar="GITCANARY_GITHUB_INSTALLATION_ID")
+    ] = None,
+    webhook_secret_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="File holding the GitHub webhook secret (or set GITCANARY_WEBHOOK_SECRET); with one, "
+            "POST /webhooks/github on --listen triggers a tick.",
+            envvar="GITCANARY_WEBHOOK_SECRET_FILE",
+        ),
+    ] = None,
     provider: Annotated[
         str | None,
         typer.Option(
@@ -122,14 +193,17 @@ def run(
     ] = None,
 ) -> None:
     """Watch REPO; on an image bump, drive the canary by commits: weights, halts, promotion or rollback."""
+    from gitcanary import logs
     from gitcanary.config import Settings
-    from gitcanary.reconciler import Reconciler, TickResult
+    from gitcanary.instrumented import MonitoredReconciler
+    from gitcanary.reconciler import TickResult
 
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(message)s",
-        stream=sys.stderr,
-    )
+    try:
+        logs.configure(log_format, verbose)
+    except ValueError as exc:
+        _fail(exc)
+    as_json = log_format == "json"
+    log = logging.getLogger("gitcanary")
     settings = Settings(
         repo=repo,
         branch=branch,
@@ -141,12 +215,29 @@ def run(
         author_email=author_email,
         signing_key=signing_key,
         signing_format=signing_format,
+        write_mode=write_mode,
+        promotion_gate=promotion_gate,
+        merge_method=merge_method,
+        github_repo=github_repo,
+        github_api_url=github_api_url,
+        github_token_file=github_token_file,
+        github_app_id=github_app_id,
+        github_app_key_file=github_app_key_file,
+        github_installation_id=github_installation_id,
+        webhook_secret_file=webhook_secret_file,
         provider=provider,
     )
-    reconciler = Reconciler(settings)
+    reconciler = MonitoredReconciler(settings)
     warned: set[str] = set()
 
     def show(result: TickResult) -> None:
+        if as_json:
+            log_result(result)
+            if not once:
+                return
+            for sha in result.commits:  # a script's result: the commits, on stdout
+                console.print(f"{sha[:8]} {_subject(reconciler, sha)}", highlight=False)
+            return
         for report in result.reports.values():
             for warning in report.warnings:
                 if warning not in warned:  # once per process, not every tick
@@ -162,14 +253,39 @@ def run(
             subject = summary.decode() if isinstance(summary, bytes) else summary
             console.print(f"{sha[:8]} {subject}", highlight=False)
 
+    def log_result(result: TickResult) -> None:
+        """The tick's news as JSON log records, with the canary and commit as fields."""
+        for report in result.reports.values():
+            for warning in report.warnings:
+                if warning not in warned:
+                    warned.add(warning)
+                    log.warning(warning, extra={"canary": report.key})
+            if report.error:
+                log.error("halted: %s", report.error, extra={"canary": report.key})
+        for source, problem in result.errors.items():
+            log.error("halted: %s", problem, extra={"file": source})
+        for sha in result.commits:
+            body = reconciler.workspace.repo.commit(sha).message
+            text = body.decode() if isinstance(body, bytes) else body
+            trailers = parse_trailers(text)
+            fields = {
+                "commit": sha,
+                "canary": trailers.get("Canary", ""),
+                "action": trailers.get("Action", ""),
+            }
+            log.info("pushed %s", text.splitlines()[0], extra=fields)
+
     try:
+        from gitcanary.forge.setup import publisher_for
+
+        reconciler.publisher = publisher_for(settings, reconciler.workspace)
         if once:
             result = reconciler.tick()
             show(result)
             if result.errors or any(r.error for r in result.reports.values()):
                 raise typer.Exit(2)
             return
-        server = _serve(listen, reconciler) if listen else None
+        server = _serve(listen, reconciler, as_json) if listen else None
         try:
             reconciler.run_forever(on_tick=show)
         finally:
@@ -179,16 +295,33 @@ def run(
         _fail(exc)
 
 
-def _serve(listen: str, reconciler: Reconciler) -> HttpServer:
+def _subject(reconciler: Reconciler, sha: str) -> str:
+    summary = reconciler.workspace.repo.commit(sha).summary
+    return summary.decode() if isinstance(summary, bytes) else summary
+
+
+def _serve(listen: str, reconciler: Reconciler, as_json: bool = False) -> HttpServer:
     """Start the HTTP endpoints of `run` (each concern mounts its path on the router)."""
     router = Router()
     router.mount("/healthz", plain("200 OK", "ok\n"))
+    mount_telemetry(router, reconciler)
+    from gitcanary.forge import webhook
+    from gitcanary.forge.setup import webhook_secret
+
+    secret = webhook_secret(reconciler.settings)
+    if secret:
+        receiver = webhook.WebhookReceiver(secret, reconciler.wake, reconciler.settings.branch)
+        router.mount(webhook.PATH, receiver)
     try:
         server = HttpServer(router, listen).start()
     except (OSError, ValueError) as exc:
         _fail(GitcanaryError(f"--listen {listen}: {exc}"))
         raise
-    err.print(f"serving /healthz on {server.url}", highlight=False)
+    served = f"serving /healthz on {server.url} (and {', '.join(sorted(set(router.routes) - {'/healthz'}))})"
+    if as_json:
+        logging.getLogger("gitcanary").info(served, extra={"url": server.url})
+    else:
+        err.print(served, highlight=False)
     return server
 
 
@@ -209,6 +342,8 @@ def init(
 
     Routing switches to the primary, and the target scales to zero, in a second commit that
     `gitcanary run` makes once the primary has had time to become ready (or at once with --switch).
+    An app dir with a fleet.yaml is a Fleet bundle: the generated dir gets its own fleet.yaml, and
+    init says whether a GitRepo's spec.paths in the repository covers it.
     """
     from gitcanary.operations import init as do_init
 
@@ -255,12 +390,29 @@ def status(
     branch: BranchOpt = "main",
     output: Annotated[str, typer.Option("-o", "--output", help="table or json")] = "table",
     settle: Annotated[float, typer.Option(envvar="GITCANARY_SETTLE")] = 10.0,
+    github_repo: Annotated[
+        str | None,
+        typer.Option(
+            help="OWNER/NAME on GitHub: also show the PRs canaries wait on.", envvar="GITCANARY_GITHUB_REPO"
+        ),
+    ] = None,
+    github_api_url: Annotated[
+        str, typer.Option(envvar="GITCANARY_GITHUB_API_URL")
+    ] = "https://api.github.com",
+    github_token_file: Annotated[Path | None, typer.Option(envvar="GITCANARY_GITHUB_TOKEN_FILE")] = None,
 ) -> None:
     """Every canary: phase, weight, failed checks, current -> new revision, and what it waits for."""
     from gitcanary.operations import status as do_status
 
     try:
         views = do_status(_checkout(repo, branch), settle=settle)
+        if github_repo:
+            from gitcanary.forge.github import GitHubConfig, GitHubForge
+            from gitcanary.forge.status import annotate
+
+            token = os.environ.get("GITCANARY_GITHUB_TOKEN")
+            config = GitHubConfig(github_repo, github_api_url, token=token, token_file=github_token_file)
+            annotate(views, GitHubForge(config))
     except GitcanaryError as exc:
         _fail(exc)
         return
@@ -344,6 +496,9 @@ def demo(
         _fail(exc)
         return
     raise typer.Exit(code)
+
+
+register_manual_commands(app)  # promote, abort, pause, resume, retry (gitcanary/manual_cli.py)
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -28,6 +28,19 @@ class Settings(BaseSettings):
     signing_key: str | None = None
     signing_format: str = "openpgp"  # or "ssh" (signing_key is then a key file), or "x509"
     push_attempts: int = 6
+    # Pull-request mode, the promotion gate and push webhooks (gitcanary.forge).
+    write_mode: str = "direct"  # or "pull-request"; a canary's gitcanary.io/write-mode wins
+    promotion_gate: bool = False  # a canary's gitcanary.io/promotion-gate wins
+    merge_method: str = "merge"  # merge, squash or rebase
+    github_repo: str | None = None  # OWNER/NAME; PRs need it
+    github_api_url: str = "https://api.github.com"  # GitHub Enterprise: https://HOST/api/v3
+    github_token: SecretStr | None = None
+    github_token_file: Path | None = None
+    github_app_id: str | None = None
+    github_app_key_file: Path | None = None
+    github_installation_id: int | None = None
+    webhook_secret: SecretStr | None = None
+    webhook_secret_file: Path | None = None
     # `spec.provider` of canaries that set none (Flagger's -mesh-provider); None means istio.
     provider: str | None = None
 

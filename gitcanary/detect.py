@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gitcanary import yamlio
+from gitcanary import fleet, yamlio
 from gitcanary.discovery import YAML_SUFFIXES, find_kustomization
 
 
@@ -47,8 +47,8 @@ class ImageSource:
 
     path: str  # repository-relative file
     field: str  # e.g. images[0].newTag or spec.template.spec.containers[0].image
-    kind: str  # "kustomization" or "manifest"
-    index: int  # entry index (kustomization) or document index (manifest)
+    kind: str  # "kustomization", "manifest" or "helm-values" (a Fleet bundle's chart values)
+    index: int  # entry index (kustomization), document index (manifest) or image-keys pair (helm-values)
 
 
 def _docs(root: Path, path: str) -> list[Any]:
@@ -63,10 +63,19 @@ def _kustomize_entry_output(entry: dict[str, Any], original: ImageRef) -> ImageR
     )
 
 
-def locate(root: Path, app_dir: str, container: str, image: str) -> ImageSource | None:
-    """Find what sets `container`'s rendered `image` in the app dir (kustomization first)."""
+def locate(
+    root: Path,
+    app_dir: str,
+    container: str,
+    image: str,
+    helm_keys: tuple[tuple[str, str], ...] = fleet.DEFAULT_HELM_IMAGE_KEYS,
+) -> ImageSource | None:
+    """Find what sets `container`'s rendered `image` in the app dir: chart values, kustomization, manifest."""
+    from_values = fleet.locate_image(root, app_dir, image, helm_keys)
+    if from_values is not None:
+        return ImageSource(from_values.path, from_values.field, "helm-values", from_values.pair)
     rendered = ImageRef.parse(image)
-    kustomization = find_kustomization(root, app_dir)
+    kustomization = find_kustomization(root, fleet.kustomize_dir_of(root, app_dir))
     if kustomization is not None:
         doc = yamlio.load((root / kustomization).read_text()) or {}
         for index, entry in enumerate(doc.get("images") or []):
@@ -100,11 +109,21 @@ def _container_lists(doc: Any) -> list[tuple[str, list[Any]]]:
     return out
 
 
-def write_back(root: Path, source: ImageSource, container: str, current: str, wanted: str) -> bool:
+def write_back(
+    root: Path,
+    source: ImageSource,
+    container: str,
+    current: str,
+    wanted: str,
+    helm_keys: tuple[tuple[str, str], ...] = fleet.DEFAULT_HELM_IMAGE_KEYS,
+) -> bool:
     """Make `source` produce `wanted` instead of `current`; True when the file changed.
 
     Only the keys that must change are touched (round-trip YAML), so the diff is the old tag.
     """
+    if source.kind == "helm-values":
+        found = fleet.HelmImage(source.path, source.field, source.index)
+        return fleet.write_image(root, found, current, wanted, helm_keys)
     path = root / source.path
     text = path.read_text()
     want = ImageRef.parse(wanted)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -74,7 +74,7 @@ def scan_file(catalog: Catalog, root: Path, source: str) -> None:
         try:
             if is_flagger(doc, "Canary"):
                 _default_namespace(root, source, doc)
-                loaded = load_canary(doc, label)
+                loaded = _with_fleet_warnings(root, source, load_canary(doc, label))
                 key = loaded.canary.key
                 if key in catalog.canaries and catalog.canaries[key].source != label:
                     raise SpecError(
@@ -102,6 +102,7 @@ def _default_namespace(root: Path, source: str, doc: dict[str, Any]) -> None:
     parent = str(PurePosixPath(source).parent)
     kustomization = find_kustomization(root, "" if parent == "." else parent)
     if kustomization is None:
+        _fleet_namespace(root, "" if parent == "." else parent, meta)
         return
     try:
         kdoc = next(iter(yamlio.safe_load_all((root / kustomization).read_text())), None)
@@ -109,6 +110,29 @@ def _default_namespace(root: Path, source: str, doc: dict[str, Any]) -> None:
         return
     if isinstance(kdoc, dict) and isinstance(kdoc.get("namespace"), str):
         meta["namespace"] = kdoc["namespace"]
+    else:
+        _fleet_namespace(root, "" if parent == "." else parent, meta)
+
+
+def _with_fleet_warnings(root: Path, source: str, loaded: LoadedCanary) -> LoadedCanary:
+    """Fleet settings gitcanary does not act on are warned about with the canary's own warnings."""
+    from gitcanary import fleet
+
+    parent = str(PurePosixPath(source).parent)
+    found = fleet.warnings(root, "" if parent == "." else parent)
+    return replace(loaded, warnings=loaded.warnings + found) if found else loaded
+
+
+def _fleet_namespace(root: Path, directory: str, meta: dict[str, Any]) -> None:
+    """In a Fleet bundle, a Canary without a namespace lands in the fleet.yaml's namespace."""
+    from gitcanary import fleet
+
+    try:
+        bundle = fleet.bundle_for(root, directory)
+    except SpecError:
+        return  # reported when the bundle is built
+    if bundle is not None:
+        meta["namespace"] = bundle.namespace or bundle.default_namespace
 
 
 def scan(root: Path) -> Catalog:

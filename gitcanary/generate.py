@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gitcanary import detect, render, yamlio
+from gitcanary import apex, detect, fleet, render, yamlio
 from gitcanary.discovery import (
     GENERATED_DIR_ANNOTATION,
     STATUS_FILE,
@@ -35,10 +35,29 @@ class Layout:
     app_dir: str
     generated_dir: str
     target: str
+    source: str = ""  # the Canary's file, for errors in its annotations
+    helm_keys_annotation: str | None = None  # gitcanary.io/helm-image-keys (Fleet helm-values bundles)
+    helm_replicas_key: str = fleet.DEFAULT_HELM_REPLICAS_KEY
 
     @classmethod
     def of(cls, loaded: LoadedCanary) -> Layout:
-        return cls(app_dir(loaded), generated_dir(loaded), loaded.canary.spec.target_ref.name)
+        annotations = loaded.canary.metadata.annotations
+        return cls(
+            app_dir(loaded),
+            generated_dir(loaded),
+            loaded.canary.spec.target_ref.name,
+            loaded.source,
+            annotations.get(fleet.HELM_IMAGE_KEYS_ANNOTATION),
+            annotations.get(fleet.HELM_REPLICAS_KEY_ANNOTATION) or fleet.DEFAULT_HELM_REPLICAS_KEY,
+        )
+
+    @property
+    def helm_image_keys(self) -> tuple[tuple[str, str], ...]:
+        return fleet.parse_image_keys(self.helm_keys_annotation, self.source)
+
+    @property
+    def fleet_yaml(self) -> str:
+        return self._in("fleet.yaml")
 
     def _in(self, name: str) -> str:
         return f"{self.generated_dir}/{name}" if self.generated_dir else name
@@ -72,6 +91,7 @@ class Rendered:
     autoscaler: Obj | None
     spec_hash: str
     revision: str
+    apex_service: Obj | None = None  # a Service the app itself defines under the apex name
     ingress: Obj | None = None  # the Ingress `spec.ingressRef` names (ingress providers)
 
 
@@ -140,7 +160,7 @@ def changed_images(
     if primary is None:
         return []
     return [
-        (container, old, new, detect.locate(root, layout.app_dir, container, new))
+        (container, old, new, detect.locate(root, layout.app_dir, container, new, layout.helm_image_keys))
         for container, old, new in detect.image_changes(
             render.container_images(primary), render.container_images(rendered.target)
         )
@@ -183,6 +203,8 @@ class FileWriter:
             # First, so a refusal leaves nothing written. Hooking up is init's job only: a person
             # may reorganize the parents later.
             self.hook_note = self.hook_up()
+            if rendered.apex_service is not None:
+                self.take_over_apex(dry_run=True)
         if copy_to_primary:
             user_replicas = rendered.target.get("spec", {}).get("replicas")
             existing = read_primary(self.root, self.layout)
@@ -195,6 +217,8 @@ class FileWriter:
             self._write(self.layout.primary, docs)
         self._write(self.layout.services, render.services(self.canary, rendered.target, where, routed))
         resources = [os.path.basename(self.layout.primary), os.path.basename(self.layout.services)]
+        if routed and rendered.apex_service is not None:
+            self.take_over_apex()
         if routed:
             weights = (100 - status.canary_weight, status.canary_weight)
             routing = self.router.render(
@@ -217,12 +241,41 @@ class FileWriter:
                 }
             ],
         )
+        app_bundle = fleet.bundle_for(self.root, self.layout.app_dir)
+        if app_bundle is not None:
+            desired = fleet.generated_bundle(app_bundle, self.canary.namespace)
+            if fleet.write_generated_bundle(self.root, self.layout.fleet_yaml, desired):
+                self.changed.append(self.layout.fleet_yaml)
         self._write(self.layout.status, [status.to_document(self.canary.key)])
         return self.changed
 
+    def take_over_apex(self, dry_run: bool = False) -> None:
+        """The app ships a Service under the apex name: remove it in the commit that adds ours."""
+        changed, note = apex.take_over(
+            self.root,
+            self.layout.app_dir,
+            self.canary.namespace,
+            self.canary.service_name,
+            self.loaded.source,
+            dry_run,
+        )
+        if not note:
+            return
+        self.changed += [path for path in changed if path not in self.changed]
+        self.hook_note = f"{self.hook_note}; {note}" if self.hook_note else note
+
     def scale_target(self, replicas: int) -> None:
-        """Set the target's replicas through the app's kustomization `replicas:`, or its manifest."""
-        kustomization = find_kustomization(self.root, self.layout.app_dir)
+        """Set the target's replicas through the app's kustomization `replicas:`, or its manifest.
+
+        A Fleet Helm bundle's replicas are a chart value in its fleet.yaml `helm.values`.
+        """
+        bundle = fleet.bundle_of(self.root, self.layout.app_dir)
+        if bundle is not None and bundle.chart_dir(self.root) is not None:
+            changed = fleet.set_replicas(self.root, bundle, self.layout.helm_replicas_key, replicas)
+            if changed:
+                self.changed.append(changed)
+            return
+        kustomization = find_kustomization(self.root, fleet.kustomize_dir_of(self.root, self.layout.app_dir))
         if kustomization is not None:
             text = (self.root / kustomization).read_text()
             doc = yamlio.load(text)
@@ -277,7 +330,7 @@ class FileWriter:
             if source is None or not old:
                 notes.append(f"{container}: {new} not found in {self.layout.app_dir}; left as is")
                 continue
-            if detect.write_back(self.root, source, container, new, old):
+            if detect.write_back(self.root, source, container, new, old, self.layout.helm_image_keys):
                 self.changed.append(source.path)
                 notes.append(
                     f"image {container} written back: {new} -> {old} in {source.path} {source.field}"
@@ -287,6 +340,10 @@ class FileWriter:
     def hook_up(self) -> str:
         """Make the applier build the generated dir: list it in the parent kustomization if there is one."""
         parent = os.path.dirname(self.layout.generated_dir)
+        if fleet.bundle_for(self.root, self.layout.app_dir) is not None:
+            # Fleet deploys the generated dir as a bundle of its own (its fleet.yaml), never through a
+            # parent kustomization: that would make two bundles own the same objects.
+            return fleet.hook_note(self.root, self.layout.generated_dir, self.layout.app_dir)
         kustomization = find_kustomization(self.root, parent)
         entry = os.path.relpath(self.layout.generated_dir, parent or ".")
         if kustomization is None:

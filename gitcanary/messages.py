@@ -78,4 +78,10 @@ def compose(canary: Canary, old: CanaryStatus | None, decision: Decision, notes:
     assert new is not None
     body = [decision.reason, *decision.details, *notes]
     trailers = _trailers(canary, new, decision.action.value)
-    return format_message(subject(canary, old, decision), body, trailers)
+    line = subject(canary, old, decision)
+    if decision.actor:
+        # A manual request honoured: who asked, in the subject for people and a trailer for programs.
+        line += f" ({decision.request} requested by {decision.actor.split(' <')[0]})"
+        trailers["Request"] = decision.request
+        trailers["Actor"] = decision.actor
+    return format_message(line, body, trailers)

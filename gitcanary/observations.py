@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,13 @@ class CheckResult:
     line: str
 
 
+class Gate(StrEnum):
+    """The rollout's promotion-gate PR as the forge reports it (a merged one shows in Git instead)."""
+
+    OPEN = "open"
+    REJECTED = "rejected"  # closed without merging: roll back
+
+
 @dataclass(frozen=True)
 class Observation:
     """Everything the rollout core needs besides spec and status.
@@ -32,6 +40,7 @@ class Observation:
     `live` says the last commit for this canary is applied and its workloads are ready (the
     cluster observer answers that, or the settle delay stands in for it).
     `checks` is None until the edge has run the analysis the core asked for.
+    `promotion_gate` is None when the canary has no gate (or its PR is not open yet).
     """
 
     now: datetime
@@ -39,3 +48,4 @@ class Observation:
     target_revision: str
     live: bool = True
     checks: tuple[CheckResult, ...] | None = None
+    promotion_gate: Gate | None = None

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tenacity import (
     RetryError,
@@ -25,7 +25,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from gitcanary import discovery, messages
+from gitcanary import discovery, fleet, messages
 from gitcanary.config import Settings
 from gitcanary.discovery import Catalog
 from gitcanary.errors import GitcanaryError, GitError, PushRejected
@@ -39,6 +39,9 @@ from gitcanary.spec.load import LoadedCanary
 from gitcanary.spec.models import Canary, MetricTemplate
 from gitcanary.spec.status import CanaryStatus, utcnow
 from gitcanary.target import render_target
+
+if TYPE_CHECKING:
+    from gitcanary.forge.publish import Publisher
 
 log = logging.getLogger("gitcanary")
 
@@ -79,8 +82,10 @@ class Reconciler:
         clock: Callable[[], datetime] = utcnow,
         analyzer: Analyzer | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        publisher: Publisher | None = None,
     ) -> None:
         self.settings = settings
+        self.publisher = publisher  # pull-request mode and the promotion gate (gitcanary.forge)
         self.clock = clock
         self.analyzer = analyzer
         self.sleep = sleep
@@ -167,10 +172,14 @@ class Reconciler:
         else:
             self.renders[key] = rendered
         layout = Layout.of(loaded)
-        self.inputs[key] = discovery.kustomize_inputs(self.root, layout.app_dir) | {
-            loaded.source.split("#", 1)[0],
-            layout.generated_dir,
-        }
+        self.inputs[key] = (
+            discovery.kustomize_inputs(self.root, layout.app_dir)
+            | fleet.inputs(self.root, layout.app_dir)
+            | {
+                loaded.source.split("#", 1)[0],
+                layout.generated_dir,
+            }
+        )
 
     def _rendered(self, key: str, loaded: LoadedCanary) -> Rendered:
         if key not in self.renders and key not in self.render_errors:
@@ -203,6 +212,8 @@ class Reconciler:
         rendered = self._rendered(key, loaded)
         live = status is None or (now - status.last_transition_time).total_seconds() >= self.settings.settle
         obs = Observation(now, rendered.spec_hash, rendered.revision, live=live)
+        if self.publisher is not None:
+            obs = replace(obs, promotion_gate=self.publisher.gate_state(key))
         decision = decide(loaded.canary, status, obs)
         if decision.action is Action.MEASURE:
             checks = self._analyze(loaded.canary, self.catalog.templates, now)
@@ -216,8 +227,13 @@ class Reconciler:
         report = CanaryReport(key, loaded.source, warnings=loaded.warnings)
         self.reports[key] = report
         router = router_for(loaded.canary, loaded.source)
+        # A step whose PR is still open is not done: drive the PR, decide nothing but a rollback.
+        hold = self.publisher.pending(loaded, self._status(key, loaded)) if self.publisher else None
         decision, status, rendered = self.observe(key, now)
         report.status = status
+        if hold and decision.action is not Action.ROLLBACK:
+            report.waiting = hold
+            return None
         respec = key in self.respec
         self.respec.discard(key)
         if decision.status is None:
@@ -247,7 +263,7 @@ class Reconciler:
         decision = replace(decision, status=new_status)
         message = messages.compose(loaded.canary, status, decision, notes)
         sha = self.workspace.commit(message, changed)
-        log.info("%s: %s", key, message.splitlines()[0])
+        log.info("%s: %s", key, message.splitlines()[0], extra={"canary": key, "commit": sha})
         self.statuses[key] = new_status
         report.status = new_status
         if any(path != Layout.of(loaded).status for path in changed):
@@ -267,7 +283,12 @@ class Reconciler:
             return None
         message = messages.update(loaded.canary, status, changed)
         sha = self.workspace.commit(message, changed)
-        log.info("%s: %s", loaded.canary.key, message.splitlines()[0])
+        log.info(
+            "%s: %s",
+            loaded.canary.key,
+            message.splitlines()[0],
+            extra={"canary": loaded.canary.key, "commit": sha},
+        )
         return sha
 
     def _bump_notes(self, loaded: LoadedCanary, rendered: Rendered) -> list[str]:
@@ -291,7 +312,7 @@ class Reconciler:
                 self.workspace.repo.git.clean("-fdq")
                 report = self.reports.setdefault(key, CanaryReport(key, self.catalog.canaries[key].source))
                 report.error = str(exc)
-                log.error("%s: %s", key, exc)
+                log.error("%s: %s", key, exc, extra={"canary": key})
                 continue
             if sha is not None:
                 commits.append(sha)
@@ -323,10 +344,24 @@ class Reconciler:
         self.refresh(head)
         assert self.catalog is not None
         self.reports = {k: v for k, v in self.reports.items() if k in self.catalog.canaries}
+        if self.publisher is not None:
+            self.publisher.begin_tick(self.catalog.canaries)
         commits = self._decide_all(self.clock())
         result = TickResult(
             head, commits, dict(self.reports), {src: str(err) for src, err in self.catalog.errors.items()}
         )
+        if self.publisher is not None:
+            for key, why in self.publisher.waiting.items():
+                if key in self.reports:
+                    self.reports[key].waiting = why
+        if commits and self.publisher is not None:
+            try:
+                published = self.publisher.publish(head, commits)
+            except GitcanaryError:
+                self._forget()  # nothing of this attempt is known to have landed
+                raise
+            if published:
+                return self._published(result)
         if not commits:
             self._clean = True
             return result
@@ -340,6 +375,48 @@ class Reconciler:
         self.refresh(self.workspace.head())
         result.head = self.workspace.head()
         self._clean = True
+        self._after_landing()
+        return result
+
+    def _after_landing(self) -> None:
+        """Let the forge edge act on what just landed (a rollout that started opens its gate PR now)."""
+        if self.publisher is None or self.catalog is None:
+            return
+        landed = {
+            key: (self.catalog.canaries[key], self._status(key, self.catalog.canaries[key]))
+            for key in self._moved
+            if key in self.catalog.canaries
+        }
+        try:
+            self.publisher.after_landing(landed)
+        except GitcanaryError as exc:  # the next tick's pending() does the same; nothing is lost
+            log.warning("after pushing: %s", exc)
+
+    def _published(self, result: TickResult) -> TickResult:
+        """Some commits went to PRs, not the branch: re-read the branch; what did not land is not known."""
+        assert self.publisher is not None
+        remote = self.workspace.fetch()
+        # Report what landed on the branch (directly, or in PRs merged now), not what went to open PRs.
+        landed = self.workspace.repo.git.rev_list(
+            "--reverse", "--grep=^Gitcanary-Canary:", f"{result.head}..{remote}"
+        )
+        result.commits = landed.split()
+        self.workspace.reset(remote)
+        for key in self._moved:
+            self.statuses.pop(key, None)
+            self.renders.pop(key, None)
+            self.render_errors.pop(key, None)
+        self.refresh(remote)
+        assert self.catalog is not None
+        for key in self._moved:
+            if key in self.reports and key in self.catalog.canaries:
+                self.reports[key].status = self._status(key, self.catalog.canaries[key])
+        for key, why in self.publisher.waiting.items():
+            if key in self.reports:
+                self.reports[key].waiting = why
+        result.head = remote
+        self._clean = True
+        self._after_landing()
         return result
 
     def _rebase_if_unrelated(self, base: str) -> bool:

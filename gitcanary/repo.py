@@ -203,7 +203,13 @@ class Workspace:
                     "point --repo at a bare repository (git clone --bare), or set "
                     "receive.denyCurrentBranch=updateInstead in it"
                 ) from exc
-            if "[rejected]" in text or "non-fast-forward" in text or "fetch first" in text:
+            # "cannot lock ref ... but expected": the branch moved while this push was in flight.
+            if (
+                "[rejected]" in text
+                or "non-fast-forward" in text
+                or "fetch first" in text
+                or "cannot lock ref" in text
+            ):
                 raise PushRejected(f"{self.branch} moved on {self.url}") from exc
             raise GitError(f"git push to {self.url} failed: {_stderr(exc)}") from exc
 

@@ -11,11 +11,13 @@ calls `decide` again with `Observation.checks` set.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from gitcanary.observations import CheckResult, Observation
+from gitcanary.manual_rules import refusal
+from gitcanary.observations import CheckResult, Gate, Observation
 from gitcanary.spec.models import Canary
+from gitcanary.spec.request import ManualAction
 from gitcanary.spec.status import CanaryStatus, Phase
 
 
@@ -61,6 +63,8 @@ class Decision:
     failed: tuple[str, ...] = ()  # lines of the checks that failed (HALT, ROLLBACK)
     copy_to_primary: bool = False
     revert_target: bool = False
+    actor: str = ""  # the person whose manual request this decision honours (Gitcanary-Actor)
+    request: str = ""  # that request's action: promote, abort or retry
 
 
 def strategy_of(canary: Canary) -> Strategy:
@@ -111,6 +115,10 @@ def decide(canary: Canary, status: CanaryStatus | None, obs: Observation) -> Dec
         return Decision(Action.NONE, "suspended")
     if status is None:
         return _initialize(obs)
+    if status.request is not None:
+        manual = _honour_request(canary, status, obs)
+        if manual is not None:
+            return manual
     if status.phase is Phase.INITIALIZING:
         if not obs.live:
             return Decision(Action.NONE, "waiting for the primary to become ready")
@@ -150,6 +158,9 @@ def decide(canary: Canary, status: CanaryStatus | None, obs: Observation) -> Dec
         )
     if new_revision:
         return _start(canary, status, obs, Action.RESTART)
+    if obs.promotion_gate is Gate.REJECTED:
+        # Closing the promotion PR unmerged is a person saying no: roll back now, like a failed check.
+        return _rollback(status, obs, "promotion PR closed unmerged", status.failed_checks)
     if canary.spec.skip_analysis:
         return _promote(canary, status, obs, skip=True)
     if not _due(canary, status, obs):
@@ -191,6 +202,8 @@ def _step(status: CanaryStatus, obs: Observation, **changes: object) -> CanarySt
     data = status.model_dump()
     data.update(changes)
     data["last_transition_time"] = obs.now
+    # Every transition answers a pending manual request: it was honoured, or no longer applies.
+    data["request"] = None
     return CanaryStatus.model_validate(data)
 
 
@@ -361,6 +374,7 @@ def _promote(canary: Canary, status: CanaryStatus, obs: Observation, skip: bool)
         status,
         obs,
         phase=Phase.PROMOTING,
+        mirrored=False,  # a manual promotion may come during a mirrored step; promotion never mirrors
         message=f"Copying {canary.spec.target_ref.name} template spec to "
         f"{canary.spec.target_ref.name}-primary",
     )
@@ -380,6 +394,7 @@ def _succeeded(status: CanaryStatus, obs: Observation, message: str) -> CanarySt
         obs,
         phase=Phase.SUCCEEDED,
         canary_weight=0,
+        mirrored=False,
         last_promoted_spec=status.last_applied_spec,
         primary_revision=status.canary_revision,
         message=message,
@@ -401,3 +416,46 @@ def _finish_promotion(canary: Canary, status: CanaryStatus, obs: Observation) ->
         return Decision(Action.FINALIZE, "routing all traffic to the primary", new)
     new = _succeeded(status, obs, "Promotion completed! Scaling down canary")
     return Decision(Action.SUCCEED, "promotion completed; canary scaled to zero", new)
+
+
+def _honour_request(canary: Canary, status: CanaryStatus, obs: Observation) -> Decision | None:
+    """A person's promote, abort or retry, done at once; None when it no longer applies.
+
+    A request made for another rollout, or for a phase the rollout has left, is not acted on: the
+    next transition drops it (`_step` clears it) and normal analysis decides as if it were not there.
+    A newer revision wins over the request too, like a new bump restarts Flagger's analysis.
+    """
+    request = status.request
+    assert request is not None
+    if request.rollout_id != status.rollout_id or refusal(request.action, status.phase, False):
+        return None
+    new_revision = obs.target_spec not in (status.last_applied_spec, status.last_promoted_spec)
+    if new_revision and status.phase is not Phase.FAILED:
+        return None
+    actor, asked = request.actor, request.action.value
+    who = f"requested by {request.actor}"
+    match request.action:
+        case ManualAction.PROMOTE:
+            decision = _promote(canary, status, obs, skip=False)
+            return replace(
+                decision,
+                reason=f"manual promotion {who}; remaining analysis skipped",
+                actor=actor,
+                request=asked,
+            )
+        case ManualAction.ABORT:
+            decision = _rollback(status, obs, f"aborted by {request.actor}", status.failed_checks)
+            return replace(decision, actor=actor, request=asked)
+        case ManualAction.RETRY:
+            action = Action.START if status.phase is Phase.FAILED else Action.RESTART
+            decision = _start(canary, status, obs, action)
+            if decision.status is not None and decision.action is not Action.PROMOTE:
+                message = f"Retry {who}; starting canary analysis"
+                decision = replace(decision, status=decision.status.model_copy(update={"message": message}))
+            return replace(
+                decision,
+                reason=f"retry {who}: analysing {obs.target_revision} again",
+                actor=actor,
+                request=asked,
+            )
+    return None

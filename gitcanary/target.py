@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gitcanary import kustomize, render, yamlio
+from gitcanary import fleet, kustomize, render, yamlio
 from gitcanary.discovery import YAML_SUFFIXES, app_dir, find_kustomization
 from gitcanary.errors import RenderError
 from gitcanary.generate import Rendered
@@ -12,7 +12,13 @@ from gitcanary.spec.load import LoadedCanary
 
 
 def build_app(root: Path, directory: str) -> list[dict]:
-    """kustomize when the dir has a kustomization; otherwise every manifest in it, as Flux would."""
+    """kustomize when the dir has a kustomization; otherwise every manifest in it, as Flux would.
+
+    A directory with a fleet.yaml is built the way Fleet deploys that bundle.
+    """
+    bundle = fleet.bundle_for(root, directory)
+    if bundle is not None:
+        return fleet.build(root, bundle)
     if find_kustomization(root, directory) is not None:
         return kustomize.build(root / directory, display=directory or ".")
     objects: list[dict] = []
@@ -48,4 +54,12 @@ def render_target(root: Path, loaded: LoadedCanary) -> Rendered:
                 f"{loaded.source}: spec.ingressRef: {ref.kind} {ref.name} is not in what "
                 f"{app_dir(loaded) or '.'} builds"
             )
-    return Rendered(target, autoscaler, render.pod_template_hash(target), render.revision_of(target), ingress)
+    apex = render.find_object(objects, "Service", canary.service_name, canary.namespace)
+    return Rendered(
+        target,
+        autoscaler,
+        render.pod_template_hash(target),
+        render.revision_of(target),
+        apex_service=apex,
+        ingress=ingress,
+    )

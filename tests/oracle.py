@@ -29,6 +29,7 @@ __all__ = [
     "CRD_DIR",
     "KUBECTL",
     "assert_invariant",
+    "fleet_build",
     "kustomize_build",
     "provider_routing_problems",
     "routed_weights",
@@ -46,6 +47,108 @@ def kustomize_build(path: Path) -> list[dict]:
             f"kubectl kustomize {path} failed (exit {proc.returncode}):\n{proc.stderr.strip()}"
         )
     return [doc for doc in yaml.safe_load_all(proc.stdout) if doc is not None]
+
+
+FLEET_FILES = ("fleet.yaml", "fleet.yml")
+FLEET_CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"}
+
+
+def fleet_build(root: Path, paths: list[str]) -> list[dict]:
+    """Every object Fleet deploys from a GitRepo with these ``spec.paths``, all bundles together.
+
+    Each directory under a path holding a fleet.yaml is a bundle (a path without any is one bundle
+    itself). A bundle deploys its local Helm chart rendered with ``helm.values`` (Helm's own engine,
+    helm-python-sdk), else its kustomization's build, else its YAML files (not fleet.yaml, not
+    ``overlays/``, not a nested bundle, not what .fleetignore names); then ``namespace`` /
+    ``defaultNamespace`` apply.
+    """
+    objects: list[dict] = []
+    for path in paths:
+        base = root / path if path else root
+        bundles = sorted(
+            {f.parent for name in FLEET_FILES for f in base.rglob(name) if ".git" not in f.parts}
+        ) or [base]
+        for bundle in bundles:
+            objects += _fleet_bundle(root, bundle)
+    return objects
+
+
+def _fleet_bundle(root: Path, bundle: Path) -> list[dict]:
+    spec: dict = {}
+    for name in FLEET_FILES:
+        if (bundle / name).is_file():
+            spec = yaml.safe_load((bundle / name).read_text()) or {}
+    helm = spec.get("helm") or {}
+    chart = bundle / helm["chart"] if helm.get("chart") else bundle
+    if (chart / "Chart.yaml").is_file():
+        import helm_python
+
+        values = helm.get("values") or {}
+        for name in helm.get("valuesFiles") or []:  # Fleet merges them over helm.values
+            values = _merged(values, yaml.safe_load((bundle / name).read_text()) or {})
+        with helm_python.Chart.load(str(chart)) as loaded:
+            rendered = loaded.render(
+                values,
+                name=helm.get("releaseName") or bundle.name,
+                namespace=spec.get("namespace") or spec.get("defaultNamespace") or "default",
+            )
+        objects = [d for text in rendered.values() for d in yaml.safe_load_all(text) if isinstance(d, dict)]
+    elif (bundle / ((spec.get("kustomize") or {}).get("dir") or ".") / "kustomization.yaml").is_file():
+        objects = kustomize_build(bundle / ((spec.get("kustomize") or {}).get("dir") or "."))
+    else:
+        objects = []
+        for file in sorted(bundle.rglob("*")):
+            rel = file.relative_to(bundle)
+            if (
+                file.suffix not in (".yaml", ".yml")
+                or file.name in FLEET_FILES
+                or any(part.startswith(".") for part in rel.parts)
+                or rel.parts[0] == "overlays"
+                or any(
+                    (bundle / Path(*rel.parts[:i]) / f).is_file()
+                    for i in range(1, len(rel.parts))
+                    for f in FLEET_FILES
+                )
+                or _fleet_ignored(bundle, rel)
+            ):
+                continue
+            objects += [d for d in yaml.safe_load_all(file.read_text()) if isinstance(d, dict)]
+    for obj in objects:
+        if obj.get("kind") in FLEET_CLUSTER_SCOPED:
+            continue
+        meta = obj.setdefault("metadata", {})
+        if spec.get("namespace"):
+            meta["namespace"] = spec["namespace"]
+        else:
+            meta.setdefault("namespace", spec.get("defaultNamespace") or "default")
+    return objects
+
+
+def _merged(base: dict, top: dict) -> dict:
+    out = dict(base)
+    for key, value in top.items():
+        out[key] = (
+            _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
+    return out
+
+
+def _fleet_ignored(bundle: Path, rel: Path) -> bool:
+    """A .fleetignore applies to its directory and below: globs on a base name, ``dir/*`` for a directory."""
+    import fnmatch
+
+    for depth in range(len(rel.parts)):
+        ignore = bundle / Path(*rel.parts[:depth]) / ".fleetignore"
+        if not ignore.is_file():
+            continue
+        patterns = [p.strip() for p in ignore.read_text().splitlines() if p.strip() and not p.startswith("#")]
+        below = rel.parts[depth:]
+        for pattern in patterns:
+            if pattern.endswith("/*") and any(fnmatch.fnmatchcase(d, pattern[:-2]) for d in below[:-1]):
+                return True
+            if not pattern.endswith("/*") and any(fnmatch.fnmatchcase(part, pattern) for part in below):
+                return True
+    return False
 
 
 def assert_invariant(

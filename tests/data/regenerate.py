@@ -27,6 +27,7 @@ CRD_KINDS = {
     "flux-kustomizations": ("Kustomization",),
     "gateway-api-httproutes": ("HTTPRoute",),
     "smi-trafficsplit": ("TrafficSplit",),
+    "fleet": ("GitRepo", "Bundle"),
 }
 
 
@@ -121,6 +122,29 @@ def write_fixtures(shared: Path) -> None:
     shutil.copyfile(src_root / "LICENSE", dst_root / "LICENSE")
 
 
+def write_github(shared: Path) -> None:
+    """GitHub's REST OpenAPI subset, descriptions (and summaries, examples) dropped: structure only."""
+    spec = json.loads((shared / "schemas" / "github" / "rest-api-subset.json").read_text())
+    stripped = strip_descriptions(spec)
+
+    def drop(node: Any, parent_key: str | None = None) -> Any:
+        if isinstance(node, dict):
+            return {
+                k: drop(v, k)
+                for k, v in node.items()
+                if not (
+                    k in ("summary", "examples", "example", "externalDocs") and parent_key != "properties"
+                )
+            }
+        if isinstance(node, list):
+            return [drop(v) for v in node]
+        return node
+
+    out = HERE / "github"
+    out.mkdir(exist_ok=True)
+    (out / "rest-api-subset.json").write_text(compact(drop(stripped)))
+
+
 def main(argv: list[str]) -> None:
     if len(argv) != 2:
         raise SystemExit(__doc__)
@@ -129,6 +153,7 @@ def main(argv: list[str]) -> None:
     write_package_istio(shared)
     write_package_crds(shared)
     write_fixtures(shared)
+    write_github(shared)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,69 @@
+"""The forge interface: what gitcanary asks of GitHub (and later GitLab, Gitea) about pull requests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from gitcanary.errors import GitcanaryError
+
+
+class ForgeError(GitcanaryError):
+    """The forge refused or failed a request; the text never holds a credential."""
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    number: int
+    head: str  # branch name in the same repository
+    base: str
+    title: str
+    body: str
+    state: str  # "open" or "closed"
+    merged: bool
+    url: str  # the page a person opens
+    head_sha: str = ""
+    # None while the forge is still computing it; False on a conflict.
+    mergeable: bool | None = None
+    # GitHub's mergeable_state: clean, blocked (reviews or checks required), dirty, behind, unstable, unknown
+    mergeable_state: str = "unknown"
+    approvals: int = 0
+
+    @property
+    def open(self) -> bool:
+        return self.state == "open"
+
+    @property
+    def closed_unmerged(self) -> bool:
+        return self.state == "closed" and not self.merged
+
+
+class Forge(Protocol):
+    """One repository on a forge. Branches are pushed with git; the forge opens, merges and closes PRs."""
+
+    @property
+    def web_url(self) -> str:
+        """The repository's page, for links to commits in PR bodies."""
+        ...
+
+    def find(self, head: str, state: str = "open") -> PullRequest | None:
+        """The newest PR from branch `head` in `state` (open, closed or all)."""
+        ...
+
+    def list_open(self, prefix: str) -> list[PullRequest]:
+        """Open PRs whose head branch starts with `prefix`."""
+        ...
+
+    def get(self, number: int) -> PullRequest: ...
+
+    def open(self, head: str, base: str, title: str, body: str) -> PullRequest: ...
+
+    def update_body(self, number: int, body: str) -> None: ...
+
+    def merge(self, number: int, method: str, sha: str | None = None) -> str | None:
+        """Merge through the API; the merge commit, or None when the forge refuses (not mergeable yet)."""
+        ...
+
+    def close(self, number: int) -> None: ...
+
+    def delete_branch(self, branch: str) -> None: ...

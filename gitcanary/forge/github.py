@@ -1,0 +1,249 @@
+"""The forge on GitHub (github.com or GitHub Enterprise) through PyGithub.
+
+Rate limits: GitHub says how many requests remain and when the window resets in every response's
+`X-RateLimit-*` headers, and sends 403/429 with `Retry-After` or `X-RateLimit-Reset` once exceeded.
+gitcanary reads them: it waits out an exhausted window before the next request, and on a
+rate-limit answer it sleeps until the reset and retries a bounded number of times. PyGithub's own
+retry is off so the waiting is ours (one clock, one log line, testable), its write throttle stays on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from github import Auth, Github, GithubException, RateLimitExceededException
+from github.PullRequest import PullRequest as GhPull
+from github.Repository import Repository
+
+from gitcanary.forge.base import ForgeError, PullRequest
+from gitcanary.forge.secrets import Redactor, read_secret
+
+log = logging.getLogger("gitcanary.forge")
+T = TypeVar("T")
+PUBLIC_API = "https://api.github.com"
+
+
+@dataclass(frozen=True)
+class GitHubConfig:
+    """Where and as whom to reach GitHub. `token` or the App trio; secrets may come from files."""
+
+    repo: str  # owner/name
+    api_url: str = PUBLIC_API  # GitHub Enterprise: https://HOST/api/v3
+    token: str | None = None
+    token_file: Path | None = None
+    app_id: str | None = None
+    app_key_file: Path | None = None
+    installation_id: int | None = None
+    timeout: int = 15
+    # PyGithub's pacing between requests and between writes (GitHub asks integrations for it).
+    seconds_between_requests: float | None = 0.25
+    seconds_between_writes: float | None = 1.0
+    max_rate_wait: float = 900.0  # longer waits fail the tick (it is retried on the next one)
+    rate_attempts: int = 4
+
+
+def _auth(config: GitHubConfig, redact: Redactor) -> Auth.Auth:
+    token = read_secret(config.token, config.token_file, "GitHub token")
+    if token:
+        redact.add(token)
+        return Auth.Token(token)
+    if config.app_id and config.app_key_file and config.installation_id:
+        key = read_secret(None, config.app_key_file, "GitHub App private key")
+        assert key is not None
+        redact.add(key)
+        return Auth.AppAuth(config.app_id, key).get_installation_auth(config.installation_id)
+    raise ForgeError(
+        "GitHub credentials missing: set GITCANARY_GITHUB_TOKEN (or --github-token-file), or "
+        "--github-app-id, --github-app-key-file and --github-installation-id"
+    )
+
+
+class GitHubForge:
+    """One GitHub repository; every call goes through `_call` (rate limits, redacted errors)."""
+
+    def __init__(
+        self,
+        config: GitHubConfig,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if "/" not in config.repo:
+            raise ForgeError(f"GitHub repository {config.repo!r}: expected OWNER/NAME")
+        self.config = config
+        self.sleep = sleep
+        self.clock = clock
+        self.redact = Redactor()
+        self.gh = Github(
+            base_url=config.api_url.rstrip("/"),
+            auth=_auth(config, self.redact),
+            timeout=config.timeout,
+            retry=None,
+            seconds_between_requests=config.seconds_between_requests,
+            seconds_between_writes=config.seconds_between_writes,
+        )
+        self._repo: Repository | None = None
+        self._slept_until = 0.0  # the injected sleep does not move the clock: remember how far it went
+        self.owner = config.repo.split("/", 1)[0]
+        host = config.api_url.rstrip("/")
+        web = "https://github.com" if host == PUBLIC_API else host.removesuffix("/api/v3")
+        self._web_url = f"{web}/{config.repo}"
+
+    @property
+    def repo(self) -> Repository:
+        if self._repo is None:
+            self._repo = self._call("reading the repository", lambda: self.gh.get_repo(self.config.repo))
+        return self._repo
+
+    @property
+    def web_url(self) -> str:
+        return self._web_url
+
+    # -- rate limits and errors ----------------------------------------------------------------
+
+    def _wait_for_window(self) -> None:
+        """The last response said no requests remain: wait for the reset instead of spending one."""
+        remaining, _ = self.gh.requester.rate_limiting
+        reset = self.gh.requester.rate_limiting_resettime
+        # The headers still say 0 after a wait that already ran to this reset: do not wait twice.
+        if remaining == 0 and reset > self._slept_until + 1:
+            self._back_off(max(1.0, reset - self.clock()), "rate limit exhausted")
+
+    def _back_off(self, seconds: float, why: str) -> None:
+        if seconds > self.config.max_rate_wait:
+            raise ForgeError(f"GitHub {why}; the window resets in {seconds:.0f}s: retrying on a later tick")
+        log.warning("GitHub %s: waiting %.0fs before the next request", why, seconds)
+        self.sleep(seconds)
+        self._slept_until = self.clock() + seconds
+
+    def _rate_wait(self, exc: GithubException) -> float | None:
+        """Seconds to wait when `exc` is a rate-limit answer, from its headers; None otherwise."""
+        headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
+        limited = isinstance(exc, RateLimitExceededException) or (
+            exc.status in (403, 429)
+            and (headers.get("x-ratelimit-remaining") == "0" or "retry-after" in headers)
+        )
+        if not limited:
+            return None
+        if "retry-after" in headers:
+            return max(1.0, float(headers["retry-after"]))
+        if "x-ratelimit-reset" in headers:
+            return max(1.0, float(headers["x-ratelimit-reset"]) - self.clock())
+        return 60.0  # a secondary limit without headers: GitHub asks for at least a minute
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        for attempt in range(1, self.config.rate_attempts + 1):
+            self._wait_for_window()
+            try:
+                return fn()
+            except GithubException as exc:
+                wait = self._rate_wait(exc)
+                if wait is None or attempt == self.config.rate_attempts:
+                    raise self._error(what, exc) from None
+                self._back_off(wait, f"rate limit hit ({what})")
+            except OSError as exc:  # connection refused, timeouts
+                raise ForgeError(self.redact(f"GitHub {what}: {exc}")) from None
+        raise AssertionError("unreachable")
+
+    def _error(self, what: str, exc: GithubException) -> ForgeError:
+        data = exc.data if isinstance(exc.data, dict) else {}
+        message = str(data.get("message") or exc.message or "")
+        details = "; ".join(str(e.get("message") or e.get("code")) for e in data.get("errors", []) or [])
+        text = f"GitHub {what} failed: HTTP {exc.status}: {message}" + (f" ({details})" if details else "")
+        return ForgeError(self.redact(text))
+
+    # -- the interface -------------------------------------------------------------------------
+
+    def _convert(self, pr: GhPull, full: bool = False) -> PullRequest:
+        mergeable, state, approvals = None, "unknown", 0
+        if full:
+            mergeable, state = pr.mergeable, pr.mergeable_state or "unknown"
+            if pr.state == "open":
+                approvals = self._approvals(pr)
+        return PullRequest(
+            number=pr.number,
+            head=pr.head.ref,
+            base=pr.base.ref,
+            title=pr.title or "",
+            body=pr.body or "",
+            state=pr.state,
+            merged=bool(pr.merged_at),
+            url=pr.html_url,
+            head_sha=pr.head.sha,
+            mergeable=mergeable,
+            mergeable_state=state,
+            approvals=approvals,
+        )
+
+    def _approvals(self, pr: GhPull) -> int:
+        latest: dict[str, str] = {}
+        for review in pr.get_reviews():
+            latest[review.user.login if review.user else ""] = review.state
+        return sum(1 for state in latest.values() if state == "APPROVED")
+
+    def find(self, head: str, state: str = "open") -> PullRequest | None:
+        def go() -> PullRequest | None:
+            for pr in self.repo.get_pulls(state=state, head=f"{self.owner}:{head}"):
+                return self._convert(pr)
+            return None
+
+        return self._call(f"listing PRs from {head}", go)
+
+    def list_open(self, prefix: str) -> list[PullRequest]:
+        def go() -> list[PullRequest]:
+            return [
+                self._convert(pr)
+                for pr in self.repo.get_pulls(state="open")
+                if pr.head.ref.startswith(prefix)
+            ]
+
+        return self._call("listing open PRs", go)
+
+    def get(self, number: int) -> PullRequest:
+        return self._call(
+            f"reading PR #{number}", lambda: self._convert(self.repo.get_pull(number), full=True)
+        )
+
+    def open(self, head: str, base: str, title: str, body: str) -> PullRequest:
+        def go() -> PullRequest:
+            return self._convert(self.repo.create_pull(base=base, head=head, title=title, body=body))
+
+        return self._call(f"opening a PR from {head}", go)
+
+    def update_body(self, number: int, body: str) -> None:
+        self._call(f"updating PR #{number}", lambda: self.repo.get_pull(number).edit(body=body))
+
+    def merge(self, number: int, method: str, sha: str | None = None) -> str | None:
+        def go() -> str | None:
+            pr = self.repo.get_pull(number)
+            try:
+                kwargs: dict[str, Any] = {"merge_method": method}
+                if sha:
+                    kwargs["sha"] = sha
+                return str(pr.merge(**kwargs).sha)
+            except GithubException as exc:
+                if exc.status in (405, 409):  # not mergeable yet (reviews, checks, conflict) or head moved
+                    log.info("PR #%d not merged yet: %s", number, self._error("merge", exc))
+                    return None
+                raise
+
+        return self._call(f"merging PR #{number}", go)
+
+    def close(self, number: int) -> None:
+        self._call(f"closing PR #{number}", lambda: self.repo.get_pull(number).edit(state="closed"))
+
+    def delete_branch(self, branch: str) -> None:
+        def go() -> None:
+            try:
+                # DELETE /git/refs/heads/BRANCH directly: a lazy GitRef would address /git/ref/.
+                self.gh.requester.requestJsonAndCheck("DELETE", f"{self.repo.url}/git/refs/heads/{branch}")
+            except GithubException as exc:
+                if exc.status not in (404, 422):  # already gone
+                    raise
+
+        self._call(f"deleting branch {branch}", go)

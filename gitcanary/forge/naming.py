@@ -1,0 +1,75 @@
+"""Branch names and PR titles, derived from Git alone so a restarted gitcanary finds its own PRs."""
+
+from __future__ import annotations
+
+import re
+
+from gitcanary.errors import SpecError
+from gitcanary.spec.models import Canary
+
+BRANCH_ROOT = "gitcanary/"
+WRITE_MODE_ANNOTATION = "gitcanary.io/write-mode"
+GATE_ANNOTATION = "gitcanary.io/promotion-gate"
+WRITE_MODES = ("direct", "pull-request")
+MERGE_METHODS = ("merge", "squash", "rebase")
+
+
+def _slug(text: str) -> str:
+    """A piece of a git ref name: no `..`, `~^:?*[\\`, spaces or leading dots (git check-ref-format)."""
+    text = re.sub(r"[^A-Za-z0-9._-]+", "-", text).replace("..", "_")
+    return text.strip(".-") or "x"
+
+
+def canary_prefix(key: str) -> str:
+    """`prod/backend` -> `gitcanary/prod/backend/`: every branch gitcanary opens for this canary."""
+    return BRANCH_ROOT + "/".join(_slug(part) for part in key.split("/")) + "/"
+
+
+def step_branch(key: str, trailers: dict[str, str]) -> str:
+    """The branch of one step, e.g. `gitcanary/prod/backend/advance-w50-i0-f0-6.1.0_6.1.1`.
+
+    Built from what the step *is* (action, weight, iteration, failed checks, revisions), never
+    from the time it was decided: the same step decided again after a restart has the same name,
+    so its open PR is found instead of duplicated.
+    """
+    action = trailers.get("Action", "step")
+    parts = [
+        action,
+        f"w{trailers.get('Weight', '0')}",
+        f"i{trailers.get('Iterations', '0')}",
+        f"f{trailers.get('Failed-Checks', '0')}",
+        trailers.get("Revision", ""),
+    ]
+    return canary_prefix(key) + _slug("-".join(p for p in parts if p))
+
+
+def gate_branch(key: str, rollout_id: str) -> str:
+    """The promotion gate's branch for one rollout (rollout ids are unique per start)."""
+    return canary_prefix(key) + "promotion-" + _slug(rollout_id)
+
+
+def is_gate_branch(branch: str) -> bool:
+    return branch.rsplit("/", 1)[-1].startswith("promotion-")
+
+
+def gate_title(key: str, primary_revision: str, canary_revision: str) -> str:
+    return f"Rollout {key} {primary_revision} -> {canary_revision}"
+
+
+def write_mode(canary: Canary, source: str, default: str) -> str:
+    """The canary's annotation wins over the repository's setting; an unknown value is an error."""
+    mode = canary.metadata.annotations.get(WRITE_MODE_ANNOTATION, default).strip()
+    if mode not in WRITE_MODES:
+        raise SpecError(
+            source.split("#", 1)[0],
+            f"metadata.annotations[{WRITE_MODE_ANNOTATION}]",
+            f"{mode!r}: expected one of {', '.join(WRITE_MODES)}",
+        )
+    return mode
+
+
+def gated(canary: Canary, default: bool) -> bool:
+    value = canary.metadata.annotations.get(GATE_ANNOTATION)
+    if value is None:
+        return default
+    return value.strip().lower() in ("true", "yes", "on", "1")

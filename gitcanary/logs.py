@@ -1,0 +1,73 @@
+"""Logs of `gitcanary run`: one JSON object per line (the default), or text for people.
+
+Each JSON line has `time`, `level`, `logger`, `message`, and whatever the call passed in `extra`
+(`canary`, `commit`, `action`...). Secrets never reach a line: credentials in URLs (a repository
+`https://user:token@host/...`), token-like query parameters and Authorization headers are masked
+in the message and in every extra field, whichever module logged them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+FORMATS = ("json", "text")
+_SECRETS = (
+    (re.compile(r"(?P<keep>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@"), r"\g<keep>***@"),
+    (
+        re.compile(r"(?P<keep>[?&](?:access_token|token|password|secret|api_key|key)=)[^&\s]+", re.I),
+        r"\g<keep>***",
+    ),
+    (re.compile(r"(?P<keep>authorization:\s*(?:bearer|basic|token)?\s*)\S+", re.I), r"\g<keep>***"),
+)
+# Attributes every LogRecord has; anything else came from `extra=`.
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
+
+
+def redact(text: str) -> str:
+    for pattern, replacement in _SECRETS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": redact(record.getMessage()),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("_"):
+                entry[key] = redact(value) if isinstance(value, str) else value
+        if record.exc_info:
+            entry["exception"] = redact(self.formatException(record.exc_info))
+        return json.dumps(entry, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+def configure(log_format: str, verbose: bool = False, stream: TextIO | None = None) -> None:
+    """Route every `gitcanary*` logger (and libraries') to `stream` in `log_format`."""
+    if log_format not in FORMATS:
+        raise ValueError(f"--log-format {log_format!r}: expected one of {', '.join(FORMATS)}")
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    # apscheduler logs every job run at INFO; that is noise next to the tick's own lines.
+    logging.getLogger("apscheduler").setLevel(logging.DEBUG if verbose else logging.WARNING)

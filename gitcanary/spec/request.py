@@ -1,0 +1,35 @@
+"""Manual requests a person commits for the reconciler to honour: promote, abort, retry.
+
+A request lives in the canary's status file next to the state it acts on, so the person's commit
+and the reconciler's next step meet in one file: Git orders them, and a race is a plain conflict
+that one side re-decides. Which action fits which phase is `gitcanary.manual_rules.refusal`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ManualAction(StrEnum):
+    PROMOTE = "promote"  # skip the remaining analysis, promote the canary under analysis
+    ABORT = "abort"  # roll back now
+    RETRY = "retry"  # analyse the current revision again, without a new bump
+    PAUSE = "pause"  # Flagger's spec.suspend: true
+    RESUME = "resume"  # spec.suspend back to false
+
+    @property
+    def requested(self) -> bool:
+        """Honoured by the reconciler from the status file (pause/resume edit the Canary instead)."""
+        return self in (ManualAction.PROMOTE, ManualAction.ABORT, ManualAction.RETRY)
+
+
+class ManualRequest(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, frozen=True)
+
+    action: ManualAction
+    actor: str  # "Name <email>", as in the request commit's author and Gitcanary-Actor trailer
+    rollout_id: str = Field(alias="rolloutId")  # the rollout it was made for; another rollout drops it
+    requested_at: datetime = Field(alias="requestedAt")

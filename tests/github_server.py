@@ -1,0 +1,676 @@
+"""A local GitHub-compatible REST server for the forge tests, used through real PyGithub.
+
+It keeps real state: pull requests, reviews and refs live on a real bare Git repository, and a
+merge is a real `git merge-tree` + `commit-tree` + `update-ref` on it. Every response it sends is
+validated against GitHub's own OpenAPI description (tests/data/github/rest-api-subset.json); an
+invalid response, or a status code the operation does not describe, is recorded in `errors` and
+fails the test that uses the `github` fixture.
+
+Branch protection is a real pre-receive hook in the bare repository: a push to the protected
+branch is refused by git itself, as GitHub refuses it (GH006); merges through the API bypass
+hooks, as GitHub's own merges do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+from openapi_schema_validator import OAS30Validator
+
+from gitcanary.server import HttpServer, Router
+
+SPEC_FILE = Path(__file__).parent / "data" / "github" / "rest-api-subset.json"
+_SPEC: dict[str, Any] | None = None
+PREFIX = "/api/v3"  # GitHub Enterprise's API root: PyGithub is given base_url=<server>/api/v3
+
+
+def spec() -> dict[str, Any]:
+    global _SPEC
+    if _SPEC is None:
+        _SPEC = json.loads(SPEC_FILE.read_text())
+    return _SPEC
+
+
+def skeleton(schema: dict[str, Any]) -> Any:
+    """The smallest instance of `schema` that has every required field (then overlaid with real state)."""
+    if "allOf" in schema:
+        out: dict[str, Any] = {}
+        for part in schema["allOf"]:
+            value = skeleton(part)
+            if isinstance(value, dict):
+                out.update(value)
+        return out
+    for key in ("oneOf", "anyOf"):
+        if key in schema:
+            return skeleton(schema[key][0])
+    if schema.get("nullable"):
+        return None
+    if "enum" in schema:
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if kind == "object" or "properties" in schema:
+        props = schema.get("properties", {})
+        return {name: skeleton(props.get(name, {})) for name in schema.get("required", [])}
+    if kind == "array":
+        return []
+    if kind == "integer":
+        return int(schema.get("minimum", 1))
+    if kind == "number":
+        return 0
+    if kind == "boolean":
+        return False
+    if kind == "string":
+        fmt = schema.get("format")
+        if fmt == "date-time":
+            return "2026-01-01T00:00:00Z"
+        if fmt == "uri":
+            return "https://github.example/x"
+        if fmt == "email":
+            return "x@example.com"
+        return "x"
+    return None
+
+
+_MISSING = object()
+
+
+def _resolve(schema: dict[str, Any], data: Any) -> dict[str, Any]:
+    """One concrete object schema: `allOf` merged, the `anyOf`/`oneOf` option that fits `data`."""
+    if "allOf" in schema:
+        merged: dict[str, Any] = {"type": "object", "properties": {}, "required": []}
+        for part in schema["allOf"]:
+            part = _resolve(part, data)
+            merged["properties"].update(part.get("properties", {}))
+            merged["required"] += part.get("required", [])
+        return merged
+    for key in ("oneOf", "anyOf"):
+        if key in schema:
+            for option in schema[key]:
+                if isinstance(data, dict) and (option.get("type") == "object" or "properties" in option):
+                    return _resolve(option, data)
+            return _resolve(schema[key][0], data)
+    return schema
+
+
+def overlay(schema: dict[str, Any], data: Any) -> Any:
+    """Real state `data`, completed with skeleton values for the required fields it lacks."""
+    if not isinstance(data, dict):
+        return data
+    schema = _resolve(schema, data)
+    props = schema.get("properties", {})
+    out = {name: skeleton(props.get(name, {})) for name in schema.get("required", []) if name not in data}
+    for key, value in data.items():
+        out[key] = overlay(props.get(key, {}), value)
+    return out
+
+
+def git(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False, env=env)
+
+
+def stamp(when: float | None = None) -> str:
+    return datetime.fromtimestamp(when or time.time(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+PROTECT_HOOK = """#!/bin/sh
+# GitHub's branch protection, as a real pre-receive hook: refuse direct pushes to the branch.
+while read old new ref; do
+  if [ "$ref" = "refs/heads/{branch}" ] && [ -f "$GIT_DIR/gitcanary-test-protected" ]; then
+    echo "error: GH006: Protected branch update failed for $ref." >&2
+    exit 1
+  fi
+done
+exit 0
+"""
+
+
+@dataclass
+class Review:
+    id: int
+    user: str
+    state: str
+    commit_id: str
+    body: str = ""
+
+
+@dataclass
+class Pull:
+    number: int
+    head: str
+    base: str
+    title: str
+    body: str
+    user: str
+    state: str = "open"
+    merged: bool = False
+    merge_sha: str | None = None
+    merged_by: str | None = None
+    created: float = field(default_factory=time.time)
+    closed: float | None = None
+    reviews: list[Review] = field(default_factory=list)
+    head_sha: str = ""  # the head at merge or close, once the branch may be gone
+
+
+@dataclass
+class RateLimit:
+    """Answer the next `count` requests to `method path-pattern` with GitHub's rate-limit 403."""
+
+    count: int
+    reset_in: int = 30
+    retry_after: int | None = None  # a secondary limit: Retry-After instead of an empty window
+    method: str = "POST"
+    pattern: str = r"/pulls$"
+
+
+class GitHubServer:
+    """GitHub's REST API for one repository `owner/name`, backed by the bare repository `bare`."""
+
+    def __init__(self, bare: Path, owner: str = "acme", name: str = "config", branch: str = "main") -> None:
+        self.bare = bare
+        self.owner, self.name, self.default_branch = owner, name, branch
+        self.pulls: dict[int, Pull] = {}
+        self.required_approvals = 0
+        self.errors: list[str] = []
+        self.requests: list[tuple[str, str]] = []
+        self.rate_limits: list[RateLimit] = []
+        self.seen_authorization: set[str] = set()
+        self.token_user = {"gitcanary-token": "gitcanary[bot]"}
+        self.echo_token = False  # put the caller's token in 404 messages (a leaky proxy)
+        self._token = ""
+        self._lock = threading.RLock()
+        self._refs: dict[str, str] | None = None
+        self._trees: dict[tuple[str, str], str | None] = {}  # merge results by (base, head): immutable
+        self._ids = 1000
+        hook = bare / "hooks" / "pre-receive"
+        hook.write_text(PROTECT_HOOK.replace("{branch}", branch))
+        hook.chmod(0o755)
+        self.server = HttpServer(_PrefixRouter(self), "127.0.0.1:0")
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> GitHubServer:
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    @property
+    def api_url(self) -> str:
+        return self.server.url + PREFIX
+
+    @property
+    def html_url(self) -> str:
+        return f"{self.server.url}/{self.owner}/{self.name}"
+
+    def protect(self, on: bool = True) -> None:
+        marker = self.bare / "gitcanary-test-protected"
+        if on:
+            marker.write_text("protected\n")
+        else:
+            marker.unlink(missing_ok=True)
+
+    # -- state helpers -------------------------------------------------------------------------
+
+    def rev(self, ref: str) -> str | None:
+        """The branch's commit; refs are read once per request (one `git for-each-ref`), not per lookup."""
+        with self._lock:
+            if self._refs is None:
+                fmt = "--format=%(refname) %(objectname)"
+                out = git("for-each-ref", fmt, "refs/heads", cwd=self.bare).stdout
+                self._refs = dict(line.split(" ", 1) for line in out.splitlines() if line)
+            return self._refs.get(f"refs/heads/{ref}")
+
+    def _next_id(self) -> int:
+        self._ids += 1
+        return self._ids
+
+    def _merge_tree(self, base: str, head: str) -> str | None:
+        if (base, head) not in self._trees:
+            proc = git("merge-tree", "--write-tree", base, head, cwd=self.bare)
+            self._trees[(base, head)] = proc.stdout.split()[0] if proc.returncode == 0 else None
+        return self._trees[(base, head)]
+
+    def approvals(self, pull: Pull) -> int:
+        latest: dict[str, str] = {}
+        for review in pull.reviews:
+            latest[review.user] = review.state
+        return sum(1 for state in latest.values() if state == "APPROVED")
+
+    def mergeable_state(self, pull: Pull) -> tuple[bool | None, str]:
+        if pull.state != "open":
+            return None, "unknown"
+        head, base = self.rev(pull.head), self.rev(pull.base)
+        if head is None or base is None or self._merge_tree(base, head) is None:
+            return False, "dirty"
+        if self.approvals(pull) < self.required_approvals:
+            return True, "blocked"
+        return True, "clean"
+
+    def human_merge(self, number: int, user: str = "pat") -> str:
+        """A person presses the merge button (no review rule applies to an admin here)."""
+        with self._lock:
+            self._refs = None
+            return self._merge(self.pulls[number], "merge", user)
+
+    def _merge(self, pull: Pull, method: str, user: str) -> str:
+        base, head = self.rev(pull.base), self.rev(pull.head)
+        assert base and head
+        tree = self._merge_tree(base, head)
+        assert tree
+        env_user = {"GIT_AUTHOR_NAME": "GitHub", "GIT_AUTHOR_EMAIL": "noreply@github.example"}
+        env = {**env_user, "GIT_COMMITTER_NAME": "GitHub", "GIT_COMMITTER_EMAIL": "noreply@github.example"}
+        full_env = {**os.environ, **env}
+        if method == "rebase":
+            sha = self._rebase(base, head)
+        else:
+            if method == "squash":
+                log = git("log", "--reverse", "--format=%B", f"{base}..{head}", cwd=self.bare).stdout
+                message = f"{pull.title} (#{pull.number})\n\n{log}"
+                parents = ["-p", base]
+            else:
+                message = f"Merge pull request #{pull.number} from {self.owner}/{pull.head}\n\n{pull.title}"
+                parents = ["-p", base, "-p", head]
+            sha = git(
+                "commit-tree", tree, *parents, "-m", message, cwd=self.bare, env=full_env
+            ).stdout.strip()
+        update = git("update-ref", f"refs/heads/{pull.base}", sha, base, cwd=self.bare)
+        assert update.returncode == 0, update.stderr
+        self._refs = None
+        pull.state, pull.merged, pull.merge_sha, pull.merged_by = "closed", True, sha, user
+        pull.closed, pull.head_sha = time.time(), head
+        return sha
+
+    def _rebase(self, base: str, head: str) -> str:
+        """GitHub's rebase merge: each commit replayed on the base, author and message kept.
+
+        git 2.39 has no `merge-tree --merge-base`: each commit is merged with the base's tip, which
+        is a replay for a branch whose commits each touch what the ones before them left alone
+        (gitcanary's branches hold one commit).
+        """
+        onto = base
+        for commit in git("rev-list", "--reverse", f"{base}..{head}", cwd=self.bare).stdout.split():
+            tree = git("merge-tree", "--write-tree", onto, commit, cwd=self.bare)
+            assert tree.returncode == 0, tree.stdout
+            fields = git("log", "-1", "--format=%an%x00%ae%x00%aI%x00%B", commit, cwd=self.bare).stdout
+            name, email, date, message = fields.split("\x00", 3)
+            env = {
+                **os.environ,
+                "GIT_AUTHOR_NAME": name,
+                "GIT_AUTHOR_EMAIL": email,
+                "GIT_AUTHOR_DATE": date,
+                "GIT_COMMITTER_NAME": "GitHub",
+                "GIT_COMMITTER_EMAIL": "noreply@github.example",
+            }
+            made = git(
+                "commit-tree", tree.stdout.split()[0], "-p", onto, "-m", message, cwd=self.bare, env=env
+            )
+            onto = made.stdout.strip()
+        return onto
+
+    # -- JSON views ----------------------------------------------------------------------------
+
+    def _schema(self, path: str, method: str, status: int) -> dict[str, Any] | None:
+        op = spec()["paths"][path][method]
+        response = op["responses"].get(str(status))
+        if response is None:
+            return None
+        return response.get("content", {}).get("application/json", {}).get("schema", {})
+
+    def _user(self, login: str) -> dict[str, Any]:
+        return {
+            "login": login,
+            "id": abs(hash(login)) % 100000 + 1,
+            "type": "Bot" if login.endswith("[bot]") else "User",
+            "html_url": f"{self.server.url}/{login}",
+        }
+
+    def _repo(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "full_name": f"{self.owner}/{self.name}",
+            "default_branch": self.default_branch,
+            "html_url": self.html_url,
+            "url": f"{self.api_url}/repos/{self.owner}/{self.name}",
+            "owner": self._user(self.owner),
+        }
+
+    def pull_json(self, pull: Pull, schema: dict[str, Any]) -> dict[str, Any]:
+        mergeable, mergeable_state = self.mergeable_state(pull)
+        head_sha = self.rev(pull.head) or pull.head_sha
+        api = f"{self.api_url}/repos/{self.owner}/{self.name}"
+        data: dict[str, Any] = {
+            "id": pull.number * 7,
+            "number": pull.number,
+            "state": pull.state,
+            "title": pull.title,
+            "body": pull.body,
+            "url": f"{api}/pulls/{pull.number}",
+            "html_url": f"{self.html_url}/pull/{pull.number}",
+            "user": self._user(pull.user),
+            "created_at": stamp(pull.created),
+            "updated_at": stamp(),
+            "closed_at": stamp(pull.closed) if pull.closed else None,
+            "merged_at": stamp(pull.closed) if pull.merged else None,
+            "merge_commit_sha": pull.merge_sha,
+            "head": {
+                "ref": pull.head,
+                "sha": head_sha,
+                "label": f"{self.owner}:{pull.head}",
+                "repo": self._repo(),
+            },
+            "base": {
+                "ref": pull.base,
+                "sha": self.rev(pull.base) or "",
+                "label": f"{self.owner}:{pull.base}",
+                "repo": self._repo(),
+            },
+        }
+        if "mergeable_state" in schema.get("properties", {}):
+            data.update(
+                mergeable=mergeable,
+                mergeable_state=mergeable_state,
+                merged=pull.merged,
+                merged_by=self._user(pull.merged_by) if pull.merged_by else None,
+                commits=1,
+            )
+        return overlay(schema, data)
+
+    def review_json(self, pull: Pull, review: Review, schema: dict[str, Any]) -> dict[str, Any]:
+        data = {
+            "id": review.id,
+            "user": self._user(review.user),
+            "state": review.state,
+            "commit_id": review.commit_id,
+            "body": review.body,
+            "html_url": f"{self.html_url}/pull/{pull.number}#review-{review.id}",
+            "pull_request_url": f"{self.api_url}/repos/{self.owner}/{self.name}/pulls/{pull.number}",
+        }
+        return overlay(schema, data)
+
+    # -- the API -------------------------------------------------------------------------------
+
+    def handle(self, method: str, path: str, query: dict[str, str], body: dict[str, Any], user: str) -> Reply:
+        repo = f"/repos/{self.owner}/{self.name}"
+        if not path.startswith(repo):
+            return Reply(404, {"message": "Not Found"}, None)
+        rest = path[len(repo) :]
+        if rest == "" and method == "get":
+            return Reply(200, self._repo(), "/repos/{owner}/{repo}", full=True)
+        if rest == "/pulls" and method == "get":
+            return self._list_pulls(query)
+        if rest == "/pulls" and method == "post":
+            return self._create_pull(body, user)
+        match = re.fullmatch(r"/pulls/(\d+)(/merge|/reviews)?", rest)
+        if match:
+            pull = self.pulls.get(int(match.group(1)))
+            template = "/repos/{owner}/{repo}/pulls/{pull_number}" + (match.group(2) or "")
+            if pull is None:
+                message = f"Not Found (token {self._token})" if self.echo_token else "Not Found"
+                return Reply(404, {"message": message}, template)
+            if match.group(2) is None and method == "get":
+                return Reply(200, pull, template)
+            if match.group(2) is None and method == "patch":
+                return self._update_pull(pull, body)
+            if match.group(2) == "/merge" and method == "put":
+                return self._merge_pull(pull, body, user)
+            if match.group(2) == "/reviews" and method == "get":
+                return Reply(200, [(pull, r) for r in pull.reviews], template)
+            if match.group(2) == "/reviews" and method == "post":
+                return self._review(pull, body, user)
+        match = re.fullmatch(r"/git/ref/heads/(.+)", rest)
+        if match and method == "get":
+            template = "/repos/{owner}/{repo}/git/ref/{ref}"
+            sha = self.rev(match.group(1))
+            if sha is None:
+                return Reply(404, {"message": "Not Found"}, template)
+            ref = f"refs/heads/{match.group(1)}"
+            api = f"{self.api_url}/repos/{self.owner}/{self.name}"
+            data = {"ref": ref, "url": f"{api}/git/{ref}", "object": {"sha": sha, "type": "commit"}}
+            return Reply(200, data, template, full=True)
+        match = re.fullmatch(r"/git/refs/heads/(.+)", rest)
+        if match and method == "delete":
+            if self.rev(match.group(1)) is None:
+                return Reply(
+                    422, {"message": "Reference does not exist"}, "/repos/{owner}/{repo}/git/refs/{ref}"
+                )
+            git("update-ref", "-d", f"refs/heads/{match.group(1)}", cwd=self.bare)
+            self._refs = None
+            return Reply(204, None, "/repos/{owner}/{repo}/git/refs/{ref}")
+        return Reply(404, {"message": "Not Found"}, None)
+
+    def _list_pulls(self, query: dict[str, str]) -> Reply:
+        state = query.get("state", "open")
+        head = query.get("head", "")
+        base = query.get("base")
+        found = [
+            p
+            for p in sorted(self.pulls.values(), key=lambda p: p.number, reverse=True)
+            if (state == "all" or p.state == state)
+            and (not head or f"{self.owner}:{p.head}" == head)
+            and (base is None or p.base == base)
+        ]
+        return Reply(200, found, "/repos/{owner}/{repo}/pulls")
+
+    def _create_pull(self, body: dict[str, Any], user: str) -> Reply:
+        template = "/repos/{owner}/{repo}/pulls"
+        head, base = str(body.get("head", "")), str(body.get("base", ""))
+        head = head.split(":", 1)[-1]
+        invalid = {"message": "Validation Failed", "documentation_url": "https://docs.github.com/rest"}
+        head_sha, base_sha = self.rev(head), self.rev(base)
+        if head_sha is None or base_sha is None:
+            return Reply(
+                422, {**invalid, "errors": [{"resource": "PullRequest", "code": "invalid"}]}, template
+            )
+        if any(p.head == head and p.base == base and p.state == "open" for p in self.pulls.values()):
+            message = f"A pull request already exists for {self.owner}:{head}."
+            return Reply(
+                422,
+                {**invalid, "errors": [{"resource": "PullRequest", "code": "custom", "message": message}]},
+                template,
+            )
+        ahead = git("rev-list", "--count", f"{base_sha}..{head_sha}", cwd=self.bare).stdout.strip()
+        if ahead == "0":
+            message = f"No commits between {base} and {head}"
+            return Reply(
+                422,
+                {**invalid, "errors": [{"resource": "PullRequest", "code": "custom", "message": message}]},
+                template,
+            )
+        number = max([0, *self.pulls]) + 1
+        pull = Pull(number, head, base, str(body.get("title", "")), str(body.get("body") or ""), user)
+        self.pulls[number] = pull
+        return Reply(201, pull, template)
+
+    def _update_pull(self, pull: Pull, body: dict[str, Any]) -> Reply:
+        template = "/repos/{owner}/{repo}/pulls/{pull_number}"
+        if "title" in body:
+            pull.title = str(body["title"])
+        if "body" in body:
+            pull.body = str(body["body"] or "")
+        if body.get("state") == "closed" and pull.state == "open":
+            pull.state, pull.closed, pull.head_sha = "closed", time.time(), self.rev(pull.head) or ""
+        return Reply(200, pull, template)
+
+    def _merge_pull(self, pull: Pull, body: dict[str, Any], user: str) -> Reply:
+        template = "/repos/{owner}/{repo}/pulls/{pull_number}/merge"
+        mergeable, state = self.mergeable_state(pull)
+        if pull.state != "open" or not mergeable:
+            return Reply(405, {"message": "Pull Request is not mergeable"}, template)
+        if state == "blocked":
+            need = self.required_approvals
+            message = f"At least {need} approving review is required by reviewers with write access."
+            return Reply(405, {"message": message}, template)
+        sha = body.get("sha")
+        if sha and sha != self.rev(pull.head):
+            return Reply(
+                409, {"message": "Head branch was modified. Review and try the merge again."}, template
+            )
+        method = str(body.get("merge_method", "merge"))
+        if method not in ("merge", "squash", "rebase"):
+            return Reply(405, {"message": f"{method} merges are not allowed on this repository."}, template)
+        merged = self._merge(pull, method, user)
+        return Reply(
+            200, {"sha": merged, "merged": True, "message": "Pull Request successfully merged"}, template
+        )
+
+    def _review(self, pull: Pull, body: dict[str, Any], user: str) -> Reply:
+        template = "/repos/{owner}/{repo}/pulls/{pull_number}/reviews"
+        event = str(body.get("event", "COMMENT"))
+        state = {"APPROVE": "APPROVED", "REQUEST_CHANGES": "CHANGES_REQUESTED"}.get(event, "COMMENTED")
+        review = Review(self._next_id(), user, state, self.rev(pull.head) or "", str(body.get("body") or ""))
+        pull.reviews.append(review)
+        return Reply(200, (pull, review), template)
+
+    # -- WSGI ----------------------------------------------------------------------------------
+
+    def wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        method = environ["REQUEST_METHOD"].lower()
+        path = environ.get("PATH_INFO", "")
+        query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length) if length else b""
+        body = json.loads(raw) if raw else {}
+        auth = environ.get("HTTP_AUTHORIZATION", "")
+        with self._lock:
+            self._refs = None  # pushes arrive through git, between requests
+            self.requests.append((method.upper(), path))
+            token = auth.split(" ", 1)[1] if " " in auth else ""
+            self.seen_authorization.add(token)
+            self._token = token
+            user = self.token_user.get(token, "pat")
+            limit = next(
+                (r for r in self.rate_limits if r.method.lower() == method and re.search(r.pattern, path)),
+                None,
+            )
+            headers = self._rate_headers(remaining=4999)
+            if not path.startswith(PREFIX):
+                reply = Reply(404, {"message": "Not Found"}, None)
+            elif limit is not None and limit.count > 0:
+                limit.count -= 1
+                if limit.count == 0:
+                    self.rate_limits.remove(limit)
+                template = _template_for(path[len(PREFIX) :], method)
+                if limit.retry_after is not None:
+                    headers = [*self._rate_headers(remaining=4000), ("Retry-After", str(limit.retry_after))]
+                    message = "You have exceeded a secondary rate limit. Please wait a few minutes."
+                else:
+                    headers = self._rate_headers(remaining=0, reset_in=limit.reset_in)
+                    message = "API rate limit exceeded for installation."
+                reply = Reply(
+                    403,
+                    {"message": message, "documentation_url": "https://docs.github.com/rest/rate-limit"},
+                    template,
+                )
+            else:
+                try:
+                    reply = self.handle(method, path[len(PREFIX) :], query, body, user)
+                except Exception as exc:  # a bug in this server must fail the test, not look like GitHub
+                    self.errors.append(f"{method.upper()} {path}: the test server raised {exc!r}")
+                    raise
+            payload = self._render(reply, method)
+        status = f"{reply.status} {_REASONS.get(reply.status, 'OK')}"
+        data = b"" if payload is None else json.dumps(payload).encode()
+        start_response(
+            status,
+            [("Content-Type", "application/json; charset=utf-8"), ("Content-Length", str(len(data)))]
+            + headers,
+        )
+        return [data]
+
+    def _rate_headers(self, remaining: int, reset_in: int = 3600) -> list[tuple[str, str]]:
+        return [
+            ("X-RateLimit-Limit", "5000"),
+            ("X-RateLimit-Remaining", str(remaining)),
+            ("X-RateLimit-Used", str(5000 - remaining)),
+            ("X-RateLimit-Reset", str(int(time.time()) + reset_in)),
+            ("X-RateLimit-Resource", "core"),
+        ]
+
+    def _render(self, reply: Reply, method: str) -> Any:
+        """Turn state into JSON and check it against GitHub's schema for that operation and status."""
+        if reply.template is None:
+            # A request this server has no operation for: gitcanary called something GitHub's
+            # description (as far as the subset goes) does not have, or the server lacks it.
+            self.errors.append(f"{method.upper()} to a path with no operation here answered {reply.status}")
+            return reply.body
+        op = spec()["paths"][reply.template].get(method)
+        if op is None or str(reply.status) not in op["responses"]:
+            self.errors.append(f"{method.upper()} {reply.template}: status {reply.status} is not in the spec")
+            return reply.body
+        schema = self._schema(reply.template, method, reply.status)
+        body = reply.body
+        if schema is not None and schema != {}:
+            if isinstance(body, Pull):
+                body = self.pull_json(body, schema)
+            elif isinstance(body, tuple):
+                body = self.review_json(body[0], body[1], schema)
+            elif isinstance(body, list):
+                item = schema.get("items", {})
+                body = [
+                    self.pull_json(x, item) if isinstance(x, Pull) else self.review_json(x[0], x[1], item)
+                    for x in body
+                ]
+            elif reply.full and isinstance(body, dict):
+                body = overlay(schema, body)
+            problems = sorted(OAS30Validator(schema).iter_errors(body), key=lambda e: list(e.path))
+            for problem in problems[:5]:
+                where = "/".join(str(p) for p in problem.path)
+                self.errors.append(
+                    f"{method.upper()} {reply.template} {reply.status} at {where}: {problem.message}"
+                )
+            if problems:
+                return {"message": "test server produced a response that does not match GitHub's schema"}
+        elif body is not None and not isinstance(body, dict):
+            self.errors.append(f"{method.upper()} {reply.template}: a body where the spec has none")
+        return body
+
+
+@dataclass
+class Reply:
+    status: int
+    body: Any
+    template: str | None
+    full: bool = False
+
+
+def _template_for(path: str, method: str) -> str | None:
+    for template, ops in spec()["paths"].items():
+        pattern = "^" + re.sub(r"\{[^}]+\}", "[^/]+", template) + "$"
+        if re.match(pattern, path) and method in ops:
+            return template
+    return None
+
+
+_REASONS = {
+    200: "OK",
+    201: "Created",
+    204: "No Content",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    422: "Unprocessable Entity",
+}
+
+
+class _PrefixRouter(Router):
+    """Every path goes to the GitHub app (the Router only provides the WSGI plumbing)."""
+
+    def __init__(self, github: GitHubServer) -> None:
+        super().__init__()
+        self.github = github
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        return self.github.wsgi(environ, start_response)

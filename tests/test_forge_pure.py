@@ -1,0 +1,171 @@
+"""The pure parts of the forge edge: branch names, the gate body, the core's gate observation."""
+
+from __future__ import annotations
+
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from test_rollout import NEW, ROLLOUT, T0, make_canary, rolling
+
+from gitcanary.errors import SpecError
+from gitcanary.forge import gate, naming
+from gitcanary.forge.secrets import Redactor, without_credentials
+from gitcanary.forge.webhook import signature, verify
+from gitcanary.observations import Gate, Observation
+from gitcanary.rollout import Action, decide
+from gitcanary.spec.models import Canary
+from gitcanary.spec.status import CanaryStatus, Phase
+from gitcanary.trailers import format_message
+
+LATER = T0 + timedelta(minutes=5)
+
+
+def observe(gate_state: Gate | None, now: datetime = LATER) -> Observation:
+    return Observation(now, NEW, "6.1.1", promotion_gate=gate_state)
+
+
+@pytest.mark.parametrize(
+    ("status", "gate_state", "action"),
+    [
+        (rolling(Phase.PROGRESSING, canaryWeight=30), Gate.REJECTED, Action.ROLLBACK),
+        (rolling(Phase.PROGRESSING, canaryWeight=10), Gate.REJECTED, Action.ROLLBACK),
+        # Not due for analysis yet: a closed gate still rolls back at once (nobody waits for a human no).
+        (
+            rolling(Phase.PROGRESSING, canaryWeight=10, lastTransitionTime=LATER),
+            Gate.REJECTED,
+            Action.ROLLBACK,
+        ),
+        (rolling(Phase.WAITING_PROMOTION, canaryWeight=30), Gate.REJECTED, Action.ROLLBACK),
+        # An open gate changes nothing in the core: the promotion commit is routed to it by the edge.
+        (rolling(Phase.PROGRESSING, canaryWeight=30), Gate.OPEN, Action.MEASURE),
+        # Once promoting (the gate PR was merged), a gate state is irrelevant.
+        (rolling(Phase.PROMOTING, canaryWeight=30), Gate.REJECTED, Action.FINALIZE),
+    ],
+)
+def test_gate_observation(status: CanaryStatus, gate_state: Gate, action: Action) -> None:
+    decision = decide(make_canary(), status, observe(gate_state))
+    assert decision.action is action
+    if action is Action.ROLLBACK:
+        assert decision.status is not None and decision.status.phase is Phase.FAILED
+        assert decision.revert_target and "promotion PR closed unmerged" in decision.reason
+
+
+def valid_ref(name: str) -> bool:
+    proc = subprocess.run(["git", "check-ref-format", f"refs/heads/{name}"], capture_output=True, check=False)
+    return proc.returncode == 0
+
+
+def test_branch_names_are_valid_refs_and_ignore_time() -> None:
+    trailers = {
+        "Action": "advance",
+        "Weight": "50",
+        "Iterations": "0",
+        "Failed-Checks": "1",
+        "Revision": "6.1.0..6.1.1",
+    }
+    branch = naming.step_branch("prod/backend", trailers)
+    assert branch == "gitcanary/prod/backend/advance-w50-i0-f1-6.1.0_6.1.1"
+    gate_branch = naming.gate_branch("prod/backend", ROLLOUT)
+    assert gate_branch.startswith("gitcanary/prod/backend/promotion-") and naming.is_gate_branch(gate_branch)
+    odd = naming.step_branch("team a/back:end", {"Action": "start", "Revision": "v1..v2~rc^1"})
+    for name in (branch, gate_branch, odd):
+        assert valid_ref(name), name
+    assert naming.gate_title("prod/backend", "6.1.0", "6.1.1") == "Rollout prod/backend 6.1.0 -> 6.1.1"
+
+
+def with_annotations(**annotations: str) -> Canary:
+    canary = make_canary()
+    meta = canary.metadata.model_copy(update={"annotations": annotations})
+    return canary.model_copy(update={"metadata": meta})
+
+
+def test_annotations_override_the_repository_setting() -> None:
+    assert naming.write_mode(with_annotations(), "apps/c.yaml", "direct") == "direct"
+    pr = with_annotations(**{"gitcanary.io/write-mode": "pull-request"})
+    assert naming.write_mode(pr, "apps/c.yaml", "direct") == "pull-request"
+    assert naming.gated(with_annotations(**{"gitcanary.io/promotion-gate": "true"}), False)
+    assert not naming.gated(with_annotations(**{"gitcanary.io/promotion-gate": "false"}), True)
+    bad = with_annotations(**{"gitcanary.io/write-mode": "pr"})
+    with pytest.raises(SpecError) as raised:
+        naming.write_mode(bad, "apps/backend/canary.yaml#0", "direct")
+    assert str(raised.value).startswith(
+        "apps/backend/canary.yaml: metadata.annotations[gitcanary.io/write-mode]"
+    )
+
+
+def test_gate_body_has_a_row_per_step_with_metrics_and_links() -> None:
+    def commit(sha: str, minute: int, action: str, weight: int, *checks: str) -> gate.LoggedCommit:
+        message = format_message(
+            f"gitcanary: {action} prod/backend",
+            [action, *checks],
+            {"Canary": "prod/backend", "Action": action, "Rollout": ROLLOUT, "Weight": weight},
+        )
+        return gate.LoggedCommit(sha, datetime(2026, 11, 1, 12, minute, tzinfo=UTC), message)
+
+    log = [
+        commit("a" * 40, 0, "start", 0),
+        commit(
+            "b" * 40,
+            1,
+            "advance",
+            25,
+            "request-success-rate 99.9 >= 99 ok",
+            "request-duration 120ms <= 500ms ok",
+        ),
+        commit(
+            "c" * 40,
+            2,
+            "halt",
+            25,
+            "request-success-rate 97.1 < 99 failed",
+            "request-duration 130ms <= 500ms ok",
+        ),
+    ]
+    metrics = ["request-success-rate", "request-duration"]
+    rows = gate.rows(log, ROLLOUT, metrics)
+    text = gate.body(
+        "prod/backend", "6.1.0", "6.1.1", ROLLOUT, rows, metrics, "https://gh/acme/config", "Progressing"
+    )
+    assert "| time (UTC) | weight | request-success-rate | request-duration | verdict | commit |" in text
+    assert "| 2026-11-01 12:01:00 | 25% | 99.9 >= 99 ok | 120ms <= 500ms ok | passed |" in text
+    assert "97.1 < 99 failed | 130ms <= 500ms ok | failed: halt |" in text
+    assert f"[`cccccccc`](https://gh/acme/config/commit/{'c' * 40})" in text
+    assert gate.rows(log, "another-rollout", metrics) == []
+
+
+def test_redaction_and_signatures() -> None:
+    redact = Redactor("ghp_abcdef123456")
+    assert redact("token ghp_abcdef123456 refused") == "token *** refused"
+    url = "push to https://x-access-token:ghs_abc@github.com/acme/config.git failed"
+    assert without_credentials(url) == "push to https://***@github.com/acme/config.git failed"
+    body = b'{"zen": "Keep it logically awesome."}'
+    assert verify(b"secret", body, signature(b"secret", body))
+    assert not verify(b"secret", body, None)
+    assert not verify(b"secret", body, signature(b"other", body))
+    assert not verify(b"", body, signature(b"", body))  # no secret configured: nothing verifies
+
+
+def test_settings_errors_name_the_flag(tmp_path: Path) -> None:
+    from gitcanary.config import Settings
+    from gitcanary.forge.base import ForgeError
+    from gitcanary.forge.setup import publisher_for, webhook_secret
+    from gitcanary.repo import Workspace
+
+    workspace = Workspace(str(tmp_path / "remote.git"), "main", tmp_path / "work")
+    direct = Settings(repo="r", github_token=None)
+    assert publisher_for(direct, workspace) is None  # no forge configured: direct pushes as before
+    for bad, flag in (
+        ({"write_mode": "pull-request"}, "--github-repo"),
+        ({"promotion_gate": True}, "--github-repo"),
+        ({"write_mode": "pr"}, "--write-mode 'pr'"),
+        ({"merge_method": "fast-forward"}, "--merge-method 'fast-forward'"),
+    ):
+        with pytest.raises(ForgeError, match=flag):
+            publisher_for(Settings(repo="r", **bad), workspace)
+    missing = tmp_path / "no-such-secret"
+    with pytest.raises(ForgeError, match="webhook secret: cannot read .*no-such-secret"):
+        webhook_secret(Settings(repo="r", webhook_secret_file=missing))
+    (tmp_path / "secret").write_text("s3cret\n")
+    assert webhook_secret(Settings(repo="r", webhook_secret_file=tmp_path / "secret")) == "s3cret"
