@@ -115,3 +115,12 @@ def test_mirrored_is_written_only_when_set() -> None:
     """Status files of canaries that never mirror keep their shape."""
     assert "mirrored" not in rolling(Phase.PROGRESSING).to_document("prod/backend")["status"]  # type: ignore[operator]
     assert rolling(Phase.PROGRESSING, mirrored=True).to_document("prod/backend")["status"]["mirrored"] is True  # type: ignore[index]
+
+
+def test_a_manual_promotion_during_a_mirrored_step_stops_mirroring() -> None:
+    from test_manual_rules import P, asked
+
+    status = asked(rolling(Phase.PROGRESSING, iterations=1, mirrored=True), P)
+    decision = decide(blue_green(mirror=True), status, observe())
+    assert decision.action is Action.PROMOTE
+    assert decision.status is not None and decision.status.mirrored is False
