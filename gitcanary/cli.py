@@ -116,6 +116,22 @@ def run(
     ] = "0.0.0.0:8080",
     once: Annotated[bool, typer.Option("--once", help="Do one tick and exit (scripts, tests, CI).")] = False,
     verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
+    commit_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Link to a commit in notifications, {sha} replaced: "
+            "https://github.com/acme/fleet/commit/{sha}.",
+            envvar="GITCANARY_COMMIT_URL",
+        ),
+    ] = None,
+    secrets_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where AlertProvider secretRefs are read: <dir>/<namespace>/<secret>/address "
+            "(env GITCANARY_SECRET_<NAMESPACE>_<SECRET>_ADDRESS wins); default /etc/gitcanary/secrets.",
+            envvar="GITCANARY_SECRETS_DIR",
+        ),
+    ] = None,
     log_format: Annotated[
         str,
         typer.Option(
@@ -215,6 +231,8 @@ def run(
         author_email=author_email,
         signing_key=signing_key,
         signing_format=signing_format,
+        commit_url=commit_url,
+        secrets_dir=secrets_dir,
         write_mode=write_mode,
         promotion_gate=promotion_gate,
         merge_method=merge_method,

@@ -1,4 +1,4 @@
-"""Find Canary and MetricTemplate manifests in a checkout, and the files each canary depends on.
+"""Find Canary, MetricTemplate and AlertProvider manifests in a checkout, and the files canaries depend on.
 
 A full scan runs once per process; after that only changed files are re-read (see `detect`).
 """
@@ -13,8 +13,14 @@ from typing import Any
 
 from gitcanary import yamlio
 from gitcanary.errors import SpecError
-from gitcanary.spec.load import LoadedCanary, is_flagger, load_canary, load_metric_template
-from gitcanary.spec.models import MetricTemplate
+from gitcanary.spec.load import (
+    LoadedCanary,
+    is_flagger,
+    load_alert_provider,
+    load_canary,
+    load_metric_template,
+)
+from gitcanary.spec.models import AlertProvider, MetricTemplate
 
 YAML_SUFFIXES = (".yaml", ".yml")
 KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
@@ -32,6 +38,8 @@ class Catalog:
     templates: dict[str, MetricTemplate] = field(default_factory=dict)  # key: "ns/name"
     template_sources: dict[str, str] = field(default_factory=dict)  # key -> source file
     files: dict[str, list[str]] = field(default_factory=dict)  # source file -> keys declared in it
+    providers: dict[str, AlertProvider] = field(default_factory=dict)  # key: "ns/name"
+    provider_sources: dict[str, str] = field(default_factory=dict)  # key -> source file
 
     def forget_file(self, source: str) -> None:
         for key in self.files.pop(source, []):
@@ -39,6 +47,9 @@ class Catalog:
             if self.template_sources.get(key) == source:
                 self.templates.pop(key, None)
                 self.template_sources.pop(key, None)
+            if self.provider_sources.get(key) == source:
+                self.providers.pop(key, None)
+                self.provider_sources.pop(key, None)
         self.errors.pop(source, None)
 
 
@@ -89,6 +100,12 @@ def scan_file(catalog: Catalog, root: Path, source: str) -> None:
                 catalog.templates[template.key] = template
                 catalog.template_sources[template.key] = source
                 keys.append(template.key)
+            elif is_flagger(doc, "AlertProvider"):
+                _default_namespace(root, source, doc)
+                provider = load_alert_provider(doc, label)
+                catalog.providers[provider.key] = provider
+                catalog.provider_sources[provider.key] = source
+                keys.append(provider.key)
         except SpecError as exc:
             catalog.errors[source] = exc
     catalog.files[source] = keys

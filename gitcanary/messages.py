@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gitcanary.rollout import Action, Decision, Strategy, strategy_of
 from gitcanary.spec.models import Canary
-from gitcanary.spec.status import CanaryStatus
+from gitcanary.spec.status import CanaryStatus, Phase
 from gitcanary.trailers import format_message
 
 
@@ -47,6 +47,10 @@ def subject(canary: Canary, old: CanaryStatus | None, decision: Decision) -> str
             return f"gitcanary: route {key} traffic to primary ({new.canary_revision})"
         case Action.SUCCEED:
             return f"gitcanary: finish {key} promotion to {new.primary_revision}, scale canary to 0"
+        case Action.WAIT:
+            if new.phase is Phase.WAITING_PROMOTION:
+                return f"gitcanary: hold {key} at {weight}% ({revs}): waiting for promotion approval"
+            return f"gitcanary: hold {key} rollout {revs}: waiting for approval"
         case Action.ROLLBACK:
             first = f": {decision.failed[0]}" if decision.failed else ""
             return f"gitcanary: roll back {key} {new.canary_revision} -> {new.primary_revision}{first}"

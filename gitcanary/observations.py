@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
@@ -32,6 +33,29 @@ class Gate(StrEnum):
 
 
 @dataclass(frozen=True)
+class HookResult:
+    """What the webhooks of one Flagger type answered (`rollout`, `confirm-promotion`, ...).
+
+    The hooks of a type are called in spec order and the first failure stops the rest, as in
+    Flagger. `ok` is every hook answered 2xx; `name` and `error` say which one did not, and why.
+    `mute_alert` is that hook's `muteAlert`: its failure is not sent to the alert providers.
+    For `rollback` hooks a 2xx is the signal: `ok` means one answered 2xx (`name` says which).
+    """
+
+    type: str
+    ok: bool
+    name: str = ""
+    error: str = ""
+    mute_alert: bool = False
+
+    @property
+    def line(self) -> str:
+        if self.ok:
+            return f"{self.type} webhooks ok"
+        return f"{self.type} webhook {self.name} failed: {self.error}"
+
+
+@dataclass(frozen=True)
 class Observation:
     """Everything the rollout core needs besides spec and status.
 
@@ -39,7 +63,8 @@ class Observation:
     `target_revision` a human label for it (usually the image tag).
     `live` says the last commit for this canary is applied and its workloads are ready (the
     cluster observer answers that, or the settle delay stands in for it).
-    `checks` is None until the edge has run the analysis the core asked for.
+    `checks` is None until the edge has run the analysis the core asked for; `hooks` likewise
+    holds only the webhook types the core asked for.
     `promotion_gate` is None when the canary has no gate (or its PR is not open yet).
     """
 
@@ -48,4 +73,9 @@ class Observation:
     target_revision: str
     live: bool = True
     checks: tuple[CheckResult, ...] | None = None
+    # Webhook outcomes by type, for the types the core asked for (Decision.hooks).
+    hooks: Mapping[str, HookResult] = field(default_factory=dict)
+    # When the edge last ran a due analysis that committed nothing (a closed gate): the next one is
+    # due an interval after that, not at every poll. Kept in memory only; a restart asks again.
+    last_attempt: datetime | None = None
     promotion_gate: Gate | None = None

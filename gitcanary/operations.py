@@ -12,11 +12,12 @@ from git import InvalidGitRepositoryError, NoSuchPathError, Repo
 from gitcanary import discovery, kustomize, messages
 from gitcanary.errors import GitcanaryError, GitError, SpecError
 from gitcanary.generate import FileWriter, Layout, read_status
+from gitcanary.hooks.alerts import missing_providers
 from gitcanary.observations import Observation
 from gitcanary.rollout import Action, decide
 from gitcanary.routers import router_for
 from gitcanary.spec.load import LoadedCanary
-from gitcanary.spec.status import CanaryStatus, utcnow
+from gitcanary.spec.status import CanaryStatus, Phase, utcnow
 from gitcanary.target import render_target
 
 
@@ -155,6 +156,8 @@ def status(root: Path, now: datetime | None = None, settle: float = 0.0) -> list
                 loaded.canary, st, Observation(now, rendered.spec_hash, rendered.revision, live)
             )
             view.waiting = decision.reason if decision.action is not Action.MEASURE else "analysis due"
+            if decision.hooks and st.phase in (Phase.WAITING, Phase.WAITING_PROMOTION):
+                view.waiting = st.message  # names the closed gate; status calls no webhooks
         views.append(view)
     return views
 
@@ -169,6 +172,7 @@ def validate(root: Path) -> tuple[list[str], list[str]]:
     for key in sorted(catalog.canaries):
         loaded = catalog.canaries[key]
         warnings += loaded.warnings
+        errors += missing_providers(loaded.canary, loaded.source, catalog.providers)
         try:
             router_for(loaded.canary, loaded.source)
             render_target(root, loaded)

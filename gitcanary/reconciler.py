@@ -25,11 +25,12 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from gitcanary import discovery, fleet, messages
+from gitcanary import discovery, fleet, gates, messages
 from gitcanary.config import Settings
 from gitcanary.discovery import Catalog
 from gitcanary.errors import GitcanaryError, GitError, PushRejected
 from gitcanary.generate import FileWriter, Layout, Rendered, changed_images, read_status
+from gitcanary.hooks.announce import Hooks, Transition
 from gitcanary.observations import CheckResult, Observation
 from gitcanary.repo import Identity, Workspace
 from gitcanary.rollout import Action, Decision, decide
@@ -109,6 +110,9 @@ class Reconciler:
         self._moved: set[str] = set()  # canaries this attempt committed for
         self._respec_before: set[str] = set()
         self._wake: Callable[[], None] | None = None  # set by run_forever
+        # Webhooks and notifications; transitions of this attempt wait for the push to be announced.
+        self.hooks = Hooks(secrets_dir=settings.secrets_dir, commit_url=settings.commit_url, sleep=sleep)
+        self._transitions: list[Transition] = []
 
     @property
     def root(self) -> Path:
@@ -211,13 +215,28 @@ class Reconciler:
         status = self._status(key, loaded)
         rendered = self._rendered(key, loaded)
         live = status is None or (now - status.last_transition_time).total_seconds() >= self.settings.settle
-        obs = Observation(now, rendered.spec_hash, rendered.revision, live=live)
+        obs = Observation(
+            now,
+            rendered.spec_hash,
+            rendered.revision,
+            live=live,
+            last_attempt=self.hooks.last_attempt(key, status),
+        )
         if self.publisher is not None:
             obs = replace(obs, promotion_gate=self.publisher.gate_state(key))
+        self.hooks.begin(key)
         decision = decide(loaded.canary, status, obs)
-        if decision.action is Action.MEASURE:
-            checks = self._analyze(loaded.canary, self.catalog.templates, now)
-            decision = decide(loaded.canary, status, replace(obs, checks=checks))
+        # Each MEASURE answers what the core asked for: webhook types, or else the metric checks.
+        for _ in range(len(gates.HOOK_TYPES) + 1):
+            if decision.action is not Action.MEASURE:
+                break
+            if decision.hooks:
+                found = self.hooks.call(key, loaded.canary, status, obs, decision.hooks)
+                obs = replace(obs, hooks={**obs.hooks, **found})
+            else:
+                obs = replace(obs, checks=self._analyze(loaded.canary, self.catalog.templates, now))
+            decision = decide(loaded.canary, status, obs)
+        self.hooks.observed(key, status, obs, decision)
         return decision, status, rendered
 
     def _step(self, key: str, now: datetime) -> str | None:
@@ -264,6 +283,7 @@ class Reconciler:
         message = messages.compose(loaded.canary, status, decision, notes)
         sha = self.workspace.commit(message, changed)
         log.info("%s: %s", key, message.splitlines()[0], extra={"canary": key, "commit": sha})
+        self._transitions.append(self.hooks.transition(key, loaded.canary, status, decision, sha, message))
         self.statuses[key] = new_status
         report.status = new_status
         if any(path != Layout.of(loaded).status for path in changed):
@@ -302,6 +322,7 @@ class Reconciler:
         assert self.catalog is not None
         commits = []
         self._moved = set()
+        self._transitions = []
         self._respec_before = set(self.respec)
         for key in sorted(self.catalog.canaries):
             try:
@@ -376,6 +397,7 @@ class Reconciler:
         result.head = self.workspace.head()
         self._clean = True
         self._after_landing()
+        self._announce(self._landed(head))
         return result
 
     def _after_landing(self) -> None:
@@ -391,6 +413,20 @@ class Reconciler:
             self.publisher.after_landing(landed)
         except GitcanaryError as exc:  # the next tick's pending() does the same; nothing is lost
             log.warning("after pushing: %s", exc)
+
+    def _landed(self, base: str) -> list[str]:
+        """gitcanary's commits from `base` to HEAD as they landed (a rebase gave them new ids)."""
+        return self.workspace.repo.git.rev_list(
+            "--reverse", "--grep=^Gitcanary-Canary:", f"{base}..HEAD"
+        ).split()
+
+    def _announce(self, landed: list[str]) -> None:
+        """Webhooks and notifications for this attempt's transitions that are now on the branch."""
+        if not self._transitions:
+            return
+        messages_landed = {str(self.workspace.repo.commit(sha).message).strip(): sha for sha in landed}
+        providers = self.catalog.providers if self.catalog else {}
+        self.hooks.announce(self._transitions, providers, messages_landed)
 
     def _published(self, result: TickResult) -> TickResult:
         """Some commits went to PRs, not the branch: re-read the branch; what did not land is not known."""
@@ -417,6 +453,7 @@ class Reconciler:
         result.head = remote
         self._clean = True
         self._after_landing()
+        self._announce(result.commits)
         return result
 
     def _rebase_if_unrelated(self, base: str) -> bool:

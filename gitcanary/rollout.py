@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from gitcanary import gates
 from gitcanary.manual_rules import refusal
 from gitcanary.observations import CheckResult, Gate, Observation
 from gitcanary.spec.models import Canary
@@ -35,6 +36,7 @@ class Action(StrEnum):
     FINALIZE = "finalize"  # route all traffic back to the primary
     SUCCEED = "succeed"  # scale the canary to zero; rollout done
     ROLLBACK = "rollback"  # all traffic to the primary, canary to zero, old revision written back
+    WAIT = "wait"  # a confirm gate is closed: phase Waiting (rollout) or WaitingPromotion, reason in status
 
 
 KUBERNETES_PROVIDER = "kubernetes"
@@ -63,6 +65,7 @@ class Decision:
     failed: tuple[str, ...] = ()  # lines of the checks that failed (HALT, ROLLBACK)
     copy_to_primary: bool = False
     revert_target: bool = False
+    hooks: tuple[str, ...] = ()  # with MEASURE: webhook types to call before deciding again
     actor: str = ""  # the person whose manual request this decision honours (Gitcanary-Actor)
     request: str = ""  # that request's action: promote, abort or retry
 
@@ -129,10 +132,12 @@ def decide(canary: Canary, status: CanaryStatus | None, obs: Observation) -> Dec
         )
 
     new_revision = obs.target_spec not in (status.last_applied_spec, status.last_promoted_spec)
+    if status.phase is Phase.WAITING:
+        return _waiting(canary, status, obs, new_revision)
     if status.phase in (Phase.INITIALIZED, Phase.SUCCEEDED, Phase.FAILED):
         if not new_revision:
             return Decision(Action.NONE, f"{status.phase.value}; no new revision")
-        return _start(canary, status, obs, Action.START)
+        return _confirm_rollout(canary, status, obs) or _start(canary, status, obs, Action.START)
 
     # A rollout is under way (Waiting .. Finalising).
     if status.phase in (Phase.PROMOTING, Phase.FINALISING):
@@ -167,6 +172,9 @@ def decide(canary: Canary, status: CanaryStatus | None, obs: Observation) -> Dec
         return Decision(Action.NONE, "waiting for the next analysis interval")
     if not obs.live:
         return Decision(Action.NONE, "waiting for the last step to be applied")
+    manual = _rollback_hook(canary, status, obs)
+    if manual is not None:
+        return manual
 
     threshold = threshold_of(canary)
     if status.failed_checks >= threshold:
@@ -180,7 +188,13 @@ def decide(canary: Canary, status: CanaryStatus | None, obs: Observation) -> Dec
     strategy = strategy_of(canary)
     first_step = status.canary_weight == 0 and status.iterations == 0 and not status.mirrored
     # Flagger runs no metric analysis before the canary receives (or is mirrored) traffic or an
-    # iteration ran.
+    # iteration ran; pre-rollout hooks run then instead, rollout hooks before every analysis. A
+    # failure of either is a failed check.
+    hook = _hook_check(canary, obs, gates.PRE_ROLLOUT if first_step else gates.ROLLOUT)
+    if isinstance(hook, Decision):
+        return hook
+    if hook is not None:
+        return _failed_check(canary, status, obs, [hook])
     if not first_step:
         if obs.checks is None:
             return Decision(Action.MEASURE, "analysis due")
@@ -193,7 +207,8 @@ def decide(canary: Canary, status: CanaryStatus | None, obs: Observation) -> Dec
 
 
 def _due(canary: Canary, status: CanaryStatus, obs: Observation) -> bool:
-    elapsed = (obs.now - status.last_transition_time).total_seconds()
+    since = max(status.last_transition_time, obs.last_attempt or status.last_transition_time)
+    elapsed = (obs.now - since).total_seconds()
     return elapsed >= canary.spec.analysis.interval_seconds
 
 
@@ -315,6 +330,9 @@ def _advance_canary(canary: Canary, status: CanaryStatus, obs: Observation) -> D
             Action.ADVANCE, f"stop mirroring; advance to {weight}%", new, details=_check_lines(obs.checks)
         )
     if status.canary_weight < cap:
+        gate = _confirm_traffic_increase(canary, obs)
+        if gate is not None:
+            return gate
         weight = next_weight(canary, status.canary_weight)
         if weight <= status.canary_weight:
             # stepWeight 0 would stall forever; the spec loader rejects it, this guards the core.
@@ -323,7 +341,7 @@ def _advance_canary(canary: Canary, status: CanaryStatus, obs: Observation) -> D
             )
         new = _step(status, obs, canary_weight=weight, message=f"Advance canary weight {weight}")
         return Decision(Action.ADVANCE, f"advance to {weight}%", new, details=_check_lines(obs.checks))
-    return _promote(canary, status, obs, skip=False)
+    return _confirm_promotion(canary, status, obs) or _promote(canary, status, obs, skip=False)
 
 
 def _advance_iterations(
@@ -346,6 +364,9 @@ def _advance_iterations(
             message=f"Advance iteration {done}/{total}",
         )
         return Decision(Action.ADVANCE, f"iteration {done}/{total}", new, details=_check_lines(obs.checks))
+    gate = _confirm_promotion(canary, status, obs)
+    if gate is not None:
+        return gate
     if strategy is Strategy.BLUE_GREEN and status.iterations == total:
         # Blue/green switches all traffic to the canary for one more interval before promoting.
         # The `kubernetes` provider has no router: Flagger skips the switch, the apex Service
@@ -459,3 +480,109 @@ def _honour_request(canary: Canary, status: CanaryStatus, obs: Observation) -> D
                 request=asked,
             )
     return None
+
+
+# -- webhook gates (Flagger's confirm-*, pre-rollout, rollout and rollback hooks) ------------------
+
+
+def _ask(kinds: tuple[str, ...]) -> Decision:
+    return Decision(Action.MEASURE, f"{', '.join(kinds)} webhooks due", hooks=kinds)
+
+
+def _hook_check(canary: Canary, obs: Observation, kind: str) -> Decision | CheckResult | None:
+    """A pre-rollout/rollout hook: ask for it, or its failure as a failed check, or None (passed)."""
+    ask = gates.missing(canary, obs, kind)
+    if ask:
+        return _ask(ask)
+    result = gates.closed(obs, kind)
+    return gates.as_check(result) if result is not None else None
+
+
+def _confirm_rollout(canary: Canary, status: CanaryStatus, obs: Observation) -> Decision | None:
+    """Flagger's confirm-rollout gate, before the canary scales up: closed means phase Waiting."""
+    ask = gates.missing(canary, obs, gates.CONFIRM_ROLLOUT)
+    if ask:
+        return _ask(ask)
+    result = gates.closed(obs, gates.CONFIRM_ROLLOUT)
+    if result is None:
+        return None
+    if status.phase is Phase.WAITING:
+        return Decision(Action.NONE, f"waiting for rollout approval: {result.line}")
+    new = _step(
+        status,
+        obs,
+        phase=Phase.WAITING,
+        canary_weight=0,
+        canary_revision=obs.target_revision,
+        message=f"Halt advancement waiting for approval {result.name}",
+    )
+    return Decision(Action.WAIT, f"waiting for rollout approval ({result.name})", new, details=(result.line,))
+
+
+def _waiting(canary: Canary, status: CanaryStatus, obs: Observation, new_revision: bool) -> Decision:
+    """Phase Waiting: a new revision waits for its confirm-rollout gate; nothing runs yet."""
+    if not new_revision:
+        return Decision(
+            Action.CANCEL,
+            "target is back at the primary's spec; rollout abandoned before it started",
+            _step(
+                status,
+                obs,
+                phase=Phase.INITIALIZED,
+                canary_weight=0,
+                canary_revision=status.primary_revision,
+                message="Rollout abandoned while waiting for approval",
+            ),
+        )
+    manual = _rollback_hook(canary, status, obs)
+    if manual is not None:
+        return manual
+    return _confirm_rollout(canary, status, obs) or _start(canary, status, obs, Action.START)
+
+
+def _rollback_hook(canary: Canary, status: CanaryStatus, obs: Observation) -> Decision | None:
+    """Flagger's rollback hooks: a 2xx answer while Progressing, Waiting or WaitingPromotion rolls back."""
+    if status.phase not in (Phase.PROGRESSING, Phase.WAITING, Phase.WAITING_PROMOTION):
+        return None
+    ask = gates.missing(canary, obs, gates.ROLLBACK)
+    if ask:
+        return _ask(ask)
+    result = gates.signalled(obs, gates.ROLLBACK)
+    if result is None:
+        return None
+    return _rollback(status, obs, f"rollback webhook {result.name} invoked", status.failed_checks)
+
+
+def _confirm_traffic_increase(canary: Canary, obs: Observation) -> Decision | None:
+    """Flagger's confirm-traffic-increase gate: closed, the weight stays (phase stays Progressing)."""
+    ask = gates.missing(canary, obs, gates.CONFIRM_TRAFFIC_INCREASE)
+    if ask:
+        return _ask(ask)
+    result = gates.closed(obs, gates.CONFIRM_TRAFFIC_INCREASE)
+    if result is None:
+        return None
+    return Decision(Action.NONE, f"waiting for traffic increase approval: {result.line}")
+
+
+def _confirm_promotion(canary: Canary, status: CanaryStatus, obs: Observation) -> Decision | None:
+    """Flagger's confirm-promotion gate: closed means phase WaitingPromotion; analysis goes on meanwhile."""
+    ask = gates.missing(canary, obs, gates.CONFIRM_PROMOTION)
+    if ask:
+        return _ask(ask)
+    result = gates.closed(obs, gates.CONFIRM_PROMOTION)
+    if result is None:
+        return None
+    if status.phase is Phase.WAITING_PROMOTION:
+        return Decision(Action.NONE, f"waiting for promotion approval: {result.line}")
+    new = _step(
+        status,
+        obs,
+        phase=Phase.WAITING_PROMOTION,
+        message=f"Halt advancement waiting for promotion approval {result.name}",
+    )
+    return Decision(
+        Action.WAIT,
+        f"waiting for promotion approval ({result.name})",
+        new,
+        details=(*_check_lines(obs.checks), result.line),
+    )

@@ -66,7 +66,8 @@ class ConfigRepo:
 
     def remote_log(self, rev: str = "main") -> list[tuple[str, str, dict[str, str]]]:
         """(sha, subject, Gitcanary trailers) of the remote branch, oldest first."""
-        out = git("log", "--reverse", "--format=%H%x00%B%x01", rev, cwd=self.remote)
+        # Topological: a PR's commits come before the merge that brought them, whatever their dates.
+        out = git("log", "--reverse", "--topo-order", "--format=%H%x00%B%x01", rev, cwd=self.remote)
         entries = []
         for record in out.split("\x01"):
             record = record.strip("\n")

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import ConfigRepo, git
+from hook_server import HookServer, hook_server
 from oracle import assert_invariant, kustomize_build
 from prometheus_server import DATA_END, PrometheusServer, Traffic, running_prometheus
 from test_e2e_rollout import Clock, tree_at
@@ -167,11 +168,23 @@ def expected_tags(repo: ConfigRepo, first: str, second: str, third: str) -> dict
     return tags
 
 
+@pytest.fixture
+def loadtester() -> Iterator[HookServer]:
+    """Flagger's examples call its load tester in the cluster; a local server answers the way it does."""
+    with hook_server() as server:
+        yield server
+
+
+def flagger_example(name: str, loadtester: HookServer) -> str:
+    text = (FIXTURES / "artifacts" / "examples" / name).read_text()
+    return text.replace("http://flagger-loadtester.test/", f"{loadtester.url}/")
+
+
 def test_flaggers_podinfo_promotes_and_rolls_back(
-    tmp_path: Path, prometheus_layouts: PrometheusServer
+    tmp_path: Path, prometheus_layouts: PrometheusServer, loadtester: HookServer
 ) -> None:
     files = {f"podinfo/{p.name}": p.read_text() for p in (FIXTURES / "kustomize" / "podinfo").iterdir()}
-    files["podinfo/canary.yaml"] = (FIXTURES / "artifacts" / "examples" / "istio-canary.yaml").read_text()
+    files["podinfo/canary.yaml"] = flagger_example("istio-canary.yaml", loadtester)
     repo = seed(tmp_path, files)
     promote_then_fail(
         repo, tmp_path, prometheus_layouts, "test/podinfo", 16, podinfo_bump(repo), PODINFO_TAGS
@@ -196,12 +209,16 @@ def test_flaggers_podinfo_promotes_and_rolls_back(
     )
     repo.pull()
     assert f"image: {PODINFO}:6.0.1" in (repo.human / "podinfo/deployment.yaml").read_text()
+    # Its hooks reached the load tester: the conformance test before each rollout's first step.
+    assert [body["metadata"]["type"] for body in loadtester.posted("/")].count("bash") == 2
 
 
-def test_flaggers_ab_testing_canary(tmp_path: Path, prometheus_layouts: PrometheusServer) -> None:
+def test_flaggers_ab_testing_canary(
+    tmp_path: Path, prometheus_layouts: PrometheusServer, loadtester: HookServer
+) -> None:
     """istio-abtest.yaml: ten iterations with Firefox users and insiders on the canary, then promotion."""
     files = {f"podinfo/{p.name}": p.read_text() for p in (FIXTURES / "kustomize" / "podinfo").iterdir()}
-    abtest = (FIXTURES / "artifacts" / "examples" / "istio-abtest.yaml").read_text()
+    abtest = flagger_example("istio-abtest.yaml", loadtester)
     files["podinfo/canary.yaml"] = abtest
     repo = seed(tmp_path, files)
     promote_then_fail(

@@ -17,14 +17,12 @@ import jsonschema
 from pydantic import ValidationError
 
 from gitcanary.errors import SpecError
-from gitcanary.spec.models import Canary, MetricTemplate
+from gitcanary.spec.models import AlertProvider, Canary, MetricTemplate
 
 FLAGGER_GROUP = "flagger.app"
 
 # Valid in Flagger, not acted on by gitcanary yet: reported as warnings on load.
 UNSUPPORTED_FIELDS: dict[str, str] = {
-    "spec.analysis.webhooks": "webhooks are not called yet; analysis runs the metric checks only",
-    "spec.analysis.alerts": "alerts are not sent yet",
     "spec.analysis.sessionAffinity": "session affinity is not rendered yet",
     "spec.analysis.primaryReadyThreshold": "no cluster observer yet; the settle delay stands in",
     "spec.analysis.canaryReadyThreshold": "no cluster observer yet; the settle delay stands in",
@@ -182,6 +180,15 @@ def load_metric_template(doc: dict[str, Any], source: str) -> MetricTemplate:
     _check_schema(doc, source)
     try:
         return MetricTemplate.model_validate(doc)
+    except ValidationError as exc:
+        raise _pydantic_error(exc, source) from exc
+
+
+def load_alert_provider(doc: dict[str, Any], source: str) -> AlertProvider:
+    """An AlertProvider, checked against Flagger's CRD; SpecError names `source` and the field."""
+    _check_schema(doc, source)
+    try:
+        return AlertProvider.model_validate(doc)
     except ValidationError as exc:
         raise _pydantic_error(exc, source) from exc
 

@@ -63,6 +63,22 @@ class CanaryWebhook(_Model):
     url: str
     timeout: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    retries: int = 0
+    mute_alert: bool = Field(False, alias="muteAlert")
+    disable_tls: bool = Field(False, alias="disableTLS")
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout_is_duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+
+class CanaryAlert(_Model):
+    name: str
+    severity: str = "info"
+    provider_ref: CrossNamespaceRef = Field(alias="providerRef")
 
 
 class CanaryAnalysis(_Model):
@@ -78,6 +94,7 @@ class CanaryAnalysis(_Model):
     match: list[dict[str, Any]] = Field(default_factory=list)
     metrics: list[CanaryMetric] = Field(default_factory=list)
     webhooks: list[CanaryWebhook] = Field(default_factory=list)
+    alerts: list[CanaryAlert] = Field(default_factory=list)
 
     @field_validator("interval")
     @classmethod
@@ -173,6 +190,32 @@ class MetricTemplate(_Model):
     kind: str
     metadata: ObjectMeta
     spec: MetricTemplateSpec
+
+    @property
+    def namespace(self) -> str:
+        return self.metadata.namespace or "default"
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.metadata.name}"
+
+
+class AlertProviderSpec(_Model):
+    type: str
+    channel: str | None = None
+    username: str | None = None
+    address: str | None = None
+    proxy: str | None = None
+    secret_ref: CrossNamespaceRef | None = Field(None, alias="secretRef")
+
+
+class AlertProvider(_Model):
+    """Flagger's AlertProvider: where a canary's `analysis.alerts[]` send their notifications."""
+
+    api_version: str = Field(alias="apiVersion")
+    kind: str
+    metadata: ObjectMeta
+    spec: AlertProviderSpec
 
     @property
     def namespace(self) -> str:

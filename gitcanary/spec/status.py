@@ -35,6 +35,9 @@ class Phase(StrEnum):
 
     @property
     def canary_scaled_up(self) -> bool:
+        # Waiting is Flagger's confirm-rollout gate: the canary scales up only once it opens.
+        if self is Phase.WAITING:
+            return False
         return self in _ROLLOUT_PHASES or self in (Phase.PROMOTING, Phase.FINALISING)
 
 

@@ -1,4 +1,4 @@
-"""Rebuild the structure-only copies in tests/data/ (and gitcanary/schemas/istio.json) from upstream files.
+"""Rebuild the structure-only copies in tests/data/ (and gitcanary/schemas/*.json) from upstream files.
 
 Usage: python tests/data/regenerate.py /path/to/shared
 
@@ -107,6 +107,21 @@ def write_package_crds(shared: Path) -> None:
         (PACKAGE_SCHEMAS / filename).write_text(compact(table))
 
 
+def write_package_flagger(shared: Path) -> None:
+    """gitcanary/schemas/flagger.json: the Flagger kinds gitcanary reads, keyed "<group>/<version>/<Kind>"."""
+    docs = yaml.safe_load_all((shared / "schemas" / "crds" / "flagger.yaml").read_text())
+    table = {}
+    for crd in docs:
+        kind = crd["spec"]["names"]["kind"] if crd else None
+        if kind not in ("Canary", "MetricTemplate", "AlertProvider"):
+            continue
+        for v in crd["spec"]["versions"]:
+            table[f"{crd['spec']['group']}/{v['name']}/{kind}"] = strip_descriptions(
+                v["schema"]["openAPIV3Schema"]
+            )
+    (PACKAGE_SCHEMAS / "flagger.json").write_text(json.dumps(table, sort_keys=True, separators=(",", ":")))
+
+
 def write_fixtures(shared: Path) -> None:
     src_root = shared / "fixtures" / "flagger"
     dst_root = HERE / "fixtures" / "flagger"
@@ -152,6 +167,7 @@ def main(argv: list[str]) -> None:
     write_crds(shared)
     write_package_istio(shared)
     write_package_crds(shared)
+    write_package_flagger(shared)
     write_fixtures(shared)
     write_github(shared)
 
