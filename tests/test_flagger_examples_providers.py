@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hook_server import HookServer, hook_server
 from oracle import assert_invariant
 from prometheus_server import PrometheusServer, Traffic
 from provider_traffic import running_all_providers
@@ -19,6 +20,7 @@ from test_e2e_layouts import (
     PODINFO,
     PODINFO_TAGS,
     expected_tags,
+    flagger_example,
     flux_build,
     podinfo_bump,
     promote_then_fail,
@@ -32,6 +34,13 @@ from gitcanary.routers.providers import apply_default_provider
 from gitcanary.spec.load import load_canary
 
 EXAMPLES = FIXTURES / "artifacts" / "examples"
+
+
+@pytest.fixture
+def loadtester() -> Iterator[HookServer]:
+    """Flagger's examples call its load tester in the cluster; a local server answers as it does."""
+    with hook_server() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +61,8 @@ def test_linkerd_examples_parse(name: str) -> None:
     (split,) = router.render(loaded.canary, 95, 5)
     assert split["kind"] == "TrafficSplit"
     assert split["spec"]["backends"][1] == {"service": "podinfo-canary", "weight": 5}
-    # What gitcanary does not do yet is said, not silently dropped.
-    assert any("webhooks" in warning for warning in loaded.warnings)
+    # Its load-tester hooks are read (and called during the rollout below).
+    assert [hook.name for hook in loaded.canary.spec.analysis.webhooks] == ["conformance-test", "load-test"]
 
 
 def test_kuma_example_is_refused_by_name() -> None:
@@ -68,11 +77,13 @@ def test_kuma_example_is_refused_by_name() -> None:
     assert "'kuma' is not supported" in caught.value.message
 
 
-def test_linkerd_steps_example_rolls_out(tmp_path: Path, prometheus_podinfo: PrometheusServer) -> None:
+def test_linkerd_steps_example_rolls_out(
+    tmp_path: Path, prometheus_podinfo: PrometheusServer, loadtester: HookServer
+) -> None:
     """linkerd-canary-steps.yaml: stepWeights 5..55 on a TrafficSplit, promoted; then rolled back
     after threshold (10) failed checks on Linkerd's own metrics."""
     files = {f"podinfo/{p.name}": p.read_text() for p in (FIXTURES / "kustomize" / "podinfo").iterdir()}
-    files["podinfo/canary.yaml"] = (EXAMPLES / "linkerd-canary-steps.yaml").read_text()
+    files["podinfo/canary.yaml"] = flagger_example("linkerd-canary-steps.yaml", loadtester)
     repo = seed(tmp_path, files)
     promote_then_fail(
         repo, tmp_path, prometheus_podinfo, "test/podinfo", 16, podinfo_bump(repo), PODINFO_TAGS
@@ -105,3 +116,5 @@ def test_linkerd_steps_example_rolls_out(tmp_path: Path, prometheus_podinfo: Pro
         + ["rollback"]
     )
     assert weights[3:14] == [5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55]
+    # Its hooks reached the load tester: the conformance test before each rollout's first step.
+    assert [body["metadata"]["type"] for body in loadtester.posted("/")].count("bash") == 2
