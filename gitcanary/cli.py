@@ -199,6 +199,14 @@ def run(
             envvar="GITCANARY_WEBHOOK_SECRET_FILE",
         ),
     ] = None,
+    provider: Annotated[
+        str | None,
+        typer.Option(
+            help="spec.provider for canaries that set none: istio, linkerd, smi:v1alpha2, gatewayapi:v1, "
+            "nginx, kubernetes... [default: istio, as Flagger].",
+            envvar="GITCANARY_PROVIDER",
+        ),
+    ] = None,
 ) -> None:
     """Watch REPO; on an image bump, drive the canary by commits: weights, halts, promotion or rollback."""
     from gitcanary import logs
@@ -235,6 +243,7 @@ def run(
         github_app_key_file=github_app_key_file,
         github_installation_id=github_installation_id,
         webhook_secret_file=webhook_secret_file,
+        provider=provider,
     )
     reconciler = MonitoredReconciler(settings)
     warned: set[str] = set()
@@ -488,12 +497,19 @@ def demo(
         ),
     ] = None,
     speed: Annotated[float, typer.Option(help="Seconds per analysis interval in the demo.")] = 2.0,
+    provider: Annotated[
+        str,
+        typer.Option(
+            help="Which example to run: istio, gateway-api (HTTPRoute), linkerd (TrafficSplit) or nginx "
+            "(canary Ingress)."
+        ),
+    ] = "istio",
 ) -> None:
     """A full rollout and a rollback on a local Git repo, against a SIMULATED cluster (about a minute)."""
     from gitcanary.demo import run_demo
 
     try:
-        code = run_demo(directory, interval=speed, console=console)
+        code = run_demo(directory, interval=speed, console=console, provider=provider)
     except GitcanaryError as exc:
         _fail(exc)
         return

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     github_installation_id: int | None = None
     webhook_secret: SecretStr | None = None
     webhook_secret_file: Path | None = None
+    # `spec.provider` of canaries that set none (Flagger's -mesh-provider); None means istio.
+    provider: str | None = None
 
     def resolved_workdir(self) -> Path:
         return self.workdir or default_workdir(self.repo, self.branch)

@@ -36,6 +36,7 @@ from gitcanary.observations import CheckResult, Observation
 from gitcanary.repo import Identity, Workspace
 from gitcanary.rollout import Action, Decision, decide
 from gitcanary.routers import router_for
+from gitcanary.routers.providers import apply_default_provider
 from gitcanary.spec.load import LoadedCanary
 from gitcanary.spec.models import Canary, MetricTemplate
 from gitcanary.spec.status import CanaryStatus, utcnow
@@ -149,6 +150,7 @@ class Reconciler:
                 if loaded.source.split("#", 1)[0] in changed
             }
         self.last_head = head
+        apply_default_provider(self.catalog.canaries, self.settings.provider)
 
     def _prerender(self) -> None:
         """Build every app at once on a cold start: kustomize runs in subprocesses, so threads overlap.
