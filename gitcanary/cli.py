@@ -220,6 +220,14 @@ def run(
             envvar="GITCANARY_WEBHOOK_SECRET_FILE",
         ),
     ] = None,
+    provider: Annotated[
+        str | None,
+        typer.Option(
+            help="spec.provider for canaries that set none: istio, linkerd, smi:v1alpha2, gatewayapi:v1, "
+            "nginx, kubernetes... [default: istio, as Flagger].",
+            envvar="GITCANARY_PROVIDER",
+        ),
+    ] = None,
 ) -> None:
     """Watch REPO; on an image bump, drive the canary by commits: weights, halts, promotion or rollback."""
     from gitcanary import logs
@@ -258,6 +266,7 @@ def run(
         github_app_key_file=github_app_key_file,
         github_installation_id=github_installation_id,
         webhook_secret_file=webhook_secret_file,
+        provider=provider,
     )
     try:
         reconciler = MonitoredReconciler(settings)
@@ -533,12 +542,19 @@ def demo(
         ),
     ] = None,
     speed: Annotated[float, typer.Option(help="Seconds per analysis interval in the demo.")] = 2.0,
+    provider: Annotated[
+        str,
+        typer.Option(
+            help="Which example to run: istio, gateway-api (HTTPRoute), linkerd (TrafficSplit) or nginx "
+            "(canary Ingress)."
+        ),
+    ] = "istio",
 ) -> None:
     """A full rollout and a rollback on a local Git repo, against a SIMULATED cluster (about a minute)."""
     from gitcanary.demo import run_demo
 
     try:
-        code = run_demo(directory, interval=speed, console=console)
+        code = run_demo(directory, interval=speed, console=console, provider=provider)
     except GitcanaryError as exc:
         _fail(exc)
         return
@@ -546,6 +562,12 @@ def demo(
 
 
 register_manual_commands(app)  # promote, abort, pause, resume, retry (gitcanary/manual_cli.py)
+
+# Rollout history and audits from Git alone; the bodies live in gitcanary.audit.commands.
+from gitcanary.audit.commands import audit_command, history  # noqa: E402
+
+app.command("history")(history)
+app.command("audit")(audit_command)
 
 
 def main() -> None:

@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     # one), "on" (must), "off" (the settle delay stands in). Off unless asked: the CLI asks "auto".
     cluster: str = "off"
     kubeconfig: str | None = None
+    # `spec.provider` of canaries that set none (Flagger's -mesh-provider); None means istio.
+    provider: str | None = None
 
     def resolved_workdir(self) -> Path:
         return self.workdir or default_workdir(self.repo, self.branch)

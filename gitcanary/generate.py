@@ -92,6 +92,7 @@ class Rendered:
     spec_hash: str
     revision: str
     apex_service: Obj | None = None  # a Service the app itself defines under the apex name
+    ingress: Obj | None = None  # the Ingress `spec.ingressRef` names (ingress providers)
 
 
 def merge(existing: Any, desired: Any) -> Any:
@@ -220,8 +221,12 @@ class FileWriter:
             self.take_over_apex()
         if routed:
             weights = (100 - status.canary_weight, status.canary_weight)
-            self._write(self.layout.routing, self.router.render(self.canary, *weights))
-            resources.append(os.path.basename(self.layout.routing))
+            routing = self.router.render(
+                self.canary, *weights, mirrored=status.mirrored, ingress=rendered.ingress
+            )
+            if routing:  # the `kubernetes` provider has no routing object
+                self._write(self.layout.routing, routing)
+                resources.append(os.path.basename(self.layout.routing))
             replicas = (
                 primary_replicas(self.root, self.layout, rendered) if status.phase.canary_scaled_up else 0
             )

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import UTC
+
+from gitcanary.audit.checks import check_trailer
 from gitcanary.rollout import Action, Decision, Strategy, strategy_of
 from gitcanary.spec.models import Canary
 from gitcanary.spec.status import CanaryStatus, Phase
-from gitcanary.trailers import format_message
+from gitcanary.trailers import PREFIX, format_message
 
 
 def subject(canary: Canary, old: CanaryStatus | None, decision: Decision) -> str:
@@ -67,6 +71,8 @@ def _trailers(canary: Canary, status: CanaryStatus, action: str) -> dict[str, ob
         "Failed-Checks": status.failed_checks,
         "Iterations": status.iterations,
         "Revision": f"{status.primary_revision}..{status.canary_revision}",
+        # When the transition was decided: survives squash merges and rebases, unlike commit dates.
+        "Time": status.last_transition_time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
 
 
@@ -77,7 +83,13 @@ def update(canary: Canary, status: CanaryStatus, changed: list[str]) -> str:
     return format_message(subject, body, _trailers(canary, status, "update"))
 
 
-def compose(canary: Canary, old: CanaryStatus | None, decision: Decision, notes: list[str]) -> str:
+def compose(
+    canary: Canary,
+    old: CanaryStatus | None,
+    decision: Decision,
+    notes: list[str],
+    extra: Mapping[str, object] | None = None,
+) -> str:
     new = decision.status
     assert new is not None
     body = [decision.reason, *decision.details, *notes]
@@ -88,4 +100,7 @@ def compose(canary: Canary, old: CanaryStatus | None, decision: Decision, notes:
         line += f" ({decision.request} requested by {decision.actor.split(' <')[0]})"
         trailers["Request"] = decision.request
         trailers["Actor"] = decision.actor
-    return format_message(line, body, trailers)
+    trailers.update(extra or {})
+    text = format_message(line, body, trailers)
+    # One `Gitcanary-Check` trailer per check (a repeated key, as git allows), for audits.
+    return text + "".join(f"{PREFIX}Check: {check_trailer(check)}\n" for check in decision.checks)

@@ -26,6 +26,7 @@ from tenacity import (
 )
 
 from gitcanary import discovery, fleet, gates, messages
+from gitcanary.audit.bumper import bumped_by
 from gitcanary.config import Settings
 from gitcanary.discovery import Catalog
 from gitcanary.errors import GitcanaryError, GitError, PushRejected
@@ -35,6 +36,7 @@ from gitcanary.observations import CheckResult, ClusterObservation, Observation
 from gitcanary.repo import Identity, Workspace
 from gitcanary.rollout import Action, Decision, decide
 from gitcanary.routers import router_for
+from gitcanary.routers.providers import apply_default_provider
 from gitcanary.spec.load import LoadedCanary
 from gitcanary.spec.models import Canary, MetricTemplate
 from gitcanary.spec.status import CanaryStatus, Phase, utcnow
@@ -165,6 +167,7 @@ class Reconciler:
                 if loaded.source.split("#", 1)[0] in changed
             }
         self.last_head = head
+        apply_default_provider(self.catalog.canaries, self.settings.provider)
 
     def _prerender(self) -> None:
         """Build every app at once on a cold start: kustomize runs in subprocesses, so threads overlap.
@@ -253,6 +256,8 @@ class Reconciler:
             else:
                 obs = replace(obs, checks=self._analyze(loaded.canary, self.catalog.templates, now))
             decision = decide(loaded.canary, status, obs)
+        if obs.checks is not None:
+            decision = replace(decision, checks=obs.checks)  # for the Gitcanary-Check trailers
         self.hooks.observed(key, status, obs, decision)
         return decision, status, rendered
 
@@ -312,12 +317,14 @@ class Reconciler:
                     "the target still differs from the primary beyond images; it stays at 0 replicas"
                 )
         changed = writer.apply(new_status, rendered, decision.copy_to_primary)
+        extra: dict[str, object] = {}
         if decision.action in (Action.START, Action.RESTART):
             notes += self._bump_notes(loaded, rendered)
+            extra = bumped_by(self.workspace, self.inputs.get(key, set()), self.settings.author_email)
         if writer.hook_note:
             notes.append(writer.hook_note)
         decision = replace(decision, status=new_status)
-        message = messages.compose(loaded.canary, status, decision, notes)
+        message = messages.compose(loaded.canary, status, decision, notes, extra)
         sha = self.workspace.commit(message, changed)
         log.info("%s: %s", key, message.splitlines()[0], extra={"canary": key, "commit": sha})
         self._transitions.append(self.hooks.transition(key, loaded.canary, status, decision, sha, message))

@@ -40,6 +40,9 @@ class Action(StrEnum):
     WAIT = "wait"  # a confirm gate is closed: phase Waiting (rollout) or WaitingPromotion, reason in status
 
 
+KUBERNETES_PROVIDER = "kubernetes"
+
+
 class Strategy(StrEnum):
     CANARY = "canary"
     AB_TESTING = "ab-testing"
@@ -66,6 +69,9 @@ class Decision:
     hooks: tuple[str, ...] = ()  # with MEASURE: webhook types to call before deciding again
     actor: str = ""  # the person whose manual request this decision honours (Gitcanary-Actor)
     request: str = ""  # that request's action: promote, abort or retry
+    # The checks this decision was made on, set by the edge that ran them; they become
+    # `Gitcanary-Check` trailers so audits read values without parsing the human lines.
+    checks: tuple[CheckResult, ...] = ()
 
 
 def strategy_of(canary: Canary) -> Strategy:
@@ -156,6 +162,7 @@ def decide(canary: Canary, status: CanaryStatus | None, obs: Observation) -> Dec
                 canary_weight=0,
                 failed_checks=0,
                 iterations=0,
+                mirrored=False,
                 canary_revision=status.primary_revision,
                 last_applied_spec=status.last_promoted_spec,
                 message="Rollout abandoned: target reverted to the primary spec",
@@ -190,10 +197,10 @@ def decide(canary: Canary, status: CanaryStatus | None, obs: Observation) -> Dec
             status.failed_checks,
         )
     strategy = strategy_of(canary)
-    first_step = status.canary_weight == 0 and status.iterations == 0
-    # Flagger runs no metric analysis before the canary receives traffic or an iteration ran;
-    # pre-rollout hooks run then instead, rollout hooks before every analysis. A failure of either
-    # is a failed check.
+    first_step = status.canary_weight == 0 and status.iterations == 0 and not status.mirrored
+    # Flagger runs no metric analysis before the canary receives (or is mirrored) traffic or an
+    # iteration ran; pre-rollout hooks run then instead, rollout hooks before every analysis. A
+    # failure of either is a failed check.
     hook = _hook_check(canary, obs, gates.PRE_ROLLOUT if first_step else gates.ROLLOUT)
     if isinstance(hook, Decision):
         return hook
@@ -319,6 +326,7 @@ def _start(canary: Canary, status: CanaryStatus, obs: Observation, action: Actio
         canary_weight=0,
         failed_checks=0,
         iterations=0,
+        mirrored=False,
         last_applied_spec=obs.target_spec,
         canary_revision=obs.target_revision,
         rollout_id=rollout_id,
@@ -364,6 +372,7 @@ def _rollback(
         obs,
         phase=Phase.FAILED,
         canary_weight=0,
+        mirrored=False,
         failed_checks=failed_checks,
         message=f"Canary failed! {why}" + (f": {', '.join(failed)}" if failed else ""),
     )
@@ -374,6 +383,21 @@ def _rollback(
 
 def _advance_canary(canary: Canary, status: CanaryStatus, obs: Observation) -> Decision:
     cap = max_weight_of(canary)
+    if status.canary_weight < cap and canary.spec.analysis.mirror and status.canary_weight == 0:
+        if not status.mirrored:
+            # Flagger's canary with mirroring: one interval of mirrored requests (responses come
+            # from the primary) before the first weight step.
+            new = _step(status, obs, mirrored=True, message="Running mirror step")
+            return Decision(
+                Action.ADVANCE, "mirror traffic to the canary", new, details=_check_lines(obs.checks)
+            )
+        weight = next_weight(canary, 0)
+        new = _step(
+            status, obs, mirrored=False, canary_weight=weight, message=f"Advance canary weight {weight}"
+        )
+        return Decision(
+            Action.ADVANCE, f"stop mirroring; advance to {weight}%", new, details=_check_lines(obs.checks)
+        )
     if status.canary_weight < cap:
         gate = _confirm_traffic_increase(canary, obs)
         if gate is not None:
@@ -398,8 +422,15 @@ def _advance_iterations(
         # A/B sends the matched requests to the canary for every iteration (Flagger's runAB routes
         # 0/100 on the match route); blue/green keeps all traffic on the primary until the switch.
         weight = 100 if strategy is Strategy.AB_TESTING else status.canary_weight
+        # Blue/green with mirroring: the primary answers, the canary gets a copy of every request.
+        mirrored = strategy is Strategy.BLUE_GREEN and canary.spec.analysis.mirror
         new = _step(
-            status, obs, iterations=done, canary_weight=weight, message=f"Advance iteration {done}/{total}"
+            status,
+            obs,
+            iterations=done,
+            canary_weight=weight,
+            mirrored=mirrored,
+            message=f"Advance iteration {done}/{total}",
         )
         return Decision(Action.ADVANCE, f"iteration {done}/{total}", new, details=_check_lines(obs.checks))
     gate = _confirm_promotion(canary, status, obs)
@@ -407,8 +438,16 @@ def _advance_iterations(
         return gate
     if strategy is Strategy.BLUE_GREEN and status.iterations == total:
         # Blue/green switches all traffic to the canary for one more interval before promoting.
+        # The `kubernetes` provider has no router: Flagger skips the switch, the apex Service
+        # keeps selecting the primary until the promotion copies the canary's spec into it.
+        weight = 0 if canary.provider == KUBERNETES_PROVIDER else 100
         new = _step(
-            status, obs, iterations=total + 1, canary_weight=100, message="Routing all traffic to canary"
+            status,
+            obs,
+            iterations=total + 1,
+            canary_weight=weight,
+            mirrored=False,
+            message="Routing all traffic to canary" if weight else "Analysis done (no router to switch)",
         )
         return Decision(
             Action.ADVANCE, "routing all traffic to the canary", new, details=_check_lines(obs.checks)
@@ -425,6 +464,7 @@ def _promote(canary: Canary, status: CanaryStatus, obs: Observation, skip: bool)
         status,
         obs,
         phase=Phase.PROMOTING,
+        mirrored=False,  # a manual promotion may come during a mirrored step; promotion never mirrors
         message=f"Copying {canary.spec.target_ref.name} template spec to "
         f"{canary.spec.target_ref.name}-primary",
     )
@@ -444,6 +484,7 @@ def _succeeded(status: CanaryStatus, obs: Observation, message: str) -> CanarySt
         obs,
         phase=Phase.SUCCEEDED,
         canary_weight=0,
+        mirrored=False,
         last_promoted_spec=status.last_applied_spec,
         primary_revision=status.canary_revision,
         message=message,

@@ -45,7 +45,21 @@ def render_target(root: Path, loaded: LoadedCanary) -> Rendered:
                 f"{loaded.source}: spec.autoscalerRef: {ref.kind} {ref.name} is not in what "
                 f"{app_dir(loaded) or '.'} builds"
             )
+    ingress = None
+    if canary.spec.ingress_ref is not None:
+        ref = canary.spec.ingress_ref
+        ingress = render.find_object(objects, ref.kind, ref.name, canary.namespace)
+        if ingress is None:
+            raise RenderError(
+                f"{loaded.source}: spec.ingressRef: {ref.kind} {ref.name} is not in what "
+                f"{app_dir(loaded) or '.'} builds"
+            )
     apex = render.find_object(objects, "Service", canary.service_name, canary.namespace)
     return Rendered(
-        target, autoscaler, render.pod_template_hash(target), render.revision_of(target), apex_service=apex
+        target,
+        autoscaler,
+        render.pod_template_hash(target),
+        render.revision_of(target),
+        apex_service=apex,
+        ingress=ingress,
     )

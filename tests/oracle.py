@@ -25,7 +25,16 @@ import yaml
 KUBECTL = Path(sys.executable).parent / "kubectl"
 CRD_DIR = Path(__file__).resolve().parent / "data" / "crds"
 
-__all__ = ["CRD_DIR", "KUBECTL", "assert_invariant", "fleet_build", "kustomize_build", "schema_problems"]
+__all__ = [
+    "CRD_DIR",
+    "KUBECTL",
+    "assert_invariant",
+    "fleet_build",
+    "kustomize_build",
+    "provider_routing_problems",
+    "routed_weights",
+    "schema_problems",
+]
 
 
 def kustomize_build(path: Path) -> list[dict]:
@@ -154,11 +163,17 @@ def assert_invariant(
     weights: tuple[int, int] | None,
     crd_dir: Path = CRD_DIR,
     ab_match: list[dict] | None = None,
+    provider: str = "istio",
+    ingress: str | None = None,
+    mirrored: bool | None = None,
 ) -> None:
     """Fail with one message listing every way ``objects`` break the invariant.
 
-    ``weights`` is (primary, canary); None means routing is not switched yet, so the VirtualService
-    ``<service>`` must not exist (and the apex Service is not checked).
+    ``weights`` is (primary, canary); None means routing is not switched yet, so the routing object
+    (VirtualService, HTTPRoute, TrafficSplit or ``<ingress>-canary`` Ingress, by ``provider``) must
+    not exist (and the apex Service is not checked). ``mirrored`` (when not None) says whether the
+    routing object must copy requests to the canary. With ``provider="kubernetes"`` there is no
+    routing object at all.
     """
     problems: list[str] = []
     index = _Index(objects, namespace, problems)
@@ -210,14 +225,25 @@ def assert_invariant(
                     f"{_name(svc)}: spec.selector {selector} also selects the pods of {_name(other)}"
                 )
 
+    if provider != "istio":
+        args = (weights, ab_match, ingress, mirrored)
+        problems.extend(provider_routing_problems(objects, provider, namespace, service, *args))
     virtual_services = index.all("VirtualService", service)
-    if weights is None:
+    if provider != "istio":
+        pass  # checked above, in the provider's own object
+    elif weights is None:
         if virtual_services:
             problems.append(f"{_name(virtual_services[0])} exists, but routing should not be switched yet")
     else:
         vs = index.one("VirtualService", service)
         if vs is not None:
             problems.extend(_route_problems(vs, service, namespace, weights, ab_match))
+            if mirrored is not None:
+                mirror = _get((_get(vs, "spec", "http") or [{}])[0], "mirror", "host")
+                if mirrored and _short_host(mirror or "", namespace) != f"{service}-canary":
+                    problems.append(f"{_name(vs)}: spec.http[0].mirror is {mirror}, expected the canary")
+                if not mirrored and mirror:
+                    problems.append(f"{_name(vs)}: spec.http[0] mirrors to {mirror}, expected no mirroring")
 
     for obj in objects:
         problems.extend(schema_problems(obj, crd_dir))
@@ -244,15 +270,24 @@ def schema_problems(obj: Mapping[str, Any], crd_dir: Path = CRD_DIR) -> list[str
         return found
     group = api_version.rpartition("/")[0]
     if "." not in group or group.endswith(".k8s.io"):
-        try:
-            kubernetes_validate.validate(dict(obj), kubernetes_validate.latest_version(), strict=True)
-        except kubernetes_validate.SchemaNotFoundError:
-            pass
-        except kubernetes_validate.ValidationError as err:
-            return [f"{_name(obj)}: {_path(err.path)}: {err.message}"]
-        else:
-            return []
+        found = _builtin_problems(json.dumps(obj, sort_keys=True))
+        if found is not None:
+            return list(found)
     return [f"{_name(obj)}: unknown kind {api_version} {kind}: no CRD in {crd_dir} and not a built-in kind"]
+
+
+@functools.lru_cache(maxsize=4096)
+def _builtin_problems(canonical: str) -> tuple[str, ...] | None:
+    """kubernetes-validate's verdict on one object (None: no schema), remembered by content: most
+    objects are the same from one commit to the next, and each validation re-reads the schemas."""
+    obj = json.loads(canonical)
+    try:
+        kubernetes_validate.validate(obj, kubernetes_validate.latest_version(), strict=True)
+    except kubernetes_validate.SchemaNotFoundError:
+        return None
+    except kubernetes_validate.ValidationError as err:
+        return (f"{_name(obj)}: {_path(err.path)}: {err.message}",)
+    return ()
 
 
 class _Index:
@@ -382,15 +417,18 @@ def _path(parts: Any) -> str:
 
 @functools.cache
 def _crd_schemas(crd_dir: str) -> dict[tuple[str, str], dict]:
-    """(apiVersion, kind) -> openAPIV3Schema of every served version of every CRD in crd_dir."""
+    """(apiVersion, kind) -> openAPIV3Schema of every version of every CRD in crd_dir.
+
+    Versions a CRD file marks unserved count too: smi-sdk-go's split.yaml serves v1alpha4 only, while
+    the meshes Flagger drives (Linkerd's SMI extension) serve the older TrafficSplit versions.
+    """
     table: dict[tuple[str, str], dict] = {}
     for file in sorted(Path(crd_dir).glob("*.json")):
         for crd in json.loads(file.read_text()):
             spec = crd["spec"]
             for version in spec["versions"]:
-                if version.get("served", True):
-                    key = (f"{spec['group']}/{version['name']}", spec["names"]["kind"])
-                    table[key] = version["schema"]["openAPIV3Schema"]
+                key = (f"{spec['group']}/{version['name']}", spec["names"]["kind"])
+                table[key] = version["schema"]["openAPIV3Schema"]
     return table
 
 
@@ -444,3 +482,125 @@ def _undeclared(value: Any, schema: Mapping[str, Any], path: str, root: bool) ->
         elif not keep:
             found.append(child)
     return found
+
+
+# -- providers other than Istio: each reads the weights from the object that mesh reads -----------
+
+NGINX = "nginx.ingress.kubernetes.io"
+
+
+def routed_weights(
+    objects: list[dict], provider: str, namespace: str, service: str, ingress: str | None = None
+) -> tuple[tuple[int, int] | None, bool, list[dict]]:
+    """(primary, canary) weights as the mesh would apply them, whether requests are mirrored, and the
+    routing objects found; weights None when there is no routing object."""
+    ours = [o for o in objects if _get(o, "metadata", "namespace") == namespace]
+    if provider.startswith("gatewayapi"):
+        found = [o for o in ours if o.get("kind") == "HTTPRoute" and _get(o, "metadata", "name") == service]
+        if not found:
+            return None, False, []
+        weights: dict[str, int] = {}
+        mirrored = False
+        for rule in _get(found[0], "spec", "rules") or []:
+            refs = rule.get("backendRefs") or []
+            if len(refs) == 2:
+                # Gateway API: an unset weight is 1.
+                weights = {ref.get("name"): ref.get("weight", 1) for ref in refs}
+            for flt in rule.get("filters") or []:
+                if flt.get("type") == "RequestMirror":
+                    mirrored = _get(flt, "requestMirror", "backendRef", "name") == f"{service}-canary"
+        total = sum(weights.values()) or 1
+        pair = (
+            round(100 * weights.get(f"{service}-primary", 0) / total),
+            round(100 * weights.get(f"{service}-canary", 0) / total),
+        )
+        return pair, mirrored, found
+    if provider == "linkerd" or provider.startswith("smi:"):
+        found = [
+            o for o in ours if o.get("kind") == "TrafficSplit" and _get(o, "metadata", "name") == service
+        ]
+        if not found:
+            return None, False, []
+        backends = {b.get("service"): b.get("weight", 0) for b in _get(found[0], "spec", "backends") or []}
+        return (backends.get(f"{service}-primary", 0), backends.get(f"{service}-canary", 0)), False, found
+    if provider == "nginx":
+        name = f"{ingress}-canary"
+        found = [o for o in ours if o.get("kind") == "Ingress" and _get(o, "metadata", "name") == name]
+        if not found:
+            return None, False, []
+        notes = _get(found[0], "metadata", "annotations") or {}
+        if notes.get(f"{NGINX}/canary") != "true":
+            return (100, 0), False, found
+        # ingress-nginx: a matching header or cookie wins over the weight.
+        if f"{NGINX}/canary-by-header" in notes or f"{NGINX}/canary-by-cookie" in notes:
+            return (0, 100), False, found
+        weight = int(notes.get(f"{NGINX}/canary-weight", "0"))
+        return (100 - weight, weight), False, found
+    return None, False, []
+
+
+def provider_routing_problems(
+    objects: list[dict],
+    provider: str,
+    namespace: str,
+    service: str,
+    weights: tuple[int, int] | None,
+    ab_match: list[dict] | None,
+    ingress: str | None,
+    mirrored: bool | None,
+) -> list[str]:
+    problems: list[str] = []
+    if provider == "kubernetes":
+        kinds = {"VirtualService", "HTTPRoute", "TrafficSplit"}
+        extra = [_name(o) for o in objects if o.get("kind") in kinds]
+        if extra:
+            problems.append(f"provider kubernetes has no router, yet {', '.join(extra)} exist")
+        return problems
+    actual, actual_mirrored, found = routed_weights(objects, provider, namespace, service, ingress)
+    if weights is None:
+        if found:
+            problems.append(f"{_name(found[0])} exists, but routing should not be switched yet")
+        return problems
+    if not found:
+        return [f"no {provider} routing object for {namespace}/{service}"]
+    obj = found[0]
+    if ab_match and provider == "nginx":
+        # A/B on NGINX: the header/cookie sends everything that matches to the canary.
+        if weights[1] > 0 and actual != (0, 100):
+            problems.append(f"{_name(obj)}: A/B step without canary-by-header/cookie annotations")
+        if weights[1] == 0 and actual != (100, 0):
+            problems.append(f"{_name(obj)}: routes {actual}, expected everything to the primary")
+    elif actual != weights:
+        problems.append(f"{_name(obj)}: weights are {actual}, expected {weights}")
+    if mirrored is not None and actual_mirrored != mirrored:
+        problems.append(f"{_name(obj)}: mirrored is {actual_mirrored}, expected {mirrored}")
+    if provider.startswith("gatewayapi"):
+        rules = _get(obj, "spec", "rules") or []
+        if not _get(obj, "spec", "parentRefs"):
+            problems.append(f"{_name(obj)}: spec.parentRefs is empty (service.gatewayRefs)")
+        if ab_match:
+            if len(rules) != 2 or [r.get("name") for r in rules[1].get("backendRefs") or []] != [
+                f"{service}-primary"
+            ]:
+                problems.append(f"{_name(obj)}: A/B needs a second rule sending everyone else to the primary")
+            headers = [h for m in rules[0].get("matches") or [] for h in m.get("headers") or []]
+            for condition in ab_match:
+                for header, value in (condition.get("headers") or {}).items():
+                    wanted = value.get("exact") or value.get("regex")
+                    if not any(h.get("name") == header and h.get("value") == wanted for h in headers):
+                        problems.append(f"{_name(obj)}: rules[0].matches lacks the A/B header {header}")
+    apex = _get(obj, "spec", "service")
+    if (provider == "linkerd" or provider.startswith("smi:")) and apex != service:
+        problems.append(f"{_name(obj)}: spec.service is {apex}, expected {service}")
+    if provider == "nginx":
+        backends = [
+            _get(p, "backend", "service", "name")
+            for r in _get(obj, "spec", "rules") or []
+            for p in _get(r, "http", "paths") or []
+        ]
+        if not backends or any(b != f"{service}-canary" for b in backends):
+            problems.append(f"{_name(obj)}: backends are {backends}, expected {service}-canary")
+        main = [o for o in objects if o.get("kind") == "Ingress" and _get(o, "metadata", "name") == ingress]
+        if not main:
+            problems.append(f"Ingress {namespace}/{ingress} (the user's) is missing")
+    return problems

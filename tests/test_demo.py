@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from audit_report_check import check_audit_report
 from rich.console import Console
 
 from gitcanary import yamlio
@@ -229,3 +230,5 @@ def test_demo_promotes_one_release_and_rolls_back_the_next(tmp_path: Path) -> No
     assert re.search(r"^SIMULATED +applied", text, re.M)
     assert "request-success-rate 92 < 99 failed" in text
     assert str(directory) in text.split("4. the rollouts in git log")[-1]
+    # `gitcanary audit --format html` on this repo: one chart per rollout (tests/audit_report_check.py).
+    check_audit_report(directory)

@@ -39,13 +39,12 @@ class QueryModel:
     ) -> QueryModel:
         """The model Flagger builds for `canary`: `target` is the canary workload (targetRef name)."""
         target = canary.spec.target_ref.name
-        ingress_ref = (canary.spec.model_extra or {}).get("ingressRef") or {}
         return cls(
             name=canary.name,
             namespace=canary.namespace,
             target=target,
             service=canary.service_name,
-            ingress=ingress_ref.get("name") or target,
+            ingress=canary.spec.ingress_ref.name if canary.spec.ingress_ref else target,
             interval=interval,
             variables=MappingProxyType(dict(variables or {})),
         )

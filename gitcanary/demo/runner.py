@@ -38,6 +38,8 @@ from gitcanary.spec.status import Phase
 from gitcanary.trailers import parse_trailers
 
 EXAMPLE = "istio"
+# `gitcanary demo --provider X` runs against examples/<X>.
+PROVIDERS = ("istio", "gateway-api", "linkerd", "nginx")
 CANARY = "prod/backend"
 APP_DIR = "apps/backend"
 KUSTOMIZATION = f"{APP_DIR}/kustomization.yaml"
@@ -75,16 +77,16 @@ def format_duration(seconds: float) -> str:
     return f"{millis // 1000}s" if millis % 1000 == 0 else f"{millis}ms"
 
 
-def example_dir() -> Traversable:
-    """`examples/istio`: shipped in the wheel as `gitcanary/examples`, or beside the package in a checkout."""
-    packaged = resources.files("gitcanary") / "examples" / EXAMPLE
+def example_dir(example: str = EXAMPLE) -> Traversable:
+    """`examples/<example>`: shipped in the wheel as `gitcanary/examples`, or beside the package."""
+    packaged = resources.files("gitcanary") / "examples" / example
     if packaged.is_dir():
         return packaged
-    checkout = Path(gitcanary.__file__).resolve().parent.parent / "examples" / EXAMPLE
+    checkout = Path(gitcanary.__file__).resolve().parent.parent / "examples" / example
     if checkout.is_dir():
         return checkout
     raise DemoError(
-        f"the example config repo (examples/{EXAMPLE}) is not installed with gitcanary; "
+        f"the example config repo (examples/{example}) is not installed with gitcanary; "
         "reinstall gitcanary, or run the demo from a checkout of its repository"
     )
 
@@ -142,8 +144,10 @@ class Demo:
         console: Console,
         sleep: Callable[[float], None] = time.sleep,
         timeout: float | None = None,
+        example: str = EXAMPLE,
     ) -> None:
         self.paths = paths
+        self.example = example
         self.interval = interval
         self.window = max(2 * interval, 1.0)  # metric range: long enough to hold samples, short enough
         self.console = console  # that a rollout's range never reaches back into the previous one
@@ -236,7 +240,7 @@ class Demo:
         self._human("init", "-q")
         self._human("symbolic-ref", "HEAD", "refs/heads/main")
         self._human("remote", "add", "origin", str(paths.remote))
-        _copy_tree(example_dir(), paths.directory)
+        _copy_tree(example_dir(self.example), paths.directory)
 
         interval, window = format_duration(self.interval), format_duration(self.window)
 
@@ -255,7 +259,9 @@ class Demo:
             doc["spec"]["provider"]["address"] = prometheus
 
         self._edit_yaml(CANARY_FILE, speed_up)
-        self._edit_yaml(TEMPLATE_FILE, simulated_prometheus)
+        has_template = (paths.directory / TEMPLATE_FILE).exists()  # only examples/istio has one
+        if has_template:
+            self._edit_yaml(TEMPLATE_FILE, simulated_prometheus)
         self._human("add", "-A")
         self._human(
             "commit",
@@ -264,20 +270,26 @@ class Demo:
             "-m",
             "\n".join(
                 [
-                    f"demo: seed config repo from examples/{EXAMPLE}",
+                    f"demo: seed config repo from examples/{self.example}",
                     "",
-                    f"Copied from gitcanary's examples/{EXAMPLE}, changed so the demo runs in a minute:",
+                    f"Copied from gitcanary's examples/{self.example}, changed so the demo runs in a minute:",
                     f"- {CANARY_FILE}: analysis every {interval}, stepWeight {STEP_WEIGHT} up to maxWeight "
                     f"{MAX_WEIGHT}, threshold {THRESHOLD}, metric ranges of {window}.",
-                    f"- {TEMPLATE_FILE}: address {prometheus}, the demo's {LABEL} Prometheus "
-                    "(gitcanary.demo.simulator), not a real one.",
                 ]
+                + (
+                    [
+                        f"- {TEMPLATE_FILE}: address {prometheus}, the demo's {LABEL} Prometheus "
+                        "(gitcanary.demo.simulator), not a real one."
+                    ]
+                    if has_template
+                    else []
+                )
             ),
         )
         self._human("push", "-q", "-u", "origin", "main")
         self.person(
             f"{self._human('rev-parse', '--short', 'HEAD').strip()} seed {paths.directory} from "
-            f"examples/{EXAMPLE} (analysis every {interval}, {STEP_WEIGHT}% steps up to {MAX_WEIGHT}%)"
+            f"examples/{self.example} (analysis every {interval}, {STEP_WEIGHT}% steps up to {MAX_WEIGHT}%)"
         )
 
         git("clone", "-q", "--branch", "main", str(paths.remote), str(paths.work))
@@ -475,7 +487,9 @@ class Demo:
         )
 
 
-def run_demo(directory: Path | None, interval: float = 2.0, console: Console | None = None) -> int:
+def run_demo(
+    directory: Path | None, interval: float = 2.0, console: Console | None = None, provider: str = EXAMPLE
+) -> int:
     """Run the demo; 0 when both rollouts went as expected, non-zero with a message otherwise."""
     console = console or Console()
     if interval < MIN_INTERVAL:
@@ -488,7 +502,13 @@ def run_demo(directory: Path | None, interval: float = 2.0, console: Console | N
     except DemoError as exc:
         console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         return 2
-    demo = Demo(paths, interval, console)
+    if provider not in PROVIDERS:
+        console.print(
+            f"[red]error:[/red] --provider {provider!r}: choose one of {', '.join(PROVIDERS)}",
+            highlight=False,
+        )
+        return 2
+    demo = Demo(paths, interval, console, example=provider)
     try:
         return demo.run()
     except KeyboardInterrupt:

@@ -11,7 +11,8 @@ with nothing but gitcanary installed:
   tag decides how the requests it serves behave (`VersionProfile`: error ratio and p99 latency),
   as set by the demo.
 - The HTTP server answers Prometheus' `GET|POST /api/v1/query` in Prometheus' response format,
-  for exactly the queries gitcanary sends for the Istio provider: the builtin
+  for exactly the queries gitcanary sends for the Istio provider (and, through `providers.py`,
+  the Gateway API, Linkerd and NGINX ones): the builtin
   `request-success-rate` and `request-duration`, and the example's `error-rate` template. It does
   not evaluate PromQL: it recognizes the shape of the query (which metric, which workload, which
   range) and integrates the simulated traffic over that range. Anything else gets an empty
@@ -33,6 +34,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from gitcanary import kustomize
 from gitcanary.demo._git import git
+from gitcanary.demo.providers import destinations as provider_destinations
+from gitcanary.demo.providers import recognize_provider
 from gitcanary.duration import parse_duration
 
 Obj = dict[str, Any]
@@ -165,7 +168,10 @@ def route(
             )
         break
     else:
-        if service in selectors:  # no routing object: the mesh sends to the Service's endpoints
+        other = provider_destinations(objects, service)  # HTTPRoute, TrafficSplit, canary Ingress
+        if other is not None:
+            destinations = other
+        elif service in selectors:  # no routing object: the mesh sends to the Service's endpoints
             destinations = [(service, 100)]
 
     shares = {name: 0.0 for name, *_ in deployments}
@@ -223,6 +229,9 @@ def recognize(promql: str) -> Query | None:
       request-success-rate).
     """
     text = " ".join(promql.split())
+    other = recognize_provider(text)  # Linkerd's and ingress-nginx's builtins
+    if other is not None:
+        return Query(*other)  # type: ignore[arg-type]
     workload = _WORKLOAD.search(text)
     window = _RANGE.search(text)
     if workload is None or window is None or workload.group(1) not in ("=", "=~"):

@@ -1,6 +1,8 @@
 """Traffic routers: one module per mesh, each rendering the object that mesh reads weights from.
 
-Pure: `render` turns a canary and weights into manifests, `weights` reads them back.
+Pure: `render` turns a canary and weights into manifests, `weights` reads them back. The shape is
+Flagger's router interface (`SetRoutes(canary, primaryWeight, canaryWeight, mirrored)` /
+`GetRoutes`), with the routing object written to Git instead of the API server.
 """
 
 from __future__ import annotations
@@ -14,8 +16,19 @@ from gitcanary.spec.models import Canary
 class Router(Protocol):
     provider: str
 
-    def render(self, canary: Canary, primary_weight: int, canary_weight: int) -> list[dict[str, Any]]:
-        """The routing objects with these weights."""
+    def render(
+        self,
+        canary: Canary,
+        primary_weight: int,
+        canary_weight: int,
+        mirrored: bool = False,
+        ingress: dict[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        """The routing objects with these weights; `mirrored` copies requests to the canary.
+
+        `ingress` is the user's Ingress named by `spec.ingressRef` (ingress providers clone it).
+        An empty list means the provider has no routing object (`kubernetes`).
+        """
         ...
 
     def weights(self, canary: Canary, objects: list[dict[str, Any]]) -> tuple[int, int] | None:
@@ -24,14 +37,10 @@ class Router(Protocol):
 
 
 def router_for(canary: Canary, source: str) -> Router:
-    from gitcanary.routers.istio import IstioRouter
+    """The router of `spec.provider`, after checking the canary asks only for what it can render."""
+    from gitcanary.routers.providers import resolve
 
-    routers: dict[str, Router] = {"istio": IstioRouter()}
-    router = routers.get(canary.provider)
-    if router is None:
-        raise SpecError(
-            source,
-            "spec.provider",
-            f"{canary.provider!r} is not supported yet (supported: {', '.join(sorted(routers))})",
-        )
-    return router
+    return resolve(canary, source)
+
+
+__all__ = ["Router", "SpecError", "router_for"]

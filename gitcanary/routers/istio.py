@@ -55,7 +55,14 @@ def _http_route(canary: Canary, match: list[dict[str, Any]], route: list[dict[st
 class IstioRouter:
     provider = "istio"
 
-    def render(self, canary: Canary, primary_weight: int, canary_weight: int) -> list[dict[str, Any]]:
+    def render(
+        self,
+        canary: Canary,
+        primary_weight: int,
+        canary_weight: int,
+        mirrored: bool = False,
+        ingress: dict[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
         name = canary.service_name
         svc = canary.spec.service
         weighted = [
@@ -70,6 +77,12 @@ class IstioRouter:
             ]
         else:
             http = [_http_route(canary, svc.match, weighted)]
+        if mirrored:
+            # Flagger's mirroring: the primary answers; a copy of each request (or `mirrorWeight`
+            # percent of them) goes to the canary and its response is dropped.
+            http[0]["mirror"] = {"host": f"{name}-canary"}
+            if canary.spec.analysis.mirror_weight:
+                http[0]["mirrorPercentage"] = {"value": float(canary.spec.analysis.mirror_weight)}
         hosts = [name, *[h for h in svc.hosts if h != name]]
         vs_spec: dict[str, Any] = {"hosts": hosts}
         if svc.gateways:

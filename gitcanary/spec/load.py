@@ -23,18 +23,14 @@ FLAGGER_GROUP = "flagger.app"
 
 # Valid in Flagger, not acted on by gitcanary yet: reported as warnings on load.
 UNSUPPORTED_FIELDS: dict[str, str] = {
-    "spec.analysis.mirror": "traffic mirroring is not rendered yet",
-    "spec.analysis.mirrorWeight": "traffic mirroring is not rendered yet",
     "spec.analysis.sessionAffinity": "session affinity is not rendered yet",
     "spec.metricsServer": "builtin metrics use gitcanary's --prometheus address",
     "spec.revertOnDeletion": "deleting the canary leaves the generated objects in Git",
-    "spec.ingressRef": "ingress providers are not supported yet",
     "spec.routeRef": "APISIX routes are not supported yet",
     "spec.upstreamRef": "Gloo upstreams are not supported yet",
     "spec.autoscalerRef.primaryScalerQueries": "KEDA scaler queries are not copied yet",
     "spec.autoscalerRef.primaryScalerReplicas": "primary scaler replicas are not applied yet",
     "spec.service.portDiscovery": "only service.port is exposed; other container ports are not discovered",
-    "spec.service.gatewayRefs": "Gateway API routing is not supported yet",
     "spec.service.backends": "extra backends are not rendered yet",
     "spec.service.mirror": "mirroring is not rendered yet",
     "spec.service.delegation": "VirtualService delegation is not rendered yet",

@@ -128,6 +128,8 @@ class CanaryService(_Model):
     apex: dict[str, Any] | None = None
     primary: dict[str, Any] | None = None
     canary: dict[str, Any] | None = None
+    # Gateway API: the Gateways the generated HTTPRoute attaches to (its `parentRefs`).
+    gateway_refs: list[dict[str, Any]] = Field(default_factory=list, alias="gatewayRefs")
 
 
 class CanarySpec(_Model):
@@ -136,6 +138,8 @@ class CanarySpec(_Model):
     progress_deadline_seconds: int = Field(600, alias="progressDeadlineSeconds")
     target_ref: TargetRef = Field(alias="targetRef")
     autoscaler_ref: TargetRef | None = Field(None, alias="autoscalerRef")
+    # NGINX: the user's Ingress that gitcanary clones into `<ingress>-canary`.
+    ingress_ref: TargetRef | None = Field(None, alias="ingressRef")
     service: CanaryService
     skip_analysis: bool = Field(False, alias="skipAnalysis")
     suspend: bool = False

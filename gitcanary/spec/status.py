@@ -68,12 +68,16 @@ class CanaryStatus(BaseModel):
     message: str = ""
     # A person's promote/abort/retry waiting for the next tick (`gitcanary promote` etc.).
     request: ManualRequest | None = None
+    # Traffic is mirrored to the canary (Flagger reads this back from the routing object).
+    mirrored: bool = False
 
     def to_document(self, canary_key: str) -> dict[str, object]:
         """The YAML document written to the status file (stable key order, plain types)."""
         body = self.model_dump(mode="json", by_alias=True)
         if body.get("request") is None:
             body.pop("request", None)  # absent, not `null`: status files of idle canaries stay as they were
+        if not self.mirrored:
+            del body["mirrored"]  # only canaries that mirror carry the field
         return {"apiVersion": STATUS_API_VERSION, "kind": STATUS_KIND, "canary": canary_key, "status": body}
 
     @classmethod

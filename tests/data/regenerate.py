@@ -91,6 +91,22 @@ def write_package_istio(shared: Path) -> None:
     (PACKAGE_SCHEMAS / "istio.json").write_text(compact(table))
 
 
+# gitcanary/schemas/<file>: the upstream CRD files whose kinds gitcanary generates besides Istio's
+PACKAGE_CRDS = {"gateway-api.json": "gateway-api-httproutes", "smi.json": "smi-trafficsplit"}
+
+
+def write_package_crds(shared: Path) -> None:
+    """gitcanary/schemas/{gateway-api,smi}.json, every version the CRD has (served or not: a mesh
+    may serve an older SMI version than the CRD file marks as served)."""
+    for filename, name in PACKAGE_CRDS.items():
+        table = {}
+        for crd in load_crds(shared, name):
+            for v in crd["spec"]["versions"]:
+                key = f"{crd['spec']['group']}/{v['name']}/{crd['spec']['names']['kind']}"
+                table[key] = strip_descriptions(v["schema"]["openAPIV3Schema"])
+        (PACKAGE_SCHEMAS / filename).write_text(compact(table))
+
+
 def write_package_flagger(shared: Path) -> None:
     """gitcanary/schemas/flagger.json: the Flagger kinds gitcanary reads, keyed "<group>/<version>/<Kind>"."""
     docs = yaml.safe_load_all((shared / "schemas" / "crds" / "flagger.yaml").read_text())
@@ -150,6 +166,7 @@ def main(argv: list[str]) -> None:
     shared = Path(argv[1])
     write_crds(shared)
     write_package_istio(shared)
+    write_package_crds(shared)
     write_package_flagger(shared)
     write_fixtures(shared)
     write_github(shared)

@@ -1,0 +1,160 @@
+"""Read gitcanary's commits in one `git log` pass, from a local repository or a clone of a URL.
+
+One process for the whole history: `--grep` lets git itself skip commits without a `Gitcanary-*`
+trailer, and one record format carries everything the parser needs (no call per commit).
+Signatures are checked only when asked (`%G?` runs gpg or ssh-keygen for each signed commit).
+"""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import tempfile
+from pathlib import Path
+
+from git import GitCommandError, Repo
+from git.exc import InvalidGitRepositoryError, NoSuchPathError
+
+from gitcanary.audit.parse import PR_NUMBER, RawCommit, parse_time
+from gitcanary.errors import GitError
+from gitcanary.repo import _stderr as git_message
+
+_FIELD, _RECORD = "\x1f", "\x1e"
+_BASE = ["%H", "%P", "%an", "%ae", "%aI", "%cn", "%ce"]
+_SIGNATURE = ["%G?", "%GK", "%GF", "%GS"]
+# Any line that is a Gitcanary trailer, also indented (git merge --squash) or bulleted (GitHub).
+GREP = r"^[[:space:]*-]*Gitcanary-[A-Za-z-]+:"
+
+
+def canary_grep(canary: str) -> str:
+    """The `--grep` (extended regex) for a `Gitcanary-Canary` trailer naming exactly `canary`."""
+    escaped = "".join(f"\\{c}" if c in ".[]()*+?{}|^$\\" else c for c in canary)
+    return rf"^[[:space:]*-]*Gitcanary-Canary:[[:space:]]*{escaped}[[:space:]]*$"
+
+
+def open_repo(repo: str, branch: str | None = None) -> tuple[Repo, str]:
+    """A repository to read and the revision to read from: REPO itself when it is a local
+    repository (work tree or bare), else a blob-less bare clone of the URL in a temporary directory."""
+    path = Path(repo)
+    if path.exists():
+        try:
+            return Repo(path, search_parent_directories=True), branch or "HEAD"
+        except (InvalidGitRepositoryError, NoSuchPathError) as exc:
+            raise GitError(f"--repo {repo}: not a Git repository") from exc
+    scratch = Path(tempfile.mkdtemp(prefix="gitcanary-audit-"))
+    # A clone only serves this process's reading; nothing in it is ever worth keeping.
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    target = scratch / "repo.git"
+    options: dict[str, object] = {"bare": True, "filter": "blob:none", "no_tags": True}
+    if branch:
+        options.update(branch=branch, single_branch=True)
+    try:
+        return Repo.clone_from(repo, target, **options), "HEAD"  # type: ignore[arg-type]
+    except GitCommandError as exc:
+        raise GitError(f"cannot clone {repo}: {git_message(exc)}") from exc
+
+
+def read_log(
+    repo: Repo,
+    rev: str = "HEAD",
+    *,
+    signatures: bool = False,
+    allowed_signers: Path | None = None,
+    canary: str | None = None,
+) -> list[RawCommit]:
+    """gitcanary-looking commits reachable from `rev`, oldest first (parents before children).
+
+    With `canary` (NAMESPACE/NAME), git keeps only the commits that name it, so the history of one
+    canary costs what that canary's commits cost, however many others share the repository.
+    """
+    if rev == "HEAD" and not repo.head.is_valid():
+        return []  # a repository with no commits yet has no history to read
+    fields = _BASE + (_SIGNATURE if signatures else []) + ["%B"]
+    command = ["git"]
+    if allowed_signers is not None:
+        command += ["-c", f"gpg.ssh.allowedSignersFile={allowed_signers}"]
+    command += [
+        "log",
+        "--topo-order",
+        "--reverse",
+        "-E",
+        f"--grep={GREP if canary is None else canary_grep(canary)}",
+        f"--format={_RECORD}{_FIELD.join(fields).replace(_FIELD, '%x1f')}",
+        rev,
+        "--",
+    ]
+    try:
+        out = repo.git.execute(command, strip_newline_in_stdout=False)
+    except GitCommandError as exc:
+        raise GitError(f"git log {rev} in {repo.git_dir}: {git_message(exc)}") from exc
+    assert isinstance(out, str)
+    merges = merged_in(repo, rev)
+    commits = []
+    for record in out.split(_RECORD):
+        if not record.strip():
+            continue
+        parts = record.split(_FIELD)
+        sha, parents, an, ae, ad, cn, ce = parts[:7]
+        sig = parts[7:11] if signatures else ["", "", "", ""]
+        commits.append(
+            RawCommit(
+                sha=sha,
+                parents=tuple(parents.split()),
+                author_name=an,
+                author_email=ae,
+                author_date=parse_time(ad),
+                committer_name=cn,
+                committer_email=ce,
+                message=parts[-1].strip("\n"),
+                signature=sig[0],
+                signing_key=sig[1],
+                signing_fingerprint=sig[2],
+                signer=sig[3],
+                merge_request=merges.get(sha, ("", ""))[0],
+                merged_by=merges.get(sha, ("", ""))[1],
+            )
+        )
+    return commits
+
+
+def merged_in(repo: Repo, rev: str) -> dict[str, tuple[str, str]]:
+    """For each commit a pull request's merge commit on the first-parent line brought in:
+    (`#N`, the merge commit's author). Empty, after one cheap `git log --merges`, when no
+    pull request was merged with a merge commit (direct pushes, squash or rebase merges).
+    """
+    try:
+        merges = repo.git.log("--merges", "--first-parent", "--format=%H%x1f%an <%ae>%x1f%s", rev, "--")
+    except GitCommandError:
+        return {}
+    requests: dict[str, tuple[str, str]] = {}
+    for line in merges.splitlines():
+        sha, who, subject = line.split(_FIELD, 2)
+        match = PR_NUMBER.search(subject)
+        if match:
+            requests[sha] = (f"#{match[1] or match[2]}", who)
+    if not requests:
+        return {}
+    parents: dict[str, list[str]] = {}
+    for line in repo.git.rev_list("--parents", rev, "--").splitlines():
+        sha, *rest = line.split()
+        parents[sha] = rest
+    mainline = [repo.git.rev_parse(rev)]
+    while parents.get(mainline[-1]):
+        mainline.append(parents[mainline[-1]][0])
+    # Walk the first-parent line oldest first; `reached` holds every ancestor of the commit
+    # before, so what a merge's other parents add beyond it is what that merge brought in.
+    found: dict[str, tuple[str, str]] = {}
+    reached: set[str] = set()
+    for commit in reversed(mainline):
+        label = requests.get(commit)  # None: a plain merge brings commits in too, unattributed
+        pending = [p for p in parents[commit][1:] if p not in reached]
+        while pending:
+            sha = pending.pop()
+            if sha in reached:
+                continue
+            reached.add(sha)
+            if label is not None:
+                found[sha] = label
+            pending += [p for p in parents.get(sha, []) if p not in reached]
+        reached.add(commit)
+    return found

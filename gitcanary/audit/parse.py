@@ -1,0 +1,298 @@
+"""From `git log` records to rollout steps. Pure: no Git, no I/O.
+
+A commit holds one step (a direct push or a rebased copy), or several (a squash-merged pull
+request concatenates the messages: git's `merge --squash` indents them under "Squashed commit of
+the following:", GitHub lists them as `* ` bullets). Each step is a paragraph of text followed by
+its block of `Gitcanary-*` trailers, so the message is cut after every trailer block.
+A step whose trailers are malformed becomes a `Problem` and is skipped; the others still count.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from gitcanary.audit.checks import Check, parse_check_line, parse_check_trailer
+
+PREFIX = "Gitcanary-"
+_TRAILER = re.compile(r"^(Gitcanary-[A-Za-z-]+):\s*(.*)$")
+_OTHER_TRAILER = re.compile(r"^([A-Z][A-Za-z-]*-[a-z][A-Za-z-]*|[A-Z][a-z]+):\s+\S")
+# GitHub's squash-merge subject ends "(#12)"; its merge commits start "Merge pull request #12".
+PR_NUMBER = re.compile(r"\(#(\d+)\)\s*$|^Merge pull request #(\d+)")
+_APPROVAL_TRAILERS = ("approved-by", "reviewed-by", "acked-by")
+# Steps that set up a canary (or re-render it) rather than move a rollout.
+SETUP_ACTIONS = frozenset({"initialize", "initialized", "update"})
+MANUAL_PREFIX = "manual-"  # gitcanary.manual writes `manual-promote`, `manual-pause`...
+_ACTION = re.compile(r"[a-z][a-z-]*")
+
+
+@dataclass(frozen=True)
+class RawCommit:
+    """One `git log` record, as `gitlog.read_log` returns it."""
+
+    sha: str
+    parents: tuple[str, ...]
+    author_name: str
+    author_email: str
+    author_date: datetime
+    committer_name: str
+    committer_email: str
+    message: str
+    signature: str = ""  # git's %G?: G good, B bad, U unknown validity, N none, E cannot check...
+    signing_key: str = ""  # %GK
+    signing_fingerprint: str = ""  # %GF
+    signer: str = ""  # %GS
+    # Set when a pull request's merge commit brought this commit in (see `gitlog.merged_in`).
+    merge_request: str = ""  # "#12"
+    merged_by: str = ""  # the merge commit's author: who merged it (on GitHub, who clicked merge)
+
+    @property
+    def subject(self) -> str:
+        return self.message.split("\n", 1)[0].strip()
+
+    @property
+    def pull_request(self) -> str:
+        match = PR_NUMBER.search(self.subject)
+        return f"#{match[1] or match[2]}" if match else self.merge_request
+
+
+@dataclass(frozen=True)
+class Step:
+    """One transition of one canary, as one commit (or one part of a squashed commit) recorded it."""
+
+    canary: str
+    action: str
+    rollout: str
+    phase: str
+    weight: int
+    failed_checks: int
+    iterations: int
+    revision: str
+    time: datetime
+    checks: tuple[Check, ...]
+    commit: str
+    subject: str
+    author: str
+    bumped_by: str = ""
+    actor: str = ""
+    approvals: tuple[str, ...] = ()
+    pull_request: str = ""
+    merged_by: str = ""
+
+    @property
+    def identity(self) -> tuple[object, ...]:
+        """What makes two records the same step, whatever commit carries them (rebases, squashes)."""
+        return (
+            self.canary,
+            self.rollout,
+            self.action,
+            self.phase,
+            self.weight,
+            self.failed_checks,
+            self.iterations,
+            self.time,
+        )
+
+    @property
+    def failed(self) -> tuple[Check, ...]:
+        return tuple(check for check in self.checks if not check.ok)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "time": iso(self.time),
+            "action": self.action,
+            "phase": self.phase,
+            "weight": self.weight,
+            "failedChecks": self.failed_checks,
+            "iterations": self.iterations,
+            "revision": self.revision,
+            "checks": [check.to_json() for check in self.checks],
+            "commit": self.commit,
+            "subject": self.subject,
+        }
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A commit (or part of one) that looks like gitcanary's but cannot be read; it is skipped."""
+
+    commit: str
+    subject: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.commit[:12]} {self.subject!r}: {self.message}"
+
+
+@dataclass
+class _Segment:
+    text: list[str] = field(default_factory=list)
+    values: dict[str, str] = field(default_factory=dict)  # trailer key without prefix -> value (last wins)
+    checks: list[str] = field(default_factory=list)  # `Check` repeats, one per metric
+    others: list[tuple[str, str]] = field(default_factory=list)  # Reviewed-by and the like
+
+    def get(self, key: str) -> str | None:
+        return self.values.get(key)
+
+    def all(self, key: str) -> list[str]:
+        if key == "Check":
+            return self.checks
+        return [self.values[key]] if key in self.values else []
+
+
+def iso(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str) -> datetime:
+    value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def segments(message: str) -> list[_Segment]:
+    """Cut a message after each block of `Gitcanary-*` trailers; text before a block belongs to it."""
+    found: list[_Segment] = []
+    current = _Segment()
+    in_trailers = False
+    for raw in message.splitlines():
+        line = raw.strip()
+        if line[:2] in ("* ", "- "):  # GitHub's squash lists each message as a bullet
+            line = line[2:].lstrip()
+        if not line:
+            continue
+        # A cheap prefix test first: histories are long and most lines are not trailers.
+        match = _TRAILER.match(line) if line.startswith(PREFIX) else None
+        if match:
+            key, value = match[1][len(PREFIX) :], match[2].strip()
+            if key == "Canary" and "Canary" in current.values:
+                found.append(current)  # two trailer blocks with no text between them
+                current = _Segment()
+            if key == "Check":
+                current.checks.append(value)
+            else:
+                current.values[key] = value
+            in_trailers = True
+            continue
+        if in_trailers:
+            if _OTHER_TRAILER.match(line):
+                name, _, value = line.partition(":")
+                current.others.append((name.strip(), value.strip()))
+                continue
+            found.append(current)
+            current = _Segment()
+            in_trailers = False
+        current.text.append(line)
+    if current.values or current.checks:
+        found.append(current)
+    return found
+
+
+def _int(segment: _Segment, key: str, default: int | None = None) -> int:
+    raw = segment.get(key)
+    if raw is None:
+        if default is not None:
+            return default
+        raise ValueError(f"Gitcanary-{key} is missing")
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"Gitcanary-{key}: not a whole number: {raw!r}") from None
+
+
+def _required(segment: _Segment, key: str) -> str:
+    raw = segment.get(key)
+    if not raw:
+        raise ValueError(f"Gitcanary-{key} is missing")
+    return raw
+
+
+def is_request(action: str) -> bool:
+    """A person's manual action (`gitcanary promote|abort|retry|pause|resume`): a request the
+    reconciler honours with its own transition commit, not a transition itself."""
+    return action.startswith(MANUAL_PREFIX)
+
+
+def _step(commit: RawCommit, segment: _Segment) -> Step | None:
+    canary = _required(segment, "Canary")
+    if canary.count("/") != 1 or not all(canary.split("/")):
+        raise ValueError(f"Gitcanary-Canary: expected NAMESPACE/NAME, got {canary!r}")
+    action = _required(segment, "Action")
+    if not _ACTION.fullmatch(action):
+        # Unknown but well-formed names pass: a newer gitcanary may write actions this one
+        # does not know (they then count as steps, not as an outcome).
+        raise ValueError(f"Gitcanary-Action: not an action name: {action!r}")
+    request = is_request(action)
+    if request and segment.get("Rollout") is None:
+        return None  # e.g. a pause before the canary was initialized: no rollout to attach it to
+    rollout = _required(segment, "Rollout")
+    raw_time = segment.get("Time")
+    try:
+        # Commits from before the `Time` trailer: the author date, which rebases keep.
+        when = parse_time(raw_time) if raw_time else commit.author_date
+    except ValueError:
+        raise ValueError(f"Gitcanary-Time: not an ISO 8601 time: {raw_time!r}") from None
+    checks = tuple(parse_check_trailer(text) for text in segment.checks)
+    if raw_time is None:
+        # Written before `Gitcanary-Check` (which came with `Gitcanary-Time`): read the body lines.
+        checks = tuple(c for c in (parse_check_line(line) for line in segment.text[1:]) if c is not None)
+    subject = next((line for line in segment.text if line.startswith("gitcanary:")), "")
+    approvals = tuple(
+        f"{value} ({name.lower()})" for name, value in segment.others if name.lower() in _APPROVAL_TRAILERS
+    )
+    return Step(
+        canary=canary,
+        action=action,
+        rollout=rollout,
+        # A request names the phase it was made in, and no weight: it moves nothing by itself.
+        phase=segment.get("Phase") or "" if request else _required(segment, "Phase"),
+        weight=_int(segment, "Weight", 0) if request else _int(segment, "Weight"),
+        failed_checks=_int(segment, "Failed-Checks", 0),
+        iterations=_int(segment, "Iterations", 0),
+        revision=segment.get("Revision") or "",
+        time=when,
+        checks=checks,
+        commit=commit.sha,
+        subject=subject or commit.subject,
+        author=f"{commit.author_name} <{commit.author_email}>",
+        bumped_by=segment.get("Bumped-By") or "",
+        actor=segment.get("Actor") or "",
+        approvals=approvals,
+        pull_request=commit.pull_request,
+        merged_by=commit.merged_by,
+    )
+
+
+def _oriented(commit: RawCommit, steps: list[Step]) -> list[Step]:
+    """Steps of one commit, oldest first: git's squash message lists the newest commit first."""
+    if len(steps) < 2:
+        return steps
+    times = [step.time for step in steps]
+    if times[0] > times[-1]:
+        return steps[::-1]
+    if times[0] == times[-1] and "Squashed commit of the following" in commit.message:
+        return steps[::-1]
+    return steps
+
+
+def parse_commits(commits: Iterable[RawCommit]) -> tuple[list[Step], list[Problem]]:
+    """Every step in `commits` (oldest first), each once however many commits repeat it; and problems."""
+    steps: list[Step] = []
+    problems: list[Problem] = []
+    seen: set[tuple[object, ...]] = set()
+    for commit in commits:
+        found: list[Step] = []
+        for segment in segments(commit.message):
+            try:
+                step = _step(commit, segment)
+            except ValueError as exc:
+                problems.append(Problem(commit.sha, commit.subject, str(exc)))
+                continue
+            if step is not None:
+                found.append(step)
+        for step in _oriented(commit, found):
+            if step.identity not in seen:
+                seen.add(step.identity)
+                steps.append(step)
+    return steps, problems

@@ -1,0 +1,81 @@
+"""What the SIMULATED cluster needs to know per provider: where the weights are, what the queries ask.
+
+Istio's VirtualService and queries are in `simulator.py`; this module adds the Gateway API HTTPRoute,
+the SMI TrafficSplit (Linkerd) and the NGINX canary Ingress, and Linkerd's and ingress-nginx's
+builtin queries (Gateway API's builtins are Istio's, as in Flagger). Like the rest of the
+simulator it recognizes the shape of a query; it does not evaluate PromQL.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from gitcanary.duration import parse_duration
+
+Obj = dict[str, Any]
+
+NGINX_CANARY = "nginx.ingress.kubernetes.io/canary"
+
+
+def destinations(objects: Iterable[Obj], service: str) -> list[tuple[str, int]] | None:
+    """(Service, weight) the requests to `service` go to, from a non-Istio routing object; None if none."""
+    objects = list(objects)
+    for obj in objects:
+        name = (obj.get("metadata") or {}).get("name")
+        spec = obj.get("spec") or {}
+        if obj.get("kind") == "HTTPRoute" and name == service:
+            for rule in spec.get("rules") or []:
+                refs = rule.get("backendRefs") or []
+                if len(refs) == 2:  # the weighted rule (A/B adds an everyone-else rule)
+                    return [(str(ref.get("name")), int(ref.get("weight", 1))) for ref in refs]
+        if obj.get("kind") == "TrafficSplit" and name == service:
+            return [(str(b.get("service")), int(b.get("weight", 0))) for b in spec.get("backends") or []]
+    for obj in objects:
+        notes = (obj.get("metadata") or {}).get("annotations") or {}
+        if obj.get("kind") == "Ingress" and notes.get(NGINX_CANARY) == "true":
+            # The person's Ingress sends to the apex Service; the canary Ingress takes its weight.
+            weight = int(notes.get(f"{NGINX_CANARY}-weight", "0"))
+            return [(service, 100 - weight), (f"{service}-canary", weight)]
+    return None
+
+
+_RANGE = re.compile(r"\[\s*([0-9][0-9a-z.µ]*)\s*\]")
+_DEPLOYMENT = re.compile(r'deployment\s*(=~|=)\s*"((?:[^"\\]|\\.)*)"')
+_NAMESPACE = re.compile(r'(?<![a-z_])namespace\s*=\s*"((?:[^"\\]|\\.)*)"')
+
+
+def recognize_provider(text: str) -> tuple[str, str, str, str | None, float] | None:
+    """(kind, op, workload, namespace, window seconds) of a Linkerd or NGINX builtin query, or None.
+
+    - Linkerd `response_total` with `classification!="failure"`: success rate; `response_latency_ms_bucket`
+      under `histogram_quantile`: p99 latency. Both select the `deployment` label's workloads.
+    - ingress-nginx `nginx_ingress_controller_requests` with `status!~"5.*"`: success rate; the upstream
+      latency sum/count: latency. Both count every request through the Ingress (primary and canary).
+    """
+    window = _RANGE.search(text)
+    if window is None:
+        return None
+    try:
+        seconds = parse_duration(window.group(1))
+    except ValueError:
+        return None
+    namespace = _NAMESPACE.search(text)
+    ns = namespace.group(1) if namespace else None
+    if "response_total" in text or "response_latency_ms_bucket" in text:
+        deployment = _DEPLOYMENT.search(text)
+        if deployment is None:
+            return None
+        if "response_latency_ms_bucket" in text and "histogram_quantile" in text:
+            kind = "latency-p99"
+        elif re.search(r'classification\s*!=\s*"failure"', text):
+            kind = "success-rate"
+        else:
+            return None
+        return kind, deployment.group(1), deployment.group(2), ns, seconds
+    if "nginx_ingress_controller_ingress_upstream_latency_seconds_sum" in text:
+        return "latency-p99", "=~", ".*", ns, seconds
+    if "nginx_ingress_controller_requests" in text and re.search(r'status\s*!~\s*"5\.\*"', text):
+        return "success-rate", "=~", ".*", ns, seconds
+    return None
