@@ -22,6 +22,7 @@ from gitcanary.telemetry import mount_telemetry
 from gitcanary.trailers import parse_trailers
 
 if TYPE_CHECKING:
+    from gitcanary.cluster import ClusterObserver
     from gitcanary.reconciler import Reconciler
 
 app = typer.Typer(
@@ -39,6 +40,24 @@ RepoOpt = Annotated[
 ]
 BranchOpt = Annotated[
     str, typer.Option("--branch", help="Branch the applier (Flux, Fleet) tracks.", envvar="GITCANARY_BRANCH")
+]
+ClusterOpt = Annotated[
+    str,
+    typer.Option(
+        "--cluster",
+        help="Read the cluster (read-only) to know a commit is applied and its workloads ready: auto "
+        "(in-cluster service account, else a kubeconfig if there is one), on (must), off (the --settle "
+        "delay stands in: a guess).",
+        envvar="GITCANARY_CLUSTER",
+    ),
+]
+KubeconfigOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--kubeconfig",
+        help="Kubeconfig file for --cluster (default: $KUBECONFIG, then ~/.kube/config).",
+        envvar="GITCANARY_KUBECONFIG",
+    ),
 ]
 
 
@@ -81,7 +100,7 @@ def run(
         float,
         typer.Option(
             help="Seconds a commit is given to be applied before the next "
-            "step is measured (stands in for a cluster observer).",
+            "step is measured, when there is no cluster access (see --cluster).",
             envvar="GITCANARY_SETTLE",
         ),
     ] = 10.0,
@@ -115,6 +134,8 @@ def run(
         ),
     ] = "0.0.0.0:8080",
     once: Annotated[bool, typer.Option("--once", help="Do one tick and exit (scripts, tests, CI).")] = False,
+    cluster: ClusterOpt = "auto",
+    kubeconfig: KubeconfigOpt = None,
     verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
     commit_url: Annotated[
         str | None,
@@ -231,6 +252,8 @@ def run(
         author_email=author_email,
         signing_key=signing_key,
         signing_format=signing_format,
+        cluster=cluster,
+        kubeconfig=kubeconfig,
         commit_url=commit_url,
         secrets_dir=secrets_dir,
         write_mode=write_mode,
@@ -245,7 +268,13 @@ def run(
         webhook_secret_file=webhook_secret_file,
         provider=provider,
     )
-    reconciler = MonitoredReconciler(settings)
+    try:
+        reconciler = MonitoredReconciler(settings)
+    except GitcanaryError as exc:
+        _fail(exc)
+        return
+    if reconciler.observer is None:
+        log.warning("no cluster access: a commit counts as applied %gs after it (a guess)", settle)
     warned: set[str] = set()
 
     def show(result: TickResult) -> None:
@@ -400,6 +429,18 @@ def _checkout(repo: str, branch: str) -> Path:
     return workspace.root
 
 
+def _observer(
+    mode: str, kubeconfig: str | None, root: Path, repo: str, branch: str
+) -> ClusterObserver | None:
+    from git import Repo
+
+    from gitcanary.cluster import ClusterObserver, api_client
+    from gitcanary.cluster.revisions import Ancestry
+
+    api = api_client(mode, kubeconfig)
+    return ClusterObserver(api, branch, Ancestry(Repo(root)), repo) if api is not None else None
+
+
 @app.command()
 def status(
     repo: Annotated[
@@ -408,6 +449,8 @@ def status(
     branch: BranchOpt = "main",
     output: Annotated[str, typer.Option("-o", "--output", help="table or json")] = "table",
     settle: Annotated[float, typer.Option(envvar="GITCANARY_SETTLE")] = 10.0,
+    cluster: ClusterOpt = "auto",
+    kubeconfig: KubeconfigOpt = None,
     github_repo: Annotated[
         str | None,
         typer.Option(
@@ -419,11 +462,13 @@ def status(
     ] = "https://api.github.com",
     github_token_file: Annotated[Path | None, typer.Option(envvar="GITCANARY_GITHUB_TOKEN_FILE")] = None,
 ) -> None:
-    """Every canary: phase, weight, failed checks, current -> new revision, and what it waits for."""
+    """Every canary: phase, weight, failed checks, current -> new revision, and what it waits for
+    (from the cluster with --cluster, else a guess from the settle delay, and it says so)."""
     from gitcanary.operations import status as do_status
 
     try:
-        views = do_status(_checkout(repo, branch), settle=settle)
+        root = _checkout(repo, branch)
+        views = do_status(root, settle=settle, observer=_observer(cluster, kubeconfig, root, repo, branch))
         if github_repo:
             from gitcanary.forge.github import GitHubConfig, GitHubForge
             from gitcanary.forge.status import annotate

@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     github_installation_id: int | None = None
     webhook_secret: SecretStr | None = None
     webhook_secret_file: Path | None = None
+    # Read the cluster to know a step is live: "auto" (in-cluster, else a kubeconfig if there is
+    # one), "on" (must), "off" (the settle delay stands in). Off unless asked: the CLI asks "auto".
+    cluster: str = "off"
+    kubeconfig: str | None = None
     # `spec.provider` of canaries that set none (Flagger's -mesh-provider); None means istio.
     provider: str | None = None
 

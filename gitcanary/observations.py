@@ -65,6 +65,8 @@ class Observation:
     cluster observer answers that, or the settle delay stands in for it).
     `checks` is None until the edge has run the analysis the core asked for; `hooks` likewise
     holds only the webhook types the core asked for.
+    `cluster` is what the cluster observer saw; when it is set the core waits on it and does
+    not consult `live` (None: no cluster access, `live` comes from the settle delay).
     `promotion_gate` is None when the canary has no gate (or its PR is not open yet).
     """
 
@@ -79,3 +81,38 @@ class Observation:
     # due an interval after that, not at every poll. Kept in memory only; a restart asks again.
     last_attempt: datetime | None = None
     promotion_gate: Gate | None = None
+    cluster: ClusterObservation | None = None
+
+
+@dataclass(frozen=True)
+class WorkloadState:
+    """One Deployment (the canary target or its primary) as the cluster reports it.
+
+    `ready` applies Flagger's rule: the controller observed the latest generation, every replica
+    is updated, and enough updated replicas are ready (`canaryReadyThreshold`/`primaryReadyThreshold`).
+    `unavailable_since` is when `Available` turned False with `MinimumReplicasUnavailable`: the
+    core compares it with the Canary's `progressDeadlineSeconds`, as Flagger does.
+    """
+
+    name: str
+    ready: bool
+    reason: str = ""  # why it is not ready, for humans
+    deadline_exceeded: bool = False  # Kubernetes itself reports ProgressDeadlineExceeded
+    unavailable_since: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ClusterObservation:
+    """Whether the last commit for a canary is applied, and how its workloads are doing.
+
+    `applied` is False also when the observer could not tell (API unreachable, no applier object
+    found): the rollout waits, it never advances on missing information. `reason` says which.
+    `live_since` is when the observer first saw the commit applied with its workloads ready;
+    analysis intervals count from then, not from the push.
+    """
+
+    applied: bool
+    reason: str = ""
+    canary: WorkloadState | None = None
+    primary: WorkloadState | None = None
+    live_since: datetime | None = None

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from git import InvalidGitRepositoryError, NoSuchPathError, Repo
 
@@ -13,12 +13,15 @@ from gitcanary import discovery, kustomize, messages
 from gitcanary.errors import GitcanaryError, GitError, SpecError
 from gitcanary.generate import FileWriter, Layout, read_status
 from gitcanary.hooks.alerts import missing_providers
-from gitcanary.observations import Observation
+from gitcanary.observations import ClusterObservation, Observation
 from gitcanary.rollout import Action, decide
 from gitcanary.routers import router_for
 from gitcanary.spec.load import LoadedCanary
 from gitcanary.spec.status import CanaryStatus, Phase, utcnow
 from gitcanary.target import render_target
+
+if TYPE_CHECKING:
+    from gitcanary.cluster import ClusterObserver
 
 
 @dataclass
@@ -120,13 +123,21 @@ class CanaryView:
     message: str = ""
     error: str = ""
     warnings: list[str] = field(default_factory=list)
+    # How "applied and ready" was known: "cluster" (observer), "guessing" (settle delay), "" (at rest).
+    liveness: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return self.__dict__.copy()
 
 
-def status(root: Path, now: datetime | None = None, settle: float = 0.0) -> list[CanaryView]:
-    """Every canary in the checkout at `root`, like `kubectl get canaries`, with why it waits."""
+def status(
+    root: Path, now: datetime | None = None, settle: float = 0.0, observer: ClusterObserver | None = None
+) -> list[CanaryView]:
+    """Every canary in the checkout at `root`, like `kubectl get canaries`, with why it waits.
+
+    With `observer`, waiting for the cluster is what the cluster reports; without, the settle
+    delay stands in and the view says it is guessing.
+    """
     now = now or utcnow()
     catalog = discovery.scan(root)
     views = [
@@ -152,14 +163,34 @@ def status(root: Path, now: datetime | None = None, settle: float = 0.0) -> list
             view.last_transition = st.last_transition_time.strftime("%Y-%m-%dT%H:%M:%SZ")
             view.message = st.message
             live = (now - st.last_transition_time).total_seconds() >= settle
-            decision = decide(
-                loaded.canary, st, Observation(now, rendered.spec_hash, rendered.revision, live)
-            )
+            observation = Observation(now, rendered.spec_hash, rendered.revision, live)
+            at_rest = st.phase in (Phase.INITIALIZED, Phase.SUCCEEDED, Phase.FAILED)
+            if observer is not None and not at_rest:
+                observation = replace(observation, cluster=_observe(root, loaded, observer, now))
+                view.liveness = "cluster"
+            elif not at_rest:
+                view.liveness = "guessing"
+            decision = decide(loaded.canary, st, observation)
             view.waiting = decision.reason if decision.action is not Action.MEASURE else "analysis due"
             if decision.hooks and st.phase in (Phase.WAITING, Phase.WAITING_PROMOTION):
                 view.waiting = st.message  # names the closed gate; status calls no webhooks
+            elif view.liveness == "guessing":  # a gate is no guess; the JSON's liveness still says it
+                view.waiting += (
+                    f" (guessing: no cluster access, a commit counts as applied {settle:g}s after it)"
+                )
         views.append(view)
     return views
+
+
+def _observe(
+    root: Path, loaded: LoadedCanary, observer: ClusterObserver, now: datetime
+) -> ClusterObservation:
+    from gitcanary.cluster import commits
+
+    repo = Repo(root)
+    head = repo.head.commit.hexsha
+    last = commits.last_commit(repo, head, commits.canary_inputs(root, loaded), loaded)
+    return observer.observe(loaded.canary, commits.directories(loaded), last, now)
 
 
 def validate(root: Path) -> tuple[list[str], list[str]]:

@@ -32,22 +32,25 @@ from gitcanary.discovery import Catalog
 from gitcanary.errors import GitcanaryError, GitError, PushRejected
 from gitcanary.generate import FileWriter, Layout, Rendered, changed_images, read_status
 from gitcanary.hooks.announce import Hooks, Transition
-from gitcanary.observations import CheckResult, Observation
+from gitcanary.observations import CheckResult, ClusterObservation, Observation
 from gitcanary.repo import Identity, Workspace
 from gitcanary.rollout import Action, Decision, decide
 from gitcanary.routers import router_for
 from gitcanary.routers.providers import apply_default_provider
 from gitcanary.spec.load import LoadedCanary
 from gitcanary.spec.models import Canary, MetricTemplate
-from gitcanary.spec.status import CanaryStatus, utcnow
+from gitcanary.spec.status import CanaryStatus, Phase, utcnow
 from gitcanary.target import render_target
 
 if TYPE_CHECKING:
+    from gitcanary.cluster import ClusterObserver
     from gitcanary.forge.publish import Publisher
 
 log = logging.getLogger("gitcanary")
 
 Analyzer = Callable[..., tuple[CheckResult, ...]]
+# At rest nothing waits for the cluster (a new revision starts at once), so it is not asked.
+IDLE_PHASES = (Phase.INITIALIZED, Phase.SUCCEEDED, Phase.FAILED)
 
 
 @dataclass
@@ -76,6 +79,17 @@ def default_analyzer() -> Analyzer:
     return run_analysis
 
 
+def cluster_observer(settings: Settings, workspace: Workspace) -> ClusterObserver | None:
+    """The observer `settings.cluster` asks for, or None: the settle delay stands in."""
+    from gitcanary.cluster import ClusterObserver, api_client
+    from gitcanary.cluster.revisions import Ancestry
+
+    api = api_client(settings.cluster, settings.kubeconfig)
+    if api is None:
+        return None
+    return ClusterObserver(api, settings.branch, Ancestry(workspace.repo), settings.repo)
+
+
 class Reconciler:
     def __init__(
         self,
@@ -84,6 +98,7 @@ class Reconciler:
         clock: Callable[[], datetime] = utcnow,
         analyzer: Analyzer | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        observer: ClusterObserver | None = None,
         publisher: Publisher | None = None,
     ) -> None:
         self.settings = settings
@@ -111,6 +126,8 @@ class Reconciler:
         self._moved: set[str] = set()  # canaries this attempt committed for
         self._respec_before: set[str] = set()
         self._wake: Callable[[], None] | None = None  # set by run_forever
+        self.observer = observer if observer is not None else cluster_observer(settings, self.workspace)
+        self._last_commits: dict[str, tuple[str, str]] = {}  # canary -> (HEAD, last commit for it)
         # Webhooks and notifications; transitions of this attempt wait for the push to be announced.
         self.hooks = Hooks(secrets_dir=settings.secrets_dir, commit_url=settings.commit_url, sleep=sleep)
         self._transitions: list[Transition] = []
@@ -225,6 +242,8 @@ class Reconciler:
         )
         if self.publisher is not None:
             obs = replace(obs, promotion_gate=self.publisher.gate_state(key))
+        if self.observer is not None and status is not None and status.phase not in IDLE_PHASES:
+            obs = replace(obs, cluster=self._observe_cluster(key, loaded, now))
         self.hooks.begin(key)
         decision = decide(loaded.canary, status, obs)
         # Each MEASURE answers what the core asked for: webhook types, or else the metric checks.
@@ -242,11 +261,29 @@ class Reconciler:
         self.hooks.observed(key, status, obs, decision)
         return decision, status, rendered
 
+    def _observe_cluster(self, key: str, loaded: LoadedCanary, now: datetime) -> ClusterObservation:
+        """Is the last commit for this canary (its app inputs or generated dir) live in the cluster?"""
+        from gitcanary.cluster import commits
+
+        assert self.observer is not None
+        head = self.workspace.head()
+        cached = self._last_commits.get(key)
+        if cached is None or cached[0] != head:
+            inputs = self.inputs.get(key) or commits.canary_inputs(self.root, loaded)
+            cached = self._last_commits[key] = (
+                head,
+                commits.last_commit(self.workspace.repo, head, inputs, loaded),
+            )
+        seen = self.observer.observe(loaded.canary, commits.directories(loaded), cached[1], now)
+        log.debug("%s: cluster: %s", key, seen)
+        return seen
+
     def _step(self, key: str, now: datetime) -> str | None:
         """Decide for one canary and commit the transition; the new commit, or None."""
         assert self.catalog is not None
         loaded = self.catalog.canaries[key]
         report = CanaryReport(key, loaded.source, warnings=loaded.warnings)
+        before = self.reports.get(key)
         self.reports[key] = report
         router = router_for(loaded.canary, loaded.source)
         # A step whose PR is still open is not done: drive the PR, decide nothing but a rollback.
@@ -260,6 +297,8 @@ class Reconciler:
         self.respec.discard(key)
         if decision.status is None:
             report.waiting = decision.reason
+            if before is None or before.waiting != report.waiting:  # once per change, not every tick
+                log.info("%s: %s", key, report.waiting, extra={"canary": key})
             if respec and status is not None:
                 return self._update(loaded, FileWriter(self.root, loaded, router), status, rendered)
             return None
@@ -329,6 +368,8 @@ class Reconciler:
         self._moved = set()
         self._transitions = []
         self._respec_before = set(self.respec)
+        if self.observer is not None:
+            self.observer.refresh()  # one list of Kustomizations/GitRepos per tick, fresh each tick
         for key in sorted(self.catalog.canaries):
             try:
                 sha = self._step(key, now)

@@ -12,11 +12,12 @@ calls `decide` again with `Observation.checks` set.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import datetime
 from enum import StrEnum
 
 from gitcanary import gates
 from gitcanary.manual_rules import refusal
-from gitcanary.observations import CheckResult, Gate, Observation
+from gitcanary.observations import CheckResult, ClusterObservation, Gate, Observation, WorkloadState
 from gitcanary.spec.models import Canary
 from gitcanary.spec.request import ManualAction
 from gitcanary.spec.status import CanaryStatus, Phase
@@ -126,7 +127,10 @@ def decide(canary: Canary, status: CanaryStatus | None, obs: Observation) -> Dec
         if manual is not None:
             return manual
     if status.phase is Phase.INITIALIZING:
-        if not obs.live:
+        waiting = _wait_for_cluster(canary, status, obs, canary_needed=False)
+        if waiting is not None:
+            return waiting
+        if not _live(obs):
             return Decision(Action.NONE, "waiting for the primary to become ready")
         return Decision(
             Action.INITIALIZED,
@@ -169,11 +173,15 @@ def decide(canary: Canary, status: CanaryStatus | None, obs: Observation) -> Dec
     if obs.promotion_gate is Gate.REJECTED:
         # Closing the promotion PR unmerged is a person saying no: roll back now, like a failed check.
         return _rollback(status, obs, "promotion PR closed unmerged", status.failed_checks)
+    # Flagger checks primary and canary readiness before anything else of the analysis.
+    waiting = _wait_for_cluster(canary, status, obs, canary_needed=True)
+    if waiting is not None:
+        return waiting
     if canary.spec.skip_analysis:
         return _promote(canary, status, obs, skip=True)
     if not _due(canary, status, obs):
         return Decision(Action.NONE, "waiting for the next analysis interval")
-    if not obs.live:
+    if not _live(obs):
         return Decision(Action.NONE, "waiting for the last step to be applied")
     manual = _rollback_hook(canary, status, obs)
     if manual is not None:
@@ -210,9 +218,67 @@ def decide(canary: Canary, status: CanaryStatus | None, obs: Observation) -> Dec
 
 
 def _due(canary: Canary, status: CanaryStatus, obs: Observation) -> bool:
+    # An interval after the last transition, a due analysis that committed nothing (a closed gate),
+    # or, with a cluster observer, the moment the step went live (not its push): the latest of them.
     since = max(status.last_transition_time, obs.last_attempt or status.last_transition_time)
+    if obs.cluster is not None and obs.cluster.live_since is not None:
+        since = max(since, obs.cluster.live_since)
     elapsed = (obs.now - since).total_seconds()
     return elapsed >= canary.spec.analysis.interval_seconds
+
+
+def _live(obs: Observation) -> bool:
+    """The settle delay's guess, when there is no cluster observer (else `_wait_for_cluster` decides)."""
+    return obs.live if obs.cluster is None else True
+
+
+def ready_threshold(canary: Canary, role: str) -> int:
+    """Flagger's `canaryReadyThreshold`/`primaryReadyThreshold`: percent of updated replicas ready."""
+    analysis = canary.spec.analysis
+    value = analysis.canary_ready_threshold if role == "canary" else analysis.primary_ready_threshold
+    return 100 if value is None else int(value)
+
+
+def deadline_exceeded(canary: Canary, workload: WorkloadState, now: datetime) -> bool:
+    """Flagger's `isDeploymentReady`: Kubernetes' own ProgressDeadlineExceeded, or pods unavailable
+    for longer than the Canary's `progressDeadlineSeconds`."""
+    if workload.deadline_exceeded:
+        return True
+    if workload.unavailable_since is None:
+        return False
+    elapsed = (now - workload.unavailable_since).total_seconds()
+    return elapsed > canary.spec.progress_deadline_seconds
+
+
+def _wait_for_cluster(
+    canary: Canary, status: CanaryStatus, obs: Observation, canary_needed: bool
+) -> Decision | None:
+    """Wait until the last commit is applied and the workloads it runs are ready; None: go on.
+
+    A canary past its progress deadline during analysis is rolled back (Flagger's "progress
+    deadline exceeded"); a primary past it only waits, as in Flagger: there is nothing to roll back to.
+    """
+    cluster: ClusterObservation | None = obs.cluster
+    if cluster is None:
+        return None
+    if not cluster.applied:
+        return Decision(Action.NONE, f"waiting for the cluster to apply the last commit: {cluster.reason}")
+    needed = [("primary", cluster.primary)]
+    if canary_needed:
+        needed.insert(0, ("canary", cluster.canary))
+    for role, workload in needed:
+        if workload is None:
+            return Decision(Action.NONE, f"waiting for the cluster: {role} deployment not observed")
+        if workload.ready:
+            continue
+        if role == "canary" and status.phase.in_rollout and deadline_exceeded(canary, workload, obs.now):
+            why = (
+                f"progress deadline exceeded: deployment {workload.name} not ready after "
+                f"{canary.spec.progress_deadline_seconds}s ({workload.reason})"
+            )
+            return _rollback(status, obs, why, status.failed_checks, failed=(why,))
+        return Decision(Action.NONE, f"waiting for {role} deployment {workload.name}: {workload.reason}")
+    return None
 
 
 def _step(status: CanaryStatus, obs: Observation, **changes: object) -> CanaryStatus:
@@ -426,7 +492,10 @@ def _succeeded(status: CanaryStatus, obs: Observation, message: str) -> CanarySt
 
 
 def _finish_promotion(canary: Canary, status: CanaryStatus, obs: Observation) -> Decision:
-    if not _due(canary, status, obs) or not obs.live:
+    waiting = _wait_for_cluster(canary, status, obs, canary_needed=False)
+    if waiting is not None:
+        return waiting
+    if not _due(canary, status, obs) or not _live(obs):
         return Decision(Action.NONE, "waiting for the promoted primary to be applied")
     if status.phase is Phase.PROMOTING:
         step = canary.spec.analysis.step_weight_promotion

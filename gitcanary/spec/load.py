@@ -24,8 +24,6 @@ FLAGGER_GROUP = "flagger.app"
 # Valid in Flagger, not acted on by gitcanary yet: reported as warnings on load.
 UNSUPPORTED_FIELDS: dict[str, str] = {
     "spec.analysis.sessionAffinity": "session affinity is not rendered yet",
-    "spec.analysis.primaryReadyThreshold": "no cluster observer yet; the settle delay stands in",
-    "spec.analysis.canaryReadyThreshold": "no cluster observer yet; the settle delay stands in",
     "spec.metricsServer": "builtin metrics use gitcanary's --prometheus address",
     "spec.revertOnDeletion": "deleting the canary leaves the generated objects in Git",
     "spec.routeRef": "APISIX routes are not supported yet",

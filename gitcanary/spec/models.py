@@ -91,6 +91,8 @@ class CanaryAnalysis(_Model):
     step_weight_promotion: int | None = Field(None, alias="stepWeightPromotion")
     mirror: bool = False
     mirror_weight: int | None = Field(None, alias="mirrorWeight")
+    canary_ready_threshold: float | None = Field(None, alias="canaryReadyThreshold")
+    primary_ready_threshold: float | None = Field(None, alias="primaryReadyThreshold")
     match: list[dict[str, Any]] = Field(default_factory=list)
     metrics: list[CanaryMetric] = Field(default_factory=list)
     webhooks: list[CanaryWebhook] = Field(default_factory=list)
