@@ -102,7 +102,11 @@ def test_service_and_deployment() -> None:
     }
     assert secrets == {"gitcanary-git", "gitcanary-forge"}
     configmap = next(o for o in built() if o["kind"] == "ConfigMap")
-    assert container["envFrom"] == [{"configMapRef": {"name": configmap["metadata"]["name"]}}]
+    assert container["envFrom"] == [
+        {"configMapRef": {"name": configmap["metadata"]["name"]}},
+        # Notification addresses for AlertProvider secretRefs: a reference, never a value.
+        {"secretRef": {"name": "gitcanary-alerts", "optional": True}},
+    ]
 
 
 def test_deployment_args_are_options_of_run() -> None:
