@@ -146,11 +146,12 @@ class CanarySpec(_Model):
     analysis: CanaryAnalysis = Field(default_factory=CanaryAnalysis)
 
 
-class Canary(_Model):
+class _Object(_Model):
+    """What every Flagger kind has: type, metadata, and a `namespace/name` key."""
+
     api_version: str = Field(alias="apiVersion")
     kind: str
     metadata: ObjectMeta
-    spec: CanarySpec
 
     @property
     def name(self) -> str:
@@ -162,8 +163,12 @@ class Canary(_Model):
 
     @property
     def key(self) -> str:
-        """`namespace/name`, the way gitcanary names a canary everywhere (CLI, trailers, status)."""
+        """`namespace/name`, the way gitcanary names an object everywhere (CLI, trailers, status)."""
         return f"{self.namespace}/{self.name}"
+
+
+class Canary(_Object):
+    spec: CanarySpec
 
     @property
     def service_name(self) -> str:
@@ -187,19 +192,8 @@ class MetricTemplateSpec(_Model):
     query: str
 
 
-class MetricTemplate(_Model):
-    api_version: str = Field(alias="apiVersion")
-    kind: str
-    metadata: ObjectMeta
+class MetricTemplate(_Object):
     spec: MetricTemplateSpec
-
-    @property
-    def namespace(self) -> str:
-        return self.metadata.namespace or "default"
-
-    @property
-    def key(self) -> str:
-        return f"{self.namespace}/{self.metadata.name}"
 
 
 class AlertProviderSpec(_Model):
@@ -211,18 +205,7 @@ class AlertProviderSpec(_Model):
     secret_ref: CrossNamespaceRef | None = Field(None, alias="secretRef")
 
 
-class AlertProvider(_Model):
+class AlertProvider(_Object):
     """Flagger's AlertProvider: where a canary's `analysis.alerts[]` send their notifications."""
 
-    api_version: str = Field(alias="apiVersion")
-    kind: str
-    metadata: ObjectMeta
     spec: AlertProviderSpec
-
-    @property
-    def namespace(self) -> str:
-        return self.metadata.namespace or "default"
-
-    @property
-    def key(self) -> str:
-        return f"{self.namespace}/{self.metadata.name}"
