@@ -472,7 +472,8 @@ class Reconciler:
             return
         messages_landed = {str(self.workspace.repo.commit(sha).message).strip(): sha for sha in landed}
         providers = self.catalog.providers if self.catalog else {}
-        self.hooks.announce(self._transitions, providers, messages_landed)
+        pulls = self.publisher.pull_urls if self.publisher is not None else None
+        self.hooks.announce(self._transitions, providers, messages_landed, pulls)
 
     def _published(self, result: TickResult) -> TickResult:
         """Some commits went to PRs, not the branch: re-read the branch; what did not land is not known."""

@@ -386,13 +386,24 @@ def test_rollback_hook_rolls_back_and_writes_the_old_tag_back(
 
 
 def test_pull_request_mode_announces_commits_as_they_landed(
-    config_repo: ConfigRepo, github: GitHubServer, tmp_path: Path, servers: dict[str, HookServer]
+    config_repo: ConfigRepo,
+    github: GitHubServer,
+    tmp_path: Path,
+    servers: dict[str, HookServer],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Each step is a PR merged through the (local) GitHub API: events name the commits on main."""
-    hooks = servers["hooks"]
+    """Each step is a PR merged through the (local) GitHub API: events name the commits on main,
+    and notifications link the pull request that carried each step."""
+    hooks, sink = servers["hooks"], servers["sink"]
     without_metrics(config_repo)
-    set_analysis(config_repo, webhooks=[{"name": "audit", "type": "event", "url": f"{hooks.url}/events"}])
-    config_repo.commit_and_push("an event hook")
+    set_analysis(
+        config_repo,
+        webhooks=[{"name": "audit", "type": "event", "url": f"{hooks.url}/events"}],
+        alerts=[{"name": "pager", "providerRef": {"name": "oncall"}}],
+    )
+    write_providers(config_repo, sink)
+    monkeypatch.setenv("GITCANARY_SECRET_PROD_ONCALL_URL_ADDRESS", f"{sink.url}/oncall")
+    config_repo.commit_and_push("an event hook and a generic alert")
     clock = Clock(GOOD_FROM)
     rec = forge_reconciler(config_repo, tmp_path / "work", github, clock)
     tick(rec, clock)
@@ -406,3 +417,11 @@ def test_pull_request_mode_announces_commits_as_they_landed(
     landed = [sha for sha, _, _ in config_repo.gitcanary_commits()]
     assert [e["metadata"]["commit"] for e in hooks.posted("/events")] == landed
     assert hooks.posted("/events")[-1]["phase"] == "Succeeded"
+    # Steps decided before the branch was protected were pushed directly: no PR to link.
+    notices = sink.posted("/oncall")
+    by_commit = {n["commit"]: n["pullRequestUrl"] for n in notices}
+    step_prs = {f"{github.html_url}/pull/{number}" for number in github.pulls}
+    after_protection = [sha for sha in landed if by_commit.get(sha)]
+    assert after_protection, notices
+    assert {by_commit[sha] for sha in after_protection} <= step_prs
+    assert notices[-1]["phase"] == "Succeeded" and notices[-1]["pullRequestUrl"] in step_prs

@@ -60,6 +60,8 @@ class Publisher:
     settings: PublishSettings = field(default_factory=PublishSettings)
     canaries: dict[str, LoadedCanary] = field(default_factory=dict)  # the reconciler's catalog
     waiting: dict[str, str] = field(default_factory=dict)  # key -> what it waits for (for status)
+    # Commit message -> the PR that carried it, so notifications of a step link its pull request.
+    pull_urls: dict[str, str] = field(default_factory=dict)
     _open: list[PullRequest] | None = None
     _gates: dict[str, Gate | None] = field(default_factory=dict)
 
@@ -403,6 +405,7 @@ class Publisher:
             body = rest.strip() + "\n\nOpened by gitcanary, which merges it once it is mergeable."
             existing = self.forge.open(branch, self.workspace.branch, title, body)
             log.info("%s: opened PR #%d %s", r.key, existing.number, existing.url)
+        self._carried_by(r.sha, existing)
         if not merge_now:
             return
         try:
@@ -447,7 +450,13 @@ class Publisher:
         if pr is not None and status is not None:
             self._refresh_body(loaded, status, pr, self._branch_tip(branch))
         if pr is not None:
+            self._carried_by(r.sha, pr)
             self.waiting[r.key] = f"waiting for approval of promotion PR #{pr.number} ({pr.url})"
+
+    def _carried_by(self, sha: str, pr: PullRequest) -> None:
+        message = self.workspace.repo.commit(sha).message
+        text = message.decode() if isinstance(message, bytes) else message
+        self.pull_urls[text.strip()] = pr.url
 
     def _status_at(self, loaded: LoadedCanary, rev: str) -> CanaryStatus | None:
         from gitcanary import yamlio

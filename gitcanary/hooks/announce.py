@@ -159,11 +159,13 @@ class Hooks:
         transitions: list[Transition],
         providers: Mapping[str, AlertProvider],
         landed: Mapping[str, str] | None = None,
+        pull_requests: Mapping[str, str] | None = None,
     ) -> list[str]:
         """Event and post-rollout hooks and notifications for transitions now on the remote.
 
         `landed` maps commit messages to the commits as they landed on the branch: a transition
         whose message is not there did not land (its PR is still open) and is not announced.
+        `pull_requests` maps commit messages to the PR that carried them (pull-request mode).
         """
         errors: list[str] = []
         for transition in transitions:
@@ -172,6 +174,9 @@ class Hooks:
                 if sha is None:
                     continue
                 transition = replace(transition, commit=sha)
+            pull = (pull_requests or {}).get(transition.message.strip())
+            if pull and not transition.pr_url:
+                transition = replace(transition, pr_url=pull)
             try:
                 errors += self._announce(transition, providers)
             except Exception as exc:  # noqa: BLE001 - an announcement must never break a tick
