@@ -20,6 +20,13 @@ def refusal(action: ManualAction, phase: Phase | None, suspended: bool) -> str |
         return "it is paused (spec.suspend: true); resume it first"
     if phase is None:
         return "it is not initialized yet; there is no rollout to act on"
+    if phase is Phase.WAITING:
+        # Nothing runs yet: the new revision waits for its confirm-rollout webhook gate, and the
+        # core decides from that gate (a request would sit unanswered).
+        return (
+            f"phase {phase.value}: nothing runs yet, the new revision waits for its confirm-rollout "
+            "gate; open the gate to start the rollout, or revert the bump to abandon it"
+        )
     if action is ManualAction.RETRY:
         if phase is Phase.FAILED or phase in _ROLLOUT:
             return None

@@ -28,7 +28,9 @@ P, A, R = ManualAction.PROMOTE, ManualAction.ABORT, ManualAction.RETRY
     ("action", "phase", "suspended", "allowed"),
     [
         (P, Phase.PROGRESSING, False, True),
-        (P, Phase.WAITING, False, True),
+        (P, Phase.WAITING, False, False),  # waits for its confirm-rollout gate: nothing runs yet
+        (A, Phase.WAITING, False, False),
+        (R, Phase.WAITING, False, False),
         (P, Phase.WAITING_PROMOTION, False, True),
         (P, Phase.PROMOTING, False, False),
         (P, Phase.SUCCEEDED, False, False),
