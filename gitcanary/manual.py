@@ -23,7 +23,7 @@ import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from git import GitCommandError
@@ -192,6 +192,8 @@ def _attempt(
         state = f"{status.phase.value} at {status.canary_weight}%" if status else "not initialized"
         body = [f"spec.suspend: {'true' if action is ManualAction.PAUSE else 'removed'} ({state})"]
     trailers: dict[str, object] = {"Canary": key, "Action": f"manual-{action.value}", "Actor": actor}
+    # When it was asked, as step commits say it: squash merges and rebases keep the trailer.
+    trailers["Time"] = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     if status is not None:
         trailers["Rollout"] = status.rollout_id or f"{status.primary_revision}/init"
         trailers["Phase"] = status.phase.value
