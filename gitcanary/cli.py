@@ -38,6 +38,15 @@ err = Console(stderr=True, width=None if sys.stderr.isatty() else 240)
 RepoOpt = Annotated[
     str, typer.Option("--repo", help="URL or path of the config repository.", envvar="GITCANARY_REPO")
 ]
+ProviderOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="spec.provider for canaries that set none: istio, linkerd, smi:v1alpha2, gatewayapi:v1, "
+        "nginx, kubernetes... (default: istio, as in Flagger). Give init, status and validate the same "
+        "value as run.",
+        envvar="GITCANARY_PROVIDER",
+    ),
+]
 BranchOpt = Annotated[
     str, typer.Option("--branch", help="Branch the applier (Flux, Fleet) tracks.", envvar="GITCANARY_BRANCH")
 ]
@@ -220,14 +229,7 @@ def run(
             envvar="GITCANARY_WEBHOOK_SECRET_FILE",
         ),
     ] = None,
-    provider: Annotated[
-        str | None,
-        typer.Option(
-            help="spec.provider for canaries that set none: istio, linkerd, smi:v1alpha2, gatewayapi:v1, "
-            "nginx, kubernetes... [default: istio, as Flagger].",
-            envvar="GITCANARY_PROVIDER",
-        ),
-    ] = None,
+    provider: ProviderOpt = None,
 ) -> None:
     """Watch REPO; on an image bump, drive the canary by commits: weights, halts, promotion or rollback."""
     from gitcanary import logs
@@ -384,6 +386,7 @@ def init(
             "traffic yet: nothing to wait for).",
         ),
     ] = False,
+    provider: ProviderOpt = None,
 ) -> None:
     """Commit the generated primary and services for the canaries under PATH (then push it yourself).
 
@@ -395,7 +398,7 @@ def init(
     from gitcanary.operations import init as do_init
 
     try:
-        results = do_init(repo, path, switch=switch)
+        results = do_init(repo, path, switch=switch, provider=provider)
     except GitcanaryError as exc:
         _fail(exc)
         return
@@ -461,6 +464,7 @@ def status(
         str, typer.Option(envvar="GITCANARY_GITHUB_API_URL")
     ] = "https://api.github.com",
     github_token_file: Annotated[Path | None, typer.Option(envvar="GITCANARY_GITHUB_TOKEN_FILE")] = None,
+    provider: ProviderOpt = None,
 ) -> None:
     """Every canary: phase, weight, failed checks, current -> new revision, and what it waits for
     (from the cluster with --cluster, else a guess from the settle delay, and it says so)."""
@@ -468,7 +472,12 @@ def status(
 
     try:
         root = _checkout(repo, branch)
-        views = do_status(root, settle=settle, observer=_observer(cluster, kubeconfig, root, repo, branch))
+        views = do_status(
+            root,
+            settle=settle,
+            observer=_observer(cluster, kubeconfig, root, repo, branch),
+            provider=provider,
+        )
         if github_repo:
             from gitcanary.forge.github import GitHubConfig, GitHubForge
             from gitcanary.forge.status import annotate
@@ -517,13 +526,14 @@ def status(
 @app.command()
 def validate(
     path: Annotated[Path, typer.Argument(help="Checkout of the config repository.")] = Path("."),
+    provider: ProviderOpt = None,
 ) -> None:
     """Check every Canary, MetricTemplate, target build and generated object; non-zero exit on errors."""
     from gitcanary.operations import validate as do_validate
 
     if not path.is_dir():
         _fail(FileNotFoundError(f"{path}: no such directory"))
-    errors, warnings = do_validate(path)
+    errors, warnings = do_validate(path, provider=provider)
     for warning in warnings:
         err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     for problem in errors:

@@ -16,6 +16,7 @@ from gitcanary.hooks.alerts import missing_providers
 from gitcanary.observations import ClusterObservation, Observation
 from gitcanary.rollout import Action, decide
 from gitcanary.routers import router_for
+from gitcanary.routers.providers import apply_default_provider
 from gitcanary.spec.load import LoadedCanary
 from gitcanary.spec.status import CanaryStatus, Phase, utcnow
 from gitcanary.target import render_target
@@ -32,6 +33,13 @@ class InitResult:
     hook: str
     already: bool = False
     switched: bool = False
+
+
+def _scan(root: Path, provider: str | None) -> discovery.Catalog:
+    """The repository's canaries, with `provider` for those that set none (as `run --provider`)."""
+    catalog = discovery.scan(root)
+    apply_default_provider(catalog.canaries, provider)
+    return catalog
 
 
 def _canaries_under(catalog: discovery.Catalog, path: str) -> list[LoadedCanary]:
@@ -57,7 +65,11 @@ def _relative(root: Path, app_path: str) -> str:
 
 
 def init(
-    repo_path: Path, app_path: str, now: datetime | None = None, switch: bool = False
+    repo_path: Path,
+    app_path: str,
+    now: datetime | None = None,
+    switch: bool = False,
+    provider: str | None = None,
 ) -> list[InitResult]:
     """Commit the Initializing state (primary + services) for each canary under `app_path`.
 
@@ -73,7 +85,7 @@ def init(
             "--repo URL` initialize the canaries it finds)"
         ) from exc
     rel = _relative(root, app_path)
-    catalog = discovery.scan(root)
+    catalog = _scan(root, provider)
     for source, error in catalog.errors.items():
         if source.startswith(rel.rstrip("/")):
             raise error
@@ -131,7 +143,11 @@ class CanaryView:
 
 
 def status(
-    root: Path, now: datetime | None = None, settle: float = 0.0, observer: ClusterObserver | None = None
+    root: Path,
+    now: datetime | None = None,
+    settle: float = 0.0,
+    observer: ClusterObserver | None = None,
+    provider: str | None = None,
 ) -> list[CanaryView]:
     """Every canary in the checkout at `root`, like `kubectl get canaries`, with why it waits.
 
@@ -139,7 +155,7 @@ def status(
     delay stands in and the view says it is guessing.
     """
     now = now or utcnow()
-    catalog = discovery.scan(root)
+    catalog = _scan(root, provider)
     views = [
         CanaryView(key=source, source=source, phase="Error", error=str(err))
         for source, err in sorted(catalog.errors.items())
@@ -193,11 +209,11 @@ def _observe(
     return observer.observe(loaded.canary, commits.directories(loaded), last, now)
 
 
-def validate(root: Path) -> tuple[list[str], list[str]]:
+def validate(root: Path, provider: str | None = None) -> tuple[list[str], list[str]]:
     """(errors, warnings) for every canary: its spec, its target build, its generated objects."""
     from gitcanary.validation import validate_manifests
 
-    catalog = discovery.scan(root)
+    catalog = _scan(root, provider)
     errors = [str(err) for err in catalog.errors.values()]
     warnings: list[str] = []
     for key in sorted(catalog.canaries):

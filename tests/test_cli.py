@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import ConfigRepo, git
+from conftest import ConfigRepo, git, make_config_repo
 from oracle import assert_invariant, kustomize_build
 
 IMAGE = "ghcr.io/stefanprodan/podinfo"
@@ -162,3 +162,25 @@ def test_init_switch_routes_to_the_primary_at_once(config_repo: ConfigRepo) -> N
         canary_replicas=0,
         weights=(100, 0),
     )
+
+
+def test_the_repository_default_provider_reaches_init_validate_and_status(tmp_path: Path) -> None:
+    """A canary without spec.provider follows `--provider` in every command, as it does in `run`."""
+    repo = make_config_repo(tmp_path, "linkerd")
+
+    def no_provider(doc) -> None:  # noqa: ANN001 - ruamel map
+        del doc["spec"]["provider"]
+
+    repo.edit("apps/backend/canary.yaml", no_provider)
+    repo.commit_and_push("the repository default decides the provider")
+    human = repo.human
+    gitcanary("init", "apps/backend", "--switch", "--provider", "linkerd", cwd=human)
+    routing = (human / "apps/backend-gitcanary/routing.yaml").read_text()
+    assert "kind: TrafficSplit" in routing and "VirtualService" not in routing
+    assert "ok:" in gitcanary("validate", ".", "--provider", "linkerd", cwd=human).stdout
+    views = json.loads(
+        gitcanary(
+            "status", "--repo", ".", "--cluster", "off", "-o", "json", "--provider", "linkerd", cwd=human
+        ).stdout
+    )
+    assert [(v["key"], v["phase"]) for v in views] == [("prod/backend", "Initialized")]
