@@ -157,6 +157,13 @@ class Reconciler:
                 if discovery.affects(inputs, changed):
                     self.renders.pop(key, None)
                     self.render_errors.pop(key, None)
+                    loaded = self.catalog.canaries.get(key)
+                    if loaded is not None and loaded.canary.spec.ingress_ref is not None:
+                        # The generated `<ingress>-canary` copies the user's Ingress: follow its edits
+                        # (host, TLS, annotations) in an update commit, as Flagger's router reconciles it.
+                        generated = Layout.of(loaded).generated_dir
+                        if discovery.affects(inputs - {generated}, changed):
+                            self.respec.add(key)
             for key in list(self.statuses):
                 loaded = self.catalog.canaries.get(key)
                 if loaded is None or Layout.of(loaded).status in changed:

@@ -1,0 +1,44 @@
+"""The generated `<ingress>-canary` follows edits to the user's Ingress, between rollouts too."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import make_config_repo
+from test_e2e_rollout import GOOD_FROM, Clock
+
+from gitcanary import yamlio
+from gitcanary.config import Settings
+from gitcanary.reconciler import Reconciler
+
+CANARY_INGRESS = "apps/backend-gitcanary/routing.yaml"
+
+
+def test_an_edited_ingress_is_copied_to_the_canary_ingress_in_one_update_commit(tmp_path: Path) -> None:
+    repo = make_config_repo(tmp_path, "nginx")
+    clock = Clock(GOOD_FROM)
+    settings = Settings(repo=str(repo.remote), workdir=tmp_path / "work", settle=0)
+    rec = Reconciler(settings, clock=clock, sleep=lambda _: None)
+    for _ in range(3):
+        rec.tick()
+        clock.advance()
+    assert [t["Action"] for _, _, t in repo.gitcanary_commits()] == ["initialize", "initialized"]
+
+    def new_host(doc) -> None:  # noqa: ANN001 - ruamel map
+        doc["spec"]["rules"][0]["host"] = "api.example.com"
+
+    repo.edit("apps/backend/ingress.yaml", new_host)
+    repo.commit_and_push("backend: serve on api.example.com")
+    rec.tick()
+    commits = repo.gitcanary_commits()
+    assert [t["Action"] for _, _, t in commits] == ["initialize", "initialized", "update"]
+    repo.pull()
+    (canary_ingress,) = [
+        doc
+        for doc in yamlio.safe_load_all((repo.human / CANARY_INGRESS).read_text())
+        if doc["kind"] == "Ingress"
+    ]
+    assert canary_ingress["metadata"]["name"] == "backend-canary"
+    assert [rule["host"] for rule in canary_ingress["spec"]["rules"]] == ["api.example.com"]
+    # Nothing else to follow: the next tick commits nothing.
+    assert rec.tick().commits == []
