@@ -115,8 +115,12 @@ def overlay(schema: dict[str, Any], data: Any) -> Any:
     return out
 
 
-def git(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False, env=env)
+def git(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, text=True, check=False, env=env, input=input
+    )
 
 
 def stamp(when: float | None = None) -> str:
@@ -264,7 +268,12 @@ class GitHubServer:
             self._refs = None
             return self._merge(self.pulls[number], "merge", user)
 
-    def _merge(self, pull: Pull, method: str, user: str) -> str:
+    def _merge(
+        self, pull: Pull, method: str, user: str, title: str | None = None, message: str | None = None
+    ) -> str:
+        """GitHub's merge. `title`/`message` are the API's `commit_title`/`commit_message`: the
+        subject and the body of the merge or squash commit, each replacing only its own default
+        (a rebase makes no commit of its own and ignores both)."""
         base, head = self.rev(pull.base), self.rev(pull.head)
         assert base and head
         tree = self._merge_tree(base, head)
@@ -276,14 +285,17 @@ class GitHubServer:
             sha = self._rebase(base, head)
         else:
             if method == "squash":
-                log = git("log", "--reverse", "--format=%B", f"{base}..{head}", cwd=self.bare).stdout
-                message = f"{pull.title} (#{pull.number})\n\n{log}"
+                subject = f"{pull.title} (#{pull.number})"
+                if message is None:  # GitHub's default: the PR's commit messages, oldest first
+                    message = git("log", "--reverse", "--format=%B", f"{base}..{head}", cwd=self.bare).stdout
                 parents = ["-p", base]
             else:
-                message = f"Merge pull request #{pull.number} from {self.owner}/{pull.head}\n\n{pull.title}"
+                subject = f"Merge pull request #{pull.number} from {self.owner}/{pull.head}"
+                message = pull.title if message is None else message
                 parents = ["-p", base, "-p", head]
+            text = f"{title if title is not None else subject}\n\n{message}".rstrip("\n") + "\n"
             sha = git(
-                "commit-tree", tree, *parents, "-m", message, cwd=self.bare, env=full_env
+                "commit-tree", tree, *parents, "-F", "-", cwd=self.bare, env=full_env, input=text
             ).stdout.strip()
         update = git("update-ref", f"refs/heads/{pull.base}", sha, base, cwd=self.bare)
         assert update.returncode == 0, update.stderr
@@ -503,8 +515,18 @@ class GitHubServer:
             pull.state, pull.closed, pull.head_sha = "closed", time.time(), self.rev(pull.head) or ""
         return Reply(200, pull, template)
 
+    def _check_request(self, template: str, method: str, body: Any) -> None:
+        """Record a request body that GitHub's description of the operation does not allow."""
+        request = spec()["paths"][template][method].get("requestBody") or {}
+        schema = request.get("content", {}).get("application/json", {}).get("schema")
+        if schema:
+            for problem in OAS30Validator(schema).iter_errors(body):
+                where = "/".join(str(p) for p in problem.path)
+                self.errors.append(f"{method.upper()} {template} request at {where}: {problem.message}")
+
     def _merge_pull(self, pull: Pull, body: dict[str, Any], user: str) -> Reply:
         template = "/repos/{owner}/{repo}/pulls/{pull_number}/merge"
+        self._check_request(template, "put", body)
         mergeable, state = self.mergeable_state(pull)
         if pull.state != "open" or not mergeable:
             return Reply(405, {"message": "Pull Request is not mergeable"}, template)
@@ -520,7 +542,14 @@ class GitHubServer:
         method = str(body.get("merge_method", "merge"))
         if method not in ("merge", "squash", "rebase"):
             return Reply(405, {"message": f"{method} merges are not allowed on this repository."}, template)
-        merged = self._merge(pull, method, user)
+        title, message = body.get("commit_title"), body.get("commit_message")
+        merged = self._merge(
+            pull,
+            method,
+            user,
+            None if title is None else str(title),
+            None if message is None else str(message),
+        )
         return Reply(
             200, {"sha": merged, "merged": True, "message": "Pull Request successfully merged"}, template
         )

@@ -332,3 +332,23 @@ def test_a_merged_pull_request_names_who_merged_it(produced: Produced, tmp_path:
     assert fingerprints(merged) == fingerprints(original)
     for rollout in merged["rollouts"]:
         assert {"PR #34", "PR #34 merged by Ann Approver <ann@example.com>"} <= set(rollout["approvals"])
+
+
+def test_a_merge_commits_approved_by_trailers_name_the_approvers(produced: Produced, tmp_path: Path) -> None:
+    """The promotion gate's merge commit closes with `Approved-by: LOGIN`: every step it brought in
+    (and so each rollout) names the approvers, next to the PR and who merged it."""
+    work = clone(produced, tmp_path / "work")
+    git("checkout", "-q", "-b", "merged", produced.initialized, cwd=work)
+    git("-c", "user.name=GitHub", "-c", "user.email=noreply@github.com", "merge", "-q", "--no-ff",
+        "-m", "Merge pull request #35 from acme/gitcanary-rollouts", "-m", "Rollouts of backend",
+        "-m", "Approved-by: alice\nApproved-by: bob", "main", cwd=work)  # fmt: skip
+    merged = history(work, "--branch", "merged")
+    assert len(merged["rollouts"]) == 5 and merged["problems"] == []
+    for rollout in merged["rollouts"]:
+        assert {"alice (approved-by)", "bob (approved-by)", "PR #35"} <= set(rollout["approvals"])
+    # Beyond the approvals, the history is the one the reconciler wrote.
+    approvals = ("alice (approved-by)", "bob (approved-by)")
+    without = fingerprints(merged)
+    for rollout in without:
+        rollout["approvals"] = [a for a in rollout["approvals"] if a not in approvals]
+    assert without == fingerprints(history(produced.repo.remote))

@@ -7,6 +7,7 @@ write them, so the parser is tested against the shape it reads in real histories
 from __future__ import annotations
 
 import subprocess
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 from gitcanary import messages
 from gitcanary.audit.checks import Check, check_trailer, parse_check_line, parse_check_trailer
 from gitcanary.audit.model import Outcome, audit, parse_since, rollouts
-from gitcanary.audit.parse import RawCommit, parse_commits, segments
+from gitcanary.audit.parse import RawCommit, Step, parse_commits, segments
 from gitcanary.audit.verify import BotIdentity, verify_commit
 from gitcanary.observations import CheckResult
 from gitcanary.rollout import Action, Decision
@@ -416,3 +417,73 @@ def test_manual_requests_are_approvals_not_steps() -> None:
     assert rollout.to_json()["requests"][0]["actor"] == "Pat <pat@example.com>"
     verdict = verify_commit(BotIdentity(BOT), commit(request, author="Pat", email="pat@example.com"))
     assert verdict is not None and verdict.verdict == "manual by Pat <pat@example.com>"
+
+
+def _without_approvals(steps: list[Step]) -> list[dict[str, object]]:
+    """Everything a step records but its commit, subject and approvals (checks, times, weights...)."""
+    return [{**step.to_json(), "commit": None, "subject": None} for step in steps]
+
+
+APPROVED = "Approved-by: alice\nApproved-by: bob"
+GIT_SQUASH = "Squashed commit of the following:\n\n" + "\n\n".join(
+    "commit 123\nAuthor: gitcanary <x>\nDate: now\n\n" + "\n".join(f"    {line}" for line in t.splitlines())
+    for t in reversed(PROMOTION)
+)
+GITHUB_SQUASH = "Rollout prod/backend 6.1.0 -> 6.1.1 (#9)\n\n" + "\n\n".join(f"* {t}" for t in PROMOTION)
+# Whose approvals each step names: a closing paragraph speaks for every step of the commit.
+BOTH = ("alice (approved-by)", "bob (approved-by)")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # What the promotion gate's squash merge writes: every message as a bullet, then the trailers.
+        (f"{GITHUB_SQUASH}\n\n{APPROVED}\n", [BOTH] * 6),
+        # ...with the blank lines and spaces a person's editor may leave around them.
+        (f"{GITHUB_SQUASH}\n\n\n  {APPROVED.replace(chr(10), chr(10) + '  ')}\n\n", [BOTH] * 6),
+        (f"{GIT_SQUASH}\n\n{APPROVED}\n", [BOTH] * 6),
+        # A gate PR holds one commit, the promotion: its squash is that one step, approved.
+        (f"Rollout prod/backend 6.1.0 -> 6.1.1 (#9)\n\n* {PROMOTION[3]}\n{APPROVED}\n", [BOTH]),
+        # Not approvals: other trailers, or a closing paragraph that is prose.
+        (f"{GITHUB_SQUASH}\n\nSigned-off-by: alice <a@example.com>\n", [()] * 6),
+        (f"{GITHUB_SQUASH}\n\nApproved by the release team (#ops-by: slack)\n", [()] * 6),
+        # A step's own trailer (inside its block) is that step's only; the closing one everyone's.
+        (
+            GITHUB_SQUASH.replace(
+                "Gitcanary-Action: promote\n", "Gitcanary-Action: promote\nReviewed-by: carol\n"
+            )
+            + f"\n\n{APPROVED}\n",
+            [BOTH] * 3 + [("carol (reviewed-by)", *BOTH)] + [BOTH] * 2,
+        ),
+    ],
+    ids=[
+        "github-squash",
+        "editor-spacing",
+        "git-squash",
+        "gate-one-step",
+        "signed-off",
+        "prose",
+        "own-and-closing",
+    ],
+)
+def test_a_squash_closing_with_approval_trailers(text: str, expected: list[tuple[str, ...]]) -> None:
+    """The trailer paragraph closing a squash reaches every step, and leaves the last step whole."""
+    steps, problems = parse_commits([commit(text)])
+    assert problems == []
+    assert [step.approvals for step in steps] == expected
+    direct = parse_commits(one_per_commit(PROMOTION))[0]
+    mine = {step.identity for step in steps}
+    assert _without_approvals(steps) == _without_approvals([s for s in direct if s.identity in mine])
+    (rollout,) = rollouts(steps)
+    for approval in expected[-1]:
+        assert approval in rollout.approvals
+    if len(steps) == len(PROMOTION):  # the last step's trailers survived: the rollout is complete
+        assert rollout.outcome is Outcome.PROMOTED and steps[-1].action == "succeed"
+
+
+def test_a_merge_commits_approvals_reach_the_commits_it_brought_in() -> None:
+    merged = replace(commit(PROMOTION[3]), merge_request="#9", merged_by="GitHub <x>", merge_approvals=BOTH)
+    (step,) = parse_commits([merged])[0]
+    assert step.approvals == BOTH and step.pull_request == "#9"
+    (rollout,) = rollouts([step])
+    assert rollout.approvals[:2] == list(BOTH)

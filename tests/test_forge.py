@@ -7,6 +7,7 @@ the test if any response did not match. The gate tests measure against a real Pr
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -295,7 +296,12 @@ def test_secondary_rate_limit_waits_retry_after(config_repo: ConfigRepo, github:
 
 
 def gate_to_waiting(
-    repo: ConfigRepo, github: GitHubServer, tmp_path: Path, prometheus: PrometheusServer | None, mode: str
+    repo: ConfigRepo,
+    github: GitHubServer,
+    tmp_path: Path,
+    prometheus: PrometheusServer | None,
+    mode: str,
+    merge_method: str = "merge",
 ) -> tuple[Reconciler, Clock]:
     """Roll 6.1.1 out with the gate on until its promotion waits for approval (no metrics: no Prometheus)."""
     if prometheus is None:
@@ -303,7 +309,9 @@ def gate_to_waiting(
     annotate(repo, **{"gitcanary.io/promotion-gate": "true"})
     clock = Clock(GOOD_FROM + timedelta(minutes=2))
     address = prometheus.url if prometheus else "http://127.0.0.1:9"
-    rec = reconciler(repo, tmp_path / "work", github, clock, mode=mode, prometheus=address)
+    rec = reconciler(
+        repo, tmp_path / "work", github, clock, mode=mode, prometheus=address, merge_method=merge_method
+    )
     for _ in range(2):
         tick(rec, clock)
     github.protect(False)
@@ -325,6 +333,18 @@ def gate_to_waiting(
 
 def gate_pull(github: GitHubServer) -> int:
     return next(n for n, p in github.pulls.items() if p.title.startswith("Rollout "))
+
+
+def rollout_history(repo: ConfigRepo) -> dict:
+    """`gitcanary history prod/backend -o json` of the remote: the newest rollout, read from Git alone."""
+    from typer.testing import CliRunner
+
+    from gitcanary.cli import app
+
+    args = ["history", KEY, "--repo", str(repo.remote), "-o", "json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)["rollouts"][0]
 
 
 def test_promotion_gate_approved_promotes(
@@ -375,6 +395,43 @@ def test_promotion_gate_approved_promotes(
     assert pull.merged
     assert [a for a, _ in actions(config_repo)][-3:] == ["promote", "finalize", "succeed"]
     assert branches(config_repo) == []
+    # The approval, given only on GitHub, is in Git: a trailer closing the gate's merge commit...
+    merge = git("log", "-1", "--format=%B", str(pull.merge_sha), cwd=config_repo.remote)
+    assert merge.startswith(f"Merge pull request #{number} from acme/gitcanary/prod/backend/")
+    assert merge.rstrip().endswith(f"{pull.title}\n\nApproved-by: pat")
+    # ...which `gitcanary history` reads back from Git alone.
+    rollout = rollout_history(config_repo)
+    assert (rollout["to"], rollout["outcome"]) == ("6.1.1", "promoted")
+    assert "pat (approved-by)" in rollout["approvals"] and f"PR #{number}" in rollout["approvals"]
+
+
+@pytest.mark.parametrize("merge_method", ["squash", "rebase"])
+def test_promotion_gate_approval_in_a_squash_and_not_in_a_rebase(
+    config_repo: ConfigRepo, github: GitHubServer, tmp_path: Path, merge_method: str
+) -> None:
+    """A squash carries the approval under every step's message; a rebase makes no commit to carry it."""
+    rec, clock = gate_to_waiting(config_repo, github, tmp_path, None, "direct", merge_method)
+    number = gate_pull(github)
+    people = human_github(github).get_repo("acme/config")
+    people.get_pull(number).create_review(event="APPROVE")
+    for _ in range(5):
+        tick(rec, clock)
+        if phase(config_repo) == "Succeeded":
+            break
+    pull = github.pulls[number]
+    assert pull.merged and [a for a, _ in actions(config_repo)][-3:] == ["promote", "finalize", "succeed"]
+    rollout = rollout_history(config_repo)
+    assert (rollout["to"], rollout["outcome"]) == ("6.1.1", "promoted")
+    if merge_method == "squash":
+        squash = git("log", "-1", "--format=%B", str(pull.merge_sha), cwd=config_repo.remote)
+        assert squash.startswith(f"{pull.title} (#{number})\n\n* gitcanary: promote prod/backend")
+        assert "Gitcanary-Action: promote" in squash and squash.rstrip().endswith("\n\nApproved-by: pat")
+        assert "pat (approved-by)" in rollout["approvals"] and f"PR #{number}" in rollout["approvals"]
+        assert [s["action"] for s in rollout["steps"]][-3:] == ["promote", "finalize", "succeed"]
+    else:
+        everything = git("log", "--all", "--format=%B", cwd=config_repo.remote)
+        assert "Approved-by" not in everything
+        assert not any("approved-by" in a for a in rollout["approvals"])
 
 
 def test_promotion_gate_closed_rolls_back_and_the_rollback_never_waits_for_a_review(

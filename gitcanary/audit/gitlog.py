@@ -11,11 +11,12 @@ import atexit
 import shutil
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 from git import GitCommandError, Repo
 from git.exc import InvalidGitRepositoryError, NoSuchPathError
 
-from gitcanary.audit.parse import PR_NUMBER, RawCommit, parse_time
+from gitcanary.audit.parse import PR_NUMBER, RawCommit, closing_approvals, parse_time
 from gitcanary.errors import GitError
 from gitcanary.repo import _stderr as git_message
 
@@ -89,6 +90,7 @@ def read_log(
         raise GitError(f"git log {rev} in {repo.git_dir}: {git_message(exc)}") from exc
     assert isinstance(out, str)
     merges = merged_in(repo, rev)
+    unmerged = Merge("", "", ())
     commits = []
     for record in out.split(_RECORD):
         if not record.strip():
@@ -96,6 +98,7 @@ def read_log(
         parts = record.split(_FIELD)
         sha, parents, an, ae, ad, cn, ce = parts[:7]
         sig = parts[7:11] if signatures else ["", "", "", ""]
+        merge = merges.get(sha, unmerged)
         commits.append(
             RawCommit(
                 sha=sha,
@@ -110,28 +113,42 @@ def read_log(
                 signing_key=sig[1],
                 signing_fingerprint=sig[2],
                 signer=sig[3],
-                merge_request=merges.get(sha, ("", ""))[0],
-                merged_by=merges.get(sha, ("", ""))[1],
+                merge_request=merge.request,
+                merged_by=merge.merged_by,
+                merge_approvals=merge.approvals,
             )
         )
     return commits
 
 
-def merged_in(repo: Repo, rev: str) -> dict[str, tuple[str, str]]:
-    """For each commit a pull request's merge commit on the first-parent line brought in:
-    (`#N`, the merge commit's author). Empty, after one cheap `git log --merges`, when no
-    pull request was merged with a merge commit (direct pushes, squash or rebase merges).
+class Merge(NamedTuple):
+    """The pull request whose merge commit brought a commit in."""
+
+    request: str  # "#12"
+    merged_by: str  # the merge commit's author
+    approvals: tuple[str, ...]  # its closing approval trailers, "alice (approved-by)"
+
+
+def merged_in(repo: Repo, rev: str) -> dict[str, Merge]:
+    """For each commit a pull request's merge commit on the first-parent line brought in: the
+    PR (`#N`), the merge commit's author and the approvals its message closes with. Empty, after
+    one cheap `git log --merges`, when no pull request was merged with a merge commit (direct
+    pushes, squash or rebase merges).
     """
     try:
-        merges = repo.git.log("--merges", "--first-parent", "--format=%H%x1f%an <%ae>%x1f%s", rev, "--")
+        merges = repo.git.log(
+            "--merges", "--first-parent", f"--format={_RECORD}%H%x1f%an <%ae>%x1f%B", rev, "--"
+        )
     except GitCommandError:
         return {}
-    requests: dict[str, tuple[str, str]] = {}
-    for line in merges.splitlines():
-        sha, who, subject = line.split(_FIELD, 2)
-        match = PR_NUMBER.search(subject)
+    requests: dict[str, Merge] = {}
+    for record in merges.split(_RECORD):
+        if not record.strip():
+            continue
+        sha, who, message = record.split(_FIELD, 2)
+        match = PR_NUMBER.search(message.split("\n", 1)[0].strip())
         if match:
-            requests[sha] = (f"#{match[1] or match[2]}", who)
+            requests[sha] = Merge(f"#{match[1] or match[2]}", who, closing_approvals(message))
     if not requests:
         return {}
     parents: dict[str, list[str]] = {}
@@ -143,7 +160,7 @@ def merged_in(repo: Repo, rev: str) -> dict[str, tuple[str, str]]:
         mainline.append(parents[mainline[-1]][0])
     # Walk the first-parent line oldest first; `reached` holds every ancestor of the commit
     # before, so what a merge's other parents add beyond it is what that merge brought in.
-    found: dict[str, tuple[str, str]] = {}
+    found: dict[str, Merge] = {}
     reached: set[str] = set()
     for commit in reversed(mainline):
         label = requests.get(commit)  # None: a plain merge brings commits in too, unattributed

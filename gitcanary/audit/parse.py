@@ -47,6 +47,9 @@ class RawCommit:
     # Set when a pull request's merge commit brought this commit in (see `gitlog.merged_in`).
     merge_request: str = ""  # "#12"
     merged_by: str = ""  # the merge commit's author: who merged it (on GitHub, who clicked merge)
+    # The merge commit's own approval trailers (`Approved-by: alice`, as gitcanary's promotion
+    # gate writes them), as "alice (approved-by)".
+    merge_approvals: tuple[str, ...] = ()
 
     @property
     def subject(self) -> str:
@@ -189,6 +192,30 @@ def segments(message: str) -> list[_Segment]:
     return found
 
 
+def _approval(name: str, value: str) -> str:
+    return f"{value} ({name.lower()})"
+
+
+def closing_approvals(message: str) -> tuple[str, ...]:
+    """Approval trailers in a paragraph of their own at the end of a message, outside any step's
+    trailer block: they speak for the whole commit (every step of a squash, or every commit a
+    merge commit brought in), as gitcanary's promotion gate writes `Approved-by: LOGIN` there."""
+    text = message.rstrip()
+    cut = text.rfind("\n\n")
+    last = text[cut + 2 :] if cut >= 0 else ""
+    if "-by:" not in last.lower():  # cheap: most messages end in their Gitcanary trailers
+        return ()
+    lines = [line.strip() for line in last.splitlines() if line.strip()]
+    if any(line.startswith(PREFIX) or not _OTHER_TRAILER.match(line) for line in lines):
+        return ()
+    found = []
+    for line in lines:
+        name, _, value = line.partition(":")
+        if name.strip().lower() in _APPROVAL_TRAILERS and value.strip():
+            found.append(_approval(name.strip(), value.strip()))
+    return tuple(found)
+
+
 def _int(segment: _Segment, key: str, default: int | None = None) -> int:
     raw = segment.get(key)
     if raw is None:
@@ -214,7 +241,7 @@ def is_request(action: str) -> bool:
     return action.startswith(MANUAL_PREFIX)
 
 
-def _step(commit: RawCommit, segment: _Segment) -> Step | None:
+def _step(commit: RawCommit, segment: _Segment, closing: tuple[str, ...] = ()) -> Step | None:
     canary = _required(segment, "Canary")
     if canary.count("/") != 1 or not all(canary.split("/")):
         raise ValueError(f"Gitcanary-Canary: expected NAMESPACE/NAME, got {canary!r}")
@@ -238,9 +265,9 @@ def _step(commit: RawCommit, segment: _Segment) -> Step | None:
         # Written before `Gitcanary-Check` (which came with `Gitcanary-Time`): read the body lines.
         checks = tuple(c for c in (parse_check_line(line) for line in segment.text[1:]) if c is not None)
     subject = next((line for line in segment.text if line.startswith("gitcanary:")), "")
-    approvals = tuple(
-        f"{value} ({name.lower()})" for name, value in segment.others if name.lower() in _APPROVAL_TRAILERS
-    )
+    own = [_approval(name, value) for name, value in segment.others if name.lower() in _APPROVAL_TRAILERS]
+    # The step's own trailers, then the commit's closing paragraph, then the merge commit's.
+    approvals = tuple(dict.fromkeys([*own, *closing, *commit.merge_approvals]))
     return Step(
         canary=canary,
         action=action,
@@ -283,9 +310,10 @@ def parse_commits(commits: Iterable[RawCommit]) -> tuple[list[Step], list[Proble
     seen: set[tuple[object, ...]] = set()
     for commit in commits:
         found: list[Step] = []
+        closing = closing_approvals(commit.message)
         for segment in segments(commit.message):
             try:
-                step = _step(commit, segment)
+                step = _step(commit, segment, closing)
             except ValueError as exc:
                 problems.append(Problem(commit.sha, commit.subject, str(exc)))
                 continue

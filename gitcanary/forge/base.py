@@ -27,7 +27,12 @@ class PullRequest:
     mergeable: bool | None = None
     # GitHub's mergeable_state: clean, blocked (reviews or checks required), dirty, behind, unstable, unknown
     mergeable_state: str = "unknown"
-    approvals: int = 0
+    # Logins of the reviewers whose latest review approves (read for open PRs fetched in full).
+    approvers: tuple[str, ...] = ()
+
+    @property
+    def approvals(self) -> int:
+        return len(self.approvers)
 
     @property
     def open(self) -> bool:
@@ -60,8 +65,16 @@ class Forge(Protocol):
 
     def update_body(self, number: int, body: str) -> None: ...
 
-    def merge(self, number: int, method: str, sha: str | None = None) -> str | None:
-        """Merge through the API; the merge commit, or None when the forge refuses (not mergeable yet)."""
+    def merge(
+        self, number: int, method: str, sha: str | None = None, message: str | None = None
+    ) -> str | None:
+        """Merge through the API; the merge commit, or None when the forge refuses (not mergeable yet).
+
+        `message` replaces the forge's default message body: for `merge` the merge commit's body
+        under its "Merge pull request #N" subject, for `squash` everything under the subject (the
+        default list of the PR's commit messages). A `rebase` merge makes no commit of its own,
+        so it has nowhere to put it and ignores it.
+        """
         ...
 
     def close(self, number: int) -> None: ...

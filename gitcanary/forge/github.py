@@ -160,11 +160,12 @@ class GitHubForge:
     # -- the interface -------------------------------------------------------------------------
 
     def _convert(self, pr: GhPull, full: bool = False) -> PullRequest:
-        mergeable, state, approvals = None, "unknown", 0
+        mergeable, state = None, "unknown"
+        approvers: tuple[str, ...] = ()
         if full:
             mergeable, state = pr.mergeable, pr.mergeable_state or "unknown"
             if pr.state == "open":
-                approvals = self._approvals(pr)
+                approvers = self._approvers(pr)
         return PullRequest(
             number=pr.number,
             head=pr.head.ref,
@@ -177,14 +178,17 @@ class GitHubForge:
             head_sha=pr.head.sha,
             mergeable=mergeable,
             mergeable_state=state,
-            approvals=approvals,
+            approvers=approvers,
         )
 
-    def _approvals(self, pr: GhPull) -> int:
+    def _approvers(self, pr: GhPull) -> tuple[str, ...]:
+        """Who approves now: reviewers whose latest review (reviews come oldest first) is APPROVED."""
         latest: dict[str, str] = {}
         for review in pr.get_reviews():
-            latest[review.user.login if review.user else ""] = review.state
-        return sum(1 for state in latest.values() if state == "APPROVED")
+            login = review.user.login if review.user else "ghost"  # a deleted account, as GitHub shows it
+            latest.pop(login, None)  # ordered by each reviewer's latest review
+            latest[login] = review.state
+        return tuple(login for login, state in latest.items() if state == "APPROVED")
 
     def find(self, head: str, state: str = "open") -> PullRequest | None:
         def go() -> PullRequest | None:
@@ -218,13 +222,19 @@ class GitHubForge:
     def update_body(self, number: int, body: str) -> None:
         self._call(f"updating PR #{number}", lambda: self.repo.get_pull(number).edit(body=body))
 
-    def merge(self, number: int, method: str, sha: str | None = None) -> str | None:
+    def merge(
+        self, number: int, method: str, sha: str | None = None, message: str | None = None
+    ) -> str | None:
         def go() -> str | None:
             pr = self.repo.get_pull(number)
             try:
                 kwargs: dict[str, Any] = {"merge_method": method}
                 if sha:
                     kwargs["sha"] = sha
+                if message is not None and method != "rebase":
+                    # No commit_title: GitHub's default subject ("Merge pull request #N from ...",
+                    # or "TITLE (#N)" for a squash) is how `gitcanary history` finds the PR.
+                    kwargs["commit_message"] = message
                 return str(pr.merge(**kwargs).sha)
             except GithubException as exc:
                 if exc.status in (405, 409):  # not mergeable yet (reviews, checks, conflict) or head moved

@@ -194,12 +194,44 @@ class Publisher:
         if carries_promotion:
             full = self.forge.get(current.number)
             approved = full.approvals > 0 and full.mergeable and full.mergeable_state in ("clean", "unstable")
-            if approved and self.forge.merge(current.number, self.settings.merge_method, sha=full.head_sha):
-                log.info("%s: promotion approved; merged PR #%d", key, current.number)
+            message = self._gate_message(full, tip[0]) if approved and tip is not None else None
+            method = self.settings.merge_method
+            if approved and self.forge.merge(current.number, method, sha=full.head_sha, message=message):
+                log.info(
+                    "%s: promotion approved by %s; merged PR #%d",
+                    key,
+                    ", ".join(full.approvers),
+                    current.number,
+                )
                 self.forge.delete_branch(branch)
                 return f"promotion approved: merged PR #{current.number}"
             self.waiting[key] = f"waiting for approval of promotion PR #{current.number} ({current.url})"
         return ""
+
+    def _gate_message(self, pr: PullRequest, head: str) -> str | None:
+        """The gate's merge message: the approval, which otherwise lives only on the forge, as
+        `Approved-by: LOGIN` trailers (one per approver) that `gitcanary history` reads back.
+
+        `merge`: the merge commit's body, the PR title as GitHub's default has it, then the trailers.
+        `squash`: every commit's message (GitHub's default list, which this replaces, so the
+        audit still splits the squash into its steps), then the trailers as a paragraph of their own.
+        `rebase`: GitHub replays the commits and makes no commit of its own, so there is no
+        message to carry the approval: it stays on the gate PR on GitHub only, and the replayed
+        commits name no PR either.
+        """
+        method = self.settings.merge_method
+        if method == "rebase" or not pr.approvers:
+            return None
+        trailers = "\n".join(f"Approved-by: {login}" for login in pr.approvers)
+        if method == "merge":
+            return f"{pr.title}\n\n{trailers}\n"
+        out = str(
+            self.workspace.repo.git.log(
+                "--reverse", "--format=%B%x00", f"{self.workspace.remote_ref}..{head}"
+            )
+        )
+        steps = [f"* {text.strip()}" for text in out.split("\x00") if text.strip()]
+        return "\n\n".join([*steps, trailers]) + "\n"
 
     # -- git plumbing ----------------------------------------------------------------------------
 
