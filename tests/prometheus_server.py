@@ -66,6 +66,21 @@ class Traffic:
     end: datetime | None = None
 
 
+def healthy_then_failing(
+    workloads: list[tuple[str, str]], good_from: datetime, bad_from: datetime
+) -> list[Traffic]:
+    """Each (workload, namespace) healthy from `good_from` (no errors, p99 80ms), then failing
+    from `bad_from` to the end of the data (20% errors, p99 90ms): a release to promote, then one
+    to roll back."""
+    traffic = []
+    for workload, namespace in workloads:
+        traffic += [
+            Traffic(workload, namespace, rps=20, error_ratio=0.0, p99_ms=80, start=good_from, end=bad_from),
+            Traffic(workload, namespace, rps=20, error_ratio=0.2, p99_ms=90, start=bad_from, end=DATA_END),
+        ]
+    return traffic
+
+
 def _bucket_fractions(p99_ms: float) -> list[float]:
     """Cumulative fraction of requests at or below each Istio bucket bound.
 

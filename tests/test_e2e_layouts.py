@@ -18,7 +18,7 @@ import yaml
 from conftest import ConfigRepo, git
 from hook_server import HookServer, hook_server
 from oracle import assert_invariant, kustomize_build
-from prometheus_server import DATA_END, PrometheusServer, Traffic, running_prometheus
+from prometheus_server import DATA_END, PrometheusServer, healthy_then_failing, running_prometheus
 from test_e2e_rollout import Clock, tree_at
 
 from gitcanary.config import Settings
@@ -31,12 +31,7 @@ GOOD_FROM, BAD_FROM = DATA_END - timedelta(minutes=60), DATA_END - timedelta(min
 
 @pytest.fixture(scope="module")
 def prometheus_layouts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
-    traffic = []
-    for workload, namespace in (("podinfo", "test"), ("backend", "shop")):
-        traffic += [
-            Traffic(workload, namespace, rps=20, error_ratio=0.0, p99_ms=80, start=GOOD_FROM, end=BAD_FROM),
-            Traffic(workload, namespace, rps=20, error_ratio=0.2, p99_ms=90, start=BAD_FROM, end=DATA_END),
-        ]
+    traffic = healthy_then_failing([("podinfo", "test"), ("backend", "shop")], GOOD_FROM, BAD_FROM)
     with running_prometheus(traffic, workdir=tmp_path_factory.mktemp("prom")) as server:
         yield server
 
@@ -506,10 +501,7 @@ spec:
 
 @pytest.fixture(scope="module")
 def prometheus_cart(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
-    traffic = [
-        Traffic("cart", "shop", rps=20, error_ratio=0.0, p99_ms=80, start=GOOD_FROM, end=BAD_FROM),
-        Traffic("cart", "shop", rps=20, error_ratio=0.2, p99_ms=90, start=BAD_FROM, end=DATA_END),
-    ]
+    traffic = healthy_then_failing([("cart", "shop")], GOOD_FROM, BAD_FROM)
     with running_prometheus(traffic, workdir=tmp_path_factory.mktemp("prom")) as server:
         yield server
 

@@ -20,9 +20,17 @@ from conftest import ConfigRepo, make_config_repo
 from oracle import assert_invariant, kustomize_build
 from prometheus_server import PrometheusServer, Traffic
 from provider_traffic import running_all_providers
-from test_e2e_rollout import BAD_FROM, BAD_TO, GOOD_FROM, GOOD_TO, IMAGE, Clock, reconciler, tree_at
-
-from gitcanary.reconciler import Reconciler
+from test_e2e_rollout import (
+    BAD_FROM,
+    BAD_TO,
+    GOOD_FROM,
+    GOOD_TO,
+    IMAGE,
+    Clock,
+    reconciler,
+    tick_until,
+    tree_at,
+)
 
 AB_MATCH = [{"headers": {"x-canary": {"exact": "insider"}}}]
 
@@ -132,17 +140,6 @@ def configure(case: Case) -> Callable[[Any], None]:
         ]
 
     return change
-
-
-def tick_until(rec: Reconciler, clock: Clock, phase: str, limit: int = 30) -> None:
-    for _ in range(limit):
-        result = rec.tick()
-        assert not result.errors and not any(r.error for r in result.reports.values()), result
-        report = result.reports["prod/backend"]
-        clock.advance()
-        if report.status is not None and report.status.phase.value == phase:
-            return
-    raise AssertionError(f"prod/backend did not reach {phase} in {limit} ticks")
 
 
 def check(repo: ConfigRepo, tmp_path: Path, case: Case, commits: list, expected: list) -> None:

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from hook_server import HookServer, hook_server
 from oracle import assert_invariant
-from prometheus_server import PrometheusServer, Traffic
+from prometheus_server import PrometheusServer, healthy_then_failing
 from provider_traffic import running_all_providers
 from test_e2e_layouts import (
     BAD_FROM,
@@ -45,10 +45,7 @@ def loadtester() -> Iterator[HookServer]:
 
 @pytest.fixture(scope="module")
 def prometheus_podinfo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
-    traffic = [
-        Traffic("podinfo", "test", rps=20, error_ratio=0.0, p99_ms=80, start=GOOD_FROM, end=BAD_FROM),
-        Traffic("podinfo", "test", rps=20, error_ratio=0.2, p99_ms=90, start=BAD_FROM),
-    ]
+    traffic = healthy_then_failing([("podinfo", "test")], GOOD_FROM, BAD_FROM)
     with running_all_providers(traffic, tmp_path_factory.mktemp("prom-podinfo")) as server:
         yield server
 

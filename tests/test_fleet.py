@@ -15,7 +15,7 @@ import pytest
 import yaml
 from conftest import ConfigRepo, git, make_config_repo
 from oracle import CRD_DIR, assert_invariant, fleet_build, kustomize_build, schema_problems
-from prometheus_server import DATA_END, PrometheusServer, Traffic, running_prometheus
+from prometheus_server import DATA_END, PrometheusServer, healthy_then_failing, running_prometheus
 from test_e2e_layouts import expected_tags, promote_then_fail, run_until, seed, set_image
 from test_e2e_rollout import Clock, tree_at
 
@@ -31,12 +31,7 @@ WEB = "registry.example.com/shop/web"
 
 @pytest.fixture(scope="module")
 def prometheus_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
-    traffic = []
-    for workload, namespace in (("backend", "prod"), ("web", "shop")):
-        traffic += [
-            Traffic(workload, namespace, rps=20, error_ratio=0.0, p99_ms=80, start=GOOD_FROM, end=BAD_FROM),
-            Traffic(workload, namespace, rps=20, error_ratio=0.2, p99_ms=90, start=BAD_FROM, end=DATA_END),
-        ]
+    traffic = healthy_then_failing([("backend", "prod"), ("web", "shop")], GOOD_FROM, BAD_FROM)
     with running_prometheus(traffic, workdir=tmp_path_factory.mktemp("prom")) as server:
         yield server
 
