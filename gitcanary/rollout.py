@@ -17,7 +17,14 @@ from enum import StrEnum
 
 from gitcanary import gates
 from gitcanary.manual_rules import refusal
-from gitcanary.observations import CheckResult, ClusterObservation, Gate, Observation, WorkloadState
+from gitcanary.observations import (
+    CheckResult,
+    ClusterObservation,
+    Gate,
+    HookResult,
+    Observation,
+    WorkloadState,
+)
 from gitcanary.spec.models import Canary
 from gitcanary.spec.request import ManualAction
 from gitcanary.spec.status import CanaryStatus, Phase
@@ -561,23 +568,26 @@ def _ask(kinds: tuple[str, ...]) -> Decision:
     return Decision(Action.MEASURE, f"{', '.join(kinds)} webhooks due", hooks=kinds)
 
 
-def _hook_check(canary: Canary, obs: Observation, kind: str) -> Decision | CheckResult | None:
-    """A pre-rollout/rollout hook: ask for it, or its failure as a failed check, or None (passed)."""
+def _closed(canary: Canary, obs: Observation, kind: str) -> Decision | HookResult | None:
+    """`kind`'s webhooks: a decision asking for them while their answer is not observed, then the
+    failed answer (a closed gate, a failed hook), or None when they passed or there are none."""
     ask = gates.missing(canary, obs, kind)
     if ask:
         return _ask(ask)
-    result = gates.closed(obs, kind)
-    return gates.as_check(result) if result is not None else None
+    return gates.closed(obs, kind)
+
+
+def _hook_check(canary: Canary, obs: Observation, kind: str) -> Decision | CheckResult | None:
+    """A pre-rollout/rollout hook: ask for it, or its failure as a failed check, or None (passed)."""
+    found = _closed(canary, obs, kind)
+    return gates.as_check(found) if isinstance(found, HookResult) else found
 
 
 def _confirm_rollout(canary: Canary, status: CanaryStatus, obs: Observation) -> Decision | None:
     """Flagger's confirm-rollout gate, before the canary scales up: closed means phase Waiting."""
-    ask = gates.missing(canary, obs, gates.CONFIRM_ROLLOUT)
-    if ask:
-        return _ask(ask)
-    result = gates.closed(obs, gates.CONFIRM_ROLLOUT)
-    if result is None:
-        return None
+    result = _closed(canary, obs, gates.CONFIRM_ROLLOUT)
+    if not isinstance(result, HookResult):
+        return result
     if status.phase is Phase.WAITING:
         return Decision(Action.NONE, f"waiting for rollout approval: {result.line}")
     new = _step(
@@ -627,23 +637,17 @@ def _rollback_hook(canary: Canary, status: CanaryStatus, obs: Observation) -> De
 
 def _confirm_traffic_increase(canary: Canary, obs: Observation) -> Decision | None:
     """Flagger's confirm-traffic-increase gate: closed, the weight stays (phase stays Progressing)."""
-    ask = gates.missing(canary, obs, gates.CONFIRM_TRAFFIC_INCREASE)
-    if ask:
-        return _ask(ask)
-    result = gates.closed(obs, gates.CONFIRM_TRAFFIC_INCREASE)
-    if result is None:
-        return None
+    result = _closed(canary, obs, gates.CONFIRM_TRAFFIC_INCREASE)
+    if not isinstance(result, HookResult):
+        return result
     return Decision(Action.NONE, f"waiting for traffic increase approval: {result.line}")
 
 
 def _confirm_promotion(canary: Canary, status: CanaryStatus, obs: Observation) -> Decision | None:
     """Flagger's confirm-promotion gate: closed means phase WaitingPromotion; analysis goes on meanwhile."""
-    ask = gates.missing(canary, obs, gates.CONFIRM_PROMOTION)
-    if ask:
-        return _ask(ask)
-    result = gates.closed(obs, gates.CONFIRM_PROMOTION)
-    if result is None:
-        return None
+    result = _closed(canary, obs, gates.CONFIRM_PROMOTION)
+    if not isinstance(result, HookResult):
+        return result
     if status.phase is Phase.WAITING_PROMOTION:
         return Decision(Action.NONE, f"waiting for promotion approval: {result.line}")
     new = _step(
