@@ -176,12 +176,17 @@ def generated_dir(loaded: LoadedCanary) -> str:
     return name if parent in ("", ".") else f"{parent}/{name}"
 
 
-def find_kustomization(root: Path, directory: str) -> str | None:
-    for name in KUSTOMIZATION_NAMES:
+def first_file(root: Path, directory: str, names: Iterable[str]) -> str | None:
+    """The repo path of the first of `names` that is a file in `directory` ("" is the root)."""
+    for name in names:
         candidate = f"{directory}/{name}" if directory else name
         if (root / candidate).is_file():
             return candidate
     return None
+
+
+def find_kustomization(root: Path, directory: str) -> str | None:
+    return first_file(root, directory, KUSTOMIZATION_NAMES)
 
 
 def kustomize_inputs(root: Path, directory: str, seen: set[str] | None = None) -> set[str]:

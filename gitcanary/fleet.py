@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from gitcanary import kustomize, yamlio
+from gitcanary import discovery, kustomize, yamlio
 from gitcanary.errors import RenderError, SpecError
 
 FLEET_FILES = ("fleet.yaml", "fleet.yml")
@@ -118,11 +118,7 @@ def kustomize_dir_of(root: Path, directory: str) -> str:
 
 
 def fleet_file(root: Path, directory: str) -> str | None:
-    for name in FLEET_FILES:
-        candidate = f"{directory}/{name}" if directory else name
-        if (root / candidate).is_file():
-            return candidate
-    return None
+    return discovery.first_file(root, directory, FLEET_FILES)
 
 
 def bundle_of(root: Path, directory: str) -> Bundle | None:
@@ -308,9 +304,7 @@ def inputs(root: Path, directory: str) -> set[str]:
     if chart is not None:
         found.add(chart)
     elif bundle.kustomize_dir() != directory:
-        from gitcanary.discovery import kustomize_inputs
-
-        found |= kustomize_inputs(root, bundle.kustomize_dir())
+        found |= discovery.kustomize_inputs(root, bundle.kustomize_dir())
     return found
 
 
@@ -552,10 +546,8 @@ def write_generated_bundle(root: Path, path: str, desired: Obj) -> bool:
 
 def gitrepo_paths(root: Path) -> list[tuple[str, str, list[str]]]:
     """(file, name, paths) of every Fleet GitRepo declared in the repository; no paths means the root."""
-    from gitcanary.discovery import yaml_files
-
     found = []
-    for source in yaml_files(root):
+    for source in discovery.yaml_files(root):
         text = (root / source).read_text(errors="replace")
         if GITREPO_API not in text:
             continue

@@ -141,18 +141,24 @@ def history_markdown(
     return "\n".join(lines) + "\n"
 
 
-def _md_verdicts(verdicts: list[Verdict] | None) -> list[str]:
-    if verdicts is None:
-        return []
-    rows = [
+_VERDICT_COLUMNS = ["commit", "action", "author", "signature", "verdict", "why"]
+
+
+def _verdict_rows(verdicts: list[Verdict]) -> list[list[str]]:
+    return [
         [v.commit[:12], ",".join(v.actions), v.author, v.signature, v.verdict, "; ".join(v.reasons)]
         for v in verdicts
     ]
+
+
+def _md_verdicts(verdicts: list[Verdict] | None) -> list[str]:
+    if verdicts is None:
+        return []
     return [
         "",
         "## Verification",
         "",
-        *_md_table(["commit", "action", "author", "signature", "verdict", "why"], rows),
+        *_md_table(_VERDICT_COLUMNS, _verdict_rows(verdicts)),
     ]
 
 
@@ -333,14 +339,7 @@ def _html_problems(problems: list[Problem]) -> list[str]:
 def _html_verdicts(verdicts: list[Verdict] | None) -> list[str]:
     if verdicts is None:
         return []
-    rows = [
-        [v.commit[:12], ",".join(v.actions), v.author, v.signature, v.verdict, "; ".join(v.reasons)]
-        for v in verdicts
-    ]
-    return [
-        "<h2>Verification</h2>",
-        _html_table(["commit", "action", "author", "signature", "verdict", "why"], rows),
-    ]
+    return ["<h2>Verification</h2>", _html_table(_VERDICT_COLUMNS, _verdict_rows(verdicts))]
 
 
 def audit_html(audit: Audit, verdicts: list[Verdict] | None = None) -> str:
