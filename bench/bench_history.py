@@ -33,9 +33,9 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from gitcanary import messages
-from gitcanary.observations import CheckResult, Observation
-from gitcanary.rollout import Action, decide
+from gitcanary.core.observations import CheckResult, Observation
+from gitcanary.core.rollout import Action, decide
+from gitcanary.git import messages
 from gitcanary.spec.models import Canary
 from gitcanary.spec.status import CanaryStatus
 
@@ -218,7 +218,7 @@ def main() -> None:
     from gitcanary.audit.gitlog import open_repo, read_log
     from gitcanary.audit.model import rollouts
     from gitcanary.audit.parse import parse_commits
-    from gitcanary.cli import app
+    from gitcanary.commands.cli import app
 
     repo_dir = args.cache / f"repo-{args.commits}-{args.rollouts}.git"
     if args.rebuild:

@@ -245,7 +245,7 @@ class Template:
     spec_hash: str
 
     def predict(self, index: int) -> dict[str, str]:
-        from gitcanary.render import pod_template_hash
+        from gitcanary.manifests.render import pod_template_hash
 
         name, ns = app_name(index), namespace(index)
 
@@ -264,15 +264,15 @@ class Template:
 
 def scalar(value: str) -> str:
     """`value` as gitcanary's YAML writer emits it: quoted when it would read back as a number."""
-    from gitcanary import yamlio
+    from gitcanary.manifests import yamlio
 
     return yamlio.dump({"k": value}).removeprefix("k: ").rstrip("\n")
 
 
 def make_template(tmp: Path, hpa: bool, clock: Callable[[], datetime]) -> Template:
     """Let gitcanary initialize a 2-app repository and keep app-0001's files as the template."""
-    from gitcanary import discovery
-    from gitcanary.target import render_target
+    from gitcanary.manifests import discovery
+    from gitcanary.manifests.target import render_target
 
     def write(root: Path) -> None:
         generate_repo(root, 2, hpa)
@@ -370,7 +370,7 @@ class BuildCounter:
         self.enabled = enabled
         if not enabled:
             return
-        from gitcanary.kustomize import kubectl_path
+        from gitcanary.manifests.kustomize import kubectl_path
 
         real = kubectl_path()
         kubectl_path.cache_clear()
@@ -410,7 +410,7 @@ class Bench:
 
 
 def passing_analyzer(canary: Any, templates: Any, *, default_address: str, now: datetime) -> tuple:
-    from gitcanary.observations import CheckResult
+    from gitcanary.core.observations import CheckResult
 
     return tuple(
         CheckResult(m.name, 1.0, None, None, True, f"{m.name} 1 ok") for m in canary.spec.analysis.metrics
@@ -418,8 +418,8 @@ def passing_analyzer(canary: Any, templates: Any, *, default_address: str, now: 
 
 
 def make_reconciler(url: str, workdir: Path, clock: Callable[[], datetime]) -> Any:
-    from gitcanary.config import Settings
-    from gitcanary.reconciler import Reconciler
+    from gitcanary.service.reconciler import Reconciler
+    from gitcanary.service.settings import Settings
 
     settings = Settings(repo=url, branch=BRANCH, workdir=workdir, settle=0)
     return Reconciler(settings, clock=clock, analyzer=passing_analyzer)

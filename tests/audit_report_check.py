@@ -12,7 +12,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from gitcanary.cli import app
+from gitcanary.commands.cli import app
 
 
 class Page(HTMLParser):

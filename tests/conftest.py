@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from gitcanary import yamlio
-from gitcanary.trailers import parse_trailers
+from gitcanary.git.trailers import parse_trailers
+from gitcanary.manifests import yamlio
 
 # The real-Prometheus fixtures (`prometheus`, `exporter`) for every test module.
 pytest_plugins = ["prometheus_server"]

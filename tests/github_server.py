@@ -28,7 +28,7 @@ from urllib.parse import parse_qs
 
 from openapi_schema_validator import OAS30Validator
 
-from gitcanary.server import HttpServer, Router
+from gitcanary.service.http import HttpServer, Router
 
 SPEC_FILE = Path(__file__).parent / "data" / "github" / "rest-api-subset.json"
 _SPEC: dict[str, Any] | None = None

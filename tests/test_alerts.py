@@ -12,12 +12,14 @@ import pytest
 from conftest import EXAMPLES
 from hook_server import HookServer, hook_server
 
-from gitcanary import gates, operations, yamlio
+from gitcanary.commands import operations
+from gitcanary.core import gates
+from gitcanary.core.observations import Observation
+from gitcanary.core.rollout import Action, decide
 from gitcanary.errors import SpecError
 from gitcanary.hooks.alerts import AlertError, Notice, Notifier, Secrets, endpoint, env_name, wanted
 from gitcanary.hooks.announce import Hooks
-from gitcanary.observations import Observation
-from gitcanary.rollout import Action, decide
+from gitcanary.manifests import yamlio
 from gitcanary.spec.load import load_alert_provider
 from gitcanary.spec.models import AlertProvider, Canary
 from gitcanary.spec.status import CanaryStatus, Phase

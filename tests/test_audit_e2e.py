@@ -22,10 +22,10 @@ from conftest import ConfigRepo, git, make_config_repo
 from prometheus_server import DATA_END, PrometheusServer, Traffic, running_prometheus
 from typer.testing import CliRunner
 
-from gitcanary.cli import app
-from gitcanary.config import Settings
-from gitcanary.manual import perform
-from gitcanary.reconciler import Reconciler
+from gitcanary.commands.cli import app
+from gitcanary.commands.manual import perform
+from gitcanary.service.reconciler import Reconciler
+from gitcanary.service.settings import Settings
 from gitcanary.spec.request import ManualAction
 
 BOT = "bot@example.com"
@@ -148,7 +148,7 @@ def fingerprints(body: dict) -> list[dict]:
     for rollout in body["rollouts"]:
         rollout = {k: v for k, v in rollout.items() if k not in ("commits", "commitRange")}
         rollout["approvals"] = [a for a in rollout["approvals"] if not a.startswith("PR ")]
-        # gitcanary.manual writes no Time trailer: a request's time is its author date, which a
+        # gitcanary.commands.manual writes no Time trailer: a request's time is its author date, which a
         # squash replaces; its commit changes with any rewrite.
         rollout["requests"] = [
             {k: v for k, v in r.items() if k not in ("commit", "time")} for r in rollout["requests"]

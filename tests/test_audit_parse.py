@@ -1,6 +1,6 @@
 """Table tests for the pure audit core: check trailers, message segments, steps, rollouts, audits.
 
-Messages come from the real writer (`gitcanary.messages.compose`) wherever the reconciler would
+Messages come from the real writer (`gitcanary.git.messages.compose`) wherever the reconciler would
 write them, so the parser is tested against the shape it reads in real histories.
 """
 
@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from gitcanary import messages
-from gitcanary.audit.checks import Check, check_trailer, parse_check_line, parse_check_trailer
 from gitcanary.audit.model import Outcome, audit, parse_since, rollouts
 from gitcanary.audit.parse import RawCommit, Step, parse_commits, segments
 from gitcanary.audit.verify import BotIdentity, verify_commit
-from gitcanary.observations import CheckResult
-from gitcanary.rollout import Action, Decision
+from gitcanary.core.observations import CheckResult
+from gitcanary.core.rollout import Action, Decision
+from gitcanary.git import messages
+from gitcanary.git.checks import Check, check_trailer, parse_check_line, parse_check_trailer
 from gitcanary.spec.models import Canary
 from gitcanary.spec.status import CanaryStatus, Phase
 
@@ -375,7 +375,7 @@ def test_actions_this_version_does_not_know_are_steps_not_outcomes() -> None:
 def test_command_line_errors_say_what_is_wrong(args: list[str], message: str, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from gitcanary.cli import app
+    from gitcanary.commands.cli import app
 
     argv = [arg.replace("{tmp}", str(tmp_path)) for arg in args]
     if "--repo" not in argv:
@@ -386,9 +386,9 @@ def test_command_line_errors_say_what_is_wrong(args: list[str], message: str, tm
 
 
 def test_manual_requests_are_approvals_not_steps() -> None:
-    """`gitcanary promote` commits a request (gitcanary.manual); the reconciler honours it with the
+    """`gitcanary promote` commits a request (gitcanary.commands.manual); the reconciler honours it with the
     transition, which names the actor too. Requests move nothing, so they are no steps."""
-    from gitcanary.trailers import format_message
+    from gitcanary.git.trailers import format_message
 
     request = format_message(
         "gitcanary: request promote of prod/backend (by Pat)",

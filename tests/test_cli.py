@@ -17,7 +17,7 @@ FIXTURES = Path(__file__).parent / "data" / "fixtures" / "flagger"
 
 def gitcanary(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
-        [sys.executable, "-m", "gitcanary.cli", *args], cwd=cwd, capture_output=True, text=True
+        [sys.executable, "-m", "gitcanary", *args], cwd=cwd, capture_output=True, text=True
     )
     if check and proc.returncode != 0:
         raise AssertionError(

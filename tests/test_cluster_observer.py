@@ -30,8 +30,8 @@ from test_rollout import make_canary, rolling
 from gitcanary.cluster import ClusterObserver, api_client
 from gitcanary.cluster.connect import ClusterConfigError
 from gitcanary.cluster.revisions import Ancestry, flux_revision, same_repository
-from gitcanary.observations import Observation
-from gitcanary.rollout import Action, decide
+from gitcanary.core.observations import Observation
+from gitcanary.core.rollout import Action, decide
 from gitcanary.spec.status import Phase
 
 NOW = datetime(2026, 11, 21, 23, 30, tzinfo=UTC)

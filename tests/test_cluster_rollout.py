@@ -30,10 +30,10 @@ from oracle import assert_invariant, kustomize_build
 from test_e2e_rollout import IMAGE, tree_at
 from typer.testing import CliRunner
 
-from gitcanary.cli import app
-from gitcanary.config import Settings
-from gitcanary.operations import status as status_of
-from gitcanary.reconciler import Reconciler, TickResult
+from gitcanary.commands.cli import app
+from gitcanary.commands.operations import status as status_of
+from gitcanary.service.reconciler import Reconciler, TickResult
+from gitcanary.service.settings import Settings
 
 T0 = datetime(2026, 11, 21, 23, 0, tzinfo=UTC)
 
@@ -68,7 +68,7 @@ def applied(kube: Emulator, sha: str) -> None:
 def gitcanary(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
-        [sys.executable, "-m", "gitcanary.cli", *args], cwd=cwd, capture_output=True, text=True, env=env
+        [sys.executable, "-m", "gitcanary", *args], cwd=cwd, capture_output=True, text=True, env=env
     )
 
 
@@ -210,7 +210,7 @@ def test_a_status_only_commit_is_not_waited_for(tmp_path: Path) -> None:
     from git import Repo
 
     from gitcanary.cluster import commits
-    from gitcanary.generate import Layout
+    from gitcanary.manifests.generate import Layout
 
     repo = make_config_repo(tmp_path)
     rec = Reconciler(Settings(repo=str(repo.remote), workdir=tmp_path / "work", settle=0))

@@ -12,7 +12,6 @@ import pytest
 from audit_report_check import check_audit_report
 from rich.console import Console
 
-from gitcanary import yamlio
 from gitcanary.analysis import NoDataError, PrometheusClient, builtin_metric, render_query
 from gitcanary.analysis.templates import QueryModel
 from gitcanary.demo import run_demo
@@ -26,7 +25,8 @@ from gitcanary.demo.simulator import (
     recognize,
     route,
 )
-from gitcanary.trailers import parse_trailers
+from gitcanary.git.trailers import parse_trailers
+from gitcanary.manifests import yamlio
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = QueryModel(

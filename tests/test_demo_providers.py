@@ -12,11 +12,11 @@ import pytest
 from rich.console import Console
 from test_demo import MODEL, _log
 
-from gitcanary import yamlio
 from gitcanary.analysis import builtin_metric, render_query
 from gitcanary.demo import run_demo
 from gitcanary.demo.providers import destinations
 from gitcanary.demo.simulator import Query, recognize
+from gitcanary.manifests import yamlio
 from gitcanary.routers import router_for
 from gitcanary.spec.models import Canary
 
@@ -87,7 +87,7 @@ def test_demo_runs_against_each_example(provider: str, tmp_path: Path) -> None:
 
 def test_demo_refuses_an_unknown_provider(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "gitcanary.cli", "demo", "--provider", "kuma", "--dir", str(tmp_path / "x")],
+        [sys.executable, "-m", "gitcanary", "demo", "--provider", "kuma", "--dir", str(tmp_path / "x")],
         capture_output=True,
         text=True,
         timeout=60,

@@ -15,8 +15,8 @@ from typing import Any
 from conftest import ROOT
 from oracle import schema_problems
 
-from gitcanary import kustomize
 from gitcanary.cluster import fleet, flux
+from gitcanary.manifests import kustomize
 
 DEPLOY = ROOT / "deploy"
 READ_VERBS = {"get", "list", "watch"}
@@ -112,7 +112,7 @@ def test_service_and_deployment() -> None:
 def test_deployment_args_are_options_of_run() -> None:
     (container,) = one("Deployment", "gitcanary")["spec"]["template"]["spec"]["containers"]
     help_text = subprocess.run(
-        [sys.executable, "-m", "gitcanary.cli", "run", "--help"],
+        [sys.executable, "-m", "gitcanary", "run", "--help"],
         capture_output=True,
         text=True,
         check=True,

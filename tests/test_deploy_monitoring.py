@@ -13,8 +13,8 @@ import pytest
 from conftest import ROOT
 from oracle import kustomize_build
 
-from gitcanary import yamlio
-from gitcanary.metrics import Metrics
+from gitcanary.manifests import yamlio
+from gitcanary.service.metrics import Metrics
 
 MONITORING = ROOT / "deploy" / "monitoring"
 SUFFIXES = {

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gitcanary import detect, yamlio
-from gitcanary.target import build_app
+from gitcanary.manifests import detect, yamlio
+from gitcanary.manifests.target import build_app
 
 DEPLOYMENT = """apiVersion: apps/v1
 kind: Deployment

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from conftest import ConfigRepo, git
 
-from gitcanary.config import Settings
 from gitcanary.errors import GitError
-from gitcanary.reconciler import Reconciler
+from gitcanary.service.reconciler import Reconciler
+from gitcanary.service.settings import Settings
 
 START = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
@@ -171,7 +171,7 @@ def test_broken_canary_halts_only_itself(config_repo: ConfigRepo, tmp_path: Path
     assert actions(config_repo) == [("initialize", 0, "6.1.0..6.1.0")]  # backend went on
 
     validate = subprocess.run(
-        [sys.executable, "-m", "gitcanary.cli", "validate", str(config_repo.human)],
+        [sys.executable, "-m", "gitcanary", "validate", str(config_repo.human)],
         capture_output=True,
         text=True,
     )
@@ -205,7 +205,7 @@ def start_reconciler(repo: ConfigRepo, workdir: Path, log: Path) -> subprocess.P
         [
             sys.executable,
             "-m",
-            "gitcanary.cli",
+            "gitcanary",
             "run",
             "--repo",
             str(repo.remote),

@@ -21,8 +21,8 @@ from oracle import assert_invariant, kustomize_build
 from prometheus_server import DATA_END, PrometheusServer, healthy_then_failing, running_prometheus
 from test_e2e_rollout import Clock, tree_at
 
-from gitcanary.config import Settings
-from gitcanary.reconciler import Reconciler
+from gitcanary.service.reconciler import Reconciler
+from gitcanary.service.settings import Settings
 
 FIXTURES = Path(__file__).parent / "data" / "fixtures" / "flagger"
 PODINFO = "ghcr.io/stefanprodan/podinfo"

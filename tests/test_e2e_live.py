@@ -20,9 +20,9 @@ import pytest
 from conftest import ConfigRepo, git
 from prometheus_server import Exporter, PrometheusServer, free_port
 
-from gitcanary.config import Settings
 from gitcanary.errors import GitError
-from gitcanary.reconciler import Reconciler
+from gitcanary.service.reconciler import Reconciler
+from gitcanary.service.settings import Settings
 
 
 class TrafficFeed:
@@ -91,7 +91,7 @@ def test_gitcanary_run_on_live_metrics(config_repo: ConfigRepo, tmp_path: Path, 
         [
             sys.executable,
             "-m",
-            "gitcanary.cli",
+            "gitcanary",
             "run",
             "--repo",
             str(config_repo.remote),

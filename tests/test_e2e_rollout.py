@@ -17,8 +17,8 @@ from conftest import ConfigRepo
 from oracle import assert_invariant, kustomize_build
 from prometheus_server import DATA_END, PrometheusServer, Traffic, running_prometheus
 
-from gitcanary.config import Settings
-from gitcanary.reconciler import Reconciler
+from gitcanary.service.reconciler import Reconciler
+from gitcanary.service.settings import Settings
 
 IMAGE = "ghcr.io/stefanprodan/podinfo"
 GOOD_FROM, GOOD_TO = DATA_END - timedelta(minutes=60), DATA_END - timedelta(minutes=30)

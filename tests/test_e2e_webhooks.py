@@ -23,9 +23,10 @@ from test_e2e_rollout import check_invariant
 from test_forge import GOOD_FROM, without_metrics
 from test_forge import reconciler as forge_reconciler
 
-from gitcanary import operations, yamlio
-from gitcanary.config import Settings
-from gitcanary.reconciler import Reconciler, TickResult
+from gitcanary.commands import operations
+from gitcanary.manifests import yamlio
+from gitcanary.service.reconciler import Reconciler, TickResult
+from gitcanary.service.settings import Settings
 
 CANARY = "apps/backend/canary.yaml"
 STATUS = "apps/backend-gitcanary/gitcanary-status.yaml"

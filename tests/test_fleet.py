@@ -19,10 +19,10 @@ from prometheus_server import DATA_END, PrometheusServer, healthy_then_failing, 
 from test_e2e_layouts import expected_tags, promote_then_fail, run_until, seed, set_image
 from test_e2e_rollout import Clock, tree_at
 
-from gitcanary import operations
-from gitcanary.config import Settings
+from gitcanary.commands import operations
 from gitcanary.errors import SpecError
-from gitcanary.reconciler import Reconciler
+from gitcanary.service.reconciler import Reconciler
+from gitcanary.service.settings import Settings
 
 GOOD_FROM, BAD_FROM = DATA_END - timedelta(minutes=60), DATA_END - timedelta(minutes=30)
 PODINFO = "ghcr.io/stefanprodan/podinfo"
@@ -406,7 +406,7 @@ def test_kustomize_bundle_with_a_kustomize_dir(tmp_path: Path) -> None:
 
 
 def test_generated_bundle_follows_the_apps_cluster_exclusions() -> None:
-    from gitcanary.fleet import Bundle, generated_bundle
+    from gitcanary.manifests.fleet import Bundle, generated_bundle
 
     app = Bundle(
         "apps/backend",
@@ -455,7 +455,7 @@ def test_app_inside_a_bundle_of_plain_manifests_above_it(tmp_path: Path) -> None
 
 def test_helm_image_in_a_values_file_is_found_and_written_back_there(tmp_path: Path) -> None:
     """The tag comes from the file whose value wins (chart values.yaml < helm.values < valuesFiles)."""
-    from gitcanary import detect
+    from gitcanary.manifests import detect
 
     files = {
         **CHART,
@@ -485,8 +485,8 @@ def test_bad_helm_image_keys_annotation_names_the_file_and_field(tmp_path: Path)
     )
     files = {**CHART, "apps/web/fleet.yaml": WEB_FLEET_YAML, "apps/web/canary.yaml": canary}
     root = init_repo(tmp_path, files)
-    from gitcanary.discovery import scan
-    from gitcanary.generate import Layout
+    from gitcanary.manifests.discovery import scan
+    from gitcanary.manifests.generate import Layout
 
     [loaded] = scan(root).canaries.values()
     with pytest.raises(SpecError) as caught:
@@ -501,7 +501,7 @@ def test_cli_init_prints_the_fleet_hook(tmp_path: Path) -> None:
 
     root = init_repo(tmp_path, {**BACKEND, "fleet/gitrepo.yaml": GITREPO.format(path="apps/backend")})
     proc = subprocess.run(
-        [sys.executable, "-m", "gitcanary.cli", "init", "apps/backend"],
+        [sys.executable, "-m", "gitcanary", "init", "apps/backend"],
         cwd=root,
         capture_output=True,
         text=True,
@@ -515,7 +515,7 @@ def test_cli_init_prints_the_fleet_hook(tmp_path: Path) -> None:
 def test_plain_bundle_contents_match_what_fleet_deploys(tmp_path: Path) -> None:
     """Not fleet.yaml, overlays/, a nested bundle, hidden files, or what .fleetignore names; both the
     reconciler's reading and the oracle's agree."""
-    from gitcanary import fleet
+    from gitcanary.manifests import fleet
 
     def config_map(name: str) -> str:
         return f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n"

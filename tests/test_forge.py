@@ -24,14 +24,14 @@ from github import Auth, Github
 from github_server import GitHubServer, RateLimit
 from prometheus_server import DATA_END, PrometheusServer, Traffic, running_prometheus
 
-from gitcanary import operations
-from gitcanary.config import Settings
+from gitcanary.commands import operations
+from gitcanary.commands.pr_status import annotate as annotate_with_prs
 from gitcanary.forge.base import ForgeError
 from gitcanary.forge.github import GitHubConfig, GitHubForge
 from gitcanary.forge.publish import Publisher, PublishSettings
-from gitcanary.forge.status import annotate as annotate_with_prs
-from gitcanary.forge.webhook import PATH, signature
-from gitcanary.reconciler import Reconciler, TickResult
+from gitcanary.service.push_webhook import PATH, signature
+from gitcanary.service.reconciler import Reconciler, TickResult
+from gitcanary.service.settings import Settings
 
 TOKEN = "gitcanary-token"
 KEY = "prod/backend"
@@ -222,7 +222,7 @@ def test_required_review_blocks_then_unblocks_and_a_restart_finds_the_open_pr(
     # `gitcanary status` says so too, from Git and the forge alone.
     env = {**os.environ, "COLUMNS": "250", "GITCANARY_GITHUB_TOKEN": TOKEN}
     shown = subprocess.run(
-        [sys.executable, "-m", "gitcanary.cli", "status", "--repo", str(config_repo.remote)]
+        [sys.executable, "-m", "gitcanary", "status", "--repo", str(config_repo.remote)]
         + ["--github-repo", "acme/config", "--github-api-url", github.api_url],
         capture_output=True,
         text=True,
@@ -339,7 +339,7 @@ def rollout_history(repo: ConfigRepo) -> dict:
     """`gitcanary history prod/backend -o json` of the remote: the newest rollout, read from Git alone."""
     from typer.testing import CliRunner
 
-    from gitcanary.cli import app
+    from gitcanary.commands.cli import app
 
     args = ["history", KEY, "--repo", str(repo.remote), "-o", "json"]
     result = CliRunner().invoke(app, args)
@@ -485,7 +485,7 @@ def test_tokens_never_leak(
 
 
 def test_webhook_needs_a_valid_signature(config_repo: ConfigRepo, tmp_path: Path) -> None:
-    from gitcanary.cli import _serve
+    from gitcanary.commands.cli import _serve
 
     settings = Settings(repo=str(config_repo.remote), workdir=tmp_path / "work", webhook_secret="s3cret-hook")
     rec = Reconciler(settings)
@@ -518,7 +518,7 @@ def test_webhook_needs_a_valid_signature(config_repo: ConfigRepo, tmp_path: Path
 def test_run_help_documents_pr_mode() -> None:
     from typer.testing import CliRunner
 
-    from gitcanary.cli import app
+    from gitcanary.commands.cli import app
 
     out = CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "250", "TERM": "dumb"}).output
     for flag in (
@@ -540,7 +540,7 @@ def test_run_once_in_pull_request_mode_from_the_command_line(
     env = {**os.environ, "COLUMNS": "250", "GITCANARY_PROMETHEUS": "http://127.0.0.1:9"}
     env.pop("GITCANARY_GITHUB_TOKEN", None)
     proc = subprocess.run(
-        [sys.executable, "-m", "gitcanary.cli", "run", "--once", "--repo", str(config_repo.remote)]
+        [sys.executable, "-m", "gitcanary", "run", "--once", "--repo", str(config_repo.remote)]
         + ["--workdir", str(tmp_path / "work"), "--write-mode", "pull-request", "--merge-method", "squash"]
         + ["--github-repo", "acme/config", "--github-api-url", github.api_url]
         + ["--github-token-file", str(token_file)],

@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 from test_rollout import NEW, ROLLOUT, T0, make_canary, rolling
 
+from gitcanary.core.observations import Gate, Observation
+from gitcanary.core.rollout import Action, decide
 from gitcanary.errors import SpecError
 from gitcanary.forge import gate, naming
 from gitcanary.forge.secrets import Redactor, without_credentials
-from gitcanary.forge.webhook import signature, verify
-from gitcanary.observations import Gate, Observation
-from gitcanary.rollout import Action, decide
+from gitcanary.git.trailers import format_message
+from gitcanary.service.push_webhook import signature, verify
 from gitcanary.spec.models import Canary
 from gitcanary.spec.status import CanaryStatus, Phase
-from gitcanary.trailers import format_message
 
 LATER = T0 + timedelta(minutes=5)
 
@@ -148,10 +148,10 @@ def test_redaction_and_signatures() -> None:
 
 
 def test_settings_errors_name_the_flag(tmp_path: Path) -> None:
-    from gitcanary.config import Settings
     from gitcanary.forge.base import ForgeError
-    from gitcanary.forge.setup import publisher_for, webhook_secret
-    from gitcanary.repo import Workspace
+    from gitcanary.git.workspace import Workspace
+    from gitcanary.service.forge_setup import publisher_for, webhook_secret
+    from gitcanary.service.settings import Settings
 
     workspace = Workspace(str(tmp_path / "remote.git"), "main", tmp_path / "work")
     direct = Settings(repo="r", github_token=None)

@@ -13,9 +13,9 @@ from datetime import timedelta
 import pytest
 from test_rollout import ALL_OK, NEW, OLD, ONE_BAD, ROLLOUT, T0, lines, make_canary
 
-from gitcanary import gates
-from gitcanary.observations import HookResult, Observation
-from gitcanary.rollout import Action, decide
+from gitcanary.core import gates
+from gitcanary.core.observations import HookResult, Observation
+from gitcanary.core.rollout import Action, decide
 from gitcanary.spec.models import Canary
 from gitcanary.spec.status import CanaryStatus, Phase
 

@@ -18,11 +18,11 @@ import pytest
 from conftest import ConfigRepo, git
 from oracle import assert_invariant, kustomize_build
 
-from gitcanary import yamlio
-from gitcanary.config import Settings
-from gitcanary.manual import ManualActionError, invoker, perform
-from gitcanary.reconciler import Reconciler
-from gitcanary.repo import Identity
+from gitcanary.commands.manual import ManualActionError, invoker, perform
+from gitcanary.git.workspace import Identity
+from gitcanary.manifests import yamlio
+from gitcanary.service.reconciler import Reconciler
+from gitcanary.service.settings import Settings
 from gitcanary.spec.request import ManualAction
 
 START = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -81,7 +81,7 @@ def status_at(repo: ConfigRepo, sha: str = "main") -> dict:
 
 def cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "gitcanary.cli", *args],
+        [sys.executable, "-m", "gitcanary", *args],
         cwd=cwd,
         capture_output=True,
         text=True,

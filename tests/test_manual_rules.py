@@ -1,5 +1,5 @@
 """Table tests for manual requests in the pure core: which action fits which phase, and what
-`decide` does with a pending promote, abort or retry (gitcanary.manual_rules, gitcanary.rollout)."""
+`decide` does with a pending promote, abort or retry (gitcanary.core.manual_rules, gitcanary.core.rollout)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from test_rollout import OLD, ROLLOUT, T0, idle, make_canary, observe, rolling
 
-from gitcanary.manual_rules import refusal
-from gitcanary.rollout import Action, decide
+from gitcanary.core.manual_rules import refusal
+from gitcanary.core.rollout import Action, decide
 from gitcanary.spec.request import ManualAction, ManualRequest
 from gitcanary.spec.status import CanaryStatus, Phase
 

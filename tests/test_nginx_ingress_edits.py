@@ -7,9 +7,9 @@ from pathlib import Path
 from conftest import make_config_repo
 from test_e2e_rollout import GOOD_FROM, Clock
 
-from gitcanary import yamlio
-from gitcanary.config import Settings
-from gitcanary.reconciler import Reconciler
+from gitcanary.manifests import yamlio
+from gitcanary.service.reconciler import Reconciler
+from gitcanary.service.settings import Settings
 
 CANARY_INGRESS = "apps/backend-gitcanary/routing.yaml"
 

@@ -1,4 +1,4 @@
-"""Table tests for the pure rollout core (`gitcanary.rollout.decide`).
+"""Table tests for the pure rollout core (`gitcanary.core.rollout.decide`).
 
 Each case is one tick of a rollout: a Canary (from a small dict), the committed status, what the
 edges observed, and the decision the core must return. References are to Flagger's
@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from gitcanary.observations import CheckResult, Observation
-from gitcanary.rollout import (
+from gitcanary.core.observations import CheckResult, Observation
+from gitcanary.core.rollout import (
     Action,
     Decision,
     Strategy,

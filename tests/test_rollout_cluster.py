@@ -14,8 +14,8 @@ from datetime import timedelta
 import pytest
 from test_rollout import ALL_OK, NEW, OLD, T0, idle, make_canary, rolling
 
-from gitcanary.observations import CheckResult, ClusterObservation, Observation, WorkloadState
-from gitcanary.rollout import Action, deadline_exceeded, decide, ready_threshold
+from gitcanary.core.observations import CheckResult, ClusterObservation, Observation, WorkloadState
+from gitcanary.core.rollout import Action, deadline_exceeded, decide, ready_threshold
 from gitcanary.spec.models import Canary
 from gitcanary.spec.status import CanaryStatus, Phase
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from test_rollout import ALL_OK, ONE_BAD, Phase, blue_green, make_canary, observe, rolling
 
-from gitcanary.rollout import Action, decide
+from gitcanary.core.rollout import Action, decide
 
 MIRROR = {"mirror": True, "mirrorWeight": 50}
 

@@ -14,7 +14,7 @@ from gitcanary.routers import router_for
 from gitcanary.routers.providers import apply_default_provider
 from gitcanary.spec.load import LoadedCanary
 from gitcanary.spec.models import Canary
-from gitcanary.validation import validate_object
+from gitcanary.spec.validation import validate_object
 
 INGRESS = {
     "apiVersion": "networking.k8s.io/v1",

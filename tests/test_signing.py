@@ -7,8 +7,8 @@ from pathlib import Path
 
 from conftest import ConfigRepo, git
 
-from gitcanary.config import Settings
-from gitcanary.reconciler import Reconciler
+from gitcanary.service.reconciler import Reconciler
+from gitcanary.service.settings import Settings
 
 
 def test_commits_are_signed_with_an_ssh_key(config_repo: ConfigRepo, tmp_path: Path) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gitcanary import discovery, yamlio
 from gitcanary.errors import SpecError
+from gitcanary.manifests import discovery, yamlio
 from gitcanary.spec.load import load_canary, load_metric_template
 
 DATA = Path(__file__).parent / "data" / "fixtures" / "flagger" / "artifacts" / "examples"

@@ -24,13 +24,13 @@ import pytest
 from conftest import ConfigRepo, git
 from prometheus_client.parser import text_string_to_metric_families
 
-from gitcanary import logs
-from gitcanary.cli import _serve
-from gitcanary.config import Settings
+from gitcanary.commands.cli import _serve
+from gitcanary.commands.manual import perform
 from gitcanary.errors import GitError
-from gitcanary.instrumented import MonitoredReconciler
-from gitcanary.manual import perform
-from gitcanary.server import HttpServer
+from gitcanary.service import logs
+from gitcanary.service.http import HttpServer
+from gitcanary.service.instrumented import MonitoredReconciler
+from gitcanary.service.settings import Settings
 from gitcanary.spec.request import ManualAction
 
 START = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -213,7 +213,7 @@ def test_run_logs_json_lines_and_serves_metrics(config_repo: ConfigRepo, tmp_pat
         [
             sys.executable,
             "-m",
-            "gitcanary.cli",
+            "gitcanary",
             "run",
             "--repo",
             str(config_repo.remote),
@@ -300,7 +300,7 @@ def test_an_unreachable_prometheus_is_counted_and_its_values_are_nan(
 
 
 def test_a_skip_analysis_promotion_counts_once_from_its_commit_trailers() -> None:
-    from gitcanary.metrics import Metrics
+    from gitcanary.service.metrics import Metrics
     from gitcanary.spec.status import CanaryStatus, Phase
 
     metrics = Metrics()

@@ -1,4 +1,4 @@
-"""gitcanary.validation: CRD kinds via the shipped schemas, built-in kinds via kubernetes-validate."""
+"""gitcanary.spec.validation: CRD kinds via the shipped schemas, built-in kinds via kubernetes-validate."""
 
 from __future__ import annotations
 
@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gitcanary.validation import crd_schema, schema_known, unknown_fields, validate_manifests, validate_object
+from gitcanary.spec.validation import (
+    crd_schema,
+    schema_known,
+    unknown_fields,
+    validate_manifests,
+    validate_object,
+)
 
 DATA = Path(__file__).parent / "data"
 FLAGGER = DATA / "fixtures" / "flagger"

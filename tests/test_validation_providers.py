@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from gitcanary.validation import schema_known, validate_object
+from gitcanary.spec.validation import schema_known, validate_object
 
 
 def route(weight: Any) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from hook_server import HookServer, hook_server
 
-from gitcanary import gates
+from gitcanary.core import gates
 from gitcanary.hooks.webhooks import WebhookError, WebhookRunner, call, checksum
 from gitcanary.spec.models import Canary, CanaryWebhook
 from gitcanary.spec.status import CanaryStatus, Phase

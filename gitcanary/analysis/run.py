@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 from gitcanary.analysis.builtin import builtin_metric
 from gitcanary.analysis.prometheus import NoDataError, PrometheusClient, QueryClient
 from gitcanary.analysis.templates import QueryModel, render_query
+from gitcanary.core.observations import CheckResult
 from gitcanary.errors import AnalysisError
-from gitcanary.observations import CheckResult
 from gitcanary.spec.models import Canary, CanaryMetric, MetricTemplate
 
 DEFAULT_METRIC_INTERVAL = "1m"

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from git import GitCommandError
 
 if TYPE_CHECKING:
-    from gitcanary.repo import Workspace
+    from gitcanary.git.workspace import Workspace
 
 _LOOK_BACK = 20  # gitcanary's own write-backs may sit on top of the person's bump
 

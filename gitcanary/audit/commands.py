@@ -1,4 +1,4 @@
-"""The `gitcanary history` and `gitcanary audit` commands (registered in `gitcanary.cli`)."""
+"""The `gitcanary history` and `gitcanary audit` commands (registered in `gitcanary.commands.cli`)."""
 
 from __future__ import annotations
 

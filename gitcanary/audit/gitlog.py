@@ -18,7 +18,7 @@ from git.exc import InvalidGitRepositoryError, NoSuchPathError
 
 from gitcanary.audit.parse import PR_NUMBER, RawCommit, closing_approvals, parse_time
 from gitcanary.errors import GitError
-from gitcanary.repo import _stderr as git_message
+from gitcanary.git.workspace import _stderr as git_message
 
 _FIELD, _RECORD = "\x1f", "\x1e"
 _BASE = ["%H", "%P", "%an", "%ae", "%aI", "%cn", "%ce"]

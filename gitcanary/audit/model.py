@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from gitcanary.audit.checks import Check
 from gitcanary.audit.parse import MANUAL_PREFIX, SETUP_ACTIONS, Problem, Step, is_request, iso, parse_time
+from gitcanary.git.checks import Check
 
 
 class Outcome(StrEnum):

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from gitcanary.audit.checks import Check, parse_check_line, parse_check_trailer
+from gitcanary.git.checks import Check, parse_check_line, parse_check_trailer
 
 PREFIX = "Gitcanary-"
 _TRAILER = re.compile(r"^(Gitcanary-[A-Za-z-]+):\s*(.*)$")
@@ -24,7 +24,7 @@ PR_NUMBER = re.compile(r"\(#(\d+)\)\s*$|^Merge pull request #(\d+)")
 _APPROVAL_TRAILERS = ("approved-by", "reviewed-by", "acked-by")
 # Steps that set up a canary (or re-render it) rather than move a rollout.
 SETUP_ACTIONS = frozenset({"initialize", "initialized", "update"})
-MANUAL_PREFIX = "manual-"  # gitcanary.manual writes `manual-promote`, `manual-pause`...
+MANUAL_PREFIX = "manual-"  # gitcanary.commands.manual writes `manual-promote`, `manual-pause`...
 _ACTION = re.compile(r"[a-z][a-z-]*")
 
 

@@ -10,14 +10,14 @@ from pathlib import Path
 
 from git import Repo
 
-from gitcanary import discovery
-from gitcanary.generate import Layout
+from gitcanary.manifests import files
+from gitcanary.manifests.generate import Layout
 from gitcanary.spec.load import LoadedCanary
 
 
 def canary_inputs(root: Path, loaded: LoadedCanary) -> set[str]:
     layout = Layout.of(loaded)
-    return discovery.kustomize_inputs(root, layout.app_dir) | {
+    return files.kustomize_inputs(root, layout.app_dir) | {
         loaded.source.split("#", 1)[0],
         layout.generated_dir,
     }

@@ -24,8 +24,8 @@ from urllib3.exceptions import HTTPError
 from gitcanary.cluster import fleet, flux
 from gitcanary.cluster.revisions import Ancestry
 from gitcanary.cluster.workloads import deployment_state
-from gitcanary.observations import ClusterObservation, WorkloadState
-from gitcanary.rollout import ready_threshold
+from gitcanary.core.observations import ClusterObservation, WorkloadState
+from gitcanary.core.rollout import ready_threshold
 from gitcanary.spec.models import Canary
 
 log = logging.getLogger("gitcanary")

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TypeVar
 
-from gitcanary import discovery
+from gitcanary.manifests import files
 
 T = TypeVar("T")
 
@@ -26,7 +26,7 @@ def covers(base: str, directory: str) -> bool:
 def builds(root: Path, base: str, directory: str) -> bool:
     """Does the kustomization at `base` reach `directory` through its resources (e.g. Flux's
     `./apps/production` whose kustomization.yaml lists `../base/podinfo`)?"""
-    inputs = discovery.kustomize_inputs(root, normalize(base))
+    inputs = files.kustomize_inputs(root, normalize(base))
     return any(covers(item, directory) for item in inputs if item != normalize(base))
 
 

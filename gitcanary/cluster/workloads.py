@@ -11,7 +11,7 @@ from datetime import datetime
 
 from kubernetes.client import V1Deployment
 
-from gitcanary.observations import WorkloadState
+from gitcanary.core.observations import WorkloadState
 
 
 def _condition(deployment: V1Deployment, kind: str) -> object | None:

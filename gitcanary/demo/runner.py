@@ -28,14 +28,14 @@ from rich.console import Console
 from rich.markup import escape
 
 import gitcanary
-from gitcanary import yamlio
-from gitcanary.config import Settings
 from gitcanary.demo._git import DemoError, git
 from gitcanary.demo.simulator import LABEL, ClusterState, SimulatedCluster, Totals, VersionProfile
 from gitcanary.errors import GitcanaryError
-from gitcanary.reconciler import CanaryReport, Reconciler, TickResult
+from gitcanary.git.trailers import parse_trailers
+from gitcanary.manifests import yamlio
+from gitcanary.service.reconciler import CanaryReport, Reconciler, TickResult
+from gitcanary.service.settings import Settings
 from gitcanary.spec.status import Phase
-from gitcanary.trailers import parse_trailers
 
 EXAMPLE = "istio"
 # `gitcanary demo --provider X` runs against examples/<X>.

@@ -32,11 +32,11 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
-from gitcanary import kustomize
 from gitcanary.demo._git import git
 from gitcanary.demo.providers import destinations as provider_destinations
 from gitcanary.demo.providers import recognize_provider
 from gitcanary.duration import parse_duration
+from gitcanary.manifests import kustomize
 
 Obj = dict[str, Any]
 Kind = Literal["success-rate", "error-rate", "latency-p99"]

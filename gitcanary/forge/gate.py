@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from gitcanary.trailers import parse_trailers
+from gitcanary.git.trailers import parse_trailers
 
 MARKER = "<!-- gitcanary:promotion-gate -->"
 WAITING_FOR_APPROVAL = "analysis passed; **waiting for approval** to promote"

@@ -23,16 +23,16 @@ from datetime import UTC, datetime
 
 from git import GitCommandError
 
+from gitcanary.core.observations import Gate
 from gitcanary.errors import GitcanaryError, GitError, PushRejected
 from gitcanary.forge import gate, naming
 from gitcanary.forge.base import Forge, ForgeError, PullRequest
 from gitcanary.forge.secrets import without_credentials
-from gitcanary.generate import Layout
-from gitcanary.observations import Gate
-from gitcanary.repo import REMOTE, Workspace
+from gitcanary.git.trailers import format_message, parse_trailers
+from gitcanary.git.workspace import REMOTE, Workspace
+from gitcanary.manifests.generate import Layout
 from gitcanary.spec.load import LoadedCanary
 from gitcanary.spec.status import CanaryStatus
-from gitcanary.trailers import format_message, parse_trailers
 
 log = logging.getLogger("gitcanary.forge")
 SCRATCH = "gitcanary-publish"  # the local branch commits are rebuilt on; never pushed under this name
@@ -491,7 +491,7 @@ class Publisher:
         self.pull_urls[text.strip()] = pr.url
 
     def _status_at(self, loaded: LoadedCanary, rev: str) -> CanaryStatus | None:
-        from gitcanary import yamlio
+        from gitcanary.manifests import yamlio
 
         text = self.workspace.read(Layout.of(loaded).status, rev)
         if text is None:

@@ -24,11 +24,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
-from gitcanary import gates
+from gitcanary.core import gates
+from gitcanary.core.observations import HookResult, Observation
+from gitcanary.core.rollout import Action, Decision
 from gitcanary.hooks.alerts import Notice, Notifier, Secrets
 from gitcanary.hooks.webhooks import WebhookRunner
-from gitcanary.observations import HookResult, Observation
-from gitcanary.rollout import Action, Decision
 from gitcanary.spec.models import AlertProvider, Canary
 from gitcanary.spec.status import CanaryStatus, Phase
 

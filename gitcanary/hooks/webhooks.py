@@ -22,10 +22,10 @@ from typing import Any
 import httpx
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from gitcanary import gates
+from gitcanary.core import gates
+from gitcanary.core.observations import HookResult
 from gitcanary.duration import parse_duration
 from gitcanary.errors import GitcanaryError
-from gitcanary.observations import HookResult
 from gitcanary.spec.models import Canary, CanaryWebhook
 from gitcanary.spec.status import CanaryStatus, Phase
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from gitcanary.errors import RenderError
-from gitcanary.render import MANAGED_BY
+from gitcanary.routers.base import MANAGED_BY
 from gitcanary.spec.models import Canary
 
 DEFAULT_MATCH: dict[str, Any] = {"path": {"type": "PathPrefix", "value": "/"}}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gitcanary.render import MANAGED_BY
+from gitcanary.routers.base import MANAGED_BY
 from gitcanary.spec.models import Canary
 
 API_VERSION = "networking.istio.io/v1beta1"

@@ -12,7 +12,7 @@ import copy
 from typing import Any
 
 from gitcanary.errors import RenderError
-from gitcanary.render import MANAGED_BY
+from gitcanary.routers.base import MANAGED_BY
 from gitcanary.spec.models import Canary
 
 PREFIX = "nginx.ingress.kubernetes.io"

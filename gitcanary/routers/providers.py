@@ -12,7 +12,7 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass, replace
 
 from gitcanary.errors import SpecError
-from gitcanary.routers import Router
+from gitcanary.routers.base import Router
 from gitcanary.routers.gatewayapi import GatewayAPIRouter
 from gitcanary.routers.istio import IstioRouter
 from gitcanary.routers.kubernetes import KubernetesRouter
@@ -70,6 +70,7 @@ def _router(provider: str) -> tuple[Router, Capabilities] | None:
 
 
 def resolve(canary: Canary, source: str) -> Router:
+    """The router of `spec.provider`, after checking the canary asks only for what it can render."""
     found = _router(canary.provider)
     if found is None:
         raise SpecError(

@@ -100,7 +100,7 @@ def _explain(error: jsonschema.ValidationError) -> tuple[str, str]:
 
 
 def _check_schema(doc: dict[str, Any], source: str) -> None:
-    from gitcanary.validation import unknown_fields
+    from gitcanary.spec.validation import unknown_fields
 
     schema = _schema_for(doc, source)
     validator = jsonschema.Draft202012Validator(schema)

@@ -2,7 +2,7 @@
 
 A request lives in the canary's status file next to the state it acts on, so the person's commit
 and the reconciler's next step meet in one file: Git orders them, and a race is a plain conflict
-that one side re-decides. Which action fits which phase is `gitcanary.manual_rules.refusal`.
+that one side re-decides. Which action fits which phase is `gitcanary.core.manual_rules.refusal`.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ outcomes back as `Observation.hooks`; these helpers read a canary's hooks and th
 
 from __future__ import annotations
 
-from gitcanary.observations import CheckResult, HookResult, Observation
+from gitcanary.core.observations import CheckResult, HookResult, Observation
 from gitcanary.spec.models import Canary, CanaryWebhook
 
 CONFIRM_ROLLOUT = "confirm-rollout"  # before the canary scales up: closed -> phase Waiting

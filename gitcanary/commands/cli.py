@@ -15,15 +15,15 @@ from rich.console import Console
 from rich.table import Table
 
 from gitcanary import __version__
+from gitcanary.commands.manual_cli import register as register_manual_commands
 from gitcanary.errors import GitcanaryError
-from gitcanary.manual_cli import register as register_manual_commands
-from gitcanary.server import HttpServer, Router, plain
-from gitcanary.telemetry import mount_telemetry
-from gitcanary.trailers import parse_trailers
+from gitcanary.git.trailers import parse_trailers
+from gitcanary.service.http import HttpServer, Router, plain
+from gitcanary.service.telemetry import mount_telemetry
 
 if TYPE_CHECKING:
     from gitcanary.cluster import ClusterObserver
-    from gitcanary.reconciler import Reconciler
+    from gitcanary.service.reconciler import Reconciler
 
 app = typer.Typer(
     help="Progressive delivery for GitOps where Git is the only writer: canary releases driven by commits.",
@@ -232,10 +232,10 @@ def run(
     provider: ProviderOpt = None,
 ) -> None:
     """Watch REPO; on an image bump, drive the canary by commits: weights, halts, promotion or rollback."""
-    from gitcanary import logs
-    from gitcanary.config import Settings
-    from gitcanary.instrumented import MonitoredReconciler
-    from gitcanary.reconciler import TickResult
+    from gitcanary.service import logs
+    from gitcanary.service.instrumented import MonitoredReconciler
+    from gitcanary.service.reconciler import TickResult
+    from gitcanary.service.settings import Settings
 
     try:
         logs.configure(log_format, verbose)
@@ -325,7 +325,7 @@ def run(
             log.info("pushed %s", text.splitlines()[0], extra=fields)
 
     try:
-        from gitcanary.forge.setup import publisher_for
+        from gitcanary.service.forge_setup import publisher_for
 
         reconciler.publisher = publisher_for(settings, reconciler.workspace)
         if once:
@@ -354,13 +354,13 @@ def _serve(listen: str, reconciler: Reconciler, as_json: bool = False) -> HttpSe
     router = Router()
     router.mount("/healthz", plain("200 OK", "ok\n"))
     mount_telemetry(router, reconciler)
-    from gitcanary.forge import webhook
-    from gitcanary.forge.setup import webhook_secret
+    from gitcanary.service import push_webhook
+    from gitcanary.service.forge_setup import webhook_secret
 
     secret = webhook_secret(reconciler.settings)
     if secret:
-        receiver = webhook.WebhookReceiver(secret, reconciler.wake, reconciler.settings.branch)
-        router.mount(webhook.PATH, receiver)
+        receiver = push_webhook.WebhookReceiver(secret, reconciler.wake, reconciler.settings.branch)
+        router.mount(push_webhook.PATH, receiver)
     try:
         server = HttpServer(router, listen).start()
     except (OSError, ValueError) as exc:
@@ -395,7 +395,7 @@ def init(
     An app dir with a fleet.yaml is a Fleet bundle: the generated dir gets its own fleet.yaml, and
     init says whether a GitRepo's spec.paths in the repository covers it.
     """
-    from gitcanary.operations import init as do_init
+    from gitcanary.commands.operations import init as do_init
 
     try:
         results = do_init(repo, path, switch=switch, provider=provider)
@@ -425,7 +425,7 @@ def _checkout(repo: str, branch: str) -> Path:
     bare = (candidate / "HEAD").is_file() and (candidate / "objects").is_dir()
     if candidate.is_dir() and not bare:
         return candidate
-    from gitcanary.repo import Workspace
+    from gitcanary.git.workspace import Workspace
 
     workspace = Workspace(repo, branch, Path(tempfile.mkdtemp(prefix="gitcanary-status-")) / "repo")
     workspace.sync()
@@ -468,7 +468,7 @@ def status(
 ) -> None:
     """Every canary: phase, weight, failed checks, current -> new revision, and what it waits for
     (from the cluster with --cluster, else a guess from the settle delay, and it says so)."""
-    from gitcanary.operations import status as do_status
+    from gitcanary.commands.operations import status as do_status
 
     try:
         root = _checkout(repo, branch)
@@ -479,8 +479,8 @@ def status(
             provider=provider,
         )
         if github_repo:
+            from gitcanary.commands.pr_status import annotate
             from gitcanary.forge.github import GitHubConfig, GitHubForge
-            from gitcanary.forge.status import annotate
 
             token = os.environ.get("GITCANARY_GITHUB_TOKEN")
             config = GitHubConfig(github_repo, github_api_url, token=token, token_file=github_token_file)
@@ -529,7 +529,7 @@ def validate(
     provider: ProviderOpt = None,
 ) -> None:
     """Check every Canary, MetricTemplate, target build and generated object; non-zero exit on errors."""
-    from gitcanary.operations import validate as do_validate
+    from gitcanary.commands.operations import validate as do_validate
 
     if not path.is_dir():
         _fail(FileNotFoundError(f"{path}: no such directory"))
@@ -571,7 +571,7 @@ def demo(
     raise typer.Exit(code)
 
 
-register_manual_commands(app)  # promote, abort, pause, resume, retry (gitcanary/manual_cli.py)
+register_manual_commands(app)  # promote, abort, pause, resume, retry (gitcanary/commands/manual_cli.py)
 
 # Rollout history and audits from Git alone; the bodies live in gitcanary.audit.commands.
 from gitcanary.audit.commands import audit_command, history  # noqa: E402

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from gitcanary.server import StartResponse, WSGIApp, plain
+from gitcanary.service.http import StartResponse, WSGIApp, plain
 
 
 class Readiness:

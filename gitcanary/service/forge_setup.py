@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from gitcanary.config import Settings
 from gitcanary.forge.base import ForgeError
 from gitcanary.forge.naming import MERGE_METHODS, WRITE_MODES
 from gitcanary.forge.publish import Publisher, PublishSettings
 from gitcanary.forge.secrets import read_secret
-from gitcanary.repo import Workspace
+from gitcanary.git.workspace import Workspace
+from gitcanary.service.settings import Settings
 
 
 def publisher_for(settings: Settings, workspace: Workspace) -> Publisher | None:

@@ -6,14 +6,14 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import make_wsgi_app
 
-from gitcanary.server import Router
+from gitcanary.service.http import Router
 
 if TYPE_CHECKING:
-    from gitcanary.reconciler import Reconciler
+    from gitcanary.service.reconciler import Reconciler
 
 
 def mount_telemetry(router: Router, reconciler: Reconciler) -> None:
-    from gitcanary.instrumented import MonitoredReconciler
+    from gitcanary.service.instrumented import MonitoredReconciler
 
     if isinstance(reconciler, MonitoredReconciler):
         router.mount("/metrics", make_wsgi_app(reconciler.metrics.registry))

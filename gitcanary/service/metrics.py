@@ -15,7 +15,7 @@ from datetime import datetime
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from gitcanary import __version__
-from gitcanary.observations import CheckResult
+from gitcanary.core.observations import CheckResult
 from gitcanary.spec.status import CanaryStatus, Phase
 
 COMPONENTS = ("git", "prometheus", "forge", "spec")

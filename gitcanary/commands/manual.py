@@ -35,17 +35,17 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from gitcanary import detect, discovery, render, yamlio
+from gitcanary.core.manual_rules import refusal
 from gitcanary.errors import GitcanaryError, GitError, PushRejected
-from gitcanary.generate import Layout, read_status, write_documents
-from gitcanary.logs import redact
-from gitcanary.manual_rules import refusal
-from gitcanary.repo import Identity, Workspace
+from gitcanary.git.trailers import format_message
+from gitcanary.git.workspace import Identity, Workspace
+from gitcanary.manifests import detect, discovery, render, yamlio
+from gitcanary.manifests.generate import Layout, read_status, write_documents
+from gitcanary.manifests.target import render_target
+from gitcanary.service.logs import redact
 from gitcanary.spec.load import LoadedCanary
 from gitcanary.spec.request import ManualAction, ManualRequest
 from gitcanary.spec.status import CanaryStatus, utcnow
-from gitcanary.target import render_target
-from gitcanary.trailers import format_message
 
 PUSH_ATTEMPTS = 5
 _IDENT = re.compile(r"^\s*(?P<name>[^<>]*?)\s*<(?P<email>[^<>\s]+)>\s*$")

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gitcanary import fleet, yamlio
-from gitcanary.discovery import YAML_SUFFIXES, find_kustomization
+from gitcanary.manifests import fleet, yamlio
+from gitcanary.manifests.files import YAML_SUFFIXES, find_kustomization
 
 
 @dataclass(frozen=True)

@@ -25,22 +25,24 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from gitcanary import discovery, fleet, gates, messages
 from gitcanary.audit.bumper import bumped_by
-from gitcanary.config import Settings
-from gitcanary.discovery import Catalog
+from gitcanary.core import gates
+from gitcanary.core.observations import CheckResult, ClusterObservation, Observation
+from gitcanary.core.rollout import Action, Decision, decide
 from gitcanary.errors import GitcanaryError, GitError, PushRejected
-from gitcanary.generate import FileWriter, Layout, Rendered, changed_images, read_status
+from gitcanary.git import messages
+from gitcanary.git.workspace import Identity, Workspace
 from gitcanary.hooks.announce import Hooks, Transition
-from gitcanary.observations import CheckResult, ClusterObservation, Observation
-from gitcanary.repo import Identity, Workspace
-from gitcanary.rollout import Action, Decision, decide
+from gitcanary.manifests import discovery, files, fleet
+from gitcanary.manifests.discovery import Catalog
+from gitcanary.manifests.generate import FileWriter, Layout, Rendered, changed_images, read_status
+from gitcanary.manifests.target import render_target
 from gitcanary.routers import router_for
 from gitcanary.routers.providers import apply_default_provider
+from gitcanary.service.settings import Settings
 from gitcanary.spec.load import LoadedCanary
 from gitcanary.spec.models import Canary, MetricTemplate
 from gitcanary.spec.status import CanaryStatus, Phase, utcnow
-from gitcanary.target import render_target
 
 if TYPE_CHECKING:
     from gitcanary.cluster import ClusterObserver
@@ -150,11 +152,11 @@ class Reconciler:
         elif head != self.last_head:
             changed = self.workspace.changed_paths(self.last_head, head)
             for path in sorted(changed):
-                if path.endswith(discovery.YAML_SUFFIXES):
+                if path.endswith(files.YAML_SUFFIXES):
                     discovery.scan_file(self.catalog, self.root, path)
             for key in list(self.renders) + list(self.render_errors):
                 inputs = self.inputs.get(key, set())
-                if discovery.affects(inputs, changed):
+                if files.affects(inputs, changed):
                     self.renders.pop(key, None)
                     self.render_errors.pop(key, None)
                     loaded = self.catalog.canaries.get(key)
@@ -162,7 +164,7 @@ class Reconciler:
                         # The generated `<ingress>-canary` copies the user's Ingress: follow its edits
                         # (host, TLS, annotations) in an update commit, as Flagger's router reconciles it.
                         generated = Layout.of(loaded).generated_dir
-                        if discovery.affects(inputs - {generated}, changed):
+                        if files.affects(inputs - {generated}, changed):
                             self.respec.add(key)
             for key in list(self.statuses):
                 loaded = self.catalog.canaries.get(key)
@@ -202,7 +204,7 @@ class Reconciler:
             self.renders[key] = rendered
         layout = Layout.of(loaded)
         self.inputs[key] = (
-            discovery.kustomize_inputs(self.root, layout.app_dir)
+            files.kustomize_inputs(self.root, layout.app_dir)
             | fleet.inputs(self.root, layout.app_dir)
             | {
                 loaded.source.split("#", 1)[0],
@@ -525,7 +527,7 @@ class Reconciler:
         for key, inputs in self.inputs.items():
             if self.catalog and key in self.catalog.canaries:
                 watched |= inputs
-        if discovery.affects(watched, incoming) or ours & incoming:
+        if files.affects(watched, incoming) or ours & incoming:
             log.info("remote changed inputs of this tick's decisions; deciding again")
             self._forget()
             return False

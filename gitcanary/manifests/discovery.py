@@ -6,13 +6,17 @@ A full scan runs once per process; after that only changed files are re-read (se
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from gitcanary import yamlio
 from gitcanary.errors import SpecError
+from gitcanary.manifests import fleet, yamlio
+from gitcanary.manifests.files import (
+    GENERATED_SUFFIX,
+    find_kustomization,
+    yaml_files,
+)
 from gitcanary.spec.load import (
     LoadedCanary,
     is_flagger,
@@ -22,9 +26,6 @@ from gitcanary.spec.load import (
 )
 from gitcanary.spec.models import AlertProvider, MetricTemplate
 
-YAML_SUFFIXES = (".yaml", ".yml")
-KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
-GENERATED_SUFFIX = "-gitcanary"
 GENERATED_DIR_ANNOTATION = "gitcanary.io/generated-dir"
 STATUS_FILE = "gitcanary-status.yaml"
 
@@ -51,15 +52,6 @@ class Catalog:
                 self.providers.pop(key, None)
                 self.provider_sources.pop(key, None)
         self.errors.pop(source, None)
-
-
-def yaml_files(root: Path) -> Iterable[str]:
-    """Repository-relative paths of YAML files, skipping .git and gitcanary's generated dirs."""
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d != ".git" and not d.endswith(GENERATED_SUFFIX))
-        for name in sorted(filenames):
-            if name.endswith(YAML_SUFFIXES):
-                yield str(PurePosixPath(Path(dirpath, name).relative_to(root)))
 
 
 def scan_file(catalog: Catalog, root: Path, source: str) -> None:
@@ -133,8 +125,6 @@ def _default_namespace(root: Path, source: str, doc: dict[str, Any]) -> None:
 
 def _with_fleet_warnings(root: Path, source: str, loaded: LoadedCanary) -> LoadedCanary:
     """Fleet settings gitcanary does not act on are warned about with the canary's own warnings."""
-    from gitcanary import fleet
-
     parent = str(PurePosixPath(source).parent)
     found = fleet.warnings(root, "" if parent == "." else parent)
     return replace(loaded, warnings=loaded.warnings + found) if found else loaded
@@ -142,8 +132,6 @@ def _with_fleet_warnings(root: Path, source: str, loaded: LoadedCanary) -> Loade
 
 def _fleet_namespace(root: Path, directory: str, meta: dict[str, Any]) -> None:
     """In a Fleet bundle, a Canary without a namespace lands in the fleet.yaml's namespace."""
-    from gitcanary import fleet
-
     try:
         bundle = fleet.bundle_for(root, directory)
     except SpecError:
@@ -174,63 +162,6 @@ def generated_dir(loaded: LoadedCanary) -> str:
     parent = str(PurePosixPath(app).parent) if app else ""
     name = f"{loaded.canary.name}{GENERATED_SUFFIX}"
     return name if parent in ("", ".") else f"{parent}/{name}"
-
-
-def first_file(root: Path, directory: str, names: Iterable[str]) -> str | None:
-    """The repo path of the first of `names` that is a file in `directory` ("" is the root)."""
-    for name in names:
-        candidate = f"{directory}/{name}" if directory else name
-        if (root / candidate).is_file():
-            return candidate
-    return None
-
-
-def find_kustomization(root: Path, directory: str) -> str | None:
-    return first_file(root, directory, KUSTOMIZATION_NAMES)
-
-
-def kustomize_inputs(root: Path, directory: str, seen: set[str] | None = None) -> set[str]:
-    """Directories and files a kustomization reads (resources, bases, components, patches), recursively.
-
-    A change under any of them may change what the app builds; nothing else can.
-    """
-    seen = seen if seen is not None else set()
-    if directory in seen:
-        return seen
-    seen.add(directory)
-    kustomization = find_kustomization(root, directory)
-    if kustomization is None:
-        return seen
-    try:
-        doc: Any = next(iter(yamlio.safe_load_all((root / kustomization).read_text())), {}) or {}
-    except yamlio.YAMLError:
-        return seen
-    refs: list[str] = []
-    for key in ("resources", "bases", "components", "crds", "configurations", "transformers", "generators"):
-        refs += [r for r in doc.get(key) or [] if isinstance(r, str)]
-    for key in ("patchesStrategicMerge",):
-        refs += [r for r in doc.get(key) or [] if isinstance(r, str) and "\n" not in r]
-    for key in ("patches", "patchesJson6902"):
-        refs += [p["path"] for p in doc.get(key) or [] if isinstance(p, dict) and p.get("path")]
-    for ref in refs:
-        if "://" in ref or ref.startswith("git@"):
-            continue
-        joined = os.path.normpath(os.path.join(directory, ref)) if directory else os.path.normpath(ref)
-        if joined.startswith(".."):
-            continue
-        if (root / joined).is_dir():
-            kustomize_inputs(root, joined, seen)
-        else:
-            seen.add(joined)
-    return seen
-
-
-def affects(inputs: set[str], changed: set[str]) -> bool:
-    for path in changed:
-        for item in inputs:
-            if path == item or not item or path.startswith(item + "/"):
-                return True
-    return False
 
 
 def flux_kustomization_paths(root: Path) -> list[tuple[str, str, str]]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC
 
-from gitcanary.audit.checks import check_trailer
-from gitcanary.rollout import Action, Decision, Strategy, strategy_of
+from gitcanary.core.rollout import Action, Decision, Strategy, strategy_of
+from gitcanary.git.checks import check_trailer
+from gitcanary.git.trailers import PREFIX, format_message
 from gitcanary.spec.models import Canary
 from gitcanary.spec.status import CanaryStatus, Phase
-from gitcanary.trailers import PREFIX, format_message
 
 
 def subject(canary: Canary, old: CanaryStatus | None, decision: Decision) -> str:

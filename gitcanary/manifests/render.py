@@ -13,11 +13,11 @@ import json
 from typing import Any
 
 from gitcanary.errors import RenderError
+from gitcanary.routers.base import MANAGED_BY
 from gitcanary.spec.models import Canary
 
 # Flagger's default `-selector-labels`: the first of these found on the target is rewritten.
 SELECTOR_LABELS = ("app", "name", "app.kubernetes.io/name")
-MANAGED_BY = {"app.kubernetes.io/managed-by": "gitcanary"}
 
 Obj = dict[str, Any]
 

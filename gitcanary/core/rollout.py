@@ -15,9 +15,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
-from gitcanary import gates
-from gitcanary.manual_rules import refusal
-from gitcanary.observations import (
+from gitcanary.core import gates
+from gitcanary.core.manual_rules import refusal
+from gitcanary.core.observations import (
     CheckResult,
     ClusterObservation,
     Gate,

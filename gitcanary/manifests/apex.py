@@ -16,9 +16,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from gitcanary import fleet, yamlio
-from gitcanary.discovery import YAML_SUFFIXES, find_kustomization
 from gitcanary.errors import SpecError
+from gitcanary.manifests import fleet, yamlio
+from gitcanary.manifests.files import YAML_SUFFIXES, find_kustomization
 
 
 def take_over(

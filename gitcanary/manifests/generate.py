@@ -11,16 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gitcanary import apex, detect, fleet, render, yamlio
-from gitcanary.discovery import (
+from gitcanary.errors import RenderError, SpecError
+from gitcanary.manifests import apex, detect, fleet, render, yamlio
+from gitcanary.manifests.discovery import (
     GENERATED_DIR_ANNOTATION,
     STATUS_FILE,
     app_dir,
-    find_kustomization,
     flux_kustomization_paths,
     generated_dir,
 )
-from gitcanary.errors import RenderError, SpecError
+from gitcanary.manifests.files import find_kustomization
 from gitcanary.routers import Router
 from gitcanary.spec.load import LoadedCanary
 from gitcanary.spec.status import CanaryStatus, Phase

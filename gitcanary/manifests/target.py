@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gitcanary import fleet, kustomize, render, yamlio
-from gitcanary.discovery import YAML_SUFFIXES, app_dir, find_kustomization
 from gitcanary.errors import RenderError
-from gitcanary.generate import Rendered
+from gitcanary.manifests import fleet, kustomize, render, yamlio
+from gitcanary.manifests.discovery import app_dir
+from gitcanary.manifests.files import YAML_SUFFIXES, find_kustomization
+from gitcanary.manifests.generate import Rendered
 from gitcanary.spec.load import LoadedCanary
 
 

@@ -9,17 +9,18 @@ from typing import TYPE_CHECKING, Any
 
 from git import InvalidGitRepositoryError, NoSuchPathError, Repo
 
-from gitcanary import discovery, kustomize, messages
+from gitcanary.core.observations import ClusterObservation, Observation
+from gitcanary.core.rollout import Action, decide
 from gitcanary.errors import GitcanaryError, GitError, SpecError
-from gitcanary.generate import FileWriter, Layout, read_status
+from gitcanary.git import messages
 from gitcanary.hooks.alerts import missing_providers
-from gitcanary.observations import ClusterObservation, Observation
-from gitcanary.rollout import Action, decide
+from gitcanary.manifests import discovery, kustomize
+from gitcanary.manifests.generate import FileWriter, Layout, read_status
+from gitcanary.manifests.target import render_target
 from gitcanary.routers import router_for
 from gitcanary.routers.providers import apply_default_provider
 from gitcanary.spec.load import LoadedCanary
 from gitcanary.spec.status import CanaryStatus, Phase, utcnow
-from gitcanary.target import render_target
 
 if TYPE_CHECKING:
     from gitcanary.cluster import ClusterObserver
@@ -211,7 +212,7 @@ def _observe(
 
 def validate(root: Path, provider: str | None = None) -> tuple[list[str], list[str]]:
     """(errors, warnings) for every canary: its spec, its target build, its generated objects."""
-    from gitcanary.validation import validate_manifests
+    from gitcanary.spec.validation import validate_manifests
 
     catalog = _scan(root, provider)
     errors = [str(err) for err in catalog.errors.values()]

@@ -49,8 +49,8 @@ def _command(action: ManualAction) -> Callable[..., None]:
             ),
         ] = None,
     ) -> None:
-        from gitcanary.logs import redact
-        from gitcanary.manual import perform
+        from gitcanary.commands.manual import perform
+        from gitcanary.service.logs import redact
 
         out = Console(width=None if sys.stdout.isatty() else 240)
         try:

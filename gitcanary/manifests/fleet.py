@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from gitcanary import discovery, kustomize, yamlio
 from gitcanary.errors import RenderError, SpecError
+from gitcanary.manifests import files, kustomize, yamlio
 
 FLEET_FILES = ("fleet.yaml", "fleet.yml")
 KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
@@ -118,7 +118,7 @@ def kustomize_dir_of(root: Path, directory: str) -> str:
 
 
 def fleet_file(root: Path, directory: str) -> str | None:
-    return discovery.first_file(root, directory, FLEET_FILES)
+    return files.first_file(root, directory, FLEET_FILES)
 
 
 def bundle_of(root: Path, directory: str) -> Bundle | None:
@@ -304,7 +304,7 @@ def inputs(root: Path, directory: str) -> set[str]:
     if chart is not None:
         found.add(chart)
     elif bundle.kustomize_dir() != directory:
-        found |= discovery.kustomize_inputs(root, bundle.kustomize_dir())
+        found |= files.kustomize_inputs(root, bundle.kustomize_dir())
     return found
 
 
@@ -547,7 +547,7 @@ def write_generated_bundle(root: Path, path: str, desired: Obj) -> bool:
 def gitrepo_paths(root: Path) -> list[tuple[str, str, list[str]]]:
     """(file, name, paths) of every Fleet GitRepo declared in the repository; no paths means the root."""
     found = []
-    for source in discovery.yaml_files(root):
+    for source in files.yaml_files(root):
         text = (root / source).read_text(errors="replace")
         if GITREPO_API not in text:
             continue

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from gitcanary.server import StartResponse, plain
+from gitcanary.service.http import StartResponse, plain
 
 log = logging.getLogger("gitcanary.forge")
 PATH = "/webhooks/github"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from gitcanary.commands.operations import CanaryView
 from gitcanary.forge import gate, naming
 from gitcanary.forge.base import Forge
-from gitcanary.operations import CanaryView
 
 
 def annotate(views: Sequence[CanaryView], forge: Forge) -> None:

@@ -12,15 +12,15 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from gitcanary.core.observations import CheckResult
+from gitcanary.core.rollout import strategy_of
 from gitcanary.errors import GitcanaryError, GitError, PushRejected
 from gitcanary.forge.base import ForgeError
-from gitcanary.health import Readiness
-from gitcanary.metrics import Metrics
-from gitcanary.observations import CheckResult
-from gitcanary.reconciler import Reconciler, TickResult
-from gitcanary.rollout import strategy_of
+from gitcanary.git.trailers import parse_trailers
+from gitcanary.service.health import Readiness
+from gitcanary.service.metrics import Metrics
+from gitcanary.service.reconciler import Reconciler, TickResult
 from gitcanary.spec.models import Canary, MetricTemplate
-from gitcanary.trailers import parse_trailers
 
 
 class MonitoredReconciler(Reconciler):

@@ -1,0 +1,33 @@
+"""The one interface every router implements (Flagger's `pkg/router/router.go`, written to Git)."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from gitcanary.spec.models import Canary
+
+# The label on every object gitcanary renders: routers and the primary's renderer set it alike.
+MANAGED_BY = {"app.kubernetes.io/managed-by": "gitcanary"}
+
+
+class Router(Protocol):
+    provider: str
+
+    def render(
+        self,
+        canary: Canary,
+        primary_weight: int,
+        canary_weight: int,
+        mirrored: bool = False,
+        ingress: dict[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        """The routing objects with these weights; `mirrored` copies requests to the canary.
+
+        `ingress` is the user's Ingress named by `spec.ingressRef` (ingress providers clone it).
+        An empty list means the provider has no routing object (`kubernetes`).
+        """
+        ...
+
+    def weights(self, canary: Canary, objects: list[dict[str, Any]]) -> tuple[int, int] | None:
+        """(primary, canary) weights found in `objects`, None if the routing object is absent."""
+        ...
