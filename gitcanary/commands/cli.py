@@ -395,6 +395,7 @@ def init(
     An app dir with a fleet.yaml is a Fleet bundle: the generated dir gets its own fleet.yaml, and
     init says whether a GitRepo's spec.paths in the repository covers it.
     """
+    from gitcanary.commands.operations import image_automation
     from gitcanary.commands.operations import init as do_init
 
     try:
@@ -411,6 +412,8 @@ def init(
             console.print(f"  wrote {changed}")
         if result.hook:
             console.print(f"  {result.hook}")
+    for line in image_automation(repo, provider, path):
+        console.print(line, highlight=False)
     if any(result.switched for result in results):
         console.print(
             "Push these commits: the primary, the services and the routing to it (100/0) are ready."
@@ -529,6 +532,7 @@ def validate(
     provider: ProviderOpt = None,
 ) -> None:
     """Check every Canary, MetricTemplate, target build and generated object; non-zero exit on errors."""
+    from gitcanary.commands.operations import image_automation
     from gitcanary.commands.operations import validate as do_validate
 
     if not path.is_dir():
@@ -538,6 +542,8 @@ def validate(
         err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     for problem in errors:
         err.print(f"[red]error:[/red] {problem}", highlight=False)
+    for line in image_automation(path, provider):
+        console.print(line, highlight=False)
     if errors:
         raise typer.Exit(1)
     console.print("ok: every canary and generated object is valid")

@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     kubeconfig: str | None = None
     # `spec.provider` of canaries that set none (Flagger's -mesh-provider); None means istio.
     provider: str | None = None
+    # Commit author emails of image automations: a failed revision they push back is held
+    # (phase Quarantined), not rolled out again. The authors of the repository's Flux
+    # ImageUpdateAutomations are added to these.
+    automation_authors: list[str] = Field(
+        default_factory=lambda: ["fluxcdbot@users.noreply.github.com", "noreply@argoproj.io"]
+    )
 
     def resolved_workdir(self) -> Path:
         return self.workdir or default_workdir(self.repo, self.branch)
