@@ -145,20 +145,53 @@ def _of(docs: list[Doc], group: str, kind: str) -> list[Doc]:
     return [d for d in docs if str(d.obj["apiVersion"]).startswith(group) and d.obj.get("kind") == kind]
 
 
-def markers(root: Path, directory: str) -> list[tuple[str, str, str]]:
-    """(file, policy namespace, policy name) of every `$imagepolicy` marker in `directory`'s YAML files."""
+def markers(root: Path, directory: str) -> list[tuple[str, str, str, str]]:
+    """(file, policy namespace, policy name, image or "") of every `$imagepolicy` marker in
+    `directory`'s YAML files. The image is the repository the marked line sets: its own value
+    (`image: repo:tag # {...}`), or the `name:` (or `newName:`) of its kustomization `images:` entry."""
     base = root / directory if directory else root
-    out: list[tuple[str, str, str]] = []
+    out: list[tuple[str, str, str, str]] = []
     if not base.is_dir():
         return out
     for file in sorted(base.iterdir()):
         if not file.name.endswith(YAML_SUFFIXES) or not file.is_file() or file.is_symlink():
             continue
-        for match in MARKER.finditer(file.read_text(errors="replace")):
+        lines = file.read_text(errors="replace").splitlines()
+        for number, line in enumerate(lines):
+            match = MARKER.search(line)
+            if match is None:
+                continue
             parts = match.group("ref").split(":")
             if len(parts) >= 2:
-                out.append((str(file.relative_to(root)), parts[0], parts[1]))
+                out.append((str(file.relative_to(root)), parts[0], parts[1], _marked_image(lines, number)))
     return out
+
+
+_KEY_VALUE = re.compile(r"^(?P<indent>\s*)(?P<dash>-\s+)?(?P<key>[\w.-]+):\s*(?P<value>[^\s#]*)")
+
+
+def _marked_image(lines: list[str], number: int) -> str:
+    found = _KEY_VALUE.match(lines[number])
+    if found is None:
+        return ""
+    value = found.group("value").strip("'\"")
+    if found.group("key") == "image" or "/" in value:
+        return value.split("@")[0].rsplit(":", 1)[0] if ":" in value.rsplit("/", 1)[-1] else value
+    # A kustomization images: entry: its name (or newName) sits on the lines of the same item.
+    indent = len(found.group("indent")) + len(found.group("dash") or "")
+    names: dict[str, str] = {}
+    for previous in range(number, max(number - 8, -1), -1):
+        other = _KEY_VALUE.match(lines[previous])
+        if other is None:
+            continue
+        column = len(other.group("indent")) + len(other.group("dash") or "")
+        if column != indent:
+            break
+        if other.group("key") in ("name", "newName"):
+            names.setdefault(other.group("key"), other.group("value").strip("'\""))
+        if other.group("dash"):
+            break  # the first line of the item
+    return names.get("name", "")
 
 
 def _policy_kind(spec: dict[str, Any]) -> str:
@@ -190,7 +223,9 @@ def find(root: Path, app_dir: str, repository: str) -> list[Selector]:
     policies = _of(docs, FLUX_IMAGE_GROUP, "ImagePolicy")
     repositories = _of(docs, FLUX_IMAGE_GROUP, "ImageRepository")
     seen: set[tuple[str, str]] = set()
-    for path, namespace, name in markers(root, app_dir):
+    for path, namespace, name, image in markers(root, app_dir):
+        if image and image != repository:
+            continue  # the marker sets another image
         if (namespace, name) in seen:
             continue
         seen.add((namespace, name))
