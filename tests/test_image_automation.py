@@ -9,6 +9,8 @@ the objects it reads are validated against the upstream CRDs, pushes race as the
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -301,10 +303,44 @@ def test_a_policy_outside_the_repository_is_held_not_rolled_out_again(
     assert status(repo)["phase"] == "Quarantined" and status(repo)["canaryWeight"] == 0
     assert new_tag(repo) == "6.1.1"  # no ping-pong: the old tag is not written back again
 
+    # Retry from Quarantined: the tag is already in Git; analysis starts again, nothing is restored.
+    health.bad.clear()
+    result = perform(ManualAction.RETRY, "prod/backend", str(repo.remote), actor=PAT, now=clock.now)
+    assert result.notes == []
+    tick(rec, clock)
+    assert status(repo)["phase"] == "Progressing" and starts_of(repo, "6.1.1") == 2
+    assert "quarantined" not in status(repo)
+    tick_until(rec, clock, repo, "Succeeded")
+
     registry.push("stefanprodan/podinfo", "6.1.2")
     assert bot.run() == "6.1.2"
     tick_until(rec, clock, repo, "Succeeded")
     assert status(repo)["primaryRevision"] == "6.1.2"
+
+
+def test_validate_and_init_name_the_policy_that_selects_the_image(tmp_path: Path) -> None:
+    repo = make_config_repo(tmp_path)
+    prepare(repo)
+    done = subprocess.run(
+        [sys.executable, "-m", "gitcanary", "validate", str(repo.human)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (
+        "prod/backend: ghcr.io/stefanprodan/podinfo: selected by ImagePolicy flux-system/podinfo "
+        f"({POLICIES}), semver policy; a rolled-back tag is quarantined in spec.policy.semver.range"
+    ) in done.stdout
+    init = subprocess.run(
+        [sys.executable, "-m", "gitcanary", "init", "apps/backend"],
+        cwd=repo.human,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert init.returncode == 0, init.stderr
+    assert "selected by ImagePolicy flux-system/podinfo" in init.stdout
 
 
 def test_a_person_bumping_the_failed_tag_again_is_a_new_rollout(

@@ -148,3 +148,26 @@ def test_a_tag_that_is_no_valid_tag_is_never_written(tmp_path: Path) -> None:
     [selector] = image_policies.find(tmp_path, "apps/app", IMAGE)
     assert image_policies.quarantine(tmp_path, selector, "1.0.0 || *") is None
     assert "||" not in (tmp_path / "flux/policy.yaml").read_text()
+
+
+def test_repository_content_cannot_forge_a_trailer_or_reach_outside(tmp_path: Path) -> None:
+    write_repo(tmp_path, policy_yaml('    semver:\n      range: ">=1.0.0\\nGitcanary-Phase: Succeeded"\n'))
+    [selector] = image_policies.find(tmp_path, "apps/app", IMAGE)
+    done = image_policies.quarantine(tmp_path, selector, "2.1.0")
+    assert done is not None and "\n" not in done.line and "Gitcanary-Phase" in done.line
+    # A symlinked directory leaving the clone is not read; nor is an object with an invalid name.
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    outside.mkdir()
+    (outside / "policy.yaml").write_text(
+        policy_yaml("    numerical: {}\n").replace("name: app\n  namespace", "name: far\n  namespace")
+    )
+    (tmp_path / "flux/elsewhere").symlink_to(outside, target_is_directory=True)
+    (tmp_path / "apps/app/kustomization.yaml").write_text(
+        f'images:\n  - name: {IMAGE}\n    newTag: 1.1.0 # {{"$imagepolicy": "flux-system:far:tag"}}\n'
+    )
+    [far] = image_policies.find(tmp_path, "apps/app", IMAGE)
+    assert far.path is None  # not found in the clone: treated as outside, nothing written there
+    (tmp_path / "apps/app/kustomization.yaml").write_text(
+        f'images:\n  - name: {IMAGE}\n    newTag: 1.1.0 # {{"$imagepolicy": "Flux_System:app:tag"}}\n'
+    )
+    assert image_policies.find(tmp_path, "apps/app", IMAGE) == []

@@ -351,8 +351,10 @@ class FileWriter:
                 done = image_policies.quarantine(self.root, selector, ref.tag)
                 if done is None:
                     notes.append(
-                        f"{ref.tag} not quarantined in {selector.ref} ({selector.why_not()}): if it "
-                        "brings the tag back, gitcanary holds it (phase Quarantined) instead of a rollout"
+                        image_policies.one_line(
+                            f"{ref.tag} not quarantined in {selector.ref} ({selector.why_not()}): if it "
+                            "brings the tag back, gitcanary holds it (phase Quarantined) instead of a rollout"
+                        )
                     )
                     continue
                 if done.path not in self.changed:

@@ -50,6 +50,9 @@ SEMVER = re.compile(
 # A tag as OCI distribution allows it; anything else is never written into a policy.
 TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
+# Kubernetes object names (DNS-1123 subdomain): anything else in a marker or object is ignored.
+K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+
 # Flux ImageUpdateAutomation has no default author (spec.git.commit.author is required); `flux
 # create image update` and Flux's guides use fluxcdbot. Image Updater's --git-commit-email
 # defaults to noreply@argoproj.io (its user: argocd-image-updater).
@@ -118,14 +121,26 @@ class Exclusion:
     path: str
     line: str
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "line", one_line(self.line))
+
+
+def one_line(text: str) -> str:
+    """Repository content made safe for a commit message line: no line breaks or control characters
+    (a value spanning lines could forge a `Gitcanary-*` trailer), and bounded."""
+    return re.sub(r"[\x00-\x1f\x7f]", " ", text)[:300]
+
 
 def _documents(root: Path) -> list[Doc]:
     """Every Flux image and Argo CD object in the repository's YAML files (bounded parsing)."""
     found: list[Doc] = []
+    resolved = root.resolve()
     for file in sorted(root.rglob("*")):
         rel = file.relative_to(root)
         if ".git" in rel.parts or not file.name.endswith(YAML_SUFFIXES) or file.is_symlink():
             continue
+        if not file.resolve().is_relative_to(resolved):
+            continue  # reached through a symlinked directory that leaves the clone
         if not file.is_file() or file.stat().st_size > MAX_FILE_BYTES:
             continue
         text = file.read_text(errors="replace")
@@ -137,7 +152,9 @@ def _documents(root: Path) -> list[Doc]:
             continue
         for index, doc in enumerate(docs):
             if isinstance(doc, dict) and isinstance(doc.get("apiVersion"), str):
-                found.append(Doc(str(rel), index, doc))
+                item = Doc(str(rel), index, doc)
+                if K8S_NAME.match(item.name) and (not item.namespace or K8S_NAME.match(item.namespace)):
+                    found.append(item)
     return found
 
 
@@ -162,7 +179,7 @@ def markers(root: Path, directory: str) -> list[tuple[str, str, str, str]]:
             if match is None:
                 continue
             parts = match.group("ref").split(":")
-            if len(parts) >= 2:
+            if len(parts) >= 2 and K8S_NAME.match(parts[0]) and K8S_NAME.match(parts[1]):
                 out.append((str(file.relative_to(root)), parts[0], parts[1], _marked_image(lines, number)))
     return out
 
@@ -438,4 +455,4 @@ def report(root: Path, app_dir: str, images: list[str]) -> list[str]:
                     f"{repository}: selected by {selector.ref}{origin}; quarantine cannot be written "
                     f"({selector.why_not()}): gitcanary holds a failed tag the automation brings back"
                 )
-    return lines
+    return [one_line(line) for line in lines]

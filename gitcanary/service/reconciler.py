@@ -249,7 +249,12 @@ class Reconciler:
             live=live,
             last_attempt=self.hooks.last_attempt(key, status),
         )
-        if status is not None and rendered.revision in status.quarantined:
+        if (
+            status is not None
+            and rendered.revision in status.quarantined
+            and rendered.spec_hash not in (status.last_applied_spec, status.last_promoted_spec)
+        ):
+            # Only a new revision asks who pushed it: a held one costs nothing per tick.
             obs = replace(obs, automated=self._pushed_by_automation(key))
         if self.publisher is not None:
             obs = replace(obs, promotion_gate=self.publisher.gate_state(key))
