@@ -161,3 +161,13 @@ def test_retry_of_a_quarantined_revision_starts_it_and_lifts_the_quarantine() ->
     assert decision.status is not None and decision.status.quarantined == ()
     assert refusal(ManualAction.RETRY, Phase.QUARANTINED, False) is None
     assert refusal(ManualAction.PROMOTE, Phase.QUARANTINED, False) is not None
+
+
+def test_the_hold_alerts_as_a_warning_naming_the_revision() -> None:
+    from gitcanary.hooks.announce import Transition, alert_of
+
+    decision = decide(CANARY, status(Phase.FAILED, OLD), obs(BAD, "6.1.1", True))
+    assert alert_of(Transition(CANARY, None, decision, "abc")) == (
+        "warn",
+        "6.1.1 failed before; an image automation brought it back: held.",
+    )
