@@ -413,3 +413,38 @@ def test_argo_image_updater_application_gets_ignore_tags(
     registry.push("stefanprodan/podinfo", "6.2.0")
     assert bot.run() == "6.2.0"
     tick_until(rec, clock, repo, "Succeeded")
+
+
+def test_a_configured_automation_identity_is_held_too(tmp_path: Path) -> None:
+    """A bot with its own identity (GITCANARY_AUTOMATION_AUTHORS, --automation-author) is automation."""
+    repo = make_config_repo(tmp_path)
+    prepare(repo, policy_in_repo=False)
+    clock = Clock()
+    settings = Settings(
+        repo=str(repo.remote),
+        workdir=tmp_path / "work",
+        settle=0,
+        automation_authors=["renovate@example.com"],
+    )
+    health = Health(tmp_path / "work")
+    rec = Reconciler(settings, clock=clock, analyzer=health, sleep=lambda _: None)
+    tick(rec, clock, 2)
+    health.bad.add("6.1.1")
+    repo.bump("apps/backend", "6.1.1")
+    tick_until(rec, clock, repo, "Failed")
+    git("pull", "-q", "--rebase", cwd=repo.human)
+    repo.edit(KUSTOMIZATION, lambda doc: doc["images"][0].__setitem__("newTag", "6.1.1"))
+    git("add", "-A", cwd=repo.human)
+    git(
+        "-c",
+        "user.name=Renovate",
+        "-c",
+        "user.email=renovate@example.com",
+        "commit",
+        "-qm",
+        "bump",
+        cwd=repo.human,
+    )
+    git("push", "-q", "origin", "HEAD:main", cwd=repo.human)
+    tick(rec, clock, 3)
+    assert status(repo)["phase"] == "Quarantined" and starts_of(repo, "6.1.1") == 1

@@ -230,6 +230,16 @@ def run(
         ),
     ] = None,
     provider: ProviderOpt = None,
+    automation_author: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--automation-author",
+            help="Commit author email of an image automation (repeatable): a failed tag it pushes back "
+            "is held, not rolled out again [default: fluxcdbot@users.noreply.github.com and "
+            "noreply@argoproj.io, or GITCANARY_AUTOMATION_AUTHORS as a JSON list]; the authors of the "
+            "repository's Flux ImageUpdateAutomations count too.",
+        ),
+    ] = None,
 ) -> None:
     """Watch REPO; on an image bump, drive the canary by commits: weights, halts, promotion or rollback."""
     from gitcanary.service import logs
@@ -270,6 +280,8 @@ def run(
         webhook_secret_file=webhook_secret_file,
         provider=provider,
     )
+    if automation_author:
+        settings = settings.model_copy(update={"automation_authors": automation_author})
     try:
         reconciler = MonitoredReconciler(settings)
     except GitcanaryError as exc:
