@@ -300,6 +300,8 @@ def test_a_policy_outside_the_repository_is_held_not_rolled_out_again(
     held = repo.gitcanary_commits()[before:]
     assert [t["Action"] for _, _, t in held] == ["quarantine"]  # at most 1 more commit: the hold
     assert held[0][1] == "gitcanary: quarantine prod/backend 6.1.1: failed before, not rolled out again"
+    hold_body = git("log", "-1", "--format=%B", held[0][0], cwd=repo.remote)
+    assert "pushed back by an image automation" in hold_body and "gitcanary retry prod/backend" in hold_body
     assert status(repo)["phase"] == "Quarantined" and status(repo)["canaryWeight"] == 0
     assert new_tag(repo) == "6.1.1"  # no ping-pong: the old tag is not written back again
 

@@ -608,6 +608,10 @@ def _quarantine(canary: Canary, status: CanaryStatus, obs: Observation) -> Decis
         f"{obs.target_revision} failed before and was pushed back by an image automation; "
         "held at 0 replicas, all traffic on the primary",
         new,
+        details=(
+            f"a newer tag starts a rollout as usual; `gitcanary retry {canary.key}` analyses "
+            f"{obs.target_revision} again",
+        ),
     )
 
 
