@@ -450,3 +450,37 @@ def test_a_configured_automation_identity_is_held_too(tmp_path: Path) -> None:
     git("push", "-q", "origin", "HEAD:main", cwd=repo.human)
     tick(rec, clock, 3)
     assert status(repo)["phase"] == "Quarantined" and starts_of(repo, "6.1.1") == 1
+
+
+def test_the_bot_running_before_flux_applies_the_exclusion_is_held_once(
+    tmp_path: Path, registry: Registry, fluxpolicy: Path
+) -> None:
+    """The rollback commit's exclusion reaches the cluster at Flux's next sync; a bot run in between
+    still uses the old range and brings the tag back: one hold commit, then nothing loops."""
+    repo = make_config_repo(tmp_path)
+    prepare(repo)
+    clock = Clock()
+    rec, health = reconciler(repo, tmp_path, clock)
+    bot = FluxBot(repo.remote, tmp_path / "flux-bot", registry, fluxpolicy)
+    tick(rec, clock, 2)
+    health.bad.add("6.1.1")
+    registry.push("stefanprodan/podinfo", "6.1.1")
+    bot.run()
+    tick_until(rec, clock, repo, "Failed")
+    rollback = len(repo.gitcanary_commits())
+
+    bot.cluster_objects = [IMAGE_POLICY]  # the cluster still holds the policy without the exclusion
+    assert bot.run() == "6.1.1"
+    tick(rec, clock, 2)
+    assert status(repo)["phase"] == "Quarantined"
+    bot.cluster_objects = []  # applied: the policy now selects 6.1.0, which the bot writes back
+    for _ in range(6):
+        bot.run()
+        tick(rec, clock)
+        clock.now += AUTOMATION_INTERVAL
+    assert bot.pushed == ["6.1.1", "6.1.1", "6.1.0"]
+    assert [t["Action"] for _, _, t in repo.gitcanary_commits()[rollback:]] == ["quarantine"]
+    assert starts_of(repo, "6.1.1") == 1 and new_tag(repo) == "6.1.0"
+    registry.push("stefanprodan/podinfo", "6.1.2")
+    assert bot.run() == "6.1.2"
+    tick_until(rec, clock, repo, "Succeeded")

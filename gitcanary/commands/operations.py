@@ -241,13 +241,17 @@ def image_automation(root: Path, provider: str | None = None, under: str = "") -
 
     root = Path(root)
     catalog = _scan(root, provider)
+    docs = image_policies.documents(root)
     lines: list[str] = []
     for loaded in _canaries_under(catalog, _relative(root, under)) if under else catalog.canaries.values():
+        app_dir = Layout.of(loaded).app_dir
+        if not image_policies.automated(root, app_dir, docs):
+            continue  # nothing could select its images: no build needed to say so
         try:
             rendered = render_target(root, loaded)
         except GitcanaryError:
             continue  # validate reports the build error itself
         images = list(render.container_images(rendered.target).values())
-        found = image_policies.report(root, Layout.of(loaded).app_dir, images)
+        found = image_policies.report(root, app_dir, images, docs)
         lines += [f"{loaded.canary.key}: {line}" for line in found]
     return lines

@@ -131,7 +131,7 @@ def one_line(text: str) -> str:
     return re.sub(r"[\x00-\x1f\x7f]", " ", text)[:300]
 
 
-def _documents(root: Path) -> list[Doc]:
+def documents(root: Path) -> list[Doc]:
     """Every Flux image and Argo CD object in the repository's YAML files (bounded parsing)."""
     found: list[Doc] = []
     resolved = root.resolve()
@@ -233,9 +233,12 @@ def _image_list(annotation: str) -> list[tuple[str, str]]:
     return out
 
 
-def find(root: Path, app_dir: str, repository: str) -> list[Selector]:
-    """The automations that select image `repository` (no tag) for the app in `app_dir`."""
-    docs = _documents(root)
+def find(root: Path, app_dir: str, repository: str, docs: list[Doc] | None = None) -> list[Selector]:
+    """The automations that select image `repository` (no tag) for the app in `app_dir`.
+
+    `docs` is `documents(root)` when the caller asks for several images (it reads every YAML file).
+    """
+    docs = documents(root) if docs is None else docs
     selectors: list[Selector] = []
     policies = _of(docs, FLUX_IMAGE_GROUP, "ImagePolicy")
     repositories = _of(docs, FLUX_IMAGE_GROUP, "ImageRepository")
@@ -288,7 +291,7 @@ def find(root: Path, app_dir: str, repository: str) -> list[Selector]:
 def automation_authors(root: Path) -> set[str]:
     """Commit author emails of the ImageUpdateAutomations in the repository."""
     emails = set()
-    for doc in _of(_documents(root), FLUX_IMAGE_GROUP, "ImageUpdateAutomation"):
+    for doc in _of(documents(root), FLUX_IMAGE_GROUP, "ImageUpdateAutomation"):
         author = ((((doc.obj.get("spec") or {}).get("git") or {}).get("commit") or {}).get("author")) or {}
         if author.get("email"):
             emails.add(str(author["email"]))
@@ -435,14 +438,19 @@ def _ignore_tag(root: Path, selector: Selector, tag: str, add: bool) -> Exclusio
     return Exclusion(selector.path, f"{selector.ref} annotation {key} {verb} {tag}")
 
 
-def report(root: Path, app_dir: str, images: list[str]) -> list[str]:
+def automated(root: Path, app_dir: str, docs: list[Doc]) -> bool:
+    """Could any automation select an image of this app: a marker in it, or any Image Updater Application?"""
+    return bool(markers(root, app_dir)) or bool(_of(docs, ARGO_GROUP, "Application"))
+
+
+def report(root: Path, app_dir: str, images: list[str], docs: list[Doc] | None = None) -> list[str]:
     """Lines for init/validate: which automation selects each image, and whether quarantine is written."""
     from gitcanary.manifests.detect import ImageRef
 
     lines = []
     for image in images:
         repository = ImageRef.parse(image).repository
-        for selector in find(root, app_dir, repository):
+        for selector in find(root, app_dir, repository, docs):
             where = selector.where_quarantine_goes()
             origin = f" ({selector.path})" if selector.path else ""
             if where is not None:
