@@ -1,4 +1,5 @@
-"""Finding the automation that selects an image, and writing (and lifting) a failed tag's exclusion.
+"""Finding the automation that selects an image (image_policies), and writing and lifting a failed
+tag's exclusion there (image_quarantine).
 
 Whether an exclusion works is asked of Flux's own libraries (tests/fluxpolicy: Masterminds/semver
 and Go's regexp), never of gitcanary: the tag the policy selects before and after the edit.
@@ -12,7 +13,7 @@ import pytest
 from image_automation import build_fluxpolicy, flux_latest
 from oracle import schema_problems
 
-from gitcanary.manifests import image_policies, yamlio
+from gitcanary.manifests import image_policies, image_quarantine, yamlio
 
 IMAGE = "ghcr.io/acme/app"
 TAGS = ["1.0.0", "1.1.0", "1.2.0", "1.2.0-rc.1", "2.0.0", "2.1.0"]
@@ -73,7 +74,7 @@ def test_semver_range_gets_not_equal_and_flux_skips_the_tag(
     [selector] = image_policies.find(tmp_path, "apps/app", IMAGE)
     assert selector.policy == "semver" and selector.where_quarantine_goes() == "spec.policy.semver.range"
 
-    done = image_policies.quarantine(tmp_path, selector, tag)
+    done = image_quarantine.quarantine(tmp_path, selector, tag)
     assert done is not None and done.path == "flux/policy.yaml"
     policy = docs(tmp_path, "flux/policy.yaml")[0]
     assert schema_problems(policy) == []
@@ -81,9 +82,9 @@ def test_semver_range_gets_not_equal_and_flux_skips_the_tag(
     after_text = (tmp_path / "flux/policy.yaml").read_text()
     changed = [line for line in after_text.splitlines() if line not in before_text.splitlines()]
     assert len(changed) == 1 and "range:" in changed[0]  # the comment and every other line survive
-    assert image_policies.quarantine(tmp_path, selector, tag) is None  # already there: no second edit
+    assert image_quarantine.quarantine(tmp_path, selector, tag) is None  # already there: no second edit
 
-    assert image_policies.lift(tmp_path, selector, tag) is not None
+    assert image_quarantine.lift(tmp_path, selector, tag) is not None
     assert (tmp_path / "flux/policy.yaml").read_text() == before_text
 
 
@@ -109,24 +110,24 @@ def test_policies_that_cannot_say_not_equal_exclude_the_tag_in_the_image_reposit
     policy = docs(tmp_path, "flux/policy.yaml")[0]
     if "semver" not in choice:
         assert flux_latest(fluxpolicy, policy, docs(tmp_path, "flux/repository.yaml")[0], tags) == bad
-    done = image_policies.quarantine(tmp_path, selector, bad)
+    done = image_quarantine.quarantine(tmp_path, selector, bad)
     assert done is not None and done.path == "flux/repository.yaml"
     repository = docs(tmp_path, "flux/repository.yaml")[0]
     # Setting the list replaces Flux's default, so the default stays in it.
     assert repository["spec"]["exclusionList"][0] == r"^.*\.sig$"
     assert schema_problems(repository) == [] and schema_problems(policy) == []
     assert flux_latest(fluxpolicy, policy, repository, [*tags, "x.sig"]) == after
-    assert image_policies.lift(tmp_path, selector, bad) is not None
+    assert image_quarantine.lift(tmp_path, selector, bad) is not None
     assert flux_latest(fluxpolicy, policy, docs(tmp_path, "flux/repository.yaml")[0], tags) in (bad, "1.0.0")
 
 
 def test_without_the_objects_in_the_repository_nothing_is_written_and_report_says_so(tmp_path: Path) -> None:
     write_repo(tmp_path, policy_yaml("    numerical: {}\n"))  # no ImageRepository in the repository
     [selector] = image_policies.find(tmp_path, "apps/app", IMAGE)
-    assert image_policies.quarantine(tmp_path, selector, "3") is None
+    assert image_quarantine.quarantine(tmp_path, selector, "3") is None
     (tmp_path / "flux/policy.yaml").unlink()
     [outside] = image_policies.find(tmp_path, "apps/app", IMAGE)
-    assert outside.path is None and image_policies.quarantine(tmp_path, outside, "3") is None
+    assert outside.path is None and image_quarantine.quarantine(tmp_path, outside, "3") is None
     lines = image_policies.report(tmp_path, "apps/app", [f"{IMAGE}:1.1.0"])
     assert lines == [
         f"{IMAGE}: selected by ImagePolicy flux-system/app; quarantine cannot be written (ImagePolicy "
@@ -146,14 +147,14 @@ def test_report_names_the_policy_and_where_quarantine_goes(tmp_path: Path) -> No
 def test_a_tag_that_is_no_valid_tag_is_never_written(tmp_path: Path) -> None:
     write_repo(tmp_path, policy_yaml("    semver:\n      range: '>=1.0.0'\n"))
     [selector] = image_policies.find(tmp_path, "apps/app", IMAGE)
-    assert image_policies.quarantine(tmp_path, selector, "1.0.0 || *") is None
+    assert image_quarantine.quarantine(tmp_path, selector, "1.0.0 || *") is None
     assert "||" not in (tmp_path / "flux/policy.yaml").read_text()
 
 
 def test_repository_content_cannot_forge_a_trailer_or_reach_outside(tmp_path: Path) -> None:
     write_repo(tmp_path, policy_yaml('    semver:\n      range: ">=1.0.0\\nGitcanary-Phase: Succeeded"\n'))
     [selector] = image_policies.find(tmp_path, "apps/app", IMAGE)
-    done = image_policies.quarantine(tmp_path, selector, "2.1.0")
+    done = image_quarantine.quarantine(tmp_path, selector, "2.1.0")
     assert done is not None and "\n" not in done.line and "Gitcanary-Phase" in done.line
     # A symlinked directory leaving the clone is not read; nor is an object with an invalid name.
     outside = tmp_path.parent / f"{tmp_path.name}-outside"

@@ -39,7 +39,7 @@ from gitcanary.core.manual_rules import refusal
 from gitcanary.errors import GitcanaryError, GitError, PushRejected
 from gitcanary.git.trailers import format_message
 from gitcanary.git.workspace import Identity, Workspace
-from gitcanary.manifests import detect, discovery, image_policies, render, yamlio
+from gitcanary.manifests import detect, discovery, image_policies, image_quarantine, render, yamlio
 from gitcanary.manifests.generate import Layout, read_primary, read_status, write_documents
 from gitcanary.manifests.target import render_target
 from gitcanary.service.logs import redact
@@ -298,7 +298,7 @@ def _lift_quarantine(root: Path, loaded: LoadedCanary, status: CanaryStatus) -> 
     for image in render.container_images(primary).values():
         repository = detect.ImageRef.parse(image).repository
         for selector in image_policies.find(root, layout.app_dir, repository):
-            lifted = image_policies.lift(root, selector, tag)
+            lifted = image_quarantine.lift(root, selector, tag)
             if lifted is not None:
                 notes.append(f"quarantine of {tag} lifted: {lifted.line}")
                 paths.append(lifted.path)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from gitcanary.errors import RenderError, SpecError
-from gitcanary.manifests import apex, detect, fleet, image_policies, render, yamlio
+from gitcanary.manifests import apex, detect, fleet, image_policies, image_quarantine, render, yamlio
 from gitcanary.manifests.discovery import (
     GENERATED_DIR_ANNOTATION,
     STATUS_FILE,
@@ -348,7 +348,7 @@ class FileWriter:
             if not ref.tag:
                 continue
             for selector in image_policies.find(self.root, self.layout.app_dir, ref.repository):
-                done = image_policies.quarantine(self.root, selector, ref.tag)
+                done = image_quarantine.quarantine(self.root, selector, ref.tag)
                 if done is None:
                     notes.append(
                         image_policies.one_line(
