@@ -21,6 +21,7 @@ from conftest import ConfigRepo, git, make_config_repo
 from image_automation import ArgoBot, FluxBot, Registry, build_fluxpolicy
 from oracle import schema_problems
 
+from gitcanary.commands import operations
 from gitcanary.commands.manual import perform
 from gitcanary.core.observations import CheckResult
 from gitcanary.manifests import yamlio
@@ -303,6 +304,8 @@ def test_a_policy_outside_the_repository_is_held_not_rolled_out_again(
     hold_body = git("log", "-1", "--format=%B", held[0][0], cwd=repo.remote)
     assert "pushed back by an image automation" in hold_body and "gitcanary retry prod/backend" in hold_body
     assert status(repo)["phase"] == "Quarantined" and status(repo)["canaryWeight"] == 0
+    [view] = operations.status(rec.root)  # what `gitcanary status` prints
+    assert view.phase == "Quarantined" and "gitcanary retry prod/backend" in view.message
     assert new_tag(repo) == "6.1.1"  # no ping-pong: the old tag is not written back again
 
     # Retry from Quarantined: the tag is already in Git; analysis starts again, nothing is restored.

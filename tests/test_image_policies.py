@@ -172,3 +172,18 @@ def test_repository_content_cannot_forge_a_trailer_or_reach_outside(tmp_path: Pa
         f'images:\n  - name: {IMAGE}\n    newTag: 1.1.0 # {{"$imagepolicy": "Flux_System:app:tag"}}\n'
     )
     assert image_policies.find(tmp_path, "apps/app", IMAGE) == []
+
+
+def test_a_marker_on_a_manifest_image_line_belongs_to_that_image(tmp_path: Path) -> None:
+    write_repo(tmp_path, policy_yaml("    semver:\n      range: '>=1.0.0'\n"))
+    (tmp_path / "apps/app/kustomization.yaml").write_text("resources:\n  - deployment.yaml\n")
+    (tmp_path / "apps/app/deployment.yaml").write_text(
+        "spec:\n  template:\n    spec:\n      containers:\n        - name: app\n"
+        f'          image: {IMAGE}:1.1.0 # {{"$imagepolicy": "flux-system:app"}}\n'
+        "        - name: sidecar\n"
+        '          image: ghcr.io/acme/sidecar:2.0 # {"$imagepolicy": "flux-system:sidecar"}\n'
+    )
+    assert [(s.namespace, s.name) for s in image_policies.find(tmp_path, "apps/app", IMAGE)] == [
+        ("flux-system", "app")
+    ]
+    assert image_policies.markers(tmp_path, "apps/app")[1][3] == "ghcr.io/acme/sidecar"
