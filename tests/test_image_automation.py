@@ -263,7 +263,7 @@ def test_retry_lifts_the_quarantine_and_rolls_the_tag_out_again(
     result = perform(ManualAction.RETRY, "prod/backend", str(repo.remote), actor=PAT, now=clock.now)
     assert any("quarantine of 6.1.1 lifted" in note for note in result.notes), result.notes
     assert "'>=6.0.0'" in at_head(repo, POLICIES) and "!=" not in at_head(repo, POLICIES)
-    assert new_tag(repo) == "6.1.1"
+    assert 'newTag: 6.1.1 # {"$imagepolicy": "flux-system:podinfo:tag"}' in at_head(repo, KUSTOMIZATION)
     tick_until(rec, clock, repo, "Succeeded")
     assert status(repo)["primaryRevision"] == "6.1.1" and "quarantined" not in status(repo)
     assert bot.run() is None  # the policy selects 6.1.1 again, which Git already says
