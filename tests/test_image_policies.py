@@ -187,3 +187,17 @@ def test_a_marker_on_a_manifest_image_line_belongs_to_that_image(tmp_path: Path)
         ("flux-system", "app")
     ]
     assert image_policies.markers(tmp_path, "apps/app")[1][3] == "ghcr.io/acme/sidecar"
+
+
+def test_a_marked_images_entry_renders_its_new_name(tmp_path: Path) -> None:
+    (tmp_path / "apps/app").mkdir(parents=True)
+    (tmp_path / "apps/app/kustomization.yaml").write_text(
+        "images:\n"
+        '  - name: app\n    newTag: 1.1.0 # {"$imagepolicy": "flux-system:app:tag"}\n'
+        "    newName: ghcr.io/acme/app\n"
+        '  - name: ghcr.io/acme/other\n    newTag: "2" # {"$imagepolicy": "flux-system:other:tag"}\n'
+    )
+    assert [m[3] for m in image_policies.markers(tmp_path, "apps/app")] == [
+        "ghcr.io/acme/app",
+        "ghcr.io/acme/other",
+    ]

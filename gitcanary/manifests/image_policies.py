@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from gitcanary.manifests import yamlio
+from gitcanary.manifests.detect import ImageRef
 from gitcanary.manifests.files import YAML_SUFFIXES
 
 FLUX_IMAGE_GROUP = "image.toolkit.fluxcd.io/"
@@ -155,21 +156,27 @@ def _marked_image(lines: list[str], number: int) -> str:
     value = found.group("value").strip("'\"")
     if found.group("key") == "image" or "/" in value:
         return value.split("@")[0].rsplit(":", 1)[0] if ":" in value.rsplit("/", 1)[-1] else value
-    # A kustomization images: entry: its name (or newName) sits on the lines of the same item.
+    # A kustomization images: entry: its name (or newName, which wins: it is what renders) sits on
+    # the lines of the same item, above or below the marked line.
     indent = len(found.group("indent")) + len(found.group("dash") or "")
     names: dict[str, str] = {}
-    for previous in range(number, max(number - 8, -1), -1):
-        other = _KEY_VALUE.match(lines[previous])
-        if other is None:
-            continue
-        column = len(other.group("indent")) + len(other.group("dash") or "")
-        if column != indent:
-            break
-        if other.group("key") in ("name", "newName"):
-            names.setdefault(other.group("key"), other.group("value").strip("'\""))
-        if other.group("dash"):
-            break  # the first line of the item
-    return names.get("name", "")
+    for step in (-1, 1):
+        number_at = number
+        while 0 <= number_at < len(lines) and abs(number_at - number) <= 8:
+            other = _KEY_VALUE.match(lines[number_at])
+            column = len(other.group("indent")) + len(other.group("dash") or "") if other else -1
+            if (
+                other is None
+                or column != indent
+                or (step == 1 and other.group("dash") and number_at != number)
+            ):
+                break
+            if other.group("key") in ("name", "newName"):
+                names.setdefault(other.group("key"), other.group("value").strip("'\""))
+            if step == -1 and other.group("dash"):
+                break  # the first line of the item
+            number_at += step
+    return names.get("newName") or names.get("name", "")
 
 
 def _policy_kind(spec: dict[str, Any]) -> str:
@@ -272,8 +279,6 @@ def one_line(text: str) -> str:
 
 def report(root: Path, app_dir: str, images: list[str], docs: list[Doc] | None = None) -> list[str]:
     """Lines for init/validate: which automation selects each image, and whether quarantine is written."""
-    from gitcanary.manifests.detect import ImageRef
-
     lines = []
     for image in images:
         repository = ImageRef.parse(image).repository
