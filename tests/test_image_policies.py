@@ -100,6 +100,14 @@ def test_semver_range_gets_not_equal_and_flux_skips_the_tag(
             "main-bbb-200",
         ),
         ("    semver:\n      range: '>=1.0.0'\n", "", ["1.0.0", "build.7"], "build.7", "1.0.0"),
+        (
+            "    semver:\n      range: '>=1.0.0'\n",
+            # The range orders extracted values (10.1.0 -> 1.10.0): `!= 20.1.0` would miss 1.20.0.
+            "  filterTags:\n    pattern: '^(?P<a>[0-9]+)\\.(?P<b>[0-9]+)\\.0$'\n    extract: '$b.$a.0'\n",
+            ["10.1.0", "20.1.0"],
+            "20.1.0",
+            "10.1.0",
+        ),
     ],
 )
 def test_policies_that_cannot_say_not_equal_exclude_the_tag_in_the_image_repository(

@@ -68,6 +68,7 @@ class Selector:
     alias: str = ""  # Image Updater's alias of the image
     repository: Doc | None = None  # the ImagePolicy's ImageRepository, when in the repository
     marker: str = ""  # file that carries the Flux marker
+    extracts: bool = False  # filterTags.extract: the policy orders extracted values, not tags
 
     @property
     def ref(self) -> str:
@@ -79,7 +80,7 @@ class Selector:
             return None
         if self.kind == "Application":
             return IGNORE_TAGS.format(alias=self.alias) if self.alias else None
-        if self.policy == "semver":
+        if self.policy == "semver" and not self.extracts:
             return "spec.policy.semver.range"
         if self.repository is not None:
             return f"ImageRepository {self.repository.namespace}/{self.repository.name} spec.exclusionList"
@@ -242,6 +243,7 @@ def find(root: Path, app_dir: str, repository: str, docs: list[Doc] | None = Non
                 doc.index,
                 repository=image_repo,
                 marker=path,
+                extracts=bool((spec.get("filterTags") or {}).get("extract")),
             )
         )
     for doc in _of(docs, ARGO_GROUP, "Application"):

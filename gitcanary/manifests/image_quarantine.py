@@ -96,11 +96,10 @@ def quarantine(root: Path, selector: Selector, tag: str) -> Exclusion | None:
         return None
     if selector.kind == "Application":
         return _ignore_tag(root, selector, tag, add=True)
-    if selector.policy == "semver":
-        if not SEMVER.match(tag):
-            return None if selector.repository is None else _exclusion_list(root, selector, tag, add=True)
+    if selector.policy == "semver" and not selector.extracts and SEMVER.match(tag):
         return _semver(root, selector, tag, add=True)
-    return _exclusion_list(root, selector, tag, add=True)
+    # The range sees a filterTags extract, not the tag; a tag that is no version cannot be `!=`'d.
+    return None if selector.repository is None else _exclusion_list(root, selector, tag, add=True)
 
 
 def lift(root: Path, selector: Selector, tag: str) -> Exclusion | None:
