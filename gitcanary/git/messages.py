@@ -7,7 +7,7 @@ from datetime import UTC
 
 from gitcanary.core.rollout import Action, Decision, Strategy, strategy_of
 from gitcanary.git.checks import check_trailer
-from gitcanary.git.trailers import PREFIX, format_message
+from gitcanary.git.trailers import format_message
 from gitcanary.spec.models import Canary
 from gitcanary.spec.status import CanaryStatus, Phase
 
@@ -101,6 +101,7 @@ def compose(
         trailers["Request"] = decision.request
         trailers["Actor"] = decision.actor
     trailers.update(extra or {})
-    text = format_message(line, body, trailers)
-    # One `Gitcanary-Check` trailer per check (a repeated key, as git allows), for audits.
-    return text + "".join(f"{PREFIX}Check: {check_trailer(check)}\n" for check in decision.checks)
+    # One `Gitcanary-Check` trailer per check (a repeated key, as git allows), in the same block.
+    return format_message(
+        line, body, trailers, [("Check", check_trailer(check)) for check in decision.checks]
+    )
