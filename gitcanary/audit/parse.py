@@ -23,7 +23,7 @@ _OTHER_TRAILER = re.compile(r"^([A-Z][A-Za-z-]*-[a-z][A-Za-z-]*|[A-Z][a-z]+):\s+
 PR_NUMBER = re.compile(r"\(#(\d+)\)\s*$|^Merge pull request #(\d+)")
 _APPROVAL_TRAILERS = ("approved-by", "reviewed-by", "acked-by")
 # Steps that set up a canary (or re-render it) rather than move a rollout.
-SETUP_ACTIONS = frozenset({"initialize", "initialized", "update"})
+SETUP_ACTIONS = frozenset({"initialize", "initialized", "update", "restore-status"})
 MANUAL_PREFIX = "manual-"  # gitcanary.commands.manual writes `manual-promote`, `manual-pause`...
 _ACTION = re.compile(r"[a-z][a-z-]*")
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import atexit
+import io
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 from rich.console import Console
@@ -18,6 +21,8 @@ from gitcanary import __version__
 from gitcanary.commands.manual_cli import register as register_manual_commands
 from gitcanary.errors import GitcanaryError
 from gitcanary.git.trailers import parse_trailers
+from gitcanary.manifests import yamlio
+from gitcanary.redaction import redact, register, register_url
 from gitcanary.service.http import HttpServer, Router, plain
 from gitcanary.service.telemetry import mount_telemetry
 
@@ -86,8 +91,19 @@ def main_options(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
+    max_yaml_bytes: Annotated[
+        int,
+        typer.Option(
+            "--max-yaml-bytes",
+            min=1,
+            help="Largest YAML file gitcanary parses from the repository; a larger one is an error for "
+            "that file (aliases and nesting are bounded too).",
+            envvar="GITCANARY_MAX_YAML_BYTES",
+        ),
+    ] = yamlio.MAX_BYTES,
 ) -> None:
     """gitcanary reads Flagger Canary manifests in a Git repo and commits each step of their rollout."""
+    yamlio.configure(max_bytes=max_yaml_bytes)
 
 
 @app.command()
@@ -427,7 +443,10 @@ def _checkout(repo: str, branch: str) -> Path:
         return candidate
     from gitcanary.git.workspace import Workspace
 
-    workspace = Workspace(repo, branch, Path(tempfile.mkdtemp(prefix="gitcanary-status-")) / "repo")
+    scratch = Path(tempfile.mkdtemp(prefix="gitcanary-status-"))
+    # The clone only serves this command: nothing of it (a copy of the repository) is left behind.
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    workspace = Workspace(repo, branch, scratch / "repo")
     workspace.sync()
     return workspace.root
 
@@ -580,8 +599,74 @@ app.command("history")(history)
 app.command("audit")(audit_command)
 
 
+# Options and variables whose value is a credential; every URL given may carry one in its userinfo.
+_SECRET_OPTIONS = ("--github-token", "--webhook-secret")
+_SECRET_VARIABLES = ("GITCANARY_GITHUB_TOKEN", "GITCANARY_WEBHOOK_SECRET")
+
+
+class _RedactingStream(io.TextIOBase):
+    """stdout/stderr of the CLI: each complete line passes `redact` before it is written.
+
+    Every CLI channel (tables, JSON, reports, errors, log lines, tracebacks) goes through here, so a
+    token in `--repo https://TOKEN@host/...` never reaches a terminal or a CI log.
+    """
+
+    def __init__(self, inner: TextIO) -> None:
+        self.inner = inner
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        self._pending += text
+        if "\n" in self._pending:
+            complete, _, self._pending = self._pending.rpartition("\n")
+            self.inner.write(redact(complete + "\n"))
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending:
+            self.inner.write(redact(self._pending))
+            self._pending = ""
+        self.inner.flush()
+
+    def isatty(self) -> bool:
+        return self.inner.isatty()
+
+    def fileno(self) -> int:
+        return self.inner.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.inner, "encoding", "utf-8")
+
+    def writable(self) -> bool:
+        return True
+
+
+def _register_credentials(argv: list[str], environ: dict[str, str]) -> None:
+    """Every credential the command line or the environment hands gitcanary, masked from then on."""
+    for index, arg in enumerate(argv):
+        name, eq, value = arg.partition("=")
+        if name in _SECRET_OPTIONS:
+            register(value if eq else (argv[index + 1] if index + 1 < len(argv) else None))
+        if "@" in arg:
+            register_url(value if eq else arg)
+    for key, value in environ.items():
+        if key in _SECRET_VARIABLES:
+            register(value)
+        elif key.startswith("GITCANARY_") and "@" in value:
+            register_url(value)
+
+
 def main() -> None:
-    app()
+    _register_credentials(sys.argv[1:], dict(os.environ))
+    if not isinstance(sys.stdout, _RedactingStream):
+        sys.stdout = _RedactingStream(sys.stdout)
+        sys.stderr = _RedactingStream(sys.stderr)
+    try:
+        app()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
 
 
 if __name__ == "__main__":

@@ -83,6 +83,19 @@ def update(canary: Canary, status: CanaryStatus, changed: list[str]) -> str:
     return format_message(subject, body, _trailers(canary, status, "update"))
 
 
+def restore(canary: Canary, status: CanaryStatus, foreign: str, author: str) -> str:
+    """A commit that writes gitcanary's own last status back over a change it did not make."""
+    subject = f"gitcanary: restore {canary.key} status written by {author.split(' <')[0]}"
+    body = [
+        f"{foreign} by {author} changed the status file; gitcanary's status is its memory, changed only "
+        "by gitcanary: use gitcanary promote|abort|retry|pause|resume to act on a rollout.",
+        f"kept: {status.phase.value} at {status.canary_weight}%",
+    ]
+    return format_message(
+        subject, body, {**_trailers(canary, status, "restore-status"), "Overrides": foreign}
+    )
+
+
 def compose(
     canary: Canary,
     old: CanaryStatus | None,

@@ -14,6 +14,8 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 
+from gitcanary.redaction import redact
+
 PREFIX = "Gitcanary-"
 # Trailers that may repeat (one per metric check); every other Gitcanary trailer is singular.
 REPEATABLE = frozenset({"Check"})
@@ -39,7 +41,7 @@ def clean(value: object, limit: int = VALUE_MAX) -> str:
             " " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn") else ch
             for ch in text
         )
-    text = " ".join(text.split())
+    text = redact(" ".join(text.split()))  # a commit is pushed and kept forever: no credentials in it
     if len(text) > limit:
         text = text[: limit - 3] + "..."
     return text

@@ -80,6 +80,9 @@ def scan_file(catalog: Catalog, root: Path, source: str) -> None:
         where = f"line {mark.line + 1}" if mark is not None else "(document)"
         catalog.errors[source] = SpecError(source, where, f"not valid YAML: {getattr(exc, 'problem', exc)}")
         return
+    except (RecursionError, ValueError) as exc:  # what a hostile file may still provoke: its error, no crash
+        catalog.errors[source] = SpecError(source, "(document)", f"cannot be read: {type(exc).__name__}")
+        return
     keys: list[str] = []
     for index, doc in enumerate(parsed):
         label = source if len(parsed) == 1 else f"{source}#{index}"
@@ -111,6 +114,10 @@ def scan_file(catalog: Catalog, root: Path, source: str) -> None:
                 keys.append(provider.key)
         except SpecError as exc:
             catalog.errors[source] = exc
+        except Exception as exc:  # noqa: BLE001 - one unreadable document is that file's error, never the tick's
+            catalog.errors[source] = SpecError(
+                label, "(document)", f"cannot be read: {type(exc).__name__}: {exc}"
+            )
     catalog.files[source] = keys
 
 

@@ -54,9 +54,10 @@ class CanaryStatus(BaseModel):
     model_config = ConfigDict(populate_by_name=True, frozen=True)
 
     phase: Phase
-    canary_weight: int = Field(0, alias="canaryWeight")
-    failed_checks: int = Field(0, alias="failedChecks")
-    iterations: int = 0
+    # Bounded: a weight outside 0..100 would be committed into routing objects as is.
+    canary_weight: int = Field(0, alias="canaryWeight", ge=0, le=100)
+    failed_checks: int = Field(0, alias="failedChecks", ge=0, le=10_000)
+    iterations: int = Field(0, ge=0, le=10_000)
     # sha256 of the target's rendered pod template: the revision under analysis...
     last_applied_spec: str = Field(alias="lastAppliedSpec")
     # ...and the one the primary runs.
@@ -65,7 +66,7 @@ class CanaryStatus(BaseModel):
     canary_revision: str = Field("", alias="canaryRevision")
     rollout_id: str = Field("", alias="rolloutId")
     last_transition_time: datetime = Field(alias="lastTransitionTime")
-    message: str = ""
+    message: str = Field("", max_length=2000)
     # A person's promote/abort/retry waiting for the next tick (`gitcanary promote` etc.).
     request: ManualRequest | None = None
     # Traffic is mirrored to the canary (Flagger reads this back from the routing object).
@@ -83,3 +84,17 @@ class CanaryStatus(BaseModel):
     @classmethod
     def from_document(cls, doc: dict[str, object]) -> CanaryStatus:
         return cls.model_validate(doc["status"])
+
+    def without_request(self) -> CanaryStatus:
+        return self.model_copy(update={"request": None})
+
+    @property
+    def fresh(self) -> bool:
+        """What `gitcanary init` writes (from a person's checkout): nothing measured, nothing routed."""
+        return (
+            self.phase in (Phase.INITIALIZING, Phase.INITIALIZED)
+            and self.canary_weight == 0
+            and self.failed_checks == 0
+            and self.iterations == 0
+            and self.request is None
+        )
