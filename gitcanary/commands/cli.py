@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from gitcanary import __version__
@@ -76,7 +77,7 @@ KubeconfigOpt = Annotated[
 
 
 def _fail(exc: Exception) -> None:
-    err.print(f"[red]error:[/red] {exc}", highlight=False)
+    err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
     raise typer.Exit(1)
 
 
@@ -301,22 +302,27 @@ def run(
             if not once:
                 return
             for sha in result.commits:  # a script's result: the commits, on stdout
-                console.print(f"{sha[:8]} {_subject(reconciler, sha)}", highlight=False)
+                console.print(
+                    f"{escape(str(sha[:8]))} {escape(str(_subject(reconciler, sha)))}", highlight=False
+                )
             return
         for report in result.reports.values():
             for warning in report.warnings:
                 if warning not in warned:  # once per process, not every tick
                     warned.add(warning)
-                    err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+                    err.print(f"[yellow]warning:[/yellow] {escape(str(warning))}", highlight=False)
         for source, message in result.errors.items():
-            err.print(f"[red]halted[/red] {source}: {message}", highlight=False)
+            err.print(f"[red]halted[/red] {escape(str(source))}: {escape(str(message))}", highlight=False)
         for report in result.reports.values():
             if report.error:
-                err.print(f"[red]halted[/red] {report.key}: {report.error}", highlight=False)
+                err.print(
+                    f"[red]halted[/red] {escape(str(report.key))}: {escape(str(report.error))}",
+                    highlight=False,
+                )
         for sha in result.commits:
             summary = reconciler.workspace.repo.commit(sha).summary
             subject = summary.decode() if isinstance(summary, bytes) else summary
-            console.print(f"{sha[:8]} {subject}", highlight=False)
+            console.print(f"{escape(str(sha[:8]))} {escape(str(subject))}", highlight=False)
 
     def log_result(result: TickResult) -> None:
         """The tick's news as JSON log records, with the canary and commit as fields."""
@@ -420,13 +426,15 @@ def init(
         return
     for result in results:
         if result.already:
-            console.print(f"{result.key}: already initialized; nothing to do")
+            console.print(f"{escape(str(result.key))}: already initialized; nothing to do")
             continue
-        console.print(f"{result.key}: committed {result.commit[:8] if result.commit else '-'}")
+        console.print(
+            f"{escape(str(result.key))}: committed {escape(str(result.commit[:8] if result.commit else '-'))}"
+        )
         for changed in result.changed:
-            console.print(f"  wrote {changed}")
+            console.print(f"  wrote {escape(str(changed))}")
         if result.hook:
-            console.print(f"  {result.hook}")
+            console.print(f"  {escape(str(result.hook))}")
     if any(result.switched for result in results):
         console.print(
             "Push these commits: the primary, the services and the routing to it (100/0) are ready."
@@ -529,7 +537,7 @@ def status(
             if view.canary_revision and view.canary_revision != view.primary_revision
             else view.primary_revision or view.target_revision
         )
-        table.add_row(
+        cells = (
             namespace,
             name,
             view.phase,
@@ -539,6 +547,7 @@ def status(
             view.last_transition,
             view.error or view.waiting,
         )
+        table.add_row(*(escape(str(cell)) for cell in cells))  # repository text is never rich markup
     console.print(table)
 
 
@@ -554,9 +563,9 @@ def validate(
         _fail(FileNotFoundError(f"{path}: no such directory"))
     errors, warnings = do_validate(path, provider=provider)
     for warning in warnings:
-        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+        err.print(f"[yellow]warning:[/yellow] {escape(str(warning))}", highlight=False)
     for problem in errors:
-        err.print(f"[red]error:[/red] {problem}", highlight=False)
+        err.print(f"[red]error:[/red] {escape(str(problem))}", highlight=False)
     if errors:
         raise typer.Exit(1)
     console.print("ok: every canary and generated object is valid")

@@ -11,6 +11,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gitcanary.redaction import redact
 from gitcanary.spec.request import ManualRequest
 
 STATUS_API_VERSION = "gitcanary.io/v1alpha1"
@@ -75,6 +76,7 @@ class CanaryStatus(BaseModel):
     def to_document(self, canary_key: str) -> dict[str, object]:
         """The YAML document written to the status file (stable key order, plain types)."""
         body = self.model_dump(mode="json", by_alias=True)
+        body["message"] = redact(body["message"])  # it is committed and pushed: no credential in it
         if body.get("request") is None:
             body.pop("request", None)  # absent, not `null`: status files of idle canaries stay as they were
         if not self.mirrored:
