@@ -87,6 +87,9 @@ def test_a_generated_file_symlinked_inside_the_repository_is_not_written_through
     target = "apps/backend/deployment.yaml"
     before = git("show", f"main:{target}", cwd=setup.repo.remote)
     _replace_with_symlink(setup, "apps/backend-gitcanary/routing.yaml", "../backend/deployment.yaml")
+    validated = cli("validate", ".", cwd=setup.repo.human)
+    assert validated.returncode != 0
+    assert "apps/backend-gitcanary/routing.yaml: a symlink where gitcanary writes" in validated.output
     setup.repo.bump("apps/backend", "6.1.1")
     ran = setup.run_once()
     assert "gitcanary never writes through a symlink" in ran.output, ran.output

@@ -68,6 +68,17 @@ def no_symlink(root: Path, rel: str, *, source: str = "", field: str = "") -> Pa
     return path
 
 
+def symlinks_in(root: Path, directory: str) -> list[str]:
+    """Repository paths of the symlinks in a directory gitcanary writes (its generated dir)."""
+    try:
+        base = no_symlink(root, directory)
+    except UnsafePath as exc:
+        return [exc.path]
+    if not base.is_dir():
+        return []
+    return sorted(str(PurePosixPath(*p.relative_to(root).parts)) for p in base.rglob("*") if p.is_symlink())
+
+
 def relative(root: Path, path: Path) -> str:
     """The repository path of `path` (found by walking under `root`), after the same checks."""
     rel = str(PurePosixPath(*path.relative_to(root).parts)) if path != root else ""
@@ -106,6 +117,7 @@ __all__ = [
     "normalize",
     "read",
     "relative",
+    "symlinks_in",
     "unlink",
     "write",
 ]
