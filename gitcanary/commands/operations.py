@@ -167,8 +167,11 @@ def status(
         try:
             st: CanaryStatus | None = read_status(root, Layout.of(loaded))
             rendered = render_target(root, loaded)
-        except GitcanaryError as exc:
-            view.phase, view.error = "Error", str(exc)
+        except Exception as exc:  # noqa: BLE001 - one canary's failure is its row, never the whole table
+            view.phase = "Error"
+            view.error = (
+                str(exc) if isinstance(exc, GitcanaryError) else f"unexpected {type(exc).__name__}: {exc}"
+            )
             views.append(view)
             continue
         view.target_revision = rendered.revision
