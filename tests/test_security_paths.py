@@ -132,3 +132,34 @@ def test_a_fleet_manifest_symlinked_to_a_host_file_is_never_read_or_committed(tm
     assert "HOST-SECRET-4711" not in ran.output
     validated = cli("validate", ".", cwd=repo.human)
     assert validated.returncode != 0 and "apps/backend/stolen.yaml" in validated.output
+
+
+def test_every_kind_of_escape_is_refused_by_the_one_path_module(tmp_path: Path) -> None:
+    import pytest
+
+    from gitcanary.manifests import paths
+
+    root = tmp_path / "clone"
+    (root / ".git").mkdir(parents=True)
+    (root / "apps").mkdir()
+    (tmp_path / "outside").mkdir()
+    os.symlink(tmp_path / "outside", root / "apps" / "out")
+    os.symlink("../.git", root / "apps" / "git")
+    os.symlink("../apps", root / "apps" / "loop")
+    for bad, why in (
+        ("/etc/passwd", "absolute"),
+        ("../x", "leaves the repository"),
+        ("apps/../../x", "leaves the repository"),
+        (".git/config", "inside .git"),
+        ("apps/../.git/hooks/x", "inside .git"),
+        ("apps/out/file.yaml", "leaves the repository"),
+        ("apps/git/config", "into .git"),
+        ("apps\x00/x", "not a plain repository path"),
+    ):
+        with pytest.raises(paths.UnsafePath, match=why):
+            paths.write(root, bad, "x", source="canary.yaml", field="f")
+    with pytest.raises(paths.UnsafePath, match="never writes through a symlink"):
+        paths.write(root, "apps/loop/new.yaml", "x")
+    paths.write(root, "apps/new/ok.yaml", "fine\n")
+    assert paths.read(root, "apps/loop/new/ok.yaml") == "fine\n"  # reading through an inner link is fine
+    assert list((tmp_path / "outside").iterdir()) == []
