@@ -14,7 +14,7 @@ from gitcanary.core.rollout import Action, decide
 from gitcanary.errors import GitcanaryError, GitError, SpecError
 from gitcanary.git import messages
 from gitcanary.hooks.alerts import missing_providers
-from gitcanary.manifests import discovery, kustomize
+from gitcanary.manifests import discovery, kustomize, paths
 from gitcanary.manifests.generate import FileWriter, Layout, read_status
 from gitcanary.manifests.target import render_target
 from gitcanary.routers import router_for
@@ -167,8 +167,11 @@ def status(
         try:
             st: CanaryStatus | None = read_status(root, Layout.of(loaded))
             rendered = render_target(root, loaded)
-        except GitcanaryError as exc:
-            view.phase, view.error = "Error", str(exc)
+        except Exception as exc:  # noqa: BLE001 - one canary's failure is its row, never the whole table
+            view.phase = "Error"
+            view.error = (
+                str(exc) if isinstance(exc, GitcanaryError) else f"unexpected {type(exc).__name__}: {exc}"
+            )
             views.append(view)
             continue
         view.target_revision = rendered.revision
@@ -225,6 +228,11 @@ def validate(root: Path, provider: str | None = None) -> tuple[list[str], list[s
             router_for(loaded.canary, loaded.source)
             render_target(root, loaded)
             layout = Layout.of(loaded)
+            errors += [
+                f"{link}: a symlink where gitcanary writes its generated files; gitcanary never writes "
+                "through a symlink"
+                for link in paths.symlinks_in(root, layout.generated_dir)
+            ]
             if (root / layout.kustomization).exists():
                 objects = kustomize.build(root / layout.generated_dir, display=layout.generated_dir)
                 errors += [f"{layout.generated_dir}: {problem}" for problem in validate_manifests(objects)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from gitcanary.git.trailers import parse_trailers
+from gitcanary.git.trailers import MalformedTrailers, parse_trailers
 
 MARKER = "<!-- gitcanary:promotion-gate -->"
 WAITING_FOR_APPROVAL = "analysis passed; **waiting for approval** to promote"
@@ -45,7 +45,10 @@ def rows(commits: list[LoggedCommit], rollout_id: str, metrics: list[str]) -> li
     """The rollout's step commits (oldest first) as table rows."""
     out = []
     for commit in commits:
-        trailers = parse_trailers(commit.message)
+        try:
+            trailers = parse_trailers(commit.message)
+        except MalformedTrailers:
+            continue  # not a step gitcanary wrote: never shown as one
         if trailers.get("Rollout") != rollout_id or trailers.get("Action") == "update":
             continue
         checks: dict[str, str] = {}

@@ -215,12 +215,14 @@ class GitHubForge:
 
     def open(self, head: str, base: str, title: str, body: str) -> PullRequest:
         def go() -> PullRequest:
-            return self._convert(self.repo.create_pull(base=base, head=head, title=title, body=body))
+            return self._convert(
+                self.repo.create_pull(base=base, head=head, title=self.redact(title), body=self.redact(body))
+            )
 
         return self._call(f"opening a PR from {head}", go)
 
     def update_body(self, number: int, body: str) -> None:
-        self._call(f"updating PR #{number}", lambda: self.repo.get_pull(number).edit(body=body))
+        self._call(f"updating PR #{number}", lambda: self.repo.get_pull(number).edit(body=self.redact(body)))
 
     def merge(
         self, number: int, method: str, sha: str | None = None, message: str | None = None
@@ -234,7 +236,7 @@ class GitHubForge:
                 if message is not None and method != "rebase":
                     # No commit_title: GitHub's default subject ("Merge pull request #N from ...",
                     # or "TITLE (#N)" for a squash) is how `gitcanary history` finds the PR.
-                    kwargs["commit_message"] = message
+                    kwargs["commit_message"] = self.redact(message)
                 return str(pr.merge(**kwargs).sha)
             except GithubException as exc:
                 if exc.status in (405, 409):  # not mergeable yet (reviews, checks, conflict) or head moved
