@@ -529,7 +529,7 @@ def validate(
     provider: ProviderOpt = None,
 ) -> None:
     """Check every Canary, MetricTemplate, target build and generated object; non-zero exit on errors."""
-    from gitcanary.commands.operations import validate as do_validate
+    from gitcanary.commands.validate import validate as do_validate
 
     if not path.is_dir():
         _fail(FileNotFoundError(f"{path}: no such directory"))
