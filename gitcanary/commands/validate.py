@@ -91,7 +91,13 @@ def validate(root: Path, provider: str | None = None) -> tuple[list[str], list[s
         if not any(line.startswith(f"{source}:") or line.startswith(f"{source}#") for line in report.errors):
             report._add(report.errors, str(error))
     for key in sorted(catalog.canaries):
-        _check_canary(root, catalog, key, report)
+        loaded = catalog.canaries[key]
+        if any(line.startswith(f"{loaded.source}: metadata.name:") for line in report.errors):
+            continue  # a name that is no Kubernetes name is never used in a path
+        try:
+            _check_canary(root, catalog, key, report)
+        except (OSError, ValueError) as exc:  # one canary's trouble never hides the others'
+            report._add(report.errors, f"{loaded.source}: {exc}")
     for key in sorted(catalog.templates):
         _check_template(catalog.templates[key], catalog.template_sources[key], report)
     return report.errors, report.warnings
@@ -117,7 +123,7 @@ def _check_file(root: Path, source: str, report: Report) -> None:
         return
     if "flagger.app" not in text:
         return
-    for line, key in _duplicate_keys(text):
+    for line, key in sorted(_duplicate_keys(text)):
         report.error(source, f"line {line}", f"duplicate key {key!r}: YAML allows a key once per mapping")
     try:
         docs = list(yamlio.safe_load_all(text))
