@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -82,7 +82,6 @@ def test_plan_shows_what_run_commits_and_changes_nothing(config_repo: ConfigRepo
         plan(config_repo, tmp_path, repo=human)["canaries"][0]["commits"][0]["subject"] == commit["subject"]
     )
     assert (fingerprint(remote), fingerprint(human)) == before
-    assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob("gitcanary-plan-*/repo/.git/gitcanary-*"))
 
     # What run then commits is what plan said, file for file.
     assert commit["subject"] in run_once(config_repo, tmp_path)
@@ -134,6 +133,7 @@ def test_init_plan_writes_nothing(config_repo: ConfigRepo, tmp_path: Path) -> No
 def test_run_dry_run_plans_every_tick_and_pushes_nothing(config_repo: ConfigRepo, tmp_path: Path) -> None:
     remote = config_repo.remote
     before = fingerprint(remote)
+    scratch = set(Path(tempfile.gettempdir()).glob("gitcanary-plan-*"))
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -166,3 +166,4 @@ def test_run_dry_run_plans_every_tick_and_pushes_nothing(config_repo: ConfigRepo
         out, _ = proc.communicate(timeout=30)
     assert out.count("would commit: gitcanary: initialize prod/backend") >= 2  # every tick, the same plan
     assert fingerprint(remote) == before
+    assert set(Path(tempfile.gettempdir()).glob("gitcanary-plan-*")) <= scratch  # its clone is gone

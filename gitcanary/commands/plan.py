@@ -12,7 +12,10 @@ leave that clone, and the repository it reads is only fetched from. What it does
 from __future__ import annotations
 
 import shutil
+import signal
+import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -251,6 +254,9 @@ def plan_once(settings: Settings, **kwargs: Any) -> Plan:
 def plan_forever(settings: Settings, on_plan: Callable[[Plan], Any], **kwargs: Any) -> None:
     """`run --dry-run`: plan every poll interval, print each plan, push nothing."""
     planner = Planner(settings, **kwargs)
+    # A pod's stop (SIGTERM) must not leave the throwaway clone behind: leave through `finally`.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         planner.run_forever(on_tick=lambda _result: on_plan(planner.last_plan) if planner.last_plan else None)
     finally:
