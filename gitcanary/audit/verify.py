@@ -12,7 +12,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitcanary.audit.parse import RawCommit, segments
+from gitcanary.audit.parse import RawCommit, is_request, segments
 from gitcanary.errors import GitcanaryError
 
 _SIGNATURE_WORDS = {
@@ -25,6 +25,10 @@ _SIGNATURE_WORDS = {
     "E": "signature that cannot be checked",
     "N": "no signature",
 }
+
+
+# What `gitcanary init` commits: the primary, then (with --switch) the routing to it.
+_INIT_ACTIONS = frozenset({"initialize", "initialized"})
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,11 @@ class Verdict:
     canaries: tuple[str, ...]
     actions: tuple[str, ...]
     reasons: tuple[str, ...] = field(default=())
-    manual_by: str = ""  # a person's own manual action (`Gitcanary-Actor`), openly theirs
+    # A person's own commit, openly theirs: a manual request (`gitcanary promote|abort|...`, its
+    # `Gitcanary-Actor`) or the `gitcanary init` they committed in their checkout.
+    manual_by: str = ""
+    kind: str = "manual"  # "manual" or "init"
+    signed: bool = False  # the person's commit carries a good signature (any key: it is not the bot's)
 
     @property
     def flagged(self) -> bool:
@@ -56,7 +64,9 @@ class Verdict:
     def verdict(self) -> str:
         if self.flagged:
             return "FLAGGED"
-        return f"manual by {self.manual_by}" if self.manual_by else "ok"
+        if not self.manual_by:
+            return "ok"
+        return f"{self.kind} by {self.manual_by}, {'signed' if self.signed else 'unsigned'}"
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -125,11 +135,13 @@ def verify_commit(bot: BotIdentity, commit: RawCommit) -> Verdict | None:
     if commit.signing_key or commit.signer:
         signature += f" ({commit.signer or commit.signing_key})"
     reasons: list[str] = []
-    manual_by = ""
+    manual_by, kind = "", "manual"
     if commit.author_email.lower() != bot.email.lower():
         own = [a for a in actors if a and _email(a) == commit.author_email.lower()]
-        if own and len(actors) == 1:
+        if own and len(actors) == 1 and all(is_request(action) for action in actions):
             manual_by = own[0]
+        elif not actors and all(action in _INIT_ACTIONS for action in actions):
+            manual_by, kind = author, "init"  # `gitcanary init` commits in a person's checkout
         else:
             reasons.append(f"author {author} is not the bot <{bot.email}>")
     if bot.signing_key and not manual_by:
@@ -137,8 +149,18 @@ def verify_commit(bot: BotIdentity, commit: RawCommit) -> Verdict | None:
             reasons.append(f"not signed by the configured key: {signature}")
         elif not _key_matches(bot, commit):
             reasons.append(f"signed by another key: {signature}")
+    signed = commit.signature in ("G", "U")
     return Verdict(
-        commit.sha, commit.subject, author, signature, canaries, actions, tuple(reasons), manual_by
+        commit.sha,
+        commit.subject,
+        author,
+        signature,
+        canaries,
+        actions,
+        tuple(reasons),
+        manual_by,
+        kind,
+        signed,
     )
 
 
