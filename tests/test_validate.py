@@ -216,3 +216,13 @@ def test_metrics_server_is_used_so_not_warned_about(tmp_path: Path) -> None:
     loaded = discovery.scan(root).canaries["prod/backend"]
     checks = run_analysis(loaded.canary, {}, default_address="http://127.0.0.1:2", now=datetime.now(UTC))
     assert "127.0.0.1:1 unreachable" in checks[0].line
+
+
+def test_a_gateway_api_match_it_cannot_express_is_an_error(tmp_path: Path) -> None:
+    root = seed(tmp_path, "gateway-api")
+    canary = root / "apps/backend/canary.yaml"
+    doc = yamlio.load(canary.read_text())
+    doc["spec"]["service"]["match"] = [{"authority": {"exact": "api.example.com"}}]
+    canary.write_text(yamlio.dump(doc))
+    errors, _ = validate(root)
+    assert any("Gateway API route matches cannot express authority" in e for e in errors), errors

@@ -307,14 +307,16 @@ def _check_canary(root: Path, catalog: discovery.Catalog, key: str, report: Repo
         for where, message, fatal in address_problems(canary.spec.metrics_server):
             (report.error if fatal else report.warn)(source, f"spec.metricsServer{where}", message)
     try:
-        router_for(canary, source)
+        router = router_for(canary, source)
     except GitcanaryError as exc:
         report._add(report.errors, str(exc))
         return
     layout = Layout.of(loaded)
     _check_symlinks(root, layout.generated_dir, source, report)
     try:
-        render_target(root, loaded)
+        rendered = render_target(root, loaded)
+        # Rendering the routing at rest finds what the router refuses (a match it cannot express).
+        router.render(canary, 100, 0, ingress=rendered.ingress)
         if (root / layout.kustomization).is_file():
             objects = kustomize.build(root / layout.generated_dir, display=layout.generated_dir)
             for problem in validate_manifests(objects):
