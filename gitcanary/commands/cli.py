@@ -645,6 +645,10 @@ from gitcanary.commands.plan_cli import plan_command  # noqa: E402
 
 app.command("plan")(plan_command(run))
 
+from gitcanary.commands.migrate_cli import register as register_migrate  # noqa: E402
+
+register_migrate(app)  # gitcanary migrate: is a Flagger cluster ready to hand over (read-only)
+
 
 def main() -> None:
     app()
