@@ -180,6 +180,11 @@ def test_the_guides_steps_on_a_cluster_flagger_runs(cluster: Emulator, tmp_path:
     # Every object Flagger made is one gitcanary generates under the same name: adopted in place.
     adopted = {f["message"].split(":")[0] for f in findings if "adopted in place" in f["message"]}
     assert adopted == owned_names
+    # Flux applying the Canary manifest again makes a new Canary object that owns nothing: not blocking.
+    canary["metadata"]["uid"] = "2f9c0c1e-1111-4a4a-9a9a-000000000002"
+    cluster.put(CANARIES, canary)
+    code, findings = migrate(repo, kubeconfig)
+    assert code == 0 and any("owns none of the generated objects" in f["message"] for f in findings)
 
     # A primary whose selector differs cannot be adopted (spec.selector is immutable).
     primary = next(obj for resource, obj in flaggers_objects() if obj["kind"] == "Deployment")

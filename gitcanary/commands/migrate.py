@@ -147,15 +147,6 @@ def check(root: Path, api: client.ApiClient, provider: str | None = None) -> lis
             )
         except ApiException as exc:
             live_canary = None if exc.status == 404 else {}
-        if live_canary:
-            findings.append(
-                Finding(
-                    key,
-                    True,
-                    f"the Canary object {key} is in the cluster: delete it with `kubectl delete "
-                    f"canary {name} -n {namespace} --cascade=orphan` (dependents stay, ownerReferences go)",
-                )
-            )
         for wanted in objects:
             kind, meta = wanted.get("kind", ""), wanted.get("metadata") or {}
             where = f"{kind} {meta.get('namespace') or namespace}/{meta.get('name')}"
@@ -194,6 +185,20 @@ def check(root: Path, api: client.ApiClient, provider: str | None = None) -> lis
                 findings.append(
                     Finding(key, False, f"{where}: live, adopted in place when the commit is applied")
                 )
+        if live_canary:
+            # Blocking while it owns what gitcanary generates; otherwise inert while Flagger is stopped.
+            owns = any(f.canary == key and " is owned by Canary " in f.message for f in findings)
+            findings.append(
+                Finding(
+                    key,
+                    owns,
+                    f"the Canary object {key} is in the cluster: delete it with `kubectl delete "
+                    f"canary {name} -n {namespace} --cascade=orphan` (dependents stay, ownerReferences go)"
+                    + (
+                        "" if owns else "; it owns none of the generated objects, so deleting it removes none"
+                    ),
+                )
+            )
     return findings
 
 
