@@ -226,3 +226,21 @@ def test_a_gateway_api_match_it_cannot_express_is_an_error(tmp_path: Path) -> No
     canary.write_text(yamlio.dump(doc))
     errors, _ = validate(root)
     assert any("Gateway API route matches cannot express authority" in e for e in errors), errors
+
+
+def test_what_initialization_would_halt_on_is_an_error_before_init(tmp_path: Path) -> None:
+    """run initializes a new canary first; what it would refuse there, validate says before anyone runs."""
+    root = seed(tmp_path)
+    parent = root / "apps/kustomization.yaml"
+    parent.write_text(
+        parent.read_text() + "images:\n  - name: ghcr.io/stefanprodan/podinfo\n    newTag: 6.1.0\n"
+    )
+    git("commit", "-qam", "pin podinfo for every app", cwd=root)
+    errors, _ = validate(root)
+    assert any(
+        e.startswith(
+            "apps/backend/canary.yaml: initializing: apps/kustomization.yaml: images[0]: this kustomization"
+        )
+        for e in errors
+    ), errors
+    assert git("status", "--porcelain", cwd=root) == ""  # worked out in a copy

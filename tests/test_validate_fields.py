@@ -19,6 +19,7 @@ from conftest import EXAMPLES, git
 from prometheus_server import QUERY_AT, PrometheusServer, Traffic
 
 from gitcanary.analysis import run_analysis
+from gitcanary.commands.operations import init
 from gitcanary.commands.validate import validate
 from gitcanary.manifests import discovery, yamlio
 
@@ -129,6 +130,9 @@ def repo(tmp_path_factory: pytest.TempPathFactory, server: PrometheusServer) -> 
     git("init", "-q", "-b", "main", cwd=root)
     git("add", "-A", cwd=root)
     git("commit", "-q", "-m", "seed", cwd=root)
+    # Initialized, as a repository gitcanary already runs on (validate then checks the generated
+    # objects in place instead of initializing a copy for each row).
+    init(root, "apps/backend", switch=True)
     return root
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
+import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -90,14 +92,19 @@ def validate(root: Path, provider: str | None = None) -> tuple[list[str], list[s
         # What loading found that the file pass did not say (a canary defined twice, a namespace...).
         if not any(line.startswith(f"{source}:") or line.startswith(f"{source}#") for line in report.errors):
             report._add(report.errors, str(error))
+    healthy = []
     for key in sorted(catalog.canaries):
         loaded = catalog.canaries[key]
         if any(line.startswith(f"{loaded.source}: metadata.name:") for line in report.errors):
             continue  # a name that is no Kubernetes name is never used in a path
+        before = len(report.errors)
         try:
             _check_canary(root, catalog, key, report)
         except (OSError, ValueError) as exc:  # one canary's trouble never hides the others'
             report._add(report.errors, f"{loaded.source}: {exc}")
+        if len(report.errors) == before:
+            healthy.append(key)
+    _check_initialization(root, catalog, healthy, report)
     for key in sorted(catalog.templates):
         _check_template(catalog.templates[key], catalog.template_sources[key], report)
     return report.errors, report.warnings
@@ -292,6 +299,33 @@ def _positive_duration(report: Report, source: str, where: str, value: Any) -> N
 
 
 # -- one canary, with the rest of the repository -----------------------------------------------------
+
+
+def _check_initialization(root: Path, catalog: discovery.Catalog, keys: list[str], report: Report) -> None:
+    """For canaries not initialized yet: initialize them in a copy, as `run` would, and check what that
+    writes (a parent kustomization it refuses to rewrite, generated objects that break their schemas)."""
+    from gitcanary.commands.operations import init
+
+    pending = [key for key in keys if not (root / Layout.of(catalog.canaries[key]).kustomization).is_file()]
+    if not pending or not (root / ".git").exists():
+        return
+    scratch = Path(tempfile.mkdtemp(prefix="gitcanary-validate-"))
+    try:
+        copy = scratch / "repo"
+        shutil.copytree(root, copy, symlinks=True)
+        for key in pending:
+            loaded = catalog.canaries[key]
+            layout = Layout.of(loaded)
+            try:
+                init(copy, loaded.source.split("#", 1)[0], switch=True, provider=loaded.canary.spec.provider)
+                objects = kustomize.build(copy / layout.generated_dir, display=layout.generated_dir)
+            except GitcanaryError as exc:
+                report._add(report.errors, f"{loaded.source}: initializing: {exc}")
+                continue
+            for problem in validate_manifests(objects):
+                report._add(report.errors, f"{layout.generated_dir} (as initialization writes it): {problem}")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _check_canary(root: Path, catalog: discovery.Catalog, key: str, report: Report) -> None:
