@@ -244,3 +244,74 @@ def test_what_initialization_would_halt_on_is_an_error_before_init(tmp_path: Pat
         for e in errors
     ), errors
     assert git("status", "--porcelain", cwd=root) == ""  # worked out in a copy
+
+
+def test_the_empty_metrics_warning_is_true() -> None:
+    """ "no metric is checked, so every step advances and the release is promoted": the core, given the
+    empty analysis `run_analysis` returns for no metrics, walks the canary to Succeeded."""
+    from datetime import UTC, datetime
+
+    from test_rollout import make_canary, simulate
+
+    from gitcanary.analysis import run_analysis
+    from gitcanary.core.rollout import Action
+    from gitcanary.spec.status import Phase
+
+    canary = make_canary({"stepWeight": 10, "maxWeight": 30, "metrics": []})
+    nothing = run_analysis(canary, {}, default_address="http://127.0.0.1:1", now=datetime.now(UTC))
+    assert nothing == ()
+    trace, final, _ = simulate(canary, iter(lambda: nothing, None))
+    assert final.phase is Phase.SUCCEEDED
+    assert [tick.weight for tick in trace if tick.action is Action.ADVANCE] == [10, 20, 30]
+
+
+def test_the_secret_ref_warning_is_true(tmp_path: Path) -> None:
+    """ "credentials are not sent to the metrics server (ignored)": a query from a template with a secretRef
+    reaches the server with no Authorization header, the secret being there to read (environment)."""
+    import http.server
+    import json
+    import threading
+    from datetime import UTC, datetime
+
+    from gitcanary.analysis import run_analysis
+    from gitcanary.manifests import discovery
+
+    seen: list[dict[str, str]] = []
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+            seen.append(dict(self.headers))
+            body = json.dumps(
+                {
+                    "status": "success",
+                    "data": {"resultType": "vector", "result": [{"metric": {}, "value": [0, "1"]}]},
+                }
+            ).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        root = seed(tmp_path)
+        template = root / "apps/metric-templates/error-rate.yaml"
+        doc = yamlio.load(template.read_text())
+        doc["spec"]["provider"]["address"] = f"http://127.0.0.1:{server.server_port}"
+        doc["spec"]["provider"]["secretRef"] = {"name": "prom-auth"}
+        template.write_text(yamlio.dump(doc))
+        _, warnings = validate(root)
+        assert any("spec.provider.secretRef: credentials are not sent" in w for w in warnings)
+        os.environ["GITCANARY_SECRET_PROD_PROM_AUTH_TOKEN"] = "s3cret"
+        catalog = discovery.scan(root)
+        canary = catalog.canaries["prod/backend"].canary
+        run_analysis(canary, catalog.templates, default_address="http://127.0.0.1:1", now=datetime.now(UTC))
+        assert seen and all("Authorization" not in headers for headers in seen)
+    finally:
+        os.environ.pop("GITCANARY_SECRET_PROD_PROM_AUTH_TOKEN", None)
+        server.shutdown()
