@@ -167,3 +167,25 @@ def test_run_dry_run_plans_every_tick_and_pushes_nothing(config_repo: ConfigRepo
     assert out.count("would commit: gitcanary: initialize prod/backend") >= 2  # every tick, the same plan
     assert fingerprint(remote) == before
     assert set(Path(tempfile.gettempdir()).glob("gitcanary-plan-*")) <= scratch  # its clone is gone
+
+
+def test_plan_names_the_webhooks_that_act_and_calls_none(config_repo: ConfigRepo, tmp_path: Path) -> None:
+    def hooks(doc: object) -> None:
+        assert isinstance(doc, dict)
+        doc["spec"]["analysis"]["interval"] = "1s"  # the next step is due at once
+        doc["spec"]["analysis"]["webhooks"] = [
+            {"name": "smoke-tests", "type": "pre-rollout", "url": "http://127.0.0.1:1/smoke"}
+        ]
+
+    config_repo.edit("apps/backend/canary.yaml", hooks)
+    config_repo.commit_and_push("a pre-rollout webhook")
+    run_once(config_repo, tmp_path)  # initialize
+    run_once(config_repo, tmp_path)  # route to the primary
+    config_repo.bump("apps/backend", "6.1.1")
+    run_once(config_repo, tmp_path)  # start
+    time.sleep(1.5)
+    before = fingerprint(config_repo.remote)
+    [canary] = plan(config_repo, tmp_path)["canaries"]
+    assert canary["commits"] == [] and canary["error"] == ""
+    assert canary["would_call"].startswith("would call smoke-tests (pre-rollout)")
+    assert fingerprint(config_repo.remote) == before
