@@ -283,6 +283,8 @@ def run(
         provider=provider,
     )
     if dry_run:
+        if not verbose:  # the reconciler logs each commit it makes; in a plan they are printed as plans
+            log.setLevel(logging.WARNING)
         _plan(settings, once, output == "json")
         return
     try:
