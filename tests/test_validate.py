@@ -315,3 +315,64 @@ def test_the_secret_ref_warning_is_true(tmp_path: Path) -> None:
     finally:
         os.environ.pop("GITCANARY_SECRET_PROD_PROM_AUTH_TOKEN", None)
         server.shutdown()
+
+
+ROUTING_VALUES: dict[str, object] = {
+    "hosts": ["other.example.com"],
+    "gateways": ["istio-system/other-gateway"],
+    "match": [{"uri": {"prefix": "/x"}}],
+    "rewrite": {"uri": "/"},
+    "retries": {"attempts": 2},
+    "headers": {"request": {"set": {"x-from": "gitcanary"}}},
+    "corsPolicy": {"allowOrigins": [{"exact": "https://a.example.com"}]},
+    "trafficPolicy": {"tls": {"mode": "DISABLE"}},
+    "timeout": "5s",
+    "gatewayRefs": [{"name": "other", "namespace": "istio-system"}],
+}
+# What each example's router writes (read from routers/istio.py and routers/gatewayapi.py).
+RENDERED = {
+    "istio": {
+        "hosts",
+        "gateways",
+        "match",
+        "rewrite",
+        "retries",
+        "headers",
+        "corsPolicy",
+        "trafficPolicy",
+        "timeout",
+    },
+    "gateway-api": {"hosts", "match", "rewrite", "headers", "timeout", "gatewayRefs"},
+    "linkerd": set(),
+    "nginx": set(),
+}
+
+
+@pytest.mark.parametrize("example", sorted(RENDERED))
+def test_routing_fields_a_provider_does_not_render_are_warned_and_change_nothing(
+    tmp_path: Path, example: str
+) -> None:
+    ignored = sorted(set(ROUTING_VALUES) - RENDERED[example])
+
+    def generated_dir(root: Path) -> dict[str, str]:
+        base = root / "apps/backend-gitcanary"
+        return {str(p.relative_to(base)): p.read_text() for p in sorted(base.rglob("*")) if p.is_file()}
+
+    plain = seed(tmp_path / "plain", example)
+    operations.init(plain, "apps/backend", now=NOW, switch=True)
+    root = seed(tmp_path / "with", example)
+    canary = root / "apps/backend/canary.yaml"
+    doc = yamlio.load(canary.read_text())
+    for name in ignored:
+        doc["spec"]["service"][name] = ROUTING_VALUES[name]
+    canary.write_text(yamlio.dump(doc))
+    git("commit", "-qam", "routing fields", cwd=root)
+    errors, warnings = validate(root)
+    assert errors == []
+    for name in ignored:
+        assert any(f"spec.service.{name}: provider" in w and "(ignored)" in w for w in warnings), (
+            name,
+            warnings,
+        )
+    operations.init(root, "apps/backend", now=NOW, switch=True)
+    assert generated_dir(root) == generated_dir(plain)

@@ -61,6 +61,21 @@ FLAGGER_METRIC_PROVIDERS = (
 )
 QUERIED_METRIC_PROVIDERS = ("prometheus",)
 
+# Routing fields of `spec.service` and the routers that write them into what they generate
+# (routers/istio.py, routers/gatewayapi.py; the SMI, NGINX and kubernetes routers write none of them).
+ROUTING_FIELDS = {
+    "hosts": ("istio", "gatewayapi"),
+    "gateways": ("istio",),
+    "match": ("istio", "gatewayapi"),
+    "rewrite": ("istio", "gatewayapi"),
+    "retries": ("istio",),
+    "headers": ("istio", "gatewayapi"),
+    "corsPolicy": ("istio",),
+    "trafficPolicy": ("istio",),
+    "timeout": ("istio", "gatewayapi"),
+    "gatewayRefs": ("gatewayapi",),
+}
+
 
 @dataclass
 class Report:
@@ -334,6 +349,13 @@ def _check_canary(root: Path, catalog: discovery.Catalog, key: str, report: Repo
     file = source.split("#", 1)[0]
     for warning in loaded.warnings:
         report._add(report.warnings, warning)
+    router_family = canary.provider.split(":", 1)[0]
+    service = canary.spec.service.model_dump(by_alias=True)
+    for name, routers in ROUTING_FIELDS.items():
+        if service.get(name) and router_family not in routers:
+            report.warn(
+                source, f"spec.service.{name}", f"provider {canary.provider} does not render it (ignored)"
+            )
     for problem in missing_providers(canary, source, catalog.providers):
         report._add(report.errors, problem)
     _check_metrics(canary, source, catalog.templates, report)
