@@ -607,7 +607,9 @@ def validate(
     path: Annotated[Path, typer.Argument(help="Checkout of the config repository.")] = Path("."),
     provider: ProviderOpt = None,
 ) -> None:
-    """Check every Canary, MetricTemplate, target build and generated object; non-zero exit on errors."""
+    """Report every problem of every file at once: Canaries, MetricTemplates, target builds, generated
+    objects, and the Flux Kustomizations or Fleet GitRepos that apply them; exit 1 on errors, warnings listed
+    (docs/validate-and-plan.md)."""
     from gitcanary.commands.operations import image_automation
     from gitcanary.commands.validate import validate as do_validate
 
