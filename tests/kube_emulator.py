@@ -89,13 +89,14 @@ class Emulator:
 
 
 @contextmanager
-def running_emulator() -> Iterator[Emulator]:
+def running_emulator(kinds: dict[str, str] | None = None) -> Iterator[Emulator]:
+    """The emulator serving KINDS, and `kinds` (resource -> kind) too when given."""
     started = threading.Event()
     box: dict[str, Any] = {}
 
     async def serve() -> None:
         emulator = kmock.KubernetesEmulator()
-        for resource, kind in KINDS.items():
+        for resource, kind in {**KINDS, **(kinds or {})}.items():
             emulator.resources[resource] = {
                 "kind": kind,
                 "namespaced": True,

@@ -12,7 +12,7 @@ import pytest
 from conftest import EXAMPLES
 from hook_server import HookServer, hook_server
 
-from gitcanary.commands import operations
+from gitcanary.commands.validate import validate as validate_repo
 from gitcanary.core import gates
 from gitcanary.core.observations import Observation
 from gitcanary.core.rollout import Action, decide
@@ -253,7 +253,7 @@ def test_validate_names_a_missing_provider(tmp_path: Path) -> None:
     doc = yamlio.load(canary_file.read_text())
     doc["spec"]["analysis"]["alerts"] = [{"name": "team", "providerRef": {"name": "slack"}}]
     canary_file.write_text(yamlio.dump(doc))
-    errors, _ = operations.validate(repo)
+    errors, _ = validate_repo(repo)
     assert errors == [
         "apps/backend/canary.yaml: spec.analysis.alerts[0].providerRef: "
         "no AlertProvider prod/slack in the repository"
@@ -262,4 +262,4 @@ def test_validate_names_a_missing_provider(tmp_path: Path) -> None:
         "apiVersion: flagger.app/v1beta1\nkind: AlertProvider\nmetadata:\n  name: slack\n  namespace: prod\n"
         "spec:\n  type: slack\n  secretRef:\n    name: slack-url\n"
     )
-    assert operations.validate(repo)[0] == []
+    assert validate_repo(repo)[0] == []

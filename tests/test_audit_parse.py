@@ -163,7 +163,8 @@ def test_a_promotion_and_a_rollback() -> None:
         Outcome.PROMOTED,
     )
     assert promoted.duration == timedelta(minutes=5) and promoted.max_weight == 20
-    assert promoted.approvals == ["bumped by Pat <pat@example.com>"]
+    # A bump is no approval: it is among those involved, and APPROVED lists approvals only.
+    assert promoted.approvals == [] and promoted.involved == ["bumped by Pat <pat@example.com>"]
     assert promoted.commit_range == "000000000000..050505050505"
     assert rolled_back.outcome is Outcome.ROLLED_BACK and rolled_back.max_weight == 10
     assert rolled_back.reason == "request-success-rate 91.5 (min 99)"
@@ -217,7 +218,7 @@ def test_git_squash_and_github_squash_give_the_same_rollouts() -> None:
         steps, problems = parse_commits([commit(squashed)])
         assert problems == []
         assert [r.fingerprint() for r in rollouts(steps)] == direct
-    assert "PR #7" in rollouts(parse_commits([commit(github_squash)])[0])[0].approvals
+    assert "PR #7" in rollouts(parse_commits([commit(github_squash)])[0])[0].involved
 
 
 def test_a_step_seen_twice_counts_once() -> None:
@@ -313,8 +314,8 @@ UNSIGNED = "not signed by the configured key: no signature"
         (BOT, "B", "", "", "FLAGGED", ("not signed by the configured key: bad signature",)),
         (BOT, "G", "mallory@example.com", "", "FLAGGED", ("signed by another key: good signature (mallory",)),
         ("pat@example.com", "N", "", "", "FLAGGED", (NOT_BOT, UNSIGNED)),
-        # A person's own manual action (Gitcanary-Actor is the author) is theirs, openly: not forged.
-        ("pat@example.com", "N", "", PAT, f"manual by {PAT}", ()),
+        # A person's commit that claims a bot transition (promote) is flagged, whoever it names as actor.
+        ("pat@example.com", "N", "", PAT, "FLAGGED", (NOT_BOT, UNSIGNED)),
         ("pat@example.com", "N", "", "ann <ann@example.com>", "FLAGGED", (NOT_BOT, UNSIGNED)),
     ],
 )
@@ -358,7 +359,7 @@ def test_actions_this_version_does_not_know_are_steps_not_outcomes() -> None:
     (rollout,) = rollouts(steps)
     assert problems == [] and [s.action for s in rollout.steps] == ["start", "pause"]
     assert rollout.outcome is Outcome.IN_PROGRESS
-    assert "pause by Pat <pat@example.com>" in rollout.approvals
+    assert "pause by Pat <pat@example.com>" in rollout.involved and rollout.approvals == []
 
 
 @pytest.mark.parametrize(
@@ -416,7 +417,7 @@ def test_manual_requests_are_approvals_not_steps() -> None:
     assert rollout.approvals[0] == "promote requested by Pat <pat@example.com>"
     assert rollout.to_json()["requests"][0]["actor"] == "Pat <pat@example.com>"
     verdict = verify_commit(BotIdentity(BOT), commit(request, author="Pat", email="pat@example.com"))
-    assert verdict is not None and verdict.verdict == "manual by Pat <pat@example.com>"
+    assert verdict is not None and verdict.verdict == "manual by Pat <pat@example.com>, unsigned"
 
 
 def _without_approvals(steps: list[Step]) -> list[dict[str, object]]:
@@ -487,3 +488,103 @@ def test_a_merge_commits_approvals_reach_the_commits_it_brought_in() -> None:
     assert step.approvals == BOTH and step.pull_request == "#9"
     (rollout,) = rollouts([step])
     assert rollout.approvals[:2] == list(BOTH)
+
+
+def _person_commit(text: str, signature: str = "N") -> RawCommit:
+    return RawCommit("d" * 40, (), "pat", "pat@example.com", T0, "pat", "pat@example.com", text, signature)
+
+
+@pytest.mark.parametrize("signature", ["N", "G"])
+def test_a_persons_init_and_manual_request_are_labelled_not_flagged(signature: str) -> None:
+    """`gitcanary init` and `gitcanary promote` commit as the person: their commits, labelled as such."""
+    init = (
+        "gitcanary: initialize prod/backend: primary at 6.1.0\n\nPrimary created\n\n"
+        "Gitcanary-Canary: prod/backend\nGitcanary-Action: initialize\nGitcanary-Rollout: 6.1.0/init\n"
+        "Gitcanary-Phase: Initializing\nGitcanary-Weight: 0\nGitcanary-Failed-Checks: 0\n"
+    )
+    signed = "signed" if signature == "G" else "unsigned"
+    for bot in (BotIdentity(BOT), BotIdentity(BOT, "~/.ssh/bot", "ssh")):
+        verdict = verify_commit(bot, _person_commit(init, signature))
+        assert verdict is not None and not verdict.flagged
+        assert verdict.verdict == f"init by pat <pat@example.com>, {signed}"
+    request = init.replace("Action: initialize", "Action: manual-promote") + f"Gitcanary-Actor: {PAT}\n"
+    verdict = verify_commit(BotIdentity(BOT), _person_commit(request, signature))
+    assert verdict is not None and verdict.verdict == f"manual by {PAT}, {signed}"
+    # the same person's commit claiming a transition the bot makes is not theirs to make
+    forged = init.replace("Action: initialize", "Action: succeed")
+    verdict = verify_commit(BotIdentity(BOT), _person_commit(forged, signature))
+    assert verdict is not None and verdict.flagged
+
+
+def test_an_abort_after_halts_reads_as_the_abort() -> None:
+    """The reason is the rollback's own: an abort is "aborted by ...", never "0 failed checks" nor an
+    earlier halt's metric."""
+    halt = message(Action.HALT, Phase.PROGRESSING, 10, 1, checks=(BAD,))
+    abort = message(Action.ROLLBACK, Phase.FAILED, 0, 2).replace(
+        "\nwhy\n", "\naborted by Pat <pat@example.com>\n"
+    )
+    steps, _ = parse_commits(one_per_commit([PROMOTION[0], halt, abort]))
+    (rollout,) = rollouts(steps)
+    assert rollout.outcome is Outcome.ROLLED_BACK
+    assert rollout.reason == "aborted by Pat <pat@example.com>"
+    # a rollback on failed metrics still names them
+    failed = message(Action.ROLLBACK, Phase.FAILED, 0, 2, checks=(BAD,))
+    (rollout,) = rollouts(parse_commits(one_per_commit([PROMOTION[0], halt, failed]))[0])
+    assert rollout.reason == "request-success-rate 91.5 (min 99)"
+
+
+def test_a_retry_is_credited_to_the_rollout_it_starts() -> None:
+    from gitcanary.git.trailers import format_message
+
+    rollback = message(Action.ROLLBACK, Phase.FAILED, 0, 1, checks=(BAD,))
+    retry = format_message(
+        "gitcanary: request retry of prod/backend (by Pat)",
+        ["Failed, 6.1.0 -> 6.1.1"],
+        {"Canary": "prod/backend", "Action": "manual-retry", "Actor": "Pat <pat@example.com>",
+         "Rollout": "6.1.0..6.1.1/2026-11-21T23:00:00Z", "Phase": "Failed"},
+    )  # fmt: skip
+    again = message(Action.START, Phase.PROGRESSING, 0, 4, rollout="6.1.0..6.1.2")
+    commits = [commit(PROMOTION[0]), commit(rollback, "b" * 40, minute=1)]
+    commits += [
+        commit(retry, "c" * 40, "Pat", "pat@example.com", minute=3),
+        commit(again, "d" * 40, minute=4),
+    ]
+    first, second = rollouts(parse_commits(commits)[0])
+    assert first.requests == [] and [r.action for r in second.requests] == ["manual-retry"]
+    assert "retry requested by Pat <pat@example.com>" in second.involved
+    assert second.approvals == []  # a retry is no approval
+
+
+@pytest.mark.parametrize("width", [80, 100])
+def test_history_and_verification_tables_fit_the_console_with_whole_headers(width: int) -> None:
+    from rich.console import Console
+
+    from gitcanary.audit import report
+
+    halt = message(Action.HALT, Phase.PROGRESSING, 10, 1, checks=(BAD, SLOW))
+    long_name = "a-rather-long-canary-name-for-a-service"
+    steps, _ = parse_commits(
+        one_per_commit(
+            [
+                *PROMOTION,
+                message(
+                    Action.START,
+                    Phase.PROGRESSING,
+                    0,
+                    9,
+                    rollout="6.1.1..6.1.2-rc.1+build.77",
+                    name=long_name,
+                ),
+                halt,
+            ]
+        )
+    )
+    found = rollouts(steps)
+    verdicts = [verify_commit(BotIdentity(BOT), c) for c in one_per_commit([*PROMOTION[:2]])]
+    console = Console(width=width, record=True, color_system=None)
+    console.print(report.history_table(found, [], [v for v in verdicts if v is not None], console.width))
+    lines = console.export_text().splitlines()
+    assert lines and max(len(line) for line in lines) <= width
+    header = lines[0].split()
+    assert header == ["CANARY", "REVISION", "STARTED", "OUTCOME", "MAX", "FAILED", "APPROVED", "COMMITS"]
+    assert any(line.split() == ["COMMIT", "ACTION", "AUTHOR", "SIGNATURE", "VERDICT"] for line in lines)

@@ -100,7 +100,13 @@ def test_init_says_what_flux_needs(tmp_path: Path) -> None:
     out = gitcanary("init", "podinfo", cwd=repo).stdout
     assert "ACTION NEEDED: Flux Kustomization podinfo (clusters/podinfo.yaml) applies ./podinfo only" in out
     # Flagger's example carries webhooks; gitcanary calls them, so validate does not warn about them.
-    assert "spec.analysis.webhooks" not in gitcanary("validate", ".", cwd=repo).stderr
+    # It does say, as an error, that Flux would never apply the generated directory.
+    proc = gitcanary("validate", ".", cwd=repo, check=False)
+    assert "spec.analysis.webhooks" not in proc.stderr
+    assert proc.returncode == 1
+    assert "Flux Kustomization podinfo (clusters/podinfo.yaml) applies ./podinfo, which builds podinfo " in (
+        proc.stderr
+    )
     primary = kustomize_build(repo / "podinfo-gitcanary")
     deployment = next(o for o in primary if o["kind"] == "Deployment")
     assert deployment["metadata"] == {

@@ -20,6 +20,7 @@ from test_e2e_layouts import expected_tags, promote_then_fail, run_until, seed, 
 from test_e2e_rollout import Clock, tree_at
 
 from gitcanary.commands import operations
+from gitcanary.commands.validate import validate as validate_repo
 from gitcanary.errors import SpecError
 from gitcanary.service.reconciler import Reconciler
 from gitcanary.service.settings import Settings
@@ -573,7 +574,7 @@ def test_fleet_settings_gitcanary_does_not_act_on_are_warned_about(tmp_path: Pat
     )
     files = {**CHART, "apps/web/fleet.yaml": fleet_yaml, "apps/web/canary.yaml": WEB_CANARY}
     root = init_repo(tmp_path, files)
-    errors, warnings = operations.validate(root)
+    errors, warnings = validate_repo(root)
     assert errors == []
     assert warnings == [
         "apps/web/fleet.yaml: targetCustomizations[0] (eu) changes helm on some clusters; gitcanary renders "

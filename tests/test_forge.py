@@ -402,7 +402,7 @@ def test_promotion_gate_approved_promotes(
     # ...which `gitcanary history` reads back from Git alone.
     rollout = rollout_history(config_repo)
     assert (rollout["to"], rollout["outcome"]) == ("6.1.1", "promoted")
-    assert "pat (approved-by)" in rollout["approvals"] and f"PR #{number}" in rollout["approvals"]
+    assert "pat (approved-by)" in rollout["approvals"] and f"PR #{number}" in rollout["involved"]
 
 
 @pytest.mark.parametrize("merge_method", ["squash", "rebase"])
@@ -426,7 +426,7 @@ def test_promotion_gate_approval_in_a_squash_and_not_in_a_rebase(
         squash = git("log", "-1", "--format=%B", str(pull.merge_sha), cwd=config_repo.remote)
         assert squash.startswith(f"{pull.title} (#{number})\n\n* gitcanary: promote prod/backend")
         assert "Gitcanary-Action: promote" in squash and squash.rstrip().endswith("\n\nApproved-by: pat")
-        assert "pat (approved-by)" in rollout["approvals"] and f"PR #{number}" in rollout["approvals"]
+        assert "pat (approved-by)" in rollout["approvals"] and f"PR #{number}" in rollout["involved"]
         assert [s["action"] for s in rollout["steps"]][-3:] == ["promote", "finalize", "succeed"]
     else:
         everything = git("log", "--all", "--format=%B", cwd=config_repo.remote)

@@ -248,3 +248,26 @@ def test_repo_default_provider_applies_to_canaries_without_one() -> None:
     assert canaries["prod/b"].canary.provider == "istio"
     apply_default_provider(canaries, None)
     assert canaries["prod/a"].canary.provider == "linkerd"
+
+
+@pytest.mark.parametrize(
+    ("match", "named"),
+    [
+        ({"authority": {"exact": "api.example.com"}}, "authority"),
+        ({"withoutHeaders": {"x-canary": {"exact": "no"}}}, "withoutHeaders"),
+        ({"uri": {"prefix": "/api"}, "authority": {"prefix": "api."}}, "authority"),
+        ({"ignoreUriCase": True, "uri": {"exact": "/a"}}, "ignoreUriCase"),
+    ],
+)
+def test_gateway_api_refuses_a_match_it_cannot_express(match: dict[str, Any], named: str) -> None:
+    """Dropping `authority` or `withoutHeaders` would widen the rule (to every path when nothing else is
+    left): refused, by name."""
+    c = canary("gatewayapi:v1", service={**GATEWAY, "match": [match]})
+    with pytest.raises(RenderError, match=f"cannot express {named}"):
+        router_for(c, "canary.yaml").render(c, 100, 0)
+    # what it can express still renders, ignoreUriCase false included
+    c = canary(
+        "gatewayapi:v1", service={**GATEWAY, "match": [{"uri": {"exact": "/a"}, "ignoreUriCase": False}]}
+    )
+    (route,) = router_for(c, "canary.yaml").render(c, 100, 0)
+    assert route["spec"]["rules"][0]["matches"] == [{"path": {"type": "Exact", "value": "/a"}}]

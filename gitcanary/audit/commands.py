@@ -136,7 +136,7 @@ def history(
     else:
         if canary is not None and not chosen:
             err.print(f"no rollouts of {canary} in {repo}", highlight=False)
-        console.print(report.history_table(chosen, [], verdicts))
+        console.print(report.history_table(chosen, [], verdicts, console.width))
     if output != "table" or problems:
         _warn(problems)
     if verdicts and any(v.flagged for v in verdicts):

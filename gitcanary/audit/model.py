@@ -68,33 +68,56 @@ class Rollout:
 
     @property
     def reason(self) -> str:
-        """Why it was rolled back: the failing metrics of the rollback step (else of the last halt)."""
+        """Why it was rolled back, as the rollback step says: its failing metrics, else the reason its
+        commit gives (an abort, a closed gate PR, a rollback webhook, a progress deadline); for other
+        outcomes the failing metrics of the last halt."""
+        rollback = next((step for step in reversed(self.steps) if step.action == "rollback"), None)
+        if rollback is not None:
+            if rollback.failed:
+                return "; ".join(check.text for check in rollback.failed)
+            if rollback.reason:
+                return rollback.reason
+            return f"{rollback.failed_checks} failed checks" if rollback.failed_checks else ""
         for step in reversed(self.steps):
-            if step.action in ("rollback", "halt") and step.failed:
+            if step.action == "halt" and step.failed:
                 return "; ".join(check.text for check in step.failed)
-        last = self.steps[-1]
-        return f"{last.failed_checks} failed checks" if last.action == "rollback" else ""
+        return ""
 
     @property
     def approvals(self) -> list[str]:
-        """Who asked for and who approved the rollout: the bump's author, actors, reviewers, PRs."""
+        """Who approved the rollout's promotion: a manual promote (asked, and honoured), approval
+        trailers (Approved-by, Reviewed-by, Acked-by), and who merged its PR. Nothing else."""
         found: list[str] = []
         for request in self.requests:
-            wanted = (
-                f"{request.action.removeprefix(MANUAL_PREFIX)} requested by {request.actor or request.author}"
-            )
-            if wanted not in found:
-                found.append(wanted)
+            if request.action == f"{MANUAL_PREFIX}promote":
+                found.append(f"promote requested by {request.actor or request.author}")
         for step in self.steps:
             candidates = [
+                f"{step.action} by {step.actor}" if step.actor and step.action == "promote" else "",
+                *step.approvals,
+                f"PR {step.pull_request} merged by {step.merged_by}" if step.merged_by else "",
+            ]
+            found += [c for c in candidates if c and c not in found]
+        return list(dict.fromkeys(found))
+
+    @property
+    def involved(self) -> list[str]:
+        """Everyone and everything that acted on the rollout: the bump's author, every request and
+        its honouring step, approvals, PRs."""
+        found: list[str] = []
+        for request in self.requests:
+            found.append(
+                f"{request.action.removeprefix(MANUAL_PREFIX)} requested by {request.actor or request.author}"
+            )
+        for step in self.steps:
+            found += [
                 f"bumped by {step.bumped_by}" if step.bumped_by else "",
                 f"{step.action} by {step.actor}" if step.actor else "",
                 *step.approvals,
                 f"PR {step.pull_request}" if step.pull_request else "",
                 f"PR {step.pull_request} merged by {step.merged_by}" if step.merged_by else "",
             ]
-            found += [c for c in candidates if c and c not in found]
-        return found
+        return list(dict.fromkeys(c for c in found if c))
 
     @property
     def commits(self) -> list[str]:
@@ -127,6 +150,7 @@ class Rollout:
             ],
             "reason": self.reason or None,
             "approvals": self.approvals,
+            "involved": self.involved,
             "commits": self.commits,
             "commitRange": self.commit_range,
         }
@@ -145,6 +169,7 @@ class Rollout:
         for key in ("commits", "commitRange"):
             body.pop(key)
         body["approvals"] = [a for a in self.approvals if not a.startswith("PR ")]
+        body["involved"] = [a for a in self.involved if not a.startswith("PR ")]
         body["steps"] = [{**step.to_json(), "commit": None, "subject": None} for step in self.steps]
         # Manual requests carry no Time trailer: their author date changes with a squash.
         body["requests"] = [{"action": r.action, "actor": r.actor or r.author} for r in self.requests]
@@ -182,6 +207,7 @@ def rollouts(steps: Iterable[Step]) -> list[Rollout]:
         asked = sorted(requests.get((canary, rollout_id), []), key=lambda step: step.time)
         found.append(Rollout(canary, rollout_id, group, requests=asked))
     found.sort(key=lambda r: (r.started, r.canary))
+    _credit_retries(found)
     latest: dict[str, Rollout] = {}
     for rollout in found:
         for step in rollout.steps:
@@ -197,6 +223,22 @@ def rollouts(steps: Iterable[Step]) -> list[Rollout]:
             previous.ended = rollout.started
         latest[rollout.canary] = rollout
     return found
+
+
+def _credit_retries(found: list[Rollout]) -> None:
+    """A retry is made while the failed rollout is current (its trailers name it) but acts on the
+    rollout it starts: move it there, to the canary's first rollout started at or after it."""
+    for rollout in found:
+        for request in [r for r in rollout.requests if r.action == f"{MANUAL_PREFIX}retry"]:
+            later = [
+                other
+                for other in found
+                if other.canary == rollout.canary and other is not rollout and other.started >= request.time
+            ]
+            if later:
+                rollout.requests.remove(request)
+                later[0].requests.append(request)
+                later[0].requests.sort(key=lambda step: step.time)
 
 
 def parse_since(text: str, now: datetime) -> datetime:

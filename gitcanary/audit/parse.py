@@ -83,6 +83,7 @@ class Step:
     approvals: tuple[str, ...] = ()
     pull_request: str = ""
     merged_by: str = ""
+    reason: str = ""  # the first line of the commit's body: why (e.g. "aborted by Pat <pat@...>")
 
     @property
     def identity(self) -> tuple[object, ...]:
@@ -270,6 +271,8 @@ def _step(commit: RawCommit, segment: _Segment, closing: tuple[str, ...] = ()) -
         # Written before `Gitcanary-Check` (which came with `Gitcanary-Time`): read the body lines.
         checks = tuple(c for c in (parse_check_line(line) for line in segment.text[1:]) if c is not None)
     subject = next((line for line in segment.text if line.startswith("gitcanary:")), "")
+    after = segment.text[segment.text.index(subject) + 1 :] if subject else []
+    reason = after[0] if after and parse_check_line(after[0]) is None else ""
     own = [_approval(name, value) for name, value in segment.others if name.lower() in _APPROVAL_TRAILERS]
     # The step's own trailers, then the commit's closing paragraph, then the merge commit's.
     approvals = tuple(dict.fromkeys([*own, *closing, *commit.merge_approvals]))
@@ -293,6 +296,7 @@ def _step(commit: RawCommit, segment: _Segment, closing: tuple[str, ...] = ()) -
         approvals=approvals,
         pull_request=commit.pull_request,
         merged_by=commit.merged_by,
+        reason=reason,
     )
 
 

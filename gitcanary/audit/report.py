@@ -73,19 +73,44 @@ def _flagged_commits(verdicts: list[Verdict] | None) -> set[str]:
 # -- history ---------------------------------------------------------------------------------
 
 
+# Below this width the history shows fewer, shorter columns (every header still whole): kubectl's way.
+WIDE_ENOUGH = 160
+_COMPACT = {
+    "CANARY": "CANARY",
+    "REVISION": "REVISION",
+    "STARTED": "STARTED",
+    "OUTCOME": "OUTCOME",
+    "MAX WEIGHT": "MAX",
+    "FAILED CHECKS": "FAILED",
+    "APPROVED": "APPROVED",
+    "COMMITS": "COMMITS",
+}
+
+
+def new_table(headers: list[str], **options: object) -> Table:
+    """A table whose cells wrap (fold) and whose headers never do: each column is at least its header."""
+    table = Table(box=None, header_style="bold", **options)  # type: ignore[arg-type]
+    for header in headers:
+        table.add_column(header, overflow="fold", min_width=len(header))
+    return table
+
+
 def history_table(
-    rollouts: list[Rollout], problems: list[Problem], verdicts: list[Verdict] | None
+    rollouts: list[Rollout], problems: list[Problem], verdicts: list[Verdict] | None, width: int | None = None
 ) -> RenderableType:
-    table = Table(box=None, header_style="bold")
-    for header in HEADERS:
-        table.add_column(header, overflow="fold")
+    """The history; on a console narrower than WIDE_ENOUGH, the compact columns (fits 80)."""
+    compact = width is not None and width < WIDE_ENOUGH
+    chosen = [h for h in HEADERS if h in _COMPACT] if compact else HEADERS
+    table = new_table([_COMPACT[h] for h in chosen] if compact else HEADERS)
     flagged = _flagged_commits(verdicts)
     for rollout in rollouts:
-        row: list[str | Text] = list(_row(rollout))
-        row[5] = Text(str(row[5]), style=_OUTCOME_STYLE[rollout.outcome])
+        full: list[str | Text] = list(_row(rollout))
+        full[5] = Text(str(full[5]), style=_OUTCOME_STYLE[rollout.outcome])
         if flagged & set(rollout.commits):
-            row[9] = Text(f"{row[9]} UNVERIFIED", style="bold red")
-        table.add_row(*row)
+            full[9] = Text(f"{full[9]} UNVERIFIED", style="bold red")
+        if compact:
+            full[2] = iso(rollout.started).replace("T", " ").removesuffix("Z")[:16]
+        table.add_row(*[cell for header, cell in zip(HEADERS, full, strict=True) if header in chosen])
     parts: list[RenderableType] = [table]
     if verdicts is not None:
         parts.append(verdict_table(verdicts))
@@ -94,9 +119,9 @@ def history_table(
 
 
 def verdict_table(verdicts: list[Verdict]) -> RenderableType:
-    table = Table(title="verification", box=None, header_style="bold", title_justify="left")
-    for header in ("COMMIT", "ACTION", "AUTHOR", "SIGNATURE", "VERDICT"):
-        table.add_column(header, overflow="fold")
+    table = new_table(
+        ["COMMIT", "ACTION", "AUTHOR", "SIGNATURE", "VERDICT"], title="verification", title_justify="left"
+    )
     for verdict in verdicts:
         shown = verdict.verdict + (": " + "; ".join(verdict.reasons) if verdict.reasons else "")
         table.add_row(
@@ -227,9 +252,7 @@ def _open_rows(audit: Audit) -> list[list[str]]:
 
 def audit_table(audit: Audit) -> RenderableType:
     def table(title: str, headers: list[str], rows: list[list[str]]) -> Table:
-        result = Table(title=title, box=None, header_style="bold", title_justify="left", title_style="bold")
-        for header in headers:
-            result.add_column(header, overflow="fold")
+        result = new_table(headers, title=title, title_justify="left", title_style="bold")
         for row in rows:
             result.add_row(*row)
         return result

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitcanary.audit.parse import RawCommit, segments
+from gitcanary.audit.parse import RawCommit, is_request, segments
 from gitcanary.errors import GitcanaryError
 
 # The status file fields each trailer must agree with, in the commit that carries both.
@@ -37,6 +37,10 @@ _SIGNATURE_WORDS = {
 }
 
 
+# What `gitcanary init` commits: the primary, then (with --switch) the routing to it.
+_INIT_ACTIONS = frozenset({"initialize", "initialized"})
+
+
 @dataclass(frozen=True)
 class BotIdentity:
     """What genuine gitcanary commits look like: the bot's author email and, optionally, its key."""
@@ -56,7 +60,11 @@ class Verdict:
     canaries: tuple[str, ...]
     actions: tuple[str, ...]
     reasons: tuple[str, ...] = field(default=())
-    manual_by: str = ""  # a person's own manual action (`Gitcanary-Actor`), openly theirs
+    # A person's own commit, openly theirs: a manual request (`gitcanary promote|abort|...`, its
+    # `Gitcanary-Actor`) or the `gitcanary init` they committed in their checkout.
+    manual_by: str = ""
+    kind: str = "manual"  # "manual" or "init"
+    signed: bool = False  # the person's commit carries a good signature (any key: it is not the bot's)
 
     @property
     def flagged(self) -> bool:
@@ -66,7 +74,9 @@ class Verdict:
     def verdict(self) -> str:
         if self.flagged:
             return "FLAGGED"
-        return f"manual by {self.manual_by}" if self.manual_by else "ok"
+        if not self.manual_by:
+            return "ok"
+        return f"{self.kind} by {self.manual_by}, {'signed' if self.signed else 'unsigned'}"
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -165,11 +175,13 @@ def verify_commit(
     if commit.signing_key or commit.signer:
         signature += f" ({commit.signer or commit.signing_key})"
     reasons: list[str] = []
-    manual_by = ""
+    manual_by, kind = "", "manual"
     if commit.author_email.lower() != bot.email.lower():
         own = [a for a in actors if a and _email(a) == commit.author_email.lower()]
-        if own and len(actors) == 1:
+        if own and len(actors) == 1 and all(is_request(action) for action in actions):
             manual_by = own[0]
+        elif not actors and all(action in _INIT_ACTIONS for action in actions):
+            manual_by, kind = author, "init"  # `gitcanary init` commits in a person's checkout
         else:
             reasons.append(f"author {author} is not the bot <{bot.email}>")
     if bot.signing_key and not manual_by:
@@ -179,8 +191,18 @@ def verify_commit(
             reasons.append(f"signed by another key: {signature}")
     if statuses is not None and not reasons and not manual_by:
         reasons += _disagreements(commit, parts, statuses)
+    signed = commit.signature in ("G", "U")
     return Verdict(
-        commit.sha, commit.subject, author, signature, canaries, actions, tuple(reasons), manual_by
+        commit.sha,
+        commit.subject,
+        author,
+        signature,
+        canaries,
+        actions,
+        tuple(reasons),
+        manual_by,
+        kind,
+        signed,
     )
 
 

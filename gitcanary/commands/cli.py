@@ -30,6 +30,7 @@ from gitcanary.service.telemetry import mount_telemetry
 if TYPE_CHECKING:
     from gitcanary.cluster import ClusterObserver
     from gitcanary.service.reconciler import Reconciler
+    from gitcanary.service.settings import Settings
 
 app = typer.Typer(
     help="Progressive delivery for GitOps where Git is the only writer: canary releases driven by commits.",
@@ -257,6 +258,17 @@ def run(
             "repository's Flux ImageUpdateAutomations count too.",
         ),
     ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Decide every tick as run would, in a throwaway clone (not --workdir), and print what it "
+            "would commit (transition and diff); push nothing, open no PR, call no webhook that acts.",
+        ),
+    ] = False,
+    output: Annotated[
+        str, typer.Option("-o", "--output", help="With --dry-run or plan: text or json.")
+    ] = "text",
 ) -> None:
     """Watch REPO; on an image bump, drive the canary by commits: weights, halts, promotion or rollback."""
     from gitcanary.service import logs
@@ -299,6 +311,11 @@ def run(
     )
     if automation_author:
         settings = settings.model_copy(update={"automation_authors": automation_author})
+    if dry_run:
+        if not verbose:  # the reconciler logs each commit it makes; in a plan they are printed as plans
+            log.setLevel(logging.WARNING)
+        _plan(settings, once, output == "json")
+        return
     try:
         reconciler = MonitoredReconciler(settings)
     except GitcanaryError as exc:
@@ -378,6 +395,23 @@ def run(
         _fail(exc)
 
 
+def _plan(settings: Settings, once: bool, as_json: bool) -> None:
+    """`plan` and `run --dry-run`: decide, print the plan, push nothing."""
+    from gitcanary.commands.plan import plan_forever, plan_once
+    from gitcanary.commands.plan_cli import print_plan
+
+    try:
+        if once:
+            plan = plan_once(settings)
+            print_plan(plan, console, err, as_json)
+            if plan.errors or any(c.error for c in plan.canaries):
+                raise typer.Exit(2)
+        else:
+            plan_forever(settings, lambda plan: print_plan(plan, console, err, as_json))
+    except GitcanaryError as exc:
+        _fail(exc)
+
+
 def _subject(reconciler: Reconciler, sha: str) -> str:
     summary = reconciler.workspace.repo.commit(sha).summary
     return summary.decode() if isinstance(summary, bytes) else summary
@@ -421,6 +455,15 @@ def init(
         ),
     ] = False,
     provider: ProviderOpt = None,
+    plan: Annotated[
+        bool,
+        typer.Option(
+            "--plan",
+            help="Print what init would commit (each commit and its diff), worked out in a copy of the "
+            "checkout; change nothing.",
+        ),
+    ] = False,
+    output: Annotated[str, typer.Option("-o", "--output", help="With --plan: text or json.")] = "text",
 ) -> None:
     """Commit the generated primary and services for the canaries under PATH (then push it yourself).
 
@@ -432,6 +475,9 @@ def init(
     from gitcanary.commands.operations import image_automation
     from gitcanary.commands.operations import init as do_init
 
+    if plan:
+        _plan_init(repo, path, switch, provider, output == "json")
+        return
     try:
         results = do_init(repo, path, switch=switch, provider=provider)
     except GitcanaryError as exc:
@@ -456,6 +502,24 @@ def init(
         )
     elif any(not result.already for result in results):
         console.print("Push this commit; `gitcanary run` routes traffic to the primary once it is applied.")
+
+
+def _plan_init(repo: Path, path: str, switch: bool, provider: str | None, as_json: bool) -> None:
+    from gitcanary.commands.plan import plan_init
+    from gitcanary.commands.plan_cli import print_commits
+
+    try:
+        planned = plan_init(repo, path, switch=switch, provider=provider)
+    except GitcanaryError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        print(json.dumps([commit.to_json() for commit in planned], indent=2))
+        return
+    for key in dict.fromkeys(commit.canary for commit in planned):
+        console.print(key, highlight=False)
+        print_commits([commit for commit in planned if commit.canary == key], console)
+    console.print(f"{len(planned)} commit(s) planned; nothing was written", highlight=False)
 
 
 def _checkout(repo: str, branch: str) -> Path:
@@ -571,9 +635,11 @@ def validate(
     path: Annotated[Path, typer.Argument(help="Checkout of the config repository.")] = Path("."),
     provider: ProviderOpt = None,
 ) -> None:
-    """Check every Canary, MetricTemplate, target build and generated object; non-zero exit on errors."""
+    """Report every problem of every file at once: Canaries, MetricTemplates, target builds, generated
+    objects, and the Flux Kustomizations or Fleet GitRepos that apply them; exit 1 on errors, warnings listed
+    (docs/validate-and-plan.md)."""
     from gitcanary.commands.operations import image_automation
-    from gitcanary.commands.operations import validate as do_validate
+    from gitcanary.commands.validate import validate as do_validate
 
     if not path.is_dir():
         _fail(FileNotFoundError(f"{path}: no such directory"))
@@ -624,6 +690,14 @@ from gitcanary.audit.commands import audit_command, history  # noqa: E402
 
 app.command("history")(history)
 app.command("audit")(audit_command)
+
+from gitcanary.commands.plan_cli import plan_command  # noqa: E402
+
+app.command("plan")(plan_command(run))
+
+from gitcanary.commands.migrate_cli import register as register_migrate  # noqa: E402
+
+register_migrate(app)  # gitcanary migrate: is a Flagger cluster ready to hand over (read-only)
 
 
 # Options and variables whose value is a credential; every URL given may carry one in its userinfo.

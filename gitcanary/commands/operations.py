@@ -1,4 +1,4 @@
-"""What the CLI's one-shot commands do: init, status, validate. The CLI only parses and prints."""
+"""What the CLI's one-shot commands do: init and status (validate has its module). The CLI only prints."""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ from gitcanary.core.observations import ClusterObservation, Observation
 from gitcanary.core.rollout import Action, decide
 from gitcanary.errors import GitcanaryError, GitError, SpecError
 from gitcanary.git import messages
-from gitcanary.hooks.alerts import missing_providers
-from gitcanary.manifests import discovery, kustomize, paths
+from gitcanary.manifests import discovery
 from gitcanary.manifests.generate import FileWriter, Layout, read_status
 from gitcanary.manifests.target import render_target
 from gitcanary.routers import router_for
@@ -211,35 +210,6 @@ def _observe(
     head = repo.head.commit.hexsha
     last = commits.last_commit(repo, head, commits.canary_inputs(root, loaded), loaded)
     return observer.observe(loaded.canary, commits.directories(loaded), last, now)
-
-
-def validate(root: Path, provider: str | None = None) -> tuple[list[str], list[str]]:
-    """(errors, warnings) for every canary: its spec, its target build, its generated objects."""
-    from gitcanary.spec.validation import validate_manifests
-
-    catalog = _scan(root, provider)
-    errors = [str(err) for err in catalog.errors.values()]
-    warnings: list[str] = []
-    for key in sorted(catalog.canaries):
-        loaded = catalog.canaries[key]
-        warnings += loaded.warnings
-        errors += missing_providers(loaded.canary, loaded.source, catalog.providers)
-        try:
-            router_for(loaded.canary, loaded.source)
-            render_target(root, loaded)
-            layout = Layout.of(loaded)
-            errors += [
-                f"{link}: a symlink where gitcanary writes its generated files; gitcanary never writes "
-                "through a symlink"
-                for link in paths.symlinks_in(root, layout.generated_dir)
-            ]
-            if (root / layout.kustomization).exists():
-                objects = kustomize.build(root / layout.generated_dir, display=layout.generated_dir)
-                errors += [f"{layout.generated_dir}: {problem}" for problem in validate_manifests(objects)]
-                read_status(root, layout)
-        except GitcanaryError as exc:
-            errors.append(str(exc))
-    return errors, warnings
 
 
 def image_automation(root: Path, provider: str | None = None, under: str = "") -> list[str]:

@@ -12,7 +12,17 @@ from pathlib import Path
 from typing import Any
 
 from gitcanary.errors import RenderError, SpecError
-from gitcanary.manifests import apex, detect, fleet, image_policies, image_quarantine, paths, render, yamlio
+from gitcanary.manifests import (
+    apex,
+    appliers,
+    detect,
+    fleet,
+    image_policies,
+    image_quarantine,
+    paths,
+    render,
+    yamlio,
+)
 from gitcanary.manifests.discovery import (
     GENERATED_DIR_ANNOTATION,
     STATUS_FILE,
@@ -398,12 +408,18 @@ class FileWriter:
         if resources is None:
             doc["resources"] = [entry]
         elif entry in resources or f"./{entry}" in resources:
-            return f"{kustomization} already lists {entry}"
+            return self._with_flux_gaps(f"{kustomization} already lists {entry}")
         else:
             resources.append(entry)
         paths.write(self.root, kustomization, yamlio.dump(doc, like=text))
         self.changed.append(kustomization)
-        return f"added {entry} to {kustomization} resources"
+        return self._with_flux_gaps(f"added {entry} to {kustomization} resources")
+
+    def _with_flux_gaps(self, note: str) -> str:
+        """A parent kustomization helps only if Flux builds it: name each Flux Kustomization that does not."""
+        gaps = appliers.flux_gaps(self.root, self.layout.app_dir, self.layout.generated_dir)
+        notes = [gap.note(self.layout.app_dir, self.layout.generated_dir) for gap in gaps]
+        return "; ".join([note, *notes])
 
     def _refuse_rewriting_parent(self, kustomization: str, doc: Any) -> None:
         """A parent whose `images:` matches the target's would rewrite the primary: never hook into it."""

@@ -17,6 +17,10 @@ from gitcanary.spec.models import Canary
 DEFAULT_MATCH: dict[str, Any] = {"path": {"type": "PathPrefix", "value": "/"}}
 
 
+# Istio HTTPMatchRequest fields an HTTPRouteMatch has a place for (`name` only labels the match).
+_EXPRESSED = frozenset({"uri", "method", "headers", "queryParams", "name"})
+
+
 def _string_match(kind: str, name: str, value: dict[str, Any], where: str) -> dict[str, Any]:
     if value.get("exact"):
         return {"name": name, "type": "Exact", "value": value["exact"]}
@@ -29,6 +33,18 @@ def route_matches(matches: list[dict[str, Any]], where: str) -> list[dict[str, A
     """Istio HTTPMatchRequests (the Canary's vocabulary) as Gateway API HTTPRouteMatches."""
     out = []
     for request in matches:
+        # What an HTTPRouteMatch cannot hold (authority, withoutHeaders, scheme, port, source...) is
+        # refused: dropping it would widen the match, down to every path when nothing else is left.
+        unexpressed = sorted(
+            key
+            for key, value in request.items()
+            if key not in _EXPRESSED and not (key == "ignoreUriCase" and not value)
+        )
+        if unexpressed:
+            raise RenderError(
+                f"{where}: Gateway API route matches cannot express {', '.join(unexpressed)}; "
+                "without them the rule would match more requests than asked"
+            )
         match: dict[str, Any] = {}
         uri = request.get("uri")
         if uri:

@@ -25,7 +25,6 @@ FLAGGER_GROUP = "flagger.app"
 # Valid in Flagger, not acted on by gitcanary yet: reported as warnings on load.
 UNSUPPORTED_FIELDS: dict[str, str] = {
     "spec.analysis.sessionAffinity": "session affinity is not rendered yet",
-    "spec.metricsServer": "builtin metrics use gitcanary's --prometheus address",
     "spec.revertOnDeletion": "deleting the canary leaves the generated objects in Git",
     "spec.routeRef": "APISIX routes are not supported yet",
     "spec.upstreamRef": "Gloo upstreams are not supported yet",
@@ -100,19 +99,29 @@ def _explain(error: jsonschema.ValidationError) -> tuple[str, str]:
     return path or "(document)", error.message
 
 
-def _check_schema(doc: dict[str, Any], source: str) -> None:
+def schema_problems(doc: dict[str, Any], source: str) -> list[SpecError]:
+    """Every way `doc` breaks Flagger's CRD: unknown fields first, then schema errors, in field order."""
     from gitcanary.spec.validation import unknown_fields
 
-    schema = _schema_for(doc, source)
+    try:
+        schema = _schema_for(doc, source)
+    except SpecError as exc:
+        return [exc]
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
     # A typo usually explains the schema error it causes (stepWieght -> "needs stepWeight"): name it first.
-    unknown = unknown_fields(doc, schema)
-    if unknown:
-        raise SpecError(source, unknown[0], "unknown field (not in Flagger's CRD); check its spelling")
-    if errors:
-        field, message = _explain(errors[0])
-        raise SpecError(source, field, message)
+    found = [
+        SpecError(source, path, "unknown field (not in Flagger's CRD); check its spelling")
+        for path in unknown_fields(doc, schema)
+    ]
+    found += [SpecError(source, *_explain(error)) for error in errors]
+    return found
+
+
+def _check_schema(doc: dict[str, Any], source: str) -> None:
+    problems = schema_problems(doc, source)
+    if problems:
+        raise problems[0]
 
 
 def _pydantic_error(exc: ValidationError, source: str) -> SpecError:
@@ -137,13 +146,29 @@ def load_canary(doc: dict[str, Any], source: str) -> LoadedCanary:
     except ValidationError as exc:
         raise _pydantic_error(exc, source) from exc
     check_canary(canary, source)  # before any name reaches a path, a message or a command
+    problems = rule_problems(canary, source)
+    if problems:
+        raise problems[0]
+    warnings = tuple(
+        f"{source}: {path}: {why} (ignored)"
+        for path, why in UNSUPPORTED_FIELDS.items()
+        if _present(doc, path)
+    )
+    return LoadedCanary(canary, source, warnings)
+
+
+def rule_problems(canary: Canary, source: str) -> list[SpecError]:
+    """What gitcanary cannot run in a schema-valid Canary, every problem (load raises the first)."""
+    found: list[SpecError] = []
     spec = canary.spec
     analysis = spec.analysis
     if spec.target_ref.kind != "Deployment":
-        raise SpecError(
-            source,
-            "spec.targetRef.kind",
-            f"{spec.target_ref.kind} targets are not supported yet (Deployment only)",
+        found.append(
+            SpecError(
+                source,
+                "spec.targetRef.kind",
+                f"{spec.target_ref.kind} targets are not supported yet (Deployment only)",
+            )
         )
     if (
         not spec.skip_analysis
@@ -151,29 +176,28 @@ def load_canary(doc: dict[str, Any], source: str) -> LoadedCanary:
         and not analysis.step_weights
         and not (analysis.step_weight or 0) > 0
     ):
-        raise SpecError(
-            source,
-            "spec.analysis.stepWeight",
-            "a canary needs stepWeight > 0 or stepWeights (or iterations for blue/green)",
+        found.append(
+            SpecError(
+                source,
+                "spec.analysis.stepWeight",
+                "a canary needs stepWeight > 0 or stepWeights (or iterations for blue/green)",
+            )
         )
     if any(w <= 0 or w > 100 for w in analysis.step_weights) or analysis.step_weights != sorted(
         set(analysis.step_weights)
     ):
-        raise SpecError(source, "spec.analysis.stepWeights", "must increase strictly, each in 1..100")
+        found.append(SpecError(source, "spec.analysis.stepWeights", "must increase strictly, each in 1..100"))
     for index, metric in enumerate(analysis.metrics):
         builtin = metric.name in ("request-success-rate", "request-duration")
         if not builtin and metric.template_ref is None and not metric.query:
-            raise SpecError(
-                source,
-                f"spec.analysis.metrics[{index}].templateRef",
-                f"metric {metric.name!r} is not builtin and has no templateRef or query",
+            found.append(
+                SpecError(
+                    source,
+                    f"spec.analysis.metrics[{index}].templateRef",
+                    f"metric {metric.name!r} is not builtin and has no templateRef or query",
+                )
             )
-    warnings = tuple(
-        f"{source}: {path}: {why} (ignored)"
-        for path, why in UNSUPPORTED_FIELDS.items()
-        if _present(doc, path)
-    )
-    return LoadedCanary(canary, source, warnings)
+    return found
 
 
 def _check_names(obj: MetricTemplate | AlertProvider, source: str) -> None:
