@@ -32,6 +32,7 @@ __all__ = [
     "fleet_build",
     "kustomize_build",
     "provider_routing_problems",
+    "reference_problems",
     "routed_weights",
     "schema_problems",
 ]
@@ -245,6 +246,7 @@ def assert_invariant(
                 if not mirrored and mirror:
                     problems.append(f"{_name(vs)}: spec.http[0] mirrors to {mirror}, expected no mirroring")
 
+    problems.extend(reference_problems(objects))
     for obj in objects:
         problems.extend(schema_problems(obj, crd_dir))
 
@@ -253,6 +255,64 @@ def assert_invariant(
         raise AssertionError(
             f"invariant broken in namespace {namespace} ({len(problems)} problems):\n{lines}"
         )
+
+
+def _pod_references(deployment: dict) -> list[tuple[str, str]]:
+    """(kind, name) of each ConfigMap, Secret and ServiceAccount the pods need to start.
+
+    References marked ``optional: true`` are left out: Kubernetes starts the pod without them.
+    """
+    pod = _get(deployment, "spec", "template", "spec") or {}
+    found: list[tuple[str, str]] = []
+
+    def add(kind: str, ref: Any, key: str = "name") -> None:
+        if isinstance(ref, Mapping) and ref.get(key) and not ref.get("optional"):
+            found.append((kind, ref[key]))
+
+    for volume in pod.get("volumes") or []:
+        add("ConfigMap", volume.get("configMap"))
+        add("Secret", volume.get("secret"), "secretName")
+        for source in _get(volume, "projected", "sources") or []:
+            add("ConfigMap", source.get("configMap"))
+            add("Secret", source.get("secret"))
+    for key in ("initContainers", "containers"):
+        for container in pod.get(key) or []:
+            for env in container.get("env") or []:
+                add("ConfigMap", _get(env, "valueFrom", "configMapKeyRef"))
+                add("Secret", _get(env, "valueFrom", "secretKeyRef"))
+            for env_from in container.get("envFrom") or []:
+                add("ConfigMap", env_from.get("configMapRef"))
+                add("Secret", env_from.get("secretRef"))
+    account = pod.get("serviceAccountName") or pod.get("serviceAccount")
+    if account and account != "default":  # Kubernetes creates `default` in every namespace
+        found.append(("ServiceAccount", account))
+    return found
+
+
+def reference_problems(objects: list[dict]) -> list[str]:
+    """Every ConfigMap, Secret and ServiceAccount a Deployment references must be in the build.
+
+    A Secret may come from an ExternalSecret (``spec.target.name``, else its name) or a SealedSecret
+    (its template's name, else its name): their controllers create it in the cluster.
+    """
+    present: set[tuple[str, Any, Any]] = set()
+    for obj in objects:
+        namespace, name = _get(obj, "metadata", "namespace"), _get(obj, "metadata", "name")
+        kind = obj.get("kind")
+        present.add((kind, namespace, name))
+        if kind == "ExternalSecret":
+            present.add(("Secret", namespace, _get(obj, "spec", "target", "name") or name))
+        if kind == "SealedSecret":
+            present.add(("Secret", namespace, _get(obj, "spec", "template", "metadata", "name") or name))
+    problems = []
+    for deployment in objects:
+        if deployment.get("kind") != "Deployment":
+            continue
+        namespace = _get(deployment, "metadata", "namespace")
+        for kind, name in _pod_references(deployment):
+            if (kind, namespace, name) not in present:
+                problems.append(f"{_name(deployment)} references {kind} {name}, which the build lacks")
+    return problems
 
 
 def schema_problems(obj: Mapping[str, Any], crd_dir: Path = CRD_DIR) -> list[str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from gitcanary.errors import RenderError, SpecError
-from gitcanary.manifests import apex, detect, fleet, render, yamlio
+from gitcanary.manifests import apex, config_tracking, config_writeback, detect, fleet, render, yamlio
 from gitcanary.manifests.discovery import (
     GENERATED_DIR_ANNOTATION,
     STATUS_FILE,
@@ -93,6 +93,11 @@ class Rendered:
     revision: str
     apex_service: Obj | None = None  # a Service the app itself defines under the apex name
     ingress: Obj | None = None  # the Ingress `spec.ingressRef` names (ingress providers)
+    configs: config_tracking.Tracking = config_tracking.Tracking()  # its ConfigMaps and Secrets
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return self.configs.shared
 
 
 def merge(existing: Any, desired: Any) -> Any:
@@ -167,6 +172,30 @@ def changed_images(
     ]
 
 
+def read_config_copies(root: Path, layout: Layout) -> list[Obj]:
+    """The `-primary` copies of the config the primary was promoted with."""
+    return [obj for obj in read_objects(root, layout.primary) if config_tracking.is_copy(obj)]
+
+
+def changed_configs(root: Path, layout: Layout, rendered: Rendered) -> list[str]:
+    """One line per tracked object whose content differs from the primary's copy; keys, not values."""
+    if read_primary(root, layout) is None:
+        return []
+    copies = {str(obj["metadata"]["name"]): obj for obj in read_config_copies(root, layout)}
+    lines = []
+    for tracked in rendered.configs.tracked:
+        name = str(tracked.source["metadata"]["name"]) + config_tracking.PRIMARY_SUFFIX
+        old = copies.get(name)
+        if old is None:
+            lines.append(f"config {tracked.producer}: new (referenced as {tracked.kind} {tracked.name})")
+            continue
+        old = config_tracking.original_of(old, tracked.name)
+        if config_tracking.checksum(config_tracking.content(old)) != tracked.checksum:
+            keys = config_tracking.changed_keys(old, tracked.source)
+            lines.append(f"config {tracked.producer}: keys changed: {', '.join(keys)}")
+    return lines
+
+
 def primary_replicas(root: Path, layout: Layout, rendered: Rendered) -> int:
     """How many pods the canary runs during analysis: the primary's count, the HPA's minimum, or 1."""
     if rendered.autoscaler is not None:
@@ -211,9 +240,14 @@ class FileWriter:
             if existing is not None and existing.get("spec", {}).get("replicas") is not None:
                 user_replicas = existing["spec"]["replicas"]
             replicas = None if rendered.autoscaler is not None else int(user_replicas or 1)
-            docs = [render.primary_deployment(rendered.target, self.canary, replicas, where)]
+            tracked = rendered.configs
+            docs = [
+                render.primary_deployment(rendered.target, self.canary, replicas, where, tracked.renames())
+            ]
             if rendered.autoscaler is not None:
                 docs.append(render.primary_autoscaler(rendered.autoscaler, self.canary))
+            # The config the primary was promoted with: changed by promotion only, like its pod template.
+            docs += [config_tracking.primary_copy(t, self.canary.namespace) for t in tracked.tracked]
             self._write(self.layout.primary, docs)
         self._write(self.layout.services, render.services(self.canary, rendered.target, where, routed))
         resources = [os.path.basename(self.layout.primary), os.path.basename(self.layout.services)]
@@ -324,7 +358,11 @@ class FileWriter:
         )
 
     def revert_target(self, rendered: Rendered) -> list[str]:
-        """Write the primary's images back where the target's come from; lines of what was done."""
+        """Write the primary's images and config back where the target's come from; lines of what was done.
+
+        Config: each tracked ConfigMap or Secret whose content differs from its `-primary` copy is
+        written back into its generator or manifest (manifests/config_writeback.py).
+        """
         notes: list[str] = []
         for container, old, new, source in changed_images(self.root, self.layout, rendered):
             if source is None or not old:
@@ -335,7 +373,11 @@ class FileWriter:
                 notes.append(
                     f"image {container} written back: {new} -> {old} in {source.path} {source.field}"
                 )
-        return notes
+        changed, config_notes = config_writeback.write_back(
+            self.root, self.layout.app_dir, read_config_copies(self.root, self.layout), rendered.configs
+        )
+        self.changed += [path for path in changed if path not in self.changed]
+        return notes + config_notes
 
     def hook_up(self) -> str:
         """Make the applier build the generated dir: list it in the parent kustomization if there is one."""
@@ -413,4 +455,4 @@ def _under(path: str, directory: str) -> bool:
     return not directory or path == directory or path.startswith(directory + "/")
 
 
-__all__ = ["FileWriter", "Layout", "Rendered", "merge", "read_status"]
+__all__ = ["FileWriter", "Layout", "Rendered", "changed_configs", "merge", "read_status"]

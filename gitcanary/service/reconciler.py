@@ -35,7 +35,14 @@ from gitcanary.git.workspace import Identity, Workspace
 from gitcanary.hooks.announce import Hooks, Transition
 from gitcanary.manifests import discovery, files, fleet
 from gitcanary.manifests.discovery import Catalog
-from gitcanary.manifests.generate import FileWriter, Layout, Rendered, changed_images, read_status
+from gitcanary.manifests.generate import (
+    FileWriter,
+    Layout,
+    Rendered,
+    changed_configs,
+    changed_images,
+    read_status,
+)
 from gitcanary.manifests.target import render_target
 from gitcanary.routers import router_for
 from gitcanary.routers.providers import apply_default_provider
@@ -369,6 +376,7 @@ class Reconciler:
         for container, old, new, source in changed_images(self.root, Layout.of(loaded), rendered):
             where = f" ({source.path} {source.field})" if source else ""
             notes.append(f"image {container}: {old} -> {new}{where}")
+        notes += changed_configs(self.root, Layout.of(loaded), rendered)
         return notes or ["pod template changed (no image change)"]
 
     def _decide_all(self, now: datetime) -> list[str]:
