@@ -74,7 +74,9 @@ ROLLBACK = [
 
 
 def test_config_only_release_promotes_then_rolls_back_with_the_old_value_written_back(
-    config_repo: ConfigRepo, tmp_path: Path, prometheus_istio: PrometheusServer  # noqa: F811
+    config_repo: ConfigRepo,
+    tmp_path: Path,
+    prometheus_istio: PrometheusServer,  # noqa: F811
 ) -> None:
     clock = Clock(GOOD_FROM + timedelta(minutes=2))
     rec = reconciler(config_repo, tmp_path, prometheus_istio, clock)

@@ -521,6 +521,9 @@ def status(
             view.error or view.waiting,
         )
     console.print(table)
+    for view in views:
+        for warning in view.warnings:
+            err.print(f"[yellow]warning:[/yellow] {view.key}: {warning}", highlight=False)
 
 
 @app.command()

@@ -172,6 +172,7 @@ def status(
             views.append(view)
             continue
         view.target_revision = rendered.revision
+        view.warnings += rendered.warnings
         if st is None:
             view.phase, view.waiting = "Uninitialized", "gitcanary run (or gitcanary init) will initialize it"
         else:
@@ -223,7 +224,7 @@ def validate(root: Path, provider: str | None = None) -> tuple[list[str], list[s
         errors += missing_providers(loaded.canary, loaded.source, catalog.providers)
         try:
             router_for(loaded.canary, loaded.source)
-            render_target(root, loaded)
+            warnings += render_target(root, loaded).warnings
             layout = Layout.of(loaded)
             if (root / layout.kustomization).exists():
                 objects = kustomize.build(root / layout.generated_dir, display=layout.generated_dir)

@@ -306,6 +306,7 @@ class Reconciler:
         hold = self.publisher.pending(loaded, self._status(key, loaded)) if self.publisher else None
         decision, status, rendered = self.observe(key, now)
         report.status = status
+        report.warnings = (*report.warnings, *rendered.warnings)  # e.g. a SealedSecret left shared
         if hold and decision.action is not Action.ROLLBACK:
             report.waiting = hold
             return None
