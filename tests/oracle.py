@@ -806,7 +806,16 @@ def service_field_problems(
                 where = f"spec.rules[{index}]"
                 timeout = {"request": svc["timeout"]} if svc.get("timeout") else None
                 expect(route, f"{where}.timeouts", rule.get("timeouts"), timeout)
-                if not (analysis_match and index == 0):
+                if analysis_match and index == 0:
+                    # Flagger's mergeMatchConditions: each service match once per A/B condition,
+                    # taking the condition's headers and query parameters.
+                    merged = [
+                        {**default, **{k: v for k, v in condition.items() if k in ("headers", "queryParams")}}
+                        for condition in _gateway_matches(analysis_match)
+                        for default in wanted_matches
+                    ]
+                    expect(route, f"{where}.matches", rule.get("matches"), merged)
+                else:
                     expect(route, f"{where}.matches", rule.get("matches"), wanted_matches)
                 filters = [f for f in rule.get("filters") or [] if f.get("type") != "RequestMirror"]
                 expect(route, f"{where}.filters", filters, _gateway_filters(svc))

@@ -19,6 +19,7 @@ from oracle import (
     _route_problems,
     nginx_field_problems,
     provider_routing_problems,
+    schema_problems,
     service_field_problems,
 )
 
@@ -74,9 +75,9 @@ def rendered(case: dict) -> tuple[dict, list[dict]]:
 
 def _at(obj: Any, path: list[Any]) -> tuple[bool, Any]:
     for part in path:
-        if isinstance(obj, dict) and part in obj:
-            obj = obj[part]
-        elif isinstance(obj, list) and isinstance(part, int) and part < len(obj):
+        in_map = isinstance(obj, dict) and part in obj
+        in_list = isinstance(obj, list) and isinstance(part, int) and part < len(obj)
+        if in_map or in_list:
             obj = obj[part]
         else:
             return False, None
@@ -135,6 +136,7 @@ def test_gitcanary_renders_what_flaggers_router_tests_expect(case: dict) -> None
             failures.append(f"{kind} {name} {expectation['path']}: {value!r} vs {expectation}")
     assert not failures, "\n".join(failures)
     assert oracle_problems(doc, objects, case) == []
+    assert [p for obj in objects for p in schema_problems(obj)] == []
 
 
 def _leaves(obj: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -215,7 +217,8 @@ def test_the_oracle_notices_any_rendered_routing_field_deleted_or_altered(case: 
                 continue
             mutated = [*objects[:index], mutant, *objects[index + 1 :]]
             try:
-                noticed = bool(oracle_problems(doc, mutated, case))
+                # assert_invariant runs both: the routing fields and each object's schema
+                noticed = bool(oracle_problems(doc, mutated, case) or schema_problems(mutant))
             except (KeyError, IndexError, TypeError, ValueError, AttributeError):
                 noticed = True  # the oracle fails on it: the end-to-end test goes red all the same
             if not noticed:
