@@ -10,6 +10,7 @@ against this test's own table of which message each Deployment's pods read.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -108,8 +109,10 @@ def test_config_only_release_promotes_then_rolls_back_with_the_old_value_written
             canary_message,
         ), row
 
-    messages = {t["Action"]: body for _, body, t in commits}
-    assert messages["start"].startswith("gitcanary: start")
+    starts = [sha for sha, _, t in commits if t["Action"] == "start"]
+    for sha in starts:  # each start names the change by key, the generator's new hash aside
+        body = git("log", "-1", "--format=%B", sha, cwd=config_repo.remote)
+        assert re.search(rf"config ConfigMap backend-config-\w+: keys changed: {KEY}\n", body), body
     rollback_sha = commits[-1][0]
     changed = git("show", "--name-only", "--format=", rollback_sha, cwd=config_repo.remote).split()
     assert "apps/backend/kustomization.yaml" in changed

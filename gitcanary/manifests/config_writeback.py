@@ -75,6 +75,28 @@ def _base(root: Path, app_dir: str, obj: Obj) -> str:
     return f"{obj.get('kind')}/{generator.name if generator else name}"
 
 
+def changes(root: Path, app_dir: str, copies: list[Obj], tracking: ct.Tracking) -> list[str]:
+    """One line per tracked object whose content differs from its `-primary` copy: keys, not values.
+
+    Copies and objects are paired by a name stable across releases (a generator's own name), so a
+    generator's new hashed name reads as a change of its keys, not as a new object.
+    """
+    previous: dict[str, Obj] = {}
+    for copied in copies:
+        if ct.is_copy(copied):
+            original = ct.original_of(copied, _referenced(copied))
+            previous[_base(root, app_dir, original)] = original
+    lines = []
+    for tracked in tracking.tracked:
+        old = previous.get(_base(root, app_dir, tracked.source))
+        if old is None:
+            lines.append(f"config {tracked.producer}: new (referenced as {tracked.kind} {tracked.name})")
+        elif ct.checksum(ct.content(old)) != tracked.checksum:
+            keys = ct.changed_keys(old, tracked.source)
+            lines.append(f"config {tracked.producer}: keys changed: {', '.join(keys)}")
+    return lines
+
+
 def write_back(
     root: Path, app_dir: str, copies: list[Obj], tracking: ct.Tracking
 ) -> tuple[list[str], list[str]]:

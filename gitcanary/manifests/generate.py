@@ -181,19 +181,7 @@ def changed_configs(root: Path, layout: Layout, rendered: Rendered) -> list[str]
     """One line per tracked object whose content differs from the primary's copy; keys, not values."""
     if read_primary(root, layout) is None:
         return []
-    copies = {str(obj["metadata"]["name"]): obj for obj in read_config_copies(root, layout)}
-    lines = []
-    for tracked in rendered.configs.tracked:
-        name = str(tracked.source["metadata"]["name"]) + config_tracking.PRIMARY_SUFFIX
-        old = copies.get(name)
-        if old is None:
-            lines.append(f"config {tracked.producer}: new (referenced as {tracked.kind} {tracked.name})")
-            continue
-        old = config_tracking.original_of(old, tracked.name)
-        if config_tracking.checksum(config_tracking.content(old)) != tracked.checksum:
-            keys = config_tracking.changed_keys(old, tracked.source)
-            lines.append(f"config {tracked.producer}: keys changed: {', '.join(keys)}")
-    return lines
+    return config_writeback.changes(root, layout.app_dir, read_config_copies(root, layout), rendered.configs)
 
 
 def primary_replicas(root: Path, layout: Layout, rendered: Rendered) -> int:
