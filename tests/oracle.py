@@ -28,6 +28,7 @@ CRD_DIR = Path(__file__).resolve().parent / "data" / "crds"
 __all__ = [
     "CRD_DIR",
     "KUBECTL",
+    "assert_commit",
     "assert_invariant",
     "fleet_build",
     "kustomize_build",
@@ -36,6 +37,8 @@ __all__ = [
     "nginx_field_problems",
     "reference_problems",
     "service_field_problems",
+    "tree_at_commit",
+    "rollout_rows",
     "routed_weights",
     "schema_problems",
 ]
@@ -959,3 +962,51 @@ def nginx_field_problems(objects: list[dict], canary: Mapping[str, Any], namespa
     if weight is None:
         problems.append(f"{_name(generated[0])}: no {NGINX}/canary-weight annotation")
     return problems
+
+
+# -- the rows a rollout's commits must follow, from the test's own Canary spec ------------------
+
+
+def rollout_rows(
+    promoted: list[int] | None = None,
+    failed: list[int] | None = None,
+    halts: int = 0,
+    initialize: bool = True,
+) -> list[tuple[str, str, int]]:
+    """(action, phase, canary weight) of each commit, as Flagger's state machine walks them.
+
+    ``promoted``: the weights of a rollout that advances through them and is promoted (promotion
+    keeps the last weight, finalizing routes everything back to the primary). ``failed``: the
+    weights of a rollout that advances through them, then halts ``halts`` times at the last one and
+    rolls back. Tests derive the weights from their Canary's stepWeight/stepWeights/maxWeight or
+    iterations, never from gitcanary's trailers.
+    """
+    rows: list[tuple[str, str, int]] = []
+    if initialize:
+        rows += [("initialize", "Initializing", 0), ("initialized", "Initialized", 0)]
+    if promoted is not None:
+        rows += [("start", "Progressing", 0)] + [("advance", "Progressing", w) for w in promoted]
+        rows += [("promote", "Promoting", promoted[-1]), ("finalize", "Finalising", 0)]
+        rows += [("succeed", "Succeeded", 0)]
+    if failed is not None:
+        rows += [("start", "Progressing", 0)] + [("advance", "Progressing", w) for w in failed]
+        rows += [("halt", "Progressing", failed[-1] if failed else 0)] * halts + [("rollback", "Failed", 0)]
+    return rows
+
+
+def tree_at_commit(remote: Path, sha: str, into: Path) -> Path:
+    """The files of commit ``sha`` of the repository at ``remote``, extracted under ``into``."""
+    import io
+    import tarfile
+
+    into.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "archive", sha], cwd=remote, capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as handle:
+        handle.extractall(into, filter="data")
+    return into
+
+
+def assert_commit(remote: Path, sha: str, into: Path, build: str = "apps", **invariant: Any) -> None:
+    """Build commit ``sha`` as Flux would (``kubectl kustomize <build>``) and hold it to the invariant."""
+    objects = kustomize_build(tree_at_commit(remote, sha, into / sha[:12]) / build)
+    assert_invariant(objects, **invariant)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ConfigRepo, git
+from oracle import assert_commit
 
 from gitcanary.errors import GitError
 from gitcanary.service.reconciler import Reconciler
@@ -284,6 +285,28 @@ def test_killed_anywhere_resumes_without_repeating_or_skipping(
         kill(process)
     got = [(t["Action"], int(t["Weight"])) for _, _, t in config_repo.gitcanary_commits()]
     assert got == EXPECTED, log.read_text()[-3000:]
+    check_promotion(config_repo, tmp_path)
+
+
+def check_promotion(repo: ConfigRepo, tmp_path: Path, expected: list[tuple[str, int]] = EXPECTED) -> None:
+    """The oracle after every commit of a 6.1.0 -> 6.1.1 promotion; the expectations from the table."""
+    image = "ghcr.io/stefanprodan/podinfo"
+    for (sha, _, _), (action, weight) in zip(repo.gitcanary_commits(), expected, strict=True):
+        primary = "6.1.1" if action in ("promote", "finalize", "succeed") else "6.1.0"
+        canary = "6.1.0" if action in ("initialize", "initialized", "update") else "6.1.1"
+        assert_commit(
+            repo.remote,
+            sha,
+            tmp_path / "trees",
+            namespace="prod",
+            target="backend",
+            service="backend",
+            primary_images={"backend": f"{image}:{primary}"},
+            canary_images={"backend": f"{image}:{canary}"},
+            # the HPA's minReplicas while analysing; 0 at rest; untouched before the switch
+            canary_replicas={"initialize": None, "initialized": 0, "update": 0, "succeed": 0}.get(action, 2),
+            weights=None if action == "initialize" else (100 - weight, weight),
+        )
 
 
 def test_changed_canary_manifest_updates_generated_objects_once(
@@ -312,6 +335,8 @@ def test_changed_canary_manifest_updates_generated_objects_once(
     assert changed == ["apps/backend-gitcanary/routing.yaml"]
     routing = git("show", f"{commits[-1][0]}:apps/backend-gitcanary/routing.yaml", cwd=config_repo.remote)
     assert "- api.example.com" in routing
+    # The oracle checks the VirtualService's hosts (and every other field) against the Canary.
+    check_promotion(config_repo, tmp_path, [("initialize", 0), ("initialized", 0), ("update", 0)])
 
 
 def test_app_that_does_not_build_halts_until_fixed(config_repo: ConfigRepo, tmp_path: Path) -> None:
