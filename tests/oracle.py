@@ -30,6 +30,7 @@ __all__ = [
     "KUBECTL",
     "assert_commit",
     "assert_invariant",
+    "assert_story",
     "fleet_build",
     "kustomize_build",
     "provider_routing_problems",
@@ -1010,3 +1011,50 @@ def assert_commit(remote: Path, sha: str, into: Path, build: str = "apps", **inv
     """Build commit ``sha`` as Flux would (``kubectl kustomize <build>``) and hold it to the invariant."""
     objects = kustomize_build(tree_at_commit(remote, sha, into / sha[:12]) / build)
     assert_invariant(objects, **invariant)
+
+
+def assert_story(
+    remote: Path,
+    commits: list[tuple[str, str, dict[str, str]]],
+    rows: list[tuple[str, str, int]],
+    into: Path,
+    *,
+    image: str,
+    tags: tuple[str, ...],
+    replicas: int,
+    container: str = "backend",
+    namespace: str = "prod",
+    target: str = "backend",
+    build: str = "apps",
+    **invariant: Any,
+) -> None:
+    """The oracle after each commit of a story where a person bumps ``tags[1]``, then ``tags[2]``...
+
+    ``rows`` (from the test, e.g. ``rollout_rows``) give each commit's action, phase and weight; the
+    trailers' actions must match them. The primary runs ``tags[0]`` until a promotion; each start
+    runs the next tag on the canary; a rollback writes the primary's tag back.
+    """
+    assert [t.get("Action") for _, _, t in commits] == [row[0] for row in rows]
+    primary, canary, bumps = tags[0], tags[0], iter(tags[1:])
+    scaled = ("Progressing", "WaitingPromotion", "Promoting", "Finalising")
+    for (sha, _, _), (action, phase, weight) in zip(commits, rows, strict=True):
+        if action in ("start", "wait") and phase in ("Progressing", "Waiting") and weight == 0:
+            canary = next(bumps, canary) if canary == primary else canary
+        if action == "promote":
+            primary = canary
+        if action == "rollback":
+            canary = primary
+        assert_commit(
+            remote,
+            sha,
+            into,
+            build,
+            namespace=namespace,
+            target=target,
+            service=target,
+            primary_images={container: f"{image}:{primary}"},
+            canary_images={container: f"{image}:{canary}"},
+            canary_replicas=None if phase == "Initializing" else (replicas if phase in scaled else 0),
+            weights=None if phase == "Initializing" else (100 - weight, weight),
+            **invariant,
+        )

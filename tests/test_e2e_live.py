@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import ConfigRepo, git
+from oracle import assert_story, rollout_rows
 from prometheus_server import Exporter, PrometheusServer, free_port
 
 from gitcanary.errors import GitError
@@ -139,6 +140,16 @@ def test_gitcanary_run_on_live_metrics(config_repo: ConfigRepo, tmp_path: Path, 
     ], log.read_text()[-4000:]
     rollback = config_repo.gitcanary_commits()[-1][1]
     assert rollback.startswith("gitcanary: roll back prod/backend 6.1.2 -> 6.1.1: request-success-rate")
+    # stepWeight 25 up to maxWeight 50; the example's threshold 2: one halt, then the rollback.
+    assert_story(
+        config_repo.remote,
+        config_repo.gitcanary_commits(),
+        rollout_rows(promoted=[25, 50], failed=[25], halts=1),
+        tmp_path / "trees",
+        image="ghcr.io/stefanprodan/podinfo",
+        tags=("6.1.0", "6.1.1", "6.1.2"),
+        replicas=2,
+    )
 
 
 @pytest.fixture
