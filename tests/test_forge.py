@@ -22,6 +22,7 @@ import pytest
 from conftest import ConfigRepo, git
 from github import Auth, Github
 from github_server import GitHubServer, RateLimit
+from oracle import assert_story, rollout_rows
 from prometheus_server import DATA_END, PrometheusServer, Traffic, running_prometheus
 
 from gitcanary.commands import operations
@@ -196,6 +197,22 @@ def test_step_prs_are_merged_on_a_protected_branch(
     assert len(github.pulls) == 8 and all(p.merged for p in github.pulls.values())
     assert github.pulls[4].head == "gitcanary/prod/backend/advance-w25-i0-f0-6.1.0_6.1.1"
     assert branches(config_repo) == []  # merged branches are deleted
+    check_story(config_repo, tmp_path)
+
+
+def check_story(repo: ConfigRepo, tmp_path: Path) -> None:
+    """The oracle after every step commit of the 6.1.0 -> 6.1.1 promotion (stepWeight 25, maxWeight 50)."""
+    rows = rollout_rows(promoted=[25, 50])
+    args = ("ghcr.io/stefanprodan/podinfo", ("6.1.0", "6.1.1"))
+    assert_story(
+        repo.remote,
+        repo.gitcanary_commits(),
+        rows,
+        tmp_path / "trees",
+        image=args[0],
+        tags=args[1],
+        replicas=2,
+    )
 
 
 def test_required_review_blocks_then_unblocks_and_a_restart_finds_the_open_pr(
@@ -422,6 +439,7 @@ def test_promotion_gate_approval_in_a_squash_and_not_in_a_rebase(
     assert pull.merged and [a for a, _ in actions(config_repo)][-3:] == ["promote", "finalize", "succeed"]
     rollout = rollout_history(config_repo)
     assert (rollout["to"], rollout["outcome"]) == ("6.1.1", "promoted")
+    check_story(config_repo, tmp_path)
     if merge_method == "squash":
         squash = git("log", "-1", "--format=%B", str(pull.merge_sha), cwd=config_repo.remote)
         assert squash.startswith(f"{pull.title} (#{number})\n\n* gitcanary: promote prod/backend")
