@@ -100,6 +100,7 @@ def test_unrelated_human_commit_during_a_tick_is_kept(config_repo: ConfigRepo, t
         "docs: on-call note",
         "gitcanary: start prod/backend rollout 6.1.0 -> 6.1.1",
     ]
+    check_promotion(config_repo, tmp_path, EXPECTED[:3])
 
 
 def test_bump_during_a_tick_is_decided_again(config_repo: ConfigRepo, tmp_path: Path) -> None:
@@ -123,6 +124,7 @@ def test_bump_during_a_tick_is_decided_again(config_repo: ConfigRepo, tmp_path: 
         "finalize",
         "succeed",
     ]
+    check_promotion(config_repo, tmp_path, new="6.1.3")
 
 
 def test_person_editing_a_generated_file_is_never_overwritten(
@@ -149,6 +151,7 @@ def test_person_editing_a_generated_file_is_never_overwritten(
     assert re.search(r"weight: 75 +# reviewed by pat", routing)  # our step re-decided on top of their edit
     assert actions(config_repo)[-1] == ("advance", 25, "6.1.0..6.1.1")
     assert [s for _, s, _ in config_repo.remote_log()].count("note on routing") == 1
+    check_promotion(config_repo, tmp_path, EXPECTED[:4])  # the person's comment kept, the oracle content
 
 
 def test_broken_canary_halts_only_itself(config_repo: ConfigRepo, tmp_path: Path) -> None:
@@ -288,12 +291,16 @@ def test_killed_anywhere_resumes_without_repeating_or_skipping(
     check_promotion(config_repo, tmp_path)
 
 
-def check_promotion(repo: ConfigRepo, tmp_path: Path, expected: list[tuple[str, int]] = EXPECTED) -> None:
-    """The oracle after every commit of a 6.1.0 -> 6.1.1 promotion; the expectations from the table."""
+def check_promotion(
+    repo: ConfigRepo, tmp_path: Path, expected: list[tuple[str, int]] = EXPECTED, new: str = "6.1.1"
+) -> None:
+    """The oracle after every commit of a 6.1.0 -> `new` promotion; the expectations from the table."""
     image = "ghcr.io/stefanprodan/podinfo"
-    for (sha, _, _), (action, weight) in zip(repo.gitcanary_commits(), expected, strict=True):
-        primary = "6.1.1" if action in ("promote", "finalize", "succeed") else "6.1.0"
-        canary = "6.1.0" if action in ("initialize", "initialized", "update") else "6.1.1"
+    commits = repo.gitcanary_commits()
+    assert [(t["Action"], int(t["Weight"])) for _, _, t in commits] == expected
+    for (sha, _, _), (action, weight) in zip(commits, expected, strict=True):
+        primary = new if action in ("promote", "finalize", "succeed") else "6.1.0"
+        canary = "6.1.0" if action in ("initialize", "initialized", "update") else new
         assert_commit(
             repo.remote,
             sha,
