@@ -302,6 +302,18 @@ def test_failing_hooks_and_metrics_notify_by_severity(
         ("halt", "Progressing", 10),
         ("rollback", "Failed", 0),
     ]
+    table = [
+        ("initialize", "Initializing", 0, "6.1.0", "6.1.0", None, False),
+        ("initialized", "Initialized", 0, "6.1.0", "6.1.0", 0, True),
+        ("start", "Progressing", 0, "6.1.0", "6.1.1", 2, True),
+        ("halt", "Progressing", 0, "6.1.0", "6.1.1", 2, True),
+        ("advance", "Progressing", 10, "6.1.0", "6.1.1", 2, True),
+        ("halt", "Progressing", 10, "6.1.0", "6.1.1", 2, True),
+        ("rollback", "Failed", 0, "6.1.0", "6.1.0", 0, True),
+    ]
+    assert actions(config_repo) == [row[:3] for row in table]
+    for (sha, _, _), row in zip(config_repo.gitcanary_commits(), table, strict=True):
+        check_invariant(config_repo, tmp_path, sha, row)
     halt = config_repo.gitcanary_commits()[3]
     assert halt[1] == (
         "gitcanary: halt prod/backend at 0% (6.1.0 -> 6.1.1): "
