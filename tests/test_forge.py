@@ -200,9 +200,10 @@ def test_step_prs_are_merged_on_a_protected_branch(
     check_story(config_repo, tmp_path)
 
 
-def check_story(repo: ConfigRepo, tmp_path: Path) -> None:
-    """The oracle after every step commit of the 6.1.0 -> 6.1.1 promotion (stepWeight 25, maxWeight 50)."""
-    rows = rollout_rows(promoted=[25, 50])
+def check_story(repo: ConfigRepo, tmp_path: Path, rows: list[tuple[str, str, int]] | None = None) -> None:
+    """The oracle after every step commit of the 6.1.0 -> 6.1.1 rollout (stepWeight 25, maxWeight 50);
+    by default it is promoted."""
+    rows = rows or rollout_rows(promoted=[25, 50])
     args = ("ghcr.io/stefanprodan/podinfo", ("6.1.0", "6.1.1"))
     assert_story(
         repo.remote,
@@ -475,6 +476,7 @@ def test_promotion_gate_closed_rolls_back_and_the_rollback_never_waits_for_a_rev
     config_repo.pull()
     assert "newTag: 6.1.0" in (config_repo.human / "apps/backend/kustomization.yaml").read_text()
     assert branches(config_repo) == []  # the closed gate's branch and the rollback's are gone
+    check_story(config_repo, tmp_path, rollout_rows(failed=[25, 50]))  # closed at 50%: no halt, rolled back
 
 
 def test_tokens_never_leak(
