@@ -9,7 +9,9 @@ What the pod template references: volumes (`configMap`, `secret`, projected sour
 container and init container, `env[].valueFrom` key refs and `envFrom`. What produces a referenced
 Secret in Git: a Secret (plain or SOPS-encrypted), an ExternalSecret (its `spec.target.name`), or a
 SealedSecret (its template's name). A SealedSecret with strict scope binds its name into the
-encryption, so it cannot be copied under another name: it stays shared, with a warning.
+encryption, and SOPS's default MAC covers the unencrypted `metadata.name`: neither can be copied
+under another name, so they stay shared, with a warning (a SOPS document encrypted with
+`mac_only_encrypted` is copied as it is but for its name).
 
 Skipped, as Flagger skips them: an object annotated `flagger.app/config-tracking: disabled`, a
 Secret whose type is not Opaque, basic-auth, ssh-auth or tls (registry credentials), and a
@@ -162,6 +164,15 @@ def is_sops(obj: Obj) -> bool:
     return isinstance(obj.get("sops"), dict)
 
 
+def sops_name_free(obj: Obj) -> bool:
+    """Whether a SOPS document may be renamed: its MAC covers encrypted values only.
+
+    By default SOPS's MAC covers every value, the unencrypted `metadata.name` too, so a renamed
+    copy fails to decrypt; `mac_only_encrypted: true` (sops --mac-only-encrypted) leaves it out.
+    """
+    return (obj.get("sops") or {}).get("mac_only_encrypted") is True
+
+
 def external_target(obj: Obj) -> str | None:
     """The Secret an ExternalSecret writes: `spec.target.name`, else its own name."""
     target = ((obj.get("spec") or {}).get("target") or {}).get("name")
@@ -223,6 +234,14 @@ def track(objects: list[Obj], workload: Obj, namespace: str, where: str = "") ->
                 f"{where}SealedSecret {_meta(source).get('name')} has strict scope: its name is sealed "
                 f"into it, so gitcanary cannot copy it to {name}{PRIMARY_SUFFIX}; primary and canary "
                 "share it and a change to it reaches both at once (reseal it namespace-wide to track it)"
+            )
+            continue
+        if source.get("kind") == SECRET and is_sops(source) and not sops_name_free(source):
+            shared.append(
+                f"{where}Secret {name} is SOPS-encrypted with a MAC over its unencrypted values too, "
+                f"metadata.name included, so a copy named {name}{PRIMARY_SUFFIX} would not decrypt; "
+                "primary and canary share it and a change to it reaches both at once (encrypt it with "
+                "sops --mac-only-encrypted to track it)"
             )
             continue
         tracked.append(Tracked(kind, name, source, checksum(content(source))))
