@@ -272,10 +272,9 @@ def _write_manifest(root: Path, app_dir: str, now: Obj, old: Obj) -> list[str]:
 
 
 def _set_content(doc: Any, old: Obj) -> None:
-    wanted = ct.content(old)
-    for field in ("type", "data", "binaryData", "stringData", "sops", "spec"):
-        if field not in ct.content({**doc, "kind": doc.get("kind")}) and field not in wanted:
-            continue
+    """The user's document gets `old`'s content fields, key by key; its metadata stays its own."""
+    wanted, present = ct.content(old), ct.content(dict(doc))
+    for field in present.keys() | wanted.keys():
         if field not in wanted:
             doc.pop(field, None)
         elif isinstance(doc.get(field), dict) and isinstance(wanted[field], dict):
