@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import EXAMPLES, git
-from oracle import kustomize_build, reference_problems
+from oracle import assert_invariant, kustomize_build, reference_problems
 
 from gitcanary.commands import operations
 from gitcanary.manifests import config_tracking as ct
@@ -336,3 +336,89 @@ def test_secret_values_never_reach_a_commit_message(repo: Path) -> None:
     assert "first-password-value" not in messages
     encoded = base64.b64encode(b"first-password-value").decode()
     assert encoded not in messages
+
+
+PRODUCERS = """\
+apiVersion: external-secrets.io/v1
+kind: ExternalSecret
+metadata:
+  name: backend-api
+spec:
+  refreshInterval: 1h
+  secretStoreRef:
+    kind: ClusterSecretStore
+    name: vault
+  target:
+    name: backend-api-key
+  data:
+    - secretKey: API_KEY
+      remoteRef:
+        key: backend/api
+---
+apiVersion: bitnami.com/v1alpha1
+kind: SealedSecret
+metadata:
+  name: backend-tls
+  annotations:
+    sealedsecrets.bitnami.com/namespace-wide: "true"
+spec:
+  encryptedData:
+    tls.key: AgBy3i4OJSWK
+  template:
+    metadata:
+      name: backend-tls
+"""
+
+
+def test_external_and_sealed_secrets_get_copies_the_primary_uses_and_the_oracle_holds(repo: Path) -> None:
+    """Both in the build, with their CRDs' schemas: the copies produce the -primary Secrets."""
+    app = repo / "apps/backend"
+    (app / "producers.yaml").write_text(PRODUCERS)
+    text = (app / "kustomization.yaml").read_text()
+    (app / "kustomization.yaml").write_text(
+        text.replace("  - settings.yaml\n", "  - settings.yaml\n  - producers.yaml\n")
+    )
+    deployment = (
+        (app / "deployment.yaml")
+        .read_text()
+        .replace(
+            "          envFrom:\n",
+            "          envFrom:\n            - secretRef:\n                name: backend-api-key\n",
+            1,
+        )
+    )
+    deployment = deployment.replace(
+        "      containers:\n",
+        "      volumes:\n        - name: tls\n          secret:\n            secretName: backend-tls\n"
+        "      containers:\n",
+    )
+    (app / "deployment.yaml").write_text(deployment)
+    git("add", "-A", cwd=repo)
+    git("commit", "-q", "-m", "producers", cwd=repo)
+    operations.init(repo, "apps/backend", switch=True)
+    objects = build(repo)
+    image = {"backend": "ghcr.io/stefanprodan/podinfo:6.1.0"}
+    assert_invariant(  # schemas included: ExternalSecret and SealedSecret against their CRDs
+        objects,
+        namespace="prod",
+        target="backend",
+        service="backend",
+        primary_images=image,
+        canary_images=image,
+        canary_replicas=0,
+        weights=(100, 0),
+    )
+    (primary,) = [
+        o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "backend-primary"
+    ]
+    refs = ct.references(primary)
+    assert ("Secret", "backend-api-key-primary") in refs and ("Secret", "backend-tls-primary") in refs
+    (external,) = [
+        o for o in objects if o["kind"] == "ExternalSecret" and o["metadata"]["name"] == "backend-api-primary"
+    ]
+    assert external["spec"]["target"]["name"] == "backend-api-key-primary"
+    (sealed,) = [
+        o for o in objects if o["kind"] == "SealedSecret" and o["metadata"]["name"] == "backend-tls-primary"
+    ]
+    assert sealed["spec"]["template"]["metadata"]["name"] == "backend-tls-primary"
+    assert sealed["spec"]["encryptedData"] == {"tls.key": "AgBy3i4OJSWK"}
