@@ -422,3 +422,6 @@ def test_external_and_sealed_secrets_get_copies_the_primary_uses_and_the_oracle_
     ]
     assert sealed["spec"]["template"]["metadata"]["name"] == "backend-tls-primary"
     assert sealed["spec"]["encryptedData"] == {"tls.key": "AgBy3i4OJSWK"}
+    # `gitcanary validate` takes the copies as valid as the person's own objects.
+    errors, _warnings = operations.validate(repo)
+    assert errors == []
