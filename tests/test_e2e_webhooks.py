@@ -18,6 +18,7 @@ import pytest
 from conftest import ConfigRepo
 from github_server import GitHubServer
 from hook_server import HookServer, hook_server
+from oracle import assert_story, rollout_rows
 from prometheus_server import DATA_END, PrometheusServer, Traffic, running_prometheus
 from test_e2e_rollout import check_invariant
 from test_forge import GOOD_FROM, without_metrics
@@ -374,6 +375,16 @@ def test_pre_rollout_is_not_called_twice_when_its_step_is_decided_again(
     log = config_repo.remote_log()
     assert log[-2][1] == "a comment in the deployment"  # the person's commit is kept, ours on top
     assert (log[-1][2]["Action"], log[-1][2]["Weight"]) == ("advance", "10")
+    # stepWeight 10 (the example's): the first step only, each commit held to the oracle.
+    assert_story(
+        config_repo.remote,
+        config_repo.gitcanary_commits(),
+        rollout_rows()[:2] + [("start", "Progressing", 0), ("advance", "Progressing", 10)],
+        tmp_path / "trees",
+        image="ghcr.io/stefanprodan/podinfo",
+        tags=("6.1.0", "6.1.1"),
+        replicas=2,
+    )
 
 
 def test_rollback_hook_rolls_back_and_writes_the_old_tag_back(
@@ -445,6 +456,16 @@ def test_pull_request_mode_announces_commits_as_they_landed(
             break
     landed = [sha for sha, _, _ in config_repo.gitcanary_commits()]
     assert [e["metadata"]["commit"] for e in hooks.posted("/events")] == landed
+    # stepWeight 25 up to maxWeight 50 (without_metrics), promoted; each step commit held to the oracle.
+    assert_story(
+        config_repo.remote,
+        config_repo.gitcanary_commits(),
+        rollout_rows(promoted=[25, 50]),
+        tmp_path / "trees",
+        image="ghcr.io/stefanprodan/podinfo",
+        tags=("6.1.0", "6.1.1"),
+        replicas=2,
+    )
     assert hooks.posted("/events")[-1]["phase"] == "Succeeded"
     # Steps decided before the branch was protected were pushed directly: no PR to link.
     notices = sink.posted("/oncall")
