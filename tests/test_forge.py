@@ -255,6 +255,7 @@ def test_required_review_blocks_then_unblocks_and_a_restart_finds_the_open_pr(
     assert actions(config_repo) == [("initialize", 0)]
     # Rebase-merged: the step commit itself (author, message, trailers) is on main's first-parent line.
     assert first_parents(config_repo)[0].startswith("gitcanary: initialize prod/backend")
+    check_story(config_repo, tmp_path, rollout_rows()[:1])  # the rebase-merged step, held to the oracle
     result = tick(rec, clock)  # the next step opens its own PR, which again waits for a review
     assert "waiting for review of PR #2" in result.reports[KEY].waiting
     assert [a for a, _ in actions(config_repo)] == ["initialize"]
@@ -574,3 +575,4 @@ def test_run_once_in_pull_request_mode_from_the_command_line(
     squashed = git("log", "-1", "--format=%s", "main", cwd=config_repo.remote).strip()
     assert squashed.startswith("gitcanary: initialize prod/backend") and squashed.endswith("(#1)")
     assert TOKEN not in proc.stderr + proc.stdout
+    check_story(config_repo, tmp_path, rollout_rows()[:1])  # the squashed initialization, held to the oracle
