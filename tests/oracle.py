@@ -28,10 +28,18 @@ CRD_DIR = Path(__file__).resolve().parent / "data" / "crds"
 __all__ = [
     "CRD_DIR",
     "KUBECTL",
+    "assert_commit",
     "assert_invariant",
+    "assert_story",
     "fleet_build",
     "kustomize_build",
     "provider_routing_problems",
+    "find_canary",
+    "nginx_field_problems",
+    "reference_problems",
+    "service_field_problems",
+    "tree_at_commit",
+    "rollout_rows",
     "routed_weights",
     "schema_problems",
 ]
@@ -245,6 +253,12 @@ def assert_invariant(
                 if not mirrored and mirror:
                     problems.append(f"{_name(vs)}: spec.http[0] mirrors to {mirror}, expected no mirroring")
 
+    problems.extend(reference_problems(objects))
+    found = find_canary(objects, namespace, service)
+    if found is not None:  # a build that holds the Canary: every field rendered from spec.service
+        problems.extend(service_field_problems(objects, found, provider, namespace))
+        if provider == "nginx":
+            problems.extend(nginx_field_problems(objects, found, namespace))
     for obj in objects:
         problems.extend(schema_problems(obj, crd_dir))
 
@@ -253,6 +267,64 @@ def assert_invariant(
         raise AssertionError(
             f"invariant broken in namespace {namespace} ({len(problems)} problems):\n{lines}"
         )
+
+
+def _pod_references(deployment: dict) -> list[tuple[str, str]]:
+    """(kind, name) of each ConfigMap, Secret and ServiceAccount the pods need to start.
+
+    References marked ``optional: true`` are left out: Kubernetes starts the pod without them.
+    """
+    pod = _get(deployment, "spec", "template", "spec") or {}
+    found: list[tuple[str, str]] = []
+
+    def add(kind: str, ref: Any, key: str = "name") -> None:
+        if isinstance(ref, Mapping) and ref.get(key) and not ref.get("optional"):
+            found.append((kind, ref[key]))
+
+    for volume in pod.get("volumes") or []:
+        add("ConfigMap", volume.get("configMap"))
+        add("Secret", volume.get("secret"), "secretName")
+        for source in _get(volume, "projected", "sources") or []:
+            add("ConfigMap", source.get("configMap"))
+            add("Secret", source.get("secret"))
+    for key in ("initContainers", "containers"):
+        for container in pod.get(key) or []:
+            for env in container.get("env") or []:
+                add("ConfigMap", _get(env, "valueFrom", "configMapKeyRef"))
+                add("Secret", _get(env, "valueFrom", "secretKeyRef"))
+            for env_from in container.get("envFrom") or []:
+                add("ConfigMap", env_from.get("configMapRef"))
+                add("Secret", env_from.get("secretRef"))
+    account = pod.get("serviceAccountName") or pod.get("serviceAccount")
+    if account and account != "default":  # Kubernetes creates `default` in every namespace
+        found.append(("ServiceAccount", account))
+    return found
+
+
+def reference_problems(objects: list[dict]) -> list[str]:
+    """Every ConfigMap, Secret and ServiceAccount a Deployment references must be in the build.
+
+    A Secret may come from an ExternalSecret (``spec.target.name``, else its name) or a SealedSecret
+    (its template's name, else its name): their controllers create it in the cluster.
+    """
+    present: set[tuple[str, Any, Any]] = set()
+    for obj in objects:
+        namespace, name = _get(obj, "metadata", "namespace"), _get(obj, "metadata", "name")
+        kind = obj.get("kind")
+        present.add((kind, namespace, name))
+        if kind == "ExternalSecret":
+            present.add(("Secret", namespace, _get(obj, "spec", "target", "name") or name))
+        if kind == "SealedSecret":
+            present.add(("Secret", namespace, _get(obj, "spec", "template", "metadata", "name") or name))
+    problems = []
+    for deployment in objects:
+        if deployment.get("kind") != "Deployment":
+            continue
+        namespace = _get(deployment, "metadata", "namespace")
+        for kind, name in _pod_references(deployment):
+            if (kind, namespace, name) not in present:
+                problems.append(f"{_name(deployment)} references {kind} {name}, which the build lacks")
+    return problems
 
 
 def schema_problems(obj: Mapping[str, Any], crd_dir: Path = CRD_DIR) -> list[str]:
@@ -604,3 +676,385 @@ def provider_routing_problems(
         if not main:
             problems.append(f"Ingress {namespace}/{ingress} (the user's) is missing")
     return problems
+
+
+# -- every field rendered from the Canary's spec.service, expected from the Canary itself ---------
+#
+# The rules below restate Flagger's routers (pkg/router/istio.go, gateway_api.go, ingress.go) as
+# the expected outputs of Flagger's own router tests pin them (tests/data/flagger_router_cases.yaml,
+# checked against this function by tests/test_router_fields.py). They read the Canary from the build,
+# never gitcanary's code, so a field gitcanary forgets to render, or renders wrongly, is a problem.
+
+
+def find_canary(objects: list[dict], namespace: str, service: str) -> dict | None:
+    """The Canary in ``objects`` whose apex service is ``service`` (its service.name or target)."""
+    for obj in objects:
+        if obj.get("kind") != "Canary" or _get(obj, "metadata", "namespace") not in (None, namespace):
+            continue
+        name = _get(obj, "spec", "service", "name") or _get(obj, "spec", "targetRef", "name")
+        if name == service:
+            return obj
+    return None
+
+
+def _absent_or(value: Any) -> Any:
+    """An empty list or map is not rendered at all."""
+    return value if value not in (None, [], {}) else None
+
+
+def _istio_merged_match(analysis: list[dict], service: list[dict]) -> list[dict]:
+    """Flagger's A/B merge (TestIstioRouter_Match): each service match once per A/B condition,
+    taking the condition's headers, query parameters and source labels."""
+    if not service:
+        return [dict(c) for c in analysis]
+    out = []
+    for condition in analysis:
+        for default in service:
+            item = dict(default)
+            for key in ("headers", "queryParams", "sourceLabels"):
+                if condition.get(key):
+                    item[key] = condition[key]
+            out.append(item)
+    return out
+
+
+def service_field_problems(
+    objects: list[dict], canary: Mapping[str, Any], provider: str, namespace: str
+) -> list[str]:
+    """Every field gitcanary renders from ``canary``'s spec.service, against what Flagger renders."""
+    svc = _get(canary, "spec", "service") or {}
+    name = svc.get("name") or _get(canary, "spec", "targetRef", "name")
+    problems: list[str] = []
+    ours = [o for o in objects if _get(o, "metadata", "namespace") == namespace]
+
+    def one(kind: str, obj_name: str) -> dict | None:
+        found = [o for o in ours if o.get("kind") == kind and _get(o, "metadata", "name") == obj_name]
+        return found[0] if len(found) == 1 else None
+
+    def expect(obj: dict, path: str, actual: Any, expected: Any) -> None:
+        if _absent_or(actual) != _absent_or(expected):
+            problems.append(f"{_name(obj)}: {path} is {actual!r}, expected {expected!r} (from spec.service)")
+
+    port = svc.get("port")
+    for suffix in ("", "-primary", "-canary"):
+        service = one("Service", f"{name}{suffix}")
+        if service is None:
+            continue
+        ports = _get(service, "spec", "ports") or [{}]
+        expect(service, "spec.ports[0].name", ports[0].get("name"), svc.get("portName") or "http")
+        expect(service, "spec.ports[0].port", ports[0].get("port"), port)
+        target_port = svc.get("targetPort") if svc.get("targetPort") is not None else port
+        expect(service, "spec.ports[0].targetPort", ports[0].get("targetPort"), target_port)
+        expect(service, "spec.ports[0].appProtocol", ports[0].get("appProtocol"), svc.get("appProtocol"))
+        # service.apex / primary / canary: Flagger's custom metadata for each generated Service.
+        custom = svc.get({"": "apex", "-primary": "primary", "-canary": "canary"}[suffix]) or {}
+        labels = _get(service, "metadata", "labels") or {}
+        for key, value in (custom.get("labels") or {}).items():
+            if key not in ("app", "name", "app.kubernetes.io/name"):  # the selector label is Flagger's own
+                expect(service, f"metadata.labels.{key}", labels.get(key), value)
+        notes = _get(service, "metadata", "annotations") or {}
+        expect(service, "metadata.annotations", notes, custom.get("annotations") or {})
+
+    analysis_match = _get(canary, "spec", "analysis", "match") or []
+    if provider == "istio":
+        vs = one("VirtualService", name)
+        if vs is not None:
+            hosts = _get(vs, "spec", "hosts") or []
+            expect(vs, "spec.hosts", sorted(set(hosts)), sorted({name, *(svc.get("hosts") or [])}))
+            gateways = svc.get("gateways") or []
+            expect(vs, "spec.gateways", _get(vs, "spec", "gateways"), gateways)
+            http = _get(vs, "spec", "http") or []
+            for index, route in enumerate(http):
+                where = f"spec.http[{index}]"
+                for field, source in (
+                    ("timeout", "timeout"),
+                    ("retries", "retries"),
+                    ("headers", "headers"),
+                    ("corsPolicy", "corsPolicy"),
+                    ("rewrite", "rewrite"),
+                ):
+                    expect(vs, f"{where}.{field}", route.get(field), svc.get(source))
+                if analysis_match and index == 0:
+                    wanted = _istio_merged_match(analysis_match, svc.get("match") or [])
+                else:
+                    wanted = svc.get("match") or []
+                expect(vs, f"{where}.match", route.get("match"), wanted)
+                # Flagger's makeDestination: the port is set when an ingress gateway is in front.
+                by_port = svc.get("portDiscovery") and gateways and gateways[0] != "mesh"
+                for d_index, destination in enumerate(route.get("route") or []):
+                    number = _get(destination, "destination", "port", "number")
+                    expect(
+                        vs,
+                        f"{where}.route[{d_index}].destination.port.number",
+                        number,
+                        port if by_port else None,
+                    )
+        for suffix in ("-primary", "-canary"):
+            rule = one("DestinationRule", f"{name}{suffix}")
+            if rule is None:
+                continue
+            expect(
+                rule, "spec.host", _short_host(_get(rule, "spec", "host") or "", namespace), f"{name}{suffix}"
+            )
+            expect(rule, "spec.trafficPolicy", _get(rule, "spec", "trafficPolicy"), svc.get("trafficPolicy"))
+    elif provider.startswith("gatewayapi"):
+        route = one("HTTPRoute", name)
+        if route is not None:
+            expect(route, "spec.parentRefs", _get(route, "spec", "parentRefs"), svc.get("gatewayRefs") or [])
+            expect(route, "spec.hostnames", _get(route, "spec", "hostnames"), svc.get("hosts") or [])
+            rules = _get(route, "spec", "rules") or []
+            wanted_matches = _gateway_matches(svc.get("match") or []) or [
+                {"path": {"type": "PathPrefix", "value": "/"}}
+            ]
+            for index, rule in enumerate(rules):
+                where = f"spec.rules[{index}]"
+                timeout = {"request": svc["timeout"]} if svc.get("timeout") else None
+                expect(route, f"{where}.timeouts", rule.get("timeouts"), timeout)
+                if analysis_match and index == 0:
+                    # Flagger's mergeMatchConditions: each service match once per A/B condition,
+                    # taking the condition's headers and query parameters.
+                    merged = [
+                        {**default, **{k: v for k, v in condition.items() if k in ("headers", "queryParams")}}
+                        for condition in _gateway_matches(analysis_match)
+                        for default in wanted_matches
+                    ]
+                    expect(route, f"{where}.matches", rule.get("matches"), merged)
+                else:
+                    expect(route, f"{where}.matches", rule.get("matches"), wanted_matches)
+                filters = [f for f in rule.get("filters") or [] if f.get("type") != "RequestMirror"]
+                expect(route, f"{where}.filters", filters, _gateway_filters(svc))
+                refs = rule.get("backendRefs") or []
+                names = sorted(ref.get("name") for ref in refs)
+                wanted_names = sorted(
+                    [f"{name}-primary", f"{name}-canary"] if len(refs) == 2 else [f"{name}-primary"]
+                )
+                expect(route, f"{where}.backendRefs[*].name", names, wanted_names)
+                mirrors = [
+                    _get(f, "requestMirror", "backendRef")
+                    for f in rule.get("filters") or []
+                    if f.get("type") == "RequestMirror"
+                ]
+                for ref_where, ref in [
+                    *((f"{where}.backendRefs[{i}]", ref) for i, ref in enumerate(refs)),
+                    *((f"{where}.filters[RequestMirror].backendRef", ref) for ref in mirrors),
+                ]:
+                    ref = ref or {}
+                    expect(route, f"{ref_where}.port", ref.get("port"), port)
+                    # Gateway API defaults: group "" (core) and kind Service.
+                    expect(route, f"{ref_where}.group", ref.get("group") or "", "")
+                    expect(route, f"{ref_where}.kind", ref.get("kind") or "Service", "Service")
+                for ref in mirrors:
+                    expect(
+                        route,
+                        f"{where}.filters[RequestMirror].backendRef.name",
+                        (ref or {}).get("name"),
+                        f"{name}-canary",
+                    )
+    return problems
+
+
+def _gateway_matches(matches: list[dict]) -> list[dict]:
+    """Istio HTTPMatchRequests as Gateway API HTTPRouteMatches (Flagger's gateway_api.go)."""
+    kinds = {"exact": "Exact", "prefix": "PathPrefix", "regex": "RegularExpression"}
+    out = []
+    for request in matches:
+        match: dict[str, Any] = {}
+        for key in ("regex", "exact", "prefix"):
+            if _get(request, "uri", key):
+                match["path"] = {"type": kinds[key], "value": request["uri"][key]}
+                break
+        if _get(request, "method", "exact"):
+            match["method"] = request["method"]["exact"]
+        for field, out_key in (("headers", "headers"), ("queryParams", "queryParams")):
+            items = []
+            for key, value in (request.get(field) or {}).items():
+                kind = "Exact" if value.get("exact") else "RegularExpression"
+                items.append({"name": key, "type": kind, "value": value.get("exact") or value.get("regex")})
+            if items:
+                match[out_key] = items
+        if match:
+            out.append(match)
+    return out
+
+
+def _gateway_filters(svc: Mapping[str, Any]) -> list[dict]:
+    """spec.service.headers and rewrite as Gateway API filters (Flagger's makeFilters and rewrite)."""
+    out: list[dict] = []
+    for direction, kind, key in (
+        ("request", "RequestHeaderModifier", "requestHeaderModifier"),
+        ("response", "ResponseHeaderModifier", "responseHeaderModifier"),
+    ):
+        ops = _get(svc, "headers", direction)
+        if not ops:
+            continue
+        modifier: dict[str, Any] = {}
+        for op in ("add", "set"):
+            if ops.get(op):
+                modifier[op] = [{"name": k, "value": v} for k, v in sorted(ops[op].items())]
+        if ops.get("remove"):
+            modifier["remove"] = list(ops["remove"])
+        out.append({"type": kind, key: modifier})
+    rewrite = svc.get("rewrite")
+    if rewrite:
+        url: dict[str, Any] = {}
+        if rewrite.get("authority"):
+            url["hostname"] = rewrite["authority"]
+        if rewrite.get("uri"):
+            kind = rewrite.get("type") or "ReplacePrefixMatch"
+            field = "replaceFullPath" if kind == "ReplaceFullPath" else "replacePrefixMatch"
+            url["path"] = {"type": kind, field: rewrite["uri"]}
+        out.append({"type": "URLRewrite", "urlRewrite": url})
+    return out
+
+
+def nginx_field_problems(objects: list[dict], canary: Mapping[str, Any], namespace: str) -> list[str]:
+    """The generated ``<ingress>-canary`` is the user's Ingress with the apex backend swapped for the
+    canary service, the user's annotations kept (Flagger's ingress.go), and, for A/B, the header or
+    cookie annotations of TestIngressRouter_ABTest."""
+    ref = _get(canary, "spec", "ingressRef", "name")
+    svc = _get(canary, "spec", "service") or {}
+    apex = svc.get("name") or _get(canary, "spec", "targetRef", "name")
+    ours = [
+        o for o in objects if o.get("kind") == "Ingress" and _get(o, "metadata", "namespace") == namespace
+    ]
+    user = [o for o in ours if _get(o, "metadata", "name") == ref]
+    generated = [o for o in ours if _get(o, "metadata", "name") == f"{ref}-canary"]
+    if len(user) != 1 or len(generated) != 1:
+        return []
+    expected_spec = copy.deepcopy(user[0].get("spec") or {})
+    for rule in expected_spec.get("rules") or []:
+        for path in _get(rule, "http", "paths") or []:
+            if _get(path, "backend", "service", "name") == apex:
+                path["backend"]["service"]["name"] = f"{apex}-canary"
+    problems = []
+    if generated[0].get("spec") != expected_spec:
+        problems.append(
+            f"{_name(generated[0])}: spec is {generated[0].get('spec')}, expected the user's Ingress spec "
+            f"with {apex} swapped for {apex}-canary: {expected_spec}"
+        )
+    notes = _get(generated[0], "metadata", "annotations") or {}
+    for key, value in (_get(user[0], "metadata", "annotations") or {}).items():
+        if not key.startswith(f"{NGINX}/canary") and notes.get(key) != str(value):
+            problems.append(
+                f"{_name(generated[0])}: annotation {key} is {notes.get(key)!r}, expected {value!r}"
+            )
+    weight = notes.get(f"{NGINX}/canary-weight")
+    by_match = f"{NGINX}/canary-by-header" in notes or f"{NGINX}/canary-by-cookie" in notes
+    if by_match:
+        for condition in _get(canary, "spec", "analysis", "match") or []:
+            for header, value in (condition.get("headers") or {}).items():
+                if header == "cookie":
+                    wanted = {f"{NGINX}/canary-by-cookie": value.get("exact")}
+                elif value.get("exact"):
+                    wanted = {
+                        f"{NGINX}/canary-by-header": header,
+                        f"{NGINX}/canary-by-header-value": value["exact"],
+                    }
+                else:
+                    wanted = {
+                        f"{NGINX}/canary-by-header": header,
+                        f"{NGINX}/canary-by-header-pattern": value.get("regex"),
+                    }
+                for key, expected in wanted.items():
+                    if notes.get(key) != expected:
+                        actual = notes.get(key)
+                        where = _name(generated[0])
+                        problems.append(f"{where}: annotation {key} is {actual!r}, not {expected!r}")
+    if weight is None:
+        problems.append(f"{_name(generated[0])}: no {NGINX}/canary-weight annotation")
+    return problems
+
+
+# -- the rows a rollout's commits must follow, from the test's own Canary spec ------------------
+
+
+def rollout_rows(
+    promoted: list[int] | None = None,
+    failed: list[int] | None = None,
+    halts: int = 0,
+    initialize: bool = True,
+) -> list[tuple[str, str, int]]:
+    """(action, phase, canary weight) of each commit, as Flagger's state machine walks them.
+
+    ``promoted``: the weights of a rollout that advances through them and is promoted (promotion
+    keeps the last weight, finalizing routes everything back to the primary). ``failed``: the
+    weights of a rollout that advances through them, then halts ``halts`` times at the last one and
+    rolls back. Tests derive the weights from their Canary's stepWeight/stepWeights/maxWeight or
+    iterations, never from gitcanary's trailers.
+    """
+    rows: list[tuple[str, str, int]] = []
+    if initialize:
+        rows += [("initialize", "Initializing", 0), ("initialized", "Initialized", 0)]
+    if promoted is not None:
+        rows += [("start", "Progressing", 0)] + [("advance", "Progressing", w) for w in promoted]
+        rows += [("promote", "Promoting", promoted[-1]), ("finalize", "Finalising", 0)]
+        rows += [("succeed", "Succeeded", 0)]
+    if failed is not None:
+        rows += [("start", "Progressing", 0)] + [("advance", "Progressing", w) for w in failed]
+        rows += [("halt", "Progressing", failed[-1] if failed else 0)] * halts + [("rollback", "Failed", 0)]
+    return rows
+
+
+def tree_at_commit(remote: Path, sha: str, into: Path) -> Path:
+    """The files of commit ``sha`` of the repository at ``remote``, extracted under ``into``."""
+    import io
+    import tarfile
+
+    into.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "archive", sha], cwd=remote, capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as handle:
+        handle.extractall(into, filter="data")
+    return into
+
+
+def assert_commit(remote: Path, sha: str, into: Path, build: str = "apps", **invariant: Any) -> None:
+    """Build commit ``sha`` as Flux would (``kubectl kustomize <build>``) and hold it to the invariant."""
+    objects = kustomize_build(tree_at_commit(remote, sha, into / sha[:12]) / build)
+    assert_invariant(objects, **invariant)
+
+
+def assert_story(
+    remote: Path,
+    commits: list[tuple[str, str, dict[str, str]]],
+    rows: list[tuple[str, str, int]],
+    into: Path,
+    *,
+    image: str,
+    tags: tuple[str, ...],
+    replicas: int,
+    container: str = "backend",
+    namespace: str = "prod",
+    target: str = "backend",
+    build: str = "apps",
+    **invariant: Any,
+) -> None:
+    """The oracle after each commit of a story where a person bumps ``tags[1]``, then ``tags[2]``...
+
+    ``rows`` (from the test, e.g. ``rollout_rows``) give each commit's action, phase and weight; the
+    trailers' actions must match them. The primary runs ``tags[0]`` until a promotion; each start
+    runs the next tag on the canary; a rollback writes the primary's tag back.
+    """
+    assert [t.get("Action") for _, _, t in commits] == [row[0] for row in rows]
+    primary, canary, bumps = tags[0], tags[0], iter(tags[1:])
+    scaled = ("Progressing", "WaitingPromotion", "Promoting", "Finalising")
+    for (sha, _, _), (action, phase, weight) in zip(commits, rows, strict=True):
+        if action in ("start", "wait") and phase in ("Progressing", "Waiting") and weight == 0:
+            canary = next(bumps, canary) if canary == primary else canary
+        if action == "promote":
+            primary = canary
+        if action == "rollback":
+            canary = primary
+        assert_commit(
+            remote,
+            sha,
+            into,
+            build,
+            namespace=namespace,
+            target=target,
+            service=target,
+            primary_images={container: f"{image}:{primary}"},
+            canary_images={container: f"{image}:{canary}"},
+            canary_replicas=None if phase == "Initializing" else (replicas if phase in scaled else 0),
+            weights=None if phase == "Initializing" else (100 - weight, weight),
+            **invariant,
+        )

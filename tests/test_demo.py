@@ -217,6 +217,19 @@ def test_demo_promotes_one_release_and_rolls_back_the_next(tmp_path: Path) -> No
     assert any(s.startswith("gitcanary: roll back prod/backend 6.1.2 -> 6.1.1") for s in subjects)
     kustomization = yamlio.load((directory / "apps/backend/kustomization.yaml").read_text())
     assert kustomization["images"][0]["newTag"] == "6.1.1"
+    # Then a config-only release (PODINFO_RANDOM_ERROR=true, same image) failed and was rolled back,
+    # and its rollback commit removed the literal the person added: the config the primary runs.
+    rollbacks = [s for s in subjects if s.startswith("gitcanary: roll back prod/backend")]
+    assert len(rollbacks) == 2, rollbacks
+    assert kustomization["configMapGenerator"][0]["literals"] == ["PODINFO_UI_MESSAGE=hello from backend"]
+    last = subprocess.run(
+        ["git", "-C", str(directory), "show", "--format=%B", "--stat", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "written back in apps/backend/kustomization.yaml" in last and "PODINFO_RANDOM_ERROR" in last
+    assert "4. a config-only release" in text
     # The user's clone is clean and up to date with its remote.
     status = subprocess.run(
         ["git", "-C", str(directory), "status", "--porcelain", "--branch"],
@@ -229,6 +242,6 @@ def test_demo_promotes_one_release_and_rolls_back_the_next(tmp_path: Path) -> No
     # The simulator says what it is, and the output ends with the log and where the repo is.
     assert re.search(r"^SIMULATED +applied", text, re.M)
     assert "request-success-rate 92 < 99 failed" in text
-    assert str(directory) in text.split("4. the rollouts in git log")[-1]
+    assert str(directory) in text.split("5. the rollouts in git log")[-1]
     # `gitcanary audit --format html` on this repo: one chart per rollout (tests/audit_report_check.py).
     check_audit_report(directory)

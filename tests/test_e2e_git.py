@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ConfigRepo, git
+from oracle import assert_commit
 
 from gitcanary.errors import GitError
 from gitcanary.service.reconciler import Reconciler
@@ -99,6 +100,7 @@ def test_unrelated_human_commit_during_a_tick_is_kept(config_repo: ConfigRepo, t
         "docs: on-call note",
         "gitcanary: start prod/backend rollout 6.1.0 -> 6.1.1",
     ]
+    check_promotion(config_repo, tmp_path, EXPECTED[:3])
 
 
 def test_bump_during_a_tick_is_decided_again(config_repo: ConfigRepo, tmp_path: Path) -> None:
@@ -122,6 +124,7 @@ def test_bump_during_a_tick_is_decided_again(config_repo: ConfigRepo, tmp_path: 
         "finalize",
         "succeed",
     ]
+    check_promotion(config_repo, tmp_path, new="6.1.3")
 
 
 def test_person_editing_a_generated_file_is_never_overwritten(
@@ -148,6 +151,7 @@ def test_person_editing_a_generated_file_is_never_overwritten(
     assert re.search(r"weight: 75 +# reviewed by pat", routing)  # our step re-decided on top of their edit
     assert actions(config_repo)[-1] == ("advance", 25, "6.1.0..6.1.1")
     assert [s for _, s, _ in config_repo.remote_log()].count("note on routing") == 1
+    check_promotion(config_repo, tmp_path, EXPECTED[:4])  # the person's comment kept, the oracle content
 
 
 def test_broken_canary_halts_only_itself(config_repo: ConfigRepo, tmp_path: Path) -> None:
@@ -284,6 +288,32 @@ def test_killed_anywhere_resumes_without_repeating_or_skipping(
         kill(process)
     got = [(t["Action"], int(t["Weight"])) for _, _, t in config_repo.gitcanary_commits()]
     assert got == EXPECTED, log.read_text()[-3000:]
+    check_promotion(config_repo, tmp_path)
+
+
+def check_promotion(
+    repo: ConfigRepo, tmp_path: Path, expected: list[tuple[str, int]] = EXPECTED, new: str = "6.1.1"
+) -> None:
+    """The oracle after every commit of a 6.1.0 -> `new` promotion; the expectations from the table."""
+    image = "ghcr.io/stefanprodan/podinfo"
+    commits = repo.gitcanary_commits()
+    assert [(t["Action"], int(t["Weight"])) for _, _, t in commits] == expected
+    for (sha, _, _), (action, weight) in zip(commits, expected, strict=True):
+        primary = new if action in ("promote", "finalize", "succeed") else "6.1.0"
+        canary = "6.1.0" if action in ("initialize", "initialized", "update") else new
+        assert_commit(
+            repo.remote,
+            sha,
+            tmp_path / "trees",
+            namespace="prod",
+            target="backend",
+            service="backend",
+            primary_images={"backend": f"{image}:{primary}"},
+            canary_images={"backend": f"{image}:{canary}"},
+            # the HPA's minReplicas while analysing; 0 at rest; untouched before the switch
+            canary_replicas={"initialize": None, "initialized": 0, "update": 0, "succeed": 0}.get(action, 2),
+            weights=None if action == "initialize" else (100 - weight, weight),
+        )
 
 
 def test_changed_canary_manifest_updates_generated_objects_once(
@@ -312,6 +342,8 @@ def test_changed_canary_manifest_updates_generated_objects_once(
     assert changed == ["apps/backend-gitcanary/routing.yaml"]
     routing = git("show", f"{commits[-1][0]}:apps/backend-gitcanary/routing.yaml", cwd=config_repo.remote)
     assert "- api.example.com" in routing
+    # The oracle checks the VirtualService's hosts (and every other field) against the Canary.
+    check_promotion(config_repo, tmp_path, [("initialize", 0), ("initialized", 0), ("update", 0)])
 
 
 def test_app_that_does_not_build_halts_until_fixed(config_repo: ConfigRepo, tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from conftest import ConfigRepo, git
 from hook_server import HookServer, hook_server
-from oracle import assert_invariant, kustomize_build
+from oracle import assert_invariant, kustomize_build, rollout_rows
 from prometheus_server import DATA_END, PrometheusServer, healthy_then_failing, running_prometheus
 from test_e2e_rollout import Clock, tree_at
 
@@ -120,14 +120,17 @@ def check_every_commit(
     images: Callable[[str], dict[str, str]],
     tags: dict[str, tuple[str, str]],
     replicas: int,
+    expected: list[tuple[str, str, int]],
     ab_match: list[dict] | None = None,
     path: str = "",
 ) -> list[str]:
     """Build every gitcanary commit as Flux would and hold it to the invariant; returns the actions."""
     actions = []
-    for sha, _subject, trailers in repo.gitcanary_commits():
+    commits = repo.gitcanary_commits()
+    assert [t["Action"] for _, _, t in commits] == [row[0] for row in expected]
+    # Phase and weight come from the test's table (rollout_rows), never from gitcanary's trailers.
+    for (sha, _subject, trailers), (_action, phase, weight) in zip(commits, expected, strict=True):
         actions.append(trailers["Action"])
-        phase, weight = trailers["Phase"], int(trailers["Weight"])
         primary_tag, canary_tag = tags[sha]
         running = phase in ("Progressing", "Promoting", "Finalising")
         assert_invariant(
@@ -193,6 +196,8 @@ def test_flaggers_podinfo_promotes_and_rolls_back(
         images=lambda tag: {"podinfod": f"{PODINFO}:{tag}"},
         tags=expected_tags(repo, "6.0.0", "6.0.1", "6.0.2"),
         replicas=2,
+        # stepWeight 5, maxWeight 50, threshold 10
+        expected=rollout_rows(promoted=list(range(5, 55, 5)), failed=[5], halts=9),
     )
     # stepWeight 5 up to maxWeight 50: ten advances; threshold 10: nine halts, then the rollback.
     assert actions == (
@@ -229,6 +234,8 @@ def test_flaggers_ab_testing_canary(
         images=lambda tag: {"podinfod": f"{PODINFO}:{tag}"},
         tags=expected_tags(repo, "6.0.0", "6.0.1", "6.0.2"),
         replicas=2,
+        # 10 iterations; the matched requests all go to the canary
+        expected=rollout_rows(promoted=[100] * 10, failed=[100], halts=9),
         ab_match=match,
     )
     assert actions == (
@@ -309,6 +316,8 @@ def test_plain_manifests_without_kustomization(tmp_path: Path, prometheus_layout
         images=lambda tag: {"app": f"{image}:{tag}"},
         tags=expected_tags(repo, "2.0.0", "2.1.0", "2.2.0"),
         replicas=3,
+        # stepWeights [5, 25, 50]
+        expected=rollout_rows(promoted=[5, 25, 50], failed=[5]),
     )
     assert actions == [
         "initialize",
@@ -530,6 +539,8 @@ def test_gitops_layout_with_patches_and_shared_templates(
         images=lambda tag: {"cart": f"ghcr.io/acme/cart:{tag}", **proxy},
         tags=expected_tags(repo, "1.0.0", "1.1.0", "1.2.0"),
         replicas=1,
+        # stepWeight 10, maxWeight 30
+        expected=rollout_rows(promoted=[10, 20, 30], failed=[10], halts=2),
         path="apps",
     )
     assert actions == [

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import ConfigRepo, git
+from oracle import assert_commit, assert_story, rollout_rows
 from prometheus_server import Exporter, PrometheusServer, free_port
 
 from gitcanary.errors import GitError
@@ -139,6 +140,16 @@ def test_gitcanary_run_on_live_metrics(config_repo: ConfigRepo, tmp_path: Path, 
     ], log.read_text()[-4000:]
     rollback = config_repo.gitcanary_commits()[-1][1]
     assert rollback.startswith("gitcanary: roll back prod/backend 6.1.2 -> 6.1.1: request-success-rate")
+    # stepWeight 25 up to maxWeight 50; the example's threshold 2: one halt, then the rollback.
+    assert_story(
+        config_repo.remote,
+        config_repo.gitcanary_commits(),
+        rollout_rows(promoted=[25, 50], failed=[25], halts=1),
+        tmp_path / "trees",
+        image="ghcr.io/stefanprodan/podinfo",
+        tags=("6.1.0", "6.1.1", "6.1.2"),
+        replicas=2,
+    )
 
 
 @pytest.fixture
@@ -209,3 +220,19 @@ def test_remote_unreachable_then_back(config_repo: ConfigRepo, tmp_path: Path, g
         ("start", "6.1.0..6.1.1"),
     ]
     assert git("log", "--format=%s", "main", cwd=config_repo.remote).count("bump apps/backend to 6.1.1") == 1
+    # The oracle after each commit: the person's bump is in the tree from the switch on (at 0 replicas).
+    image = "ghcr.io/stefanprodan/podinfo"
+    rows = [("6.1.0", None, None), ("6.1.1", 0, (100, 0)), ("6.1.1", 2, (100, 0))]
+    for (sha, _, _), (canary, replicas, weights) in zip(config_repo.gitcanary_commits(), rows, strict=True):
+        assert_commit(
+            config_repo.remote,
+            sha,
+            tmp_path / "trees",
+            namespace="prod",
+            target="backend",
+            service="backend",
+            primary_images={"backend": f"{image}:6.1.0"},
+            canary_images={"backend": f"{image}:{canary}"},
+            canary_replicas=replicas,
+            weights=weights,
+        )

@@ -182,18 +182,22 @@ def test_new_bump_mid_rollout_restarts_on_newest(
     ]
     assert [r[1] for r in rows[restart:] if r[0] == "advance"] == [10, 20, 30, 40, 50]
     assert rows[-1] == ("succeed", 0, "6.1.3..6.1.3")
-    for sha, _subject, trailers in config_repo.gitcanary_commits()[restart + 2 :]:
-        weight = int(trailers["Weight"])
-        promoted = trailers["Phase"] in ("Promoting", "Finalising", "Succeeded")
-        row = (
-            "",
-            trailers["Phase"],
-            weight,
-            "6.1.3" if promoted else "6.1.0",
-            "6.1.3",
-            0 if trailers["Phase"] == "Succeeded" else 2,
-            True,
-        )
+    # Every commit against this test's own table: the newest bump restarts the analysis at 0%.
+    first = [
+        ("start", "Progressing", 0, "6.1.0", "6.1.1", 2, True),
+        ("advance", "Progressing", 10, "6.1.0", "6.1.1", 2, True),
+        ("advance", "Progressing", 20, "6.1.0", "6.1.1", 2, True),
+        ("restart", "Progressing", 0, "6.1.0", "6.1.3", 2, True),
+    ]
+    # then PROMOTION's steps (10% .. 50%, promote, finalize, succeed) for 6.1.3
+    newest = [
+        (a, p, w, pr.replace("6.1.1", "6.1.3"), c.replace("6.1.1", "6.1.3"), r, x)
+        for a, p, w, pr, c, r, x in PROMOTION[1:]
+    ]
+    table = FIRST_ROLLOUT + first + newest
+    commits = config_repo.gitcanary_commits()
+    assert [(t["Action"], t["Phase"], int(t["Weight"])) for _, _, t in commits] == [row[:3] for row in table]
+    for (sha, _subject, _trailers), row in zip(commits, table, strict=True):
         check_invariant(config_repo, tmp_path, sha, row)
 
 

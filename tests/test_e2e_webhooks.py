@@ -18,6 +18,7 @@ import pytest
 from conftest import ConfigRepo
 from github_server import GitHubServer
 from hook_server import HookServer, hook_server
+from oracle import assert_story, rollout_rows
 from prometheus_server import DATA_END, PrometheusServer, Traffic, running_prometheus
 from test_e2e_rollout import check_invariant
 from test_forge import GOOD_FROM, without_metrics
@@ -179,7 +180,6 @@ def test_gates_wait_and_open(
     sha, subject, trailers = config_repo.gitcanary_commits()[-1]
     assert subject == "gitcanary: hold prod/backend rollout 6.1.0 -> 6.1.1: waiting for approval"
     assert (trailers["Action"], trailers["Phase"]) == ("wait", "Waiting")
-    check_invariant(config_repo, tmp_path, sha, ("wait", "Waiting", 0, "6.1.0", "6.1.1", 0, True))
     config_repo.pull()
     assert "Halt advancement waiting for approval start" in (config_repo.human / STATUS).read_text()
     # Still closed: asked again, nothing committed.
@@ -247,14 +247,22 @@ def test_gates_wait_and_open(
     succeeded = slack[-1]
     assert succeeded["title_link"] == f"https://git.example.com/fleet/commit/{commits[-1][0]}"
     assert sink.posted("/oncall") == []
-    scaled = ("Progressing", "WaitingPromotion", "Promoting", "Finalising")
-    # The new phases keep the invariant: WaitingPromotion runs the canary at max weight (the Waiting
-    # commit was checked above; the other steps are the core's, checked in test_e2e_rollout).
-    for sha, _, trailers in [c for c in commits[3:] if c[2]["Action"] in ("wait", "succeed")]:
-        phase = trailers["Phase"]
-        primary = "6.1.1" if phase in ("Promoting", "Finalising", "Succeeded") else "6.1.0"
-        replicas = 2 if phase in scaled else 0
-        row = ("", phase, int(trailers["Weight"]), primary, "6.1.1", replicas, True)
+    # The oracle after every commit, each row from this test's story (maxWeight 20, stepWeight 10):
+    # action, phase, weight, primary tag, canary tag, target replicas (the HPA's 2 while scaled), routed.
+    table = [
+        ("initialize", "Initializing", 0, "6.1.0", "6.1.0", None, False),
+        ("initialized", "Initialized", 0, "6.1.0", "6.1.0", 0, True),
+        ("wait", "Waiting", 0, "6.1.0", "6.1.1", 0, True),
+        ("start", "Progressing", 0, "6.1.0", "6.1.1", 2, True),
+        ("advance", "Progressing", 10, "6.1.0", "6.1.1", 2, True),
+        ("advance", "Progressing", 20, "6.1.0", "6.1.1", 2, True),
+        ("wait", "WaitingPromotion", 20, "6.1.0", "6.1.1", 2, True),
+        ("promote", "Promoting", 20, "6.1.1", "6.1.1", 2, True),
+        ("finalize", "Finalising", 0, "6.1.1", "6.1.1", 2, True),
+        ("succeed", "Succeeded", 0, "6.1.1", "6.1.1", 0, True),
+    ]
+    assert actions(config_repo) == [row[:3] for row in table]
+    for (sha, _, _), row in zip(commits, table, strict=True):
         check_invariant(config_repo, tmp_path, sha, row)
 
 
@@ -295,6 +303,18 @@ def test_failing_hooks_and_metrics_notify_by_severity(
         ("halt", "Progressing", 10),
         ("rollback", "Failed", 0),
     ]
+    table = [
+        ("initialize", "Initializing", 0, "6.1.0", "6.1.0", None, False),
+        ("initialized", "Initialized", 0, "6.1.0", "6.1.0", 0, True),
+        ("start", "Progressing", 0, "6.1.0", "6.1.1", 2, True),
+        ("halt", "Progressing", 0, "6.1.0", "6.1.1", 2, True),
+        ("advance", "Progressing", 10, "6.1.0", "6.1.1", 2, True),
+        ("halt", "Progressing", 10, "6.1.0", "6.1.1", 2, True),
+        ("rollback", "Failed", 0, "6.1.0", "6.1.0", 0, True),
+    ]
+    assert actions(config_repo) == [row[:3] for row in table]
+    for (sha, _, _), row in zip(config_repo.gitcanary_commits(), table, strict=True):
+        check_invariant(config_repo, tmp_path, sha, row)
     halt = config_repo.gitcanary_commits()[3]
     assert halt[1] == (
         "gitcanary: halt prod/backend at 0% (6.1.0 -> 6.1.1): "
@@ -355,6 +375,16 @@ def test_pre_rollout_is_not_called_twice_when_its_step_is_decided_again(
     log = config_repo.remote_log()
     assert log[-2][1] == "a comment in the deployment"  # the person's commit is kept, ours on top
     assert (log[-1][2]["Action"], log[-1][2]["Weight"]) == ("advance", "10")
+    # stepWeight 10 (the example's): the first step only, each commit held to the oracle.
+    assert_story(
+        config_repo.remote,
+        config_repo.gitcanary_commits(),
+        rollout_rows()[:2] + [("start", "Progressing", 0), ("advance", "Progressing", 10)],
+        tmp_path / "trees",
+        image="ghcr.io/stefanprodan/podinfo",
+        tags=("6.1.0", "6.1.1"),
+        replicas=2,
+    )
 
 
 def test_rollback_hook_rolls_back_and_writes_the_old_tag_back(
@@ -381,7 +411,16 @@ def test_rollback_hook_rolls_back_and_writes_the_old_tag_back(
     sha, subject, trailers = config_repo.gitcanary_commits()[-1]
     assert subject == "gitcanary: roll back prod/backend 6.1.1 -> 6.1.0"
     assert (trailers["Action"], trailers["Phase"]) == ("rollback", "Failed")
-    check_invariant(config_repo, tmp_path, sha, ("rollback", "Failed", 0, "6.1.0", "6.1.0", 0, True))
+    table = [
+        ("initialize", "Initializing", 0, "6.1.0", "6.1.0", None, False),
+        ("initialized", "Initialized", 0, "6.1.0", "6.1.0", 0, True),
+        ("start", "Progressing", 0, "6.1.0", "6.1.1", 2, True),
+        ("advance", "Progressing", 10, "6.1.0", "6.1.1", 2, True),
+        ("rollback", "Failed", 0, "6.1.0", "6.1.0", 0, True),  # the old tag written back
+    ]
+    assert actions(config_repo) == [row[:3] for row in table]
+    for (commit, _, _), row in zip(config_repo.gitcanary_commits(), table, strict=True):
+        check_invariant(config_repo, tmp_path, commit, row)
     config_repo.pull()
     assert "rollback webhook manual invoked" in (config_repo.human / STATUS).read_text()
 
@@ -417,6 +456,16 @@ def test_pull_request_mode_announces_commits_as_they_landed(
             break
     landed = [sha for sha, _, _ in config_repo.gitcanary_commits()]
     assert [e["metadata"]["commit"] for e in hooks.posted("/events")] == landed
+    # stepWeight 25 up to maxWeight 50 (without_metrics), promoted; each step commit held to the oracle.
+    assert_story(
+        config_repo.remote,
+        config_repo.gitcanary_commits(),
+        rollout_rows(promoted=[25, 50]),
+        tmp_path / "trees",
+        image="ghcr.io/stefanprodan/podinfo",
+        tags=("6.1.0", "6.1.1"),
+        replicas=2,
+    )
     assert hooks.posted("/events")[-1]["phase"] == "Succeeded"
     # Steps decided before the branch was protected were pushed directly: no PR to link.
     notices = sink.posted("/oncall")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 from hook_server import HookServer, hook_server
-from oracle import assert_invariant
+from oracle import assert_invariant, rollout_rows
 from prometheus_server import PrometheusServer, healthy_then_failing
 from provider_traffic import running_all_providers
 from test_e2e_layouts import (
@@ -88,10 +88,14 @@ def test_linkerd_steps_example_rolls_out(
 
     tags = expected_tags(repo, "6.0.0", "6.0.1", "6.0.2")
     actions, weights = [], []
-    for sha, _subject, trailers in repo.gitcanary_commits():
+    # stepWeights 5..55, promoted; then one step and threshold 10: nine halts, the rollback.
+    steps = [5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55]
+    rows = rollout_rows(promoted=steps, failed=[5], halts=9)
+    commits = repo.gitcanary_commits()
+    assert [t["Action"] for _, _, t in commits] == [row[0] for row in rows]
+    for (sha, _subject, trailers), (_action, phase, weight) in zip(commits, rows, strict=True):
         actions.append(trailers["Action"])
-        phase, weight = trailers["Phase"], int(trailers["Weight"])
-        weights.append(weight)
+        weights.append(int(trailers["Weight"]))
         primary, canary = tags[sha]
         running = phase in ("Progressing", "Promoting", "Finalising")
         assert_invariant(

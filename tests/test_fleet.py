@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import ConfigRepo, git, make_config_repo
-from oracle import CRD_DIR, assert_invariant, fleet_build, kustomize_build, schema_problems
+from oracle import CRD_DIR, assert_invariant, fleet_build, kustomize_build, rollout_rows, schema_problems
 from prometheus_server import DATA_END, PrometheusServer, healthy_then_failing, running_prometheus
 from test_e2e_layouts import expected_tags, promote_then_fail, run_until, seed, set_image
 from test_e2e_rollout import Clock, tree_at
@@ -47,12 +47,15 @@ def check_fleet_commits(
     images: dict[str, str],
     tags: dict[str, tuple[str, str]],
     replicas: int,
+    expected: list[tuple[str, str, int]],
 ) -> list[str]:
     """Build every gitcanary commit as Fleet would deploy the GitRepo's paths; returns the actions."""
     actions = []
-    for sha, _subject, trailers in repo.gitcanary_commits():
+    commits = repo.gitcanary_commits()
+    assert [t["Action"] for _, _, t in commits] == [row[0] for row in expected]
+    # Phase and weight come from the test's table (rollout_rows), never from gitcanary's trailers.
+    for (sha, _subject, trailers), (_action, phase, weight) in zip(commits, expected, strict=True):
         actions.append(trailers["Action"])
-        phase, weight = trailers["Phase"], int(trailers["Weight"])
         primary_tag, canary_tag = tags[sha]
         running = phase in ("Progressing", "Promoting", "Finalising")
         objects = fleet_build(tree_at(repo, sha, tmp_path / "trees" / sha), paths)
@@ -87,6 +90,8 @@ def test_fleet_example_promotes_and_rolls_back(tmp_path: Path, prometheus_fleet:
         images={"backend": PODINFO},
         tags=expected_tags(repo, "6.1.0", "6.1.1", "6.1.2"),
         replicas=2,
+        # stepWeight 25, maxWeight 50, threshold 2
+        expected=rollout_rows(promoted=[25, 50], failed=[25], halts=1),
     )
     assert actions == (
         ["initialize", "initialized", "start", "advance", "advance", "promote", "finalize", "succeed"]
@@ -209,6 +214,8 @@ def test_fleet_helm_values_bundle_promotes_and_rolls_back(
         images={"web": WEB},
         tags=expected_tags(repo, "1.0.0", "1.1.0", "1.2.0"),
         replicas=2,
+        # stepWeights [10, 50]
+        expected=rollout_rows(promoted=[10, 50], failed=[10]),
     )
     assert actions == (
         ["initialize", "initialized", "start", "advance", "advance", "promote", "finalize", "succeed"]

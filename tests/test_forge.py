@@ -22,6 +22,7 @@ import pytest
 from conftest import ConfigRepo, git
 from github import Auth, Github
 from github_server import GitHubServer, RateLimit
+from oracle import assert_story, rollout_rows
 from prometheus_server import DATA_END, PrometheusServer, Traffic, running_prometheus
 
 from gitcanary.commands import operations
@@ -196,6 +197,23 @@ def test_step_prs_are_merged_on_a_protected_branch(
     assert len(github.pulls) == 8 and all(p.merged for p in github.pulls.values())
     assert github.pulls[4].head == "gitcanary/prod/backend/advance-w25-i0-f0-6.1.0_6.1.1"
     assert branches(config_repo) == []  # merged branches are deleted
+    check_story(config_repo, tmp_path)
+
+
+def check_story(repo: ConfigRepo, tmp_path: Path, rows: list[tuple[str, str, int]] | None = None) -> None:
+    """The oracle after every step commit of the 6.1.0 -> 6.1.1 rollout (stepWeight 25, maxWeight 50);
+    by default it is promoted."""
+    rows = rows or rollout_rows(promoted=[25, 50])
+    args = ("ghcr.io/stefanprodan/podinfo", ("6.1.0", "6.1.1"))
+    assert_story(
+        repo.remote,
+        repo.gitcanary_commits(),
+        rows,
+        tmp_path / "trees",
+        image=args[0],
+        tags=args[1],
+        replicas=2,
+    )
 
 
 def test_required_review_blocks_then_unblocks_and_a_restart_finds_the_open_pr(
@@ -237,6 +255,7 @@ def test_required_review_blocks_then_unblocks_and_a_restart_finds_the_open_pr(
     assert actions(config_repo) == [("initialize", 0)]
     # Rebase-merged: the step commit itself (author, message, trailers) is on main's first-parent line.
     assert first_parents(config_repo)[0].startswith("gitcanary: initialize prod/backend")
+    check_story(config_repo, tmp_path, rollout_rows()[:1])  # the rebase-merged step, held to the oracle
     result = tick(rec, clock)  # the next step opens its own PR, which again waits for a review
     assert "waiting for review of PR #2" in result.reports[KEY].waiting
     assert [a for a, _ in actions(config_repo)] == ["initialize"]
@@ -422,6 +441,7 @@ def test_promotion_gate_approval_in_a_squash_and_not_in_a_rebase(
     assert pull.merged and [a for a, _ in actions(config_repo)][-3:] == ["promote", "finalize", "succeed"]
     rollout = rollout_history(config_repo)
     assert (rollout["to"], rollout["outcome"]) == ("6.1.1", "promoted")
+    check_story(config_repo, tmp_path)
     if merge_method == "squash":
         squash = git("log", "-1", "--format=%B", str(pull.merge_sha), cwd=config_repo.remote)
         assert squash.startswith(f"{pull.title} (#{number})\n\n* gitcanary: promote prod/backend")
@@ -457,6 +477,7 @@ def test_promotion_gate_closed_rolls_back_and_the_rollback_never_waits_for_a_rev
     config_repo.pull()
     assert "newTag: 6.1.0" in (config_repo.human / "apps/backend/kustomization.yaml").read_text()
     assert branches(config_repo) == []  # the closed gate's branch and the rollback's are gone
+    check_story(config_repo, tmp_path, rollout_rows(failed=[25, 50]))  # closed at 50%: no halt, rolled back
 
 
 def test_tokens_never_leak(
@@ -554,3 +575,4 @@ def test_run_once_in_pull_request_mode_from_the_command_line(
     squashed = git("log", "-1", "--format=%s", "main", cwd=config_repo.remote).strip()
     assert squashed.startswith("gitcanary: initialize prod/backend") and squashed.endswith("(#1)")
     assert TOKEN not in proc.stderr + proc.stdout
+    check_story(config_repo, tmp_path, rollout_rows()[:1])  # the squashed initialization, held to the oracle

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from conftest import make_config_repo
+from oracle import assert_commit
 from test_e2e_rollout import GOOD_FROM, Clock
 
 from gitcanary.manifests import yamlio
@@ -42,3 +43,22 @@ def test_an_edited_ingress_is_copied_to_the_canary_ingress_in_one_update_commit(
     assert [rule["host"] for rule in canary_ingress["spec"]["rules"]] == ["api.example.com"]
     # Nothing else to follow: the next tick commits nothing.
     assert rec.tick().commits == []
+    # The oracle after every commit; (action, weights, target replicas) from this test's own story.
+    image = {"backend": "ghcr.io/stefanprodan/podinfo:6.1.0"}
+    rows = [("initialize", None, None), ("initialized", (100, 0), 0), ("update", (100, 0), 0)]
+    for (sha, _, trailers), (action, weights, replicas) in zip(commits, rows, strict=True):
+        assert trailers["Action"] == action
+        assert_commit(
+            repo.remote,
+            sha,
+            tmp_path / "trees",
+            namespace="prod",
+            target="backend",
+            service="backend",
+            primary_images=image,
+            canary_images=image,
+            canary_replicas=replicas,
+            weights=weights,
+            provider="nginx",
+            ingress="backend",
+        )

@@ -628,6 +628,9 @@ def status(
         )
         table.add_row(*(escape(str(cell)) for cell in cells))  # repository text is never rich markup
     console.print(table)
+    for view in views:
+        for warning in view.warnings:
+            err.print(f"[yellow]warning:[/yellow] {view.key}: {warning}", highlight=False)
 
 
 @app.command()

@@ -174,6 +174,7 @@ def status(
             views.append(view)
             continue
         view.target_revision = rendered.revision
+        view.warnings += rendered.warnings
         if st is None:
             view.phase, view.waiting = "Uninitialized", "gitcanary run (or gitcanary init) will initialize it"
         else:

@@ -27,6 +27,7 @@ from gitcanary.duration import parse_duration
 from gitcanary.errors import GitcanaryError, SpecError
 from gitcanary.hooks.alerts import missing_providers
 from gitcanary.manifests import appliers, discovery, fleet, kustomize, yamlio
+from gitcanary.manifests.config_tracking import is_copy
 from gitcanary.manifests.files import yaml_files
 from gitcanary.manifests.generate import Layout, read_status
 from gitcanary.manifests.target import render_target
@@ -34,7 +35,7 @@ from gitcanary.routers import router_for
 from gitcanary.routers.providers import apply_default_provider
 from gitcanary.spec.load import is_flagger, rule_problems, schema_problems
 from gitcanary.spec.models import Canary, MetricTemplate
-from gitcanary.spec.validation import validate_manifests
+from gitcanary.spec.validation import schema_known, validate_manifests
 
 # Kubernetes names (apimachinery validation): a DNS-1123 label for namespaces and Service names, a
 # DNS-1123 subdomain for other object names.
@@ -371,10 +372,19 @@ def _check_canary(root: Path, catalog: discovery.Catalog, key: str, report: Repo
     _check_symlinks(root, layout.generated_dir, source, report)
     try:
         rendered = render_target(root, loaded)
+        for warning in rendered.warnings:
+            report._add(report.warnings, warning)
         # Rendering the routing at rest finds what the router refuses (a match it cannot express).
         router.render(canary, 100, 0, ingress=rendered.ingress)
         if (root / layout.kustomization).is_file():
             objects = kustomize.build(root / layout.generated_dir, display=layout.generated_dir)
+            # A -primary copy of the user's ExternalSecret or SealedSecret: a kind gitcanary ships
+            # no schema for, as valid as the user's own object.
+            objects = [
+                o
+                for o in objects
+                if not is_copy(o) or schema_known(str(o.get("apiVersion")), str(o.get("kind")))
+            ]
             for problem in validate_manifests(objects):
                 report._add(report.errors, f"{layout.generated_dir}: {problem}")
             read_status(root, layout)

@@ -29,7 +29,14 @@ from rich.markup import escape
 
 import gitcanary
 from gitcanary.demo._git import DemoError, git
-from gitcanary.demo.simulator import LABEL, ClusterState, SimulatedCluster, Totals, VersionProfile
+from gitcanary.demo.simulator import (
+    LABEL,
+    RANDOM_ERROR,
+    ClusterState,
+    SimulatedCluster,
+    Totals,
+    VersionProfile,
+)
 from gitcanary.errors import GitcanaryError
 from gitcanary.git.trailers import parse_trailers
 from gitcanary.manifests import yamlio
@@ -56,6 +63,8 @@ PROFILES = {
     "6.1.0": VersionProfile(error_ratio=0.001, p99_ms=118.0),
     GOOD: VersionProfile(error_ratio=0.001, p99_ms=122.0),
     BAD: VersionProfile(error_ratio=0.08, p99_ms=131.0),
+    # The config-only release: the same image with podinfo's random errors switched on.
+    f"{GOOD}+random-error": VersionProfile(error_ratio=0.1, p99_ms=124.0),
 }
 THRESHOLD = 2
 STEP_WEIGHT = 20
@@ -160,6 +169,7 @@ class Demo:
         )
         self.reconciler: Reconciler | None = None
         self.ticks = 0
+        self.config_release = False  # whether the config-only release ran (examples with a generator)
         self.started = time.monotonic()
 
     def close(self) -> None:
@@ -211,6 +221,37 @@ class Demo:
             if entry.get("name") == IMAGE:
                 return str(entry.get("newTag"))
         return None
+
+    def config_generator(self) -> bool:
+        """Whether the example's app has a configMapGenerator (examples/istio has one)."""
+        doc = yamlio.load((self.paths.directory / KUSTOMIZATION).read_text()) or {}
+        return bool(doc.get("configMapGenerator"))
+
+    def config_literal(self, key: str) -> str | None:
+        doc = yamlio.load((self.paths.directory / KUSTOMIZATION).read_text()) or {}
+        for generator in doc.get("configMapGenerator") or []:
+            for literal in generator.get("literals") or []:
+                name, _, value = str(literal).partition("=")
+                if name == key:
+                    return value
+        return None
+
+    def set_config(self, key: str, value: str) -> None:
+        """A config-only change: one literal of the app's configMapGenerator, the image untouched."""
+        self._human("pull", "-q", "--ff-only", "origin", "main")
+
+        def change(doc: object) -> None:
+            assert isinstance(doc, dict)
+            literals = doc["configMapGenerator"][0].setdefault("literals", [])
+            literals[:] = [lit for lit in literals if str(lit).partition("=")[0] != key]
+            literals.append(f"{key}={value}")
+
+        self._edit_yaml(KUSTOMIZATION, change)
+        sha = self._commit_and_push(f"backend: {key}={value}", KUSTOMIZATION)
+        self.person(f"{sha} set {key}={value} in {KUSTOMIZATION} configMapGenerator (git commit; git push)")
+        state = self.cluster.apply()
+        if state is not None:
+            self.show_state(state)
 
     def bump(self, tag: str) -> None:
         self._human("pull", "-q", "--ff-only", "origin", "main")
@@ -451,13 +492,31 @@ class Demo:
         self.person(
             f"git pull: {KUSTOMIZATION} says newTag {tag} again (gitcanary wrote it back on rollback)"
         )
+
+        if self.config_generator():
+            self.heading(f"4. a config-only release: you set {RANDOM_ERROR}=true, the image stays {GOOD}")
+            self.simulated(f"pods with {RANDOM_ERROR}=true answer 10% of requests with 5xx")
+            self.set_config(RANDOM_ERROR, "true")
+            self.tick_until(Phase.FAILED, GOOD)
+            self._human("pull", "-q", "--ff-only", "origin", "main")
+            value = self.config_literal(RANDOM_ERROR)
+            if value is not None:
+                raise DemoError(
+                    f"after the rollback {KUSTOMIZATION} still sets {RANDOM_ERROR}={value}, expected the "
+                    "config the primary runs written back"
+                )
+            self.person(
+                f"git pull: {KUSTOMIZATION} no longer sets {RANDOM_ERROR} (gitcanary wrote the primary's "
+                "config back in the rollback commit)"
+            )
+            self.config_release = True
         self.finish()
         return 0
 
     def finish(self) -> None:
         directory = self.paths.directory
         log_format = "%h %<(12)%(trailers:key=Gitcanary-Phase,valueonly,separator=%x2C) %<(10,trunc)%an %s"
-        self.heading("4. the rollouts in git log")
+        self.heading(f"{5 if self.config_release else 4}. the rollouts in git log")
         self.console.print(
             f"$ git -C {directory} log --reverse --format='{log_format}'",
             highlight=False,
@@ -477,7 +536,15 @@ class Demo:
             f"{STEP_WEIGHT}% steps up to {MAX_WEIGHT}%, checking the metrics at each step, and promoted it. "
             f"Then {BAD} failed its checks: gitcanary halted, and at {THRESHOLD} failed checks rolled back, "
             f"routing all traffic to the primary and writing {GOOD} back into {KUSTOMIZATION}, so Git "
-            "again says what runs. Every step is a commit.\n"
+            "again says what runs. "
+            + (
+                f"Config is part of the release: setting {RANDOM_ERROR}=true, with no image change, was "
+                "analysed the same way, failed, and its rollback removed the literal from "
+                f"{KUSTOMIZATION}. "
+                if self.config_release
+                else ""
+            )
+            + "Every step is a commit.\n"
             f"The config repo is [bold]{directory}[/bold] (its Git server: {remote}; gitcanary's own "
             f"clone: {work}). Look around with `git -C {directory} log -p` or "
             f"`gitcanary status --repo {directory}`.\n"

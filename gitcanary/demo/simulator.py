@@ -60,7 +60,7 @@ class Workload:
     """One Deployment as the simulated cluster runs it."""
 
     name: str
-    version: str  # the first container's image tag (or digest)
+    version: str  # the first container's image tag (or digest), `+random-error` if its config says so
     pods: int
     share: float  # percent of the entry service's requests its pods serve
 
@@ -108,15 +108,44 @@ def _matches(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
     return bool(selector) and all(labels.get(key) == value for key, value in selector.items())
 
 
-def _version(deployment: Obj) -> str:
+# podinfo's `--random-error` flag, which podinfo also reads from this environment variable: its pods
+# then answer some requests with 5xx. The demo's config-only release sets it.
+RANDOM_ERROR = "PODINFO_RANDOM_ERROR"
+
+
+def _environment(container: Obj, objects: Iterable[Obj], namespace: str | None) -> dict[str, str]:
+    """The container's environment: `env` values and the ConfigMaps its `envFrom` names, from the build."""
+    maps = {
+        (o.get("metadata") or {}).get("name"): o.get("data") or {}
+        for o in objects
+        if o.get("kind") == "ConfigMap" and (o.get("metadata") or {}).get("namespace") in (None, namespace)
+    }
+    env: dict[str, str] = {}
+    for source in container.get("envFrom") or []:
+        env.update(
+            {str(k): str(v) for k, v in maps.get((source.get("configMapRef") or {}).get("name"), {}).items()}
+        )
+    for item in container.get("env") or []:
+        if "value" in item:
+            env[str(item.get("name"))] = str(item["value"])
+    return env
+
+
+def _version(deployment: Obj, objects: Iterable[Obj] = ()) -> str:
+    """The first container's image tag (or digest), marked `+random-error` when its config says so."""
     containers = deployment.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or []
     if not containers:
         return "?"
     image = str(containers[0].get("image", ""))
     if "@" in image:
-        return image.rsplit("@", 1)[1][:19]
-    name = image.rsplit("/", 1)[-1]
-    return name.rsplit(":", 1)[1] if ":" in name else "latest"
+        tag = image.rsplit("@", 1)[1][:19]
+    else:
+        name = image.rsplit("/", 1)[-1]
+        tag = name.rsplit(":", 1)[1] if ":" in name else "latest"
+    namespace = (deployment.get("metadata") or {}).get("namespace")
+    if _environment(containers[0], objects, namespace).get(RANDOM_ERROR, "").lower() == "true":
+        return f"{tag}+random-error"
+    return tag
 
 
 def route(
@@ -144,7 +173,7 @@ def route(
         replicas = spec.get("replicas")
         pods = int(replicas) if replicas is not None else autoscaled.get(name, 1)
         labels = (spec.get("template", {}).get("metadata") or {}).get("labels") or {}
-        deployments.append((name, labels, _version(obj), pods))
+        deployments.append((name, labels, _version(obj, objects), pods))
     selectors = {
         o["metadata"]["name"]: (o.get("spec") or {}).get("selector") or {}
         for o in objects

@@ -62,6 +62,10 @@ def kustomize_inputs(root: Path, directory: str, seen: set[str] | None = None) -
         refs += [r for r in doc.get(key) or [] if isinstance(r, str) and "\n" not in r]
     for key in ("patches", "patchesJson6902"):
         refs += [p["path"] for p in doc.get(key) or [] if isinstance(p, dict) and p.get("path")]
+    for key in ("configMapGenerator", "secretGenerator"):  # config is part of the release
+        for generator in [g for g in doc.get(key) or [] if isinstance(g, dict)]:
+            refs += [str(f).rpartition("=")[2] for f in generator.get("files") or []]
+            refs += [str(e) for e in [*(generator.get("envs") or []), generator.get("env")] if e]
     for ref in refs:
         if "://" in ref or ref.startswith("git@"):
             continue

@@ -15,6 +15,8 @@ from gitcanary.errors import RenderError, SpecError
 from gitcanary.manifests import (
     apex,
     appliers,
+    config_tracking,
+    config_writeback,
     detect,
     fleet,
     image_policies,
@@ -103,6 +105,11 @@ class Rendered:
     revision: str
     apex_service: Obj | None = None  # a Service the app itself defines under the apex name
     ingress: Obj | None = None  # the Ingress `spec.ingressRef` names (ingress providers)
+    configs: config_tracking.Tracking = config_tracking.Tracking()  # its ConfigMaps and Secrets
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return self.configs.shared
 
 
 def merge(existing: Any, desired: Any) -> Any:
@@ -179,6 +186,18 @@ def changed_images(
     ]
 
 
+def read_config_copies(root: Path, layout: Layout) -> list[Obj]:
+    """The `-primary` copies of the config the primary was promoted with."""
+    return [obj for obj in read_objects(root, layout.primary) if config_tracking.is_copy(obj)]
+
+
+def changed_configs(root: Path, layout: Layout, rendered: Rendered) -> list[str]:
+    """One line per tracked object whose content differs from the primary's copy; keys, not values."""
+    if read_primary(root, layout) is None:
+        return []
+    return config_writeback.changes(root, layout.app_dir, read_config_copies(root, layout), rendered.configs)
+
+
 def primary_replicas(root: Path, layout: Layout, rendered: Rendered) -> int:
     """How many pods the canary runs during analysis: the primary's count, the HPA's minimum, or 1."""
     if rendered.autoscaler is not None:
@@ -223,9 +242,14 @@ class FileWriter:
             if existing is not None and existing.get("spec", {}).get("replicas") is not None:
                 user_replicas = existing["spec"]["replicas"]
             replicas = None if rendered.autoscaler is not None else int(user_replicas or 1)
-            docs = [render.primary_deployment(rendered.target, self.canary, replicas, where)]
+            tracked = rendered.configs
+            docs = [
+                render.primary_deployment(rendered.target, self.canary, replicas, where, tracked.renames())
+            ]
             if rendered.autoscaler is not None:
                 docs.append(render.primary_autoscaler(rendered.autoscaler, self.canary))
+            # The config the primary was promoted with: changed by promotion only, like its pod template.
+            docs += [config_tracking.primary_copy(t, self.canary.namespace) for t in tracked.tracked]
             self._write(self.layout.primary, docs)
         self._write(self.layout.services, render.services(self.canary, rendered.target, where, routed))
         resources = [os.path.basename(self.layout.primary), os.path.basename(self.layout.services)]
@@ -341,7 +365,11 @@ class FileWriter:
         )
 
     def revert_target(self, rendered: Rendered) -> list[str]:
-        """Write the primary's images back where the target's come from; lines of what was done."""
+        """Write the primary's images and config back where the target's come from; lines of what was done.
+
+        Config: each tracked ConfigMap or Secret whose content differs from its `-primary` copy is
+        written back into its generator or manifest (manifests/config_writeback.py).
+        """
         notes: list[str] = []
         for container, old, new, source in changed_images(self.root, self.layout, rendered):
             if source is None or not old:
@@ -352,7 +380,11 @@ class FileWriter:
                 notes.append(
                     f"image {container} written back: {new} -> {old} in {source.path} {source.field}"
                 )
-        return notes
+        changed, config_notes = config_writeback.write_back(
+            self.root, self.layout.app_dir, read_config_copies(self.root, self.layout), rendered.configs
+        )
+        self.changed += [path for path in changed if path not in self.changed]
+        return notes + config_notes
 
     def quarantine(self, rendered: Rendered) -> list[str]:
         """Keep image automations from picking the failed tags again; lines for the rollback commit.
@@ -465,4 +497,4 @@ def _under(path: str, directory: str) -> bool:
     return not directory or path == directory or path.startswith(directory + "/")
 
 
-__all__ = ["FileWriter", "Layout", "Rendered", "merge", "read_status"]
+__all__ = ["FileWriter", "Layout", "Rendered", "changed_configs", "merge", "read_status"]

@@ -10,9 +10,11 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from gitcanary.errors import RenderError
+from gitcanary.manifests import config_tracking
 from gitcanary.routers.base import MANAGED_BY
 from gitcanary.spec.models import Canary
 
@@ -92,10 +94,17 @@ def primary_name(canary: Canary) -> str:
     return f"{canary.spec.target_ref.name}-primary"
 
 
-def primary_deployment(target: Obj, canary: Canary, replicas: int | None, where: str) -> Obj:
+def primary_deployment(
+    target: Obj,
+    canary: Canary,
+    replicas: int | None,
+    where: str,
+    config_names: Mapping[tuple[str, str], str] | None = None,
+) -> Obj:
     """A copy of the rendered target named `<target>-primary`, selecting its own pods.
 
     With an autoscaler `replicas` is None and left out, so the applier does not fight the HPA.
+    `config_names` maps (kind, name) of each tracked ConfigMap and Secret to its `-primary` copy.
     """
     label = selector_label(target, where)
     name = primary_name(canary)
@@ -114,6 +123,8 @@ def primary_deployment(target: Obj, canary: Canary, replicas: int | None, where:
     template_meta = spec.setdefault("template", {}).setdefault("metadata", {})
     template_meta["labels"] = {**(template_meta.get("labels") or {}), label: name}
     primary.pop("status", None)
+    if config_names:
+        config_tracking.point_at_copies(primary, config_names)
     return primary
 
 

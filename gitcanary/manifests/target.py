@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gitcanary.errors import RenderError
-from gitcanary.manifests import fleet, kustomize, paths, render, yamlio
+from gitcanary.manifests import config_tracking, fleet, kustomize, paths, render, yamlio
 from gitcanary.manifests.discovery import app_dir
 from gitcanary.manifests.files import YAML_SUFFIXES, find_kustomization
 from gitcanary.manifests.generate import Rendered
@@ -59,11 +59,16 @@ def render_target(root: Path, loaded: LoadedCanary) -> Rendered:
                 f"{app_dir(loaded) or '.'} builds"
             )
     apex = render.find_object(objects, "Service", canary.service_name, canary.namespace)
+    if config_tracking.disabled(target):
+        tracking = config_tracking.Tracking()
+    else:
+        tracking = config_tracking.track(objects, target, canary.namespace, f"{loaded.source}: ")
     return Rendered(
         target,
         autoscaler,
-        render.pod_template_hash(target),
+        config_tracking.revision_hash(render.pod_template_hash(target), tracking),
         render.revision_of(target),
         apex_service=apex,
         ingress=ingress,
+        configs=tracking,
     )

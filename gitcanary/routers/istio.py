@@ -52,6 +52,15 @@ def _http_route(canary: Canary, match: list[dict[str, Any]], route: list[dict[st
     return http
 
 
+def _destination(canary: Canary, host: str) -> dict[str, Any]:
+    """Flagger's makeDestination: with port discovery behind an ingress gateway (the first gateway
+    is not `mesh`), the destination names the service port, which the gateway needs to pick it."""
+    svc = canary.spec.service
+    if svc.port_discovery and svc.gateways and svc.gateways[0] != "mesh":
+        return {"host": host, "port": {"number": svc.port}}
+    return {"host": host}
+
+
 class IstioRouter:
     provider = "istio"
 
@@ -66,14 +75,14 @@ class IstioRouter:
         name = canary.service_name
         svc = canary.spec.service
         weighted = [
-            {"destination": {"host": f"{name}-primary"}, "weight": primary_weight},
-            {"destination": {"host": f"{name}-canary"}, "weight": canary_weight},
+            {"destination": _destination(canary, f"{name}-primary"), "weight": primary_weight},
+            {"destination": _destination(canary, f"{name}-canary"), "weight": canary_weight},
         ]
         if canary.spec.analysis.match:
             # A/B testing: the matched requests carry the weights; everyone else stays on the primary.
             http = [
                 _http_route(canary, merge_match_conditions(canary.spec.analysis.match, svc.match), weighted),
-                _http_route(canary, svc.match, [{"destination": {"host": f"{name}-primary"}, "weight": 100}]),
+                _http_route(canary, svc.match, [{"destination": weighted[0]["destination"], "weight": 100}]),
             ]
         else:
             http = [_http_route(canary, svc.match, weighted)]

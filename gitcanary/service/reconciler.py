@@ -39,6 +39,7 @@ from gitcanary.manifests.generate import (
     FileWriter,
     Layout,
     Rendered,
+    changed_configs,
     changed_images,
     read_status,
     write_documents,
@@ -389,6 +390,7 @@ class Reconciler:
         hold = self.publisher.pending(loaded, self._status(key, loaded)) if self.publisher else None
         decision, status, rendered = self.observe(key, now)
         report.status = status
+        report.warnings = (*report.warnings, *rendered.warnings)  # e.g. a SealedSecret left shared
         if hold and decision.action is not Action.ROLLBACK:
             report.waiting = hold
             return None
@@ -459,6 +461,7 @@ class Reconciler:
         for container, old, new, source in changed_images(self.root, Layout.of(loaded), rendered):
             where = f" ({source.path} {source.field})" if source else ""
             notes.append(f"image {container}: {old} -> {new}{where}")
+        notes += changed_configs(self.root, Layout.of(loaded), rendered)
         return notes or ["pod template changed (no image change)"]
 
     def _decide_all(self, now: datetime) -> list[str]:

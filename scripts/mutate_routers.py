@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""Delete or alter the rendering of each routing field, one at a time, and require a test to fail.
+
+Each mutation edits one line of a copy of the `gitcanary` package (routers and the Service renderer)
+and runs the router tests against that copy: tests/test_router_fields.py (Flagger's router tests as
+data, plus the oracle the end-to-end tests run) and tests/test_routers.py. A mutation no test notices
+is a survivor; the script prints every survivor and exits 1 if there is one.
+
+    python scripts/mutate_routers.py            # all mutations
+    python scripts/mutate_routers.py -k istio   # those whose name contains "istio"
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TESTS = ["tests/test_router_fields.py", "tests/test_routers.py", "-k", "not oracle_notices"]
+
+# (name, file under gitcanary/, the text rendering the field, what it becomes)
+MUTATIONS: list[tuple[str, str, str, str]] = [
+    ("istio hosts", "routers/istio.py", 'vs_spec: dict[str, Any] = {"hosts": hosts}', 'vs_spec: dict[str, Any] = {"hosts": [name]}'),
+    ("istio gateways", "routers/istio.py", 'vs_spec["gateways"] = list(svc.gateways)', "pass"),
+    ("istio match", "routers/istio.py", 'http["match"] = [dict(m) for m in match]', "pass"),
+    ("istio rewrite", "routers/istio.py", 'http["rewrite"] = dict(svc.rewrite)', "pass"),
+    ("istio timeout", "routers/istio.py", 'http["timeout"] = svc.timeout', "pass"),
+    ("istio retries", "routers/istio.py", 'http["retries"] = dict(svc.retries)', "pass"),
+    ("istio headers", "routers/istio.py", 'http["headers"] = dict(svc.headers)', "pass"),
+    ("istio corsPolicy", "routers/istio.py", 'http["corsPolicy"] = dict(svc.cors_policy)', "pass"),
+    ("istio trafficPolicy", "routers/istio.py", 'rule_spec["trafficPolicy"] = dict(svc.traffic_policy)', "pass"),
+    ("istio destination port", "routers/istio.py", 'return {"host": host, "port": {"number": svc.port}}', 'return {"host": host}'),
+    ("istio DestinationRule host", "routers/istio.py", 'rule_spec: dict[str, Any] = {"host": f"{name}-{suffix}"}', 'rule_spec: dict[str, Any] = {"host": name}'),
+    ("istio mirror", "routers/istio.py", 'http[0]["mirror"] = {"host": f"{name}-canary"}', "pass"),
+    ("istio mirrorPercentage", "routers/istio.py", 'http[0]["mirrorPercentage"] = {"value": float(canary.spec.analysis.mirror_weight)}', "pass"),
+    ("istio A/B merge", "routers/istio.py", "merge_match_conditions(canary.spec.analysis.match, svc.match)", "svc.match"),
+    ("istio A/B everyone else", "routers/istio.py", '_http_route(canary, svc.match, [{"destination": weighted[0]["destination"], "weight": 100}]),', ""),
+    ("gatewayapi parentRefs", "routers/gatewayapi.py", '{"parentRefs": [dict(ref) for ref in svc.gateway_refs]}', '{"parentRefs": []}'),
+    ("gatewayapi hostnames", "routers/gatewayapi.py", 'spec["hostnames"] = list(svc.hosts)', "pass"),
+    ("gatewayapi matches", "routers/gatewayapi.py", "matches = route_matches(svc.match, where) or [dict(DEFAULT_MATCH)]", "matches = [dict(DEFAULT_MATCH)]"),
+    ("gatewayapi header filters", "routers/gatewayapi.py", 'filters.append({"type": kind, kind[0].lower() + kind[1:]: modifier})', "pass"),
+    ("gatewayapi URLRewrite", "routers/gatewayapi.py", 'filters.append({"type": "URLRewrite", "urlRewrite": rewrite})', "pass"),
+    ("gatewayapi rewrite hostname", "routers/gatewayapi.py", 'rewrite["hostname"] = svc.rewrite["authority"]', "pass"),
+    ("gatewayapi timeouts", "routers/gatewayapi.py", 'rule["timeouts"] = {"request": canary.spec.service.timeout}', "pass"),
+    ("gatewayapi backend port", "routers/gatewayapi.py", '"name": name, "port": port, "weight": weight}', '"name": name, "weight": weight}'),
+    ("gatewayapi mirror filter", "routers/gatewayapi.py", 'mirror = ({"type": "RequestMirror", "requestMirror": {"backendRef": ref}},)', "mirror = ()"),
+    ("gatewayapi A/B merge", "routers/gatewayapi.py", 'weighted["matches"] = merge_matches(analysis, matches)', "pass"),
+    ("nginx canary backend", "routers/nginx.py", 'service["name"] = f"{apex}-canary"', 'service["name"] = apex'),
+    ("nginx user annotations", "routers/nginx.py", "annotations = {k: str(v) for k, v in (meta.get(\"annotations\") or {}).items() if CANARY not in k}", "annotations = {}"),
+    ("nginx canary", "routers/nginx.py", 'annotations[CANARY] = "true"', "pass"),
+    ("nginx weight", "routers/nginx.py", "annotations[WEIGHT] = str(canary_weight)", 'annotations[WEIGHT] = "0"'),
+    ("nginx by-header", "routers/nginx.py", "out[BY_HEADER] = name", "pass"),
+    ("nginx by-header-value", "routers/nginx.py", 'out[BY_HEADER_VALUE] = str(value["exact"])', "pass"),
+    ("nginx by-header-pattern", "routers/nginx.py", 'out[BY_HEADER_PATTERN] = str(value["regex"])', "pass"),
+    ("nginx by-cookie", "routers/nginx.py", 'out[BY_COOKIE] = str(value.get("exact", ""))', "pass"),
+    ("service port name", "manifests/render.py", '"name": svc.port_name,', '"name": "http",'),
+    ("service port", "manifests/render.py", '"port": svc.port,', '"port": 80,'),
+    ("service targetPort", "manifests/render.py", '"targetPort": svc.target_port if svc.target_port is not None else svc.port,', '"targetPort": svc.port,'),
+    ("service appProtocol", "manifests/render.py", 'port["appProtocol"] = svc.app_protocol', "pass"),
+    ("service custom annotations", "manifests/render.py", 'meta["annotations"] = dict(extra["annotations"])  # type: ignore[index]', "pass"),
+    ("service custom labels", "manifests/render.py", '"labels": {**((extra or {}).get("labels") or {}), label: service_name, **MANAGED_BY},', '"labels": {label: service_name, **MANAGED_BY},'),
+]
+
+
+def mutate(work: Path, file: str, old: str, new: str) -> None:
+    path = work / "gitcanary" / file
+    text = path.read_text()
+    if text.count(old) != 1:
+        raise SystemExit(f"{file}: expected exactly one {old!r} (found {text.count(old)}): update MUTATIONS")
+    path.write_text(text.replace(old, new))
+
+
+def run_tests(work: Path) -> bool:
+    """True when at least one test fails against the package in `work`."""
+    env = {**os.environ, "PYTHONPATH": str(work)}
+    proc = subprocess.run(
+        # pyproject's `pythonpath = [".", ...]` would put the unmutated package first: override it.
+        [sys.executable, "-m", "pytest", "-p", "no:xdist", "-p", "no:cacheprovider", "-x", "-q",
+         "-o", f"pythonpath={work} tests", *TESTS],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return proc.returncode != 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-k", default="", help="run only mutations whose name contains this")
+    args = parser.parse_args()
+    chosen = [m for m in MUTATIONS if args.k in m[0]]
+    survivors = []
+    with tempfile.TemporaryDirectory(prefix="gitcanary-mutants-") as tmp:
+        work = Path(tmp)
+        if not args.k and run_tests(_fresh(work)):
+            print("the tests fail without any mutation: fix them first", file=sys.stderr)
+            return 2
+        for name, file, old, new in chosen:
+            mutate(_fresh(work), file, old, new)
+            killed = run_tests(work)
+            print(f"{'killed ' if killed else 'SURVIVED'} {name}", flush=True)
+            if not killed:
+                survivors.append(name)
+    print(f"{len(chosen) - len(survivors)}/{len(chosen)} mutations killed, {len(survivors)} survived")
+    return 1 if survivors else 0
+
+
+def _fresh(work: Path) -> Path:
+    shutil.rmtree(work / "gitcanary", ignore_errors=True)
+    shutil.copytree(ROOT / "gitcanary", work / "gitcanary", ignore=shutil.ignore_patterns("__pycache__"))
+    return work
+
+
+if __name__ == "__main__":
+    sys.exit(main())
