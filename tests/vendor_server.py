@@ -47,6 +47,7 @@ class Reply:
     raw: bytes | None = None
     drip: float = 0.0  # seconds between bytes
     content_type: str = "application/json"
+    declare_length: bool = True  # False: no Content-Length, the body ends when the connection closes
 
 
 @dataclass
@@ -162,7 +163,7 @@ class VendorServer:
         try:
             handler.send_response(reply.status)
             handler.send_header("Content-Type", reply.content_type)
-            if not reply.drip:
+            if not reply.drip and reply.declare_length:
                 handler.send_header("Content-Length", str(len(data)))
             handler.end_headers()
             if reply.drip:

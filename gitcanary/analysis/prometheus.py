@@ -81,8 +81,10 @@ class PrometheusClient:
         try:
             response = self._get(url, params)
         except httpx.TransportError as exc:
-            raise AnalysisError(f"prometheus at {self.address} unreachable: {_describe(exc)}") from exc
-        return _value(response, self.address)
+            raise AnalysisError(
+                f"prometheus at {redact_url(self.address)} unreachable: {_describe(exc)}"
+            ) from exc
+        return _value(response, redact_url(self.address))
 
     def _get(self, url: str, params: dict[str, str]) -> httpx.Response:
         return fetch(
@@ -120,7 +122,9 @@ def _value(response: httpx.Response, address: str) -> float:
     if kind == "scalar":
         samples = [result]
     elif kind == "vector":
-        samples = [series.get("value") for series in result or []]
+        if not isinstance(result, list | None):
+            raise AnalysisError("prometheus answered a vector that is not a list")
+        samples = [series.get("value") if isinstance(series, dict) else series for series in result or []]
     else:
         raise AnalysisError(
             f"query returned a {kind}; a metric query must return an instant vector or scalar"
