@@ -16,7 +16,9 @@ FIXTURES = Path(__file__).parent / "data" / "fixtures" / "flagger"
 
 
 def gitcanary(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([sys.executable, "-m", "gitcanary", *args], cwd=cwd, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "gitcanary", *args], cwd=cwd, capture_output=True, text=True
+    )
     if check and proc.returncode != 0:
         raise AssertionError(
             f"gitcanary {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
