@@ -39,7 +39,7 @@ def template(name: str, query: str, **provider: Any) -> MetricTemplate:
             "apiVersion": "flagger.app/v1beta1",
             "kind": "MetricTemplate",
             "metadata": {"name": name, "namespace": NS},
-            "spec": {"provider": provider, "query": query},
+            "spec": {"provider": {"type": "prometheus", **provider}, "query": query},
         }
     )
 
