@@ -9,10 +9,12 @@ scripts/test.sh installs both; a test fails (never skips) when one is missing.
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -107,3 +109,116 @@ def influx_write(address: str, database: str, lines: list[str], auth: tuple[str,
         timeout=10,
     )
     response.raise_for_status()
+
+
+GRAPHITE_SETTINGS = """\
+SECRET_KEY = "gitcanary-tests-only"
+ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+STORAGE_DIR = "{work}/storage"
+WHISPER_DIR = "{work}/storage/whisper"
+CERES_DIR = "{work}/storage/ceres"
+RRD_DIR = "{work}/storage/rrd"
+LOG_DIR = "{work}/log"
+INDEX_FILE = "{work}/storage/index"
+STANDARD_DIRS = [WHISPER_DIR]
+CARBONLINK_HOSTS = ["127.0.0.1:{cache_query}"]
+DATABASES = {{"default": {{"NAME": "{work}/graphite.db", "ENGINE": "django.db.backends.sqlite3"}}}}
+TAGDB = ""
+LOG_RENDERING_PERFORMANCE = False
+LOG_CACHE_PERFORMANCE = False
+DEFAULT_XFILES_FACTOR = 0
+"""
+
+CARBON_CONF = """\
+[cache]
+STORAGE_DIR = {work}/storage/
+LOCAL_DATA_DIR = {work}/storage/whisper/
+WHITELISTS_DIR = {work}/storage/lists/
+CONF_DIR = {work}/
+LOG_DIR = {work}/log/
+PID_DIR = {work}/
+DATABASE = whisper
+ENABLE_LOGROTATION = False
+MAX_CACHE_SIZE = inf
+MAX_UPDATES_PER_SECOND = inf
+MAX_CREATES_PER_MINUTE = inf
+LINE_RECEIVER_INTERFACE = 127.0.0.1
+LINE_RECEIVER_PORT = {line}
+ENABLE_UDP_LISTENER = False
+PICKLE_RECEIVER_INTERFACE = 127.0.0.1
+PICKLE_RECEIVER_PORT = {pickle}
+CACHE_QUERY_INTERFACE = 127.0.0.1
+CACHE_QUERY_PORT = {cache_query}
+LOG_LISTENER_CONN_SUCCESS = False
+"""
+
+# graphite-web is Debian's Python package (python3-django): it runs under Debian's own python3.
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+@dataclass
+class Graphite:
+    url: str
+    line_port: int
+
+    def send(self, lines: list[str]) -> None:
+        """Plaintext protocol lines (`path value timestamp`) to carbon-cache."""
+        with socket.create_connection(("127.0.0.1", self.line_port), timeout=10) as conn:
+            conn.sendall(("\n".join(lines) + "\n").encode())
+
+
+@contextmanager
+def graphite(workdir: Path) -> Iterator[Graphite]:
+    """carbon-cache (Debian's `graphite-carbon`) feeding graphite-web (`graphite-web`) by its
+    cache query port and whisper files, on loopback ports; retention 10s for a day."""
+    carbon = _binary("carbon-cache")
+    assert Path(SYSTEM_PYTHON).exists()
+    line, pickle, cache_query, web = free_port(), free_port(), free_port(), free_port()
+    for folder in ("storage/whisper", "storage/lists", "log", "settings"):
+        (workdir / folder).mkdir(parents=True, exist_ok=True)
+    values = {"work": workdir, "line": line, "pickle": pickle, "cache_query": cache_query}
+    (workdir / "carbon.conf").write_text(CARBON_CONF.format(**values))
+    (workdir / "storage-schemas.conf").write_text("[default]\npattern = .*\nretentions = 10s:1d\n")
+    (workdir / "settings" / "gitcanary_graphite_settings.py").write_text(GRAPHITE_SETTINGS.format(**values))
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(workdir / "settings"),
+        "DJANGO_SETTINGS_MODULE": "graphite.settings",
+        "GRAPHITE_SETTINGS_MODULE": "gitcanary_graphite_settings",
+    }
+    carbon_log = workdir / "carbon.out"
+    cache = subprocess.Popen(
+        [SYSTEM_PYTHON, carbon, f"--config={workdir / 'carbon.conf'}", "--debug", "start"],
+        stdout=carbon_log.open("w"),
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    web_log = workdir / "web.out"
+    subprocess.run(
+        [SYSTEM_PYTHON, "-m", "django", "migrate", "--run-syncdb", "-v0"],
+        env=env,
+        check=True,
+        stdout=web_log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    server = subprocess.Popen(
+        [SYSTEM_PYTHON, "-m", "django", "runserver", "--noreload", "--nothreading", f"127.0.0.1:{web}"],
+        env=env,
+        stdout=web_log.open("a"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        _wait(f"http://127.0.0.1:{web}/render?target=none&format=json", web_log)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", line), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, carbon_log.read_text()[-2000:]
+                time.sleep(0.2)
+        yield Graphite(f"http://127.0.0.1:{web}", line)
+    finally:
+        for process in (server, cache):
+            process.terminate()
+            process.wait(10)
