@@ -68,22 +68,24 @@ class Spec:
         return operation
 
     def resolve(self, node: Any) -> Any:
-        """`node` with every local `$ref` inlined (the validator then needs no registry)."""
-        if isinstance(node, dict):
-            if "$ref" in node:
-                _, *parts = node["$ref"].split("/")
-                target: Any = self.document
-                for part in parts:
-                    target = target[part]
-                return self.resolve(target)
-            return {k: self.resolve(v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [self.resolve(v) for v in node]
+        """`node`, or what its local `$ref` points at (one level: schemas may be recursive)."""
+        while isinstance(node, dict) and "$ref" in node:
+            _, *parts = node["$ref"].split("/")
+            target: Any = self.document
+            for part in parts:
+                target = target[part]
+            node = target
         return node
 
-    def request_problems(self, request: Request) -> list[str]:
+    def validator(self, schema: dict[str, Any]) -> OAS30Validator:
+        """A validator for `schema` whose `#/components/...` references resolve in the description."""
+        return OAS30Validator({**schema, "components": self.document.get("components", {})})
+
+    def request_problems(self, request: Request, prefix: str = "") -> list[str]:
         problems = []
-        for parameter in self.resolve(self.operation.get("parameters", [])):
+        if request.path != prefix + self.path or request.method.lower() != self.method:
+            return [f"{request.method} {request.path} is not {self.method.upper()} {prefix}{self.path}"]
+        for parameter in [self.resolve(p) for p in self.operation.get("parameters", [])]:
             if parameter.get("in") != "query":
                 continue
             name = parameter["name"]
@@ -99,7 +101,7 @@ class Spec:
                 except ValueError:
                     problems.append(f"query parameter {name}={value!r} is not an integer")
                     continue
-            for error in OAS30Validator(schema).iter_errors(value):
+            for error in self.validator(schema).iter_errors(value):
                 problems.append(f"query parameter {name}: {error.message}")
         schemes = self.document.get("components", {}).get("securitySchemes", {})
         for requirement in self.operation.get("security", []):
@@ -118,12 +120,13 @@ class Spec:
         described = responses.get(str(status)) or responses.get("default")
         if described is None:
             return [f"status {status} is not described for {self.method.upper()} {self.path}"]
-        schema = self.resolve(described).get("content", {}).get("application/json", {}).get("schema")
+        content = self.resolve(described).get("content", {})
+        schema = next((v.get("schema") for k, v in content.items() if k.startswith("application/json")), None)
         if schema is None:
             return []
         return [
             f"response {status} at {'/'.join(map(str, e.path))}: {e.message}"
-            for e in OAS30Validator(schema).iter_errors(body)
+            for e in self.validator(self.resolve(schema)).iter_errors(body)
         ]
 
 
@@ -148,7 +151,7 @@ class VendorServer:
         )
         self.requests.append(request)
         if self.spec is not None:
-            problems = self.spec.request_problems(request)
+            problems = self.spec.request_problems(request, self.prefix)
             if problems:
                 self.errors.extend(problems)
                 self._send(handler, Reply(400, {"errors": problems}))
