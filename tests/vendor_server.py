@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -83,8 +84,21 @@ class Spec:
 
     def request_problems(self, request: Request, prefix: str = "") -> list[str]:
         problems = []
-        if request.path != prefix + self.path or request.method.lower() != self.method:
+        pattern = re.escape(prefix) + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(self.path))
+        if not re.fullmatch(pattern, request.path) or request.method.lower() != self.method:
             return [f"{request.method} {request.path} is not {self.method.upper()} {prefix}{self.path}"]
+        body_schema = (
+            self.resolve(self.operation.get("requestBody", {})).get("content", {}).get("application/json", {})
+        ).get("schema")
+        if body_schema is not None:
+            try:
+                sent = json.loads(request.body or b"null")
+            except ValueError:
+                return ["request body is not JSON"]
+            problems += [
+                f"request body at {'/'.join(map(str, e.path))}: {e.message}"
+                for e in self.validator(self.resolve(body_schema)).iter_errors(sent)
+            ]
         for parameter in [self.resolve(p) for p in self.operation.get("parameters", [])]:
             if parameter.get("in") != "query":
                 continue
@@ -109,6 +123,9 @@ class Spec:
                 schemes[n]["name"] for n in requirement if n in schemes and schemes[n].get("in") == "header"
             ]
             if names and all(n.lower() in request.headers for n in names):
+                break
+            oauth = [n for n in requirement if schemes.get(n, {}).get("type") == "oauth2"]
+            if oauth and request.headers.get("authorization", "").startswith("Bearer "):
                 break
         else:
             if self.operation.get("security"):
@@ -135,6 +152,8 @@ class VendorServer:
     answer: Callable[[Request], Reply]
     spec: Spec | None = None
     prefix: str = ""  # the address's path, stripped before matching the description's path template
+    # Paths outside the described operation (an OAuth token endpoint), each checking its own requests.
+    extra: dict[str, Callable[[Request], Reply]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     requests: list[Request] = field(default_factory=list)
     url: str = ""
@@ -150,6 +169,9 @@ class VendorServer:
             handler.rfile.read(length) if length else b"",
         )
         self.requests.append(request)
+        if request.path in self.extra:
+            self._send(handler, self.extra[request.path](request))
+            return
         if self.spec is not None:
             problems = self.spec.request_problems(request, self.prefix)
             if problems:
