@@ -212,11 +212,16 @@ def _observe(
 
 def validate(root: Path, provider: str | None = None) -> tuple[list[str], list[str]]:
     """(errors, warnings) for every canary: its spec, its target build, its generated objects."""
+    from gitcanary.analysis import providers as metric_providers
     from gitcanary.spec.validation import validate_manifests
 
     catalog = _scan(root, provider)
     errors = [str(err) for err in catalog.errors.values()]
     warnings: list[str] = []
+    for key, template in sorted(catalog.templates.items()):
+        source = catalog.template_sources.get(key, key)
+        errors += [f"{source}: {line}" for line in metric_providers.problems(template)]
+        warnings += [f"{source}: {line}" for line in metric_providers.warnings(template)]
     for key in sorted(catalog.canaries):
         loaded = catalog.canaries[key]
         warnings += loaded.warnings

@@ -6,7 +6,8 @@ template's `spec.provider` (address, secretRef, headers, insecureSkipVerify, reg
 opens by citing the Flagger file whose semantics it follows, and exposes
 
     build(target, env, pool) -> Provider
-    problems(spec, query) -> list[str]      # what `validate` reports, without any I/O
+    problems(spec, query) -> list[str]      # what `validate` reports as errors, without any I/O
+    warnings(spec, query) -> list[str]      # optional: what it points out that still works
 
 so a new backend is one module and one test file. Modules load on first use: a Prometheus-only
 installation never imports boto3 or the Kubernetes client.
@@ -71,6 +72,13 @@ def problems(template: MetricTemplate) -> list[str]:
     return found_problems
 
 
+def warnings(template: MetricTemplate) -> list[str]:
+    """What `validate` should point out about `template`'s provider that does not stop it working."""
+    found = module(template.spec.provider.type)
+    advise = getattr(found, "warnings", None)
+    return list(advise(template.spec.provider, template.spec.query)) if advise else []
+
+
 __all__ = [
     "MODULES",
     "HttpPool",
@@ -84,4 +92,5 @@ __all__ = [
     "build",
     "module",
     "problems",
+    "warnings",
 ]

@@ -69,9 +69,13 @@ def build(target: Target, env: ProviderEnv, pool: HttpPool) -> PrometheusProvide
 
 
 def problems(spec: MetricTemplateProvider, query: str) -> list[str]:
+    # Without an address gitcanary queries its own --prometheus (see `warnings`).
+    return need_address(spec) if spec.address else []
+
+
+def warnings(spec: MetricTemplateProvider, query: str) -> list[str]:
     if not spec.address:
-        # gitcanary queries its own --prometheus then; Flagger refuses such a template.
         return [
-            "spec.provider.address: none given (Flagger refuses this; gitcanary queries its --prometheus)"
+            "spec.provider.address: none given; gitcanary queries its --prometheus (Flagger refuses this)"
         ]
-    return need_address(spec)
+    return []
