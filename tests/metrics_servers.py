@@ -28,11 +28,11 @@ def _binary(name: str) -> str:
     return found
 
 
-def _wait(url: str, log: Path, ok: tuple[int, ...] = (200, 204)) -> None:
+def _wait(url: str, log: Path, ok: tuple[int, ...] = (200, 204), auth: tuple[str, str] | None = None) -> None:
     deadline = time.monotonic() + 30
     while True:
         try:
-            if httpx.get(url, timeout=2).status_code in ok:
+            if httpx.get(url, timeout=2, verify=False, auth=auth).status_code in ok:
                 return
         except httpx.TransportError:
             pass
@@ -40,35 +40,77 @@ def _wait(url: str, log: Path, ok: tuple[int, ...] = (200, 204)) -> None:
         time.sleep(0.2)
 
 
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate and key for 127.0.0.1, signed by themselves (so only insecureSkipVerify trusts them)."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "tls.crt", directory / "tls.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_file, key_file
+
+
 @contextmanager
-def victoria_metrics(workdir: Path) -> Iterator[str]:
+def victoria_metrics(
+    workdir: Path, *, basic_auth: tuple[str, str] | None = None, tls: bool = False
+) -> Iterator[str]:
+    """VictoriaMetrics on a loopback port; with `basic_auth` and `tls` it enforces both itself."""
     port = free_port()
     log = workdir / "vm.log"
-    process = subprocess.Popen(
-        [
-            _binary("victoria-metrics"),
-            f"-storageDataPath={workdir / 'vm-data'}",
-            f"-httpListenAddr=127.0.0.1:{port}",
-            "-search.disableCache",
-            "-search.latencyOffset=0s",
-        ],
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-    )
-    address = f"http://127.0.0.1:{port}"
+    args = [
+        _binary("victoria-metrics"),
+        f"-storageDataPath={workdir / 'vm-data'}",
+        f"-httpListenAddr=127.0.0.1:{port}",
+        "-search.disableCache",
+        "-search.latencyOffset=0s",
+    ]
+    if basic_auth:
+        args += [f"-httpAuth.username={basic_auth[0]}", f"-httpAuth.password={basic_auth[1]}"]
+    if tls:
+        cert, key = self_signed(workdir)
+        args += ["-tls", f"-tlsCertFile={cert}", f"-tlsKeyFile={key}"]
+    process = subprocess.Popen(args, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    address = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     try:
-        _wait(f"{address}/health", log)
+        _wait(f"{address}/health", log, auth=basic_auth)
         yield address
     finally:
         process.terminate()
         process.wait(10)
 
 
-def vm_import(address: str, lines: list[str]) -> None:
+def vm_import(address: str, lines: list[str], auth: tuple[str, str] | None = None) -> None:
     """Prometheus exposition lines with millisecond timestamps, made searchable at once."""
-    response = httpx.post(f"{address}/api/v1/import/prometheus", content="\n".join(lines) + "\n", timeout=10)
-    response.raise_for_status()
-    httpx.get(f"{address}/internal/force_flush", timeout=10).raise_for_status()
+    content = "\n".join(lines) + "\n"
+    options: dict[str, object] = {"timeout": 10, "verify": False, "auth": auth}
+    httpx.post(f"{address}/api/v1/import/prometheus", content=content, **options).raise_for_status()  # type: ignore[arg-type]
+    httpx.get(f"{address}/internal/force_flush", **options).raise_for_status()  # type: ignore[arg-type]
 
 
 @contextmanager
@@ -96,8 +138,13 @@ def influxdb(workdir: Path, *, auth: bool = False) -> Iterator[str]:
         process.wait(10)
 
 
-def influx_query(address: str, q: str, auth: tuple[str, str] | None = None) -> None:
-    httpx.post(f"{address}/query", params={"q": q}, auth=auth, timeout=10).raise_for_status()
+def influx_query(address: str, q: str, auth: tuple[str, str] | None = None, db: str | None = None) -> None:
+    """Run one InfluxQL statement; a statement error (answered with 200) fails too."""
+    params = {"q": q, **({"db": db} if db else {})}
+    response = httpx.post(f"{address}/query", params=params, auth=auth, timeout=10)
+    response.raise_for_status()
+    errors = [r["error"] for r in response.json().get("results", []) if "error" in r]
+    assert not errors, errors
 
 
 def influx_write(address: str, database: str, lines: list[str], auth: tuple[str, str] | None = None) -> None:
