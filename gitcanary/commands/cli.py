@@ -157,8 +157,9 @@ def run(
     secrets_dir: Annotated[
         Path | None,
         typer.Option(
-            help="Where AlertProvider secretRefs are read: <dir>/<namespace>/<secret>/address "
-            "(env GITCANARY_SECRET_<NAMESPACE>_<SECRET>_ADDRESS wins); default /etc/gitcanary/secrets.",
+            help="Where AlertProvider and MetricTemplate secretRefs are read: "
+            "<dir>/<namespace>/<secret>/<key> (env GITCANARY_SECRET_<NAMESPACE>_<SECRET>_<KEY> wins); "
+            "default /etc/gitcanary/secrets.",
             envvar="GITCANARY_SECRETS_DIR",
         ),
     ] = None,
