@@ -4,6 +4,7 @@ client, `analysis.providers.http`, proven here for each provider's own request).
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -76,3 +77,26 @@ def test_oversized_answer_is_refused(server: VendorServer, kind: str) -> None:
     server.answer = lambda r: Reply(200, raw=b"[" + b"1," * 1_000_000 + b"1]", declare_length=False)
     result = check(subject(kind, server), env=ENV)
     assert not result.ok and "exceeds the 1048576-byte cap" in result.line, result.line
+
+
+@pytest.mark.parametrize("kind", sorted(QUERIES))
+def test_a_server_echoing_the_credentials_never_puts_them_in_the_line(
+    server: VendorServer, kind: str
+) -> None:
+    def echo(request: Any) -> Reply:
+        # What a careless server might say: the credential headers it got, basic auth decoded.
+        said = []
+        for name, value in request.headers.items():
+            if name in ("accept", "accept-encoding", "connection", "host", "user-agent", "content-length"):
+                continue
+            if value.startswith("Basic "):
+                value = base64.b64decode(value[6:]).decode()
+            said.append(f"{name}={value}")
+        return Reply(403, raw=" ".join(said).encode())
+
+    server.answer = echo
+    loud = {key: f"secret-{key}-0123456789" for key in SECRETS}
+    loud["newrelic_account_id"] = "987654321"
+    result = check(subject(kind, server), env=ProviderEnv(secrets=secrets(loud), limits=ENV.limits))
+    assert not result.ok and "answered HTTP 403" in result.line
+    assert not [value for value in loud.values() if value in result.line], result.line

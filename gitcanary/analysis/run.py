@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from gitcanary.analysis import providers
 from gitcanary.analysis.builtin import builtin_metric
 from gitcanary.analysis.prometheus import NoDataError, PrometheusClient, QueryClient
-from gitcanary.analysis.providers import HttpPool, Provider, ProviderEnv, Target
+from gitcanary.analysis.providers import HttpPool, Provider, ProviderEnv, SecretSource, Target
 from gitcanary.analysis.templates import QueryModel, render_query
 from gitcanary.core.observations import CheckResult
 from gitcanary.duration import parse_duration
@@ -107,7 +107,11 @@ class _Run:
         env: ProviderEnv,
         pool: HttpPool,
     ) -> None:
-        self.env = env
+        # Every secret value a provider reads is masked in the check lines, whatever a server echoes.
+        self.revealed: set[str] = set()
+        self.env = ProviderEnv(
+            secrets=_Recording(env.secrets, self.revealed), limits=env.limits, kube=env.kube
+        )
         self.pool = pool
         self.canary = canary
         self.templates = templates
@@ -133,14 +137,21 @@ class _Run:
             window = timedelta(seconds=parse_duration(interval))
             value = self._client(plan).query(query, self.now, window)
         except NoDataError as exc:
-            return _failed(metric, f"no data ({exc})", plan.note)
+            return _failed(metric, self._mask(f"no data ({exc})"), plan.note)
         except AnalysisError as exc:
-            return _failed(metric, f"query failed ({exc})", plan.note)
+            return _failed(metric, self._mask(f"query failed ({exc})"), plan.note)
         if plan.whole_units:
             # Flagger reads durations as whole milliseconds (truncated); rounding first drops
             # float noise from rate arithmetic (211.99999999 is 212ms, not 211ms).
             value = float(math.trunc(round(value, 6)))
         return judge(metric, value, bound=plan.bound, unit=plan.unit, note=plan.note)
+
+    def _mask(self, text: str) -> str:
+        # Longest first, so a secret that contains another is masked whole.
+        for value in sorted(self.revealed, key=len, reverse=True):
+            if len(value) >= 4:
+                text = text.replace(value, "***")
+        return text
 
     def _plan(self, metric: CanaryMetric) -> _Plan:
         # Precedence when a metric has several sources: templateRef, then inline query, then builtin.
@@ -210,6 +221,23 @@ class _Run:
         if key not in self.clients:
             self.clients[key] = providers.build(plan.target, self.env, self.pool)
         return self.clients[key]
+
+
+class _Recording:
+    """A `SecretSource` that remembers every value it hands out."""
+
+    def __init__(self, source: SecretSource, seen: set[str]) -> None:
+        self.source = source
+        self.seen = seen
+
+    def get(self, namespace: str, secret: str, key: str) -> str | None:
+        value = self.source.get(namespace, secret, key)
+        if value:
+            self.seen.add(value)
+        return value
+
+    def where(self, namespace: str, secret: str, key: str) -> str:
+        return self.source.where(namespace, secret, key)
 
 
 def _resolves(host: str) -> bool:
