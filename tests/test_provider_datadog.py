@@ -107,3 +107,17 @@ def test_problems_name_the_secret_keys() -> None:
         "spec.provider.secretRef: datadog needs a secret with datadog_api_key, datadog_application_key"
     ]
     assert problems(template("t", "q", type="datadog", secretRef={"name": "dd"})) == []
+
+
+def test_series_for_the_comparative_judge(datadog: VendorServer) -> None:
+    from datetime import timedelta
+
+    from gitcanary.analysis.providers import HttpPool, Target, build
+
+    datadog.answer = lambda r: Reply(200, series((1_000_000, 1.0), (1_010_000, None), (1_020_000, 3.0)))
+    subject = dd(datadog)
+    provider = build(Target(subject.spec.provider, "prod", datadog.url), ENV, HttpPool())
+    points = provider.query_range("avg:x{*}", NOW - timedelta(minutes=5), NOW, 10)  # type: ignore[attr-defined]
+    assert points == [(1000.0, 1.0), (1020.0, 3.0)]
+    assert int(datadog.requests[0].params["to"]) - int(datadog.requests[0].params["from"]) == 300
+    assert datadog.errors == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -34,10 +34,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Graphite]:
         yield running
 
 
-RATE = (
-    "target=asPercent(sumSeries(app.{{ target }}.errors),sumSeries(app.{{ target }}.requests))"
-    "&from=-5min"
-)
+RATE = "target=asPercent(sumSeries(app.{{ target }}.errors),sumSeries(app.{{ target }}.requests))&from=-5min"
 
 
 def test_last_datapoint_relative_to_the_analysis_instant(server: Graphite) -> None:
@@ -69,3 +66,14 @@ def test_problems() -> None:
         "spec.provider.address: graphite needs an address (Flagger refuses a template without one)",
         "spec.query: a graphite query is a render query string with at least one target=",
     ]
+
+
+def test_series_for_the_comparative_judge(server: Graphite) -> None:
+    from gitcanary.analysis.providers import HttpPool, ProviderEnv, Target, build
+
+    subject = template("rate", "target=app.backend.errors", type="graphite", address=server.url)
+    provider = build(Target(subject.spec.provider, "prod", server.url), ProviderEnv(), HttpPool())
+    start = datetime.fromtimestamp(START + 550, UTC)
+    points = provider.query_range("target=app.backend.errors", start, NOW + timedelta(seconds=30), 10)  # type: ignore[attr-defined]
+    assert [value for _, value in points] == [1.0] * 4 + [7.0] * 3  # 560..590, then 600..620
+    assert points[0][0] == START + 560  # graphite starts after `from`, 10 s buckets
