@@ -43,6 +43,7 @@ MODULES = {
     "stackdriver": "stackdriver",
     "splunk": "splunk",
     "keptn": "keptn",
+    "externalmetrics": "externalmetrics",
 }
 
 
