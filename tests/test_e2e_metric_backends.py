@@ -4,7 +4,8 @@ secret read from the secrets directory (`--secrets-dir`). No data never promotes
 
 Real servers where Debian or PyPI has one (VictoriaMetrics behind its own basic auth and TLS,
 Graphite, InfluxDB, CloudWatch through moto); validated stand-ins for the SaaS-only backends
-(Datadog, New Relic, Dynatrace, Splunk, Google Cloud Monitoring). Each backend is told the value the
+(Datadog, New Relic, Dynatrace, Splunk, Google Cloud Monitoring) and for the Kubernetes external
+metrics API. Each backend is told the value the
 canary's error rate has at the analysis instant; the oracle checks the tree after every commit.
 """
 
@@ -151,6 +152,34 @@ def stackdriver(work: Path) -> Iterator[Backend]:
 
 
 @contextmanager
+def externalmetrics(work: Path) -> Iterator[Backend]:
+    with _serving(VendorServer(lambda r: Reply(200, {}))) as server:
+
+        def reply(value: float | None) -> Reply:
+            items = (
+                []
+                if value is None
+                else [{"metricName": "errors", "metricLabels": {}, "value": f"{int(value * 1000)}m"}]
+            )
+            return Reply(
+                200,
+                {
+                    "kind": "ExternalMetricValueList",
+                    "apiVersion": "external.metrics.k8s.io/v1beta1",
+                    "items": items,
+                },
+            )
+
+        yield Backend(
+            {"type": "externalmetrics", "address": server.url},
+            "prod/errors?labelSelector=app%3D{{ target }}",
+            {"token": "cluster-token"},
+            standin(server, reply),
+        )
+        assert all(r.headers.get("authorization") == "Bearer cluster-token" for r in server.requests)
+
+
+@contextmanager
 def victoriametrics(work: Path) -> Iterator[Backend]:
     auth = ("vm-user", "vm-pass")
     with victoria_metrics(work, basic_auth=auth, tls=True) as address:
@@ -278,6 +307,7 @@ BACKENDS = {
     "splunk": splunk,
     "stackdriver": stackdriver,
     "victoriametrics": victoriametrics,
+    "externalmetrics": externalmetrics,
     "graphite": graphite_backend,
     "influxdb": influx_backend,
     "cloudwatch": cloudwatch,
