@@ -11,10 +11,11 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from gitcanary.analysis.providers import problems
+from gitcanary.analysis.providers import Limits, problems
 from gitcanary.spec.models import MetricTemplate
 from tests.prometheus_server import free_port
 from tests.provider_checks import check, template
+from tests.vendor_server import Reply, VendorServer, serve
 
 NOW = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=2)
 REGION = "eu-west-1"
@@ -108,3 +109,52 @@ def test_region_is_required() -> None:
     assert problems(template("t", "nope", type="cloudwatch", region=REGION)) == [
         "spec.query: cloudwatch query is not JSON: Expecting value: line 1 column 1 (char 0)"
     ]
+
+
+def aws_error(code: str, message: str) -> bytes:
+    # CloudWatch speaks AWS JSON 1.0 to current botocore (x-amz-target GraniteServiceVersion20100801.*).
+    return f'{{"__type": "{code}", "message": "{message}"}}'.encode()
+
+
+@pytest.fixture
+def broken() -> Iterator[VendorServer]:
+    yield from serve(VendorServer(lambda r: Reply(200, {})))
+
+
+JSON10 = "application/x-amz-json-1.0"
+
+
+@pytest.mark.parametrize(
+    ("reply", "reason"),
+    [
+        (
+            Reply(
+                403,
+                raw=aws_error("InvalidClientTokenId", "The security token is invalid."),
+                content_type=JSON10,
+            ),
+            "cloudwatch InvalidClientTokenId: The security token is invalid.",
+        ),
+        (
+            Reply(503, raw=aws_error("ServiceUnavailable", "Please retry."), content_type=JSON10),
+            "cloudwatch ServiceUnavailable: Please retry.",
+        ),
+        (
+            Reply(200, raw=b'{"MetricDataResults": []}' + b" " * 100, drip=1.0, content_type=JSON10),
+            "did not answer within 4s",
+        ),
+    ],
+    ids=["401-like", "5xx", "dripping"],
+)
+def test_refusals_and_timeouts_are_failed_checks(broken: VendorServer, reply: Reply, reason: str) -> None:
+    patch = pytest.MonkeyPatch()
+    patch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    broken.answer = lambda r: reply
+    started = datetime.now(UTC)
+    try:
+        result = check(cw(broken.url), now=NOW, limits=Limits(deadline=4))
+    finally:
+        patch.undo()
+    assert not result.ok and reason in result.line, result.line
+    assert datetime.now(UTC) - started < timedelta(seconds=6)

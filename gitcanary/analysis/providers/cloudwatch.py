@@ -7,13 +7,17 @@ the first result; no result or no value is no data. Credentials come from the en
 shared config files, or the pod's role (IRSA), never from the repository. `provider.address`, which
 Flagger ignores here, is used as the endpoint URL when set (a VPC endpoint, or a test server).
 
-Bounds: boto3 gets connect and read timeouts of the deadline and two attempts; its answer is at
-most 20 datapoints per query, so no separate size cap applies.
+Bounds: boto3's timeouts are per read (a server that drips bytes never trips them), so each call
+runs in a worker thread and the check fails when the deadline passes; the abandoned call ends on its
+own. boto3 reads the whole answer itself, so the size cap does not apply here; an answer holds at
+most 20 datapoints per query.
 """
 
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -47,19 +51,25 @@ class CloudWatchProvider:
             config=config,
             verify=not target.spec.insecure_skip_verify,
         )
+        self.deadline = env.limits.deadline
+        self.worker = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cloudwatch")
 
     def query(self, query: str, at: datetime, window: timedelta) -> float:
         from botocore.exceptions import BotoCoreError, ClientError
 
         queries = parse_query(query)
         end = utc(at)
+        call = self.worker.submit(
+            self.client.get_metric_data,
+            MetricDataQueries=queries,
+            StartTime=end - WINDOW_MULTIPLIER * window,
+            EndTime=end,
+            MaxDatapoints=MAX_DATAPOINTS,
+        )
         try:
-            answer = self.client.get_metric_data(
-                MetricDataQueries=queries,
-                StartTime=end - WINDOW_MULTIPLIER * window,
-                EndTime=end,
-                MaxDatapoints=MAX_DATAPOINTS,
-            )
+            answer = call.result(timeout=self.deadline)
+        except FutureTimeout as exc:
+            raise AnalysisError(f"cloudwatch did not answer within {self.deadline:g}s") from exc
         except ClientError as exc:
             error = exc.response.get("Error", {})
             raise AnalysisError(
@@ -76,6 +86,7 @@ class CloudWatchProvider:
         return float(values[0])
 
     def close(self) -> None:
+        self.worker.shutdown(wait=False, cancel_futures=True)
         self.client.close()
 
 
