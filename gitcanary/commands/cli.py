@@ -231,6 +231,16 @@ def run(
         ),
     ] = None,
     provider: ProviderOpt = None,
+    automation_author: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--automation-author",
+            help="Commit author email of an image automation (repeatable): a failed tag it pushes back "
+            "is held, not rolled out again [default: fluxcdbot@users.noreply.github.com and "
+            "noreply@argoproj.io, or GITCANARY_AUTOMATION_AUTHORS as a JSON list]; the authors of the "
+            "repository's Flux ImageUpdateAutomations count too.",
+        ),
+    ] = None,
 ) -> None:
     """Watch REPO; on an image bump, drive the canary by commits: weights, halts, promotion or rollback."""
     from gitcanary.service import logs
@@ -271,6 +281,8 @@ def run(
         webhook_secret_file=webhook_secret_file,
         provider=provider,
     )
+    if automation_author:
+        settings = settings.model_copy(update={"automation_authors": automation_author})
     try:
         reconciler = MonitoredReconciler(settings)
     except GitcanaryError as exc:
@@ -396,6 +408,7 @@ def init(
     An app dir with a fleet.yaml is a Fleet bundle: the generated dir gets its own fleet.yaml, and
     init says whether a GitRepo's spec.paths in the repository covers it.
     """
+    from gitcanary.commands.operations import image_automation
     from gitcanary.commands.operations import init as do_init
 
     try:
@@ -412,6 +425,8 @@ def init(
             console.print(f"  wrote {changed}")
         if result.hook:
             console.print(f"  {result.hook}")
+    for line in image_automation(repo, provider, path):
+        console.print(line, highlight=False)
     if any(result.switched for result in results):
         console.print(
             "Push these commits: the primary, the services and the routing to it (100/0) are ready."
@@ -530,6 +545,7 @@ def validate(
     provider: ProviderOpt = None,
 ) -> None:
     """Check every Canary, MetricTemplate, target build and generated object; non-zero exit on errors."""
+    from gitcanary.commands.operations import image_automation
     from gitcanary.commands.operations import validate as do_validate
 
     if not path.is_dir():
@@ -539,6 +555,8 @@ def validate(
         err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     for problem in errors:
         err.print(f"[red]error:[/red] {problem}", highlight=False)
+    for line in image_automation(path, provider):
+        console.print(line, highlight=False)
     if errors:
         raise typer.Exit(1)
     console.print("ok: every canary and generated object is valid")

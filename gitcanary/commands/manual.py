@@ -39,8 +39,8 @@ from gitcanary.core.manual_rules import refusal
 from gitcanary.errors import GitcanaryError, GitError, PushRejected
 from gitcanary.git.trailers import format_message
 from gitcanary.git.workspace import Identity, Workspace
-from gitcanary.manifests import detect, discovery, render, yamlio
-from gitcanary.manifests.generate import Layout, read_status, write_documents
+from gitcanary.manifests import detect, discovery, image_policies, image_quarantine, render, yamlio
+from gitcanary.manifests.generate import Layout, read_primary, read_status, write_documents
 from gitcanary.manifests.target import render_target
 from gitcanary.service.logs import redact
 from gitcanary.spec.load import LoadedCanary
@@ -174,6 +174,9 @@ def _attempt(
         assert status is not None
         if action is ManualAction.RETRY:
             notes, restored = _restore_failed_images(workspace, loaded, status)
+            lifted_notes, lifted = _lift_quarantine(root, loaded, status)
+            notes += lifted_notes
+            restored += [path for path in lifted if path not in restored]
         request = ManualRequest(action=action, actor=actor, rollout_id=status.rollout_id, requested_at=now)
         requested = status.model_copy(update={"request": request})
         write_documents(root, layout.status, [requested.to_document(key)])
@@ -280,6 +283,25 @@ def _restore_failed_images(
                 f"image {container} restored: {now_image} -> {failed_image} in {source.path} {source.field}"
             )
             paths.append(source.path)
+    return notes, paths
+
+
+def _lift_quarantine(root: Path, loaded: LoadedCanary, status: CanaryStatus) -> tuple[list[str], list[str]]:
+    """Remove the exclusions a rollback wrote for the failed tag, so the automation may select it again."""
+    tag = status.canary_revision
+    if not tag:
+        return [], []
+    layout = Layout.of(loaded)
+    primary = read_primary(root, layout) or {}
+    notes: list[str] = []
+    paths: list[str] = []
+    for image in render.container_images(primary).values():
+        repository = detect.ImageRef.parse(image).repository
+        for selector in image_policies.find(root, layout.app_dir, repository):
+            lifted = image_quarantine.lift(root, selector, tag)
+            if lifted is not None:
+                notes.append(f"quarantine of {tag} lifted: {lifted.line}")
+                paths.append(lifted.path)
     return notes, paths
 
 

@@ -181,7 +181,7 @@ def status(
             view.message = st.message
             live = (now - st.last_transition_time).total_seconds() >= settle
             observation = Observation(now, rendered.spec_hash, rendered.revision, live)
-            at_rest = st.phase in (Phase.INITIALIZED, Phase.SUCCEEDED, Phase.FAILED)
+            at_rest = st.phase in (Phase.INITIALIZED, Phase.SUCCEEDED, Phase.FAILED, Phase.QUARANTINED)
             if observer is not None and not at_rest:
                 observation = replace(observation, cluster=_observe(root, loaded, observer, now))
                 view.liveness = "cluster"
@@ -237,3 +237,26 @@ def validate(root: Path, provider: str | None = None) -> tuple[list[str], list[s
         except GitcanaryError as exc:
             errors.append(str(exc))
     return errors, warnings
+
+
+def image_automation(root: Path, provider: str | None = None, under: str = "") -> list[str]:
+    """Per canary (under `under`): which ImagePolicy or Image Updater Application selects its images,
+    and whether a rollback can quarantine a failed tag there (else the Quarantined hold stands in)."""
+    from gitcanary.manifests import image_policies, render
+
+    root = Path(root)
+    catalog = _scan(root, provider)
+    docs = image_policies.documents(root)
+    lines: list[str] = []
+    for loaded in _canaries_under(catalog, _relative(root, under)) if under else catalog.canaries.values():
+        app_dir = Layout.of(loaded).app_dir
+        if not image_policies.automated(root, app_dir, docs):
+            continue  # nothing could select its images: no build needed to say so
+        try:
+            rendered = render_target(root, loaded)
+        except GitcanaryError:
+            continue  # validate reports the build error itself
+        images = list(render.container_images(rendered.target).values())
+        found = image_policies.report(root, app_dir, images, docs)
+        lines += [f"{loaded.canary.key}: {line}" for line in found]
+    return lines

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from gitcanary.errors import RenderError, SpecError
-from gitcanary.manifests import apex, detect, fleet, render, yamlio
+from gitcanary.manifests import apex, detect, fleet, image_policies, image_quarantine, render, yamlio
 from gitcanary.manifests.discovery import (
     GENERATED_DIR_ANNOTATION,
     STATUS_FILE,
@@ -334,6 +334,35 @@ class FileWriter:
                 self.changed.append(source.path)
                 notes.append(
                     f"image {container} written back: {new} -> {old} in {source.path} {source.field}"
+                )
+        return notes
+
+    def quarantine(self, rendered: Rendered) -> list[str]:
+        """Keep image automations from picking the failed tags again; lines for the rollback commit.
+
+        Call it before `revert_target`: it names the target's images as the rollback found them.
+        """
+        notes: list[str] = []
+        for container, _old, new, _source in changed_images(self.root, self.layout, rendered):
+            ref = detect.ImageRef.parse(new)
+            if not ref.tag:
+                continue
+            for selector in image_policies.find(self.root, self.layout.app_dir, ref.repository):
+                done = image_quarantine.quarantine(self.root, selector, ref.tag)
+                if done is None:
+                    notes.append(
+                        image_policies.one_line(
+                            f"{ref.tag} not quarantined in {selector.ref} ({selector.why_not()}): if it "
+                            "brings the tag back, gitcanary holds it (phase Quarantined) instead of a rollout"
+                        )
+                    )
+                    continue
+                if done.path not in self.changed:
+                    self.changed.append(done.path)
+                notes.append(f"quarantined {container} {ref.tag}: {done.line}")
+                notes.append(
+                    f"lift it with `gitcanary retry {self.canary.key}` (removes the exclusion and "
+                    "analyses the tag again) or by editing it out"
                 )
         return notes
 

@@ -25,7 +25,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from gitcanary.audit.bumper import bumped_by
+from gitcanary.audit.bumper import bumped_by, last_author_email
 from gitcanary.core import gates
 from gitcanary.core.observations import CheckResult, ClusterObservation, Observation
 from gitcanary.core.rollout import Action, Decision, decide
@@ -34,7 +34,7 @@ from gitcanary.git import messages
 from gitcanary.git.workspace import Identity, Workspace
 from gitcanary.hooks.alerts import Secrets
 from gitcanary.hooks.announce import Hooks, Transition
-from gitcanary.manifests import discovery, files, fleet
+from gitcanary.manifests import discovery, files, fleet, image_policies
 from gitcanary.manifests.discovery import Catalog
 from gitcanary.manifests.generate import FileWriter, Layout, Rendered, changed_images, read_status
 from gitcanary.manifests.target import render_target
@@ -54,7 +54,7 @@ log = logging.getLogger("gitcanary")
 
 Analyzer = Callable[..., tuple[CheckResult, ...]]
 # At rest nothing waits for the cluster (a new revision starts at once), so it is not asked.
-IDLE_PHASES = (Phase.INITIALIZED, Phase.SUCCEEDED, Phase.FAILED)
+IDLE_PHASES = (Phase.INITIALIZED, Phase.SUCCEEDED, Phase.FAILED, Phase.QUARANTINED)
 
 
 @dataclass
@@ -279,6 +279,13 @@ class Reconciler:
             live=live,
             last_attempt=self.hooks.last_attempt(key, status),
         )
+        if (
+            status is not None
+            and rendered.revision in status.quarantined
+            and rendered.spec_hash not in (status.last_applied_spec, status.last_promoted_spec)
+        ):
+            # Only a new revision asks who pushed it: a held one costs nothing per tick.
+            obs = replace(obs, automated=self._pushed_by_automation(key))
         if self.publisher is not None:
             obs = replace(obs, promotion_gate=self.publisher.gate_state(key))
         if self.observer is not None and status is not None and status.phase not in IDLE_PHASES:
@@ -299,6 +306,12 @@ class Reconciler:
             decision = replace(decision, checks=obs.checks)  # for the Gitcanary-Check trailers
         self.hooks.observed(key, status, obs, decision)
         return decision, status, rendered
+
+    def _pushed_by_automation(self, key: str) -> bool:
+        """Was the last change to this canary's inputs (gitcanary's own aside) an image automation's?"""
+        authors = set(self.settings.automation_authors) | image_policies.automation_authors(self.root)
+        email = last_author_email(self.workspace, self.inputs.get(key, set()), self.settings.author_email)
+        return email is not None and email in authors
 
     def _observe_cluster(self, key: str, loaded: LoadedCanary, now: datetime) -> ClusterObservation:
         """Is the last commit for this canary (its app inputs or generated dir) live in the cluster?"""
@@ -345,7 +358,7 @@ class Reconciler:
         new_status = decision.status
         notes: list[str] = []
         if decision.revert_target:
-            notes = writer.revert_target(rendered)
+            notes = writer.quarantine(rendered) + writer.revert_target(rendered)
             reverted = render_target(self.root, loaded)
             if reverted.spec_hash == new_status.last_promoted_spec:
                 # Git says the primary's revision again; a later bump, even back to the failed

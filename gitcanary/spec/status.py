@@ -27,6 +27,8 @@ class Phase(StrEnum):
     FINALISING = "Finalising"
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
+    # A revision that failed came back from an image automation: held, not rolled out again.
+    QUARANTINED = "Quarantined"
 
     @property
     def in_rollout(self) -> bool:
@@ -70,6 +72,9 @@ class CanaryStatus(BaseModel):
     request: ManualRequest | None = None
     # Traffic is mirrored to the canary (Flagger reads this back from the routing object).
     mirrored: bool = False
+    # Revisions (tags) a rollback failed: an image automation bringing one back does not start a
+    # rollout (phase Quarantined); a person's bump or `gitcanary retry` does.
+    quarantined: tuple[str, ...] = ()
 
     def to_document(self, canary_key: str) -> dict[str, object]:
         """The YAML document written to the status file (stable key order, plain types)."""
@@ -78,6 +83,8 @@ class CanaryStatus(BaseModel):
             body.pop("request", None)  # absent, not `null`: status files of idle canaries stay as they were
         if not self.mirrored:
             del body["mirrored"]  # only canaries that mirror carry the field
+        if not self.quarantined:
+            del body["quarantined"]  # status files of canaries that never failed stay as they were
         return {"apiVersion": STATUS_API_VERSION, "kind": STATUS_KIND, "canary": canary_key, "status": body}
 
     @classmethod
