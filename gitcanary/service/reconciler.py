@@ -250,8 +250,8 @@ class Reconciler:
         )
 
     def _provider_env(self) -> ProviderEnv:
-        """MetricTemplate secretRefs resolve where AlertProvider ones do; keptn reads through the
-        observer's Kubernetes client."""
+        """MetricTemplate secretRefs resolve where AlertProvider ones do; keptn and externalmetrics
+        read through the observer's Kubernetes client."""
         from gitcanary.analysis.providers import ProviderEnv
 
         secrets = Secrets(self.settings.secrets_dir) if self.settings.secrets_dir else Secrets()
