@@ -77,12 +77,6 @@ class TickResult:
     errors: dict[str, str] = field(default_factory=dict)  # source file -> message
 
 
-def default_analyzer() -> Analyzer:
-    from gitcanary.analysis import run_analysis
-
-    return run_analysis
-
-
 def cluster_observer(settings: Settings, workspace: Workspace) -> ClusterObserver | None:
     """The observer `settings.cluster` asks for, or None: the settle delay stands in."""
     from gitcanary.cluster import ClusterObserver, api_client
