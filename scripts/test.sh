@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Sets up what gitcanary's tests need on a fresh Debian or Ubuntu machine, then runs them.
 #   - Prometheus and promtool (Debian package `prometheus`): the tests start a real one.
+#   - Metrics backends the provider tests start: VictoriaMetrics (`victoria-metrics`), InfluxDB 1.x
+#     (`influxdb`), Graphite (`graphite-carbon` + `graphite-web`).
 #   - git: real repositories, remotes and pushes.
 #   - Go and Masterminds/semver (Debian's golang-go, golang-github-masterminds-semver-dev): the image
 #     automation tests' bot picks tags with Flux's own semver library and Go's regexp.
@@ -14,6 +16,10 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v git >/dev/null 2>&1 || missing+=(git)
+command -v victoria-metrics >/dev/null 2>&1 || missing+=(victoria-metrics)
+command -v influxd >/dev/null 2>&1 || missing+=(influxdb)
+command -v carbon-cache >/dev/null 2>&1 || missing+=(graphite-carbon)
+command -v graphite-manage >/dev/null 2>&1 || missing+=(graphite-web)
 command -v go >/dev/null 2>&1 || missing+=(golang-go)
 [ -d /usr/share/gocode/src/github.com/Masterminds/semver ] || missing+=(golang-github-masterminds-semver-dev)
 if [ "${#missing[@]}" -gt 0 ]; then

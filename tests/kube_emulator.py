@@ -23,11 +23,13 @@ KUSTOMIZATIONS = "kustomize.toolkit.fluxcd.io/v1/kustomizations"
 GITREPOS = "fleet.cattle.io/v1alpha1/gitrepos"
 BUNDLES = "fleet.cattle.io/v1alpha1/bundles"
 DEPLOYMENTS = "apps/v1/deployments"
+KEPTN_METRICS = "metrics.keptn.sh/v1beta1/keptnmetrics"
 KINDS = {
     KUSTOMIZATIONS: "Kustomization",
     GITREPOS: "GitRepo",
     BUNDLES: "Bundle",
     DEPLOYMENTS: "Deployment",
+    KEPTN_METRICS: "KeptnMetric",
 }
 CONDITION_TIME = "2026-11-21T23:00:00Z"
 

@@ -203,7 +203,7 @@ def test_template_with_in_cluster_address_falls_back_to_default(server: Promethe
 
 def test_template_problems_are_failed_checks(server: PrometheusServer) -> None:
     templates = {
-        f"{NS}/dd": template("dd", "avg:requests{*}", type="datadog"),
+        f"{NS}/dd": template("dd", "avg:requests{*}", type="appdynamics"),
         f"{NS}/typo": template("typo", "sum(up{job='{{ job }}'})"),
     }
     results = analyse(
@@ -218,7 +218,7 @@ def test_template_problems_are_failed_checks(server: PrometheusServer) -> None:
     )
     assert [r.ok for r in results] == [False, False, False]
     assert results[0].line == f"missing metric template {NS}/nope not found: failed"
-    assert results[1].line == "datadog provider datadog not supported yet: failed"
+    assert results[1].line == "datadog unknown provider type 'appdynamics': failed"
     assert results[2].line.startswith("typo query failed (unknown template variable {{ job }}; known: name,")
 
 

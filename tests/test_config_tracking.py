@@ -18,6 +18,7 @@ from conftest import EXAMPLES, git
 from oracle import assert_invariant, kustomize_build, reference_problems
 
 from gitcanary.commands import operations
+from gitcanary.commands.validate import validate
 from gitcanary.manifests import config_tracking as ct
 from gitcanary.manifests.generate import FileWriter, Layout, changed_configs
 from gitcanary.manifests.target import render_target
@@ -297,7 +298,7 @@ def test_validate_and_status_warn_about_a_strict_sealed_secret_by_file_and_name(
         "spec:\n  encryptedData:\n    PASSWORD: AgBy3i4OJSWK\n"
     )
     (repo / "apps/backend/settings.yaml").write_text(SETTINGS.split("---")[0] + "---\n" + sealed)
-    errors, warnings = operations.validate(repo)
+    errors, warnings = validate(repo)
     expected = (
         "apps/backend/canary.yaml: SealedSecret backend-db has strict scope: its name is sealed into it"
     )
@@ -423,5 +424,5 @@ def test_external_and_sealed_secrets_get_copies_the_primary_uses_and_the_oracle_
     assert sealed["spec"]["template"]["metadata"]["name"] == "backend-tls-primary"
     assert sealed["spec"]["encryptedData"] == {"tls.key": "AgBy3i4OJSWK"}
     # `gitcanary validate` takes the copies as valid as the person's own objects.
-    errors, _warnings = operations.validate(repo)
+    errors, _warnings = validate(repo)
     assert errors == []

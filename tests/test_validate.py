@@ -85,7 +85,7 @@ def test_every_problem_of_every_file_at_once(tmp_path: Path) -> None:
         "apps/web/twice.yaml: line 5: duplicate key 'name'",
         "apps/web/twice.yaml: line 9: duplicate key 'query'",
         # metric providers and addresses
-        "apps/metric-templates/datadog.yaml: spec.provider.type: datadog: gitcanary queries prometheus only",
+        "apps/metric-templates/datadog.yaml: spec.provider.secretRef: datadog needs a secret with",
         "apps/metric-templates/bare.yaml: spec.provider.address: required field is missing",
         # names
         "apps/backend/canary.yaml: metadata.name: 300 characters",
@@ -115,8 +115,8 @@ def test_symlinks_out_of_the_repository_and_in_the_generated_dir(tmp_path: Path)
     root = seed(tmp_path)
     secret = tmp_path / "secret.yaml"
     secret.write_text("flagger.app: x\n")
-    os.symlink(secret, root / "apps/backend/leak.yaml")
     operations.init(root, "apps/backend")
+    os.symlink(secret, root / "apps/backend/leak.yaml")
     routing = root / "apps/backend-gitcanary/services.yaml"
     routing.unlink()
     os.symlink(root / ".git/config", routing)
@@ -155,7 +155,6 @@ IGNORED_VALUES = {
     "spec.upstreamRef": {"apiVersion": "gloo.solo.io/v1", "kind": "Upstream", "name": "u"},
     "spec.autoscalerRef.primaryScalerQueries": {"q": "sum(up)"},
     "spec.autoscalerRef.primaryScalerReplicas": {"minReplicas": 2, "maxReplicas": 9},
-    "spec.service.portDiscovery": True,
     "spec.service.backends": ["other"],
     "spec.service.mirror": [{"backendRef": {"name": "shadow", "port": 80}}],
     "spec.service.delegation": True,
@@ -265,7 +264,7 @@ def test_the_empty_metrics_warning_is_true() -> None:
     assert [tick.weight for tick in trace if tick.action is Action.ADVANCE] == [10, 20, 30]
 
 
-def test_the_secret_ref_warning_is_true(tmp_path: Path) -> None:
+def test_a_secret_ref_is_sent_and_not_warned_about(tmp_path: Path) -> None:
     """ "credentials are not sent to the metrics server (ignored)": a query from a template with a secretRef
     reaches the server with no Authorization header, the secret being there to read (environment)."""
     import http.server
@@ -274,6 +273,8 @@ def test_the_secret_ref_warning_is_true(tmp_path: Path) -> None:
     from datetime import UTC, datetime
 
     from gitcanary.analysis import run_analysis
+    from gitcanary.analysis.providers import ProviderEnv
+    from gitcanary.hooks.alerts import Secrets
     from gitcanary.manifests import discovery
 
     seen: list[dict[str, str]] = []
@@ -306,12 +307,19 @@ def test_the_secret_ref_warning_is_true(tmp_path: Path) -> None:
         doc["spec"]["provider"]["secretRef"] = {"name": "prom-auth"}
         template.write_text(yamlio.dump(doc))
         _, warnings = validate(root)
-        assert any("spec.provider.secretRef: credentials are not sent" in w for w in warnings)
+        # secretRef is acted on (analysis/providers): validate must not call it ignored.
+        assert not any("spec.provider.secretRef" in w for w in warnings)
         os.environ["GITCANARY_SECRET_PROD_PROM_AUTH_TOKEN"] = "s3cret"
         catalog = discovery.scan(root)
         canary = catalog.canaries["prod/backend"].canary
-        run_analysis(canary, catalog.templates, default_address="http://127.0.0.1:1", now=datetime.now(UTC))
-        assert seen and all("Authorization" not in headers for headers in seen)
+        run_analysis(
+            canary,
+            catalog.templates,
+            default_address="http://127.0.0.1:1",
+            now=datetime.now(UTC),
+            env=ProviderEnv(secrets=Secrets()),  # what `run` hands the providers
+        )
+        assert seen and all(headers.get("Authorization") == "Bearer s3cret" for headers in seen)
     finally:
         os.environ.pop("GITCANARY_SECRET_PROD_PROM_AUTH_TOKEN", None)
         server.shutdown()

@@ -1,4 +1,5 @@
-"""Metric analysis: Prometheus queries for a canary's metrics, judged against their thresholds."""
+"""Metric analysis: a canary's metrics queried on their backends (`analysis.providers`: Prometheus and
+every other Flagger metric provider) and judged against their thresholds."""
 
 from gitcanary.analysis.builtin import BUILTIN_NAMES, BuiltinMetric, builtin_metric, builtin_providers
 from gitcanary.analysis.prometheus import NoDataError, PrometheusClient, QueryClient

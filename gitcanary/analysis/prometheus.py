@@ -9,15 +9,14 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import httpx
-from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from gitcanary.analysis.providers.base import Limits, NoDataError
+from gitcanary.analysis.providers.http import HttpPool, fetch, redact_url
 from gitcanary.errors import AnalysisError
 
 _WHITESPACE = re.compile(r"\s+")
 
-
-class NoDataError(AnalysisError):
-    """The query ran but returned no sample (or NaN): the workload probably got no traffic."""
+__all__ = ["NoDataError", "PrometheusClient", "QueryClient"]
 
 
 class QueryClient(Protocol):
@@ -31,20 +30,37 @@ class QueryClient(Protocol):
 class PrometheusClient:
     """Instant queries against Prometheus' `/api/v1/query`.
 
-    Timeouts are always on. Transport errors (refused, reset, timed out) are retried a few times
-    with a short backoff; HTTP and PromQL errors are not, since asking again gives the same answer.
+    Each query has an overall deadline and a size cap (`limits`, see `providers.http`). Transport
+    errors (refused, reset) are retried while time is left; HTTP and PromQL errors are not, since
+    asking again gives the same answer. `auth` (basic or bearer), `headers` (e.g. a Mimir or Thanos
+    tenant header) and `insecure` (`insecureSkipVerify`) come from the MetricTemplate's provider.
+    `timeout` is kept for callers that set one: it becomes the deadline.
     """
 
     def __init__(
-        self, address: str, *, timeout: float = 10.0, headers: Mapping[str, str] | None = None
+        self,
+        address: str,
+        *,
+        timeout: float | None = None,
+        headers: Mapping[str, str] | None = None,
+        auth: httpx.Auth | tuple[str, str] | None = None,
+        insecure: bool = False,
+        limits: Limits | None = None,
+        pool: HttpPool | None = None,
     ) -> None:
         if not address.startswith(("http://", "https://")):
-            raise AnalysisError(f"prometheus address {address!r} is not an http(s) URL")
+            raise AnalysisError(f"prometheus address {redact_url(address)!r} is not an http(s) URL")
         self.address = address.rstrip("/")
-        self._http = httpx.Client(timeout=timeout, headers=dict(headers or {}))
+        self.limits = limits or (Limits(deadline=timeout) if timeout else Limits())
+        self._headers = dict(headers or {})
+        self._auth = auth
+        self._own_pool = pool is None
+        self._pool = pool or HttpPool()
+        self._http = self._pool.client(insecure=insecure)
 
     def close(self) -> None:
-        self._http.close()
+        if self._own_pool:
+            self._pool.close()
 
     def __enter__(self) -> PrometheusClient:
         return self
@@ -65,17 +81,22 @@ class PrometheusClient:
         try:
             response = self._get(url, params)
         except httpx.TransportError as exc:
-            raise AnalysisError(f"prometheus at {self.address} unreachable: {_describe(exc)}") from exc
-        return _value(response, self.address)
+            raise AnalysisError(
+                f"prometheus at {redact_url(self.address)} unreachable: {_describe(exc)}"
+            ) from exc
+        return _value(response, redact_url(self.address))
 
-    @retry(
-        retry=retry_if_exception_type(httpx.TransportError),
-        stop=stop_after_attempt(3),
-        wait=wait_exponential(multiplier=0.2, max=2.0),
-        reraise=True,
-    )
     def _get(self, url: str, params: dict[str, str]) -> httpx.Response:
-        return self._http.get(url, params=params)
+        return fetch(
+            self._http,
+            "GET",
+            url,
+            params=params,
+            headers=self._headers,
+            auth=self._auth,
+            limits=self.limits,
+            what=f"prometheus at {redact_url(self.address)}",
+        )
 
 
 def _describe(exc: Exception) -> str:
@@ -101,7 +122,9 @@ def _value(response: httpx.Response, address: str) -> float:
     if kind == "scalar":
         samples = [result]
     elif kind == "vector":
-        samples = [series.get("value") for series in result or []]
+        if not isinstance(result, list | None):
+            raise AnalysisError("prometheus answered a vector that is not a list")
+        samples = [series.get("value") if isinstance(series, dict) else series for series in result or []]
     else:
         raise AnalysisError(
             f"query returned a {kind}; a metric query must return an instant vector or scalar"

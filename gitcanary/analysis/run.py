@@ -12,14 +12,16 @@ import math
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
+from gitcanary.analysis import providers
 from gitcanary.analysis.builtin import builtin_metric
 from gitcanary.analysis.prometheus import NoDataError, PrometheusClient, QueryClient
+from gitcanary.analysis.providers import HttpPool, Provider, ProviderEnv, SecretSource, Target
 from gitcanary.analysis.templates import QueryModel, render_query
 from gitcanary.core.observations import CheckResult
+from gitcanary.duration import parse_duration
 from gitcanary.errors import AnalysisError
 from gitcanary.spec.models import Canary, CanaryMetric, MetricTemplate
 
@@ -28,8 +30,17 @@ DEFAULT_METRIC_INTERVAL = "1m"
 ClientFactory = Callable[[str, Mapping[str, str] | None], QueryClient]
 
 
-def _default_client_factory(address: str, headers: Mapping[str, str] | None) -> QueryClient:
-    return PrometheusClient(address, headers=headers)
+class _QueryClientProvider:
+    """A `QueryClient` (builtins and inline queries go to gitcanary's Prometheus) seen as a Provider."""
+
+    def __init__(self, client: QueryClient) -> None:
+        self.client = client
+
+    def query(self, query: str, at: datetime, window: timedelta) -> float:
+        return self.client.query(query, at)
+
+    def close(self) -> None:
+        self.client.close()
 
 
 @dataclass(frozen=True)
@@ -38,7 +49,7 @@ class _Plan:
 
     query: str
     address: str
-    headers: Mapping[str, str] | None = None
+    target: Target | None = None  # a MetricTemplate's provider; None: gitcanary's own Prometheus
     bound: str = "max"
     unit: str = ""
     whole_units: bool = False
@@ -56,19 +67,33 @@ def run_analysis(
     default_address: str,
     now: datetime,
     client_factory: ClientFactory | None = None,
+    env: ProviderEnv | None = None,
+    pool: HttpPool | None = None,
 ) -> tuple[CheckResult, ...]:
     """Run every `canary.spec.analysis.metrics` entry at time `now`, in order.
 
     `templates` maps `namespace/name` to MetricTemplate. `default_address` is the Prometheus
     gitcanary can reach; it serves builtins and inline queries (unless the canary sets
-    `metricsServer`), and templates whose address does not resolve from here.
-    `client_factory(address, headers)` builds query clients (default: `PrometheusClient`).
+    `metricsServer`), and Prometheus templates with no address or one that does not resolve here.
+    A template of another `provider.type` goes to its backend (`analysis.providers`), with its
+    secretRef read from `env.secrets` and every query bounded by `env.limits`.
+    `client_factory(address, headers)` builds clients for gitcanary's own Prometheus (default:
+    `PrometheusClient`); `pool` keeps HTTP connections across runs (default: one per run).
     """
-    run = _Run(canary, templates, default_address, now, client_factory or _default_client_factory)
+    env = env or ProviderEnv()
+    own_pool = pool is None
+    pool = pool or HttpPool()
+
+    def default_factory(address: str, headers: Mapping[str, str] | None) -> QueryClient:
+        return PrometheusClient(address, headers=headers, limits=env.limits, pool=pool)
+
+    run = _Run(canary, templates, default_address, now, client_factory or default_factory, env, pool)
     try:
         return tuple(run.check(metric) for metric in canary.spec.analysis.metrics)
     finally:
         run.close()
+        if own_pool:
+            pool.close()
 
 
 class _Run:
@@ -79,13 +104,21 @@ class _Run:
         default_address: str,
         now: datetime,
         client_factory: ClientFactory,
+        env: ProviderEnv,
+        pool: HttpPool,
     ) -> None:
+        # Every secret value a provider reads is masked in the check lines, whatever a server echoes.
+        self.revealed: set[str] = set()
+        self.env = ProviderEnv(
+            secrets=_Recording(env.secrets, self.revealed), limits=env.limits, kube=env.kube
+        )
+        self.pool = pool
         self.canary = canary
         self.templates = templates
         self.default_address = default_address
         self.now = now
         self.client_factory = client_factory
-        self.clients: dict[tuple[str, tuple[tuple[str, str], ...]], QueryClient] = {}
+        self.clients: dict[object, Provider] = {}
         self.resolved: dict[str, bool] = {}
 
     def close(self) -> None:
@@ -101,16 +134,24 @@ class _Run:
         model = QueryModel.for_canary(self.canary, interval, metric.template_variables)
         try:
             query = render_query(plan.query, model)
-            value = self._client(plan).query(query, self.now)
+            window = timedelta(seconds=parse_duration(interval))
+            value = self._client(plan).query(query, self.now, window)
         except NoDataError as exc:
-            return _failed(metric, f"no data ({exc})", plan.note)
+            return _failed(metric, self._mask(f"no data ({exc})"), plan.note)
         except AnalysisError as exc:
-            return _failed(metric, f"query failed ({exc})", plan.note)
+            return _failed(metric, self._mask(f"query failed ({exc})"), plan.note)
         if plan.whole_units:
             # Flagger reads durations as whole milliseconds (truncated); rounding first drops
             # float noise from rate arithmetic (211.99999999 is 212ms, not 211ms).
             value = float(math.trunc(round(value, 6)))
         return judge(metric, value, bound=plan.bound, unit=plan.unit, note=plan.note)
+
+    def _mask(self, text: str) -> str:
+        # Longest first, so a secret that contains another is masked whole.
+        for value in sorted(self.revealed, key=len, reverse=True):
+            if len(value) >= 4:
+                text = text.replace(value, "***")
+        return text
 
     def _plan(self, metric: CanaryMetric) -> _Plan:
         # Precedence when a metric has several sources: templateRef, then inline query, then builtin.
@@ -147,13 +188,16 @@ class _Run:
         if template is None:
             raise _Failed(f"metric template {key} not found")
         provider = template.spec.provider
-        if provider.type != "prometheus":
-            raise _Failed(f"provider {provider.type} not supported yet")
-        # Without an address the template means "the Prometheus gitcanary uses" (Flagger would refuse it).
-        address, note = self._reachable(provider.address) if provider.address else (self.default_address, "")
-        return _Plan(
-            query=template.spec.query, address=address, headers=_headers(provider.headers), note=note
-        )
+        if providers.module(provider.type) is None:
+            raise _Failed(f"unknown provider type {provider.type!r}")
+        address, note = provider.address, ""
+        if provider.type == "prometheus":
+            # Without an address the template means "the Prometheus gitcanary uses" (Flagger would refuse it).
+            address, note = (
+                self._reachable(provider.address) if provider.address else (self.default_address, "")
+            )
+        target = Target(provider, template.namespace, address)
+        return _Plan(query=template.spec.query, address=address or "", target=target, note=note)
 
     def _reachable(self, address: str) -> tuple[str, str]:
         """`address`, or the default one with a note when its host does not resolve from here."""
@@ -166,11 +210,34 @@ class _Run:
             return address, ""
         return self.default_address, f"{host} does not resolve here; queried {self.default_address}"
 
-    def _client(self, plan: _Plan) -> QueryClient:
-        key = (plan.address, tuple(sorted((plan.headers or {}).items())))
+    def _client(self, plan: _Plan) -> Provider:
+        if plan.target is None:
+            key: object = plan.address
+            if key not in self.clients:
+                self.clients[key] = _QueryClientProvider(self.client_factory(plan.address, None))
+            return self.clients[key]
+        spec = plan.target.spec
+        key = (spec.model_dump_json(), plan.target.namespace, plan.target.address)
         if key not in self.clients:
-            self.clients[key] = self.client_factory(plan.address, plan.headers)
+            self.clients[key] = providers.build(plan.target, self.env, self.pool)
         return self.clients[key]
+
+
+class _Recording:
+    """A `SecretSource` that remembers every value it hands out."""
+
+    def __init__(self, source: SecretSource, seen: set[str]) -> None:
+        self.source = source
+        self.seen = seen
+
+    def get(self, namespace: str, secret: str, key: str) -> str | None:
+        value = self.source.get(namespace, secret, key)
+        if value:
+            self.seen.add(value)
+        return value
+
+    def where(self, namespace: str, secret: str, key: str) -> str:
+        return self.source.where(namespace, secret, key)
 
 
 def _resolves(host: str) -> bool:
@@ -179,16 +246,6 @@ def _resolves(host: str) -> bool:
     except (OSError, UnicodeError):
         return False
     return True
-
-
-def _headers(headers: Mapping[str, Any] | None) -> dict[str, str] | None:
-    # Flagger's provider headers are Go http.Header: each value is a list of strings.
-    if not headers:
-        return None
-    return {
-        name: ", ".join(map(str, value)) if isinstance(value, list) else str(value)
-        for name, value in headers.items()
-    }
 
 
 def judge(

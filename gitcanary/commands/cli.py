@@ -175,8 +175,9 @@ def run(
     secrets_dir: Annotated[
         Path | None,
         typer.Option(
-            help="Where AlertProvider secretRefs are read: <dir>/<namespace>/<secret>/address "
-            "(env GITCANARY_SECRET_<NAMESPACE>_<SECRET>_ADDRESS wins); default /etc/gitcanary/secrets.",
+            help="Where AlertProvider and MetricTemplate secretRefs are read: "
+            "<dir>/<namespace>/<secret>/<key> (env GITCANARY_SECRET_<NAMESPACE>_<SECRET>_<KEY> wins); "
+            "default /etc/gitcanary/secrets.",
             envvar="GITCANARY_SECRETS_DIR",
         ),
     ] = None,
@@ -674,12 +675,19 @@ def demo(
             "(canary Ingress)."
         ),
     ] = "istio",
+    metrics: Annotated[
+        str,
+        typer.Option(
+            help="Which backend the istio example's error-rate MetricTemplate queries: prometheus or "
+            "graphite (the SIMULATED cluster answers Graphite's render API too)."
+        ),
+    ] = "prometheus",
 ) -> None:
     """A full rollout and a rollback on a local Git repo, against a SIMULATED cluster (about a minute)."""
     from gitcanary.demo import run_demo
 
     try:
-        code = run_demo(directory, interval=speed, console=console, provider=provider)
+        code = run_demo(directory, interval=speed, console=console, provider=provider, metrics=metrics)
     except GitcanaryError as exc:
         _fail(exc)
         return

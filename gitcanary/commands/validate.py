@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
 
+from gitcanary.analysis import providers as metric_providers
 from gitcanary.analysis.builtin import builtin_metric
 from gitcanary.duration import parse_duration
 from gitcanary.errors import GitcanaryError, SpecError
@@ -45,22 +46,6 @@ _PLACEHOLDER = re.compile(r"\{\{\s*(.*?)\s*\}\}", re.DOTALL)
 _QUERY_FIELDS = ("name", "namespace", "target", "service", "ingress", "interval")
 # The longest suffix gitcanary adds to a Service name (`<service>-primary`, `<service>-canary`).
 _SERVICE_SUFFIX = "-primary"
-
-# Flagger's MetricTemplate provider types (its CRD's enum) and the ones gitcanary queries today.
-FLAGGER_METRIC_PROVIDERS = (
-    "prometheus",
-    "influxdb",
-    "datadog",
-    "externalmetrics",
-    "stackdriver",
-    "cloudwatch",
-    "newrelic",
-    "graphite",
-    "dynatrace",
-    "keptn",
-    "splunk",
-)
-QUERIED_METRIC_PROVIDERS = ("prometheus",)
 
 # Routing fields of `spec.service` and the routers that write them into what they generate
 # (routers/istio.py, routers/gatewayapi.py; the SMI, NGINX and kubernetes routers write none of them).
@@ -480,52 +465,36 @@ def _check_appliers(root: Path, layout: Layout, source: str, report: Report) -> 
 
 
 def _check_template(template: MetricTemplate, source: str, report: Report) -> None:
-    label = f"{source}"
     for where, message, fatal in template_provider_problems(template):
-        (report.error if fatal else report.warn)(label, where, message)
+        (report.error if fatal else report.warn)(source, where, message)
 
 
 def template_provider_problems(template: MetricTemplate) -> list[tuple[str, str, bool]]:
     """(field, message, is_error) for a MetricTemplate's provider, as gitcanary's analysis runs it.
 
-    Kept to one function so the metrics-provider work (one module per backend) can replace it with
-    each provider's own required fields and secrets.
+    Each backend states its own required fields and secrets (`analysis.providers`); on top, a
+    template with no address is an error as in Flagger, and a host that does not resolve here is said.
     """
     provider = template.spec.provider
     found: list[tuple[str, str, bool]] = []
-    if provider.type not in QUERIED_METRIC_PROVIDERS:
-        found.append(
-            (
-                "spec.provider.type",
-                f"{provider.type}: gitcanary queries {', '.join(QUERIED_METRIC_PROVIDERS)} only; every "
-                "analysis using this template would fail",
-                True,
-            )
-        )
-        return found
-    if not provider.address:
-        found.append(
-            (
-                "spec.provider.address",
-                "required field is missing: Flagger refuses a prometheus template without an address",
-                True,
-            )
-        )
-    else:
+    for line in metric_providers.problems(template):
+        where, _, message = line.partition(": ")
+        found.append((where, message, True))
+    for line in metric_providers.warnings(template):
+        where, _, message = line.partition(": ")
+        if where == "spec.provider.address" and not provider.address:
+            message = "required field is missing: Flagger refuses a template without an address"
+            found.append((where, message, True))
+        else:
+            found.append((where, message, False))
+    # Only a Prometheus address falls back to --prometheus when its host does not resolve (analysis/run.py).
+    if provider.type == "prometheus" and provider.address and not any(
+        where.startswith("spec.provider.address") for where, _, _ in found
+    ):
         found += [
             (f"spec.provider.address{where}", message, fatal)
             for where, message, fatal in address_problems(provider.address)
         ]
-    if provider.secret_ref is not None:
-        found.append(
-            ("spec.provider.secretRef", "credentials are not sent to the metrics server (ignored)", False)
-        )
-    if provider.insecure_skip_verify:
-        found.append(("spec.provider.insecureSkipVerify", "TLS verification stays on (ignored)", False))
-    if getattr(template.spec.provider, "region", None) or (template.spec.provider.model_extra or {}).get(
-        "region"
-    ):
-        found.append(("spec.provider.region", "only used by CloudWatch (ignored)", False))
     return found
 
 
@@ -547,4 +516,4 @@ def address_problems(address: str) -> list[tuple[str, str, bool]]:
     return []
 
 
-__all__ = ["FLAGGER_METRIC_PROVIDERS", "Report", "address_problems", "template_provider_problems", "validate"]
+__all__ = ["Report", "address_problems", "template_provider_problems", "validate"]

@@ -47,6 +47,9 @@ from gitcanary.spec.status import Phase
 EXAMPLE = "istio"
 # `gitcanary demo --provider X` runs against examples/<X>.
 PROVIDERS = ("istio", "gateway-api", "linkerd", "nginx")
+# `gitcanary demo --metrics M`: which backend the example's error-rate MetricTemplate queries.
+METRICS = ("prometheus", "graphite")
+GRAPHITE_QUERY = "target=demo.{{ namespace }}.{{ target }}.errors_percent&from=-{{ interval }}"
 CANARY = "prod/backend"
 APP_DIR = "apps/backend"
 KUSTOMIZATION = f"{APP_DIR}/kustomization.yaml"
@@ -154,9 +157,11 @@ class Demo:
         sleep: Callable[[float], None] = time.sleep,
         timeout: float | None = None,
         example: str = EXAMPLE,
+        metrics: str = "prometheus",
     ) -> None:
         self.paths = paths
         self.example = example
+        self.metrics = metrics
         self.interval = interval
         self.window = max(2 * interval, 1.0)  # metric range: long enough to hold samples, short enough
         self.console = console  # that a rollout's range never reaches back into the previous one
@@ -298,6 +303,9 @@ class Demo:
         def simulated_prometheus(doc: object) -> None:
             assert isinstance(doc, dict)
             doc["spec"]["provider"]["address"] = prometheus
+            if self.metrics == "graphite":
+                doc["spec"]["provider"]["type"] = "graphite"
+                doc["spec"]["query"] = GRAPHITE_QUERY
 
         self._edit_yaml(CANARY_FILE, speed_up)
         has_template = (paths.directory / TEMPLATE_FILE).exists()  # only examples/istio has one
@@ -319,8 +327,9 @@ class Demo:
                 ]
                 + (
                     [
-                        f"- {TEMPLATE_FILE}: address {prometheus}, the demo's {LABEL} Prometheus "
+                        f"- {TEMPLATE_FILE}: address {prometheus}, the demo's {LABEL} {self.metrics.title()} "
                         "(gitcanary.demo.simulator), not a real one."
+                        + (" Its query is Graphite's render API." if self.metrics == "graphite" else "")
                     ]
                     if has_template
                     else []
@@ -555,7 +564,11 @@ class Demo:
 
 
 def run_demo(
-    directory: Path | None, interval: float = 2.0, console: Console | None = None, provider: str = EXAMPLE
+    directory: Path | None,
+    interval: float = 2.0,
+    console: Console | None = None,
+    provider: str = EXAMPLE,
+    metrics: str = "prometheus",
 ) -> int:
     """Run the demo; 0 when both rollouts went as expected, non-zero with a message otherwise."""
     console = console or Console()
@@ -575,7 +588,14 @@ def run_demo(
             highlight=False,
         )
         return 2
-    demo = Demo(paths, interval, console, example=provider)
+    if metrics not in METRICS or (metrics != "prometheus" and provider != EXAMPLE):
+        console.print(
+            f"[red]error:[/red] --metrics {metrics!r}: choose one of {', '.join(METRICS)} "
+            f"(graphite with --provider {EXAMPLE}, whose example has the error-rate MetricTemplate)",
+            highlight=False,
+        )
+        return 2
+    demo = Demo(paths, interval, console, example=provider, metrics=metrics)
     try:
         return demo.run()
     except KeyboardInterrupt:

@@ -17,6 +17,9 @@ with nothing but gitcanary installed:
   not evaluate PromQL: it recognizes the shape of the query (which metric, which workload, which
   range) and integrates the simulated traffic over that range. Anything else gets an empty
   result, which gitcanary counts as a failed check, as it would for a real Prometheus.
+- For `gitcanary demo --metrics graphite` it also answers Graphite's `GET /render?format=json` for
+  the one series `demo.<namespace>.<workload>.errors_percent` (from `-<n>s`, at `now`), from the
+  same traffic.
 """
 
 from __future__ import annotations
@@ -286,6 +289,11 @@ def recognize(promql: str) -> Query | None:
     )
 
 
+# `gitcanary demo --metrics graphite`: the one series the SIMULATED Graphite knows, and its `from`.
+_GRAPHITE_TARGET = re.compile(r"demo\.([a-z0-9-]+)\.([a-z0-9-]+)\.errors_percent")
+_GRAPHITE_FROM = re.compile(r"-(\d+(?:\.\d+)?)(s|sec|seconds|min|minutes)")
+
+
 # -- the simulated cluster -------------------------------------------------------------------------
 
 
@@ -396,6 +404,20 @@ class SimulatedCluster:
             return totals.error_rate
         return totals.p99_ms
 
+    def render(self, target: str, window: float, at: float | None) -> list[Obj]:
+        """A Graphite `/render?format=json` body for `demo.<namespace>.<workload>.errors_percent`
+        over the last `window` seconds before `at` (now when None): one datapoint, or none."""
+        at = self.clock() if at is None else at
+        match = _GRAPHITE_TARGET.fullmatch(target)
+        value = None
+        if match and match.group(1) == self.namespace:
+            query = Query("error-rate", "=", match.group(2), match.group(1), window)
+            value = self.evaluate(query, at)
+        with self._lock:
+            self.queries.append(("graphite error-rate", match.group(2) if match else "", value))
+        points = [] if value is None else [[float(value), int(at)]]
+        return [{"target": target, "tags": {"name": target}, "datapoints": points}] if match else []
+
     def answer(self, promql: str, at: float | None) -> Obj:
         """A Prometheus `/api/v1/query` response body for `promql` at `at` (now when None)."""
         at = self.clock() if at is None else at
@@ -452,6 +474,9 @@ def _handler(cluster: SimulatedCluster) -> type[BaseHTTPRequestHandler]:
             self._handle({**parse_qs(urlsplit(self.path).query), **form})
 
         def _handle(self, params: dict[str, list[str]]) -> None:
+            if urlsplit(self.path).path.rstrip("/") == "/render":
+                self._render(params)
+                return
             if urlsplit(self.path).path.rstrip("/") != "/api/v1/query":
                 self._send(
                     404,
@@ -482,7 +507,22 @@ def _handler(cluster: SimulatedCluster) -> type[BaseHTTPRequestHandler]:
                     return
             self._send(200, cluster.answer(query, at))
 
-        def _send(self, code: int, body: Obj) -> None:
+        def _render(self, params: dict[str, list[str]]) -> None:
+            """Graphite's render API, as much of it as `--metrics graphite` uses."""
+            window = _GRAPHITE_FROM.fullmatch((params.get("from") or ["-60s"])[0])
+            if window is None:
+                self._send(400, {"error": f"{LABEL} Graphite takes from=-<n>s or -<n>min"})
+                return
+            seconds = float(window.group(1)) * (60 if window.group(2).startswith("min") else 1)
+            try:
+                at = float(params["now"][0]) if params.get("now") else None
+            except ValueError:
+                self._send(400, {"error": "now is not a timestamp"})
+                return
+            body = [series for t in params.get("target", []) for series in cluster.render(t, seconds, at)]
+            self._send(200, body)
+
+        def _send(self, code: int, body: Obj | list[Obj]) -> None:
             data = json.dumps(body).encode()
             self.send_response(code)
             self.send_header("Content-Type", "application/json")

@@ -32,6 +32,7 @@ from gitcanary.core.rollout import Action, Decision, decide
 from gitcanary.errors import GitcanaryError, GitError, PushRejected, SpecError
 from gitcanary.git import messages
 from gitcanary.git.workspace import Identity, Workspace
+from gitcanary.hooks.alerts import Secrets
 from gitcanary.hooks.announce import Hooks, Transition
 from gitcanary.manifests import discovery, files, fleet, image_policies, yamlio
 from gitcanary.manifests.discovery import Catalog
@@ -54,6 +55,7 @@ from gitcanary.spec.models import Canary, MetricTemplate
 from gitcanary.spec.status import CanaryStatus, Phase, utcnow
 
 if TYPE_CHECKING:
+    from gitcanary.analysis.providers import HttpPool, ProviderEnv
     from gitcanary.cluster import ClusterObserver
     from gitcanary.forge.publish import Publisher
 
@@ -82,12 +84,6 @@ class TickResult:
     commits: list[str] = field(default_factory=list)
     reports: dict[str, CanaryReport] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)  # source file -> message
-
-
-def default_analyzer() -> Analyzer:
-    from gitcanary.analysis import run_analysis
-
-    return run_analysis
 
 
 def cluster_observer(settings: Settings, workspace: Workspace) -> ClusterObserver | None:
@@ -149,6 +145,7 @@ class Reconciler:
         self._transitions: list[Transition] = []
         # Canaries whose status file someone else changed: (gitcanary's own status, commit, author).
         self._foreign: dict[str, tuple[CanaryStatus, str, str]] = {}
+        self._pool: HttpPool | None = None
 
     @property
     def root(self) -> Path:
@@ -308,8 +305,35 @@ class Reconciler:
     def _analyze(
         self, canary: Canary, templates: Mapping[str, MetricTemplate], now: datetime
     ) -> tuple[CheckResult, ...]:
-        analyzer = self.analyzer or default_analyzer()
-        return analyzer(canary, templates, default_address=self.settings.prometheus, now=now)
+        if self.analyzer is not None:
+            return self.analyzer(canary, templates, default_address=self.settings.prometheus, now=now)
+        from gitcanary.analysis import run_analysis
+
+        return run_analysis(
+            canary,
+            templates,
+            default_address=self.settings.prometheus,
+            now=now,
+            env=self._provider_env(),
+            pool=self._metrics_pool(),
+        )
+
+    def _provider_env(self) -> ProviderEnv:
+        """MetricTemplate secretRefs resolve where AlertProvider ones do; keptn and externalmetrics
+        read through the observer's Kubernetes client."""
+        from gitcanary.analysis.providers import ProviderEnv
+
+        secrets = Secrets(self.settings.secrets_dir) if self.settings.secrets_dir else Secrets()
+        kube = self.observer.api if self.observer is not None else None
+        return ProviderEnv(secrets=secrets, kube=kube)
+
+    def _metrics_pool(self) -> HttpPool:
+        """One pool of metrics HTTP connections for the reconciler's life."""
+        from gitcanary.analysis.providers import HttpPool
+
+        if self._pool is None:
+            self._pool = HttpPool()
+        return self._pool
 
     def observe(self, key: str, now: datetime) -> tuple[Decision, CanaryStatus | None, Rendered]:
         assert self.catalog is not None

@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     signing_format: str = "openpgp"  # or "ssh" (signing_key is then a key file), or "x509"
     push_attempts: int = 6
     commit_url: str | None = None  # e.g. https://github.com/acme/fleet/commit/{sha}, for notifications
-    secrets_dir: Path | None = None  # AlertProvider secretRefs mounted here [/etc/gitcanary/secrets]
+    secrets_dir: Path | None = None  # AlertProvider and MetricTemplate secretRefs [/etc/gitcanary/secrets]
     # Pull-request mode, the promotion gate and push webhooks (gitcanary.forge).
     write_mode: str = "direct"  # or "pull-request"; a canary's gitcanary.io/write-mode wins
     promotion_gate: bool = False  # a canary's gitcanary.io/promotion-gate wins

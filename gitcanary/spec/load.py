@@ -30,7 +30,6 @@ UNSUPPORTED_FIELDS: dict[str, str] = {
     "spec.upstreamRef": "Gloo upstreams are not supported yet",
     "spec.autoscalerRef.primaryScalerQueries": "KEDA scaler queries are not copied yet",
     "spec.autoscalerRef.primaryScalerReplicas": "primary scaler replicas are not applied yet",
-    "spec.service.portDiscovery": "only service.port is exposed; other container ports are not discovered",
     "spec.service.backends": "extra backends are not rendered yet",
     "spec.service.mirror": "mirroring is not rendered yet",
     "spec.service.delegation": "VirtualService delegation is not rendered yet",

@@ -185,6 +185,7 @@ class MetricTemplateProvider(_Model):
     headers: dict[str, Any] | None = None
     secret_ref: CrossNamespaceRef | None = Field(None, alias="secretRef")
     insecure_skip_verify: bool = Field(False, alias="insecureSkipVerify")
+    region: str | None = None  # cloudwatch
 
 
 class MetricTemplateSpec(_Model):

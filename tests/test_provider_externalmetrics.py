@@ -1,0 +1,95 @@
+"""Flagger's `externalmetrics` through the real kubernetes client against a stand-in of the
+external metrics API (`external.metrics.k8s.io/v1beta1`, served in a real cluster by KEDA, the
+Prometheus adapter or Datadog's cluster agent). The stand-in checks the request as the API defines
+it (GET /apis/external.metrics.k8s.io/v1beta1/namespaces/<ns>/<metric>, labelSelector, bearer
+token) and answers an ExternalMetricValueList shaped as k8s.io/metrics' v1beta1 types."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from gitcanary.analysis.providers import ProviderEnv, problems
+from gitcanary.spec.models import MetricTemplate
+from tests.provider_checks import check, secrets, template
+from tests.vendor_server import Reply, Request, VendorServer, serve
+
+PATH = re.compile(r"/apis/external\.metrics\.k8s\.io/v1beta1/namespaces/([a-z0-9-]+)/([A-Za-z0-9_.-]+)")
+
+
+def value_list(*values: str) -> dict[str, Any]:
+    return {
+        "kind": "ExternalMetricValueList",
+        "apiVersion": "external.metrics.k8s.io/v1beta1",
+        "metadata": {},
+        "items": [
+            {
+                "metricName": "errors",
+                "metricLabels": {"app": "backend"},
+                "timestamp": "2026-11-27T12:00:00Z",
+                "value": v,
+            }
+            for v in values
+        ],
+    }
+
+
+def documented(answer: dict[str, Any], status: int = 200) -> Any:
+    def handle(request: Request) -> Reply:
+        if request.method != "GET" or not PATH.fullmatch(request.path):
+            return Reply(404, {"kind": "Status", "status": "Failure", "code": 404})
+        if request.headers.get("authorization") != "Bearer cluster-token":
+            return Reply(401, {"kind": "Status", "status": "Failure", "code": 401, "message": "Unauthorized"})
+        return Reply(status, answer)
+
+    return handle
+
+
+@pytest.fixture
+def api() -> Iterator[VendorServer]:
+    yield from serve(VendorServer(documented(value_list("1500m"))))
+
+
+ENV = ProviderEnv(secrets=secrets({"token": "cluster-token"}))
+
+
+def em(server: VendorServer, query: str = "prod/errors?labelSelector=app%3D{{ target }}") -> MetricTemplate:
+    return template("e", query, type="externalmetrics", address=server.url, secretRef={"name": "metrics"})
+
+
+def test_first_item_quantity(api: VendorServer) -> None:
+    result = check(em(api), env=ENV, bounds={"max": 2})
+    assert result.ok and result.value == 1.5, result.line
+    (sent,) = api.requests
+    assert sent.path == "/apis/external.metrics.k8s.io/v1beta1/namespaces/prod/errors"
+    assert sent.params == {"labelSelector": "app=backend"}
+
+
+def test_no_item_is_no_data(api: VendorServer) -> None:
+    api.answer = documented(value_list())
+    result = check(em(api), env=ENV)
+    assert not result.ok and "no data (no external metric prod/errors matches)" in result.line
+
+
+def test_missing_token_is_a_401_check(api: VendorServer) -> None:
+    result = check(em(api), env=ProviderEnv(secrets=secrets({})))
+    assert not result.ok and "answered HTTP 401" in result.line
+
+
+def test_namespace_defaults_and_query_shape_is_checked(api: VendorServer) -> None:
+    result = check(em(api, "errors"), env=ENV)
+    assert result.value == 1.5 and api.requests[0].path.endswith("/namespaces/default/errors")
+    assert problems(template("e", "a/b/c", type="externalmetrics")) == [
+        "spec.query: externalmetrics query must be <namespace>/<metricName>?labelSelector=..."
+    ]
+
+
+def test_without_cluster_or_address_the_check_says_so() -> None:
+    result = check(template("e", "prod/errors", type="externalmetrics"))
+    assert (
+        not result.ok
+        and "externalmetrics needs cluster access (--cluster) or provider.address" in result.line
+    )
