@@ -359,14 +359,13 @@ def test_promotion_gate_approved_promotes(
     assert actions(config_repo)[-1] == ("advance", 50)
     assert "promote" not in [a for a, _ in actions(config_repo)]
     body = pull.body
-    assert (
-        "| time (UTC) | weight | request-success-rate | request-duration | error-rate | verdict | commit |"
-        in body
-    )
-    assert "| 50% | " in body and "passed: promotion (in this PR)" in body
+    # Thresholds and windows in the header, each value with its unit and a mark (tests/test_gate_pr.py
+    # covers the body in full).
+    assert "| success-rate ≥99% (1m) | duration ≤500ms (30s) | error-rate ≤1 (1m) |" in body
+    assert "| promote (here) |" in body
     advance = next(sha for sha, _, t in config_repo.gitcanary_commits() if t["Weight"] == "50")
     assert f"{github.html_url}/commit/{advance}" in body
-    assert ">= 99 ok" in body  # each metric's value against its threshold
+    assert "99.9% ✅" in body
 
     # Waiting more ticks neither duplicates the PR nor its promotion commit.
     head = github.rev(pull.head)
@@ -425,7 +424,12 @@ def test_promotion_gate_approval_in_a_squash_and_not_in_a_rebase(
     if merge_method == "squash":
         squash = git("log", "-1", "--format=%B", str(pull.merge_sha), cwd=config_repo.remote)
         assert squash.startswith(f"{pull.title} (#{number})\n\n* gitcanary: promote prod/backend")
-        assert "Gitcanary-Action: promote" in squash and squash.rstrip().endswith("\n\nApproved-by: pat")
+        # The approval joins the last step's trailer block, so git's own parser returns both.
+        assert "Gitcanary-Action: promote" in squash and squash.rstrip().endswith("\nApproved-by: pat")
+        parsed = subprocess.run(
+            ["git", "interpret-trailers", "--parse"], input=squash, capture_output=True, text=True
+        ).stdout
+        assert "Approved-by: pat" in parsed and "Gitcanary-Action: promote" in parsed
         assert "pat (approved-by)" in rollout["approvals"] and f"PR #{number}" in rollout["approvals"]
         assert [s["action"] for s in rollout["steps"]][-3:] == ["promote", "finalize", "succeed"]
     else:

@@ -21,7 +21,8 @@ _TRAILER = re.compile(r"^(Gitcanary-[A-Za-z-]+):\s*(.*)$")
 _OTHER_TRAILER = re.compile(r"^([A-Z][A-Za-z-]*-[a-z][A-Za-z-]*|[A-Z][a-z]+):\s+\S")
 # GitHub's squash-merge subject ends "(#12)"; its merge commits start "Merge pull request #12".
 PR_NUMBER = re.compile(r"\(#(\d+)\)\s*$|^Merge pull request #(\d+)")
-_APPROVAL_TRAILERS = ("approved-by", "reviewed-by", "acked-by")
+# `Rejected-by` is the promotion gate closed by a person (its rollback commit names them).
+_APPROVAL_TRAILERS = ("approved-by", "reviewed-by", "acked-by", "rejected-by")
 # Steps that set up a canary (or re-render it) rather than move a rollout.
 SETUP_ACTIONS = frozenset({"initialize", "initialized", "update"})
 MANUAL_PREFIX = "manual-"  # gitcanary.commands.manual writes `manual-promote`, `manual-pause`...

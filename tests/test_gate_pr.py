@@ -1,0 +1,288 @@
+"""The promotion gate PR as a reviewer sees it: rendered to HTML, checked at every tick.
+
+Each body is rendered with markdown-it-py (CommonMark plus GFM tables, as GitHub renders PR
+descriptions) and checked:
+- width: no table row shows more than `gate.MAX_ROW_CHARS` characters, the measure of GitHub's
+  780px PR column at its 14px text (about 8.2px a character), counting each cell's text plus 2
+  characters of padding (links count their text, not their target);
+- links: every link into the repository's web pages names a commit that exists in the remote or
+  a pull request the server holds (the server's web routes answer 200 for exactly those);
+- truth: the state the body and label name is the state main's commits say.
+GitHub is tests/github_server.py through real PyGithub, every request and response validated.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import ConfigRepo, git
+from github_server import GitHubServer
+from markdown_it import MarkdownIt
+from test_forge import (
+    KEY,
+    Clock,
+    actions,
+    annotate,
+    gate_pull,
+    gate_to_waiting,
+    human_github,
+    phase,
+    rollout_history,
+    tick,
+)
+
+from gitcanary.forge import gate
+from gitcanary.git.checks import Check
+from gitcanary.service.reconciler import Reconciler
+
+MD = MarkdownIt("commonmark").enable("table")
+
+
+@pytest.fixture
+def github(config_repo: ConfigRepo) -> Iterator[GitHubServer]:
+    server = GitHubServer(config_repo.remote).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+    assert not server.errors, "\n".join(server.errors)
+
+
+def rendered_rows(body: str) -> list[list[str]]:
+    """Every table row of the rendered body, as the text of its cells."""
+    tokens = MD.parse(body)
+    rows: list[list[str]] = []
+    in_cell = False
+    for token in tokens:
+        if token.type == "tr_open":
+            rows.append([])
+        in_cell = token.type in ("th_open", "td_open") or (in_cell and token.type == "inline")
+        if token.type == "inline" and in_cell:
+            text = "".join(
+                child.content for child in token.children or [] if child.type in ("text", "code_inline")
+            )
+            rows[-1].append(text)
+    return rows
+
+
+def check_body(server: GitHubServer, body: str) -> None:
+    html = MD.render(body)
+    assert "<table>" in html
+    for row in rendered_rows(body):
+        width = sum(len(cell) + 2 for cell in row)
+        assert width <= gate.MAX_ROW_CHARS, f"row wider than GitHub's column ({width}): {row}"
+    for url in re.findall(r'href="([^"]+)"', html):
+        assert url.startswith(server.server.url), url
+        assert httpx.get(url).status_code == 200, f"link to nothing: {url}"
+
+
+def state_on_main(repo: ConfigRepo) -> str:
+    """The gate state main's commits imply (independent of gitcanary's rendering)."""
+    commits = repo.gitcanary_commits()
+    last = commits[-1][2]
+    if last["Action"] == "succeed":
+        return "promoted"
+    if last["Action"] == "rollback":
+        return (
+            "rejected"
+            if "Rejected-by" in git("log", "-1", "--format=%B", "main", cwd=repo.remote)
+            else ("rolled back")
+        )
+    if int(last.get("Failed-Checks", "0")) > 0:
+        return "halted"
+    return ""
+
+
+def test_promoted_only_by_an_approval_of_the_promotion_commit(
+    config_repo: ConfigRepo, github: GitHubServer, tmp_path: Path
+) -> None:
+    annotate(config_repo)
+    rec, clock = gate_to_waiting(config_repo, github, tmp_path, None, "direct")
+    number = gate_pull(github)
+    pull = github.pulls[number]
+    # The promotion commit is on the PR: ready for review, labelled, one comment asking for a person.
+    assert not pull.draft and pull.labels == ["gitcanary: waiting for approval"]
+    asks = [c for c in pull.comments if "approve" in c[2]]
+    assert len(asks) == 1
+    check_body(github, pull.body)
+    assert pull.body.startswith("✋ **Waiting for approval**")
+    assert (
+        "| `backend` | `6.1.0` → `6.1.1` | `apps/backend/kustomization.yaml images[0].newTag` |" in pull.body
+    )
+    bump = git("log", "-1", "--format=%H", "--author=pat@example.com", "main", cwd=config_repo.remote).strip()
+    assert f"[Pat Person]({github.html_url}/commit/{bump})" in pull.body
+    assert "- **Close** unmerged: gitcanary commits a rollback" in pull.body
+    assert "writes `6.1.0` back into `apps/backend/kustomization.yaml images[0].newTag`" in pull.body
+    # A reader's approval (no write access) is shown but does not count, and nothing merges.
+    reader = human_github(github)
+    from github import Auth, Github
+
+    reader = Github(base_url=github.api_url, auth=Auth.Token("reader-token"), retry=None, lazy=True)
+    reader.get_repo("acme/config").get_pull(number).create_review(event="APPROVE")
+    tick(rec, clock)
+    assert not pull.merged
+    assert "@reader approved" in pull.body and "not counted, the reviewer has no write access" in pull.body
+    check_body(github, pull.body)
+    assert len([c for c in pull.comments if "approve" in c[2]]) == 1  # no new state: no new comment
+
+    human_github(github).get_repo("acme/config").get_pull(number).create_review(event="APPROVE")
+    for _ in range(5):
+        tick(rec, clock)
+        if phase(config_repo) == "Succeeded":
+            break
+    tick(rec, clock)  # the tick after the rollout ends links the commits that followed
+    assert pull.merged and pull.labels == ["gitcanary: promoted"]
+    assert pull.body.startswith("✅ **Promoted**: approved by pat.")
+    succeed = config_repo.gitcanary_commits()[-1][0]
+    assert f"{github.html_url}/commit/{succeed}" in pull.body
+    assert state_on_main(config_repo) == "promoted"
+    check_body(github, pull.body)
+
+
+def test_an_approval_before_the_promotion_commit_does_not_count(
+    config_repo: ConfigRepo, github: GitHubServer, tmp_path: Path
+) -> None:
+    """Approved at the start, promoted only after a second approval of the promotion commit."""
+    annotate(config_repo, **{"gitcanary.io/promotion-gate": "true"})
+    from test_forge import reconciler, without_metrics
+
+    without_metrics(config_repo)
+    clock = Clock(datetime(2026, 11, 1, 12, 0, tzinfo=UTC))
+    rec = reconciler(config_repo, tmp_path / "work", github, clock, mode="direct")
+    rec.publisher.settings = replace(rec.publisher.settings, reviewers=("pat", "@acme/sre"))  # type: ignore[union-attr]
+    for _ in range(2):
+        tick(rec, clock)
+    config_repo.bump("apps/backend", "6.1.1")
+    tick(rec, clock)
+    number = gate_pull(github)
+    pull = github.pulls[number]
+    assert pull.draft and pull.labels == ["gitcanary: analysing"]
+    check_body(github, pull.body)
+    human_github(github).get_repo("acme/config").get_pull(number).create_review(event="APPROVE")
+    for _ in range(8):
+        tick(rec, clock)
+        assert not pull.merged, "an approval of the placeholder promoted"
+        if "waiting for approval" in pull.labels[0]:
+            break
+    assert pull.requested == ["pat"] and pull.requested_teams == ["sre"]
+    assert "not counted, of `" in pull.body and "not of the promotion commit" in pull.body
+    tick(rec, clock)
+    assert not pull.merged
+    human_github(github).get_repo("acme/config").get_pull(number).create_review(event="APPROVE")
+    for _ in range(5):
+        tick(rec, clock)
+        if phase(config_repo) == "Succeeded":
+            break
+    assert pull.merged
+
+
+def test_rejected_by_a_person_names_them_and_their_reason_in_git(
+    config_repo: ConfigRepo, github: GitHubServer, tmp_path: Path
+) -> None:
+    rec, clock = gate_to_waiting(config_repo, github, tmp_path, None, "direct")
+    number = gate_pull(github)
+    people = human_github(github).get_repo("acme/config").get_pull(number)
+    people.create_issue_comment("p99 looks worse in the EU dashboard")
+    people.edit(state="closed")
+    tick(rec, clock)
+    assert actions(config_repo)[-1] == ("rollback", 0)
+    message = git("log", "-1", "--format=%B", "main", cwd=config_repo.remote)
+    assert "Rejected by @pat: p99 looks worse in the EU dashboard" in message
+    parsed = subprocess.run(
+        ["git", "interpret-trailers", "--parse"], input=message, capture_output=True, text=True
+    ).stdout
+    assert "Rejected-by: pat" in parsed and "Gitcanary-Action: rollback" in parsed
+    assert "pat (rejected-by)" in rollout_history(config_repo)["approvals"]
+    tick(rec, clock)
+    pull = github.pulls[number]
+    assert pull.labels == ["gitcanary: rejected"] and state_on_main(config_repo) == "rejected"
+    assert pull.body.startswith("🛑 **Rejected** by pat. Reason: p99 looks worse in the EU dashboard")
+    check_body(github, pull.body)
+
+
+def test_superseded_by_a_newer_bump_and_restarted_mid_gate(
+    config_repo: ConfigRepo, github: GitHubServer, tmp_path: Path
+) -> None:
+    rec, clock = gate_to_waiting(config_repo, github, tmp_path, None, "direct")
+    first = gate_pull(github)
+    # gitcanary restarts elsewhere mid-gate: the same body, no second PR, no second comment.
+    body = github.pulls[first].body
+    rec = _restarted(rec, config_repo, github, tmp_path, clock)
+    tick(rec, clock)
+    assert (
+        len(github.pulls) == 1
+        and github.pulls[first].body.split("### Evidence")[0] == body.split("### Evidence")[0]
+    )
+    assert len(github.pulls[first].comments) == 1
+    config_repo.bump("apps/backend", "6.1.2")
+    for _ in range(3):
+        tick(rec, clock)
+    old = github.pulls[first]
+    assert old.state == "closed" and old.labels == ["gitcanary: superseded"]
+    assert old.body.startswith("⏭️ **Superseded** by a newer revision (`6.1.2`)")
+    assert any("replaced `6.1.1`" in c[2] for c in old.comments)
+    check_body(github, old.body)
+    newer = [p for p in github.pulls.values() if p.number != first and p.title.startswith("Rollout ")]
+    assert len(newer) == 1 and newer[0].title.endswith("-> 6.1.2")
+    check_body(github, newer[0].body)
+
+
+def _restarted(
+    rec: Reconciler, repo: ConfigRepo, server: GitHubServer, tmp_path: Path, clock: Clock
+) -> Reconciler:
+    from test_forge import reconciler
+
+    return reconciler(repo, tmp_path / "elsewhere", server, clock, mode="direct")
+
+
+def test_halted_body_withdraws_the_promotion_and_footnotes_diagnostics() -> None:
+    """Pure: a halt after a promotion was on the PR; the row is withdrawn, the rows stay narrow."""
+    when = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+    rows = [
+        gate.Row("a" * 40, when, "start", "0", "0"),
+        gate.Row("b" * 40, when, "advance", "10", "0"),
+        gate.Row(
+            "c" * 40,
+            when,
+            "advance",
+            "20",
+            "10",
+            (Check("request-success-rate", 99.9, 99, None, True), Check("error-rate", 0.4, None, 1, True)),
+            {"error-rate": "prometheus.istio-system does not resolve here; queried http://10.0.0.7:9090"},
+        ),
+        gate.Row("d" * 40, when, "halt", "20", "20", (Check("request-success-rate", 91.0, 99, None, False),)),
+        gate.Row("e" * 40, when, "promote", "20", "20", withdrawn=True, url="-"),
+    ]
+    view = gate.View(
+        key=KEY,
+        primary="6.1.0",
+        canary="6.1.1",
+        rollout_id="6.1.0..6.1.1/2026-11-01T12:00:00Z",
+        state=gate.State.HALTED,
+        rows=rows,
+        metrics=[
+            gate.Metric("request-success-rate", "1m", 99),
+            gate.Metric(
+                "error-rate", "2m", None, 1, "https://grafana.example/explore?m={metric}&from={start}"
+            ),
+        ],
+        web_url="https://github.example/acme/config",
+        now=when,
+        reason="request-success-rate 91 (min 99)",
+    )
+    body = gate.body(view)
+    assert body.startswith("⚠️ **Halted**") and "Reason: request-success-rate 91 (min 99)" in body
+    assert "| success-rate ≥99% (1m) | error-rate ≤1 (2m) |" in body
+    assert "| not measured |" in body and "~~promote~~ withdrawn" in body
+    assert "0.4 ✅[^1]" in body and "[^1]: error-rate: prometheus.istio-system" in body
+    assert "91% ❌" in body and "Last measured 2026-11-01 12:00 UTC" in body
+    assert "[error-rate](https://grafana.example/explore?m=error-rate&from=" in body
+    for row in rendered_rows(body):
+        assert sum(len(cell) + 2 for cell in row) <= gate.MAX_ROW_CHARS, row
