@@ -17,7 +17,7 @@ import re
 import subprocess
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -25,7 +25,9 @@ import pytest
 from conftest import ConfigRepo, git
 from github_server import GitHubServer
 from markdown_it import MarkdownIt
+from prometheus_server import DATA_END, PrometheusServer, Traffic, running_prometheus
 from test_forge import (
+    GOOD_FROM,
     KEY,
     Clock,
     actions,
@@ -55,49 +57,74 @@ def github(config_repo: ConfigRepo) -> Iterator[GitHubServer]:
     assert not server.errors, "\n".join(server.errors)
 
 
-def rendered_rows(body: str) -> list[list[str]]:
-    """Every table row of the rendered body, as the text of its cells."""
-    tokens = MD.parse(body)
-    rows: list[list[str]] = []
+def rendered_tables(body: str) -> list[list[list[str]]]:
+    """Every table of the rendered body, as rows of cell texts (what a browser shows)."""
+    tables: list[list[list[str]]] = []
     in_cell = False
-    for token in tokens:
-        if token.type == "tr_open":
-            rows.append([])
+    for token in MD.parse(body):
+        if token.type == "table_open":
+            tables.append([])
+        elif token.type == "tr_open":
+            tables[-1].append([])
         in_cell = token.type in ("th_open", "td_open") or (in_cell and token.type == "inline")
         if token.type == "inline" and in_cell:
-            text = "".join(
-                child.content for child in token.children or [] if child.type in ("text", "code_inline")
-            )
-            rows[-1].append(text)
-    return rows
+            kinds = ("text", "code_inline")
+            tables[-1][-1].append("".join(c.content for c in token.children or [] if c.type in kinds))
+    return tables
 
 
 def check_body(server: GitHubServer, body: str) -> None:
     html = MD.render(body)
     assert "<table>" in html
-    for row in rendered_rows(body):
-        width = sum(len(cell) + 2 for cell in row)
-        assert width <= gate.MAX_ROW_CHARS, f"row wider than GitHub's column ({width}): {row}"
+    for table in rendered_tables(body):
+        # A browser sizes each column to its widest cell: the table is as wide as those summed.
+        widths = [max(len(row[i]) for row in table) + 2 for i in range(len(table[0]))]
+        assert sum(widths) <= gate.MAX_ROW_CHARS, f"table wider than GitHub's column ({sum(widths)}): {table}"
     for url in re.findall(r'href="([^"]+)"', html):
         assert url.startswith(server.server.url), url
         assert httpx.get(url).status_code == 200, f"link to nothing: {url}"
 
 
-def state_on_main(repo: ConfigRepo) -> str:
-    """The gate state main's commits imply (independent of gitcanary's rendering)."""
+def state_on_main(repo: ConfigRepo, server: GitHubServer, number: int) -> str:
+    """The state a gate PR must show, from main's commits and the gate branch alone (an oracle:
+    it reads trailers with git, not gitcanary's rendering)."""
+    pull = server.pulls[number]
     commits = repo.gitcanary_commits()
-    last = commits[-1][2]
-    if last["Action"] == "succeed":
+    sha, _, last = commits[-1]
+    rollout = git("log", "-1", "--format=%B", server.rev(pull.head) or pull.head_sha, cwd=repo.remote)
+    mine = re.search(r"^Gitcanary-Rollout: (.*)$", rollout, re.M)
+    if pull.merged:
         return "promoted"
+    if mine and last.get("Rollout") != mine[1]:
+        return "superseded"
     if last["Action"] == "rollback":
-        return (
-            "rejected"
-            if "Rejected-by" in git("log", "-1", "--format=%B", "main", cwd=repo.remote)
-            else ("rolled back")
-        )
+        message = git("log", "-1", "--format=%B", sha, cwd=repo.remote)
+        return "rejected" if "\nRejected-by: " in message else "rolled back"
+    head = server.rev(pull.head)
+    base = git("rev-parse", f"{head}~1", cwd=repo.remote).strip() if head else ""
+    if "Gitcanary-Action: promote" in rollout and base == server.rev("main"):
+        return "waiting for approval"  # a promotion decided from what main says now
     if int(last.get("Failed-Checks", "0")) > 0:
         return "halted"
-    return ""
+    return "analysing"
+
+
+def checked_tick(rec: Reconciler, clock: Clock, repo: ConfigRepo, server: GitHubServer) -> None:
+    """One tick, then every gate PR's label and headline say what main and its branch say."""
+    tick(rec, clock)
+    for number, pull in server.pulls.items():
+        if not pull.title.startswith("Rollout ") or not pull.labels:
+            continue
+        if pull.state == "closed" and pull.labels[0] != "gitcanary: superseded":
+            latest = max(n for n, p in server.pulls.items() if p.title.startswith("Rollout "))
+            if number != latest:
+                continue
+        expected = state_on_main(repo, server, number)
+        if expected == "waiting for approval" and pull.labels == ["gitcanary: approved"]:
+            expected = "approved"
+        assert pull.labels == [f"gitcanary: {expected}"], (number, pull.labels, expected)
+        assert gate.HEADLINES[gate.State(expected)].split("**")[1].lower() in pull.body.split("\n")[0].lower()
+        check_body(server, pull.body)
 
 
 def test_promoted_only_by_an_approval_of_the_promotion_commit(
@@ -134,15 +161,17 @@ def test_promoted_only_by_an_approval_of_the_promotion_commit(
 
     human_github(github).get_repo("acme/config").get_pull(number).create_review(event="APPROVE")
     for _ in range(5):
-        tick(rec, clock)
+        checked_tick(rec, clock, config_repo, github)
         if phase(config_repo) == "Succeeded":
             break
-    tick(rec, clock)  # the tick after the rollout ends links the commits that followed
+    checked_tick(
+        rec, clock, config_repo, github
+    )  # the tick after the rollout ends links the commits that followed
     assert pull.merged and pull.labels == ["gitcanary: promoted"]
     assert pull.body.startswith("✅ **Promoted**: approved by pat.")
     succeed = config_repo.gitcanary_commits()[-1][0]
     assert f"{github.html_url}/commit/{succeed}" in pull.body
-    assert state_on_main(config_repo) == "promoted"
+    assert state_on_main(config_repo, github, number) == "promoted"
     check_body(github, pull.body)
 
 
@@ -167,7 +196,7 @@ def test_an_approval_before_the_promotion_commit_does_not_count(
     check_body(github, pull.body)
     human_github(github).get_repo("acme/config").get_pull(number).create_review(event="APPROVE")
     for _ in range(8):
-        tick(rec, clock)
+        checked_tick(rec, clock, config_repo, github)
         assert not pull.merged, "an approval of the placeholder promoted"
         if "waiting for approval" in pull.labels[0]:
             break
@@ -191,7 +220,7 @@ def test_rejected_by_a_person_names_them_and_their_reason_in_git(
     people = human_github(github).get_repo("acme/config").get_pull(number)
     people.create_issue_comment("p99 looks worse in the EU dashboard")
     people.edit(state="closed")
-    tick(rec, clock)
+    checked_tick(rec, clock, config_repo, github)
     assert actions(config_repo)[-1] == ("rollback", 0)
     message = git("log", "-1", "--format=%B", "main", cwd=config_repo.remote)
     assert "Rejected by @pat: p99 looks worse in the EU dashboard" in message
@@ -202,7 +231,7 @@ def test_rejected_by_a_person_names_them_and_their_reason_in_git(
     assert "pat (rejected-by)" in rollout_history(config_repo)["approvals"]
     tick(rec, clock)
     pull = github.pulls[number]
-    assert pull.labels == ["gitcanary: rejected"] and state_on_main(config_repo) == "rejected"
+    assert pull.labels == ["gitcanary: rejected"] and state_on_main(config_repo, github, number) == "rejected"
     assert pull.body.startswith("🛑 **Rejected** by pat. Reason: p99 looks worse in the EU dashboard")
     check_body(github, pull.body)
 
@@ -223,7 +252,7 @@ def test_superseded_by_a_newer_bump_and_restarted_mid_gate(
     assert len(github.pulls[first].comments) == 1
     config_repo.bump("apps/backend", "6.1.2")
     for _ in range(3):
-        tick(rec, clock)
+        checked_tick(rec, clock, config_repo, github)
     old = github.pulls[first]
     assert old.state == "closed" and old.labels == ["gitcanary: superseded"]
     assert old.body.startswith("⏭️ **Superseded** by a newer revision (`6.1.2`)")
@@ -279,10 +308,84 @@ def test_halted_body_withdraws_the_promotion_and_footnotes_diagnostics() -> None
     )
     body = gate.body(view)
     assert body.startswith("⚠️ **Halted**") and "Reason: request-success-rate 91 (min 99)" in body
-    assert "| success-rate ≥99% (1m) | error-rate ≤1 (2m) |" in body
-    assert "| not measured |" in body and "~~promote~~ withdrawn" in body
+    assert (
+        "| success-rate ≥99% | error-rate ≤1 |" in body
+        and "Windows: success-rate 1m · error-rate 2m." in body
+    )
+    assert "| not measured |" in body and "| withdrawn | `eeeeeee` |" in body
     assert "0.4 ✅[^1]" in body and "[^1]: error-rate: prometheus.istio-system" in body
     assert "91% ❌" in body and "Last measured 2026-11-01 12:00 UTC" in body
     assert "[error-rate](https://grafana.example/explore?m=error-rate&from=" in body
-    for row in rendered_rows(body):
-        assert sum(len(cell) + 2 for cell in row) <= gate.MAX_ROW_CHARS, row
+    for table in rendered_tables(body):
+        widths = [max(len(row[i]) for row in table) + 2 for i in range(len(table[0]))]
+        assert sum(widths) <= gate.MAX_ROW_CHARS, table
+
+
+BAD_FROM = DATA_END - timedelta(minutes=30)  # a short incident: 2 minutes of 20% errors
+RELAPSE = DATA_END - timedelta(minutes=10)  # failing from here to the end of the data
+
+
+@pytest.fixture(scope="module")
+def incident_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
+    good = dict(rps=20, error_ratio=0.0, p99_ms=80)
+    bad = dict(rps=20, error_ratio=0.2, p99_ms=90)
+    traffic = [
+        Traffic("backend", "prod", start=GOOD_FROM, end=BAD_FROM, **good),  # type: ignore[arg-type]
+        Traffic("backend", "prod", start=BAD_FROM, end=BAD_FROM + timedelta(minutes=2), **bad),  # type: ignore[arg-type]
+        Traffic("backend", "prod", start=BAD_FROM + timedelta(minutes=2), end=RELAPSE, **good),  # type: ignore[arg-type]
+        Traffic("backend", "prod", start=RELAPSE, end=DATA_END, **bad),  # type: ignore[arg-type]
+    ]
+    with running_prometheus(traffic, workdir=tmp_path_factory.mktemp("prom")) as server:
+        yield server
+
+
+def test_halted_then_promoted(
+    config_repo: ConfigRepo, github: GitHubServer, tmp_path: Path, incident_prometheus: PrometheusServer
+) -> None:
+    rec, clock = gate_to_waiting(config_repo, github, tmp_path, incident_prometheus, "direct")
+    number = gate_pull(github)
+    pull = github.pulls[number]
+    stale = github.rev(pull.head)
+    clock.now = BAD_FROM + timedelta(seconds=40)  # the incident: the next analysis fails once
+    checked_tick(rec, clock, config_repo, github)
+    assert actions(config_repo)[-1] == ("halt", 50)
+    # The promotion decided before the halt is withdrawn: the PR is a draft again, shows the row
+    # struck through, and says once why a person's approval would not count now.
+    assert pull.draft and pull.labels == ["gitcanary: halted"]
+    assert f"| withdrawn | `{stale[:7]}` |" in pull.body
+    assert any("failed" in c[2] for c in pull.comments)
+    human_github(github).get_repo("acme/config").get_pull(number).create_review(event="APPROVE")
+    clock.now = BAD_FROM + timedelta(minutes=5)  # healthy again
+    for _ in range(4):
+        checked_tick(rec, clock, config_repo, github)
+        if pull.labels == ["gitcanary: waiting for approval"]:
+            break
+    assert not pull.merged and not pull.draft
+    assert "not of the promotion commit" in pull.body  # the approval during the halt
+    human_github(github).get_repo("acme/config").get_pull(number).create_review(event="APPROVE")
+    for _ in range(5):
+        checked_tick(rec, clock, config_repo, github)
+        if phase(config_repo) == "Succeeded":
+            break
+    checked_tick(rec, clock, config_repo, github)
+    assert pull.merged and pull.labels == ["gitcanary: promoted"]
+
+
+def test_rolled_back_by_the_analysis(
+    config_repo: ConfigRepo, github: GitHubServer, tmp_path: Path, incident_prometheus: PrometheusServer
+) -> None:
+    rec, clock = gate_to_waiting(config_repo, github, tmp_path, incident_prometheus, "direct")
+    number = gate_pull(github)
+    pull = github.pulls[number]
+    clock.now = RELAPSE + timedelta(seconds=40)
+    for _ in range(4):
+        checked_tick(rec, clock, config_repo, github)
+        if actions(config_repo)[-1][0] == "rollback":
+            break
+    assert actions(config_repo)[-1] == ("rollback", 0)
+    checked_tick(rec, clock, config_repo, github)
+    assert pull.state == "closed" and not pull.merged and pull.labels == ["gitcanary: rolled back"]
+    assert pull.body.startswith("↩️ **Rolled back** by the analysis. Reason: request-success-rate")
+    rollback = config_repo.gitcanary_commits()[-1][0]
+    assert f"{github.html_url}/commit/{rollback}" in pull.body
+    assert any("rolled `prod/backend` back to `6.1.0`" in c[2] for c in pull.comments)

@@ -24,6 +24,7 @@ from gitcanary.git.trailers import PREFIX, parse_trailers
 MARKER = "<!-- gitcanary:promotion-gate -->"
 COMMENT_MARKER = "<!-- gitcanary:gate-comment -->"  # tells gitcanary's own comments from people's
 LABEL_PREFIX = "gitcanary: "
+STEP_LABEL = LABEL_PREFIX + "step"
 # GitHub's PR conversation column is 780px wide at the default 14px text: about 95 characters of
 # proportional text (8.2px a character on average) before a table row wraps. A row's visible
 # text (cells without link targets and Markdown punctuation, plus 2 characters of padding per
@@ -124,7 +125,8 @@ class Metric:
 
     @property
     def header(self) -> str:
-        """`success-rate ≥99% (1m)`: the name, its threshold and window, once instead of per cell."""
+        """`success-rate ≥99%`: the name and its threshold, once instead of in every cell (the
+        window goes in the legend under the table: the header is the widest cell of its column)."""
         bound = ""
         if self.min is not None and self.max is not None:
             bound = f" {_num(self.min)}–{_num(self.max)}{self.unit}"
@@ -132,7 +134,7 @@ class Metric:
             bound = f" ≥{_num(self.min)}{self.unit}"
         elif self.max is not None:
             bound = f" ≤{_num(self.max)}{self.unit}"
-        return f"{_short(self.name)}{bound} ({self.window})"
+        return f"{_short(self.name)}{bound}"
 
 
 @dataclass(frozen=True)
@@ -264,7 +266,7 @@ VERDICTS = {
 def _verdict(row: Row) -> str:
     text = VERDICTS.get(row.action, row.action).format(weight=row.weight)
     if row.withdrawn:
-        return f"~~{text}~~ withdrawn"
+        return "withdrawn"
     if row.pending:
         return f"{text} (here)"
     return text
@@ -298,7 +300,9 @@ def visible_width(cells: Sequence[str]) -> int:
 
 def _evidence(view: View) -> list[str]:
     metrics = list(view.metrics)
-    header = ["decided (UTC)", "at", "requests", *(m.header for m in metrics), "result", "step"]
+    # Request counts only where a check measured them (a column of dashes is width for nothing).
+    counted = any(row.requests for row in view.rows)
+    header = ["UTC", "at", *(["requests"] if counted else []), *(m.header for m in metrics), "result", "step"]
     lines = [
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
@@ -307,7 +311,7 @@ def _evidence(view: View) -> list[str]:
     last_measured: datetime | None = None
     for row in view.rows:
         by_name = {c.name: c for c in row.checks}
-        cells = [_when(row.time), f"{row.measured_at}%", row.requests or "–"]
+        cells = [_when(row.time), f"{row.measured_at}%", *([row.requests or "–"] if counted else [])]
         for metric in metrics:
             footnote = ""
             note = row.notes.get(metric.name)
@@ -318,7 +322,7 @@ def _evidence(view: View) -> list[str]:
                 footnote = f"[^{footnotes.index(text) + 1}]"
             cells.append(_cell(by_name.get(metric.name), metric, footnote))
         if metrics and not row.checks:
-            cells[3] = "not measured"
+            cells[3 if counted else 2] = "not measured"
         elif row.checks:
             last_measured = row.time if last_measured is None else max(last_measured, row.time)
         # A withdrawn promotion is no longer on any branch: its commit has no page to link.
@@ -334,7 +338,9 @@ def _evidence(view: View) -> list[str]:
                 "",
                 f"Last measured {last_measured.strftime('%Y-%m-%d %H:%M')} UTC "
                 f"({_age(view.now - last_measured)} before this update). Each value is the "
-                "canary's over its window, at the weight in `at`.",
+                "canary's over its window, at the weight in `at`; `UTC` is when the step was decided.",
+                "",
+                "Windows: " + " · ".join(f"{_short(m.name)} {m.window}" for m in metrics) + ".",
             ]
         links = [_link(_short(m.name), _expand(m.link, m, view, last_measured)) for m in metrics if m.link]
         if links:
@@ -488,3 +494,38 @@ def comment(view: View) -> str:
                 "this PR is closed and a new one gates the newer revision."
             )
     return headline(view)
+
+
+def step_body(message: str, gate_url: str) -> str:
+    """A step PR's body: what the step did in words, the gate it belongs to, the trailers folded.
+
+    Step PRs exist where branch protection wants CI on every change; they need no review (the
+    gate, or the analysis, decides), so the body says so instead of repeating the message.
+    """
+    lines = message.strip().splitlines()[1:]
+    prose = [line.strip() for line in lines if line.strip() and not line.strip().startswith(PREFIX)]
+    trailers = [line.strip() for line in lines if line.strip().startswith(PREFIX)]
+    checks, notes = checks_of(message)
+    names = {c.name for c in checks}
+    said = [line for line in prose if line.split(" ", 1)[0] not in names]
+    out = [f"- {line}" for line in said]
+    if checks:
+        out += ["", "| check | value | |", "|---|---|---|"]
+        for check in checks:
+            value = "no data" if check.value is None else f"{_num(check.value)}{UNITS.get(check.name, '')}"
+            out.append(f"| {check.name} | {value} | {'✅' if check.ok else '❌'} |")
+        out += [f"\n{name}: {note}" for name, note in notes.items()]
+    if gate_url:
+        out += ["", f"One step of the rollout gated by {gate_url}: approve or close that PR, not this one."]
+    out += [
+        "",
+        "gitcanary merges this PR as soon as it is mergeable; it records one step and needs no review.",
+        "",
+        "<details><summary>Trailers (for <code>git interpret-trailers</code>)</summary>",
+        "",
+        "```",
+        *trailers,
+        "```",
+        "</details>",
+    ]
+    return "\n".join(out) + "\n"

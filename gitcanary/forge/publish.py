@@ -145,16 +145,19 @@ class Publisher:
         return None
 
     def after_landing(self, landed: dict[str, tuple[LoadedCanary, CanaryStatus | None]]) -> None:
-        """Open the gate PR of a rollout whose start just landed, in the same tick rather than the next."""
-        for key, (loaded, status) in landed.items():
-            if not self.gated(loaded) or status is None or not status.phase.in_rollout:
-                continue
-            branch = naming.gate_branch(key, status.rollout_id)
-            if any(pr.head == branch for pr in self.open_prs()):
-                continue
-            self.workspace.fetch()  # the gate's placeholder sits on what just landed
+        """Bring the gate PRs of canaries that just moved up to date in the same tick: open the
+        gate of a rollout that started, withdraw a promotion a halt made stale, close a gate
+        whose rollout ended or was superseded. Merging waits for the next tick's `pending`."""
+        gated = {key: v for key, v in landed.items() if self.gated(v[0])}
+        if not gated:
+            return
+        self.workspace.fetch()  # the gate's placeholder sits on what just landed
+        self._open = None  # PRs closed during this tick are gone from the list
+        for key, (loaded, status) in gated.items():
             gates = [pr for pr in self.open_prs() if pr.head.startswith(naming.canary_prefix(key))]
-            self._keep_gate(loaded, status, [pr for pr in gates if naming.is_gate_branch(pr.head)])
+            self._keep_gate(
+                loaded, status, [pr for pr in gates if naming.is_gate_branch(pr.head)], merge=False
+            )
 
     def gate_state(self, key: str) -> Gate | None:
         return self._gates.get(key)
@@ -184,7 +187,11 @@ class Publisher:
         return _why(full)
 
     def _keep_gate(
-        self, loaded: LoadedCanary, status: CanaryStatus | None, open_gates: list[PullRequest]
+        self,
+        loaded: LoadedCanary,
+        status: CanaryStatus | None,
+        open_gates: list[PullRequest],
+        merge: bool = True,
     ) -> str:
         """The gate PR of the rollout in progress; a reason only when this tick merged it.
 
@@ -221,7 +228,7 @@ class Publisher:
             tip = self._withdraw(loaded, status, branch, tip)
             carries_promotion = False
         full = self._present(loaded, status, current.number, tip if carries_promotion else None)
-        if carries_promotion and tip is not None:
+        if carries_promotion and tip is not None and merge:
             counted = full.counted()
             approved = (
                 len(counted) >= self.settings.approvals_needed
@@ -497,12 +504,12 @@ class Publisher:
         """Once per rollout and process: the finished rollout's closed gate shows the final outcome."""
         if rollout_id in self._finalized:
             return
-        self._finalized.add(rollout_id)
         found = self.forge.find(naming.gate_branch(loaded.canary.key, rollout_id), state="all")
-        if found is not None and not found.open:
-            self._final_body(loaded, rollout_id, found)
+        if found is None or found.open or self._final_body(loaded, rollout_id, found):
+            self._finalized.add(rollout_id)
 
-    def _final_body(self, loaded: LoadedCanary, rollout_id: str, pr: PullRequest) -> None:
+    def _final_body(self, loaded: LoadedCanary, rollout_id: str, pr: PullRequest) -> bool:
+        """Write a finished rollout's outcome on its gate; False while Git does not show one yet."""
         logged = self._rollout_log(rollout_id)
         actions = [parse_trailers(c.message).get("Action", "") for c in logged]
         results = self._results(rollout_id)
@@ -519,8 +526,9 @@ class Publisher:
             who = ", ".join(self._approvers_in_git()) or "a person merging this PR"
             view = self._view(loaded, rollout_id, gate.State.PROMOTED, pr=pr, decided_by=who, results=results)
         else:
-            return
+            return False
         self._write(pr, view)
+        return True
 
     def _show_final(self, loaded: LoadedCanary, rollout_id: str, pr: PullRequest, decided_by: str) -> None:
         self.workspace.fetch()
@@ -751,6 +759,16 @@ class Publisher:
             if r.route == "rollback" and r not in refused:
                 self._close_steps(r.key)
         for r in routed:
+            loaded = self.canaries.get(r.key)
+            if (
+                r.route == "rollback"
+                and r.trailers.get("Rollout")
+                and loaded is not None
+                and self.gated(loaded)
+            ):
+                # A gate a person closed shows who rejected it in the same tick the rollback lands.
+                self.workspace.fetch()
+                self._final_refresh(loaded, r.trailers["Rollout"])
             if r.route == "rollback" and r.trailers.get("Rollout"):
                 # The rollout is over: its gate branch (PR closed, or closed above) goes too.
                 self.forge.delete_branch(naming.gate_branch(r.key, r.trailers["Rollout"]))
@@ -780,9 +798,16 @@ class Publisher:
             self._rebuild(self._remote_head(), [r.sha])
             self._push_branch(branch)
             message = str(self.workspace.repo.git.log("-1", "--format=%B", "HEAD"))
-            title, _, rest = message.partition("\n")
-            body = rest.strip() + "\n\nOpened by gitcanary, which merges it once it is mergeable."
+            title = message.partition("\n")[0]
+            gates = [
+                pr
+                for pr in self.open_prs()
+                if pr.head.startswith(naming.canary_prefix(r.key)) and naming.is_gate_branch(pr.head)
+            ]
+            body = gate.step_body(message, gates[0].url if gates else "")
             existing = self.forge.open(branch, self.workspace.branch, title, body)
+            # Labelled, so watchers can filter step PRs out of their notifications.
+            self.forge.set_state_label(existing.number, gate.STEP_LABEL, gate.LABEL_PREFIX)
             log.info("%s: opened PR #%d %s", r.key, existing.number, existing.url)
         self._carried_by(r.sha, existing)
         if not merge_now:
