@@ -389,3 +389,35 @@ def test_rolled_back_by_the_analysis(
     rollback = config_repo.gitcanary_commits()[-1][0]
     assert f"{github.html_url}/commit/{rollback}" in pull.body
     assert any("rolled `prod/backend` back to `6.1.0`" in c[2] for c in pull.comments)
+
+
+def test_step_prs_are_labelled_link_the_gate_and_reviewers_come_from_codeowners(
+    config_repo: ConfigRepo, github: GitHubServer, tmp_path: Path
+) -> None:
+    """Where branch protection wants a PR per step: each is labelled, names the gate it belongs
+    to and folds its trailers; the gate asks the CODEOWNERS of the canary for a review."""
+    (config_repo.human / ".github").mkdir()
+    (config_repo.human / ".github" / "CODEOWNERS").write_text(
+        "# owners\n*.md @docs-team\n/apps/backend/ @alice @acme/sre\n/apps/frontend/ @bob\n"
+    )
+    config_repo.commit_and_push("CODEOWNERS")
+    rec, clock = gate_to_waiting(config_repo, github, tmp_path, None, "pull-request")
+    number = gate_pull(github)
+    gate_url = f"{github.html_url}/pull/{number}"
+    steps = [p for p in github.pulls.values() if p.number != number and p.head.startswith("gitcanary/")]
+    after_gate = [p for p in steps if p.number > number]
+    assert after_gate and all(p.merged for p in after_gate)
+    for pull in steps:
+        assert pull.labels == ["gitcanary: step"], (pull.title, pull.labels)
+        assert "<details><summary>Trailers" in pull.body and "Gitcanary-Canary: prod/backend" in pull.body
+        assert pull.body.index("<details>") < pull.body.index("Gitcanary-Canary")  # folded, not in view
+    for pull in after_gate:
+        assert f"One step of the rollout gated by {gate_url}" in pull.body
+        if "Gitcanary-Check" in pull.body:
+            check_body(github, pull.body)
+    pull = github.pulls[number]
+    assert pull.requested == ["alice"] and pull.requested_teams == ["sre"]
+    # The steps landed through their PRs: each row links the PR that carried it, on GitHub.
+    for step in (p for p in after_gate if "Gitcanary-Action: advance" in p.body):
+        assert f"]({github.html_url}/pull/{step.number}) |" in pull.body
+    check_body(github, pull.body)

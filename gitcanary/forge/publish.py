@@ -27,6 +27,7 @@ from pathlib import Path
 import pathspec
 from git import GitCommandError
 
+from gitcanary.audit.gitlog import merged_in
 from gitcanary.core.observations import Gate
 from gitcanary.errors import GitcanaryError, GitError, PushRejected
 from gitcanary.forge import gate, naming
@@ -304,7 +305,12 @@ class Publisher:
         canary = loaded.canary
         logged = self._rollout_log(rollout_id)
         table = gate.rows(logged, rollout_id)
+        # The PR that carried each step: a squash names it in its subject, a merge commit brought
+        # it in (read only where step PRs exist: it walks the branch's history).
         pulls = {c.sha: n for c in logged if (n := _pull_number(c.message))}
+        if self.mode(loaded) == "pull-request":
+            merges = merged_in(self.workspace.repo, self.workspace.remote_ref)
+            pulls.update({c.sha: merges[c.sha].request[1:] for c in logged if c.sha in merges})
         table = [
             replace(r, url=f"{self.forge.web_url}/pull/{pulls[r.sha]}") if r.sha in pulls else r
             for r in table
@@ -924,6 +930,6 @@ def codeowners(text: str, path: str) -> list[str]:
         if not line:
             continue
         pattern, *names = line.split()
-        if pathspec.PathSpec.from_lines("gitwildmatch", [pattern]).match_file(path):
+        if pathspec.PathSpec.from_lines("gitignore", [pattern]).match_file(path):
             owners = names
     return owners
