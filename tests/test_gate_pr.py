@@ -16,7 +16,6 @@ from __future__ import annotations
 import re
 import subprocess
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -179,13 +178,14 @@ def test_an_approval_before_the_promotion_commit_does_not_count(
     config_repo: ConfigRepo, github: GitHubServer, tmp_path: Path
 ) -> None:
     """Approved at the start, promoted only after a second approval of the promotion commit."""
-    annotate(config_repo, **{"gitcanary.io/promotion-gate": "true"})
+    annotate(
+        config_repo, **{"gitcanary.io/promotion-gate": "true", "gitcanary.io/reviewers": "pat, @acme/sre"}
+    )
     from test_forge import reconciler, without_metrics
 
     without_metrics(config_repo)
     clock = Clock(datetime(2026, 11, 1, 12, 0, tzinfo=UTC))
     rec = reconciler(config_repo, tmp_path / "work", github, clock, mode="direct")
-    rec.publisher.settings = replace(rec.publisher.settings, reviewers=("pat", "@acme/sre"))  # type: ignore[union-attr]
     for _ in range(2):
         tick(rec, clock)
     config_repo.bump("apps/backend", "6.1.1")

@@ -469,8 +469,9 @@ class Publisher:
         return ""
 
     def _reviewers(self, loaded: LoadedCanary) -> tuple[list[str], list[str]]:
-        """Configured reviewers, else the CODEOWNERS of the canary's manifest (teams apart)."""
-        owners = list(self.settings.reviewers)
+        """The canary's `gitcanary.io/reviewers`, else gitcanary's configured reviewers, else the
+        CODEOWNERS of the canary's manifest; logins and teams apart, as GitHub asks for them."""
+        owners = naming.reviewers(loaded.canary) or list(self.settings.reviewers)
         if not owners:
             source = loaded.source.split("#", 1)[0]
             for name in CODEOWNERS_FILES:
