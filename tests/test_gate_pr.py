@@ -417,6 +417,9 @@ def test_step_prs_are_labelled_link_the_gate_and_reviewers_come_from_codeowners(
             check_body(github, pull.body)
     pull = github.pulls[number]
     assert pull.requested == ["alice"] and pull.requested_teams == ["sre"]
+    # The bot's own step merges are not approvals in `gitcanary history`.
+    approvals = rollout_history(config_repo)["approvals"]
+    assert not any(f"PR #{p.number}" in a for p in steps for a in approvals), approvals
     # The steps landed through their PRs: each row links the PR that carried it, on GitHub.
     for step in (p for p in after_gate if "Gitcanary-Action: advance" in p.body):
         assert f"]({github.html_url}/pull/{step.number}) |" in pull.body

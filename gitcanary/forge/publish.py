@@ -28,6 +28,7 @@ import pathspec
 from git import GitCommandError
 
 from gitcanary.audit.gitlog import merged_in
+from gitcanary.audit.parse import STEP_MERGE_NOTE
 from gitcanary.core.observations import Gate
 from gitcanary.errors import GitcanaryError, GitError, PushRejected
 from gitcanary.forge import gate, naming
@@ -820,7 +821,9 @@ class Publisher:
         if not merge_now:
             return
         try:
-            merged = self.forge.merge(existing.number, self.settings.merge_method)
+            merged = self.forge.merge(
+                existing.number, self.settings.merge_method, message=self._step_message(existing)
+            )
         except ForgeError as exc:
             merged = None
             log.warning("merging PR #%d failed: %s", existing.number, exc)
@@ -863,6 +866,18 @@ class Publisher:
         if pr is not None:
             self._carried_by(r.sha, pr)
             self.waiting[r.key] = f"waiting for approval of promotion PR #{pr.number} ({pr.url})"
+
+    def _step_message(self, pr: PullRequest) -> str | None:
+        """The merge message of a step PR: says gitcanary merged it, so `history` does not count
+        it as an approval. `squash`: the note, then the step's message, whose trailer block stays
+        last for `git interpret-trailers`; `rebase` makes no commit to carry it."""
+        method = self.settings.merge_method
+        if method == "merge":
+            return f"{pr.title}\n\n{STEP_MERGE_NOTE}\n"
+        if method == "squash":
+            tip = self._branch_tip(pr.head)
+            return f"{STEP_MERGE_NOTE}\n\n{tip[1].strip()}\n" if tip else None
+        return None
 
     def _carried_by(self, sha: str, pr: PullRequest) -> None:
         message = self.workspace.repo.commit(sha).message
