@@ -424,3 +424,28 @@ def test_step_prs_are_labelled_link_the_gate_and_reviewers_come_from_codeowners(
     for step in (p for p in after_gate if "Gitcanary-Action: advance" in p.body):
         assert f"]({github.html_url}/pull/{step.number}) |" in pull.body
     check_body(github, pull.body)
+
+
+def test_a_change_that_is_not_an_image_shows_its_spec_diff(
+    config_repo: ConfigRepo, github: GitHubServer, tmp_path: Path
+) -> None:
+    from test_forge import reconciler, without_metrics
+
+    without_metrics(config_repo)
+    annotate(config_repo, **{"gitcanary.io/promotion-gate": "true"})
+    clock = Clock(datetime(2026, 11, 1, 12, 0, tzinfo=UTC))
+    rec = reconciler(config_repo, tmp_path / "work", github, clock, mode="direct")
+    for _ in range(2):
+        tick(rec, clock)
+
+    def debug_logs(doc) -> None:  # noqa: ANN001 - ruamel map
+        doc["spec"]["template"]["spec"]["containers"][0]["command"][2] = "--level=debug"
+
+    config_repo.edit("apps/backend/deployment.yaml", debug_logs)
+    config_repo.commit_and_push("backend: debug logs")
+    checked_tick(rec, clock, config_repo, github)
+    body = github.pulls[gate_pull(github)].body
+    assert "<details><summary>Spec diff (not an image change)</summary>" in body
+    assert "-            - --level=info\n+            - --level=debug" in body
+    assert "| container | change |" not in body
+    check_body(github, body)
