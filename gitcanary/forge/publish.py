@@ -85,6 +85,9 @@ class Publisher:
     # Who closed a gate unmerged and why, for the rollback commit this tick makes (key -> login, reason).
     _rejections: dict[str, tuple[str, str]] = field(default_factory=dict)
     _finalized: set[str] = field(default_factory=set)  # rollouts whose closed gate shows its outcome
+    # Approvals of a gate merged by `rebase`, for the next step's trailers (key -> logins). Kept in
+    # memory between the merge and the next step: a restart in between leaves them on GitHub only.
+    _unrecorded_approvals: dict[str, list[str]] = field(default_factory=dict)
 
     # -- per tick, before deciding ---------------------------------------------------------------
 
@@ -244,6 +247,8 @@ class Publisher:
                 who = ", ".join(r.login for r in counted)
                 log.info("%s: promotion approved by %s; merged PR #%d", key, who, current.number)
                 self._show_final(loaded, status.rollout_id, full, who)
+                if method == "rebase":  # no merge commit: the next step carries the approval
+                    self._unrecorded_approvals[key] = [_safe_login(r.login) for r in counted]
                 self.forge.delete_branch(branch)
                 return f"promotion approved: merged PR #{current.number}"
             self.waiting[key] = f"waiting for approval of promotion PR #{current.number} ({current.url})"
@@ -618,19 +623,32 @@ class Publisher:
             except GitCommandError as exc:
                 git.cherry_pick("--abort")
                 raise GitError(f"cannot replay {sha[:8]} on {base[:8]}: {exc.stderr}") from exc
-            rejected = self._rejected_message(sha)
-            if rejected is not None:
-                note = Path(self.workspace.repo.git_dir) / "GITCANARY_REJECTED_MSG"
-                note.write_text(rejected)
+            amended = self._amended_message(sha)
+            if amended is not None:
+                note = Path(self.workspace.repo.git_dir) / "GITCANARY_AMENDED_MSG"
+                note.write_text(amended)
                 with git.custom_environment(**self._git_env()):
                     git.commit("--amend", "--allow-empty", "-F", str(note), self._sign())
         return str(git.rev_parse("HEAD"))
 
-    def _rejected_message(self, sha: str) -> str | None:
-        """A rollback of a gate a person closed, with who and why: `Rejected by @LOGIN: REASON` in
-        the body and `Rejected-by: LOGIN` joined to the trailer block (as `Approved-by` is)."""
+    def _amended_message(self, sha: str) -> str | None:
+        """The message `sha` must carry instead of its own, when a person's decision on the gate
+        has to reach Git through it; None to keep it.
+
+        - A rollback of a gate a person closed: `Rejected by @LOGIN: REASON` in the body and
+          `Rejected-by: LOGIN` joined to the trailer block (as `Approved-by` is).
+        - The finalize step after a gate merged with `rebase` (which makes no commit of its own to
+          carry the approval): `Approved-by: LOGIN` joined to that step's trailer block.
+        """
         message = str(self.workspace.repo.git.log("-1", "--format=%B", sha))
         trailers = parse_trailers(message)
+        approvers = self._unrecorded_approvals.get(trailers.get("Canary", ""))
+        if (
+            approvers
+            and trailers.get("Action") in ("finalize", "succeed")
+            and "\nApproved-by:" not in message
+        ):
+            return message.rstrip("\n") + "\n" + "".join(f"Approved-by: {login}\n" for login in approvers)
         rejection = self._rejections.get(trailers.get("Canary", ""))
         if trailers.get("Action") != "rollback" or rejection is None or "\nRejected-by:" in message:
             return None
@@ -739,7 +757,7 @@ class Publisher:
     def publish(self, base: str, commits: list[str]) -> bool:
         """Route this tick's commits; False when all go straight to the branch (the caller pushes)."""
         routed = [self._route(sha) for sha in commits]
-        if all(r.route == "direct" for r in routed):
+        if all(r.route == "direct" for r in routed) and not any(self._amended_message(r.sha) for r in routed):
             return False
         direct = [r for r in routed if r.route in ("direct", "rollback")]
         later = [r for r in routed if r.route in ("step", "gate")]
@@ -767,6 +785,8 @@ class Publisher:
             if r.route == "rollback" and r not in refused:
                 self._close_steps(r.key)
         for r in routed:
+            if r.trailers.get("Action") == "finalize":  # it carried them (directly or in its PR)
+                self._unrecorded_approvals.pop(r.key, None)
             loaded = self.canaries.get(r.key)
             if (
                 r.route == "rollback"
