@@ -284,7 +284,9 @@ def test_halted_body_withdraws_the_promotion_and_footnotes_diagnostics() -> None
             "20",
             "10",
             (Check("request-success-rate", 99.9, 99, None, True), Check("error-rate", 0.4, None, 1, True)),
-            {"error-rate": "prometheus.istio-system does not resolve here; queried http://10.0.0.7:9090"},
+            {
+                "error-rate": "prometheus.istio-system does not resolve here; queried http://u:pw@10.0.0.7:9090"
+            },
         ),
         gate.Row("d" * 40, when, "halt", "20", "20", (Check("request-success-rate", 91.0, 99, None, False),)),
         gate.Row("e" * 40, when, "promote", "20", "20", withdrawn=True, url="-"),
@@ -315,6 +317,7 @@ def test_halted_body_withdraws_the_promotion_and_footnotes_diagnostics() -> None
     assert "| not measured |" in body and "| withdrawn | `eeeeeee` |" in body
     assert "0.4 ✅[^1]" in body and "[^1]: error-rate: prometheus.istio-system" in body
     assert "91% ❌" in body and "Last measured 2026-11-01 12:00 UTC" in body
+    assert "queried http://***@10.0.0.7:9090" in body and "pw@" not in body  # credentials masked
     assert "[error-rate](https://grafana.example/explore?m=error-rate&from=" in body
     for table in rendered_tables(body):
         widths = [max(len(row[i]) for row in table) + 2 for i in range(len(table[0]))]

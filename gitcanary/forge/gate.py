@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from gitcanary.duration import parse_duration
+from gitcanary.forge.secrets import without_credentials
 from gitcanary.git.checks import Check, parse_check_line, parse_check_trailer
 from gitcanary.git.trailers import PREFIX, parse_trailers
 
@@ -464,11 +465,17 @@ def body(view: View) -> str:
         lines += ["", "### What each button does", "", *_buttons(view)]
     lines += _approvals(view)
     lines += ["", "### Evidence", "", *_evidence(view), "", MARKER, ""]
-    return "\n".join(lines)
+    # The body quotes commit messages (diagnostics, diffs): credentials in URLs are masked; the
+    # forge masks its own token in everything it sends.
+    return without_credentials("\n".join(lines))
 
 
 def comment(view: View) -> str:
     """The one comment a state change that needs a person gets (a body edit notifies nobody)."""
+    return without_credentials(_comment(view))
+
+
+def _comment(view: View) -> str:
     match view.state:
         case State.WAITING:
             return (
@@ -528,4 +535,4 @@ def step_body(message: str, gate_url: str) -> str:
         "```",
         "</details>",
     ]
-    return "\n".join(out) + "\n"
+    return without_credentials("\n".join(out) + "\n")
