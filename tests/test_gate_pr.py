@@ -255,7 +255,7 @@ def test_superseded_by_a_newer_bump_and_restarted_mid_gate(
         checked_tick(rec, clock, config_repo, github)
     old = github.pulls[first]
     assert old.state == "closed" and old.labels == ["gitcanary: superseded"]
-    assert old.body.startswith("⏭️ **Superseded** by a newer revision (`6.1.2`)")
+    assert old.body.startswith("⏭️ **Superseded** by a newer revision (`6.1.2`, bumped by Pat Person)")
     assert any("replaced `6.1.1`" in c[2] for c in old.comments)
     check_body(github, old.body)
     newer = [p for p in github.pulls.values() if p.number != first and p.title.startswith("Rollout ")]

@@ -436,7 +436,8 @@ def headline(view: View) -> str:
     elif view.state is State.REJECTED:
         text += f" by {view.decided_by or 'a person closing this PR'}."
     elif view.state is State.SUPERSEDED:
-        text += f" (`{view.superseded_by}`): a new gate PR follows it."
+        who = f", bumped by {view.decided_by}" if view.decided_by else ""
+        text += f" (`{view.superseded_by}`{who}): a new gate PR follows it."
     elif view.state is State.ROLLED_BACK:
         text += "."
     if view.reason and view.state in (State.REJECTED, State.ROLLED_BACK, State.HALTED):

@@ -502,12 +502,21 @@ class Publisher:
                 pr=full,
                 superseded_by=status.canary_revision,
                 results=self._results(status.rollout_id, limit=1),
+                decided_by=self._bumped_by(status.rollout_id),
             )
             self._write(full, view)
         elif rollout:
             self._final_body(loaded, rollout, full)
         self.forge.close(pr.number)
         self.forge.delete_branch(pr.head)
+
+    def _bumped_by(self, rollout_id: str) -> str:
+        """Who made the change a rollout started for (its start commit's `Bumped-By`, name only)."""
+        for commit in self._rollout_log(rollout_id):
+            bumper = parse_trailers(commit.message).get("Bumped-By", "")
+            if bumper:
+                return bumper.split(" <", 1)[0]
+        return ""
 
     def _rollout_of(self, pr: PullRequest) -> str:
         tip = self._branch_tip(pr.head)
