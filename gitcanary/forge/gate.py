@@ -322,7 +322,7 @@ def _evidence(view: View) -> list[str]:
                     footnotes.append(text)
                 footnote = f"[^{footnotes.index(text) + 1}]"
             cells.append(_cell(by_name.get(metric.name), metric, footnote))
-        if metrics and not row.checks:
+        if metrics and not row.checks and not row.withdrawn:
             cells[3 if counted else 2] = "not measured"
         elif row.checks:
             last_measured = row.time if last_measured is None else max(last_measured, row.time)
@@ -407,10 +407,20 @@ def _buttons(view: View) -> list[str]:
     where = ", ".join(f"`{c.where}`" for c in view.changes) or "the target"
     bumpers = ", ".join(sorted({c.bumped_by.split(" <")[0] for c in view.changes if c.bumped_by}))
     undo = f", undoing the bump by {bumpers}" if bumpers else ""
+    if view.head_sha:
+        approve = (
+            f"- **Approve** (a review of the promotion commit `{view.head_sha[:7]}`): gitcanary merges "
+            f"this PR, which promotes `{view.canary}` to the primary, then commits routing all traffic "
+            "to the primary and finishing the rollout (scaling the canary to 0)."
+        )
+    else:
+        approve = (
+            "- **Approve**: nothing to approve yet. When the analysis passes, gitcanary puts the "
+            f"promotion commit of `{view.canary}` here and asks for a review of that commit; an "
+            "approval given before then does not count."
+        )
     return [
-        f"- **Approve** (a review of the promotion commit `{view.head_sha[:7] or '…'}`): gitcanary merges "
-        f"this PR, which promotes `{view.canary}` to the primary, then commits routing all traffic "
-        "to the primary and finishing the rollout (scaling the canary to 0).",
+        approve,
         f"- **Close** unmerged: gitcanary commits a rollback that routes all traffic to the primary "
         f"and writes `{view.primary}` back into {where}{undo}. Say why in a comment before closing: "
         "it goes into the rollback commit.",
