@@ -269,6 +269,8 @@ class GitHubServer:
         head, base = self.rev(pull.head), self.rev(pull.base)
         if head is None or base is None or self._merge_tree(base, head) is None:
             return False, "dirty"
+        if pull.draft:
+            return True, "draft"  # GitHub merges no draft, whatever the reviews say
         if self.approvals(pull) < self.required_approvals:
             return True, "blocked"
         return True, "clean"
@@ -654,6 +656,8 @@ class GitHubServer:
         mergeable, state = self.mergeable_state(pull)
         if pull.state != "open" or not mergeable:
             return Reply(405, {"message": "Pull Request is not mergeable"}, template)
+        if state == "draft":
+            return Reply(405, {"message": "Pull Request is still a draft"}, template)
         if state == "blocked":
             need = self.required_approvals
             message = f"At least {need} approving review is required by reviewers with write access."
