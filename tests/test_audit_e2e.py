@@ -299,11 +299,11 @@ def test_verify_flags_a_forged_promote(produced: Produced, tmp_path: Path) -> No
     assert "is not the bot" in flagged[0]["reasons"][0]
     assert flagged[1]["reasons"] == ["not signed by the configured key: no signature"]
     assert "failed verification" in result.stderr
-    # Without a key, only authorship is checked: the person's commit still stands out.
-    authors_only = json.loads(_verify(work).stdout)["verification"]
-    assert [v["author"] for v in authors_only if v["verdict"] == "FLAGGED"] == [
-        "Pat Person <pat@example.com>"
-    ]
+    # Without a key: the person's commit stands out by its author, and the one claiming the bot by
+    # trailers its own status file contradicts (it claims a promotion the tree does not hold).
+    authors_only = [v for v in json.loads(_verify(work).stdout)["verification"] if v["verdict"] == "FLAGGED"]
+    assert [v["author"] for v in authors_only] == ["Pat Person <pat@example.com>", f"gitcanary <{BOT}>"]
+    assert any("its status file says phase: " in reason for reason in authors_only[1]["reasons"])
 
 
 def test_a_malformed_commit_is_reported_and_skipped(produced: Produced, tmp_path: Path) -> None:

@@ -26,3 +26,18 @@ def bumped_by(workspace: Workspace, inputs: Iterable[str], bot_email: str) -> di
         if line.strip() and not line.rstrip().endswith(f"<{bot_email}>"):
             return {"Bumped-By": line.strip()}
     return {}
+
+
+def last_author_email(workspace: Workspace, inputs: Iterable[str], bot_email: str) -> str | None:
+    """The author email of the last change to `inputs` that gitcanary did not make, or None."""
+    paths = sorted(inputs)
+    if not paths:
+        return None
+    try:
+        out = workspace.repo.git.log(f"-{_LOOK_BACK}", "--format=%ae", "HEAD", "--", *paths)
+    except GitCommandError:
+        return None
+    for line in out.splitlines():
+        if line.strip() and line.strip() != bot_email:
+            return line.strip()
+    return None

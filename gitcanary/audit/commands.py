@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from gitcanary.audit import report
-from gitcanary.audit.gitlog import open_repo, read_log
+from gitcanary.audit.gitlog import StatusReader, open_repo, read_log
 from gitcanary.audit.model import Rollout, audit, parse_since, rollouts
 from gitcanary.audit.parse import Problem, RawCommit, parse_commits
 from gitcanary.audit.verify import BotIdentity, Verdict, allowed_signers_for, verify
@@ -75,13 +75,13 @@ def _fail(message: str) -> None:
 
 def _load(
     repo: str, branch: str | None, check: bool, bot: BotIdentity, canary: str | None = None
-) -> tuple[list[RawCommit], list[Rollout], list[Problem]]:
+) -> tuple[list[RawCommit], list[Rollout], list[Problem], StatusReader]:
     handle, rev = open_repo(repo, branch)
     signers = allowed_signers_for(bot) if check else None
     signed = check and bot.signing_key is not None
     commits = read_log(handle, rev, signatures=signed, allowed_signers=signers, canary=canary)
     steps, problems = parse_commits(commits)
-    return commits, rollouts(steps), problems
+    return commits, rollouts(steps), problems, StatusReader(handle)
 
 
 def _warn(problems: list[Problem]) -> None:
@@ -118,7 +118,7 @@ def history(
     bot = BotIdentity(bot_email, signing_key, signing_format, allowed_signers)
     try:
         start = parse_since(since, datetime.now(UTC)) if since else None
-        commits, found, problems = _load(repo, branch, check, bot, canary)
+        commits, found, problems, statuses = _load(repo, branch, check, bot, canary)
     except (GitcanaryError, ValueError) as exc:
         _fail(str(exc))
         return
@@ -126,7 +126,7 @@ def history(
         r for r in found if (canary is None or r.canary == canary) and (start is None or r.started >= start)
     ]
     chosen.reverse()
-    verdicts: list[Verdict] | None = verify(bot, commits, canary) if check else None
+    verdicts: list[Verdict] | None = verify(bot, commits, canary, statuses) if check else None
     if output == "json":
         print(report.history_json(canary, chosen, problems, verdicts))
     elif output == "markdown":
@@ -162,12 +162,12 @@ def audit_command(
     bot = BotIdentity(bot_email, signing_key, signing_format, allowed_signers)
     try:
         start = parse_since(since, datetime.now(UTC)) if since else None
-        commits, found, problems = _load(repo, branch, check, bot)
+        commits, found, problems, statuses = _load(repo, branch, check, bot)
     except (GitcanaryError, ValueError) as exc:
         _fail(str(exc))
         return
     result = audit(found, problems, start)
-    verdicts = verify(bot, commits) if check else None
+    verdicts = verify(bot, commits, statuses=statuses) if check else None
     if output == "json":
         body = report.audit_json(result)
         if verdicts is not None:

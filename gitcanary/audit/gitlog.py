@@ -19,6 +19,8 @@ from git.exc import InvalidGitRepositoryError, NoSuchPathError
 from gitcanary.audit.parse import PR_NUMBER, STEP_MERGE_NOTE, RawCommit, closing_approvals, parse_time
 from gitcanary.errors import GitError
 from gitcanary.git.workspace import _stderr as git_message
+from gitcanary.manifests import yamlio
+from gitcanary.manifests.discovery import STATUS_FILE
 
 _FIELD, _RECORD = "\x1f", "\x1e"
 _BASE = ["%H", "%P", "%an", "%ae", "%aI", "%cn", "%ce"]
@@ -178,3 +180,48 @@ def merged_in(repo: Repo, rev: str) -> dict[str, Merge]:
             pending += [p for p in parents.get(sha, []) if p not in reached]
         reached.add(commit)
     return found
+
+
+class StatusReader:
+    """The status file each canary had in a given commit, as gitcanary wrote it next to its trailers.
+
+    `history --verify` compares a bot commit's trailers with this file: trailers that claim a phase
+    or a weight the status file of the same commit does not hold were not written by gitcanary.
+    """
+
+    def __init__(self, repo: Repo) -> None:
+        self.repo = repo
+        self._paths: dict[str, str] = {}  # canary -> status file path, found once
+
+    def _find(self, sha: str, canary: str) -> str | None:
+        try:
+            names = self.repo.git.ls_tree("-r", "--name-only", sha).splitlines()
+        except GitCommandError:
+            return None
+        for name in names:
+            if name.rsplit("/", 1)[-1] == STATUS_FILE:
+                doc = self._load(sha, name)
+                if doc is not None and doc.get("canary") == canary:
+                    return name
+        return None
+
+    def _load(self, sha: str, path: str) -> dict[str, object] | None:
+        try:
+            text = self.repo.git.show(f"{sha}:{path}")
+            doc = yamlio.load(text, path)
+        except (GitCommandError, yamlio.YAMLError, ValueError):
+            return None
+        return doc if isinstance(doc, dict) else None
+
+    def __call__(self, sha: str, canary: str) -> dict[str, object] | None:
+        """The `status:` mapping of `canary`'s status file in commit `sha`; None if there is none."""
+        path = self._paths.get(canary)
+        doc = self._load(sha, path) if path else None
+        if doc is None or doc.get("canary") != canary:
+            path = self._find(sha, canary)
+            if path is None:
+                return None
+            self._paths[canary] = path
+            doc = self._load(sha, path)
+        status = doc.get("status") if doc else None
+        return status if isinstance(status, dict) else None

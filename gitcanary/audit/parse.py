@@ -27,7 +27,7 @@ STEP_MERGE_NOTE = "Merged by gitcanary: one step of a rollout, no review asked."
 # `Rejected-by` is the promotion gate closed by a person (its rollback commit names them).
 _APPROVAL_TRAILERS = ("approved-by", "reviewed-by", "acked-by", "rejected-by")
 # Steps that set up a canary (or re-render it) rather than move a rollout.
-SETUP_ACTIONS = frozenset({"initialize", "initialized", "update"})
+SETUP_ACTIONS = frozenset({"initialize", "initialized", "update", "restore-status"})
 MANUAL_PREFIX = "manual-"  # gitcanary.commands.manual writes `manual-promote`, `manual-pause`...
 _ACTION = re.compile(r"[a-z][a-z-]*")
 
@@ -140,6 +140,7 @@ class _Segment:
     text: list[str] = field(default_factory=list)
     values: dict[str, str] = field(default_factory=dict)  # trailer key without prefix -> value (last wins)
     checks: list[str] = field(default_factory=list)  # `Check` repeats, one per metric
+    twice: list[str] = field(default_factory=list)  # singular trailers given more than once
     others: list[tuple[str, str]] = field(default_factory=list)  # Reviewed-by and the like
 
     def get(self, key: str) -> str | None:
@@ -180,6 +181,8 @@ def segments(message: str) -> list[_Segment]:
                 current = _Segment()
             if key == "Check":
                 current.checks.append(value)
+            elif key in current.values:
+                current.twice.append(key)  # never a silent last-wins: the step is malformed
             else:
                 current.values[key] = value
             in_trailers = True
@@ -248,6 +251,8 @@ def is_request(action: str) -> bool:
 
 
 def _step(commit: RawCommit, segment: _Segment, closing: tuple[str, ...] = ()) -> Step | None:
+    if segment.twice:
+        raise ValueError(f"Gitcanary-{segment.twice[0]} is given twice; a forged or corrupted trailer block")
     canary = _required(segment, "Canary")
     if canary.count("/") != 1 or not all(canary.split("/")):
         raise ValueError(f"Gitcanary-Canary: expected NAMESPACE/NAME, got {canary!r}")

@@ -9,11 +9,21 @@ from __future__ import annotations
 import atexit
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from gitcanary.audit.parse import RawCommit, segments
 from gitcanary.errors import GitcanaryError
+
+# The status file fields each trailer must agree with, in the commit that carries both.
+_CROSS_CHECKED = (
+    ("Phase", "phase"),
+    ("Weight", "canaryWeight"),
+    ("Failed-Checks", "failedChecks"),
+    ("Iterations", "iterations"),
+)
+StatusLookup = Callable[[str, str], "dict[str, object] | None"]  # (commit, canary) -> its status mapping
 
 _SIGNATURE_WORDS = {
     "G": "good signature",
@@ -112,7 +122,37 @@ def _key_matches(bot: BotIdentity, commit: RawCommit) -> bool:
     )
 
 
-def verify_commit(bot: BotIdentity, commit: RawCommit) -> Verdict | None:
+def _disagreements(commit: RawCommit, parts: list, statuses: StatusLookup) -> list[str]:
+    """Trailers of a single-step bot commit that the status file of the same commit contradicts."""
+    if (
+        len(parts) != 1
+        or not parts[0].get("Canary")
+        or str(parts[0].get("Action") or "").startswith("manual-")
+    ):
+        return []
+    part = parts[0]
+    canary = part.get("Canary")
+    status = statuses(commit.sha, canary)
+    if status is None:
+        return [f"its trailers name {canary}, but the commit holds no status file of {canary}"]
+    wrong = []
+    for trailer, key in _CROSS_CHECKED:
+        claimed = part.get(trailer)
+        if claimed is None:
+            continue
+        held = status.get(key, 0 if key != "phase" else None)
+        if str(claimed).strip() != str(held):
+            wrong.append(f"Gitcanary-{trailer}: {claimed} but its status file says {key}: {held}")
+    rollout = part.get("Rollout")
+    held_rollout = status.get("rolloutId")
+    if rollout and held_rollout and rollout != held_rollout:
+        wrong.append(f"Gitcanary-Rollout: {rollout} but its status file says rolloutId: {held_rollout}")
+    return wrong
+
+
+def verify_commit(
+    bot: BotIdentity, commit: RawCommit, statuses: StatusLookup | None = None
+) -> Verdict | None:
     """The verdict on one commit; None when it does not look like gitcanary's at all."""
     parts = segments(commit.message)
     if not parts and not commit.subject.startswith("gitcanary:"):
@@ -137,15 +177,24 @@ def verify_commit(bot: BotIdentity, commit: RawCommit) -> Verdict | None:
             reasons.append(f"not signed by the configured key: {signature}")
         elif not _key_matches(bot, commit):
             reasons.append(f"signed by another key: {signature}")
+    if statuses is not None and not reasons and not manual_by:
+        reasons += _disagreements(commit, parts, statuses)
     return Verdict(
         commit.sha, commit.subject, author, signature, canaries, actions, tuple(reasons), manual_by
     )
 
 
-def verify(bot: BotIdentity, commits: list[RawCommit], canary: str | None = None) -> list[Verdict]:
+def verify(
+    bot: BotIdentity,
+    commits: list[RawCommit],
+    canary: str | None = None,
+    statuses: StatusLookup | None = None,
+) -> list[Verdict]:
+    """A verdict per gitcanary-looking commit; with `statuses`, trailers are checked against the
+    status file of the same commit too."""
     verdicts = []
     for commit in commits:
-        verdict = verify_commit(bot, commit)
+        verdict = verify_commit(bot, commit, statuses)
         if verdict is not None and (canary is None or canary in verdict.canaries):
             verdicts.append(verdict)
     return verdicts

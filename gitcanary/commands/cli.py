@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import atexit
+import io
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from gitcanary import __version__
 from gitcanary.commands.manual_cli import register as register_manual_commands
 from gitcanary.errors import GitcanaryError
 from gitcanary.git.trailers import parse_trailers
+from gitcanary.manifests import yamlio
+from gitcanary.redaction import redact, register, register_url
 from gitcanary.service.http import HttpServer, Router, plain
 from gitcanary.service.telemetry import mount_telemetry
 
@@ -71,7 +77,7 @@ KubeconfigOpt = Annotated[
 
 
 def _fail(exc: Exception) -> None:
-    err.print(f"[red]error:[/red] {exc}", highlight=False)
+    err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
     raise typer.Exit(1)
 
 
@@ -86,8 +92,19 @@ def main_options(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
+    max_yaml_bytes: Annotated[
+        int,
+        typer.Option(
+            "--max-yaml-bytes",
+            min=1,
+            help="Largest YAML file gitcanary parses from the repository; a larger one is an error for "
+            "that file (aliases and nesting are bounded too).",
+            envvar="GITCANARY_MAX_YAML_BYTES",
+        ),
+    ] = yamlio.MAX_BYTES,
 ) -> None:
     """gitcanary reads Flagger Canary manifests in a Git repo and commits each step of their rollout."""
+    yamlio.configure(max_bytes=max_yaml_bytes)
 
 
 @app.command()
@@ -230,6 +247,16 @@ def run(
         ),
     ] = None,
     provider: ProviderOpt = None,
+    automation_author: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--automation-author",
+            help="Commit author email of an image automation (repeatable): a failed tag it pushes back "
+            "is held, not rolled out again [default: fluxcdbot@users.noreply.github.com and "
+            "noreply@argoproj.io, or GITCANARY_AUTOMATION_AUTHORS as a JSON list]; the authors of the "
+            "repository's Flux ImageUpdateAutomations count too.",
+        ),
+    ] = None,
 ) -> None:
     """Watch REPO; on an image bump, drive the canary by commits: weights, halts, promotion or rollback."""
     from gitcanary.service import logs
@@ -270,6 +297,8 @@ def run(
         webhook_secret_file=webhook_secret_file,
         provider=provider,
     )
+    if automation_author:
+        settings = settings.model_copy(update={"automation_authors": automation_author})
     try:
         reconciler = MonitoredReconciler(settings)
     except GitcanaryError as exc:
@@ -285,22 +314,27 @@ def run(
             if not once:
                 return
             for sha in result.commits:  # a script's result: the commits, on stdout
-                console.print(f"{sha[:8]} {_subject(reconciler, sha)}", highlight=False)
+                console.print(
+                    f"{escape(str(sha[:8]))} {escape(str(_subject(reconciler, sha)))}", highlight=False
+                )
             return
         for report in result.reports.values():
             for warning in report.warnings:
                 if warning not in warned:  # once per process, not every tick
                     warned.add(warning)
-                    err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+                    err.print(f"[yellow]warning:[/yellow] {escape(str(warning))}", highlight=False)
         for source, message in result.errors.items():
-            err.print(f"[red]halted[/red] {source}: {message}", highlight=False)
+            err.print(f"[red]halted[/red] {escape(str(source))}: {escape(str(message))}", highlight=False)
         for report in result.reports.values():
             if report.error:
-                err.print(f"[red]halted[/red] {report.key}: {report.error}", highlight=False)
+                err.print(
+                    f"[red]halted[/red] {escape(str(report.key))}: {escape(str(report.error))}",
+                    highlight=False,
+                )
         for sha in result.commits:
             summary = reconciler.workspace.repo.commit(sha).summary
             subject = summary.decode() if isinstance(summary, bytes) else summary
-            console.print(f"{sha[:8]} {subject}", highlight=False)
+            console.print(f"{escape(str(sha[:8]))} {escape(str(subject))}", highlight=False)
 
     def log_result(result: TickResult) -> None:
         """The tick's news as JSON log records, with the canary and commit as fields."""
@@ -395,6 +429,7 @@ def init(
     An app dir with a fleet.yaml is a Fleet bundle: the generated dir gets its own fleet.yaml, and
     init says whether a GitRepo's spec.paths in the repository covers it.
     """
+    from gitcanary.commands.operations import image_automation
     from gitcanary.commands.operations import init as do_init
 
     try:
@@ -404,13 +439,17 @@ def init(
         return
     for result in results:
         if result.already:
-            console.print(f"{result.key}: already initialized; nothing to do")
+            console.print(f"{escape(str(result.key))}: already initialized; nothing to do")
             continue
-        console.print(f"{result.key}: committed {result.commit[:8] if result.commit else '-'}")
+        console.print(
+            f"{escape(str(result.key))}: committed {escape(str(result.commit[:8] if result.commit else '-'))}"
+        )
         for changed in result.changed:
-            console.print(f"  wrote {changed}")
+            console.print(f"  wrote {escape(str(changed))}")
         if result.hook:
-            console.print(f"  {result.hook}")
+            console.print(f"  {escape(str(result.hook))}")
+    for line in image_automation(repo, provider, path):
+        console.print(escape(str(line)), highlight=False)
     if any(result.switched for result in results):
         console.print(
             "Push these commits: the primary, the services and the routing to it (100/0) are ready."
@@ -427,7 +466,10 @@ def _checkout(repo: str, branch: str) -> Path:
         return candidate
     from gitcanary.git.workspace import Workspace
 
-    workspace = Workspace(repo, branch, Path(tempfile.mkdtemp(prefix="gitcanary-status-")) / "repo")
+    scratch = Path(tempfile.mkdtemp(prefix="gitcanary-status-"))
+    # The clone only serves this command: nothing of it (a copy of the repository) is left behind.
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    workspace = Workspace(repo, branch, scratch / "repo")
     workspace.sync()
     return workspace.root
 
@@ -510,7 +552,7 @@ def status(
             if view.canary_revision and view.canary_revision != view.primary_revision
             else view.primary_revision or view.target_revision
         )
-        table.add_row(
+        cells = (
             namespace,
             name,
             view.phase,
@@ -520,6 +562,7 @@ def status(
             view.last_transition,
             view.error or view.waiting,
         )
+        table.add_row(*(escape(str(cell)) for cell in cells))  # repository text is never rich markup
     console.print(table)
 
 
@@ -529,15 +572,18 @@ def validate(
     provider: ProviderOpt = None,
 ) -> None:
     """Check every Canary, MetricTemplate, target build and generated object; non-zero exit on errors."""
+    from gitcanary.commands.operations import image_automation
     from gitcanary.commands.operations import validate as do_validate
 
     if not path.is_dir():
         _fail(FileNotFoundError(f"{path}: no such directory"))
     errors, warnings = do_validate(path, provider=provider)
     for warning in warnings:
-        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+        err.print(f"[yellow]warning:[/yellow] {escape(str(warning))}", highlight=False)
     for problem in errors:
-        err.print(f"[red]error:[/red] {problem}", highlight=False)
+        err.print(f"[red]error:[/red] {escape(str(problem))}", highlight=False)
+    for line in image_automation(path, provider):
+        console.print(escape(str(line)), highlight=False)
     if errors:
         raise typer.Exit(1)
     console.print("ok: every canary and generated object is valid")
@@ -580,8 +626,74 @@ app.command("history")(history)
 app.command("audit")(audit_command)
 
 
+# Options and variables whose value is a credential; every URL given may carry one in its userinfo.
+_SECRET_OPTIONS = ("--github-token", "--webhook-secret")
+_SECRET_VARIABLES = ("GITCANARY_GITHUB_TOKEN", "GITCANARY_WEBHOOK_SECRET")
+
+
+class _RedactingStream(io.TextIOBase):
+    """stdout/stderr of the CLI: each complete line passes `redact` before it is written.
+
+    Every CLI channel (tables, JSON, reports, errors, log lines, tracebacks) goes through here, so a
+    token in `--repo https://TOKEN@host/...` never reaches a terminal or a CI log.
+    """
+
+    def __init__(self, inner: TextIO) -> None:
+        self.inner = inner
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        self._pending += text
+        if "\n" in self._pending:
+            complete, _, self._pending = self._pending.rpartition("\n")
+            self.inner.write(redact(complete + "\n"))
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending:
+            self.inner.write(redact(self._pending))
+            self._pending = ""
+        self.inner.flush()
+
+    def isatty(self) -> bool:
+        return self.inner.isatty()
+
+    def fileno(self) -> int:
+        return self.inner.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.inner, "encoding", "utf-8")
+
+    def writable(self) -> bool:
+        return True
+
+
+def _register_credentials(argv: list[str], environ: dict[str, str]) -> None:
+    """Every credential the command line or the environment hands gitcanary, masked from then on."""
+    for index, arg in enumerate(argv):
+        name, eq, value = arg.partition("=")
+        if name in _SECRET_OPTIONS:
+            register(value if eq else (argv[index + 1] if index + 1 < len(argv) else None))
+        if "@" in arg:
+            register_url(value if eq else arg)
+    for key, value in environ.items():
+        if key in _SECRET_VARIABLES:
+            register(value)
+        elif key.startswith("GITCANARY_") and "@" in value:
+            register_url(value)
+
+
 def main() -> None:
-    app()
+    _register_credentials(sys.argv[1:], dict(os.environ))
+    if not isinstance(sys.stdout, _RedactingStream):
+        sys.stdout = _RedactingStream(sys.stdout)
+        sys.stderr = _RedactingStream(sys.stderr)
+    try:
+        app()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
 
 
 if __name__ == "__main__":

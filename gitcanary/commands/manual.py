@@ -39,16 +39,15 @@ from gitcanary.core.manual_rules import refusal
 from gitcanary.errors import GitcanaryError, GitError, PushRejected
 from gitcanary.git.trailers import format_message
 from gitcanary.git.workspace import Identity, Workspace
-from gitcanary.manifests import detect, discovery, render, yamlio
-from gitcanary.manifests.generate import Layout, read_status, write_documents
+from gitcanary.manifests import detect, discovery, image_policies, image_quarantine, paths, render, yamlio
+from gitcanary.manifests.generate import Layout, read_primary, read_status, write_documents
 from gitcanary.manifests.target import render_target
 from gitcanary.service.logs import redact
 from gitcanary.spec.load import LoadedCanary
-from gitcanary.spec.request import ManualAction, ManualRequest
+from gitcanary.spec.request import IDENT, ManualAction, ManualRequest, check_ident
 from gitcanary.spec.status import CanaryStatus, utcnow
 
 PUSH_ATTEMPTS = 5
-_IDENT = re.compile(r"^\s*(?P<name>[^<>]*?)\s*<(?P<email>[^<>\s]+)>\s*$")
 
 
 class ManualActionError(GitcanaryError):
@@ -67,12 +66,13 @@ class ManualResult:
 
 def parse_actor(text: str) -> Identity:
     """`Name <email>` (git's own form) -> Identity; a clear error otherwise."""
-    match = _IDENT.match(text)
-    if not match or not match.group("name"):
-        raise ManualActionError(
-            f"--actor {text!r}: expected 'Name <email>', e.g. 'Pat Person <pat@example.com>'"
-        )
-    return Identity(match.group("name"), match.group("email"))
+    try:
+        ident = check_ident(text)
+    except ValueError as exc:
+        raise ManualActionError(f"--actor {exc}") from None
+    match = IDENT.fullmatch(ident)
+    assert match is not None
+    return Identity(match.group("name").strip(), match.group("email"))
 
 
 def invoker(cwd: Path) -> Identity:
@@ -87,7 +87,7 @@ def invoker(cwd: Path) -> Identity:
     # useConfigOnly: never an identity git guessed from the host name. `git var` prints
     # "Name <email> 1700000000 +0000"; drop the date.
     ident = re.sub(r"\s+\d+\s+[-+]\d{4}\s*$", "", proc.stdout.strip())
-    if proc.returncode != 0 or not _IDENT.match(ident) or ident.startswith("<"):
+    if proc.returncode != 0 or not IDENT.fullmatch(ident) or ident.startswith("<"):
         raise ManualActionError(
             "who is acting? git has no user.name/user.email here: set them "
             "(git config --global user.name ...) or pass --actor 'Name <email>'"
@@ -174,6 +174,9 @@ def _attempt(
         assert status is not None
         if action is ManualAction.RETRY:
             notes, restored = _restore_failed_images(workspace, loaded, status)
+            lifted_notes, lifted = _lift_quarantine(root, loaded, status)
+            notes += lifted_notes
+            restored += [path for path in lifted if path not in restored]
         request = ManualRequest(action=action, actor=actor, rollout_id=status.rollout_id, requested_at=now)
         requested = status.model_copy(update={"request": request})
         write_documents(root, layout.status, [requested.to_document(key)])
@@ -217,7 +220,7 @@ def _find(root: Path, key: str, url: str, branch: str) -> LoadedCanary:
 def _set_suspend(root: Path, loaded: LoadedCanary, suspend: bool) -> str:
     """Set (pause) or remove (resume) `spec.suspend` in the Canary's own file, round-trip."""
     path, _, index = loaded.source.partition("#")
-    file = root / path
+    file = paths.no_symlink(root, path, source=loaded.source)
     text = file.read_text()
     docs = yamlio.load_all(text)
     spec = docs[int(index or 0)]["spec"]
@@ -225,7 +228,9 @@ def _set_suspend(root: Path, loaded: LoadedCanary, suspend: bool) -> str:
         spec["suspend"] = True
     else:
         spec.pop("suspend", None)
-    file.write_text(yamlio.dump_all(docs, like=text) if len(docs) > 1 else yamlio.dump(docs[0], like=text))
+    paths.write(
+        root, path, yamlio.dump_all(docs, like=text) if len(docs) > 1 else yamlio.dump(docs[0], like=text)
+    )
     return path
 
 
@@ -280,6 +285,25 @@ def _restore_failed_images(
                 f"image {container} restored: {now_image} -> {failed_image} in {source.path} {source.field}"
             )
             paths.append(source.path)
+    return notes, paths
+
+
+def _lift_quarantine(root: Path, loaded: LoadedCanary, status: CanaryStatus) -> tuple[list[str], list[str]]:
+    """Remove the exclusions a rollback wrote for the failed tag, so the automation may select it again."""
+    tag = status.canary_revision
+    if not tag:
+        return [], []
+    layout = Layout.of(loaded)
+    primary = read_primary(root, layout) or {}
+    notes: list[str] = []
+    paths: list[str] = []
+    for image in render.container_images(primary).values():
+        repository = detect.ImageRef.parse(image).repository
+        for selector in image_policies.find(root, layout.app_dir, repository):
+            lifted = image_quarantine.lift(root, selector, tag)
+            if lifted is not None:
+                notes.append(f"quarantine of {tag} lifted: {lifted.line}")
+                paths.append(lifted.path)
     return notes, paths
 
 

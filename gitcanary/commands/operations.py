@@ -14,7 +14,7 @@ from gitcanary.core.rollout import Action, decide
 from gitcanary.errors import GitcanaryError, GitError, SpecError
 from gitcanary.git import messages
 from gitcanary.hooks.alerts import missing_providers
-from gitcanary.manifests import discovery, kustomize
+from gitcanary.manifests import discovery, kustomize, paths
 from gitcanary.manifests.generate import FileWriter, Layout, read_status
 from gitcanary.manifests.target import render_target
 from gitcanary.routers import router_for
@@ -167,8 +167,11 @@ def status(
         try:
             st: CanaryStatus | None = read_status(root, Layout.of(loaded))
             rendered = render_target(root, loaded)
-        except GitcanaryError as exc:
-            view.phase, view.error = "Error", str(exc)
+        except Exception as exc:  # noqa: BLE001 - one canary's failure is its row, never the whole table
+            view.phase = "Error"
+            view.error = (
+                str(exc) if isinstance(exc, GitcanaryError) else f"unexpected {type(exc).__name__}: {exc}"
+            )
             views.append(view)
             continue
         view.target_revision = rendered.revision
@@ -181,7 +184,7 @@ def status(
             view.message = st.message
             live = (now - st.last_transition_time).total_seconds() >= settle
             observation = Observation(now, rendered.spec_hash, rendered.revision, live)
-            at_rest = st.phase in (Phase.INITIALIZED, Phase.SUCCEEDED, Phase.FAILED)
+            at_rest = st.phase in (Phase.INITIALIZED, Phase.SUCCEEDED, Phase.FAILED, Phase.QUARANTINED)
             if observer is not None and not at_rest:
                 observation = replace(observation, cluster=_observe(root, loaded, observer, now))
                 view.liveness = "cluster"
@@ -225,6 +228,11 @@ def validate(root: Path, provider: str | None = None) -> tuple[list[str], list[s
             router_for(loaded.canary, loaded.source)
             render_target(root, loaded)
             layout = Layout.of(loaded)
+            errors += [
+                f"{link}: a symlink where gitcanary writes its generated files; gitcanary never writes "
+                "through a symlink"
+                for link in paths.symlinks_in(root, layout.generated_dir)
+            ]
             if (root / layout.kustomization).exists():
                 objects = kustomize.build(root / layout.generated_dir, display=layout.generated_dir)
                 errors += [f"{layout.generated_dir}: {problem}" for problem in validate_manifests(objects)]
@@ -232,3 +240,26 @@ def validate(root: Path, provider: str | None = None) -> tuple[list[str], list[s
         except GitcanaryError as exc:
             errors.append(str(exc))
     return errors, warnings
+
+
+def image_automation(root: Path, provider: str | None = None, under: str = "") -> list[str]:
+    """Per canary (under `under`): which ImagePolicy or Image Updater Application selects its images,
+    and whether a rollback can quarantine a failed tag there (else the Quarantined hold stands in)."""
+    from gitcanary.manifests import image_policies, render
+
+    root = Path(root)
+    catalog = _scan(root, provider)
+    docs = image_policies.documents(root)
+    lines: list[str] = []
+    for loaded in _canaries_under(catalog, _relative(root, under)) if under else catalog.canaries.values():
+        app_dir = Layout.of(loaded).app_dir
+        if not image_policies.automated(root, app_dir, docs):
+            continue  # nothing could select its images: no build needed to say so
+        try:
+            rendered = render_target(root, loaded)
+        except GitcanaryError:
+            continue  # validate reports the build error itself
+        images = list(render.container_images(rendered.target).values())
+        found = image_policies.report(root, app_dir, images, docs)
+        lines += [f"{loaded.canary.key}: {line}" for line in found]
+    return lines

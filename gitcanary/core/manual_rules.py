@@ -28,9 +28,12 @@ def refusal(action: ManualAction, phase: Phase | None, suspended: bool) -> str |
             "gate; open the gate to start the rollout, or revert the bump to abandon it"
         )
     if action is ManualAction.RETRY:
-        if phase is Phase.FAILED or phase in _ROLLOUT:
+        if phase in (Phase.FAILED, Phase.QUARANTINED) or phase in _ROLLOUT:
             return None
-        return f"phase {phase.value}: retry re-runs the analysis of a failed or running rollout only"
+        return (
+            f"phase {phase.value}: retry re-runs the analysis of a failed, quarantined or running "
+            "rollout only"
+        )
     if phase in _ROLLOUT:
         return None
     if phase in (Phase.PROMOTING, Phase.FINALISING):

@@ -82,6 +82,9 @@ class Observation:
     last_attempt: datetime | None = None
     promotion_gate: Gate | None = None
     cluster: ClusterObservation | None = None
+    # The last change to the target was pushed by an image automation (Flux's
+    # image-automation-controller, Argo CD Image Updater), not by a person.
+    automated: bool = False
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ class Action(StrEnum):
     SUCCEED = "succeed"  # scale the canary to zero; rollout done
     ROLLBACK = "rollback"  # all traffic to the primary, canary to zero, old revision written back
     WAIT = "wait"  # a confirm gate is closed: phase Waiting (rollout) or WaitingPromotion, reason in status
+    QUARANTINE = "quarantine"  # an automation brought a failed revision back: hold it, roll nothing out
 
 
 KUBERNETES_PROVIDER = "kubernetes"
@@ -148,10 +149,14 @@ def decide(canary: Canary, status: CanaryStatus | None, obs: Observation) -> Dec
     new_revision = obs.target_spec not in (status.last_applied_spec, status.last_promoted_spec)
     if status.phase is Phase.WAITING:
         return _waiting(canary, status, obs, new_revision)
-    if status.phase in (Phase.INITIALIZED, Phase.SUCCEEDED, Phase.FAILED):
+    if status.phase in (Phase.INITIALIZED, Phase.SUCCEEDED, Phase.FAILED, Phase.QUARANTINED):
         if not new_revision:
             return Decision(Action.NONE, f"{status.phase.value}; no new revision")
-        return _confirm_rollout(canary, status, obs) or _start(canary, status, obs, Action.START)
+        return (
+            _quarantine(canary, status, obs)
+            or _confirm_rollout(canary, status, obs)
+            or _start(canary, status, obs, Action.START)
+        )
 
     # A rollout is under way (Waiting .. Finalising).
     if status.phase in (Phase.PROMOTING, Phase.FINALISING):
@@ -314,6 +319,10 @@ def _initialize(obs: Observation) -> Decision:
 def _start(canary: Canary, status: CanaryStatus, obs: Observation, action: Action) -> Decision:
     started = obs.now.strftime("%Y-%m-%dT%H:%M:%SZ")
     rollout_id = f"{status.primary_revision}..{obs.target_revision}/{started}"
+    # Rolling a revision out again (a person's bump, a retry) lifts its quarantine.
+    status = status.model_copy(
+        update={"quarantined": tuple(r for r in status.quarantined if r != obs.target_revision)}
+    )
     if canary.spec.skip_analysis:
         fresh = _step(
             status,
@@ -382,6 +391,7 @@ def _rollback(
         mirrored=False,
         failed_checks=failed_checks,
         message=f"Canary failed! {why}" + (f": {', '.join(failed)}" if failed else ""),
+        quarantined=_with(status.quarantined, status.canary_revision),
     )
     return Decision(
         Action.ROLLBACK, why, new, details=_check_lines(obs.checks), failed=failed, revert_target=True
@@ -547,7 +557,7 @@ def _honour_request(canary: Canary, status: CanaryStatus, obs: Observation) -> D
             decision = _rollback(status, obs, f"aborted by {request.actor}", status.failed_checks)
             return replace(decision, actor=actor, request=asked)
         case ManualAction.RETRY:
-            action = Action.START if status.phase is Phase.FAILED else Action.RESTART
+            action = Action.START if status.phase in (Phase.FAILED, Phase.QUARANTINED) else Action.RESTART
             decision = _start(canary, status, obs, action)
             if decision.status is not None and decision.action is not Action.PROMOTE:
                 message = f"Retry {who}; starting canary analysis"
@@ -559,6 +569,50 @@ def _honour_request(canary: Canary, status: CanaryStatus, obs: Observation) -> D
                 request=asked,
             )
     return None
+
+
+# -- quarantine: no rollout loop with an image automation --------------------------------------
+
+
+def _with(revisions: tuple[str, ...], revision: str) -> tuple[str, ...]:
+    return revisions if not revision or revision in revisions else (*revisions, revision)
+
+
+def _quarantine(canary: Canary, status: CanaryStatus, obs: Observation) -> Decision | None:
+    """A revision that failed, brought back by an image automation, is held instead of rolled out.
+
+    The automation (Flux's ImageUpdateAutomation, Argo CD Image Updater) picks the newest tag
+    again after the rollback wrote the old one back; rolling it out again would fail again, every
+    automation interval. The target keeps the failed tag at 0 replicas (no write-back, so no
+    ping-pong with the bot); a newer tag, a person's bump or `gitcanary retry` starts a rollout.
+    """
+    if not obs.automated or obs.target_revision not in status.quarantined:
+        return None
+    new = _step(
+        status,
+        obs,
+        phase=Phase.QUARANTINED,
+        canary_weight=0,
+        failed_checks=0,
+        iterations=0,
+        mirrored=False,
+        last_applied_spec=obs.target_spec,
+        canary_revision=obs.target_revision,
+        message=(
+            f"Quarantined: {obs.target_revision} failed its rollout and an image automation brought it "
+            f"back; not rolled out again (gitcanary retry {canary.key} to analyse it again)"
+        ),
+    )
+    return Decision(
+        Action.QUARANTINE,
+        f"{obs.target_revision} failed before and was pushed back by an image automation; "
+        "held at 0 replicas, all traffic on the primary",
+        new,
+        details=(
+            f"a newer tag starts a rollout as usual; `gitcanary retry {canary.key}` analyses "
+            f"{obs.target_revision} again",
+        ),
+    )
 
 
 # -- webhook gates (Flagger's confirm-*, pre-rollout, rollout and rollback hooks) ------------------

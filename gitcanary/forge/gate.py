@@ -20,7 +20,7 @@ from enum import StrEnum
 from gitcanary.duration import parse_duration
 from gitcanary.forge.secrets import without_credentials
 from gitcanary.git.checks import Check, parse_check_line, parse_check_trailer
-from gitcanary.git.trailers import PREFIX, parse_trailers
+from gitcanary.git.trailers import PREFIX, MalformedTrailers, parse_trailers
 
 MARKER = "<!-- gitcanary:promotion-gate -->"
 COMMENT_MARKER = "<!-- gitcanary:gate-comment -->"  # tells gitcanary's own comments from people's
@@ -177,7 +177,10 @@ def rows(commits: list[LoggedCommit], rollout_id: str, metrics: Sequence[str] = 
     out: list[Row] = []
     previous = "0"
     for commit in commits:
-        trailers = parse_trailers(commit.message)
+        try:
+            trailers = parse_trailers(commit.message)
+        except MalformedTrailers:
+            continue  # not a step gitcanary wrote: never shown as one
         action = trailers.get("Action", "")
         if trailers.get("Rollout") != rollout_id or action in ("update", "gate", ""):
             continue

@@ -230,7 +230,9 @@ class GitHubForge:
 
     def open(self, head: str, base: str, title: str, body: str, draft: bool = False) -> PullRequest:
         def go() -> PullRequest:
-            pr = self.repo.create_pull(base=base, head=head, title=title, body=body, draft=draft)
+            pr = self.repo.create_pull(
+                base=base, head=head, title=self.redact(title), body=self.redact(body), draft=draft
+            )
             return self._convert(pr)
 
         return self._call(f"opening a PR from {head}", go)
@@ -301,7 +303,7 @@ class GitHubForge:
                 if message is not None and method != "rebase":
                     # No commit_title: GitHub's default subject ("Merge pull request #N from ...",
                     # or "TITLE (#N)" for a squash) is how `gitcanary history` finds the PR.
-                    kwargs["commit_message"] = message
+                    kwargs["commit_message"] = self.redact(message)
                 return str(pr.merge(**kwargs).sha)
             except GithubException as exc:
                 if exc.status in (405, 409):  # not mergeable yet (reviews, checks, conflict) or head moved

@@ -34,7 +34,7 @@ from gitcanary.errors import GitcanaryError, GitError, PushRejected
 from gitcanary.forge import gate, naming
 from gitcanary.forge.base import Forge, ForgeError, PullRequest, Review
 from gitcanary.forge.secrets import without_credentials
-from gitcanary.git.trailers import format_message, parse_trailers
+from gitcanary.git.trailers import MalformedTrailers, format_message, parse_trailers
 from gitcanary.git.workspace import REMOTE, Workspace
 from gitcanary.manifests.generate import Layout
 from gitcanary.spec.load import LoadedCanary
@@ -228,7 +228,7 @@ class Publisher:
             current = self._open_gate(loaded, status, branch)
         self._gates[key] = Gate.OPEN
         tip = self._branch_tip(branch)
-        carries_promotion = tip is not None and parse_trailers(tip[1]).get("Action") == "promote"
+        carries_promotion = tip is not None and _trailers(tip[1]).get("Action") == "promote"
         if carries_promotion and tip is not None and self._stale(loaded, tip[0]):
             tip = self._withdraw(loaded, status, branch, tip)
             carries_promotion = False
@@ -273,7 +273,7 @@ class Publisher:
         The placeholder's `Gitcanary-Withdrawn` trailer keeps the withdrawn row in the body (from
         Git, after a restart too) and the PR stops conflicting, so nobody approves a dead commit.
         """
-        trailers = parse_trailers(tip[1])
+        trailers = _trailers(tip[1])
         withdrawn = f"{tip[0]} {trailers.get('Time', '-')} {trailers.get('Weight', '')}".strip()
         log.info("%s: stale promotion %s on the gate PR withdrawn", loaded.canary.key, tip[0][:8])
         sha = self._placeholder(loaded.canary.key, status, {"Withdrawn": withdrawn})
@@ -383,7 +383,7 @@ class Publisher:
         """What the rollout changes, from its start commit: image lines, who bumped, the bump commit."""
         if first is None:
             return [], ""
-        bumped_by = parse_trailers(first.message).get("Bumped-By", "")
+        bumped_by = _trailers(first.message).get("Bumped-By", "")
         git = self.workspace.repo.git
         changes = []
         for line in first.message.splitlines():
@@ -435,7 +435,7 @@ class Publisher:
         else:
             state = gate.State.ANALYSING
         tip = self._branch_tip(full.head) if promotion is None else None
-        withdrawn = parse_trailers(tip[1]).get("Withdrawn", "") if tip else ""
+        withdrawn = _trailers(tip[1]).get("Withdrawn", "") if tip else ""
         reason = self._last_failure(status.rollout_id) if state is gate.State.HALTED else ""
         view = self._view(
             loaded,
@@ -468,7 +468,7 @@ class Publisher:
 
     def _last_failure(self, rollout_id: str) -> str:
         for commit in reversed(self._rollout_log(rollout_id)):
-            if parse_trailers(commit.message).get("Action") in ("halt", "rollback"):
+            if _trailers(commit.message).get("Action") in ("halt", "rollback"):
                 checks, _ = gate.checks_of(commit.message)
                 failed = [c.text for c in checks if not c.ok]
                 return "; ".join(failed) or commit.message.split("\n", 1)[0]
@@ -513,14 +513,14 @@ class Publisher:
     def _bumped_by(self, rollout_id: str) -> str:
         """Who made the change a rollout started for (its start commit's `Bumped-By`, name only)."""
         for commit in self._rollout_log(rollout_id):
-            bumper = parse_trailers(commit.message).get("Bumped-By", "")
+            bumper = _trailers(commit.message).get("Bumped-By", "")
             if bumper:
                 return bumper.split(" <", 1)[0]
         return ""
 
     def _rollout_of(self, pr: PullRequest) -> str:
         tip = self._branch_tip(pr.head)
-        return parse_trailers(tip[1]).get("Rollout", "") if tip else ""
+        return _trailers(tip[1]).get("Rollout", "") if tip else ""
 
     def _final_refresh(self, loaded: LoadedCanary, rollout_id: str) -> None:
         """Once per rollout and process: the finished rollout's closed gate shows the final outcome."""
@@ -533,7 +533,7 @@ class Publisher:
     def _final_body(self, loaded: LoadedCanary, rollout_id: str, pr: PullRequest) -> bool:
         """Write a finished rollout's outcome on its gate; False while Git does not show one yet."""
         logged = self._rollout_log(rollout_id)
-        actions = [parse_trailers(c.message).get("Action", "") for c in logged]
+        actions = [_trailers(c.message).get("Action", "") for c in logged]
         results = self._results(rollout_id)
         if "rollback" in actions:
             rollback = logged[actions.index("rollback")].message
@@ -574,7 +574,7 @@ class Publisher:
         wanted = ("restart", "start") if limit else ("promote", "finalize", "succeed", "rollback")
         out = []
         for commit in self._rollout_log(rollout_id):
-            action = parse_trailers(commit.message).get("Action", "")
+            action = _trailers(commit.message).get("Action", "")
             if action in wanted:
                 out.append((f"{action} `{commit.sha[:7]}`", f"{self.forge.web_url}/commit/{commit.sha}"))
         return out[-limit:] if limit else out
@@ -650,7 +650,7 @@ class Publisher:
           carry the approval): `Approved-by: LOGIN` joined to that step's trailer block.
         """
         message = str(self.workspace.repo.git.log("-1", "--format=%B", sha))
-        trailers = parse_trailers(message)
+        trailers = _trailers(message)
         approvers = self._unrecorded_approvals.get(trailers.get("Canary", ""))
         if (
             approvers
@@ -749,7 +749,7 @@ class Publisher:
 
     def _route(self, sha: str) -> _Routed:
         message = str(self.workspace.repo.git.log("-1", "--format=%B", sha))
-        trailers = parse_trailers(message)
+        trailers = _trailers(message)
         key = trailers.get("Canary", "")
         loaded = self.canaries.get(key)
         action = trailers.get("Action", "")
@@ -877,7 +877,7 @@ class Publisher:
         head = self._remote_head()
         tip = self._branch_tip(branch)
         status_file = Layout.of(loaded).status
-        if tip is not None and parse_trailers(tip[1]).get("Action") == "promote":
+        if tip is not None and _trailers(tip[1]).get("Action") == "promote":
             git = self.workspace.repo.git
             try:
                 same = git.rev_parse(f"{tip[0]}~1:{status_file}") == git.rev_parse(f"{head}:{status_file}")
@@ -978,3 +978,12 @@ def codeowners(text: str, path: str) -> list[str]:
         if pathspec.PathSpec.from_lines("gitignore", [pattern]).match_file(path):
             owners = names
     return owners
+
+
+def _trailers(message: str) -> dict[str, str]:
+    """A commit's `Gitcanary-*` trailers; none for a block that cannot be trusted (a trailer given
+    twice): such a commit is not gitcanary's step, and never stops the gate of its canary."""
+    try:
+        return parse_trailers(message)
+    except MalformedTrailers:
+        return {}

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from gitcanary.forge.base import ForgeError
+from gitcanary.redaction import REDACTED, redact, register
 
-REDACTED = "***"
+__all__ = ["REDACTED", "Redactor", "read_secret", "without_credentials"]
 
 
 def read_secret(value: str | None, file: Path | str | None, what: str) -> str | None:
@@ -30,21 +30,18 @@ def read_secret(value: str | None, file: Path | str | None, what: str) -> str | 
 
 
 class Redactor:
-    """Replaces every known secret in a text; applied to anything gitcanary writes or raises."""
+    """The forge's handle on `gitcanary.redaction`: a secret it adds is masked at every boundary."""
 
     def __init__(self, *secrets: str | None) -> None:
-        self._secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+        register(*secrets)
 
     def add(self, secret: str | None) -> None:
-        if secret and len(secret) >= 4 and secret not in self._secrets:
-            self._secrets = sorted([*self._secrets, secret], key=len, reverse=True)
+        register(secret)
 
     def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, REDACTED)
-        return text
+        return redact(text)
 
 
 def without_credentials(text: str) -> str:
     """`https://x-access-token:TOKEN@github.com/...` -> `https://***@github.com/...` wherever it appears."""
-    return re.sub(r"(\w+://)[^/@\s]+@", r"\1***@", text)
+    return redact(text)

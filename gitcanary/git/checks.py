@@ -61,7 +61,9 @@ def _show(number: float) -> str:
 
 
 def check_trailer(check: _CheckLike) -> str:
-    parts = [check.name, f"value={'none' if check.value is None else _show(check.value)}"]
+    # One token: a name with a space would shift every field after it (names are checked on load).
+    name = "_".join(str(check.name).split()) or "unnamed"
+    parts = [name, f"value={'none' if check.value is None else _show(check.value)}"]
     if check.min is not None:
         parts.append(f"min={_show(check.min)}")
     if check.max is not None:

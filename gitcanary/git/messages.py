@@ -7,7 +7,7 @@ from datetime import UTC
 
 from gitcanary.core.rollout import Action, Decision, Strategy, strategy_of
 from gitcanary.git.checks import check_trailer
-from gitcanary.git.trailers import PREFIX, format_message
+from gitcanary.git.trailers import format_message
 from gitcanary.spec.models import Canary
 from gitcanary.spec.status import CanaryStatus, Phase
 
@@ -55,6 +55,8 @@ def subject(canary: Canary, old: CanaryStatus | None, decision: Decision) -> str
             if new.phase is Phase.WAITING_PROMOTION:
                 return f"gitcanary: hold {key} at {weight}% ({revs}): waiting for promotion approval"
             return f"gitcanary: hold {key} rollout {revs}: waiting for approval"
+        case Action.QUARANTINE:
+            return f"gitcanary: quarantine {key} {new.canary_revision}: failed before, not rolled out again"
         case Action.ROLLBACK:
             first = f": {decision.failed[0]}" if decision.failed else ""
             return f"gitcanary: roll back {key} {new.canary_revision} -> {new.primary_revision}{first}"
@@ -83,6 +85,19 @@ def update(canary: Canary, status: CanaryStatus, changed: list[str]) -> str:
     return format_message(subject, body, _trailers(canary, status, "update"))
 
 
+def restore(canary: Canary, status: CanaryStatus, foreign: str, author: str) -> str:
+    """A commit that writes gitcanary's own last status back over a change it did not make."""
+    subject = f"gitcanary: restore {canary.key} status written by {author.split(' <')[0]}"
+    body = [
+        f"{foreign} by {author} changed the status file; gitcanary's status is its memory, changed only "
+        "by gitcanary: use gitcanary promote|abort|retry|pause|resume to act on a rollout.",
+        f"kept: {status.phase.value} at {status.canary_weight}%",
+    ]
+    return format_message(
+        subject, body, {**_trailers(canary, status, "restore-status"), "Overrides": foreign}
+    )
+
+
 def compose(
     canary: Canary,
     old: CanaryStatus | None,
@@ -101,6 +116,7 @@ def compose(
         trailers["Request"] = decision.request
         trailers["Actor"] = decision.actor
     trailers.update(extra or {})
-    text = format_message(line, body, trailers)
-    # One `Gitcanary-Check` trailer per check (a repeated key, as git allows), for audits.
-    return text + "".join(f"{PREFIX}Check: {check_trailer(check)}\n" for check in decision.checks)
+    # One `Gitcanary-Check` trailer per check (a repeated key, as git allows), in the same block.
+    return format_message(
+        line, body, trailers, [("Check", check_trailer(check)) for check in decision.checks]
+    )

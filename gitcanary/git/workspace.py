@@ -213,10 +213,15 @@ class Workspace:
                 raise PushRejected(f"{self.branch} moved on {self.url}") from exc
             raise GitError(f"git push to {self.url} failed: {_stderr(exc)}") from exc
 
-    def rebase(self, onto: str) -> bool:
-        """Replay local commits on `onto`; False (and nothing changed) on a conflict."""
+    def rebase(self, onto: str, since: str | None = None) -> bool:
+        """Replay local commits on `onto`; False (and nothing changed) on a conflict.
+
+        With `since`, only the commits after it (`since..HEAD`, the ones this attempt made) are
+        replayed: a commit a person removed from the branch by a force-push is never pushed again.
+        """
+        args = ["--onto", onto, since] if since else [onto]
         try:
-            self.repo.git.rebase(onto, env={**os.environ, "GIT_EDITOR": "true"})
+            self.repo.git.rebase(*args, env={**os.environ, "GIT_EDITOR": "true"})
             return True
         except GitCommandError:
             self.repo.git.rebase("--abort")
@@ -225,6 +230,26 @@ class Workspace:
     def local_commits(self) -> list[str]:
         out = self.repo.git.rev_list(f"{self.remote_ref}..HEAD")
         return out.split()
+
+    def last_change(self, path: str, author_email: str | None = None) -> tuple[str, str, str] | None:
+        """(commit, "Name <email>", git's signature letter %G?) of the last commit that changed `path`,
+        or of the last one by `author_email`; None when there is none."""
+        args = ["-1", "--format=%H%x00%an <%ae>%x00%G?"]
+        if author_email is not None:
+            args += ["--fixed-strings", f"--author=<{author_email}>"]
+        try:
+            out = self.repo.git.log(*args, "HEAD", "--", path).strip()
+        except GitCommandError:
+            return None
+        if not out:
+            return None
+        sha, who, signature = (out.split("\x00") + ["", ""])[:3]
+        if signature == "N":
+            # git says N also for an SSH signature it cannot check (no allowed-signers file here):
+            # tell "unsigned" from "signed, not checkable" by the commit's own header.
+            header = self.repo.git.cat_file("commit", sha).split("\n\n", 1)[0]
+            signature = "E" if "\ngpgsig " in header else "N"
+        return sha, who, signature
 
     def read(self, path: str, rev: str = "HEAD") -> str | None:
         try:

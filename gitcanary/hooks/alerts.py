@@ -26,6 +26,7 @@ from typing import Any
 
 from gitcanary.errors import GitcanaryError
 from gitcanary.hooks.webhooks import WebhookError, post_json
+from gitcanary.redaction import redact, redact_value, register, register_url
 from gitcanary.spec.models import AlertProvider, Canary
 
 log = logging.getLogger("gitcanary.hooks")
@@ -211,12 +212,13 @@ class Secrets:
 
     def get(self, namespace: str, secret: str, key: str) -> str | None:
         value = self.environ.get(env_name(namespace, secret, key))
-        if value:
-            return value.strip()
-        path = self.directory / namespace / secret / key
-        if path.is_file():
-            return path.read_text().strip() or None
-        return None
+        if not value:
+            path = self.directory / namespace / secret / key
+            value = path.read_text() if path.is_file() else None
+        value = value.strip() if value else None
+        register(value)  # a provider's address or token never reaches a log line or an error
+        register_url(value)
+        return value or None
 
     def where(self, namespace: str, secret: str, key: str) -> str:
         return f"${env_name(namespace, secret, key)} or {self.directory / namespace / secret / key}"
@@ -268,11 +270,12 @@ class Notifier:
                 if render is None:
                     raise AlertError(f"AlertProvider {key}: type {kind!r} is not one gitcanary sends")
                 address, proxy = endpoint(provider, self.secrets)
-                body = render(notice, provider.spec.channel, provider.spec.username)
+                body = redact_value(render(notice, provider.spec.channel, provider.spec.username))
+                assert isinstance(body, dict)
                 post_json(address, body, timeout=self.timeout, retries=2, proxy=proxy, sleep=self.sleep)
                 self.sent += 1
             except (AlertError, WebhookError) as exc:
-                message = f"{notice.canary.key}: alert {alert.name}: {exc}"
+                message = redact(f"{notice.canary.key}: alert {alert.name}: {exc}")
                 log.warning("%s", message)
                 errors.append(message)
         return errors

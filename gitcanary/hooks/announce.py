@@ -74,6 +74,8 @@ def alert_of(transition: Transition) -> tuple[str, str] | None:
             return "warn", "Rolling back: manual rollback webhook invoked."
         case Action.ROLLBACK:
             return "error", f"Canary failed! {decision.reason}. Rolled back to {new.primary_revision}."
+        case Action.QUARANTINE:
+            return "warn", f"{new.canary_revision} failed before; an image automation brought it back: held."
         case Action.SUCCEED:
             return "info", "Canary analysis completed successfully, promotion finished."
         case Action.PROMOTE if new.phase is Phase.SUCCEEDED:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from gitcanary.errors import SpecError
-from gitcanary.manifests import fleet, yamlio
+from gitcanary.manifests import fleet, paths, yamlio
 from gitcanary.manifests.files import YAML_SUFFIXES, find_kustomization
 
 
@@ -37,11 +37,16 @@ def take_over(
             "(two sources for one object); turn that Service off with a chart value in helm.values, "
             f"or give the canary another spec.service.name in {canary_source}",
         )
-    base = root / app_dir if app_dir else root
+    base = paths.inside(root, app_dir, source=canary_source)
     for path in sorted(base.rglob("*")):
-        if not path.is_file() or not path.name.endswith(YAML_SUFFIXES) or path.name in fleet.FLEET_FILES:
+        if (
+            path.is_symlink()
+            or not path.is_file()
+            or not path.name.endswith(YAML_SUFFIXES)
+            or path.name in fleet.FLEET_FILES
+        ):
             continue
-        rel = str(path.relative_to(root))
+        rel = paths.relative(root, path)
         text = path.read_text()
         if "Service" not in text or name not in text:
             continue
@@ -56,11 +61,13 @@ def take_over(
         if dry_run:
             return [], ""
         if keep:
-            path.write_text(
-                yamlio.dump_all(keep, like=text) if len(keep) > 1 else yamlio.dump(keep[0], like=text)
+            paths.write(
+                root,
+                rel,
+                yamlio.dump_all(keep, like=text) if len(keep) > 1 else yamlio.dump(keep[0], like=text),
             )
         else:
-            path.unlink()
+            paths.unlink(root, rel)
             changed += _unlist(root, rel, app_dir)
         note = (
             f"took over Service {namespace}/{name} from {rel}: gitcanary generates the apex service now "
@@ -99,7 +106,7 @@ def _unlist(root: Path, removed: str, app_dir: str) -> list[str]:
 
 
 def _drop_resource(root: Path, kustomization: str, entry: str) -> bool:
-    text = (root / kustomization).read_text()
+    text = paths.read(root, kustomization)
     doc = yamlio.load(text)
     resources = doc.get("resources") if isinstance(doc, dict) else None
     if not resources:
@@ -109,5 +116,5 @@ def _drop_resource(root: Path, kustomization: str, entry: str) -> bool:
         return False
     for item in listed:
         resources.remove(item)
-    (root / kustomization).write_text(yamlio.dump(doc, like=text))
+    paths.write(root, kustomization, yamlio.dump(doc, like=text))
     return True

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gitcanary.manifests import fleet, yamlio
+from gitcanary.manifests import fleet, paths, yamlio
 from gitcanary.manifests.files import YAML_SUFFIXES, find_kustomization
 
 
@@ -52,7 +52,7 @@ class ImageSource:
 
 
 def _docs(root: Path, path: str) -> list[Any]:
-    return yamlio.load_all((root / path).read_text())
+    return yamlio.load_all(paths.read(root, path))
 
 
 def _kustomize_entry_output(entry: dict[str, Any], original: ImageRef) -> ImageRef:
@@ -77,14 +77,16 @@ def locate(
     rendered = ImageRef.parse(image)
     kustomization = find_kustomization(root, fleet.kustomize_dir_of(root, app_dir))
     if kustomization is not None:
-        doc = yamlio.load((root / kustomization).read_text()) or {}
+        doc = yamlio.load(paths.read(root, kustomization)) or {}
         for index, entry in enumerate(doc.get("images") or []):
             output_repo = entry.get("newName") or entry.get("name")
             if output_repo == rendered.repository or entry.get("name") == rendered.repository:
                 what = "digest" if entry.get("digest") else ("newTag" if entry.get("newTag") else "newName")
                 return ImageSource(kustomization, f"images[{index}].{what}", "kustomization", index)
-    directory = root / app_dir if app_dir else root
-    for path in sorted(p for p in directory.iterdir() if p.name.endswith(YAML_SUFFIXES)):
+    directory = paths.inside(root, app_dir)
+    for path in sorted(
+        p for p in directory.iterdir() if p.name.endswith(YAML_SUFFIXES) and not p.is_symlink()
+    ):
         rel = str(path.relative_to(root))
         try:
             docs = _docs(root, rel)
@@ -124,7 +126,7 @@ def write_back(
     if source.kind == "helm-values":
         found = fleet.HelmImage(source.path, source.field, source.index)
         return fleet.write_image(root, found, current, wanted, helm_keys)
-    path = root / source.path
+    path = paths.no_symlink(root, source.path, field=source.field)
     text = path.read_text()
     want = ImageRef.parse(wanted)
     if source.kind == "kustomization":
@@ -156,7 +158,7 @@ def write_back(
         new_text = yamlio.dump_all(docs, like=text) if len(docs) > 1 else yamlio.dump(docs[0], like=text)
     if new_text == text:
         return False
-    path.write_text(new_text)
+    paths.write(root, source.path, new_text, field=source.field)
     return True
 
 

@@ -6,12 +6,13 @@ A full scan runs once per process; after that only changed files are re-read (se
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from gitcanary.errors import SpecError
-from gitcanary.manifests import fleet, yamlio
+from gitcanary.manifests import fleet, paths, yamlio
 from gitcanary.manifests.files import (
     GENERATED_SUFFIX,
     find_kustomization,
@@ -57,19 +58,30 @@ class Catalog:
 def scan_file(catalog: Catalog, root: Path, source: str) -> None:
     """(Re-)read one file into the catalog; a broken file records an error and changes nothing else."""
     catalog.forget_file(source)
-    path = root / source
-    if not path.is_file():
+    try:
+        path = paths.inside(root, source, source=source, field="(file)")
+        if not path.is_file():
+            return
+        text = path.read_text(errors="replace")
+    except paths.UnsafePath as exc:
+        catalog.errors[source] = exc
+        catalog.files[source] = []
         return
-    text = path.read_text(errors="replace")
     if "flagger.app" not in text:  # cheap filter: most files of a config repo are not Flagger's
         return
     try:
-        docs = yamlio.safe_load_all(text)
+        docs = yamlio.safe_load_all(text, source)
         parsed = list(docs)
+    except yamlio.YAMLLimitError as exc:
+        catalog.errors[source] = SpecError(source, "(document)", str(exc))
+        return
     except yamlio.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "(document)"
         catalog.errors[source] = SpecError(source, where, f"not valid YAML: {getattr(exc, 'problem', exc)}")
+        return
+    except (RecursionError, ValueError) as exc:  # what a hostile file may still provoke: its error, no crash
+        catalog.errors[source] = SpecError(source, "(document)", f"cannot be read: {type(exc).__name__}")
         return
     keys: list[str] = []
     for index, doc in enumerate(parsed):
@@ -77,7 +89,9 @@ def scan_file(catalog: Catalog, root: Path, source: str) -> None:
         try:
             if is_flagger(doc, "Canary"):
                 _default_namespace(root, source, doc)
-                loaded = _with_fleet_warnings(root, source, load_canary(doc, label))
+                loaded = load_canary(doc, label)
+                _check_generated_dir(loaded)
+                loaded = _with_fleet_warnings(root, source, loaded)
                 key = loaded.canary.key
                 if key in catalog.canaries and catalog.canaries[key].source != label:
                     raise SpecError(
@@ -100,6 +114,10 @@ def scan_file(catalog: Catalog, root: Path, source: str) -> None:
                 keys.append(provider.key)
         except SpecError as exc:
             catalog.errors[source] = exc
+        except Exception as exc:  # noqa: BLE001 - one unreadable document is that file's error, never the tick's
+            catalog.errors[source] = SpecError(
+                label, "(document)", f"cannot be read: {type(exc).__name__}: {exc}"
+            )
     catalog.files[source] = keys
 
 
@@ -114,7 +132,7 @@ def _default_namespace(root: Path, source: str, doc: dict[str, Any]) -> None:
         _fleet_namespace(root, "" if parent == "." else parent, meta)
         return
     try:
-        kdoc = next(iter(yamlio.safe_load_all((root / kustomization).read_text())), None)
+        kdoc = next(iter(yamlio.safe_load_all(paths.read(root, kustomization))), None)
     except yamlio.YAMLError:
         return
     if isinstance(kdoc, dict) and isinstance(kdoc.get("namespace"), str):
@@ -153,6 +171,28 @@ def app_dir(loaded: LoadedCanary) -> str:
     return "" if parent == "." else parent
 
 
+_DIR_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
+
+
+def _check_generated_dir(loaded: LoadedCanary) -> None:
+    """The generated dir is where gitcanary writes: a plain relative directory of the clone."""
+    field = f"metadata.annotations[{GENERATED_DIR_ANNOTATION}]"
+    override = loaded.canary.metadata.annotations.get(GENERATED_DIR_ANNOTATION)
+    if override is None:
+        return
+    clean = paths.normalize(override.strip("/"), source=loaded.source, field=field)
+    parts = clean.split("/") if clean else []
+    if not parts or len(clean) > 253 or not all(_DIR_PART.fullmatch(part) for part in parts):
+        raise paths.UnsafePath(
+            loaded.source,
+            field,
+            f"{override[:80]!r} is not a directory gitcanary writes to: give a relative path of plain names "
+            "(letters, digits, '.', '_', '-'), at most 253 characters, inside the repository",
+        )
+    if clean != override.strip("/"):
+        raise paths.UnsafePath(loaded.source, field, f"{override[:80]!r}: write it as {clean!r}")
+
+
 def generated_dir(loaded: LoadedCanary) -> str:
     """Sibling of the app dir, so the app's `images:` transformer never reaches the primary."""
     override = loaded.canary.metadata.annotations.get(GENERATED_DIR_ANNOTATION)
@@ -168,7 +208,10 @@ def flux_kustomization_paths(root: Path) -> list[tuple[str, str, str]]:
     """(file, name, path) of every Flux Kustomization declared in the repository."""
     found = []
     for source in yaml_files(root):
-        text = (root / source).read_text(errors="replace")
+        try:
+            text = paths.read(root, source, errors="replace")
+        except paths.UnsafePath:
+            continue  # reported by scan_file for the file itself
         if "kustomize.toolkit.fluxcd.io" not in text:
             continue
         try:

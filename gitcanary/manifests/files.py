@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from gitcanary.manifests import yamlio
+from gitcanary.manifests import paths, yamlio
 
 YAML_SUFFIXES = (".yaml", ".yml")
 KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
@@ -30,7 +30,7 @@ def first_file(root: Path, directory: str, names: Iterable[str]) -> str | None:
     """The repo path of the first of `names` that is a file in `directory` ("" is the root)."""
     for name in names:
         candidate = f"{directory}/{name}" if directory else name
-        if (root / candidate).is_file():
+        if paths.is_file(root, candidate):
             return candidate
     return None
 
@@ -52,7 +52,7 @@ def kustomize_inputs(root: Path, directory: str, seen: set[str] | None = None) -
     if kustomization is None:
         return seen
     try:
-        doc: Any = next(iter(yamlio.safe_load_all((root / kustomization).read_text())), {}) or {}
+        doc: Any = next(iter(yamlio.safe_load_all(paths.read(root, kustomization))), {}) or {}
     except yamlio.YAMLError:
         return seen
     refs: list[str] = []
@@ -66,9 +66,13 @@ def kustomize_inputs(root: Path, directory: str, seen: set[str] | None = None) -
         if "://" in ref or ref.startswith("git@"):
             continue
         joined = os.path.normpath(os.path.join(directory, ref)) if directory else os.path.normpath(ref)
-        if joined.startswith(".."):
+        if joined.startswith("..") or joined.split("/", 1)[0] == paths.GIT_DIR:
             continue
-        if (root / joined).is_dir():
+        try:
+            is_dir = paths.inside(root, joined).is_dir()
+        except paths.UnsafePath:
+            continue  # kustomize's own load restrictor refuses it when the app is built
+        if is_dir:
             kustomize_inputs(root, joined, seen)
         else:
             seen.add(joined)

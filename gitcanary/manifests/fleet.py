@@ -25,7 +25,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from gitcanary.errors import RenderError, SpecError
-from gitcanary.manifests import files, kustomize, yamlio
+from gitcanary.manifests import files, kustomize, paths, yamlio
 
 FLEET_FILES = ("fleet.yaml", "fleet.yml")
 KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
@@ -92,11 +92,17 @@ class Bundle:
                     f"{chart} is fetched from a chart repository when Fleet deploys it; gitcanary renders "
                     "only charts kept in this Git repository (a directory with a Chart.yaml)",
                 )
-            path = os.path.normpath(os.path.join(self.directory, chart))
-            if not (root / path / "Chart.yaml").is_file():
+            path = paths.normalize(
+                os.path.join(self.directory, chart), source=self.fleet_file, field="helm.chart"
+            )
+            if (
+                not paths.inside(root, path, source=self.fleet_file, field="helm.chart")
+                .joinpath("Chart.yaml")
+                .is_file()
+            ):
                 raise SpecError(self.fleet_file, "helm.chart", f"{path}/Chart.yaml does not exist")
             return path
-        if (root / self._in("Chart.yaml")).is_file():
+        if paths.is_file(root, self._in("Chart.yaml")):
             return self.directory
         return None
 
@@ -104,7 +110,9 @@ class Bundle:
         kustomize_opts = self.spec.get("kustomize")
         sub = kustomize_opts.get("dir") if isinstance(kustomize_opts, dict) else None
         if isinstance(sub, str) and sub:
-            return os.path.normpath(os.path.join(self.directory, sub))
+            return paths.normalize(
+                os.path.join(self.directory, sub), source=self.fleet_file, field="kustomize.dir"
+            )
         return self.directory
 
 
@@ -127,7 +135,7 @@ def bundle_of(root: Path, directory: str) -> Bundle | None:
     if path is None:
         return None
     try:
-        spec = yamlio.load((root / path).read_text()) or {}
+        spec = yamlio.load(paths.read(root, path)) or {}
     except yamlio.YAMLError as exc:
         raise SpecError(path, "", f"not valid YAML: {getattr(exc, 'problem', exc)}") from exc
     if not isinstance(spec, dict):
@@ -180,7 +188,7 @@ def build(root: Path, bundle: Bundle) -> list[Obj]:
     else:
         directory = bundle.kustomize_dir()
         if any((root / directory / name).is_file() for name in KUSTOMIZATION_NAMES):
-            objects = kustomize.build(root / directory, display=directory or ".")
+            objects = kustomize.build(paths.inside(root, directory), display=directory or ".")
         else:
             objects = _plain_manifests(root, bundle.directory)
     return [_with_namespace(obj, bundle) for obj in objects]
@@ -188,7 +196,7 @@ def build(root: Path, bundle: Bundle) -> list[Obj]:
 
 def _plain_manifests(root: Path, directory: str) -> list[Obj]:
     objects: list[Obj] = []
-    base = root / directory if directory else root
+    base = paths.inside(root, directory)
     ignored: dict[Path, list[str]] = {}
     for dirpath, dirnames, filenames in os.walk(base):
         here = Path(dirpath)
@@ -212,8 +220,10 @@ def _plain_manifests(root: Path, directory: str) -> list[Obj]:
             ):
                 continue
             file = here / name
+            # A manifest symlinked to a host file must not have that file's content committed.
+            rel = paths.relative(root, file)
             try:
-                docs = list(yamlio.safe_load_all(file.read_text()))
+                docs = list(yamlio.safe_load_all(paths.read(root, rel), rel))
             except yamlio.YAMLError as exc:
                 raise RenderError(f"{file.relative_to(root)}: not valid YAML: {exc}") from exc
             objects += [d for d in docs if isinstance(d, dict)]
@@ -223,7 +233,7 @@ def _plain_manifests(root: Path, directory: str) -> list[Obj]:
 def _fleetignore(directory: Path) -> list[str]:
     """Patterns of a directory's .fleetignore (they apply to it and below, like .gitignore)."""
     file = directory / ".fleetignore"
-    if not file.is_file():
+    if not file.is_file() or file.is_symlink():
         return []
     lines = (line.strip() for line in file.read_text().splitlines())
     return [line for line in lines if line and not line.startswith("#")]
@@ -326,14 +336,17 @@ def _value_layers(root: Path, bundle: Bundle, include_chart: bool) -> list[_Laye
         chart = bundle.chart_dir(root)
         if chart is not None:
             path = f"{chart}/values.yaml" if chart else "values.yaml"
-            if (root / path).is_file():
+            if paths.is_file(root, path):
                 layers.append(_Layer(path, (), _read_mapping(root, path)))
     values = bundle.helm.get("values")
     if isinstance(values, dict):
         layers.append(_Layer(bundle.fleet_file, ("helm", "values"), values))
     for index, name in enumerate(bundle.helm.get("valuesFiles") or []):
-        path = os.path.normpath(os.path.join(bundle.directory, str(name)))
-        if not (root / path).is_file():
+        where = f"helm.valuesFiles[{index}]"
+        path = paths.normalize(
+            os.path.join(bundle.directory, str(name)), source=bundle.fleet_file, field=where
+        )
+        if not paths.inside(root, path, source=bundle.fleet_file, field=where).is_file():
             raise SpecError(bundle.fleet_file, f"helm.valuesFiles[{index}]", f"{path} does not exist")
         layers.append(_Layer(path, (), _read_mapping(root, path)))
     return layers
@@ -341,7 +354,7 @@ def _value_layers(root: Path, bundle: Bundle, include_chart: bool) -> list[_Laye
 
 def _read_mapping(root: Path, path: str) -> Obj:
     try:
-        doc = next(iter(yamlio.safe_load_all((root / path).read_text())), None)
+        doc = next(iter(yamlio.safe_load_all(paths.read(root, path))), None)
     except yamlio.YAMLError as exc:
         raise SpecError(path, "", f"not valid YAML: {getattr(exc, 'problem', exc)}") from exc
     return doc if isinstance(doc, dict) else {}
@@ -441,7 +454,7 @@ def set_replicas(root: Path, bundle: Bundle, key: str, replicas: int) -> str | N
 
 def _set_values(root: Path, path: str, prefix: tuple[str, ...], updates: dict[str, Any]) -> bool:
     """Round-trip edit: only the changed scalars move, comments and order stay."""
-    text = (root / path).read_text()
+    text = paths.read(root, path)
     doc = yamlio.load(text)
     for dotted, value in updates.items():
         node = doc
@@ -455,7 +468,7 @@ def _set_values(root: Path, path: str, prefix: tuple[str, ...], updates: dict[st
     new_text = yamlio.dump(doc, like=text)
     if new_text == text:
         return False
-    (root / path).write_text(new_text)
+    paths.write(root, path, new_text)
     return True
 
 
@@ -528,9 +541,9 @@ def generated_bundle(app: Bundle, namespace: str) -> Obj:
 
 def write_generated_bundle(root: Path, path: str, desired: Obj) -> bool:
     """Set only the keys gitcanary owns, so targeting a person adds to the generated fleet.yaml stays."""
-    file = root / path
+    file = paths.no_symlink(root, path, field="(generated file)")
     text = file.read_text() if file.exists() else None
-    doc = yamlio.load(text) if text else None
+    doc = yamlio.load(text, path) if text else None
     if not isinstance(doc, dict):
         doc = {}
     for key, value in desired.items():
@@ -539,8 +552,7 @@ def write_generated_bundle(root: Path, path: str, desired: Obj) -> bool:
     new_text = yamlio.dump(doc, like=text)
     if new_text == text:
         return False
-    file.parent.mkdir(parents=True, exist_ok=True)
-    file.write_text(new_text)
+    paths.write(root, path, new_text, field="(generated file)")
     return True
 
 
@@ -548,7 +560,10 @@ def gitrepo_paths(root: Path) -> list[tuple[str, str, list[str]]]:
     """(file, name, paths) of every Fleet GitRepo declared in the repository; no paths means the root."""
     found = []
     for source in files.yaml_files(root):
-        text = (root / source).read_text(errors="replace")
+        try:
+            text = paths.read(root, source, errors="replace")
+        except paths.UnsafePath:
+            continue  # reported by discovery for the file itself
         if GITREPO_API not in text:
             continue
         try:
@@ -563,11 +578,11 @@ def gitrepo_paths(root: Path) -> list[tuple[str, str, list[str]]]:
             ):
                 continue
             spec = doc.get("spec") or {}
-            paths = [str(p) for p in spec.get("paths") or []]
-            paths += [
+            scanned = [str(p) for p in spec.get("paths") or []]
+            scanned += [
                 str(b["base"]) for b in spec.get("bundles") or [] if isinstance(b, dict) and b.get("base")
             ]
-            normalized = [os.path.normpath(p.strip("/") or ".") for p in paths] or ["."]
+            normalized = [os.path.normpath(p.strip("/") or ".") for p in scanned] or ["."]
             found.append(
                 (
                     source,
@@ -581,15 +596,15 @@ def gitrepo_paths(root: Path) -> list[tuple[str, str, list[str]]]:
 def hook_note(root: Path, generated: str, app: str) -> str:
     """What the user must know about Fleet deploying the generated bundle."""
     repos = gitrepo_paths(root)
-    for source, name, paths in repos:
-        for path in paths:
+    for source, name, repo_paths in repos:
+        for path in repo_paths:
             if not path or generated == path or generated.startswith(path + "/"):
                 return (
                     f"Fleet GitRepo {name} ({source}) scans ./{path}, so Fleet deploys {generated} "
                     "as a bundle by its own fleet.yaml"
                 )
-    for source, name, paths in repos:
-        if any(not p or app == p or app.startswith(p + "/") for p in paths):
+    for source, name, repo_paths in repos:
+        if any(not p or app == p or app.startswith(p + "/") for p in repo_paths):
             return (
                 f"ACTION NEEDED: Fleet GitRepo {name} ({source}) does not scan {generated}: add "
                 f"`- {generated}` to its spec.paths"

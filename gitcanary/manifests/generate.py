@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from gitcanary.errors import RenderError, SpecError
-from gitcanary.manifests import apex, detect, fleet, render, yamlio
+from gitcanary.manifests import apex, detect, fleet, image_policies, image_quarantine, paths, render, yamlio
 from gitcanary.manifests.discovery import (
     GENERATED_DIR_ANNOTATION,
     STATUS_FILE,
@@ -112,11 +112,14 @@ def merge(existing: Any, desired: Any) -> Any:
 
 def write_documents(root: Path, path: str, docs: list[Obj]) -> bool:
     """Write `docs` to `path`, merged into its current content; True if the file changed."""
-    file = root / path
+    # Generated files are gitcanary's own: a symlink among them is an attack, never followed.
+    file = paths.no_symlink(root, path, field="(generated file)")
     old_text = file.read_text() if file.exists() else None
     if old_text is not None:
         try:
-            current = yamlio.load_all(old_text)
+            current = yamlio.load_all(old_text, path)
+        except yamlio.YAMLLimitError:
+            raise
         except yamlio.YAMLError:
             current = []
         if len(current) == len(docs):
@@ -124,27 +127,26 @@ def write_documents(root: Path, path: str, docs: list[Obj]) -> bool:
     new_text = yamlio.dump(docs[0], like=old_text) if len(docs) == 1 else yamlio.dump_all(docs, like=old_text)
     if new_text == old_text:
         return False
-    file.parent.mkdir(parents=True, exist_ok=True)
-    file.write_text(new_text)
+    paths.write(root, path, new_text, field="(generated file)")
     return True
 
 
 def read_status(root: Path, layout: Layout) -> CanaryStatus | None:
-    file = root / layout.status
+    file = paths.no_symlink(root, layout.status, field="(status file)")
     if not file.exists():
         return None
     try:
-        doc = yamlio.load(file.read_text())
+        doc = yamlio.load(file.read_text(), layout.status)
         return CanaryStatus.from_document(doc)
     except Exception as exc:  # a hand-edited status must halt this canary with a clear message
         raise SpecError(layout.status, "status", f"unreadable gitcanary status: {exc}") from exc
 
 
 def read_objects(root: Path, path: str) -> list[Obj]:
-    file = root / path
+    file = paths.no_symlink(root, path, field="(generated file)")
     if not file.exists():
         return []
-    return [doc for doc in yamlio.safe_load_all(file.read_text()) if isinstance(doc, dict)]
+    return [doc for doc in yamlio.safe_load_all(file.read_text(), path) if isinstance(doc, dict)]
 
 
 def read_primary(root: Path, layout: Layout) -> Obj | None:
@@ -277,7 +279,7 @@ class FileWriter:
             return
         kustomization = find_kustomization(self.root, fleet.kustomize_dir_of(self.root, self.layout.app_dir))
         if kustomization is not None:
-            text = (self.root / kustomization).read_text()
+            text = paths.read(self.root, kustomization)
             doc = yamlio.load(text)
             entries = doc.get("replicas")
             if entries is None:
@@ -292,15 +294,15 @@ class FileWriter:
                     entries.append({"name": self.layout.target, "count": replicas})
             new_text = yamlio.dump(doc, like=text)
             if new_text != text:
-                (self.root / kustomization).write_text(new_text)
+                paths.write(self.root, kustomization, new_text)
                 self.changed.append(kustomization)
             return
         self._scale_manifest(replicas)
 
     def _scale_manifest(self, replicas: int) -> None:
-        directory = self.root / self.layout.app_dir
+        directory = paths.inside(self.root, self.layout.app_dir, source=self.loaded.source)
         for path in sorted(directory.iterdir()):
-            if not path.name.endswith((".yaml", ".yml")):
+            if not path.name.endswith((".yaml", ".yml")) or path.is_symlink():
                 continue
             text = path.read_text()
             docs = yamlio.load_all(text)
@@ -313,10 +315,15 @@ class FileWriter:
                     if doc["spec"].get("replicas") == replicas:
                         return
                     doc["spec"]["replicas"] = replicas
-                    path.write_text(
-                        yamlio.dump_all(docs, like=text) if len(docs) > 1 else yamlio.dump(docs[0], like=text)
+                    rel = paths.relative(self.root, path)
+                    paths.write(
+                        self.root,
+                        rel,
+                        yamlio.dump_all(docs, like=text)
+                        if len(docs) > 1
+                        else yamlio.dump(docs[0], like=text),
                     )
-                    self.changed.append(str(path.relative_to(self.root)))
+                    self.changed.append(rel)
                     return
         raise RenderError(
             f"{self.loaded.source}: spec.targetRef: Deployment {self.layout.target} "
@@ -334,6 +341,35 @@ class FileWriter:
                 self.changed.append(source.path)
                 notes.append(
                     f"image {container} written back: {new} -> {old} in {source.path} {source.field}"
+                )
+        return notes
+
+    def quarantine(self, rendered: Rendered) -> list[str]:
+        """Keep image automations from picking the failed tags again; lines for the rollback commit.
+
+        Call it before `revert_target`: it names the target's images as the rollback found them.
+        """
+        notes: list[str] = []
+        for container, _old, new, _source in changed_images(self.root, self.layout, rendered):
+            ref = detect.ImageRef.parse(new)
+            if not ref.tag:
+                continue
+            for selector in image_policies.find(self.root, self.layout.app_dir, ref.repository):
+                done = image_quarantine.quarantine(self.root, selector, ref.tag)
+                if done is None:
+                    notes.append(
+                        image_policies.one_line(
+                            f"{ref.tag} not quarantined in {selector.ref} ({selector.why_not()}): if it "
+                            "brings the tag back, gitcanary holds it (phase Quarantined) instead of a rollout"
+                        )
+                    )
+                    continue
+                if done.path not in self.changed:
+                    self.changed.append(done.path)
+                notes.append(f"quarantined {container} {ref.tag}: {done.line}")
+                notes.append(
+                    f"lift it with `gitcanary retry {self.canary.key}` (removes the exclusion and "
+                    "analyses the tag again) or by editing it out"
                 )
         return notes
 
@@ -355,7 +391,7 @@ class FileWriter:
                 f"set the {GENERATED_DIR_ANNOTATION} annotation to a directory outside {parent or '.'} "
                 "and have your applier build it"
             )
-        text = (self.root / kustomization).read_text()
+        text = paths.read(self.root, kustomization)
         doc = yamlio.load(text) or {}
         self._refuse_rewriting_parent(kustomization, doc)
         resources = doc.get("resources")
@@ -365,7 +401,7 @@ class FileWriter:
             return f"{kustomization} already lists {entry}"
         else:
             resources.append(entry)
-        (self.root / kustomization).write_text(yamlio.dump(doc, like=text))
+        paths.write(self.root, kustomization, yamlio.dump(doc, like=text))
         self.changed.append(kustomization)
         return f"added {entry} to {kustomization} resources"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gitcanary.errors import RenderError
-from gitcanary.manifests import fleet, kustomize, render, yamlio
+from gitcanary.manifests import fleet, kustomize, paths, render, yamlio
 from gitcanary.manifests.discovery import app_dir
 from gitcanary.manifests.files import YAML_SUFFIXES, find_kustomization
 from gitcanary.manifests.generate import Rendered
@@ -21,15 +21,18 @@ def build_app(root: Path, directory: str) -> list[dict]:
     if bundle is not None:
         return fleet.build(root, bundle)
     if find_kustomization(root, directory) is not None:
-        return kustomize.build(root / directory, display=directory or ".")
+        return kustomize.build(paths.inside(root, directory), display=directory or ".")
     objects: list[dict] = []
-    base = root / directory if directory else root
+    base = paths.inside(root, directory)
     for path in sorted(base.rglob("*")):
         if path.is_file() and path.name.endswith(YAML_SUFFIXES) and ".git" not in path.parts:
+            rel = paths.relative(root, path)  # a manifest symlinked out of the clone is refused
             try:
-                objects += [d for d in yamlio.safe_load_all(path.read_text()) if isinstance(d, dict)]
+                objects += [
+                    d for d in yamlio.safe_load_all(paths.read(root, rel), rel) if isinstance(d, dict)
+                ]
             except yamlio.YAMLError as exc:
-                raise RenderError(f"{path.relative_to(root)}: not valid YAML: {exc}") from exc
+                raise RenderError(f"{rel}: not valid YAML: {exc}") from exc
     return objects
 
 

@@ -14,6 +14,8 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from gitcanary.redaction import redact
+
 log = logging.getLogger("gitcanary.service.http")
 
 StartResponse = Callable[..., Any]
@@ -44,7 +46,33 @@ class Router:
         app = self.routes.get(environ.get("PATH_INFO", "") or "/")
         if app is None:
             return plain("404 Not Found", "not found\n")(environ, start_response)
-        return app(environ, start_response)
+        return _redacted(app, environ, start_response)
+
+
+def _redacted(app: WSGIApp, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    """Every answer (`/readyz`, `/metrics`, errors) passes `redact`: no credential leaves by HTTP."""
+    held: list[Any] = []
+
+    def hold(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
+        held[:] = [status, headers, exc_info]
+        return lambda _data: None  # the legacy write() callable; our apps return their body
+
+    chunks = app(environ, hold)
+    try:
+        body = b"".join(chunks)
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+    status, headers, exc_info = held
+    text = body.decode("utf-8", errors="replace")
+    clean = redact(text)
+    if clean != text:
+        body = clean.encode()
+    headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+    headers.append(("Content-Length", str(len(body))))
+    start_response(status, headers, exc_info) if exc_info is not None else start_response(status, headers)
+    return [body]
 
 
 class _ThreadingServer(ThreadingMixIn, WSGIServer):

@@ -10,28 +10,15 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from gitcanary.redaction import redact
+
 FORMATS = ("json", "text")
-_SECRETS = (
-    (re.compile(r"(?P<keep>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@"), r"\g<keep>***@"),
-    (
-        re.compile(r"(?P<keep>[?&](?:access_token|token|password|secret|api_key|key)=)[^&\s]+", re.I),
-        r"\g<keep>***",
-    ),
-    (re.compile(r"(?P<keep>authorization:\s*(?:bearer|basic|token)?\s*)\S+", re.I), r"\g<keep>***"),
-)
 # Attributes every LogRecord has; anything else came from `extra=`.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
-
-
-def redact(text: str) -> str:
-    for pattern, replacement in _SECRETS:
-        text = pattern.sub(replacement, text)
-    return text
 
 
 class JsonFormatter(logging.Formatter):
@@ -45,6 +32,8 @@ class JsonFormatter(logging.Formatter):
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = redact(value) if isinstance(value, str) else value
+        if "exc_info" in entry:
+            del entry["exc_info"]
         if record.exc_info:
             entry["exception"] = redact(self.formatException(record.exc_info))
         return json.dumps(entry, default=str)

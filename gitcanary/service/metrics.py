@@ -26,7 +26,7 @@ _RUNNING = frozenset(
 
 def status_code(phase: Phase) -> int:
     """Flagger's `canary_status`: 0 running, 1 successful (or idle), 2 failed."""
-    if phase is Phase.FAILED:
+    if phase in (Phase.FAILED, Phase.QUARANTINED):
         return 2
     return 0 if phase in _RUNNING else 1
 

@@ -25,18 +25,26 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from gitcanary.audit.bumper import bumped_by
+from gitcanary.audit.bumper import bumped_by, last_author_email
 from gitcanary.core import gates
 from gitcanary.core.observations import CheckResult, ClusterObservation, Observation
 from gitcanary.core.rollout import Action, Decision, decide
-from gitcanary.errors import GitcanaryError, GitError, PushRejected
+from gitcanary.errors import GitcanaryError, GitError, PushRejected, SpecError
 from gitcanary.git import messages
 from gitcanary.git.workspace import Identity, Workspace
 from gitcanary.hooks.announce import Hooks, Transition
-from gitcanary.manifests import discovery, files, fleet
+from gitcanary.manifests import discovery, files, fleet, image_policies, yamlio
 from gitcanary.manifests.discovery import Catalog
-from gitcanary.manifests.generate import FileWriter, Layout, Rendered, changed_images, read_status
+from gitcanary.manifests.generate import (
+    FileWriter,
+    Layout,
+    Rendered,
+    changed_images,
+    read_status,
+    write_documents,
+)
 from gitcanary.manifests.target import render_target
+from gitcanary.redaction import register, register_url
 from gitcanary.routers import router_for
 from gitcanary.routers.providers import apply_default_provider
 from gitcanary.service.settings import Settings
@@ -52,7 +60,7 @@ log = logging.getLogger("gitcanary")
 
 Analyzer = Callable[..., tuple[CheckResult, ...]]
 # At rest nothing waits for the cluster (a new revision starts at once), so it is not asked.
-IDLE_PHASES = (Phase.INITIALIZED, Phase.SUCCEEDED, Phase.FAILED)
+IDLE_PHASES = (Phase.INITIALIZED, Phase.SUCCEEDED, Phase.FAILED, Phase.QUARANTINED)
 
 
 @dataclass
@@ -104,6 +112,11 @@ class Reconciler:
         publisher: Publisher | None = None,
     ) -> None:
         self.settings = settings
+        # Whatever credentials the settings carry are masked in every output from now on.
+        register_url(settings.repo)
+        register_url(settings.prometheus)
+        for secret in (settings.github_token, settings.webhook_secret):
+            register(secret.get_secret_value() if secret is not None else None)
         self.publisher = publisher  # pull-request mode and the promotion gate (gitcanary.forge)
         self.clock = clock
         self.analyzer = analyzer
@@ -133,6 +146,8 @@ class Reconciler:
         # Webhooks and notifications; transitions of this attempt wait for the push to be announced.
         self.hooks = Hooks(secrets_dir=settings.secrets_dir, commit_url=settings.commit_url, sleep=sleep)
         self._transitions: list[Transition] = []
+        # Canaries whose status file someone else changed: (gitcanary's own status, commit, author).
+        self._foreign: dict[str, tuple[CanaryStatus, str, str]] = {}
 
     @property
     def root(self) -> Path:
@@ -191,10 +206,13 @@ class Reconciler:
             futures = {pool.submit(render_target, self.root, loaded): key for key, loaded in items}
             for future, key in futures.items():
                 error = future.exception()
-                if error is None:
-                    self._remember_render(key, self.catalog.canaries[key], future.result())
-                elif isinstance(error, GitcanaryError):
-                    self._remember_render(key, self.catalog.canaries[key], error)
+                try:
+                    if error is None:
+                        self._remember_render(key, self.catalog.canaries[key], future.result())
+                    elif isinstance(error, GitcanaryError):
+                        self._remember_render(key, self.catalog.canaries[key], error)
+                except Exception:  # noqa: BLE001, S112 - `_step` renders it again and halts that canary alone
+                    continue
 
     def _remember_render(self, key: str, loaded: LoadedCanary, rendered: Rendered | GitcanaryError) -> None:
         if isinstance(rendered, GitcanaryError):
@@ -225,8 +243,64 @@ class Reconciler:
 
     def _status(self, key: str, loaded: LoadedCanary) -> CanaryStatus | None:
         if key not in self.statuses:
-            self.statuses[key] = read_status(self.root, Layout.of(loaded))
+            self.statuses[key] = self._trusted(key, loaded, read_status(self.root, Layout.of(loaded)))
         return self.statuses[key]
+
+    def _trusted(self, key: str, loaded: LoadedCanary, status: CanaryStatus | None) -> CanaryStatus | None:
+        """The status gitcanary itself last wrote: the status file is its memory, not a control surface.
+
+        A person acts through `gitcanary promote|abort|retry|pause|resume`, which add a request and
+        nothing else. Any other change not by gitcanary's identity (a hand edit to `Promoting` or to
+        weight 250) is not obeyed: gitcanary's own last status stands and is written back.
+        """
+        if status is None:
+            return None
+        layout = Layout.of(loaded)
+        email = self.settings.author_email
+        own = self.workspace.last_change(layout.status, email)
+        if own is not None and self.settings.signing_key and own[2] in ("N", "B"):
+            own = None  # signing is configured: an unsigned or badly signed commit is not gitcanary's
+        if own is None:
+            if status.fresh:  # `gitcanary init`, run by a person in their checkout
+                return status
+            raise SpecError(
+                layout.status,
+                "status",
+                f"not written by gitcanary ({email}), nor what `gitcanary init` writes; gitcanary does not "
+                "act on a status it did not write: restore or delete the file",
+            )
+        text = self.workspace.read(layout.status, own[0])
+        try:
+            mine = CanaryStatus.from_document(yamlio.load(text or "", layout.status))
+        except Exception as exc:  # noqa: BLE001 - its own old write unreadable: halt with the reason
+            raise SpecError(
+                layout.status, "status", f"gitcanary's own last status is unreadable: {exc}"
+            ) from exc
+        if status.without_request() == mine.without_request():
+            return status  # unchanged, or a request added by `gitcanary promote|abort|retry`
+        last = self.workspace.last_change(layout.status)
+        foreign, who = (last[0], last[1]) if last is not None else ("?", "?")
+        self._foreign[key] = (mine, foreign, who)
+        log.warning(
+            "%s: %s changed by %s in %s, not by gitcanary: not obeyed, writing back gitcanary's own status",
+            key,
+            layout.status,
+            who,
+            foreign[:12],
+            extra={"canary": key},
+        )
+        return mine
+
+    def _restore(self, key: str, loaded: LoadedCanary) -> str | None:
+        """Commit gitcanary's own last status over a foreign edit, naming the edit and its author."""
+        mine, foreign, who = self._foreign.pop(key)
+        layout = Layout.of(loaded)
+        if not write_documents(self.root, layout.status, [mine.to_document(key)]):
+            return None
+        message = messages.restore(loaded.canary, mine, foreign, who)
+        sha = self.workspace.commit(message, [layout.status])
+        log.info("%s: %s", key, message.splitlines()[0], extra={"canary": key, "commit": sha})
+        return sha
 
     # -- deciding and doing ------------------------------------------------------------------
 
@@ -249,6 +323,13 @@ class Reconciler:
             live=live,
             last_attempt=self.hooks.last_attempt(key, status),
         )
+        if (
+            status is not None
+            and rendered.revision in status.quarantined
+            and rendered.spec_hash not in (status.last_applied_spec, status.last_promoted_spec)
+        ):
+            # Only a new revision asks who pushed it: a held one costs nothing per tick.
+            obs = replace(obs, automated=self._pushed_by_automation(key))
         if self.publisher is not None:
             obs = replace(obs, promotion_gate=self.publisher.gate_state(key))
         if self.observer is not None and status is not None and status.phase not in IDLE_PHASES:
@@ -269,6 +350,12 @@ class Reconciler:
             decision = replace(decision, checks=obs.checks)  # for the Gitcanary-Check trailers
         self.hooks.observed(key, status, obs, decision)
         return decision, status, rendered
+
+    def _pushed_by_automation(self, key: str) -> bool:
+        """Was the last change to this canary's inputs (gitcanary's own aside) an image automation's?"""
+        authors = set(self.settings.automation_authors) | image_policies.automation_authors(self.root)
+        email = last_author_email(self.workspace, self.inputs.get(key, set()), self.settings.author_email)
+        return email is not None and email in authors
 
     def _observe_cluster(self, key: str, loaded: LoadedCanary, now: datetime) -> ClusterObservation:
         """Is the last commit for this canary (its app inputs or generated dir) live in the cluster?"""
@@ -294,6 +381,9 @@ class Reconciler:
         report = CanaryReport(key, loaded.source, warnings=loaded.warnings)
         before = self.reports.get(key)
         self.reports[key] = report
+        report.status = self._status(key, loaded)
+        if key in self._foreign:
+            return self._restore(key, loaded)  # this tick's step for it; the next one decides from there
         router = router_for(loaded.canary, loaded.source)
         # A step whose PR is still open is not done: drive the PR, decide nothing but a rollback.
         hold = self.publisher.pending(loaded, self._status(key, loaded)) if self.publisher else None
@@ -315,7 +405,7 @@ class Reconciler:
         new_status = decision.status
         notes: list[str] = []
         if decision.revert_target:
-            notes = writer.revert_target(rendered)
+            notes = writer.quarantine(rendered) + writer.revert_target(rendered)
             reverted = render_target(self.root, loaded)
             if reverted.spec_hash == new_status.last_promoted_spec:
                 # Git says the primary's revision again; a later bump, even back to the failed
@@ -382,13 +472,23 @@ class Reconciler:
         for key in sorted(self.catalog.canaries):
             try:
                 sha = self._step(key, now)
-            except GitcanaryError as exc:
-                # This canary halts with its reason; the others go on. Drop its half-written files.
+            except Exception as exc:  # noqa: BLE001 - any failure, expected or not, halts this canary alone
+                # This canary halts with its reason; the others go on (a rollback of another canary
+                # is never held back by this one). Drop its half-written files.
                 self.workspace.repo.git.reset("--hard", "HEAD")
                 self.workspace.repo.git.clean("-fdq")
+                self.statuses.pop(key, None)
                 report = self.reports.setdefault(key, CanaryReport(key, self.catalog.canaries[key].source))
-                report.error = str(exc)
-                log.error("%s: %s", key, exc, extra={"canary": key})
+                report.error = (
+                    str(exc) if isinstance(exc, GitcanaryError) else f"unexpected {type(exc).__name__}: {exc}"
+                )
+                log.error(
+                    "%s: %s",
+                    key,
+                    report.error,
+                    extra={"canary": key},
+                    exc_info=not isinstance(exc, GitcanaryError),
+                )
                 continue
             if sha is not None:
                 commits.append(sha)
@@ -519,7 +619,7 @@ class Reconciler:
         decisions may be stale: drop them (the retry re-reads and decides again).
         """
         ours = set()
-        for sha in self.workspace.local_commits():
+        for sha in self.workspace.repo.git.rev_list(f"{base}..HEAD").split():  # this attempt's commits
             ours |= self.workspace.changed_paths(f"{sha}~1", sha)
         remote = self.workspace.fetch()
         incoming = self.workspace.changed_paths(base, remote)
@@ -531,7 +631,9 @@ class Reconciler:
             log.info("remote changed inputs of this tick's decisions; deciding again")
             self._forget()
             return False
-        if not self.workspace.rebase(self.workspace.remote_ref):
+        # Only what this attempt committed on top of `base`: if a person force-pushed commits away
+        # (a leaked secret), they stay away.
+        if not self.workspace.rebase(self.workspace.remote_ref, since=base):
             self._forget()
             return False
         return True

@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gitcanary.manifests.image_policies import DEFAULT_AUTOMATION_AUTHORS
+
 
 def default_workdir(repo: str, branch: str) -> Path:
     digest = hashlib.sha256(f"{repo}#{branch}".encode()).hexdigest()[:12]
@@ -49,6 +51,10 @@ class Settings(BaseSettings):
     kubeconfig: str | None = None
     # `spec.provider` of canaries that set none (Flagger's -mesh-provider); None means istio.
     provider: str | None = None
+    # Commit author emails of image automations: a failed revision they push back is held
+    # (phase Quarantined), not rolled out again. The authors of the repository's Flux
+    # ImageUpdateAutomations are added to these.
+    automation_authors: list[str] = Field(default_factory=lambda: list(DEFAULT_AUTOMATION_AUTHORS))
 
     def resolved_workdir(self) -> Path:
         return self.workdir or default_workdir(self.repo, self.branch)

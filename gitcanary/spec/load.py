@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from gitcanary.errors import SpecError
 from gitcanary.spec.models import AlertProvider, Canary, MetricTemplate
+from gitcanary.spec.names import check_canary, check_label, check_subdomain
 
 FLAGGER_GROUP = "flagger.app"
 
@@ -135,6 +136,7 @@ def load_canary(doc: dict[str, Any], source: str) -> LoadedCanary:
         canary = Canary.model_validate(doc)
     except ValidationError as exc:
         raise _pydantic_error(exc, source) from exc
+    check_canary(canary, source)  # before any name reaches a path, a message or a command
     spec = canary.spec
     analysis = spec.analysis
     if spec.target_ref.kind != "Deployment":
@@ -174,21 +176,30 @@ def load_canary(doc: dict[str, Any], source: str) -> LoadedCanary:
     return LoadedCanary(canary, source, warnings)
 
 
+def _check_names(obj: MetricTemplate | AlertProvider, source: str) -> None:
+    check_subdomain(obj.metadata.name, source, "metadata.name")
+    check_label(obj.namespace, source, "metadata.namespace")
+
+
 def load_metric_template(doc: dict[str, Any], source: str) -> MetricTemplate:
     _check_schema(doc, source)
     try:
-        return MetricTemplate.model_validate(doc)
+        template = MetricTemplate.model_validate(doc)
     except ValidationError as exc:
         raise _pydantic_error(exc, source) from exc
+    _check_names(template, source)
+    return template
 
 
 def load_alert_provider(doc: dict[str, Any], source: str) -> AlertProvider:
     """An AlertProvider, checked against Flagger's CRD; SpecError names `source` and the field."""
     _check_schema(doc, source)
     try:
-        return AlertProvider.model_validate(doc)
+        provider = AlertProvider.model_validate(doc)
     except ValidationError as exc:
         raise _pydantic_error(exc, source) from exc
+    _check_names(provider, source)
+    return provider
 
 
 def is_flagger(doc: Any, kind: str) -> bool:

@@ -7,10 +7,25 @@ that one side re-decides. Which action fits which phase is `gitcanary.core.manua
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# git's `Name <email>`, one line: the name and email become a commit author and a trailer value.
+IDENT = re.compile(r"(?P<name>[^<>\x00-\x1f\x7f]{1,100}?)\s*<(?P<email>[^<>\s@]{1,64}@[^<>\s@]{1,190})>")
+
+
+def check_ident(text: str) -> str:
+    """`text` if it is `Name <email>` on one line with no control characters; ValueError otherwise."""
+    stripped = text.strip()
+    match = IDENT.fullmatch(stripped)
+    if not match or not match.group("name").strip() or not stripped.isprintable():
+        raise ValueError(
+            f"{text[:120]!r}: expected 'Name <email>' on one line, e.g. 'Pat Person <pat@example.com>'"
+        )
+    return stripped
 
 
 class ManualAction(StrEnum):
@@ -33,3 +48,8 @@ class ManualRequest(BaseModel):
     actor: str  # "Name <email>", as in the request commit's author and Gitcanary-Actor trailer
     rollout_id: str = Field(alias="rolloutId")  # the rollout it was made for; another rollout drops it
     requested_at: datetime = Field(alias="requestedAt")
+
+    @field_validator("actor")
+    @classmethod
+    def _one_line_ident(cls, value: str) -> str:
+        return check_ident(value)
