@@ -33,6 +33,7 @@ from gitcanary.service.http import HttpServer, Router
 SPEC_FILE = Path(__file__).parent / "data" / "github" / "rest-api-subset.json"
 _SPEC: dict[str, Any] | None = None
 PREFIX = "/api/v3"  # GitHub Enterprise's API root: PyGithub is given base_url=<server>/api/v3
+GRAPHQL = "/api/graphql"  # GitHub Enterprise's GraphQL endpoint beside it
 
 
 def spec() -> dict[str, Any]:
@@ -105,6 +106,9 @@ def _resolve(schema: dict[str, Any], data: Any) -> dict[str, Any]:
 
 def overlay(schema: dict[str, Any], data: Any) -> Any:
     """Real state `data`, completed with skeleton values for the required fields it lacks."""
+    if isinstance(data, list):
+        items = _resolve(schema, data).get("items", {})
+        return [overlay(items, x) for x in data]
     if not isinstance(data, dict):
         return data
     schema = _resolve(schema, data)
@@ -164,6 +168,11 @@ class Pull:
     closed: float | None = None
     reviews: list[Review] = field(default_factory=list)
     head_sha: str = ""  # the head at merge or close, once the branch may be gone
+    draft: bool = False
+    labels: list[str] = field(default_factory=list)
+    requested: list[str] = field(default_factory=list)  # requested reviewers (logins)
+    requested_teams: list[str] = field(default_factory=list)
+    comments: list[tuple[int, str, str]] = field(default_factory=list)  # (id, login, body)
 
 
 @dataclass
@@ -189,7 +198,9 @@ class GitHubServer:
         self.requests: list[tuple[str, str]] = []
         self.rate_limits: list[RateLimit] = []
         self.seen_authorization: set[str] = set()
-        self.token_user = {"gitcanary-token": "gitcanary[bot]"}
+        self.token_user = {"gitcanary-token": "gitcanary[bot]", "reader-token": "reader"}
+        # How each user relates to the repository (GitHub's author_association); others: COLLABORATOR.
+        self.associations = {"gitcanary[bot]": "NONE", "reader": "CONTRIBUTOR"}
         self.echo_token = False  # put the caller's token in 404 messages (a leaky proxy)
         self._token = ""
         self._lock = threading.RLock()
@@ -258,6 +269,8 @@ class GitHubServer:
         head, base = self.rev(pull.head), self.rev(pull.base)
         if head is None or base is None or self._merge_tree(base, head) is None:
             return False, "dirty"
+        if pull.draft:
+            return True, "draft"  # GitHub merges no draft, whatever the reviews say
         if self.approvals(pull) < self.required_approvals:
             return True, "blocked"
         return True, "clean"
@@ -364,6 +377,11 @@ class GitHubServer:
         api = f"{self.api_url}/repos/{self.owner}/{self.name}"
         data: dict[str, Any] = {
             "id": pull.number * 7,
+            "node_id": f"PR_{pull.number}",
+            "draft": pull.draft,
+            "labels": [self._label(name) for name in pull.labels],
+            "requested_reviewers": [self._user(login) for login in pull.requested],
+            "issue_url": f"{api}/issues/{pull.number}",
             "number": pull.number,
             "state": pull.state,
             "title": pull.title,
@@ -399,8 +417,43 @@ class GitHubServer:
             )
         return overlay(schema, data)
 
+    def _label(self, name: str) -> dict[str, Any]:
+        api = f"{self.api_url}/repos/{self.owner}/{self.name}"
+        return {
+            "id": abs(hash(name)) % 100000 + 1,
+            "node_id": f"LA_{name}",
+            "url": f"{api}/labels/{name}",
+            "name": name,
+            "description": "",
+            "color": "ededed",
+            "default": False,
+        }
+
+    def association(self, login: str) -> str:
+        return self.associations.get(login, "COLLABORATOR")
+
+    def comment_json(
+        self, pull: Pull, comment: tuple[int, str, str], schema: dict[str, Any]
+    ) -> dict[str, Any]:
+        number, login, text = comment
+        api = f"{self.api_url}/repos/{self.owner}/{self.name}"
+        data = {
+            "id": number,
+            "node_id": f"IC_{number}",
+            "url": f"{api}/issues/comments/{number}",
+            "html_url": f"{self.html_url}/pull/{pull.number}#issuecomment-{number}",
+            "issue_url": f"{api}/issues/{pull.number}",
+            "body": text,
+            "user": self._user(login),
+            "created_at": stamp(),
+            "updated_at": stamp(),
+            "author_association": self.association(login),
+        }
+        return overlay(schema, data)
+
     def review_json(self, pull: Pull, review: Review, schema: dict[str, Any]) -> dict[str, Any]:
         data = {
+            "author_association": self.association(review.user),
             "id": review.id,
             "user": self._user(review.user),
             "state": review.state,
@@ -441,6 +494,12 @@ class GitHubServer:
                 return Reply(200, [(pull, r) for r in pull.reviews], template)
             if match.group(2) == "/reviews" and method == "post":
                 return self._review(pull, body, user)
+        match = re.fullmatch(r"/pulls/(\d+)/requested_reviewers", rest)
+        if match and method == "post":
+            return self._request_reviewers(int(match.group(1)), body)
+        match = re.fullmatch(r"/issues/(\d+)/(labels|comments)", rest)
+        if match:
+            return self._issue(int(match.group(1)), match.group(2), method, body, user)
         match = re.fullmatch(r"/git/ref/heads/(.+)", rest)
         if match and method == "get":
             template = "/repos/{owner}/{repo}/git/ref/{ref}"
@@ -502,8 +561,75 @@ class GitHubServer:
             )
         number = max([0, *self.pulls]) + 1
         pull = Pull(number, head, base, str(body.get("title", "")), str(body.get("body") or ""), user)
+        pull.draft = bool(body.get("draft", False))
         self.pulls[number] = pull
         return Reply(201, pull, template)
+
+    def _request_reviewers(self, number: int, body: dict[str, Any]) -> Reply:
+        template = "/repos/{owner}/{repo}/pulls/{pull_number}/requested_reviewers"
+        self._check_request(template, "post", body)
+        pull = self.pulls.get(number)
+        if pull is None:
+            return Reply(422, {"message": "Validation Failed"}, template)
+        for login in body.get("reviewers") or []:
+            if login not in pull.requested:
+                pull.requested.append(str(login))
+        pull.requested_teams += [str(t) for t in body.get("team_reviewers") or []]
+        return Reply(201, pull, template)
+
+    def _issue(self, number: int, what: str, method: str, body: Any, user: str) -> Reply:
+        """A PR's labels and conversation comments live on its issue, as on GitHub."""
+        template = "/repos/{owner}/{repo}/issues/{issue_number}/" + what
+        pull = self.pulls.get(number)
+        if pull is None:
+            return Reply(404, {"message": "Not Found"}, template)
+        if method in ("put", "post"):
+            self._check_request(template, method, body)
+        if what == "labels":
+            if method == "put":
+                pull.labels = [str(x) for x in body.get("labels", [])]
+            elif method == "post":
+                pull.labels += [str(x) for x in body.get("labels", []) if x not in pull.labels]
+            elif method == "delete":
+                pull.labels = []
+                return Reply(204, None, template)
+            return Reply(200, [("label", name) for name in pull.labels], template)
+        if method == "post":
+            comment = (self._next_id(), user, str(body.get("body", "")))
+            pull.comments.append(comment)
+            return Reply(201, ("comment", pull, comment), template)
+        return Reply(200, [("comment", pull, c) for c in pull.comments], template)
+
+    def web_page(self, path: str) -> int:
+        """GitHub's web pages that PR bodies link to: 200 for a commit or PR that exists, else 404."""
+        site = f"/{self.owner}/{self.name}"
+        commit = re.fullmatch(re.escape(site) + r"/commit/([0-9a-f]{40})", path)
+        if commit:
+            return (
+                200
+                if git("cat-file", "-e", f"{commit[1]}^{{commit}}", cwd=self.bare).returncode == 0
+                else 404
+            )
+        pull = re.fullmatch(re.escape(site) + r"/pull/(\d+)", path)
+        return 200 if pull and int(pull[1]) in self.pulls else 404
+
+    def graphql(self, body: dict[str, Any], user: str) -> dict[str, Any]:
+        """GitHub's GraphQL endpoint, for the two mutations REST lacks: draft <-> ready for review.
+
+        GraphQL has no OpenAPI description: the query text is checked against the exact
+        mutations GitHub documents, and anything else is recorded as an error.
+        """
+        query = str(body.get("query", ""))
+        found = re.search(
+            r"(markPullRequestReadyForReview|convertPullRequestToDraft)\(input: \$input\)", query
+        )
+        node = str((body.get("variables") or {}).get("input", {}).get("pullRequestId", ""))
+        pull = self.pulls.get(int(node.removeprefix("PR_"))) if re.fullmatch(r"PR_\d+", node) else None
+        if found is None or pull is None:
+            self.errors.append(f"GraphQL request this server does not know: {query!r} {node!r}")
+            return {"errors": [{"type": "NOT_FOUND", "message": "unknown"}]}
+        pull.draft = found.group(1) == "convertPullRequestToDraft"
+        return {"data": {found.group(1): {"clientMutationId": None, "pullRequest": {"isDraft": pull.draft}}}}
 
     def _update_pull(self, pull: Pull, body: dict[str, Any]) -> Reply:
         template = "/repos/{owner}/{repo}/pulls/{pull_number}"
@@ -530,6 +656,8 @@ class GitHubServer:
         mergeable, state = self.mergeable_state(pull)
         if pull.state != "open" or not mergeable:
             return Reply(405, {"message": "Pull Request is not mergeable"}, template)
+        if state == "draft":
+            return Reply(405, {"message": "Pull Request is still a draft"}, template)
         if state == "blocked":
             need = self.required_approvals
             message = f"At least {need} approving review is required by reviewers with write access."
@@ -584,8 +712,16 @@ class GitHubServer:
                 None,
             )
             headers = self._rate_headers(remaining=4999)
+            if path == GRAPHQL and method == "post":
+                data = json.dumps(self.graphql(body, user)).encode()
+                start_response(
+                    "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
+                )
+                return [data]
             if not path.startswith(PREFIX):
-                reply = Reply(404, {"message": "Not Found"}, None)
+                status = self.web_page(path)
+                start_response(f"{status} {_REASONS[status]}", [("Content-Length", "0")])
+                return [b""]
             elif limit is not None and limit.count > 0:
                 limit.count -= 1
                 if limit.count == 0:
@@ -641,16 +777,11 @@ class GitHubServer:
         schema = self._schema(reply.template, method, reply.status)
         body = reply.body
         if schema is not None and schema != {}:
-            if isinstance(body, Pull):
-                body = self.pull_json(body, schema)
-            elif isinstance(body, tuple):
-                body = self.review_json(body[0], body[1], schema)
-            elif isinstance(body, list):
+            if isinstance(body, list):
                 item = schema.get("items", {})
-                body = [
-                    self.pull_json(x, item) if isinstance(x, Pull) else self.review_json(x[0], x[1], item)
-                    for x in body
-                ]
+                body = [self._json(x, item) for x in body]
+            elif isinstance(body, Pull | tuple):
+                body = self._json(body, schema)
             elif reply.full and isinstance(body, dict):
                 body = overlay(schema, body)
             problems = sorted(OAS30Validator(schema).iter_errors(body), key=lambda e: list(e.path))
@@ -664,6 +795,15 @@ class GitHubServer:
         elif body is not None and not isinstance(body, dict):
             self.errors.append(f"{method.upper()} {reply.template}: a body where the spec has none")
         return body
+
+    def _json(self, thing: Any, schema: dict[str, Any]) -> Any:
+        if isinstance(thing, Pull):
+            return self.pull_json(thing, schema)
+        if thing[0] == "label":
+            return overlay(schema, self._label(thing[1]))
+        if thing[0] == "comment":
+            return self.comment_json(thing[1], thing[2], schema)
+        return self.review_json(thing[0], thing[1], schema)
 
 
 @dataclass

@@ -123,16 +123,30 @@ def test_gate_body_has_a_row_per_step_with_metrics_and_links() -> None:
             "request-duration 130ms <= 500ms ok",
         ),
     ]
-    metrics = ["request-success-rate", "request-duration"]
-    rows = gate.rows(log, ROLLOUT, metrics)
-    text = gate.body(
-        "prod/backend", "6.1.0", "6.1.1", ROLLOUT, rows, metrics, "https://gh/acme/config", "Progressing"
+    rows = gate.rows(log, ROLLOUT)
+    view = gate.View(
+        key="prod/backend",
+        primary="6.1.0",
+        canary="6.1.1",
+        rollout_id=ROLLOUT,
+        state=gate.State.HALTED,
+        rows=rows,
+        metrics=[
+            gate.Metric("request-success-rate", "1m", 99),
+            gate.Metric("request-duration", "1m", None, 500),
+        ],
+        web_url="https://gh/acme/config",
+        now=datetime(2026, 11, 1, 12, 5, tzinfo=UTC),
     )
-    assert "| time (UTC) | weight | request-success-rate | request-duration | verdict | commit |" in text
-    assert "| 2026-11-01 12:01:00 | 25% | 99.9 >= 99 ok | 120ms <= 500ms ok | passed |" in text
-    assert "97.1 < 99 failed | 130ms <= 500ms ok | failed: halt |" in text
-    assert f"[`cccccccc`](https://gh/acme/config/commit/{'c' * 40})" in text
-    assert gate.rows(log, "another-rollout", metrics) == []
+    text = gate.body(view)
+    header = "| UTC | at | success-rate ≥99% | duration ≤500ms | result | step |"
+    assert header in text
+    # Checks measured at the weight before the step they decided (25% -> the halt at 25%).
+    assert "| 11-01 12:01 | 0% | 99.9% ✅ | 120ms ✅ | → 25% |" in text
+    assert "| 11-01 12:02 | 25% | 97.1% ❌ | 130ms ✅ | halt |" in text
+    assert "| 11-01 12:00 | 0% | not measured | – | started |" in text
+    assert f"[`ccccccc`](https://gh/acme/config/commit/{'c' * 40})" in text
+    assert gate.rows(log, "another-rollout") == []
 
 
 def test_redaction_and_signatures() -> None:

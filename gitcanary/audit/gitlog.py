@@ -16,7 +16,7 @@ from typing import NamedTuple
 from git import GitCommandError, Repo
 from git.exc import InvalidGitRepositoryError, NoSuchPathError
 
-from gitcanary.audit.parse import PR_NUMBER, RawCommit, closing_approvals, parse_time
+from gitcanary.audit.parse import PR_NUMBER, STEP_MERGE_NOTE, RawCommit, closing_approvals, parse_time
 from gitcanary.errors import GitError
 from gitcanary.git.workspace import _stderr as git_message
 from gitcanary.manifests import yamlio
@@ -91,7 +91,8 @@ def read_log(
     except GitCommandError as exc:
         raise GitError(f"git log {rev} in {repo.git_dir}: {git_message(exc)}") from exc
     assert isinstance(out, str)
-    merges = merged_in(repo, rev)
+    # A step PR gitcanary merged itself names no request: history lists it as no approval.
+    merges = {sha: merge for sha, merge in merged_in(repo, rev).items() if not merge.by_gitcanary}
     unmerged = Merge("", "", ())
     commits = []
     for record in out.split(_RECORD):
@@ -129,6 +130,7 @@ class Merge(NamedTuple):
     request: str  # "#12"
     merged_by: str  # the merge commit's author
     approvals: tuple[str, ...]  # its closing approval trailers, "alice (approved-by)"
+    by_gitcanary: bool = False  # a step PR gitcanary merged itself: plumbing, not an approval
 
 
 def merged_in(repo: Repo, rev: str) -> dict[str, Merge]:
@@ -150,7 +152,8 @@ def merged_in(repo: Repo, rev: str) -> dict[str, Merge]:
         sha, who, message = record.split(_FIELD, 2)
         match = PR_NUMBER.search(message.split("\n", 1)[0].strip())
         if match:
-            requests[sha] = Merge(f"#{match[1] or match[2]}", who, closing_approvals(message))
+            by_gitcanary = STEP_MERGE_NOTE in message
+            requests[sha] = Merge(f"#{match[1] or match[2]}", who, closing_approvals(message), by_gitcanary)
     if not requests:
         return {}
     parents: dict[str, list[str]] = {}

@@ -21,7 +21,11 @@ _TRAILER = re.compile(r"^(Gitcanary-[A-Za-z-]+):\s*(.*)$")
 _OTHER_TRAILER = re.compile(r"^([A-Z][A-Za-z-]*-[a-z][A-Za-z-]*|[A-Z][a-z]+):\s+\S")
 # GitHub's squash-merge subject ends "(#12)"; its merge commits start "Merge pull request #12".
 PR_NUMBER = re.compile(r"\(#(\d+)\)\s*$|^Merge pull request #(\d+)")
-_APPROVAL_TRAILERS = ("approved-by", "reviewed-by", "acked-by")
+# The line gitcanary writes into the merge (or squash) commit of a step PR it merged itself: that
+# PR is plumbing, not a person's approval, so history does not list it among the approvals.
+STEP_MERGE_NOTE = "Merged by gitcanary: one step of a rollout, no review asked."
+# `Rejected-by` is the promotion gate closed by a person (its rollback commit names them).
+_APPROVAL_TRAILERS = ("approved-by", "reviewed-by", "acked-by", "rejected-by")
 # Steps that set up a canary (or re-render it) rather than move a rollout.
 SETUP_ACTIONS = frozenset({"initialize", "initialized", "update", "restore-status"})
 MANUAL_PREFIX = "manual-"  # gitcanary.commands.manual writes `manual-promote`, `manual-pause`...
@@ -57,6 +61,8 @@ class RawCommit:
 
     @property
     def pull_request(self) -> str:
+        if STEP_MERGE_NOTE in self.message:
+            return ""  # a step PR gitcanary squash-merged itself
         match = PR_NUMBER.search(self.subject)
         return f"#{match[1] or match[2]}" if match else self.merge_request
 

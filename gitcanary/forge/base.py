@@ -13,6 +13,23 @@ class ForgeError(GitcanaryError):
 
 
 @dataclass(frozen=True)
+class Review:
+    """A reviewer's latest review: which commit it was of, and whether the forge lets them merge."""
+
+    login: str
+    state: str  # APPROVED, CHANGES_REQUESTED, COMMENTED, DISMISSED
+    commit: str  # the head the review was given on
+    can_write: bool  # GitHub: OWNER, MEMBER or COLLABORATOR (what branch protection counts)
+    body: str = ""
+
+
+@dataclass(frozen=True)
+class Comment:
+    login: str
+    body: str
+
+
+@dataclass(frozen=True)
 class PullRequest:
     number: int
     head: str  # branch name in the same repository
@@ -29,10 +46,21 @@ class PullRequest:
     mergeable_state: str = "unknown"
     # Logins of the reviewers whose latest review approves (read for open PRs fetched in full).
     approvers: tuple[str, ...] = ()
+    reviews: tuple[Review, ...] = ()  # each reviewer's latest review, oldest first
+    labels: tuple[str, ...] = ()
+    draft: bool = False
 
     @property
     def approvals(self) -> int:
         return len(self.approvers)
+
+    def counted(self, bot: str = "") -> tuple[Review, ...]:
+        """The approvals that mean something: of the current head, by someone who may write."""
+        return tuple(
+            r
+            for r in self.reviews
+            if r.state == "APPROVED" and r.commit == self.head_sha and r.can_write and r.login != bot
+        )
 
     @property
     def open(self) -> bool:
@@ -61,9 +89,25 @@ class Forge(Protocol):
 
     def get(self, number: int) -> PullRequest: ...
 
-    def open(self, head: str, base: str, title: str, body: str) -> PullRequest: ...
+    def open(self, head: str, base: str, title: str, body: str, draft: bool = False) -> PullRequest: ...
 
     def update_body(self, number: int, body: str) -> None: ...
+
+    def set_draft(self, number: int, draft: bool) -> None:
+        """Draft while nothing is there to approve; ready for review once the promotion commit is."""
+        ...
+
+    def request_reviewers(self, number: int, logins: list[str], teams: list[str]) -> None: ...
+
+    def set_state_label(self, number: int, label: str, prefix: str) -> None:
+        """Replace the PR's labels starting with `prefix` by `label`."""
+        ...
+
+    def comment(self, number: int, body: str) -> None: ...
+
+    def comments(self, number: int) -> list[Comment]:
+        """The PR's conversation comments, oldest first."""
+        ...
 
     def merge(
         self, number: int, method: str, sha: str | None = None, message: str | None = None

@@ -1,97 +1,552 @@
-"""The promotion gate's PR body: one row per step of the rollout, rebuilt from Git each time.
+"""The promotion gate's PR body: what changes, what each button does, and the evidence, from Git.
 
-Pure: the rows come from the commits' trailers and bodies (the same evidence `git log` shows), so
-a restarted gitcanary writes the same body and nothing needs remembering between ticks.
+Pure: everything comes from the rollout's commits (trailers and bodies, the same evidence
+`git log` shows), the gate branch and what the forge says about approvals, so a restarted
+gitcanary writes the same body and nothing needs remembering between ticks.
+
+The body is rewritten on every tick; its first line names the state (also the PR's label), so a
+reviewer never reads "waiting for approval" over a halt, or "approve" on a PR that was merged.
+Rows are kept narrow enough for GitHub's PR column (see `MAX_ROW_CHARS`): diagnostics become
+footnotes and thresholds go into the column header instead of into every cell.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 
-from gitcanary.git.trailers import MalformedTrailers, parse_trailers
+from gitcanary.duration import parse_duration
+from gitcanary.forge.secrets import without_credentials
+from gitcanary.git.checks import Check, parse_check_line, parse_check_trailer
+from gitcanary.git.trailers import PREFIX, MalformedTrailers, parse_trailers
 
 MARKER = "<!-- gitcanary:promotion-gate -->"
-WAITING_FOR_APPROVAL = "analysis passed; **waiting for approval** to promote"
-VERDICTS = {
-    "start": "started",
-    "restart": "restarted",
-    "advance": "passed",
-    "halt": "failed: halt",
-    "rollback": "failed: rolled back",
-    "promote": "passed: promotion",
-    "cancel": "abandoned",
+COMMENT_MARKER = "<!-- gitcanary:gate-comment -->"  # tells gitcanary's own comments from people's
+LABEL_PREFIX = "gitcanary: "
+STEP_LABEL = LABEL_PREFIX + "step"
+# GitHub's PR conversation column is 780px wide at the default 14px text: about 95 characters of
+# proportional text (8.2px a character on average) before a table row wraps. A row's visible
+# text (cells without link targets and Markdown punctuation, plus 2 characters of padding per
+# cell) above this wraps in the browser.
+MAX_ROW_CHARS = 95
+DEFAULT_WINDOW = "1m"  # Flagger's default metric interval
+UNITS = {"request-success-rate": "%", "request-duration": "ms"}
+
+
+class State(StrEnum):
+    """Where the rollout stands, as the PR's label and first line say."""
+
+    ANALYSING = "analysing"
+    HALTED = "halted"
+    WAITING = "waiting for approval"
+    APPROVED = "approved"
+    PROMOTED = "promoted"
+    ROLLED_BACK = "rolled back"
+    REJECTED = "rejected"
+    SUPERSEDED = "superseded"
+
+    @property
+    def label(self) -> str:
+        return LABEL_PREFIX + self.value
+
+    @property
+    def final(self) -> bool:
+        return self in (State.PROMOTED, State.ROLLED_BACK, State.REJECTED, State.SUPERSEDED)
+
+    @property
+    def needs_a_person(self) -> bool:
+        """A state change a reviewer should hear about (a comment, not only a body edit)."""
+        return self in (State.WAITING, State.HALTED, State.ROLLED_BACK, State.SUPERSEDED)
+
+
+HEADLINES = {
+    State.ANALYSING: "⏳ **Analysing**: gitcanary is measuring the canary; nothing to approve yet.",
+    State.HALTED: "⚠️ **Halted**: the last analysis failed; gitcanary measures again next interval.",
+    State.WAITING: "✋ **Waiting for approval**: the analysis passed and the promotion commit is here.",
+    State.APPROVED: "👍 **Approved**: gitcanary merges this PR on its next tick.",
+    State.PROMOTED: "✅ **Promoted**",
+    State.ROLLED_BACK: "↩️ **Rolled back** by the analysis",
+    State.REJECTED: "🛑 **Rejected**",
+    State.SUPERSEDED: "⏭️ **Superseded** by a newer revision",
 }
+
+# What `gitcanary status` looks for in an open gate's body (commands/pr_status.py).
+WAITING_FOR_APPROVAL = HEADLINES[State.WAITING]
 
 
 @dataclass(frozen=True)
 class LoggedCommit:
     sha: str
-    time: datetime
+    time: datetime  # commit time: only for commits without `Gitcanary-Time`
     message: str
 
 
 @dataclass(frozen=True)
+class Change:
+    """One image change of the rollout, as the start commit names it."""
+
+    container: str
+    old: str
+    new: str
+    where: str  # file and field, e.g. `apps/backend/kustomization.yaml images[0].newTag`
+    bumped_by: str = ""
+    bump_url: str = ""  # the commit that made the change
+
+
+@dataclass(frozen=True)
 class Row:
+    """One step of the rollout; `checks` are the analysis that decided it (measured at `measured_at`)."""
+
     sha: str
-    time: datetime
+    time: datetime  # when the step was decided (`Gitcanary-Time`)
     action: str
     weight: str
-    checks: dict[str, str]
+    measured_at: str  # the weight the canary had while it was measured (the step before)
+    checks: tuple[Check, ...] = ()
+    notes: dict[str, str] = field(default_factory=dict)  # metric -> diagnostic
+    requests: str = ""  # requests the canary served in the window, where a check counts them
     pending: bool = False  # the promotion commit this PR carries, not yet on the branch
+    withdrawn: bool = False  # a promotion this PR carried, stale after a halt landed
+    url: str = ""  # the step PR, else the commit
 
 
-def rows(commits: list[LoggedCommit], rollout_id: str, metrics: list[str]) -> list[Row]:
-    """The rollout's step commits (oldest first) as table rows."""
-    out = []
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    window: str = DEFAULT_WINDOW
+    min: float | None = None
+    max: float | None = None
+    link: str = ""  # a URL template: {metric} {namespace} {name} {start} {end}
+
+    @property
+    def unit(self) -> str:
+        return UNITS.get(self.name, "")
+
+    @property
+    def header(self) -> str:
+        """`success-rate ≥99%`: the name and its threshold, once instead of in every cell (the
+        window goes in the legend under the table: the header is the widest cell of its column)."""
+        bound = ""
+        if self.min is not None and self.max is not None:
+            bound = f" {_num(self.min)}–{_num(self.max)}{self.unit}"
+        elif self.min is not None:
+            bound = f" ≥{_num(self.min)}{self.unit}"
+        elif self.max is not None:
+            bound = f" ≤{_num(self.max)}{self.unit}"
+        return f"{_short(self.name)}{bound}"
+
+
+@dataclass(frozen=True)
+class Approval:
+    login: str
+    sha: str  # the commit the review approved
+    counts: bool
+    why: str = ""  # why it does not count
+
+
+@dataclass(frozen=True)
+class View:
+    """Everything one body shows; built by the publisher from Git and the forge."""
+
+    key: str
+    primary: str
+    canary: str
+    rollout_id: str
+    state: State
+    rows: Sequence[Row]
+    metrics: Sequence[Metric]
+    web_url: str
+    now: datetime
+    changes: Sequence[Change] = ()
+    spec_diff: str = ""
+    status_message: str = ""
+    approvals: Sequence[Approval] = ()
+    head_sha: str = ""  # the promotion commit an approval must name
+    decided_by: str = ""  # final states: who decided
+    reason: str = ""  # rejected / rolled back: why
+    results: Sequence[tuple[str, str]] = ()  # final states: (label, url) of the resulting commits
+    superseded_by: str = ""  # the newer revision
+    namespace: str = ""
+    name: str = ""
+
+
+def rows(commits: list[LoggedCommit], rollout_id: str, metrics: Sequence[str] = ()) -> list[Row]:
+    """The rollout's step commits (oldest first) as rows; `metrics` is kept for older callers."""
+    out: list[Row] = []
+    previous = "0"
     for commit in commits:
         try:
             trailers = parse_trailers(commit.message)
         except MalformedTrailers:
             continue  # not a step gitcanary wrote: never shown as one
-        if trailers.get("Rollout") != rollout_id or trailers.get("Action") == "update":
+        action = trailers.get("Action", "")
+        if trailers.get("Rollout") != rollout_id or action in ("update", "gate", ""):
             continue
-        checks: dict[str, str] = {}
-        for line in commit.message.splitlines()[1:]:
-            for name in metrics:
-                if line.startswith(name + " "):
-                    checks[name] = line[len(name) + 1 :].strip()
+        checks, notes = checks_of(commit.message)
+        weight = trailers.get("Weight", "")
         out.append(
-            Row(commit.sha, commit.time, trailers.get("Action", ""), trailers.get("Weight", ""), checks)
+            Row(
+                commit.sha,
+                decided_at(trailers, commit.time),
+                action,
+                weight,
+                previous,
+                checks,
+                notes,
+            )
         )
+        previous = weight or previous
     return out
 
 
-def body(
-    key: str,
-    primary: str,
-    canary: str,
-    rollout_id: str,
-    table: list[Row],
-    metrics: list[str],
-    web_url: str,
-    status_line: str,
-) -> str:
+def decided_at(trailers: dict[str, str], fallback: datetime) -> datetime:
+    raw = trailers.get("Time")
+    if raw:
+        try:
+            return datetime.fromisoformat(raw.replace("Z", "+00:00")).astimezone(UTC)
+        except ValueError:
+            pass
+    return fallback.astimezone(UTC)
+
+
+def checks_of(message: str) -> tuple[tuple[Check, ...], dict[str, str]]:
+    """The checks of one commit (its `Gitcanary-Check` trailers, else its human lines), and each
+    check's diagnostic (the parenthesised note its human line ends with)."""
+    found: list[Check] = []
+    notes: dict[str, str] = {}
+    for line in message.splitlines():
+        text = line.strip()
+        if text.startswith(PREFIX + "Check:"):
+            try:
+                found.append(parse_check_trailer(text.split(":", 1)[1].strip()))
+            except ValueError:
+                continue
+    lines = [line.strip() for line in message.splitlines()[1:]]
+    if not found:
+        found = [c for c in (parse_check_line(line) for line in lines) if c is not None]
+    names = {c.name for c in found}
+    for text in lines:
+        name = text.split(" ", 1)[0]
+        if name in names and text.endswith(")") and " (" in text:
+            notes[name] = text[text.index(" (") + 2 : -1]
+    return tuple(found), notes
+
+
+def _num(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def _short(name: str) -> str:
+    """`request-success-rate` -> `success-rate`: narrower headers for the two builtins."""
+    return name.removeprefix("request-")
+
+
+def _when(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%m-%d %H:%M")
+
+
+def _link(text: str, url: str) -> str:
+    return f"[{text}]({url})" if url else text
+
+
+def _code_link(sha: str, url: str) -> str:
+    return _link(f"`{sha[:7]}`", url)
+
+
+VERDICTS = {
+    "start": "started",
+    "restart": "restarted",
+    "advance": "→ {weight}%",
+    "halt": "halt",
+    "rollback": "rollback",
+    "promote": "promote",
+    "cancel": "abandoned",
+    "wait": "wait",
+}
+
+
+def _verdict(row: Row) -> str:
+    text = VERDICTS.get(row.action, row.action).format(weight=row.weight)
+    if row.withdrawn:
+        return "withdrawn"
+    if row.pending:
+        return f"{text} (here)"
+    return text
+
+
+def _cell(check: Check | None, metric: Metric, footnote: str) -> str:
+    if check is None:
+        return "–"
+    if check.value is None:
+        return f"no data ❌{footnote}"
+    mark = "✅" if check.ok else "❌"
+    primary = getattr(check, "primary", None)  # the judge's primary value, where it measured one
+    value = f"{_num(check.value)}{metric.unit}"
+    if isinstance(primary, int | float):
+        value += f" (primary {_num(float(primary))})"
+    return f"{value} {mark}{footnote}"
+
+
+def visible_width(cells: Sequence[str]) -> int:
+    """The characters a row shows: link targets, code ticks and emphasis do not print."""
+    import re
+
+    total = 0
+    for cell in cells:
+        text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", cell)
+        text = re.sub(r"[`*~]", "", text)
+        text = re.sub(r"\[\^\d+\]", "¹", text)
+        total += len(text) + 2
+    return total
+
+
+def _evidence(view: View) -> list[str]:
+    metrics = list(view.metrics)
+    # Request counts only where a check measured them (a column of dashes is width for nothing).
+    counted = any(row.requests for row in view.rows)
+    header = ["UTC", "at", *(["requests"] if counted else []), *(m.header for m in metrics), "result", "step"]
     lines = [
-        f"gitcanary is rolling out **{key}** from `{primary}` to `{canary}` (rollout `{rollout_id}`).",
-        "",
-        f"**Approve this PR to promote `{canary}`** (gitcanary merges it once the promotion commit is here "
-        f"and the checks have passed); **close it unmerged to roll back** to `{primary}`.",
-        "",
-        f"Status: {status_line}",
-        "",
-        "| time (UTC) | weight | " + " | ".join(metrics) + (" | " if metrics else "") + "verdict | commit |",
-        "|---|---|" + "---|" * len(metrics) + "---|---|",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
     ]
-    for row in table:
-        cells = [row.checks.get(name, "") for name in metrics]
-        link = f"[`{row.sha[:8]}`]({web_url}/commit/{row.sha})"
-        verdict = VERDICTS.get(row.action, row.action)
-        if row.pending:
-            verdict += " (in this PR)"
-        when = row.time.strftime("%Y-%m-%d %H:%M:%S")
-        lines.append(
-            f"| {when} | {row.weight}% | " + "".join(f"{c} | " for c in cells) + f"{verdict} | {link} |"
+    footnotes: list[str] = []
+    last_measured: datetime | None = None
+    for row in view.rows:
+        by_name = {c.name: c for c in row.checks}
+        cells = [_when(row.time), f"{row.measured_at}%", *([row.requests or "–"] if counted else [])]
+        for metric in metrics:
+            footnote = ""
+            note = row.notes.get(metric.name)
+            if note:
+                text = f"{_short(metric.name)}: {note}"
+                if text not in footnotes:  # the same diagnostic on every row is one footnote
+                    footnotes.append(text)
+                footnote = f"[^{footnotes.index(text) + 1}]"
+            cells.append(_cell(by_name.get(metric.name), metric, footnote))
+        if metrics and not row.checks and not row.withdrawn:
+            cells[3 if counted else 2] = "not measured"
+        elif row.checks:
+            last_measured = row.time if last_measured is None else max(last_measured, row.time)
+        # A withdrawn promotion is no longer on any branch: its commit has no page to link.
+        url = "" if row.withdrawn else row.url or f"{view.web_url}/commit/{row.sha}"
+        cells += [_verdict(row), _code_link(row.sha, url)]
+        lines.append("| " + " | ".join(cells) + " |")
+    out = lines
+    if metrics:
+        if last_measured is None:
+            out += ["", "Not measured yet: the first steps move traffic before any analysis runs."]
+        else:
+            out += [
+                "",
+                f"Last measured {last_measured.strftime('%Y-%m-%d %H:%M')} UTC "
+                f"({_age(view.now - last_measured)} before this update). Each value is the "
+                "canary's over its window, at the weight in `at`; `UTC` is when the step was decided.",
+                "",
+                "Windows: " + " · ".join(f"{_short(m.name)} {m.window}" for m in metrics) + ".",
+            ]
+        links = [_link(_short(m.name), _expand(m.link, m, view, last_measured)) for m in metrics if m.link]
+        if links:
+            out += ["", "Queries: " + " · ".join(links)]
+    if footnotes:
+        out += [""] + [f"[^{i}]: {text}" for i, text in enumerate(footnotes, 1)]
+    return out
+
+
+def _age(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    if minutes < 1:
+        return "less than a minute"
+    if minutes < 120:
+        return f"{minutes} min"
+    if minutes < 48 * 60:
+        return f"{minutes // 60} h"
+    return f"{minutes // (24 * 60)} days"
+
+
+def _expand(template: str, metric: Metric, view: View, end: datetime | None) -> str:
+    import urllib.parse
+
+    moment = end or view.now
+    start = moment.timestamp() - parse_duration(metric.window)
+    values = {
+        "metric": metric.name,
+        "namespace": view.namespace,
+        "name": view.name,
+        "start": str(int(start)),
+        "end": str(int(moment.timestamp())),
+    }
+    return template.format(**{k: urllib.parse.quote(v, safe="") for k, v in values.items()})
+
+
+def _changes(view: View) -> list[str]:
+    if not view.changes and not view.spec_diff:
+        return [f"The target's pod template changes from `{view.primary}` to `{view.canary}`."]
+    out: list[str] = []
+    if view.changes:
+        out += ["| container | change | file and field | bumped by |", "|---|---|---|---|"]
+        for change in view.changes:
+            who = change.bumped_by.split(" <")[0] or "–"
+            if change.bump_url:
+                who = _link(who, change.bump_url)
+            out.append(
+                f"| `{change.container}` | `{change.old}` → `{change.new}` | `{change.where}` | {who} |"
+            )
+    if view.spec_diff:
+        out += [
+            "",
+            "<details><summary>Spec diff (not an image change)</summary>",
+            "",
+            "```diff",
+            view.spec_diff.rstrip(),
+            "```",
+            "</details>",
+        ]
+    return out
+
+
+def _buttons(view: View) -> list[str]:
+    where = ", ".join(f"`{c.where}`" for c in view.changes) or "the target"
+    bumpers = ", ".join(sorted({c.bumped_by.split(" <")[0] for c in view.changes if c.bumped_by}))
+    undo = f", undoing the bump by {bumpers}" if bumpers else ""
+    if view.head_sha:
+        approve = (
+            f"- **Approve** (a review of the promotion commit `{view.head_sha[:7]}`): gitcanary merges "
+            f"this PR, which promotes `{view.canary}` to the primary, then commits routing all traffic "
+            "to the primary and finishing the rollout (scaling the canary to 0)."
         )
-    lines += ["", MARKER, ""]
-    return "\n".join(lines)
+    else:
+        approve = (
+            "- **Approve**: nothing to approve yet. When the analysis passes, gitcanary puts the "
+            f"promotion commit of `{view.canary}` here and asks for a review of that commit; an "
+            "approval given before then does not count."
+        )
+    return [
+        approve,
+        f"- **Close** unmerged: gitcanary commits a rollback that routes all traffic to the primary "
+        f"and writes `{view.primary}` back into {where}{undo}. Say why in a comment before closing: "
+        "it goes into the rollback commit.",
+    ]
+
+
+def _approvals(view: View) -> list[str]:
+    if not view.approvals:
+        return []
+    out = ["", "**Approvals**", ""]
+    for a in view.approvals:
+        if a.counts:
+            out.append(f"- ✅ @{a.login} approved `{a.sha[:7]}` (counts)")
+        else:
+            out.append(f"- ➖ @{a.login} approved `{a.sha[:7]}`: not counted, {a.why}")
+    return out
+
+
+def headline(view: View) -> str:
+    text = HEADLINES[view.state]
+    if view.state is State.PROMOTED and view.decided_by:
+        text += f": approved by {view.decided_by}."
+    elif view.state is State.REJECTED:
+        text += f" by {view.decided_by or 'a person closing this PR'}."
+    elif view.state is State.SUPERSEDED:
+        who = f", bumped by {view.decided_by}" if view.decided_by else ""
+        text += f" (`{view.superseded_by}`{who}): a new gate PR follows it."
+    elif view.state is State.ROLLED_BACK:
+        text += "."
+    if view.reason and view.state in (State.REJECTED, State.ROLLED_BACK, State.HALTED):
+        text += f" Reason: {view.reason}"
+    return text
+
+
+def body(view: View) -> str:
+    lines = [
+        headline(view),
+        "",
+        f"Rollout of **{view.key}** from `{view.primary}` to `{view.canary}` (rollout `{view.rollout_id}`).",
+    ]
+    if view.status_message and not view.state.final:
+        lines += ["", f"gitcanary: {view.status_message}"]
+    if view.results:
+        lines += ["", "Resulting commits: " + ", ".join(_link(label, url) for label, url in view.results)]
+    if view.state is State.ANALYSING or view.state is State.HALTED:
+        lines += [
+            "",
+            "This PR is a draft until the analysis passes and the promotion commit is here; "
+            "an approval given before then is shown but does not count.",
+        ]
+    lines += ["", "### What changes", "", *_changes(view)]
+    if not view.state.final:
+        lines += ["", "### What each button does", "", *_buttons(view)]
+    lines += _approvals(view)
+    lines += ["", "### Evidence", "", *_evidence(view), "", MARKER, ""]
+    # The body quotes commit messages (diagnostics, diffs): credentials in URLs are masked; the
+    # forge masks its own token in everything it sends.
+    return without_credentials("\n".join(lines))
+
+
+def comment(view: View) -> str:
+    """The one comment a state change that needs a person gets (a body edit notifies nobody)."""
+    return without_credentials(_comment(view))
+
+
+def _comment(view: View) -> str:
+    match view.state:
+        case State.WAITING:
+            return (
+                f"The analysis of `{view.canary}` passed and the promotion commit "
+                f"`{view.head_sha[:7]}` is on this PR: **approve** it to promote, or **close** this "
+                f"PR to roll back to `{view.primary}`."
+            )
+        case State.HALTED:
+            return (
+                f"The analysis of `{view.canary}` failed ({view.reason or 'see the evidence'}); "
+                "gitcanary withdrew any promotion from this PR and measures again next interval. "
+                "Approvals given so far no longer count."
+            )
+        case State.ROLLED_BACK:
+            return (
+                f"gitcanary rolled `{view.key}` back to `{view.primary}`: "
+                f"{view.reason or 'the analysis failed'}. "
+                "This PR is closed; the rollback commit is linked in the description."
+            )
+        case State.SUPERSEDED:
+            return (
+                f"A newer revision (`{view.superseded_by}`) replaced `{view.canary}` mid-rollout; "
+                "this PR is closed and a new one gates the newer revision."
+            )
+    return headline(view)
+
+
+def step_body(message: str, gate_url: str) -> str:
+    """A step PR's body: what the step did in words, the gate it belongs to, the trailers folded.
+
+    Step PRs exist where branch protection wants CI on every change; they need no review (the
+    gate, or the analysis, decides), so the body says so instead of repeating the message.
+    """
+    lines = message.strip().splitlines()[1:]
+    prose = [line.strip() for line in lines if line.strip() and not line.strip().startswith(PREFIX)]
+    trailers = [line.strip() for line in lines if line.strip().startswith(PREFIX)]
+    checks, notes = checks_of(message)
+    names = {c.name for c in checks}
+    said = [line for line in prose if line.split(" ", 1)[0] not in names]
+    out = [f"- {line}" for line in said]
+    if checks:
+        out += ["", "| check | value | |", "|---|---|---|"]
+        for check in checks:
+            value = "no data" if check.value is None else f"{_num(check.value)}{UNITS.get(check.name, '')}"
+            out.append(f"| {check.name} | {value} | {'✅' if check.ok else '❌'} |")
+        out += [f"\n{name}: {note}" for name, note in notes.items()]
+    if gate_url:
+        out += ["", f"One step of the rollout gated by {gate_url}: approve or close that PR, not this one."]
+    out += [
+        "",
+        "gitcanary merges this PR as soon as it is mergeable; it records one step and needs no review.",
+        "",
+        "<details><summary>Trailers (for <code>git interpret-trailers</code>)</summary>",
+        "",
+        "```",
+        *trailers,
+        "```",
+        "</details>",
+    ]
+    return without_credentials("\n".join(out) + "\n")

@@ -20,11 +20,14 @@ from github import Auth, Github, GithubException, RateLimitExceededException
 from github.PullRequest import PullRequest as GhPull
 from github.Repository import Repository
 
-from gitcanary.forge.base import ForgeError, PullRequest
+from gitcanary.forge.base import Comment, ForgeError, PullRequest, Review
 from gitcanary.forge.secrets import Redactor, read_secret
 
 log = logging.getLogger("gitcanary.forge")
 T = TypeVar("T")
+# Review authors whose approval GitHub's branch protection counts: people with write access.
+# GitHub reports the relation as `author_association`; read-only users show as CONTRIBUTOR or NONE.
+WRITE_ASSOCIATIONS = ("OWNER", "MEMBER", "COLLABORATOR")
 PUBLIC_API = "https://api.github.com"
 
 
@@ -162,10 +165,12 @@ class GitHubForge:
     def _convert(self, pr: GhPull, full: bool = False) -> PullRequest:
         mergeable, state = None, "unknown"
         approvers: tuple[str, ...] = ()
+        reviews: tuple[Review, ...] = ()
         if full:
             mergeable, state = pr.mergeable, pr.mergeable_state or "unknown"
             if pr.state == "open":
-                approvers = self._approvers(pr)
+                reviews = self._reviews(pr)
+                approvers = tuple(r.login for r in reviews if r.state == "APPROVED")
         return PullRequest(
             number=pr.number,
             head=pr.head.ref,
@@ -179,16 +184,26 @@ class GitHubForge:
             mergeable=mergeable,
             mergeable_state=state,
             approvers=approvers,
+            reviews=reviews,
+            labels=tuple(label.name for label in pr.labels),
+            draft=bool(pr.draft),
         )
 
-    def _approvers(self, pr: GhPull) -> tuple[str, ...]:
-        """Who approves now: reviewers whose latest review (reviews come oldest first) is APPROVED."""
-        latest: dict[str, str] = {}
+    def _reviews(self, pr: GhPull) -> tuple[Review, ...]:
+        """Each reviewer's latest review (reviews come oldest first), ordered by that review."""
+        latest: dict[str, Review] = {}
         for review in pr.get_reviews():
             login = review.user.login if review.user else "ghost"  # a deleted account, as GitHub shows it
-            latest.pop(login, None)  # ordered by each reviewer's latest review
-            latest[login] = review.state
-        return tuple(login for login, state in latest.items() if state == "APPROVED")
+            latest.pop(login, None)
+            association = str(review.raw_data.get("author_association", "NONE"))
+            latest[login] = Review(
+                login,
+                review.state,
+                review.commit_id or "",
+                association in WRITE_ASSOCIATIONS,
+                review.body or "",
+            )
+        return tuple(latest.values())
 
     def find(self, head: str, state: str = "open") -> PullRequest | None:
         def go() -> PullRequest | None:
@@ -213,16 +228,68 @@ class GitHubForge:
             f"reading PR #{number}", lambda: self._convert(self.repo.get_pull(number), full=True)
         )
 
-    def open(self, head: str, base: str, title: str, body: str) -> PullRequest:
+    def open(self, head: str, base: str, title: str, body: str, draft: bool = False) -> PullRequest:
         def go() -> PullRequest:
-            return self._convert(
-                self.repo.create_pull(base=base, head=head, title=self.redact(title), body=self.redact(body))
+            pr = self.repo.create_pull(
+                base=base, head=head, title=self.redact(title), body=self.redact(body), draft=draft
             )
+            return self._convert(pr)
 
         return self._call(f"opening a PR from {head}", go)
 
     def update_body(self, number: int, body: str) -> None:
-        self._call(f"updating PR #{number}", lambda: self.repo.get_pull(number).edit(body=self.redact(body)))
+        text = self.redact(body)
+        self._call(f"updating PR #{number}", lambda: self.repo.get_pull(number).edit(body=text))
+
+    def set_draft(self, number: int, draft: bool) -> None:
+        """GitHub's REST API cannot change a PR's draft flag: its GraphQL mutations do."""
+
+        def go() -> None:
+            pr = self.repo.get_pull(number)
+            if bool(pr.draft) == draft:
+                return
+            if draft:
+                pr.convert_to_draft()
+            else:
+                pr.mark_ready_for_review()
+
+        self._call(f"marking PR #{number} {'draft' if draft else 'ready for review'}", go)
+
+    def request_reviewers(self, number: int, logins: list[str], teams: list[str]) -> None:
+        if not logins and not teams:
+            return
+        self._call(
+            f"requesting reviewers on PR #{number}",
+            lambda: self.repo.get_pull(number).create_review_request(reviewers=logins, team_reviewers=teams),
+        )
+
+    def set_state_label(self, number: int, label: str, prefix: str) -> None:
+        def go() -> None:
+            pr = self.repo.get_pull(number)
+            current = [lab.name for lab in pr.labels]
+            wanted = [name for name in current if not name.startswith(prefix)] + [label]
+            if sorted(wanted) != sorted(current):
+                # One PUT replaces the set, so the old state's label goes. In the documented
+                # `{"labels": [...]}` form: PyGithub's set_labels sends a bare list.
+                url = f"{pr.issue_url}/labels"
+                self.gh.requester.requestJsonAndCheck("PUT", url, input={"labels": wanted})
+
+        self._call(f"labelling PR #{number}", go)
+
+    def comment(self, number: int, body: str) -> None:
+        self._call(
+            f"commenting on PR #{number}",
+            lambda: self.repo.get_pull(number).create_issue_comment(self.redact(body)),
+        )
+
+    def comments(self, number: int) -> list[Comment]:
+        def go() -> list[Comment]:
+            return [
+                Comment(c.user.login if c.user else "ghost", c.body or "")
+                for c in self.repo.get_pull(number).get_issue_comments()
+            ]
+
+        return self._call(f"reading the comments of PR #{number}", go)
 
     def merge(
         self, number: int, method: str, sha: str | None = None, message: str | None = None

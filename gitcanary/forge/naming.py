@@ -10,6 +10,7 @@ from gitcanary.spec.models import Canary
 BRANCH_ROOT = "gitcanary/"
 WRITE_MODE_ANNOTATION = "gitcanary.io/write-mode"
 GATE_ANNOTATION = "gitcanary.io/promotion-gate"
+REVIEWERS_ANNOTATION = "gitcanary.io/reviewers"  # "alice, @acme/sre": who reviews the gate PR
 WRITE_MODES = ("direct", "pull-request")
 MERGE_METHODS = ("merge", "squash", "rebase")
 
@@ -73,3 +74,11 @@ def gated(canary: Canary, default: bool) -> bool:
     if value is None:
         return default
     return value.strip().lower() in ("true", "yes", "on", "1")
+
+
+def reviewers(canary: Canary) -> list[str]:
+    """The canary's own gate reviewers (`gitcanary.io/reviewers`, comma- or space-separated logins
+    and @org/team names), checked against GitHub's login alphabet; empty when not set."""
+    raw = canary.metadata.annotations.get(REVIEWERS_ANNOTATION, "")
+    names = [name for name in re.split(r"[,\s]+", raw) if name]
+    return [name for name in names if re.fullmatch(r"@?[A-Za-z0-9][A-Za-z0-9-]*(/[A-Za-z0-9._-]+)?", name)]

@@ -18,17 +18,23 @@ read back from the forge and Git, so a restarted gitcanary finds its PRs instead
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 
+import pathspec
 from git import GitCommandError
 
+from gitcanary.audit.gitlog import merged_in
+from gitcanary.audit.parse import STEP_MERGE_NOTE
 from gitcanary.core.observations import Gate
 from gitcanary.errors import GitcanaryError, GitError, PushRejected
 from gitcanary.forge import gate, naming
-from gitcanary.forge.base import Forge, ForgeError, PullRequest
+from gitcanary.forge.base import Forge, ForgeError, PullRequest, Review
 from gitcanary.forge.secrets import without_credentials
-from gitcanary.git.trailers import format_message, parse_trailers
+from gitcanary.git.trailers import MalformedTrailers, format_message, parse_trailers
 from gitcanary.git.workspace import REMOTE, Workspace
 from gitcanary.manifests.generate import Layout
 from gitcanary.spec.load import LoadedCanary
@@ -36,6 +42,11 @@ from gitcanary.spec.status import CanaryStatus
 
 log = logging.getLogger("gitcanary.forge")
 SCRATCH = "gitcanary-publish"  # the local branch commits are rebuilt on; never pushed under this name
+# The start commit's line for an image change (git/messages): `image NAME: OLD -> NEW (FILE FIELD)`.
+IMAGE_LINE = re.compile(r"^image (?P<name>[^:\s]+): (?P<old>\S+) -> (?P<new>\S+) \((?P<where>[^)]+)\)$")
+SPEC_DIFF_LINES = 60
+CODEOWNERS_FILES = (".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS")  # GitHub's search order
+REASON_CHARS = 300
 
 
 @dataclass(frozen=True)
@@ -43,6 +54,12 @@ class PublishSettings:
     mode: str = "direct"  # the repository's default write mode; a canary annotation overrides it
     gate: bool = False  # promotion gate for every canary unless its annotation says otherwise
     merge_method: str = "merge"
+    # Who is asked to review a gate PR once the promotion commit is on it; empty: CODEOWNERS.
+    reviewers: tuple[str, ...] = ()
+    # A link per metric in the gate's evidence, e.g. a Grafana Explore or Prometheus graph URL,
+    # with {metric} {namespace} {name} {start} {end} (Unix seconds) filled in; empty: no links.
+    metric_link: str = ""
+    approvals_needed: int = 1  # approvals of the promotion commit before gitcanary merges the gate
 
 
 @dataclass
@@ -62,8 +79,15 @@ class Publisher:
     waiting: dict[str, str] = field(default_factory=dict)  # key -> what it waits for (for status)
     # Commit message -> the PR that carried it, so notifications of a step link its pull request.
     pull_urls: dict[str, str] = field(default_factory=dict)
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     _open: list[PullRequest] | None = None
     _gates: dict[str, Gate | None] = field(default_factory=dict)
+    # Who closed a gate unmerged and why, for the rollback commit this tick makes (key -> login, reason).
+    _rejections: dict[str, tuple[str, str]] = field(default_factory=dict)
+    _finalized: set[str] = field(default_factory=set)  # rollouts whose closed gate shows its outcome
+    # Approvals of a gate merged by `rebase`, for the next step's trailers (key -> logins). Kept in
+    # memory between the merge and the next step: a restart in between leaves them on GitHub only.
+    _unrecorded_approvals: dict[str, list[str]] = field(default_factory=dict)
 
     # -- per tick, before deciding ---------------------------------------------------------------
 
@@ -71,6 +95,7 @@ class Publisher:
         self.canaries = canaries
         self._open = None
         self._gates = {}
+        self._rejections = {}
         self.waiting = {}
 
     def open_prs(self) -> list[PullRequest]:
@@ -125,16 +150,19 @@ class Publisher:
         return None
 
     def after_landing(self, landed: dict[str, tuple[LoadedCanary, CanaryStatus | None]]) -> None:
-        """Open the gate PR of a rollout whose start just landed, in the same tick rather than the next."""
-        for key, (loaded, status) in landed.items():
-            if not self.gated(loaded) or status is None or not status.phase.in_rollout:
-                continue
-            branch = naming.gate_branch(key, status.rollout_id)
-            if any(pr.head == branch for pr in self.open_prs()):
-                continue
-            self.workspace.fetch()  # the gate's placeholder sits on what just landed
+        """Bring the gate PRs of canaries that just moved up to date in the same tick: open the
+        gate of a rollout that started, withdraw a promotion a halt made stale, close a gate
+        whose rollout ended or was superseded. Merging waits for the next tick's `pending`."""
+        gated = {key: v for key, v in landed.items() if self.gated(v[0])}
+        if not gated:
+            return
+        self.workspace.fetch()  # the gate's placeholder sits on what just landed
+        self._open = None  # PRs closed during this tick are gone from the list
+        for key, (loaded, status) in gated.items():
             gates = [pr for pr in self.open_prs() if pr.head.startswith(naming.canary_prefix(key))]
-            self._keep_gate(loaded, status, [pr for pr in gates if naming.is_gate_branch(pr.head)])
+            self._keep_gate(
+                loaded, status, [pr for pr in gates if naming.is_gate_branch(pr.head)], merge=False
+            )
 
     def gate_state(self, key: str) -> Gate | None:
         return self._gates.get(key)
@@ -164,51 +192,394 @@ class Publisher:
         return _why(full)
 
     def _keep_gate(
-        self, loaded: LoadedCanary, status: CanaryStatus | None, open_gates: list[PullRequest]
+        self,
+        loaded: LoadedCanary,
+        status: CanaryStatus | None,
+        open_gates: list[PullRequest],
+        merge: bool = True,
     ) -> str:
-        """The gate PR of the rollout in progress; a reason only when this tick merged it."""
+        """The gate PR of the rollout in progress; a reason only when this tick merged it.
+
+        Every tick rewrites its body from Git (state, changes, evidence) and its state label; a
+        gate of an older rollout is closed with its outcome (superseded, rolled back).
+        """
         key = loaded.canary.key
         if status is None or not status.phase.in_rollout or not status.rollout_id:
             for pr in open_gates:  # a gate left from a finished rollout: nothing to decide anymore
-                self.forge.close(pr.number)
-                self.forge.delete_branch(pr.head)
+                self._finish_gate(loaded, pr, status)
+            # Once the rollout has its outcome (not while promoting or finalising), the closed
+            # gate links every commit that followed the decision.
+            if status is not None and status.rollout_id and status.phase.value in ("Succeeded", "Failed"):
+                self._final_refresh(loaded, status.rollout_id)
             return ""
         branch = naming.gate_branch(key, status.rollout_id)
         current = next((pr for pr in open_gates if pr.head == branch), None)
         for pr in open_gates:
             if pr is not current:
-                self.forge.close(pr.number)
-                self.forge.delete_branch(pr.head)
+                self._finish_gate(loaded, pr, status)
         if current is None:
             found = self.forge.find(branch, state="all")
             if found is not None and found.closed_unmerged:
                 self._gates[key] = Gate.REJECTED
+                self._rejections[key] = self._rejection(found)
                 return ""
             if found is not None:  # merged before the promotion commit: nothing left to gate
                 return ""
             current = self._open_gate(loaded, status, branch)
         self._gates[key] = Gate.OPEN
         tip = self._branch_tip(branch)
-        carries_promotion = tip is not None and parse_trailers(tip[1]).get("Action") == "promote"
-        self._refresh_body(loaded, status, current, tip if carries_promotion else None)
-        if carries_promotion:
-            full = self.forge.get(current.number)
-            approved = full.approvals > 0 and full.mergeable and full.mergeable_state in ("clean", "unstable")
-            message = self._gate_message(full, tip[0]) if approved and tip is not None else None
+        carries_promotion = tip is not None and _trailers(tip[1]).get("Action") == "promote"
+        if carries_promotion and tip is not None and self._stale(loaded, tip[0]):
+            tip = self._withdraw(loaded, status, branch, tip)
+            carries_promotion = False
+        full = self._present(loaded, status, current.number, tip if carries_promotion else None)
+        if carries_promotion and tip is not None and merge:
+            counted = full.counted()
+            approved = (
+                len(counted) >= self.settings.approvals_needed
+                and bool(full.mergeable)
+                and full.mergeable_state in ("clean", "unstable")
+            )
+            message = self._gate_message(full, tip[0], counted) if approved else None
             method = self.settings.merge_method
-            if approved and self.forge.merge(current.number, method, sha=full.head_sha, message=message):
-                log.info(
-                    "%s: promotion approved by %s; merged PR #%d",
-                    key,
-                    ", ".join(full.approvers),
-                    current.number,
-                )
+            merged = approved and self.forge.merge(current.number, method, sha=full.head_sha, message=message)
+            if merged:
+                who = ", ".join(r.login for r in counted)
+                log.info("%s: promotion approved by %s; merged PR #%d", key, who, current.number)
+                self._show_final(loaded, status.rollout_id, full, who)
+                if method == "rebase":  # no merge commit: the next step carries the approval
+                    self._unrecorded_approvals[key] = [_safe_login(r.login) for r in counted]
                 self.forge.delete_branch(branch)
                 return f"promotion approved: merged PR #{current.number}"
             self.waiting[key] = f"waiting for approval of promotion PR #{current.number} ({current.url})"
         return ""
 
-    def _gate_message(self, pr: PullRequest, head: str) -> str | None:
+    def _stale(self, loaded: LoadedCanary, promotion: str) -> bool:
+        """The promotion was decided from a status the branch no longer has (a halt landed since)."""
+        status_file = Layout.of(loaded).status
+        git = self.workspace.repo.git
+        try:
+            before = git.rev_parse(f"{promotion}~1:{status_file}")
+            now = git.rev_parse(f"{self.workspace.remote_ref}:{status_file}")
+        except GitCommandError:
+            return False
+        return bool(before != now)
+
+    def _withdraw(
+        self, loaded: LoadedCanary, status: CanaryStatus, branch: str, tip: tuple[str, str]
+    ) -> tuple[str, str]:
+        """Replace a stale promotion by a placeholder on the branch's head that remembers it.
+
+        The placeholder's `Gitcanary-Withdrawn` trailer keeps the withdrawn row in the body (from
+        Git, after a restart too) and the PR stops conflicting, so nobody approves a dead commit.
+        """
+        trailers = _trailers(tip[1])
+        withdrawn = f"{tip[0]} {trailers.get('Time', '-')} {trailers.get('Weight', '')}".strip()
+        log.info("%s: stale promotion %s on the gate PR withdrawn", loaded.canary.key, tip[0][:8])
+        sha = self._placeholder(loaded.canary.key, status, {"Withdrawn": withdrawn})
+        self._push_ref(sha, branch)
+        return sha, str(self.workspace.repo.git.log("-1", "--format=%B", sha))
+
+    def _rejection(self, pr: PullRequest) -> tuple[str, str]:
+        """Who closed the gate and why: the last comment by a person (GitHub's "Close with comment"
+        posts it just before closing), else the last review with a text; "unknown" otherwise."""
+        for comment in reversed(self.forge.comments(pr.number)):
+            if gate.COMMENT_MARKER not in comment.body:
+                return _safe_login(comment.login), _one_line(comment.body)
+        for review in reversed(self.forge.get(pr.number).reviews):
+            if review.body.strip():
+                return _safe_login(review.login), _one_line(review.body)
+        return "unknown", ""
+
+    # -- what the gate PR shows -----------------------------------------------------------------
+
+    def _view(
+        self,
+        loaded: LoadedCanary,
+        rollout_id: str,
+        state: gate.State,
+        *,
+        promotion: tuple[str, str] | None = None,
+        withdrawn: str = "",
+        pr: PullRequest | None = None,
+        status: CanaryStatus | None = None,
+        decided_by: str = "",
+        reason: str = "",
+        results: list[tuple[str, str]] | None = None,
+        superseded_by: str = "",
+    ) -> gate.View:
+        canary = loaded.canary
+        logged = self._rollout_log(rollout_id)
+        table = gate.rows(logged, rollout_id)
+        # The PR that carried each step: a squash names it in its subject, a merge commit brought
+        # it in (read only where step PRs exist: it walks the branch's history).
+        pulls = {c.sha: n for c in logged if (n := _pull_number(c.message))}
+        if self.mode(loaded) == "pull-request":
+            merges = merged_in(self.workspace.repo, self.workspace.remote_ref)
+            pulls.update({c.sha: merges[c.sha].request[1:] for c in logged if c.sha in merges})
+        table = [
+            replace(r, url=f"{self.forge.web_url}/pull/{pulls[r.sha]}") if r.sha in pulls else r
+            for r in table
+        ]
+        previous = table[-1].weight if table else "0"
+        if promotion is not None:
+            sha, message = promotion
+            when = datetime.fromtimestamp(int(self.workspace.repo.git.log("-1", "--format=%ct", sha)), UTC)
+            for row in gate.rows([gate.LoggedCommit(sha, when, message)], rollout_id):
+                table.append(replace(row, measured_at=previous, pending=True))
+        if withdrawn:
+            sha, _, rest = withdrawn.partition(" ")
+            when_text, _, weight = rest.partition(" ")
+            when = gate.decided_at({"Time": when_text}, self.clock())
+            table.append(gate.Row(sha, when, "promote", weight, previous, withdrawn=True, url="-"))
+        primary, _, rest = rollout_id.partition("..")
+        metrics = [
+            gate.Metric(
+                m.name,
+                m.interval or gate.DEFAULT_WINDOW,
+                m.threshold_range.min if m.threshold_range else None,
+                m.threshold_range.max if m.threshold_range else None,
+                self.settings.metric_link,
+            )
+            for m in canary.spec.analysis.metrics
+        ]
+        changes, diff = self._changes(loaded, logged[0] if logged else None)
+        approvals: tuple[gate.Approval, ...] = ()
+        head = ""
+        if pr is not None:
+            head = pr.head_sha if promotion is not None else ""
+            counted = {r.login for r in pr.counted()} if promotion is not None else set()
+            approvals = tuple(
+                gate.Approval(r.login, r.commit, r.login in counted, _why_not(r, head))
+                for r in pr.reviews
+                if r.state == "APPROVED"
+            )
+        return gate.View(
+            key=canary.key,
+            primary=status.primary_revision if status else primary,
+            canary=status.canary_revision if status else rest.split("/", 1)[0],
+            rollout_id=rollout_id,
+            state=state,
+            rows=table,
+            metrics=metrics,
+            web_url=self.forge.web_url,
+            now=self.clock(),
+            changes=changes,
+            spec_diff=diff,
+            status_message=status.message if status else "",
+            approvals=approvals,
+            head_sha=head,
+            decided_by=decided_by,
+            reason=reason,
+            results=results or [],
+            superseded_by=superseded_by,
+            namespace=canary.metadata.namespace or "",
+            name=canary.metadata.name,
+        )
+
+    def _changes(
+        self, loaded: LoadedCanary, first: gate.LoggedCommit | None
+    ) -> tuple[list[gate.Change], str]:
+        """What the rollout changes, from its start commit: image lines, who bumped, the bump commit."""
+        if first is None:
+            return [], ""
+        bumped_by = _trailers(first.message).get("Bumped-By", "")
+        git = self.workspace.repo.git
+        changes = []
+        for line in first.message.splitlines():
+            found = IMAGE_LINE.match(line.strip())
+            if not found:
+                continue
+            path = found["where"].split(" ", 1)[0]
+            bump = ""
+            try:
+                history = str(git.log("-5", "--format=%H %ae", f"{first.sha}~1", "--", path))
+            except GitCommandError:
+                history = ""
+            for entry in history.splitlines():
+                sha, _, email = entry.partition(" ")
+                if email != self.workspace.identity.email:
+                    bump = f"{self.forge.web_url}/commit/{sha}"
+                    break
+            changes.append(
+                gate.Change(
+                    found["name"], _tag(found["old"]), _tag(found["new"]), found["where"], bumped_by, bump
+                )
+            )
+        if changes:
+            return changes, ""
+        # No image changed: the rest of the pod template did. Show the user's files as changed
+        # since gitcanary's last commit before the start.
+        directory = loaded.source.split("#", 1)[0].rsplit("/", 1)[0] or "."
+        try:
+            author = f"--author={self.workspace.identity.email}"
+            base = str(git.log("-1", "--format=%H", author, f"{first.sha}~1"))
+            diff = str(git.diff(base, f"{first.sha}~1", "--", directory)) if base else ""
+        except GitCommandError:
+            diff = ""
+        lines = diff.splitlines()
+        if len(lines) > SPEC_DIFF_LINES:
+            lines = [*lines[:SPEC_DIFF_LINES], f"... {len(lines) - SPEC_DIFF_LINES} more lines"]
+        return [], without_credentials("\n".join(lines).replace("```", "` ` `"))
+
+    def _present(
+        self, loaded: LoadedCanary, status: CanaryStatus, number: int, promotion: tuple[str, str] | None
+    ) -> PullRequest:
+        """Rewrite the open gate's body and label for its state now; comment when a person is needed."""
+        full = self.forge.get(number)
+        if promotion is not None:
+            enough = len(full.counted()) >= self.settings.approvals_needed
+            state = gate.State.APPROVED if enough else gate.State.WAITING
+        elif status.failed_checks > 0:
+            state = gate.State.HALTED
+        else:
+            state = gate.State.ANALYSING
+        tip = self._branch_tip(full.head) if promotion is None else None
+        withdrawn = _trailers(tip[1]).get("Withdrawn", "") if tip else ""
+        reason = self._last_failure(status.rollout_id) if state is gate.State.HALTED else ""
+        view = self._view(
+            loaded,
+            status.rollout_id,
+            state,
+            promotion=promotion,
+            withdrawn=withdrawn,
+            pr=full,
+            status=status,
+            reason=reason,
+        )
+        self._write(full, view)
+        if promotion is not None and full.draft:
+            self.forge.set_draft(number, False)
+            logins, teams = self._reviewers(loaded)
+            self.forge.request_reviewers(number, logins, teams)
+        elif promotion is None and not full.draft:
+            self.forge.set_draft(number, True)
+        return full
+
+    def _write(self, pr: PullRequest, view: gate.View) -> None:
+        text = gate.body(view)
+        if text.strip() != pr.body.strip():
+            self.forge.update_body(pr.number, text)
+        label = view.state.label
+        if label not in pr.labels:
+            self.forge.set_state_label(pr.number, label, gate.LABEL_PREFIX)
+            if view.state.needs_a_person:
+                self.forge.comment(pr.number, gate.comment(view) + "\n\n" + gate.COMMENT_MARKER)
+
+    def _last_failure(self, rollout_id: str) -> str:
+        for commit in reversed(self._rollout_log(rollout_id)):
+            if _trailers(commit.message).get("Action") in ("halt", "rollback"):
+                checks, _ = gate.checks_of(commit.message)
+                failed = [c.text for c in checks if not c.ok]
+                return "; ".join(failed) or commit.message.split("\n", 1)[0]
+        return ""
+
+    def _reviewers(self, loaded: LoadedCanary) -> tuple[list[str], list[str]]:
+        """The canary's `gitcanary.io/reviewers`, else gitcanary's configured reviewers, else the
+        CODEOWNERS of the canary's manifest; logins and teams apart, as GitHub asks for them."""
+        owners = naming.reviewers(loaded.canary) or list(self.settings.reviewers)
+        if not owners:
+            source = loaded.source.split("#", 1)[0]
+            for name in CODEOWNERS_FILES:
+                text = self.workspace.read(name, self.workspace.remote_ref)
+                if text is not None:
+                    owners = codeowners(text, source)
+                    break
+        names = [o.lstrip("@") for o in owners if o.startswith("@") or "/" not in o]
+        logins = [n for n in names if "/" not in n and "@" not in n]
+        teams = [n.split("/", 1)[1] for n in names if "/" in n]
+        return logins, teams
+
+    def _finish_gate(self, loaded: LoadedCanary, pr: PullRequest, status: CanaryStatus | None) -> None:
+        """Close a gate whose rollout is over or replaced, saying which and linking what followed."""
+        rollout = self._rollout_of(pr)
+        full = self.forge.get(pr.number)
+        if status is not None and status.rollout_id and rollout and status.rollout_id != rollout:
+            view = self._view(
+                loaded,
+                rollout,
+                gate.State.SUPERSEDED,
+                pr=full,
+                superseded_by=status.canary_revision,
+                results=self._results(status.rollout_id, limit=1),
+                decided_by=self._bumped_by(status.rollout_id),
+            )
+            self._write(full, view)
+        elif rollout:
+            self._final_body(loaded, rollout, full)
+        self.forge.close(pr.number)
+        self.forge.delete_branch(pr.head)
+
+    def _bumped_by(self, rollout_id: str) -> str:
+        """Who made the change a rollout started for (its start commit's `Bumped-By`, name only)."""
+        for commit in self._rollout_log(rollout_id):
+            bumper = _trailers(commit.message).get("Bumped-By", "")
+            if bumper:
+                return bumper.split(" <", 1)[0]
+        return ""
+
+    def _rollout_of(self, pr: PullRequest) -> str:
+        tip = self._branch_tip(pr.head)
+        return _trailers(tip[1]).get("Rollout", "") if tip else ""
+
+    def _final_refresh(self, loaded: LoadedCanary, rollout_id: str) -> None:
+        """Once per rollout and process: the finished rollout's closed gate shows the final outcome."""
+        if rollout_id in self._finalized:
+            return
+        found = self.forge.find(naming.gate_branch(loaded.canary.key, rollout_id), state="all")
+        if found is None or found.open or self._final_body(loaded, rollout_id, found):
+            self._finalized.add(rollout_id)
+
+    def _final_body(self, loaded: LoadedCanary, rollout_id: str, pr: PullRequest) -> bool:
+        """Write a finished rollout's outcome on its gate; False while Git does not show one yet."""
+        logged = self._rollout_log(rollout_id)
+        actions = [_trailers(c.message).get("Action", "") for c in logged]
+        results = self._results(rollout_id)
+        if "rollback" in actions:
+            rollback = logged[actions.index("rollback")].message
+            rejected = re.search(r"^Rejected-by: *(\S+)", rollback, re.M)
+            said = re.search(r"^Rejected by @\S+: (.*)$", rollback, re.M)
+            if rejected:
+                state, who, why = gate.State.REJECTED, rejected[1], said[1] if said else ""
+            else:
+                state, who, why = gate.State.ROLLED_BACK, "", self._last_failure(rollout_id)
+            view = self._view(loaded, rollout_id, state, pr=pr, decided_by=who, reason=why, results=results)
+        elif "promote" in actions:
+            who = ", ".join(self._approvers_in_git()) or "a person merging this PR"
+            view = self._view(loaded, rollout_id, gate.State.PROMOTED, pr=pr, decided_by=who, results=results)
+        else:
+            return False
+        self._write(pr, view)
+        return True
+
+    def _show_final(self, loaded: LoadedCanary, rollout_id: str, pr: PullRequest, decided_by: str) -> None:
+        self.workspace.fetch()
+        results = self._results(rollout_id)
+        view = self._view(
+            loaded, rollout_id, gate.State.PROMOTED, pr=pr, decided_by=decided_by, results=results
+        )
+        self._write(pr, view)
+
+    def _approvers_in_git(self) -> list[str]:
+        """The newest gate merge's Approved-by trailers (the merge or squash commit carries them)."""
+        text = str(
+            self.workspace.repo.git.log(
+                "-1", "--format=%B", "--fixed-strings", "--grep=Approved-by:", self.workspace.remote_ref
+            )
+        )
+        return list(dict.fromkeys(re.findall(r"^Approved-by: *(\S+)", text, re.M)))
+
+    def _results(self, rollout_id: str, limit: int = 0) -> list[tuple[str, str]]:
+        """The commits that followed a decision: promote, finalize, succeed, or the rollback."""
+        wanted = ("restart", "start") if limit else ("promote", "finalize", "succeed", "rollback")
+        out = []
+        for commit in self._rollout_log(rollout_id):
+            action = _trailers(commit.message).get("Action", "")
+            if action in wanted:
+                out.append((f"{action} `{commit.sha[:7]}`", f"{self.forge.web_url}/commit/{commit.sha}"))
+        return out[-limit:] if limit else out
+
+    def _gate_message(self, pr: PullRequest, head: str, counted: tuple[Review, ...]) -> str | None:
         """The gate's merge message: the approval, which otherwise lives only on the forge, as
         `Approved-by: LOGIN` trailers (one per approver) that `gitcanary history` reads back.
 
@@ -220,9 +591,9 @@ class Publisher:
         commits name no PR either.
         """
         method = self.settings.merge_method
-        if method == "rebase" or not pr.approvers:
+        if method == "rebase" or not counted:
             return None
-        trailers = "\n".join(f"Approved-by: {login}" for login in pr.approvers)
+        trailers = "\n".join(f"Approved-by: {_safe_login(r.login)}" for r in counted)
         if method == "merge":
             return f"{pr.title}\n\n{trailers}\n"
         out = str(
@@ -231,7 +602,9 @@ class Publisher:
             )
         )
         steps = [f"* {text.strip()}" for text in out.split("\x00") if text.strip()]
-        return "\n\n".join([*steps, trailers]) + "\n"
+        # Joined to the last step's trailer block (no blank line between), so `git interpret-trailers
+        # --parse` of the squash returns the Gitcanary-* trailers and the approval together.
+        return "\n\n".join(steps) + "\n" + trailers + "\n"
 
     # -- git plumbing ----------------------------------------------------------------------------
 
@@ -259,7 +632,41 @@ class Publisher:
             except GitCommandError as exc:
                 git.cherry_pick("--abort")
                 raise GitError(f"cannot replay {sha[:8]} on {base[:8]}: {exc.stderr}") from exc
+            amended = self._amended_message(sha)
+            if amended is not None:
+                note = Path(self.workspace.repo.git_dir) / "GITCANARY_AMENDED_MSG"
+                note.write_text(amended)
+                with git.custom_environment(**self._git_env()):
+                    git.commit("--amend", "--allow-empty", "-F", str(note), self._sign())
         return str(git.rev_parse("HEAD"))
+
+    def _amended_message(self, sha: str) -> str | None:
+        """The message `sha` must carry instead of its own, when a person's decision on the gate
+        has to reach Git through it; None to keep it.
+
+        - A rollback of a gate a person closed: `Rejected by @LOGIN: REASON` in the body and
+          `Rejected-by: LOGIN` joined to the trailer block (as `Approved-by` is).
+        - The finalize step after a gate merged with `rebase` (which makes no commit of its own to
+          carry the approval): `Approved-by: LOGIN` joined to that step's trailer block.
+        """
+        message = str(self.workspace.repo.git.log("-1", "--format=%B", sha))
+        trailers = _trailers(message)
+        approvers = self._unrecorded_approvals.get(trailers.get("Canary", ""))
+        if (
+            approvers
+            and trailers.get("Action") in ("finalize", "succeed")
+            and "\nApproved-by:" not in message
+        ):
+            return message.rstrip("\n") + "\n" + "".join(f"Approved-by: {login}\n" for login in approvers)
+        rejection = self._rejections.get(trailers.get("Canary", ""))
+        if trailers.get("Action") != "rollback" or rejection is None or "\nRejected-by:" in message:
+            return None
+        login, reason = rejection
+        said = f"Rejected by @{login}: {reason}" if reason else f"Rejected by @{login} (no reason given)"
+        head, cut, block = message.rstrip("\n").rpartition("\n\n")
+        if not cut:
+            return None
+        return f"{head}\n{said}\n\n{block}\nRejected-by: {login}\n"
 
     def _push_branch(self, branch: str) -> None:
         """Push the scratch head to gitcanary's own branch, replacing it (only gitcanary writes there)."""
@@ -284,65 +691,43 @@ class Publisher:
     # -- the gate PR -----------------------------------------------------------------------------
 
     def _open_gate(self, loaded: LoadedCanary, status: CanaryStatus, branch: str) -> PullRequest:
-        """The rollout's gate PR, opened when analysis starts on a placeholder commit.
+        """The rollout's gate PR, opened as a draft when analysis starts, on a placeholder commit.
 
         GitHub opens no PR without a commit; the placeholder changes nothing, and the promotion
-        commit replaces it when the analysis passes.
+        commit replaces it when the analysis passes (then the PR becomes ready for review).
         """
         key = loaded.canary.key
         title = naming.gate_title(key, status.primary_revision, status.canary_revision)
-        git = self.workspace.repo.git
-        message = format_message(
-            f"gitcanary: promotion gate for {key} {status.primary_revision} -> {status.canary_revision}",
-            ["Placeholder: the promotion commit replaces it once the analysis has passed. Do not merge yet."],
-            {"Canary": key, "Action": "gate", "Rollout": status.rollout_id},
+        sha = self._placeholder(key, status, {})
+        self._push_ref(sha, branch)
+        pr = self.forge.open(
+            branch, self.workspace.branch, title, "gitcanary is preparing this rollout.", draft=True
         )
-        base = self.workspace.remote_ref
-        # Plumbing, not checkout: this runs while the reconciler is committing on its branch.
-        with git.custom_environment(**self._git_env()):
-            sha = str(git.commit_tree(f"{base}^{{tree}}", "-p", base, "-m", message, self._sign()))
-        try:
-            git.push(REMOTE, f"+{sha}:refs/heads/{branch}", "--porcelain")
-        except GitCommandError as exc:
-            raise GitError(
-                without_credentials(f"git push of {branch} to {self.workspace.url} failed: {exc.stderr}")
-            ) from None
-        pr = self.forge.open(branch, self.workspace.branch, title, "gitcanary is preparing this rollout.")
         log.info("%s: opened promotion gate PR #%d %s", key, pr.number, pr.url)
         if self._open is not None:
             self._open.append(pr)
         return pr
 
-    def _refresh_body(
-        self,
-        loaded: LoadedCanary,
-        status: CanaryStatus,
-        pr: PullRequest,
-        promotion: tuple[str, str] | None,
-    ) -> None:
-        metrics = [m.name for m in loaded.canary.spec.analysis.metrics]
-        logged = self._rollout_log(status.rollout_id)
-        table = gate.rows(logged, status.rollout_id, metrics)
-        if promotion is not None:
-            sha, message = promotion
-            when = datetime.fromtimestamp(int(self.workspace.repo.git.log("-1", "--format=%ct", sha)), UTC)
-            extra = gate.rows([gate.LoggedCommit(sha, when, message)], status.rollout_id, metrics)
-            table += [gate.Row(r.sha, r.time, r.action, r.weight, r.checks, pending=True) for r in extra]
-            status_line = gate.WAITING_FOR_APPROVAL
-        else:
-            status_line = f"{status.phase.value} at {status.canary_weight}%: {status.message}"
-        text = gate.body(
-            loaded.canary.key,
-            status.primary_revision,
-            status.canary_revision,
-            status.rollout_id,
-            table,
-            metrics,
-            self.forge.web_url,
-            status_line,
+    def _placeholder(self, key: str, status: CanaryStatus, extra: dict[str, str]) -> str:
+        """An empty commit on the branch's head that holds the gate PR open until a promotion."""
+        git = self.workspace.repo.git
+        message = format_message(
+            f"gitcanary: promotion gate for {key} {status.primary_revision} -> {status.canary_revision}",
+            ["Placeholder: the promotion commit replaces it once the analysis has passed. Do not merge yet."],
+            {"Canary": key, "Action": "gate", "Rollout": status.rollout_id, **extra},
         )
-        if text.strip() != pr.body.strip():
-            self.forge.update_body(pr.number, text)
+        base = self.workspace.remote_ref
+        # Plumbing, not checkout: this runs while the reconciler is committing on its branch.
+        with git.custom_environment(**self._git_env()):
+            return str(git.commit_tree(f"{base}^{{tree}}", "-p", base, "-m", message, self._sign()))
+
+    def _push_ref(self, sha: str, branch: str) -> None:
+        try:
+            self.workspace.repo.git.push(REMOTE, f"+{sha}:refs/heads/{branch}", "--porcelain")
+        except GitCommandError as exc:
+            raise GitError(
+                without_credentials(f"git push of {branch} to {self.workspace.url} failed: {exc.stderr}")
+            ) from None
 
     def _rollout_log(self, rollout_id: str) -> list[gate.LoggedCommit]:
         out = self.workspace.repo.git.log(
@@ -364,7 +749,7 @@ class Publisher:
 
     def _route(self, sha: str) -> _Routed:
         message = str(self.workspace.repo.git.log("-1", "--format=%B", sha))
-        trailers = parse_trailers(message)
+        trailers = _trailers(message)
         key = trailers.get("Canary", "")
         loaded = self.canaries.get(key)
         action = trailers.get("Action", "")
@@ -381,7 +766,7 @@ class Publisher:
     def publish(self, base: str, commits: list[str]) -> bool:
         """Route this tick's commits; False when all go straight to the branch (the caller pushes)."""
         routed = [self._route(sha) for sha in commits]
-        if all(r.route == "direct" for r in routed):
+        if all(r.route == "direct" for r in routed) and not any(self._amended_message(r.sha) for r in routed):
             return False
         direct = [r for r in routed if r.route in ("direct", "rollback")]
         later = [r for r in routed if r.route in ("step", "gate")]
@@ -409,6 +794,18 @@ class Publisher:
             if r.route == "rollback" and r not in refused:
                 self._close_steps(r.key)
         for r in routed:
+            if r.trailers.get("Action") == "finalize":  # it carried them (directly or in its PR)
+                self._unrecorded_approvals.pop(r.key, None)
+            loaded = self.canaries.get(r.key)
+            if (
+                r.route == "rollback"
+                and r.trailers.get("Rollout")
+                and loaded is not None
+                and self.gated(loaded)
+            ):
+                # A gate a person closed shows who rejected it in the same tick the rollback lands.
+                self.workspace.fetch()
+                self._final_refresh(loaded, r.trailers["Rollout"])
             if r.route == "rollback" and r.trailers.get("Rollout"):
                 # The rollout is over: its gate branch (PR closed, or closed above) goes too.
                 self.forge.delete_branch(naming.gate_branch(r.key, r.trailers["Rollout"]))
@@ -417,8 +814,13 @@ class Publisher:
     def _close_steps(self, key: str) -> None:
         """A rollback makes this canary's open step and gate PRs moot: close them, delete their branches."""
         prefix = naming.canary_prefix(key)
+        loaded = self.canaries.get(key)
         for pr in self.forge.list_open(prefix):
             if pr.head.rsplit("/", 1)[-1].startswith("rollback-"):
+                continue
+            if loaded is not None and naming.is_gate_branch(pr.head):
+                self.workspace.fetch()  # the rollback has landed: the body links it
+                self._finish_gate(loaded, pr, None)
                 continue
             self.forge.close(pr.number)
             self.forge.delete_branch(pr.head)
@@ -433,15 +835,24 @@ class Publisher:
             self._rebuild(self._remote_head(), [r.sha])
             self._push_branch(branch)
             message = str(self.workspace.repo.git.log("-1", "--format=%B", "HEAD"))
-            title, _, rest = message.partition("\n")
-            body = rest.strip() + "\n\nOpened by gitcanary, which merges it once it is mergeable."
+            title = message.partition("\n")[0]
+            gates = [
+                pr
+                for pr in self.open_prs()
+                if pr.head.startswith(naming.canary_prefix(r.key)) and naming.is_gate_branch(pr.head)
+            ]
+            body = gate.step_body(message, gates[0].url if gates else "")
             existing = self.forge.open(branch, self.workspace.branch, title, body)
+            # Labelled, so watchers can filter step PRs out of their notifications.
+            self.forge.set_state_label(existing.number, gate.STEP_LABEL, gate.LABEL_PREFIX)
             log.info("%s: opened PR #%d %s", r.key, existing.number, existing.url)
         self._carried_by(r.sha, existing)
         if not merge_now:
             return
         try:
-            merged = self.forge.merge(existing.number, self.settings.merge_method)
+            merged = self.forge.merge(
+                existing.number, self.settings.merge_method, message=self._step_message(existing)
+            )
         except ForgeError as exc:
             merged = None
             log.warning("merging PR #%d failed: %s", existing.number, exc)
@@ -466,7 +877,7 @@ class Publisher:
         head = self._remote_head()
         tip = self._branch_tip(branch)
         status_file = Layout.of(loaded).status
-        if tip is not None and parse_trailers(tip[1]).get("Action") == "promote":
+        if tip is not None and _trailers(tip[1]).get("Action") == "promote":
             git = self.workspace.repo.git
             try:
                 same = git.rev_parse(f"{tip[0]}~1:{status_file}") == git.rev_parse(f"{head}:{status_file}")
@@ -480,10 +891,22 @@ class Publisher:
         pr = self.forge.find(branch)
         status = self._status_at(loaded, head)
         if pr is not None and status is not None:
-            self._refresh_body(loaded, status, pr, self._branch_tip(branch))
+            self._present(loaded, status, pr.number, self._branch_tip(branch))
         if pr is not None:
             self._carried_by(r.sha, pr)
             self.waiting[r.key] = f"waiting for approval of promotion PR #{pr.number} ({pr.url})"
+
+    def _step_message(self, pr: PullRequest) -> str | None:
+        """The merge message of a step PR: says gitcanary merged it, so `history` does not count
+        it as an approval. `squash`: the note, then the step's message, whose trailer block stays
+        last for `git interpret-trailers`; `rebase` makes no commit to carry it."""
+        method = self.settings.merge_method
+        if method == "merge":
+            return f"{pr.title}\n\n{STEP_MERGE_NOTE}\n"
+        if method == "squash":
+            tip = self._branch_tip(pr.head)
+            return f"{STEP_MERGE_NOTE}\n\n{tip[1].strip()}\n" if tip else None
+        return None
 
     def _carried_by(self, sha: str, pr: PullRequest) -> None:
         message = self.workspace.repo.commit(sha).message
@@ -507,3 +930,60 @@ def _why(pr: PullRequest) -> str:
     if pr.mergeable_state == "blocked":
         return f"waiting for review of PR #{pr.number} ({pr.url})"
     return f"waiting for PR #{pr.number} to become mergeable ({pr.mergeable_state}, {pr.url})"
+
+
+def _safe_login(login: str) -> str:
+    """A forge login as a trailer value: GitHub's alphabet (letters, digits, '-', '[bot]') only."""
+    return re.sub(r"[^A-Za-z0-9\[\]_.-]", "", login)[:60] or "unknown"
+
+
+def _one_line(text: str) -> str:
+    """A person's words for a commit body: one line, short, no credentials, no `Gitcanary-` start."""
+    line = " ".join(without_credentials(text).split())
+    if len(line) > REASON_CHARS:
+        line = line[: REASON_CHARS - 1] + "…"
+    return line
+
+
+def _pull_number(message: str) -> str:
+    """The PR a squash merge names in its subject (`TITLE (#12)`), which a row links to."""
+    found = re.search(r"\(#(\d+)\)\s*$", message.split("\n", 1)[0])
+    return found[1] if found else ""
+
+
+def _why_not(review: Review, head: str) -> str:
+    if not head:
+        return "given before the promotion commit was here"
+    if review.commit != head:
+        return f"of `{review.commit[:7]}`, not of the promotion commit"
+    if not review.can_write:
+        return "the reviewer has no write access"
+    return ""
+
+
+def _tag(image: str) -> str:
+    """`ghcr.io/org/app:6.1.1` -> `6.1.1`; a digest or an image without a tag stays whole."""
+    name, _, tag = image.rpartition(":")
+    return tag if name and "/" not in tag and "@" not in image else image
+
+
+def codeowners(text: str, path: str) -> list[str]:
+    """The owners of `path` in a CODEOWNERS file: the last matching pattern wins, as on GitHub."""
+    owners: list[str] = []
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        pattern, *names = line.split()
+        if pathspec.PathSpec.from_lines("gitignore", [pattern]).match_file(path):
+            owners = names
+    return owners
+
+
+def _trailers(message: str) -> dict[str, str]:
+    """A commit's `Gitcanary-*` trailers; none for a block that cannot be trusted (a trailer given
+    twice): such a commit is not gitcanary's step, and never stops the gate of its canary."""
+    try:
+        return parse_trailers(message)
+    except MalformedTrailers:
+        return {}
