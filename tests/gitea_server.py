@@ -293,6 +293,7 @@ class GiteaServer:
                 raise
             if reply.template is not None:
                 self._check_request(reply.template, method, body)
+                self._check_query(reply.template, method, query)
         if reply.check:
             self._check_response(reply, method)
         data = b"" if reply.body is None else json.dumps(reply.body).encode()
@@ -314,6 +315,20 @@ class GiteaServer:
             if param.get("in") == "body":
                 for problem in _validator(param["schema"]).iter_errors(body):
                     self.errors.append(f"{method.upper()} {template} request: {problem.message}")
+
+    def _check_query(self, template: str, method: str, query: dict[str, str]) -> None:
+        op = self._op(template, method) or {}
+        declared = {p["name"]: p for p in op.get("parameters", []) if p.get("in") == "query"}
+        for name, value in query.items():
+            param = declared.get(name)
+            if param is None:
+                self.errors.append(
+                    f"{method.upper()} {template}: query parameter {name!r} is not in the swagger"
+                )
+            elif "enum" in param and value not in param["enum"]:
+                self.errors.append(
+                    f"{method.upper()} {template}: {name}={value!r} is not one of {param['enum']}"
+                )
 
     def _check_response(self, reply: Reply, method: str) -> None:
         if reply.template is None:

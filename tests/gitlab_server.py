@@ -193,6 +193,8 @@ class GitLabServer:
     def handle(self, method: str, rest: str, query: dict[str, str], body: dict[str, Any], user: str) -> Reply:
         manager = ProjectMergeRequestManager
         if rest == "/merge_requests" and method == "get":
+            allowed = {*manager._list_filters, "page", "per_page", "pagination"}  # filters + pagination
+            self._check_keys("GET merge_requests query", query, (), tuple(allowed))
             state = query.get("state", "all")
             found = [
                 self.mr_json(mr)

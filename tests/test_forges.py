@@ -478,3 +478,95 @@ def test_run_once_from_the_command_line(config_repo: ConfigRepo, side: Side, tmp
         ("initialize", 0)
     ]
     assert TOKEN not in proc.stderr + proc.stdout
+
+
+def _deliveries(kind: str, secret: bytes, body: bytes) -> tuple[dict[str, str], list[dict[str, str]]]:
+    """(a good delivery's headers, bad ones) as each forge sends them."""
+    import hashlib
+    import hmac
+
+    from gitcanary.service.push_webhook import signature
+
+    def hexmac(key: bytes, data: bytes) -> str:
+        return hmac.new(key, data, hashlib.sha256).hexdigest()
+
+    if kind == "gitlab":
+        good = {"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": secret.decode()}
+        bad = [{"X-Gitlab-Event": "Push Hook"}, {**good, "X-Gitlab-Token": "wrong"}]
+    elif kind == "gitea":
+        good = {"X-Gitea-Event": "push", "X-Gitea-Signature": hexmac(secret, body)}
+        bad = [
+            {"X-Gitea-Event": "push"},
+            {**good, "X-Gitea-Signature": hexmac(b"wrong", body)},
+            {**good, "X-Gitea-Signature": hexmac(secret, body + b" ")},  # signed another body
+            {**good, "X-Gitea-Signature": signature(secret, body)},  # GitHub's sha256= form is not Gitea's
+        ]
+    else:
+        good = {"X-GitHub-Event": "push", "X-Hub-Signature-256": signature(secret, body)}
+        bad = [{"X-GitHub-Event": "push"}, {**good, "X-Hub-Signature-256": signature(b"wrong", body)}]
+    return good, bad
+
+
+@pytest.mark.parametrize("kind", FORGES)
+def test_push_webhooks_of_each_forge_wake_the_reconciler(
+    config_repo: ConfigRepo, tmp_path: Path, kind: str
+) -> None:
+    import httpx
+
+    from gitcanary.commands.cli import _serve
+
+    settings = Settings(repo=str(config_repo.remote), workdir=tmp_path / "work", webhook_secret="s3cret-hook")
+    rec = Reconciler(settings)
+    woke: list[int] = []
+    rec._wake = lambda: woke.append(1)  # what run_forever installs: reschedule the tick now
+    server = _serve("127.0.0.1:0", rec)
+    try:
+        url = f"{server.url}/webhooks/{kind}"
+        body = b'{"ref": "refs/heads/main"}'
+        good, bad = _deliveries(kind, b"s3cret-hook", body)
+        for headers in bad:
+            assert httpx.post(url, content=body, headers=headers).status_code == 401, headers
+        assert woke == []
+        assert httpx.post(url, content=body, headers=good).status_code == 202
+        assert woke == [1]
+        other = b'{"ref": "refs/heads/gitcanary/prod/backend/x"}'
+        good_other, _ = _deliveries(kind, b"s3cret-hook", other)
+        assert httpx.post(url, content=other, headers=good_other).status_code == 202
+        assert woke == [1]  # a push to gitcanary's own branch does not wake it
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(
+    ("url", "kind", "project", "api"),
+    [
+        (
+            "https://gitlab.com/acme/platform/config.git",
+            "gitlab",
+            "acme/platform/config",
+            "https://gitlab.com",
+        ),
+        ("git@gitlab.example.com:acme/config.git", "gitlab", "acme/config", "https://gitlab.example.com"),
+        ("https://codeberg.org/acme/config", "gitea", "acme/config", "https://codeberg.org"),
+        (
+            "ssh://git@forgejo.example.org:2222/acme/config.git",
+            "gitea",
+            "acme/config",
+            "https://forgejo.example.org",
+        ),
+        ("https://github.com/acme/config.git", "github", "acme/config", "https://api.github.com"),
+        ("https://git.example.com/acme/config.git", None, "acme/config", None),
+    ],
+)
+def test_the_forge_and_its_project_are_read_from_the_repository_url(
+    url: str, kind: str | None, project: str, api: str | None
+) -> None:
+    from gitcanary.forge import choice
+
+    assert choice.choose(None, url) == kind
+    assert choice.project_path(url, None) == project
+    if kind is not None:
+        assert choice.api_root(kind, url, None) == api
+    assert choice.choose("gitea", url) == "gitea"  # the flag wins
+    with pytest.raises(ForgeError, match="--forge 'bitbucket'"):
+        choice.choose("bitbucket", url)

@@ -221,11 +221,40 @@ def run(
     github_installation_id: Annotated[
         int | None, typer.Option(envvar="GITCANARY_GITHUB_INSTALLATION_ID")
     ] = None,
+    forge: Annotated[
+        str | None,
+        typer.Option(
+            help="github, gitlab or gitea (Gitea and Forgejo) for PRs and the gate; by default read from "
+            "--repo's host (github.*, gitlab.*, gitea.*, forgejo.*, codeberg.org).",
+            envvar="GITCANARY_FORGE",
+        ),
+    ] = None,
+    forge_repo: Annotated[
+        str | None,
+        typer.Option(
+            help="OWNER/NAME or GROUP/PROJECT on the forge; by default the path of --repo's URL.",
+            envvar="GITCANARY_FORGE_REPO",
+        ),
+    ] = None,
+    forge_api_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Self-hosted GitLab or Gitea: https://HOST (default: --repo's host).",
+            envvar="GITCANARY_FORGE_API_URL",
+        ),
+    ] = None,
+    forge_token_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="File holding the GitLab or Gitea token (or set GITCANARY_FORGE_TOKEN; never a flag).",
+            envvar="GITCANARY_FORGE_TOKEN_FILE",
+        ),
+    ] = None,
     webhook_secret_file: Annotated[
         Path | None,
         typer.Option(
-            help="File holding the GitHub webhook secret (or set GITCANARY_WEBHOOK_SECRET); with one, "
-            "POST /webhooks/github on --listen triggers a tick.",
+            help="File holding the webhook secret (or set GITCANARY_WEBHOOK_SECRET); with one, "
+            "POST /webhooks/github, /webhooks/gitlab or /webhooks/gitea on --listen triggers a tick.",
             envvar="GITCANARY_WEBHOOK_SECRET_FILE",
         ),
     ] = None,
@@ -267,6 +296,10 @@ def run(
         github_app_id=github_app_id,
         github_app_key_file=github_app_key_file,
         github_installation_id=github_installation_id,
+        forge=forge,
+        forge_repo=forge_repo,
+        forge_api_url=forge_api_url,
+        forge_token_file=forge_token_file,
         webhook_secret_file=webhook_secret_file,
         provider=provider,
     )
@@ -360,7 +393,8 @@ def _serve(listen: str, reconciler: Reconciler, as_json: bool = False) -> HttpSe
     secret = webhook_secret(reconciler.settings)
     if secret:
         receiver = push_webhook.WebhookReceiver(secret, reconciler.wake, reconciler.settings.branch)
-        router.mount(push_webhook.PATH, receiver)
+        for path in push_webhook.PATHS:
+            router.mount(path, receiver)
     try:
         server = HttpServer(router, listen).start()
     except (OSError, ValueError) as exc:

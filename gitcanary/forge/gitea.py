@@ -158,11 +158,11 @@ class GiteaForge:
         )
 
     def _pulls(self, state: str) -> list[dict[str, Any]]:
-        """Every PR in `state`, newest first (Gitea sorts by creation unless told otherwise)."""
+        """Every PR in `state`, newest first (Gitea's order when no `sort` is given)."""
         out: list[dict[str, Any]] = []
         page = 1
         while True:
-            params = {"state": state, "sort": "newest", "page": page, "limit": PAGE}
+            params = {"state": state, "page": page, "limit": PAGE}
             batch = self._json("listing pull requests", "GET", "/pulls", params=params)
             out += batch
             if len(batch) < PAGE:
