@@ -343,6 +343,16 @@ def test_a_required_approval_holds_the_step_and_a_restart_finds_the_open_request
     result = tick(rec, clock)
     assert "waiting for review of PR #1" in result.reports[KEY].waiting
     assert [(r.number, r.state) for r in side.requests_list()] == [(1, "open")]  # found, not duplicated
+    # `gitcanary status` says so too, from Git and the forge alone.
+    token_env = "GITCANARY_GITHUB_TOKEN" if side.name == "github" else "GITCANARY_FORGE_TOKEN"
+    shown = subprocess.run(
+        [sys.executable, "-m", "gitcanary", "status", "--repo", str(config_repo.remote), *side.cli_args()],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "COLUMNS": "250", token_env: TOKEN},
+    ).stdout
+    assert "waiting for review of PR #1" in shown
     side.approve(1)
     tick(rec, clock)
     assert side.requests_list()[0].state == "merged" and actions(config_repo) == [("initialize", 0)]

@@ -498,6 +498,16 @@ def status(
         str, typer.Option(envvar="GITCANARY_GITHUB_API_URL")
     ] = "https://api.github.com",
     github_token_file: Annotated[Path | None, typer.Option(envvar="GITCANARY_GITHUB_TOKEN_FILE")] = None,
+    forge: Annotated[
+        str | None,
+        typer.Option(
+            help="github, gitlab or gitea: also show the requests canaries wait on (see run --forge).",
+            envvar="GITCANARY_FORGE",
+        ),
+    ] = None,
+    forge_repo: Annotated[str | None, typer.Option(envvar="GITCANARY_FORGE_REPO")] = None,
+    forge_api_url: Annotated[str | None, typer.Option(envvar="GITCANARY_FORGE_API_URL")] = None,
+    forge_token_file: Annotated[Path | None, typer.Option(envvar="GITCANARY_FORGE_TOKEN_FILE")] = None,
     provider: ProviderOpt = None,
 ) -> None:
     """Every canary: phase, weight, failed checks, current -> new revision, and what it waits for
@@ -519,6 +529,23 @@ def status(
             token = os.environ.get("GITCANARY_GITHUB_TOKEN")
             config = GitHubConfig(github_repo, github_api_url, token=token, token_file=github_token_file)
             annotate(views, GitHubForge(config))
+        elif forge or forge_repo:
+            from gitcanary.commands.pr_status import annotate
+            from gitcanary.service.forge_setup import forge_for
+            from gitcanary.service.settings import Settings
+
+            found = forge_for(
+                Settings(
+                    repo=repo,
+                    branch=branch,
+                    forge=forge,
+                    forge_repo=forge_repo,
+                    forge_api_url=forge_api_url,
+                    forge_token_file=forge_token_file,
+                )
+            )
+            if found is not None:
+                annotate(views, found)
     except GitcanaryError as exc:
         _fail(exc)
         return
