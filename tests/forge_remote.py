@@ -125,6 +125,19 @@ class BareRemote:
         git("update-ref", f"refs/heads/{base_branch}", sha, base, cwd=self.bare)
         return sha
 
+    def is_ancestor(self, older: str, newer: str) -> bool:
+        proc = subprocess.run(
+            ["git", "merge-base", "--is-ancestor", older, newer], cwd=self.bare, check=False
+        )
+        return proc.returncode == 0
+
+    def fast_forward(self, base_branch: str, head_branch: str) -> str:
+        """Move the base to the head, which must contain it (GitLab's fast-forward merge method)."""
+        base, head = self.rev(base_branch), self.rev(head_branch)
+        assert base and head and self.is_ancestor(base, head)
+        git("update-ref", f"refs/heads/{base_branch}", head, base, cwd=self.bare)
+        return head
+
     def _rebase(self, base: str, head: str) -> str:
         onto = base
         for commit in git("rev-list", "--reverse", f"{base}..{head}", cwd=self.bare).split():

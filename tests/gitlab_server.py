@@ -11,7 +11,7 @@ live here, refs and merges in Git. What it validates, and against what (tests/da
 - the approvals response (a GitLab EE schema not among those fixtures) against the fields
   GitLab's docs list for `GET .../approvals`, hand-copied in APPROVALS below.
 A mismatch lands in `errors` and fails the test. Emulated: a person's approval or close is a
-method call here, and the project's merge method (merge, squash, fast-forward) is a field.
+method call here, and the project's merge method (merge commit or fast-forward) is a field.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ class GitLabServer:
         )
         self.mrs: dict[int, MergeRequest] = {}
         self.required_approvals = 0
-        self.merge_method = "merge"  # the project's setting: merge, rebase_merge or ff
+        self.merge_method = "merge"  # the project's setting: merge or ff (fast-forward)
         self.errors: list[str] = []
         self.requests: list[tuple[str, str]] = []
         self.rate_limits: list[RateLimit] = []
@@ -138,6 +138,8 @@ class GitLabServer:
             return "conflict"
         if len(mr.approved_by) < self.required_approvals:
             return "not_approved"
+        if self.merge_method == "ff" and not self.remote.is_ancestor(base, head):
+            return "need_rebase"  # a fast-forward project merges only what is rebased on the target
         return "mergeable"
 
     def _user(self, name: str) -> dict[str, Any]:
@@ -272,6 +274,8 @@ class GitLabServer:
         status = self.detailed_status(mr)
         if status == "conflict":
             return Reply(406, {"message": "Branch cannot be merged"}, None)
+        if status == "need_rebase":
+            return Reply(406, {"message": "Branch cannot be merged"}, None)
         if status != "mergeable":
             return Reply(405, {"message": "405 Method Not Allowed"}, None)
         head = self.remote.rev(mr.head)
@@ -284,7 +288,7 @@ class GitLabServer:
             message = body.get("squash_commit_message") or f"{mr.title}\n\n{self.remote.messages(base, head)}"
             mr.squash_sha = mr.merge_sha = self.remote.merge(mr.base, mr.head, "squash", str(message))
         elif self.merge_method == "ff":
-            self.remote.merge(mr.base, mr.head, "rebase", "")  # fast-forward after GitLab's rebase
+            self.remote.fast_forward(mr.base, mr.head)  # no commit of GitLab's own: no message to carry
         else:
             default = (
                 f"Merge branch '{mr.head}' into '{mr.base}'\n\n{mr.title}\n\nSee merge request {reference}"

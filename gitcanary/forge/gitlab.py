@@ -187,10 +187,17 @@ class GitLabForge:
 
         def go() -> PullRequest | None:
             found = self.project.mergerequests.list(
-                source_branch=head, state=wanted, order_by="created_at", sort="desc", per_page=1
+                source_branch=head,
+                state=wanted,
+                order_by="created_at",
+                sort="desc",
+                per_page=1,
+                get_all=False,
             )
             if state == "closed":  # GitLab keeps merged apart from closed; GitHub's closed holds both
-                found += self.project.mergerequests.list(source_branch=head, state="merged", per_page=1)
+                found += self.project.mergerequests.list(
+                    source_branch=head, state="merged", per_page=1, get_all=False
+                )
                 found.sort(key=lambda mr: int(mr.iid), reverse=True)
             return self._convert(found[0]) if found else None
 
