@@ -61,6 +61,7 @@ class GiteaServer:
         self.remote = BareRemote(bare, branch, "protected branch", ("Gitea", "noreply@gitea.example"))
         self.pulls: dict[int, Pull] = {}
         self.required_approvals = 0
+        self.checking = 0  # the next N reads of a PR say mergeable: false (Gitea's check still runs)
         self.errors: list[str] = []
         self.requests: list[tuple[str, str]] = []
         self.rate_limits: list[RateLimit] = []
@@ -178,7 +179,11 @@ class GiteaServer:
                 )
                 return Reply(404, {"message": message}, template)
             if match.group(2) is None and method == "get":
-                return Reply(200, self.pull_json(pull), template)
+                data = self.pull_json(pull)
+                if self.checking > 0:
+                    self.checking -= 1
+                    data["mergeable"] = False
+                return Reply(200, data, template)
             if match.group(2) is None and method == "patch":
                 if "body" in body:
                     pull.body = str(body["body"])

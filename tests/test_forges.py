@@ -588,3 +588,36 @@ def test_the_forge_and_its_project_are_read_from_the_repository_url(
     assert choice.choose("gitea", url) == "gitea"  # the flag wins
     with pytest.raises(ForgeError, match="--forge 'bitbucket'"):
         choice.choose("bitbucket", url)
+
+
+def test_run_help_names_the_forge_options() -> None:
+    from typer.testing import CliRunner
+
+    from gitcanary.commands.cli import app
+
+    out = CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "250", "TERM": "dumb"}).output
+    for flag in ("--forge ", "--forge-repo", "--forge-api-url", "--forge-token-file", "/webhooks/gitlab"):
+        assert flag in out
+
+
+def test_gitea_asks_again_before_taking_a_running_conflict_check_for_a_conflict(
+    config_repo: ConfigRepo,
+) -> None:
+    server = GiteaServer(config_repo.remote).start()
+    try:
+        sleeps: list[float] = []
+        forge = GiteaForge(GiteaConfig("acme/config", server.url, token=TOKEN), sleep=sleeps.append)
+        git("checkout", "-q", "-b", "feature", cwd=config_repo.human)
+        (config_repo.human / "note.txt").write_text("x\n")
+        git("add", "-A", cwd=config_repo.human)
+        git("commit", "-q", "-m", "note", cwd=config_repo.human)
+        git("push", "-q", "origin", "feature", cwd=config_repo.human)
+        number = forge.open("feature", "main", "t", "b").number
+        server.checking = 1  # the first read comes while Gitea still checks
+        pr = forge.get(number)
+        assert (pr.mergeable, pr.mergeable_state, sleeps) == (True, "clean", [2.0])
+        server.checking = 2  # still false on the second read: a conflict, as far as gitcanary can tell
+        assert forge.get(number).mergeable_state == "dirty"
+    finally:
+        server.stop()
+    assert not server.errors

@@ -33,6 +33,7 @@ log = logging.getLogger("gitcanary.forge")
 T = TypeVar("T")
 NOT_MERGED_YET = (405, 409)  # not mergeable (approvals, conflict, checks) or the head moved
 PAGE = 50
+RECHECK_SECONDS = 2.0
 
 
 class _Status(Exception):
@@ -180,6 +181,12 @@ class GiteaForge:
 
     def get(self, number: int) -> PullRequest:
         data = self._json(f"reading PR #{number}", "GET", f"/pulls/{number}")
+        if data.get("state") == "open" and not data.get("mergeable"):
+            # Gitea says `mergeable: false` both for a conflict and while its conflict check still
+            # runs (a PR just opened or pushed to): ask once more before calling it a conflict,
+            # which gitcanary answers by closing the PR.
+            self.sleep(RECHECK_SECONDS)
+            data = self._json(f"reading PR #{number}", "GET", f"/pulls/{number}")
         if data.get("state") != "open":
             return self._convert(data)
         return self._convert(data, self._approvers(number), self._required(str(data["base"]["ref"])))
