@@ -240,11 +240,40 @@ def run(
     github_installation_id: Annotated[
         int | None, typer.Option(envvar="GITCANARY_GITHUB_INSTALLATION_ID")
     ] = None,
+    forge: Annotated[
+        str | None,
+        typer.Option(
+            help="github, gitlab or gitea (Gitea and Forgejo) for PRs and the gate; by default read from "
+            "--repo's host (github.*, gitlab.*, gitea.*, forgejo.*, codeberg.org).",
+            envvar="GITCANARY_FORGE",
+        ),
+    ] = None,
+    forge_repo: Annotated[
+        str | None,
+        typer.Option(
+            help="OWNER/NAME or GROUP/PROJECT on the forge; by default the path of --repo's URL.",
+            envvar="GITCANARY_FORGE_REPO",
+        ),
+    ] = None,
+    forge_api_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Self-hosted GitLab or Gitea: https://HOST (default: --repo's host).",
+            envvar="GITCANARY_FORGE_API_URL",
+        ),
+    ] = None,
+    forge_token_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="File holding the GitLab or Gitea token (or set GITCANARY_FORGE_TOKEN; never a flag).",
+            envvar="GITCANARY_FORGE_TOKEN_FILE",
+        ),
+    ] = None,
     webhook_secret_file: Annotated[
         Path | None,
         typer.Option(
-            help="File holding the GitHub webhook secret (or set GITCANARY_WEBHOOK_SECRET); with one, "
-            "POST /webhooks/github on --listen triggers a tick.",
+            help="File holding the webhook secret (or set GITCANARY_WEBHOOK_SECRET); with one, "
+            "POST /webhooks/github, /webhooks/gitlab or /webhooks/gitea on --listen triggers a tick.",
             envvar="GITCANARY_WEBHOOK_SECRET_FILE",
         ),
     ] = None,
@@ -307,6 +336,10 @@ def run(
         github_app_id=github_app_id,
         github_app_key_file=github_app_key_file,
         github_installation_id=github_installation_id,
+        forge=forge,
+        forge_repo=forge_repo,
+        forge_api_url=forge_api_url,
+        forge_token_file=forge_token_file,
         webhook_secret_file=webhook_secret_file,
         provider=provider,
     )
@@ -429,7 +462,8 @@ def _serve(listen: str, reconciler: Reconciler, as_json: bool = False) -> HttpSe
     secret = webhook_secret(reconciler.settings)
     if secret:
         receiver = push_webhook.WebhookReceiver(secret, reconciler.wake, reconciler.settings.branch)
-        router.mount(push_webhook.PATH, receiver)
+        for path in push_webhook.PATHS:
+            router.mount(path, receiver)
     try:
         server = HttpServer(router, listen).start()
     except (OSError, ValueError) as exc:
@@ -571,6 +605,16 @@ def status(
         str, typer.Option(envvar="GITCANARY_GITHUB_API_URL")
     ] = "https://api.github.com",
     github_token_file: Annotated[Path | None, typer.Option(envvar="GITCANARY_GITHUB_TOKEN_FILE")] = None,
+    forge: Annotated[
+        str | None,
+        typer.Option(
+            help="github, gitlab or gitea: also show the requests canaries wait on (see run --forge).",
+            envvar="GITCANARY_FORGE",
+        ),
+    ] = None,
+    forge_repo: Annotated[str | None, typer.Option(envvar="GITCANARY_FORGE_REPO")] = None,
+    forge_api_url: Annotated[str | None, typer.Option(envvar="GITCANARY_FORGE_API_URL")] = None,
+    forge_token_file: Annotated[Path | None, typer.Option(envvar="GITCANARY_FORGE_TOKEN_FILE")] = None,
     provider: ProviderOpt = None,
 ) -> None:
     """Every canary: phase, weight, failed checks, current -> new revision, and what it waits for
@@ -592,6 +636,23 @@ def status(
             token = os.environ.get("GITCANARY_GITHUB_TOKEN")
             config = GitHubConfig(github_repo, github_api_url, token=token, token_file=github_token_file)
             annotate(views, GitHubForge(config))
+        elif forge or forge_repo:
+            from gitcanary.commands.pr_status import annotate
+            from gitcanary.service.forge_setup import forge_for
+            from gitcanary.service.settings import Settings
+
+            found = forge_for(
+                Settings(
+                    repo=repo,
+                    branch=branch,
+                    forge=forge,
+                    forge_repo=forge_repo,
+                    forge_api_url=forge_api_url,
+                    forge_token_file=forge_token_file,
+                )
+            )
+            if found is not None:
+                annotate(views, found)
     except GitcanaryError as exc:
         _fail(exc)
         return

@@ -1,5 +1,5 @@
-"""Forges (GitHub first) behind one small interface: pull requests for protected branches,
-the promotion gate, and the signed push webhooks that wake the reconciler."""
+"""Forges behind one small interface (GitHub, GitLab, Gitea/Forgejo): pull requests for protected
+branches, the promotion gate, and the signed push webhooks that wake the reconciler."""
 
 from gitcanary.forge.base import Forge, ForgeError, PullRequest
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from gitcanary.forge.base import ForgeError
+from gitcanary.forge import choice
+from gitcanary.forge.base import Forge, ForgeError
 from gitcanary.forge.naming import MERGE_METHODS, WRITE_MODES
 from gitcanary.forge.publish import Publisher, PublishSettings
 from gitcanary.forge.secrets import read_secret
@@ -11,33 +12,63 @@ from gitcanary.service.settings import Settings
 
 
 def publisher_for(settings: Settings, workspace: Workspace) -> Publisher | None:
-    """A Publisher when a GitHub repository is configured; None leaves gitcanary in direct mode."""
+    """A Publisher when a forge is configured (or detected); None leaves gitcanary in direct mode."""
     if settings.write_mode not in WRITE_MODES:
         raise ForgeError(f"--write-mode {settings.write_mode!r}: expected one of {', '.join(WRITE_MODES)}")
     if settings.merge_method not in MERGE_METHODS:
         raise ForgeError(
             f"--merge-method {settings.merge_method!r}: expected one of {', '.join(MERGE_METHODS)}"
         )
-    if not settings.github_repo:
+    forge = forge_for(settings)
+    if forge is None:
         if settings.write_mode != "direct" or settings.promotion_gate:
-            raise ForgeError("--write-mode pull-request and --promotion-gate need --github-repo OWNER/NAME")
+            raise ForgeError(
+                "--write-mode pull-request and --promotion-gate need a forge: --github-repo OWNER/NAME, "
+                "or --forge gitlab|gitea (detected from a gitlab.*/gitea.* --repo URL) with --forge-repo"
+            )
         return None
-    from gitcanary.forge.github import GitHubConfig, GitHubForge
-
-    token = settings.github_token.get_secret_value() if settings.github_token else None
-    forge = GitHubForge(
-        GitHubConfig(
-            repo=settings.github_repo,
-            api_url=settings.github_api_url,
-            token=token,
-            token_file=settings.github_token_file,
-            app_id=settings.github_app_id,
-            app_key_file=settings.github_app_key_file,
-            installation_id=settings.github_installation_id,
-        )
-    )
     mode = PublishSettings(settings.write_mode, settings.promotion_gate, settings.merge_method)
     return Publisher(forge, workspace, mode)
+
+
+def forge_for(settings: Settings) -> Forge | None:
+    """The forge of the repository, or None when nothing asks for one (direct mode, as before)."""
+    asked = settings.write_mode != "direct" or settings.promotion_gate
+    if not (settings.github_repo or settings.forge or settings.forge_repo or asked):
+        return None
+    if settings.github_repo and not settings.forge:
+        kind: str | None = "github"
+    else:
+        kind = choice.choose(settings.forge, settings.repo)
+    if kind is None:
+        return None
+    token = settings.forge_token.get_secret_value() if settings.forge_token else None
+    if kind == "github":
+        from gitcanary.forge.github import GitHubConfig, GitHubForge
+
+        if settings.github_token:
+            token = settings.github_token.get_secret_value()
+        api = settings.forge_api_url or settings.github_api_url
+        return GitHubForge(
+            GitHubConfig(
+                repo=settings.github_repo or choice.project_path(settings.repo, settings.forge_repo),
+                api_url=api,
+                token=token,
+                token_file=settings.github_token_file or settings.forge_token_file,
+                app_id=settings.github_app_id,
+                app_key_file=settings.github_app_key_file,
+                installation_id=settings.github_installation_id,
+            )
+        )
+    project = choice.project_path(settings.repo, settings.forge_repo)
+    api = choice.api_root(kind, settings.repo, settings.forge_api_url)
+    if kind == "gitlab":
+        from gitcanary.forge.gitlab import GitLabConfig, GitLabForge
+
+        return GitLabForge(GitLabConfig(project, api, token=token, token_file=settings.forge_token_file))
+    from gitcanary.forge.gitea import GiteaConfig, GiteaForge
+
+    return GiteaForge(GiteaConfig(project, api, token=token, token_file=settings.forge_token_file))
 
 
 def webhook_secret(settings: Settings) -> str | None:

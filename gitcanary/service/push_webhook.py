@@ -1,8 +1,12 @@
-"""GitHub's push and pull_request webhooks: verify the signature, then wake the reconciler.
+"""Push and pull-request webhooks of GitHub, GitLab and Gitea/Forgejo: authenticate, then wake the reconciler.
 
 A delivery only says "look now": the tick that follows reads everything from Git and the forge,
 so a forged or replayed delivery could at worst cause an early tick. It still gets a 401 and
-changes nothing unless its `X-Hub-Signature-256` is the HMAC-SHA256 of the body under the secret.
+changes nothing unless it proves it knows the secret, the way its forge does:
+- GitHub: `X-Hub-Signature-256` is `sha256=` and the HMAC-SHA256 of the body under the secret;
+- Gitea and Forgejo: `X-Gitea-Signature` (or `X-Forgejo-Signature`) is that HMAC in hex alone;
+- GitLab: `X-Gitlab-Token` is the secret itself (GitLab signs nothing; use HTTPS).
+One receiver answers on every path in PATHS; the headers say which forge sent the delivery.
 """
 
 from __future__ import annotations
@@ -18,7 +22,18 @@ from gitcanary.service.http import StartResponse, plain
 
 log = logging.getLogger("gitcanary.forge")
 PATH = "/webhooks/github"
+PATHS = (PATH, "/webhooks/gitlab", "/webhooks/gitea")
 WAKING_EVENTS = frozenset({"push", "pull_request", "pull_request_review", "check_suite", "status"})
+# GitLab's X-Gitlab-Event and Gitea's X-Gitea-Event, in GitHub's words.
+GITLAB_EVENTS = {"Push Hook": "push", "Merge Request Hook": "pull_request", "Pipeline Hook": "status"}
+GITEA_EVENTS = {
+    "push": "push",
+    "pull_request": "pull_request",
+    "pull_request_approved": "pull_request_review",
+    "pull_request_rejected": "pull_request_review",
+    "pull_request_sync": "pull_request",
+    "status": "status",
+}
 MAX_BODY = 25 * 1024 * 1024  # GitHub caps payloads at 25 MB
 
 
@@ -30,6 +45,32 @@ def verify(secret: bytes, body: bytes, header: str | None) -> bool:
     if not header or not secret:
         return False
     return hmac.compare_digest(signature(secret, body), header.strip())
+
+
+def gitea_signature(secret: bytes, body: bytes) -> str:
+    return hmac.new(secret, body, hashlib.sha256).hexdigest()
+
+
+def authenticate(secret: bytes, body: bytes, environ: dict[str, Any]) -> str | None:
+    """The delivery's event in GitHub's words ("" when it names none), or None when it does not
+    prove knowledge of the secret by its forge's own header."""
+    if not secret:
+        return None
+    gitea = environ.get("HTTP_X_GITEA_SIGNATURE") or environ.get("HTTP_X_FORGEJO_SIGNATURE")
+    if gitea is not None:
+        if not hmac.compare_digest(gitea_signature(secret, body), gitea.strip()):
+            return None
+        event = environ.get("HTTP_X_GITEA_EVENT") or environ.get("HTTP_X_FORGEJO_EVENT") or ""
+        return GITEA_EVENTS.get(event, event)
+    gitlab = environ.get("HTTP_X_GITLAB_TOKEN")
+    if gitlab is not None:
+        if not hmac.compare_digest(secret, gitlab.strip().encode()):
+            return None
+        event = environ.get("HTTP_X_GITLAB_EVENT", "")
+        return GITLAB_EVENTS.get(event, event)
+    if not verify(secret, body, environ.get("HTTP_X_HUB_SIGNATURE_256")):
+        return None
+    return str(environ.get("HTTP_X_GITHUB_EVENT", ""))
 
 
 class WebhookReceiver:
@@ -51,13 +92,14 @@ class WebhookReceiver:
         if length < 0 or length > MAX_BODY:
             return plain("413 Payload Too Large", "bad length\n")(environ, start_response)
         body = environ["wsgi.input"].read(length) if length else b""
-        if not verify(self.secret, body, environ.get("HTTP_X_HUB_SIGNATURE_256")):
-            log.warning(
-                "webhook delivery %s refused: bad or missing signature",
-                environ.get("HTTP_X_GITHUB_DELIVERY", "?"),
-            )
-            return plain("401 Unauthorized", "bad or missing X-Hub-Signature-256\n")(environ, start_response)
-        event = environ.get("HTTP_X_GITHUB_EVENT", "")
+        event = authenticate(self.secret, body, environ)
+        if event is None:
+            delivery = environ.get("HTTP_X_GITHUB_DELIVERY") or environ.get("HTTP_X_GITEA_DELIVERY") or "?"
+            log.warning("webhook delivery %s refused: bad or missing signature or token", delivery)
+            return plain(
+                "401 Unauthorized",
+                "bad or missing X-Hub-Signature-256, X-Gitea-Signature or X-Gitlab-Token\n",
+            )(environ, start_response)
         if event == "ping":
             return plain("200 OK", "pong\n")(environ, start_response)
         if event not in WAKING_EVENTS:

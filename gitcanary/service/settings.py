@@ -43,6 +43,13 @@ class Settings(BaseSettings):
     github_app_id: str | None = None
     github_app_key_file: Path | None = None
     github_installation_id: int | None = None
+    # GitLab and Gitea/Forgejo (and GitHub named the same way): the forge, detected from `repo`'s
+    # host unless named; the project path, read from `repo` unless named; a self-hosted API root.
+    forge: str | None = None  # github, gitlab or gitea
+    forge_repo: str | None = None  # OWNER/NAME or GROUP/SUBGROUP/PROJECT
+    forge_api_url: str | None = None  # GitLab/Gitea: https://HOST (no /api/v4, /api/v1)
+    forge_token: SecretStr | None = None
+    forge_token_file: Path | None = None
     webhook_secret: SecretStr | None = None
     webhook_secret_file: Path | None = None
     # Read the cluster to know a step is live: "auto" (in-cluster, else a kubeconfig if there is

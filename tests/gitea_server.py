@@ -1,0 +1,372 @@
+"""A local Gitea/Forgejo-compatible REST server (`/api/v1`) for the forge tests.
+
+Real state on the config repo's bare remote (tests/forge_remote.py): pull requests and reviews
+live here, refs and merges in Git. Every request body and every response is validated against
+Gitea's swagger (tests/data/gitea/swagger-subset.json, see tests/data/gitea/SOURCES), made strict
+(objects may hold only the properties the description names); a mismatch, or a status code the
+operation does not list, lands in `errors` and fails the test. Emulated, not Gitea: the 429 a
+proxy in front of Gitea answers (Gitea itself has no API rate limit), and a human's review or
+merge is a method call here instead of a request.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote
+
+from forge_remote import BareRemote, RateLimit, serve, stamp, strict, without_nulls
+from jsonschema import Draft4Validator
+
+SPEC_FILE = Path(__file__).parent / "data" / "gitea" / "swagger-subset.json"
+SPEC: dict[str, Any] = json.loads(SPEC_FILE.read_text())
+DEFINITIONS = strict(SPEC["definitions"])
+PREFIX = "/api/v1"
+
+
+@dataclass
+class Review:
+    id: int
+    user: str
+    state: str  # APPROVED, REQUEST_CHANGES, COMMENT
+    commit_id: str
+    dismissed: bool = False
+
+
+@dataclass
+class Pull:
+    number: int
+    head: str
+    base: str
+    title: str
+    body: str
+    user: str
+    state: str = "open"
+    merged: bool = False
+    merge_sha: str | None = None
+    created: float = field(default_factory=time.time)
+    closed: float | None = None
+    reviews: list[Review] = field(default_factory=list)
+    head_sha: str = ""
+
+
+class GiteaServer:
+    def __init__(self, bare: Path, owner: str = "acme", name: str = "config", branch: str = "main") -> None:
+        self.owner, self.name, self.branch = owner, name, branch
+        self.remote = BareRemote(bare, branch, "protected branch", ("Gitea", "noreply@gitea.example"))
+        self.pulls: dict[int, Pull] = {}
+        self.required_approvals = 0
+        self.checking = 0  # the next N reads of a PR say mergeable: false (Gitea's check still runs)
+        self.errors: list[str] = []
+        self.requests: list[tuple[str, str]] = []
+        self.rate_limits: list[RateLimit] = []
+        self.seen_tokens: set[str] = set()
+        self.token_user = {"gitcanary-token": "gitcanary-bot"}
+        self.echo_token = False  # a leaky proxy that puts the caller's token in its 404s
+        self._ids = 100
+        self._token = ""
+        self.server = serve(self.wsgi)
+
+    def start(self) -> GiteaServer:
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def html_url(self) -> str:
+        return f"{self.url}/{self.owner}/{self.name}"
+
+    def protect(self, on: bool = True) -> None:
+        self.remote.protect(on)
+
+    # -- what a person does in the web UI ----------------------------------------------------------
+
+    def approve(self, number: int, user: str = "pat") -> None:
+        pull = self.pulls[number]
+        self._ids += 1
+        pull.reviews.append(Review(self._ids, user, "APPROVED", self.remote.rev(pull.head) or ""))
+
+    def close(self, number: int) -> None:
+        pull = self.pulls[number]
+        pull.state, pull.closed, pull.head_sha = "closed", time.time(), self.remote.rev(pull.head) or ""
+
+    # -- state -----------------------------------------------------------------------------------
+
+    def approvals(self, pull: Pull) -> int:
+        latest = {r.user: r for r in pull.reviews if r.state in ("APPROVED", "REQUEST_CHANGES")}
+        return sum(1 for r in latest.values() if r.state == "APPROVED" and not r.dismissed)
+
+    def mergeable(self, pull: Pull) -> bool:
+        head, base = self.remote.rev(pull.head), self.remote.rev(pull.base)
+        return bool(head and base and self.remote.merge_tree(base, head))
+
+    def _user(self, login: str) -> dict[str, Any]:
+        return {"id": abs(hash(login)) % 10000 + 1, "login": login}
+
+    def _branch(self, ref: str, sha: str) -> dict[str, Any]:
+        return {"label": ref, "ref": ref, "sha": sha, "repo_id": 1}
+
+    def pull_json(self, pull: Pull) -> dict[str, Any]:
+        api = f"{self.url}{PREFIX}/repos/{self.owner}/{self.name}"
+        open_ = pull.state == "open"
+        return {
+            "id": pull.number * 7,
+            "number": pull.number,
+            "url": f"{api}/pulls/{pull.number}",
+            "html_url": f"{self.html_url}/pulls/{pull.number}",
+            "state": pull.state,
+            "title": pull.title,
+            "body": pull.body,
+            "user": self._user(pull.user),
+            "mergeable": self.mergeable(pull) if open_ else False,
+            "merged": pull.merged,
+            "merged_at": stamp(pull.closed) if pull.merged else None,
+            "merge_commit_sha": pull.merge_sha,
+            "closed_at": stamp(pull.closed) if pull.closed else None,
+            "created_at": stamp(pull.created),
+            "updated_at": stamp(),
+            "head": self._branch(pull.head, self.remote.rev(pull.head) or pull.head_sha),
+            "base": self._branch(pull.base, self.remote.rev(pull.base) or ""),
+            "draft": False,
+        }
+
+    def review_json(self, pull: Pull, review: Review) -> dict[str, Any]:
+        return {
+            "id": review.id,
+            "user": self._user(review.user),
+            "state": review.state,
+            "commit_id": review.commit_id,
+            "dismissed": review.dismissed,
+            "stale": review.commit_id != (self.remote.rev(pull.head) or review.commit_id),
+            "official": True,
+            "submitted_at": stamp(),
+            "html_url": f"{self.html_url}/pulls/{pull.number}#issuecomment-{review.id}",
+            "pull_request_url": f"{self.html_url}/pulls/{pull.number}",
+        }
+
+    # -- the API ---------------------------------------------------------------------------------
+
+    def handle(self, method: str, rest: str, query: dict[str, str], body: Any, user: str) -> Reply:
+        if rest == "/pulls" and method == "get":
+            state = query.get("state", "open")
+            page, limit = int(query.get("page", 1)), int(query.get("limit", 30))
+            found = [
+                self.pull_json(p)
+                for p in sorted(self.pulls.values(), key=lambda p: p.number, reverse=True)
+                if state == "all" or p.state == state
+            ]
+            return Reply(200, found[(page - 1) * limit : page * limit], "/pulls")
+        if rest == "/pulls" and method == "post":
+            return self._create(body, user)
+        match = re.fullmatch(r"/pulls/(\d+)(/merge|/reviews)?", rest)
+        if match:
+            template = "/pulls/{index}" + (match.group(2) or "")
+            pull = self.pulls.get(int(match.group(1)))
+            if pull is None:
+                message = (
+                    f"pull request does not exist [token {self._token}]" if self.echo_token else "not found"
+                )
+                return Reply(404, {"message": message}, template)
+            if match.group(2) is None and method == "get":
+                data = self.pull_json(pull)
+                if self.checking > 0:
+                    self.checking -= 1
+                    data["mergeable"] = False
+                return Reply(200, data, template)
+            if match.group(2) is None and method == "patch":
+                if "body" in body:
+                    pull.body = str(body["body"])
+                if body.get("state") == "closed" and pull.state == "open":
+                    self.close(pull.number)
+                return Reply(201, self.pull_json(pull), template)
+            if match.group(2) == "/merge" and method == "post":
+                return self._merge(pull, body)
+            if match.group(2) == "/reviews" and method == "get":
+                return Reply(200, [self.review_json(pull, r) for r in pull.reviews], template)
+        match = re.fullmatch(r"/branch_protections/(.+)", rest)
+        if match and method == "get":
+            template = "/branch_protections/{name}"
+            if (
+                unquote(match.group(1)) != self.branch
+                or not (self.remote.bare / "gitcanary-test-protected").exists()
+            ):
+                return Reply(404, {"message": "not found"}, template)
+            data = {
+                "branch_name": self.branch,
+                "rule_name": self.branch,
+                "required_approvals": self.required_approvals,
+            }
+            return Reply(200, data, template)
+        match = re.fullmatch(r"/branches/(.+)", rest)
+        if match and method == "delete":
+            template = "/branches/{branch}"
+            if not self.remote.delete(unquote(match.group(1))):
+                return Reply(404, {"message": "branch not found"}, template)
+            return Reply(204, None, template)
+        return Reply(404, {"message": "not found"}, None)
+
+    def _create(self, body: dict[str, Any], user: str) -> Reply:
+        head, base = str(body.get("head", "")), str(body.get("base", ""))
+        head_sha, base_sha = self.remote.rev(head), self.remote.rev(base)
+        if head_sha is None or base_sha is None:
+            return Reply(404, {"message": "branch not found"}, "/pulls")
+        if any(p.head == head and p.base == base and p.state == "open" for p in self.pulls.values()):
+            return Reply(409, {"message": "pull request already exists for these targets"}, "/pulls")
+        if self.remote.ahead(base_sha, head_sha) == 0:
+            return Reply(422, {"message": "There are no changes between the head and the base"}, "/pulls")
+        number = max([0, *self.pulls]) + 1
+        self.pulls[number] = Pull(
+            number, head, base, str(body.get("title", "")), str(body.get("body", "")), user
+        )
+        return Reply(201, self.pull_json(self.pulls[number]), "/pulls")
+
+    def _merge(self, pull: Pull, body: dict[str, Any]) -> Reply:
+        template = "/pulls/{index}/merge"
+        if pull.state != "open" or not self.mergeable(pull):
+            return Reply(405, {"message": "Please try again later"}, template)
+        protected = (self.remote.bare / "gitcanary-test-protected").exists()
+        if protected and self.approvals(pull) < self.required_approvals:
+            return Reply(405, {"message": "Does not have enough approvals"}, template)
+        sha = body.get("head_commit_id")
+        if sha and sha != self.remote.rev(pull.head):
+            return Reply(409, {"message": "head out of date"}, template)
+        do = str(body.get("do"))
+        if do not in ("merge", "squash", "rebase"):
+            return Reply(405, {"message": f"merge style {do} is not allowed"}, template)
+        base = self.remote.rev(pull.base)
+        head = self.remote.rev(pull.head)
+        assert base and head
+        if do == "squash":
+            title = body.get("merge_title_field") or f"{pull.title} (#{pull.number})"
+            default = self.remote.messages(base, head)
+        else:
+            title = body.get("merge_title_field") or (
+                f"Merge pull request '{pull.title}' (#{pull.number}) from {pull.head} into {pull.base}"
+            )
+            default = ""
+        message = body.get("merge_message_field")
+        text = f"{title}\n\n{default if message is None else message}"
+        pull.merge_sha = self.remote.merge(pull.base, pull.head, do, text)
+        pull.state, pull.merged, pull.closed, pull.head_sha = "closed", True, time.time(), head
+        return Reply(200, None, template)
+
+    # -- WSGI and validation -----------------------------------------------------------------------
+
+    def wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        method = environ["REQUEST_METHOD"].lower()
+        path = environ.get("PATH_INFO", "")
+        query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length) if length else b""
+        body = json.loads(raw) if raw else {}
+        auth = environ.get("HTTP_AUTHORIZATION", "")
+        self._token = auth.removeprefix("token ").strip()
+        self.seen_tokens.add(self._token)
+        self.requests.append((method.upper(), path))
+        repo = f"{PREFIX}/repos/{self.owner}/{self.name}"
+        headers: list[tuple[str, str]] = []
+        limit = next(
+            (r for r in self.rate_limits if r.method.lower() == method and path.endswith(r.path_suffix)), None
+        )
+        if self._token not in self.token_user and self._token != "pat-token":
+            reply = Reply(401, {"message": "token is required"}, None, check=False)
+        elif limit is not None:
+            limit.count -= 1
+            if limit.count <= 0:
+                self.rate_limits.remove(limit)
+            headers = [("Retry-After", str(limit.retry_after))]
+            reply = Reply(429, {"message": "Too Many Requests"}, None, check=False)
+        elif not path.startswith(repo):
+            reply = Reply(404, {"message": "not found"}, None)
+        else:
+            user = self.token_user.get(self._token, "pat")
+            try:
+                reply = self.handle(method, path[len(repo) :], query, body, user)
+            except Exception as exc:  # a bug here must fail the test, not look like Gitea
+                self.errors.append(f"{method.upper()} {path}: the test server raised {exc!r}")
+                raise
+            if reply.template is not None:
+                self._check_request(reply.template, method, body)
+                self._check_query(reply.template, method, query)
+        if reply.check:
+            self._check_response(reply, method)
+        data = b"" if reply.body is None else json.dumps(reply.body).encode()
+        status = f"{reply.status} {'OK' if reply.status < 400 else 'Error'}"
+        start_response(
+            status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))] + headers
+        )
+        return [data]
+
+    def _op(self, template: str, method: str) -> dict[str, Any] | None:
+        ops = SPEC["paths"].get("/repos/{owner}/{repo}" + template, {})
+        return ops.get(method)
+
+    def _check_request(self, template: str, method: str, body: Any) -> None:
+        op = self._op(template, method)
+        if op is None:
+            return
+        for param in op.get("parameters", []):
+            if param.get("in") == "body":
+                for problem in _validator(param["schema"]).iter_errors(body):
+                    self.errors.append(f"{method.upper()} {template} request: {problem.message}")
+
+    def _check_query(self, template: str, method: str, query: dict[str, str]) -> None:
+        op = self._op(template, method) or {}
+        declared = {p["name"]: p for p in op.get("parameters", []) if p.get("in") == "query"}
+        for name, value in query.items():
+            param = declared.get(name)
+            if param is None:
+                self.errors.append(
+                    f"{method.upper()} {template}: query parameter {name!r} is not in the swagger"
+                )
+            elif "enum" in param and value not in param["enum"]:
+                self.errors.append(
+                    f"{method.upper()} {template}: {name}={value!r} is not one of {param['enum']}"
+                )
+
+    def _check_response(self, reply: Reply, method: str) -> None:
+        if reply.template is None:
+            self.errors.append(f"{method.upper()} to a path with no operation here answered {reply.status}")
+            return
+        op = self._op(reply.template, method)
+        if op is None or str(reply.status) not in op["responses"]:
+            self.errors.append(
+                f"{method.upper()} {reply.template}: status {reply.status} is not in the swagger"
+            )
+            return
+        response = op["responses"][str(reply.status)]
+        if "$ref" in response:
+            response = SPEC["responses"][response["$ref"].rsplit("/", 1)[-1]]
+        schema = response.get("schema")
+        if schema is None:
+            if reply.body is not None and reply.status < 400:
+                self.errors.append(f"{method.upper()} {reply.template}: a body where the swagger has none")
+            return
+        for problem in _validator(schema).iter_errors(without_nulls(reply.body)):
+            where = "/".join(str(p) for p in problem.path)
+            self.errors.append(
+                f"{method.upper()} {reply.template} {reply.status} at {where}: {problem.message}"
+            )
+
+
+def _validator(schema: dict[str, Any]) -> Draft4Validator:
+    return Draft4Validator({**strict(schema), "definitions": DEFINITIONS})
+
+
+@dataclass
+class Reply:
+    status: int
+    body: Any
+    template: str | None
+    check: bool = True

@@ -1,0 +1,382 @@
+"""A local GitLab-compatible REST server (`/api/v4`, merge requests) for the forge tests.
+
+Real state on the config repo's bare remote (tests/forge_remote.py): merge requests and approvals
+live here, refs and merges in Git. What it validates, and against what (tests/data/gitlab/SOURCES):
+- merge request responses against GitLab's own JSON schema for its v4 API
+  (`spec/fixtures/api/schemas/public_api/v4/merge_request.json`), because GitLab's OpenAPI v2
+  description (`doc/api/openapi/openapi_v2.yaml`) could not be used for merge requests here;
+- request bodies against python-gitlab's own model of each call (`_create_attrs`/`_update_attrs`
+  of ProjectMergeRequestManager: required and optional names) and GitLab's documented merge
+  parameters; no other key may be sent;
+- the approvals response (a GitLab EE schema not among those fixtures) against the fields
+  GitLab's docs list for `GET .../approvals`, hand-copied in APPROVALS below.
+A mismatch lands in `errors` and fails the test. Emulated: a person's approval or close is a
+method call here, and the project's merge method (merge commit or fast-forward) is a field.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+from forge_remote import BareRemote, RateLimit, serve, stamp
+from gitlab.v4.objects import ProjectMergeRequestManager
+from jsonschema import Draft7Validator
+from referencing import Registry, Resource
+
+DATA = Path(__file__).parent / "data" / "gitlab"
+MERGE_REQUEST = json.loads((DATA / "merge_request.json").read_text())
+REGISTRY = Registry().with_resources(
+    [
+        ("user/basic.json", Resource.opaque(json.loads((DATA / "user" / "basic.json").read_text()))),
+        # Only ever null here; GitLab's milestone.json is not copied (see SOURCES).
+        ("milestone.json", Resource.opaque({"type": "object"})),
+    ]
+)
+# GitLab docs, "Merge request approvals API", GET /projects/:id/merge_requests/:iid/approvals.
+APPROVALS = {
+    "type": "object",
+    "required": ["approved", "approved_by"],
+    "properties": {
+        "approved": {"type": "boolean"},
+        "approvals_required": {"type": "integer"},
+        "approvals_left": {"type": "integer"},
+        "approved_by": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["user"],
+                "properties": {"user": {"type": "object", "required": ["username"]}},
+            },
+        },
+    },
+}
+# GitLab docs, "Merge requests API", PUT /projects/:id/merge_requests/:iid/merge.
+MERGE_PARAMS = {
+    "merge_commit_message",
+    "squash_commit_message",
+    "squash",
+    "should_remove_source_branch",
+    "merge_when_pipeline_succeeds",
+    "auto_merge",
+    "sha",
+}
+
+
+@dataclass
+class MergeRequest:
+    iid: int
+    head: str
+    base: str
+    title: str
+    description: str
+    author: str
+    state: str = "opened"
+    merge_sha: str | None = None
+    squash_sha: str | None = None
+    created: float = field(default_factory=time.time)
+    closed: float | None = None
+    approved_by: list[str] = field(default_factory=list)
+    head_sha: str = ""
+
+
+class GitLabServer:
+    def __init__(self, bare: Path, project: str = "acme/config", branch: str = "main") -> None:
+        self.project, self.branch = project, branch
+        self.remote = BareRemote(
+            bare,
+            branch,
+            "GitLab: You are not allowed to push code to protected branches on this project.",
+            ("GitLab", "noreply@gitlab.example"),
+        )
+        self.mrs: dict[int, MergeRequest] = {}
+        self.required_approvals = 0
+        self.merge_method = "merge"  # the project's setting: merge or ff (fast-forward)
+        self.errors: list[str] = []
+        self.requests: list[tuple[str, str]] = []
+        self.rate_limits: list[RateLimit] = []
+        self.seen_tokens: set[str] = set()
+        self.token_user = {"gitcanary-token": "gitcanary-bot"}
+        self.echo_token = False
+        self._token = ""
+        self.server = serve(self.wsgi)
+
+    def start(self) -> GitLabServer:
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def protect(self, on: bool = True) -> None:
+        self.remote.protect(on)
+
+    # -- what a person does in the web UI ----------------------------------------------------------
+
+    def approve(self, iid: int, user: str = "pat") -> None:
+        self.mrs[iid].approved_by.append(user)
+
+    def close(self, iid: int) -> None:
+        mr = self.mrs[iid]
+        mr.state, mr.closed, mr.head_sha = "closed", time.time(), self.remote.rev(mr.head) or ""
+
+    # -- state -----------------------------------------------------------------------------------
+
+    def detailed_status(self, mr: MergeRequest) -> str:
+        head, base = self.remote.rev(mr.head), self.remote.rev(mr.base)
+        if not head or not base or self.remote.merge_tree(base, head) is None:
+            return "conflict"
+        if len(mr.approved_by) < self.required_approvals:
+            return "not_approved"
+        if self.merge_method == "ff" and not self.remote.is_ancestor(base, head):
+            return "need_rebase"  # a fast-forward project merges only what is rebased on the target
+        return "mergeable"
+
+    def _user(self, name: str) -> dict[str, Any]:
+        return {
+            "id": abs(hash(name)) % 10000 + 1,
+            "username": name,
+            "name": name,
+            "state": "active",
+            "avatar_url": f"{self.url}/uploads/{name}.png",
+            "web_url": f"{self.url}/{name}",
+        }
+
+    def mr_json(self, mr: MergeRequest) -> dict[str, Any]:
+        status = self.detailed_status(mr) if mr.state == "opened" else "not_open"
+        return {
+            "id": mr.iid * 7,
+            "iid": mr.iid,
+            "project_id": 1,
+            "title": mr.title,
+            "description": mr.description,
+            "state": mr.state,
+            "created_at": stamp(mr.created),
+            "updated_at": stamp(),
+            "merged_at": stamp(mr.closed) if mr.state == "merged" else None,
+            "closed_at": stamp(mr.closed) if mr.state == "closed" else None,
+            "target_branch": mr.base,
+            "source_branch": mr.head,
+            "upvotes": 0,
+            "downvotes": 0,
+            "author": self._user(mr.author),
+            "assignee": self._user(mr.author),
+            "source_project_id": 1,
+            "target_project_id": 1,
+            "labels": [],
+            "work_in_progress": False,
+            "milestone": None,
+            "merge_when_pipeline_succeeds": False,
+            "merge_status": "can_be_merged" if status == "mergeable" else "cannot_be_merged",
+            "detailed_merge_status": status,
+            "has_conflicts": status == "conflict",
+            "sha": self.remote.rev(mr.head) or mr.head_sha,
+            "merge_commit_sha": mr.merge_sha,
+            "squash_commit_sha": mr.squash_sha,
+            "user_notes_count": 0,
+            "should_remove_source_branch": None,
+            "force_remove_source_branch": False,
+            "web_url": f"{self.url}/{self.project}/-/merge_requests/{mr.iid}",
+            "squash": False,
+        }
+
+    # -- the API ---------------------------------------------------------------------------------
+
+    def handle(self, method: str, rest: str, query: dict[str, str], body: dict[str, Any], user: str) -> Reply:
+        manager = ProjectMergeRequestManager
+        if rest == "/merge_requests" and method == "get":
+            allowed = {*manager._list_filters, "page", "per_page", "pagination"}  # filters + pagination
+            self._check_keys("GET merge_requests query", query, (), tuple(allowed))
+            state = query.get("state", "all")
+            found = [
+                self.mr_json(mr)
+                for mr in sorted(self.mrs.values(), key=lambda m: m.iid, reverse=True)
+                if (state == "all" or mr.state == state)
+                and ("source_branch" not in query or mr.head == query["source_branch"])
+            ]
+            return Reply(200, found[: int(query.get("per_page", 20))], "list")
+        if rest == "/merge_requests" and method == "post":
+            self._check_keys(
+                "POST merge_requests", body, manager._create_attrs.required, manager._create_attrs.optional
+            )
+            return self._create(body, user)
+        match = re.fullmatch(r"/merge_requests/(\d+)(/merge|/approvals)?", rest)
+        if match:
+            mr = self.mrs.get(int(match.group(1)))
+            if mr is None:
+                message = f"404 Not found (token {self._token})" if self.echo_token else "404 Not found"
+                return Reply(404, {"message": message}, None)
+            if match.group(2) is None and method == "get":
+                return Reply(200, self.mr_json(mr), "mr")
+            if match.group(2) is None and method == "put":
+                self._check_keys("PUT merge_request", body, (), manager._update_attrs.optional)
+                if "description" in body:
+                    mr.description = str(body["description"])
+                if body.get("state_event") == "close" and mr.state == "opened":
+                    self.close(mr.iid)
+                return Reply(200, self.mr_json(mr), "mr")
+            if match.group(2) == "/merge" and method == "put":
+                self._check_keys("PUT merge", body, (), tuple(MERGE_PARAMS))
+                return self._merge(mr, body)
+            if match.group(2) == "/approvals" and method == "get":
+                data = {
+                    "approved": len(mr.approved_by) >= self.required_approvals,
+                    "approvals_required": self.required_approvals,
+                    "approvals_left": max(0, self.required_approvals - len(mr.approved_by)),
+                    "approved_by": [{"user": self._user(u)} for u in mr.approved_by],
+                }
+                return Reply(200, data, "approvals")
+        match = re.fullmatch(r"/repository/branches/(.+)", rest)
+        if match and method == "delete":
+            if not self.remote.delete(match.group(1)):
+                return Reply(404, {"message": "404 Branch Not Found"}, None)
+            return Reply(204, None, None)
+        return Reply(404, {"error": "404 Not Found"}, None)
+
+    def _check_keys(
+        self, what: str, body: dict[str, Any], required: Iterable[str], optional: Iterable[str]
+    ) -> None:
+        allowed = set(required) | set(optional)
+        for key in body:
+            if key not in allowed:
+                self.errors.append(f"{what}: {key!r} is not a parameter python-gitlab/GitLab documents")
+        for key in required:
+            if key not in body:
+                self.errors.append(f"{what}: required {key!r} missing")
+
+    def _create(self, body: dict[str, Any], user: str) -> Reply:
+        head, base = str(body["source_branch"]), str(body["target_branch"])
+        head_sha, base_sha = self.remote.rev(head), self.remote.rev(base)
+        if head_sha is None or base_sha is None:
+            return Reply(400, {"message": {"source_branch": ["is invalid"]}}, None)
+        if any(m.head == head and m.state == "opened" for m in self.mrs.values()):
+            message = [f"Another open merge request already exists for this source branch: !{head}"]
+            return Reply(409, {"message": message}, None)
+        iid = max([0, *self.mrs]) + 1
+        self.mrs[iid] = MergeRequest(
+            iid, head, base, str(body["title"]), str(body.get("description", "")), user
+        )
+        return Reply(201, self.mr_json(self.mrs[iid]), "mr")
+
+    def _merge(self, mr: MergeRequest, body: dict[str, Any]) -> Reply:
+        if mr.state != "opened":
+            return Reply(405, {"message": "405 Method Not Allowed"}, None)
+        status = self.detailed_status(mr)
+        if status == "conflict":
+            return Reply(406, {"message": "Branch cannot be merged"}, None)
+        if status == "need_rebase":
+            return Reply(406, {"message": "Branch cannot be merged"}, None)
+        if status != "mergeable":
+            return Reply(405, {"message": "405 Method Not Allowed"}, None)
+        head = self.remote.rev(mr.head)
+        if body.get("sha") and body["sha"] != head:
+            return Reply(409, {"message": "SHA does not match HEAD of source branch"}, None)
+        base = self.remote.rev(mr.base)
+        assert base and head
+        reference = f"{self.project}!{mr.iid}"
+        if body.get("squash"):
+            message = body.get("squash_commit_message") or f"{mr.title}\n\n{self.remote.messages(base, head)}"
+            mr.squash_sha = mr.merge_sha = self.remote.merge(mr.base, mr.head, "squash", str(message))
+        elif self.merge_method == "ff":
+            self.remote.fast_forward(mr.base, mr.head)  # no commit of GitLab's own: no message to carry
+        else:
+            default = (
+                f"Merge branch '{mr.head}' into '{mr.base}'\n\n{mr.title}\n\nSee merge request {reference}"
+            )
+            message = body.get("merge_commit_message") or default
+            mr.merge_sha = self.remote.merge(mr.base, mr.head, "merge", str(message))
+        mr.state, mr.closed, mr.head_sha = "merged", time.time(), head
+        return Reply(200, self.mr_json(mr), "mr")
+
+    # -- WSGI and validation -----------------------------------------------------------------------
+
+    def wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        method = environ["REQUEST_METHOD"].lower()
+        path = environ.get("PATH_INFO", "")  # wsgiref has decoded %2F: acme/config, a/b/c branches
+        query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length) if length else b""
+        body = json.loads(raw) if raw else {}
+        if method in ("put", "post"):  # Grape reads parameters from the query string and the body alike
+            body = {**query, **body}
+        self._token = environ.get("HTTP_PRIVATE_TOKEN", "")
+        self.seen_tokens.add(self._token)
+        self.requests.append((method.upper(), path))
+        # The project by path (acme/config, as gitcanary names it) or by id (as an MR's project_id).
+        prefix = next(
+            (
+                p
+                for p in (f"/api/v4/projects/{self.project}", "/api/v4/projects/1")
+                if path.startswith(p + "/")
+            ),
+            f"/api/v4/projects/{self.project}",
+        )
+        reset = int(time.time()) + 60
+        headers = [
+            ("RateLimit-Limit", "2000"),
+            ("RateLimit-Remaining", "1999"),
+            ("RateLimit-Reset", str(reset)),
+        ]
+        limit = next(
+            (r for r in self.rate_limits if r.method.lower() == method and path.endswith(r.path_suffix)), None
+        )
+        if self._token not in self.token_user:
+            reply = Reply(401, {"message": "401 Unauthorized"}, None)
+        elif limit is not None:
+            reset = int(time.time()) + limit.retry_after  # GitLab's Retry-After is the time to the reset
+            limit.count -= 1
+            if limit.count <= 0:
+                self.rate_limits.remove(limit)
+            headers = [
+                ("RateLimit-Limit", "2000"),
+                ("RateLimit-Remaining", "0"),
+                ("RateLimit-Reset", str(reset)),
+                ("Retry-After", str(limit.retry_after)),
+            ]
+            reply = Reply(429, {"message": "Retry later"}, None)
+        elif not path.startswith(prefix):
+            reply = Reply(404, {"message": "404 Project Not Found"}, None)
+        else:
+            user = self.token_user[self._token]
+            try:
+                reply = self.handle(method, path[len(prefix) :], query, body, user)
+            except Exception as exc:  # a bug here must fail the test, not look like GitLab
+                self.errors.append(f"{method.upper()} {path}: the test server raised {exc!r}")
+                raise
+        self._check_response(reply, method, path)
+        data = b"" if reply.body is None else json.dumps(reply.body).encode()
+        status = f"{reply.status} {'OK' if reply.status < 400 else 'Error'}"
+        start_response(
+            status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))] + headers
+        )
+        return [data]
+
+    def _check_response(self, reply: Reply, method: str, path: str) -> None:
+        schema: dict[str, Any] | None = {
+            "mr": MERGE_REQUEST,
+            "list": {"type": "array", "items": MERGE_REQUEST},
+            "approvals": APPROVALS,
+        }.get(reply.kind or "")
+        if schema is None:
+            return
+        validator = Draft7Validator(schema, registry=REGISTRY)
+        for problem in validator.iter_errors(reply.body):
+            where = "/".join(str(p) for p in problem.path)
+            self.errors.append(f"{method.upper()} {path} {reply.status} at {where}: {problem.message}")
+
+
+@dataclass
+class Reply:
+    status: int
+    body: Any
+    kind: str | None

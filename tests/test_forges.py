@@ -1,0 +1,623 @@
+"""The same pull-request-mode scenarios on GitHub, GitLab and Gitea, through each forge's real client.
+
+Each forge is a local server keeping real state on the config repo's bare remote (real merges,
+protection by a pre-receive hook) and validating what it is sent and what it answers against the
+forge's published description (tests/github_server.py, tests/gitlab_server.py,
+tests/gitea_server.py); a mismatch fails the test. Clients: PyGithub, python-gitlab, httpx.
+What a person does (approve, close) goes through PyGithub on GitHub and is a server call on
+GitLab and Gitea.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ConfigRepo, git
+from forge_remote import RateLimit
+from gitea_server import GiteaServer
+from github import Auth, Github
+from github_server import GitHubServer
+from github_server import RateLimit as GitHubRateLimit
+from gitlab_server import GitLabServer
+from prometheus_server import DATA_END
+
+from gitcanary.forge.base import Forge, ForgeError
+from gitcanary.forge.gitea import GiteaConfig, GiteaForge
+from gitcanary.forge.github import GitHubConfig, GitHubForge
+from gitcanary.forge.gitlab import GitLabConfig, GitLabForge
+from gitcanary.forge.publish import Publisher, PublishSettings
+from gitcanary.service.reconciler import Reconciler, TickResult
+from gitcanary.service.settings import Settings
+
+TOKEN = "gitcanary-token"
+KEY = "prod/backend"
+START = DATA_END - timedelta(minutes=58)
+FORGES = ["github", "gitlab", "gitea"]
+
+
+@dataclass(frozen=True)
+class Request:
+    """One pull (merge) request as the forge's server holds it, whatever the forge calls things."""
+
+    number: int
+    head: str
+    title: str
+    state: str  # open, closed, merged
+    merge_sha: str | None
+    body: str
+
+
+class Side:
+    """One forge under test: its server, a gitcanary client for it, and what a person does there."""
+
+    name = ""
+    create_suffix = ""  # the path of "open a PR" requests
+
+    def forge(self, sleeps: list[float] | None = None, **config: Any) -> Forge:
+        raise NotImplementedError
+
+    def requests_list(self) -> list[Request]:
+        raise NotImplementedError
+
+    def approve(self, number: int) -> None:
+        raise NotImplementedError
+
+    def close(self, number: int) -> None:
+        raise NotImplementedError
+
+    def require_approvals(self, count: int) -> None:
+        self.server.required_approvals = count
+
+    def protect(self, on: bool = True) -> None:
+        self.server.protect(on)
+
+    def rate_limit(self, count: int, retry_after: int) -> None:
+        raise NotImplementedError
+
+    def posts_to_open(self) -> int:
+        return len([r for r in self.server.requests if r[0] == "POST" and r[1].endswith(self.create_suffix)])
+
+    def add_token(self, secret: str) -> None:
+        self.server.token_user[secret] = "gitcanary-bot"
+
+    def seen_tokens(self) -> set[str]:
+        return set(self.server.seen_tokens)
+
+    def errors(self) -> list[str]:
+        return list(self.server.errors)
+
+    def cli_args(self) -> list[str]:
+        raise NotImplementedError
+
+    server: Any
+
+
+class GitHubSide(Side):
+    name, create_suffix = "github", "/pulls"
+
+    def __init__(self, repo: ConfigRepo) -> None:
+        self.server = GitHubServer(repo.remote).start()
+        self.people = Github(
+            base_url=self.server.api_url, auth=Auth.Token("pat-token"), retry=None, lazy=True
+        )
+
+    def forge(self, sleeps: list[float] | None = None, **config: Any) -> Forge:
+        settings = GitHubConfig(
+            repo="acme/config",
+            api_url=self.server.api_url,
+            token=TOKEN,
+            seconds_between_requests=None,
+            seconds_between_writes=None,
+        )
+        settings = GitHubConfig(**{**settings.__dict__, **config})
+        return GitHubForge(settings, sleep=sleeps.append if sleeps is not None else lambda _: None)
+
+    def requests_list(self) -> list[Request]:
+        return [
+            Request(p.number, p.head, p.title, "merged" if p.merged else p.state, p.merge_sha, p.body)
+            for p in self.server.pulls.values()
+        ]
+
+    def approve(self, number: int) -> None:
+        self.people.get_repo("acme/config").get_pull(number).create_review(event="APPROVE")
+
+    def close(self, number: int) -> None:
+        self.people.get_repo("acme/config").get_pull(number).edit(state="closed")
+
+    def rate_limit(self, count: int, retry_after: int) -> None:
+        self.server.rate_limits.append(GitHubRateLimit(count=count, retry_after=retry_after))
+
+    def seen_tokens(self) -> set[str]:
+        return set(self.server.seen_authorization)
+
+    def add_token(self, secret: str) -> None:
+        self.server.token_user[secret] = "gitcanary[bot]"
+
+    def cli_args(self) -> list[str]:
+        return ["--github-repo", "acme/config", "--github-api-url", self.server.api_url]
+
+
+class GitLabSide(Side):
+    name, create_suffix = "gitlab", "/merge_requests"
+
+    def __init__(self, repo: ConfigRepo) -> None:
+        self.server = GitLabServer(repo.remote).start()
+
+    def forge(self, sleeps: list[float] | None = None, **config: Any) -> Forge:
+        settings = GitLabConfig(project="acme/config", url=self.server.url, token=TOKEN)
+        settings = GitLabConfig(**{**settings.__dict__, **config})
+        return GitLabForge(settings, sleep=sleeps.append if sleeps is not None else lambda _: None)
+
+    def requests_list(self) -> list[Request]:
+        return [
+            Request(
+                m.iid, m.head, m.title, "open" if m.state == "opened" else m.state, m.merge_sha, m.description
+            )
+            for m in self.server.mrs.values()
+        ]
+
+    def approve(self, number: int) -> None:
+        self.server.approve(number)
+
+    def close(self, number: int) -> None:
+        self.server.close(number)
+
+    def rate_limit(self, count: int, retry_after: int) -> None:
+        self.server.rate_limits.append(RateLimit(count, retry_after, "POST", "/merge_requests"))
+
+    def cli_args(self) -> list[str]:
+        return ["--forge", "gitlab", "--forge-repo", "acme/config", "--forge-api-url", self.server.url]
+
+
+class GiteaSide(Side):
+    name, create_suffix = "gitea", "/pulls"
+
+    def __init__(self, repo: ConfigRepo) -> None:
+        self.server = GiteaServer(repo.remote).start()
+
+    def forge(self, sleeps: list[float] | None = None, **config: Any) -> Forge:
+        settings = GiteaConfig(repo="acme/config", url=self.server.url, token=TOKEN)
+        settings = GiteaConfig(**{**settings.__dict__, **config})
+        return GiteaForge(settings, sleep=sleeps.append if sleeps is not None else lambda _: None)
+
+    def requests_list(self) -> list[Request]:
+        return [
+            Request(p.number, p.head, p.title, "merged" if p.merged else p.state, p.merge_sha, p.body)
+            for p in self.server.pulls.values()
+        ]
+
+    def approve(self, number: int) -> None:
+        self.server.approve(number)
+
+    def close(self, number: int) -> None:
+        self.server.close(number)
+
+    def rate_limit(self, count: int, retry_after: int) -> None:
+        self.server.rate_limits.append(RateLimit(count, retry_after, "POST", "/pulls"))
+
+    def cli_args(self) -> list[str]:
+        return ["--forge", "gitea", "--forge-repo", "acme/config", "--forge-api-url", self.server.url]
+
+
+SIDES: dict[str, Callable[[ConfigRepo], Side]] = {
+    "github": GitHubSide,
+    "gitlab": GitLabSide,
+    "gitea": GiteaSide,
+}
+
+
+@pytest.fixture(params=FORGES)
+def side(request: pytest.FixtureRequest, config_repo: ConfigRepo) -> Iterator[Side]:
+    made = SIDES[request.param](config_repo)
+    try:
+        yield made
+    finally:
+        made.server.stop()
+    assert not made.errors(), f"requests or responses outside {made.name}'s description:\n" + "\n".join(
+        made.errors()
+    )
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> Any:
+        return self.now
+
+
+def reconciler(
+    repo: ConfigRepo,
+    work: Path,
+    side: Side,
+    clock: Clock,
+    *,
+    mode: str = "pull-request",
+    gate: bool = False,
+    merge_method: str = "merge",
+    forge: Forge | None = None,
+) -> Reconciler:
+    settings = Settings(repo=str(repo.remote), workdir=work, settle=0, prometheus="http://127.0.0.1:9")
+    rec = Reconciler(settings, clock=clock, sleep=lambda _: None)
+    rec.publisher = Publisher(forge or side.forge(), rec.workspace, PublishSettings(mode, gate, merge_method))
+    return rec
+
+
+def tick(rec: Reconciler, clock: Clock) -> TickResult:
+    result = rec.tick()
+    assert not result.errors and not any(r.error for r in result.reports.values()), result
+    clock.now += timedelta(seconds=31)
+    return result
+
+
+def without_metrics(repo: ConfigRepo, **annotations: str) -> None:
+    def change(doc) -> None:  # noqa: ANN001 - ruamel map
+        doc["spec"]["analysis"]["metrics"] = []
+        doc["spec"]["analysis"]["stepWeight"] = 25
+        doc["spec"]["analysis"]["maxWeight"] = 50
+        if annotations:
+            doc["metadata"]["annotations"] = dict(annotations)
+
+    repo.edit("apps/backend/canary.yaml", change)
+    repo.commit_and_push("canary without metrics for the forge tests")
+
+
+def actions(repo: ConfigRepo) -> list[tuple[str, int]]:
+    return [(t["Action"], int(t["Weight"])) for _, _, t in repo.gitcanary_commits()]
+
+
+def phase(repo: ConfigRepo) -> str:
+    commits = repo.gitcanary_commits()
+    return commits[-1][2]["Phase"] if commits else ""
+
+
+def branches(repo: ConfigRepo) -> list[str]:
+    out = git("for-each-ref", "--format=%(refname:short)", "refs/heads/gitcanary", cwd=repo.remote)
+    return out.split()
+
+
+def bump_past_protection(repo: ConfigRepo, side: Side, tag: str, protect_after: bool = True) -> None:
+    side.protect(False)  # a person with the right to push to the protected branch pushes the bump
+    repo.bump("apps/backend", tag)
+    if protect_after:
+        side.protect()
+
+
+def test_step_requests_are_opened_and_merged_on_a_protected_branch(
+    config_repo: ConfigRepo, side: Side, tmp_path: Path
+) -> None:
+    without_metrics(config_repo)
+    stale = "gitcanary/prod/backend/advance-w75-i0-f0-x"  # left by a crash between push and open
+    git("push", "-q", "origin", f"HEAD:refs/heads/{stale}", cwd=config_repo.human)
+    side.protect()
+    clock = Clock()
+    rec = reconciler(config_repo, tmp_path / "work", side, clock)
+    for _ in range(2):
+        tick(rec, clock)
+    assert stale not in branches(config_repo)
+    bump_past_protection(config_repo, side, "6.1.1")
+    for _ in range(8):
+        tick(rec, clock)
+        if phase(config_repo) == "Succeeded":
+            break
+    assert [a for a, _ in actions(config_repo)] == [
+        "initialize",
+        "initialized",
+        "start",
+        "advance",
+        "advance",
+        "promote",
+        "finalize",
+        "succeed",
+    ]
+    requests = side.requests_list()
+    assert len(requests) == 8 and all(r.state == "merged" for r in requests)
+    assert requests[3].head == "gitcanary/prod/backend/advance-w25-i0-f0-6.1.0_6.1.1"
+    subjects = git("log", "--first-parent", "--format=%s", "main", cwd=config_repo.remote).splitlines()
+    assert not [s for s in subjects if s.startswith("gitcanary:")]  # every step arrived as a merge
+    assert branches(config_repo) == []
+
+
+def test_a_required_approval_holds_the_step_and_a_restart_finds_the_open_request(
+    config_repo: ConfigRepo, side: Side, tmp_path: Path
+) -> None:
+    without_metrics(config_repo)
+    side.protect()
+    side.require_approvals(1)
+    clock = Clock()
+    rec = reconciler(config_repo, tmp_path / "work", side, clock)
+    for _ in range(2):
+        result = tick(rec, clock)
+        assert "waiting for review of PR #1" in result.reports[KEY].waiting
+    assert actions(config_repo) == []
+    rec = reconciler(config_repo, tmp_path / "elsewhere", side, clock, merge_method="squash")
+    result = tick(rec, clock)
+    assert "waiting for review of PR #1" in result.reports[KEY].waiting
+    assert [(r.number, r.state) for r in side.requests_list()] == [(1, "open")]  # found, not duplicated
+    # `gitcanary status` says so too, from Git and the forge alone.
+    token_env = "GITCANARY_GITHUB_TOKEN" if side.name == "github" else "GITCANARY_FORGE_TOKEN"
+    shown = subprocess.run(
+        [sys.executable, "-m", "gitcanary", "status", "--repo", str(config_repo.remote), *side.cli_args()],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "COLUMNS": "250", token_env: TOKEN},
+    ).stdout
+    assert "waiting for review of PR #1" in shown
+    side.approve(1)
+    tick(rec, clock)
+    assert side.requests_list()[0].state == "merged" and actions(config_repo) == [("initialize", 0)]
+    result = tick(rec, clock)
+    assert "waiting for review of PR #2" in result.reports[KEY].waiting
+
+
+def gate_to_waiting(
+    repo: ConfigRepo, side: Side, tmp_path: Path, mode: str, method: str
+) -> tuple[Reconciler, Clock]:
+    without_metrics(repo, **{"gitcanary.io/promotion-gate": "true"})
+    clock = Clock()
+    rec = reconciler(repo, tmp_path / "work", side, clock, mode=mode, merge_method=method)
+    for _ in range(2):
+        tick(rec, clock)
+    bump_past_protection(repo, side, "6.1.1", protect_after=mode == "pull-request")
+    for _ in range(10):
+        result = tick(rec, clock)
+        if "waiting for approval" in result.reports[KEY].waiting:
+            return rec, clock
+    raise AssertionError(f"no promotion waiting for approval: {actions(repo)}")
+
+
+def gate_request(side: Side) -> Request:
+    return next(r for r in side.requests_list() if r.title.startswith("Rollout "))
+
+
+@pytest.mark.parametrize("method", ["merge", "squash", "rebase"])
+def test_the_gate_approved_promotes_and_its_merge_carries_the_approval(
+    config_repo: ConfigRepo, side: Side, tmp_path: Path, method: str
+) -> None:
+    """Merge and squash commits carry `Approved-by`; a rebase (GitLab: a fast-forward project)
+    makes no commit of the forge's own, so the approval stays on the forge."""
+    if method == "rebase" and side.name == "gitlab":
+        side.server.merge_method = "ff"  # GitLab rebases by the project's setting, not per merge
+    rec, clock = gate_to_waiting(config_repo, side, tmp_path, "direct", method)
+    gate = gate_request(side)
+    assert gate.title == "Rollout prod/backend 6.1.0 -> 6.1.1"
+    assert "passed: promotion (in this PR)" in gate.body and "| 50% |" in gate.body  # the progress table
+    assert actions(config_repo)[-1] == ("advance", 50)
+    side.approve(gate.number)
+    for _ in range(5):
+        tick(rec, clock)
+        if phase(config_repo) == "Succeeded":
+            break
+    gate = gate_request(side)
+    assert gate.state == "merged"
+    assert [a for a, _ in actions(config_repo)][-3:] == ["promote", "finalize", "succeed"]
+    assert branches(config_repo) == []
+    if method == "rebase":
+        assert "Approved-by" not in git("log", "--all", "--format=%B", cwd=config_repo.remote)
+        return
+    assert gate.merge_sha
+    message = git("log", "-1", "--format=%B", gate.merge_sha, cwd=config_repo.remote)
+    assert message.rstrip().endswith("\n\nApproved-by: pat")
+    if method == "squash":
+        assert "Gitcanary-Action: promote" in message  # every step's message, then the approval
+
+
+def test_the_gate_closed_rolls_back(config_repo: ConfigRepo, side: Side, tmp_path: Path) -> None:
+    rec, clock = gate_to_waiting(config_repo, side, tmp_path, "pull-request", "merge")
+    side.close(gate_request(side).number)
+    for _ in range(3):
+        tick(rec, clock)
+        if phase(config_repo) == "Failed":
+            break
+    assert actions(config_repo)[-1] == ("rollback", 0) and phase(config_repo) == "Failed"
+    config_repo.pull()
+    assert "newTag: 6.1.0" in (config_repo.human / "apps/backend/kustomization.yaml").read_text()
+    assert branches(config_repo) == []
+
+
+def test_a_rate_limit_is_waited_out(config_repo: ConfigRepo, side: Side, tmp_path: Path) -> None:
+    without_metrics(config_repo)
+    sleeps: list[float] = []
+    side.rate_limit(count=2, retry_after=7)
+    clock = Clock()
+    rec = reconciler(config_repo, tmp_path / "work", side, clock, forge=side.forge(sleeps))
+    tick(rec, clock)
+    assert sleeps == [7.0, 7.0]  # Retry-After said 7s, twice; the third request went through
+    assert side.posts_to_open() == 3  # no hammering
+    assert actions(config_repo) == [("initialize", 0)]
+
+
+def test_a_rate_limit_longer_than_allowed_fails_the_call_not_the_process(
+    config_repo: ConfigRepo, side: Side
+) -> None:
+    sleeps: list[float] = []
+    side.rate_limit(count=1, retry_after=3600)
+    forge = side.forge(sleeps, max_rate_wait=60.0)
+    git("push", "-q", "origin", "HEAD:refs/heads/feature", cwd=config_repo.human)
+    with pytest.raises(ForgeError, match="resets in"):
+        forge.open("feature", "main", "t", "b")
+    assert sleeps == []
+
+
+def test_the_token_never_reaches_an_output(
+    config_repo: ConfigRepo, side: Side, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "glpat-S3cretT0kenThatMustNeverShow"
+    token_file = tmp_path / "token"
+    token_file.write_text(secret + "\n")
+    side.add_token(secret)
+    side.server.echo_token = True  # a misbehaving proxy echoing credentials into error messages
+    without_metrics(config_repo)
+    forge = side.forge(token=None, token_file=token_file)
+    clock = Clock()
+    with caplog.at_level(logging.DEBUG):
+        rec = reconciler(config_repo, tmp_path / "work", side, clock, forge=forge)
+        for _ in range(3):
+            tick(rec, clock)
+        with pytest.raises(ForgeError) as raised:
+            forge.get(999)
+    assert secret in side.seen_tokens()  # it was used...
+    assert secret not in str(raised.value) and "***" in str(raised.value)  # ...never shown
+    assert secret not in caplog.text
+    assert secret not in git("log", "--all", "--format=%B", cwd=config_repo.remote)
+    assert all(secret not in r.body + r.title for r in side.requests_list())
+
+
+def test_run_once_from_the_command_line(config_repo: ConfigRepo, side: Side, tmp_path: Path) -> None:
+    side.protect()
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    env = {**os.environ, "COLUMNS": "250", "GITCANARY_PROMETHEUS": "http://127.0.0.1:9"}
+    env.pop("GITCANARY_GITHUB_TOKEN", None)
+    env.pop("GITCANARY_FORGE_TOKEN", None)
+    token_flag = "--github-token-file" if side.name == "github" else "--forge-token-file"
+    proc = subprocess.run(
+        [sys.executable, "-m", "gitcanary", "run", "--once", "--repo", str(config_repo.remote)]
+        + ["--workdir", str(tmp_path / "work"), "--write-mode", "pull-request"]
+        + side.cli_args()
+        + [token_flag, str(token_file)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert [r.state for r in side.requests_list()] == ["merged"] and actions(config_repo) == [
+        ("initialize", 0)
+    ]
+    assert TOKEN not in proc.stderr + proc.stdout
+
+
+def _deliveries(kind: str, secret: bytes, body: bytes) -> tuple[dict[str, str], list[dict[str, str]]]:
+    """(a good delivery's headers, bad ones) as each forge sends them."""
+    import hashlib
+    import hmac
+
+    from gitcanary.service.push_webhook import signature
+
+    def hexmac(key: bytes, data: bytes) -> str:
+        return hmac.new(key, data, hashlib.sha256).hexdigest()
+
+    if kind == "gitlab":
+        good = {"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": secret.decode()}
+        bad = [{"X-Gitlab-Event": "Push Hook"}, {**good, "X-Gitlab-Token": "wrong"}]
+    elif kind == "gitea":
+        good = {"X-Gitea-Event": "push", "X-Gitea-Signature": hexmac(secret, body)}
+        bad = [
+            {"X-Gitea-Event": "push"},
+            {**good, "X-Gitea-Signature": hexmac(b"wrong", body)},
+            {**good, "X-Gitea-Signature": hexmac(secret, body + b" ")},  # signed another body
+            {**good, "X-Gitea-Signature": signature(secret, body)},  # GitHub's sha256= form is not Gitea's
+        ]
+    else:
+        good = {"X-GitHub-Event": "push", "X-Hub-Signature-256": signature(secret, body)}
+        bad = [{"X-GitHub-Event": "push"}, {**good, "X-Hub-Signature-256": signature(b"wrong", body)}]
+    return good, bad
+
+
+@pytest.mark.parametrize("kind", FORGES)
+def test_push_webhooks_of_each_forge_wake_the_reconciler(
+    config_repo: ConfigRepo, tmp_path: Path, kind: str
+) -> None:
+    import httpx
+
+    from gitcanary.commands.cli import _serve
+
+    settings = Settings(repo=str(config_repo.remote), workdir=tmp_path / "work", webhook_secret="s3cret-hook")
+    rec = Reconciler(settings)
+    woke: list[int] = []
+    rec._wake = lambda: woke.append(1)  # what run_forever installs: reschedule the tick now
+    server = _serve("127.0.0.1:0", rec)
+    try:
+        url = f"{server.url}/webhooks/{kind}"
+        body = b'{"ref": "refs/heads/main"}'
+        good, bad = _deliveries(kind, b"s3cret-hook", body)
+        for headers in bad:
+            assert httpx.post(url, content=body, headers=headers).status_code == 401, headers
+        assert woke == []
+        assert httpx.post(url, content=body, headers=good).status_code == 202
+        assert woke == [1]
+        other = b'{"ref": "refs/heads/gitcanary/prod/backend/x"}'
+        good_other, _ = _deliveries(kind, b"s3cret-hook", other)
+        assert httpx.post(url, content=other, headers=good_other).status_code == 202
+        assert woke == [1]  # a push to gitcanary's own branch does not wake it
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(
+    ("url", "kind", "project", "api"),
+    [
+        (
+            "https://gitlab.com/acme/platform/config.git",
+            "gitlab",
+            "acme/platform/config",
+            "https://gitlab.com",
+        ),
+        ("git@gitlab.example.com:acme/config.git", "gitlab", "acme/config", "https://gitlab.example.com"),
+        ("https://codeberg.org/acme/config", "gitea", "acme/config", "https://codeberg.org"),
+        (
+            "ssh://git@forgejo.example.org:2222/acme/config.git",
+            "gitea",
+            "acme/config",
+            "https://forgejo.example.org",
+        ),
+        ("https://github.com/acme/config.git", "github", "acme/config", "https://api.github.com"),
+        ("https://git.example.com/acme/config.git", None, "acme/config", None),
+    ],
+)
+def test_the_forge_and_its_project_are_read_from_the_repository_url(
+    url: str, kind: str | None, project: str, api: str | None
+) -> None:
+    from gitcanary.forge import choice
+
+    assert choice.choose(None, url) == kind
+    assert choice.project_path(url, None) == project
+    if kind is not None:
+        assert choice.api_root(kind, url, None) == api
+    assert choice.choose("gitea", url) == "gitea"  # the flag wins
+    with pytest.raises(ForgeError, match="--forge 'bitbucket'"):
+        choice.choose("bitbucket", url)
+
+
+def test_run_help_names_the_forge_options() -> None:
+    from typer.testing import CliRunner
+
+    from gitcanary.commands.cli import app
+
+    out = CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "250", "TERM": "dumb"}).output
+    for flag in ("--forge ", "--forge-repo", "--forge-api-url", "--forge-token-file", "/webhooks/gitlab"):
+        assert flag in out
+
+
+def test_gitea_asks_again_before_taking_a_running_conflict_check_for_a_conflict(
+    config_repo: ConfigRepo,
+) -> None:
+    server = GiteaServer(config_repo.remote).start()
+    try:
+        sleeps: list[float] = []
+        forge = GiteaForge(GiteaConfig("acme/config", server.url, token=TOKEN), sleep=sleeps.append)
+        git("checkout", "-q", "-b", "feature", cwd=config_repo.human)
+        (config_repo.human / "note.txt").write_text("x\n")
+        git("add", "-A", cwd=config_repo.human)
+        git("commit", "-q", "-m", "note", cwd=config_repo.human)
+        git("push", "-q", "origin", "feature", cwd=config_repo.human)
+        number = forge.open("feature", "main", "t", "b").number
+        server.checking = 1  # the first read comes while Gitea still checks
+        pr = forge.get(number)
+        assert (pr.mergeable, pr.mergeable_state, sleeps) == (True, "clean", [2.0])
+        server.checking = 2  # still false on the second read: a conflict, as far as gitcanary can tell
+        assert forge.get(number).mergeable_state == "dirty"
+    finally:
+        server.stop()
+    assert not server.errors
