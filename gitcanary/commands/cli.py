@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperCommand
 
 from gitcanary import __version__
 from gitcanary.commands.manual_cli import register as register_manual_commands
@@ -30,7 +31,25 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click help, like kubectl and flux: no boxes, no `<str>` placeholders, and it pipes cleanly.
+    rich_markup_mode=None,
 )
+
+
+class PlainCommand(TyperCommand):
+    """A command whose help names value types as kubectl does (`--repo string`), not `<str>`."""
+
+    _LABELS = {"text": "string", "integer": "int", "float": "float", "path": "path", "choice": "string"}
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        for param in self.params:
+            if param.param_type_name == "option" and not getattr(param, "is_flag", False):
+                kind = getattr(param, "type", None)
+                name = getattr(kind, "name", "string")
+                param.metavar = param.metavar or self._LABELS.get(name, name)
+
+
 # Piped output (scripts, CI, tests) must not be cut at 80 columns the way a narrow terminal is.
 console = Console(width=None if sys.stdout.isatty() else 240)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 240)
@@ -120,9 +139,15 @@ def run(
             envvar="GITCANARY_WORKDIR",
         ),
     ] = None,
-    author_name: Annotated[str, typer.Option(envvar="GITCANARY_AUTHOR_NAME")] = "gitcanary",
+    author_name: Annotated[
+        str, typer.Option(help="Author and committer name of its commits.", envvar="GITCANARY_AUTHOR_NAME")
+    ] = "gitcanary",
     author_email: Annotated[
-        str, typer.Option(envvar="GITCANARY_AUTHOR_EMAIL")
+        str,
+        typer.Option(
+            help="Author and committer email of its commits (history --verify checks it).",
+            envvar="GITCANARY_AUTHOR_EMAIL",
+        ),
     ] = "gitcanary@users.noreply.local",
     signing_key: Annotated[
         str | None,
@@ -145,7 +170,14 @@ def run(
     once: Annotated[bool, typer.Option("--once", help="Do one tick and exit (scripts, tests, CI).")] = False,
     cluster: ClusterOpt = "auto",
     kubeconfig: KubeconfigOpt = None,
-    verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "-v",
+            "--verbose",
+            help="Debug lines too, and the HTTP client's and scheduler's own lines (off by default).",
+        ),
+    ] = False,
     commit_url: Annotated[
         str | None,
         typer.Option(
@@ -210,7 +242,13 @@ def run(
             envvar="GITCANARY_GITHUB_TOKEN_FILE",
         ),
     ] = None,
-    github_app_id: Annotated[str | None, typer.Option(envvar="GITCANARY_GITHUB_APP_ID")] = None,
+    github_app_id: Annotated[
+        str | None,
+        typer.Option(
+            help="GitHub App id, instead of a token (with the two options below).",
+            envvar="GITCANARY_GITHUB_APP_ID",
+        ),
+    ] = None,
     github_app_key_file: Annotated[
         Path | None,
         typer.Option(
@@ -219,7 +257,10 @@ def run(
         ),
     ] = None,
     github_installation_id: Annotated[
-        int | None, typer.Option(envvar="GITCANARY_GITHUB_INSTALLATION_ID")
+        int | None,
+        typer.Option(
+            help="The GitHub App's installation id on OWNER.", envvar="GITCANARY_GITHUB_INSTALLATION_ID"
+        ),
     ] = None,
     webhook_secret_file: Annotated[
         Path | None,
@@ -450,8 +491,14 @@ def status(
         str, typer.Option("--repo", help="URL or path of the config repository.", envvar="GITCANARY_REPO")
     ] = ".",
     branch: BranchOpt = "main",
-    output: Annotated[str, typer.Option("-o", "--output", help="table or json")] = "table",
-    settle: Annotated[float, typer.Option(envvar="GITCANARY_SETTLE")] = 10.0,
+    output: Annotated[str, typer.Option("-o", "--output", help="table or json.")] = "table",
+    settle: Annotated[
+        float,
+        typer.Option(
+            help="Without cluster access: seconds after which a commit counts as applied (as run --settle).",
+            envvar="GITCANARY_SETTLE",
+        ),
+    ] = 10.0,
     cluster: ClusterOpt = "auto",
     kubeconfig: KubeconfigOpt = None,
     github_repo: Annotated[
@@ -461,9 +508,15 @@ def status(
         ),
     ] = None,
     github_api_url: Annotated[
-        str, typer.Option(envvar="GITCANARY_GITHUB_API_URL")
+        str, typer.Option(help="GitHub Enterprise: https://HOST/api/v3.", envvar="GITCANARY_GITHUB_API_URL")
     ] = "https://api.github.com",
-    github_token_file: Annotated[Path | None, typer.Option(envvar="GITCANARY_GITHUB_TOKEN_FILE")] = None,
+    github_token_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="File holding the GitHub token (or set GITCANARY_GITHUB_TOKEN).",
+            envvar="GITCANARY_GITHUB_TOKEN_FILE",
+        ),
+    ] = None,
     provider: ProviderOpt = None,
 ) -> None:
     """Every canary: phase, weight, failed checks, current -> new revision, and what it waits for
@@ -523,6 +576,82 @@ def status(
     console.print(table)
 
 
+get_app = typer.Typer(
+    help="List resources from the repository, as kubectl get does.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(get_app, name="get")
+
+OutputOpt = Annotated[
+    str,
+    typer.Option(
+        "-o",
+        "--output",
+        help="table (the default), wide (more columns), json or yaml (a kubectl-style List of Canaries).",
+    ),
+]
+
+
+@get_app.command("canaries")
+def get_canaries(
+    repo: Annotated[
+        str, typer.Option("--repo", help="URL or path of the config repository.", envvar="GITCANARY_REPO")
+    ] = ".",
+    branch: BranchOpt = "main",
+    all_namespaces: Annotated[
+        bool,
+        typer.Option(
+            "-A",
+            "--all-namespaces",
+            help="Every namespace (also what you get without -n: a repository has no current namespace).",
+        ),
+    ] = False,
+    namespace: Annotated[
+        str | None, typer.Option("-n", "--namespace", help="Only canaries in this namespace.")
+    ] = None,
+    output: OutputOpt = "table",
+    provider: ProviderOpt = None,
+) -> None:
+    """Every canary in the repository with its status, weight and last transition, read from Git
+    (the columns of `kubectl get canaries`; see `status` for what each one waits for)."""
+    from gitcanary.commands.listing import COLUMNS, PHASE_STYLES, WIDE, canaries
+
+    if output not in ("table", "wide", "json", "yaml"):
+        _fail(GitcanaryError(f"-o {output}: expected table, wide, json or yaml"))
+    try:
+        rows = canaries(_checkout(repo, branch), None if all_namespaces else namespace, provider)
+    except GitcanaryError as exc:
+        _fail(exc)
+        return
+    if output in ("json", "yaml"):
+        listing = {"apiVersion": "v1", "kind": "List", "items": [row.to_object() for row in rows]}
+        if output == "json":
+            print(json.dumps(listing, indent=2))
+        else:
+            import yaml
+
+            print(yaml.safe_dump(listing, sort_keys=False), end="")
+        return
+    if not rows:
+        err.print(
+            f"No canaries found in {namespace} namespace." if namespace else "No canaries found.",
+            highlight=False,
+        )
+        return
+    wide = output == "wide"
+    show_namespace = namespace is None or all_namespaces
+    table = Table(box=None, header_style="bold", pad_edge=False, padding=(0, 3, 0, 0))
+    for column in (("NAMESPACE",) if show_namespace else ()) + COLUMNS + (WIDE if wide else ()):
+        table.add_column(column, no_wrap=True)
+    for row in rows:
+        cells = row.cells(wide)
+        style = PHASE_STYLES.get(row.view.phase, "")
+        cells[1] = f"[{style}]{cells[1]}[/{style}]" if style else cells[1]
+        table.add_row(*(([row.namespace] if show_namespace else []) + cells))
+    console.print(table, highlight=False)
+
+
 @app.command()
 def validate(
     path: Annotated[Path, typer.Argument(help="Checkout of the config repository.")] = Path("."),
@@ -578,6 +707,11 @@ from gitcanary.audit.commands import audit_command, history  # noqa: E402
 
 app.command("history")(history)
 app.command("audit")(audit_command)
+
+
+for _info in app.registered_commands + get_app.registered_commands:  # every command, wherever registered
+    if _info.cls in (None, TyperCommand):
+        _info.cls = PlainCommand
 
 
 def main() -> None:
