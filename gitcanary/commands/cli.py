@@ -339,9 +339,12 @@ def run(
             if report.error:
                 err.print(f"[red]halted[/red] {report.key}: {report.error}", highlight=False)
         for sha in result.commits:
-            summary = reconciler.workspace.repo.commit(sha).summary
-            subject = summary.decode() if isinstance(summary, bytes) else summary
-            console.print(f"{sha[:8]} {subject}", highlight=False)
+            body = reconciler.workspace.repo.commit(sha).message
+            text = body.decode() if isinstance(body, bytes) else body
+            subject, *rest = text.splitlines()
+            console.print(f"{sha[:8]} {subject}", highlight=False, markup=False)
+            for line in _evidence(rest):  # the checks and their values, in words
+                console.print(f"         {line}", highlight=False, markup=False)
 
     def log_result(result: TickResult) -> None:
         """The tick's news as JSON log records, with the canary and commit as fields."""
@@ -383,6 +386,11 @@ def run(
                 server.stop()
     except GitcanaryError as exc:
         _fail(exc)
+
+
+def _evidence(body: list[str]) -> list[str]:
+    """A commit body's lines for people: everything but the blank lines and the trailers."""
+    return [line for line in body if line.strip() and not line.startswith(("Gitcanary-", "Approved-by:"))]
 
 
 def _subject(reconciler: Reconciler, sha: str) -> str:

@@ -26,7 +26,7 @@ PHASE_STYLES = {
     "Waiting": "yellow",
     "WaitingPromotion": "yellow",
     "Initializing": "blue",
-    "Initialized": "",
+    "Initialized": "green",
     "Uninitialized": "dim",
 }
 
