@@ -34,4 +34,6 @@ fi
 # The reference pages are generated from the code; the site must build without a warning.
 "$python" scripts/gen_reference.py --check
 NO_MKDOCS_2_WARNING=1 "$python" -m mkdocs build --strict --quiet --site-dir "$(mktemp -d)"
+# tests/test_dashboard.py leaves its screenshot of the page here, for docs/img/dashboard.png.
+export GITCANARY_SCREENSHOT_DIR="${GITCANARY_SCREENSHOT_DIR:-build/screenshots}"
 exec "$python" -m pytest -n "${PYTEST_WORKERS:-auto}" --dist loadfile "$@"

@@ -162,7 +162,8 @@ def run(
     listen: Annotated[
         str,
         typer.Option(
-            help="HOST:PORT for the HTTP endpoints (health, metrics, push webhooks); port 0 picks a free "
+            help="HOST:PORT for the HTTP endpoints (the dashboard at /, health, metrics, push webhooks); "
+            "port 0 picks a free "
             "one, an empty value serves nothing. Not served with --once.",
             envvar="GITCANARY_LISTEN",
         ),
@@ -404,8 +405,15 @@ def _serve(listen: str, reconciler: Reconciler, as_json: bool = False) -> HttpSe
     router.mount("/healthz", plain("200 OK", "ok\n"))
     mount_telemetry(router, reconciler)
     from gitcanary.service import push_webhook
+    from gitcanary.service.dashboard import Dashboard
     from gitcanary.service.forge_setup import webhook_secret
 
+    # The same read-only page as `gitcanary dashboard`, over the reconciler's own clone.
+    Dashboard(
+        lambda: reconciler.workspace.root,
+        reconciler.settings.repo,
+        commit_url=reconciler.settings.commit_url,
+    ).mount(router)
     secret = webhook_secret(reconciler.settings)
     if secret:
         receiver = push_webhook.WebhookReceiver(secret, reconciler.wake, reconciler.settings.branch)
@@ -678,6 +686,69 @@ def validate(
     if errors:
         raise typer.Exit(1)
     console.print("ok: every canary and generated object is valid")
+
+
+@app.command()
+def dashboard(
+    repo: Annotated[
+        str,
+        typer.Option(
+            "--repo",
+            help="URL or path of the config repository: a work tree is read as it is, a URL or a bare "
+            "repository is cloned and fetched again as the page polls.",
+            envvar="GITCANARY_REPO",
+        ),
+    ] = ".",
+    branch: BranchOpt = "main",
+    listen: Annotated[
+        str, typer.Option(help="HOST:PORT to serve the page on; port 0 picks a free one.")
+    ] = "127.0.0.1:8090",
+    commit_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Link each commit, {sha} replaced (https://github.com/acme/fleet/commit/{sha}); "
+            "PR numbers link to .../pull/N of the same repository.",
+            envvar="GITCANARY_COMMIT_URL",
+        ),
+    ] = None,
+) -> None:
+    """Serve a live, read-only web page of every canary: phase, weight, last checks against their
+    thresholds, a chart of each latest rollout, its commits and PRs, and the manual actions as
+    commands to run. It writes nothing. `gitcanary run --listen` serves the same page at /."""
+    import threading
+
+    from gitcanary.service.dashboard import Dashboard
+
+    try:
+        root = _checkout(repo, branch)
+    except GitcanaryError as exc:
+        _fail(exc)
+        return
+    refresh = None
+    if root != Path(repo):  # our own clone (a URL, a bare repository): fetch it as the page polls
+        from gitcanary.git.workspace import Workspace
+
+        workspace = Workspace(repo, branch, root)
+
+        def refresh() -> None:
+            workspace.sync()
+
+    board = Dashboard(lambda: root, repo, refresh=refresh, commit_url=commit_url)
+    router = Router()
+    router.mount("/healthz", plain("200 OK", "ok\n"))
+    board.mount(router)
+    try:
+        server = HttpServer(router, listen).start()
+    except (OSError, ValueError) as exc:
+        _fail(GitcanaryError(f"--listen {listen}: {exc}"))
+        return
+    err.print(f"dashboard of {repo} on {server.url}/ (read-only; Ctrl-C stops it)", highlight=False)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
 
 
 @app.command()
