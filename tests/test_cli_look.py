@@ -150,3 +150,15 @@ def test_library_noise_is_off_unless_verbose(web: str, verbose: bool) -> None:
     assert "advance prod/backend to 20%" in text
     assert ("HTTP Request" in text) is verbose
     assert ("maximum number of running instances" in text) is verbose
+
+
+def test_status_says_the_guess_once_and_fits_80_columns(config_repo: ConfigRepo) -> None:
+    assert gitcanary("init", "apps/backend", cwd=config_repo.human).returncode == 0  # Initializing
+    out = gitcanary("status", "--cluster", "off", "--settle", "3600", cwd=config_repo.human).stdout
+    assert out.count("guessing: no cluster access") == 1, out
+    lines = out.splitlines()
+    assert lines[0].split() == ["NAMESPACE", "NAME", "STATUS", "WEIGHT", "FAILED", "REVISION"]
+    assert lines[1].split()[:3] == ["prod", "backend", "Initializing"]
+    assert lines[2].startswith("    waiting: ") and lines[2].endswith(" *")
+    shown = ANSI.sub("", on_terminal("status", "--cluster", "off", cwd=config_repo.human))
+    assert all(len(line) <= 80 for line in shown.splitlines()), shown

@@ -89,7 +89,8 @@ def test_the_commands_table(demo: tuple[Path, float]) -> None:
         assert sh(f"gitcanary get canaries --repo {repo} -o {output}", ROOT).returncode == 0
     assert json.loads(sh(f"gitcanary get canaries --repo {repo} -o json", ROOT).stdout)["kind"] == "List"
     status = sh(f"gitcanary status --repo {repo}", ROOT).stdout
-    assert "FAILEDCHECKS" in status and "WAITING" in status
+    assert status.split()[:6] == ["NAMESPACE", "NAME", "STATUS", "WEIGHT", "FAILED", "REVISION"]
+    assert "waiting: " in status
     assert sh(f"gitcanary validate {repo}", ROOT).returncode == 0
     history = sh(f"gitcanary history prod/backend --repo {repo}", ROOT).stdout
     assert "promoted" in history and "rolled back" in history

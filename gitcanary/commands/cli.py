@@ -7,11 +7,13 @@ import logging
 import os
 import sys
 import tempfile
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperCommand
 
@@ -507,7 +509,9 @@ def status(
         str, typer.Option("--repo", help="URL or path of the config repository.", envvar="GITCANARY_REPO")
     ] = ".",
     branch: BranchOpt = "main",
-    output: Annotated[str, typer.Option("-o", "--output", help="table or json.")] = "table",
+    output: Annotated[
+        str, typer.Option("-o", "--output", help="table, wide (adds LASTTRANSITIONTIME) or json.")
+    ] = "table",
     settle: Annotated[
         float,
         typer.Option(
@@ -560,18 +564,15 @@ def status(
     if output == "json":
         print(json.dumps([v.to_json() for v in views], indent=2))
         return
-    table = Table(box=None, header_style="bold")
-    for column in (
-        "NAMESPACE",
-        "NAME",
-        "STATUS",
-        "WEIGHT",
-        "FAILEDCHECKS",
-        "REVISION",
-        "LASTTRANSITIONTIME",
-        "WAITING",
-    ):
-        table.add_column(column)
+    from gitcanary.commands.listing import PHASE_STYLES
+
+    # The guess is the same for every row: said once under the table, not on each row.
+    guess = f" (guessing: no cluster access, a commit counts as applied {settle:g}s after it)"
+    guessed = False
+    wide = output == "wide"
+    header = ["NAMESPACE", "NAME", "STATUS", "WEIGHT", "FAILED", "REVISION"]
+    header += ["LASTTRANSITIONTIME"] if wide else []
+    rows: list[tuple[list[str], str, str]] = []
     for view in views:
         namespace, _, name = view.key.partition("/") if "/" in view.key else ("", "", view.key)
         revision = (
@@ -579,17 +580,30 @@ def status(
             if view.canary_revision and view.canary_revision != view.primary_revision
             else view.primary_revision or view.target_revision
         )
-        table.add_row(
-            namespace,
-            name,
-            view.phase,
-            str(view.weight),
-            str(view.failed_checks),
-            revision,
-            view.last_transition,
-            view.error or view.waiting,
+        waiting = f"error: {view.error}" if view.error else f"waiting: {view.waiting}" if view.waiting else ""
+        if waiting.endswith(guess):
+            waiting, guessed = waiting.removesuffix(guess) + " *", True
+        cells = [namespace, name, view.phase, str(view.weight), str(view.failed_checks), revision]
+        rows.append((cells + ([view.last_transition] if wide else []), view.phase, waiting))
+    # kubectl's layout: columns three spaces apart, and what each canary waits for on a line of its
+    # own under its row, wrapped to the terminal, so the table fits 80 columns.
+    widths = [max(len(h), *(len(r[0][i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    console.print("   ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip(), style="bold")
+    for cells, phase, waiting in rows:
+        padded = [escape(c.ljust(w)) for c, w in zip(cells, widths, strict=True)]
+        style = PHASE_STYLES.get(phase, "")
+        if style:
+            padded[2] = f"[{style}]{padded[2]}[/{style}]"
+        console.print("   ".join(padded).rstrip(), highlight=False)
+        if waiting:
+            width = max(40, (console.width or 80) - 4)
+            for line in textwrap.wrap(waiting, width):
+                console.print(f"    {line}", highlight=False, markup=False)
+    if guessed:
+        console.print(
+            f"* guessing: no cluster access (--cluster), a commit counts as applied {settle:g}s after it",
+            highlight=False,
         )
-    console.print(table)
 
 
 get_app = typer.Typer(
