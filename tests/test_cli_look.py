@@ -162,3 +162,10 @@ def test_status_says_the_guess_once_and_fits_80_columns(config_repo: ConfigRepo)
     assert lines[2].startswith("    waiting: ") and lines[2].endswith(" *")
     shown = ANSI.sub("", on_terminal("status", "--cluster", "off", cwd=config_repo.human))
     assert all(len(line) <= 80 for line in shown.splitlines()), shown
+
+
+def test_long_commands_show_progress_on_a_terminal_only(initialized: ConfigRepo) -> None:
+    shown = on_terminal("audit", "--repo", str(initialized.human), cwd=initialized.human)
+    assert "gitcanary commits..." in shown  # the spinner's line, cleared once the report prints
+    piped = gitcanary("audit", "--repo", str(initialized.human), cwd=initialized.human)
+    assert piped.returncode == 0 and "gitcanary commits..." not in piped.stderr + piped.stdout

@@ -457,7 +457,9 @@ def init(
     from gitcanary.commands.operations import init as do_init
 
     try:
-        results = do_init(repo, path, switch=switch, provider=provider)
+        # Rendering every target with kustomize takes a while on many apps: say so on a terminal.
+        with err.status(f"initializing the canaries under {path}...", spinner="dots"):
+            results = do_init(repo, path, switch=switch, provider=provider)
     except GitcanaryError as exc:
         _fail(exc)
         return
