@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from conftest import git
+from conftest import ConfigRepo, git
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -184,3 +184,26 @@ def test_a_thousand_canaries(tmp_path: Path) -> None:
         state = httpx.get(url + "/dashboard/state", timeout=60).json()
         assert len(state["canaries"]) == 1000
     print(f"1000 canaries read in {took:.2f}s")
+
+
+def test_run_listen_serves_the_page_at_the_root(config_repo: ConfigRepo, tmp_path: Path) -> None:
+    from gitcanary.commands.cli import _serve
+    from gitcanary.service.instrumented import MonitoredReconciler
+    from gitcanary.service.settings import Settings
+
+    settings = Settings(repo=str(config_repo.remote), workdir=tmp_path / "work", settle=0, cluster="off")
+    reconciler = MonitoredReconciler(settings)
+    server = _serve("127.0.0.1:0", reconciler)
+    try:
+        reconciler.tick()  # initializes prod/backend: a commit in the reconciler's clone
+        status = yaml.safe_load(
+            git("show", "main:apps/backend-gitcanary/gitcanary-status.yaml", cwd=config_repo.remote)
+        )["status"]
+        page = httpx.get(server.url + "/", timeout=30)
+        assert page.status_code == 200 and "id='prod/backend'" in page.text
+        assert f">{status['phase']}</span>" in page.text
+        state = httpx.get(server.url + "/dashboard/state", timeout=30).json()
+        assert state["head"] == git("rev-parse", "main", cwd=config_repo.remote).strip()
+        assert httpx.get(server.url + "/healthz", timeout=5).text == "ok\n"
+    finally:
+        server.stop()
