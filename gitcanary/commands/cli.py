@@ -750,6 +750,8 @@ def dashboard(
             workspace.sync()
 
     board = Dashboard(lambda: root, repo, refresh=refresh, commit_url=commit_url)
+    with err.status(f"reading the canaries of {repo}...", spinner="dots"):
+        board.snapshot()  # the first read parses every Canary; later heads re-read what changed
     router = Router()
     router.mount("/healthz", plain("200 OK", "ok\n"))
     board.mount(router)

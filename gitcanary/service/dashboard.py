@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote
 
-from git import Repo
+from git import GitCommandError, Repo
 
 from gitcanary.audit.chart import render_svg
 from gitcanary.audit.gitlog import read_log
@@ -30,6 +30,7 @@ from gitcanary.audit.parse import Step, parse_commits
 from gitcanary.core.manual_rules import refusal
 from gitcanary.errors import GitcanaryError
 from gitcanary.manifests import discovery
+from gitcanary.manifests.files import YAML_SUFFIXES
 from gitcanary.manifests.generate import Layout, read_status
 from gitcanary.service.http import Router, StartResponse, plain
 from gitcanary.spec.load import LoadedCanary
@@ -87,6 +88,9 @@ class Snapshot:
     cards: list[Card]
     problems: list[str]
     took: float
+    # Kept for the next head: only the files a commit changed are read again.
+    catalog: discovery.Catalog | None = None
+    status_files: dict[str, str] = field(default_factory=dict)  # canary key -> its status file
 
     def state(self) -> dict[str, object]:
         return {
@@ -118,19 +122,47 @@ def _card(root: Path, loaded: LoadedCanary) -> Card:
     return card
 
 
-def take_snapshot(root: Path) -> Snapshot:
-    """Every canary in the checkout at `root`, with its latest rollout read from `git log`."""
+def take_snapshot(root: Path, previous: Snapshot | None = None) -> Snapshot:
+    """Every canary in the checkout at `root`, with its latest rollout read from `git log`.
+
+    With `previous` (a snapshot of an earlier head of the same checkout), only the files changed since
+    are parsed again: a commit that moves one canary costs that canary, however many there are.
+    """
     started = time.monotonic()
     repo = Repo(root)
     head = repo.head.commit.hexsha
-    catalog = discovery.scan(root)
+    changed: set[str] | None = None
+    if previous is not None and previous.catalog is not None:
+        try:
+            out = repo.git.diff("--name-only", "--no-renames", previous.head, head)
+            changed = {line for line in out.splitlines() if line}
+        except GitCommandError:  # the old head is gone (a force-push): read everything again
+            changed = None
+    if changed is None or previous is None or previous.catalog is None:
+        catalog = discovery.scan(root)
+        kept: dict[str, Card] = {}
+    else:
+        catalog = previous.catalog
+        for path in sorted(changed):
+            if path.endswith(YAML_SUFFIXES):
+                discovery.scan_file(catalog, root, path)
+        kept = {
+            card.key: card
+            for card in previous.cards
+            if card.key in catalog.canaries
+            and catalog.canaries[card.key].source.split("#")[0] not in changed
+            and previous.status_files.get(card.key) not in changed
+        }
     problems = [str(error) for error in catalog.errors.values()]
     cards = []
+    status_files = {}
     for key in sorted(catalog.canaries):
+        loaded = catalog.canaries[key]
         try:
-            cards.append(_card(root, catalog.canaries[key]))
+            status_files[key] = Layout.of(loaded).status
+            cards.append(kept[key] if key in kept else _card(root, loaded))
         except GitcanaryError as exc:  # one bad canary never hides the others
-            cards.append(Card(key=key, source=catalog.canaries[key].source, phase="Error", message=str(exc)))
+            cards.append(Card(key=key, source=loaded.source, phase="Error", message=str(exc)))
     steps, skipped = parse_commits(read_log(repo, head))
     problems += [str(problem) for problem in skipped]
     latest: dict[str, Rollout] = {}
@@ -139,7 +171,7 @@ def take_snapshot(root: Path) -> Snapshot:
             latest[rollout.canary] = rollout
     for card in cards:
         card.rollout = latest.get(card.key)
-    return Snapshot(head, cards, problems, time.monotonic() - started)
+    return Snapshot(head, cards, problems, time.monotonic() - started, catalog, status_files)
 
 
 class Dashboard:
@@ -173,7 +205,7 @@ class Dashboard:
             root = self._root()
             head = Repo(root).head.commit.hexsha
             if self._cached is None or self._cached.head != head:
-                self._cached = take_snapshot(root)
+                self._cached = take_snapshot(root, self._cached)
                 log.debug(
                     "dashboard: read %d canaries at %s in %.2fs",
                     len(self._cached.cards),
