@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from conftest import ConfigRepo
+from conftest import ConfigRepo, git
 
 from gitcanary.service import logs
 
@@ -169,3 +169,19 @@ def test_long_commands_show_progress_on_a_terminal_only(initialized: ConfigRepo)
     assert "gitcanary commits..." in shown  # the spinner's line, cleared once the report prints
     piped = gitcanary("audit", "--repo", str(initialized.human), cwd=initialized.human)
     assert piped.returncode == 0 and "gitcanary commits..." not in piped.stderr + piped.stdout
+
+
+def test_text_logs_say_each_commit_and_its_evidence_in_words(config_repo: ConfigRepo, tmp_path: Path) -> None:
+    result = gitcanary(
+        "run", "--repo", str(config_repo.remote), "--once", "--cluster", "off", "--listen", "",
+        "--log-format", "text", "--workdir", str(tmp_path / "work"), cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    [entry] = [e for e in config_repo.gitcanary_commits() if e[2].get("Action") == "initialize"]
+    body = git("log", "-1", "--format=%b", entry[0], cwd=config_repo.remote)
+    evidence = [line for line in body.splitlines() if line.strip() and not line.startswith("Gitcanary-")]
+    lines = result.stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith(entry[0][:8]))
+    assert lines[at] == f"{entry[0][:8]} {entry[1]}"
+    assert [line.strip() for line in lines[at + 1 : at + 1 + len(evidence)]] == evidence
+    assert not any("Gitcanary-" in line for line in lines)
