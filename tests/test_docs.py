@@ -82,11 +82,14 @@ def test_every_option_of_every_command_is_described() -> None:
 
 
 def test_help_has_no_placeholders_or_boxes() -> None:
-    for command in ("run", "status", "get", "history", "audit", "promote"):
+    commands = ("run", "init", "status", "validate", "demo", "get", "get canaries", "dashboard", "history",
+                "audit", "promote", "abort", "pause", "resume", "retry")
+    for command in commands:
         result = _run(sys.executable, "-m", "gitcanary", *command.split(), "--help")
         assert result.returncode == 0, result.stderr
-        assert "<bool>" not in result.stdout and "╭" not in result.stdout, result.stdout
-        assert "default:" in result.stdout or command == "get", result.stdout
+        assert not re.search(r"<(?:str|int|float|bool|path)>", result.stdout), result.stdout
+        assert "╭" not in result.stdout, result.stdout
+        assert "default:" in result.stdout or command in ("get", "audit"), result.stdout
 
 
 @pytest.mark.timeout(300)

@@ -50,6 +50,9 @@ class PlainCommand(TyperCommand):
                 kind = getattr(param, "type", None)
                 name = getattr(kind, "name", "string")
                 param.metavar = param.metavar or self._LABELS.get(name, name)
+            elif param.param_type_name == "argument":
+                # An argument's name says what it is (CANARY, PATH); typer would add `<str>` after it.
+                setattr(param, "display_type_rich", lambda ctx: None)  # noqa: B010 - an instance override
 
 
 # Piped output (scripts, CI, tests) must not be cut at 80 columns the way a narrow terminal is.
