@@ -97,6 +97,11 @@ def test_get_canaries_json_and_yaml_are_kubectl_lists(initialized: ConfigRepo) -
         assert item["kind"] == "Canary" and item["metadata"] == {"name": "backend", "namespace": "prod"}
         assert item["status"]["phase"] == expected["phase"]
         assert item["spec"]["targetRef"]["name"] == "backend"
+    # a URL (here the bare remote, after a push) is cloned and read the same way
+    assert git("push", "-q", cwd=initialized.human) == ""
+    args = ("get", "canaries", "--repo", str(initialized.remote), "-o", "json")
+    remote = gitcanary(*args, cwd=initialized.human)
+    assert json.loads(remote.stdout)["items"][0]["status"]["phase"] == expected["phase"]
 
 
 def test_get_canaries_filters_by_namespace(initialized: ConfigRepo) -> None:

@@ -109,6 +109,7 @@ def test_the_page_shows_the_demo_and_updates_when_a_commit_lands(
         )
         first = dict(paint).get("first-contentful-paint")
         assert first is not None and first < 1000, paint
+        print(f"first contentful paint: {first:.0f} ms")
         screenshots = Path(os.environ.get("GITCANARY_SCREENSHOT_DIR", tmp_path))
         screenshots.mkdir(parents=True, exist_ok=True)
         assert browser.save_screenshot(str(screenshots / "dashboard.png"))
