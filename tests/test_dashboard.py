@@ -220,3 +220,20 @@ def test_run_listen_serves_the_page_at_the_root(config_repo: ConfigRepo, tmp_pat
         assert httpx.get(server.url + "/healthz", timeout=5).text == "ok\n"
     finally:
         server.stop()
+
+
+def test_commits_and_prs_link_to_github(demo: Path) -> None:
+    from gitcanary.service.dashboard import Dashboard, github_commit_url, main
+
+    assert github_commit_url("https://api.github.com", "acme/config") == (
+        "https://github.com/acme/config/commit/{sha}"
+    )
+    assert github_commit_url("https://ghe.acme.io/api/v3", "acme/config") == (
+        "https://ghe.acme.io/acme/config/commit/{sha}"
+    )
+    board = Dashboard(lambda: demo, str(demo), commit_url=github_commit_url("https://api.github.com", "a/c"))
+    html = main(board.snapshot(), board)
+    head = git("rev-parse", "HEAD", cwd=demo).strip()
+    assert f'href="https://github.com/a/c/commit/{head}"' in html
+    assert board.pr_link("12") == '<a href="https://github.com/a/c/pull/12">#12</a>'
+    assert Dashboard(lambda: demo, str(demo)).pr_link("12") == "#12"  # nowhere to link

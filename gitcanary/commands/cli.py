@@ -410,15 +410,16 @@ def _serve(listen: str, reconciler: Reconciler, as_json: bool = False) -> HttpSe
     router.mount("/healthz", plain("200 OK", "ok\n"))
     mount_telemetry(router, reconciler)
     from gitcanary.service import push_webhook
-    from gitcanary.service.dashboard import Dashboard
+    from gitcanary.service.dashboard import Dashboard, github_commit_url
     from gitcanary.service.forge_setup import webhook_secret
 
-    # The same read-only page as `gitcanary dashboard`, over the reconciler's own clone.
-    Dashboard(
-        lambda: reconciler.workspace.root,
-        reconciler.settings.repo,
-        commit_url=reconciler.settings.commit_url,
-    ).mount(router)
+    # The same read-only page as `gitcanary dashboard`, over the reconciler's own clone; commits and
+    # PRs link to GitHub when gitcanary knows the repository there.
+    settings = reconciler.settings
+    links = settings.commit_url or (
+        github_commit_url(settings.github_api_url, settings.github_repo) if settings.github_repo else None
+    )
+    Dashboard(lambda: reconciler.workspace.root, settings.repo, commit_url=links).mount(router)
     secret = webhook_secret(reconciler.settings)
     if secret:
         receiver = push_webhook.WebhookReceiver(secret, reconciler.wake, reconciler.settings.branch)

@@ -174,6 +174,14 @@ def take_snapshot(root: Path, previous: Snapshot | None = None) -> Snapshot:
     return Snapshot(head, cards, problems, time.monotonic() - started, catalog, status_files)
 
 
+def github_commit_url(api_url: str, repo: str) -> str:
+    """`https://github.com/OWNER/NAME/commit/{sha}` for a GitHub repository, GitHub Enterprise too
+    (its API is `https://HOST/api/v3`, its pages `https://HOST/...`)."""
+    base = api_url.rstrip("/")
+    base = "https://github.com" if base == "https://api.github.com" else base.removesuffix("/api/v3")
+    return f"{base}/{repo}/commit/{{sha}}"
+
+
 class Dashboard:
     """The page and its endpoints over a checkout that `refresh` (if any) brings up to date."""
 
