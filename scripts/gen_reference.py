@@ -60,8 +60,8 @@ ANNOTATIONS = {
 
 TRAILERS = {
     "Gitcanary-Canary": "`NAMESPACE/NAME` of the canary the commit acts on.",
-    "Gitcanary-Action": "The transition: `initialize`, `start`, `advance`, `halt`, `promote`, `finalize`, "
-    "`succeed`, `rollback`, `wait`, `update`..., or `manual-<action>` for a person's command.",
+    "Gitcanary-Action": "The transition: {actions} (`core.rollout.Action`), `update` (generated objects "
+    "re-rendered after the Canary changed), or `manual-<action>` for a person's command.",
     "Gitcanary-Rollout": "The rollout: `<old>..<new>/<start time>` (`<revision>/init` before the first).",
     "Gitcanary-Phase": "Flagger's phase after the commit (`Progressing`, `Succeeded`, `Failed`...).",
     "Gitcanary-Weight": "The canary's traffic weight after the commit, in percent.",
@@ -117,7 +117,8 @@ def cli_page() -> str:
         rows = []
         for param in command.params:
             if param.param_type_name == "argument":
-                rows.append((f"`{(param.metavar or param.name or '').upper()}` (argument)", "", "", _help(param)))
+                label = (param.metavar or param.name or "").upper()
+                rows.append((f"`{label}` (argument)", "", "", _help(param)))
                 continue
             if param.param_type_name != "option" or param.hidden:
                 continue
@@ -158,11 +159,12 @@ def annotations_found() -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for module, tree in _sources():
         for node in ast.walk(tree):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) and _ANNOTATION.match(node.value):
-                if not re.match(r"^gitcanary\.io/v\d", node.value):
-                    found.setdefault(node.value, [])
-                    if module not in found[node.value]:
-                        found[node.value].append(module)
+            if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+                continue
+            if _ANNOTATION.match(node.value) and not re.match(r"^gitcanary\.io/v\d", node.value):
+                found.setdefault(node.value, [])
+                if module not in found[node.value]:
+                    found[node.value].append(module)
     return found
 
 
@@ -204,7 +206,8 @@ def trailers_found() -> dict[str, list[str]]:
             if isinstance(node, ast.AnnAssign | ast.Assign):
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                 for target in targets:
-                    if isinstance(target, ast.Name) and target.id == "trailers" and isinstance(node.value, ast.Dict):
+                    named = isinstance(target, ast.Name) and target.id == "trailers"
+                    if named and isinstance(node.value, ast.Dict):
                         _dict_keys(node.value, lambda k, m=module: add(k, m))
                     if (
                         isinstance(target, ast.Subscript)
@@ -232,8 +235,9 @@ def trailers_found() -> dict[str, list[str]]:
 
 def _dict_keys(node: ast.Dict, add: object) -> None:
     for key in node.keys:
-        if isinstance(key, ast.Constant) and isinstance(key.value, str) and re.match(r"^[A-Z][A-Za-z-]*$", key.value):
-            add(key.value)  # type: ignore[operator]
+        if isinstance(key, ast.Constant) and isinstance(key.value, str):
+            if re.match(r"^[A-Z][A-Za-z-]*$", key.value):
+                add(key.value)  # type: ignore[operator]
 
 
 def trailers_page() -> str:
@@ -251,12 +255,20 @@ def trailers_page() -> str:
     ]
     for name in sorted(found, key=lambda n: (not n.startswith("Gitcanary-"), n)):
         modules = ", ".join(f"`{m}`" for m in found[name])
-        lines.append(f"| `{name}` | {TRAILERS[name]} | {modules} |\n")
+        meaning = TRAILERS[name].replace("{actions}", _actions())
+        lines.append(f"| `{name}` | {meaning} | {modules} |\n")
     lines.append(
         "\nCommits from versions before `Gitcanary-Time`, `Gitcanary-Check` and `Gitcanary-Bumped-By` "
         "still parse: their times come from the author date, and their checks from the body lines.\n"
     )
     return "".join(lines)
+
+
+def _actions() -> str:
+    from gitcanary.core.rollout import Action
+
+    # `none` and `measure` decide without a commit.
+    return ", ".join(f"`{a.value}`" for a in Action if a.value not in ("none", "measure"))
 
 
 PAGES = {"cli.md": cli_page, "annotations.md": annotations_page, "trailers.md": trailers_page}
