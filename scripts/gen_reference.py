@@ -21,6 +21,7 @@ import ast
 import re
 import sys
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -233,11 +234,11 @@ def trailers_found() -> dict[str, list[str]]:
     return found
 
 
-def _dict_keys(node: ast.Dict, add: object) -> None:
+def _dict_keys(node: ast.Dict, add: Callable[[str], None]) -> None:
     for key in node.keys:
-        if isinstance(key, ast.Constant) and isinstance(key.value, str):
-            if re.match(r"^[A-Z][A-Za-z-]*$", key.value):
-                add(key.value)  # type: ignore[operator]
+        name = key.value if isinstance(key, ast.Constant) else None
+        if isinstance(name, str) and re.match(r"^[A-Z][A-Za-z-]*$", name):
+            add(name)
 
 
 def trailers_page() -> str:
