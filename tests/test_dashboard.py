@@ -237,3 +237,11 @@ def test_commits_and_prs_link_to_github(demo: Path) -> None:
     assert f'href="https://github.com/a/c/commit/{head}"' in html
     assert board.pr_link("12") == '<a href="https://github.com/a/c/pull/12">#12</a>'
     assert Dashboard(lambda: demo, str(demo)).pr_link("12") == "#12"  # nowhere to link
+
+
+def test_no_credential_of_the_repository_url_reaches_the_page(demo: Path) -> None:
+    from gitcanary.service.dashboard import Dashboard, page
+
+    board = Dashboard(lambda: demo, "https://bot:ghp_s3cr3t@github.com/acme/config.git")
+    html = page(board.snapshot(), board)
+    assert "ghp_s3cr3t" not in html and "https://***@github.com/acme/config.git" in html

@@ -754,7 +754,7 @@ def dashboard(
             workspace.sync()
 
     board = Dashboard(lambda: root, repo, refresh=refresh, commit_url=commit_url)
-    with err.status(f"reading the canaries of {repo}...", spinner="dots"):
+    with err.status(f"reading the canaries of {board.repo_label}...", spinner="dots"):
         board.snapshot()  # the first read parses every Canary; later heads re-read what changed
     router = Router()
     router.mount("/healthz", plain("200 OK", "ok\n"))
@@ -764,7 +764,8 @@ def dashboard(
     except (OSError, ValueError) as exc:
         _fail(GitcanaryError(f"--listen {listen}: {exc}"))
         return
-    err.print(f"dashboard of {repo} on {server.url}/ (read-only; Ctrl-C stops it)", highlight=False)
+    shown = f"dashboard of {board.repo_label} on {server.url}/ (read-only; Ctrl-C stops it)"
+    err.print(shown, highlight=False, markup=False)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

@@ -33,6 +33,7 @@ from gitcanary.manifests import discovery
 from gitcanary.manifests.files import YAML_SUFFIXES
 from gitcanary.manifests.generate import Layout, read_status
 from gitcanary.service.http import Router, StartResponse, plain
+from gitcanary.service.logs import redact
 from gitcanary.spec.load import LoadedCanary
 from gitcanary.spec.request import ManualAction
 from gitcanary.spec.status import CanaryStatus, Phase
@@ -194,7 +195,8 @@ class Dashboard:
         refresh_every: float = 2.0,
     ) -> None:
         self._root = root
-        self.repo_label = repo_label
+        # Shown on the page and in the commands it prints: never a credential in a repository URL.
+        self.repo_label = redact(repo_label)
         self._refresh = refresh
         self._refresh_every = refresh_every
         self._last_refresh = 0.0
