@@ -110,6 +110,10 @@ def test_get_canaries_filters_by_namespace(initialized: ConfigRepo) -> None:
     assert "No canaries found in staging namespace" in none.stderr
     prod = gitcanary("get", "canaries", "-n", "prod", cwd=initialized.human).stdout.splitlines()
     assert prod[0].split()[0] == "NAME" and prod[1].split()[0] == "backend"
+    named = gitcanary("get", "canaries", "backend", cwd=initialized.human).stdout.splitlines()
+    assert len(named) == 2 and named[1].split()[:2] == ["prod", "backend"]
+    missing = gitcanary("get", "canaries", "frontend", cwd=initialized.human)
+    assert missing.returncode == 1 and 'No canary "frontend" found.' in missing.stderr
 
 
 def test_phase_colours_only_on_a_terminal(initialized: ConfigRepo) -> None:

@@ -631,6 +631,9 @@ OutputOpt = Annotated[
 
 @get_app.command("canaries")
 def get_canaries(
+    name: Annotated[
+        str | None, typer.Argument(help="Only the canary of this name (in every namespace, or in -n).")
+    ] = None,
     repo: Annotated[
         str, typer.Option("--repo", help="URL or path of the config repository.", envvar="GITCANARY_REPO")
     ] = ".",
@@ -657,6 +660,7 @@ def get_canaries(
         _fail(GitcanaryError(f"-o {output}: expected table, wide, json or yaml"))
     try:
         rows = canaries(_checkout(repo, branch), None if all_namespaces else namespace, provider)
+        rows = [row for row in rows if name is None or row.name == name]
     except GitcanaryError as exc:
         _fail(exc)
         return
@@ -670,10 +674,11 @@ def get_canaries(
             print(yaml.safe_dump(listing, sort_keys=False), end="")
         return
     if not rows:
-        err.print(
-            f"No canaries found in {namespace} namespace." if namespace else "No canaries found.",
-            highlight=False,
-        )
+        where = f" in {namespace} namespace" if namespace and not all_namespaces else ""
+        what = f'canary "{name}"' if name else "canaries"
+        err.print(f"No {what} found{where}.", highlight=False, markup=False)
+        if name:
+            raise typer.Exit(1)  # as kubectl: a named resource that is not there is an error
         return
     wide = output == "wide"
     show_namespace = namespace is None or all_namespaces
