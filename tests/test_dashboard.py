@@ -41,7 +41,7 @@ def _serve(repo: Path, tmp: Path) -> Iterator[str]:
         stdout=log, stderr=subprocess.STDOUT, env=ENV,
     )
     try:
-        for _ in range(300):
+        for _ in range(1800):  # it reads the repository before it serves: 1,000 canaries take a while
             match = re.search(r"on (http://\S+)/ ", (tmp / "dashboard.log").read_text())
             if match:
                 break
@@ -146,6 +146,7 @@ def test_the_static_page_works_without_javascript(demo: Path, tmp_path: Path) ->
         assert missing.status_code == 404
 
 
+@pytest.mark.timeout(900)
 def test_a_thousand_canaries(tmp_path: Path) -> None:
     """Every canary listed with the phase its status file holds; the page is read once per head."""
     repo = tmp_path / "repo"
