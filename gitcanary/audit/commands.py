@@ -76,12 +76,17 @@ def _fail(message: str) -> None:
 def _load(
     repo: str, branch: str | None, check: bool, bot: BotIdentity, canary: str | None = None
 ) -> tuple[list[RawCommit], list[Rollout], list[Problem], StatusReader]:
-    handle, rev = open_repo(repo, branch)
-    signers = allowed_signers_for(bot) if check else None
-    signed = check and bot.signing_key is not None
-    commits = read_log(handle, rev, signatures=signed, allowed_signers=signers, canary=canary)
-    steps, problems = parse_commits(commits)
-    return commits, rollouts(steps), problems, StatusReader(handle)
+    # Progress on a terminal only (rich draws nothing when stderr is piped): a long history or a
+    # clone of a URL takes seconds, and a silent command looks hung.
+    with err.status(f"reading {repo}...", spinner="dots") as progress:
+        handle, rev = open_repo(repo, branch)
+        signers = allowed_signers_for(bot) if check else None
+        signed = check and bot.signing_key is not None
+        progress.update(f"reading the commits of {repo}...")
+        commits = read_log(handle, rev, signatures=signed, allowed_signers=signers, canary=canary)
+        progress.update(f"reading {len(commits)} gitcanary commits...")
+        steps, problems = parse_commits(commits)
+        return commits, rollouts(steps), problems, StatusReader(handle)
 
 
 def _warn(problems: list[Problem]) -> None:

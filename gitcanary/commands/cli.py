@@ -10,6 +10,7 @@ import os
 import shutil
 import sys
 import tempfile
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TextIO
 
@@ -17,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperCommand
 
 from gitcanary import __version__
 from gitcanary.commands.manual_cli import register as register_manual_commands
@@ -37,7 +39,28 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click help, like kubectl and flux: no boxes, no `<str>` placeholders, and it pipes cleanly.
+    rich_markup_mode=None,
 )
+
+
+class PlainCommand(TyperCommand):
+    """A command whose help names value types as kubectl does (`--repo string`), not `<str>`."""
+
+    _LABELS = {"text": "string", "integer": "int", "float": "float", "path": "path", "choice": "string"}
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        for param in self.params:
+            if param.param_type_name == "option" and not getattr(param, "is_flag", False):
+                kind = getattr(param, "type", None)
+                name = getattr(kind, "name", "string")
+                param.metavar = param.metavar or self._LABELS.get(name, name)
+            elif param.param_type_name == "argument":
+                # An argument's name says what it is (CANARY, PATH); typer would add `<str>` after it.
+                setattr(param, "display_type_rich", lambda ctx: None)  # noqa: B010 - an instance override
+
+
 # Piped output (scripts, CI, tests) must not be cut at 80 columns the way a narrow terminal is.
 console = Console(width=None if sys.stdout.isatty() else 240)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 240)
@@ -138,9 +161,15 @@ def run(
             envvar="GITCANARY_WORKDIR",
         ),
     ] = None,
-    author_name: Annotated[str, typer.Option(envvar="GITCANARY_AUTHOR_NAME")] = "gitcanary",
+    author_name: Annotated[
+        str, typer.Option(help="Author and committer name of its commits.", envvar="GITCANARY_AUTHOR_NAME")
+    ] = "gitcanary",
     author_email: Annotated[
-        str, typer.Option(envvar="GITCANARY_AUTHOR_EMAIL")
+        str,
+        typer.Option(
+            help="Author and committer email of its commits (history --verify checks it).",
+            envvar="GITCANARY_AUTHOR_EMAIL",
+        ),
     ] = "gitcanary@users.noreply.local",
     signing_key: Annotated[
         str | None,
@@ -155,7 +184,8 @@ def run(
     listen: Annotated[
         str,
         typer.Option(
-            help="HOST:PORT for the HTTP endpoints (health, metrics, push webhooks); port 0 picks a free "
+            help="HOST:PORT for the HTTP endpoints (the dashboard at /, health, metrics, push webhooks); "
+            "port 0 picks a free "
             "one, an empty value serves nothing. Not served with --once.",
             envvar="GITCANARY_LISTEN",
         ),
@@ -163,7 +193,14 @@ def run(
     once: Annotated[bool, typer.Option("--once", help="Do one tick and exit (scripts, tests, CI).")] = False,
     cluster: ClusterOpt = "auto",
     kubeconfig: KubeconfigOpt = None,
-    verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "-v",
+            "--verbose",
+            help="Debug lines too, and the HTTP client's and scheduler's own lines (off by default).",
+        ),
+    ] = False,
     commit_url: Annotated[
         str | None,
         typer.Option(
@@ -229,7 +266,13 @@ def run(
             envvar="GITCANARY_GITHUB_TOKEN_FILE",
         ),
     ] = None,
-    github_app_id: Annotated[str | None, typer.Option(envvar="GITCANARY_GITHUB_APP_ID")] = None,
+    github_app_id: Annotated[
+        str | None,
+        typer.Option(
+            help="GitHub App id, instead of a token (with the two options below).",
+            envvar="GITCANARY_GITHUB_APP_ID",
+        ),
+    ] = None,
     github_app_key_file: Annotated[
         Path | None,
         typer.Option(
@@ -238,7 +281,10 @@ def run(
         ),
     ] = None,
     github_installation_id: Annotated[
-        int | None, typer.Option(envvar="GITCANARY_GITHUB_INSTALLATION_ID")
+        int | None,
+        typer.Option(
+            help="The GitHub App's installation id on OWNER.", envvar="GITCANARY_GITHUB_INSTALLATION_ID"
+        ),
     ] = None,
     forge: Annotated[
         str | None,
@@ -383,9 +429,12 @@ def run(
                     highlight=False,
                 )
         for sha in result.commits:
-            summary = reconciler.workspace.repo.commit(sha).summary
-            subject = summary.decode() if isinstance(summary, bytes) else summary
-            console.print(f"{escape(str(sha[:8]))} {escape(str(subject))}", highlight=False)
+            body = reconciler.workspace.repo.commit(sha).message
+            text = body.decode() if isinstance(body, bytes) else body
+            subject, *rest = text.splitlines()
+            console.print(f"{sha[:8]} {subject}", highlight=False, markup=False)
+            for line in _evidence(rest):  # the checks and their values, in words
+                console.print(f"         {line}", highlight=False, markup=False)
 
     def log_result(result: TickResult) -> None:
         """The tick's news as JSON log records, with the canary and commit as fields."""
@@ -446,6 +495,11 @@ def _plan(settings: Settings, once: bool, as_json: bool) -> None:
         _fail(exc)
 
 
+def _evidence(body: list[str]) -> list[str]:
+    """A commit body's lines for people: everything but the blank lines and the trailers."""
+    return [line for line in body if line.strip() and not line.startswith(("Gitcanary-", "Approved-by:"))]
+
+
 def _subject(reconciler: Reconciler, sha: str) -> str:
     summary = reconciler.workspace.repo.commit(sha).summary
     return summary.decode() if isinstance(summary, bytes) else summary
@@ -457,8 +511,16 @@ def _serve(listen: str, reconciler: Reconciler, as_json: bool = False) -> HttpSe
     router.mount("/healthz", plain("200 OK", "ok\n"))
     mount_telemetry(router, reconciler)
     from gitcanary.service import push_webhook
+    from gitcanary.service.dashboard import Dashboard, github_commit_url
     from gitcanary.service.forge_setup import webhook_secret
 
+    # The same read-only page as `gitcanary dashboard`, over the reconciler's own clone; commits and
+    # PRs link to GitHub when gitcanary knows the repository there.
+    settings = reconciler.settings
+    links = settings.commit_url or (
+        github_commit_url(settings.github_api_url, settings.github_repo) if settings.github_repo else None
+    )
+    Dashboard(lambda: reconciler.workspace.root, settings.repo, commit_url=links).mount(router)
     secret = webhook_secret(reconciler.settings)
     if secret:
         receiver = push_webhook.WebhookReceiver(secret, reconciler.wake, reconciler.settings.branch)
@@ -514,7 +576,9 @@ def init(
         _plan_init(repo, path, switch, provider, output == "json")
         return
     try:
-        results = do_init(repo, path, switch=switch, provider=provider)
+        # Rendering every target with kustomize takes a while on many apps: say so on a terminal.
+        with err.status(f"initializing the canaries under {path}...", spinner="dots"):
+            results = do_init(repo, path, switch=switch, provider=provider)
     except GitcanaryError as exc:
         _fail(exc)
         return
@@ -591,8 +655,16 @@ def status(
         str, typer.Option("--repo", help="URL or path of the config repository.", envvar="GITCANARY_REPO")
     ] = ".",
     branch: BranchOpt = "main",
-    output: Annotated[str, typer.Option("-o", "--output", help="table or json")] = "table",
-    settle: Annotated[float, typer.Option(envvar="GITCANARY_SETTLE")] = 10.0,
+    output: Annotated[
+        str, typer.Option("-o", "--output", help="table, wide (adds LASTTRANSITIONTIME) or json.")
+    ] = "table",
+    settle: Annotated[
+        float,
+        typer.Option(
+            help="Without cluster access: seconds after which a commit counts as applied (as run --settle).",
+            envvar="GITCANARY_SETTLE",
+        ),
+    ] = 10.0,
     cluster: ClusterOpt = "auto",
     kubeconfig: KubeconfigOpt = None,
     github_repo: Annotated[
@@ -602,9 +674,15 @@ def status(
         ),
     ] = None,
     github_api_url: Annotated[
-        str, typer.Option(envvar="GITCANARY_GITHUB_API_URL")
+        str, typer.Option(help="GitHub Enterprise: https://HOST/api/v3.", envvar="GITCANARY_GITHUB_API_URL")
     ] = "https://api.github.com",
-    github_token_file: Annotated[Path | None, typer.Option(envvar="GITCANARY_GITHUB_TOKEN_FILE")] = None,
+    github_token_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="File holding the GitHub token (or set GITCANARY_GITHUB_TOKEN).",
+            envvar="GITCANARY_GITHUB_TOKEN_FILE",
+        ),
+    ] = None,
     forge: Annotated[
         str | None,
         typer.Option(
@@ -612,9 +690,25 @@ def status(
             envvar="GITCANARY_FORGE",
         ),
     ] = None,
-    forge_repo: Annotated[str | None, typer.Option(envvar="GITCANARY_FORGE_REPO")] = None,
-    forge_api_url: Annotated[str | None, typer.Option(envvar="GITCANARY_FORGE_API_URL")] = None,
-    forge_token_file: Annotated[Path | None, typer.Option(envvar="GITCANARY_FORGE_TOKEN_FILE")] = None,
+    forge_repo: Annotated[
+        str | None,
+        typer.Option(
+            help="The project on the forge, owner/name (default: from --repo).", envvar="GITCANARY_FORGE_REPO"
+        ),
+    ] = None,
+    forge_api_url: Annotated[
+        str | None,
+        typer.Option(
+            help="The forge's API address, for self-hosted servers.", envvar="GITCANARY_FORGE_API_URL"
+        ),
+    ] = None,
+    forge_token_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="File holding the forge token (or set GITCANARY_FORGE_TOKEN).",
+            envvar="GITCANARY_FORGE_TOKEN_FILE",
+        ),
+    ] = None,
     provider: ProviderOpt = None,
 ) -> None:
     """Every canary: phase, weight, failed checks, current -> new revision, and what it waits for
@@ -659,18 +753,15 @@ def status(
     if output == "json":
         print(json.dumps([v.to_json() for v in views], indent=2))
         return
-    table = Table(box=None, header_style="bold")
-    for column in (
-        "NAMESPACE",
-        "NAME",
-        "STATUS",
-        "WEIGHT",
-        "FAILEDCHECKS",
-        "REVISION",
-        "LASTTRANSITIONTIME",
-        "WAITING",
-    ):
-        table.add_column(column)
+    from gitcanary.commands.listing import PHASE_STYLES
+
+    # The guess is the same for every row: said once under the table, not on each row.
+    guess = f" (guessing: no cluster access, a commit counts as applied {settle:g}s after it)"
+    guessed = False
+    wide = output == "wide"
+    header = ["NAMESPACE", "NAME", "STATUS", "WEIGHT", "FAILED", "REVISION"]
+    header += ["LASTTRANSITIONTIME"] if wide else []
+    rows: list[tuple[list[str], str, str]] = []
     for view in views:
         namespace, _, name = view.key.partition("/") if "/" in view.key else ("", "", view.key)
         revision = (
@@ -678,21 +769,117 @@ def status(
             if view.canary_revision and view.canary_revision != view.primary_revision
             else view.primary_revision or view.target_revision
         )
-        cells = (
-            namespace,
-            name,
-            view.phase,
-            str(view.weight),
-            str(view.failed_checks),
-            revision,
-            view.last_transition,
-            view.error or view.waiting,
+        waiting = f"error: {view.error}" if view.error else f"waiting: {view.waiting}" if view.waiting else ""
+        if waiting.endswith(guess):
+            waiting, guessed = waiting.removesuffix(guess) + " *", True
+        cells = [namespace, name, view.phase, str(view.weight), str(view.failed_checks), revision]
+        rows.append((cells + ([view.last_transition] if wide else []), view.phase, waiting))
+    # kubectl's layout: columns three spaces apart, and what each canary waits for on a line of its
+    # own under its row, wrapped to the terminal, so the table fits 80 columns.
+    widths = [max(len(h), *(len(r[0][i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    console.print("   ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip(), style="bold")
+    for cells, phase, waiting in rows:
+        padded = [escape(c.ljust(w)) for c, w in zip(cells, widths, strict=True)]
+        style = PHASE_STYLES.get(phase, "")
+        if style:
+            padded[2] = f"[{style}]{padded[2]}[/{style}]"
+        console.print("   ".join(padded).rstrip(), highlight=False)
+        if waiting:
+            width = max(40, (console.width or 80) - 4)
+            for line in textwrap.wrap(waiting, width):
+                console.print(f"    {line}", highlight=False, markup=False)
+    if guessed:
+        console.print(
+            f"* guessing: no cluster access (--cluster), a commit counts as applied {settle:g}s after it",
+            highlight=False,
         )
-        table.add_row(*(escape(str(cell)) for cell in cells))  # repository text is never rich markup
-    console.print(table)
+
     for view in views:
         for warning in view.warnings:
-            err.print(f"[yellow]warning:[/yellow] {view.key}: {warning}", highlight=False)
+            err.print(
+                f"[yellow]warning:[/yellow] {escape(str(view.key))}: {escape(str(warning))}", highlight=False
+            )
+
+
+get_app = typer.Typer(
+    help="List resources from the repository, as kubectl get does.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(get_app, name="get")
+
+OutputOpt = Annotated[
+    str,
+    typer.Option(
+        "-o",
+        "--output",
+        help="table (the default), wide (more columns), json or yaml (a kubectl-style List of Canaries).",
+    ),
+]
+
+
+@get_app.command("canaries")
+def get_canaries(
+    name: Annotated[
+        str | None, typer.Argument(help="Only the canary of this name (in every namespace, or in -n).")
+    ] = None,
+    repo: Annotated[
+        str, typer.Option("--repo", help="URL or path of the config repository.", envvar="GITCANARY_REPO")
+    ] = ".",
+    branch: BranchOpt = "main",
+    all_namespaces: Annotated[
+        bool,
+        typer.Option(
+            "-A",
+            "--all-namespaces",
+            help="Every namespace (also what you get without -n: a repository has no current namespace).",
+        ),
+    ] = False,
+    namespace: Annotated[
+        str | None, typer.Option("-n", "--namespace", help="Only canaries in this namespace.")
+    ] = None,
+    output: OutputOpt = "table",
+    provider: ProviderOpt = None,
+) -> None:
+    """Every canary in the repository with its status, weight and last transition, read from Git
+    (the columns of `kubectl get canaries`; see `status` for what each one waits for)."""
+    from gitcanary.commands.listing import COLUMNS, PHASE_STYLES, WIDE, canaries
+
+    if output not in ("table", "wide", "json", "yaml"):
+        _fail(GitcanaryError(f"-o {output}: expected table, wide, json or yaml"))
+    try:
+        rows = canaries(_checkout(repo, branch), None if all_namespaces else namespace, provider)
+        rows = [row for row in rows if name is None or row.name == name]
+    except GitcanaryError as exc:
+        _fail(exc)
+        return
+    if output in ("json", "yaml"):
+        listing = {"apiVersion": "v1", "kind": "List", "items": [row.to_object() for row in rows]}
+        if output == "json":
+            print(json.dumps(listing, indent=2))
+        else:
+            import yaml
+
+            print(yaml.safe_dump(listing, sort_keys=False), end="")
+        return
+    if not rows:
+        where = f" in {namespace} namespace" if namespace and not all_namespaces else ""
+        what = f'canary "{name}"' if name else "canaries"
+        err.print(f"No {what} found{where}.", highlight=False, markup=False)
+        if name:
+            raise typer.Exit(1)  # as kubectl: a named resource that is not there is an error
+        return
+    wide = output == "wide"
+    show_namespace = namespace is None or all_namespaces
+    table = Table(box=None, header_style="bold", pad_edge=False, padding=(0, 3, 0, 0))
+    for column in (("NAMESPACE",) if show_namespace else ()) + COLUMNS + (WIDE if wide else ()):
+        table.add_column(column, no_wrap=True)
+    for row in rows:
+        cells = row.cells(wide)
+        style = PHASE_STYLES.get(row.view.phase, "")
+        cells[1] = f"[{style}]{cells[1]}[/{style}]" if style else cells[1]
+        table.add_row(*(([row.namespace] if show_namespace else []) + cells))
+    console.print(table, highlight=False)
 
 
 @app.command()
@@ -718,6 +905,72 @@ def validate(
     if errors:
         raise typer.Exit(1)
     console.print("ok: every canary and generated object is valid")
+
+
+@app.command()
+def dashboard(
+    repo: Annotated[
+        str,
+        typer.Option(
+            "--repo",
+            help="URL or path of the config repository: a work tree is read as it is, a URL or a bare "
+            "repository is cloned and fetched again as the page polls.",
+            envvar="GITCANARY_REPO",
+        ),
+    ] = ".",
+    branch: BranchOpt = "main",
+    listen: Annotated[
+        str, typer.Option(help="HOST:PORT to serve the page on; port 0 picks a free one.")
+    ] = "127.0.0.1:8090",
+    commit_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Link each commit, {sha} replaced (https://github.com/acme/fleet/commit/{sha}); "
+            "PR numbers link to .../pull/N of the same repository.",
+            envvar="GITCANARY_COMMIT_URL",
+        ),
+    ] = None,
+) -> None:
+    """Serve a live, read-only web page of every canary: phase, weight, last checks against their
+    thresholds, a chart of each latest rollout, its commits and PRs, and the manual actions as
+    commands to run. It writes nothing. `gitcanary run --listen` serves the same page at /."""
+    import threading
+
+    from gitcanary.service.dashboard import Dashboard
+
+    try:
+        root = _checkout(repo, branch)
+    except GitcanaryError as exc:
+        _fail(exc)
+        return
+    refresh = None
+    if root != Path(repo):  # our own clone (a URL, a bare repository): fetch it as the page polls
+        from gitcanary.git.workspace import Workspace
+
+        workspace = Workspace(repo, branch, root)
+
+        def refresh() -> None:
+            workspace.sync()
+
+    board = Dashboard(lambda: root, repo, refresh=refresh, commit_url=commit_url)
+    with err.status(f"reading the canaries of {board.repo_label}...", spinner="dots"):
+        board.snapshot()  # the first read parses every Canary; later heads re-read what changed
+    router = Router()
+    router.mount("/healthz", plain("200 OK", "ok\n"))
+    board.mount(router)
+    try:
+        server = HttpServer(router, listen).start()
+    except (OSError, ValueError) as exc:
+        _fail(GitcanaryError(f"--listen {listen}: {exc}"))
+        return
+    shown = f"dashboard of {board.repo_label} on {server.url}/ (read-only; Ctrl-C stops it)"
+    err.print(shown, highlight=False, markup=False)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
 
 
 @app.command()
@@ -828,6 +1081,11 @@ def _register_credentials(argv: list[str], environ: dict[str, str]) -> None:
             register(value)
         elif key.startswith("GITCANARY_") and "@" in value:
             register_url(value)
+
+
+for _info in app.registered_commands + get_app.registered_commands:  # every command, wherever registered
+    if _info.cls in (None, TyperCommand):
+        _info.cls = PlainCommand
 
 
 def main() -> None:

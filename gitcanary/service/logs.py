@@ -58,5 +58,9 @@ def configure(log_format: str, verbose: bool = False, stream: TextIO | None = No
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    # apscheduler logs every job run at INFO; that is noise next to the tick's own lines.
-    logging.getLogger("apscheduler").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    # Libraries' own lines drown the tick's news: httpx logs every request (URL-encoded PromQL
+    # included) at INFO, apscheduler every job run at INFO and a skipped overlapping tick ("maximum
+    # number of running instances reached") as a WARNING that only says a tick ran long. -v shows all.
+    quiet = {"httpx": logging.WARNING, "httpcore": logging.WARNING, "apscheduler": logging.ERROR}
+    for name, level in quiet.items():
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else level)

@@ -1,0 +1,409 @@
+"""The live dashboard: every canary's phase, weight, last checks against thresholds, a chart of
+its latest rollout from Git history, links to each step's commit and PR, and the manual actions as
+the exact `gitcanary` commands to run. It reads a checkout and writes nothing.
+
+Served by `gitcanary dashboard` and at `/` on `gitcanary run --listen`. The page is complete HTML
+without JavaScript (charts are lazy `<img>`s of the audit report's SVGs, and a `<noscript>` meta
+refresh reloads it); with JavaScript it polls `/dashboard/state` and swaps in `/dashboard/main` when
+the branch head moves. Everything is computed once per head commit, so a poll costs a lookup.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from html import escape
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote
+
+from git import GitCommandError, Repo
+
+from gitcanary.audit.chart import render_svg
+from gitcanary.audit.gitlog import read_log
+from gitcanary.audit.model import Rollout, rollouts
+from gitcanary.audit.parse import Step, parse_commits
+from gitcanary.core.manual_rules import refusal
+from gitcanary.errors import GitcanaryError
+from gitcanary.manifests import discovery
+from gitcanary.manifests.files import YAML_SUFFIXES
+from gitcanary.manifests.generate import Layout, read_status
+from gitcanary.service.http import Router, StartResponse, plain
+from gitcanary.service.logs import redact
+from gitcanary.spec.load import LoadedCanary
+from gitcanary.spec.request import ManualAction
+from gitcanary.spec.status import CanaryStatus, Phase
+
+log = logging.getLogger("gitcanary.dashboard")
+
+STATE_PATH, MAIN_PATH, CHART_PATH = "/dashboard/state", "/dashboard/main", "/dashboard/chart.svg"
+PHASE_COLOURS = {
+    "Succeeded": "#2e7d32",
+    "Initialized": "#2e7d32",
+    "Failed": "#c62828",
+    "Error": "#c62828",
+    "Progressing": "#1565c0",
+    "Promoting": "#1565c0",
+    "Finalising": "#1565c0",
+    "Waiting": "#ef6c00",
+    "WaitingPromotion": "#ef6c00",
+    "Initializing": "#6a1b9a",
+}
+
+
+@dataclass
+class Card:
+    """One canary as the page shows it."""
+
+    key: str
+    source: str
+    phase: str
+    weight: int = 0
+    failed_checks: int = 0
+    threshold: int | None = None
+    revisions: str = ""
+    last_transition: str = ""
+    message: str = ""
+    suspended: bool = False
+    thresholds: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    rollout: Rollout | None = None
+
+    @property
+    def last_checks(self) -> list[Any]:
+        """The checks of the latest step that measured any, in the latest rollout."""
+        if self.rollout is None:
+            return []
+        for step in reversed(self.rollout.steps):
+            if step.checks:
+                return list(step.checks)
+        return []
+
+
+@dataclass
+class Snapshot:
+    head: str
+    cards: list[Card]
+    problems: list[str]
+    took: float
+    # Kept for the next head: only the files a commit changed are read again.
+    catalog: discovery.Catalog | None = None
+    status_files: dict[str, str] = field(default_factory=dict)  # canary key -> its status file
+
+    def state(self) -> dict[str, object]:
+        return {
+            "head": self.head,
+            "canaries": [{"key": c.key, "phase": c.phase, "weight": c.weight} for c in self.cards],
+        }
+
+
+def _card(root: Path, loaded: LoadedCanary) -> Card:
+    canary = loaded.canary
+    analysis = canary.spec.analysis
+    card = Card(key=canary.key, source=loaded.source, phase="Uninitialized")
+    card.suspended = bool(canary.spec.suspend)
+    card.threshold = analysis.threshold if analysis else None
+    for metric in analysis.metrics if analysis else []:
+        bounds = metric.threshold_range
+        card.thresholds[metric.name] = (bounds.min, bounds.max) if bounds else (None, None)
+    status: CanaryStatus | None = read_status(root, Layout.of(loaded))
+    if status is not None:
+        card.phase, card.weight, card.failed_checks = (
+            status.phase.value,
+            status.canary_weight,
+            status.failed_checks,
+        )
+        old, new = status.primary_revision, status.canary_revision
+        card.revisions = f"{old} -> {new}" if new and new != old else old
+        card.last_transition = status.last_transition_time.strftime("%Y-%m-%dT%H:%M:%SZ")
+        card.message = status.message
+    return card
+
+
+def take_snapshot(root: Path, previous: Snapshot | None = None) -> Snapshot:
+    """Every canary in the checkout at `root`, with its latest rollout read from `git log`.
+
+    With `previous` (a snapshot of an earlier head of the same checkout), only the files changed since
+    are parsed again: a commit that moves one canary costs that canary, however many there are.
+    """
+    started = time.monotonic()
+    repo = Repo(root)
+    head = repo.head.commit.hexsha
+    changed: set[str] | None = None
+    if previous is not None and previous.catalog is not None:
+        try:
+            out = repo.git.diff("--name-only", "--no-renames", previous.head, head)
+            changed = {line for line in out.splitlines() if line}
+        except GitCommandError:  # the old head is gone (a force-push): read everything again
+            changed = None
+    if changed is None or previous is None or previous.catalog is None:
+        catalog = discovery.scan(root)
+        kept: dict[str, Card] = {}
+    else:
+        catalog = previous.catalog
+        for path in sorted(changed):
+            if path.endswith(YAML_SUFFIXES):
+                discovery.scan_file(catalog, root, path)
+        kept = {
+            card.key: card
+            for card in previous.cards
+            if card.key in catalog.canaries
+            and catalog.canaries[card.key].source.split("#")[0] not in changed
+            and previous.status_files.get(card.key) not in changed
+        }
+    problems = [str(error) for error in catalog.errors.values()]
+    cards = []
+    status_files = {}
+    for key in sorted(catalog.canaries):
+        loaded = catalog.canaries[key]
+        try:
+            status_files[key] = Layout.of(loaded).status
+            cards.append(kept[key] if key in kept else _card(root, loaded))
+        except GitcanaryError as exc:  # one bad canary never hides the others
+            cards.append(Card(key=key, source=loaded.source, phase="Error", message=str(exc)))
+    steps, skipped = parse_commits(read_log(repo, head))
+    problems += [str(problem) for problem in skipped]
+    latest: dict[str, Rollout] = {}
+    for rollout in rollouts(steps):
+        if rollout.canary not in latest or rollout.started >= latest[rollout.canary].started:
+            latest[rollout.canary] = rollout
+    for card in cards:
+        card.rollout = latest.get(card.key)
+    return Snapshot(head, cards, problems, time.monotonic() - started, catalog, status_files)
+
+
+def github_commit_url(api_url: str, repo: str) -> str:
+    """`https://github.com/OWNER/NAME/commit/{sha}` for a GitHub repository, GitHub Enterprise too
+    (its API is `https://HOST/api/v3`, its pages `https://HOST/...`)."""
+    base = api_url.rstrip("/")
+    base = "https://github.com" if base == "https://api.github.com" else base.removesuffix("/api/v3")
+    return f"{base}/{repo}/commit/{{sha}}"
+
+
+class Dashboard:
+    """The page and its endpoints over a checkout that `refresh` (if any) brings up to date."""
+
+    def __init__(
+        self,
+        root: Callable[[], Path],
+        repo_label: str,
+        refresh: Callable[[], None] | None = None,
+        commit_url: str | None = None,
+        refresh_every: float = 2.0,
+    ) -> None:
+        self._root = root
+        # Shown on the page and in the commands it prints: never a credential in a repository URL.
+        self.repo_label = redact(repo_label)
+        self._refresh = refresh
+        self._refresh_every = refresh_every
+        self._last_refresh = 0.0
+        self.commit_url = commit_url
+        self._lock = threading.Lock()
+        self._cached: Snapshot | None = None
+
+    def snapshot(self) -> Snapshot:
+        with self._lock:
+            if self._refresh is not None and time.monotonic() - self._last_refresh >= self._refresh_every:
+                self._last_refresh = time.monotonic()
+                try:
+                    self._refresh()
+                except GitcanaryError as exc:
+                    log.warning("dashboard: cannot refresh the checkout: %s", exc)
+            root = self._root()
+            head = Repo(root).head.commit.hexsha
+            if self._cached is None or self._cached.head != head:
+                self._cached = take_snapshot(root, self._cached)
+                log.debug(
+                    "dashboard: read %d canaries at %s in %.2fs",
+                    len(self._cached.cards),
+                    head[:8],
+                    self._cached.took,
+                )
+            return self._cached
+
+    def mount(self, router: Router, at_root: bool = True) -> None:
+        if at_root:
+            router.mount("/", self._page)
+        router.mount("/dashboard", self._page)
+        router.mount(STATE_PATH, self._state)
+        router.mount(MAIN_PATH, self._main)
+        router.mount(CHART_PATH, self._chart)
+
+    # ------------------------------------------------------------------ endpoints
+    def _page(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        snap = self.snapshot()
+        return plain("200 OK", page(snap, self), "text/html; charset=utf-8")(environ, start_response)
+
+    def _main(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        snap = self.snapshot()
+        return plain("200 OK", main(snap, self), "text/html; charset=utf-8")(environ, start_response)
+
+    def _state(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        body = json.dumps(self.snapshot().state())
+        return plain("200 OK", body, "application/json")(environ, start_response)
+
+    def _chart(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        wanted = parse_qs(environ.get("QUERY_STRING", "")).get("canary", [""])[0]
+        card = next((c for c in self.snapshot().cards if c.key == wanted), None)
+        if card is None or card.rollout is None:
+            return plain("404 Not Found", "no rollout of that canary\n")(environ, start_response)
+        return plain("200 OK", render_svg(card.rollout), "image/svg+xml")(environ, start_response)
+
+    # ------------------------------------------------------------------ links
+    def commit_link(self, sha: str) -> str:
+        short = escape(sha[:8])
+        if not self.commit_url:
+            return f"<code>{short}</code>"
+        return f'<a href="{escape(self.commit_url.replace("{sha}", sha))}"><code>{short}</code></a>'
+
+    def pr_link(self, number: str) -> str:
+        if not number:
+            return ""
+        if self.commit_url and "/commit/{sha}" in self.commit_url:
+            url = self.commit_url.replace("/commit/{sha}", f"/pull/{number}")
+            return f'<a href="{escape(url)}">#{escape(number)}</a>'
+        return f"#{escape(number)}"
+
+
+# ---------------------------------------------------------------------- HTML
+_STYLE = """
+body{font:14px/1.45 system-ui,sans-serif;margin:0;color:#222;background:#fafafa}
+header{padding:12px 20px;background:#263238;color:#fff}header h1{font-size:18px;margin:0}
+header p{margin:2px 0 0;color:#b0bec5;font-size:12px}
+main{padding:12px 20px}
+.card{background:#fff;border:1px solid #ddd;border-radius:6px;margin:0 0 14px;padding:10px 14px}
+.card h2{font-size:16px;margin:0 0 6px}.phase{color:#fff;border-radius:4px;padding:1px 7px;font-size:12px}
+table{border-collapse:collapse;margin:6px 0}td,th{padding:2px 10px 2px 0;text-align:left;font-size:13px}
+.ok{color:#2e7d32}.failed{color:#c62828;font-weight:600}code{font-size:12px}
+.actions code{display:block;background:#f3f3f3;padding:3px 6px;margin:2px 0;user-select:all}
+summary{cursor:pointer;color:#455a64}img.chart{max-width:100%;height:auto}.muted{color:#777}
+"""
+
+_SCRIPT = """
+(function () {
+  var main = document.querySelector('main'), note = document.getElementById('live');
+  function text(r) { return r.text(); }
+  function poll() {
+    fetch('STATE', {cache: 'no-store'}).then(function (r) { return r.json(); }).then(function (s) {
+      if (s.head !== main.dataset.head) {
+        return fetch('MAIN', {cache: 'no-store'}).then(text).then(function (html) {
+          main.outerHTML = html; main = document.querySelector('main');
+        });
+      }
+    }).then(function () { note.textContent = 'live: checked ' + new Date().toLocaleTimeString(); },
+            function () { note.textContent = 'live: cannot reach gitcanary, retrying'; });
+  }
+  setInterval(poll, 2000);
+})();
+""".replace("STATE", STATE_PATH).replace("MAIN", MAIN_PATH)
+
+
+def page(snap: Snapshot, board: Dashboard) -> str:
+    return (
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        "<meta name=viewport content='width=device-width,initial-scale=1'>"
+        "<link rel=icon href='data:,'>"
+        "<noscript><meta http-equiv=refresh content=10></noscript>"
+        f"<title>gitcanary: {escape(board.repo_label)}</title><style>{_STYLE}</style></head><body>"
+        f"<header><h1>gitcanary</h1><p>{escape(board.repo_label)} · read-only: this page writes nothing; "
+        "run the commands it shows · <span id=live>live refresh needs JavaScript; "
+        "without it the page reloads every 10 s</span></p></header>"
+        f"{main(snap, board)}<script>{_SCRIPT}</script></body></html>"
+    )
+
+
+def main(snap: Snapshot, board: Dashboard) -> str:
+    parts = [f"<main data-head='{escape(snap.head)}'>"]
+    parts.append(f"<p class=muted>{len(snap.cards)} canaries at commit {board.commit_link(snap.head)}</p>")
+    for problem in snap.problems:
+        parts.append(f"<p class=failed>{escape(problem)}</p>")
+    parts += [_card_html(card, board) for card in snap.cards]
+    parts.append("</main>")
+    return "".join(parts)
+
+
+def _fmt(value: float | None) -> str:
+    return "no data" if value is None else f"{value:g}"
+
+
+def _card_html(card: Card, board: Dashboard) -> str:
+    colour = PHASE_COLOURS.get(card.phase, "#607d8b")
+    paused = " <span class=muted>(paused)</span>" if card.suspended else ""
+    out = [
+        f"<section class=card id='{escape(card.key)}'><h2>{escape(card.key)} "
+        f"<span class=phase style='background:{colour}'>{escape(card.phase)}</span>{paused}</h2>",
+        f"<div>weight <b>{card.weight}%</b> · failed checks {card.failed_checks}"
+        f"{f'/{card.threshold}' if card.threshold else ''} · {escape(card.revisions) or '-'}"
+        f" · last transition {escape(card.last_transition) or '-'}</div>",
+    ]
+    if card.message:
+        out.append(f"<div class=muted>{escape(card.message)}</div>")
+    checks = card.last_checks
+    if card.thresholds or checks:
+        out.append("<table><tr><th>metric</th><th>last value</th><th>threshold</th><th></th></tr>")
+        measured = {check.name: check for check in checks}
+        for name in list(card.thresholds) + [n for n in measured if n not in card.thresholds]:
+            low, high = card.thresholds.get(name, (None, None))
+            check = measured.get(name)
+            if check is not None:
+                low = check.min if check.min is not None else low
+                high = check.max if check.max is not None else high
+            bounds = " ".join(
+                part
+                for part in (
+                    f">= {low:g}" if low is not None else "",
+                    f"<= {high:g}" if high is not None else "",
+                )
+                if part
+            )
+            verdict = (
+                ""
+                if check is None
+                else ("<span class=ok>ok</span>" if check.ok else "<span class=failed>failed</span>")
+            )
+            value = "-" if check is None else _fmt(check.value)
+            out.append(
+                f"<tr><td>{escape(name)}</td><td>{value}</td><td>{escape(bounds)}</td><td>{verdict}</td></tr>"
+            )
+        out.append("</table>")
+    if card.rollout is not None:
+        rollout = card.rollout
+        out.append(
+            f"<details open><summary>latest rollout {escape(rollout.from_revision)} -> "
+            f"{escape(rollout.to_revision)}: {escape(str(rollout.outcome))}</summary>"
+            f"<img class=chart loading=lazy width=720 alt='weight and metrics of {escape(card.key)}' "
+            f"src='{CHART_PATH}?canary={quote(card.key)}'>"
+            "<table><tr><th>time (UTC)</th><th>step</th><th>weight</th><th>commit</th><th>PR</th></tr>"
+        )
+        out += [_step_row(step, board) for step in rollout.steps]
+        out.append("</table></details>")
+    commands = _actions(card, board.repo_label)
+    if commands:
+        out.append("<div class=actions><b>manual actions</b> (copy and run; each is one commit by you)")
+        out += [f"<code>{escape(command)}</code>" for command in commands]
+        out.append("</div>")
+    out.append("</section>")
+    return "".join(out)
+
+
+def _step_row(step: Step, board: Dashboard) -> str:
+    return (
+        f"<tr><td>{step.time.strftime('%Y-%m-%d %H:%M:%S')}</td><td>{escape(step.action)}</td>"
+        f"<td>{step.weight}%</td><td>{board.commit_link(step.commit)}</td>"
+        f"<td>{board.pr_link(step.pull_request)}</td></tr>"
+    )
+
+
+def _actions(card: Card, repo: str) -> list[str]:
+    """The manual actions that fit the canary now (the rule the CLI applies), as commands."""
+    if card.phase in ("Error", "Uninitialized"):
+        return []
+    phase = Phase(card.phase)
+    return [
+        f"gitcanary {action.value} {card.key} --repo {repo}"
+        for action in ManualAction
+        if refusal(action, phase, card.suspended) is None
+    ]
