@@ -385,13 +385,13 @@ def test_the_gate_approved_promotes_and_its_merge_carries_the_approval(
     config_repo: ConfigRepo, side: Side, tmp_path: Path, method: str
 ) -> None:
     """Merge and squash commits carry `Approved-by`; a rebase (GitLab: a fast-forward project)
-    makes no commit of the forge's own, so the approval stays on the forge."""
+    makes no commit of the forge's own, so gitcanary's next commit carries it."""
     if method == "rebase" and side.name == "gitlab":
         side.server.merge_method = "ff"  # GitLab rebases by the project's setting, not per merge
     rec, clock = gate_to_waiting(config_repo, side, tmp_path, "direct", method)
     gate = gate_request(side)
     assert gate.title == "Rollout prod/backend 6.1.0 -> 6.1.1"
-    assert "passed: promotion (in this PR)" in gate.body and "| 50% |" in gate.body  # the progress table
+    assert "Waiting for approval" in gate.body and "| 50% | promote (here) |" in gate.body  # the evidence
     assert actions(config_repo)[-1] == ("advance", 50)
     side.approve(gate.number)
     for _ in range(5):
@@ -403,11 +403,16 @@ def test_the_gate_approved_promotes_and_its_merge_carries_the_approval(
     assert [a for a, _ in actions(config_repo)][-3:] == ["promote", "finalize", "succeed"]
     assert branches(config_repo) == []
     if method == "rebase":
-        assert "Approved-by" not in git("log", "--all", "--format=%B", cwd=config_repo.remote)
+        # No commit of the forge's own: gitcanary's next step (the finalize) carries the approval.
+        log = git("log", "--format=%B%x00", "main", cwd=config_repo.remote).split("\x00")
+        carrying = [m for m in log if "Approved-by" in m]
+        assert len(carrying) == 1 and "Gitcanary-Action: finalize" in carrying[0], carrying
+        assert carrying[0].rstrip().endswith("\nApproved-by: pat")
         return
     assert gate.merge_sha
     message = git("log", "-1", "--format=%B", gate.merge_sha, cwd=config_repo.remote)
-    assert message.rstrip().endswith("\n\nApproved-by: pat")
+    # In the message's trailer block (its last paragraph), where `git interpret-trailers` reads it.
+    assert message.rstrip().endswith("\nApproved-by: pat")
     if method == "squash":
         assert "Gitcanary-Action: promote" in message  # every step's message, then the approval
 
