@@ -30,6 +30,9 @@ from github_server import RateLimit as GitHubRateLimit
 from gitlab_server import GitLabServer
 from prometheus_server import DATA_END
 
+from gitcanary.audit.gitlog import open_repo, read_log
+from gitcanary.audit.model import Rollout, rollouts
+from gitcanary.audit.parse import parse_commits
 from gitcanary.forge.base import Forge, ForgeError
 from gitcanary.forge.gitea import GiteaConfig, GiteaForge
 from gitcanary.forge.github import GitHubConfig, GitHubForge
@@ -413,8 +416,20 @@ def test_the_gate_approved_promotes_and_its_merge_carries_the_approval(
     message = git("log", "-1", "--format=%B", gate.merge_sha, cwd=config_repo.remote)
     # In the message's trailer block (its last paragraph), where `git interpret-trailers` reads it.
     assert message.rstrip().endswith("\nApproved-by: pat")
+    # `gitcanary history` reads the approval and names the request from the forge's own message.
+    sign = "!" if side.name == "gitlab" else "#"
+    promotion = history_of(config_repo)[-1]
+    assert "pat (approved-by)" in promotion.approvals
+    assert f"PR {sign}{gate.number}" in promotion.involved
     if method == "squash":
         assert "Gitcanary-Action: promote" in message  # every step's message, then the approval
+
+
+def history_of(repo: ConfigRepo) -> list[Rollout]:
+    handle, rev = open_repo(str(repo.remote), "main")
+    steps, problems = parse_commits(read_log(handle, rev))
+    assert problems == []
+    return rollouts(steps)
 
 
 def test_the_gate_closed_rolls_back(config_repo: ConfigRepo, side: Side, tmp_path: Path) -> None:

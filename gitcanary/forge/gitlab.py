@@ -354,8 +354,13 @@ class GitLabForge:
                     # GitLab's squash subject is the MR title; the body replaces its commit list.
                     kwargs["squash_commit_message"] = f"{self._title(number)} (!{number})\n\n{message}"
             elif method == "merge" and message is not None:
-                # merge_commit_message replaces the whole message: keep GitLab's default subject.
-                kwargs["merge_commit_message"] = self._merge_subject(number) + "\n\n" + message
+                # merge_commit_message replaces the whole message: keep GitLab's default subject
+                # and its "See merge request group/project!N" line (how `gitcanary history` names
+                # the MR), before the message's last paragraph, its trailers.
+                text, _, last = message.rstrip().rpartition("\n\n")
+                reference = f"See merge request {self.config.project}!{number}"
+                parts = [self._merge_subject(number), text, reference, last]
+                kwargs["merge_commit_message"] = "\n\n".join(p for p in parts if p) + "\n"
             try:
                 # http_put, not ProjectMergeRequest.merge: that sends its extra keywords (squash,
                 # sha) in the query string; every parameter goes in the body here.
