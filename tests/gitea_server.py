@@ -6,7 +6,10 @@ Gitea's swagger (tests/data/gitea/swagger-subset.json, see tests/data/gitea/SOUR
 (objects may hold only the properties the description names); a mismatch, or a status code the
 operation does not list, lands in `errors` and fails the test. Emulated, not Gitea: the 429 a
 proxy in front of Gitea answers (Gitea itself has no API rate limit), and a human's review or
-merge is a method call here instead of a request.
+merge is a method call here instead of a request. Gitea's own rules kept: a "WIP:" or "[WIP]"
+title prefix makes a PR a draft (its default WORK_IN_PROGRESS_PREFIXES; `draft` is read-only),
+a draft is not merged, an issue takes only labels the repository has, a review of an earlier
+head is `stale`, and only `official` approvals count towards the branch protection.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ class Review:
     state: str  # APPROVED, REQUEST_CHANGES, COMMENT
     commit_id: str
     dismissed: bool = False
+    official: bool = True
+    body: str = ""
 
 
 @dataclass
@@ -53,6 +58,13 @@ class Pull:
     closed: float | None = None
     reviews: list[Review] = field(default_factory=list)
     head_sha: str = ""
+    labels: list[int] = field(default_factory=list)
+    comments: list[tuple[int, str, str]] = field(default_factory=list)  # (id, login, body)
+    requested: list[str] = field(default_factory=list)
+
+    @property
+    def draft(self) -> bool:
+        return self.title.lower().startswith(("wip:", "[wip]"))
 
 
 class GiteaServer:
@@ -61,6 +73,8 @@ class GiteaServer:
         self.remote = BareRemote(bare, branch, "protected branch", ("Gitea", "noreply@gitea.example"))
         self.pulls: dict[int, Pull] = {}
         self.required_approvals = 0
+        self.labels: dict[int, str] = {}  # the repository's labels: id -> name
+        self.users = {"gitcanary-bot", "pat", "sam"}
         self.checking = 0  # the next N reads of a PR say mergeable: false (Gitea's check still runs)
         self.errors: list[str] = []
         self.requests: list[tuple[str, str]] = []
@@ -92,10 +106,18 @@ class GiteaServer:
 
     # -- what a person does in the web UI ----------------------------------------------------------
 
-    def approve(self, number: int, user: str = "pat") -> None:
+    def approve(self, number: int, user: str = "pat", official: bool = True) -> None:
+        self.review(number, user, "APPROVED", official=official)
+
+    def review(self, number: int, user: str, state: str, body: str = "", official: bool = True) -> None:
         pull = self.pulls[number]
         self._ids += 1
-        pull.reviews.append(Review(self._ids, user, "APPROVED", self.remote.rev(pull.head) or ""))
+        head = self.remote.rev(pull.head) or ""
+        pull.reviews.append(Review(self._ids, user, state, head, official=official, body=body))
+
+    def comment(self, number: int, user: str, body: str) -> None:
+        self._ids += 1
+        self.pulls[number].comments.append((self._ids, user, body))
 
     def close(self, number: int) -> None:
         pull = self.pulls[number]
@@ -105,7 +127,13 @@ class GiteaServer:
 
     def approvals(self, pull: Pull) -> int:
         latest = {r.user: r for r in pull.reviews if r.state in ("APPROVED", "REQUEST_CHANGES")}
-        return sum(1 for r in latest.values() if r.state == "APPROVED" and not r.dismissed)
+        head = self.remote.rev(pull.head)
+        # Gitea's dismiss_stale_approvals is on here: an approval of an earlier head does not count.
+        return sum(
+            1
+            for r in latest.values()
+            if r.state == "APPROVED" and not r.dismissed and r.official and r.commit_id == head
+        )
 
     def mergeable(self, pull: Pull) -> bool:
         head, base = self.remote.rev(pull.head), self.remote.rev(pull.base)
@@ -138,7 +166,34 @@ class GiteaServer:
             "updated_at": stamp(),
             "head": self._branch(pull.head, self.remote.rev(pull.head) or pull.head_sha),
             "base": self._branch(pull.base, self.remote.rev(pull.base) or ""),
-            "draft": False,
+            "draft": pull.draft,
+            "labels": [self.label_json(i) for i in pull.labels],
+            "requested_reviewers": [self._user(u) for u in pull.requested],
+        }
+
+    def label_json(self, label_id: int) -> dict[str, Any]:
+        name = self.labels[label_id]
+        api = f"{self.url}{PREFIX}/repos/{self.owner}/{self.name}"
+        return {
+            "id": label_id,
+            "name": name,
+            "color": "ededed",
+            "description": "",
+            "exclusive": False,
+            "is_archived": False,
+            "url": f"{api}/labels/{label_id}",
+        }
+
+    def comment_json(self, pull: Pull, comment: tuple[int, str, str]) -> dict[str, Any]:
+        return {
+            "id": comment[0],
+            "body": comment[2],
+            "user": self._user(comment[1]),
+            "html_url": f"{self.html_url}/pulls/{pull.number}#issuecomment-{comment[0]}",
+            "pull_request_url": f"{self.html_url}/pulls/{pull.number}",
+            "issue_url": "",
+            "created_at": stamp(pull.created),
+            "updated_at": stamp(pull.created),
         }
 
     def review_json(self, pull: Pull, review: Review) -> dict[str, Any]:
@@ -149,7 +204,8 @@ class GiteaServer:
             "commit_id": review.commit_id,
             "dismissed": review.dismissed,
             "stale": review.commit_id != (self.remote.rev(pull.head) or review.commit_id),
-            "official": True,
+            "official": review.official,
+            "body": review.body,
             "submitted_at": stamp(),
             "html_url": f"{self.html_url}/pulls/{pull.number}#issuecomment-{review.id}",
             "pull_request_url": f"{self.html_url}/pulls/{pull.number}",
@@ -187,6 +243,8 @@ class GiteaServer:
             if match.group(2) is None and method == "patch":
                 if "body" in body:
                     pull.body = str(body["body"])
+                if "title" in body:
+                    pull.title = str(body["title"])
                 if body.get("state") == "closed" and pull.state == "open":
                     self.close(pull.number)
                 return Reply(201, self.pull_json(pull), template)
@@ -194,6 +252,9 @@ class GiteaServer:
                 return self._merge(pull, body)
             if match.group(2) == "/reviews" and method == "get":
                 return Reply(200, [self.review_json(pull, r) for r in pull.reviews], template)
+        reply = self._issue_parts(method, rest, body, user)
+        if reply is not None:
+            return reply
         match = re.fullmatch(r"/branch_protections/(.+)", rest)
         if match and method == "get":
             template = "/branch_protections/{name}"
@@ -216,6 +277,49 @@ class GiteaServer:
             return Reply(204, None, template)
         return Reply(404, {"message": "not found"}, None)
 
+    def _issue_parts(self, method: str, rest: str, body: Any, user: str) -> Reply | None:
+        """Labels, comments and requested reviewers: a PR's labels and comments live on its issue."""
+        if rest == "/labels" and method == "get":
+            return Reply(200, [self.label_json(i) for i in sorted(self.labels)], "/labels")
+        if rest == "/labels" and method == "post":
+            if body.get("name") in self.labels.values():
+                return Reply(422, {"message": "label exists"}, "/labels")
+            self._ids += 1
+            self.labels[self._ids] = str(body["name"])
+            return Reply(201, self.label_json(self._ids), "/labels")
+        match = re.fullmatch(r"/(issues|pulls)/(\d+)/(labels|comments|requested_reviewers)", rest)
+        if match is None:
+            return None
+        template = f"/{match.group(1)}/{{index}}/{match.group(3)}"
+        pull = self.pulls.get(int(match.group(2)))
+        if pull is None or (match.group(1), match.group(3)) not in (
+            ("issues", "labels"),
+            ("issues", "comments"),
+            ("pulls", "requested_reviewers"),
+        ):
+            return Reply(404, {"message": "not found"}, template)
+        if match.group(3) == "labels" and method == "put":
+            wanted = body.get("labels") or []
+            if any(i not in self.labels for i in wanted):
+                return Reply(404, {"message": "label does not exist"}, template)  # Gitea's answer
+            pull.labels = [int(i) for i in wanted]
+        if match.group(3) == "labels":
+            return Reply(200, [self.label_json(i) for i in pull.labels], template)
+        if match.group(3) == "comments" and method == "post":
+            self.comment(pull.number, user, str(body.get("body", "")))
+            return Reply(201, self.comment_json(pull, pull.comments[-1]), template)
+        if match.group(3) == "comments":
+            return Reply(200, [self.comment_json(pull, c) for c in pull.comments], template)
+        if any(login not in self.users for login in body.get("reviewers") or []):
+            return Reply(422, {"message": "user does not exist"}, template)
+        for login in body.get("reviewers") or []:
+            if login not in pull.requested:
+                pull.requested.append(login)
+                self._ids += 1
+                pull.reviews.append(Review(self._ids, login, "REQUEST_REVIEW", ""))
+        requests = [r for r in pull.reviews if r.state == "REQUEST_REVIEW"]
+        return Reply(201, [self.review_json(pull, r) for r in requests], template)
+
     def _create(self, body: dict[str, Any], user: str) -> Reply:
         head, base = str(body.get("head", "")), str(body.get("base", ""))
         head_sha, base_sha = self.remote.rev(head), self.remote.rev(base)
@@ -233,7 +337,7 @@ class GiteaServer:
 
     def _merge(self, pull: Pull, body: dict[str, Any]) -> Reply:
         template = "/pulls/{index}/merge"
-        if pull.state != "open" or not self.mergeable(pull):
+        if pull.state != "open" or not self.mergeable(pull) or pull.draft:
             return Reply(405, {"message": "Please try again later"}, template)
         protected = (self.remote.bare / "gitcanary-test-protected").exists()
         if protected and self.approvals(pull) < self.required_approvals:

@@ -8,8 +8,14 @@ live here, refs and merges in Git. What it validates, and against what (tests/da
 - request bodies against python-gitlab's own model of each call (`_create_attrs`/`_update_attrs`
   of ProjectMergeRequestManager: required and optional names) and GitLab's documented merge
   parameters; no other key may be sent;
+- notes (MR comments) against GitLab's own `public_api/v4/notes.json` schema (tests/data/gitlab);
 - the approvals response (a GitLab EE schema not among those fixtures) against the fields
-  GitLab's docs list for `GET .../approvals`, hand-copied in APPROVALS below.
+  GitLab's docs list for `GET .../approvals`, hand-copied in APPROVALS below, and the project's
+  approval configuration (`GET /projects/:id/approvals`) likewise in PROJECT_APPROVALS;
+- users found by username (`GET /users?username=`) against `user/basic.json`.
+Draft is GitLab's: a "Draft: " title prefix makes the MR a draft, and a draft is not merged.
+Approvals are reset on push when the project says so (`reset_approvals_on_push`, GitLab's
+default): an approval given on an earlier head is no longer listed.
 A mismatch lands in `errors` and fails the test. Emulated: a person's approval or close is a
 method call here, and the project's merge method (merge commit or fast-forward) is a field.
 """
@@ -26,12 +32,14 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from forge_remote import BareRemote, RateLimit, serve, stamp
-from gitlab.v4.objects import ProjectMergeRequestManager
+from gitlab.v4.objects import ProjectMergeRequestManager, ProjectMergeRequestNoteManager, UserManager
 from jsonschema import Draft7Validator
 from referencing import Registry, Resource
 
 DATA = Path(__file__).parent / "data" / "gitlab"
 MERGE_REQUEST = json.loads((DATA / "merge_request.json").read_text())
+NOTES = json.loads((DATA / "notes.json").read_text())
+USER = json.loads((DATA / "user" / "basic.json").read_text())
 REGISTRY = Registry().with_resources(
     [
         ("user/basic.json", Resource.opaque(json.loads((DATA / "user" / "basic.json").read_text()))),
@@ -57,6 +65,24 @@ APPROVALS = {
         },
     },
 }
+# GitLab docs, "Merge request approvals API", GET /projects/:id/approvals (project configuration).
+PROJECT_APPROVALS = {
+    "type": "object",
+    "required": ["approvals_before_merge", "reset_approvals_on_push"],
+    "properties": {
+        "approvals_before_merge": {"type": "integer"},
+        "reset_approvals_on_push": {"type": "boolean"},
+        "selective_code_owner_removals": {"type": "boolean"},
+        "disable_overriding_approvers_per_merge_request": {"type": "boolean"},
+        "merge_requests_author_approval": {"type": "boolean"},
+        "merge_requests_disable_committers_approval": {"type": "boolean"},
+        "require_password_to_approve": {"type": "boolean"},
+    },
+    "additionalProperties": False,
+}
+# GitLab docs, "Notes API", GET /projects/:id/merge_requests/:iid/notes: sort and order_by.
+NOTE_LIST_PARAMS = {"sort", "order_by", "page", "per_page", "pagination"}
+DRAFT = re.compile(r"^\s*(\[draft\]|\(draft\)|draft:|draft\s-)\s*", re.IGNORECASE)
 # GitLab docs, "Merge requests API", PUT /projects/:id/merge_requests/:iid/merge.
 MERGE_PARAMS = {
     "merge_commit_message",
@@ -82,8 +108,15 @@ class MergeRequest:
     squash_sha: str | None = None
     created: float = field(default_factory=time.time)
     closed: float | None = None
-    approved_by: list[str] = field(default_factory=list)
+    approved_by: list[tuple[str, str]] = field(default_factory=list)  # (username, head approved)
     head_sha: str = ""
+    labels: list[str] = field(default_factory=list)
+    reviewer_ids: list[int] = field(default_factory=list)
+    notes: list[tuple[int, str, str, bool]] = field(default_factory=list)  # (id, author, body, system)
+
+    @property
+    def draft(self) -> bool:
+        return DRAFT.match(self.title) is not None
 
 
 class GitLabServer:
@@ -97,6 +130,9 @@ class GitLabServer:
         )
         self.mrs: dict[int, MergeRequest] = {}
         self.required_approvals = 0
+        self.reset_approvals_on_push = True  # the project's setting, GitLab's default
+        self.users = {"gitcanary-bot", "pat", "sam"}
+        self._note_ids = 500
         self.merge_method = "merge"  # the project's setting: merge or ff (fast-forward)
         self.errors: list[str] = []
         self.requests: list[tuple[str, str]] = []
@@ -124,7 +160,18 @@ class GitLabServer:
     # -- what a person does in the web UI ----------------------------------------------------------
 
     def approve(self, iid: int, user: str = "pat") -> None:
-        self.mrs[iid].approved_by.append(user)
+        mr = self.mrs[iid]
+        mr.approved_by = [a for a in mr.approved_by if a[0] != user]
+        mr.approved_by.append((user, self.remote.rev(mr.head) or ""))
+
+    def note(self, iid: int, user: str, body: str, system: bool = False) -> None:
+        self._note_ids += 1
+        self.mrs[iid].notes.append((self._note_ids, user, body, system))
+
+    def approvers(self, mr: MergeRequest) -> list[str]:
+        """Who GitLab lists as approving: with resets on push, only approvals of the head."""
+        head = self.remote.rev(mr.head) or mr.head_sha
+        return [u for u, sha in mr.approved_by if not self.reset_approvals_on_push or sha == head]
 
     def close(self, iid: int) -> None:
         mr = self.mrs[iid]
@@ -136,15 +183,23 @@ class GitLabServer:
         head, base = self.remote.rev(mr.head), self.remote.rev(mr.base)
         if not head or not base or self.remote.merge_tree(base, head) is None:
             return "conflict"
-        if len(mr.approved_by) < self.required_approvals:
+        if mr.draft:
+            return "draft_status"
+        if len(self.approvers(mr)) < self.required_approvals:
             return "not_approved"
         if self.merge_method == "ff" and not self.remote.is_ancestor(base, head):
             return "need_rebase"  # a fast-forward project merges only what is rebased on the target
         return "mergeable"
 
+    def _id(self, name: str) -> int:
+        return sorted(self.users | {name}).index(name) + 1
+
+    def _name_of(self, user_id: int) -> str:
+        return sorted(self.users)[user_id - 1]
+
     def _user(self, name: str) -> dict[str, Any]:
         return {
-            "id": abs(hash(name)) % 10000 + 1,
+            "id": self._id(name),
             "username": name,
             "name": name,
             "state": "active",
@@ -173,8 +228,10 @@ class GitLabServer:
             "assignee": self._user(mr.author),
             "source_project_id": 1,
             "target_project_id": 1,
-            "labels": [],
-            "work_in_progress": False,
+            "labels": list(mr.labels),
+            "work_in_progress": mr.draft,
+            "draft": mr.draft,
+            "reviewers": [self._user(self._name_of(i)) for i in mr.reviewer_ids],
             "milestone": None,
             "merge_when_pipeline_succeeds": False,
             "merge_status": "can_be_merged" if status == "mergeable" else "cannot_be_merged",
@@ -183,7 +240,7 @@ class GitLabServer:
             "sha": self.remote.rev(mr.head) or mr.head_sha,
             "merge_commit_sha": mr.merge_sha,
             "squash_commit_sha": mr.squash_sha,
-            "user_notes_count": 0,
+            "user_notes_count": len([n for n in mr.notes if not n[3]]),
             "should_remove_source_branch": None,
             "force_remove_source_branch": False,
             "web_url": f"{self.url}/{self.project}/-/merge_requests/{mr.iid}",
@@ -210,6 +267,26 @@ class GitLabServer:
                 "POST merge_requests", body, manager._create_attrs.required, manager._create_attrs.optional
             )
             return self._create(body, user)
+        if rest == "/approvals" and method == "get":
+            data = {
+                "approvals_before_merge": self.required_approvals,
+                "reset_approvals_on_push": self.reset_approvals_on_push,
+                "disable_overriding_approvers_per_merge_request": False,
+                "merge_requests_author_approval": False,
+                "merge_requests_disable_committers_approval": False,
+            }
+            return Reply(200, data, "project_approvals")
+        match = re.fullmatch(r"/merge_requests/(\d+)/notes", rest)
+        if match and int(match.group(1)) in self.mrs:
+            mr = self.mrs[int(match.group(1))]
+            if method == "post":
+                notes = ProjectMergeRequestNoteManager._create_attrs
+                self._check_keys("POST notes", body, notes.required, notes.optional)
+                self.note(mr.iid, user, str(body.get("body", "")))
+                return Reply(201, self.note_json(mr, mr.notes[-1]), "note")
+            self._check_keys("GET notes query", query, (), tuple(NOTE_LIST_PARAMS))
+            notes = sorted(mr.notes, reverse=query.get("sort", "desc") == "desc")
+            return Reply(200, [self.note_json(mr, n) for n in notes], "notes")
         match = re.fullmatch(r"/merge_requests/(\d+)(/merge|/approvals)?", rest)
         if match:
             mr = self.mrs.get(int(match.group(1)))
@@ -222,6 +299,17 @@ class GitLabServer:
                 self._check_keys("PUT merge_request", body, (), manager._update_attrs.optional)
                 if "description" in body:
                     mr.description = str(body["description"])
+                if "title" in body:
+                    mr.title = str(body["title"])
+                if "labels" in body:  # a comma-separated string, as python-gitlab sends a list
+                    labels = body["labels"]
+                    names = labels if isinstance(labels, list) else str(labels).split(",")
+                    mr.labels = [str(n).strip() for n in names if str(n).strip()]
+                if "reviewer_ids" in body:
+                    ids = [int(i) for i in body["reviewer_ids"]]
+                    if any(i < 1 or i > len(self.users) for i in ids):
+                        return Reply(400, {"message": {"reviewer_ids": ["unknown user"]}}, None)
+                    mr.reviewer_ids = ids
                 if body.get("state_event") == "close" and mr.state == "opened":
                     self.close(mr.iid)
                 return Reply(200, self.mr_json(mr), "mr")
@@ -230,10 +318,10 @@ class GitLabServer:
                 return self._merge(mr, body)
             if match.group(2) == "/approvals" and method == "get":
                 data = {
-                    "approved": len(mr.approved_by) >= self.required_approvals,
+                    "approved": len(self.approvers(mr)) >= self.required_approvals,
                     "approvals_required": self.required_approvals,
-                    "approvals_left": max(0, self.required_approvals - len(mr.approved_by)),
-                    "approved_by": [{"user": self._user(u)} for u in mr.approved_by],
+                    "approvals_left": max(0, self.required_approvals - len(self.approvers(mr))),
+                    "approved_by": [{"user": self._user(u)} for u in self.approvers(mr)],
                 }
                 return Reply(200, data, "approvals")
         match = re.fullmatch(r"/repository/branches/(.+)", rest)
@@ -242,6 +330,31 @@ class GitLabServer:
                 return Reply(404, {"message": "404 Branch Not Found"}, None)
             return Reply(204, None, None)
         return Reply(404, {"error": "404 Not Found"}, None)
+
+    def note_json(self, mr: MergeRequest, note: tuple[int, str, str, bool]) -> dict[str, Any]:
+        when = stamp(mr.created)
+        return {
+            "id": note[0],
+            "type": None,
+            "body": note[2],
+            "attachment": None,
+            "author": self._user(note[1]),
+            "created_at": when,
+            "updated_at": when,
+            "system": note[3],
+            "noteable_id": mr.iid * 7,
+            "noteable_iid": mr.iid,
+            "noteable_type": "MergeRequest",
+            "resolvable": False,
+            "confidential": False,
+            "internal": False,
+        }
+
+    def users_reply(self, query: dict[str, str]) -> Reply:
+        allowed = {*UserManager._list_filters, "page", "per_page", "pagination"}
+        self._check_keys("GET users query", query, (), tuple(allowed))
+        name = query.get("username", "")
+        return Reply(200, [self._user(name)] if name in self.users else [], "users")
 
     def _check_keys(
         self, what: str, body: dict[str, Any], required: Iterable[str], optional: Iterable[str]
@@ -344,6 +457,8 @@ class GitLabServer:
                 ("Retry-After", str(limit.retry_after)),
             ]
             reply = Reply(429, {"message": "Retry later"}, None)
+        elif path == "/api/v4/users" and method == "get":
+            reply = self.users_reply(query)
         elif not path.startswith(prefix):
             reply = Reply(404, {"message": "404 Project Not Found"}, None)
         else:
@@ -366,6 +481,10 @@ class GitLabServer:
             "mr": MERGE_REQUEST,
             "list": {"type": "array", "items": MERGE_REQUEST},
             "approvals": APPROVALS,
+            "project_approvals": PROJECT_APPROVALS,
+            "notes": NOTES,
+            "note": NOTES["items"],
+            "users": {"type": "array", "items": USER},
         }.get(reply.kind or "")
         if schema is None:
             return

@@ -14,7 +14,14 @@ from pathlib import Path
 import pytest
 
 from gitcanary.audit.model import Outcome, audit, parse_since, rollouts
-from gitcanary.audit.parse import RawCommit, Step, parse_commits, segments
+from gitcanary.audit.parse import (
+    RawCommit,
+    Step,
+    closing_approvals,
+    merged_request,
+    parse_commits,
+    segments,
+)
 from gitcanary.audit.verify import BotIdentity, verify_commit
 from gitcanary.core.observations import CheckResult
 from gitcanary.core.rollout import Action, Decision
@@ -588,3 +595,44 @@ def test_history_and_verification_tables_fit_the_console_with_whole_headers(widt
     header = lines[0].split()
     assert header == ["CANARY", "REVISION", "STARTED", "OUTCOME", "MAX", "FAILED", "APPROVED", "COMMITS"]
     assert any(line.split() == ["COMMIT", "ACTION", "AUTHOR", "SIGNATURE", "VERDICT"] for line in lines)
+
+
+GITLAB_MERGE = (
+    "Merge branch 'gitcanary/prod/backend/promotion' into 'main'\n\nRollout prod/backend 6.1.0 -> 6.1.1"
+    "\n\nSee merge request acme/platform/config!12\n\nApproved-by: alice\nApproved-by: bob\n"
+)
+GITEA_MERGE = (
+    "Merge pull request 'Rollout prod/backend 6.1.0 -> 6.1.1' (#12) from gitcanary/prod/backend/promotion"
+    " into main\n\nRollout prod/backend 6.1.0 -> 6.1.1\n\nApproved-by: alice\nApproved-by: bob\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("message", "reference"),
+    [
+        ("Merge pull request #12 from acme/gitcanary/prod/backend/promotion\n\nRollout", "#12"),
+        ("Rollout prod/backend 6.1.0 -> 6.1.1 (#12)\n\n* step", "#12"),  # GitHub's or Gitea's squash
+        ("Rollout prod/backend 6.1.0 -> 6.1.1 (!12)\n\n* step", "!12"),  # gitcanary's GitLab squash
+        (GITLAB_MERGE, "!12"),
+        (GITEA_MERGE, "#12"),
+        # Not requests: a person's merge of branches, a reference quoted in a step's body.
+        ("Merge branch 'hotfix' into 'main'\n\nno request here\n", ""),
+        ("gitcanary: advance\n\nSee merge request acme/config!3\n", ""),
+    ],
+)
+def test_each_forges_merge_names_its_request(message: str, reference: str) -> None:
+    assert merged_request(message) == reference
+
+
+@pytest.mark.parametrize("message", [GITLAB_MERGE, GITEA_MERGE], ids=["gitlab", "gitea"])
+def test_gitlab_and_gitea_merge_commits_close_with_the_approvals(message: str) -> None:
+    """The gate's merge on GitLab and Gitea: the approvals close the message, after the forge's lines."""
+    assert closing_approvals(message) == BOTH
+    merged = replace(
+        commit(PROMOTION[3]),
+        merge_request=merged_request(message),
+        merged_by="x <x@example.com>",
+        merge_approvals=closing_approvals(message),
+    )
+    (step,) = parse_commits([merged])[0]
+    assert step.approvals == BOTH and step.pull_request in ("!12", "#12")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -30,6 +31,9 @@ from github_server import RateLimit as GitHubRateLimit
 from gitlab_server import GitLabServer
 from prometheus_server import DATA_END
 
+from gitcanary.audit.gitlog import open_repo, read_log
+from gitcanary.audit.model import Rollout, rollouts
+from gitcanary.audit.parse import parse_commits
 from gitcanary.forge.base import Forge, ForgeError
 from gitcanary.forge.gitea import GiteaConfig, GiteaForge
 from gitcanary.forge.github import GitHubConfig, GitHubForge
@@ -42,6 +46,8 @@ TOKEN = "gitcanary-token"
 KEY = "prod/backend"
 START = DATA_END - timedelta(minutes=58)
 FORGES = ["github", "gitlab", "gitea"]
+# The draft prefixes GitLab ("Draft: ") and Gitea ("WIP: ") keep in the title itself.
+DRAFT_TITLE = re.compile(r"^(Draft|WIP): ")
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,10 @@ class Request:
     state: str  # open, closed, merged
     merge_sha: str | None
     body: str
+    draft: bool = False
+    labels: tuple[str, ...] = ()
+    comments: tuple[str, ...] = ()  # bodies, oldest first
+    reviewers: tuple[str, ...] = ()  # requested reviewers' logins
 
 
 class Side:
@@ -69,6 +79,11 @@ class Side:
         raise NotImplementedError
 
     def approve(self, number: int) -> None:
+        raise NotImplementedError
+
+    def approve_without_write(self, number: int) -> bool:
+        """An approval by someone the branch protection does not count; False where the forge
+        has no such thing to list (GitLab's approvals API lists only eligible approvers)."""
         raise NotImplementedError
 
     def close(self, number: int) -> None:
@@ -123,12 +138,28 @@ class GitHubSide(Side):
 
     def requests_list(self) -> list[Request]:
         return [
-            Request(p.number, p.head, p.title, "merged" if p.merged else p.state, p.merge_sha, p.body)
+            Request(
+                p.number,
+                p.head,
+                p.title,
+                "merged" if p.merged else p.state,
+                p.merge_sha,
+                p.body,
+                p.draft,
+                tuple(p.labels),
+                tuple(c[2] for c in p.comments),
+                tuple(p.requested),
+            )
             for p in self.server.pulls.values()
         ]
 
     def approve(self, number: int) -> None:
         self.people.get_repo("acme/config").get_pull(number).create_review(event="APPROVE")
+
+    def approve_without_write(self, number: int) -> bool:
+        reader = Github(base_url=self.server.api_url, auth=Auth.Token("reader-token"), retry=None, lazy=True)
+        reader.get_repo("acme/config").get_pull(number).create_review(event="APPROVE")
+        return True
 
     def close(self, number: int) -> None:
         self.people.get_repo("acme/config").get_pull(number).edit(state="closed")
@@ -160,13 +191,25 @@ class GitLabSide(Side):
     def requests_list(self) -> list[Request]:
         return [
             Request(
-                m.iid, m.head, m.title, "open" if m.state == "opened" else m.state, m.merge_sha, m.description
+                m.iid,
+                m.head,
+                DRAFT_TITLE.sub("", m.title),
+                "open" if m.state == "opened" else m.state,
+                m.merge_sha,
+                m.description,
+                m.draft,
+                tuple(m.labels),
+                tuple(n[2] for n in m.notes if not n[3]),
+                tuple(sorted(self.server.users)[i - 1] for i in m.reviewer_ids),
             )
             for m in self.server.mrs.values()
         ]
 
     def approve(self, number: int) -> None:
         self.server.approve(number)
+
+    def approve_without_write(self, number: int) -> bool:
+        return False
 
     def close(self, number: int) -> None:
         self.server.close(number)
@@ -191,12 +234,27 @@ class GiteaSide(Side):
 
     def requests_list(self) -> list[Request]:
         return [
-            Request(p.number, p.head, p.title, "merged" if p.merged else p.state, p.merge_sha, p.body)
+            Request(
+                p.number,
+                p.head,
+                DRAFT_TITLE.sub("", p.title),
+                "merged" if p.merged else p.state,
+                p.merge_sha,
+                p.body,
+                p.draft,
+                tuple(self.server.labels[i] for i in p.labels),
+                tuple(c[2] for c in p.comments),
+                tuple(p.requested),
+            )
             for p in self.server.pulls.values()
         ]
 
     def approve(self, number: int) -> None:
         self.server.approve(number)
+
+    def approve_without_write(self, number: int) -> bool:
+        self.server.approve(number, "reader", official=False)  # Gitea: not an `official` review
+        return True
 
     def close(self, number: int) -> None:
         self.server.close(number)
@@ -385,13 +443,13 @@ def test_the_gate_approved_promotes_and_its_merge_carries_the_approval(
     config_repo: ConfigRepo, side: Side, tmp_path: Path, method: str
 ) -> None:
     """Merge and squash commits carry `Approved-by`; a rebase (GitLab: a fast-forward project)
-    makes no commit of the forge's own, so the approval stays on the forge."""
+    makes no commit of the forge's own, so gitcanary's next commit carries it."""
     if method == "rebase" and side.name == "gitlab":
         side.server.merge_method = "ff"  # GitLab rebases by the project's setting, not per merge
     rec, clock = gate_to_waiting(config_repo, side, tmp_path, "direct", method)
     gate = gate_request(side)
     assert gate.title == "Rollout prod/backend 6.1.0 -> 6.1.1"
-    assert "passed: promotion (in this PR)" in gate.body and "| 50% |" in gate.body  # the progress table
+    assert "Waiting for approval" in gate.body and "| 50% | promote (here) |" in gate.body  # the evidence
     assert actions(config_repo)[-1] == ("advance", 50)
     side.approve(gate.number)
     for _ in range(5):
@@ -403,13 +461,95 @@ def test_the_gate_approved_promotes_and_its_merge_carries_the_approval(
     assert [a for a, _ in actions(config_repo)][-3:] == ["promote", "finalize", "succeed"]
     assert branches(config_repo) == []
     if method == "rebase":
-        assert "Approved-by" not in git("log", "--all", "--format=%B", cwd=config_repo.remote)
+        # No commit of the forge's own: gitcanary's next step (the finalize) carries the approval.
+        log = git("log", "--format=%B%x00", "main", cwd=config_repo.remote).split("\x00")
+        carrying = [m for m in log if "Approved-by" in m]
+        assert len(carrying) == 1 and "Gitcanary-Action: finalize" in carrying[0], carrying
+        assert carrying[0].rstrip().endswith("\nApproved-by: pat")
         return
     assert gate.merge_sha
     message = git("log", "-1", "--format=%B", gate.merge_sha, cwd=config_repo.remote)
-    assert message.rstrip().endswith("\n\nApproved-by: pat")
+    # In the message's trailer block (its last paragraph), where `git interpret-trailers` reads it.
+    assert message.rstrip().endswith("\nApproved-by: pat")
+    # `gitcanary history` reads the approval and names the request from the forge's own message.
+    sign = "!" if side.name == "gitlab" else "#"
+    promotion = history_of(config_repo)[-1]
+    assert "pat (approved-by)" in promotion.approvals
+    assert f"PR {sign}{gate.number}" in promotion.involved
     if method == "squash":
         assert "Gitcanary-Action: promote" in message  # every step's message, then the approval
+
+
+def test_only_approvals_of_the_promotion_by_who_may_write_merge_the_gate(
+    config_repo: ConfigRepo, side: Side, tmp_path: Path
+) -> None:
+    """The gate is a draft while the analysis runs; once the promotion commit is there it is ready,
+    labelled, commented and its reviewers asked. An approval of the placeholder (an earlier head)
+    and one by someone without write access do not merge it; an approval of the promotion does."""
+    without_metrics(config_repo, **{"gitcanary.io/promotion-gate": "true", "gitcanary.io/reviewers": "sam"})
+    clock = Clock()
+    rec = reconciler(config_repo, tmp_path / "work", side, clock, mode="direct")
+    for _ in range(2):
+        tick(rec, clock)
+    bump_past_protection(config_repo, side, "6.1.1", protect_after=False)
+    for _ in range(10):
+        tick(rec, clock)
+        opened = [r for r in side.requests_list() if r.title.startswith("Rollout ")]
+        if opened:
+            break
+    (gate,) = opened
+    assert gate.draft and gate.labels == ("gitcanary: analysing",) and gate.reviewers == ()
+    side.approve(gate.number)  # of the placeholder: stale once the promotion replaces it
+    for _ in range(10):
+        result = tick(rec, clock)
+        if "waiting for approval" in result.reports[KEY].waiting:
+            break
+    gate = gate_request(side)
+    assert not gate.draft and gate.state == "open"
+    assert gate.labels == ("gitcanary: waiting for approval",)
+    assert gate.reviewers == ("sam",)
+    assert any("<!-- gitcanary:gate-comment -->" in c for c in gate.comments)
+    listed = side.approve_without_write(gate.number)
+    for _ in range(3):
+        tick(rec, clock)
+    assert gate_request(side).state == "open", "a stale approval or one without write access merged"
+    if listed:
+        assert "not counted" in gate_request(side).body  # the body says why each one does not count
+    side.approve(gate.number)
+    for _ in range(5):
+        tick(rec, clock)
+        if phase(config_repo) == "Succeeded":
+            break
+    assert gate_request(side).state == "merged"
+
+
+def test_gitlab_approvals_count_only_when_the_project_resets_them_on_push(
+    config_repo: ConfigRepo, tmp_path: Path
+) -> None:
+    """GitLab's approvals carry no commit: with resets on push off, nothing says which head one
+    approved, so none counts and the gate waits."""
+    side = GitLabSide(config_repo)
+    try:
+        side.server.reset_approvals_on_push = False
+        rec, clock = gate_to_waiting(config_repo, side, tmp_path, "direct", "merge")
+        side.approve(gate_request(side).number)
+        for _ in range(3):
+            tick(rec, clock)
+        assert gate_request(side).state == "open"
+        side.server.reset_approvals_on_push = True
+        for _ in range(3):
+            tick(rec, clock)
+        assert gate_request(side).state == "merged"
+    finally:
+        side.server.stop()
+    assert not side.errors(), side.errors()
+
+
+def history_of(repo: ConfigRepo) -> list[Rollout]:
+    handle, rev = open_repo(str(repo.remote), "main")
+    steps, problems = parse_commits(read_log(handle, rev))
+    assert problems == []
+    return rollouts(steps)
 
 
 def test_the_gate_closed_rolls_back(config_repo: ConfigRepo, side: Side, tmp_path: Path) -> None:

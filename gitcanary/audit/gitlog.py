@@ -16,7 +16,13 @@ from typing import NamedTuple
 from git import GitCommandError, Repo
 from git.exc import InvalidGitRepositoryError, NoSuchPathError
 
-from gitcanary.audit.parse import PR_NUMBER, STEP_MERGE_NOTE, RawCommit, closing_approvals, parse_time
+from gitcanary.audit.parse import (
+    STEP_MERGE_NOTE,
+    RawCommit,
+    closing_approvals,
+    merged_request,
+    parse_time,
+)
 from gitcanary.errors import GitError
 from gitcanary.git.workspace import _stderr as git_message
 from gitcanary.manifests import yamlio
@@ -134,8 +140,8 @@ class Merge(NamedTuple):
 
 
 def merged_in(repo: Repo, rev: str) -> dict[str, Merge]:
-    """For each commit a pull request's merge commit on the first-parent line brought in: the
-    PR (`#N`), the merge commit's author and the approvals its message closes with. Empty, after
+    """For each commit a pull request's merge commit on the first-parent line brought in: the PR
+    (`#N`, GitLab's `!N`), the merge commit's author and the approvals its message closes with. Empty, after
     one cheap `git log --merges`, when no pull request was merged with a merge commit (direct
     pushes, squash or rebase merges).
     """
@@ -150,10 +156,10 @@ def merged_in(repo: Repo, rev: str) -> dict[str, Merge]:
         if not record.strip():
             continue
         sha, who, message = record.split(_FIELD, 2)
-        match = PR_NUMBER.search(message.split("\n", 1)[0].strip())
-        if match:
+        request = merged_request(message)
+        if request:
             by_gitcanary = STEP_MERGE_NOTE in message
-            requests[sha] = Merge(f"#{match[1] or match[2]}", who, closing_approvals(message), by_gitcanary)
+            requests[sha] = Merge(request, who, closing_approvals(message), by_gitcanary)
     if not requests:
         return {}
     parents: dict[str, list[str]] = {}

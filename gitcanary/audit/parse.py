@@ -19,8 +19,17 @@ from gitcanary.git.checks import Check, parse_check_line, parse_check_trailer
 PREFIX = "Gitcanary-"
 _TRAILER = re.compile(r"^(Gitcanary-[A-Za-z-]+):\s*(.*)$")
 _OTHER_TRAILER = re.compile(r"^([A-Z][A-Za-z-]*-[a-z][A-Za-z-]*|[A-Z][a-z]+):\s+\S")
-# GitHub's squash-merge subject ends "(#12)"; its merge commits start "Merge pull request #12".
-PR_NUMBER = re.compile(r"\(#(\d+)\)\s*$|^Merge pull request #(\d+)")
+# How each forge's merge names the request it merged, as (pattern, sign): the subject of a GitHub
+# or Gitea squash ends "(#12)" and gitcanary's GitLab squash "(!12)"; GitHub's merge commits start
+# "Merge pull request #12 from", Gitea's "Merge pull request 'TITLE' (#12) from"; GitLab's
+# merge commit ("Merge branch 'x' into 'main'") says "See merge request group/project!12" below.
+_SUBJECT_REQUESTS = (
+    (re.compile(r"\(#(\d+)\)\s*$"), "#"),
+    (re.compile(r"\(!(\d+)\)\s*$"), "!"),
+    (re.compile(r"^Merge pull request #(\d+)"), "#"),
+    (re.compile(r"^Merge pull request '.*' \(#(\d+)\) from "), "#"),
+)
+_GITLAB_REFERENCE = re.compile(r"^See merge request \S*!(\d+)\s*$", re.MULTILINE)
 # The line gitcanary writes into the merge (or squash) commit of a step PR it merged itself: that
 # PR is plumbing, not a person's approval, so history does not list it among the approvals.
 STEP_MERGE_NOTE = "Merged by gitcanary: one step of a rollout, no review asked."
@@ -63,8 +72,7 @@ class RawCommit:
     def pull_request(self) -> str:
         if STEP_MERGE_NOTE in self.message:
             return ""  # a step PR gitcanary squash-merged itself
-        match = PR_NUMBER.search(self.subject)
-        return f"#{match[1] or match[2]}" if match else self.merge_request
+        return merged_request(self.message) or self.merge_request
 
 
 @dataclass(frozen=True)
@@ -200,6 +208,21 @@ def segments(message: str) -> list[_Segment]:
     if current.values or current.checks:
         found.append(current)
     return found
+
+
+def merged_request(message: str) -> str:
+    """The pull (merge) request a forge's merge or squash commit names: "#12" (GitHub, Gitea),
+    "!12" (GitLab), or "" for any other commit."""
+    subject = message.split("\n", 1)[0].strip()
+    for pattern, sign in _SUBJECT_REQUESTS:
+        match = pattern.search(subject)
+        if match:
+            return f"{sign}{match[1]}"
+    if subject.startswith("Merge branch "):
+        found = _GITLAB_REFERENCE.search(message)
+        if found:
+            return f"!{found[1]}"
+    return ""
 
 
 def _approval(name: str, value: str) -> str:

@@ -18,8 +18,10 @@ class Review:
 
     login: str
     state: str  # APPROVED, CHANGES_REQUESTED, COMMENTED, DISMISSED
-    commit: str  # the head the review was given on
-    can_write: bool  # GitHub: OWNER, MEMBER or COLLABORATOR (what branch protection counts)
+    commit: str  # the head the review was given on; "" when the forge cannot say
+    # Whether the forge counts the reviewer towards merging. GitHub: OWNER, MEMBER or COLLABORATOR
+    # (what branch protection counts); Gitea: `official`; GitLab: every listed approver is eligible.
+    can_write: bool
     body: str = ""
 
 

@@ -1,11 +1,17 @@
 """The forge on Gitea and Forgejo (same REST API, `/api/v1`) over httpx: pull requests.
 
 No maintained Python client covers both (the generated ones trail the server by versions), and
-gitcanary needs eight endpoints, so they are called directly with httpx, as the swagger names them.
+gitcanary needs about fifteen endpoints, so they are called directly with httpx, as the swagger names them.
 - `mergeable` is Gitea's conflict check only; the approvals a protected branch requires come from
   its branch protection (`required_approvals`, readable by repository admins) and the reviews:
   fewer official approvals than required -> `blocked`, as GitHub says;
-- approvers are reviewers whose latest review is APPROVED and neither dismissed nor stale;
+- reviews come from the reviews API: each reviewer's latest, with the `commit_id` it was given
+  on, DISMISSED when `dismissed`, and can_write from `official` (a review by someone the branch
+  protection counts); approvers are the approving ones neither dismissed nor stale;
+- draft is Gitea's "WIP: " title prefix (the PR's `draft` field is read-only, derived from the
+  instance's WORK_IN_PROGRESS_PREFIXES); labels go through the issue labels API (a label the
+  repository lacks is created first), comments through issue comments, reviewers through
+  `requested_reviewers`;
 - merge styles are Gitea's `do`: merge, squash, rebase (a rebase makes no commit of its own),
   and `merge_message_field` carries the body gitcanary adds (the Approved-by trailers).
 
@@ -26,7 +32,7 @@ from urllib.parse import quote
 
 import httpx
 
-from gitcanary.forge.base import ForgeError, PullRequest
+from gitcanary.forge.base import Comment, ForgeError, PullRequest, Review
 from gitcanary.forge.secrets import Redactor, read_secret
 
 log = logging.getLogger("gitcanary.forge")
@@ -34,6 +40,11 @@ T = TypeVar("T")
 NOT_MERGED_YET = (405, 409)  # not mergeable (approvals, conflict, checks) or the head moved
 PAGE = 50
 RECHECK_SECONDS = 2.0
+DRAFT_PREFIX = "WIP: "
+# Gitea's default WORK_IN_PROGRESS_PREFIXES, plus Forgejo's and GitLab's "Draft:" habit.
+DRAFT_PREFIXES = ("wip:", "[wip]", "draft:")
+LABEL_COLOR = "#ededed"
+REVIEW_STATES = {"APPROVED": "APPROVED", "REQUEST_CHANGES": "CHANGES_REQUESTED", "COMMENT": "COMMENTED"}
 
 
 class _Status(Exception):
@@ -136,26 +147,33 @@ class GiteaForge:
     # -- the interface -------------------------------------------------------------------------
 
     def _convert(
-        self, data: dict[str, Any], approvers: tuple[str, ...] = (), required: int = 0
+        self, data: dict[str, Any], reviews: tuple[Review, ...] = (), required: int = 0
     ) -> PullRequest:
         open_ = data.get("state") == "open"
         mergeable: bool | None = bool(data.get("mergeable")) if open_ else None
+        head_sha = str(data["head"].get("sha") or "")
+        approvers = tuple(r.login for r in reviews if r.state == "APPROVED" and r.commit == head_sha)
+        official = [r for r in reviews if r.state == "APPROVED" and r.commit == head_sha and r.can_write]
         state = "unknown"
         if open_:
-            state = "dirty" if not mergeable else "blocked" if len(approvers) < required else "clean"
+            state = "dirty" if not mergeable else "blocked" if len(official) < required else "clean"
+        title, prefixed = _without_draft(str(data.get("title") or ""))
         return PullRequest(
             number=int(data["number"]),
             head=str(data["head"]["ref"]),
             base=str(data["base"]["ref"]),
-            title=str(data.get("title") or ""),
+            title=title,
             body=str(data.get("body") or ""),
             state="open" if open_ else "closed",
             merged=bool(data.get("merged")),
             url=str(data.get("html_url") or ""),
-            head_sha=str(data["head"].get("sha") or ""),
+            head_sha=head_sha,
             mergeable=mergeable,
             mergeable_state=state,
             approvers=approvers,
+            reviews=reviews,
+            labels=tuple(str(label.get("name")) for label in data.get("labels") or []),
+            draft=bool(data.get("draft")) or prefixed,
         )
 
     def _pulls(self, state: str) -> list[dict[str, Any]]:
@@ -187,22 +205,36 @@ class GiteaForge:
             # which gitcanary answers by closing the PR.
             self.sleep(RECHECK_SECONDS)
             data = self._json(f"reading PR #{number}", "GET", f"/pulls/{number}")
+        reviews = self._reviews(number, str(data["head"].get("sha") or ""))
         if data.get("state") != "open":
-            return self._convert(data)
-        return self._convert(data, self._approvers(number), self._required(str(data["base"]["ref"])))
+            return self._convert(data, reviews)
+        return self._convert(data, reviews, self._required(str(data["base"]["ref"])))
 
-    def _approvers(self, number: int) -> tuple[str, ...]:
-        latest: dict[str, dict[str, Any]] = {}
-        for review in self._json(f"reading reviews of PR #{number}", "GET", f"/pulls/{number}/reviews"):
-            login = (review.get("user") or {}).get("login") or "ghost"
-            if review.get("state") in ("APPROVED", "REQUEST_CHANGES"):
-                latest.pop(login, None)
-                latest[login] = review
-        return tuple(
-            login
-            for login, r in latest.items()
-            if r.get("state") == "APPROVED" and not r.get("dismissed") and not r.get("stale")
-        )
+    def _reviews(self, number: int, head: str) -> tuple[Review, ...]:
+        """Each reviewer's latest review, oldest first.
+
+        A review keeps its `commit_id`, so one of an earlier head is not `PullRequest.counted`;
+        one Gitea calls `stale` never counts, even if its `commit_id` were the head. `official`
+        is Gitea's own word that the branch protection counts the reviewer (an approvals
+        whitelist, or write access without one): that is can_write.
+        """
+        latest: dict[str, Review] = {}
+        for r in self._json(f"reading reviews of PR #{number}", "GET", f"/pulls/{number}/reviews"):
+            state = REVIEW_STATES.get(str(r.get("state")))
+            if state is None:  # PENDING (a draft review) and REQUEST_REVIEW say nothing yet
+                continue
+            login = str((r.get("user") or {}).get("login") or "ghost")
+            if state == "COMMENTED" and login in latest:
+                continue  # as on GitHub: a comment does not replace an approval or a change request
+            latest.pop(login, None)
+            latest[login] = Review(
+                login,
+                "DISMISSED" if r.get("dismissed") else state,
+                _commit(r, head),
+                bool(r.get("official")),
+                str(r.get("body") or ""),
+            )
+        return tuple(latest.values())
 
     def _required(self, base: str) -> int:
         """Approvals the base branch's protection requires; 0 when it has none or cannot be read."""
@@ -212,12 +244,73 @@ class GiteaForge:
             return 0
         return int(response.json().get("required_approvals") or 0)
 
-    def open(self, head: str, base: str, title: str, body: str) -> PullRequest:
-        data = {"head": head, "base": base, "title": title, "body": body}
+    def open(self, head: str, base: str, title: str, body: str, draft: bool = False) -> PullRequest:
+        data = {
+            "head": head,
+            "base": base,
+            "title": self.redact((DRAFT_PREFIX if draft else "") + title),
+            "body": self.redact(body),
+        }
         return self._convert(self._json(f"opening a PR from {head}", "POST", "/pulls", json=data))
 
     def update_body(self, number: int, body: str) -> None:
-        self._json(f"updating PR #{number}", "PATCH", f"/pulls/{number}", json={"body": body})
+        self._json(f"updating PR #{number}", "PATCH", f"/pulls/{number}", json={"body": self.redact(body)})
+
+    def set_draft(self, number: int, draft: bool) -> None:
+        """Gitea has no draft flag to set: a "WIP: " title prefix is what makes a PR a draft."""
+        data = self._json(f"reading PR #{number}", "GET", f"/pulls/{number}")
+        title, prefixed = _without_draft(str(data.get("title") or ""))
+        if prefixed != draft:
+            wanted = (DRAFT_PREFIX if draft else "") + title
+            self._json(f"retitling PR #{number}", "PATCH", f"/pulls/{number}", json={"title": wanted})
+
+    def request_reviewers(self, number: int, logins: list[str], teams: list[str]) -> None:
+        if not logins and not teams:
+            return
+        data = {"reviewers": logins, "team_reviewers": teams}
+        what = f"requesting reviewers on PR #{number}"
+        self._json(what, "POST", f"/pulls/{number}/requested_reviewers", json=data)
+
+    def set_state_label(self, number: int, label: str, prefix: str) -> None:
+        what = f"labelling PR #{number}"
+        current = [str(x["name"]) for x in self._json(what, "GET", f"/issues/{number}/labels")]
+        wanted = [name for name in current if not name.startswith(prefix)] + [label]
+        if sorted(wanted) == sorted(current):
+            return
+        ids = self._label_ids(wanted)
+        # PUT replaces the issue's whole label set, so the previous state's label goes.
+        self._json(what, "PUT", f"/issues/{number}/labels", json={"labels": [ids[n] for n in wanted]})
+
+    def _label_ids(self, names: list[str]) -> dict[str, int]:
+        """The repository's label ids by name; a missing one is created (Gitea labels an issue only
+        with labels the repository or its organisation has)."""
+        known: dict[str, int] = {}
+        page = 1
+        while True:
+            params = {"page": page, "limit": PAGE}
+            batch = self._json("listing labels", "GET", "/labels", params=params)
+            known.update({str(x["name"]): int(x["id"]) for x in batch})
+            if len(batch) < PAGE:
+                break
+            page += 1
+        for name in names:
+            if name not in known:
+                made = self._json(
+                    f"creating label {name}", "POST", "/labels", json={"name": name, "color": LABEL_COLOR}
+                )
+                known[name] = int(made["id"])
+        return known
+
+    def comment(self, number: int, body: str) -> None:
+        what = f"commenting on PR #{number}"
+        self._json(what, "POST", f"/issues/{number}/comments", json={"body": self.redact(body)})
+
+    def comments(self, number: int) -> list[Comment]:
+        found = self._json(f"reading the comments of PR #{number}", "GET", f"/issues/{number}/comments")
+        return [
+            Comment(str((c.get("user") or {}).get("login") or "ghost"), str(c.get("body") or ""))
+            for c in found
+        ]
 
     def merge(
         self, number: int, method: str, sha: str | None = None, message: str | None = None
@@ -247,3 +340,17 @@ class GiteaForge:
         except _Status as exc:
             if exc.response.status_code != 404:  # already gone
                 raise self._error(f"deleting branch {branch}", exc.response) from None
+
+
+def _without_draft(title: str) -> tuple[str, bool]:
+    """The title without a work-in-progress prefix, and whether it had one."""
+    lowered = title.lower()
+    for prefix in DRAFT_PREFIXES:
+        if lowered.startswith(prefix):
+            return title[len(prefix) :].lstrip(), True
+    return title, False
+
+
+def _commit(review: dict[str, Any], head: str) -> str:
+    commit = str(review.get("commit_id") or "")
+    return "" if review.get("stale") and commit == head else commit

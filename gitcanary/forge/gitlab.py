@@ -6,6 +6,12 @@ GitLab names things differently; this module maps them onto the `Forge` protocol
   blocked (approval rules), `conflict`/`has_conflicts` -> dirty, `need_rebase` -> behind, CI and
   discussions -> pending, `checking`/`unchecked` -> unknown (GitLab is still computing);
 - approvers come from the MR approvals API (`approved_by`), which GitLab Free also answers;
+  an approval carries no commit, so it is taken as one of the current head only when the project
+  resets approvals on push (`reset_approvals_on_push`, GitLab's default): otherwise it counts
+  for nothing here, because nothing says which head it approved;
+- draft is the MR's `draft` flag, which GitLab derives from a "Draft: " title prefix (the prefix
+  is what gitcanary writes); labels are the MR's labels, comments its non-system notes, and
+  reviewers its `reviewer_ids` (usernames resolved through the users API);
 - `squash` is a flag on the merge call; `rebase` (fast-forward) is the project's own merge method:
   gitcanary then merges without a merge commit and, as on GitHub, has no commit to carry a message.
 
@@ -28,7 +34,7 @@ import requests
 from gitlab.exceptions import GitlabError
 from gitlab.v4.objects import Project, ProjectMergeRequest
 
-from gitcanary.forge.base import ForgeError, PullRequest
+from gitcanary.forge.base import Comment, ForgeError, PullRequest, Review
 from gitcanary.forge.secrets import Redactor, read_secret
 
 log = logging.getLogger("gitcanary.forge")
@@ -50,6 +56,9 @@ MERGE_STATUS: dict[str, tuple[bool | None, str]] = {
     "preparing": (None, "unknown"),
     "approvals_syncing": (None, "unknown"),
 }
+DRAFT_PREFIX = "Draft: "
+# The title prefixes GitLab reads as draft (its Gitlab::Regex.merge_request_draft).
+DRAFT_PREFIXES = ("draft:", "[draft]", "(draft)", "draft -")
 NOT_MERGED_YET = (405, 406, 409, 422)  # blocked, conflict, head moved, cannot be merged
 
 
@@ -157,17 +166,19 @@ class GitLabForge:
 
     # -- the interface -------------------------------------------------------------------------
 
-    def _convert(self, mr: ProjectMergeRequest, approvers: tuple[str, ...] = ()) -> PullRequest:
+    def _convert(self, mr: ProjectMergeRequest, reviews: tuple[Review, ...] = ()) -> PullRequest:
         state = str(mr.state)
         status = str(getattr(mr, "detailed_merge_status", "") or "unchecked")
         mergeable, mergeable_state = MERGE_STATUS.get(status, (None, "unknown"))
         if getattr(mr, "has_conflicts", False):
             mergeable, mergeable_state = False, "dirty"
+        title, prefixed = _without_draft(str(mr.title or ""))
+        draft = bool(getattr(mr, "draft", False) or getattr(mr, "work_in_progress", False) or prefixed)
         return PullRequest(
             number=int(mr.iid),
             head=str(mr.source_branch),
             base=str(mr.target_branch),
-            title=str(mr.title or ""),
+            title=title,
             body=str(mr.description or ""),
             state="open" if state == "opened" else "closed",
             merged=state == "merged",
@@ -175,12 +186,37 @@ class GitLabForge:
             head_sha=str(mr.sha or ""),
             mergeable=mergeable if state == "opened" else None,
             mergeable_state=mergeable_state if state == "opened" else "unknown",
-            approvers=approvers,
+            approvers=tuple(r.login for r in reviews),
+            reviews=reviews,
+            labels=tuple(str(label) for label in getattr(mr, "labels", None) or ()),
+            draft=draft,
         )
 
-    def _approvers(self, mr: ProjectMergeRequest) -> tuple[str, ...]:
+    def _reviews(self, mr: ProjectMergeRequest) -> tuple[Review, ...]:
+        """The MR's approvals as reviews.
+
+        can_write is True for every one: GitLab's approvals API lists only approvals by users
+        eligible to approve (approval rules, and at least Developer role by default), which is
+        what GitLab counts towards merging, so nobody GitLab would not count is listed.
+        commit is the current head only when the project resets approvals on push: then an
+        approval still listed was given on that head. Otherwise it may be of any earlier head,
+        and "" makes it count for nothing (see docs/forges.md).
+        """
         approvals = mr.approvals.get()
-        return tuple(str(entry["user"]["username"]) for entry in approvals.approved_by or [])
+        commit = str(mr.sha or "") if self._resets_approvals() else ""
+        return tuple(
+            Review(str(entry["user"]["username"]), "APPROVED", commit, True)
+            for entry in approvals.approved_by or []
+        )
+
+    def _resets_approvals(self) -> bool:
+        """The project's `reset_approvals_on_push`; True (GitLab's default) when it cannot be read."""
+        try:
+            return bool(getattr(self.project.approvals.get(), "reset_approvals_on_push", True))
+        except GitlabError as exc:
+            if exc.response_code in (401, 403, 404):  # no rights to read it, or a tier without it
+                return True
+            raise
 
     def find(self, head: str, state: str = "open") -> PullRequest | None:
         wanted = {"open": "opened", "closed": "closed", "all": "all"}[state]
@@ -216,13 +252,18 @@ class GitLabForge:
     def get(self, number: int) -> PullRequest:
         def go() -> PullRequest:
             mr = self.project.mergerequests.get(number)
-            return self._convert(mr, self._approvers(mr) if mr.state == "opened" else ())
+            return self._convert(mr, self._reviews(mr))
 
         return self._call(f"reading merge request !{number}", go)
 
-    def open(self, head: str, base: str, title: str, body: str) -> PullRequest:
+    def open(self, head: str, base: str, title: str, body: str, draft: bool = False) -> PullRequest:
         def go() -> PullRequest:
-            data = {"source_branch": head, "target_branch": base, "title": title, "description": body}
+            data = {
+                "source_branch": head,
+                "target_branch": base,
+                "title": self.redact((DRAFT_PREFIX if draft else "") + title),
+                "description": self.redact(body),
+            }
             return self._convert(self.project.mergerequests.create(data))
 
         return self._call(f"opening a merge request from {head}", go)
@@ -230,8 +271,75 @@ class GitLabForge:
     def update_body(self, number: int, body: str) -> None:
         self._call(
             f"updating merge request !{number}",
-            lambda: self.project.mergerequests.update(number, {"description": body}),
+            lambda: self.project.mergerequests.update(number, {"description": self.redact(body)}),
         )
+
+    def set_draft(self, number: int, draft: bool) -> None:
+        """GitLab marks an MR draft by its title's "Draft: " prefix (the API's way to set `draft`)."""
+
+        def go() -> None:
+            mr = self.project.mergerequests.get(number)
+            title, prefixed = _without_draft(str(mr.title or ""))
+            if prefixed != draft:
+                wanted = (DRAFT_PREFIX if draft else "") + title
+                self.project.mergerequests.update(number, {"title": wanted})
+
+        self._call(f"marking merge request !{number} {'draft' if draft else 'ready'}", go)
+
+    def request_reviewers(self, number: int, logins: list[str], teams: list[str]) -> None:
+        """Add `logins` to the MR's reviewers. GitLab has no team reviewers: a group approval
+        rule is its way to ask a team, so `teams` are only logged."""
+        if teams:
+            log.info("GitLab has no team reviewers; not requested on !%d: %s", number, ", ".join(teams))
+        if not logins:
+            return
+
+        def go() -> None:
+            mr = self.project.mergerequests.get(number)
+            ids = [int(r["id"]) for r in getattr(mr, "reviewers", None) or []]
+            for login in logins:
+                found = self.gl.users.list(username=login, get_all=False)
+                if not found:
+                    log.warning("GitLab has no user %r to request a review of !%d from", login, number)
+                    continue
+                if int(found[0].id) not in ids:
+                    ids.append(int(found[0].id))
+            self.project.mergerequests.update(number, {"reviewer_ids": ids})
+
+        self._call(f"requesting reviewers on merge request !{number}", go)
+
+    def set_state_label(self, number: int, label: str, prefix: str) -> None:
+        def go() -> None:
+            current = [str(x) for x in self.project.mergerequests.get(number).labels or []]
+            wanted = [name for name in current if not name.startswith(prefix)] + [label]
+            if sorted(wanted) != sorted(current):
+                # `labels` replaces the whole set (GitLab creates a project label it does not know).
+                self.project.mergerequests.update(number, {"labels": ",".join(wanted)})
+
+        self._call(f"labelling merge request !{number}", go)
+
+    def comment(self, number: int, body: str) -> None:
+        self._call(
+            f"commenting on merge request !{number}",
+            lambda: self.project.mergerequests.get(number, lazy=True).notes.create(
+                {"body": self.redact(body)}
+            ),
+        )
+
+    def comments(self, number: int) -> list[Comment]:
+        """The MR's notes written by people: system notes (label changes, pushes) are left out."""
+
+        def go() -> list[Comment]:
+            notes = self.project.mergerequests.get(number, lazy=True).notes.list(
+                sort="asc", order_by="created_at", iterator=True
+            )
+            return [
+                Comment(str(n.author["username"]), str(n.body or ""))
+                for n in notes
+                if not getattr(n, "system", False)
+            ]
+
+        return self._call(f"reading the notes of merge request !{number}", go)
 
     def merge(
         self, number: int, method: str, sha: str | None = None, message: str | None = None
@@ -246,8 +354,13 @@ class GitLabForge:
                     # GitLab's squash subject is the MR title; the body replaces its commit list.
                     kwargs["squash_commit_message"] = f"{self._title(number)} (!{number})\n\n{message}"
             elif method == "merge" and message is not None:
-                # merge_commit_message replaces the whole message: keep GitLab's default subject.
-                kwargs["merge_commit_message"] = self._merge_subject(number) + "\n\n" + message
+                # merge_commit_message replaces the whole message: keep GitLab's default subject
+                # and its "See merge request group/project!N" line (how `gitcanary history` names
+                # the MR), before the message's last paragraph, its trailers.
+                text, _, last = message.rstrip().rpartition("\n\n")
+                reference = f"See merge request {self.config.project}!{number}"
+                parts = [self._merge_subject(number), text, reference, last]
+                kwargs["merge_commit_message"] = "\n\n".join(p for p in parts if p) + "\n"
             try:
                 # http_put, not ProjectMergeRequest.merge: that sends its extra keywords (squash,
                 # sha) in the query string; every parameter goes in the body here.
@@ -265,7 +378,7 @@ class GitLabForge:
         return self._call(f"merging merge request !{number}", go)
 
     def _title(self, number: int) -> str:
-        return str(self.project.mergerequests.get(number).title)
+        return _without_draft(str(self.project.mergerequests.get(number).title))[0]
 
     def _merge_subject(self, number: int) -> str:
         mr = self.project.mergerequests.get(number)
@@ -286,3 +399,12 @@ class GitLabForge:
                     raise
 
         self._call(f"deleting branch {branch}", go)
+
+
+def _without_draft(title: str) -> tuple[str, bool]:
+    """The title without a draft prefix GitLab recognises, and whether it had one."""
+    lowered = title.lower()
+    for prefix in DRAFT_PREFIXES:
+        if lowered.startswith(prefix):
+            return title[len(prefix) :].lstrip(), True
+    return title, False
