@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from gitcanary import redaction
 from gitcanary.git.trailers import parse_trailers
 from gitcanary.manifests import yamlio
 
@@ -98,3 +99,12 @@ def make_config_repo(base: Path, example: str = "istio") -> ConfigRepo:
 @pytest.fixture
 def config_repo(tmp_path: Path) -> ConfigRepo:
     return make_config_repo(tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_redaction() -> object:
+    """Secrets registered by one test (a CLI run in-process, a provider) are masked in its own
+    output only: a worker runs many test files, and a registered word must not leak into the next."""
+    saved = redaction._secrets
+    yield
+    redaction._secrets = saved

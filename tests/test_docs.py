@@ -35,9 +35,9 @@ def test_a_stale_reference_page_is_caught(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "docs", tmp_path / "docs")
     cli = tmp_path / "gitcanary" / "commands" / "cli.py"
     text = cli.read_text().replace(
-        '    provider: ProviderOpt = None,\n) -> None:\n    """Check every Canary',
+        '    provider: ProviderOpt = None,\n) -> None:\n    """Report every problem',
         '    provider: ProviderOpt = None,\n    extra: Annotated[bool, typer.Option(help="New.")] = False,\n'
-        ') -> None:\n    """Check every Canary',
+        ') -> None:\n    """Report every problem',
     )
     assert "New." in text
     cli.write_text(text)

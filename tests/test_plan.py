@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -133,7 +133,9 @@ def test_init_plan_writes_nothing(config_repo: ConfigRepo, tmp_path: Path) -> No
 def test_run_dry_run_plans_every_tick_and_pushes_nothing(config_repo: ConfigRepo, tmp_path: Path) -> None:
     remote = config_repo.remote
     before = fingerprint(remote)
-    scratch = set(Path(tempfile.gettempdir()).glob("gitcanary-plan-*"))
+    # A temporary directory of its own: other tests running beside this one make plan clones too.
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -158,6 +160,7 @@ def test_run_dry_run_plans_every_tick_and_pushes_nothing(config_repo: ConfigRepo
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, "TMPDIR": str(scratch)},
     )
     try:
         time.sleep(6)
@@ -166,7 +169,7 @@ def test_run_dry_run_plans_every_tick_and_pushes_nothing(config_repo: ConfigRepo
         out, _ = proc.communicate(timeout=30)
     assert out.count("would commit: gitcanary: initialize prod/backend") >= 2  # every tick, the same plan
     assert fingerprint(remote) == before
-    assert set(Path(tempfile.gettempdir()).glob("gitcanary-plan-*")) <= scratch  # its clone is gone
+    assert not list(scratch.glob("gitcanary-plan-*"))  # its clone is gone
 
 
 def test_plan_names_the_webhooks_that_act_and_calls_none(config_repo: ConfigRepo, tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ def test_a_generated_dir_that_climbs_out_is_refused_by_validate_and_run(tmp_path
     repo.commit_and_push("generated dir outside the repository")
     validated = cli("validate", ".", cwd=repo.human)
     assert validated.returncode != 0
-    assert f"apps/backend/canary.yaml: metadata.annotations[{GENERATED_DIR_ANNOTATION}]" in validated.output
+    assert f'apps/backend/canary.yaml: metadata.annotations["{GENERATED_DIR_ANNOTATION}"]' in validated.output
     assert "leaves the repository" in validated.output
 
     setup = Setup(repo, tmp_path / "deep" / "er" / "work", tmp_path)
@@ -40,14 +40,14 @@ def test_a_generated_dir_that_climbs_out_is_refused_by_validate_and_run(tmp_path
     assert not list(tmp_path.rglob("escaped-by-annotation"))
     # A path into .git is refused the same way.
     repo.edit("apps/backend/canary.yaml", _annotate(".git/hooks"))
-    assert "inside .git" in cli("validate", ".", cwd=repo.human).output
+    assert "enters .git" in cli("validate", ".", cwd=repo.human).output
 
 
 def test_a_canary_name_that_is_not_a_kubernetes_name_is_refused(tmp_path: Path) -> None:
     repo = make_config_repo(tmp_path)
     for bad, why in (
         ("../../escaped-by-name", "not a Kubernetes name"),
-        ("x" * 300, "longer than"),
+        ("x" * 300, "at most 253"),
         ("backend\nGitcanary-Phase: Succeeded", "not a Kubernetes name"),
     ):
         repo.edit("apps/backend/canary.yaml", lambda doc, bad=bad: doc["metadata"].__setitem__("name", bad))
@@ -89,7 +89,7 @@ def test_a_generated_file_symlinked_inside_the_repository_is_not_written_through
     _replace_with_symlink(setup, "apps/backend-gitcanary/routing.yaml", "../backend/deployment.yaml")
     validated = cli("validate", ".", cwd=setup.repo.human)
     assert validated.returncode != 0
-    assert "apps/backend-gitcanary/routing.yaml: a symlink where gitcanary writes" in validated.output
+    assert "apps/backend-gitcanary/routing.yaml: a symlink in a generated directory" in validated.output
     setup.repo.bump("apps/backend", "6.1.1")
     ran = setup.run_once()
     assert "gitcanary never writes through a symlink" in ran.output, ran.output

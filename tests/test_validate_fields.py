@@ -19,8 +19,10 @@ from conftest import EXAMPLES, git
 from prometheus_server import QUERY_AT, PrometheusServer, Traffic
 
 from gitcanary.analysis import run_analysis
+from gitcanary.analysis.providers import ProviderEnv
 from gitcanary.commands.operations import init
 from gitcanary.commands.validate import validate
+from gitcanary.hooks.alerts import Secrets, env_name
 from gitcanary.manifests import discovery, yamlio
 
 CRDS = json.loads((Path(__file__).parent / "data" / "crds" / "flagger.json").read_text())
@@ -145,8 +147,17 @@ def accepted_then_analysis_works(root: Path, server: PrometheusServer, file: str
         if errors:
             return "rejected"
         catalog = discovery.scan(root)
+        # Secrets live outside the repository: give each secretRef a token, as a deployment would.
+        deployed = {
+            env_name(t.namespace, t.spec.provider.secret_ref.name, "token"): "t"
+            for t in catalog.templates.values()
+            if t.spec.provider.secret_ref is not None
+        }
+        env = ProviderEnv(secrets=Secrets(environ=deployed))
         for loaded in catalog.canaries.values():
-            checks = run_analysis(loaded.canary, catalog.templates, default_address=server.url, now=QUERY_AT)
+            checks = run_analysis(
+                loaded.canary, catalog.templates, default_address=server.url, now=QUERY_AT, env=env
+            )
             # "no data" is the traffic's doing (this Prometheus holds Istio series only), not the config's.
             failed = [check.line for check in checks if check.value is None and " no data " not in check.line]
             assert not failed, f"validate accepted {file} but every analysis would fail: {failed}"

@@ -19,7 +19,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError
-from ruamel.yaml import YAML
 from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
 
 from gitcanary.analysis import providers as metric_providers
@@ -36,6 +35,7 @@ from gitcanary.routers import router_for
 from gitcanary.routers.providers import apply_default_provider
 from gitcanary.spec.load import is_flagger, rule_problems, schema_problems
 from gitcanary.spec.models import Canary, MetricTemplate
+from gitcanary.spec.names import check_metric
 from gitcanary.spec.validation import schema_known, validate_manifests
 
 # Kubernetes names (apimachinery validation): a DNS-1123 label for namespaces and Service names, a
@@ -162,12 +162,17 @@ def _inside(root: Path, target: Path) -> bool:
 def _duplicate_keys(text: str) -> Iterator[tuple[int, str]]:
     """(line, key) of every key given twice in one mapping, in every document of `text`."""
     try:
-        nodes = list(YAML(typ="safe", pure=True).compose_all(text))
+        nodes = yamlio.compose_all(text)
     except yamlio.YAMLError:
-        return
-    stack: list[Node] = [node for node in nodes if node is not None]
+        return  # reported once, when the file is loaded
+    stack: list[Node] = list(nodes)
+    walked: set[int] = set()
     while stack:
         node = stack.pop()
+        # An alias shares its anchor's node: walk each node once, so an alias bomb costs its size.
+        if id(node) in walked:
+            continue
+        walked.add(id(node))
         if isinstance(node, MappingNode):
             seen: set[str] = set()
             for key, value in node.value:
@@ -214,6 +219,14 @@ def _check_names(doc: dict[str, Any], source: str, report: Report) -> None:
     if meta.get("namespace") is not None:
         _name(report, source, "metadata.namespace", meta.get("namespace"), _LABEL, 63)
     _name(report, source, "spec.targetRef.name", target.get("name"), _SUBDOMAIN, 253 - len("-primary"))
+    metrics = _dict(spec.get("analysis")).get("metrics")
+    for index, metric in enumerate(metrics if isinstance(metrics, list) else []):
+        # A metric's name goes into commit messages and trailers: one token, never a line break.
+        if isinstance(metric, dict) and isinstance(metric.get("name"), str):
+            try:
+                check_metric(metric["name"], source, f"spec.analysis.metrics[{index}].name")
+            except SpecError as exc:
+                report._add(report.errors, str(exc))
     service_name = service.get("name") or target.get("name")
     where = "spec.service.name" if service.get("name") else "spec.targetRef.name"
     if isinstance(service_name, str) and _LABEL.match(service_name):

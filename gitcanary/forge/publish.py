@@ -88,6 +88,9 @@ class Publisher:
     # Approvals of a gate merged by `rebase`, for the next step's trailers (key -> logins). Kept in
     # memory between the merge and the next step: a restart in between leaves them on GitHub only.
     _unrecorded_approvals: dict[str, list[str]] = field(default_factory=dict)
+    # Commits the forge made when gitcanary merged its own PRs (a squash or merge commit is authored
+    # by the forge's user, not gitcanary's git identity): the status file they carry is gitcanary's.
+    merged_by_me: set[str] = field(default_factory=set)
 
     # -- per tick, before deciding ---------------------------------------------------------------
 
@@ -179,6 +182,8 @@ class Publisher:
         if full.mergeable and full.mergeable_state in ("clean", "unstable", "has_hooks"):
             merged = self.forge.merge(pr.number, self.settings.merge_method, sha=full.head_sha)
             if merged:
+                self.merged_by_me.add(str(merged))
+            if merged:
                 log.info("merged PR #%d %s", pr.number, pr.title)
                 self.forge.delete_branch(pr.head)
                 return f"merged PR #{pr.number}; the next tick goes on from it"
@@ -243,6 +248,8 @@ class Publisher:
             message = self._gate_message(full, tip[0], counted) if approved else None
             method = self.settings.merge_method
             merged = approved and self.forge.merge(current.number, method, sha=full.head_sha, message=message)
+            if merged:
+                self.merged_by_me.add(str(merged))
             if merged:
                 who = ", ".join(r.login for r in counted)
                 log.info("%s: promotion approved by %s; merged PR #%d", key, who, current.number)
@@ -853,6 +860,8 @@ class Publisher:
             merged = self.forge.merge(
                 existing.number, self.settings.merge_method, message=self._step_message(existing)
             )
+            if merged:
+                self.merged_by_me.add(str(merged))
         except ForgeError as exc:
             merged = None
             log.warning("merging PR #%d failed: %s", existing.number, exc)

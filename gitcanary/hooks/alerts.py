@@ -203,6 +203,10 @@ def env_name(namespace: str, secret: str, key: str) -> str:
     return "GITCANARY_SECRET_" + re.sub(r"[^A-Z0-9]", "_", f"{namespace}_{secret}_{key}".upper())
 
 
+# A user name is no secret: masking one ("gitcanary", "admin") would blank ordinary words everywhere.
+_NOT_SECRET_KEYS = {"username", "user"}
+
+
 @dataclass
 class Secrets:
     """Where secretRefs resolve: the environment, then files under `directory`."""
@@ -216,7 +220,10 @@ class Secrets:
             path = self.directory / namespace / secret / key
             value = path.read_text() if path.is_file() else None
         value = value.strip() if value else None
-        register(value)  # a provider's address or token never reaches a log line or an error
+        # A provider's address or token never reaches a log line or an error. A user name is no
+        # secret, and masking one ("gitcanary", "admin") would blank ordinary words everywhere.
+        if key.lower() not in _NOT_SECRET_KEYS:
+            register(value)
         register_url(value)
         return value or None
 

@@ -96,6 +96,12 @@ def _bounded(yaml: YAML) -> YAML:
     return yaml
 
 
+def compose_all(text: str, source: str = "") -> list[Node]:
+    """The node trees of every document, under the same limits as loading (size, depth, aliases)."""
+    check_size(text, source)
+    return [node for node in _bounded(YAML(typ="safe", pure=True)).compose_all(text) if node is not None]
+
+
 def check_size(text: str, source: str = "") -> None:
     limit = _Limits.max_bytes
     if len(text) > limit and len(text.encode()) > limit:

@@ -277,6 +277,8 @@ class Reconciler:
         if status.without_request() == mine.without_request():
             return status  # unchanged, or a request added by `gitcanary promote|abort|retry`
         last = self.workspace.last_change(layout.status)
+        if last is not None and self.publisher is not None and last[0] in self.publisher.merged_by_me:
+            return status  # the forge's commit of gitcanary's own PR (a squash or merge through the API)
         foreign, who = (last[0], last[1]) if last is not None else ("?", "?")
         self._foreign[key] = (mine, foreign, who)
         log.warning(
