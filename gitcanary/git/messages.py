@@ -55,6 +55,8 @@ def subject(canary: Canary, old: CanaryStatus | None, decision: Decision) -> str
             if new.phase is Phase.WAITING_PROMOTION:
                 return f"gitcanary: hold {key} at {weight}% ({revs}): waiting for promotion approval"
             return f"gitcanary: hold {key} rollout {revs}: waiting for approval"
+        case Action.HOLD:
+            return f"gitcanary: hold {key} at {weight}% ({revs}): {new.hold_reason}"
         case Action.ROLLBACK:
             first = f": {decision.failed[0]}" if decision.failed else ""
             return f"gitcanary: roll back {key} {new.canary_revision} -> {new.primary_revision}{first}"

@@ -70,6 +70,10 @@ class CanaryStatus(BaseModel):
     request: ManualRequest | None = None
     # Traffic is mirrored to the canary (Flagger reads this back from the routing object).
     mirrored: bool = False
+    # The compare judge's hold: since when the step neither advances nor fails (an incident on both
+    # workloads, or too few samples), and why, as `incident: m1, m2` or `waiting: m1`.
+    held_since: datetime | None = Field(None, alias="heldSince")
+    hold_reason: str = Field("", alias="holdReason")
 
     def to_document(self, canary_key: str) -> dict[str, object]:
         """The YAML document written to the status file (stable key order, plain types)."""
@@ -78,6 +82,9 @@ class CanaryStatus(BaseModel):
             body.pop("request", None)  # absent, not `null`: status files of idle canaries stay as they were
         if not self.mirrored:
             del body["mirrored"]  # only canaries that mirror carry the field
+        if self.held_since is None:
+            body.pop("heldSince", None)  # only a held step carries them
+            body.pop("holdReason", None)
         return {"apiVersion": STATUS_API_VERSION, "kind": STATUS_KIND, "canary": canary_key, "status": body}
 
     @classmethod

@@ -1,0 +1,195 @@
+"""The `compare` judge: every metric measured on the canary and on the primary over the rollout so
+far, and the canary judged against the primary (`stats.compare`).
+
+Each metric's query (builtin, inline or MetricTemplate) is rendered twice, `{{ target }}` as the
+canary workload and then as `<target>-primary`, with `{{ interval }}` set to the judge's step, and
+run as a range query from the rollout's start (at most `judge-window` back) to now at that step:
+one sample per step, each over its own non-overlapping window.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Protocol, runtime_checkable
+
+from gitcanary.analysis import run as threshold_run
+from gitcanary.analysis.judges.settings import JudgeSettings
+from gitcanary.analysis.judges.stats import Comparison, EffectFloor, compare, per_look_alpha
+from gitcanary.analysis.prometheus import NoDataError
+from gitcanary.analysis.run import ClientFactory, format_number
+from gitcanary.analysis.templates import QueryModel, render_query
+from gitcanary.core.observations import CheckResult, Verdict
+from gitcanary.errors import AnalysisError
+from gitcanary.spec.models import Canary, CanaryMetric, MetricTemplate
+
+# Defaults per builtin: a success rate is worse lower, by half a percentage point; a duration is
+# worse higher, by ten percent.
+_BUILTIN_FLOORS = {
+    "request-success-rate": EffectFloor("pp", 0.5),
+    "request-duration": EffectFloor("ratio", 1.1),
+}
+
+
+@runtime_checkable
+class RangeClient(Protocol):
+    def query_range(
+        self, promql: str, start: datetime, end: datetime, step: float
+    ) -> list[tuple[float, float]]: ...
+
+
+@dataclass(frozen=True)
+class Samples:
+    canary: Sequence[float]
+    primary: Sequence[float]
+
+
+def run_comparison(
+    canary: Canary,
+    templates: Mapping[str, MetricTemplate],
+    *,
+    default_address: str,
+    now: datetime,
+    since: datetime | None = None,
+    looks: int = 1,
+    client_factory: ClientFactory | None = None,
+) -> tuple[CheckResult, ...]:
+    """Judge every metric of `canary`, canary against primary, at `now`.
+
+    `since` is when the rollout started (samples before it belong to another revision); `looks`
+    is how many analyses the rollout makes at most, which splits the confidence between them.
+    """
+    try:
+        settings = JudgeSettings.of(canary)
+    except AnalysisError as exc:
+        return tuple(threshold_run._failed(metric, str(exc)) for metric in canary.spec.analysis.metrics)
+    start = now - timedelta(seconds=settings.window_seconds)
+    if since is not None and since > start:
+        start = since
+    alpha = per_look_alpha(settings.confidence, looks)
+    run = threshold_run._Run(
+        canary, templates, default_address, now, client_factory or threshold_run._default_client_factory
+    )
+    try:
+        return tuple(
+            _judge_metric(run, canary, metric, settings, start, now, alpha)
+            for metric in canary.spec.analysis.metrics
+        )
+    finally:
+        run.close()
+
+
+def _judge_metric(
+    run: threshold_run._Run,
+    canary: Canary,
+    metric: CanaryMetric,
+    settings: JudgeSettings,
+    start: datetime,
+    now: datetime,
+    alpha: float,
+) -> CheckResult:
+    try:
+        plan = run._plan(metric)
+    except threshold_run._Failed as exc:
+        return threshold_run._failed(metric, str(exc))
+    higher_is_worse = plan.bound == "max"
+    try:
+        floor = settings.floors.get(metric.name) or _default_floor(metric.name, higher_is_worse)
+    except ValueError as exc:
+        return threshold_run._failed(metric, str(exc), plan.note)
+    model = QueryModel.for_canary(canary, settings.step, metric.template_variables)
+    client = run._client(plan)
+    if not isinstance(client, RangeClient):
+        return threshold_run._failed(metric, "the metrics client has no range queries", plan.note)
+    try:
+        canary_query = render_query(plan.query, model)
+        primary_query = render_query(plan.query, replace(model, target=f"{model.target}-primary"))
+        # The first window ends one step after `start`: it holds only this rollout's requests.
+        begin = start + timedelta(seconds=settings.step_seconds)
+        samples = Samples(
+            _series(client, canary_query, begin, now, settings.step_seconds),
+            _series(client, primary_query, begin, now, settings.step_seconds),
+        )
+    except AnalysisError as exc:
+        return threshold_run._failed(metric, f"query failed ({exc})", plan.note)
+    low = metric.threshold_range.min if metric.threshold_range else None
+    high = metric.threshold_range.max if metric.threshold_range else None
+    if metric.threshold_range is None and metric.threshold is not None:
+        low, high = (metric.threshold, None) if plan.bound == "min" else (None, metric.threshold)
+    outcome = compare(
+        samples.canary,
+        samples.primary,
+        higher_is_worse=higher_is_worse,
+        floor=floor,
+        alpha=alpha,
+        min_samples=settings.min_samples,
+        low=low,
+        high=high,
+    )
+    return _result(metric, outcome, low, high, plan.unit, plan.note)
+
+
+def _series(client: RangeClient, query: str, start: datetime, end: datetime, step: float) -> list[float]:
+    if end <= start:
+        return []
+    try:
+        return [value for _, value in client.query_range(query, start, end, step)]
+    except NoDataError:
+        return []  # no requests yet: too few samples, which the verdict says
+
+
+def _default_floor(name: str, higher_is_worse: bool) -> EffectFloor:
+    if name in _BUILTIN_FLOORS:
+        return _BUILTIN_FLOORS[name]
+    # A template bounded below reads like a success rate (percent); one bounded above like a cost.
+    return EffectFloor("ratio", 1.1) if higher_is_worse else EffectFloor("pp", 0.5)
+
+
+def _result(
+    metric: CanaryMetric,
+    outcome: Comparison,
+    low: float | None,
+    high: float | None,
+    unit: str,
+    note: str,
+) -> CheckResult:
+    """The check with both values, p-value and effect in its line, e.g.
+    ``request-duration canary 312ms primary 240ms p=0.0004 x1.3: failed (canary worse ...)``."""
+
+    def show(value: float | None) -> str:
+        return "none" if value is None else f"{format_number(value)}{unit}"
+
+    parts = [metric.name, f"canary {show(outcome.canary)}", f"primary {show(outcome.primary)}"]
+    if outcome.p_value is not None:
+        parts.append(f"p={_show_p(outcome.p_value)}")
+    if outcome.effect:
+        parts.append(outcome.effect)
+    verdict = {
+        Verdict.PASS: "ok",
+        Verdict.FAIL: "failed",
+        Verdict.WAIT: "waiting",
+        Verdict.HOLD: "holding",
+    }[outcome.verdict]
+    line = f"{' '.join(parts)} {verdict} ({outcome.reason})"
+    if note:
+        line = f"{line} ({note})"
+    return CheckResult(
+        metric.name,
+        outcome.canary,
+        low,
+        high,
+        outcome.verdict is Verdict.PASS,
+        line,
+        primary=outcome.primary,
+        p_value=outcome.p_value,
+        effect=outcome.effect,
+        outcome=outcome.verdict,
+    )
+
+
+def _show_p(p: float) -> str:
+    if p <= 0 or math.isnan(p):
+        return "0"
+    return f"{p:.2g}" if p >= 1e-4 else f"{p:.1e}"
