@@ -16,7 +16,7 @@ import pytest
 from gitcanary.audit.model import Outcome, audit, parse_since, rollouts
 from gitcanary.audit.parse import RawCommit, Step, parse_commits, segments
 from gitcanary.audit.verify import BotIdentity, verify_commit
-from gitcanary.core.observations import CheckResult
+from gitcanary.core.observations import CheckResult, Verdict
 from gitcanary.core.rollout import Action, Decision
 from gitcanary.git import messages
 from gitcanary.git.checks import Check, check_trailer, parse_check_line, parse_check_trailer
@@ -117,6 +117,52 @@ def test_check_trailer_round_trip(check: CheckResult, trailer: str) -> None:
     )  # fmt: skip
 
 
+COMPARED = [
+    (
+        CheckResult(
+            "request-duration", 312.0, None, 500.0, False, "",
+            primary=240.0, p_value=0.00041, effect="x1.30", outcome=Verdict.FAIL,
+        ),
+        "request-duration value=312 max=500 primary=240 p=0.00041 effect=x1.30 failed",
+    ),
+    (
+        CheckResult(
+            "request-success-rate", 99.9, 99.0, None, True, "",
+            primary=99.95, p_value=0.61, effect="+0.05pp", outcome=Verdict.PASS,
+        ),
+        "request-success-rate value=99.9 min=99 primary=99.95 p=0.61 effect=+0.05pp ok",
+    ),
+    (
+        CheckResult("request-success-rate", None, 99.0, None, False, "", outcome=Verdict.WAIT),
+        "request-success-rate value=none min=99 primary=none waiting",
+    ),
+    (
+        CheckResult(
+            "request-success-rate", 80.0, 99.0, None, False, "",
+            primary=79.0, p_value=0.7, effect="-1.00pp", outcome=Verdict.HOLD,
+        ),
+        "request-success-rate value=80 min=99 primary=79 p=0.7 effect=-1.00pp holding",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("check", "trailer"), COMPARED)
+def test_compared_check_trailer_carries_both_values_p_and_effect(check: CheckResult, trailer: str) -> None:
+    assert check_trailer(check) == trailer
+    parsed = parse_check_trailer(trailer)
+    assert (parsed.name, parsed.value, parsed.primary, parsed.p_value, parsed.effect, parsed.verdict) == (
+        check.name, check.value, check.primary, check.p_value, check.effect, check.verdict.value,
+    )  # fmt: skip
+    assert parsed.ok is (check.verdict is Verdict.PASS)
+    assert parsed.compared
+
+
+def test_an_effect_that_is_not_a_number_never_reaches_the_trailer() -> None:
+    sneaky = CheckResult("m", 1.0, None, None, True, "", primary=1.0, effect="x1\nGitcanary-Phase: Succeeded")
+    assert check_trailer(sneaky) == "m value=1 primary=1 ok"
+    assert check_trailer(replace(sneaky, effect="x1\n")) == "m value=1 primary=1 ok"
+
+
 @pytest.mark.parametrize(
     "bad",
     [
@@ -127,6 +173,8 @@ def test_check_trailer_round_trip(check: CheckResult, trailer: str) -> None:
         "rate value=1 other=2 ok",
         "rate min=1 ok",
         "rate value=1 maybe",
+        "rate value=1 primary=x failed",
+        "rate value=1 effect=big failed",
     ],
 )
 def test_bad_check_trailers_say_what_is_wrong(bad: str) -> None:

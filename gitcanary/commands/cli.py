@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 import tempfile
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -47,6 +48,13 @@ ProviderOpt = Annotated[
         envvar="GITCANARY_PROVIDER",
     ),
 ]
+
+
+class JudgeName(StrEnum):
+    THRESHOLD = "threshold"
+    COMPARE = "compare"
+
+
 BranchOpt = Annotated[
     str, typer.Option("--branch", help="Branch the applier (Flux, Fleet) tracks.", envvar="GITCANARY_BRANCH")
 ]
@@ -230,6 +238,14 @@ def run(
         ),
     ] = None,
     provider: ProviderOpt = None,
+    judge: Annotated[
+        JudgeName,
+        typer.Option(
+            help="Judge of canaries without a gitcanary.io/judge annotation: threshold (each metric against "
+            "its thresholdRange, as Flagger) or compare (canary against primary; see docs/judge.md).",
+            envvar="GITCANARY_JUDGE",
+        ),
+    ] = JudgeName.THRESHOLD,
 ) -> None:
     """Watch REPO; on an image bump, drive the canary by commits: weights, halts, promotion or rollback."""
     from gitcanary.service import logs
@@ -269,6 +285,7 @@ def run(
         github_installation_id=github_installation_id,
         webhook_secret_file=webhook_secret_file,
         provider=provider,
+        judge=judge.value,
     )
     try:
         reconciler = MonitoredReconciler(settings)

@@ -231,10 +231,24 @@ class Reconciler:
     # -- deciding and doing ------------------------------------------------------------------
 
     def _analyze(
-        self, canary: Canary, templates: Mapping[str, MetricTemplate], now: datetime
+        self,
+        canary: Canary,
+        templates: Mapping[str, MetricTemplate],
+        now: datetime,
+        status: CanaryStatus | None,
     ) -> tuple[CheckResult, ...]:
-        analyzer = self.analyzer or default_analyzer()
-        return analyzer(canary, templates, default_address=self.settings.prometheus, now=now)
+        if self.analyzer is not None:
+            return self.analyzer(canary, templates, default_address=self.settings.prometheus, now=now)
+        from gitcanary.analysis.judges import analyze
+
+        return analyze(
+            canary,
+            templates,
+            default_address=self.settings.prometheus,
+            now=now,
+            judge=self.settings.judge,
+            status=status,
+        )
 
     def observe(self, key: str, now: datetime) -> tuple[Decision, CanaryStatus | None, Rendered]:
         assert self.catalog is not None
@@ -263,7 +277,8 @@ class Reconciler:
                 found = self.hooks.call(key, loaded.canary, status, obs, decision.hooks)
                 obs = replace(obs, hooks={**obs.hooks, **found})
             else:
-                obs = replace(obs, checks=self._analyze(loaded.canary, self.catalog.templates, now))
+                checks = self._analyze(loaded.canary, self.catalog.templates, now, status)
+                obs = replace(obs, checks=checks)
             decision = decide(loaded.canary, status, obs)
         if obs.checks is not None:
             decision = replace(decision, checks=obs.checks)  # for the Gitcanary-Check trailers

@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     kubeconfig: str | None = None
     # `spec.provider` of canaries that set none (Flagger's -mesh-provider); None means istio.
     provider: str | None = None
+    # The judge of canaries without a gitcanary.io/judge annotation: threshold (Flagger's) or compare.
+    judge: str = "threshold"
 
     def resolved_workdir(self) -> Path:
         return self.workdir or default_workdir(self.repo, self.branch)
