@@ -1,0 +1,243 @@
+"""The compare judge against a real Prometheus: both workloads measured by range queries, the canary
+judged against the primary (Mann-Whitney U, effect floor, guard rail), waits and holds."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from gitcanary.analysis.judges import analyze, looks_of, rollout_start
+from gitcanary.analysis.judges.settings import JudgeSettings
+from gitcanary.analysis.judges.stats import EffectFloor, compare, per_look_alpha
+from gitcanary.core.observations import CheckResult, Verdict
+from gitcanary.errors import AnalysisError
+from gitcanary.spec.models import Canary, MetricTemplate
+from gitcanary.spec.status import CanaryStatus, Phase
+from tests.prometheus_server import QUERY_AT, PrometheusServer, Traffic, running_prometheus
+
+NS = "prod"
+SUCCESS = {"name": "request-success-rate", "thresholdRange": {"min": 99}, "interval": "1m"}
+DURATION = {"name": "request-duration", "thresholdRange": {"max": 500}, "interval": "30s"}
+
+
+def pair(name: str, canary: dict[str, Any], primary: dict[str, Any]) -> list[Traffic]:
+    return [Traffic(name, NS, **canary), Traffic(f"{name}-primary", NS, **primary)]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
+    traffic = [
+        *pair("same", {"error_ratio": 0.002, "p99_ms": 200}, {"error_ratio": 0.002, "p99_ms": 200}),
+        *pair("slow", {"p99_ms": 300}, {"p99_ms": 200}),
+        *pair("bad", {"error_ratio": 0.05, "p99_ms": 200}, {"error_ratio": 0.0, "p99_ms": 200}),
+        *pair("incident", {"error_ratio": 0.2, "p99_ms": 200}, {"error_ratio": 0.2, "p99_ms": 200}),
+        *pair("idle", {"rps": 0}, {"p99_ms": 200}),
+        # Worse, every sample, but by 2.5%: below the x1.1 floor of a duration.
+        *pair("tiny", {"p99_ms": 205}, {"p99_ms": 200}),
+        # Beyond the 500ms guard rail while the primary is within it, by less than the floor.
+        *pair("railed", {"p99_ms": 520}, {"p99_ms": 490}),
+    ]
+    # One sample every 5s, so that each 10s step of the judge holds two.
+    with running_prometheus(traffic, workdir=tmp_path_factory.mktemp("prometheus"), step=5) as running:
+        yield running
+
+
+def canary(target: str, *metrics: dict[str, Any], **annotations: str) -> Canary:
+    return Canary.model_validate(
+        {
+            "apiVersion": "flagger.app/v1beta1",
+            "kind": "Canary",
+            "metadata": {
+                "name": target,
+                "namespace": NS,
+                "annotations": {"gitcanary.io/judge": "compare", **annotations},
+            },
+            "spec": {
+                "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
+                "service": {"port": 80},
+                "analysis": {"interval": "30s", "threshold": 2, "stepWeight": 10, "metrics": list(metrics)},
+            },
+        }
+    )
+
+
+def judged(
+    server: PrometheusServer,
+    subject: Canary,
+    templates: dict[str, MetricTemplate] | None = None,
+    status: CanaryStatus | None = None,
+    judge: str = "threshold",
+) -> dict[str, CheckResult]:
+    checks = analyze(
+        subject, templates or {}, default_address=server.url, now=QUERY_AT, judge=judge, status=status
+    )
+    return {check.name: check for check in checks}
+
+
+def test_same_as_primary_passes_with_both_values(server: PrometheusServer) -> None:
+    checks = judged(server, canary("same", SUCCESS, DURATION))
+    success, duration = checks["request-success-rate"], checks["request-duration"]
+    assert success.verdict is Verdict.PASS and duration.verdict is Verdict.PASS
+    assert success.value == pytest.approx(99.8) and success.primary == pytest.approx(99.8)
+    assert duration.value == pytest.approx(200) and duration.primary == pytest.approx(200)
+    assert success.p_value is not None and success.p_value > 0.5
+    assert duration.line.startswith("request-duration canary 200ms primary 200ms p=")
+
+
+def test_slower_canary_fails_duration_only(server: PrometheusServer) -> None:
+    checks = judged(server, canary("slow", SUCCESS, DURATION))
+    duration = checks["request-duration"]
+    assert duration.verdict is Verdict.FAIL and not duration.ok
+    assert duration.effect == "x1.50" and duration.p_value is not None and duration.p_value < 1e-4
+    assert "canary 300ms primary 200ms" in duration.line and "failed" in duration.line
+    assert checks["request-success-rate"].verdict is Verdict.PASS
+
+
+def test_more_errors_fail_success_rate(server: PrometheusServer) -> None:
+    success = judged(server, canary("bad", SUCCESS))["request-success-rate"]
+    assert success.verdict is Verdict.FAIL
+    assert success.value == pytest.approx(95) and success.primary == pytest.approx(100)
+    assert success.effect == "+5.00pp"
+
+
+def test_incident_on_both_holds(server: PrometheusServer) -> None:
+    success = judged(server, canary("incident", SUCCESS))["request-success-rate"]
+    assert success.verdict is Verdict.HOLD and "incident" in success.line
+    assert success.value == pytest.approx(80) and success.primary == pytest.approx(80)
+
+
+def test_no_canary_data_waits(server: PrometheusServer) -> None:
+    checks = judged(server, canary("idle", SUCCESS, DURATION))
+    for check in checks.values():
+        assert check.verdict is Verdict.WAIT and not check.ok
+        assert "not enough data: 0 canary" in check.line
+
+
+def test_significant_but_below_the_floor_passes_and_the_floor_is_per_metric(
+    server: PrometheusServer,
+) -> None:
+    assert judged(server, canary("tiny", DURATION))["request-duration"].verdict is Verdict.PASS
+    strict = canary("tiny", DURATION, **{"gitcanary.io/judge-effect": "request-duration=x1.02"})
+    assert judged(server, strict)["request-duration"].verdict is Verdict.FAIL
+
+
+def test_threshold_range_is_a_guard_rail(server: PrometheusServer) -> None:
+    duration = judged(server, canary("railed", DURATION))["request-duration"]
+    assert duration.verdict is Verdict.FAIL and "beyond the threshold" in duration.line
+
+
+def test_window_starts_with_the_rollout(server: PrometheusServer) -> None:
+    status = CanaryStatus.model_validate(
+        {
+            "phase": Phase.PROGRESSING,
+            "lastAppliedSpec": "a",
+            "lastPromotedSpec": "b",
+            "rolloutId": f"1..2/{(QUERY_AT - timedelta(seconds=30)).strftime('%Y-%m-%dT%H:%M:%SZ')}",
+            "lastTransitionTime": QUERY_AT,
+        }
+    )
+    assert rollout_start(status) == QUERY_AT - timedelta(seconds=30)
+    # 30s since the start at a 10s step: 3 windows a side, fewer than the 6 needed.
+    success = judged(server, canary("bad", SUCCESS), status=status)["request-success-rate"]
+    assert success.verdict is Verdict.WAIT and "3 canary / 3 primary" in success.line
+
+
+def test_template_is_rendered_for_both_workloads(server: PrometheusServer) -> None:
+    query = (
+        'sum(rate(istio_requests_total{destination_workload="{{ target }}",response_code="500"}'
+        "[{{ interval }}])) / sum(rate(istio_requests_total{destination_workload=\"{{ target }}\"}"
+        "[{{ interval }}])) * 100"
+    )
+    template = MetricTemplate.model_validate(
+        {
+            "apiVersion": "flagger.app/v1beta1",
+            "kind": "MetricTemplate",
+            "metadata": {"name": "errors", "namespace": NS},
+            "spec": {"provider": {"type": "prometheus"}, "query": query},
+        }
+    )
+    metric = {"name": "error-rate", "templateRef": {"name": "errors"}, "thresholdRange": {"max": 1}}
+    check = judged(server, canary("bad", metric), {f"{NS}/errors": template})["error-rate"]
+    assert check.value == pytest.approx(5) and check.primary == pytest.approx(0)
+    # Bounded above: a ratio floor by default, and the primary's zero makes any error infinitely worse.
+    assert check.verdict is Verdict.FAIL and check.effect == "xinf"
+
+
+def test_repository_default_and_annotation_choose_the_judge(server: PrometheusServer) -> None:
+    plain = canary("slow", DURATION)
+    plain.metadata.annotations.pop("gitcanary.io/judge")
+    # Threshold (Flagger's): 300ms is within 500ms, whatever the primary does.
+    threshold = judged(server, plain)["request-duration"]
+    assert threshold.ok and threshold.primary is None and threshold.line == "request-duration 300ms <= 500ms ok"
+    assert judged(server, plain, judge="compare")["request-duration"].verdict is Verdict.FAIL
+    overridden = canary("slow", DURATION, **{"gitcanary.io/judge": "threshold"})
+    assert judged(server, overridden, judge="compare")["request-duration"].ok
+
+
+@pytest.mark.parametrize(
+    ("annotations", "message"),
+    [
+        ({"gitcanary.io/judge": "kayenta"}, "'kayenta' is not one of threshold, compare"),
+        ({"gitcanary.io/judge-confidence": "2"}, "judge-confidence"),
+        ({"gitcanary.io/judge-step": "soon"}, "judge-step"),
+        ({"gitcanary.io/judge-effect": "request-duration=big"}, "effect floor 'big'"),
+        ({"gitcanary.io/judge-min-samples": "1"}, "judge-min-samples"),
+    ],
+)
+def test_bad_annotations_fail_every_check_with_the_reason(
+    server: PrometheusServer, annotations: dict[str, str], message: str
+) -> None:
+    checks = judged(server, canary("same", SUCCESS, DURATION, **annotations))
+    for check in checks.values():
+        assert check.verdict is Verdict.FAIL and message in check.line
+
+
+# --- statistics, pure ---------------------------------------------------------------------------
+
+
+def test_mann_whitney_and_floor() -> None:
+    floor = EffectFloor.parse("x1.1")
+    primary = [100.0, 102, 98, 101, 99, 100, 103, 97]
+    slower = [value * 1.3 for value in primary]
+    worse = compare(slower, primary, higher_is_worse=True, floor=floor, alpha=0.002, min_samples=6)
+    assert worse.verdict is Verdict.FAIL and worse.p_value is not None and worse.p_value < 0.002
+    better = compare(primary, slower, higher_is_worse=True, floor=floor, alpha=0.002, min_samples=6)
+    assert better.verdict is Verdict.PASS and better.p_value is not None and better.p_value > 0.9
+    ties = compare([0.0] * 8, [0.0] * 8, higher_is_worse=True, floor=floor, alpha=0.02, min_samples=6)
+    assert ties.verdict is Verdict.PASS and ties.p_value == 1.0
+    few = compare(slower[:5], primary, higher_is_worse=True, floor=floor, alpha=0.02, min_samples=6)
+    assert few.verdict is Verdict.WAIT
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "size"), [("+0.5", "pp", 0.5), ("x1.1", "ratio", 1.1), (" +2pp ", "pp", 2.0)]
+)
+def test_effect_floor_parse(text: str, kind: str, size: float) -> None:
+    floor = EffectFloor.parse(text)
+    assert (floor.kind, floor.size) == (kind, size)
+
+
+@pytest.mark.parametrize("text", ["0.5", "x0.9", "-1", "x", ""])
+def test_effect_floor_rejects(text: str) -> None:
+    with pytest.raises(ValueError, match="effect floor"):
+        EffectFloor.parse(text)
+
+
+def test_per_look_alpha_splits_the_confidence_over_the_rollout() -> None:
+    assert per_look_alpha(0.98, 10) == pytest.approx(0.002)
+    subject = canary("same", SUCCESS)  # stepWeight 10 to 100: ten weights, then the look at 100
+    assert looks_of(subject) == 11
+    with pytest.raises(ValueError):
+        per_look_alpha(1.0, 3)
+
+
+def test_settings_defaults() -> None:
+    settings = JudgeSettings.of(canary("same"))
+    assert (settings.confidence, settings.step, settings.window_seconds, settings.min_samples) == (
+        0.98, "10s", 600.0, 6,
+    )  # fmt: skip
+    with pytest.raises(AnalysisError, match="judge-window"):
+        JudgeSettings.of(canary("same", **{"gitcanary.io/judge-window": "5s"}))
