@@ -171,7 +171,8 @@ def test_repository_default_and_annotation_choose_the_judge(server: PrometheusSe
     plain.metadata.annotations.pop("gitcanary.io/judge")
     # Threshold (Flagger's): 300ms is within 500ms, whatever the primary does.
     threshold = judged(server, plain)["request-duration"]
-    assert threshold.ok and threshold.primary is None and threshold.line == "request-duration 300ms <= 500ms ok"
+    assert threshold.ok and threshold.primary is None
+    assert threshold.line == "request-duration 300ms <= 500ms ok"
     assert judged(server, plain, judge="compare")["request-duration"].verdict is Verdict.FAIL
     overridden = canary("slow", DURATION, **{"gitcanary.io/judge": "threshold"})
     assert judged(server, overridden, judge="compare")["request-duration"].ok
