@@ -323,6 +323,32 @@ def test_commits_without_time_or_check_trailers_still_parse() -> None:
     assert rollout.reason == "request-success-rate 91.5 (min 99)"
 
 
+def test_compared_rollout_shows_canary_against_primary_in_history_report_and_chart() -> None:
+    from gitcanary.audit.chart import render_svg
+    from gitcanary.audit.report import history_html, history_markdown
+
+    slow, slower = (replace(COMPARED[0][0], value=v, line=f"request-duration {v}") for v in (300.0, 330.0))
+    wait = COMPARED[2][0]
+    texts = [
+        message(Action.START, Phase.PROGRESSING, 0, 0),
+        message(Action.HOLD, Phase.PROGRESSING, 10, 1, checks=(wait,)),
+        message(Action.HALT, Phase.PROGRESSING, 10, 2, checks=(slow,)),
+        message(Action.ROLLBACK, Phase.FAILED, 0, 3, checks=(slower,)),
+    ]
+    steps, problems = parse_commits(one_per_commit(texts))
+    assert not problems
+    [rollout] = rollouts(steps)
+    assert rollout.outcome is Outcome.ROLLED_BACK
+    markdown = history_markdown("prod/backend", [rollout], [], None)
+    assert "request-duration 330 (primary 240, p=0.00041, x1.30, max 500)" in markdown
+    html = history_html("prod/backend", [rollout], [], None)
+    assert "request-success-rate no data (primary no data, min 99) waiting" in html
+    assert "request-duration 300 (primary 240, p=0.00041, x1.30, max 500) failed" in html
+    svg = render_svg(rollout)
+    # The primary's line is drawn beside the canary's in the duration panel.
+    assert svg.count("<title>primary</title>") == 1 and "canary" in svg
+
+
 def test_audit_window_and_figures() -> None:
     later = [t.replace("2026-11-21T23:0", "2026-11-22T23:0") for t in PROMOTION]  # a day later, 5 min again
     steps, problems = parse_commits(one_per_commit(PROMOTION + ROLLBACK + later))

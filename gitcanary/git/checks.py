@@ -72,6 +72,11 @@ class Check:
         return data
 
     @property
+    def word(self) -> str:
+        """The verdict as commits write it: ok, failed, waiting or holding."""
+        return _WORDS.get(self.verdict, "failed") if self.verdict else ("ok" if self.ok else "failed")
+
+    @property
     def compared(self) -> bool:
         """Measured against the primary (the compare judge), not only against thresholds."""
         return self.primary is not None or self.p_value is not None or self.verdict in ("wait", "hold")
