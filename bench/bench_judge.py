@@ -613,7 +613,11 @@ def table(summary: dict[str, Any]) -> str:
 
 
 def run_bench(
-    seeds: int, scenarios: list[str], judges: list[str], progress: Callable[[str], None]
+    seeds: int,
+    scenarios: list[str],
+    judges: list[str],
+    progress: Callable[[str], None],
+    keep: Path | None = None,
 ) -> dict[str, Any]:
     chosen = [s for s in SCENARIOS if s.name in scenarios]
     unknown = set(scenarios) - {s.name for s in SCENARIOS}
@@ -623,6 +627,9 @@ def run_bench(
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-judge-") as tmp:
         figures = replay(runs, Path(tmp), progress)
+        if keep is not None:
+            # The config repository with every commit gitcanary made, for `git log` and `gitcanary history`.
+            git("clone", "-q", "--bare", str(Path(tmp) / "config.git"), str(keep))
     return {
         "seeds": seeds,
         "runs": len(runs),
@@ -647,6 +654,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--judges", default="threshold,compare", help="comma-separated judges")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--keep", type=Path, help="keep the config repository (bare) at this new path")
     args = parser.parse_args(argv)
     logging.getLogger("gitcanary").setLevel(logging.WARNING)
     logging.getLogger("bench").setLevel(logging.ERROR)
@@ -654,7 +662,7 @@ def main(argv: list[str] | None = None) -> int:
     def progress(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
-    result = run_bench(args.seeds, args.scenarios.split(","), args.judges.split(","), progress)
+    result = run_bench(args.seeds, args.scenarios.split(","), args.judges.split(","), progress, args.keep)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

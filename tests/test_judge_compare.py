@@ -242,3 +242,21 @@ def test_settings_defaults() -> None:
     )  # fmt: skip
     with pytest.raises(AnalysisError, match="judge-window"):
         JudgeSettings.of(canary("same", **{"gitcanary.io/judge-window": "5s"}))
+
+
+def test_guard_rail_reads_current_values_and_needs_evidence() -> None:
+    floor = EffectFloor.parse("+0.5")
+    primary = [99.8, 100, 99.7, 100, 99.9, 100, 99.8, 100]
+    noisy = [100, 100, 95, 100, 100, 100, 100, 100]  # one error in few requests: not evidence
+
+    def judge(canary: list[float], now: tuple[float | None, float | None]) -> Verdict:
+        return compare(
+            canary, primary, higher_is_worse=False, floor=floor, alpha=0.002, min_samples=6, low=99, now=now
+        ).verdict
+
+    assert judge(noisy, (97.0, 99.9)) is Verdict.PASS  # beyond the rail now, but no evidence
+    worse = [value - 0.3 for value in primary]  # every sample worse, by less than the floor
+    assert judge(worse, (98.9, 99.9)) is Verdict.FAIL  # beyond the rail: the floor is waived
+    assert judge(worse, (99.2, 99.9)) is Verdict.PASS  # within the rail: below the floor passes
+    assert judge(primary, (90.0, 91.0)) is Verdict.HOLD  # both beyond now: an incident
+    assert judge(primary, (99.9, 99.8)) is Verdict.PASS  # the incident is over

@@ -108,8 +108,18 @@ CASES = [
     ),
     pytest.param(
         compare_canary(), held(120, "waiting: request-success-rate"), (HOLD, PASS), 60, Action.HOLD,
-        {"heldSince": T0 - timedelta(seconds=120), "holdReason": "incident: request-success-rate"},
-        id="a-new-reason-commits-again-and-keeps-the-start",
+        {"heldSince": T0 + timedelta(seconds=60), "holdReason": "incident: request-success-rate"},
+        id="an-incident-after-a-wait-commits-and-starts-its-own-bound",
+    ),
+    pytest.param(
+        compare_canary(), held(120, "waiting: request-success-rate"), (WAIT, HOLD), 60, Action.HOLD,
+        {"heldSince": T0 + timedelta(seconds=60), "holdReason": "incident: request-success-rate"},
+        id="incident-wins-over-wait",
+    ),
+    pytest.param(
+        compare_canary(), held(120, "waiting: request-success-rate"), (replace(WAIT, name="x"),), 60,
+        Action.HOLD, {"heldSince": T0 - timedelta(seconds=120), "holdReason": "waiting: x"},
+        id="another-metric-waiting-commits-again-and-keeps-the-start",
     ),
     pytest.param(
         compare_canary(), held(120, "incident: request-success-rate"), (PASS, PASS), 60, Action.ADVANCE,

@@ -387,8 +387,10 @@ def _hold(
     One HOLD commit per change of reason (the metrics and the kind); the same hold at the next
     interval commits nothing. Past its bound an incident rolls back and a wait is a failed check.
     """
-    since = status.held_since or obs.now
     why = holds.reason(kind, held)
+    # The bound runs from when this kind of hold began: an incident after a wait gets its own.
+    same_kind = status.hold_reason.split(":")[0] == why.split(":")[0]
+    since = status.held_since if status.held_since is not None and same_kind else obs.now
     held_for = (obs.now - since).total_seconds()
     bound = holds.bound_seconds(canary, kind)
     lines = tuple(check.line for check in held)

@@ -105,12 +105,19 @@ def _judge_metric(
         return threshold_run._failed(metric, "the metrics client has no range queries", plan.note)
     try:
         canary_query = render_query(plan.query, model)
-        primary_query = render_query(plan.query, replace(model, target=f"{model.target}-primary"))
+        primary_target = f"{model.target}-primary"
+        primary_query = render_query(plan.query, replace(model, target=primary_target))
         # The first window ends one step after `start`: it holds only this rollout's requests.
         begin = start + timedelta(seconds=settings.step_seconds)
         samples = Samples(
             _series(client, canary_query, begin, now, settings.step_seconds),
             _series(client, primary_query, begin, now, settings.step_seconds),
+        )
+        # The guard rail reads each workload as Flagger would: the metric over its own interval.
+        current = replace(model, interval=metric.interval or threshold_run.DEFAULT_METRIC_INTERVAL)
+        values_now = (
+            _value(run, plan, render_query(plan.query, current), now),
+            _value(run, plan, render_query(plan.query, replace(current, target=primary_target)), now),
         )
     except AnalysisError as exc:
         return threshold_run._failed(metric, f"query failed ({exc})", plan.note)
@@ -127,6 +134,7 @@ def _judge_metric(
         min_samples=settings.min_samples,
         low=low,
         high=high,
+        now=values_now,
     )
     return _result(metric, outcome, low, high, plan.unit, plan.note)
 
@@ -138,6 +146,13 @@ def _series(client: RangeClient, query: str, start: datetime, end: datetime, ste
         return [value for _, value in client.query_range(query, start, end, step)]
     except NoDataError:
         return []  # no requests yet: too few samples, which the verdict says
+
+
+def _value(run: threshold_run._Run, plan: threshold_run._Plan, query: str, now: datetime) -> float | None:
+    try:
+        return run._client(plan).query(query, now)
+    except NoDataError:
+        return None
 
 
 def _default_floor(name: str, higher_is_worse: bool) -> EffectFloor:

@@ -102,13 +102,18 @@ def compare(
     min_samples: int,
     low: float | None = None,
     high: float | None = None,
+    now: tuple[float | None, float | None] = (None, None),
 ) -> Comparison:
     """Judge the canary's samples against the primary's.
 
-    WAIT: fewer than `min_samples` on either side. HOLD: both means are beyond the guard rail
-    (`low`/`high`, the metric's thresholdRange): an incident, not the canary's fault. FAIL: the
-    canary alone is beyond the guard rail, or it is worse with p < `alpha` AND by at least the
-    floor. PASS otherwise.
+    `now` holds both workloads' current values (the metric over its own interval, as Flagger reads
+    it): the guard rail (`low`/`high`, the metric's thresholdRange) looks at them, so an incident
+    that is over stops holding even while the window still holds it.
+
+    WAIT: fewer than `min_samples` on either side. FAIL: the canary is worse with p < `alpha` and
+    by at least the floor; or it is worse with p < `alpha` and beyond the guard rail while the
+    primary is within (beyond the rail, the floor is waived). HOLD: both are beyond the guard rail
+    (an incident, not the canary's fault). PASS otherwise: noise alone never fails a canary.
     """
     counts = (len(canary), len(primary))
     if min(counts) < min_samples:
@@ -124,19 +129,28 @@ def compare(
     c, p = fmean(canary), fmean(primary)
     pvalue = one_sided_p(canary, primary, higher_is_worse)
     effect = floor.show(c, p, higher_is_worse)
+    significant = pvalue < alpha
 
-    def beyond(value: float) -> bool:
+    def beyond(value: float | None) -> bool:
+        if value is None:
+            return False
         return (low is not None and value < low) or (high is not None and value > high)
 
     def result(verdict: Verdict, reason: str) -> Comparison:
         return Comparison(verdict, c, p, pvalue, effect, reason, counts)
 
-    if beyond(c) and beyond(p):
-        return result(Verdict.HOLD, "primary is beyond the threshold too: incident, holding")
-    if beyond(c):
-        return result(Verdict.FAIL, "canary beyond the threshold, primary within")
-    if pvalue < alpha and floor.reached(c, p, higher_is_worse):
-        return result(Verdict.FAIL, f"canary worse (p < {alpha:.2g}, effect >= {floor})")
+    canary_now, primary_now = now
+    if significant and floor.reached(c, p, higher_is_worse):
+        return result(Verdict.FAIL, f"canary worse: p < {alpha:.2g} and effect >= {floor}")
+    if beyond(canary_now) and beyond(primary_now):
+        return result(
+            Verdict.HOLD,
+            f"incident: primary {primary_now:.4g} beyond the threshold too (canary {canary_now:.4g})",
+        )
+    if significant and beyond(canary_now):
+        return result(
+            Verdict.FAIL, f"canary worse: p < {alpha:.2g} and {canary_now:.4g} beyond the threshold"
+        )
     return result(Verdict.PASS, "canary not worse")
 
 
