@@ -271,6 +271,7 @@ class Run:
     started: datetime | None = None  # the rollout's START commit
     onset: datetime | None = None  # when the canary first got bad traffic (or any, if healthy)
     detected: datetime | None = None  # first failed check after the onset
+    ended: datetime | None = None  # the promotion or rollback commit
     outcome: str = "unfinished"  # promoted, rolled back, unfinished
     spikes: list[tuple[float, float]] = field(default_factory=list)  # (start, end) seconds after start
     incident_at: float | None = None  # seconds after start
@@ -498,9 +499,9 @@ def replay(runs: list[Run], tmp: Path, progress: Callable[[str], None]) -> dict[
             if run.onset is not None and run.detected is None and status.failed_checks > 0:
                 run.detected = now
             if status.phase is Phase.SUCCEEDED and run.outcome == "unfinished":
-                run.outcome = "promoted"
+                run.outcome, run.ended = "promoted", now
             if status.phase is Phase.FAILED and run.outcome == "unfinished":
-                run.outcome = "rolled back"
+                run.outcome, run.ended = "rolled back", now
                 run.weight = 0
 
         for _ in range(6):  # initialize every canary (primary, then routing)
@@ -554,6 +555,11 @@ def summarize(runs: list[Run], judges: list[str]) -> dict[str, Any]:
                 for run in group
                 if run.detected is not None and run.onset is not None and run.outcome == "rolled back"
             ]
+            to_rollback = [
+                (run.ended - run.onset).total_seconds() / INTERVAL
+                for run in group
+                if run.ended is not None and run.onset is not None and run.outcome == "rolled back"
+            ]
             per[scenario.name] = {
                 "runs": len(group),
                 "healthy": scenario.healthy,
@@ -561,6 +567,7 @@ def summarize(runs: list[Run], judges: list[str]) -> dict[str, Any]:
                 "promoted": sum(run.outcome == "promoted" for run in group),
                 "unfinished": sum(run.outcome == "unfinished" for run in group),
                 "median_intervals_to_detection": statistics.median(delays) if delays else None,
+                "median_intervals_to_rollback": statistics.median(to_rollback) if to_rollback else None,
             }
         healthy = [s for s in per.values() if s["healthy"]]
         bad = {name: s for name, s in per.items() if not s["healthy"] and name != "no-canary-data"}
@@ -580,6 +587,10 @@ def summarize(runs: list[Run], judges: list[str]) -> dict[str, Any]:
     return out
 
 
+def _median(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
+
+
 def _ratio(part: int, whole: int) -> dict[str, Any]:
     return {"count": part, "of": whole, "percent": round(100 * part / whole, 1) if whole else None}
 
@@ -589,14 +600,15 @@ def table(summary: dict[str, Any]) -> str:
     for judge, figures in summary.items():
         lines.append(f"judge: {judge}")
         lines.append(
-            "| scenario | runs | rolled back | promoted | unfinished | median intervals to detection |"
+            "| scenario | runs | rolled back | promoted | unfinished | intervals to detection "
+            "| intervals to rollback |"
         )
-        lines.append("|---|---|---|---|---|---|")
+        lines.append("|---|---|---|---|---|---|---|")
         for name, s in figures["scenarios"].items():
-            delay = s["median_intervals_to_detection"]
+            delay, rollback = s["median_intervals_to_detection"], s["median_intervals_to_rollback"]
             lines.append(
                 f"| {name}{'' if not s['healthy'] else ' (healthy)'} | {s['runs']} | {s['rolled_back']} | "
-                f"{s['promoted']} | {s['unfinished']} | {'-' if delay is None else f'{delay:g}'} |"
+                f"{s['promoted']} | {s['unfinished']} | {_median(delay)} | {_median(rollback)} |"
             )
 
         def show(ratio: dict[str, Any]) -> str:

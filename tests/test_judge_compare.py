@@ -237,9 +237,11 @@ def test_per_look_alpha_splits_the_confidence_over_the_rollout() -> None:
 
 def test_settings_defaults() -> None:
     settings = JudgeSettings.of(canary("same"))
-    assert (settings.confidence, settings.step, settings.window_seconds, settings.min_samples) == (
-        0.98, "10s", 600.0, 6,
+    assert (settings.confidence, settings.range, settings.window_seconds, settings.min_samples) == (
+        0.98, "15s", 180.0, 6,
     )  # fmt: skip
+    with pytest.raises(AnalysisError, match="judge-step: 5s is below 10s"):
+        JudgeSettings.of(canary("same", **{"gitcanary.io/judge-step": "5s"}))
     with pytest.raises(AnalysisError, match="judge-window"):
         JudgeSettings.of(canary("same", **{"gitcanary.io/judge-window": "5s"}))
 

@@ -2,9 +2,9 @@
 far, and the canary judged against the primary (`stats.compare`).
 
 Each metric's query (builtin, inline or MetricTemplate) is rendered twice, `{{ target }}` as the
-canary workload and then as `<target>-primary`, with `{{ interval }}` set to the judge's step, and
-run as a range query from the rollout's start (at most `judge-window` back) to now at that step:
-one sample per step, each over its own non-overlapping window.
+canary workload and then as `<target>-primary`, with `{{ interval }}` set to the judge's step plus
+one scrape interval, and run as a range query from the rollout's start (at most `judge-window`
+back) to now at that step: one sample per step, each counting the requests of its own step.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def _judge_metric(
         floor = settings.floors.get(metric.name) or _default_floor(metric.name, higher_is_worse)
     except ValueError as exc:
         return threshold_run._failed(metric, str(exc), plan.note)
-    model = QueryModel.for_canary(canary, settings.step, metric.template_variables)
+    model = QueryModel.for_canary(canary, settings.range, metric.template_variables)
     client = run._client(plan)
     if not isinstance(client, RangeClient):
         return threshold_run._failed(metric, "the metrics client has no range queries", plan.note)

@@ -17,13 +17,15 @@ JUDGE_ANNOTATION = "gitcanary.io/judge"
 JUDGES = ("threshold", "compare")
 CONFIDENCE_ANNOTATION = "gitcanary.io/judge-confidence"
 STEP_ANNOTATION = "gitcanary.io/judge-step"
+SCRAPE_ANNOTATION = "gitcanary.io/judge-scrape-interval"
 WINDOW_ANNOTATION = "gitcanary.io/judge-window"
 MIN_SAMPLES_ANNOTATION = "gitcanary.io/judge-min-samples"
 EFFECT_ANNOTATION = "gitcanary.io/judge-effect"
 
 DEFAULT_CONFIDENCE = 0.98
 DEFAULT_STEP = "10s"
-DEFAULT_WINDOW = "10m"
+DEFAULT_SCRAPE = "5s"
+DEFAULT_WINDOW = "3m"
 DEFAULT_MIN_SAMPLES = 6
 
 
@@ -39,14 +41,21 @@ def judge_of(canary: Canary, default: str = "threshold") -> str:
 class JudgeSettings:
     confidence: float = DEFAULT_CONFIDENCE
     step_seconds: float = 10.0
-    window_seconds: float = 600.0
+    window_seconds: float = 180.0
     min_samples: int = DEFAULT_MIN_SAMPLES
     floors: dict[str, EffectFloor] = field(default_factory=dict)
+    scrape_seconds: float = 5.0
 
     @property
-    def step(self) -> str:
-        """The step as `{{ interval }}` of the rendered queries (a PromQL range)."""
-        return format_duration(self.step_seconds)
+    def range(self) -> str:
+        """`{{ interval }}` of the rendered range queries: one step plus one scrape interval.
+
+        PromQL ranges are open on the left, so a sample's window of exactly one step sees only the
+        increase between the scrapes inside it and loses the one across its left edge. Reaching
+        back one more scrape makes consecutive windows share exactly their edge scrape: every
+        request is counted once, in one sample.
+        """
+        return format_duration(self.step_seconds + self.scrape_seconds)
 
     @classmethod
     def of(cls, canary: Canary) -> JudgeSettings:
@@ -57,7 +66,8 @@ class JudgeSettings:
                 raise ValueError(f"{confidence} is not in [0.5, 1)")
         except ValueError as exc:
             raise AnalysisError(f"annotation {CONFIDENCE_ANNOTATION}: {exc}") from None
-        step = _seconds(notes, STEP_ANNOTATION, DEFAULT_STEP, minimum=1)
+        scrape = _seconds(notes, SCRAPE_ANNOTATION, DEFAULT_SCRAPE, minimum=1)
+        step = _seconds(notes, STEP_ANNOTATION, DEFAULT_STEP, minimum=2 * scrape)
         window = _seconds(notes, WINDOW_ANNOTATION, DEFAULT_WINDOW, minimum=step)
         try:
             min_samples = int(notes.get(MIN_SAMPLES_ANNOTATION, DEFAULT_MIN_SAMPLES))
@@ -74,7 +84,7 @@ class JudgeSettings:
                 floors[name.strip()] = EffectFloor.parse(text)
             except ValueError as exc:
                 raise AnalysisError(f"annotation {EFFECT_ANNOTATION}: {exc}") from None
-        return cls(confidence, step, window, min_samples, floors)
+        return cls(confidence, step, window, min_samples, floors, scrape)
 
 
 def _seconds(notes: dict[str, str], key: str, default: str, minimum: float) -> float:
