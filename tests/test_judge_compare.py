@@ -3,8 +3,10 @@ judged against the primary (Mann-Whitney U, effect floor, guard rail), waits and
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -262,3 +264,20 @@ def test_guard_rail_reads_current_values_and_needs_evidence() -> None:
     assert judge(worse, (99.2, 99.9)) is Verdict.PASS  # within the rail: below the floor passes
     assert judge(primary, (90.0, 91.0)) is Verdict.HOLD  # both beyond now: an incident
     assert judge(primary, (99.9, 99.8)) is Verdict.PASS  # the incident is over
+
+
+def test_validate_names_bad_judge_annotations(tmp_path: Path) -> None:
+    from gitcanary.commands import operations
+    from gitcanary.manifests import yamlio
+
+    repo = tmp_path / "repo"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "examples" / "istio", repo)
+    canary_file = repo / "apps" / "backend" / "canary.yaml"
+    doc = yamlio.load(canary_file.read_text())
+    doc["metadata"]["annotations"] = {"gitcanary.io/judge": "compare", "gitcanary.io/judge-window": "1s"}
+    canary_file.write_text(yamlio.dump(doc))
+    errors, _ = operations.validate(repo)
+    assert errors == ["apps/backend/canary.yaml: annotation gitcanary.io/judge-window: 1s is below 10s"]
+    doc["metadata"]["annotations"] = {"gitcanary.io/judge": "compare"}
+    canary_file.write_text(yamlio.dump(doc))
+    assert operations.validate(repo)[0] == []

@@ -20,6 +20,7 @@ from gitcanary.manifests.target import render_target
 from gitcanary.routers import router_for
 from gitcanary.routers.providers import apply_default_provider
 from gitcanary.spec.load import LoadedCanary
+from gitcanary.spec.models import Canary
 from gitcanary.spec.status import CanaryStatus, Phase, utcnow
 
 if TYPE_CHECKING:
@@ -210,6 +211,21 @@ def _observe(
     return observer.observe(loaded.canary, commits.directories(loaded), last, now)
 
 
+def judge_problems(canary: Canary) -> list[str]:
+    """What is wrong with the canary's `gitcanary.io/judge*` annotations (the analysis would fail on it)."""
+    from gitcanary.analysis.judges import judge_of
+    from gitcanary.analysis.judges.settings import JudgeSettings
+
+    try:
+        if judge_of(canary, "threshold") == "compare" or any(
+            key.startswith("gitcanary.io/judge-") for key in canary.metadata.annotations
+        ):
+            JudgeSettings.of(canary)
+    except GitcanaryError as exc:
+        return [str(exc)]
+    return []
+
+
 def validate(root: Path, provider: str | None = None) -> tuple[list[str], list[str]]:
     """(errors, warnings) for every canary: its spec, its target build, its generated objects."""
     from gitcanary.spec.validation import validate_manifests
@@ -221,6 +237,7 @@ def validate(root: Path, provider: str | None = None) -> tuple[list[str], list[s
         loaded = catalog.canaries[key]
         warnings += loaded.warnings
         errors += missing_providers(loaded.canary, loaded.source, catalog.providers)
+        errors += [f"{loaded.source}: {problem}" for problem in judge_problems(loaded.canary)]
         try:
             router_for(loaded.canary, loaded.source)
             render_target(root, loaded)
