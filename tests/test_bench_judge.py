@@ -4,6 +4,7 @@ reconciler and a real Prometheus fed by remote write. Deterministic: seeded traf
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -23,9 +24,10 @@ def load_bench() -> ModuleType:
 
 
 @pytest.mark.timeout(300)
-def test_replay_small() -> None:
+def test_replay_small(tmp_path: Path) -> None:
     bench = load_bench()
-    result = bench.run_bench(1, ["same", "p99x2", "no-canary-data"], ["threshold", "compare"], print)
+    kept = tmp_path / "kept.git"
+    result = bench.run_bench(1, ["same", "p99x2", "no-canary-data"], ["threshold", "compare"], print, kept)
     outcomes = {(o["judge"], o["scenario"]): o["outcome"] for o in result["outcomes"]}
     assert outcomes == {
         ("threshold", "same"): "promoted",
@@ -38,6 +40,28 @@ def test_replay_small() -> None:
     }
     for judge in ("threshold", "compare"):
         assert result["judges"][judge]["promotions_without_data"] == 0
+
+    def log(run: str) -> str:
+        return subprocess.run(
+            ["git", f"--git-dir={kept}", "log", "--reverse", "--format=%B", "--", f"apps/{run}-gitcanary"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+
+    # The compare judge's commits: one hold while samples are too few; past max-wait-intervals the
+    # wait is a failed check (halt), the next wait holds again, and the second one rolls back.
+    silent = log("no-canary-data-s01-c")
+    steps = [line.split(" ")[1] for line in silent.splitlines() if line.startswith("gitcanary: ")]
+    assert steps[-4:] == ["hold", "halt", "hold", "roll"]
+    assert "waited 300s, longer than 300s" in silent
+    assert "Gitcanary-Check: request-success-rate value=none min=99 primary=" in silent
+    assert " waiting\n" in silent
+    slow = log("p99x2-s01-c")
+    checks = [line for line in slow.splitlines() if line.startswith("Gitcanary-Check: request-duration")]
+    failed = [line for line in checks if line.endswith(" failed")]
+    assert len(failed) == 2  # threshold 2
+    assert all(" primary=" in line and " p=" in line and " effect=x" in line for line in failed)
+    # The threshold judge's commits are Flagger's: values against bounds, no primary.
+    assert " primary=" not in log("p99x2-s01-t")
 
 
 def test_traffic_follows_the_weight_and_the_scenario() -> None:
@@ -57,3 +81,4 @@ def test_traffic_follows_the_weight_and_the_scenario() -> None:
     # Histogram buckets are cumulative and end at the total.
     assert run.canary.buckets == sorted(run.canary.buckets)
     assert run.canary.buckets[-1] == pytest.approx(canary_total, abs=1)
+
