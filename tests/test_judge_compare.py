@@ -168,6 +168,27 @@ def test_template_is_rendered_for_both_workloads(server: PrometheusServer) -> No
     assert check.verdict is Verdict.FAIL and check.effect == "xinf"
 
 
+def test_a_template_bounded_below_is_worse_lower(server: PrometheusServer) -> None:
+    query = (
+        'sum(rate(istio_requests_total{destination_workload="{{ target }}",response_code="200"}'
+        "[{{ interval }}])) / sum(rate(istio_requests_total{destination_workload=\"{{ target }}\"}"
+        "[{{ interval }}])) * 100"
+    )
+    template = MetricTemplate.model_validate(
+        {
+            "apiVersion": "flagger.app/v1beta1",
+            "kind": "MetricTemplate",
+            "metadata": {"name": "ok-rate", "namespace": NS},
+            "spec": {"provider": {"type": "prometheus"}, "query": query},
+        }
+    )
+    metric = {"name": "ok-rate", "templateRef": {"name": "ok-rate"}, "thresholdRange": {"min": 90}}
+    bad = judged(server, canary("bad", metric), {f"{NS}/ok-rate": template})["ok-rate"]
+    assert bad.verdict is Verdict.FAIL and bad.effect == "+5.00pp"  # 95 against 100: worse by 5 points
+    same = judged(server, canary("same", metric), {f"{NS}/ok-rate": template})["ok-rate"]
+    assert same.verdict is Verdict.PASS
+
+
 def test_repository_default_and_annotation_choose_the_judge(server: PrometheusServer) -> None:
     plain = canary("slow", DURATION)
     plain.metadata.annotations.pop("gitcanary.io/judge")

@@ -94,11 +94,8 @@ def _judge_metric(
         plan = run._plan(metric)
     except threshold_run._Failed as exc:
         return threshold_run._failed(metric, str(exc))
-    higher_is_worse = plan.bound == "max"
-    try:
-        floor = settings.floors.get(metric.name) or _default_floor(metric.name, higher_is_worse)
-    except ValueError as exc:
-        return threshold_run._failed(metric, str(exc), plan.note)
+    higher_is_worse = _higher_is_worse(metric, plan.bound)
+    floor = settings.floors.get(metric.name) or _default_floor(metric.name, higher_is_worse)
     model = QueryModel.for_canary(canary, settings.range, metric.template_variables)
     client = run._client(plan)
     if not isinstance(client, RangeClient):
@@ -153,6 +150,15 @@ def _value(run: threshold_run._Run, plan: threshold_run._Plan, query: str, now: 
         return run._client(plan).query(query, now)
     except NoDataError:
         return None
+
+
+def _higher_is_worse(metric: CanaryMetric, bound: str) -> bool:
+    """A metric bounded only below (a success rate) is worse lower; one bounded only above, or a
+    builtin whose deprecated `threshold` is a maximum, is worse higher."""
+    limits = metric.threshold_range
+    if limits is not None and (limits.min is None) != (limits.max is None):
+        return limits.max is not None
+    return bound == "max"
 
 
 def _default_floor(name: str, higher_is_worse: bool) -> EffectFloor:
