@@ -23,6 +23,7 @@ import json
 import logging
 import math
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -668,6 +669,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument("--keep", type=Path, help="keep the config repository (bare) at this new path")
     args = parser.parse_args(argv)
+    # A TERM (timeout, kill) unwinds like Ctrl-C, so Prometheus is stopped and the temp dir removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     logging.getLogger("gitcanary").setLevel(logging.WARNING)
     logging.getLogger("bench").setLevel(logging.ERROR)
 
