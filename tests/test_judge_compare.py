@@ -164,7 +164,11 @@ def test_template_is_rendered_for_both_workloads(server: PrometheusServer) -> No
     metric = {"name": "error-rate", "templateRef": {"name": "errors"}, "thresholdRange": {"max": 1}}
     check = judged(server, canary("bad", metric), {f"{NS}/errors": template})["error-rate"]
     assert check.value == pytest.approx(5) and check.primary == pytest.approx(0)
-    # Bounded above: a ratio floor by default, and the primary's zero makes any error infinitely worse.
+    # An error ratio: its floor is in points (+0.5), not a ratio.
+    assert check.verdict is Verdict.FAIL and check.effect == "+5.00pp"
+    # Another name bounded above is a cost: a ratio floor, and the primary's zero makes it infinite.
+    metric = {"name": "cost", "templateRef": {"name": "errors"}, "thresholdRange": {"max": 1}}
+    check = judged(server, canary("bad", metric), {f"{NS}/errors": template})["cost"]
     assert check.verdict is Verdict.FAIL and check.effect == "xinf"
 
 

@@ -161,11 +161,18 @@ def _higher_is_worse(metric: CanaryMetric, bound: str) -> bool:
     return bound == "max"
 
 
+_RATIO_WORDS = ("error", "success", "availability", "5xx")
+
+
 def _default_floor(name: str, higher_is_worse: bool) -> EffectFloor:
     if name in _BUILTIN_FLOORS:
         return _BUILTIN_FLOORS[name]
-    # A template bounded below reads like a success rate (percent); one bounded above like a cost.
-    return EffectFloor("ratio", 1.1) if higher_is_worse else EffectFloor("pp", 0.5)
+    # Error and success ratios are percentages: their floor is in points (a ratio floor on a
+    # 0.05% baseline would call 0.06% a regression). A template bounded below reads like a success
+    # rate too; anything else (latencies, costs) gets a ratio.
+    if not higher_is_worse or any(word in name.lower() for word in _RATIO_WORDS):
+        return EffectFloor("pp", 0.5)
+    return EffectFloor("ratio", 1.1)
 
 
 def _result(
