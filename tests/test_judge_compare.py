@@ -306,11 +306,3 @@ def test_validate_names_bad_judge_annotations(tmp_path: Path) -> None:
     doc["metadata"]["annotations"] = {"gitcanary.io/judge": "compare"}
     canary_file.write_text(yamlio.dump(doc))
     assert operations.validate(repo)[0] == []
-
-
-def test_only_steps_both_workloads_saw_are_compared() -> None:
-    from gitcanary.analysis.judges.compare import _paired
-
-    # The primary had no requests at t=30 (weight 100): the canary's spike there is not compared.
-    samples = _paired({10.0: 1.0, 20.0: 2.0, 30.0: 50.0}, {0.0: 9.0, 10.0: 1.5, 20.0: 2.5})
-    assert (list(samples.canary), list(samples.primary)) == ([1.0, 2.0], [1.5, 2.5])

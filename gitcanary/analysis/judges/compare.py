@@ -106,7 +106,7 @@ def _judge_metric(
         primary_query = render_query(plan.query, replace(model, target=primary_target))
         # The first window ends one step after `start`: it holds only this rollout's requests.
         begin = start + timedelta(seconds=settings.step_seconds)
-        samples = _paired(
+        samples = Samples(
             _series(client, canary_query, begin, now, settings.step_seconds),
             _series(client, primary_query, begin, now, settings.step_seconds),
         )
@@ -136,25 +136,13 @@ def _judge_metric(
     return _result(metric, outcome, low, high, plan.unit, plan.note)
 
 
-def _series(
-    client: RangeClient, query: str, start: datetime, end: datetime, step: float
-) -> dict[float, float]:
+def _series(client: RangeClient, query: str, start: datetime, end: datetime, step: float) -> list[float]:
     if end <= start:
-        return {}
+        return []
     try:
-        return dict(client.query_range(query, start, end, step))
+        return [value for _, value in client.query_range(query, start, end, step)]
     except NoDataError:
-        return {}  # no requests yet: too few samples, which the verdict says
-
-
-def _paired(canary: Mapping[float, float], primary: Mapping[float, float]) -> Samples:
-    """The samples of the steps where both workloads had requests.
-
-    A step only one side saw (the primary at weight 100, the canary before its first step) says
-    nothing about one against the other, and a spike in it would hit one side alone.
-    """
-    both = sorted(canary.keys() & primary.keys())
-    return Samples([canary[t] for t in both], [primary[t] for t in both])
+        return []  # no requests yet: too few samples, which the verdict says
 
 
 def _value(run: threshold_run._Run, plan: threshold_run._Plan, query: str, now: datetime) -> float | None:
