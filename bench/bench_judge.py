@@ -631,12 +631,14 @@ def run_bench(
     judges: list[str],
     progress: Callable[[str], None],
     keep: Path | None = None,
+    first_seed: int = 1,
 ) -> dict[str, Any]:
     chosen = [s for s in SCENARIOS if s.name in scenarios]
     unknown = set(scenarios) - {s.name for s in SCENARIOS}
     if unknown:
         raise ValueError(f"unknown scenarios: {', '.join(sorted(unknown))}")
-    runs = [Run(s, judge, seed) for judge in judges for s in chosen for seed in range(1, seeds + 1)]
+    numbers = range(first_seed, first_seed + seeds)
+    runs = [Run(s, judge, seed) for judge in judges for s in chosen for seed in numbers]
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-judge-") as tmp:
         figures = replay(runs, Path(tmp), progress)
@@ -666,6 +668,7 @@ def main(argv: list[str] | None = None) -> int:
         "--scenarios", default=",".join(s.name for s in SCENARIOS), help="comma-separated scenario names"
     )
     parser.add_argument("--judges", default="threshold,compare", help="comma-separated judges")
+    parser.add_argument("--first-seed", type=int, default=1, help="seeds run from this one (default 1)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument("--keep", type=Path, help="keep the config repository (bare) at this new path")
     args = parser.parse_args(argv)
@@ -677,7 +680,9 @@ def main(argv: list[str] | None = None) -> int:
     def progress(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
-    result = run_bench(args.seeds, args.scenarios.split(","), args.judges.split(","), progress, args.keep)
+    result = run_bench(
+        args.seeds, args.scenarios.split(","), args.judges.split(","), progress, args.keep, args.first_seed
+    )
     if args.json:
         print(json.dumps(result, indent=2))
     else:
