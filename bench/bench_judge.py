@@ -655,7 +655,9 @@ def run_bench(
             {"run": run.name, "scenario": run.scenario.name, "judge": run.judge, "seed": run.seed,
              "outcome": run.outcome,
              "intervals_to_detection": None if run.detected is None or run.onset is None
-             else (run.detected - run.onset).total_seconds() / INTERVAL}
+             else (run.detected - run.onset).total_seconds() / INTERVAL,
+             "intervals_to_end": None if run.ended is None or run.onset is None
+             else (run.ended - run.onset).total_seconds() / INTERVAL}
             for run in runs
         ],
     }  # fmt: skip
