@@ -143,14 +143,22 @@ def test_window_starts_with_the_rollout(server: PrometheusServer) -> None:
     )
     assert rollout_start(status) == QUERY_AT - timedelta(seconds=30)
     # 30s since the start at a 10s step: 3 windows a side, fewer than the 6 needed.
+    same = judged(server, canary("same", SUCCESS, DURATION), status=status)
+    assert same["request-success-rate"].verdict is Verdict.WAIT
+    assert "3 canary / 3 primary samples with requests, 3 on both sides" in same["request-success-rate"].line
+    assert (
+        same["request-duration"].verdict is Verdict.WAIT
+        and "3 canary / 3 primary" in same["request-duration"].line
+    )
+    # Counted errors are evidence at any time: 5% against 0% fails before 6 samples.
     success = judged(server, canary("bad", SUCCESS), status=status)["request-success-rate"]
-    assert success.verdict is Verdict.WAIT and "3 canary / 3 primary" in success.line
+    assert success.verdict is Verdict.FAIL and "canary worse: e >= 50" in success.line
 
 
 def test_template_is_rendered_for_both_workloads(server: PrometheusServer) -> None:
     query = (
         'sum(rate(istio_requests_total{destination_workload="{{ target }}",response_code="500"}'
-        "[{{ interval }}])) / sum(rate(istio_requests_total{destination_workload=\"{{ target }}\"}"
+        '[{{ interval }}])) / sum(rate(istio_requests_total{destination_workload="{{ target }}"}'
         "[{{ interval }}])) * 100"
     )
     template = MetricTemplate.model_validate(
@@ -175,7 +183,7 @@ def test_template_is_rendered_for_both_workloads(server: PrometheusServer) -> No
 def test_a_template_bounded_below_is_worse_lower(server: PrometheusServer) -> None:
     query = (
         'sum(rate(istio_requests_total{destination_workload="{{ target }}",response_code="200"}'
-        "[{{ interval }}])) / sum(rate(istio_requests_total{destination_workload=\"{{ target }}\"}"
+        '[{{ interval }}])) / sum(rate(istio_requests_total{destination_workload="{{ target }}"}'
         "[{{ interval }}])) * 100"
     )
     template = MetricTemplate.model_validate(

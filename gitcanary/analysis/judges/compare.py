@@ -10,14 +10,23 @@ back) to now at that step: one sample per step, each counting the requests of it
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 from gitcanary.analysis import run as threshold_run
+from gitcanary.analysis.builtin import request_rate_query
 from gitcanary.analysis.judges.settings import JudgeSettings
-from gitcanary.analysis.judges.stats import Comparison, EffectFloor, compare, per_look_alpha
+from gitcanary.analysis.judges.stats import (
+    Comparison,
+    EffectFloor,
+    Step,
+    compare,
+    compare_counts,
+    per_look_alpha,
+    primary_baseline,
+)
 from gitcanary.analysis.prometheus import NoDataError
 from gitcanary.analysis.run import ClientFactory, format_number
 from gitcanary.analysis.templates import QueryModel, render_query
@@ -38,12 +47,6 @@ class RangeClient(Protocol):
     def query_range(
         self, promql: str, start: datetime, end: datetime, step: float
     ) -> list[tuple[float, float]]: ...
-
-
-@dataclass(frozen=True)
-class Samples:
-    canary: Sequence[float]
-    primary: Sequence[float]
 
 
 def run_comparison(
@@ -68,13 +71,15 @@ def run_comparison(
     start = now - timedelta(seconds=settings.window_seconds)
     if since is not None and since > start:
         start = since
+    # The count test reads every step since the rollout began (its bound holds only then).
+    began = since if since is not None and since < start else start
     alpha = per_look_alpha(settings.confidence, looks)
     run = threshold_run._Run(
         canary, templates, default_address, now, client_factory or threshold_run._default_client_factory
     )
     try:
         return tuple(
-            _judge_metric(run, canary, metric, settings, start, now, alpha)
+            _judge_metric(run, canary, metric, settings, (began, start), now, alpha)
             for metric in canary.spec.analysis.metrics
         )
     finally:
@@ -86,10 +91,19 @@ def _judge_metric(
     canary: Canary,
     metric: CanaryMetric,
     settings: JudgeSettings,
-    start: datetime,
+    span: tuple[datetime, datetime],
     now: datetime,
     alpha: float,
 ) -> CheckResult:
+    """Judge one metric. `span` is (when the rollout began, where the window starts).
+
+    A percent ratio (a success or error rate: its default floor is in points) with the provider's
+    request rate at hand is judged on counts since the rollout began (`compare_counts`, anytime
+    valid at `1 - confidence`). Any other metric, or a ratio without request counts, is judged by
+    Mann-Whitney over the window at `alpha` (the confidence split over the looks), against the
+    primary's baseline of `primary_baseline` when request counts are at hand.
+    """
+    began, start = span
     try:
         plan = run._plan(metric)
     except threshold_run._Failed as exc:
@@ -104,12 +118,25 @@ def _judge_metric(
         canary_query = render_query(plan.query, model)
         primary_target = f"{model.target}-primary"
         primary_query = render_query(plan.query, replace(model, target=primary_target))
-        # The first window ends one step after `start`: it holds only this rollout's requests.
-        begin = start + timedelta(seconds=settings.step_seconds)
-        samples = Samples(
-            _series(client, canary_query, begin, now, settings.step_seconds),
-            _series(client, primary_query, begin, now, settings.step_seconds),
+        # The first sample ends one step after the rollout began: it holds only this rollout's
+        # requests. Every series is read from there, on the same grid of timestamps.
+        step = settings.step_seconds
+        first = began + timedelta(seconds=step)
+        points = (
+            _series(client, canary_query, first, now, step),
+            _series(client, primary_query, first, now, step),
         )
+        volumes: tuple[dict[float, float], dict[float, float]] | None = None
+        rate_query = request_rate_query(canary.provider)
+        if rate_query is not None:
+            per_step = f"({rate_query}) * {step:g}"
+            primary_model = replace(model, target=primary_target)
+            volumes = (
+                dict(_series(client, render_query(per_step, model), first, now, step)),
+                dict(_series(client, render_query(per_step, primary_model), first, now, step)),
+            )
+            if not volumes[0] and not volumes[1]:
+                volumes = None  # the provider's request series is not in this Prometheus
         # The guard rail reads each workload as Flagger would: the metric over its own interval.
         current = replace(model, interval=metric.interval or threshold_run.DEFAULT_METRIC_INTERVAL)
         values_now = (
@@ -122,9 +149,34 @@ def _judge_metric(
     high = metric.threshold_range.max if metric.threshold_range else None
     if metric.threshold_range is None and metric.threshold is not None:
         low, high = (metric.threshold, None) if plan.bound == "min" else (None, metric.threshold)
+    window_start = (start + timedelta(seconds=settings.step_seconds)).timestamp()
+    ratio = _default_floor(metric.name, higher_is_worse).kind == "pp"
+    if ratio and volumes is not None:
+        canary_steps, primary_steps = _steps(points, volumes, higher_is_worse)
+        outcome = compare_counts(
+            canary_steps,
+            primary_steps,
+            higher_is_worse=higher_is_worse,
+            floor=floor,
+            alpha=1 - settings.confidence,
+            min_samples=settings.min_samples,
+            low=low,
+            high=high,
+            now=values_now,
+        )
+        return _result(metric, outcome, low, high, plan.unit, plan.note)
+    canary_window = [(t, v) for t, v in points[0] if t >= window_start]
+    if volumes is None:
+        primary_samples = [v for t, v in points[1] if t >= window_start]
+    else:
+        primary_samples = primary_baseline(
+            [(t, v, volumes[1].get(t, 0.0)) for t, v in points[1]],
+            window_start,
+            [volumes[0].get(t, 0.0) for t, _ in canary_window],
+        )
     outcome = compare(
-        samples.canary,
-        samples.primary,
+        [v for _, v in canary_window],
+        primary_samples,
         higher_is_worse=higher_is_worse,
         floor=floor,
         alpha=alpha,
@@ -136,13 +188,41 @@ def _judge_metric(
     return _result(metric, outcome, low, high, plan.unit, plan.note)
 
 
-def _series(client: RangeClient, query: str, start: datetime, end: datetime, step: float) -> list[float]:
+def _series(
+    client: RangeClient, query: str, start: datetime, end: datetime, step: float
+) -> list[tuple[float, float]]:
     if end <= start:
         return []
     try:
-        return [value for _, value in client.query_range(query, start, end, step)]
+        return client.query_range(query, start, end, step)
     except NoDataError:
         return []  # no requests yet: too few samples, which the verdict says
+
+
+def _steps(
+    points: tuple[list[tuple[float, float]], list[tuple[float, float]]],
+    volumes: tuple[dict[float, float], dict[float, float]],
+    higher_is_worse: bool,
+) -> tuple[list[Step], list[Step]]:
+    """Both workloads' requests and bad requests per step, on the same steps, oldest first.
+
+    A step's bad requests are its requests times its bad share: the value in percent (an error
+    rate), or 100 minus it (a success rate). A step with requests but no value (Prometheus drops
+    NaN) counts its requests with no bad ones; a value without requests counts nothing.
+    """
+    times = sorted(set(volumes[0]) | set(volumes[1]))
+
+    def side(values: list[tuple[float, float]], requests: dict[float, float]) -> list[Step]:
+        by_time = dict(values)
+        steps = []
+        for t in times:
+            n = max(requests.get(t, 0.0), 0.0)
+            value = by_time.get(t)
+            share = 0.0 if value is None else (value if higher_is_worse else 100 - value) / 100
+            steps.append(Step(n, n * min(max(share, 0.0), 1.0)))
+        return steps
+
+    return side(points[0], volumes[0]), side(points[1], volumes[1])
 
 
 def _value(run: threshold_run._Run, plan: threshold_run._Plan, query: str, now: datetime) -> float | None:

@@ -12,9 +12,11 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from statistics import fmean
+from statistics import fmean, median
 from typing import Literal
 
+import numpy as np
+from scipy.special import logsumexp
 from scipy.stats import mannwhitneyu
 
 from gitcanary.core.observations import Verdict
@@ -165,3 +167,139 @@ def per_look_alpha(confidence: float, looks: int) -> float:
     if not 0 < confidence < 1:
         raise ValueError(f"confidence {confidence} is not between 0 and 1")
     return (1 - confidence) / max(looks, 1)
+
+
+# -- counts: an anytime-valid sequential test on bad requests --------------------------------------
+
+# The alternatives the mixture weighs, as rate ratios canary/primary: 2^(k/2) for k = 1..12, x1.41
+# to x64, equal weights. A discrete mixture of test martingales is a test martingale, so any fixed
+# prior is valid; fewer, coarser points cost less evidence than a fine grid (on simulated +2%
+# errors at 10% weight, 2^(k/4) up to x128 detected no sooner).
+_RATIOS = np.power(2.0, np.arange(1, 13) / 2.0)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step's requests and bad requests (errors) on one workload."""
+
+    requests: float
+    bad: float
+
+
+def e_value(canary: Sequence[Step], primary: Sequence[Step]) -> float:
+    """Evidence that the canary's bad-request rate is higher than the primary's, anytime-valid.
+
+    Lindon et al. (KDD 2022), "Rapid Regression Detection in Software Deployments through
+    Sequential Testing": given a step's bad requests on both workloads, the canary's share of them
+    is binomial with probability `theta q / (theta q + 1 - q)`, where `q` is the canary's share of
+    the step's requests and `theta` the ratio of the two bad rates. `q` may change every step (the
+    weights do). The likelihood ratio of `theta` against 1, mixed over `theta` > 1, is a
+    nonnegative supermartingale whenever the canary is not worse (`theta` <= 1). Ville's inequality
+    then bounds the chance that it EVER reaches 1/alpha by alpha, however often and whenever it is
+    looked at: the whole rollout's false-alarm rate per metric is at most alpha. The steps must be
+    every step since the rollout began, in order (not a sliding window).
+    """
+    log_lr = np.zeros_like(_RATIOS)
+    for c, p in zip(canary, primary, strict=True):
+        total = c.requests + p.requests
+        if total <= 0 or c.requests <= 0 or p.requests <= 0:
+            continue  # one side had no traffic: its bad requests carry no comparison
+        q = c.requests / total
+        share = _RATIOS * q / (_RATIOS * q + 1 - q)
+        log_lr += c.bad * np.log(share / q) + p.bad * np.log((1 - share) / (1 - q))
+    return float(np.exp(logsumexp(log_lr) - math.log(len(_RATIOS))))
+
+
+def compare_counts(
+    canary: Sequence[Step],
+    primary: Sequence[Step],
+    *,
+    higher_is_worse: bool,
+    floor: EffectFloor,
+    alpha: float,
+    min_samples: int,
+    low: float | None = None,
+    high: float | None = None,
+    now: tuple[float | None, float | None] = (None, None),
+) -> Comparison:
+    """Judge a percent ratio (a success or error rate) by its counts since the rollout began.
+
+    `canary` and `primary` are the same steps of the rollout, every step since it began. Each side's
+    value is its pooled rate (bad requests over requests, in percent; 100 minus that for a success
+    rate, `higher_is_worse` False), so a step with few requests weighs little.
+
+    FAIL: `e_value` >= 1/`alpha` and the pooled effect reaches the floor; or evidence and the
+    canary's current value beyond the guard rail while the primary's is within. Evidence needs no
+    minimum of samples: the test is valid at any time. HOLD: both current values beyond the guard
+    rail. WAIT: fewer than `min_samples` steps in which both sides had requests (not enough data to
+    let the canary advance). PASS otherwise.
+    """
+    shared = sum(1 for c, p in zip(canary, primary, strict=True) if c.requests > 0 and p.requests > 0)
+    counts = (sum(1 for c in canary if c.requests > 0), sum(1 for p in primary if p.requests > 0))
+
+    def pooled(steps: Sequence[Step]) -> float | None:
+        requests = sum(s.requests for s in steps)
+        if requests <= 0:
+            return None
+        bad = 100 * sum(s.bad for s in steps) / requests
+        return bad if higher_is_worse else 100 - bad
+
+    c, p = pooled(canary), pooled(primary)
+    evidence = e_value(canary, primary)
+    pvalue = min(1.0, 1 / evidence) if evidence > 0 else 1.0
+    effect = floor.show(c, p, higher_is_worse) if c is not None and p is not None else ""
+    significant = evidence >= 1 / alpha
+
+    def beyond(value: float | None) -> bool:
+        if value is None:
+            return False
+        return (low is not None and value < low) or (high is not None and value > high)
+
+    def result(verdict: Verdict, reason: str) -> Comparison:
+        return Comparison(verdict, c, p, pvalue, effect, reason, counts)
+
+    canary_now, primary_now = now
+    if significant and c is not None and p is not None and floor.reached(c, p, higher_is_worse):
+        return result(Verdict.FAIL, f"canary worse: e >= {1 / alpha:.3g} and effect >= {floor}")
+    if beyond(canary_now) and beyond(primary_now):
+        return result(
+            Verdict.HOLD,
+            f"incident: primary {primary_now:.4g} beyond the threshold too (canary {canary_now:.4g})",
+        )
+    if significant and beyond(canary_now):
+        return result(
+            Verdict.FAIL, f"canary worse: e >= {1 / alpha:.3g} and {canary_now:.4g} beyond the threshold"
+        )
+    if shared < min_samples:
+        return result(
+            Verdict.WAIT,
+            f"not enough data: {counts[0]} canary / {counts[1]} primary samples with requests,"
+            f" {shared} on both sides, {min_samples} needed",
+        )
+    return result(Verdict.PASS, "canary not worse")
+
+
+# -- the primary's baseline when it gets little traffic ------------------------------------------
+
+
+def primary_baseline(
+    primary: Sequence[tuple[float, float, float]],
+    window_start: float,
+    canary_volumes: Sequence[float],
+) -> list[float]:
+    """The primary's samples to compare the canary's with, for a metric that is not a ratio (a p99).
+
+    `primary` is every (time, value, requests) sample since the rollout began; `canary_volumes` the
+    canary's requests per sample in the window. A per-step p99 over few requests is near the
+    step's slowest request's rank among few, so the side with fewer requests per step looks
+    different from the other by volume alone. While the primary got at least as many requests as
+    the canary in the window, its window is its baseline. Once it gets fewer (canary weight above
+    50%), its baseline is its samples since the rollout began that had at least half the canary's
+    median requests per step: steps from early in the rollout, when the primary carried the
+    traffic the canary carries now.
+    """
+    in_window = [(value, requests) for t, value, requests in primary if t >= window_start]
+    if sum(r for _, r in in_window) >= sum(canary_volumes) or not canary_volumes:
+        return [value for value, _ in in_window]
+    enough = median(canary_volumes) / 2
+    return [value for _, value, requests in primary if requests >= enough]
