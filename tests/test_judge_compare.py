@@ -3,17 +3,27 @@ judged against the primary (Mann-Whitney U, effect floor, guard rail), waits and
 
 from __future__ import annotations
 
+import math
 import shutil
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from gitcanary.analysis.judges import analyze, looks_of, rollout_start
 from gitcanary.analysis.judges.settings import JudgeSettings
-from gitcanary.analysis.judges.stats import EffectFloor, compare, per_look_alpha
+from gitcanary.analysis.judges.stats import (
+    EffectFloor,
+    Step,
+    compare,
+    compare_counts,
+    e_value,
+    per_look_alpha,
+    primary_baseline,
+)
 from gitcanary.core.observations import CheckResult, Verdict
 from gitcanary.errors import AnalysisError
 from gitcanary.spec.models import Canary, MetricTemplate
@@ -314,3 +324,126 @@ def test_validate_names_bad_judge_annotations(tmp_path: Path) -> None:
     doc["metadata"]["annotations"] = {"gitcanary.io/judge": "compare"}
     canary_file.write_text(yamlio.dump(doc))
     assert operations.validate(repo)[0] == []
+
+
+# --- counts: the anytime-valid test on bad requests, pure ----------------------------------------
+
+
+def steps(requests: float, bad: float, n: int) -> list[Step]:
+    return [Step(requests, bad)] * n
+
+
+@pytest.mark.parametrize(
+    ("canary_steps", "primary_steps", "at_least", "below"),
+    [
+        # Weight 90%: the primary's trickle had no error, the canary its usual 0.2%. The counts
+        # weigh the primary's 20 requests a step as 20, not as a sample of equal say: far from the
+        # 50 that fails at 98%.
+        (steps(180, 0.36, 30), steps(20, 0.0, 30), 0.0, 5.0),
+        # Weight 10%, 5.2% errors against 0.2%: strong evidence within one 30s interval.
+        (steps(20, 1.04, 3), steps(180, 0.36, 3), 50.0, math.inf),
+        # The same rate on both sides, whatever the shares: no evidence.
+        (steps(20, 0.04, 30), steps(180, 0.36, 30), 0.0, 1.0),
+        # The canary better than the primary: less than none.
+        (steps(100, 0.0, 30), steps(100, 2.0, 30), 0.0, 0.01),
+        # A side without requests says nothing.
+        (steps(0, 0.0, 5), steps(100, 5.0, 5), 1.0, 1.0 + 1e-9),
+    ],
+)
+def test_e_value_weighs_each_steps_request_shares(
+    canary_steps: list[Step], primary_steps: list[Step], at_least: float, below: float
+) -> None:
+    assert at_least <= e_value(canary_steps, primary_steps) < below
+
+
+def test_e_value_bounds_the_whole_rollouts_false_alarms() -> None:
+    """Healthy rollouts (0.2% errors on both, 20 req/s, weights 10..100, 3 steps a look): the share
+    of rollouts in which ANY look reaches 1/alpha stays under alpha, while looking at every step."""
+    rng = np.random.default_rng(13)
+    rollouts, alarms = 400, 0
+    for _ in range(rollouts):
+        canary_steps: list[Step] = []
+        primary_steps: list[Step] = []
+        for weight in range(10, 101, 10):
+            for _ in range(3):
+                c, p = rng.poisson(200 * weight / 100), rng.poisson(200 * (100 - weight) / 100)
+                canary_steps.append(Step(c, rng.binomial(c, 0.002)))
+                primary_steps.append(Step(p, rng.binomial(p, 0.002)))
+                if e_value(canary_steps, primary_steps) >= 50:
+                    break
+            else:
+                continue
+            alarms += 1
+            break
+    assert alarms / rollouts <= 0.02
+
+
+SHARE = {
+    "higher_is_worse": False,
+    "floor": EffectFloor.parse("+0.5"),
+    "alpha": 0.02,
+    "min_samples": 6,
+    "low": 99,
+}
+
+
+@pytest.mark.parametrize(
+    ("canary_steps", "primary_steps", "now", "verdict", "reason"),
+    [
+        # Evidence needs no minimum of samples: 3 steps of 5% errors fail.
+        (steps(20, 1.0, 3), steps(180, 0.36, 3), (95.0, 99.8), Verdict.FAIL, "canary worse: e >= 50"),
+        # No evidence yet and fewer than 6 steps with requests on both sides: wait.
+        (steps(20, 0.04, 3), steps(180, 0.36, 3), (99.8, 99.8), Verdict.WAIT, "3 on both sides, 6 needed"),
+        # The primary at weight 100 gets nothing: its steps do not count as shared.
+        (steps(200, 0.4, 8), steps(0, 0.0, 8), (99.8, None), Verdict.WAIT, "0 on both sides"),
+        (steps(20, 0.04, 8), steps(180, 0.36, 8), (99.8, 99.8), Verdict.PASS, "canary not worse"),
+        # 0.6% against 0.2% errors: real, but below the +0.5pp floor, and within the rail.
+        (steps(10000, 60, 30), steps(10000, 20, 30), (99.4, 99.8), Verdict.PASS, "canary not worse"),
+        # The same, but the canary beyond the rail now and the primary within: the floor is waived.
+        (steps(10000, 60, 30), steps(10000, 20, 30), (98.9, 99.8), Verdict.FAIL, "beyond the threshold"),
+        # Both beyond the rail now, no evidence: an incident.
+        (steps(20, 4.0, 8), steps(180, 36, 8), (80.0, 80.0), Verdict.HOLD, "incident"),
+    ],
+)
+def test_compare_counts_rules(
+    canary_steps: list[Step],
+    primary_steps: list[Step],
+    now: tuple[float | None, float | None],
+    verdict: Verdict,
+    reason: str,
+) -> None:
+    outcome = compare_counts(canary_steps, primary_steps, now=now, **SHARE)  # type: ignore[arg-type]
+    assert outcome.verdict is verdict and reason in outcome.reason
+
+
+def test_compare_counts_values_are_pooled_by_requests() -> None:
+    # Two steps: 1 bad of 10, then 0 of 990. Pooled: 0.1% bad, a 99.9% success rate (the mean of
+    # the per-step rates would say 95%).
+    outcome = compare_counts([Step(10, 1), Step(990, 0)], [Step(500, 0.5), Step(500, 0.5)], **SHARE)  # type: ignore[arg-type]
+    assert outcome.canary == pytest.approx(99.9) and outcome.primary == pytest.approx(99.9)
+
+
+@pytest.mark.parametrize(
+    ("primary", "canary_volumes", "expected"),
+    [
+        # The primary got more requests than the canary in the window (from t=100): its window.
+        ([(50.0, 1.0, 180.0), (100.0, 2.0, 160.0), (110.0, 3.0, 140.0)], [20.0, 40.0], [2.0, 3.0]),
+        # Weight 90%: the primary got 20 a step, the canary 180. Its baseline is its steps since the
+        # rollout began with at least 90 requests (half the canary's median): the early ones.
+        (
+            [
+                (10.0, 1.0, 180.0),
+                (20.0, 2.0, 100.0),
+                (30.0, 3.0, 80.0),
+                (100.0, 9.0, 20.0),
+                (110.0, 8.0, 20.0),
+            ],
+            [180.0, 180.0],
+            [1.0, 2.0],
+        ),
+    ],
+)
+def test_primary_baseline_widens_when_the_primary_gets_less_traffic(
+    primary: list[tuple[float, float, float]], canary_volumes: list[float], expected: list[float]
+) -> None:
+    assert primary_baseline(primary, 100.0, canary_volumes) == expected
