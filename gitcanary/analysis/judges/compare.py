@@ -31,6 +31,7 @@ from gitcanary.analysis.prometheus import NoDataError
 from gitcanary.analysis.run import ClientFactory, format_number
 from gitcanary.analysis.templates import QueryModel, render_query
 from gitcanary.core.observations import CheckResult, Verdict
+from gitcanary.duration import parse_duration
 from gitcanary.errors import AnalysisError
 from gitcanary.spec.models import Canary, CanaryMetric, MetricTemplate
 
@@ -153,6 +154,12 @@ def _judge_metric(
     ratio = _default_floor(metric.name, higher_is_worse).kind == "pp"
     if ratio and volumes is not None:
         canary_steps, primary_steps = _steps(points, volumes, higher_is_worse)
+        # The canary's requests over the metric's own interval, for the rail's test.
+        interval = parse_duration(metric.interval or threshold_run.DEFAULT_METRIC_INTERVAL)
+        since_interval = (now - timedelta(seconds=interval)).timestamp()
+        times = sorted(set(volumes[0]) | set(volumes[1]))
+        latest = [c for t, c in zip(times, canary_steps, strict=True) if t > since_interval]
+        recent = Step(sum(c.requests for c in latest), sum(c.bad for c in latest))
         outcome = compare_counts(
             canary_steps,
             primary_steps,
@@ -163,6 +170,8 @@ def _judge_metric(
             low=low,
             high=high,
             now=values_now,
+            recent=recent,
+            rail_alpha=alpha,
         )
         return _result(metric, outcome, low, high, plan.unit, plan.note)
     canary_window = [(t, v) for t, v in points[0] if t >= window_start]

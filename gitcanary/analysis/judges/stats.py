@@ -17,7 +17,7 @@ from typing import Literal
 
 import numpy as np
 from scipy.special import logsumexp
-from scipy.stats import mannwhitneyu
+from scipy.stats import binomtest, mannwhitneyu
 
 from gitcanary.core.observations import Verdict
 
@@ -221,6 +221,8 @@ def compare_counts(
     low: float | None = None,
     high: float | None = None,
     now: tuple[float | None, float | None] = (None, None),
+    recent: Step | None = None,
+    rail_alpha: float = 0.0,
 ) -> Comparison:
     """Judge a percent ratio (a success or error rate) by its counts since the rollout began.
 
@@ -228,11 +230,14 @@ def compare_counts(
     value is its pooled rate (bad requests over requests, in percent; 100 minus that for a success
     rate, `higher_is_worse` False), so a step with few requests weighs little.
 
-    FAIL: `e_value` >= 1/`alpha` and the pooled effect reaches the floor; or evidence and the
-    canary's current value beyond the guard rail while the primary's is within. Evidence needs no
-    minimum of samples: the test is valid at any time. HOLD: both current values beyond the guard
-    rail. WAIT: fewer than `min_samples` steps in which both sides had requests (not enough data to
-    let the canary advance). PASS otherwise.
+    FAIL: `e_value` >= 1/`alpha` and the pooled effect reaches the floor; or the canary's current
+    value beyond the guard rail while the primary's is within, with evidence: the e-value, or the
+    canary's `recent` bad requests (over the metric's own interval) significantly above the rail's
+    rate (`beyond_rail` at `rail_alpha`, a per-look level). The e-value compares the two workloads,
+    and late in a rollout the primary's trickle leaves it little to compare with; the rail test
+    needs only the canary's own requests. Evidence needs no minimum of samples.
+    HOLD: both current values beyond the guard rail. WAIT: fewer than `min_samples` steps in which
+    both sides had requests (not enough data to let the canary advance). PASS otherwise.
     """
     shared = sum(1 for c, p in zip(canary, primary, strict=True) if c.requests > 0 and p.requests > 0)
     counts = (sum(1 for c in canary if c.requests > 0), sum(1 for p in primary if p.requests > 0))
@@ -270,6 +275,19 @@ def compare_counts(
         return result(
             Verdict.FAIL, f"canary worse: e >= {1 / alpha:.3g} and {canary_now:.4g} beyond the threshold"
         )
+    rail = _rail_share(low, high, higher_is_worse)
+    if (
+        recent is not None
+        and rail is not None
+        and beyond(canary_now)
+        and not beyond(primary_now)
+        and beyond_rail(recent, rail, rail_alpha)
+    ):
+        return result(
+            Verdict.FAIL,
+            f"canary {canary_now:.4g} beyond the threshold: {recent.bad:.0f} bad of"
+            f" {recent.requests:.0f} requests, p < {rail_alpha:.2g} above {100 * rail:.3g}%",
+        )
     if shared < min_samples:
         return result(
             Verdict.WAIT,
@@ -277,6 +295,27 @@ def compare_counts(
             f" {shared} on both sides, {min_samples} needed",
         )
     return result(Verdict.PASS, "canary not worse")
+
+
+def _rail_share(low: float | None, high: float | None, higher_is_worse: bool) -> float | None:
+    """The rail as a share of bad requests: `max` of an error rate, 100 - `min` of a success rate."""
+    if higher_is_worse and high is not None:
+        share = high / 100
+    elif not higher_is_worse and low is not None:
+        share = (100 - low) / 100
+    else:
+        return None
+    return share if 0 < share < 1 else None
+
+
+def beyond_rail(recent: Step, rail: float, alpha: float) -> bool:
+    """Whether `recent`'s bad requests are significantly more than the `rail` share of its requests
+    (one-sided exact binomial test, counts rounded to whole requests)."""
+    requests = round(recent.requests)
+    bad = min(round(recent.bad), requests)
+    if requests <= 0 or bad <= 0:
+        return False
+    return float(binomtest(bad, requests, rail, alternative="greater").pvalue) < alpha
 
 
 # -- the primary's baseline when it gets little traffic ------------------------------------------
