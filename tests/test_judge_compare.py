@@ -18,6 +18,7 @@ from gitcanary.analysis.judges.settings import JudgeSettings
 from gitcanary.analysis.judges.stats import (
     EffectFloor,
     Step,
+    beyond_rail,
     compare,
     compare_counts,
     e_value,
@@ -447,3 +448,38 @@ def test_primary_baseline_widens_when_the_primary_gets_less_traffic(
     primary: list[tuple[float, float, float]], canary_volumes: list[float], expected: list[float]
 ) -> None:
     assert primary_baseline(primary, 100.0, canary_volumes) == expected
+
+
+@pytest.mark.parametrize(
+    ("recent", "now", "verdict"),
+    [
+        # Weight 90%, the primary's trickle clean: the count test has little to compare with, but
+        # the canary's own 3% of 1000 requests is far above the 1% rail.
+        (Step(1000, 30), (97.0, 99.8), Verdict.FAIL),
+        # 1.2% of 1000: beyond the rail now, but not significantly above 1%.
+        (Step(1000, 12), (98.8, 99.8), Verdict.PASS),
+        # The primary beyond too: an incident, whatever the canary's counts.
+        (Step(1000, 30), (97.0, 97.0), Verdict.HOLD),
+        # Within the rail now: the rail test is not asked.
+        (Step(1000, 30), (99.5, 99.8), Verdict.PASS),
+    ],
+)
+def test_compare_counts_rail_needs_only_the_canarys_requests(
+    recent: Step, now: tuple[float | None, float | None], verdict: Verdict
+) -> None:
+    canary_steps, primary_steps = steps(180, 0.36, 8), steps(20, 0.04, 8)
+    outcome = compare_counts(
+        canary_steps,
+        primary_steps,
+        now=now,
+        recent=recent,
+        rail_alpha=0.0018,
+        **SHARE,  # type: ignore[arg-type]
+    )
+    assert outcome.verdict is verdict
+
+
+def test_beyond_rail_is_a_one_sided_binomial_test() -> None:
+    assert beyond_rail(Step(1000, 25), 0.01, 0.0018)  # P(X >= 25 | 1000, 1%) ~ 1e-5
+    assert not beyond_rail(Step(1000, 15), 0.01, 0.0018)  # ~ 0.08
+    assert not beyond_rail(Step(0, 0), 0.01, 0.0018)
