@@ -462,6 +462,8 @@ def test_primary_baseline_widens_when_the_primary_gets_less_traffic(
         (Step(1000, 30), (97.0, 97.0), Verdict.HOLD),
         # Within the rail now: the rail test is not asked.
         (Step(1000, 30), (99.5, 99.8), Verdict.PASS),
+        # The primary has no value (weight 100): a spike on every workload is not the canary's.
+        (Step(1000, 30), (97.0, None), Verdict.PASS),
     ],
 )
 def test_compare_counts_rail_needs_only_the_canarys_requests(

@@ -280,6 +280,9 @@ def compare_counts(
         recent is not None
         and rail is not None
         and beyond(canary_now)
+        # The primary measured and within: at weight 100 it has no value, and a spike on every
+        # workload then looks like the canary's own.
+        and primary_now is not None
         and not beyond(primary_now)
         and beyond_rail(recent, rail, rail_alpha)
     ):
