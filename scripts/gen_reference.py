@@ -58,6 +58,34 @@ ANNOTATIONS = {
         "Who the promotion gate PR asks for review once the promotion commit is on it: logins and "
         "`org/team` names separated by commas (before `run`'s configured list and CODEOWNERS).",
     ),
+    "gitcanary.io/judge": (
+        "Canary",
+        "`threshold` (Flagger's: each metric against its `thresholdRange`) or `compare` (canary against "
+        "primary); overrides `run --judge` (docs/judge.md).",
+    ),
+    "gitcanary.io/judge-confidence": ("Canary", "The compare judge's confidence (default 0.98)."),
+    "gitcanary.io/judge-effect": (
+        "Canary",
+        "Per-metric effect-size floors of the compare judge, `METRIC=+N` (points) or `METRIC=xN` (a "
+        "ratio), separated by commas, e.g. `request-duration=x1.2,error-rate=+0.5`.",
+    ),
+    "gitcanary.io/judge-min-samples": (
+        "Canary",
+        "Samples per side the compare judge needs before it judges (default 6); fewer means wait.",
+    ),
+    "gitcanary.io/judge-scrape-interval": ("Canary", "The scrape interval the compare judge assumes (default 5s)."),
+    "gitcanary.io/judge-step": ("Canary", "The step of the compare judge's range queries (default 10s)."),
+    "gitcanary.io/judge-window": ("Canary", "The window the compare judge reads each side over (default 3m)."),
+    "gitcanary.io/hold-deadline": (
+        "Canary",
+        "How long an incident on both workloads may hold a step before the rollout rolls back "
+        "(default: `progressDeadlineSeconds`).",
+    ),
+    "gitcanary.io/max-wait-intervals": (
+        "Canary",
+        "Analysis intervals a step may wait for enough samples before the wait counts as a failed check "
+        "(default 10).",
+    ),
     "gitcanary.io/provider-type": (
         "AlertProvider",
         "`generic`: send plain JSON to the address (Flagger's CRD has no such type).",

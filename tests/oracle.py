@@ -1034,7 +1034,10 @@ def assert_story(
     trailers' actions must match them. The primary runs ``tags[0]`` until a promotion; each start
     runs the next tag on the canary; a rollback writes the primary's tag back.
     """
-    assert [t.get("Action") for _, _, t in commits] == [row[0] for row in rows], ([t.get("Action") for _, _, t in commits], rows)
+    assert [t.get("Action") for _, _, t in commits] == [row[0] for row in rows], (
+        [t.get("Action") for _, _, t in commits],
+        rows,
+    )
     primary, canary, bumps = tags[0], tags[0], iter(tags[1:])
     scaled = ("Progressing", "WaitingPromotion", "Promoting", "Finalising")
     for (sha, _, _), (action, phase, weight) in zip(commits, rows, strict=True):

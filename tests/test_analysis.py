@@ -255,6 +255,27 @@ def test_client_raises_analysis_errors(server: PrometheusServer) -> None:
         client.query("vector(1)", QUERY_AT)
 
 
+def test_client_range_query_returns_points_oldest_first(server: PrometheusServer) -> None:
+    start = QUERY_AT - timedelta(minutes=5)
+    with PrometheusClient(server.url, timeout=5) as client:
+        points = client.query_range("vector(3)", start, QUERY_AT, 30)
+        assert [t for t, _ in points] == [start.timestamp() + 30 * i for i in range(11)]
+        assert {v for _, v in points} == {3.0}
+        # Traffic("good") runs 10 req/s over the whole backfilled span.
+        rates = client.query_range(
+            'sum(rate(istio_requests_total{destination_workload="good"}[1m]))', start, QUERY_AT, 60
+        )
+        assert len(rates) == 6 and all(abs(v - 10) < 1e-6 for _, v in rates)
+        with pytest.raises(NoDataError, match="no values found"):
+            client.query_range('up{job="nothing"}', start, QUERY_AT, 30)
+        with pytest.raises(NoDataError, match="NaN"):
+            client.query_range("vector(0) / vector(0)", start, QUERY_AT, 30)
+        with pytest.raises(AnalysisError, match="not positive"):
+            client.query_range("vector(1)", start, QUERY_AT, 0)
+        with pytest.raises(AnalysisError, match="bad_data"):
+            client.query_range("sum(", start, QUERY_AT, 30)
+
+
 # --- scrape mode: live counters, queried at wall-clock time -----------------------------------
 
 

@@ -23,7 +23,7 @@ from gitcanary.audit.parse import (
     segments,
 )
 from gitcanary.audit.verify import BotIdentity, verify_commit
-from gitcanary.core.observations import CheckResult
+from gitcanary.core.observations import CheckResult, Verdict
 from gitcanary.core.rollout import Action, Decision
 from gitcanary.git import messages
 from gitcanary.git.checks import Check, check_trailer, parse_check_line, parse_check_trailer
@@ -124,6 +124,52 @@ def test_check_trailer_round_trip(check: CheckResult, trailer: str) -> None:
     )  # fmt: skip
 
 
+COMPARED = [
+    (
+        CheckResult(
+            "request-duration", 312.0, None, 500.0, False, "",
+            primary=240.0, p_value=0.00041, effect="x1.30", outcome=Verdict.FAIL,
+        ),
+        "request-duration value=312 max=500 primary=240 p=0.00041 effect=x1.30 failed",
+    ),
+    (
+        CheckResult(
+            "request-success-rate", 99.9, 99.0, None, True, "",
+            primary=99.95, p_value=0.61, effect="+0.05pp", outcome=Verdict.PASS,
+        ),
+        "request-success-rate value=99.9 min=99 primary=99.95 p=0.61 effect=+0.05pp ok",
+    ),
+    (
+        CheckResult("request-success-rate", None, 99.0, None, False, "", outcome=Verdict.WAIT),
+        "request-success-rate value=none min=99 primary=none waiting",
+    ),
+    (
+        CheckResult(
+            "request-success-rate", 80.0, 99.0, None, False, "",
+            primary=79.0, p_value=0.7, effect="-1.00pp", outcome=Verdict.HOLD,
+        ),
+        "request-success-rate value=80 min=99 primary=79 p=0.7 effect=-1.00pp holding",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("check", "trailer"), COMPARED)
+def test_compared_check_trailer_carries_both_values_p_and_effect(check: CheckResult, trailer: str) -> None:
+    assert check_trailer(check) == trailer
+    parsed = parse_check_trailer(trailer)
+    assert (parsed.name, parsed.value, parsed.primary, parsed.p_value, parsed.effect, parsed.verdict) == (
+        check.name, check.value, check.primary, check.p_value, check.effect, check.verdict.value,
+    )  # fmt: skip
+    assert parsed.ok is (check.verdict is Verdict.PASS)
+    assert parsed.compared
+
+
+def test_an_effect_that_is_not_a_number_never_reaches_the_trailer() -> None:
+    sneaky = CheckResult("m", 1.0, None, None, True, "", primary=1.0, effect="x1\nGitcanary-Phase: Succeeded")
+    assert check_trailer(sneaky) == "m value=1 primary=1 ok"
+    assert check_trailer(replace(sneaky, effect="x1\n")) == "m value=1 primary=1 ok"
+
+
 @pytest.mark.parametrize(
     "bad",
     [
@@ -134,6 +180,8 @@ def test_check_trailer_round_trip(check: CheckResult, trailer: str) -> None:
         "rate value=1 other=2 ok",
         "rate min=1 ok",
         "rate value=1 maybe",
+        "rate value=1 primary=x failed",
+        "rate value=1 effect=big failed",
     ],
 )
 def test_bad_check_trailers_say_what_is_wrong(bad: str) -> None:
@@ -281,6 +329,32 @@ def test_commits_without_time_or_check_trailers_still_parse() -> None:
     (rollout,) = rollouts(parse_commits(commits)[0])
     assert rollout.started == T0 + timedelta(minutes=10) and rollout.duration == timedelta(minutes=3)
     assert rollout.reason == "request-success-rate 91.5 (min 99)"
+
+
+def test_compared_rollout_shows_canary_against_primary_in_history_report_and_chart() -> None:
+    from gitcanary.audit.chart import render_svg
+    from gitcanary.audit.report import history_html, history_markdown
+
+    slow, slower = (replace(COMPARED[0][0], value=v, line=f"request-duration {v}") for v in (300.0, 330.0))
+    wait = COMPARED[2][0]
+    texts = [
+        message(Action.START, Phase.PROGRESSING, 0, 0),
+        message(Action.HOLD, Phase.PROGRESSING, 10, 1, checks=(wait,)),
+        message(Action.HALT, Phase.PROGRESSING, 10, 2, checks=(slow,)),
+        message(Action.ROLLBACK, Phase.FAILED, 0, 3, checks=(slower,)),
+    ]
+    steps, problems = parse_commits(one_per_commit(texts))
+    assert not problems
+    [rollout] = rollouts(steps)
+    assert rollout.outcome is Outcome.ROLLED_BACK
+    markdown = history_markdown("prod/backend", [rollout], [], None)
+    assert "request-duration 330 (primary 240, p=0.00041, x1.30, max 500)" in markdown
+    html = history_html("prod/backend", [rollout], [], None)
+    assert "request-success-rate no data (primary no data, min 99) waiting" in html
+    assert "request-duration 300 (primary 240, p=0.00041, x1.30, max 500) failed" in html
+    svg = render_svg(rollout)
+    # The primary's line is drawn beside the canary's in the duration panel.
+    assert svg.count("<title>primary</title>") == 1 and "canary" in svg
 
 
 def test_audit_window_and_figures() -> None:

@@ -45,6 +45,8 @@ class _ProviderFile(BaseModel):
     provider: str
     aliases: list[str] = []
     metrics: dict[str, _MetricEntry]
+    # Requests per second to `{{ target }}`: the compare judge turns ratios into counts with it.
+    requests: str | None = None
 
 
 def builtin_metric(provider: str, name: str) -> BuiltinMetric | None:
@@ -64,6 +66,27 @@ def _policies_dir() -> Traversable:
     if packaged.is_dir():
         return packaged
     return Path(__file__).resolve().parents[2] / "policies"
+
+
+def request_rate_query(provider: str) -> str | None:
+    """Requests per second to `{{ target }}` for `provider`, or None if its file names none."""
+    return _load_requests().get(provider)
+
+
+@functools.cache
+def _load_requests() -> dict[str, str]:
+    found: dict[str, str] = {}
+    providers_dir = _policies_dir() / "providers"
+    if not providers_dir.is_dir():
+        return found
+    for entry in sorted(providers_dir.iterdir(), key=lambda item: item.name):
+        if not entry.name.endswith((".yaml", ".yml")):
+            continue
+        spec = _parse(entry, f"policies/providers/{entry.name}")
+        if spec.requests is not None:
+            for provider in (spec.provider, *spec.aliases):
+                found[provider] = spec.requests
+    return found
 
 
 @functools.cache

@@ -1,4 +1,5 @@
-"""A small Prometheus HTTP API client: one instant query, one number, or an `AnalysisError`."""
+"""A small Prometheus HTTP API client: an instant query gives one number, a range query one
+series of (timestamp, value) points; anything else is an `AnalysisError`."""
 
 from __future__ import annotations
 
@@ -86,6 +87,32 @@ class PrometheusClient:
             ) from exc
         return _value(response, redact_url(self.address))
 
+    def query_range(
+        self, promql: str, start: datetime, end: datetime, step: float
+    ) -> list[tuple[float, float]]:
+        """The points of `promql` from `start` to `end` every `step` seconds (`/api/v1/query_range`).
+
+        Points are (unix seconds, value), oldest first, NaN and infinite values dropped. When the
+        result holds several series the last one is used, as `query` does. No point at all raises
+        `NoDataError`.
+        """
+        if step <= 0:
+            raise AnalysisError(f"range query step {step} is not positive")
+        params = {
+            "query": _WHITESPACE.sub(" ", promql).strip(),
+            "start": f"{_utc(start).timestamp():.3f}",
+            "end": f"{_utc(end).timestamp():.3f}",
+            "step": f"{step:g}",
+        }
+        url = f"{self.address}/api/v1/query_range"
+        try:
+            response = self._get(url, params)
+        except httpx.TransportError as exc:
+            raise AnalysisError(
+                f"prometheus at {redact_url(self.address)} unreachable: {_describe(exc)}"
+            ) from exc
+        return _points(response, redact_url(self.address))
+
     def _get(self, url: str, params: dict[str, str]) -> httpx.Response:
         return fetch(
             self._http,
@@ -99,11 +126,15 @@ class PrometheusClient:
         )
 
 
+def _utc(at: datetime) -> datetime:
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at
+
+
 def _describe(exc: Exception) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _value(response: httpx.Response, address: str) -> float:
+def _data(response: httpx.Response, address: str) -> dict[str, Any]:
     try:
         body: Any = response.json()
     except ValueError:
@@ -117,7 +148,32 @@ def _value(response: httpx.Response, address: str) -> float:
         raise AnalysisError(f"prometheus at {address} answered HTTP {response.status_code}: {snippet}")
     if not isinstance(body, dict) or not isinstance(body.get("data"), dict):
         raise AnalysisError(f"prometheus at {address} answered something that is not a query result")
-    data = body["data"]
+    data: dict[str, Any] = body["data"]
+    return data
+
+
+def _points(response: httpx.Response, address: str) -> list[tuple[float, float]]:
+    data = _data(response, address)
+    kind, result = data.get("resultType"), data.get("result")
+    if kind != "matrix":
+        raise AnalysisError(f"range query returned a {kind}, not a range vector")
+    if not result:
+        raise NoDataError("no values found")
+    values = result[-1].get("values") if isinstance(result[-1], dict) else None
+    if not isinstance(values, list):
+        raise AnalysisError(f"unexpected series {result[-1]!r} in prometheus result")
+    points = []
+    for sample in values:
+        value = _number(sample)
+        if math.isfinite(value):
+            points.append((float(sample[0]), value))
+    if not points:
+        raise NoDataError("no values found (NaN)")
+    return points
+
+
+def _value(response: httpx.Response, address: str) -> float:
+    data = _data(response, address)
     kind, result = data.get("resultType"), data.get("result")
     if kind == "scalar":
         samples = [result]

@@ -43,6 +43,16 @@ class _QueryClientProvider:
         self.client.close()
 
 
+class _RangeQueryClientProvider(_QueryClientProvider):
+    """The same, for a client with range queries (the compare judge reads both sides as series)."""
+
+    def query_range(
+        self, query: str, start: datetime, end: datetime, step: float
+    ) -> list[tuple[float, float]]:
+        result: list[tuple[float, float]] = self.client.query_range(query, start, end, step)  # type: ignore[attr-defined]
+        return result
+
+
 @dataclass(frozen=True)
 class _Plan:
     """How to run one metric: the query template, where to send it, how to judge the value."""
@@ -214,7 +224,11 @@ class _Run:
         if plan.target is None:
             key: object = plan.address
             if key not in self.clients:
-                self.clients[key] = _QueryClientProvider(self.client_factory(plan.address, None))
+                client = self.client_factory(plan.address, None)
+                wrapper = (
+                    _RangeQueryClientProvider if hasattr(client, "query_range") else _QueryClientProvider
+                )
+                self.clients[key] = wrapper(client)
             return self.clients[key]
         spec = plan.target.spec
         key = (spec.model_dump_json(), plan.target.namespace, plan.target.address)

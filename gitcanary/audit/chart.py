@@ -1,7 +1,8 @@
 """One inline SVG per rollout: the canary weight and each metric over time, in stacked panels.
 
 Plain SVG written by hand (a few lines and circles), so the HTML report needs no JavaScript, no
-CDN and no plotting library. Failed checks are red dots; thresholds are dashed lines.
+CDN and no plotting library. Failed checks are red dots; thresholds are dashed lines. Checks of
+the compare judge also carry the primary's value: a grey line beside the canary's.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ PANEL = 80  # height of one panel's plot area
 GAP = 34  # room for a panel's title above it
 LEFT, RIGHT, BOTTOM = 58, 16, 26
 OK_COLOR, FAIL_COLOR, LINE_COLOR, WEIGHT_COLOR = "#2e7d32", "#c62828", "#1565c0", "#6a1b9a"
+PRIMARY_COLOR = "#757575"
 _MARKS = {"halt": "#ef6c00", "rollback": FAIL_COLOR, "promote": OK_COLOR, "cancel": "#777", "restart": "#777"}
 
 
@@ -27,6 +29,7 @@ class _Series:
     high: float | None = None
     fixed: tuple[float, float] | None = None  # the y range, when it is known (weight 0..100)
     step: bool = False  # weights hold until the next commit: draw steps, not slopes
+    primary: tuple[tuple[float, float], ...] = ()  # the compare judge's primary values, if any
 
 
 def _series(rollout: Rollout) -> list[_Series]:
@@ -37,15 +40,17 @@ def _series(rollout: Rollout) -> list[_Series]:
     found = [_Series("canary weight %", weight, fixed=(0, 100), step=True)]
     metrics: dict[str, list[tuple[float, float | None, bool]]] = {}
     bounds: dict[str, tuple[float | None, float | None]] = {}
+    primaries: dict[str, list[tuple[float, float]]] = {}
     for step in rollout.steps:
+        seconds = (step.time - start).total_seconds()
         for check in step.checks:
-            metrics.setdefault(check.name, []).append(
-                ((step.time - start).total_seconds(), check.value, check.ok)
-            )
+            metrics.setdefault(check.name, []).append((seconds, check.value, check.ok))
             bounds[check.name] = (check.min, check.max)
+            if check.primary is not None:
+                primaries.setdefault(check.name, []).append((seconds, check.primary))
     for name, points in metrics.items():
         low, high = bounds[name]
-        found.append(_Series(name, points, low, high))
+        found.append(_Series(name, points, low, high, primary=tuple(primaries.get(name, ()))))
     return found
 
 
@@ -77,7 +82,7 @@ def render_svg(rollout: Rollout) -> str:
     ]
     for index, item in enumerate(series):
         top = index * (PANEL + GAP) + GAP
-        values = [v for _, v, _ in item.points if v is not None]
+        values = [v for _, v, _ in item.points if v is not None] + [v for _, v in item.primary]
         limits = [v for v in (item.low, item.high) if v is not None]
         if item.fixed:
             lo, hi = item.fixed
@@ -104,6 +109,19 @@ def render_svg(rollout: Rollout) -> str:
             out.append(
                 f'<text x="{LEFT + plot_width - 2}" y="{y - 3:.1f}" text-anchor="end" fill="{FAIL_COLOR}">'
                 f"threshold {_fmt(limit)}</text>"
+            )
+        if item.primary:
+            line = " ".join(
+                f"{'L' if i else 'M'}{x_of(seconds):.1f},{y_of(value):.1f}"
+                for i, (seconds, value) in enumerate(item.primary)
+            )
+            out.append(
+                f'<path d="{line}" fill="none" stroke="{PRIMARY_COLOR}" stroke-width="2" '
+                f'stroke-dasharray="6 3"><title>primary</title></path>'
+            )
+            out.append(
+                f'<text x="{LEFT + plot_width - 2}" y="{top - 8}" text-anchor="end" fill="{PRIMARY_COLOR}">'
+                f'canary <tspan fill="{LINE_COLOR}">&#8212;</tspan> primary &#8212; &#8212;</text>'
             )
         path: list[str] = []
         for seconds, point, _ok in item.points:

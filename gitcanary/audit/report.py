@@ -326,7 +326,7 @@ def _html_rollout(rollout: Rollout, flagged: set[str]) -> str:
             step.action,
             step.phase,
             f"{step.weight}%",
-            "; ".join(f"{c.text} {'ok' if c.ok else 'failed'}" for c in step.checks) or "-",
+            "; ".join(f"{c.text} {c.word}" for c in step.checks) or "-",
             step.commit[:12] + (" UNVERIFIED" if step.commit in flagged else ""),
         ]
         for step in rollout.steps

@@ -11,6 +11,7 @@ import shutil
 import sys
 import tempfile
 import textwrap
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TextIO
 
@@ -77,6 +78,13 @@ ProviderOpt = Annotated[
         envvar="GITCANARY_PROVIDER",
     ),
 ]
+
+
+class JudgeName(StrEnum):
+    THRESHOLD = "threshold"
+    COMPARE = "compare"
+
+
 BranchOpt = Annotated[
     str, typer.Option("--branch", help="Branch the applier (Flux, Fleet) tracks.", envvar="GITCANARY_BRANCH")
 ]
@@ -345,6 +353,14 @@ def run(
     output: Annotated[
         str, typer.Option("-o", "--output", help="With --dry-run or plan: text or json.")
     ] = "text",
+    judge: Annotated[
+        JudgeName,
+        typer.Option(
+            help="Judge of canaries without a gitcanary.io/judge annotation: threshold (each metric against "
+            "its thresholdRange, as Flagger) or compare (canary against primary; see docs/judge.md).",
+            envvar="GITCANARY_JUDGE",
+        ),
+    ] = JudgeName.THRESHOLD,
 ) -> None:
     """Watch REPO; on an image bump, drive the canary by commits: weights, halts, promotion or rollback."""
     from gitcanary.service import logs
@@ -388,6 +404,7 @@ def run(
         forge_token_file=forge_token_file,
         webhook_secret_file=webhook_secret_file,
         provider=provider,
+        judge=judge.value,
     )
     if automation_author:
         settings = settings.model_copy(update={"automation_authors": automation_author})

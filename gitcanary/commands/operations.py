@@ -19,6 +19,7 @@ from gitcanary.manifests.target import render_target
 from gitcanary.routers import router_for
 from gitcanary.routers.providers import apply_default_provider
 from gitcanary.spec.load import LoadedCanary
+from gitcanary.spec.models import Canary
 from gitcanary.spec.status import CanaryStatus, Phase, utcnow
 
 if TYPE_CHECKING:
@@ -211,6 +212,21 @@ def _observe(
     head = repo.head.commit.hexsha
     last = commits.last_commit(repo, head, commits.canary_inputs(root, loaded), loaded)
     return observer.observe(loaded.canary, commits.directories(loaded), last, now)
+
+
+def judge_problems(canary: Canary) -> list[str]:
+    """What is wrong with the canary's `gitcanary.io/judge*` annotations (the analysis would fail on it)."""
+    from gitcanary.analysis.judges import judge_of
+    from gitcanary.analysis.judges.settings import JUDGE_ANNOTATION, JudgeSettings
+
+    try:
+        if judge_of(canary, "threshold") == "compare" or any(
+            key.startswith(JUDGE_ANNOTATION + "-") for key in canary.metadata.annotations
+        ):
+            JudgeSettings.of(canary)
+    except GitcanaryError as exc:
+        return [str(exc)]
+    return []
 
 
 def image_automation(root: Path, provider: str | None = None, under: str = "") -> list[str]:

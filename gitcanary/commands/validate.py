@@ -23,6 +23,7 @@ from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
 
 from gitcanary.analysis import providers as metric_providers
 from gitcanary.analysis.builtin import builtin_metric
+from gitcanary.commands.operations import judge_problems
 from gitcanary.duration import parse_duration
 from gitcanary.errors import GitcanaryError, SpecError
 from gitcanary.hooks.alerts import missing_providers
@@ -357,6 +358,8 @@ def _check_canary(root: Path, catalog: discovery.Catalog, key: str, report: Repo
             )
     for problem in missing_providers(canary, source, catalog.providers):
         report._add(report.errors, problem)
+    for problem in judge_problems(canary):  # gitcanary.io/judge* annotations
+        report._add(report.errors, f"{source}: {problem}" if not problem.startswith(source) else problem)
     _check_metrics(canary, source, catalog.templates, report)
     if canary.spec.metrics_server:
         for where, message, fatal in address_problems(canary.spec.metrics_server):

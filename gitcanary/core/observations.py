@@ -8,6 +8,20 @@ from datetime import datetime
 from enum import StrEnum
 
 
+class Verdict(StrEnum):
+    """What one check says about the step: go on, fail it, or neither yet.
+
+    The threshold judge answers only PASS or FAIL. The compare judge also answers WAIT (too few
+    samples to tell: the step neither advances nor fails) and HOLD (the primary is as bad as the
+    canary, an incident: the step neither advances nor blames the canary).
+    """
+
+    PASS = "pass"
+    FAIL = "fail"
+    WAIT = "wait"
+    HOLD = "hold"
+
+
 @dataclass(frozen=True)
 class CheckResult:
     """One metric check of one analysis run.
@@ -15,6 +29,9 @@ class CheckResult:
     `value` is None when the query returned no data or failed; such a check never passes.
     `line` is the human line that goes into the commit message, e.g.
     ``request-success-rate 99.87 >= 99 ok`` or ``request-duration no data: failed``.
+    The compare judge also sets `primary` (the primary's value), `p_value` (one-sided
+    Mann-Whitney U), `effect` (canary against primary, e.g. ``+0.4pp`` or ``x1.31``) and
+    `outcome` (WAIT and HOLD need it; without it the verdict follows `ok`).
     """
 
     name: str
@@ -23,6 +40,16 @@ class CheckResult:
     max: float | None
     ok: bool
     line: str
+    primary: float | None = None
+    p_value: float | None = None
+    effect: str = ""
+    outcome: Verdict | None = None
+
+    @property
+    def verdict(self) -> Verdict:
+        if self.outcome is not None:
+            return self.outcome
+        return Verdict.PASS if self.ok else Verdict.FAIL
 
 
 class Gate(StrEnum):

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
-from gitcanary.core import gates
+from gitcanary.core import gates, holds
 from gitcanary.core.manual_rules import refusal
 from gitcanary.core.observations import (
     CheckResult,
@@ -23,6 +23,7 @@ from gitcanary.core.observations import (
     Gate,
     HookResult,
     Observation,
+    Verdict,
     WorkloadState,
 )
 from gitcanary.spec.models import Canary
@@ -46,6 +47,7 @@ class Action(StrEnum):
     ROLLBACK = "rollback"  # all traffic to the primary, canary to zero, old revision written back
     WAIT = "wait"  # a confirm gate is closed: phase Waiting (rollout) or WaitingPromotion, reason in status
     QUARANTINE = "quarantine"  # an automation brought a failed revision back: hold it, roll nothing out
+    HOLD = "hold"  # compare judge: an incident on both workloads, or too few samples; no advance, no failure
 
 
 KUBERNETES_PROVIDER = "kubernetes"
@@ -221,9 +223,12 @@ def decide(canary: Canary, status: CanaryStatus | None, obs: Observation) -> Dec
     if not first_step:
         if obs.checks is None:
             return Decision(Action.MEASURE, "analysis due")
-        failed = [check for check in obs.checks if not check.ok]
+        failed = [check for check in obs.checks if check.verdict is Verdict.FAIL]
         if failed:
             return _failed_check(canary, status, obs, failed)
+        held = holds.pending(obs.checks)
+        if held is not None:
+            return _hold(canary, status, obs, *held)
     if strategy is Strategy.CANARY:
         return _advance_canary(canary, status, obs)
     return _advance_iterations(canary, status, obs, strategy)
@@ -298,6 +303,9 @@ def _step(status: CanaryStatus, obs: Observation, **changes: object) -> CanarySt
     data = status.model_dump()
     data.update(changes)
     data["last_transition_time"] = obs.now
+    if "held_since" not in changes:
+        # A hold lasts until any other transition; only HOLD sets it.
+        data.update(held_since=None, hold_reason="")
     # Every transition answers a pending manual request: it was honoured, or no longer applies.
     data["request"] = None
     return CanaryStatus.model_validate(data)
@@ -374,6 +382,46 @@ def _failed_check(
     return Decision(
         Action.HALT,
         f"halt at {status.canary_weight}% ({count}/{threshold} failed checks)",
+        new,
+        details=_check_lines(obs.checks),
+        failed=lines,
+    )
+
+
+def _hold(
+    canary: Canary, status: CanaryStatus, obs: Observation, kind: Verdict, held: tuple[CheckResult, ...]
+) -> Decision:
+    """The compare judge could not blame or clear the canary: stay at this weight, bounded.
+
+    One HOLD commit per change of reason (the metrics and the kind); the same hold at the next
+    interval commits nothing. Past its bound an incident rolls back and a wait is a failed check.
+    """
+    why = holds.reason(kind, held)
+    # The bound runs from when this kind of hold began: an incident after a wait gets its own.
+    same_kind = status.hold_reason.split(":")[0] == why.split(":")[0]
+    since = status.held_since if status.held_since is not None and same_kind else obs.now
+    held_for = (obs.now - since).total_seconds()
+    bound = holds.bound_seconds(canary, kind)
+    lines = tuple(check.line for check in held)
+    if held_for >= bound and kind is Verdict.HOLD:
+        return _rollback(
+            status, obs, f"incident hold longer than {bound:g}s ({why})", status.failed_checks, lines
+        )
+    if held_for >= bound:
+        waited = f"waited {held_for:g}s, longer than {bound:g}s"
+        stale = tuple(
+            replace(check, outcome=Verdict.FAIL, line=f"{check.line}: {waited}") for check in held
+        )
+        return _failed_check(canary, status, obs, list(stale))
+    if status.held_since is not None and status.hold_reason == why:
+        return Decision(Action.NONE, f"holding at {status.canary_weight}% for {held_for:g}s: {why}")
+    what = "primary as bad as canary" if kind is Verdict.HOLD else "too few samples to judge"
+    new = _step(
+        status, obs, held_since=since, hold_reason=why, message=f"Hold advancement ({what}): {why}"
+    )
+    return Decision(
+        Action.HOLD,
+        f"hold at {status.canary_weight}% ({what}; at most {bound:g}s)",
         new,
         details=_check_lines(obs.checks),
         failed=lines,

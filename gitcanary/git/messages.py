@@ -57,6 +57,8 @@ def subject(canary: Canary, old: CanaryStatus | None, decision: Decision) -> str
             return f"gitcanary: hold {key} rollout {revs}: waiting for approval"
         case Action.QUARANTINE:
             return f"gitcanary: quarantine {key} {new.canary_revision}: failed before, not rolled out again"
+        case Action.HOLD:
+            return f"gitcanary: hold {key} at {weight}% ({revs}): {new.hold_reason}"
         case Action.ROLLBACK:
             first = f": {decision.failed[0]}" if decision.failed else ""
             return f"gitcanary: roll back {key} {new.canary_revision} -> {new.primary_revision}{first}"

@@ -70,6 +70,8 @@ def alert_of(transition: Transition) -> tuple[str, str] | None:
             return "warn", "Canary is waiting for approval."
         case Action.HALT:
             return None if transition.muted else ("warn", f"Halt advancement: {', '.join(decision.failed)}")
+        case Action.HOLD:
+            return "warn", f"Hold advancement: {new.hold_reason}."
         case Action.ROLLBACK if "rollback webhook" in decision.reason:
             return "warn", "Rolling back: manual rollback webhook invoked."
         case Action.ROLLBACK:
@@ -191,7 +193,7 @@ class Hooks:
         canary, decision = transition.canary, transition.decision
         new = decision.status
         assert new is not None
-        warning = decision.action in (Action.HALT, Action.ROLLBACK, Action.WAIT)
+        warning = decision.action in (Action.HALT, Action.ROLLBACK, Action.WAIT, Action.HOLD)
         errors = self.runner.notify(
             canary,
             new,

@@ -21,6 +21,7 @@ from gitcanary.service.health import Readiness
 from gitcanary.service.metrics import Metrics
 from gitcanary.service.reconciler import Reconciler, TickResult
 from gitcanary.spec.models import Canary, MetricTemplate
+from gitcanary.spec.status import CanaryStatus
 
 
 class MonitoredReconciler(Reconciler):
@@ -59,9 +60,13 @@ class MonitoredReconciler(Reconciler):
         return result
 
     def _analyze(
-        self, canary: Canary, templates: Mapping[str, MetricTemplate], now: datetime
+        self,
+        canary: Canary,
+        templates: Mapping[str, MetricTemplate],
+        now: datetime,
+        status: CanaryStatus | None,
     ) -> tuple[CheckResult, ...]:
-        checks = super()._analyze(canary, templates, now)
+        checks = super()._analyze(canary, templates, now, status)
         self.metrics.record_checks(canary.key, checks)
         return checks
 

@@ -305,19 +305,25 @@ class Reconciler:
     # -- deciding and doing ------------------------------------------------------------------
 
     def _analyze(
-        self, canary: Canary, templates: Mapping[str, MetricTemplate], now: datetime
+        self,
+        canary: Canary,
+        templates: Mapping[str, MetricTemplate],
+        now: datetime,
+        status: CanaryStatus | None,
     ) -> tuple[CheckResult, ...]:
         if self.analyzer is not None:
             return self.analyzer(canary, templates, default_address=self.settings.prometheus, now=now)
-        from gitcanary.analysis import run_analysis
+        from gitcanary.analysis.judges import analyze
 
-        return run_analysis(
+        return analyze(
             canary,
             templates,
             default_address=self.settings.prometheus,
             now=now,
             env=self._provider_env(),
             pool=self._metrics_pool(),
+            judge=self.settings.judge,
+            status=status,
         )
 
     def _provider_env(self) -> ProviderEnv:
@@ -371,7 +377,8 @@ class Reconciler:
                 found = self.hooks.call(key, loaded.canary, status, obs, decision.hooks)
                 obs = replace(obs, hooks={**obs.hooks, **found})
             else:
-                obs = replace(obs, checks=self._analyze(loaded.canary, self.catalog.templates, now))
+                checks = self._analyze(loaded.canary, self.catalog.templates, now, status)
+                obs = replace(obs, checks=checks)
             decision = decide(loaded.canary, status, obs)
         if obs.checks is not None:
             decision = replace(decision, checks=obs.checks)  # for the Gitcanary-Check trailers

@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     # (phase Quarantined), not rolled out again. The authors of the repository's Flux
     # ImageUpdateAutomations are added to these.
     automation_authors: list[str] = Field(default_factory=lambda: list(DEFAULT_AUTOMATION_AUTHORS))
+    # The judge of canaries without a gitcanary.io/judge annotation: threshold (Flagger's) or compare.
+    judge: str = "threshold"
 
     def resolved_workdir(self) -> Path:
         return self.workdir or default_workdir(self.repo, self.branch)

@@ -77,6 +77,10 @@ class CanaryStatus(BaseModel):
     # Revisions (tags) a rollback failed: an image automation bringing one back does not start a
     # rollout (phase Quarantined); a person's bump or `gitcanary retry` does.
     quarantined: tuple[str, ...] = ()
+    # The compare judge's hold: since when the step neither advances nor fails (an incident on both
+    # workloads, or too few samples), and why, as `incident: m1, m2` or `waiting: m1`.
+    held_since: datetime | None = Field(None, alias="heldSince")
+    hold_reason: str = Field("", alias="holdReason")
 
     def to_document(self, canary_key: str) -> dict[str, object]:
         """The YAML document written to the status file (stable key order, plain types)."""
@@ -88,6 +92,9 @@ class CanaryStatus(BaseModel):
             del body["mirrored"]  # only canaries that mirror carry the field
         if not self.quarantined:
             del body["quarantined"]  # status files of canaries that never failed stay as they were
+        if self.held_since is None:
+            body.pop("heldSince", None)  # only a held step carries them
+            body.pop("holdReason", None)
         return {"apiVersion": STATUS_API_VERSION, "kind": STATUS_KIND, "canary": canary_key, "status": body}
 
     @classmethod
