@@ -311,7 +311,7 @@ def test_guard_rail_reads_current_values_and_needs_evidence() -> None:
 
 
 def test_validate_names_bad_judge_annotations(tmp_path: Path) -> None:
-    from gitcanary.commands import operations
+    from gitcanary.commands.validate import validate
     from gitcanary.manifests import yamlio
 
     repo = tmp_path / "repo"
@@ -320,11 +320,11 @@ def test_validate_names_bad_judge_annotations(tmp_path: Path) -> None:
     doc = yamlio.load(canary_file.read_text())
     doc["metadata"]["annotations"] = {"gitcanary.io/judge": "compare", "gitcanary.io/judge-window": "1s"}
     canary_file.write_text(yamlio.dump(doc))
-    errors, _ = operations.validate(repo)
+    errors, _ = validate(repo)
     assert errors == ["apps/backend/canary.yaml: annotation gitcanary.io/judge-window: 1s is below 10s"]
     doc["metadata"]["annotations"] = {"gitcanary.io/judge": "compare"}
     canary_file.write_text(yamlio.dump(doc))
-    assert operations.validate(repo)[0] == []
+    assert validate(repo)[0] == []
 
 
 # --- counts: the anytime-valid test on bad requests, pure ----------------------------------------

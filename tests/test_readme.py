@@ -97,6 +97,11 @@ def test_the_commands_table(demo: tuple[Path, float]) -> None:
     assert "promoted" in history and "rolled back" in history
     report = sh(f"gitcanary audit --repo {repo} -o html", ROOT).stdout
     assert "<svg" in report  # "HTML report with charts"
+    # "what one tick would commit ... pushes nothing"
+    head = git("rev-parse", "HEAD", cwd=repo)
+    planned = sh(f"gitcanary plan --repo {repo}", ROOT)
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    assert "prod/backend" in planned.stdout and git("rev-parse", "HEAD", cwd=repo) == head
 
 
 def test_using_it_on_your_repo(config_repo: ConfigRepo) -> None:
