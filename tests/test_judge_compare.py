@@ -451,30 +451,32 @@ def test_primary_baseline_widens_when_the_primary_gets_less_traffic(
 
 
 @pytest.mark.parametrize(
-    ("recent", "now", "verdict"),
+    ("recent", "now", "verdict", "primary"),
     [
         # Weight 90%, the primary's trickle clean: the count test has little to compare with, but
         # the canary's own 3% of 1000 requests is far above the 1% rail.
-        (Step(1000, 30), (97.0, 99.8), Verdict.FAIL),
+        (Step(1000, 30), (97.0, 99.8), Verdict.FAIL, Step(100, 0.2)),
         # 1.2% of 1000: beyond the rail now, but not significantly above 1%.
-        (Step(1000, 12), (98.8, 99.8), Verdict.PASS),
+        (Step(1000, 12), (98.8, 99.8), Verdict.PASS, Step(100, 0.2)),
         # The primary beyond too: an incident, whatever the canary's counts.
-        (Step(1000, 30), (97.0, 97.0), Verdict.HOLD),
+        (Step(1000, 30), (97.0, 97.0), Verdict.HOLD, Step(100, 0.2)),
         # Within the rail now: the rail test is not asked.
-        (Step(1000, 30), (99.5, 99.8), Verdict.PASS),
+        (Step(1000, 30), (99.5, 99.8), Verdict.PASS, Step(100, 0.2)),
         # The primary has no value (weight 100): a spike on every workload is not the canary's.
-        (Step(1000, 30), (97.0, None), Verdict.PASS),
+        (Step(1000, 30), (97.0, None), Verdict.PASS, Step(100, 0.2)),
+        # The primary's trickle within the rail by chance, but its recent rate shows the spike too.
+        (Step(1000, 30), (97.0, 99.5), Verdict.PASS, Step(50, 2)),
     ],
 )
 def test_compare_counts_rail_needs_only_the_canarys_requests(
-    recent: Step, now: tuple[float | None, float | None], verdict: Verdict
+    recent: Step, now: tuple[float | None, float | None], verdict: Verdict, primary: Step
 ) -> None:
     canary_steps, primary_steps = steps(180, 0.36, 8), steps(20, 0.04, 8)
     outcome = compare_counts(
         canary_steps,
         primary_steps,
         now=now,
-        recent=recent,
+        recent=(recent, primary),
         rail_alpha=0.0018,
         **SHARE,  # type: ignore[arg-type]
     )

@@ -171,8 +171,13 @@ def _judge_metric(
         interval = parse_duration(metric.interval or threshold_run.DEFAULT_METRIC_INTERVAL)
         since_interval = (now - timedelta(seconds=interval)).timestamp()
         times = sorted(set(volumes[0]) | set(volumes[1]))
-        latest = [c for t, c in zip(times, canary_steps, strict=True) if t > since_interval]
-        recent = Step(sum(c.requests for c in latest), sum(c.bad for c in latest))
+        latest = [
+            (c, p) for t, c, p in zip(times, canary_steps, primary_steps, strict=True) if t > since_interval
+        ]
+        recent = (
+            Step(sum(c.requests for c, _ in latest), sum(c.bad for c, _ in latest)),
+            Step(sum(p.requests for _, p in latest), sum(p.bad for _, p in latest)),
+        )
         outcome = compare_counts(
             canary_steps,
             primary_steps,

@@ -221,7 +221,7 @@ def compare_counts(
     low: float | None = None,
     high: float | None = None,
     now: tuple[float | None, float | None] = (None, None),
-    recent: Step | None = None,
+    recent: tuple[Step, Step] | None = None,
     rail_alpha: float = 0.0,
 ) -> Comparison:
     """Judge a percent ratio (a success or error rate) by its counts since the rollout began.
@@ -232,8 +232,11 @@ def compare_counts(
 
     FAIL: `e_value` >= 1/`alpha` and the pooled effect reaches the floor; or the canary's current
     value beyond the guard rail while the primary's is within, with evidence: the e-value, or the
-    canary's `recent` bad requests (over the metric's own interval) significantly above the rail's
-    rate (`beyond_rail` at `rail_alpha`, a per-look level). The e-value compares the two workloads,
+    canary's `recent` bad requests (over the metric's own interval; `recent` holds the canary's,
+    then the primary's) significantly above the rail's rate, or above the primary's recent rate
+    if that is higher (`beyond_rail` at `rail_alpha`, a per-look level). A 5xx spike on every
+    workload can leave a primary with few requests within the rail by chance; its recent rate
+    still shows the spike. The e-value compares the two workloads,
     and late in a rollout the primary's trickle leaves it little to compare with; the rail test
     needs only the canary's own requests. Evidence needs no minimum of samples.
     HOLD: both current values beyond the guard rail. WAIT: fewer than `min_samples` steps in which
@@ -284,12 +287,13 @@ def compare_counts(
         # workload then looks like the canary's own.
         and primary_now is not None
         and not beyond(primary_now)
-        and beyond_rail(recent, rail, rail_alpha)
+        and beyond_rail(recent[0], _at_least(rail, recent[1]), rail_alpha)
     ):
         return result(
             Verdict.FAIL,
-            f"canary {canary_now:.4g} beyond the threshold: {recent.bad:.0f} bad of"
-            f" {recent.requests:.0f} requests, p < {rail_alpha:.2g} above {100 * rail:.3g}%",
+            f"canary {canary_now:.4g} beyond the threshold: {recent[0].bad:.0f} bad of"
+            f" {recent[0].requests:.0f} requests, p < {rail_alpha:.2g}"
+            f" above {100 * _at_least(rail, recent[1]):.3g}%",
         )
     if shared < min_samples:
         return result(
@@ -309,6 +313,13 @@ def _rail_share(low: float | None, high: float | None, higher_is_worse: bool) ->
     else:
         return None
     return share if 0 < share < 1 else None
+
+
+def _at_least(rail: float, primary: Step) -> float:
+    """The rail's share of bad requests, or the primary's recent share if that is higher."""
+    if primary.requests <= 0:
+        return rail
+    return min(max(rail, primary.bad / primary.requests), 1 - 1e-9)
 
 
 def beyond_rail(recent: Step, rail: float, alpha: float) -> bool:
