@@ -246,3 +246,40 @@ def test_no_credential_of_the_repository_url_reaches_the_page(demo: Path) -> Non
     board = Dashboard(lambda: demo, "https://bot:ghp_s3cr3t@github.com/acme/config.git")
     html = page(board.snapshot(), board)
     assert "ghp_s3cr3t" not in html and "https://***@github.com/acme/config.git" in html
+
+
+def test_checks_against_the_primary_show_its_value_and_p(demo: Path) -> None:
+    """Where the compare judge measured the primary, the page shows it beside the canary's value."""
+    from gitcanary.git.checks import Check
+    from gitcanary.service.dashboard import Card, Dashboard, _card_html
+
+    compared = [
+        Check(
+            "request-duration", 480.0, max=500.0, primary=310.0, p_value=0.004, effect="x1.55", verdict="fail"
+        ),
+        Check("error-rate", None, max=1.0, verdict="wait"),
+    ]
+
+    class Measured(Card):
+        checks: list[Check] = []
+
+        @property
+        def last_checks(self) -> list[Check]:
+            return self.checks
+
+    board = Dashboard(lambda: demo, str(demo))
+    card = Measured(
+        key="prod/backend",
+        source="apps/backend/canary.yaml",
+        phase="Progressing",
+        weight=20,
+        thresholds={"request-duration": (None, 500.0), "error-rate": (None, 1.0)},
+    )
+    card.checks = compared
+    html = _card_html(card, board)
+    assert "<th>primary</th>" in html
+    assert "<td>request-duration</td><td>480</td><td>310 (p=0.004)</td><td>&lt;= 500</td>" in html
+    waiting = "<td>error-rate</td><td>no data</td><td>-</td><td>&lt;= 1</td><td><span class=muted>wait</span>"
+    assert waiting in html
+    card.checks = [Check("request-duration", 480.0, max=500.0, ok=True)]  # the threshold judge's
+    assert "<th>primary</th>" not in _card_html(card, board)

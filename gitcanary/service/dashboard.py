@@ -343,8 +343,13 @@ def _card_html(card: Card, board: Dashboard) -> str:
         out.append(f"<div class=muted>{escape(card.message)}</div>")
     checks = card.last_checks
     if card.thresholds or checks:
-        out.append("<table><tr><th>metric</th><th>last value</th><th>threshold</th><th></th></tr>")
         measured = {check.name: check for check in checks}
+        # The compare judge measured the primary too: show it beside the canary, with the p-value.
+        compared = any(getattr(check, "compared", False) for check in checks)
+        primary_head = "<th>primary</th>" if compared else ""
+        out.append(
+            f"<table><tr><th>metric</th><th>last value</th>{primary_head}<th>threshold</th><th></th></tr>"
+        )
         for name in list(card.thresholds) + [n for n in measured if n not in card.thresholds]:
             low, high = card.thresholds.get(name, (None, None))
             check = measured.get(name)
@@ -362,11 +367,20 @@ def _card_html(card: Card, board: Dashboard) -> str:
             verdict = (
                 ""
                 if check is None
+                else f"<span class=muted>{escape(check.verdict)}</span>"
+                if check.verdict in ("wait", "hold")
                 else ("<span class=ok>ok</span>" if check.ok else "<span class=failed>failed</span>")
             )
             value = "-" if check is None else _fmt(check.value)
+            primary = ""
+            if compared:
+                shown = "-" if check is None or check.primary is None else _fmt(check.primary)
+                if check is not None and check.p_value is not None:
+                    shown += f" (p={check.p_value:.3g})"
+                primary = f"<td>{escape(shown)}</td>"
             out.append(
-                f"<tr><td>{escape(name)}</td><td>{value}</td><td>{escape(bounds)}</td><td>{verdict}</td></tr>"
+                f"<tr><td>{escape(name)}</td><td>{value}</td>{primary}<td>{escape(bounds)}</td>"
+                f"<td>{verdict}</td></tr>"
             )
         out.append("</table>")
     if card.rollout is not None:
