@@ -16,6 +16,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -193,8 +194,16 @@ class Planner(Reconciler):
         )
 
     def close(self) -> None:
-        """Remove the throwaway clone (and its lock file)."""
-        shutil.rmtree(self._scratch, ignore_errors=True)
+        """Remove the throwaway clone (and its lock file).
+
+        On Ctrl-C a git child of the interrupted tick may still be writing into it while it is
+        removed, leaving a directory behind: try again for a moment.
+        """
+        for _ in range(20):
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            if not self._scratch.exists():
+                return
+            time.sleep(0.1)
 
 
 def plan_init(

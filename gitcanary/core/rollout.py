@@ -412,6 +412,10 @@ def _hold(
         stale = tuple(
             replace(check, outcome=Verdict.FAIL, line=f"{check.line}: {waited}") for check in held
         )
+        # The commit's evidence lines and trailers say the wait failed, not only its subject (which
+        # is bounded in length and may cut the reason off).
+        by_name = {check.name: check for check in stale}
+        obs = replace(obs, checks=tuple(by_name.get(check.name, check) for check in obs.checks or ()))
         return _failed_check(canary, status, obs, list(stale))
     if status.held_since is not None and status.hold_reason == why:
         return Decision(Action.NONE, f"holding at {status.canary_weight}% for {held_for:g}s: {why}")
