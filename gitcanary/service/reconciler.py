@@ -725,3 +725,8 @@ class Reconciler:
             scheduler.start()
         finally:
             self._wake = None
+            # Ctrl-C or SIGTERM lands in the main thread while a tick may be running on the
+            # scheduler's worker: let it finish before the caller cleans up (the interpreter would
+            # join that thread at exit anyway, but after the caller's `finally` had already run).
+            if scheduler.running:
+                scheduler.shutdown(wait=True)
