@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -162,12 +163,23 @@ def test_run_dry_run_plans_every_tick_and_pushes_nothing(config_repo: ConfigRepo
         text=True,
         env={**os.environ, "TMPDIR": str(scratch)},
     )
+    plan_line = "would commit: gitcanary: initialize prod/backend"
+    lines: list[str] = []
+    # Read until two ticks have planned (startup on a loaded machine can take seconds), then Ctrl-C.
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
+    reader.start()
     try:
-        time.sleep(6)
+        deadline = time.monotonic() + 90
+        while sum(plan_line in line for line in lines) < 2 and time.monotonic() < deadline:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.2)
     finally:
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=30)
-    assert out.count("would commit: gitcanary: initialize prod/backend") >= 2  # every tick, the same plan
+        proc.wait(timeout=30)
+        reader.join(timeout=10)
+    out = "".join(lines)
+    assert out.count(plan_line) >= 2, out  # every tick, the same plan
     assert fingerprint(remote) == before
     assert not list(scratch.glob("gitcanary-plan-*"))  # its clone is gone
 
