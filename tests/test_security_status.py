@@ -51,7 +51,7 @@ def test_a_weight_off_the_ladder_under_gitcanarys_name_halts_that_canary(tmp_pat
     checked = cli("validate", ".", cwd=setup.repo.human)
     assert checked.returncode != 0 and want in checked.output, checked.output
     shown = cli("status", "--repo", str(setup.repo.remote), cwd=tmp_path)
-    assert "37" in shown.output
+    assert "status.canaryWeight: 37% is not a step" in shown.output, shown.output
 
 
 def test_an_impossible_phase_under_gitcanarys_name_is_refused(tmp_path: Path) -> None:
