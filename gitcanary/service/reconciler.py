@@ -254,6 +254,11 @@ class Reconciler:
         if status is None:
             return None
         layout = Layout.of(loaded)
+        last = self.workspace.last_change(layout.status)
+        if last is not None and self.publisher is not None and self.publisher.merged_own(last[0]):
+            # The forge's commit of gitcanary's own PR (a squash or merge through the API), known
+            # from this process's memory or, after a restart, from the forge itself.
+            return self._possible(loaded, status, last[0])
         email = self.settings.author_email
         own = self.workspace.last_change(layout.status, email)
         if own is not None and self.settings.signing_key and own[2] in ("N", "B"):
@@ -279,10 +284,6 @@ class Reconciler:
             # gitcanary's identity is not proof (an author email is easy to forge without signing):
             # a weight or phase the state machine never writes halts this canary.
             return self._possible(loaded, status, own[0])
-        last = self.workspace.last_change(layout.status)
-        if last is not None and self.publisher is not None and last[0] in self.publisher.merged_by_me:
-            # the forge's commit of gitcanary's own PR (a squash or merge through the API)
-            return self._possible(loaded, status, last[0])
         mine = self._possible(loaded, mine, own[0])
         foreign, who = (last[0], last[1]) if last is not None else ("?", "?")
         self._foreign[key] = (mine, foreign, who)
