@@ -42,14 +42,16 @@ def _serve_dashboard(tmp_path: Path, repo: str, commit_url: str) -> tuple[subpro
         text=True,
     )
     assert proc.stdout is not None
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    lines = []
+    deadline = time.monotonic() + 240  # it clones and reads every canary first; the machine is shared
+    while time.monotonic() < deadline and proc.poll() is None:
         line = proc.stdout.readline()
+        lines.append(line)
         found = re.search(r"on (http://127\.0\.0\.1:\d+)/", line)
         if found:
             return proc, found[1]
     proc.terminate()
-    raise AssertionError("the dashboard did not start")
+    raise AssertionError("the dashboard did not start:\n" + "".join(lines))
 
 
 def test_planted_secrets_reach_no_output_channel(tmp_path: Path) -> None:
