@@ -15,6 +15,7 @@ A foundation module: it imports nothing from gitcanary, so every layer can use i
 
 from __future__ import annotations
 
+import base64
 import re
 import threading
 from urllib.parse import unquote, urlsplit
@@ -62,7 +63,10 @@ def register_url(url: str | None) -> None:
         return
     userinfo = parts.netloc.rsplit("@", 1)[0]
     user, _, password = userinfo.partition(":")
-    register(userinfo, password or None)
+    # HTTP clients send the userinfo as `Authorization: Basic base64(user:password)`: a server that
+    # echoes that value back (in an error body that becomes a failed check) must not leak it either.
+    basic = base64.b64encode(unquote(userinfo).encode()).decode()
+    register(userinfo, password or None, basic)
     if not password and user not in ("git", "ssh", "oauth2", "x-access-token"):
         register(user)  # a bare token as the user name: https://TOKEN@host/
 

@@ -468,6 +468,8 @@ class GitHubServer:
 
     def handle(self, method: str, path: str, query: dict[str, str], body: dict[str, Any], user: str) -> Reply:
         repo = f"/repos/{self.owner}/{self.name}"
+        if path == "/user" and method == "get":  # the account the token acts as
+            return Reply(200, self._user(user), "/user", full=True)
         if not path.startswith(repo):
             return Reply(404, {"message": "Not Found"}, None)
         rest = path[len(repo) :]

@@ -586,3 +586,54 @@ def test_run_once_in_pull_request_mode_from_the_command_line(
     assert squashed.startswith("gitcanary: initialize prod/backend") and squashed.endswith("(#1)")
     assert TOKEN not in proc.stderr + proc.stdout
     check_story(config_repo, tmp_path, rollout_rows()[:1])  # the squashed initialization, held to the oracle
+
+
+def test_a_restart_trusts_its_own_squash_merges_from_the_forge_not_a_persons(
+    config_repo: ConfigRepo, github: GitHubServer, tmp_path: Path
+) -> None:
+    """A squash commit is the forge's (authored by GitHub), not gitcanary's git identity. After a
+    restart gitcanary asks the forge whose PR the commit merged: its own (opened and merged by its
+    token's account, from its branch) is its status; a person's PR from a `gitcanary/` branch is not."""
+    without_metrics(config_repo)
+    github.protect()
+    clock = Clock(GOOD_FROM)
+    first = reconciler(config_repo, tmp_path / "work", github, clock, merge_method="squash")
+    for _ in range(2):
+        tick(first, clock)
+    github.protect(False)  # a person with admin rights pushes the bump
+    config_repo.bump("apps/backend", "6.1.1")
+    github.protect()
+    tick(first, clock)
+    assert actions(config_repo) == [("initialize", 0), ("initialized", 0), ("start", 0)]
+    squash = git(
+        "log", "-1", "--format=%an%n%H", "main", "--", "apps/backend-gitcanary", cwd=config_repo.remote
+    )
+    assert squash.split() == ["GitHub", github.pulls[3].merge_sha]
+    # A restart: a new process, a new clone, nothing in memory. Its first tick goes on from the
+    # squashed status (the next weight), with no restore commit and no halt.
+    restarted = reconciler(config_repo, tmp_path / "work2", github, clock, merge_method="squash")
+    tick(restarted, clock)
+    assert actions(config_repo)[-1] == ("advance", 25)
+    assert not any("restore" in s for s in first_parents(config_repo)), first_parents(config_repo)
+    assert ("GET", "/api/v3/user") in github.requests  # it asked the forge who it is
+
+    # A person opens a PR from a branch named like gitcanary's, changing the status, and merges it.
+    human = config_repo.human
+    config_repo.pull()
+    git("checkout", "-q", "-b", "gitcanary/prod/backend/forged", cwd=human)
+    status = human / "apps/backend-gitcanary/gitcanary-status.yaml"
+    status.write_text(status.read_text().replace("phase: Progressing", "phase: Promoting"))
+    git("commit", "-qam", "gitcanary: promote prod/backend", cwd=human)
+    git("push", "-q", "origin", "gitcanary/prod/backend/forged", cwd=human)
+    git("checkout", "-q", "main", cwd=human)
+    pr = (
+        human_github(github)
+        .get_repo("acme/config")
+        .create_pull(base="main", head="gitcanary/prod/backend/forged", title="promote", body="")
+    )
+    github.human_merge(pr.number)
+    again = reconciler(config_repo, tmp_path / "work3", github, clock, merge_method="squash")
+    result = again.tick()
+    # Not obeyed: no promotion; the canary halts, saying the status is not gitcanary's.
+    assert "not written by gitcanary" in result.reports[KEY].error, result.reports[KEY]
+    assert ("promote", 25) not in actions(config_repo)

@@ -5,17 +5,21 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from gitcanary.audit import report
-from gitcanary.audit.gitlog import StatusReader, open_repo, read_log
-from gitcanary.audit.model import Rollout, audit, parse_since, rollouts
-from gitcanary.audit.parse import Problem, RawCommit, parse_commits
-from gitcanary.audit.verify import BotIdentity, Verdict, allowed_signers_for, verify
 from gitcanary.errors import GitcanaryError
+
+if TYPE_CHECKING:
+    # Imported where the commands run: every other command of the CLI starts without them.
+    from gitcanary.audit.gitlog import StatusReader
+    from gitcanary.audit.model import Rollout
+    from gitcanary.audit.parse import Problem, RawCommit
+    from gitcanary.audit.verify import BotIdentity, Verdict
+
+FORMATS = ("table", "json", "markdown", "html")  # what audit.report renders (its FORMATS)
 
 console = Console(width=None if sys.stdout.isatty() else 240)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 240)
@@ -76,6 +80,11 @@ def _fail(message: str) -> None:
 def _load(
     repo: str, branch: str | None, check: bool, bot: BotIdentity, canary: str | None = None
 ) -> tuple[list[RawCommit], list[Rollout], list[Problem], StatusReader]:
+    from gitcanary.audit.gitlog import StatusReader, open_repo, read_log
+    from gitcanary.audit.model import rollouts
+    from gitcanary.audit.parse import parse_commits
+    from gitcanary.audit.verify import allowed_signers_for
+
     # Progress on a terminal only (rich draws nothing when stderr is piped): a long history or a
     # clone of a URL takes seconds, and a silent command looks hung.
     with err.status(f"reading {repo}...", spinner="dots") as progress:
@@ -95,8 +104,8 @@ def _warn(problems: list[Problem]) -> None:
 
 
 def _check_output(output: str) -> None:
-    if output not in report.FORMATS:
-        _fail(f"-o {output}: expected one of {', '.join(report.FORMATS)}")
+    if output not in FORMATS:
+        _fail(f"-o {output}: expected one of {', '.join(FORMATS)}")
 
 
 def history(
@@ -115,6 +124,10 @@ def history(
 ) -> None:
     """Every rollout of a canary, newest first, from Git alone: revisions, times, outcome, weight, failed
     checks, who asked and approved, and the commits. Squash-merged and rebased steps count once."""
+    from gitcanary.audit import report
+    from gitcanary.audit.model import parse_since
+    from gitcanary.audit.verify import BotIdentity, verify
+
     _check_output(output)
     if canary is not None and canary.count("/") != 1:
         _fail(f"{canary}: expected NAMESPACE/NAME")
@@ -163,6 +176,10 @@ def audit_command(
 ) -> None:
     """Rollouts across all canaries: success rate, median time to promote, rollbacks and their reasons,
     rollouts still open. `-o html` writes a self-contained page with a chart of each rollout."""
+    from gitcanary.audit import report
+    from gitcanary.audit.model import audit, parse_since
+    from gitcanary.audit.verify import BotIdentity, verify
+
     _check_output(output)
     bot = BotIdentity(bot_email, signing_key, signing_format, allowed_signers)
     try:

@@ -27,11 +27,10 @@ from gitcanary.errors import GitcanaryError
 from gitcanary.git.trailers import parse_trailers
 from gitcanary.manifests import yamlio
 from gitcanary.redaction import redact, register, register_url
-from gitcanary.service.http import HttpServer, Router, plain
-from gitcanary.service.telemetry import mount_telemetry
 
 if TYPE_CHECKING:
     from gitcanary.cluster import ClusterObserver
+    from gitcanary.service.http import HttpServer
     from gitcanary.service.reconciler import Reconciler
     from gitcanary.service.settings import Settings
 
@@ -524,6 +523,9 @@ def _subject(reconciler: Reconciler, sha: str) -> str:
 
 def _serve(listen: str, reconciler: Reconciler, as_json: bool = False) -> HttpServer:
     """Start the HTTP endpoints of `run` (each concern mounts its path on the router)."""
+    from gitcanary.service.http import HttpServer, Router, plain  # only the commands that serve
+    from gitcanary.service.telemetry import mount_telemetry
+
     router = Router()
     router.mount("/healthz", plain("200 OK", "ok\n"))
     mount_telemetry(router, reconciler)
@@ -968,6 +970,8 @@ def dashboard(
 
         def refresh() -> None:
             workspace.sync()
+
+    from gitcanary.service.http import HttpServer, Router, plain
 
     board = Dashboard(lambda: root, repo, refresh=refresh, commit_url=commit_url)
     with err.status(f"reading the canaries of {board.repo_label}...", spinner="dots"):

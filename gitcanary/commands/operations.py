@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 from git import InvalidGitRepositoryError, NoSuchPathError, Repo
 
+from gitcanary.core import ladder
 from gitcanary.core.observations import ClusterObservation, Observation
 from gitcanary.core.rollout import Action, decide
 from gitcanary.errors import GitcanaryError, GitError, SpecError
 from gitcanary.git import messages
-from gitcanary.manifests import discovery
+from gitcanary.manifests import discovery, render
 from gitcanary.manifests.generate import FileWriter, Layout, read_status
 from gitcanary.manifests.target import render_target
 from gitcanary.routers import router_for
@@ -167,6 +168,10 @@ def status(
         try:
             st: CanaryStatus | None = read_status(root, Layout.of(loaded))
             rendered = render_target(root, loaded)
+            if st is None:
+                # The primary `run` writes first, built the same way: a target it cannot copy
+                # halts `run` there, and this row says why instead of promising an initialization.
+                render.primary_deployment(rendered.target, loaded.canary, None, loaded.source)
         except Exception as exc:  # noqa: BLE001 - one canary's failure is its row, never the whole table
             view.phase = "Error"
             view.error = (
@@ -175,6 +180,11 @@ def status(
             views.append(view)
             continue
         view.target_revision = rendered.revision
+        impossible = ladder.problem(loaded.canary, st) if st is not None else None
+        if impossible is not None:
+            # A warning here, as `status` cannot see which spec wrote it; `run` halts on it unless
+            # the Canary's ladder changed since gitcanary wrote this status.
+            view.warnings.append(str(SpecError(Layout.of(loaded).status, *impossible)))
         view.warnings += rendered.warnings
         if st is None:
             view.phase, view.waiting = "Uninitialized", "gitcanary run (or gitcanary init) will initialize it"

@@ -7,12 +7,15 @@ import inspect
 import json
 import typing
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.text import Text
 
-from gitcanary.commands.plan import Plan, PlannedCommit
+if TYPE_CHECKING:
+    # Only the printers need them, once a plan exists: the CLI registers `plan` without loading
+    # the reconciler (startup of every other command).
+    from gitcanary.commands.plan import Plan, PlannedCommit
 
 # `run` options that make no sense for one planned tick: it is always one tick, always a plan.
 # Nor those about its own clone: a plan decides in a throwaway one and commits nothing that stays.

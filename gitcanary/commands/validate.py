@@ -24,6 +24,7 @@ from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
 from gitcanary.analysis import providers as metric_providers
 from gitcanary.analysis.builtin import builtin_metric
 from gitcanary.commands.operations import judge_problems
+from gitcanary.core import ladder
 from gitcanary.duration import parse_duration
 from gitcanary.errors import GitcanaryError, SpecError
 from gitcanary.hooks.alerts import missing_providers
@@ -388,7 +389,11 @@ def _check_canary(root: Path, catalog: discovery.Catalog, key: str, report: Repo
             ]
             for problem in validate_manifests(objects):
                 report._add(report.errors, f"{layout.generated_dir}: {problem}")
-            read_status(root, layout)
+            status = read_status(root, layout)
+            impossible = ladder.problem(canary, status) if status is not None else None
+            if impossible is not None:
+                # What `run` halts on: a weight or phase gitcanary's state machine never writes.
+                report.error(layout.status, impossible[0], f"{impossible[1]}; `run` halts this canary on it")
     except GitcanaryError as exc:
         report._add(report.errors, str(exc))
     _check_appliers(root, layout, file, report)

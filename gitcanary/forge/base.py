@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from gitcanary.errors import GitcanaryError
 
@@ -51,6 +51,11 @@ class PullRequest:
     reviews: tuple[Review, ...] = ()  # each reviewer's latest review, oldest first
     labels: tuple[str, ...] = ()
     draft: bool = False
+    # What the forge says about a merged PR: the commit its merge made, who opened and who merged it
+    # (how a restarted gitcanary tells its own squash commits from a person's; read for PRs fetched in full).
+    merge_sha: str = ""
+    author: str = ""
+    merged_by: str = ""
 
     @property
     def approvals(self) -> int:
@@ -71,6 +76,13 @@ class PullRequest:
     @property
     def closed_unmerged(self) -> bool:
         return self.state == "closed" and not self.merged
+
+
+@runtime_checkable
+class KnowsItself(Protocol):
+    """A forge that can say which account its token acts as (GitHub's `GET /user`)."""
+
+    def login(self) -> str: ...
 
 
 class Forge(Protocol):

@@ -91,6 +91,7 @@ class GitHubForge:
             seconds_between_writes=config.seconds_between_writes,
         )
         self._repo: Repository | None = None
+        self._login: str | None = None
         self._slept_until = 0.0  # the injected sleep does not move the clock: remember how far it went
         self.owner = config.repo.split("/", 1)[0]
         host = config.api_url.rstrip("/")
@@ -187,6 +188,9 @@ class GitHubForge:
             reviews=reviews,
             labels=tuple(label.name for label in pr.labels),
             draft=bool(pr.draft),
+            merge_sha=(pr.merge_commit_sha or "") if full else "",
+            author=pr.user.login if pr.user else "",
+            merged_by=(pr.merged_by.login if pr.merged_by else "") if full and pr.merged_at else "",
         )
 
     def _reviews(self, pr: GhPull) -> tuple[Review, ...]:
@@ -222,6 +226,12 @@ class GitHubForge:
             ]
 
         return self._call("listing open PRs", go)
+
+    def login(self) -> str:
+        """The account the token acts as, asked once (`GET /user`)."""
+        if self._login is None:
+            self._login = str(self._call("reading the token's user", lambda: self.gh.get_user().login))
+        return self._login
 
     def get(self, number: int) -> PullRequest:
         return self._call(

@@ -28,11 +28,11 @@ import pathspec
 from git import GitCommandError
 
 from gitcanary.audit.gitlog import merged_in
-from gitcanary.audit.parse import STEP_MERGE_NOTE
+from gitcanary.audit.parse import STEP_MERGE_NOTE, merged_request
 from gitcanary.core.observations import Gate
 from gitcanary.errors import GitcanaryError, GitError, PushRejected
 from gitcanary.forge import gate, naming
-from gitcanary.forge.base import Forge, ForgeError, PullRequest, Review
+from gitcanary.forge.base import Forge, ForgeError, KnowsItself, PullRequest, Review
 from gitcanary.forge.secrets import without_credentials
 from gitcanary.git.trailers import MalformedTrailers, format_message, parse_trailers
 from gitcanary.git.workspace import REMOTE, Workspace
@@ -91,6 +91,41 @@ class Publisher:
     # Commits the forge made when gitcanary merged its own PRs (a squash or merge commit is authored
     # by the forge's user, not gitcanary's git identity): the status file they carry is gitcanary's.
     merged_by_me: set[str] = field(default_factory=set)
+    _not_merged_by_me: set[str] = field(default_factory=set)  # asked the forge once: not gitcanary's
+
+    def merged_own(self, sha: str) -> bool:
+        """Commit `sha` is the forge's merge of one of gitcanary's own PRs.
+
+        This process remembers the merges it made; after a restart the forge is asked: the PR the
+        commit's subject names (`TITLE (#N)`, `Merge pull request #N`) must be merged with exactly
+        this commit, from one of gitcanary's branches, opened and merged by the account gitcanary's
+        token acts as. A subject alone proves nothing (anyone can write one); the forge's answer does.
+        """
+        if sha in self.merged_by_me:
+            return True
+        if sha in self._not_merged_by_me or not isinstance(self.forge, KnowsItself):
+            return False  # this forge cannot say who gitcanary is: its status is written back once
+        message = self.workspace.repo.commit(sha).message
+        request = merged_request(message.decode() if isinstance(message, bytes) else message)
+        if not request.startswith("#"):
+            return False
+        try:
+            me = self.forge.login()
+            pr = self.forge.get(int(request[1:]))
+        except (ForgeError, ValueError) as exc:
+            log.warning(
+                "cannot ask the forge who merged %s (%s): treating it as a person's commit", sha[:12], exc
+            )
+            return False
+        own = (
+            pr.merged
+            and pr.merge_sha == sha
+            and pr.head.startswith(naming.BRANCH_ROOT)
+            and pr.author == me
+            and pr.merged_by == me
+        )
+        (self.merged_by_me if own else self._not_merged_by_me).add(sha)
+        return own
 
     # -- per tick, before deciding ---------------------------------------------------------------
 

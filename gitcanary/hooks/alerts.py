@@ -277,6 +277,8 @@ class Notifier:
                 if render is None:
                     raise AlertError(f"AlertProvider {key}: type {kind!r} is not one gitcanary sends")
                 address, proxy = endpoint(provider, self.secrets)
+                register_url(address)  # an inline address's userinfo too, not only a secretRef's
+                register_url(proxy)
                 body = redact_value(render(notice, provider.spec.channel, provider.spec.username))
                 assert isinstance(body, dict)
                 post_json(address, body, timeout=self.timeout, retries=2, proxy=proxy, sleep=self.sleep)

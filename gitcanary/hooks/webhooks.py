@@ -26,6 +26,7 @@ from gitcanary.core import gates
 from gitcanary.core.observations import HookResult
 from gitcanary.duration import parse_duration
 from gitcanary.errors import GitcanaryError
+from gitcanary.redaction import redact, register_url
 from gitcanary.spec.models import Canary, CanaryWebhook
 from gitcanary.spec.status import CanaryStatus, Phase
 
@@ -134,6 +135,8 @@ def call(
     sleep: Callable[[float], None] = time.sleep,
 ) -> None:
     """Call one webhook of `canary` with Flagger's payload; WebhookError when it does not pass."""
+    # The URL's userinfo is a credential: masked wherever it may come back (an error, an echo).
+    register_url(hook.url)
     body = payload(canary, phase, status, metadata if metadata is not None else hook.metadata)
     timeout = parse_duration(hook.timeout or default_timeout)
     post_json(hook.url, body, timeout=timeout, retries=hook.retries, verify=not hook.disable_tls, sleep=sleep)
@@ -202,7 +205,9 @@ class WebhookRunner:
         """Fire-and-log hooks (post-rollout, event) after a push; the failures, for the log."""
         failures = []
         for hook in gates.hooks_of(canary, kind):
-            merged = dict(metadata or {})
+            # What gitcanary adds (an event's message with its check lines) is redacted like any of
+            # its outputs; the hook's own metadata is the user's payload and goes as written.
+            merged = {str(key): redact(str(value)) for key, value in (metadata or {}).items()}
             for name, value in hook.metadata.items():
                 merged.setdefault(str(name), str(value))  # Flagger: event fields win over the hook's
             self.calls += 1

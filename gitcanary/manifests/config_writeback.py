@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from gitcanary.manifests import config_tracking as ct
-from gitcanary.manifests import fleet, yamlio
+from gitcanary.manifests import fleet, paths, yamlio
 from gitcanary.manifests.files import YAML_SUFFIXES, find_kustomization
 
 Obj = dict[str, Any]
@@ -45,7 +45,7 @@ def _kustomization(root: Path, app_dir: str) -> tuple[str, Any] | None:
     if path is None:
         return None
     try:
-        doc = yamlio.load((root / path).read_text())
+        doc = yamlio.load(paths.read(root, path, field="(kustomization)"))
     except yamlio.YAMLError:
         return None
     return (path, doc) if isinstance(doc, dict) else None
@@ -169,7 +169,7 @@ def _write_generator(root: Path, generator: Generator, old_obj: Obj, new_obj: Ob
     old, new = _values(old_obj), _values(new_obj)
     if old is None or new is None:
         return []
-    text = (root / generator.path).read_text()
+    text = paths.read(root, generator.path, field=generator.section)
     doc = yamlio.load(text)
     entry = doc[generator.section][generator.index]
     base = (root / generator.path).parent
@@ -187,7 +187,7 @@ def _write_generator(root: Path, generator: Generator, old_obj: Obj, new_obj: Ob
             entry.setdefault("literals", []).append(f"{key}={wanted}")
     new_text = yamlio.dump(doc, like=text)
     if new_text != text:
-        (root / generator.path).write_text(new_text)
+        paths.write(root, generator.path, new_text, field=generator.section)
         changed.insert(0, generator.path)
     return changed
 
@@ -218,8 +218,9 @@ def _set_file(root: Path, base: Path, entry: Any, key: str, wanted: str | None) 
         if wanted is None:
             del files[index]
             return None
-        target.write_text(wanted)
-        return str(target.relative_to(root.resolve()))
+        rel = str(target.relative_to(root.resolve()))
+        paths.write(root, rel, wanted, field="files")  # never through a symlink, even one inside
+        return rel
     return None
 
 
@@ -238,8 +239,9 @@ def _set_env_line(root: Path, base: Path, entry: Any, key: str, wanted: str | No
             else:
                 ending = "\n" if line.endswith("\n") else ""
                 lines[index] = f"{key}={wanted}{ending}"
-            target.write_text("".join(lines))
-            return str(target.relative_to(root.resolve()))
+            rel = str(target.relative_to(root.resolve()))
+            paths.write(root, rel, "".join(lines), field="envs")
+            return rel
     return None
 
 
@@ -266,8 +268,9 @@ def _write_manifest(root: Path, app_dir: str, now: Obj, old: Obj) -> list[str]:
             new_text = yamlio.dump_all(docs, like=text) if len(docs) > 1 else yamlio.dump(docs[0], like=text)
             if new_text == text:
                 return []
-            path.write_text(new_text)
-            return [str(path.relative_to(root))]
+            rel = str(path.relative_to(root))
+            paths.write(root, rel, new_text, field="(config manifest)")
+            return [rel]
     return []
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gitcanary.manifests import yamlio
+from gitcanary.manifests import paths, yamlio
 from gitcanary.manifests.image_policies import IGNORE_TAGS, Selector, one_line
 
 SIG_DEFAULT = r"^.*\.sig$"  # ImageRepository's exclusionList default, kept when the list is first set
@@ -50,15 +50,16 @@ class Exclusion:
 
 def _edit(root: Path, path: str, index: int, change: Any) -> bool:
     """Apply `change(doc)` to one document of `path`, round-trip; True when the file changed."""
-    file = root / path
-    text = file.read_text()
+    # The policy file is repository content: read and written only inside the clone, never
+    # through a symlink (documents() skipped symlinked files; a directory may still be one).
+    text = paths.read(root, path, field="(image policy)")
     docs = yamlio.load_all(text)
     if not change(docs[index]):
         return False
     new = yamlio.dump_all(docs, like=text) if len(docs) > 1 else yamlio.dump(docs[0], like=text)
     if new == text:
         return False
-    file.write_text(new)
+    paths.write(root, path, new, field="(image policy)")
     return True
 
 

@@ -26,7 +26,7 @@ from tenacity import (
 )
 
 from gitcanary.audit.bumper import bumped_by, last_author_email
-from gitcanary.core import gates
+from gitcanary.core import gates, ladder
 from gitcanary.core.observations import CheckResult, ClusterObservation, Observation
 from gitcanary.core.rollout import Action, Decision, decide
 from gitcanary.errors import GitcanaryError, GitError, PushRejected, SpecError
@@ -50,7 +50,7 @@ from gitcanary.redaction import register, register_url
 from gitcanary.routers import router_for
 from gitcanary.routers.providers import apply_default_provider
 from gitcanary.service.settings import Settings
-from gitcanary.spec.load import LoadedCanary
+from gitcanary.spec.load import LoadedCanary, load_canary
 from gitcanary.spec.models import Canary, MetricTemplate
 from gitcanary.spec.status import CanaryStatus, Phase, utcnow
 
@@ -254,13 +254,18 @@ class Reconciler:
         if status is None:
             return None
         layout = Layout.of(loaded)
+        last = self.workspace.last_change(layout.status)
+        if last is not None and self.publisher is not None and self.publisher.merged_own(last[0]):
+            # The forge's commit of gitcanary's own PR (a squash or merge through the API), known
+            # from this process's memory or, after a restart, from the forge itself.
+            return self._possible(loaded, status, last[0])
         email = self.settings.author_email
         own = self.workspace.last_change(layout.status, email)
         if own is not None and self.settings.signing_key and own[2] in ("N", "B"):
             own = None  # signing is configured: an unsigned or badly signed commit is not gitcanary's
         if own is None:
             if status.fresh:  # `gitcanary init`, run by a person in their checkout
-                return status
+                return self._possible(loaded, status, None)
             raise SpecError(
                 layout.status,
                 "status",
@@ -275,10 +280,11 @@ class Reconciler:
                 layout.status, "status", f"gitcanary's own last status is unreadable: {exc}"
             ) from exc
         if status.without_request() == mine.without_request():
-            return status  # unchanged, or a request added by `gitcanary promote|abort|retry`
-        last = self.workspace.last_change(layout.status)
-        if last is not None and self.publisher is not None and last[0] in self.publisher.merged_by_me:
-            return status  # the forge's commit of gitcanary's own PR (a squash or merge through the API)
+            # Unchanged, or a request added by `gitcanary promote|abort|retry`. Written with
+            # gitcanary's identity is not proof (an author email is easy to forge without signing):
+            # a weight or phase the state machine never writes halts this canary.
+            return self._possible(loaded, status, own[0])
+        mine = self._possible(loaded, mine, own[0])
         foreign, who = (last[0], last[1]) if last is not None else ("?", "?")
         self._foreign[key] = (mine, foreign, who)
         log.warning(
@@ -290,6 +296,40 @@ class Reconciler:
             extra={"canary": key},
         )
         return mine
+
+    def _possible(self, loaded: LoadedCanary, status: CanaryStatus, written_at: str | None) -> CanaryStatus:
+        """`status` when the state machine can have written it for this canary, else a halt.
+
+        The ladder is the Canary's as it is now, or as it was in the commit that wrote the status
+        (someone changed `stepWeight` during the rollout: the next step goes on from there).
+        """
+        found = ladder.problem(loaded.canary, status)
+        if found is None:
+            return status
+        then = self._canary_at(loaded, written_at) if written_at else None
+        if then is not None and ladder.problem(then, status) is None:
+            return status
+        layout = Layout.of(loaded)
+        field_name, reason = found
+        raise SpecError(
+            layout.status,
+            field_name,
+            f"{reason}; gitcanary never writes this, so it does not act on it: the file was edited or is "
+            "corrupt: revert the commit that changed it",
+        )
+
+    def _canary_at(self, loaded: LoadedCanary, rev: str) -> Canary | None:
+        """The Canary as commit `rev` declared it, None when it cannot be read there."""
+        path, _, index = loaded.source.partition("#")
+        text = self.workspace.read(path, rev)
+        if text is None:
+            return None
+        try:
+            docs = yamlio.load_all(text, path)
+            doc = docs[int(index)] if index else docs[0]
+            return load_canary(doc, loaded.source).canary
+        except Exception:  # noqa: BLE001 - an unreadable old spec explains nothing: the current one decides
+            return None
 
     def _restore(self, key: str, loaded: LoadedCanary) -> str | None:
         """Commit gitcanary's own last status over a foreign edit, naming the edit and its author."""

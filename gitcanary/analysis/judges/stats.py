@@ -15,10 +15,6 @@ from dataclasses import dataclass
 from statistics import fmean, median
 from typing import Literal
 
-import numpy as np
-from scipy.special import logsumexp
-from scipy.stats import binomtest, mannwhitneyu
-
 from gitcanary.core.observations import Verdict
 
 _FLOOR = re.compile(r"^\s*(?P<kind>[+x])\s*(?P<size>\d+(?:\.\d+)?)\s*(?:pp)?\s*$")
@@ -88,6 +84,8 @@ class Comparison:
 def one_sided_p(canary: Sequence[float], primary: Sequence[float], higher_is_worse: bool) -> float:
     """P-value of "the canary's samples are stochastically worse than the primary's" (Mann-Whitney U)."""
     alternative = "greater" if higher_is_worse else "less"
+    from scipy.stats import mannwhitneyu  # scipy costs seconds to import: only the compare judge pays
+
     result = mannwhitneyu(canary, primary, alternative=alternative, method="asymptotic")
     p = float(result.pvalue)
     # Every sample equal on both sides (all zero errors) leaves no evidence: p is 1, not NaN.
@@ -175,7 +173,7 @@ def per_look_alpha(confidence: float, looks: int) -> float:
 # to x64, equal weights. A discrete mixture of test martingales is a test martingale, so any fixed
 # prior is valid; fewer, coarser points cost less evidence than a fine grid (on simulated +2%
 # errors at 10% weight, 2^(k/4) up to x128 detected no sooner).
-_RATIOS = np.power(2.0, np.arange(1, 13) / 2.0)
+_RATIOS = tuple(2.0 ** (k / 2.0) for k in range(1, 13))
 
 
 @dataclass(frozen=True)
@@ -199,13 +197,17 @@ def e_value(canary: Sequence[Step], primary: Sequence[Step]) -> float:
     looked at: the whole rollout's false-alarm rate per metric is at most alpha. The steps must be
     every step since the rollout began, in order (not a sliding window).
     """
-    log_lr = np.zeros_like(_RATIOS)
+    import numpy as np  # imported here, like scipy: commands that judge nothing start without them
+    from scipy.special import logsumexp
+
+    ratios = np.array(_RATIOS)
+    log_lr = np.zeros_like(ratios)
     for c, p in zip(canary, primary, strict=True):
         total = c.requests + p.requests
         if total <= 0 or c.requests <= 0 or p.requests <= 0:
             continue  # one side had no traffic: its bad requests carry no comparison
         q = c.requests / total
-        share = _RATIOS * q / (_RATIOS * q + 1 - q)
+        share = ratios * q / (ratios * q + 1 - q)
         log_lr += c.bad * np.log(share / q) + p.bad * np.log((1 - share) / (1 - q))
     return float(np.exp(logsumexp(log_lr) - math.log(len(_RATIOS))))
 
@@ -329,6 +331,8 @@ def beyond_rail(recent: Step, rail: float, alpha: float) -> bool:
     bad = min(round(recent.bad), requests)
     if requests <= 0 or bad <= 0:
         return False
+    from scipy.stats import binomtest
+
     return float(binomtest(bad, requests, rail, alternative="greater").pvalue) < alpha
 
 
