@@ -74,7 +74,11 @@ class GiteaServer:
         self.pulls: dict[int, Pull] = {}
         self.required_approvals = 0
         self.labels: dict[int, str] = {}  # the repository's labels: id -> name
-        self.users = {"gitcanary-bot", "pat", "sam"}
+        self.users = {"gitcanary-bot", "pat", "sam", "reader"}
+        # Each user's permission (the collaborator permission API); others: write.
+        self.permissions = {"reader": "read"}
+        # Releases of repositories on this instance: (owner/name, tag) -> (name, body).
+        self.releases: dict[tuple[str, str], tuple[str, str]] = {}
         self.checking = 0  # the next N reads of a PR say mergeable: false (Gitea's check still runs)
         self.errors: list[str] = []
         self.requests: list[tuple[str, str]] = []
@@ -255,6 +259,14 @@ class GiteaServer:
         reply = self._issue_parts(method, rest, body, user)
         if reply is not None:
             return reply
+        match = re.fullmatch(r"/collaborators/([^/]+)/permission", rest)
+        if match and method == "get":
+            template, login = "/collaborators/{collaborator}/permission", unquote(match[1])
+            if login not in self.users:
+                return Reply(404, {"message": "user does not exist"}, template)
+            permission = self.permissions.get(login, "write")
+            data = {"permission": permission, "role_name": permission, "user": self._user(login)}
+            return Reply(200, data, template)
         match = re.fullmatch(r"/branch_protections/(.+)", rest)
         if match and method == "get":
             template = "/branch_protections/{name}"
@@ -276,6 +288,25 @@ class GiteaServer:
                 return Reply(404, {"message": "branch not found"}, template)
             return Reply(204, None, template)
         return Reply(404, {"message": "not found"}, None)
+
+    def _release(self, repo: str, tag: str) -> Reply:
+        if (repo, tag) not in self.releases:
+            return Reply(404, {"message": "release does not exist"}, "/releases/tags/{tag}")
+        name, text = self.releases[(repo, tag)]
+        data = {
+            "id": 7,
+            "tag_name": tag,
+            "name": name,
+            "body": text,
+            "html_url": f"{self.url}/{repo}/releases/tag/{tag}",
+            "draft": False,
+            "prerelease": False,
+            "created_at": stamp(),
+            "published_at": stamp(),
+            "author": self._user("pat"),
+            "assets": [],
+        }
+        return Reply(200, data, "/releases/tags/{tag}")
 
     def _issue_parts(self, method: str, rest: str, body: Any, user: str) -> Reply | None:
         """Labels, comments and requested reviewers: a PR's labels and comments live on its issue."""
@@ -391,6 +422,8 @@ class GiteaServer:
                 self.rate_limits.remove(limit)
             headers = [("Retry-After", str(limit.retry_after))]
             reply = Reply(429, {"message": "Too Many Requests"}, None, check=False)
+        elif release := re.fullmatch(rf"{PREFIX}/repos/([^/]+/[^/]+)/releases/tags/([^/]+)", path):
+            reply = self._release(release[1], unquote(release[2]))  # of any repository here
         elif not path.startswith(repo):
             reply = Reply(404, {"message": "not found"}, None)
         else:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 
 from openapi_schema_validator import OAS30Validator
 
@@ -198,9 +198,18 @@ class GitHubServer:
         self.requests: list[tuple[str, str]] = []
         self.rate_limits: list[RateLimit] = []
         self.seen_authorization: set[str] = set()
-        self.token_user = {"gitcanary-token": "gitcanary[bot]", "reader-token": "reader"}
+        self.token_user = {
+            "gitcanary-token": "gitcanary[bot]",
+            "reader-token": "reader",
+            "triager-token": "triager",
+        }
         # How each user relates to the repository (GitHub's author_association); others: COLLABORATOR.
         self.associations = {"gitcanary[bot]": "NONE", "reader": "CONTRIBUTOR"}
+        # Each user's permission on the repository (the collaborator permission API); others: write.
+        # A triager is a collaborator (author_association COLLABORATOR) who may not write.
+        self.permissions = {"gitcanary[bot]": "none", "reader": "read", "triager": "read"}
+        # Releases of repositories on this GitHub: (owner/name, tag) -> (name, body).
+        self.releases: dict[tuple[str, str], tuple[str, str]] = {}
         self.echo_token = False  # put the caller's token in 404 messages (a leaky proxy)
         self._token = ""
         self._lock = threading.RLock()
@@ -468,6 +477,9 @@ class GitHubServer:
 
     def handle(self, method: str, path: str, query: dict[str, str], body: dict[str, Any], user: str) -> Reply:
         repo = f"/repos/{self.owner}/{self.name}"
+        release = re.fullmatch(r"/repos/([^/]+/[^/]+)/releases/tags/([^/]+)", path)
+        if release and method == "get":  # of any repository on this GitHub
+            return self._release(release[1], unquote(release[2]))
         if not path.startswith(repo):
             return Reply(404, {"message": "Not Found"}, None)
         rest = path[len(repo) :]
@@ -494,6 +506,9 @@ class GitHubServer:
                 return Reply(200, [(pull, r) for r in pull.reviews], template)
             if match.group(2) == "/reviews" and method == "post":
                 return self._review(pull, body, user)
+        match = re.fullmatch(r"/collaborators/([^/]+)/permission", rest)
+        if match and method == "get":
+            return self._permission(unquote(match[1]))
         match = re.fullmatch(r"/pulls/(\d+)/requested_reviewers", rest)
         if match and method == "post":
             return self._request_reviewers(int(match.group(1)), body)
@@ -565,6 +580,45 @@ class GitHubServer:
         self.pulls[number] = pull
         return Reply(201, pull, template)
 
+    def _release(self, repo: str, tag: str) -> Reply:
+        template = "/repos/{owner}/{repo}/releases/tags/{tag}"
+        if (repo, tag) not in self.releases:
+            return Reply(404, {"message": "Not Found"}, template)
+        name, text = self.releases[(repo, tag)]
+        api = f"{self.api_url}/repos/{repo}/releases/7"
+        data = {
+            "url": api,
+            "html_url": f"{self.server.url}/{repo}/releases/tag/{tag}",
+            "assets_url": f"{api}/assets",
+            "upload_url": f"{api}/assets{{?name,label}}",
+            "tarball_url": None,
+            "zipball_url": None,
+            "id": 7,
+            "node_id": "RE_7",
+            "tag_name": tag,
+            "target_commitish": "main",
+            "name": name,
+            "body": text,
+            "draft": False,
+            "prerelease": False,
+            "created_at": stamp(),
+            "published_at": stamp(),
+            "author": self._user("pat"),  # the schema's other required fields are filled in by overlay
+            "assets": [],
+        }
+        return Reply(200, data, template, full=True)
+
+    def _permission(self, login: str) -> Reply:
+        template = "/repos/{owner}/{repo}/collaborators/{username}/permission"
+        permission = self.permissions.get(login, "write")
+        if permission == "none":
+            return Reply(404, {"message": "Not Found"}, template)
+        role = {"read": "read", "write": "write", "admin": "admin"}[permission]
+        rights = {"pull": True, "triage": permission != "read", "push": permission != "read",
+                  "maintain": permission == "admin", "admin": permission == "admin"}
+        user = {**self._user(login), "permissions": rights, "role_name": role}
+        return Reply(200, {"permission": permission, "role_name": role, "user": user}, template, full=True)
+
     def _request_reviewers(self, number: int, body: dict[str, Any]) -> Reply:
         template = "/repos/{owner}/{repo}/pulls/{pull_number}/requested_reviewers"
         self._check_request(template, "post", body)
@@ -611,6 +665,9 @@ class GitHubServer:
                 else 404
             )
         pull = re.fullmatch(re.escape(site) + r"/pull/(\d+)", path)
+        release = re.fullmatch(r"/([^/]+/[^/]+)/releases/tag/([^/]+)", path)
+        if release:
+            return 200 if (release[1], unquote(release[2])) in self.releases else 404
         return 200 if pull and int(pull[1]) in self.pulls else 404
 
     def graphql(self, body: dict[str, Any], user: str) -> dict[str, Any]:

@@ -40,9 +40,12 @@ DATA = Path(__file__).parent / "data" / "gitlab"
 MERGE_REQUEST = json.loads((DATA / "merge_request.json").read_text())
 NOTES = json.loads((DATA / "notes.json").read_text())
 USER = json.loads((DATA / "user" / "basic.json").read_text())
+RELEASE = json.loads((DATA / "release.json").read_text())
+MEMBERS = json.loads((DATA / "members.json").read_text())
 REGISTRY = Registry().with_resources(
     [
-        ("user/basic.json", Resource.opaque(json.loads((DATA / "user" / "basic.json").read_text()))),
+        ("user/basic.json", Resource.opaque(USER)),
+        ("public_api/v4/user/basic.json", Resource.opaque(USER)),  # as release.json names it
         # Only ever null here; GitLab's milestone.json is not copied (see SOURCES).
         ("milestone.json", Resource.opaque({"type": "object"})),
     ]
@@ -131,7 +134,11 @@ class GitLabServer:
         self.mrs: dict[int, MergeRequest] = {}
         self.required_approvals = 0
         self.reset_approvals_on_push = True  # the project's setting, GitLab's default
-        self.users = {"gitcanary-bot", "pat", "sam"}
+        self.users = {"gitcanary-bot", "pat", "sam", "reader"}
+        # Each member's access level (10 guest, 20 reporter, 30 developer, ...); others: developer.
+        self.access = {"reader": 20}
+        # Releases of projects on this instance: (group/project, tag) -> (name, description).
+        self.releases: dict[tuple[str, str], tuple[str, str]] = {}
         self._note_ids = 500
         self.merge_method = "merge"  # the project's setting: merge or ff (fast-forward)
         self.errors: list[str] = []
@@ -324,12 +331,32 @@ class GitLabServer:
                     "approved_by": [{"user": self._user(u)} for u in self.approvers(mr)],
                 }
                 return Reply(200, data, "approvals")
+        match = re.fullmatch(r"/members/all/(\d+)", rest)
+        if match and method == "get":
+            name = self._name_of(int(match[1])) if 0 < int(match[1]) <= len(self.users) else ""
+            if not name:
+                return Reply(404, {"message": "404 Not found"}, None)
+            member = {**self._user(name), "access_level": self.access.get(name, 30), "expires_at": None}
+            return Reply(200, member, "member")
         match = re.fullmatch(r"/repository/branches/(.+)", rest)
         if match and method == "delete":
             if not self.remote.delete(match.group(1)):
                 return Reply(404, {"message": "404 Branch Not Found"}, None)
             return Reply(204, None, None)
         return Reply(404, {"error": "404 Not Found"}, None)
+
+    def _release(self, project: str, tag: str) -> Reply:
+        if (project, tag) not in self.releases:
+            return Reply(404, {"message": "404 Not found"}, None)
+        name, text = self.releases[(project, tag)]
+        data = {
+            "name": name,
+            "tag_name": tag,
+            "description": text,
+            "created_at": stamp(),
+            "author": self._user("pat"),
+        }
+        return Reply(200, data, "release")
 
     def note_json(self, mr: MergeRequest, note: tuple[int, str, str, bool]) -> dict[str, Any]:
         when = stamp(mr.created)
@@ -459,6 +486,8 @@ class GitLabServer:
             reply = Reply(429, {"message": "Retry later"}, None)
         elif path == "/api/v4/users" and method == "get":
             reply = self.users_reply(query)
+        elif release := re.fullmatch(r"/api/v4/projects/(.+)/releases/([^/]+)", path):
+            reply = self._release(release[1], release[2])  # of any project here
         elif not path.startswith(prefix):
             reply = Reply(404, {"message": "404 Project Not Found"}, None)
         else:
@@ -485,6 +514,8 @@ class GitLabServer:
             "notes": NOTES,
             "note": NOTES["items"],
             "users": {"type": "array", "items": USER},
+            "release": RELEASE,
+            "member": MEMBERS["items"],
         }.get(reply.kind or "")
         if schema is None:
             return

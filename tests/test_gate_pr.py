@@ -130,18 +130,32 @@ def test_promoted_only_by_an_approval_of_the_promotion_commit(
     config_repo: ConfigRepo, github: GitHubServer, tmp_path: Path
 ) -> None:
     annotate(config_repo)
+    # The image's own repository on this GitHub (ghcr.io/stefanprodan/podinfo) has a release of the
+    # new tag; its text is someone else's: markup, links, mentions and a credential in a URL.
+    github.releases[("stefanprodan/podinfo", "6.1.1")] = (
+        "6.1.1",
+        "## Fixes\n* <img src=x onerror=alert(1)> faster **startup** by @alice in #42\n"
+        "* see [the docs](https://evil.example/phish) and https://u:hunter2@git.example/x\n"
+        + "| a | table |\n" + "more words " * 60,
+    )
     rec, clock = gate_to_waiting(config_repo, github, tmp_path, None, "direct")
     number = gate_pull(github)
     pull = github.pulls[number]
+    release = f"{github.server.url}/stefanprodan/podinfo/releases/tag/6.1.1"
+    assert f"| `backend` | `6.1.0` → [`6.1.1`]({release}) |" in pull.body
+    notes = pull.body.split("**Release notes**", 1)[1].split("###", 1)[0]
+    assert f"[release in stefanprodan/podinfo]({release})" in notes
+    assert "faster \\*\\*startup\\*\\* by @\u200balice in \\#\u200b42" in notes  # no markup, no pings
+    assert "<img" not in notes and "evil.example" not in notes and "hunter2" not in notes
+    quoted = [line for line in notes.splitlines() if line.startswith("  > ")]
+    assert 1 < len(quoted) <= gate.EXCERPT_LINES + 1 and sum(map(len, quoted)) < gate.EXCERPT_CHARS + 80
     # The promotion commit is on the PR: ready for review, labelled, one comment asking for a person.
     assert not pull.draft and pull.labels == ["gitcanary: waiting for approval"]
     asks = [c for c in pull.comments if "approve" in c[2]]
     assert len(asks) == 1
     check_body(github, pull.body)
     assert pull.body.startswith("✋ **Waiting for approval**")
-    assert (
-        "| `backend` | `6.1.0` → `6.1.1` | `apps/backend/kustomization.yaml images[0].newTag` |" in pull.body
-    )
+    assert f"→ [`6.1.1`]({release}) | `apps/backend/kustomization.yaml images[0].newTag` |" in pull.body
     bump = git("log", "-1", "--format=%H", "--author=pat@example.com", "main", cwd=config_repo.remote).strip()
     assert f"[Pat Person]({github.html_url}/commit/{bump})" in pull.body
     assert "- **Close** unmerged: gitcanary commits a rollback" in pull.body
@@ -152,9 +166,14 @@ def test_promoted_only_by_an_approval_of_the_promotion_commit(
 
     reader = Github(base_url=github.api_url, auth=Auth.Token("reader-token"), retry=None, lazy=True)
     reader.get_repo("acme/config").get_pull(number).create_review(event="APPROVE")
+    # A triager is a collaborator (GitHub's author_association says COLLABORATOR) with read access:
+    # GitHub's permission API says so, and branch protection would not count the approval.
+    triager = Github(base_url=github.api_url, auth=Auth.Token("triager-token"), retry=None, lazy=True)
+    triager.get_repo("acme/config").get_pull(number).create_review(event="APPROVE")
     tick(rec, clock)
     assert not pull.merged
     assert "@reader approved" in pull.body and "not counted, the reviewer has no write access" in pull.body
+    assert "@triager approved" in pull.body and pull.body.count("the reviewer has no write access") == 2
     check_body(github, pull.body)
     assert len([c for c in pull.comments if "approve" in c[2]]) == 1  # no new state: no new comment
 
@@ -179,8 +198,14 @@ def test_an_approval_before_the_promotion_commit_does_not_count(
 ) -> None:
     """Approved at the start, promoted only after a second approval of the promotion commit."""
     annotate(
-        config_repo, **{"gitcanary.io/promotion-gate": "true", "gitcanary.io/reviewers": "pat, @acme/sre"}
+        config_repo,
+        **{
+            "gitcanary.io/promotion-gate": "true",
+            "gitcanary.io/reviewers": "pat, @acme/sre",
+            "gitcanary.io/source-repo": "backend=acme/backend-src",
+        },
     )
+    github.releases[("acme/backend-src", "v6.1.1")] = ("v6.1.1", "")
     from test_forge import reconciler, without_metrics
 
     without_metrics(config_repo)
@@ -201,6 +226,8 @@ def test_an_approval_before_the_promotion_commit_does_not_count(
         if "waiting for approval" in pull.labels[0]:
             break
     assert pull.requested == ["pat"] and pull.requested_teams == ["sre"]
+    release = f"{github.server.url}/acme/backend-src/releases/tag/v6.1.1"
+    assert f"[release in acme/backend-src]({release})\n  > (the release has no text)" in pull.body
     assert "not counted, of `" in pull.body and "not of the promotion commit" in pull.body
     tick(rec, clock)
     assert not pull.merged
@@ -233,6 +260,7 @@ def test_rejected_by_a_person_names_them_and_their_reason_in_git(
     pull = github.pulls[number]
     assert pull.labels == ["gitcanary: rejected"] and state_on_main(config_repo, github, number) == "rejected"
     assert pull.body.startswith("🛑 **Rejected** by pat. Reason: p99 looks worse in the EU dashboard")
+    assert "- `backend` `6.1.1`: no release notes found in stefanprodan/podinfo" in pull.body
     check_body(github, pull.body)
 
 

@@ -12,6 +12,7 @@ footnotes and thresholds go into the column header instead of into every cell.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -32,6 +33,9 @@ STEP_LABEL = LABEL_PREFIX + "step"
 # cell) above this wraps in the browser.
 MAX_ROW_CHARS = 95
 DEFAULT_WINDOW = "1m"  # Flagger's default metric interval
+# A release's text in the body: a few lines of words, enough to see what changed; the link has the rest.
+EXCERPT_LINES = 4
+EXCERPT_CHARS = 280
 UNITS = {"request-success-rate": "%", "request-duration": "ms"}
 
 
@@ -93,6 +97,9 @@ class Change:
     where: str  # file and field, e.g. `apps/backend/kustomization.yaml images[0].newTag`
     bumped_by: str = ""
     bump_url: str = ""  # the commit that made the change
+    source: str = ""  # the image's source repository on the forge, where release notes were looked for
+    notes_url: str = ""  # the release of the new tag there; "" when none was found
+    notes: str = ""  # that release's text, untrusted: rendered only through `excerpt`
 
 
 @dataclass(frozen=True)
@@ -291,8 +298,6 @@ def _cell(check: Check | None, metric: Metric, footnote: str) -> str:
 
 def visible_width(cells: Sequence[str]) -> int:
     """The characters a row shows: link targets, code ticks and emphasis do not print."""
-    import re
-
     total = 0
     for cell in cells:
         text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", cell)
@@ -390,9 +395,9 @@ def _changes(view: View) -> list[str]:
             who = change.bumped_by.split(" <")[0] or "–"
             if change.bump_url:
                 who = _link(who, change.bump_url)
-            out.append(
-                f"| `{change.container}` | `{change.old}` → `{change.new}` | `{change.where}` | {who} |"
-            )
+            new = _link(f"`{change.new}`", change.notes_url)  # as Renovate links the new version
+            out.append(f"| `{change.container}` | `{change.old}` → {new} | `{change.where}` | {who} |")
+        out += ["", "**Release notes**", "", *_release_notes(view.changes)]
     if view.spec_diff:
         out += [
             "",
@@ -404,6 +409,59 @@ def _changes(view: View) -> list[str]:
             "</details>",
         ]
     return out
+
+
+def _release_notes(changes: Sequence[Change]) -> list[str]:
+    """Per change: an excerpt of the new tag's release and its link, or why there is none."""
+    out: list[str] = []
+    for change in changes:
+        name = f"`{change.container}` `{change.new}`"
+        if change.notes_url:
+            out.append(f"- {name}: [release in {change.source}]({change.notes_url})")
+            out += [f"  > {line}" for line in excerpt(change.notes)] or ["  > (the release has no text)"]
+        elif change.source:
+            out.append(f"- {name}: no release notes found in {change.source}")
+        else:
+            out.append(
+                f"- {name}: no release notes found (no source repository known: set "
+                "`gitcanary.io/source-repo` or `--release-notes`)"
+            )
+    return out
+
+
+def excerpt(text: str) -> list[str]:
+    """A release's text as a few short lines that render as plain words.
+
+    The text is someone else's: no HTML (tags and comments dropped), no links (a reviewer follows
+    the release link, not one planted in its notes), no credentials, no Markdown (every
+    punctuation mark a formatting could start with is escaped), no @mentions or #references that
+    would notify people or link this repository's issues; at most `EXCERPT_LINES` lines and
+    `EXCERPT_CHARS` characters, with "…" where it was cut.
+    """
+    text = without_credentials(text)
+    text = re.sub(r"<!--.*?(-->|$)", " ", text, flags=re.S)
+    text = re.sub(r"<[^>\n]*>", " ", text)
+    text = re.sub(r"\b(?:[a-z][a-z0-9+.-]*://|www\.)\S+", "(link)", text, flags=re.I)
+    lines = [" ".join(line.split()).lstrip("#>*-+= ").strip() for line in text.splitlines()]
+    lines = [line for line in lines if line and not set(line) <= set("-=_*|: ")]
+    out: list[str] = []
+    room = EXCERPT_CHARS
+    for line in lines[:EXCERPT_LINES]:
+        if room <= 1:
+            break
+        if len(line) > room:
+            line = line[: room - 1].rstrip() + "…"
+        room -= len(line)
+        out.append(line)
+    if out and (len(out) < len(lines)) and not out[-1].endswith("…"):
+        out.append("…")
+    return [_plain(line) for line in out]
+
+
+def _plain(line: str) -> str:
+    # A zero-width space keeps GitHub from reading a mention or an issue reference.
+    line = re.sub(r"([@#])(?=[\w-])", "\\1\u200b", line)
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~&:])", r"\\\1", line)
 
 
 def _buttons(view: View) -> list[str]:

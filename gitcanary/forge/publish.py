@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pathspec
 from git import GitCommandError
@@ -32,7 +33,7 @@ from gitcanary.audit.parse import STEP_MERGE_NOTE
 from gitcanary.core.observations import Gate
 from gitcanary.errors import GitcanaryError, GitError, PushRejected
 from gitcanary.forge import gate, naming
-from gitcanary.forge.base import Forge, ForgeError, PullRequest, Review
+from gitcanary.forge.base import Forge, ForgeError, PullRequest, Release, Review
 from gitcanary.forge.secrets import without_credentials
 from gitcanary.git.trailers import MalformedTrailers, format_message, parse_trailers
 from gitcanary.git.workspace import REMOTE, Workspace
@@ -60,6 +61,9 @@ class PublishSettings:
     # with {metric} {namespace} {name} {start} {end} (Unix seconds) filled in; empty: no links.
     metric_link: str = ""
     approvals_needed: int = 1  # approvals of the promotion commit before gitcanary merges the gate
+    # Where an image's release notes are, on the same forge: (image or container, owner/name); an
+    # image not named here is looked for in the repository its path names (ghcr.io/acme/app: acme/app).
+    release_notes: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -91,10 +95,15 @@ class Publisher:
     # Commits the forge made when gitcanary merged its own PRs (a squash or merge commit is authored
     # by the forge's user, not gitcanary's git identity): the status file they carry is gitcanary's.
     merged_by_me: set[str] = field(default_factory=set)
+    # Releases asked of the forge this tick, by (repository, tag): the body is written several
+    # times a tick, the forge is asked once.
+    _releases: dict[tuple[str, str], Release | None] = field(default_factory=dict)
 
     # -- per tick, before deciding ---------------------------------------------------------------
 
     def begin_tick(self, canaries: dict[str, LoadedCanary]) -> None:
+        self.forge.begin_tick()
+        self._releases = {}
         self.canaries = canaries
         self._open = None
         self._gates = {}
@@ -408,9 +417,20 @@ class Publisher:
                 if email != self.workspace.identity.email:
                     bump = f"{self.forge.web_url}/commit/{sha}"
                     break
+            new = _tag(found["new"])
+            source = self._source_repo(loaded, found["name"], found["new"])
+            release = self._release(source, new) if source else None
             changes.append(
                 gate.Change(
-                    found["name"], _tag(found["old"]), _tag(found["new"]), found["where"], bumped_by, bump
+                    found["name"],
+                    _tag(found["old"]),
+                    new,
+                    found["where"],
+                    bumped_by,
+                    bump,
+                    source,
+                    release.url if release else "",
+                    release.body if release else "",
                 )
             )
         if changes:
@@ -428,6 +448,43 @@ class Publisher:
         if len(lines) > SPEC_DIFF_LINES:
             lines = [*lines[:SPEC_DIFF_LINES], f"... {len(lines) - SPEC_DIFF_LINES} more lines"]
         return [], without_credentials("\n".join(lines).replace("```", "` ` `"))
+
+    def _source_repo(self, loaded: LoadedCanary, container: str, image: str) -> str:
+        """Where the image's release notes are: the canary's `gitcanary.io/source-repo`, else the
+        configured `--release-notes`, else the repository the image's path names on this forge
+        (`ghcr.io/acme/app:1.2` -> `acme/app`); "" when none of them names one."""
+        repository = image.split("@", 1)[0]
+        if ":" in repository.rsplit("/", 1)[-1]:
+            repository = repository.rsplit(":", 1)[0]
+        annotated = naming.source_repos(loaded.canary)
+        if container in annotated or "" in annotated:
+            return annotated.get(container) or annotated[""]
+        for key, repo in self.settings.release_notes:
+            if key in (container, repository) and naming.valid_repo(repo):
+                return repo
+        first, _, rest = repository.partition("/")
+        # A registry host (a dot or a port, or localhost) is not part of the repository's path.
+        path = rest if ("." in first or ":" in first or first == "localhost") else repository
+        return path if naming.valid_repo(path) else ""
+
+    def _release(self, repo: str, tag: str) -> Release | None:
+        """The release of `tag` (or `v` + tag, the other habit) in `repo`, asked once a tick; a
+        forge error is logged and shows as none found, so it never stops the gate."""
+        if (repo, tag) not in self._releases:
+            found = None
+            for name in dict.fromkeys([tag, tag if tag.startswith("v") else f"v{tag}"]):
+                try:
+                    found = self.forge.release(repo, name)
+                except ForgeError as exc:
+                    log.warning("release notes of %s %s: %s", repo, name, exc)
+                    break
+                if found is not None:
+                    break
+            if found is not None and not _same_site(found.url, self.forge.web_url):
+                log.warning("release %s of %s links off the forge (%s): not shown", tag, repo, found.url)
+                found = None
+            self._releases[(repo, tag)] = found
+        return self._releases[(repo, tag)]
 
     def _present(
         self, loaded: LoadedCanary, status: CanaryStatus, number: int, promotion: tuple[str, str] | None
@@ -939,6 +996,12 @@ def _why(pr: PullRequest) -> str:
     if pr.mergeable_state == "blocked":
         return f"waiting for review of PR #{pr.number} ({pr.url})"
     return f"waiting for PR #{pr.number} to become mergeable ({pr.mergeable_state}, {pr.url})"
+
+
+def _same_site(url: str, web_url: str) -> bool:
+    """`url` is a web page on the forge gitcanary talks to (same scheme and host)."""
+    a, b = urlsplit(url), urlsplit(web_url)
+    return bool(a.scheme in ("http", "https") and (a.scheme, a.netloc) == (b.scheme, b.netloc))
 
 
 def _safe_login(login: str) -> str:
