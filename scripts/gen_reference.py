@@ -55,8 +55,14 @@ ANNOTATIONS = {
     ),
     "gitcanary.io/reviewers": (
         "Canary",
-        "Who the promotion gate PR asks for review once the promotion commit is on it: logins and "
-        "`org/team` names separated by commas (before `run`'s configured list and CODEOWNERS).",
+        "Who the promotion gate PR asks for review once the promotion commit is on it: logins, "
+        "`@org/team` and `team:SLUG` names separated by commas (with `run --reviewers` and CODEOWNERS).",
+    ),
+    "gitcanary.io/source-repo": (
+        "Canary",
+        "Where the gate PR finds release notes of the new tag, on the same forge: `OWNER/NAME` for every "
+        "container, or `CONTAINER=OWNER/NAME` pairs separated by commas (before `run --release-notes` "
+        "and the image's own path).",
     ),
     "gitcanary.io/judge": (
         "Canary",

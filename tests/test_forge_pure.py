@@ -175,9 +175,26 @@ def test_settings_errors_name_the_flag(tmp_path: Path) -> None:
         ({"promotion_gate": True}, "--github-repo"),
         ({"write_mode": "pr"}, "--write-mode 'pr'"),
         ({"merge_method": "fast-forward"}, "--merge-method 'fast-forward'"),
+        ({"promotion_gate": True, "github_repo": "a/b", "reviewers": "al ice?"}, "--reviewers ice\\?"),
+        ({"promotion_gate": True, "github_repo": "a/b", "release_notes": "app"}, "--release-notes 'app'"),
     ):
         with pytest.raises(ForgeError, match=flag):
             publisher_for(Settings(repo="r", **bad), workspace)
+    # The gate's flags reach the publisher (GITCANARY_* as the other settings).
+    gated = Settings(
+        repo="r",
+        github_repo="acme/config",
+        github_token="t",
+        promotion_gate=True,
+        reviewers="alice, team:platform @acme/sre",
+        metric_link="https://grafana.example/explore?query={query}",
+        release_notes="ghcr.io/acme/app=acme/app,sidecar=acme/proxy",
+    )
+    publisher = publisher_for(gated, workspace)
+    assert publisher is not None
+    assert publisher.settings.reviewers == ("alice", "team:platform", "@acme/sre")
+    assert publisher.settings.metric_link == "https://grafana.example/explore?query={query}"
+    assert publisher.settings.release_notes == (("ghcr.io/acme/app", "acme/app"), ("sidecar", "acme/proxy"))
     missing = tmp_path / "no-such-secret"
     with pytest.raises(ForgeError, match="webhook secret: cannot read .*no-such-secret"):
         webhook_secret(Settings(repo="r", webhook_secret_file=missing))

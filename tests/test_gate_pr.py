@@ -426,13 +426,16 @@ def test_step_prs_are_labelled_link_the_gate_and_reviewers_come_from_codeowners(
     config_repo: ConfigRepo, github: GitHubServer, tmp_path: Path
 ) -> None:
     """Where branch protection wants a PR per step: each is labelled, names the gate it belongs
-    to and folds its trailers; the gate asks the CODEOWNERS of the canary for a review."""
+    to and folds its trailers; the gate asks the configured reviewers and the CODEOWNERS of the
+    canary for a review."""
     (config_repo.human / ".github").mkdir()
     (config_repo.human / ".github" / "CODEOWNERS").write_text(
         "# owners\n*.md @docs-team\n/apps/backend/ @alice @acme/sre\n/apps/frontend/ @bob\n"
     )
     config_repo.commit_and_push("CODEOWNERS")
-    rec, clock = gate_to_waiting(config_repo, github, tmp_path, None, "pull-request")
+    rec, clock = gate_to_waiting(
+        config_repo, github, tmp_path, None, "pull-request", reviewers=("carol", "team:platform", "alice")
+    )
     number = gate_pull(github)
     gate_url = f"{github.html_url}/pull/{number}"
     steps = [p for p in github.pulls.values() if p.number != number and p.head.startswith("gitcanary/")]
@@ -447,7 +450,8 @@ def test_step_prs_are_labelled_link_the_gate_and_reviewers_come_from_codeowners(
         if "Gitcanary-Check" in pull.body:
             check_body(github, pull.body)
     pull = github.pulls[number]
-    assert pull.requested == ["alice"] and pull.requested_teams == ["sre"]
+    # The configured reviewers and the CODEOWNERS, together, each once.
+    assert pull.requested == ["carol", "alice"] and pull.requested_teams == ["platform", "sre"]
     # The bot's own step merges are not approvals in `gitcanary history`.
     approvals = rollout_history(config_repo)["approvals"]
     assert not any(f"PR #{p.number}" in a for p in steps for a in approvals), approvals
@@ -480,3 +484,48 @@ def test_a_change_that_is_not_an_image_shows_its_spec_diff(
     assert "-            - --level=info\n+            - --level=debug" in body
     assert "| container | change |" not in body
     check_body(github, body)
+
+
+def test_reviewers_metric_links_and_release_notes_from_the_command_line(
+    config_repo: ConfigRepo, github: GitHubServer, tmp_path: Path
+) -> None:
+    """`run --once` ticks with the gate's flags (and one as an environment variable, as the other
+    settings take them): the gate PR links each metric's query, URL-encoded, finds the release
+    notes where --release-notes says, and asks the configured reviewers besides CODEOWNERS."""
+    import os
+    import sys
+    import urllib.parse
+
+    (config_repo.human / "CODEOWNERS").write_text("/apps/backend/ @bob\n")
+    config_repo.commit_and_push("CODEOWNERS")
+    annotate(config_repo, **{"gitcanary.io/promotion-gate": "true"})
+    github.releases[("acme/podinfo-src", "v6.1.1")] = ("v6.1.1", "Faster startup")
+    token_file = tmp_path / "token"
+    token_file.write_text("gitcanary-token\n")
+    env = {**os.environ, "COLUMNS": "250", "GITCANARY_PROMETHEUS": "http://127.0.0.1:9"}
+    env["GITCANARY_RELEASE_NOTES"] = "ghcr.io/stefanprodan/podinfo=acme/podinfo-src"
+    env.pop("GITCANARY_GITHUB_TOKEN", None)
+    command = [sys.executable, "-m", "gitcanary", "run", "--once", "--repo", str(config_repo.remote)]
+    command += ["--workdir", str(tmp_path / "work"), "--settle", "0", "--log-format", "text"]
+    command += ["--github-repo", "acme/config", "--github-api-url", github.api_url]
+    command += ["--github-token-file", str(token_file), "--reviewers", "alice,team:platform"]
+    command += ["--metric-link", "https://grafana.example/explore?left={query}&m={metric}"]
+
+    def run_once() -> None:
+        proc = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
+        assert proc.returncode == 0, proc.stderr
+
+    for _ in range(2):
+        run_once()
+    config_repo.bump("apps/backend", "6.1.1")
+    run_once()
+    body = github.pulls[gate_pull(github)].body
+    query = (
+        'sum( rate( istio_requests_total{ reporter="destination", destination_workload_namespace="prod", '
+        'destination_workload=~"backend", response_code!~"5.*" }[1m] ) ) / sum( rate( '
+        'istio_requests_total{ reporter="destination", destination_workload_namespace="prod", '
+        'destination_workload=~"backend" }[1m] ) ) * 100'
+    )
+    link = f"https://grafana.example/explore?left={urllib.parse.quote(query, safe='')}&m=request-success-rate"
+    assert f"[success-rate]({link})" in body
+    assert f"[release in acme/podinfo-src]({github.server.url}/acme/podinfo-src/releases/tag/v6.1.1)" in body

@@ -13,6 +13,7 @@ footnotes and thresholds go into the column header instead of into every cell.
 from __future__ import annotations
 
 import re
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -125,7 +126,8 @@ class Metric:
     window: str = DEFAULT_WINDOW
     min: float | None = None
     max: float | None = None
-    link: str = ""  # a URL template: {metric} {namespace} {name} {start} {end}
+    link: str = ""  # a URL template: {metric} {query} {namespace} {name} {start} {end}
+    query: str = ""  # the metric's query as gitcanary sends it, for {query}; "" when not known
 
     @property
     def unit(self) -> str:
@@ -371,18 +373,21 @@ def _age(delta: timedelta) -> str:
 
 
 def _expand(template: str, metric: Metric, view: View, end: datetime | None) -> str:
-    import urllib.parse
-
+    """The link template with each known `{field}` URL-encoded in; other braces (a Grafana
+    JSON state, say) are left as they are."""
     moment = end or view.now
     start = moment.timestamp() - parse_duration(metric.window)
     values = {
         "metric": metric.name,
+        "query": metric.query,
         "namespace": view.namespace,
         "name": view.name,
         "start": str(int(start)),
         "end": str(int(moment.timestamp())),
     }
-    return template.format(**{k: urllib.parse.quote(v, safe="") for k, v in values.items()})
+    return re.sub(
+        r"\{(" + "|".join(values) + r")\}", lambda m: urllib.parse.quote(values[m[1]], safe=""), template
+    )
 
 
 def _changes(view: View) -> list[str]:

@@ -81,11 +81,16 @@ def gated(canary: Canary, default: bool) -> bool:
 
 
 def reviewers(canary: Canary) -> list[str]:
-    """The canary's own gate reviewers (`gitcanary.io/reviewers`, comma- or space-separated logins
-    and @org/team names), checked against GitHub's login alphabet; empty when not set."""
+    """The canary's own gate reviewers (`gitcanary.io/reviewers`, comma- or space-separated logins,
+    @org/team or team:SLUG names), checked against GitHub's login alphabet; empty when not set."""
     raw = canary.metadata.annotations.get(REVIEWERS_ANNOTATION, "")
     names = [name for name in re.split(r"[,\s]+", raw) if name]
-    return [name for name in names if re.fullmatch(r"@?[A-Za-z0-9][A-Za-z0-9-]*(/[A-Za-z0-9._-]+)?", name)]
+    return [name for name in names if valid_reviewer(name)]
+
+
+def valid_reviewer(name: str) -> bool:
+    """A login, `@org/team` or `team:SLUG` in GitHub's alphabet (reviewers come from files)."""
+    return bool(re.fullmatch(r"(@?[A-Za-z0-9][A-Za-z0-9-]*(/[A-Za-z0-9._-]+)?|team:[A-Za-z0-9._-]+)", name))
 
 
 def source_repos(canary: Canary) -> dict[str, str]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,10 +28,12 @@ from urllib.parse import urlsplit
 import pathspec
 from git import GitCommandError
 
+from gitcanary.analysis.builtin import builtin_metric
+from gitcanary.analysis.templates import QueryModel, render_query
 from gitcanary.audit.gitlog import merged_in
 from gitcanary.audit.parse import STEP_MERGE_NOTE
 from gitcanary.core.observations import Gate
-from gitcanary.errors import GitcanaryError, GitError, PushRejected
+from gitcanary.errors import AnalysisError, GitcanaryError, GitError, PushRejected
 from gitcanary.forge import gate, naming
 from gitcanary.forge.base import Forge, ForgeError, PullRequest, Release, Review
 from gitcanary.forge.secrets import without_credentials
@@ -39,6 +41,7 @@ from gitcanary.git.trailers import MalformedTrailers, format_message, parse_trai
 from gitcanary.git.workspace import REMOTE, Workspace
 from gitcanary.manifests.generate import Layout
 from gitcanary.spec.load import LoadedCanary
+from gitcanary.spec.models import CanaryMetric, MetricTemplate
 from gitcanary.spec.status import CanaryStatus
 
 log = logging.getLogger("gitcanary.forge")
@@ -55,10 +58,12 @@ class PublishSettings:
     mode: str = "direct"  # the repository's default write mode; a canary annotation overrides it
     gate: bool = False  # promotion gate for every canary unless its annotation says otherwise
     merge_method: str = "merge"
-    # Who is asked to review a gate PR once the promotion commit is on it; empty: CODEOWNERS.
+    # Who is asked to review a gate PR once the promotion commit is on it, besides the canary's
+    # gitcanary.io/reviewers and the CODEOWNERS of its file: logins, `team:SLUG` or `@org/SLUG`.
     reviewers: tuple[str, ...] = ()
     # A link per metric in the gate's evidence, e.g. a Grafana Explore or Prometheus graph URL,
-    # with {metric} {namespace} {name} {start} {end} (Unix seconds) filled in; empty: no links.
+    # with {metric} {query} {namespace} {name} {start} {end} (Unix seconds) filled in, URL-encoded;
+    # empty: no links.
     metric_link: str = ""
     approvals_needed: int = 1  # approvals of the promotion commit before gitcanary merges the gate
     # Where an image's release notes are, on the same forge: (image or container, owner/name); an
@@ -80,6 +85,7 @@ class Publisher:
     workspace: Workspace
     settings: PublishSettings = field(default_factory=PublishSettings)
     canaries: dict[str, LoadedCanary] = field(default_factory=dict)  # the reconciler's catalog
+    templates: Mapping[str, MetricTemplate] = field(default_factory=dict)  # its MetricTemplates
     waiting: dict[str, str] = field(default_factory=dict)  # key -> what it waits for (for status)
     # Commit message -> the PR that carried it, so notifications of a step link its pull request.
     pull_urls: dict[str, str] = field(default_factory=dict)
@@ -101,10 +107,13 @@ class Publisher:
 
     # -- per tick, before deciding ---------------------------------------------------------------
 
-    def begin_tick(self, canaries: dict[str, LoadedCanary]) -> None:
+    def begin_tick(
+        self, canaries: dict[str, LoadedCanary], templates: Mapping[str, MetricTemplate] | None = None
+    ) -> None:
         self.forge.begin_tick()
         self._releases = {}
         self.canaries = canaries
+        self.templates = templates or {}
         self._open = None
         self._gates = {}
         self._rejections = {}
@@ -356,6 +365,7 @@ class Publisher:
                 m.threshold_range.min if m.threshold_range else None,
                 m.threshold_range.max if m.threshold_range else None,
                 self.settings.metric_link,
+                self._query(loaded, m) if "{query}" in self.settings.metric_link else "",
             )
             for m in canary.spec.analysis.metrics
         ]
@@ -449,6 +459,24 @@ class Publisher:
             lines = [*lines[:SPEC_DIFF_LINES], f"... {len(lines) - SPEC_DIFF_LINES} more lines"]
         return [], without_credentials("\n".join(lines).replace("```", "` ` `"))
 
+    def _query(self, loaded: LoadedCanary, metric: CanaryMetric) -> str:
+        """The metric's query as the analysis renders it (templateRef, inline, builtin), one line."""
+        canary = loaded.canary
+        text = metric.query or ""
+        if metric.template_ref is not None:
+            key = f"{metric.template_ref.namespace or canary.namespace}/{metric.template_ref.name}"
+            template = self.templates.get(key)
+            text = template.spec.query if template else ""
+        elif not text:
+            builtin = builtin_metric(canary.provider, metric.name)
+            text = builtin.query if builtin else ""
+        interval = metric.interval or gate.DEFAULT_WINDOW
+        model = QueryModel.for_canary(canary, interval, metric.template_variables)
+        try:
+            return " ".join(render_query(text, model).split())
+        except AnalysisError:
+            return ""
+
     def _source_repo(self, loaded: LoadedCanary, container: str, image: str) -> str:
         """Where the image's release notes are: the canary's `gitcanary.io/source-repo`, else the
         configured `--release-notes`, else the repository the image's path names on this forge
@@ -539,20 +567,26 @@ class Publisher:
         return ""
 
     def _reviewers(self, loaded: LoadedCanary) -> tuple[list[str], list[str]]:
-        """The canary's `gitcanary.io/reviewers`, else gitcanary's configured reviewers, else the
-        CODEOWNERS of the canary's manifest; logins and teams apart, as GitHub asks for them."""
-        owners = naming.reviewers(loaded.canary) or list(self.settings.reviewers)
-        if not owners:
-            source = loaded.source.split("#", 1)[0]
-            for name in CODEOWNERS_FILES:
-                text = self.workspace.read(name, self.workspace.remote_ref)
-                if text is not None:
-                    owners = codeowners(text, source)
-                    break
-        names = [o.lstrip("@") for o in owners if o.startswith("@") or "/" not in o]
-        logins = [n for n in names if "/" not in n and "@" not in n]
-        teams = [n.split("/", 1)[1] for n in names if "/" in n]
-        return logins, teams
+        """The canary's `gitcanary.io/reviewers`, gitcanary's `--reviewers` and the CODEOWNERS of
+        the canary's manifest, together; logins and teams apart, as GitHub asks for them."""
+        owners = naming.reviewers(loaded.canary) + list(self.settings.reviewers)
+        source = loaded.source.split("#", 1)[0]
+        for name in CODEOWNERS_FILES:
+            text = self.workspace.read(name, self.workspace.remote_ref)
+            if text is not None:
+                owners += codeowners(text, source)
+                break
+        logins: list[str] = []
+        teams: list[str] = []
+        for owner in owners:
+            name = owner.lstrip("@")
+            if owner.startswith("team:"):
+                teams.append(owner.removeprefix("team:"))
+            elif "/" in name and owner.startswith("@"):
+                teams.append(name.split("/", 1)[1])
+            elif "/" not in name and "@" not in name:  # an email in CODEOWNERS names no login
+                logins.append(name)
+        return list(dict.fromkeys(logins)), list(dict.fromkeys(teams))
 
     def _finish_gate(self, loaded: LoadedCanary, pr: PullRequest, status: CanaryStatus | None) -> None:
         """Close a gate whose rollout is over or replaced, saying which and linking what followed."""

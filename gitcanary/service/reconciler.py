@@ -557,7 +557,7 @@ class Reconciler:
         assert self.catalog is not None
         self.reports = {k: v for k, v in self.reports.items() if k in self.catalog.canaries}
         if self.publisher is not None:
-            self.publisher.begin_tick(self.catalog.canaries)
+            self.publisher.begin_tick(self.catalog.canaries, self.catalog.templates)
         commits = self._decide_all(self.clock())
         result = TickResult(
             head, commits, dict(self.reports), {src: str(err) for src, err in self.catalog.errors.items()}
