@@ -109,6 +109,15 @@ TRAILERS = {
     "Gitcanary-Iterations": "Analysis iterations done (A/B testing and blue/green).",
     "Gitcanary-Revision": "`<primary revision>..<canary revision>`.",
     "Gitcanary-Time": "When the transition was decided (UTC); survives squash merges and rebases.",
+    "Gitcanary-Requests": (
+        "On a commit decided by an analysis: requests the canary and the primary served over the first "
+        "metric's window, `canary=N primary=M` (`none` without data), or `n/a` where the metrics provider "
+        "has no request-rate query."
+    ),
+    "Gitcanary-Primary": (
+        "On a commit decided by the threshold judge: each metric's value for the primary workload, "
+        "`METRIC=VALUE ...` (`none` without data), measured beside the canary's; informs, decides nothing."
+    ),
     "Gitcanary-Request": "The manual request a transition honours (`promote`, `abort`, `retry`).",
     "Gitcanary-Actor": "Who asked, as `Name <email>`: on manual action commits and the transition that "
     "honours them.",

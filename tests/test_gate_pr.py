@@ -57,7 +57,8 @@ def github(config_repo: ConfigRepo) -> Iterator[GitHubServer]:
 
 
 def rendered_tables(body: str) -> list[list[list[str]]]:
-    """Every table of the rendered body, as rows of cell texts (what a browser shows)."""
+    """Every table of the rendered body, as rows of cell texts (what a browser shows); a cell's
+    `<br>` starts a new line of it, shown here as "\n"."""
     tables: list[list[list[str]]] = []
     in_cell = False
     for token in MD.parse(body):
@@ -68,17 +69,29 @@ def rendered_tables(body: str) -> list[list[list[str]]]:
         in_cell = token.type in ("th_open", "td_open") or (in_cell and token.type == "inline")
         if token.type == "inline" and in_cell:
             kinds = ("text", "code_inline")
-            tables[-1][-1].append("".join(c.content for c in token.children or [] if c.type in kinds))
+            parts = [
+                "\n" if c.type == "html_inline" and c.content.lower().startswith("<br") else c.content
+                for c in token.children or []
+                if c.type in kinds or c.type == "html_inline"
+            ]
+            tables[-1][-1].append("".join(parts))
     return tables
+
+
+def table_width(table: list[list[str]]) -> int:
+    """A browser sizes each column to its widest line: the table is as wide as those summed, plus
+    2 characters of padding a column."""
+    columns = range(len(table[0]))
+    return sum(max(len(line) for row in table for line in row[i].split("\n")) + 2 for i in columns)
 
 
 def check_body(server: GitHubServer, body: str) -> None:
     html = MD.render(body)
     assert "<table>" in html
     for table in rendered_tables(body):
-        # A browser sizes each column to its widest cell: the table is as wide as those summed.
-        widths = [max(len(row[i]) for row in table) + 2 for i in range(len(table[0]))]
-        assert sum(widths) <= gate.MAX_ROW_CHARS, f"table wider than GitHub's column ({sum(widths)}): {table}"
+        width = table_width(table)
+        assert width <= gate.MAX_ROW_CHARS, f"table wider than GitHub's column ({width}): {table}"
+        assert all(row[i].count("\n") <= 1 for row in table for i in range(len(row))), table  # 2 lines
     for url in re.findall(r'href="([^"]+)"', html):
         assert url.startswith(server.server.url), url
         assert httpx.get(url).status_code == 200, f"link to nothing: {url}"
@@ -343,16 +356,18 @@ def test_halted_body_withdraws_the_promotion_and_footnotes_diagnostics() -> None
         and "Windows: success-rate 1m · error-rate 2m." in body
     )
     assert "| not measured |" in body and "| withdrawn | `eeeeeee` |" in body
+    # Measured rows without a request count (a provider with no request-rate query) say so.
+    assert "| 10% | n/a | 99.9% ✅ |" in body and "| 0% | – | not measured |" in body
     assert "0.4 ✅[^1]" in body and "[^1]: error-rate: prometheus.istio-system" in body
     assert "91% ❌" in body and "Last measured 2026-11-01 12:00 UTC" in body
     assert "queried http://***@10.0.0.7:9090" in body and "pw@" not in body  # credentials masked
     assert "[error-rate](https://grafana.example/explore?m=error-rate&from=" in body
     for table in rendered_tables(body):
-        widths = [max(len(row[i]) for row in table) + 2 for i in range(len(table[0]))]
-        assert sum(widths) <= gate.MAX_ROW_CHARS, table
+        assert table_width(table) <= gate.MAX_ROW_CHARS, table
 
 
 BAD_FROM = DATA_END - timedelta(minutes=30)  # a short incident: 2 minutes of 20% errors
+PRIMARY_RPS = 60
 RELAPSE = DATA_END - timedelta(minutes=10)  # failing from here to the end of the data
 
 
@@ -361,6 +376,8 @@ def incident_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pr
     good = dict(rps=20, error_ratio=0.0, p99_ms=80)
     bad = dict(rps=20, error_ratio=0.2, p99_ms=90)
     traffic = [
+        # The primary serves the rest of the traffic, healthy throughout.
+        Traffic("backend-primary", "prod", rps=PRIMARY_RPS, error_ratio=0.0, p99_ms=70, start=GOOD_FROM),
         Traffic("backend", "prod", start=GOOD_FROM, end=BAD_FROM, **good),  # type: ignore[arg-type]
         Traffic("backend", "prod", start=BAD_FROM, end=BAD_FROM + timedelta(minutes=2), **bad),  # type: ignore[arg-type]
         Traffic("backend", "prod", start=BAD_FROM + timedelta(minutes=2), end=RELAPSE, **good),  # type: ignore[arg-type]
@@ -393,6 +410,17 @@ def test_halted_then_promoted(
             break
     assert not pull.merged and not pull.draft
     assert "not of the promotion commit" in pull.body  # the approval during the halt
+    # Each measured row: the requests both sides served over the first window (1m of the steady
+    # rates the data was written with) and the primary's value under the canary's.
+    rows = [r for table in rendered_tables(pull.body) for r in table if r[1].endswith("%")]
+    measured = [r for r in rows if "✅" in "".join(r) or "❌" in "".join(r)]
+    assert measured, rows
+    for row in measured:
+        canary, primary = (float(n.removeprefix("vs ").removesuffix("k")) * 1000 for n in row[2].split("\n"))
+        # Prometheus extrapolates a rate at the window's edges: within 2% of rate x window.
+        assert canary == pytest.approx(20 * 60, rel=0.02), row
+        assert primary == pytest.approx(PRIMARY_RPS * 60, rel=0.02), row
+        assert row[3].endswith("\nvs 100%") and row[4].endswith("\nvs 70ms"), row
     human_github(github).get_repo("acme/config").get_pull(number).create_review(event="APPROVE")
     for _ in range(5):
         checked_tick(rec, clock, config_repo, github)

@@ -114,7 +114,10 @@ class Row:
     measured_at: str  # the weight the canary had while it was measured (the step before)
     checks: tuple[Check, ...] = ()
     notes: dict[str, str] = field(default_factory=dict)  # metric -> diagnostic
-    requests: str = ""  # requests the canary served in the window, where a check counts them
+    # `Gitcanary-Requests`: "canary=N primary=M" served over the window, "n/a" where the provider
+    # has no request-rate query; "" on commits without it.
+    requests: str = ""
+    primary: dict[str, str] = field(default_factory=dict)  # `Gitcanary-Primary`: metric -> value
     pending: bool = False  # the promotion commit this PR carries, not yet on the branch
     withdrawn: bool = False  # a promotion this PR carried, stale after a halt landed
     url: str = ""  # the step PR, else the commit
@@ -204,10 +207,21 @@ def rows(commits: list[LoggedCommit], rollout_id: str, metrics: Sequence[str] = 
                 previous,
                 checks,
                 notes,
+                trailers.get("Requests", ""),
+                _pairs(trailers.get("Primary", "")),
             )
         )
         previous = weight or previous
     return out
+
+
+def _pairs(text: str) -> dict[str, str]:
+    """`a=1 b=none` -> {"a": "1", "b": "none"}; anything else in it is left out."""
+    return dict(
+        (key, value)
+        for key, sep, value in (token.partition("=") for token in text.split())
+        if sep and re.fullmatch(r"none|-?\d+(\.\d+)?(e[-+]?\d+)?", value)
+    )
 
 
 def decided_at(trailers: dict[str, str], fallback: datetime) -> datetime:
@@ -252,8 +266,13 @@ def _short(name: str) -> str:
     return name.removeprefix("request-")
 
 
+# A cell's second line: what the first one is compared with. A browser sizes a column by its
+# widest line, so stacking keeps rows within `MAX_ROW_CHARS` (rows are two lines, not six).
+BR = "<br>"
+
+
 def _when(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%m-%d %H:%M")
+    return moment.astimezone(UTC).strftime(f"%m-%d{BR}%H:%M")
 
 
 def _link(text: str, url: str) -> str:
@@ -281,21 +300,46 @@ def _verdict(row: Row) -> str:
     if row.withdrawn:
         return "withdrawn"
     if row.pending:
-        return f"{text} (here)"
+        return f"{text}{BR}(here)"
     return text
 
 
-def _cell(check: Check | None, metric: Metric, footnote: str) -> str:
+def _cell(check: Check | None, metric: Metric, footnote: str, primary: str = "") -> str:
+    """`99.9% ✅<br>vs 99.8`: the canary's value, its verdict, and below it the primary's where
+    measured (the compare judge's, else the one measured beside the threshold judge's)."""
     if check is None:
         return "–"
     if check.value is None:
         return f"no data ❌{footnote}"
     mark = "✅" if check.ok else "❌"
-    primary = getattr(check, "primary", None)  # the judge's primary value, where it measured one
-    value = f"{_num(check.value)}{metric.unit}"
-    if isinstance(primary, int | float):
-        value += f" (primary {_num(float(primary))})"
-    return f"{value} {mark}{footnote}"
+    value = f"{_num(check.value)}{metric.unit} {mark}{footnote}"
+    if check.primary is not None:
+        return f"{value}{BR}vs {_num(check.primary)}{metric.unit}"
+    if primary and primary != "none":
+        return f"{value}{BR}vs {_num(float(primary))}{metric.unit}"
+    return value
+
+
+def _requests(row: Row) -> str:
+    """`1.2k<br>vs 4.8k` (the canary's, then the primary's), `n/a` where the provider cannot
+    count, `–` for a step not measured."""
+    if not row.checks:
+        return "–"
+    counts = _pairs(row.requests)
+    if not counts:
+        return "n/a"
+    canary, primary = (_count(counts.get(side, "none")) for side in ("canary", "primary"))
+    return f"{canary}{BR}vs {primary}"
+
+
+def _count(text: str) -> str:
+    if text == "none":
+        return "no data"
+    number = float(text)
+    for size, suffix in ((1e6, "M"), (1e3, "k")):
+        if number >= size:
+            return f"{number / size:.3g}{suffix}"
+    return f"{number:.0f}"
 
 
 def visible_width(cells: Sequence[str]) -> int:
@@ -311,8 +355,7 @@ def visible_width(cells: Sequence[str]) -> int:
 
 def _evidence(view: View) -> list[str]:
     metrics = list(view.metrics)
-    # Request counts only where a check measured them (a column of dashes is width for nothing).
-    counted = any(row.requests for row in view.rows)
+    counted = bool(metrics)  # a request count per measured row; "n/a" where the provider has none
     header = ["UTC", "at", *(["requests"] if counted else []), *(m.header for m in metrics), "result", "step"]
     lines = [
         "| " + " | ".join(header) + " |",
@@ -322,7 +365,7 @@ def _evidence(view: View) -> list[str]:
     last_measured: datetime | None = None
     for row in view.rows:
         by_name = {c.name: c for c in row.checks}
-        cells = [_when(row.time), f"{row.measured_at}%", *([row.requests or "–"] if counted else [])]
+        cells = [_when(row.time), f"{row.measured_at}%", *([_requests(row)] if counted else [])]
         for metric in metrics:
             footnote = ""
             note = row.notes.get(metric.name)
@@ -331,7 +374,7 @@ def _evidence(view: View) -> list[str]:
                 if text not in footnotes:  # the same diagnostic on every row is one footnote
                     footnotes.append(text)
                 footnote = f"[^{footnotes.index(text) + 1}]"
-            cells.append(_cell(by_name.get(metric.name), metric, footnote))
+            cells.append(_cell(by_name.get(metric.name), metric, footnote, row.primary.get(metric.name, "")))
         if metrics and not row.checks and not row.withdrawn:
             cells[3 if counted else 2] = "not measured"
         elif row.checks:
@@ -349,7 +392,9 @@ def _evidence(view: View) -> list[str]:
                 "",
                 f"Last measured {last_measured.strftime('%Y-%m-%d %H:%M')} UTC "
                 f"({_age(view.now - last_measured)} before this update). Each value is the "
-                "canary's over its window, at the weight in `at`; `UTC` is when the step was decided.",
+                "canary's over its window, at the weight in `at`, with the primary's under it (`vs`) "
+                "where measured; `requests` are those each served over the first window (`n/a`: the "
+                "metrics provider has no request count); `UTC` is when the step was decided.",
                 "",
                 "Windows: " + " · ".join(f"{_short(m.name)} {m.window}" for m in metrics) + ".",
             ]
