@@ -447,7 +447,7 @@ def test_the_gate_approved_promotes_and_its_merge_carries_the_approval(
     rec, clock = gate_to_waiting(config_repo, side, tmp_path, "direct", method)
     gate = gate_request(side)
     assert gate.title == "Rollout prod/backend 6.1.0 -> 6.1.1"
-    assert "Waiting for approval" in gate.body and "| 50% | promote (here) |" in gate.body  # the evidence
+    assert "Waiting for approval" in gate.body and "| 50% | promote<br>(here) |" in gate.body  # the evidence
     assert actions(config_repo)[-1] == ("advance", 50)
     side.approve(gate.number)
     for _ in range(5):
