@@ -139,12 +139,13 @@ def test_gate_body_has_a_row_per_step_with_metrics_and_links() -> None:
         now=datetime(2026, 11, 1, 12, 5, tzinfo=UTC),
     )
     text = gate.body(view)
-    header = "| UTC | at | success-rate ≥99% | duration ≤500ms | result | step |"
+    header = "| UTC | at | requests | success-rate ≥99% | duration ≤500ms | result | step |"
     assert header in text
-    # Checks measured at the weight before the step they decided (25% -> the halt at 25%).
-    assert "| 11-01 12:01 | 0% | 99.9% ✅ | 120ms ✅ | → 25% |" in text
-    assert "| 11-01 12:02 | 25% | 97.1% ❌ | 130ms ✅ | halt |" in text
-    assert "| 11-01 12:00 | 0% | not measured | – | started |" in text
+    # Checks measured at the weight before the step they decided (25% -> the halt at 25%); these
+    # commits count no requests (no Gitcanary-Requests): n/a.
+    assert "| 11-01<br>12:01 | 0% | n/a | 99.9% ✅ | 120ms ✅ | → 25% |" in text
+    assert "| 11-01<br>12:02 | 25% | n/a | 97.1% ❌ | 130ms ✅ | halt |" in text
+    assert "| 11-01<br>12:00 | 0% | – | not measured | – | started |" in text
     assert f"[`ccccccc`](https://gh/acme/config/commit/{'c' * 40})" in text
     assert gate.rows(log, "another-rollout") == []
 
