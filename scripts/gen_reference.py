@@ -55,8 +55,14 @@ ANNOTATIONS = {
     ),
     "gitcanary.io/reviewers": (
         "Canary",
-        "Who the promotion gate PR asks for review once the promotion commit is on it: logins and "
-        "`org/team` names separated by commas (before `run`'s configured list and CODEOWNERS).",
+        "Who the promotion gate PR asks for review once the promotion commit is on it: logins, "
+        "`@org/team` and `team:SLUG` names separated by commas (with `run --reviewers` and CODEOWNERS).",
+    ),
+    "gitcanary.io/source-repo": (
+        "Canary",
+        "Where the gate PR finds release notes of the new tag, on the same forge: `OWNER/NAME` for every "
+        "container, or `CONTAINER=OWNER/NAME` pairs separated by commas (before `run --release-notes` "
+        "and the image's own path).",
     ),
     "gitcanary.io/judge": (
         "Canary",
@@ -103,6 +109,15 @@ TRAILERS = {
     "Gitcanary-Iterations": "Analysis iterations done (A/B testing and blue/green).",
     "Gitcanary-Revision": "`<primary revision>..<canary revision>`.",
     "Gitcanary-Time": "When the transition was decided (UTC); survives squash merges and rebases.",
+    "Gitcanary-Requests": (
+        "On a commit decided by an analysis: requests the canary and the primary served over the first "
+        "metric's window, `canary=N primary=M` (`none` without data), or `n/a` where the metrics provider "
+        "has no request-rate query."
+    ),
+    "Gitcanary-Primary": (
+        "On a commit decided by the threshold judge: each metric's value for the primary workload, "
+        "`METRIC=VALUE ...` (`none` without data), measured beside the canary's; informs, decides nothing."
+    ),
     "Gitcanary-Request": "The manual request a transition honours (`promote`, `abort`, `retry`).",
     "Gitcanary-Actor": "Who asked, as `Name <email>`: on manual action commits and the transition that "
     "honours them.",

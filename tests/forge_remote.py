@@ -3,12 +3,15 @@
 Real state only: refs are read with `git for-each-ref`, merges are `git merge-tree` + `commit-tree`
 + `update-ref` on the bare repository, and branch protection is a real pre-receive hook, so a
 direct push to the protected branch is refused by git itself while API merges (which bypass
-hooks, as the forges' own merges do) land. tests/gitlab_server.py and tests/gitea_server.py use it;
-tests/github_server.py keeps its own copy (another change owns that file).
+hooks, as the forges' own merges do) land. `LocalForge` is what the three servers
+(tests/github_server.py, gitlab_server.py, gitea_server.py) share around their own API: the HTTP
+server, the request as WSGI hands it over, and the record of requests, tokens and the problems
+their validation against each forge's description finds.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import threading
@@ -17,7 +20,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
+from urllib.parse import parse_qs
+
+from jsonschema.protocols import Validator
 
 from gitcanary.service.http import HttpServer, Router
 
@@ -114,7 +120,7 @@ class BareRemote:
         base, head = self.rev(base_branch), self.rev(head_branch)
         assert base and head
         if method == "rebase":
-            sha = self._rebase(base, head)
+            sha = self.replay(base, head)
         else:
             tree = self.merge_tree(base, head)
             assert tree
@@ -138,7 +144,13 @@ class BareRemote:
         git("update-ref", f"refs/heads/{base_branch}", head, base, cwd=self.bare)
         return head
 
-    def _rebase(self, base: str, head: str) -> str:
+    def replay(self, base: str, head: str) -> str:
+        """A rebase merge: each commit replayed on `base`, author and message kept.
+
+        git 2.39 has no `merge-tree --merge-base`: each commit is merged with the base's tip, which
+        is a replay for a branch whose commits each touch what the ones before them left alone
+        (gitcanary's branches hold one commit).
+        """
         onto = base
         for commit in git("rev-list", "--reverse", f"{base}..{head}", cwd=self.bare).split():
             tree = self.merge_tree(onto, commit)
@@ -199,3 +211,87 @@ def without_nulls(data: Any) -> Any:
     if isinstance(data, list):
         return [without_nulls(v) for v in data]
     return data
+
+
+@dataclass
+class Incoming:
+    """One request as a local forge reads it."""
+
+    method: str  # lower case
+    path: str
+    query: dict[str, str]
+    body: Any  # the JSON body, {} when there is none
+    authorization: str  # the Authorization header ("" when absent)
+
+
+def incoming(environ: dict[str, Any]) -> Incoming:
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    raw = environ["wsgi.input"].read(length) if length else b""
+    return Incoming(
+        environ["REQUEST_METHOD"].lower(),
+        environ.get("PATH_INFO", ""),  # wsgiref has decoded %2F: acme/config, a/b/c branches
+        {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()},
+        json.loads(raw) if raw else {},
+        environ.get("HTTP_AUTHORIZATION", ""),
+    )
+
+
+def respond(
+    start_response: Callable[..., Any],
+    status: int,
+    body: Any,
+    headers: list[tuple[str, str]],
+    reason: str = "",
+    content_type: str = "application/json",
+) -> list[bytes]:
+    """The JSON answer: `body` (none for None) with the status line, length and `headers`."""
+    data = b"" if body is None else json.dumps(body).encode()
+    status_line = f"{status} {reason or ('OK' if status < 400 else 'Error')}"
+    length = ("Content-Length", str(len(data)))
+    start_response(status_line, [("Content-Type", content_type), length, *headers])
+    return [data]
+
+
+class LocalForge:
+    """A local forge's HTTP server and what it records: each request, each token it saw, and every
+    problem its validation found (the fixtures fail the test that made one)."""
+
+    def __init__(self, remote: BareRemote, token_user: dict[str, str]) -> None:
+        self.remote = remote
+        self.errors: list[str] = []
+        self.requests: list[tuple[str, str]] = []
+        self.seen_tokens: set[str] = set()
+        self.token_user = token_user
+        self.echo_token = False  # a leaky proxy that puts the caller's token in its 404s
+        self._token = ""
+        self.server = serve(self.wsgi)
+
+    def start(self) -> Self:
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def protect(self, on: bool = True) -> None:
+        self.remote.protect(on)
+
+    def wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        raise NotImplementedError
+
+    def seen(self, request: Incoming, token: str) -> None:
+        self.requests.append((request.method.upper(), request.path))
+        self._token = token
+        self.seen_tokens.add(token)
+
+    def check(self, validator: Validator, data: Any, what: str, most: int = 5) -> bool:
+        """Record where `data` breaks the schema, as `what at PATH: MESSAGE`; True when it holds."""
+        found = sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.path])
+        for problem in found[:most]:
+            where = "/".join(str(p) for p in problem.path)
+            self.errors.append(f"{what} at {where}: {problem.message}")
+        return not found

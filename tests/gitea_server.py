@@ -21,9 +21,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote
+from urllib.parse import unquote
 
-from forge_remote import BareRemote, RateLimit, serve, stamp, strict, without_nulls
+from forge_remote import BareRemote, LocalForge, RateLimit, incoming, respond, stamp, strict, without_nulls
 from jsonschema import Draft4Validator
 
 SPEC_FILE = Path(__file__).parent / "data" / "gitea" / "swagger-subset.json"
@@ -67,42 +67,26 @@ class Pull:
         return self.title.lower().startswith(("wip:", "[wip]"))
 
 
-class GiteaServer:
+class GiteaServer(LocalForge):
     def __init__(self, bare: Path, owner: str = "acme", name: str = "config", branch: str = "main") -> None:
         self.owner, self.name, self.branch = owner, name, branch
-        self.remote = BareRemote(bare, branch, "protected branch", ("Gitea", "noreply@gitea.example"))
+        remote = BareRemote(bare, branch, "protected branch", ("Gitea", "noreply@gitea.example"))
+        super().__init__(remote, {"gitcanary-token": "gitcanary-bot"})
         self.pulls: dict[int, Pull] = {}
         self.required_approvals = 0
         self.labels: dict[int, str] = {}  # the repository's labels: id -> name
-        self.users = {"gitcanary-bot", "pat", "sam"}
+        self.users = {"gitcanary-bot", "pat", "sam", "reader"}
+        # Each user's permission (the collaborator permission API); others: write.
+        self.permissions = {"reader": "read"}
+        # Releases of repositories on this instance: (owner/name, tag) -> (name, body).
+        self.releases: dict[tuple[str, str], tuple[str, str]] = {}
         self.checking = 0  # the next N reads of a PR say mergeable: false (Gitea's check still runs)
-        self.errors: list[str] = []
-        self.requests: list[tuple[str, str]] = []
         self.rate_limits: list[RateLimit] = []
-        self.seen_tokens: set[str] = set()
-        self.token_user = {"gitcanary-token": "gitcanary-bot"}
-        self.echo_token = False  # a leaky proxy that puts the caller's token in its 404s
         self._ids = 100
-        self._token = ""
-        self.server = serve(self.wsgi)
-
-    def start(self) -> GiteaServer:
-        self.server.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.stop()
-
-    @property
-    def url(self) -> str:
-        return self.server.url
 
     @property
     def html_url(self) -> str:
         return f"{self.url}/{self.owner}/{self.name}"
-
-    def protect(self, on: bool = True) -> None:
-        self.remote.protect(on)
 
     # -- what a person does in the web UI ----------------------------------------------------------
 
@@ -255,6 +239,14 @@ class GiteaServer:
         reply = self._issue_parts(method, rest, body, user)
         if reply is not None:
             return reply
+        match = re.fullmatch(r"/collaborators/([^/]+)/permission", rest)
+        if match and method == "get":
+            template, login = "/collaborators/{collaborator}/permission", unquote(match[1])
+            if login not in self.users:
+                return Reply(404, {"message": "user does not exist"}, template)
+            permission = self.permissions.get(login, "write")
+            data = {"permission": permission, "role_name": permission, "user": self._user(login)}
+            return Reply(200, data, template)
         match = re.fullmatch(r"/branch_protections/(.+)", rest)
         if match and method == "get":
             template = "/branch_protections/{name}"
@@ -276,6 +268,25 @@ class GiteaServer:
                 return Reply(404, {"message": "branch not found"}, template)
             return Reply(204, None, template)
         return Reply(404, {"message": "not found"}, None)
+
+    def _release(self, repo: str, tag: str) -> Reply:
+        if (repo, tag) not in self.releases:
+            return Reply(404, {"message": "release does not exist"}, "/releases/tags/{tag}")
+        name, text = self.releases[(repo, tag)]
+        data = {
+            "id": 7,
+            "tag_name": tag,
+            "name": name,
+            "body": text,
+            "html_url": f"{self.url}/{repo}/releases/tag/{tag}",
+            "draft": False,
+            "prerelease": False,
+            "created_at": stamp(),
+            "published_at": stamp(),
+            "author": self._user("pat"),
+            "assets": [],
+        }
+        return Reply(200, data, "/releases/tags/{tag}")
 
     def _issue_parts(self, method: str, rest: str, body: Any, user: str) -> Reply | None:
         """Labels, comments and requested reviewers: a PR's labels and comments live on its issue."""
@@ -368,16 +379,9 @@ class GiteaServer:
     # -- WSGI and validation -----------------------------------------------------------------------
 
     def wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        method = environ["REQUEST_METHOD"].lower()
-        path = environ.get("PATH_INFO", "")
-        query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        raw = environ["wsgi.input"].read(length) if length else b""
-        body = json.loads(raw) if raw else {}
-        auth = environ.get("HTTP_AUTHORIZATION", "")
-        self._token = auth.removeprefix("token ").strip()
-        self.seen_tokens.add(self._token)
-        self.requests.append((method.upper(), path))
+        request = incoming(environ)
+        method, path, query, body = request.method, request.path, request.query, request.body
+        self.seen(request, request.authorization.removeprefix("token ").strip())
         repo = f"{PREFIX}/repos/{self.owner}/{self.name}"
         headers: list[tuple[str, str]] = []
         limit = next(
@@ -391,6 +395,8 @@ class GiteaServer:
                 self.rate_limits.remove(limit)
             headers = [("Retry-After", str(limit.retry_after))]
             reply = Reply(429, {"message": "Too Many Requests"}, None, check=False)
+        elif release := re.fullmatch(rf"{PREFIX}/repos/([^/]+/[^/]+)/releases/tags/([^/]+)", path):
+            reply = self._release(release[1], unquote(release[2]))  # of any repository here
         elif not path.startswith(repo):
             reply = Reply(404, {"message": "not found"}, None)
         else:
@@ -405,12 +411,7 @@ class GiteaServer:
                 self._check_query(reply.template, method, query)
         if reply.check:
             self._check_response(reply, method)
-        data = b"" if reply.body is None else json.dumps(reply.body).encode()
-        status = f"{reply.status} {'OK' if reply.status < 400 else 'Error'}"
-        start_response(
-            status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))] + headers
-        )
-        return [data]
+        return respond(start_response, reply.status, reply.body, headers)
 
     def _op(self, template: str, method: str) -> dict[str, Any] | None:
         ops = SPEC["paths"].get("/repos/{owner}/{repo}" + template, {})
@@ -422,8 +423,7 @@ class GiteaServer:
             return
         for param in op.get("parameters", []):
             if param.get("in") == "body":
-                for problem in _validator(param["schema"]).iter_errors(body):
-                    self.errors.append(f"{method.upper()} {template} request: {problem.message}")
+                self.check(_validator(param["schema"]), body, f"{method.upper()} {template} request")
 
     def _check_query(self, template: str, method: str, query: dict[str, str]) -> None:
         op = self._op(template, method) or {}
@@ -457,11 +457,8 @@ class GiteaServer:
             if reply.body is not None and reply.status < 400:
                 self.errors.append(f"{method.upper()} {reply.template}: a body where the swagger has none")
             return
-        for problem in _validator(schema).iter_errors(without_nulls(reply.body)):
-            where = "/".join(str(p) for p in problem.path)
-            self.errors.append(
-                f"{method.upper()} {reply.template} {reply.status} at {where}: {problem.message}"
-            )
+        what = f"{method.upper()} {reply.template} {reply.status}"
+        self.check(_validator(schema), without_nulls(reply.body), what, most=100)
 
 
 def _validator(schema: dict[str, Any]) -> Draft4Validator:

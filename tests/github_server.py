@@ -21,14 +21,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import unquote
 
+from forge_remote import BareRemote, LocalForge, incoming, respond, stamp
 from openapi_schema_validator import OAS30Validator
-
-from gitcanary.service.http import HttpServer, Router
 
 SPEC_FILE = Path(__file__).parent / "data" / "github" / "rest-api-subset.json"
 _SPEC: dict[str, Any] | None = None
@@ -127,20 +125,6 @@ def git(
     )
 
 
-def stamp(when: float | None = None) -> str:
-    return datetime.fromtimestamp(when or time.time(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-PROTECT_HOOK = """#!/bin/sh
-# GitHub's branch protection, as a real pre-receive hook: refuse direct pushes to the branch.
-while read old new ref; do
-  if [ "$ref" = "refs/heads/{branch}" ] && [ -f "$GIT_DIR/gitcanary-test-protected" ]; then
-    echo "error: GH006: Protected branch update failed for $ref." >&2
-    exit 1
-  fi
-done
-exit 0
-"""
 
 
 @dataclass
@@ -186,40 +170,39 @@ class RateLimit:
     pattern: str = r"/pulls$"
 
 
-class GitHubServer:
+class GitHubServer(LocalForge):
     """GitHub's REST API for one repository `owner/name`, backed by the bare repository `bare`."""
 
     def __init__(self, bare: Path, owner: str = "acme", name: str = "config", branch: str = "main") -> None:
+        token_user = {
+            "gitcanary-token": "gitcanary[bot]",
+            "reader-token": "reader",
+            "triager-token": "triager",
+        }
+        # GitHub's branch protection refuses a push with GH006; its committer is GitHub's own.
+        refusal = "GH006: Protected branch update failed for"
+        super().__init__(BareRemote(bare, branch, refusal, ("GitHub", "noreply@github.example")), token_user)
         self.bare = bare
         self.owner, self.name, self.default_branch = owner, name, branch
         self.pulls: dict[int, Pull] = {}
         self.required_approvals = 0
-        self.errors: list[str] = []
-        self.requests: list[tuple[str, str]] = []
         self.rate_limits: list[RateLimit] = []
-        self.seen_authorization: set[str] = set()
-        self.token_user = {"gitcanary-token": "gitcanary[bot]", "reader-token": "reader"}
         # How each user relates to the repository (GitHub's author_association); others: COLLABORATOR.
         self.associations = {"gitcanary[bot]": "NONE", "reader": "CONTRIBUTOR"}
-        self.echo_token = False  # put the caller's token in 404 messages (a leaky proxy)
-        self._token = ""
+        # Each user's permission on the repository (the collaborator permission API); others: write.
+        # A triager is a collaborator (author_association COLLABORATOR) who may not write.
+        self.permissions = {"gitcanary[bot]": "none", "reader": "read", "triager": "read"}
+        # Releases of repositories on this GitHub: (owner/name, tag) -> (name, body).
+        self.releases: dict[tuple[str, str], tuple[str, str]] = {}
         self._lock = threading.RLock()
         self._refs: dict[str, str] | None = None
         self._trees: dict[tuple[str, str], str | None] = {}  # merge results by (base, head): immutable
         self._ids = 1000
-        hook = bare / "hooks" / "pre-receive"
-        hook.write_text(PROTECT_HOOK.replace("{branch}", branch))
-        hook.chmod(0o755)
-        self.server = HttpServer(_PrefixRouter(self), "127.0.0.1:0")
 
-    # -- lifecycle -----------------------------------------------------------------------------
-
-    def start(self) -> GitHubServer:
-        self.server.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.stop()
+    @property
+    def seen_authorization(self) -> set[str]:
+        """The tokens requests carried (GitHub's `Authorization: token ...`)."""
+        return self.seen_tokens
 
     @property
     def api_url(self) -> str:
@@ -228,13 +211,6 @@ class GitHubServer:
     @property
     def html_url(self) -> str:
         return f"{self.server.url}/{self.owner}/{self.name}"
-
-    def protect(self, on: bool = True) -> None:
-        marker = self.bare / "gitcanary-test-protected"
-        if on:
-            marker.write_text("protected\n")
-        else:
-            marker.unlink(missing_ok=True)
 
     # -- state helpers -------------------------------------------------------------------------
 
@@ -295,7 +271,7 @@ class GitHubServer:
         env = {**env_user, "GIT_COMMITTER_NAME": "GitHub", "GIT_COMMITTER_EMAIL": "noreply@github.example"}
         full_env = {**os.environ, **env}
         if method == "rebase":
-            sha = self._rebase(base, head)
+            sha = self.remote.replay(base, head)
         else:
             if method == "squash":
                 subject = f"{pull.title} (#{pull.number})"
@@ -316,33 +292,6 @@ class GitHubServer:
         pull.state, pull.merged, pull.merge_sha, pull.merged_by = "closed", True, sha, user
         pull.closed, pull.head_sha = time.time(), head
         return sha
-
-    def _rebase(self, base: str, head: str) -> str:
-        """GitHub's rebase merge: each commit replayed on the base, author and message kept.
-
-        git 2.39 has no `merge-tree --merge-base`: each commit is merged with the base's tip, which
-        is a replay for a branch whose commits each touch what the ones before them left alone
-        (gitcanary's branches hold one commit).
-        """
-        onto = base
-        for commit in git("rev-list", "--reverse", f"{base}..{head}", cwd=self.bare).stdout.split():
-            tree = git("merge-tree", "--write-tree", onto, commit, cwd=self.bare)
-            assert tree.returncode == 0, tree.stdout
-            fields = git("log", "-1", "--format=%an%x00%ae%x00%aI%x00%B", commit, cwd=self.bare).stdout
-            name, email, date, message = fields.split("\x00", 3)
-            env = {
-                **os.environ,
-                "GIT_AUTHOR_NAME": name,
-                "GIT_AUTHOR_EMAIL": email,
-                "GIT_AUTHOR_DATE": date,
-                "GIT_COMMITTER_NAME": "GitHub",
-                "GIT_COMMITTER_EMAIL": "noreply@github.example",
-            }
-            made = git(
-                "commit-tree", tree.stdout.split()[0], "-p", onto, "-m", message, cwd=self.bare, env=env
-            )
-            onto = made.stdout.strip()
-        return onto
 
     # -- JSON views ----------------------------------------------------------------------------
 
@@ -470,6 +419,9 @@ class GitHubServer:
         repo = f"/repos/{self.owner}/{self.name}"
         if path == "/user" and method == "get":  # the account the token acts as
             return Reply(200, self._user(user), "/user", full=True)
+        release = re.fullmatch(r"/repos/([^/]+/[^/]+)/releases/tags/([^/]+)", path)
+        if release and method == "get":  # of any repository on this GitHub
+            return self._release(release[1], unquote(release[2]))
         if not path.startswith(repo):
             return Reply(404, {"message": "Not Found"}, None)
         rest = path[len(repo) :]
@@ -496,6 +448,9 @@ class GitHubServer:
                 return Reply(200, [(pull, r) for r in pull.reviews], template)
             if match.group(2) == "/reviews" and method == "post":
                 return self._review(pull, body, user)
+        match = re.fullmatch(r"/collaborators/([^/]+)/permission", rest)
+        if match and method == "get":
+            return self._permission(unquote(match[1]))
         match = re.fullmatch(r"/pulls/(\d+)/requested_reviewers", rest)
         if match and method == "post":
             return self._request_reviewers(int(match.group(1)), body)
@@ -567,6 +522,45 @@ class GitHubServer:
         self.pulls[number] = pull
         return Reply(201, pull, template)
 
+    def _release(self, repo: str, tag: str) -> Reply:
+        template = "/repos/{owner}/{repo}/releases/tags/{tag}"
+        if (repo, tag) not in self.releases:
+            return Reply(404, {"message": "Not Found"}, template)
+        name, text = self.releases[(repo, tag)]
+        api = f"{self.api_url}/repos/{repo}/releases/7"
+        data = {
+            "url": api,
+            "html_url": f"{self.server.url}/{repo}/releases/tag/{tag}",
+            "assets_url": f"{api}/assets",
+            "upload_url": f"{api}/assets{{?name,label}}",
+            "tarball_url": None,
+            "zipball_url": None,
+            "id": 7,
+            "node_id": "RE_7",
+            "tag_name": tag,
+            "target_commitish": "main",
+            "name": name,
+            "body": text,
+            "draft": False,
+            "prerelease": False,
+            "created_at": stamp(),
+            "published_at": stamp(),
+            "author": self._user("pat"),  # the schema's other required fields are filled in by overlay
+            "assets": [],
+        }
+        return Reply(200, data, template, full=True)
+
+    def _permission(self, login: str) -> Reply:
+        template = "/repos/{owner}/{repo}/collaborators/{username}/permission"
+        permission = self.permissions.get(login, "write")
+        if permission == "none":
+            return Reply(404, {"message": "Not Found"}, template)
+        role = {"read": "read", "write": "write", "admin": "admin"}[permission]
+        rights = {"pull": True, "triage": permission != "read", "push": permission != "read",
+                  "maintain": permission == "admin", "admin": permission == "admin"}
+        user = {**self._user(login), "permissions": rights, "role_name": role}
+        return Reply(200, {"permission": permission, "role_name": role, "user": user}, template, full=True)
+
     def _request_reviewers(self, number: int, body: dict[str, Any]) -> Reply:
         template = "/repos/{owner}/{repo}/pulls/{pull_number}/requested_reviewers"
         self._check_request(template, "post", body)
@@ -613,6 +607,9 @@ class GitHubServer:
                 else 404
             )
         pull = re.fullmatch(re.escape(site) + r"/pull/(\d+)", path)
+        release = re.fullmatch(r"/([^/]+/[^/]+)/releases/tag/([^/]+)", path)
+        if release:
+            return 200 if (release[1], unquote(release[2])) in self.releases else 404
         return 200 if pull and int(pull[1]) in self.pulls else 404
 
     def graphql(self, body: dict[str, Any], user: str) -> dict[str, Any]:
@@ -648,9 +645,7 @@ class GitHubServer:
         request = spec()["paths"][template][method].get("requestBody") or {}
         schema = request.get("content", {}).get("application/json", {}).get("schema")
         if schema:
-            for problem in OAS30Validator(schema).iter_errors(body):
-                where = "/".join(str(p) for p in problem.path)
-                self.errors.append(f"{method.upper()} {template} request at {where}: {problem.message}")
+            self.check(OAS30Validator(schema), body, f"{method.upper()} {template} request", most=100)
 
     def _merge_pull(self, pull: Pull, body: dict[str, Any], user: str) -> Reply:
         template = "/repos/{owner}/{repo}/pulls/{pull_number}/merge"
@@ -695,19 +690,12 @@ class GitHubServer:
     # -- WSGI ----------------------------------------------------------------------------------
 
     def wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        method = environ["REQUEST_METHOD"].lower()
-        path = environ.get("PATH_INFO", "")
-        query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        raw = environ["wsgi.input"].read(length) if length else b""
-        body = json.loads(raw) if raw else {}
-        auth = environ.get("HTTP_AUTHORIZATION", "")
+        request = incoming(environ)
+        method, path, query, body = request.method, request.path, request.query, request.body
         with self._lock:
             self._refs = None  # pushes arrive through git, between requests
-            self.requests.append((method.upper(), path))
-            token = auth.split(" ", 1)[1] if " " in auth else ""
-            self.seen_authorization.add(token)
-            self._token = token
+            token = request.authorization.split(" ", 1)[1] if " " in request.authorization else ""
+            self.seen(request, token)
             user = self.token_user.get(token, "pat")
             limit = next(
                 (r for r in self.rate_limits if r.method.lower() == method and re.search(r.pattern, path)),
@@ -715,15 +703,10 @@ class GitHubServer:
             )
             headers = self._rate_headers(remaining=4999)
             if path == GRAPHQL and method == "post":
-                data = json.dumps(self.graphql(body, user)).encode()
-                start_response(
-                    "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
-                )
-                return [data]
+                return respond(start_response, 200, self.graphql(body, user), [])
             if not path.startswith(PREFIX):
                 status = self.web_page(path)
-                start_response(f"{status} {_REASONS[status]}", [("Content-Length", "0")])
-                return [b""]
+                return respond(start_response, status, None, [], _REASONS[status], "text/html")
             elif limit is not None and limit.count > 0:
                 limit.count -= 1
                 if limit.count == 0:
@@ -747,14 +730,8 @@ class GitHubServer:
                     self.errors.append(f"{method.upper()} {path}: the test server raised {exc!r}")
                     raise
             payload = self._render(reply, method)
-        status = f"{reply.status} {_REASONS.get(reply.status, 'OK')}"
-        data = b"" if payload is None else json.dumps(payload).encode()
-        start_response(
-            status,
-            [("Content-Type", "application/json; charset=utf-8"), ("Content-Length", str(len(data)))]
-            + headers,
-        )
-        return [data]
+        reason, kind = _REASONS.get(reply.status, "OK"), "application/json; charset=utf-8"
+        return respond(start_response, reply.status, payload, headers, reason, kind)
 
     def _rate_headers(self, remaining: int, reset_in: int = 3600) -> list[tuple[str, str]]:
         return [
@@ -786,13 +763,8 @@ class GitHubServer:
                 body = self._json(body, schema)
             elif reply.full and isinstance(body, dict):
                 body = overlay(schema, body)
-            problems = sorted(OAS30Validator(schema).iter_errors(body), key=lambda e: list(e.path))
-            for problem in problems[:5]:
-                where = "/".join(str(p) for p in problem.path)
-                self.errors.append(
-                    f"{method.upper()} {reply.template} {reply.status} at {where}: {problem.message}"
-                )
-            if problems:
+            what = f"{method.upper()} {reply.template} {reply.status}"
+            if not self.check(OAS30Validator(schema), body, what):
                 return {"message": "test server produced a response that does not match GitHub's schema"}
         elif body is not None and not isinstance(body, dict):
             self.errors.append(f"{method.upper()} {reply.template}: a body where the spec has none")
@@ -834,14 +806,3 @@ _REASONS = {
     409: "Conflict",
     422: "Unprocessable Entity",
 }
-
-
-class _PrefixRouter(Router):
-    """Every path goes to the GitHub app (the Router only provides the WSGI plumbing)."""
-
-    def __init__(self, github: GitHubServer) -> None:
-        super().__init__()
-        self.github = github
-
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        return self.github.wsgi(environ, start_response)

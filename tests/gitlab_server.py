@@ -29,9 +29,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
 
-from forge_remote import BareRemote, RateLimit, serve, stamp
+from forge_remote import BareRemote, LocalForge, RateLimit, incoming, respond, stamp
 from gitlab.v4.objects import ProjectMergeRequestManager, ProjectMergeRequestNoteManager, UserManager
 from jsonschema import Draft7Validator
 from referencing import Registry, Resource
@@ -40,9 +39,12 @@ DATA = Path(__file__).parent / "data" / "gitlab"
 MERGE_REQUEST = json.loads((DATA / "merge_request.json").read_text())
 NOTES = json.loads((DATA / "notes.json").read_text())
 USER = json.loads((DATA / "user" / "basic.json").read_text())
+RELEASE = json.loads((DATA / "release.json").read_text())
+MEMBERS = json.loads((DATA / "members.json").read_text())
 REGISTRY = Registry().with_resources(
     [
-        ("user/basic.json", Resource.opaque(json.loads((DATA / "user" / "basic.json").read_text()))),
+        ("user/basic.json", Resource.opaque(USER)),
+        ("public_api/v4/user/basic.json", Resource.opaque(USER)),  # as release.json names it
         # Only ever null here; GitLab's milestone.json is not copied (see SOURCES).
         ("milestone.json", Resource.opaque({"type": "object"})),
     ]
@@ -119,43 +121,27 @@ class MergeRequest:
         return DRAFT.match(self.title) is not None
 
 
-class GitLabServer:
+class GitLabServer(LocalForge):
     def __init__(self, bare: Path, project: str = "acme/config", branch: str = "main") -> None:
         self.project, self.branch = project, branch
-        self.remote = BareRemote(
+        remote = BareRemote(
             bare,
             branch,
             "GitLab: You are not allowed to push code to protected branches on this project.",
             ("GitLab", "noreply@gitlab.example"),
         )
+        super().__init__(remote, {"gitcanary-token": "gitcanary-bot"})
         self.mrs: dict[int, MergeRequest] = {}
         self.required_approvals = 0
         self.reset_approvals_on_push = True  # the project's setting, GitLab's default
-        self.users = {"gitcanary-bot", "pat", "sam"}
+        self.users = {"gitcanary-bot", "pat", "sam", "reader"}
+        # Each member's access level (10 guest, 20 reporter, 30 developer, ...); others: developer.
+        self.access = {"reader": 20}
+        # Releases of projects on this instance: (group/project, tag) -> (name, description).
+        self.releases: dict[tuple[str, str], tuple[str, str]] = {}
         self._note_ids = 500
         self.merge_method = "merge"  # the project's setting: merge or ff (fast-forward)
-        self.errors: list[str] = []
-        self.requests: list[tuple[str, str]] = []
         self.rate_limits: list[RateLimit] = []
-        self.seen_tokens: set[str] = set()
-        self.token_user = {"gitcanary-token": "gitcanary-bot"}
-        self.echo_token = False
-        self._token = ""
-        self.server = serve(self.wsgi)
-
-    def start(self) -> GitLabServer:
-        self.server.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.stop()
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    def protect(self, on: bool = True) -> None:
-        self.remote.protect(on)
 
     # -- what a person does in the web UI ----------------------------------------------------------
 
@@ -324,12 +310,32 @@ class GitLabServer:
                     "approved_by": [{"user": self._user(u)} for u in self.approvers(mr)],
                 }
                 return Reply(200, data, "approvals")
+        match = re.fullmatch(r"/members/all/(\d+)", rest)
+        if match and method == "get":
+            name = self._name_of(int(match[1])) if 0 < int(match[1]) <= len(self.users) else ""
+            if not name:
+                return Reply(404, {"message": "404 Not found"}, None)
+            member = {**self._user(name), "access_level": self.access.get(name, 30), "expires_at": None}
+            return Reply(200, member, "member")
         match = re.fullmatch(r"/repository/branches/(.+)", rest)
         if match and method == "delete":
             if not self.remote.delete(match.group(1)):
                 return Reply(404, {"message": "404 Branch Not Found"}, None)
             return Reply(204, None, None)
         return Reply(404, {"error": "404 Not Found"}, None)
+
+    def _release(self, project: str, tag: str) -> Reply:
+        if (project, tag) not in self.releases:
+            return Reply(404, {"message": "404 Not found"}, None)
+        name, text = self.releases[(project, tag)]
+        data = {
+            "name": name,
+            "tag_name": tag,
+            "description": text,
+            "created_at": stamp(),
+            "author": self._user("pat"),
+        }
+        return Reply(200, data, "release")
 
     def note_json(self, mr: MergeRequest, note: tuple[int, str, str, bool]) -> dict[str, Any]:
         when = stamp(mr.created)
@@ -414,17 +420,11 @@ class GitLabServer:
     # -- WSGI and validation -----------------------------------------------------------------------
 
     def wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        method = environ["REQUEST_METHOD"].lower()
-        path = environ.get("PATH_INFO", "")  # wsgiref has decoded %2F: acme/config, a/b/c branches
-        query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        raw = environ["wsgi.input"].read(length) if length else b""
-        body = json.loads(raw) if raw else {}
+        request = incoming(environ)
+        method, path, query, body = request.method, request.path, request.query, request.body
         if method in ("put", "post"):  # Grape reads parameters from the query string and the body alike
             body = {**query, **body}
-        self._token = environ.get("HTTP_PRIVATE_TOKEN", "")
-        self.seen_tokens.add(self._token)
-        self.requests.append((method.upper(), path))
+        self.seen(request, environ.get("HTTP_PRIVATE_TOKEN", ""))
         # The project by path (acme/config, as gitcanary names it) or by id (as an MR's project_id).
         prefix = next(
             (
@@ -459,6 +459,8 @@ class GitLabServer:
             reply = Reply(429, {"message": "Retry later"}, None)
         elif path == "/api/v4/users" and method == "get":
             reply = self.users_reply(query)
+        elif release := re.fullmatch(r"/api/v4/projects/(.+)/releases/([^/]+)", path):
+            reply = self._release(release[1], release[2])  # of any project here
         elif not path.startswith(prefix):
             reply = Reply(404, {"message": "404 Project Not Found"}, None)
         else:
@@ -469,12 +471,7 @@ class GitLabServer:
                 self.errors.append(f"{method.upper()} {path}: the test server raised {exc!r}")
                 raise
         self._check_response(reply, method, path)
-        data = b"" if reply.body is None else json.dumps(reply.body).encode()
-        status = f"{reply.status} {'OK' if reply.status < 400 else 'Error'}"
-        start_response(
-            status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))] + headers
-        )
-        return [data]
+        return respond(start_response, reply.status, reply.body, headers)
 
     def _check_response(self, reply: Reply, method: str, path: str) -> None:
         schema: dict[str, Any] | None = {
@@ -485,13 +482,13 @@ class GitLabServer:
             "notes": NOTES,
             "note": NOTES["items"],
             "users": {"type": "array", "items": USER},
+            "release": RELEASE,
+            "member": MEMBERS["items"],
         }.get(reply.kind or "")
         if schema is None:
             return
         validator = Draft7Validator(schema, registry=REGISTRY)
-        for problem in validator.iter_errors(reply.body):
-            where = "/".join(str(p) for p in problem.path)
-            self.errors.append(f"{method.upper()} {path} {reply.status} at {where}: {problem.message}")
+        self.check(validator, reply.body, f"{method.upper()} {path} {reply.status}", most=100)
 
 
 @dataclass

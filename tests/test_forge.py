@@ -96,10 +96,11 @@ def reconciler(
     prometheus: str = "http://127.0.0.1:9",
     forge: GitHubForge | None = None,
     merge_method: str = "merge",
+    reviewers: tuple[str, ...] = (),
 ) -> Reconciler:
     settings = Settings(repo=str(repo.remote), workdir=work, settle=0, prometheus=prometheus)
     rec = Reconciler(settings, clock=clock, sleep=lambda _: None)
-    publish = PublishSettings(mode, gate, merge_method)
+    publish = PublishSettings(mode, gate, merge_method, reviewers=reviewers)
     rec.publisher = Publisher(forge or forge_for(server), rec.workspace, publish)
     return rec
 
@@ -321,6 +322,7 @@ def gate_to_waiting(
     prometheus: PrometheusServer | None,
     mode: str,
     merge_method: str = "merge",
+    reviewers: tuple[str, ...] = (),
 ) -> tuple[Reconciler, Clock]:
     """Roll 6.1.1 out with the gate on until its promotion waits for approval (no metrics: no Prometheus)."""
     if prometheus is None:
@@ -329,7 +331,14 @@ def gate_to_waiting(
     clock = Clock(GOOD_FROM + timedelta(minutes=2))
     address = prometheus.url if prometheus else "http://127.0.0.1:9"
     rec = reconciler(
-        repo, tmp_path / "work", github, clock, mode=mode, prometheus=address, merge_method=merge_method
+        repo,
+        tmp_path / "work",
+        github,
+        clock,
+        mode=mode,
+        prometheus=address,
+        merge_method=merge_method,
+        reviewers=reviewers,
     )
     for _ in range(2):
         tick(rec, clock)
@@ -380,8 +389,8 @@ def test_promotion_gate_approved_promotes(
     body = pull.body
     # Thresholds and windows in the header, each value with its unit and a mark (tests/test_gate_pr.py
     # covers the body in full).
-    assert "| success-rate ≥99% | duration ≤500ms | error-rate ≤1 |" in body
-    assert "| promote (here) |" in body
+    assert "| requests | success-rate ≥99% | duration ≤500ms | error-rate ≤1 |" in body
+    assert "| promote<br>(here) |" in body
     advance = next(sha for sha, _, t in config_repo.gitcanary_commits() if t["Weight"] == "50")
     assert f"{github.html_url}/commit/{advance}" in body
     assert "99.9% ✅" in body

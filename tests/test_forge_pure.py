@@ -139,12 +139,13 @@ def test_gate_body_has_a_row_per_step_with_metrics_and_links() -> None:
         now=datetime(2026, 11, 1, 12, 5, tzinfo=UTC),
     )
     text = gate.body(view)
-    header = "| UTC | at | success-rate ≥99% | duration ≤500ms | result | step |"
+    header = "| UTC | at | requests | success-rate ≥99% | duration ≤500ms | result | step |"
     assert header in text
-    # Checks measured at the weight before the step they decided (25% -> the halt at 25%).
-    assert "| 11-01 12:01 | 0% | 99.9% ✅ | 120ms ✅ | → 25% |" in text
-    assert "| 11-01 12:02 | 25% | 97.1% ❌ | 130ms ✅ | halt |" in text
-    assert "| 11-01 12:00 | 0% | not measured | – | started |" in text
+    # Checks measured at the weight before the step they decided (25% -> the halt at 25%); these
+    # commits count no requests (no Gitcanary-Requests): n/a.
+    assert "| 11-01<br>12:01 | 0% | n/a | 99.9% ✅ | 120ms ✅ | → 25% |" in text
+    assert "| 11-01<br>12:02 | 25% | n/a | 97.1% ❌ | 130ms ✅ | halt |" in text
+    assert "| 11-01<br>12:00 | 0% | – | not measured | – | started |" in text
     assert f"[`ccccccc`](https://gh/acme/config/commit/{'c' * 40})" in text
     assert gate.rows(log, "another-rollout") == []
 
@@ -175,9 +176,26 @@ def test_settings_errors_name_the_flag(tmp_path: Path) -> None:
         ({"promotion_gate": True}, "--github-repo"),
         ({"write_mode": "pr"}, "--write-mode 'pr'"),
         ({"merge_method": "fast-forward"}, "--merge-method 'fast-forward'"),
+        ({"promotion_gate": True, "github_repo": "a/b", "reviewers": "al ice?"}, "--reviewers ice\\?"),
+        ({"promotion_gate": True, "github_repo": "a/b", "release_notes": "app"}, "--release-notes 'app'"),
     ):
         with pytest.raises(ForgeError, match=flag):
             publisher_for(Settings(repo="r", **bad), workspace)
+    # The gate's flags reach the publisher (GITCANARY_* as the other settings).
+    gated = Settings(
+        repo="r",
+        github_repo="acme/config",
+        github_token="t",
+        promotion_gate=True,
+        reviewers="alice, team:platform @acme/sre",
+        metric_link="https://grafana.example/explore?query={query}",
+        release_notes="ghcr.io/acme/app=acme/app,sidecar=acme/proxy",
+    )
+    publisher = publisher_for(gated, workspace)
+    assert publisher is not None
+    assert publisher.settings.reviewers == ("alice", "team:platform", "@acme/sre")
+    assert publisher.settings.metric_link == "https://grafana.example/explore?query={query}"
+    assert publisher.settings.release_notes == (("ghcr.io/acme/app", "acme/app"), ("sidecar", "acme/proxy"))
     missing = tmp_path / "no-such-secret"
     with pytest.raises(ForgeError, match="webhook secret: cannot read .*no-such-secret"):
         webhook_secret(Settings(repo="r", webhook_secret_file=missing))

@@ -81,9 +81,8 @@ class Side:
     def approve(self, number: int) -> None:
         raise NotImplementedError
 
-    def approve_without_write(self, number: int) -> bool:
-        """An approval by someone the branch protection does not count; False where the forge
-        has no such thing to list (GitLab's approvals API lists only eligible approvers)."""
+    def approve_without_write(self, number: int) -> None:
+        """An approval by someone without write access (the forge's permission API says read)."""
         raise NotImplementedError
 
     def close(self, number: int) -> None:
@@ -156,10 +155,9 @@ class GitHubSide(Side):
     def approve(self, number: int) -> None:
         self.people.get_repo("acme/config").get_pull(number).create_review(event="APPROVE")
 
-    def approve_without_write(self, number: int) -> bool:
+    def approve_without_write(self, number: int) -> None:
         reader = Github(base_url=self.server.api_url, auth=Auth.Token("reader-token"), retry=None, lazy=True)
         reader.get_repo("acme/config").get_pull(number).create_review(event="APPROVE")
-        return True
 
     def close(self, number: int) -> None:
         self.people.get_repo("acme/config").get_pull(number).edit(state="closed")
@@ -208,8 +206,8 @@ class GitLabSide(Side):
     def approve(self, number: int) -> None:
         self.server.approve(number)
 
-    def approve_without_write(self, number: int) -> bool:
-        return False
+    def approve_without_write(self, number: int) -> None:
+        self.server.approve(number, "reader")  # a Reporter: listed by the approvals API, no push access
 
     def close(self, number: int) -> None:
         self.server.close(number)
@@ -252,9 +250,9 @@ class GiteaSide(Side):
     def approve(self, number: int) -> None:
         self.server.approve(number)
 
-    def approve_without_write(self, number: int) -> bool:
-        self.server.approve(number, "reader", official=False)  # Gitea: not an `official` review
-        return True
+    def approve_without_write(self, number: int) -> None:
+        # Official (no branch protection whitelist says otherwise) but read access only.
+        self.server.approve(number, "reader")
 
     def close(self, number: int) -> None:
         self.server.close(number)
@@ -449,7 +447,7 @@ def test_the_gate_approved_promotes_and_its_merge_carries_the_approval(
     rec, clock = gate_to_waiting(config_repo, side, tmp_path, "direct", method)
     gate = gate_request(side)
     assert gate.title == "Rollout prod/backend 6.1.0 -> 6.1.1"
-    assert "Waiting for approval" in gate.body and "| 50% | promote (here) |" in gate.body  # the evidence
+    assert "Waiting for approval" in gate.body and "| 50% | promote<br>(here) |" in gate.body  # the evidence
     assert actions(config_repo)[-1] == ("advance", 50)
     side.approve(gate.number)
     for _ in range(5):
@@ -487,6 +485,8 @@ def test_only_approvals_of_the_promotion_by_who_may_write_merge_the_gate(
     labelled, commented and its reviewers asked. An approval of the placeholder (an earlier head)
     and one by someone without write access do not merge it; an approval of the promotion does."""
     without_metrics(config_repo, **{"gitcanary.io/promotion-gate": "true", "gitcanary.io/reviewers": "sam"})
+    # The image's repository on the same forge (ghcr.io/stefanprodan/podinfo) has a release of 6.1.1.
+    side.server.releases[("stefanprodan/podinfo", "6.1.1")] = ("6.1.1", "Faster **startup**")
     clock = Clock()
     rec = reconciler(config_repo, tmp_path / "work", side, clock, mode="direct")
     for _ in range(2):
@@ -509,12 +509,13 @@ def test_only_approvals_of_the_promotion_by_who_may_write_merge_the_gate(
     assert gate.labels == ("gitcanary: waiting for approval",)
     assert gate.reviewers == ("sam",)
     assert any("<!-- gitcanary:gate-comment -->" in c for c in gate.comments)
-    listed = side.approve_without_write(gate.number)
+    # Release notes through this forge's releases API, linked from the new tag.
+    assert "[release in stefanprodan/podinfo](" in gate.body and "  > Faster \\*\\*startup\\*\\*" in gate.body
+    side.approve_without_write(gate.number)
     for _ in range(3):
         tick(rec, clock)
     assert gate_request(side).state == "open", "a stale approval or one without write access merged"
-    if listed:
-        assert "not counted" in gate_request(side).body  # the body says why each one does not count
+    assert "not counted, the reviewer has no write access" in gate_request(side).body
     side.approve(gate.number)
     for _ in range(5):
         tick(rec, clock)

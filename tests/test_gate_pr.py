@@ -57,7 +57,8 @@ def github(config_repo: ConfigRepo) -> Iterator[GitHubServer]:
 
 
 def rendered_tables(body: str) -> list[list[list[str]]]:
-    """Every table of the rendered body, as rows of cell texts (what a browser shows)."""
+    """Every table of the rendered body, as rows of cell texts (what a browser shows); a cell's
+    `<br>` starts a new line of it, shown here as "\n"."""
     tables: list[list[list[str]]] = []
     in_cell = False
     for token in MD.parse(body):
@@ -68,17 +69,29 @@ def rendered_tables(body: str) -> list[list[list[str]]]:
         in_cell = token.type in ("th_open", "td_open") or (in_cell and token.type == "inline")
         if token.type == "inline" and in_cell:
             kinds = ("text", "code_inline")
-            tables[-1][-1].append("".join(c.content for c in token.children or [] if c.type in kinds))
+            parts = [
+                "\n" if c.type == "html_inline" and c.content.lower().startswith("<br") else c.content
+                for c in token.children or []
+                if c.type in kinds or c.type == "html_inline"
+            ]
+            tables[-1][-1].append("".join(parts))
     return tables
+
+
+def table_width(table: list[list[str]]) -> int:
+    """A browser sizes each column to its widest line: the table is as wide as those summed, plus
+    2 characters of padding a column."""
+    columns = range(len(table[0]))
+    return sum(max(len(line) for row in table for line in row[i].split("\n")) + 2 for i in columns)
 
 
 def check_body(server: GitHubServer, body: str) -> None:
     html = MD.render(body)
     assert "<table>" in html
     for table in rendered_tables(body):
-        # A browser sizes each column to its widest cell: the table is as wide as those summed.
-        widths = [max(len(row[i]) for row in table) + 2 for i in range(len(table[0]))]
-        assert sum(widths) <= gate.MAX_ROW_CHARS, f"table wider than GitHub's column ({sum(widths)}): {table}"
+        width = table_width(table)
+        assert width <= gate.MAX_ROW_CHARS, f"table wider than GitHub's column ({width}): {table}"
+        assert all(row[i].count("\n") <= 1 for row in table for i in range(len(row))), table  # 2 lines
     for url in re.findall(r'href="([^"]+)"', html):
         assert url.startswith(server.server.url), url
         assert httpx.get(url).status_code == 200, f"link to nothing: {url}"
@@ -130,18 +143,32 @@ def test_promoted_only_by_an_approval_of_the_promotion_commit(
     config_repo: ConfigRepo, github: GitHubServer, tmp_path: Path
 ) -> None:
     annotate(config_repo)
+    # The image's own repository on this GitHub (ghcr.io/stefanprodan/podinfo) has a release of the
+    # new tag; its text is someone else's: markup, links, mentions and a credential in a URL.
+    github.releases[("stefanprodan/podinfo", "6.1.1")] = (
+        "6.1.1",
+        "## Fixes\n* <img src=x onerror=alert(1)> faster **startup** by @alice in #42\n"
+        "* see [the docs](https://evil.example/phish) and https://u:hunter2@git.example/x\n"
+        + "| a | table |\n" + "more words " * 60,
+    )
     rec, clock = gate_to_waiting(config_repo, github, tmp_path, None, "direct")
     number = gate_pull(github)
     pull = github.pulls[number]
+    release = f"{github.server.url}/stefanprodan/podinfo/releases/tag/6.1.1"
+    assert f"| `backend` | `6.1.0` → [`6.1.1`]({release}) |" in pull.body
+    notes = pull.body.split("**Release notes**", 1)[1].split("###", 1)[0]
+    assert f"[release in stefanprodan/podinfo]({release})" in notes
+    assert "faster \\*\\*startup\\*\\* by @\u200balice in \\#\u200b42" in notes  # no markup, no pings
+    assert "<img" not in notes and "evil.example" not in notes and "hunter2" not in notes
+    quoted = [line for line in notes.splitlines() if line.startswith("  > ")]
+    assert 1 < len(quoted) <= gate.EXCERPT_LINES + 1 and sum(map(len, quoted)) < gate.EXCERPT_CHARS + 80
     # The promotion commit is on the PR: ready for review, labelled, one comment asking for a person.
     assert not pull.draft and pull.labels == ["gitcanary: waiting for approval"]
     asks = [c for c in pull.comments if "approve" in c[2]]
     assert len(asks) == 1
     check_body(github, pull.body)
     assert pull.body.startswith("✋ **Waiting for approval**")
-    assert (
-        "| `backend` | `6.1.0` → `6.1.1` | `apps/backend/kustomization.yaml images[0].newTag` |" in pull.body
-    )
+    assert f"→ [`6.1.1`]({release}) | `apps/backend/kustomization.yaml images[0].newTag` |" in pull.body
     bump = git("log", "-1", "--format=%H", "--author=pat@example.com", "main", cwd=config_repo.remote).strip()
     assert f"[Pat Person]({github.html_url}/commit/{bump})" in pull.body
     assert "- **Close** unmerged: gitcanary commits a rollback" in pull.body
@@ -152,9 +179,14 @@ def test_promoted_only_by_an_approval_of_the_promotion_commit(
 
     reader = Github(base_url=github.api_url, auth=Auth.Token("reader-token"), retry=None, lazy=True)
     reader.get_repo("acme/config").get_pull(number).create_review(event="APPROVE")
+    # A triager is a collaborator (GitHub's author_association says COLLABORATOR) with read access:
+    # GitHub's permission API says so, and branch protection would not count the approval.
+    triager = Github(base_url=github.api_url, auth=Auth.Token("triager-token"), retry=None, lazy=True)
+    triager.get_repo("acme/config").get_pull(number).create_review(event="APPROVE")
     tick(rec, clock)
     assert not pull.merged
     assert "@reader approved" in pull.body and "not counted, the reviewer has no write access" in pull.body
+    assert "@triager approved" in pull.body and pull.body.count("the reviewer has no write access") == 2
     check_body(github, pull.body)
     assert len([c for c in pull.comments if "approve" in c[2]]) == 1  # no new state: no new comment
 
@@ -179,8 +211,14 @@ def test_an_approval_before_the_promotion_commit_does_not_count(
 ) -> None:
     """Approved at the start, promoted only after a second approval of the promotion commit."""
     annotate(
-        config_repo, **{"gitcanary.io/promotion-gate": "true", "gitcanary.io/reviewers": "pat, @acme/sre"}
+        config_repo,
+        **{
+            "gitcanary.io/promotion-gate": "true",
+            "gitcanary.io/reviewers": "pat, @acme/sre",
+            "gitcanary.io/source-repo": "backend=acme/backend-src",
+        },
     )
+    github.releases[("acme/backend-src", "v6.1.1")] = ("v6.1.1", "")
     from test_forge import reconciler, without_metrics
 
     without_metrics(config_repo)
@@ -201,6 +239,8 @@ def test_an_approval_before_the_promotion_commit_does_not_count(
         if "waiting for approval" in pull.labels[0]:
             break
     assert pull.requested == ["pat"] and pull.requested_teams == ["sre"]
+    release = f"{github.server.url}/acme/backend-src/releases/tag/v6.1.1"
+    assert f"[release in acme/backend-src]({release})\n  > (the release has no text)" in pull.body
     assert "not counted, of `" in pull.body and "not of the promotion commit" in pull.body
     tick(rec, clock)
     assert not pull.merged
@@ -233,6 +273,7 @@ def test_rejected_by_a_person_names_them_and_their_reason_in_git(
     pull = github.pulls[number]
     assert pull.labels == ["gitcanary: rejected"] and state_on_main(config_repo, github, number) == "rejected"
     assert pull.body.startswith("🛑 **Rejected** by pat. Reason: p99 looks worse in the EU dashboard")
+    assert "- `backend` `6.1.1`: no release notes found in stefanprodan/podinfo" in pull.body
     check_body(github, pull.body)
 
 
@@ -315,16 +356,18 @@ def test_halted_body_withdraws_the_promotion_and_footnotes_diagnostics() -> None
         and "Windows: success-rate 1m · error-rate 2m." in body
     )
     assert "| not measured |" in body and "| withdrawn | `eeeeeee` |" in body
+    # Measured rows without a request count (a provider with no request-rate query) say so.
+    assert "| 10% | n/a | 99.9% ✅ |" in body and "| 0% | – | not measured |" in body
     assert "0.4 ✅[^1]" in body and "[^1]: error-rate: prometheus.istio-system" in body
     assert "91% ❌" in body and "Last measured 2026-11-01 12:00 UTC" in body
     assert "queried http://***@10.0.0.7:9090" in body and "pw@" not in body  # credentials masked
     assert "[error-rate](https://grafana.example/explore?m=error-rate&from=" in body
     for table in rendered_tables(body):
-        widths = [max(len(row[i]) for row in table) + 2 for i in range(len(table[0]))]
-        assert sum(widths) <= gate.MAX_ROW_CHARS, table
+        assert table_width(table) <= gate.MAX_ROW_CHARS, table
 
 
 BAD_FROM = DATA_END - timedelta(minutes=30)  # a short incident: 2 minutes of 20% errors
+PRIMARY_RPS = 60
 RELAPSE = DATA_END - timedelta(minutes=10)  # failing from here to the end of the data
 
 
@@ -333,6 +376,8 @@ def incident_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pr
     good = dict(rps=20, error_ratio=0.0, p99_ms=80)
     bad = dict(rps=20, error_ratio=0.2, p99_ms=90)
     traffic = [
+        # The primary serves the rest of the traffic, healthy throughout.
+        Traffic("backend-primary", "prod", rps=PRIMARY_RPS, error_ratio=0.0, p99_ms=70, start=GOOD_FROM),
         Traffic("backend", "prod", start=GOOD_FROM, end=BAD_FROM, **good),  # type: ignore[arg-type]
         Traffic("backend", "prod", start=BAD_FROM, end=BAD_FROM + timedelta(minutes=2), **bad),  # type: ignore[arg-type]
         Traffic("backend", "prod", start=BAD_FROM + timedelta(minutes=2), end=RELAPSE, **good),  # type: ignore[arg-type]
@@ -365,6 +410,17 @@ def test_halted_then_promoted(
             break
     assert not pull.merged and not pull.draft
     assert "not of the promotion commit" in pull.body  # the approval during the halt
+    # Each measured row: the requests both sides served over the first window (1m of the steady
+    # rates the data was written with) and the primary's value under the canary's.
+    rows = [r for table in rendered_tables(pull.body) for r in table if r[1].endswith("%")]
+    measured = [r for r in rows if "✅" in "".join(r) or "❌" in "".join(r)]
+    assert measured, rows
+    for row in measured:
+        canary, primary = (float(n.removeprefix("vs ").removesuffix("k")) * 1000 for n in row[2].split("\n"))
+        # Prometheus extrapolates a rate at the window's edges: within 2% of rate x window.
+        assert canary == pytest.approx(20 * 60, rel=0.02), row
+        assert primary == pytest.approx(PRIMARY_RPS * 60, rel=0.02), row
+        assert row[3].endswith("\nvs 100%") and row[4].endswith("\nvs 70ms"), row
     human_github(github).get_repo("acme/config").get_pull(number).create_review(event="APPROVE")
     for _ in range(5):
         checked_tick(rec, clock, config_repo, github)
@@ -398,13 +454,16 @@ def test_step_prs_are_labelled_link_the_gate_and_reviewers_come_from_codeowners(
     config_repo: ConfigRepo, github: GitHubServer, tmp_path: Path
 ) -> None:
     """Where branch protection wants a PR per step: each is labelled, names the gate it belongs
-    to and folds its trailers; the gate asks the CODEOWNERS of the canary for a review."""
+    to and folds its trailers; the gate asks the configured reviewers and the CODEOWNERS of the
+    canary for a review."""
     (config_repo.human / ".github").mkdir()
     (config_repo.human / ".github" / "CODEOWNERS").write_text(
         "# owners\n*.md @docs-team\n/apps/backend/ @alice @acme/sre\n/apps/frontend/ @bob\n"
     )
     config_repo.commit_and_push("CODEOWNERS")
-    rec, clock = gate_to_waiting(config_repo, github, tmp_path, None, "pull-request")
+    rec, clock = gate_to_waiting(
+        config_repo, github, tmp_path, None, "pull-request", reviewers=("carol", "team:platform", "alice")
+    )
     number = gate_pull(github)
     gate_url = f"{github.html_url}/pull/{number}"
     steps = [p for p in github.pulls.values() if p.number != number and p.head.startswith("gitcanary/")]
@@ -419,7 +478,8 @@ def test_step_prs_are_labelled_link_the_gate_and_reviewers_come_from_codeowners(
         if "Gitcanary-Check" in pull.body:
             check_body(github, pull.body)
     pull = github.pulls[number]
-    assert pull.requested == ["alice"] and pull.requested_teams == ["sre"]
+    # The configured reviewers and the CODEOWNERS, together, each once.
+    assert pull.requested == ["carol", "alice"] and pull.requested_teams == ["platform", "sre"]
     # The bot's own step merges are not approvals in `gitcanary history`.
     approvals = rollout_history(config_repo)["approvals"]
     assert not any(f"PR #{p.number}" in a for p in steps for a in approvals), approvals
@@ -452,3 +512,48 @@ def test_a_change_that_is_not_an_image_shows_its_spec_diff(
     assert "-            - --level=info\n+            - --level=debug" in body
     assert "| container | change |" not in body
     check_body(github, body)
+
+
+def test_reviewers_metric_links_and_release_notes_from_the_command_line(
+    config_repo: ConfigRepo, github: GitHubServer, tmp_path: Path
+) -> None:
+    """`run --once` ticks with the gate's flags (and one as an environment variable, as the other
+    settings take them): the gate PR links each metric's query, URL-encoded, finds the release
+    notes where --release-notes says, and asks the configured reviewers besides CODEOWNERS."""
+    import os
+    import sys
+    import urllib.parse
+
+    (config_repo.human / "CODEOWNERS").write_text("/apps/backend/ @bob\n")
+    config_repo.commit_and_push("CODEOWNERS")
+    annotate(config_repo, **{"gitcanary.io/promotion-gate": "true"})
+    github.releases[("acme/podinfo-src", "v6.1.1")] = ("v6.1.1", "Faster startup")
+    token_file = tmp_path / "token"
+    token_file.write_text("gitcanary-token\n")
+    env = {**os.environ, "COLUMNS": "250", "GITCANARY_PROMETHEUS": "http://127.0.0.1:9"}
+    env["GITCANARY_RELEASE_NOTES"] = "ghcr.io/stefanprodan/podinfo=acme/podinfo-src"
+    env.pop("GITCANARY_GITHUB_TOKEN", None)
+    command = [sys.executable, "-m", "gitcanary", "run", "--once", "--repo", str(config_repo.remote)]
+    command += ["--workdir", str(tmp_path / "work"), "--settle", "0", "--log-format", "text"]
+    command += ["--github-repo", "acme/config", "--github-api-url", github.api_url]
+    command += ["--github-token-file", str(token_file), "--reviewers", "alice,team:platform"]
+    command += ["--metric-link", "https://grafana.example/explore?left={query}&m={metric}"]
+
+    def run_once() -> None:
+        proc = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
+        assert proc.returncode == 0, proc.stderr
+
+    for _ in range(2):
+        run_once()
+    config_repo.bump("apps/backend", "6.1.1")
+    run_once()
+    body = github.pulls[gate_pull(github)].body
+    query = (
+        'sum( rate( istio_requests_total{ reporter="destination", destination_workload_namespace="prod", '
+        'destination_workload=~"backend", response_code!~"5.*" }[1m] ) ) / sum( rate( '
+        'istio_requests_total{ reporter="destination", destination_workload_namespace="prod", '
+        'destination_workload=~"backend" }[1m] ) ) * 100'
+    )
+    link = f"https://grafana.example/explore?left={urllib.parse.quote(query, safe='')}&m=request-success-rate"
+    assert f"[success-rate]({link})" in body
+    assert f"[release in acme/podinfo-src]({github.server.url}/acme/podinfo-src/releases/tag/v6.1.1)" in body

@@ -256,6 +256,34 @@ def run(
             help="How gitcanary merges its PRs: merge, squash or rebase.", envvar="GITCANARY_MERGE_METHOD"
         ),
     ] = "merge",
+    reviewers: Annotated[
+        str,
+        typer.Option(
+            help="Asked to review a gate PR once its promotion commit is there, with the canary's "
+            "gitcanary.io/reviewers and the CODEOWNERS of its file: comma-separated logins and "
+            "team:SLUG (or @org/SLUG) teams, e.g. alice,team:platform.",
+            envvar="GITCANARY_REVIEWERS",
+        ),
+    ] = "",
+    metric_link: Annotated[
+        str,
+        typer.Option(
+            help="A link per metric under the gate's evidence, e.g. "
+            "'https://grafana.example/explore?query={query}'; {metric}, {query} (as gitcanary sends it), "
+            "{namespace}, {name}, {start} and {end} (Unix seconds) are filled in URL-encoded.",
+            envvar="GITCANARY_METRIC_LINK",
+        ),
+    ] = "",
+    release_notes: Annotated[
+        str,
+        typer.Option(
+            help="Where the gate finds an image's release notes on the same forge: comma-separated "
+            "IMAGE=OWNER/NAME or CONTAINER=OWNER/NAME; a canary's gitcanary.io/source-repo wins, and "
+            "an image not named is looked for in the repository its path names (ghcr.io/acme/app: "
+            "acme/app).",
+            envvar="GITCANARY_RELEASE_NOTES",
+        ),
+    ] = "",
     github_repo: Annotated[
         str | None,
         typer.Option(
@@ -391,6 +419,9 @@ def run(
         write_mode=write_mode,
         promotion_gate=promotion_gate,
         merge_method=merge_method,
+        reviewers=reviewers,
+        metric_link=metric_link,
+        release_notes=release_notes,
         github_repo=github_repo,
         github_api_url=github_api_url,
         github_token_file=github_token_file,

@@ -19,10 +19,22 @@ class Review:
     login: str
     state: str  # APPROVED, CHANGES_REQUESTED, COMMENTED, DISMISSED
     commit: str  # the head the review was given on; "" when the forge cannot say
-    # Whether the forge counts the reviewer towards merging. GitHub: OWNER, MEMBER or COLLABORATOR
-    # (what branch protection counts); Gitea: `official`; GitLab: every listed approver is eligible.
+    # Whether the reviewer may write to the repository, from the forge's permission API (asked
+    # once per tick): GitHub `write` or `admin`; GitLab Developer access or more; Gitea `write`,
+    # `admin` or `owner`, and the review `official` (counted by the branch protection).
     can_write: bool
     body: str = ""
+
+
+@dataclass(frozen=True)
+class Release:
+    """A release of an image's source repository, as its forge shows it (untrusted text)."""
+
+    repo: str  # owner/name on the same forge
+    tag: str
+    name: str
+    body: str
+    url: str  # the release's page
 
 
 @dataclass(frozen=True)
@@ -138,3 +150,11 @@ class Forge(Protocol):
     def close(self, number: int) -> None: ...
 
     def delete_branch(self, branch: str) -> None: ...
+
+    def begin_tick(self) -> None:
+        """Forget what is cached for one tick (who may write)."""
+        ...
+
+    def release(self, repo: str, tag: str) -> Release | None:
+        """The release of `tag` in `repo` (owner/name on this forge); None when it has none."""
+        ...

@@ -12,6 +12,8 @@ footnotes and thresholds go into the column header instead of into every cell.
 
 from __future__ import annotations
 
+import re
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -32,6 +34,9 @@ STEP_LABEL = LABEL_PREFIX + "step"
 # cell) above this wraps in the browser.
 MAX_ROW_CHARS = 95
 DEFAULT_WINDOW = "1m"  # Flagger's default metric interval
+# A release's text in the body: a few lines of words, enough to see what changed; the link has the rest.
+EXCERPT_LINES = 4
+EXCERPT_CHARS = 280
 UNITS = {"request-success-rate": "%", "request-duration": "ms"}
 
 
@@ -93,6 +98,9 @@ class Change:
     where: str  # file and field, e.g. `apps/backend/kustomization.yaml images[0].newTag`
     bumped_by: str = ""
     bump_url: str = ""  # the commit that made the change
+    source: str = ""  # the image's source repository on the forge, where release notes were looked for
+    notes_url: str = ""  # the release of the new tag there; "" when none was found
+    notes: str = ""  # that release's text, untrusted: rendered only through `excerpt`
 
 
 @dataclass(frozen=True)
@@ -106,7 +114,10 @@ class Row:
     measured_at: str  # the weight the canary had while it was measured (the step before)
     checks: tuple[Check, ...] = ()
     notes: dict[str, str] = field(default_factory=dict)  # metric -> diagnostic
-    requests: str = ""  # requests the canary served in the window, where a check counts them
+    # `Gitcanary-Requests`: "canary=N primary=M" served over the window, "n/a" where the provider
+    # has no request-rate query; "" on commits without it.
+    requests: str = ""
+    primary: dict[str, str] = field(default_factory=dict)  # `Gitcanary-Primary`: metric -> value
     pending: bool = False  # the promotion commit this PR carries, not yet on the branch
     withdrawn: bool = False  # a promotion this PR carried, stale after a halt landed
     url: str = ""  # the step PR, else the commit
@@ -118,7 +129,8 @@ class Metric:
     window: str = DEFAULT_WINDOW
     min: float | None = None
     max: float | None = None
-    link: str = ""  # a URL template: {metric} {namespace} {name} {start} {end}
+    link: str = ""  # a URL template: {metric} {query} {namespace} {name} {start} {end}
+    query: str = ""  # the metric's query as gitcanary sends it, for {query}; "" when not known
 
     @property
     def unit(self) -> str:
@@ -195,10 +207,21 @@ def rows(commits: list[LoggedCommit], rollout_id: str, metrics: Sequence[str] = 
                 previous,
                 checks,
                 notes,
+                trailers.get("Requests", ""),
+                _pairs(trailers.get("Primary", "")),
             )
         )
         previous = weight or previous
     return out
+
+
+def _pairs(text: str) -> dict[str, str]:
+    """`a=1 b=none` -> {"a": "1", "b": "none"}; anything else in it is left out."""
+    return dict(
+        (key, value)
+        for key, sep, value in (token.partition("=") for token in text.split())
+        if sep and re.fullmatch(r"none|-?\d+(\.\d+)?(e[-+]?\d+)?", value)
+    )
 
 
 def decided_at(trailers: dict[str, str], fallback: datetime) -> datetime:
@@ -243,8 +266,13 @@ def _short(name: str) -> str:
     return name.removeprefix("request-")
 
 
+# A cell's second line: what the first one is compared with. A browser sizes a column by its
+# widest line, so stacking keeps rows within `MAX_ROW_CHARS` (rows are two lines, not six).
+BR = "<br>"
+
+
 def _when(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%m-%d %H:%M")
+    return moment.astimezone(UTC).strftime(f"%m-%d{BR}%H:%M")
 
 
 def _link(text: str, url: str) -> str:
@@ -272,27 +300,50 @@ def _verdict(row: Row) -> str:
     if row.withdrawn:
         return "withdrawn"
     if row.pending:
-        return f"{text} (here)"
+        return f"{text}{BR}(here)"
     return text
 
 
-def _cell(check: Check | None, metric: Metric, footnote: str) -> str:
+def _cell(check: Check | None, metric: Metric, footnote: str, primary: str = "") -> str:
+    """`99.9% ✅<br>vs 99.8`: the canary's value, its verdict, and below it the primary's where
+    measured (the compare judge's, else the one measured beside the threshold judge's)."""
     if check is None:
         return "–"
     if check.value is None:
         return f"no data ❌{footnote}"
     mark = "✅" if check.ok else "❌"
-    primary = getattr(check, "primary", None)  # the judge's primary value, where it measured one
-    value = f"{_num(check.value)}{metric.unit}"
-    if isinstance(primary, int | float):
-        value += f" (primary {_num(float(primary))})"
-    return f"{value} {mark}{footnote}"
+    value = f"{_num(check.value)}{metric.unit} {mark}{footnote}"
+    if check.primary is not None:
+        return f"{value}{BR}vs {_num(check.primary)}{metric.unit}"
+    if primary and primary != "none":
+        return f"{value}{BR}vs {_num(float(primary))}{metric.unit}"
+    return value
+
+
+def _requests(row: Row) -> str:
+    """`1.2k<br>vs 4.8k` (the canary's, then the primary's), `n/a` where the provider cannot
+    count, `–` for a step not measured."""
+    if not row.checks:
+        return "–"
+    counts = _pairs(row.requests)
+    if not counts:
+        return "n/a"
+    canary, primary = (_count(counts.get(side, "none")) for side in ("canary", "primary"))
+    return f"{canary}{BR}vs {primary}"
+
+
+def _count(text: str) -> str:
+    if text == "none":
+        return "no data"
+    number = float(text)
+    for size, suffix in ((1e6, "M"), (1e3, "k")):
+        if number >= size:
+            return f"{number / size:.3g}{suffix}"
+    return f"{number:.0f}"
 
 
 def visible_width(cells: Sequence[str]) -> int:
     """The characters a row shows: link targets, code ticks and emphasis do not print."""
-    import re
-
     total = 0
     for cell in cells:
         text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", cell)
@@ -304,8 +355,7 @@ def visible_width(cells: Sequence[str]) -> int:
 
 def _evidence(view: View) -> list[str]:
     metrics = list(view.metrics)
-    # Request counts only where a check measured them (a column of dashes is width for nothing).
-    counted = any(row.requests for row in view.rows)
+    counted = bool(metrics)  # a request count per measured row; "n/a" where the provider has none
     header = ["UTC", "at", *(["requests"] if counted else []), *(m.header for m in metrics), "result", "step"]
     lines = [
         "| " + " | ".join(header) + " |",
@@ -315,7 +365,7 @@ def _evidence(view: View) -> list[str]:
     last_measured: datetime | None = None
     for row in view.rows:
         by_name = {c.name: c for c in row.checks}
-        cells = [_when(row.time), f"{row.measured_at}%", *([row.requests or "–"] if counted else [])]
+        cells = [_when(row.time), f"{row.measured_at}%", *([_requests(row)] if counted else [])]
         for metric in metrics:
             footnote = ""
             note = row.notes.get(metric.name)
@@ -324,7 +374,7 @@ def _evidence(view: View) -> list[str]:
                 if text not in footnotes:  # the same diagnostic on every row is one footnote
                     footnotes.append(text)
                 footnote = f"[^{footnotes.index(text) + 1}]"
-            cells.append(_cell(by_name.get(metric.name), metric, footnote))
+            cells.append(_cell(by_name.get(metric.name), metric, footnote, row.primary.get(metric.name, "")))
         if metrics and not row.checks and not row.withdrawn:
             cells[3 if counted else 2] = "not measured"
         elif row.checks:
@@ -342,7 +392,9 @@ def _evidence(view: View) -> list[str]:
                 "",
                 f"Last measured {last_measured.strftime('%Y-%m-%d %H:%M')} UTC "
                 f"({_age(view.now - last_measured)} before this update). Each value is the "
-                "canary's over its window, at the weight in `at`; `UTC` is when the step was decided.",
+                "canary's over its window, at the weight in `at`, with the primary's under it (`vs`) "
+                "where measured; `requests` are those each served over the first window (`n/a`: the "
+                "metrics provider has no request count); `UTC` is when the step was decided.",
                 "",
                 "Windows: " + " · ".join(f"{_short(m.name)} {m.window}" for m in metrics) + ".",
             ]
@@ -366,18 +418,21 @@ def _age(delta: timedelta) -> str:
 
 
 def _expand(template: str, metric: Metric, view: View, end: datetime | None) -> str:
-    import urllib.parse
-
+    """The link template with each known `{field}` URL-encoded in; other braces (a Grafana
+    JSON state, say) are left as they are."""
     moment = end or view.now
     start = moment.timestamp() - parse_duration(metric.window)
     values = {
         "metric": metric.name,
+        "query": metric.query,
         "namespace": view.namespace,
         "name": view.name,
         "start": str(int(start)),
         "end": str(int(moment.timestamp())),
     }
-    return template.format(**{k: urllib.parse.quote(v, safe="") for k, v in values.items()})
+    return re.sub(
+        r"\{(" + "|".join(values) + r")\}", lambda m: urllib.parse.quote(values[m[1]], safe=""), template
+    )
 
 
 def _changes(view: View) -> list[str]:
@@ -390,9 +445,9 @@ def _changes(view: View) -> list[str]:
             who = change.bumped_by.split(" <")[0] or "–"
             if change.bump_url:
                 who = _link(who, change.bump_url)
-            out.append(
-                f"| `{change.container}` | `{change.old}` → `{change.new}` | `{change.where}` | {who} |"
-            )
+            new = _link(f"`{change.new}`", change.notes_url)  # as Renovate links the new version
+            out.append(f"| `{change.container}` | `{change.old}` → {new} | `{change.where}` | {who} |")
+        out += ["", "**Release notes**", "", *_release_notes(view.changes)]
     if view.spec_diff:
         out += [
             "",
@@ -404,6 +459,59 @@ def _changes(view: View) -> list[str]:
             "</details>",
         ]
     return out
+
+
+def _release_notes(changes: Sequence[Change]) -> list[str]:
+    """Per change: an excerpt of the new tag's release and its link, or why there is none."""
+    out: list[str] = []
+    for change in changes:
+        name = f"`{change.container}` `{change.new}`"
+        if change.notes_url:
+            out.append(f"- {name}: [release in {change.source}]({change.notes_url})")
+            out += [f"  > {line}" for line in excerpt(change.notes)] or ["  > (the release has no text)"]
+        elif change.source:
+            out.append(f"- {name}: no release notes found in {change.source}")
+        else:
+            out.append(
+                f"- {name}: no release notes found (no source repository known: set "
+                "`gitcanary.io/source-repo` or `--release-notes`)"
+            )
+    return out
+
+
+def excerpt(text: str) -> list[str]:
+    """A release's text as a few short lines that render as plain words.
+
+    The text is someone else's: no HTML (tags and comments dropped), no links (a reviewer follows
+    the release link, not one planted in its notes), no credentials, no Markdown (every
+    punctuation mark a formatting could start with is escaped), no @mentions or #references that
+    would notify people or link this repository's issues; at most `EXCERPT_LINES` lines and
+    `EXCERPT_CHARS` characters, with "…" where it was cut.
+    """
+    text = without_credentials(text)
+    text = re.sub(r"<!--.*?(-->|$)", " ", text, flags=re.S)
+    text = re.sub(r"<[^>\n]*>", " ", text)
+    text = re.sub(r"\b(?:[a-z][a-z0-9+.-]*://|www\.)\S+", "(link)", text, flags=re.I)
+    lines = [" ".join(line.split()).lstrip("#>*-+= ").strip() for line in text.splitlines()]
+    lines = [line for line in lines if line and not set(line) <= set("-=_*|: ")]
+    out: list[str] = []
+    room = EXCERPT_CHARS
+    for line in lines[:EXCERPT_LINES]:
+        if room <= 1:
+            break
+        if len(line) > room:
+            line = line[: room - 1].rstrip() + "…"
+        room -= len(line)
+        out.append(line)
+    if out and (len(out) < len(lines)) and not out[-1].endswith("…"):
+        out.append("…")
+    return [_plain(line) for line in out]
+
+
+def _plain(line: str) -> str:
+    # A zero-width space keeps GitHub from reading a mention or an issue reference.
+    line = re.sub(r"([@#])(?=[\w-])", "\\1\u200b", line)
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~&:])", r"\\\1", line)
 
 
 def _buttons(view: View) -> list[str]:

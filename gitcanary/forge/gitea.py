@@ -6,8 +6,9 @@ gitcanary needs about fifteen endpoints, so they are called directly with httpx,
   its branch protection (`required_approvals`, readable by repository admins) and the reviews:
   fewer official approvals than required -> `blocked`, as GitHub says;
 - reviews come from the reviews API: each reviewer's latest, with the `commit_id` it was given
-  on, DISMISSED when `dismissed`, and can_write from `official` (a review by someone the branch
-  protection counts); approvers are the approving ones neither dismissed nor stale;
+  on, DISMISSED when `dismissed`, and can_write when the review is `official` (one the branch
+  protection counts) and the collaborator permission API says write or more; approvers are the
+  approving ones neither dismissed nor stale;
 - draft is Gitea's "WIP: " title prefix (the PR's `draft` field is read-only, derived from the
   instance's WORK_IN_PROGRESS_PREFIXES); labels go through the issue labels API (a label the
   repository lacks is created first), comments through issue comments, reviewers through
@@ -32,8 +33,8 @@ from urllib.parse import quote
 
 import httpx
 
-from gitcanary.forge.base import Comment, ForgeError, PullRequest, Review
-from gitcanary.forge.secrets import Redactor, read_secret
+from gitcanary.forge.base import Comment, ForgeError, PullRequest, Release, Review
+from gitcanary.forge.client import ForgeClient
 
 log = logging.getLogger("gitcanary.forge")
 T = TypeVar("T")
@@ -44,6 +45,7 @@ DRAFT_PREFIX = "WIP: "
 # Gitea's default WORK_IN_PROGRESS_PREFIXES, plus Forgejo's and GitLab's "Draft:" habit.
 DRAFT_PREFIXES = ("wip:", "[wip]", "draft:")
 LABEL_COLOR = "#ededed"
+WRITE_PERMISSIONS = ("write", "admin", "owner")
 REVIEW_STATES = {"APPROVED": "APPROVED", "REQUEST_CHANGES": "CHANGES_REQUESTED", "COMMENT": "COMMENTED"}
 
 
@@ -66,8 +68,10 @@ class GiteaConfig:
     rate_attempts: int = 4
 
 
-class GiteaForge:
+class GiteaForge(ForgeClient):
     """One Gitea or Forgejo repository; every call goes through `_request`."""
+
+    name = "Gitea"
 
     def __init__(
         self,
@@ -76,29 +80,19 @@ class GiteaForge:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if "/" not in config.repo:
-            raise ForgeError(f"Gitea repository {config.repo!r}: expected OWNER/NAME")
-        self.config = config
-        self.sleep, self.clock = sleep, clock
-        self.redact = Redactor()
-        token = read_secret(config.token, config.token_file, "Gitea token")
-        if not token:
-            raise ForgeError("Gitea token missing: set GITCANARY_FORGE_TOKEN or --forge-token-file")
-        self.redact.add(token)
         base = config.url.rstrip("/")
+        super().__init__(
+            config.repo, f"{base}/{config.repo}", max_rate_wait=config.max_rate_wait, sleep=sleep, clock=clock
+        )
+        self.config = config
+        token = self.token(config.token, config.token_file)
         self.http = httpx.Client(
             base_url=f"{base}/api/v1/repos/{config.repo}",
             headers={"Authorization": f"token {token}", "Accept": "application/json"},
             timeout=config.timeout,
         )
-        self._web_url = f"{base}/{config.repo}"
         self._remaining: str | None = None
         self._reset = 0.0
-        self._slept_until = 0.0
-
-    @property
-    def web_url(self) -> str:
-        return self._web_url
 
     # -- requests, rate limits and errors --------------------------------------------------------
 
@@ -122,13 +116,6 @@ class GiteaForge:
             self._back_off(max(1.0, seconds), f"rate limit hit ({what})")
             self._remaining = None  # waited as the answer asked: its remaining 0 is spent
         raise AssertionError("unreachable")
-
-    def _back_off(self, seconds: float, why: str) -> None:
-        if seconds > self.config.max_rate_wait:
-            raise ForgeError(f"Gitea {why}; the window resets in {seconds:.0f}s: retrying on a later tick")
-        log.warning("Gitea %s: waiting %.0fs before the next request", why, seconds)
-        self.sleep(seconds)
-        self._slept_until = self.clock() + seconds
 
     def _error(self, what: str, response: httpx.Response) -> ForgeError:
         try:
@@ -231,10 +218,43 @@ class GiteaForge:
                 login,
                 "DISMISSED" if r.get("dismissed") else state,
                 _commit(r, head),
-                bool(r.get("official")),
+                bool(r.get("official")) and self._can_write(login),
                 str(r.get("body") or ""),
             )
         return tuple(latest.values())
+
+    def _can_write(self, login: str) -> bool:
+        """`write`, `admin` or `owner` from GET .../collaborators/{user}/permission (once a tick)."""
+
+        def ask() -> bool:
+            what = f"reading the permission of {login}"
+            try:
+                response = self._request(what, "GET", f"/collaborators/{quote(login, safe='')}/permission")
+            except _Status as exc:
+                if exc.response.status_code in (403, 404):  # not a collaborator, or not visible
+                    return False
+                raise self._error(what, exc.response) from None
+            return str(response.json().get("permission")) in WRITE_PERMISSIONS
+
+        return self.may_write(login, ask)
+
+    def release(self, repo: str, tag: str) -> Release | None:
+        """GET /repos/{owner}/{repo}/releases/tags/{tag} of a repository on the same instance."""
+        what = f"reading the release {tag} of {repo}"
+        path = f"{self.config.url.rstrip('/')}/api/v1/repos/{repo}/releases/tags/{quote(tag, safe='')}"
+        try:
+            data = self._request(what, "GET", path).json()
+        except _Status as exc:
+            if exc.response.status_code in (403, 404):
+                return None
+            raise self._error(what, exc.response) from None
+        return Release(
+            repo,
+            str(data.get("tag_name") or tag),
+            str(data.get("name") or ""),
+            str(data.get("body") or ""),
+            str(data.get("html_url") or ""),
+        )
 
     def _required(self, base: str) -> int:
         """Approvals the base branch's protection requires; 0 when it has none or cannot be read."""

@@ -15,19 +15,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from github import Auth, Github, GithubException, RateLimitExceededException
+from github.GitRelease import GitRelease
 from github.PullRequest import PullRequest as GhPull
 from github.Repository import Repository
 
-from gitcanary.forge.base import Comment, ForgeError, PullRequest, Review
+from gitcanary.forge.base import Comment, ForgeError, PullRequest, Release, Review
+from gitcanary.forge.client import ForgeClient
 from gitcanary.forge.secrets import Redactor, read_secret
 
 log = logging.getLogger("gitcanary.forge")
 T = TypeVar("T")
-# Review authors whose approval GitHub's branch protection counts: people with write access.
-# GitHub reports the relation as `author_association`; read-only users show as CONTRIBUTOR or NONE.
-WRITE_ASSOCIATIONS = ("OWNER", "MEMBER", "COLLABORATOR")
+# Reviewers whose approval GitHub's branch protection counts: people with write access, as
+# GET /repos/{owner}/{repo}/collaborators/{username}/permission names it.
+WRITE_PERMISSIONS = ("admin", "write")
 PUBLIC_API = "https://api.github.com"
 
 
@@ -66,8 +69,10 @@ def _auth(config: GitHubConfig, redact: Redactor) -> Auth.Auth:
     )
 
 
-class GitHubForge:
+class GitHubForge(ForgeClient):
     """One GitHub repository; every call goes through `_call` (rate limits, redacted errors)."""
+
+    name = "GitHub"
 
     def __init__(
         self,
@@ -76,14 +81,14 @@ class GitHubForge:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if "/" not in config.repo:
-            raise ForgeError(f"GitHub repository {config.repo!r}: expected OWNER/NAME")
+        host = config.api_url.rstrip("/")
+        web = "https://github.com" if host == PUBLIC_API else host.removesuffix("/api/v3")
+        super().__init__(
+            config.repo, f"{web}/{config.repo}", max_rate_wait=config.max_rate_wait, sleep=sleep, clock=clock
+        )
         self.config = config
-        self.sleep = sleep
-        self.clock = clock
-        self.redact = Redactor()
         self.gh = Github(
-            base_url=config.api_url.rstrip("/"),
+            base_url=host,
             auth=_auth(config, self.redact),
             timeout=config.timeout,
             retry=None,
@@ -92,21 +97,13 @@ class GitHubForge:
         )
         self._repo: Repository | None = None
         self._login: str | None = None
-        self._slept_until = 0.0  # the injected sleep does not move the clock: remember how far it went
         self.owner = config.repo.split("/", 1)[0]
-        host = config.api_url.rstrip("/")
-        web = "https://github.com" if host == PUBLIC_API else host.removesuffix("/api/v3")
-        self._web_url = f"{web}/{config.repo}"
 
     @property
     def repo(self) -> Repository:
         if self._repo is None:
             self._repo = self._call("reading the repository", lambda: self.gh.get_repo(self.config.repo))
         return self._repo
-
-    @property
-    def web_url(self) -> str:
-        return self._web_url
 
     # -- rate limits and errors ----------------------------------------------------------------
 
@@ -117,13 +114,6 @@ class GitHubForge:
         # The headers still say 0 after a wait that already ran to this reset: do not wait twice.
         if remaining == 0 and reset > self._slept_until + 1:
             self._back_off(max(1.0, reset - self.clock()), "rate limit exhausted")
-
-    def _back_off(self, seconds: float, why: str) -> None:
-        if seconds > self.config.max_rate_wait:
-            raise ForgeError(f"GitHub {why}; the window resets in {seconds:.0f}s: retrying on a later tick")
-        log.warning("GitHub %s: waiting %.0fs before the next request", why, seconds)
-        self.sleep(seconds)
-        self._slept_until = self.clock() + seconds
 
     def _rate_wait(self, exc: GithubException) -> float | None:
         """Seconds to wait when `exc` is a rate-limit answer, from its headers; None otherwise."""
@@ -199,15 +189,38 @@ class GitHubForge:
         for review in pr.get_reviews():
             login = review.user.login if review.user else "ghost"  # a deleted account, as GitHub shows it
             latest.pop(login, None)
-            association = str(review.raw_data.get("author_association", "NONE"))
             latest[login] = Review(
-                login,
-                review.state,
-                review.commit_id or "",
-                association in WRITE_ASSOCIATIONS,
-                review.body or "",
+                login, review.state, review.commit_id or "", self._can_write(login), review.body or ""
             )
         return tuple(latest.values())
+
+    def _can_write(self, login: str) -> bool:
+        """Write access as GitHub's permission API says it (`maintain` reads as `write` there);
+        `author_association` would call a triager or an org member with read access a writer."""
+
+        def ask() -> bool:
+            try:
+                return self.repo.get_collaborator_permission(login) in WRITE_PERMISSIONS
+            except GithubException as exc:
+                if exc.status == 404:  # not a collaborator at all
+                    return False
+                raise
+
+        return self.may_write(login, ask)
+
+    def release(self, repo: str, tag: str) -> Release | None:
+        def go() -> Release | None:
+            try:
+                # As Repository.get_release(tag) asks it, without reading the repository first.
+                url = f"{self.config.api_url.rstrip('/')}/repos/{repo}/releases/tags/{quote(tag, safe='')}"
+                found = GitRelease(self.gh.requester, url=url).complete()
+            except GithubException as exc:
+                if exc.status == 404:
+                    return None
+                raise
+            return Release(repo, found.tag_name, found.name or "", found.body or "", found.html_url)
+
+        return self._call(f"reading the release {tag} of {repo}", go)
 
     def find(self, head: str, state: str = "open") -> PullRequest | None:
         def go() -> PullRequest | None:

@@ -8,7 +8,8 @@ GitLab names things differently; this module maps them onto the `Forge` protocol
 - approvers come from the MR approvals API (`approved_by`), which GitLab Free also answers;
   an approval carries no commit, so it is taken as one of the current head only when the project
   resets approvals on push (`reset_approvals_on_push`, GitLab's default): otherwise it counts
-  for nothing here, because nothing says which head it approved;
+  for nothing here, because nothing says which head it approved; an approver counts only with
+  Developer access or more (the members API, asked once per tick);
 - draft is the MR's `draft` flag, which GitLab derives from a "Draft: " title prefix (the prefix
   is what gitcanary writes); labels are the MR's labels, comments its non-system notes, and
   reviewers its `reviewer_ids` (usernames resolved through the users API);
@@ -28,14 +29,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import gitlab
 import requests
 from gitlab.exceptions import GitlabError
 from gitlab.v4.objects import Project, ProjectMergeRequest
 
-from gitcanary.forge.base import Comment, ForgeError, PullRequest, Review
-from gitcanary.forge.secrets import Redactor, read_secret
+from gitcanary.forge.base import Comment, ForgeError, PullRequest, Release, Review
+from gitcanary.forge.client import ForgeClient
 
 log = logging.getLogger("gitcanary.forge")
 T = TypeVar("T")
@@ -60,6 +62,7 @@ DRAFT_PREFIX = "Draft: "
 # The title prefixes GitLab reads as draft (its Gitlab::Regex.merge_request_draft).
 DRAFT_PREFIXES = ("draft:", "[draft]", "(draft)", "draft -")
 NOT_MERGED_YET = (405, 406, 409, 422)  # blocked, conflict, head moved, cannot be merged
+DEVELOPER = 30  # GitLab's access level that may push to unprotected branches and approve by default
 
 
 class _Gitlab(gitlab.Gitlab):
@@ -84,8 +87,10 @@ class GitLabConfig:
     rate_attempts: int = 4
 
 
-class GitLabForge:
+class GitLabForge(ForgeClient):
     """One GitLab project; every call goes through `_call` (rate limits, redacted errors)."""
+
+    name = "GitLab"
 
     def __init__(
         self,
@@ -94,28 +99,22 @@ class GitLabForge:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if "/" not in config.project:
-            raise ForgeError(f"GitLab project {config.project!r}: expected GROUP/PROJECT")
+        base = config.url.rstrip("/")
+        super().__init__(
+            config.project,
+            f"{base}/{config.project}",
+            max_rate_wait=config.max_rate_wait,
+            sleep=sleep,
+            clock=clock,
+            shape="project {repo!r}: expected GROUP/PROJECT",
+        )
         self.config = config
-        self.sleep, self.clock = sleep, clock
-        self.redact = Redactor()
-        token = read_secret(config.token, config.token_file, "GitLab token")
-        if not token:
-            raise ForgeError("GitLab token missing: set GITCANARY_FORGE_TOKEN or --forge-token-file")
-        self.redact.add(token)
+        token = self.token(config.token, config.token_file)
         self._headers: dict[str, str] = {}
         session = requests.Session()
         session.hooks["response"].append(self._remember_headers)
-        self.gl = _Gitlab(
-            config.url.rstrip("/"), private_token=token, timeout=config.timeout, session=session
-        )
+        self.gl = _Gitlab(base, private_token=token, timeout=config.timeout, session=session)
         self.project: Project = self.gl.projects.get(config.project, lazy=True)
-        self._slept_until = 0.0
-        self._web_url = f"{config.url.rstrip('/')}/{config.project}"
-
-    @property
-    def web_url(self) -> str:
-        return self._web_url
 
     # -- rate limits and errors ----------------------------------------------------------------
 
@@ -129,13 +128,6 @@ class GitLabForge:
         reset = float(self._headers.get("ratelimit-reset") or 0)
         if reset > self._slept_until + 1:
             self._back_off(max(1.0, reset - self.clock()), "rate limit exhausted")
-
-    def _back_off(self, seconds: float, why: str) -> None:
-        if seconds > self.config.max_rate_wait:
-            raise ForgeError(f"GitLab {why}; the window resets in {seconds:.0f}s: retrying on a later tick")
-        log.warning("GitLab %s: waiting %.0fs before the next request", why, seconds)
-        self.sleep(seconds)
-        self._slept_until = self.clock() + seconds
 
     def _rate_wait(self, exc: GitlabError) -> float | None:
         if exc.response_code != 429:
@@ -195,9 +187,9 @@ class GitLabForge:
     def _reviews(self, mr: ProjectMergeRequest) -> tuple[Review, ...]:
         """The MR's approvals as reviews.
 
-        can_write is True for every one: GitLab's approvals API lists only approvals by users
-        eligible to approve (approval rules, and at least Developer role by default), which is
-        what GitLab counts towards merging, so nobody GitLab would not count is listed.
+        can_write is the approver's access level in the project (GitLab's members API, direct or
+        inherited) at Developer or more, who may push; GitLab's approvals API also lists approvals
+        an approval rule would not count, e.g. by a Reporter when no rule restricts approvers.
         commit is the current head only when the project resets approvals on push: then an
         approval still listed was given on that head. Otherwise it may be of any earlier head,
         and "" makes it count for nothing (see docs/forges.md).
@@ -205,9 +197,39 @@ class GitLabForge:
         approvals = mr.approvals.get()
         commit = str(mr.sha or "") if self._resets_approvals() else ""
         return tuple(
-            Review(str(entry["user"]["username"]), "APPROVED", commit, True)
+            Review(str(entry["user"]["username"]), "APPROVED", commit, self._can_write(entry["user"]))
             for entry in approvals.approved_by or []
         )
+
+    def _can_write(self, user: dict[str, Any]) -> bool:
+        """Developer access (30) or more, from GET /projects/:id/members/all/:user_id."""
+
+        def ask() -> bool:
+            try:
+                member = self.project.members_all.get(int(user["id"]))
+            except GitlabError as exc:
+                if exc.response_code == 404:  # not a member, directly or through a group
+                    return False
+                raise
+            return int(getattr(member, "access_level", 0) or 0) >= DEVELOPER
+
+        return self.may_write(str(user["username"]), ask)
+
+    def release(self, repo: str, tag: str) -> Release | None:
+        """GET /projects/:id/releases/:tag_name; the release's page is GitLab's `-/releases/TAG`."""
+
+        def go() -> Release | None:
+            try:
+                found = self.gl.projects.get(repo, lazy=True).releases.get(tag)
+            except GitlabError as exc:
+                if exc.response_code in (403, 404):  # no such project, release, or no access
+                    return None
+                raise
+            url = f"{self.config.url.rstrip('/')}/{repo}/-/releases/{quote(str(found.tag_name), safe='')}"
+            return Release(repo, str(found.tag_name), str(getattr(found, "name", "") or ""),
+                           str(getattr(found, "description", "") or ""), url)
+
+        return self._call(f"reading the release {tag} of {repo}", go)
 
     def _resets_approvals(self) -> bool:
         """The project's `reset_approvals_on_push`; True (GitLab's default) when it cannot be read."""

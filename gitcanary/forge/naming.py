@@ -11,6 +11,10 @@ BRANCH_ROOT = "gitcanary/"
 WRITE_MODE_ANNOTATION = "gitcanary.io/write-mode"
 GATE_ANNOTATION = "gitcanary.io/promotion-gate"
 REVIEWERS_ANNOTATION = "gitcanary.io/reviewers"  # "alice, @acme/sre": who reviews the gate PR
+# "acme/backend" or "backend=acme/backend, sidecar=acme/proxy": where the gate finds release notes
+SOURCE_REPO_ANNOTATION = "gitcanary.io/source-repo"
+# A repository path on a forge: owner/name, or GitLab's group/subgroup/project.
+REPO_PATH = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)+")
 WRITE_MODES = ("direct", "pull-request")
 MERGE_METHODS = ("merge", "squash", "rebase")
 
@@ -77,8 +81,31 @@ def gated(canary: Canary, default: bool) -> bool:
 
 
 def reviewers(canary: Canary) -> list[str]:
-    """The canary's own gate reviewers (`gitcanary.io/reviewers`, comma- or space-separated logins
-    and @org/team names), checked against GitHub's login alphabet; empty when not set."""
+    """The canary's own gate reviewers (`gitcanary.io/reviewers`, comma- or space-separated logins,
+    @org/team or team:SLUG names), checked against GitHub's login alphabet; empty when not set."""
     raw = canary.metadata.annotations.get(REVIEWERS_ANNOTATION, "")
     names = [name for name in re.split(r"[,\s]+", raw) if name]
-    return [name for name in names if re.fullmatch(r"@?[A-Za-z0-9][A-Za-z0-9-]*(/[A-Za-z0-9._-]+)?", name)]
+    return [name for name in names if valid_reviewer(name)]
+
+
+def valid_reviewer(name: str) -> bool:
+    """A login, `@org/team` or `team:SLUG` in GitHub's alphabet (reviewers come from files)."""
+    return bool(re.fullmatch(r"(@?[A-Za-z0-9][A-Za-z0-9-]*(/[A-Za-z0-9._-]+)?|team:[A-Za-z0-9._-]+)", name))
+
+
+def source_repos(canary: Canary) -> dict[str, str]:
+    """The canary's `gitcanary.io/source-repo`: container -> repository ("" for every container).
+
+    Entries that are not a repository path are left out (the value is repository content).
+    """
+    raw = canary.metadata.annotations.get(SOURCE_REPO_ANNOTATION, "")
+    found: dict[str, str] = {}
+    for entry in (e.strip() for e in re.split(r"[,\s]+", raw)):
+        container, _, repo = entry.rpartition("=")
+        if valid_repo(repo):
+            found[container] = repo
+    return found
+
+
+def valid_repo(repo: str) -> bool:
+    return bool(REPO_PATH.fullmatch(repo)) and ".." not in repo

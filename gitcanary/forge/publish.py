@@ -19,25 +19,29 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pathspec
 from git import GitCommandError
 
+from gitcanary.analysis.builtin import builtin_metric
+from gitcanary.analysis.templates import QueryModel, render_query
 from gitcanary.audit.gitlog import merged_in
 from gitcanary.audit.parse import STEP_MERGE_NOTE, merged_request
 from gitcanary.core.observations import Gate
-from gitcanary.errors import GitcanaryError, GitError, PushRejected
+from gitcanary.errors import AnalysisError, GitcanaryError, GitError, PushRejected
 from gitcanary.forge import gate, naming
-from gitcanary.forge.base import Forge, ForgeError, KnowsItself, PullRequest, Review
+from gitcanary.forge.base import Forge, ForgeError, KnowsItself, PullRequest, Release, Review
 from gitcanary.forge.secrets import without_credentials
 from gitcanary.git.trailers import MalformedTrailers, format_message, parse_trailers
 from gitcanary.git.workspace import REMOTE, Workspace
 from gitcanary.manifests.generate import Layout
 from gitcanary.spec.load import LoadedCanary
+from gitcanary.spec.models import CanaryMetric, MetricTemplate
 from gitcanary.spec.status import CanaryStatus
 
 log = logging.getLogger("gitcanary.forge")
@@ -54,12 +58,17 @@ class PublishSettings:
     mode: str = "direct"  # the repository's default write mode; a canary annotation overrides it
     gate: bool = False  # promotion gate for every canary unless its annotation says otherwise
     merge_method: str = "merge"
-    # Who is asked to review a gate PR once the promotion commit is on it; empty: CODEOWNERS.
+    # Who is asked to review a gate PR once the promotion commit is on it, besides the canary's
+    # gitcanary.io/reviewers and the CODEOWNERS of its file: logins, `team:SLUG` or `@org/SLUG`.
     reviewers: tuple[str, ...] = ()
     # A link per metric in the gate's evidence, e.g. a Grafana Explore or Prometheus graph URL,
-    # with {metric} {namespace} {name} {start} {end} (Unix seconds) filled in; empty: no links.
+    # with {metric} {query} {namespace} {name} {start} {end} (Unix seconds) filled in, URL-encoded;
+    # empty: no links.
     metric_link: str = ""
     approvals_needed: int = 1  # approvals of the promotion commit before gitcanary merges the gate
+    # Where an image's release notes are, on the same forge: (image or container, owner/name); an
+    # image not named here is looked for in the repository its path names (ghcr.io/acme/app: acme/app).
+    release_notes: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -76,6 +85,7 @@ class Publisher:
     workspace: Workspace
     settings: PublishSettings = field(default_factory=PublishSettings)
     canaries: dict[str, LoadedCanary] = field(default_factory=dict)  # the reconciler's catalog
+    templates: Mapping[str, MetricTemplate] = field(default_factory=dict)  # its MetricTemplates
     waiting: dict[str, str] = field(default_factory=dict)  # key -> what it waits for (for status)
     # Commit message -> the PR that carried it, so notifications of a step link its pull request.
     pull_urls: dict[str, str] = field(default_factory=dict)
@@ -91,6 +101,9 @@ class Publisher:
     # Commits the forge made when gitcanary merged its own PRs (a squash or merge commit is authored
     # by the forge's user, not gitcanary's git identity): the status file they carry is gitcanary's.
     merged_by_me: set[str] = field(default_factory=set)
+    # Releases asked of the forge this tick, by (repository, tag): the body is written several
+    # times a tick, the forge is asked once.
+    _releases: dict[tuple[str, str], Release | None] = field(default_factory=dict)
     _not_merged_by_me: set[str] = field(default_factory=set)  # asked the forge once: not gitcanary's
 
     def merged_own(self, sha: str) -> bool:
@@ -129,8 +142,13 @@ class Publisher:
 
     # -- per tick, before deciding ---------------------------------------------------------------
 
-    def begin_tick(self, canaries: dict[str, LoadedCanary]) -> None:
+    def begin_tick(
+        self, canaries: dict[str, LoadedCanary], templates: Mapping[str, MetricTemplate] | None = None
+    ) -> None:
+        self.forge.begin_tick()
+        self._releases = {}
         self.canaries = canaries
+        self.templates = templates or {}
         self._open = None
         self._gates = {}
         self._rejections = {}
@@ -382,6 +400,7 @@ class Publisher:
                 m.threshold_range.min if m.threshold_range else None,
                 m.threshold_range.max if m.threshold_range else None,
                 self.settings.metric_link,
+                self._query(loaded, m) if "{query}" in self.settings.metric_link else "",
             )
             for m in canary.spec.analysis.metrics
         ]
@@ -443,9 +462,20 @@ class Publisher:
                 if email != self.workspace.identity.email:
                     bump = f"{self.forge.web_url}/commit/{sha}"
                     break
+            new = _tag(found["new"])
+            source = self._source_repo(loaded, found["name"], found["new"])
+            release = self._release(source, new) if source else None
             changes.append(
                 gate.Change(
-                    found["name"], _tag(found["old"]), _tag(found["new"]), found["where"], bumped_by, bump
+                    found["name"],
+                    _tag(found["old"]),
+                    new,
+                    found["where"],
+                    bumped_by,
+                    bump,
+                    source,
+                    release.url if release else "",
+                    release.body if release else "",
                 )
             )
         if changes:
@@ -463,6 +493,61 @@ class Publisher:
         if len(lines) > SPEC_DIFF_LINES:
             lines = [*lines[:SPEC_DIFF_LINES], f"... {len(lines) - SPEC_DIFF_LINES} more lines"]
         return [], without_credentials("\n".join(lines).replace("```", "` ` `"))
+
+    def _query(self, loaded: LoadedCanary, metric: CanaryMetric) -> str:
+        """The metric's query as the analysis renders it (templateRef, inline, builtin), one line."""
+        canary = loaded.canary
+        text = metric.query or ""
+        if metric.template_ref is not None:
+            key = f"{metric.template_ref.namespace or canary.namespace}/{metric.template_ref.name}"
+            template = self.templates.get(key)
+            text = template.spec.query if template else ""
+        elif not text:
+            builtin = builtin_metric(canary.provider, metric.name)
+            text = builtin.query if builtin else ""
+        interval = metric.interval or gate.DEFAULT_WINDOW
+        model = QueryModel.for_canary(canary, interval, metric.template_variables)
+        try:
+            return " ".join(render_query(text, model).split())
+        except AnalysisError:
+            return ""
+
+    def _source_repo(self, loaded: LoadedCanary, container: str, image: str) -> str:
+        """Where the image's release notes are: the canary's `gitcanary.io/source-repo`, else the
+        configured `--release-notes`, else the repository the image's path names on this forge
+        (`ghcr.io/acme/app:1.2` -> `acme/app`); "" when none of them names one."""
+        repository = image.split("@", 1)[0]
+        if ":" in repository.rsplit("/", 1)[-1]:
+            repository = repository.rsplit(":", 1)[0]
+        annotated = naming.source_repos(loaded.canary)
+        if container in annotated or "" in annotated:
+            return annotated.get(container) or annotated[""]
+        for key, repo in self.settings.release_notes:
+            if key in (container, repository) and naming.valid_repo(repo):
+                return repo
+        first, _, rest = repository.partition("/")
+        # A registry host (a dot or a port, or localhost) is not part of the repository's path.
+        path = rest if ("." in first or ":" in first or first == "localhost") else repository
+        return path if naming.valid_repo(path) else ""
+
+    def _release(self, repo: str, tag: str) -> Release | None:
+        """The release of `tag` (or `v` + tag, the other habit) in `repo`, asked once a tick; a
+        forge error is logged and shows as none found, so it never stops the gate."""
+        if (repo, tag) not in self._releases:
+            found = None
+            for name in dict.fromkeys([tag, tag if tag.startswith("v") else f"v{tag}"]):
+                try:
+                    found = self.forge.release(repo, name)
+                except ForgeError as exc:
+                    log.warning("release notes of %s %s: %s", repo, name, exc)
+                    break
+                if found is not None:
+                    break
+            if found is not None and not _same_site(found.url, self.forge.web_url):
+                log.warning("release %s of %s links off the forge (%s): not shown", tag, repo, found.url)
+                found = None
+            self._releases[(repo, tag)] = found
+        return self._releases[(repo, tag)]
 
     def _present(
         self, loaded: LoadedCanary, status: CanaryStatus, number: int, promotion: tuple[str, str] | None
@@ -517,20 +602,26 @@ class Publisher:
         return ""
 
     def _reviewers(self, loaded: LoadedCanary) -> tuple[list[str], list[str]]:
-        """The canary's `gitcanary.io/reviewers`, else gitcanary's configured reviewers, else the
-        CODEOWNERS of the canary's manifest; logins and teams apart, as GitHub asks for them."""
-        owners = naming.reviewers(loaded.canary) or list(self.settings.reviewers)
-        if not owners:
-            source = loaded.source.split("#", 1)[0]
-            for name in CODEOWNERS_FILES:
-                text = self.workspace.read(name, self.workspace.remote_ref)
-                if text is not None:
-                    owners = codeowners(text, source)
-                    break
-        names = [o.lstrip("@") for o in owners if o.startswith("@") or "/" not in o]
-        logins = [n for n in names if "/" not in n and "@" not in n]
-        teams = [n.split("/", 1)[1] for n in names if "/" in n]
-        return logins, teams
+        """The canary's `gitcanary.io/reviewers`, gitcanary's `--reviewers` and the CODEOWNERS of
+        the canary's manifest, together; logins and teams apart, as GitHub asks for them."""
+        owners = naming.reviewers(loaded.canary) + list(self.settings.reviewers)
+        source = loaded.source.split("#", 1)[0]
+        for name in CODEOWNERS_FILES:
+            text = self.workspace.read(name, self.workspace.remote_ref)
+            if text is not None:
+                owners += codeowners(text, source)
+                break
+        logins: list[str] = []
+        teams: list[str] = []
+        for owner in owners:
+            name = owner.lstrip("@")
+            if owner.startswith("team:"):
+                teams.append(owner.removeprefix("team:"))
+            elif "/" in name and owner.startswith("@"):
+                teams.append(name.split("/", 1)[1])
+            elif "/" not in name and "@" not in name:  # an email in CODEOWNERS names no login
+                logins.append(name)
+        return list(dict.fromkeys(logins)), list(dict.fromkeys(teams))
 
     def _finish_gate(self, loaded: LoadedCanary, pr: PullRequest, status: CanaryStatus | None) -> None:
         """Close a gate whose rollout is over or replaced, saying which and linking what followed."""
@@ -974,6 +1065,12 @@ def _why(pr: PullRequest) -> str:
     if pr.mergeable_state == "blocked":
         return f"waiting for review of PR #{pr.number} ({pr.url})"
     return f"waiting for PR #{pr.number} to become mergeable ({pr.mergeable_state}, {pr.url})"
+
+
+def _same_site(url: str, web_url: str) -> bool:
+    """`url` is a web page on the forge gitcanary talks to (same scheme and host)."""
+    a, b = urlsplit(url), urlsplit(web_url)
+    return bool(a.scheme in ("http", "https") and (a.scheme, a.netloc) == (b.scheme, b.netloc))
 
 
 def _safe_login(login: str) -> str:

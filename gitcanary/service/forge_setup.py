@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from gitcanary.forge import choice
+import re
+
+from gitcanary.forge import choice, naming
 from gitcanary.forge.base import Forge, ForgeError
 from gitcanary.forge.naming import MERGE_METHODS, WRITE_MODES
 from gitcanary.forge.publish import Publisher, PublishSettings
@@ -19,6 +21,14 @@ def publisher_for(settings: Settings, workspace: Workspace) -> Publisher | None:
         raise ForgeError(
             f"--merge-method {settings.merge_method!r}: expected one of {', '.join(MERGE_METHODS)}"
         )
+    mode = PublishSettings(
+        settings.write_mode,
+        settings.promotion_gate,
+        settings.merge_method,
+        reviewers=_reviewers(settings.reviewers),
+        metric_link=settings.metric_link,
+        release_notes=_release_notes(settings.release_notes),
+    )
     forge = forge_for(settings)
     if forge is None:
         if settings.write_mode != "direct" or settings.promotion_gate:
@@ -27,8 +37,25 @@ def publisher_for(settings: Settings, workspace: Workspace) -> Publisher | None:
                 "or --forge gitlab|gitea (detected from a gitlab.*/gitea.* --repo URL) with --forge-repo"
             )
         return None
-    mode = PublishSettings(settings.write_mode, settings.promotion_gate, settings.merge_method)
     return Publisher(forge, workspace, mode)
+
+
+def _reviewers(text: str) -> tuple[str, ...]:
+    names = tuple(name for name in re.split(r"[,\s]+", text) if name)
+    wrong = [name for name in names if not naming.valid_reviewer(name)]
+    if wrong:
+        raise ForgeError(f"--reviewers {', '.join(wrong)}: expected a login, team:SLUG or @org/SLUG")
+    return names
+
+
+def _release_notes(text: str) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for entry in (e.strip() for e in text.split(",") if e.strip()):
+        key, _, repo = entry.rpartition("=")
+        if not key or not naming.valid_repo(repo):
+            raise ForgeError(f"--release-notes {entry!r}: expected IMAGE=OWNER/NAME or CONTAINER=OWNER/NAME")
+        pairs.append((key, repo))
+    return tuple(pairs)
 
 
 def forge_for(settings: Settings) -> Forge | None:

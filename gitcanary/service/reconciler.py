@@ -146,6 +146,8 @@ class Reconciler:
         # Canaries whose status file someone else changed: (gitcanary's own status, commit, author).
         self._foreign: dict[str, tuple[CanaryStatus, str, str]] = {}
         self._pool: HttpPool | None = None
+        # Per canary, what was measured beside this tick's checks, for its step commit's trailers.
+        self._beside: dict[str, dict[str, str]] = {}
 
     @property
     def root(self) -> Path:
@@ -366,6 +368,32 @@ class Reconciler:
             status=status,
         )
 
+    def _measure_beside(
+        self,
+        canary: Canary,
+        templates: Mapping[str, MetricTemplate],
+        now: datetime,
+        checks: tuple[CheckResult, ...],
+    ) -> dict[str, str]:
+        """Request counts of both sides and the primary's values, for the step's trailers
+        (analysis/beside.py); none with an injected analyzer, which measures nothing real."""
+        if self.analyzer is not None:
+            return {}
+        from gitcanary.analysis import beside
+        from gitcanary.analysis.run import run_analysis
+
+        def analyze(copy: Canary) -> tuple[CheckResult, ...]:
+            return run_analysis(
+                copy,
+                templates,
+                default_address=self.settings.prometheus,
+                now=now,
+                env=self._provider_env(),
+                pool=self._metrics_pool(),
+            )
+
+        return beside.beside_trailers(canary, checks, analyze)
+
     def _provider_env(self) -> ProviderEnv:
         """MetricTemplate secretRefs resolve where AlertProvider ones do; keptn and externalmetrics
         read through the observer's Kubernetes client."""
@@ -419,6 +447,7 @@ class Reconciler:
             else:
                 checks = self._analyze(loaded.canary, self.catalog.templates, now, status)
                 obs = replace(obs, checks=checks)
+                self._beside[key] = self._measure_beside(loaded.canary, self.catalog.templates, now, checks)
             decision = decide(loaded.canary, status, obs)
         if obs.checks is not None:
             decision = replace(decision, checks=obs.checks)  # for the Gitcanary-Check trailers
@@ -497,6 +526,9 @@ class Reconciler:
             extra = bumped_by(self.workspace, self.inputs.get(key, set()), self.settings.author_email)
         if writer.hook_note:
             notes.append(writer.hook_note)
+        measured = self._beside.pop(key, {})
+        if decision.checks:
+            extra = {**extra, **measured}
         decision = replace(decision, status=new_status)
         message = messages.compose(loaded.canary, status, decision, notes, extra)
         sha = self.workspace.commit(message, changed)
@@ -597,7 +629,7 @@ class Reconciler:
         assert self.catalog is not None
         self.reports = {k: v for k, v in self.reports.items() if k in self.catalog.canaries}
         if self.publisher is not None:
-            self.publisher.begin_tick(self.catalog.canaries)
+            self.publisher.begin_tick(self.catalog.canaries, self.catalog.templates)
         commits = self._decide_all(self.clock())
         result = TickResult(
             head, commits, dict(self.reports), {src: str(err) for src, err in self.catalog.errors.items()}

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     write_mode: str = "direct"  # or "pull-request"; a canary's gitcanary.io/write-mode wins
     promotion_gate: bool = False  # a canary's gitcanary.io/promotion-gate wins
     merge_method: str = "merge"  # merge, squash or rebase
+    reviewers: str = ""  # the gate's reviewers besides CODEOWNERS: "alice,team:platform"
+    metric_link: str = ""  # a link per metric in the gate: {metric} {query} {namespace} {name} {start} {end}
+    release_notes: str = ""  # where images' release notes are: "ghcr.io/acme/app=acme/app,sidecar=acme/proxy"
     github_repo: str | None = None  # OWNER/NAME; PRs need it
     github_api_url: str = "https://api.github.com"  # GitHub Enterprise: https://HOST/api/v3
     github_token: SecretStr | None = None
