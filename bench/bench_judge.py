@@ -19,7 +19,6 @@ Run: python bench/bench_judge.py [--seeds 20] [--scenarios a,b] [--judges thresh
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import contextlib
 import functools
 import json
@@ -476,22 +475,36 @@ class Clock:
         return self.now
 
 
-def replay(runs: list[Run], tmp: Path, progress: Callable[[str], None]) -> dict[str, float]:
-    """Drive every run to promotion, rollback or MAX_MINUTES; fill in each run's outcome."""
+def replay(runs: list[Run], tmp: Path, progress: Callable[[str], None], group: int = 0) -> dict[str, float]:
+    """Drive every run to promotion, rollback or MAX_MINUTES; fill in each run's outcome.
+
+    With `group` > 0 the runs are split into repositories of at most that many canaries, each
+    with its own reconciler, all on the same Prometheus and clock. A commit costs more the more
+    apps its repository holds, so smaller repositories make a tick cheaper; runs are independent
+    and gitcanary's decisions for one canary do not depend on the others in its repository.
+    """
     from gitcanary.service.reconciler import Reconciler
     from gitcanary.service.settings import Settings
     from gitcanary.spec.status import Phase
 
-    seed = tmp / "seed"
-    seed.mkdir()
-    write_repo(seed, runs, OLD_TAG)
-    git("init", "-q", "-b", BRANCH, cwd=seed)
-    git("add", "-A", cwd=seed)
-    git(*HUMAN, "commit", "-q", "-m", "apps", cwd=seed)
-    remote = tmp / "config.git"
-    git("clone", "-q", "--bare", str(seed), str(remote))
-    human = tmp / "human"
-    git("clone", "-q", str(remote), str(human))
+    size = group if group > 0 else max(len(runs), 1)
+    groups = [runs[i : i + size] for i in range(0, len(runs), size)]
+    remotes: list[Path] = []
+    humans: list[Path] = []
+    for index, members in enumerate(groups):
+        base = tmp / f"repo-{index + 1}"
+        seed = base / "seed"
+        seed.mkdir(parents=True)
+        write_repo(seed, members, OLD_TAG)
+        git("init", "-q", "-b", BRANCH, cwd=seed)
+        git("add", "-A", cwd=seed)
+        git(*HUMAN, "commit", "-q", "-m", "apps", cwd=seed)
+        remote = base / "config.git"
+        git("clone", "-q", "--bare", str(seed), str(remote))
+        human = base / "human"
+        git("clone", "-q", str(remote), str(human))
+        remotes.append(remote)
+        humans.append(human)
 
     # Simulated time starts two hours back, on a whole minute, so every sample is in the past.
     start = (datetime.now(UTC) - timedelta(hours=2)).replace(second=0, microsecond=0)
@@ -499,10 +512,19 @@ def replay(runs: list[Run], tmp: Path, progress: Callable[[str], None]) -> dict[
     figures = {"ticks": 0.0, "tick_seconds": 0.0, "write_seconds": 0.0}
     quiet = logging.getLogger("bench")
     with prometheus(tmp) as url, RemoteWriter(f"{url}/api/v1/write", logger=quiet) as writer:
-        settings = Settings(
-            repo=remote.as_uri(), branch=BRANCH, workdir=tmp / "work", settle=0, prometheus=url
-        )
-        reconciler = Reconciler(settings, clock=clock)
+        reconcilers = [
+            Reconciler(
+                Settings(
+                    repo=remote.as_uri(),
+                    branch=BRANCH,
+                    workdir=remote.parent / "work",
+                    settle=0,
+                    prometheus=url,
+                ),
+                clock=clock,
+            )
+            for remote in remotes
+        ]
         by_key = {run.key: run for run in runs}
         bumped_at: datetime | None = None
 
@@ -521,15 +543,16 @@ def replay(runs: list[Run], tmp: Path, progress: Callable[[str], None]) -> dict[
 
         def tick() -> None:
             began = time.perf_counter()
-            result = reconciler.tick()
+            for reconciler in reconcilers:
+                result = reconciler.tick()
+                if result.errors:
+                    raise RuntimeError(f"gitcanary could not read the repository: {result.errors}")
+                for key, report in result.reports.items():
+                    if report.error:
+                        raise RuntimeError(f"{key}: {report.error}")
+                    observe(by_key[key], report.status, clock.now)
             figures["ticks"] += 1
             figures["tick_seconds"] += time.perf_counter() - began
-            if result.errors:
-                raise RuntimeError(f"gitcanary could not read the repository: {result.errors}")
-            for key, report in result.reports.items():
-                if report.error:
-                    raise RuntimeError(f"{key}: {report.error}")
-                observe(by_key[key], report.status, clock.now)
 
         def observe(run: Run, status: Any, now: datetime) -> None:
             if status is None or bumped_at is None:
@@ -554,11 +577,15 @@ def replay(runs: list[Run], tmp: Path, progress: Callable[[str], None]) -> dict[
         for _ in range(6):  # initialize every canary (primary, then routing)
             advance()
             tick()
-            if all(r.status and r.status.phase is Phase.INITIALIZED for r in reconciler.reports.values()):
+            reports = [r for reconciler in reconcilers for r in reconciler.reports.values()]
+            if len(reports) == len(runs) and all(
+                r.status and r.status.phase is Phase.INITIALIZED for r in reports
+            ):
                 break
         else:
             raise RuntimeError("canaries not Initialized after 6 ticks")
-        bump_all(human)
+        for human in humans:
+            bump_all(human)
         bumped_at = clock.now
         progress(f"{len(runs)} canaries initialized; rollouts start at {bumped_at:%H:%M:%S} (simulated)")
         last = time.monotonic()
@@ -693,14 +720,21 @@ def _tell(prefix: str, message: str) -> None:
 
 
 def _replay_part(
-    runs: list[Run], keep: Path | None, progress: Callable[[str], None]
+    runs: list[Run], keep: Path | None, progress: Callable[[str], None], group: int = 0
 ) -> tuple[list[Run], dict[str, float]]:
     """Replay `runs` in one Prometheus and one reconciler; the runs with their outcomes filled in."""
     with tempfile.TemporaryDirectory(prefix="bench-judge-") as tmp:
-        figures = replay(runs, Path(tmp), progress)
+        figures = replay(runs, Path(tmp), progress, group)
         if keep is not None:
-            # The config repository with every commit gitcanary made, for `git log` and `gitcanary history`.
-            git("clone", "-q", "--bare", str(Path(tmp) / "config.git"), str(keep))
+            # The config repositories with every commit gitcanary made, for `git log` and
+            # `gitcanary history`: one, or a directory of one per group.
+            remotes = sorted(Path(tmp).glob("repo-*/config.git"), key=lambda p: int(p.parent.name[5:]))
+            if len(remotes) == 1:
+                git("clone", "-q", "--bare", str(remotes[0]), str(keep))
+            else:
+                keep.mkdir(parents=True, exist_ok=True)
+                for remote in remotes:
+                    git("clone", "-q", "--bare", str(remote), str(keep / f"{remote.parent.name}.git"))
     return runs, figures
 
 
@@ -712,6 +746,7 @@ def run_bench(
     keep: Path | None = None,
     first_seed: int = 1,
     jobs: int = 1,
+    group: int = 0,
 ) -> dict[str, Any]:
     """Replay every scenario once per seed and judge. With `jobs` > 1 the seeds are split over that
     many processes, each with its own Prometheus, repository and reconciler (runs are independent,
@@ -725,24 +760,26 @@ def run_bench(
     began = time.perf_counter()
     jobs = max(1, min(jobs, seeds))
     if jobs == 1:
-        runs, figures = _replay_part(runs, keep, progress)
+        runs, figures = _replay_part(runs, keep, progress, group)
     else:
         # Whole seeds per process (every scenario and judge of a seed together), round robin.
         parts = [[run for run in runs if (run.seed - first_seed) % jobs == index] for index in range(jobs)]
         if keep is not None:
             keep.mkdir(parents=True)
-        context = multiprocessing.get_context("fork")
-        with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
-            futures = [
-                pool.submit(
-                    _replay_part,
-                    part,
-                    None if keep is None else keep / f"part-{index + 1}.git",
-                    functools.partial(_tell, f"[part {index + 1}/{jobs}] "),
-                )
-                for index, part in enumerate(parts)
-            ]
-            done = [future.result() for future in futures]
+        # A Pool's exit terminates its workers: an interrupted run leaves no process behind.
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            done = pool.starmap(
+                _replay_part,
+                [
+                    (
+                        part,
+                        None if keep is None else keep / f"part-{index + 1}",
+                        functools.partial(_tell, f"[part {index + 1}/{jobs}] "),
+                        group,
+                    )
+                    for index, part in enumerate(parts)
+                ],
+            )
         runs = [run for part, _ in done for run in part]
         figures = {
             key: (max if key == "simulated_minutes" else sum)(f[key] for _, f in done) for key in done[0][1]
@@ -750,6 +787,7 @@ def run_bench(
     return {
         "seeds": seeds,
         "jobs": jobs,
+        "group": group,
         "runs": len(runs),
         "seconds": round(time.perf_counter() - began, 1),
         **{k: round(v, 1) for k, v in figures.items()},
@@ -778,14 +816,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--keep",
         type=Path,
-        help="keep the config repository (bare) at this new path; with --jobs above 1, a new"
-        " directory with one repository per process (part-N.git)",
+        help="keep the config repository (bare) at this new path; with more than one (--jobs above"
+        " 1, or more canaries than --group), a new directory of them (part-N/repo-M.git)",
     )
     parser.add_argument(
         "--jobs",
         type=int,
         default=1,
         help="processes to split the seeds over, each with its own Prometheus (default 1)",
+    )
+    parser.add_argument(
+        "--group",
+        type=int,
+        default=20,
+        help="canaries per config repository and reconciler (default 20; 0: one repository)",
     )
     args = parser.parse_args(argv)
     # A TERM (timeout, kill) unwinds like Ctrl-C, so Prometheus is stopped and the temp dir removed.
@@ -804,6 +848,7 @@ def main(argv: list[str] | None = None) -> int:
         args.keep,
         args.first_seed,
         args.jobs,
+        args.group,
     )
     if args.json:
         print(json.dumps(result, indent=2))
