@@ -475,13 +475,21 @@ class Clock:
         return self.now
 
 
-def replay(runs: list[Run], tmp: Path, progress: Callable[[str], None], group: int = 0) -> dict[str, float]:
+def replay(
+    runs: list[Run],
+    tmp: Path,
+    progress: Callable[[str], None],
+    group: int = 0,
+    deadline: float | None = None,
+) -> dict[str, float]:
     """Drive every run to promotion, rollback or MAX_MINUTES; fill in each run's outcome.
 
     With `group` > 0 the runs are split into repositories of at most that many canaries, each
     with its own reconciler, all on the same Prometheus and clock. A commit costs more the more
     apps its repository holds, so smaller repositories make a tick cheaper; runs are independent
     and gitcanary's decisions for one canary do not depend on the others in its repository.
+    Past `deadline` (a `time.monotonic()` value) the replay stops: runs not finished by then are
+    reported as unfinished.
     """
     from gitcanary.service.reconciler import Reconciler
     from gitcanary.service.settings import Settings
@@ -590,6 +598,9 @@ def replay(runs: list[Run], tmp: Path, progress: Callable[[str], None], group: i
         progress(f"{len(runs)} canaries initialized; rollouts start at {bumped_at:%H:%M:%S} (simulated)")
         last = time.monotonic()
         while (clock.now - bumped_at).total_seconds() < MAX_MINUTES * 60:
+            if deadline is not None and time.monotonic() > deadline:
+                progress("  out of time (--budget): the runs still going are reported as unfinished")
+                break
             advance()
             tick()
             if all(run.outcome != "unfinished" for run in runs):
@@ -720,11 +731,15 @@ def _tell(prefix: str, message: str) -> None:
 
 
 def _replay_part(
-    runs: list[Run], keep: Path | None, progress: Callable[[str], None], group: int = 0
+    runs: list[Run],
+    keep: Path | None,
+    progress: Callable[[str], None],
+    group: int = 0,
+    deadline: float | None = None,
 ) -> tuple[list[Run], dict[str, float]]:
     """Replay `runs` in one Prometheus and one reconciler; the runs with their outcomes filled in."""
     with tempfile.TemporaryDirectory(prefix="bench-judge-") as tmp:
-        figures = replay(runs, Path(tmp), progress, group)
+        figures = replay(runs, Path(tmp), progress, group, deadline)
         if keep is not None:
             # The config repositories with every commit gitcanary made, for `git log` and
             # `gitcanary history`: one, or a directory of one per group.
@@ -747,6 +762,7 @@ def run_bench(
     first_seed: int = 1,
     jobs: int = 1,
     group: int = 0,
+    budget_minutes: float | None = None,
 ) -> dict[str, Any]:
     """Replay every scenario once per seed and judge. With `jobs` > 1 the seeds are split over that
     many processes, each with its own Prometheus, repository and reconciler (runs are independent,
@@ -758,9 +774,11 @@ def run_bench(
     numbers = range(first_seed, first_seed + seeds)
     runs = [Run(s, judge, seed) for judge in judges for s in chosen for seed in numbers]
     began = time.perf_counter()
+    # Pool workers are forked: they share the parent's monotonic clock.
+    deadline = None if budget_minutes is None else time.monotonic() + budget_minutes * 60
     jobs = max(1, min(jobs, seeds))
     if jobs == 1:
-        runs, figures = _replay_part(runs, keep, progress, group)
+        runs, figures = _replay_part(runs, keep, progress, group, deadline)
     else:
         # Whole seeds per process (every scenario and judge of a seed together), round robin.
         parts = [[run for run in runs if (run.seed - first_seed) % jobs == index] for index in range(jobs)]
@@ -768,7 +786,7 @@ def run_bench(
             keep.mkdir(parents=True)
         # A Pool's exit terminates its workers: an interrupted run leaves no process behind.
         with multiprocessing.get_context("fork").Pool(jobs) as pool:
-            done = pool.starmap(
+            pending = pool.starmap_async(
                 _replay_part,
                 [
                     (
@@ -776,10 +794,16 @@ def run_bench(
                         None if keep is None else keep / f"part-{index + 1}",
                         functools.partial(_tell, f"[part {index + 1}/{jobs}] "),
                         group,
+                        deadline,
                     )
                     for index, part in enumerate(parts)
                 ],
             )
+            # Waiting in short slices lets a TERM or Ctrl-C reach this process (and the Pool's
+            # exit then terminates the workers, which stop their Prometheus).
+            while not pending.ready():
+                pending.wait(1)
+            done = pending.get()
         runs = [run for part, _ in done for run in part]
         figures = {
             key: (max if key == "simulated_minutes" else sum)(f[key] for _, f in done) for key in done[0][1]
@@ -826,6 +850,11 @@ def main(argv: list[str] | None = None) -> int:
         help="processes to split the seeds over, each with its own Prometheus (default 1)",
     )
     parser.add_argument(
+        "--budget",
+        type=float,
+        help="stop after this many minutes of wall time; runs still going are reported as unfinished",
+    )
+    parser.add_argument(
         "--group",
         type=int,
         default=20,
@@ -849,6 +878,7 @@ def main(argv: list[str] | None = None) -> int:
         args.first_seed,
         args.jobs,
         args.group,
+        args.budget,
     )
     if args.json:
         print(json.dumps(result, indent=2))
