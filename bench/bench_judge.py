@@ -265,7 +265,6 @@ class Counters:
 
 
 _MIDPOINTS = np.array([(a + b) / 2 for a, b in zip((0.0, *BUCKETS[:-1]), BUCKETS, strict=True)])
-_PROBABILITIES: dict[float, np.ndarray] = {}
 
 
 _PROBABILITIES: dict[tuple[float, float], np.ndarray] = {}
