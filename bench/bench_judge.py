@@ -12,16 +12,19 @@ annotation of its Canary); runs are independent (own workloads, own random strea
 The Canary is the issue's example: interval 30s, threshold 2, stepWeight 10 up to 100, success
 rate >= 99 over 1m, p99 <= 500ms over 30s, and an error-rate MetricTemplate <= 1 over 1m.
 
-Run: python bench/bench_judge.py [--seeds 20] [--scenarios a,b] [--judges threshold,compare] [--json]
+Run: python bench/bench_judge.py [--seeds 20] [--scenarios a,b] [--judges threshold,compare] [--jobs 2]
+[--json]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import logging
 import math
+import multiprocessing
 import shutil
 import signal
 import statistics
@@ -70,6 +73,17 @@ class Scenario:
     canary_reports: bool = True  # False: the canary's sidecar reports nothing (no data)
     incident: bool = False  # 30% 5xx on both workloads for 2 minutes, from the 2nd step
     degrade_from: int | None = None  # the canary's errors grow from this weight on
+    # Not among the issue's scenarios: reported apart, to check that nothing was tuned to those.
+    extra: bool = False
+    diurnal: bool = False  # traffic ramps from rps down to a fifth and back over 10 minutes
+    primary_recovers: bool = False  # the primary has 3% errors for the first 3 minutes, then not
+    tail: float = 1.0  # factor on the slowest 0.5% of the canary's requests only (p99.9)
+
+    @property
+    def counted(self) -> bool:
+        """Whether a rollback of this canary is right or wrong (not so for a tail regression that
+        the Canary's p99 hardly sees)."""
+        return self.tail == 1.0
 
     @property
     def low_traffic(self) -> bool:
@@ -88,6 +102,17 @@ SCENARIOS = [
     Scenario("no-canary-data", False, canary_reports=False),
     Scenario("incident", True, incident=True),
     Scenario("degrade@60%", False, degrade_from=60),
+    # Scenarios the issue does not list (nothing was tuned on them).
+    Scenario("diurnal", True, diurnal=True, extra=True),
+    Scenario("diurnal-errors+5%", False, errors=0.05, diurnal=True, extra=True),
+    Scenario("primary-recovers", True, primary_recovers=True, extra=True),
+    Scenario("primary-recovers-errors+5%", False, errors=0.05, primary_recovers=True, extra=True),
+    Scenario("5rps", True, rps=5.0, extra=True),
+    Scenario("5rps-errors+5%", False, rps=5.0, errors=0.05, extra=True),
+    Scenario("5rps-p99x2", False, rps=5.0, latency=2.0, extra=True),
+    # The slowest 0.5% of the canary's requests 4x slower: the p99 that the Canary checks moves by
+    # about 9% (below the x1.1 floor). Reported, counted neither as healthy nor as a miss.
+    Scenario("tail-p99.9x4", False, tail=4.0, extra=True),
 ]
 
 # -- the config repository -----------------------------------------------------------------------
@@ -240,21 +265,30 @@ class Counters:
 
 
 _MIDPOINTS = np.array([(a + b) / 2 for a, b in zip((0.0, *BUCKETS[:-1]), BUCKETS, strict=True)])
-_PROBABILITIES: dict[float, np.ndarray] = {}
 
 
-def _probabilities(p99_ms: float) -> np.ndarray:
-    if p99_ms not in _PROBABILITIES:
-        _PROBABILITIES[p99_ms] = bucket_probabilities(p99_ms)
-    return _PROBABILITIES[p99_ms]
+_PROBABILITIES: dict[tuple[float, float], np.ndarray] = {}
+TAIL = 0.995  # the tail scenario slows the requests above this quantile
 
 
-def bucket_probabilities(p99_ms: float) -> np.ndarray:
-    """P(latency in each Istio bucket) for a lognormal with that p99 (the last entry is > max)."""
+def _probabilities(p99_ms: float, tail: float = 1.0) -> np.ndarray:
+    if (p99_ms, tail) not in _PROBABILITIES:
+        _PROBABILITIES[p99_ms, tail] = bucket_probabilities(p99_ms, tail)
+    return _PROBABILITIES[p99_ms, tail]
+
+
+def bucket_probabilities(p99_ms: float, tail: float = 1.0) -> np.ndarray:
+    """P(latency in each Istio bucket) for a lognormal with that p99 (the last entry is > max),
+    with the requests above its `TAIL` quantile `tail` times slower."""
     from scipy.stats import lognorm
 
     median = p99_ms / math.exp(2.326 * SIGMA)
-    cdf = lognorm.cdf(np.array(BUCKETS, dtype=float), s=SIGMA, scale=median)
+    bounds = np.array(BUCKETS, dtype=float)
+    cut = float(lognorm.ppf(TAIL, s=SIGMA, scale=median))
+    body = np.minimum(lognorm.cdf(bounds, s=SIGMA, scale=median), TAIL)
+    # A slowed request of latency L lands in a bucket by tail * L, L above the cut.
+    slowed = np.clip(lognorm.cdf(np.maximum(bounds / tail, cut), s=SIGMA, scale=median) - TAIL, 0.0, None)
+    cdf = body + slowed
     return np.diff(np.concatenate([[0.0], cdf, [1.0]]))
 
 
@@ -299,9 +333,19 @@ class Run:
             return self.weight >= s.degrade_from
         return not s.healthy and self.weight > 0
 
+    def rps(self, elapsed: float) -> float:
+        """Requests per second now: the diurnal ramp goes from rps down to a fifth and back in 10
+        minutes, from the rollout's start."""
+        s = self.scenario
+        if not s.diurnal:
+            return s.rps
+        return s.rps * (0.6 + 0.4 * math.cos(2 * math.pi * max(elapsed, 0.0) / 600))
+
     def error_ratios(self, elapsed: float) -> tuple[float, float]:
         s = self.scenario
         canary = primary = BASE_ERRORS
+        if s.primary_recovers and elapsed < 180:
+            primary = 0.03
         if s.spikes and any(a <= elapsed < b for a, b in self.spikes):
             canary = primary = 0.10
         incident = self.incident_at
@@ -315,17 +359,17 @@ class Run:
     def slice(self, elapsed: float) -> None:
         """Requests of one SLICE, split by the committed weight, added to both workloads' counters."""
         s = self.scenario
-        total = self.rng.poisson(s.rps * SLICE)
+        total = self.rng.poisson(self.rps(elapsed) * SLICE)
         to_canary = self.rng.binomial(total, self.weight / 100)
         canary_errors, primary_errors = self.error_ratios(elapsed)
-        for counters, n, ratio, factor in (
-            (self.canary, to_canary, canary_errors, s.latency),
-            (self.primary, total - to_canary, primary_errors, 1.0),
+        for counters, n, ratio, factor, tail in (
+            (self.canary, to_canary, canary_errors, s.latency, s.tail),
+            (self.primary, total - to_canary, primary_errors, 1.0, 1.0),
         ):
             errors = self.rng.binomial(n, ratio)
             counters.ok += n - errors
             counters.errors += errors
-            placed = self.rng.multinomial(n, _probabilities(BASE_P99_MS * factor))
+            placed = self.rng.multinomial(n, _probabilities(BASE_P99_MS * factor, tail))
             cumulative = np.cumsum(placed[: len(BUCKETS)])
             counters.buckets = [b + float(c) for b, c in zip(counters.buckets, cumulative, strict=True)]
             # The sum counts each request at its bucket's midpoint: only the histogram is judged.
@@ -430,22 +474,44 @@ class Clock:
         return self.now
 
 
-def replay(runs: list[Run], tmp: Path, progress: Callable[[str], None]) -> dict[str, float]:
-    """Drive every run to promotion, rollback or MAX_MINUTES; fill in each run's outcome."""
+def replay(
+    runs: list[Run],
+    tmp: Path,
+    progress: Callable[[str], None],
+    group: int = 0,
+    deadline: float | None = None,
+) -> dict[str, float]:
+    """Drive every run to promotion, rollback or MAX_MINUTES; fill in each run's outcome.
+
+    With `group` > 0 the runs are split into repositories of at most that many canaries, each
+    with its own reconciler, all on the same Prometheus and clock. A commit costs more the more
+    apps its repository holds, so smaller repositories make a tick cheaper; runs are independent
+    and gitcanary's decisions for one canary do not depend on the others in its repository.
+    Past `deadline` (a `time.monotonic()` value) the replay stops: runs not finished by then are
+    reported as unfinished.
+    """
     from gitcanary.service.reconciler import Reconciler
     from gitcanary.service.settings import Settings
     from gitcanary.spec.status import Phase
 
-    seed = tmp / "seed"
-    seed.mkdir()
-    write_repo(seed, runs, OLD_TAG)
-    git("init", "-q", "-b", BRANCH, cwd=seed)
-    git("add", "-A", cwd=seed)
-    git(*HUMAN, "commit", "-q", "-m", "apps", cwd=seed)
-    remote = tmp / "config.git"
-    git("clone", "-q", "--bare", str(seed), str(remote))
-    human = tmp / "human"
-    git("clone", "-q", str(remote), str(human))
+    size = group if group > 0 else max(len(runs), 1)
+    groups = [runs[i : i + size] for i in range(0, len(runs), size)]
+    remotes: list[Path] = []
+    humans: list[Path] = []
+    for index, members in enumerate(groups):
+        base = tmp / f"repo-{index + 1}"
+        seed = base / "seed"
+        seed.mkdir(parents=True)
+        write_repo(seed, members, OLD_TAG)
+        git("init", "-q", "-b", BRANCH, cwd=seed)
+        git("add", "-A", cwd=seed)
+        git(*HUMAN, "commit", "-q", "-m", "apps", cwd=seed)
+        remote = base / "config.git"
+        git("clone", "-q", "--bare", str(seed), str(remote))
+        human = base / "human"
+        git("clone", "-q", str(remote), str(human))
+        remotes.append(remote)
+        humans.append(human)
 
     # Simulated time starts two hours back, on a whole minute, so every sample is in the past.
     start = (datetime.now(UTC) - timedelta(hours=2)).replace(second=0, microsecond=0)
@@ -453,10 +519,19 @@ def replay(runs: list[Run], tmp: Path, progress: Callable[[str], None]) -> dict[
     figures = {"ticks": 0.0, "tick_seconds": 0.0, "write_seconds": 0.0}
     quiet = logging.getLogger("bench")
     with prometheus(tmp) as url, RemoteWriter(f"{url}/api/v1/write", logger=quiet) as writer:
-        settings = Settings(
-            repo=remote.as_uri(), branch=BRANCH, workdir=tmp / "work", settle=0, prometheus=url
-        )
-        reconciler = Reconciler(settings, clock=clock)
+        reconcilers = [
+            Reconciler(
+                Settings(
+                    repo=remote.as_uri(),
+                    branch=BRANCH,
+                    workdir=remote.parent / "work",
+                    settle=0,
+                    prometheus=url,
+                ),
+                clock=clock,
+            )
+            for remote in remotes
+        ]
         by_key = {run.key: run for run in runs}
         bumped_at: datetime | None = None
 
@@ -475,15 +550,16 @@ def replay(runs: list[Run], tmp: Path, progress: Callable[[str], None]) -> dict[
 
         def tick() -> None:
             began = time.perf_counter()
-            result = reconciler.tick()
+            for reconciler in reconcilers:
+                result = reconciler.tick()
+                if result.errors:
+                    raise RuntimeError(f"gitcanary could not read the repository: {result.errors}")
+                for key, report in result.reports.items():
+                    if report.error:
+                        raise RuntimeError(f"{key}: {report.error}")
+                    observe(by_key[key], report.status, clock.now)
             figures["ticks"] += 1
             figures["tick_seconds"] += time.perf_counter() - began
-            if result.errors:
-                raise RuntimeError(f"gitcanary could not read the repository: {result.errors}")
-            for key, report in result.reports.items():
-                if report.error:
-                    raise RuntimeError(f"{key}: {report.error}")
-                observe(by_key[key], report.status, clock.now)
 
         def observe(run: Run, status: Any, now: datetime) -> None:
             if status is None or bumped_at is None:
@@ -508,15 +584,22 @@ def replay(runs: list[Run], tmp: Path, progress: Callable[[str], None]) -> dict[
         for _ in range(6):  # initialize every canary (primary, then routing)
             advance()
             tick()
-            if all(r.status and r.status.phase is Phase.INITIALIZED for r in reconciler.reports.values()):
+            reports = [r for reconciler in reconcilers for r in reconciler.reports.values()]
+            if len(reports) == len(runs) and all(
+                r.status and r.status.phase is Phase.INITIALIZED for r in reports
+            ):
                 break
         else:
             raise RuntimeError("canaries not Initialized after 6 ticks")
-        bump_all(human)
+        for human in humans:
+            bump_all(human)
         bumped_at = clock.now
         progress(f"{len(runs)} canaries initialized; rollouts start at {bumped_at:%H:%M:%S} (simulated)")
         last = time.monotonic()
         while (clock.now - bumped_at).total_seconds() < MAX_MINUTES * 60:
+            if deadline is not None and time.monotonic() > deadline:
+                progress("  out of time (--budget): the runs still going are reported as unfinished")
+                break
             advance()
             tick()
             if all(run.outcome != "unfinished" for run in runs):
@@ -570,8 +653,11 @@ def summarize(runs: list[Run], judges: list[str]) -> dict[str, Any]:
                 "median_intervals_to_detection": statistics.median(delays) if delays else None,
                 "median_intervals_to_rollback": statistics.median(to_rollback) if to_rollback else None,
             }
-        healthy = [s for s in per.values() if s["healthy"]]
-        bad = {name: s for name, s in per.items() if not s["healthy"] and name != "no-canary-data"}
+        named = {scenario.name: scenario for scenario in SCENARIOS}
+        issue = {name: s for name, s in per.items() if not named[name].extra}
+        extra = {name: s for name, s in per.items() if named[name].extra and named[name].counted}
+        healthy = [s for s in issue.values() if s["healthy"]]
+        bad = {name: s for name, s in issue.items() if not s["healthy"] and name != "no-canary-data"}
         fast = [s for name, s in bad.items() if not name.startswith("low-")]
         out[judge] = {
             "scenarios": per,
@@ -584,6 +670,14 @@ def summarize(runs: list[Run], judges: list[str]) -> dict[str, Any]:
                 sum(s["runs"] for n, s in bad.items() if n.startswith("low-")),
             ),
             "promotions_without_data": per.get("no-canary-data", {}).get("promoted", 0),
+            "extra_false_rollbacks": _ratio(
+                sum(s["rolled_back"] for s in extra.values() if s["healthy"]),
+                sum(s["runs"] for s in extra.values() if s["healthy"]),
+            ),
+            "extra_recall": _ratio(
+                sum(s["rolled_back"] for s in extra.values() if not s["healthy"]),
+                sum(s["runs"] for s in extra.values() if not s["healthy"]),
+            ),
         }
     return out
 
@@ -621,8 +715,41 @@ def table(summary: dict[str, Any]) -> str:
         lines.append(f"recall at 20 req/s (errors, p99, degradation): {show(figures['recall_at_20rps'])}")
         lines.append(f"recall at 2 req/s (+5% errors): {show(figures['recall_low_traffic'])}")
         lines.append(f"promotions without data: {figures['promotions_without_data']}")
+        if figures["extra_false_rollbacks"]["of"] or figures["extra_recall"]["of"]:
+            lines.append(
+                "scenarios not in the issue: false rollbacks "
+                f"{show(figures['extra_false_rollbacks'])}, caught {show(figures['extra_recall'])}"
+                " (the tail regression counted in neither)"
+            )
         lines.append("")
     return "\n".join(lines)
+
+
+def _tell(prefix: str, message: str) -> None:
+    print(f"{prefix}{message}", file=sys.stderr, flush=True)
+
+
+def _replay_part(
+    runs: list[Run],
+    keep: Path | None,
+    progress: Callable[[str], None],
+    group: int = 0,
+    deadline: float | None = None,
+) -> tuple[list[Run], dict[str, float]]:
+    """Replay `runs` in one Prometheus and one reconciler; the runs with their outcomes filled in."""
+    with tempfile.TemporaryDirectory(prefix="bench-judge-") as tmp:
+        figures = replay(runs, Path(tmp), progress, group, deadline)
+        if keep is not None:
+            # The config repositories with every commit gitcanary made, for `git log` and
+            # `gitcanary history`: one, or a directory of one per group.
+            remotes = sorted(Path(tmp).glob("repo-*/config.git"), key=lambda p: int(p.parent.name[5:]))
+            if len(remotes) == 1:
+                git("clone", "-q", "--bare", str(remotes[0]), str(keep))
+            else:
+                keep.mkdir(parents=True, exist_ok=True)
+                for remote in remotes:
+                    git("clone", "-q", "--bare", str(remote), str(keep / f"{remote.parent.name}.git"))
+    return runs, figures
 
 
 def run_bench(
@@ -632,7 +759,13 @@ def run_bench(
     progress: Callable[[str], None],
     keep: Path | None = None,
     first_seed: int = 1,
+    jobs: int = 1,
+    group: int = 0,
+    budget_minutes: float | None = None,
 ) -> dict[str, Any]:
+    """Replay every scenario once per seed and judge. With `jobs` > 1 the seeds are split over that
+    many processes, each with its own Prometheus, repository and reconciler (runs are independent,
+    so the figures do not change; `keep` is then a directory with one repository per process)."""
     chosen = [s for s in SCENARIOS if s.name in scenarios]
     unknown = set(scenarios) - {s.name for s in SCENARIOS}
     if unknown:
@@ -640,13 +773,44 @@ def run_bench(
     numbers = range(first_seed, first_seed + seeds)
     runs = [Run(s, judge, seed) for judge in judges for s in chosen for seed in numbers]
     began = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="bench-judge-") as tmp:
-        figures = replay(runs, Path(tmp), progress)
+    # Pool workers are forked: they share the parent's monotonic clock.
+    deadline = None if budget_minutes is None else time.monotonic() + budget_minutes * 60
+    jobs = max(1, min(jobs, seeds))
+    if jobs == 1:
+        runs, figures = _replay_part(runs, keep, progress, group, deadline)
+    else:
+        # Whole seeds per process (every scenario and judge of a seed together), round robin.
+        parts = [[run for run in runs if (run.seed - first_seed) % jobs == index] for index in range(jobs)]
         if keep is not None:
-            # The config repository with every commit gitcanary made, for `git log` and `gitcanary history`.
-            git("clone", "-q", "--bare", str(Path(tmp) / "config.git"), str(keep))
+            keep.mkdir(parents=True)
+        # A Pool's exit terminates its workers: an interrupted run leaves no process behind.
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            pending = pool.starmap_async(
+                _replay_part,
+                [
+                    (
+                        part,
+                        None if keep is None else keep / f"part-{index + 1}",
+                        functools.partial(_tell, f"[part {index + 1}/{jobs}] "),
+                        group,
+                        deadline,
+                    )
+                    for index, part in enumerate(parts)
+                ],
+            )
+            # Waiting in short slices lets a TERM or Ctrl-C reach this process (and the Pool's
+            # exit then terminates the workers, which stop their Prometheus).
+            while not pending.ready():
+                pending.wait(1)
+            done = pending.get()
+        runs = [run for part, _ in done for run in part]
+        figures = {
+            key: (max if key == "simulated_minutes" else sum)(f[key] for _, f in done) for key in done[0][1]
+        }
     return {
         "seeds": seeds,
+        "jobs": jobs,
+        "group": group,
         "runs": len(runs),
         "seconds": round(time.perf_counter() - began, 1),
         **{k: round(v, 1) for k, v in figures.items()},
@@ -672,7 +836,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--judges", default="threshold,compare", help="comma-separated judges")
     parser.add_argument("--first-seed", type=int, default=1, help="seeds run from this one (default 1)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
-    parser.add_argument("--keep", type=Path, help="keep the config repository (bare) at this new path")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="keep the config repository (bare) at this new path; with more than one (--jobs above"
+        " 1, or more canaries than --group), a new directory of them (part-N/repo-M.git)",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="processes to split the seeds over, each with its own Prometheus (default 1)",
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        help="stop after this many minutes of wall time; runs still going are reported as unfinished",
+    )
+    parser.add_argument(
+        "--group",
+        type=int,
+        default=20,
+        help="canaries per config repository and reconciler (default 20; 0: one repository)",
+    )
     args = parser.parse_args(argv)
     # A TERM (timeout, kill) unwinds like Ctrl-C, so Prometheus is stopped and the temp dir removed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -683,13 +869,22 @@ def main(argv: list[str] | None = None) -> int:
         print(message, file=sys.stderr, flush=True)
 
     result = run_bench(
-        args.seeds, args.scenarios.split(","), args.judges.split(","), progress, args.keep, args.first_seed
+        args.seeds,
+        args.scenarios.split(","),
+        args.judges.split(","),
+        progress,
+        args.keep,
+        args.first_seed,
+        args.jobs,
+        args.group,
+        args.budget,
     )
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"{result['runs']} runs ({result['seeds']} seeds), {result['seconds']}s, "
-              f"{result['ticks']:g} ticks, {result['simulated_minutes']:g} simulated minutes\n")  # fmt: skip
+        print(f"{result['runs']} runs ({result['seeds']} seeds, {result['jobs']} jobs), "
+              f"{result['seconds']}s, {result['ticks']:g} ticks, "
+              f"{result['simulated_minutes']:g} simulated minutes\n")  # fmt: skip
         print(table(result["judges"]))
     return 0
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,3 +83,26 @@ def test_traffic_follows_the_weight_and_the_scenario() -> None:
     assert run.canary.buckets == sorted(run.canary.buckets)
     assert run.canary.buckets[-1] == pytest.approx(canary_total, abs=1)
 
+
+def test_scenarios_not_in_the_issue_shape_the_traffic() -> None:
+    from scipy.stats import lognorm
+
+    bench = load_bench()
+    by_name = {s.name: s for s in bench.SCENARIOS}
+    diurnal = bench.Run(by_name["diurnal"], "compare", 1)
+    assert diurnal.rps(0.0) == pytest.approx(20.0) and diurnal.rps(300.0) == pytest.approx(4.0)
+    recovers = bench.Run(by_name["primary-recovers"], "compare", 1)
+    assert recovers.error_ratios(10.0) == (0.002, 0.03)
+    assert recovers.error_ratios(200.0) == (0.002, 0.002)
+    # The tail scenario slows only the slowest 0.5%: below the 0.995 quantile (~337ms at a 300ms
+    # p99) the buckets are the healthy ones, and 0.5% of requests land beyond 4x that.
+    healthy, tail = bench.bucket_probabilities(300.0), bench.bucket_probabilities(300.0, 4.0)
+    assert tail.sum() == pytest.approx(1.0)
+    below = bench.BUCKETS.index(250)
+    assert tail[: below + 1] == pytest.approx(healthy[: below + 1])
+    median = 300.0 / np.exp(2.326 * bench.SIGMA)
+    cut = lognorm.ppf(0.995, s=bench.SIGMA, scale=median)
+    slow = bench.BUCKETS.index(1000) + 1  # the buckets above 1000ms; 4 * cut is above it
+    assert 4 * cut > 1000 and tail[slow:].sum() == pytest.approx(0.005, abs=1e-9)
+    assert healthy[slow:].sum() < 1e-4
+    assert not by_name["tail-p99.9x4"].counted and by_name["5rps"].extra

@@ -24,6 +24,7 @@ from gitcanary.analysis.judges.stats import (
     e_value,
     per_look_alpha,
     primary_baseline,
+    rail_e_value,
 )
 from gitcanary.core.observations import CheckResult, Verdict
 from gitcanary.errors import AnalysisError
@@ -487,3 +488,97 @@ def test_beyond_rail_is_a_one_sided_binomial_test() -> None:
     assert beyond_rail(Step(1000, 25), 0.01, 0.0018)  # P(X >= 25 | 1000, 1%) ~ 1e-5
     assert not beyond_rail(Step(1000, 15), 0.01, 0.0018)  # ~ 0.08
     assert not beyond_rail(Step(0, 0), 0.01, 0.0018)
+
+
+def test_e_value_pools_every_step_since_the_rollout_began() -> None:
+    """+2% errors at weight 10% (20 requests a step, 2.2% bad, against 180 at 0.2%): no 30s interval
+    alone is evidence, the rollout's 12 steps together are, and the judge fails on them."""
+    canary_steps, primary_steps = steps(20, 0.44, 12), steps(180, 0.36, 12)
+    for start in range(0, 12, 3):
+        assert e_value(canary_steps[start : start + 3], primary_steps[start : start + 3]) < 10
+    assert e_value(canary_steps, primary_steps) >= 50
+    outcome = compare_counts(canary_steps, primary_steps, now=(97.8, 99.8), **SHARE)  # type: ignore[arg-type]
+    assert outcome.verdict is Verdict.FAIL and "e >= 50" in outcome.reason
+
+
+def rail_oracle(bad: int, requests: int, null: float) -> float:
+    """The rail's e-value of pooled counts, computed on the totals: binomial likelihoods of the
+    total bad requests (scipy), alternatives 2, 4 and 8 times the null, equal weights. For a
+    constant null the per-step product equals this (the binomial coefficients cancel)."""
+    from scipy.stats import binom
+
+    return float(
+        np.mean([binom.pmf(bad, requests, r * null) / binom.pmf(bad, requests, null) for r in (2, 4, 8)])
+    )
+
+
+@pytest.mark.parametrize(
+    ("canary_steps", "primary_steps", "null"),
+    [
+        # 2 req/s at weight 50%: 10 requests a step, 5% bad; a clean primary: the null is the rail.
+        (
+            [Step(10, 1), Step(10, 0), Step(10, 1), Step(10, 0), Step(10, 0), Step(10, 1)],
+            steps(10, 0, 6),
+            0.01,
+        ),
+        # A primary at 3% in every step: the null is its share, not the 1% rail.
+        ([Step(10, 1)] * 8, [Step(100, 3)] * 8, 0.03),
+        # No errors at all: evidence against.
+        (steps(50, 0, 10), steps(50, 0, 10), 0.01),
+    ],
+)
+def test_rail_e_value_is_the_likelihood_ratio_of_the_pooled_counts(
+    canary_steps: list[Step], primary_steps: list[Step], null: float
+) -> None:
+    bad = round(sum(s.bad for s in canary_steps))
+    requests = round(sum(s.requests for s in canary_steps))
+    expected = rail_oracle(bad, requests, null)
+    assert rail_e_value(canary_steps, primary_steps, 0.01) == pytest.approx(expected, rel=1e-9)
+
+
+def test_rail_e_value_bounds_the_whole_rollouts_false_alarms() -> None:
+    """A canary exactly at the 1% rail (the worst case the rail's null allows), 2 req/s, weights
+    10..100: the share of rollouts in which the pooled rail evidence EVER reaches 50 stays under 2%,
+    looking at every step."""
+    rng = np.random.default_rng(7)
+    rollouts, alarms = 300, 0
+    for _ in range(rollouts):
+        canary_steps: list[Step] = []
+        primary_steps: list[Step] = []
+        for weight in range(10, 101, 10):
+            for _ in range(6):
+                c, p = rng.poisson(20 * weight / 100), rng.poisson(20 * (100 - weight) / 100)
+                canary_steps.append(Step(c, rng.binomial(c, 0.01)))
+                primary_steps.append(Step(p, rng.binomial(p, 0.002)))
+                if rail_e_value(canary_steps, primary_steps, 0.01) >= 50:
+                    break
+            else:
+                continue
+            alarms += 1
+            break
+    assert alarms / rollouts <= 0.02
+
+
+def test_low_traffic_fails_on_the_rail_evidence_of_the_whole_rollout() -> None:
+    """2 req/s at weight 80%: 10 canary requests a step, 1 bad in every other (5%), against the 1%
+    rail; the primary's trickle of 2 a step at 1%. The last minute's 60 canary requests are no
+    evidence (3 bad), the comparison with the trickle is none either; the rollout's 200 are."""
+    canary_steps = [Step(10, 1 if i % 2 else 0) for i in range(20)]
+    primary_steps = steps(2, 0.02, 20)
+    recent = (Step(60, 3), Step(12, 0.12))
+    assert not beyond_rail(recent[0], 0.01, 0.0018)
+    assert e_value(canary_steps, primary_steps) < 50
+
+    def judge(now: tuple[float, float], bad: list[Step] = canary_steps) -> Any:
+        return compare_counts(bad, primary_steps, now=now, recent=recent, rail_alpha=0.0018, **SHARE)  # type: ignore[arg-type]
+
+    outcome = judge((95.0, 99.0))
+    assert outcome.verdict is Verdict.FAIL and "since the rollout began" in outcome.reason
+    # Within the rail now, or no primary value (weight 100): no rail failure.
+    assert judge((99.5, 99.0)).verdict is Verdict.PASS
+    assert compare_counts(canary_steps, primary_steps, now=(95.0, None), **SHARE).verdict is Verdict.PASS  # type: ignore[arg-type]
+    # The primary beyond the rail too: an incident.
+    assert judge((95.0, 95.0)).verdict is Verdict.HOLD
+    # 1.5% bad (3 of 200): beyond the rail now, but neither evidence nor the +0.5pp floor.
+    mild = [Step(10, 1 if i % 7 == 6 else 0) for i in range(20)]
+    assert judge((98.5, 99.0), mild).verdict is Verdict.PASS

@@ -241,6 +241,10 @@ def compare_counts(
     still shows the spike. The e-value compares the two workloads,
     and late in a rollout the primary's trickle leaves it little to compare with; the rail test
     needs only the canary's own requests. Evidence needs no minimum of samples.
+    Last, the same (canary beyond the rail now, the primary measured and within) with evidence
+    pooled since the rollout began: `rail_e_value` >= 1/`alpha` and the pooled effect reaching the
+    floor. At low traffic no single interval holds enough of the canary's requests for the rail
+    test, while the whole rollout does.
     HOLD: both current values beyond the guard rail. WAIT: fewer than `min_samples` steps in which
     both sides had requests (not enough data to let the canary advance). PASS otherwise.
     """
@@ -297,6 +301,22 @@ def compare_counts(
             f" {recent[0].requests:.0f} requests, p < {rail_alpha:.2g}"
             f" above {100 * _at_least(rail, recent[1]):.3g}%",
         )
+    if (
+        rail is not None
+        and beyond(canary_now)
+        and primary_now is not None
+        and not beyond(primary_now)
+        and c is not None
+        and p is not None
+        and floor.reached(c, p, higher_is_worse)
+    ):
+        pooled_rail = rail_e_value(canary, primary, rail)
+        if pooled_rail >= 1 / alpha:
+            return result(
+                Verdict.FAIL,
+                f"canary {canary_now:.4g} beyond the threshold: e >= {1 / alpha:.3g} against"
+                f" {100 * rail:.3g}% (or the primary's share) since the rollout began",
+            )
     if shared < min_samples:
         return result(
             Verdict.WAIT,
@@ -322,6 +342,37 @@ def _at_least(rail: float, primary: Step) -> float:
     if primary.requests <= 0:
         return rail
     return min(max(rail, primary.bad / primary.requests), 1 - 1e-9)
+
+
+# The rail test's alternatives: the canary's bad share 2, 4 or 8 times the null's, equal weights.
+_RAIL_RATIOS = (2.0, 4.0, 8.0)
+
+
+def rail_e_value(canary: Sequence[Step], primary: Sequence[Step], rail: float) -> float:
+    """Evidence that the canary's bad share is above the rail, pooled over every step so far.
+
+    Per step, the null is the larger of `rail` and the primary's share of bad requests in the
+    same step (a 5xx spike on every workload raises both), and the canary's bad requests are
+    binomial (counts rounded to whole requests). The likelihood ratio of the null times each of
+    `_RAIL_RATIOS` against the null, multiplied over steps and mixed with equal weights, is a
+    test martingale while the canary's share stays at or below the null: its chance of ever
+    reaching 1/alpha is at most alpha (Ville's inequality), at every look of the rollout.
+    """
+    if not canary:
+        return 1.0
+    import numpy as np  # imported here, like scipy: commands that judge nothing start without them
+    from scipy.special import logsumexp
+    from scipy.stats import binom
+
+    requests = np.rint([c.requests for c in canary])
+    bad = np.minimum(np.rint([c.bad for c in canary]), requests)
+    null = np.array([_at_least(rail, p) for p in primary])[:, None]
+    alternatives = np.minimum(np.array(_RAIL_RATIOS) * null, 1 - 1e-9)
+    # A step without requests has likelihood 1 under both: it adds nothing.
+    log_lr = binom.logpmf(bad[:, None], requests[:, None], alternatives) - binom.logpmf(
+        bad[:, None], requests[:, None], null
+    )
+    return float(np.exp(logsumexp(log_lr.sum(axis=0)) - math.log(len(_RAIL_RATIOS))))
 
 
 def beyond_rail(recent: Step, rail: float, alpha: float) -> bool:
