@@ -141,8 +141,16 @@ def _run(args: argparse.Namespace, tmp: Path, log: Callable[[str], None]) -> dic
 
 
 def table(figures: dict[str, Any]) -> str:
-    head = "| tick | seconds | commits | kustomize builds | YAML parses | YAML dumps | git subprocesses | bytes per commit |"
-    lines = [f"{figures['apps']} apps, {figures['canaries']} canaries in analysis", "", head, "|---" * 8 + "|"]
+    head = (
+        "| tick | seconds | commits | kustomize builds | YAML parses | YAML dumps | git subprocesses "
+        "| bytes per commit |"
+    )
+    lines = [
+        f"{figures['apps']} apps, {figures['canaries']} canaries in analysis",
+        "",
+        head,
+        "|---" * 8 + "|",
+    ]
     for r in figures["ticks"]:
         per = f"{r['bytes_per_commit']:.0f}" if r["bytes_per_commit"] is not None else "-"
         lines.append(
@@ -150,15 +158,22 @@ def table(figures: dict[str, Any]) -> str:
             f"{r['yaml_dump']} | {r['git_subprocesses']} | {per} |"
         )
     lines.append("")
-    lines.append(f"step tick median {figures['step_median_seconds']:.2f}s, {figures['step_per_canary_ms']:.1f} ms per canary")
+    lines.append(
+        f"step tick median {figures['step_median_seconds']:.2f}s, "
+        f"{figures['step_per_canary_ms']:.1f} ms per canary"
+    )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--apps", type=int, default=200, help="apps in the repository (default 200)")
-    parser.add_argument("--canaries", type=int, default=50, help="of them bumped and in analysis (default 50)")
-    parser.add_argument("--ticks", type=int, default=3, help="timed step ticks after the start tick (default 3)")
+    parser.add_argument(
+        "--canaries", type=int, default=50, help="of them bumped and in analysis (default 50)"
+    )
+    parser.add_argument(
+        "--ticks", type=int, default=3, help="timed step ticks after the start tick (default 3)"
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
     figures = run(args, lambda message: print(message, file=sys.stderr))
