@@ -598,6 +598,7 @@ class Reconciler:
         if self.publisher is not None:
             self.publisher.begin_tick(self.catalog.canaries)
         commits = self._decide_all(self.clock())
+        self.workspace.flush()  # the commits were written in-process: git's index catches up once
         result = TickResult(
             head, commits, dict(self.reports), {src: str(err) for src, err in self.catalog.errors.items()}
         )
