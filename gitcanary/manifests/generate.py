@@ -166,6 +166,13 @@ def write_documents(root: Path, path: str, docs: list[Obj]) -> bool:
     return True
 
 
+def holds_last_write(root: Path, path: str) -> bool:
+    """Does `path` hold exactly the text this process last wrote to it (no one changed it since)?"""
+    file = paths.no_symlink(root, path, field="(generated file)")
+    known = _WRITTEN.get(str(file))
+    return known is not None and file.is_file() and known[0] == _digest(file.read_text())
+
+
 def _merged(path: str, docs: list[Obj], old_text: str | None) -> str:
     if old_text is not None:
         try:

@@ -42,6 +42,7 @@ from gitcanary.manifests.generate import (
     Rendered,
     changed_configs,
     changed_images,
+    holds_last_write,
     read_status,
     write_documents,
 )
@@ -200,7 +201,12 @@ class Reconciler:
                             self.respec.add(key)
             for key in list(self.statuses):
                 loaded = self.catalog.canaries.get(key)
-                if loaded is None or Layout.of(loaded).status in changed:
+                status_file = Layout.of(loaded).status if loaded is not None else ""
+                # gitcanary's own step changed it, and it still holds what gitcanary wrote: the cached
+                # status is that file's (no re-read, no trust check: nobody else touched it).
+                if loaded is None or (
+                    status_file in changed and not holds_last_write(self.root, status_file)
+                ):
                     self.statuses.pop(key, None)
             self.respec |= {
                 key
