@@ -92,3 +92,61 @@ def test_a_persons_edit_is_merged_not_overlooked(tmp_path: Path, parses: list[st
     assert write_documents(tmp_path, PATH, [route(20)])
     assert "# pat tried this" in (tmp_path / PATH).read_text()  # and every later step
     assert parses == [PATH, PATH]
+
+
+APP = {
+    "apps/web/kustomization.yaml": (
+        "namespace: prod\nresources:\n  - deployment.yaml\n  - canary.yaml\n"
+        "images:\n  - name: ghcr.io/stefanprodan/podinfo\n    newTag: 6.1.0 # bumped by people\n"
+    ),
+    "apps/web/canary.yaml": (
+        "apiVersion: flagger.app/v1beta1\nkind: Canary\nmetadata:\n  name: web\n  namespace: prod\n"
+        "spec:\n  provider: istio\n  targetRef:\n    apiVersion: apps/v1\n    kind: Deployment\n"
+        "    name: web\n  service:\n    port: 80\n  analysis:\n    interval: 30s\n    threshold: 2\n"
+        "    maxWeight: 50\n    stepWeight: 10\n"
+    ),
+}
+
+
+def scale(root: Path, replicas: int) -> list[str]:
+    from gitcanary.manifests import discovery
+    from gitcanary.manifests.generate import FileWriter
+    from gitcanary.routers import router_for
+
+    loaded = discovery.scan(root).canaries["prod/web"]
+    writer = FileWriter(root, loaded, router_for(loaded.canary, loaded.source))
+    writer.scale_target(replicas)
+    return writer.changed
+
+
+def replicas_on_disk(root: Path) -> list[Any]:
+    return yaml.safe_load((root / "apps/web/kustomization.yaml").read_text())["replicas"]
+
+
+def test_the_targets_replicas_are_read_only_when_the_file_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for path, text in APP.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+    monkeypatch.setattr(generate, "_SCALED", {})
+    loads: list[str] = []
+    real = yamlio.load
+
+    def counted(text: str, source: str = "") -> Any:
+        loads.append(text)
+        return real(text, source)
+
+    monkeypatch.setattr(yamlio, "load", counted)
+    assert scale(tmp_path, 1) == ["apps/web/kustomization.yaml"]
+    assert replicas_on_disk(tmp_path) == [{"name": "web", "count": 1}]
+    before = len(loads)
+    assert scale(tmp_path, 1) == []  # a weight step: same count, same file
+    assert len(loads) == before
+    assert scale(tmp_path, 0) == ["apps/web/kustomization.yaml"]  # another count is written
+    assert replicas_on_disk(tmp_path) == [{"name": "web", "count": 0}]
+    file = tmp_path / "apps/web/kustomization.yaml"
+    file.write_text(file.read_text().replace("count: 0", "count: 3"))  # a person's edit
+    assert scale(tmp_path, 0) == ["apps/web/kustomization.yaml"]
+    assert replicas_on_disk(tmp_path) == [{"name": "web", "count": 0}]
+    assert "# bumped by people" in file.read_text()

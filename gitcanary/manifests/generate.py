@@ -134,6 +134,11 @@ def merge(existing: Any, desired: Any) -> Any:
 _WRITTEN: dict[str, tuple[str, str]] = {}
 
 
+# The app kustomizations whose `replicas:` this process last set: path -> (digest of the text,
+# target, count). A step that keeps the count finds the same text and reads nothing.
+_SCALED: dict[str, tuple[str, str, int]] = {}
+
+
 def _digest(text: str) -> str:
     return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
 
@@ -356,6 +361,9 @@ class FileWriter:
         kustomization = find_kustomization(self.root, fleet.kustomize_dir_of(self.root, self.layout.app_dir))
         if kustomization is not None:
             text = paths.read(self.root, kustomization)
+            scaled = (_digest(text), self.layout.target, replicas)
+            if _SCALED.get(str(self.root / kustomization)) == scaled:
+                return  # it holds what this process last found or wrote for this count: no round trip
             doc = yamlio.load(text)
             entries = doc.get("replicas")
             if entries is None:
@@ -372,6 +380,7 @@ class FileWriter:
             if new_text != text:
                 paths.write(self.root, kustomization, new_text)
                 self.changed.append(kustomization)
+            _SCALED[str(self.root / kustomization)] = (_digest(new_text), self.layout.target, replicas)
             return
         self._scale_manifest(replicas)
 
