@@ -98,7 +98,12 @@ class Workspace:
             return self._configure(repo)
         self.root.parent.mkdir(parents=True, exist_ok=True)
         try:
-            return self._configure(Repo.clone_from(self.url, self.root, branch=self.branch, no_tags=True))
+            # Blob-less (partial): commits and trees of all history, file contents only of what is
+            # checked out; git fetches an old file on demand (a status `git show`, an audit). So a
+            # cold start and the clone's disk do not grow with the age of the repository. A server
+            # without filter support (or a local path) gives a full clone, as before.
+            repo = Repo.clone_from(self.url, self.root, branch=self.branch, no_tags=True, filter="blob:none")
+            return self._configure(repo)
         except GitCommandError as exc:
             raise GitError(f"cannot clone {self.url} (branch {self.branch}): {_stderr(exc)}") from exc
 
