@@ -338,6 +338,19 @@ class Workspace:
                 raise PushRejected(f"{self.branch} moved on {self.url}") from exc
             raise GitError(f"git push to {self.url} failed: {_stderr(exc)}") from exc
 
+    def compact(self) -> None:
+        """Pack this tick's loose objects into one pack with deltas, and let `git gc --auto` merge packs.
+
+        Each step commit writes a new tree for every directory on its paths; the parent of the
+        generated dirs lists every app, so as loose objects a commit would grow with the number of
+        apps. In a pack, the trees of one tick are stored as small deltas of one another.
+        """
+        try:
+            self.repo.git.repack("-d", "-q")
+            self.repo.git.execute(["git", "-c", "gc.autoDetach=false", "gc", "--auto", "--quiet"])
+        except GitCommandError as exc:  # only disk use depends on it: never fail a tick
+            log.warning("packing objects in %s failed: %s", self.root, _stderr(exc))
+
     def rebase(self, onto: str, since: str | None = None) -> bool:
         """Replay local commits on `onto`; False (and nothing changed) on a conflict.
 

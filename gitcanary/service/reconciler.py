@@ -630,6 +630,7 @@ class Reconciler:
                 self.workspace.push()  # a second rejection goes round the retry loop
             else:
                 raise
+        self.workspace.compact()  # the commits landed: pack their objects (deltas, bounded growth)
         self.refresh(self.workspace.head())
         result.head = self.workspace.head()
         self._clean = True
