@@ -345,6 +345,7 @@ class Workspace:
         generated dirs lists every app, so as loose objects a commit would grow with the number of
         apps. In a pack, the trees of one tick are stored as small deltas of one another.
         """
+        self._objects = None  # its pack list is reread on the next commit
         try:
             self.repo.git.repack("-d", "-q")
             self.repo.git.execute(["git", "-c", "gc.autoDetach=false", "gc", "--auto", "--quiet"])
