@@ -272,3 +272,28 @@ def test_digest_reads_every_file_under_an_input_dir_but_not_generated_dirs(tmp_p
     (tmp_path / "app" / "sub" / "values.yaml").write_text("a: 2\n")
     assert digest(tmp_path, {"app", "gen"}, {"gen"}) != first
     assert digest(tmp_path, {"app"}, set(), salt="other canary fields") != digest(tmp_path, {"app"}, set())
+
+
+def test_a_hand_edit_of_a_cached_status_is_seen_by_a_live_reconciler(
+    repo: ConfigRepo, tmp_path: Path
+) -> None:
+    """The status gitcanary just committed stays cached only while the file holds what it wrote: a
+    person's edit after that (same process, no restart) is read, not obeyed, and written back."""
+    clock = Clock()
+    rec = reconciler(repo, tmp_path, clock)
+    initialized(rec, clock)
+    repo.bump("apps/web", "6.1.1")
+    for _ in range(2):
+        rec.tick()  # START, then a first step: gitcanary's own status is cached
+        clock.now += timedelta(seconds=31)
+    repo.pull()
+    status_file = repo.human / "apps/web-gitcanary/gitcanary-status.yaml"
+    own = status_file.read_text()
+    assert "phase: Progressing" in own
+    status_file.write_text(own.replace("phase: Progressing", "phase: Promoting"))
+    repo.commit_and_push("hand edit of the status")
+    rec.tick()
+    subject = git("log", "-1", "--format=%s", "main", cwd=repo.remote).strip()
+    assert subject == "gitcanary: restore prod/web status written by Pat Person"
+    repo.pull()
+    assert status_file.read_text() == own

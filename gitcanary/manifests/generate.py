@@ -172,10 +172,15 @@ def write_documents(root: Path, path: str, docs: list[Obj]) -> bool:
 
 
 def holds_last_write(root: Path, path: str) -> bool:
-    """Does `path` hold exactly the text this process last wrote to it (no one changed it since)?"""
-    file = paths.no_symlink(root, path, field="(generated file)")
-    known = _WRITTEN.get(str(file))
-    return known is not None and file.is_file() and known[0] == _digest(file.read_text())
+    """Does `path` hold exactly the text this process last wrote to it (no one changed it since)?
+
+    False for anything else, a symlink or an unreadable file included: the caller reads it again."""
+    try:
+        file = paths.no_symlink(root, path, field="(generated file)")
+        known = _WRITTEN.get(str(file))
+        return known is not None and file.is_file() and known[0] == _digest(file.read_text())
+    except (paths.UnsafePath, OSError, UnicodeDecodeError):
+        return False
 
 
 def _merged(path: str, docs: list[Obj], old_text: str | None) -> str:
