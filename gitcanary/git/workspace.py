@@ -339,17 +339,15 @@ class Workspace:
             raise GitError(f"git push to {self.url} failed: {_stderr(exc)}") from exc
 
     def compact(self) -> None:
-        """Pack this tick's loose objects with deltas, rolling small packs together (`--geometric`).
+        """Pack this tick's loose objects into one pack with deltas, and let `git gc --auto` merge packs.
 
         Each step commit writes a new tree for every directory on its paths; the parent of the
         generated dirs lists every app, so as loose objects a commit would grow with the number of
-        apps. In a pack, the trees of one tick are small deltas of one another, and a geometric
-        repack merges the newest packs so later ticks' trees become deltas too; `git gc --auto`
-        does the rest by git's own thresholds.
+        apps. In a pack, the trees of one tick are stored as small deltas of one another.
         """
         self._objects = None  # its pack list is reread on the next commit
         try:
-            self.repo.git.repack("--geometric=2", "-d", "-q")
+            self.repo.git.repack("-d", "-q")
             self.repo.git.execute(["git", "-c", "gc.autoDetach=false", "gc", "--auto", "--quiet"])
         except GitCommandError as exc:  # only disk use depends on it: never fail a tick
             log.warning("packing objects in %s failed: %s", self.root, _stderr(exc))
