@@ -4,6 +4,7 @@ after `flush`, and a repository `git fsck` finds sound. Real git, a real bare re
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -15,6 +16,13 @@ MESSAGE = (
     "canary prod/web: advance to 20%  \n\n\n\nWeight 20.\t\n\n"
     "Gitcanary-Canary: prod/web\nGitcanary-Weight: 20\n\n"
 )
+
+
+def loose(root: Path) -> int:
+    """Loose objects in a clone, as `git count-objects` counts them."""
+    found = re.search(r"^count: (\d+)$", git("count-objects", "-v", cwd=root), re.M)
+    assert found is not None
+    return int(found.group(1))
 
 
 def workspace(tmp_path: Path) -> Workspace:
@@ -63,3 +71,9 @@ def test_an_in_process_commit_is_what_git_commit_writes(tmp_path: Path) -> None:
     assert ws.commit("nothing", ["apps/web-gitcanary/routing.yaml"]) == sha
     ws.push()
     assert git("rev-parse", "main", cwd=tmp_path / "remote.git").strip() == sha
+    # After the push the tick's loose objects are packed (with deltas): none left loose.
+    assert loose(root) > 0
+    ws.compact()
+    # What stays loose is unreachable (the emptied apps/web tree), for gc to prune.
+    assert loose(root) == len(git("prune", "--dry-run", cwd=root).splitlines())
+    git("fsck", "--strict", cwd=root)
