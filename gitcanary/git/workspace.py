@@ -11,9 +11,15 @@ import fcntl
 import logging
 import os
 import shutil
+import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from dulwich.object_store import commit_tree_changes
+from dulwich.objects import Blob, Commit, ObjectID
+from dulwich.refs import Ref
+from dulwich.repo import Repo as ObjectRepo
 from git import Actor, GitCommandError, Repo
 
 from gitcanary.errors import GitError, PushRejected
@@ -21,6 +27,19 @@ from gitcanary.errors import GitError, PushRejected
 log = logging.getLogger(__name__)
 REMOTE = "origin"
 GIT_TIMEOUT_SECONDS = 120
+
+
+def _cleanup(message: str) -> str:
+    """The message as `git commit -m` stores it (its `whitespace` cleanup): lines without trailing
+    blanks, no leading or trailing empty lines, runs of empty lines made one, a final newline."""
+    lines: list[str] = []
+    for line in message.splitlines():
+        line = line.rstrip()
+        if line or (lines and lines[-1]):
+            lines.append(line)
+    while lines and not lines[-1]:
+        lines.pop()
+    return "\n".join(lines) + "\n" if lines else ""
 
 
 def _stderr(exc: GitCommandError) -> str:
@@ -59,6 +78,9 @@ class Workspace:
         self.signing_key = signing_key
         self.signing_format = signing_format
         self._repo: Repo | None = None
+        self._objects: ObjectRepo | None = None
+        # Commits written in-process move HEAD but leave git's index at the old tree until `flush`.
+        self._index_stale = False
 
     @property
     def repo(self) -> Repo:
@@ -76,7 +98,12 @@ class Workspace:
             return self._configure(repo)
         self.root.parent.mkdir(parents=True, exist_ok=True)
         try:
-            return self._configure(Repo.clone_from(self.url, self.root, branch=self.branch, no_tags=True))
+            # Blob-less (partial): commits and trees of all history, file contents only of what is
+            # checked out; git fetches an old file on demand (a status `git show`, an audit). So a
+            # cold start and the clone's disk do not grow with the age of the repository. A server
+            # without filter support (or a local path) gives a full clone, as before.
+            repo = Repo.clone_from(self.url, self.root, branch=self.branch, no_tags=True, filter="blob:none")
+            return self._configure(repo)
         except GitCommandError as exc:
             raise GitError(f"cannot clone {self.url} (branch {self.branch}): {_stderr(exc)}") from exc
 
@@ -129,11 +156,13 @@ class Workspace:
         the work-tree scan (a `git status` over every file) when the caller left the tree clean.
         """
         remote_head = self.fetch()
+        self.flush()
         if self.head() != remote_head or (not known_clean and self.repo.is_dirty(untracked_files=True)):
             self.reset(remote_head)
         return remote_head
 
     def reset(self, rev: str) -> None:
+        self._index_stale = False  # the hard reset below rewrites the index
         git = self.repo.git
         git.checkout("-B", self.branch, rev)
         git.reset("--hard", rev)
@@ -165,7 +194,102 @@ class Workspace:
         return repo
 
     def commit(self, message: str, paths: list[str]) -> str:
-        """Commit the given paths (added, changed or deleted) with gitcanary's identity."""
+        """Commit the given paths (added, changed or deleted) with gitcanary's identity; the new HEAD.
+
+        Written in-process (dulwich): the changed files' blobs, the trees on their paths and the
+        commit go to the object store and the branch ref moves, with no git subprocess. git's index
+        is brought to HEAD once, by `flush`, before anything that reads it. A signed commit, or a
+        repository whose attributes or autocrlf could make `git add` store other bytes than the
+        file's, goes through `git commit` as before.
+        """
+        if self.signing_key or self._needs_git_add(paths):
+            return self._commit_with_git(message, paths)
+        return self._commit_in_process(message, paths)
+
+    def flush(self) -> None:
+        """Bring git's index to HEAD after in-process commits (the work tree already holds HEAD)."""
+        if self._index_stale:
+            self._index_stale = False
+            self.repo.git.reset("-q")
+
+    def _object_repo(self) -> ObjectRepo:
+        if self._objects is None:
+            self.repo  # noqa: B018 - clone first when needed
+            self._objects = ObjectRepo(str(self.root))
+        return self._objects
+
+    def _needs_git_add(self, paths: list[str]) -> bool:
+        """Attributes (filters, eol) or core.autocrlf could change what `git add` stores: let git do it."""
+        attributes = {Path(self.repo.git_dir) / "info" / "attributes", self.root / ".gitattributes"}
+        for path in paths:
+            parent = Path(path).parent
+            while parent != Path("."):
+                attributes.add(self.root / parent / ".gitattributes")
+                parent = parent.parent
+        if any(file.exists() for file in attributes):
+            return True
+        config = self._object_repo().get_config_stack()
+        try:
+            autocrlf = config.get((b"core",), b"autocrlf")
+        except KeyError:
+            return False
+        return autocrlf.lower() not in (b"false", b"")
+
+    def _commit_in_process(self, message: str, paths: list[str]) -> str:
+        objects = self._object_repo()
+        store = objects.object_store
+        parent = objects.refs[Ref(b"HEAD")]
+        parent_tree = store[parent].tree  # type: ignore[attr-defined]
+        changes: list[tuple[bytes, int | None, ObjectID | None]] = []
+        for path in sorted(set(self._files(paths))):
+            file = self.root / path
+            if file.is_symlink():
+                blob, mode = Blob.from_string(os.readlink(file).encode()), stat.S_IFLNK
+            elif file.is_file():
+                executable = file.stat().st_mode & 0o111
+                blob, mode = Blob.from_string(file.read_bytes()), 0o100755 if executable else 0o100644
+            else:
+                changes.append((path.encode(), None, None))  # deleted
+                continue
+            store.add_object(blob)
+            changes.append((path.encode(), mode, blob.id))
+        tree = commit_tree_changes(store, parent_tree, changes)
+        if tree == parent_tree:
+            return parent.decode()
+        who = f"{self.identity.name} <{self.identity.email}>".encode()
+        now = int(time.time())
+        offset = time.localtime(now).tm_gmtoff
+        commit = Commit()
+        commit.tree = tree
+        commit.parents = [parent]
+        commit.author = commit.committer = who
+        commit.author_time = commit.commit_time = now
+        commit.author_timezone = commit.commit_timezone = offset
+        commit.message = _cleanup(message).encode()
+        store.add_object(commit)
+        ref = Ref(b"refs/heads/" + self.branch.encode())
+        if objects.refs.read_ref(Ref(b"HEAD")) != b"ref: " + ref:
+            raise GitError(f"{self.root}: HEAD is not on {self.branch}; not committing")
+        if not objects.refs.set_if_equals(ref, parent, commit.id):
+            raise GitError(f"{self.root}: {self.branch} moved while committing")
+        self._index_stale = True
+        return commit.id.decode()
+
+    def _files(self, paths: list[str]) -> list[str]:
+        """`paths` with each directory replaced by the files under it (as `git add --all -- dir` would)."""
+        out = []
+        for path in paths:
+            full = self.root / path
+            if full.is_dir() and not full.is_symlink():
+                for dirpath, dirnames, filenames in os.walk(full):
+                    dirnames[:] = [d for d in dirnames if d != ".git"]
+                    out += [str(Path(dirpath, name).relative_to(self.root)) for name in filenames]
+            else:
+                out.append(path)
+        return out
+
+    def _commit_with_git(self, message: str, paths: list[str]) -> str:
+        self.flush()
         git = self.repo.git
         git.add("--all", "--", *paths)
         if not git.diff("--cached", "--name-only"):
@@ -188,6 +312,7 @@ class Workspace:
 
     def push(self) -> None:
         """Push HEAD to the branch; PushRejected when the remote moved (never forced)."""
+        self.flush()
         try:
             self.repo.git.push(
                 REMOTE,
@@ -213,6 +338,20 @@ class Workspace:
                 raise PushRejected(f"{self.branch} moved on {self.url}") from exc
             raise GitError(f"git push to {self.url} failed: {_stderr(exc)}") from exc
 
+    def compact(self) -> None:
+        """Pack this tick's loose objects into one pack with deltas, and let `git gc --auto` merge packs.
+
+        Each step commit writes a new tree for every directory on its paths; the parent of the
+        generated dirs lists every app, so as loose objects a commit would grow with the number of
+        apps. In a pack, the trees of one tick are stored as small deltas of one another.
+        """
+        self._objects = None  # its pack list is reread on the next commit
+        try:
+            self.repo.git.repack("-d", "-q")
+            self.repo.git.execute(["git", "-c", "gc.autoDetach=false", "gc", "--auto", "--quiet"])
+        except GitCommandError as exc:  # only disk use depends on it: never fail a tick
+            log.warning("packing objects in %s failed: %s", self.root, _stderr(exc))
+
     def rebase(self, onto: str, since: str | None = None) -> bool:
         """Replay local commits on `onto`; False (and nothing changed) on a conflict.
 
@@ -220,6 +359,7 @@ class Workspace:
         replayed: a commit a person removed from the branch by a force-push is never pushed again.
         """
         args = ["--onto", onto, since] if since else [onto]
+        self.flush()
         try:
             self.repo.git.rebase(*args, env={**os.environ, "GIT_EDITOR": "true"})
             return True

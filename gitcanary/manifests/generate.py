@@ -6,6 +6,8 @@ the lines that differ (a weight, a phase) and comments people added survive.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,11 +129,61 @@ def merge(existing: Any, desired: Any) -> Any:
     return existing if existing == desired else desired
 
 
+# What this process last wrote to each generated file: (digest of the text, digest of the data it was
+# dumped from). Digests, not texts, so memory stays small with thousands of apps.
+_WRITTEN: dict[str, tuple[str, str]] = {}
+
+
+# The app kustomizations whose `replicas:` this process last set: path -> (digest of the text,
+# target, count). A step that keeps the count finds the same text and reads nothing.
+_SCALED: dict[str, tuple[str, str, int]] = {}
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
+
+
 def write_documents(root: Path, path: str, docs: list[Obj]) -> bool:
-    """Write `docs` to `path`, merged into its current content; True if the file changed."""
+    """Write `docs` to `path`, merged into its current content; True if the file changed.
+
+    When the file still holds exactly what this process last dumped, with no comment in it, the
+    round trip is skipped: the same data means no write at all, other data a plain dump (what the
+    merge would give). Anything else (a person's edit, a comment, a restart) is merged as read.
+    """
     # Generated files are gitcanary's own: a symlink among them is an attack, never followed.
     file = paths.no_symlink(root, path, field="(generated file)")
     old_text = file.read_text() if file.exists() else None
+    data = _digest(json.dumps(docs, default=str))
+    known = _WRITTEN.get(str(file))
+    if old_text is not None and known is not None and known[0] == _digest(old_text):
+        if known[1] == data:
+            return False
+        new_text = _dump(docs, old_text)
+    else:
+        new_text = _merged(path, docs, old_text)
+    if "#" not in new_text:  # no comment a plain dump would lose
+        _WRITTEN[str(file)] = (_digest(new_text), data)
+    else:
+        _WRITTEN.pop(str(file), None)
+    if new_text == old_text:
+        return False
+    paths.write(root, path, new_text, field="(generated file)")
+    return True
+
+
+def holds_last_write(root: Path, path: str) -> bool:
+    """Does `path` hold exactly the text this process last wrote to it (no one changed it since)?
+
+    False for anything else, a symlink or an unreadable file included: the caller reads it again."""
+    try:
+        file = paths.no_symlink(root, path, field="(generated file)")
+        known = _WRITTEN.get(str(file))
+        return known is not None and file.is_file() and known[0] == _digest(file.read_text())
+    except (paths.UnsafePath, OSError, UnicodeDecodeError):
+        return False
+
+
+def _merged(path: str, docs: list[Obj], old_text: str | None) -> str:
     if old_text is not None:
         try:
             current = yamlio.load_all(old_text, path)
@@ -141,11 +193,11 @@ def write_documents(root: Path, path: str, docs: list[Obj]) -> bool:
             current = []
         if len(current) == len(docs):
             docs = [merge(old, new) for old, new in zip(current, docs, strict=True)]
-    new_text = yamlio.dump(docs[0], like=old_text) if len(docs) == 1 else yamlio.dump_all(docs, like=old_text)
-    if new_text == old_text:
-        return False
-    paths.write(root, path, new_text, field="(generated file)")
-    return True
+    return _dump(docs, old_text)
+
+
+def _dump(docs: list[Obj], like: str | None) -> str:
+    return yamlio.dump(docs[0], like=like) if len(docs) == 1 else yamlio.dump_all(docs, like=like)
 
 
 def read_status(root: Path, layout: Layout) -> CanaryStatus | None:
@@ -314,6 +366,9 @@ class FileWriter:
         kustomization = find_kustomization(self.root, fleet.kustomize_dir_of(self.root, self.layout.app_dir))
         if kustomization is not None:
             text = paths.read(self.root, kustomization)
+            scaled = (_digest(text), self.layout.target, replicas)
+            if _SCALED.get(str(self.root / kustomization)) == scaled:
+                return  # it holds what this process last found or wrote for this count: no round trip
             doc = yamlio.load(text)
             entries = doc.get("replicas")
             if entries is None:
@@ -330,6 +385,7 @@ class FileWriter:
             if new_text != text:
                 paths.write(self.root, kustomization, new_text)
                 self.changed.append(kustomization)
+            _SCALED[str(self.root / kustomization)] = (_digest(new_text), self.layout.target, replicas)
             return
         self._scale_manifest(replicas)
 

@@ -34,17 +34,19 @@ from gitcanary.git import messages
 from gitcanary.git.workspace import Identity, Workspace
 from gitcanary.hooks.alerts import Secrets
 from gitcanary.hooks.announce import Hooks, Transition
-from gitcanary.manifests import discovery, files, fleet, image_policies, yamlio
-from gitcanary.manifests.discovery import Catalog
+from gitcanary.manifests import discovery, files, image_policies, yamlio
+from gitcanary.manifests.discovery import Catalog, app_dir
 from gitcanary.manifests.generate import (
     FileWriter,
     Layout,
     Rendered,
     changed_configs,
     changed_images,
+    holds_last_write,
     read_status,
     write_documents,
 )
+from gitcanary.manifests.render_cache import RenderCache, build_inputs, digest
 from gitcanary.manifests.target import render_target
 from gitcanary.redaction import register, register_url
 from gitcanary.routers import router_for
@@ -97,6 +99,18 @@ def cluster_observer(settings: Settings, workspace: Workspace) -> ClusterObserve
     return ClusterObserver(api, settings.branch, Ancestry(workspace.repo), settings.repo)
 
 
+def _render_salt(loaded: LoadedCanary) -> str:
+    """What a build depends on besides files: the fields of the Canary that `render_target` reads."""
+    canary = loaded.canary
+    refs = [
+        ref.model_dump_json() if ref is not None else ""
+        for ref in (canary.spec.target_ref, canary.spec.autoscaler_ref, canary.spec.ingress_ref)
+    ]
+    return "\0".join(
+        [loaded.source, app_dir(loaded), canary.key, canary.namespace, canary.service_name, *refs]
+    )
+
+
 class Reconciler:
     def __init__(
         self,
@@ -131,6 +145,10 @@ class Reconciler:
         self.renders: dict[str, Rendered] = {}
         self.render_errors: dict[str, GitcanaryError] = {}
         self.inputs: dict[str, set[str]] = {}
+        # Builds by the content of their inputs: what `renders` drops when a path changed comes back
+        # from here when the content the build reads did not (a step changes only generated files).
+        self.render_cache: RenderCache[Rendered] = RenderCache()
+        self._generated_dirs: set[str] | None = None  # every canary's generated dir, for the digests
         self.statuses: dict[str, CanaryStatus | None] = {}
         self.reports: dict[str, CanaryReport] = {}
         self._clean = False  # the work tree is known to hold exactly HEAD (every change committed)
@@ -157,6 +175,8 @@ class Reconciler:
 
     def refresh(self, head: str) -> None:
         """Bring the caches to `head`: a full scan the first time, then only what changed."""
+        if head != self.last_head:
+            self._generated_dirs = None  # a Canary may have come, gone or moved its generated dir
         if self.catalog is None or self.last_head is None:
             self.catalog = discovery.scan(self.root)
             self.renders.clear()
@@ -183,13 +203,20 @@ class Reconciler:
                             self.respec.add(key)
             for key in list(self.statuses):
                 loaded = self.catalog.canaries.get(key)
-                if loaded is None or Layout.of(loaded).status in changed:
+                status_file = Layout.of(loaded).status if loaded is not None else ""
+                # gitcanary's own step changed it, and it still holds what gitcanary wrote: the cached
+                # status is that file's (no re-read, no trust check: nobody else touched it).
+                if loaded is None or (
+                    status_file in changed and not holds_last_write(self.root, status_file)
+                ):
                     self.statuses.pop(key, None)
             self.respec |= {
                 key
                 for key, loaded in self.catalog.canaries.items()
                 if loaded.source.split("#", 1)[0] in changed
             }
+        if head != self.last_head:
+            self.render_cache.retain(self.catalog.canaries)
         self.last_head = head
         apply_default_provider(self.catalog.canaries, self.settings.provider)
 
@@ -203,40 +230,58 @@ class Reconciler:
         if len(items) < 2:
             return
         with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) * 2)) as pool:
-            futures = {pool.submit(render_target, self.root, loaded): key for key, loaded in items}
+            futures = {pool.submit(self._build, key, loaded): key for key, loaded in items}
             for future, key in futures.items():
                 error = future.exception()
                 try:
                     if error is None:
-                        self._remember_render(key, self.catalog.canaries[key], future.result())
+                        self._remember_render(key, self.catalog.canaries[key], *future.result())
                     elif isinstance(error, GitcanaryError):
-                        self._remember_render(key, self.catalog.canaries[key], error)
+                        inputs = build_inputs(self.root, Layout.of(self.catalog.canaries[key]).app_dir)
+                        self._remember_render(key, self.catalog.canaries[key], error, inputs)
                 except Exception:  # noqa: BLE001, S112 - `_step` renders it again and halts that canary alone
                     continue
 
-    def _remember_render(self, key: str, loaded: LoadedCanary, rendered: Rendered | GitcanaryError) -> None:
+    def _build(self, key: str, loaded: LoadedCanary) -> tuple[Rendered, set[str]]:
+        """The app's build from the content cache, or from kustomize when an input's content changed.
+
+        Also returns the paths the build reads. Raises what `render_target` raises (never cached here).
+        """
+        layout = Layout.of(loaded)
+        inputs = build_inputs(self.root, layout.app_dir)
+        found = digest(self.root, inputs, self._generated(), _render_salt(loaded))
+        rendered = self.render_cache.get(key, found)
+        if rendered is None:
+            rendered = render_target(self.root, loaded)
+            self.render_cache.put(key, found, rendered)
+        return rendered, inputs
+
+    def _generated(self) -> set[str]:
+        """Every canary's generated dir: gitcanary's output, never an input of a build's digest."""
+        if self._generated_dirs is None:
+            canaries = self.catalog.canaries.values() if self.catalog is not None else ()
+            self._generated_dirs = {Layout.of(loaded).generated_dir for loaded in canaries}
+        return self._generated_dirs
+
+    def _remember_render(
+        self, key: str, loaded: LoadedCanary, rendered: Rendered | GitcanaryError, inputs: set[str]
+    ) -> None:
         if isinstance(rendered, GitcanaryError):
             # A broken app is not rebuilt every tick: only when one of its inputs changes.
             self.render_errors[key] = rendered
         else:
             self.renders[key] = rendered
         layout = Layout.of(loaded)
-        self.inputs[key] = (
-            files.kustomize_inputs(self.root, layout.app_dir)
-            | fleet.inputs(self.root, layout.app_dir)
-            | {
-                loaded.source.split("#", 1)[0],
-                layout.generated_dir,
-            }
-        )
+        self.inputs[key] = inputs | {loaded.source.split("#", 1)[0], layout.generated_dir}
 
     def _rendered(self, key: str, loaded: LoadedCanary) -> Rendered:
         if key not in self.renders and key not in self.render_errors:
             try:
-                rendered: Rendered | GitcanaryError = render_target(self.root, loaded)
+                rendered: Rendered | GitcanaryError
+                rendered, inputs = self._build(key, loaded)
             except GitcanaryError as exc:
-                rendered = exc
-            self._remember_render(key, loaded, rendered)
+                rendered, inputs = exc, build_inputs(self.root, Layout.of(loaded).app_dir)
+            self._remember_render(key, loaded, rendered, inputs)
         if key in self.render_errors:
             raise self.render_errors[key]
         return self.renders[key]
@@ -510,7 +555,7 @@ class Reconciler:
         notes: list[str] = []
         if decision.revert_target:
             notes = writer.quarantine(rendered) + writer.revert_target(rendered)
-            reverted = render_target(self.root, loaded)
+            reverted, _ = self._build(key, loaded)  # the primary's images again: usually a cached build
             if reverted.spec_hash == new_status.last_promoted_spec:
                 # Git says the primary's revision again; a later bump, even back to the failed
                 # revision, is a new request to roll out.
@@ -631,6 +676,7 @@ class Reconciler:
         if self.publisher is not None:
             self.publisher.begin_tick(self.catalog.canaries, self.catalog.templates)
         commits = self._decide_all(self.clock())
+        self.workspace.flush()  # the commits were written in-process: git's index catches up once
         result = TickResult(
             head, commits, dict(self.reports), {src: str(err) for src, err in self.catalog.errors.items()}
         )
@@ -656,6 +702,7 @@ class Reconciler:
                 self.workspace.push()  # a second rejection goes round the retry loop
             else:
                 raise
+        self.workspace.compact()  # the commits landed: pack their objects (deltas, bounded growth)
         self.refresh(self.workspace.head())
         result.head = self.workspace.head()
         self._clean = True
