@@ -158,7 +158,8 @@ class Reconciler:
         self._analyses: Analyses | None = None  # this tick's analyses sent ahead
         self._fast_lane_on = False  # while set, a canary that needs an analysis is left for the pass
         self._base = ""  # the commit this attempt's own commits go on (moves when the fast lane pushes)
-        self._fast_commits: list[str] = []
+        self._fast_commits: list[str] = []  # what the fast lane landed during this tick
+        self._pass_commits: list[str] = []  # what the pass committed and has not pushed yet
 
     @property
     def root(self) -> Path:
@@ -583,10 +584,10 @@ class Reconciler:
         return notes or ["pod template changed (no image change)"]
 
     def _decide_all(self, now: datetime) -> list[str]:
-        """Send the tick's analyses, wait for them (stepping pushed bumps meanwhile), then decide
-        and commit for every canary, one after another, in a stable order."""
+        """Send the tick's analyses, wait for them, then decide and commit for every canary, one
+        after another, in a stable order. A push webhook meanwhile is served by `_fast_lane`."""
         assert self.catalog is not None
-        commits: list[str] = []
+        commits = self._pass_commits = []
         self._moved = set()
         self._transitions = []
         self._respec_before = set(self.respec)
@@ -598,7 +599,9 @@ class Reconciler:
             while self._analyses is not None and self._analyses.wait_or(self._woken.is_set):
                 stepped |= self._fast_lane()
             for key in sorted(self.catalog.canaries):
-                if key in stepped:
+                if self._woken.is_set():
+                    stepped |= self._fast_lane()
+                if key in stepped or key not in self.catalog.canaries:
                     continue  # the fast lane stepped it at a later instant; the next tick goes on
                 sha = self._step_or_halt(key, now)
                 if sha is not None:
@@ -638,15 +641,19 @@ class Reconciler:
     def _fast_lane(self) -> set[str]:
         """A push webhook arrived while the tick waits for its analyses: step what the push changed.
 
-        Nothing of this attempt is committed yet (the pass waits for the analyses before its first
-        commit), so the branch is fetched, the canaries whose inputs, manifest or status changed are
-        stepped at once, and their commits pushed. Those that need an analysis themselves are left
-        to the pass. Returns the canaries it stepped; the pass skips them (their step is newer).
-        Git stays single-writer: this runs on the tick's thread, between the pass's phases.
+        What this attempt committed so far is pushed first (`_land_so_far`). Then the branch is
+        fetched, the canaries whose inputs, manifest or status changed are stepped at once, and
+        their commits pushed. Those that need an analysis themselves are left to the pass. Returns
+        the canaries it stepped; the pass skips them (their step is newer). Git stays single-writer:
+        this runs on the tick's thread, between two canaries of the pass or while it waits for the
+        analyses.
         """
         self._woken.clear()
         if self.publisher is not None or self.catalog is None:
             return set()  # pull-request mode publishes once per tick; the next tick steps the bump
+        moved = set(self._moved)  # stepped by this attempt already: their inputs changed by us
+        if self.workspace.head() != self._base and not self._land_so_far():
+            return set()  # the push moved what they were decided from: the tick's retry sorts it out
         known = set(self.catalog.canaries)
         rendered = set(self.renders) | set(self.render_errors)
         statuses = set(self.statuses)
@@ -662,7 +669,7 @@ class Reconciler:
             or key in self.respec
             or (key in rendered and key not in self.renders and key not in self.render_errors)
             or (key in statuses and key not in self.statuses)
-        }
+        } - moved
         now = self.clock()
         commits, stepped = [], set()
         self._fast_lane_on = True
@@ -696,7 +703,40 @@ class Reconciler:
         self._fast_commits += commits
         self._base = self.workspace.head()
         self._moved, self._transitions = set(), []
+        self._respec_before = set(self.respec)
         return stepped
+
+    def _land_so_far(self) -> bool:
+        """Push the commits this attempt made before the webhook came, replayed on the push that
+        woke it when that changed nothing they were decided from. False when they cannot land."""
+        base = self._base
+        try:
+            self.workspace.push()
+        except PushRejected:
+            remote = self.workspace.fetch()
+            incoming = self.workspace.changed_paths(base, remote)
+            ours: set[str] = set()
+            for sha in self.workspace.repo.git.rev_list(f"{base}..HEAD").split():
+                ours |= self.workspace.changed_paths(f"{sha}~1", sha)
+            watched = set(ours)
+            for key in self._moved:
+                watched |= self.inputs.get(key, set())
+            if files.affects(watched, incoming) or ours & incoming:
+                return False
+            if not self.workspace.rebase(self.workspace.remote_ref, since=base):
+                return False
+            try:
+                self.workspace.push()
+            except PushRejected:
+                return False
+        landed = self._landed(base)  # the caches follow in `_fast_lane`'s refresh
+        self._announce(landed)
+        self._fast_commits += landed
+        self._pass_commits.clear()  # landed, under the ids `landed` gives them
+        self._base = self.workspace.head()
+        self._moved, self._transitions = set(), []
+        self._respec_before = set(self.respec)
+        return True
 
     def tick(self) -> TickResult:
         """One reconciliation: fetch, decide for every canary, commit, push (with rebase and retry)."""
