@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import git
+from hook_server import hook_server
 from prometheus_server import DATA_END, PrometheusServer, Traffic, running_prometheus
 
 from gitcanary.analysis.judges import analyze
@@ -141,14 +142,29 @@ def ok(result: TickResult) -> TickResult:
     return result
 
 
-def in_analysis(tmp_path: Path, prometheus: str) -> tuple[Path, Path, Clock]:
+def with_rollout_hook(root: Path, url: str) -> None:
+    """Give app-0001..3 a `rollout` webhook, called before each of their analyses."""
+    for index in ANALYSED:
+        canary = root / "apps" / bench.app_name(index) / "canary.yaml"
+        hook = (
+            f"    webhooks:\n      - name: check\n        type: rollout\n        url: {url}\n"
+            "        timeout: 60s\n"
+        )
+        canary.write_text(canary.read_text().replace("    metrics:\n", hook + "    metrics:\n"))
+
+
+def in_analysis(tmp_path: Path, prometheus: str, hook: str | None = None) -> tuple[Path, Path, Clock]:
     """A remote where app-0001..3 have started a rollout whose first analysis is due now.
 
     Returns the remote, a person's clone, and the clock at the due instant.
     """
-    remote = bench.make_remote(
-        tmp_path, "remote", lambda root: bench.generate_repo(root, IDLE, False), "apps"
-    )
+
+    def write(root: Path) -> None:
+        bench.generate_repo(root, IDLE, False)
+        if hook is not None:
+            with_rollout_hook(root, hook)
+
+    remote = bench.make_remote(tmp_path, "remote", write, "apps")
     clock = Clock()
     rec = reconciler(remote, tmp_path / "setup", prometheus, clock)
     for _ in range(4):
@@ -305,3 +321,54 @@ def test_a_pushed_bump_is_stepped_while_the_tick_waits_for_slow_analyses(
         [bumped, *(f"{bench.namespace(i)}/{bench.app_name(i)}" for i in ANALYSED)]
     )
     assert canary_of(gitcanary_commits(remote, result.commits[0] + "~1")[0][0]) == bumped
+
+
+@pytest.mark.timeout(300)
+def test_a_pushed_bump_is_stepped_between_two_canaries_of_a_slow_commit_pass(
+    tmp_path: Path, prometheus_apps: PrometheusServer
+) -> None:
+    """The analyses answer at once, but each analysed canary's `rollout` webhook takes seconds: the
+    pass that decides and commits is slow. The bump lands after the canary being decided, not
+    after the pass: what the pass committed so far is pushed first, replayed on the bump."""
+    delay = 6.0
+    with hook_server() as hooks:
+        remote, human, clock = in_analysis(tmp_path, prometheus_apps.url, hook=f"{hooks.url}/slow")
+        bumped = f"{bench.namespace(IDLE)}/{bench.app_name(IDLE)}"
+        base = git("rev-parse", "main", cwd=remote).strip()
+        hooks.script("/slow", [200], delay)
+        rec = reconciler(remote, tmp_path / "work", prometheus_apps.url, clock)
+        ticked: list[TickResult] = []
+        tick = threading.Thread(target=lambda: ticked.append(rec.tick()))
+        tick.start()
+        deadline = time.monotonic() + 60
+        while not any(r.path == "/slow" for r in hooks.requests) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.5)  # the first canary's webhook is being answered: the pass is under way
+        git("pull", "-q", cwd=human)
+        bench.bump(human, IDLE)
+        git("commit", "-qam", f"bump {bench.app_name(IDLE)}", cwd=human)
+        git("push", "-q", "origin", "HEAD:main", cwd=human)
+        pushed = time.monotonic()
+        rec.wake()
+        started = None
+        while time.monotonic() < pushed + 120:
+            log = git("log", "--format=%B%x00", "main", cwd=remote).split("\x00")
+            if any(canary_of(m) == bumped for m in log):
+                started = time.monotonic() - pushed
+                break
+            time.sleep(0.05)
+        still_running = tick.is_alive()
+        tick.join(timeout=120)
+    assert started is not None, "the bump's start commit never landed"
+    # The pass has three canaries of `delay` seconds each; the bump waited for one at most.
+    assert started < delay * 1.5, started
+    assert still_running
+    result = ok(ticked[0])
+    landed = [canary_of(m) for m, _ in gitcanary_commits(remote, base) if canary_of(m)]
+    first = f"{bench.namespace(1)}/{bench.app_name(1)}"
+    rest = [f"{bench.namespace(i)}/{bench.app_name(i)}" for i in ANALYSED[1:]]
+    assert landed == [first, bumped, *rest]  # each once, the bump right after the canary it waited for
+    assert len(result.commits) == len(landed)
+    assert set(result.commits) == set(
+        git("rev-list", f"{base}..main", "--grep=^Gitcanary-Canary:", cwd=remote).split()
+    )
