@@ -297,6 +297,8 @@ def measure(
     clock.now += INTERVAL
     checked(rec.tick())  # the first weight goes without an analysis
     floor = Floor.make(base, remote, "floor")
+    # Once per process, not per tick: the judges' first import (scipy) takes seconds.
+    importlib.import_module("gitcanary.analysis.judges")
     queries: list[tuple[str, float]] = []
     timers = instrument(queries)
     try:
@@ -515,12 +517,12 @@ def main(argv: list[str] | None = None) -> int:
         default=200,
         help="carry rollouts to Succeeded (commits, bytes) for N up to this",
     )
-    parser.add_argument("--quick", action="store_true", help="N=20, 1 repeat: under 2 minutes")
+    parser.add_argument("--quick", action="store_true", help="N=10, 1 repeat: under 2 minutes")
     parser.add_argument("--json", action="store_true", help="write the figures as JSON to stdout")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args(argv)
     if args.quick:
-        args.canaries, args.repeats = "20", 1
+        args.canaries, args.repeats = "10", 1
     args.canaries = sorted({int(n) for n in args.canaries.split(",") if n.strip()})
     if not args.canaries or min(args.canaries) < 1 or not 1 <= args.repeats <= 4:
         parser.error(
