@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +28,7 @@ from tenacity import (
 
 from gitcanary.audit.bumper import bumped_by, last_author_email
 from gitcanary.core import gates, ladder
-from gitcanary.core.observations import CheckResult, ClusterObservation, Observation
+from gitcanary.core.observations import CheckResult, ClusterObservation, HookResult, Observation
 from gitcanary.core.rollout import Action, Decision, decide
 from gitcanary.errors import GitcanaryError, GitError, PushRejected, SpecError
 from gitcanary.git import messages
@@ -51,6 +52,7 @@ from gitcanary.manifests.target import render_target
 from gitcanary.redaction import register, register_url
 from gitcanary.routers import router_for
 from gitcanary.routers.providers import apply_default_provider
+from gitcanary.service.analyses import Analyses
 from gitcanary.service.settings import Settings
 from gitcanary.spec.load import LoadedCanary, load_canary
 from gitcanary.spec.models import Canary, MetricTemplate
@@ -66,6 +68,10 @@ log = logging.getLogger("gitcanary")
 Analyzer = Callable[..., tuple[CheckResult, ...]]
 # At rest nothing waits for the cluster (a new revision starts at once), so it is not asked.
 IDLE_PHASES = (Phase.INITIALIZED, Phase.SUCCEEDED, Phase.FAILED, Phase.QUARANTINED)
+
+
+class _AnalysisDue(Exception):
+    """The fast lane met a canary whose step needs an analysis: the tick's pass steps it."""
 
 
 @dataclass
@@ -166,6 +172,16 @@ class Reconciler:
         self._pool: HttpPool | None = None
         # Per canary, what was measured beside this tick's checks, for its step commit's trailers.
         self._beside: dict[str, dict[str, str]] = {}
+        # ... as `_analyze` measured it, by canary: (the tick's time, the trailers).
+        self._measured_beside: dict[str, tuple[datetime | None, dict[str, str]]] = {}
+        # A push webhook sets `_woken` (and `_stir`, which also wakes a pass waiting for analyses).
+        self._woken = threading.Event()
+        self._stir = threading.Event()
+        self._analyses: Analyses | None = None  # this tick's analyses sent ahead
+        self._fast_lane_on = False  # while set, a canary that needs an analysis is left for the pass
+        self._base = ""  # the commit this attempt's own commits go on (moves when the fast lane pushes)
+        self._fast_commits: list[str] = []  # what the fast lane landed during this tick
+        self._pass_commits: list[str] = []  # what the pass committed and has not pushed yet
 
     @property
     def root(self) -> Path:
@@ -402,7 +418,7 @@ class Reconciler:
             return self.analyzer(canary, templates, default_address=self.settings.prometheus, now=now)
         from gitcanary.analysis.judges import analyze
 
-        return analyze(
+        checks = analyze(
             canary,
             templates,
             default_address=self.settings.prometheus,
@@ -412,6 +428,9 @@ class Reconciler:
             judge=self.settings.judge,
             status=status,
         )
+        # Measured with the checks, so it is sent ahead with them (one worker per canary: no race).
+        self._measured_beside[canary.key] = (now, self._measure_beside(canary, templates, now, checks))
+        return checks
 
     def _measure_beside(
         self,
@@ -439,6 +458,71 @@ class Reconciler:
 
         return beside.beside_trailers(canary, checks, analyze)
 
+    def _checks(
+        self, key: str, canary: Canary, now: datetime, status: CanaryStatus | None
+    ) -> tuple[CheckResult, ...]:
+        """The analysis `decide` asked for: the one sent ahead for these inputs, else sent now."""
+        assert self.catalog is not None
+        if self._analyses is not None:
+            sent = self._analyses.take(key, canary, self.catalog.templates, now, status)
+            if sent is not None:
+                return sent
+        if self._fast_lane_on:
+            raise _AnalysisDue(key)
+        return self._analyze(canary, self.catalog.templates, now, status)
+
+    def _due_analysis(self, key: str, now: datetime) -> CanaryStatus | None | bool:
+        """Will `observe` ask this canary's analysis? Its status if so, else False. No side effects
+        beyond the caches `observe` fills anyway: no webhook is called, nothing is written.
+
+        Webhooks due first are supposed to let the analysis run (a rollback hook that does not
+        fire, the others answering 2xx); when they do not, the analysis sent is not read.
+        """
+        assert self.catalog is not None
+        loaded = self.catalog.canaries[key]
+        status = self._status(key, loaded)
+        if key in self._foreign:
+            return False
+        rendered = self._rendered(key, loaded)
+        obs = self._observation(key, loaded, status, rendered, now)
+        for _ in range(len(gates.HOOK_TYPES) + 1):
+            decision = decide(loaded.canary, status, obs)
+            if decision.action is not Action.MEASURE:
+                return False
+            if not decision.hooks:
+                return status
+            supposed = {kind: HookResult(kind, ok=kind != gates.ROLLBACK) for kind in decision.hooks}
+            obs = replace(obs, hooks={**obs.hooks, **supposed})
+        return False
+
+    def _send_analyses(self, now: datetime) -> None:
+        """Send every analysis this tick will ask for, `analysis_concurrency` at a time."""
+        assert self.catalog is not None
+        self._analyses = None
+        if self.settings.analysis_concurrency <= 1:
+            return  # one at a time: each inline, when `observe` asks
+        due: list[tuple[str, Canary, CanaryStatus | None]] = []
+        for key in sorted(self.catalog.canaries):
+            try:
+                status = self._due_analysis(key, now)
+            except Exception:  # noqa: BLE001, S112 - the pass meets the same error and halts this canary alone
+                continue
+            if status is not False:
+                assert not isinstance(status, bool)
+                due.append((key, self.catalog.canaries[key].canary, status))
+        if not due:
+            return
+        if self.analyzer is None:
+            self._metrics_pool()  # built here, on the tick's thread: the workers share it
+        templates = dict(self.catalog.templates)  # the fast lane may re-scan the catalog meanwhile
+        self._analyses = Analyses(
+            lambda canary, _templates, at, status: self._analyze(canary, _templates, at, status),
+            self.settings.analysis_concurrency,
+            self._stir,
+        )
+        for key, canary, status in due:
+            self._analyses.send(key, canary, templates, now, status)
+
     def _provider_env(self) -> ProviderEnv:
         """MetricTemplate secretRefs resolve where AlertProvider ones do; keptn and externalmetrics
         read through the observer's Kubernetes client."""
@@ -456,11 +540,10 @@ class Reconciler:
             self._pool = HttpPool()
         return self._pool
 
-    def observe(self, key: str, now: datetime) -> tuple[Decision, CanaryStatus | None, Rendered]:
-        assert self.catalog is not None
-        loaded = self.catalog.canaries[key]
-        status = self._status(key, loaded)
-        rendered = self._rendered(key, loaded)
+    def _observation(
+        self, key: str, loaded: LoadedCanary, status: CanaryStatus | None, rendered: Rendered, now: datetime
+    ) -> Observation:
+        """What the edges see of one canary before any webhook or analysis is asked."""
         live = status is None or (now - status.last_transition_time).total_seconds() >= self.settings.settle
         obs = Observation(
             now,
@@ -480,6 +563,14 @@ class Reconciler:
             obs = replace(obs, promotion_gate=self.publisher.gate_state(key))
         if self.observer is not None and status is not None and status.phase not in IDLE_PHASES:
             obs = replace(obs, cluster=self._observe_cluster(key, loaded, now))
+        return obs
+
+    def observe(self, key: str, now: datetime) -> tuple[Decision, CanaryStatus | None, Rendered]:
+        assert self.catalog is not None
+        loaded = self.catalog.canaries[key]
+        status = self._status(key, loaded)
+        rendered = self._rendered(key, loaded)
+        obs = self._observation(key, loaded, status, rendered, now)
         self.hooks.begin(key)
         decision = decide(loaded.canary, status, obs)
         # Each MEASURE answers what the core asked for: webhook types, or else the metric checks.
@@ -490,9 +581,10 @@ class Reconciler:
                 found = self.hooks.call(key, loaded.canary, status, obs, decision.hooks)
                 obs = replace(obs, hooks={**obs.hooks, **found})
             else:
-                checks = self._analyze(loaded.canary, self.catalog.templates, now, status)
+                checks = self._checks(key, loaded.canary, now, status)
                 obs = replace(obs, checks=checks)
-                self._beside[key] = self._measure_beside(loaded.canary, self.catalog.templates, now, checks)
+                at, measured = self._measured_beside.pop(key, (None, {}))
+                self._beside[key] = measured if at == now else {}
             decision = decide(loaded.canary, status, obs)
         if obs.checks is not None:
             decision = replace(decision, checks=obs.checks)  # for the Gitcanary-Check trailers
@@ -615,38 +707,159 @@ class Reconciler:
         return notes or ["pod template changed (no image change)"]
 
     def _decide_all(self, now: datetime) -> list[str]:
+        """Send the tick's analyses, wait for them, then decide and commit for every canary, one
+        after another, in a stable order. A push webhook meanwhile is served by `_fast_lane`."""
         assert self.catalog is not None
-        commits = []
+        commits = self._pass_commits = []
         self._moved = set()
         self._transitions = []
         self._respec_before = set(self.respec)
         if self.observer is not None:
             self.observer.refresh()  # one list of Kustomizations/GitRepos per tick, fresh each tick
-        for key in sorted(self.catalog.canaries):
-            try:
-                sha = self._step(key, now)
-            except Exception as exc:  # noqa: BLE001 - any failure, expected or not, halts this canary alone
-                # This canary halts with its reason; the others go on (a rollback of another canary
-                # is never held back by this one). Drop its half-written files.
-                self.workspace.repo.git.reset("--hard", "HEAD")
-                self.workspace.repo.git.clean("-fdq")
-                self.statuses.pop(key, None)
-                report = self.reports.setdefault(key, CanaryReport(key, self.catalog.canaries[key].source))
-                report.error = (
-                    str(exc) if isinstance(exc, GitcanaryError) else f"unexpected {type(exc).__name__}: {exc}"
-                )
-                log.error(
-                    "%s: %s",
-                    key,
-                    report.error,
-                    extra={"canary": key},
-                    exc_info=not isinstance(exc, GitcanaryError),
-                )
-                continue
-            if sha is not None:
-                commits.append(sha)
-                self._moved.add(key)
+        self._send_analyses(now)
+        stepped: set[str] = set()
+        try:
+            while self._analyses is not None and self._analyses.wait_or(self._woken.is_set):
+                stepped |= self._fast_lane()
+            for key in sorted(self.catalog.canaries):
+                if self._woken.is_set():
+                    stepped |= self._fast_lane()
+                if key in stepped or key not in self.catalog.canaries:
+                    continue  # the fast lane stepped it at a later instant; the next tick goes on
+                sha = self._step_or_halt(key, now)
+                if sha is not None:
+                    commits.append(sha)
+                    self._moved.add(key)
+        finally:
+            if self._analyses is not None:
+                self._analyses.close()
+                self._analyses = None
         return commits
+
+    def _step_or_halt(self, key: str, now: datetime) -> str | None:
+        assert self.catalog is not None
+        try:
+            return self._step(key, now)
+        except _AnalysisDue:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure, expected or not, halts this canary alone
+            # This canary halts with its reason; the others go on (a rollback of another canary
+            # is never held back by this one). Drop its half-written files.
+            self.workspace.repo.git.reset("--hard", "HEAD")
+            self.workspace.repo.git.clean("-fdq")
+            self.statuses.pop(key, None)
+            report = self.reports.setdefault(key, CanaryReport(key, self.catalog.canaries[key].source))
+            report.error = (
+                str(exc) if isinstance(exc, GitcanaryError) else f"unexpected {type(exc).__name__}: {exc}"
+            )
+            log.error(
+                "%s: %s",
+                key,
+                report.error,
+                extra={"canary": key},
+                exc_info=not isinstance(exc, GitcanaryError),
+            )
+            return None
+
+    def _fast_lane(self) -> set[str]:
+        """A push webhook arrived while the tick waits for its analyses: step what the push changed.
+
+        What this attempt committed so far is pushed first (`_land_so_far`). Then the branch is
+        fetched, the canaries whose inputs, manifest or status changed are stepped at once, and
+        their commits pushed. Those that need an analysis themselves are left to the pass. Returns
+        the canaries it stepped; the pass skips them (their step is newer). Git stays single-writer:
+        this runs on the tick's thread, between two canaries of the pass or while it waits for the
+        analyses.
+        """
+        self._woken.clear()
+        if self.publisher is not None or self.catalog is None:
+            return set()  # pull-request mode publishes once per tick; the next tick steps the bump
+        moved = set(self._moved)  # stepped by this attempt already: their inputs changed by us
+        if self.workspace.head() != self._base and not self._land_so_far():
+            return set()  # the push moved what they were decided from: the tick's retry sorts it out
+        known = set(self.catalog.canaries)
+        rendered = set(self.renders) | set(self.render_errors)
+        statuses = set(self.statuses)
+        head = self.workspace.sync(known_clean=True)
+        if head == self.last_head:
+            return set()
+        self.refresh(head)
+        self._base = head
+        changed = {
+            key
+            for key in self.catalog.canaries
+            if key not in known
+            or key in self.respec
+            or (key in rendered and key not in self.renders and key not in self.render_errors)
+            or (key in statuses and key not in self.statuses)
+        } - moved
+        now = self.clock()
+        commits, stepped = [], set()
+        self._fast_lane_on = True
+        try:
+            for key in sorted(changed):
+                try:
+                    sha = self._step_or_halt(key, now)
+                except _AnalysisDue:
+                    continue
+                stepped.add(key)
+                if sha is not None:
+                    commits.append(sha)
+                    self._moved.add(key)
+        finally:
+            self._fast_lane_on = False
+        if not commits:
+            return stepped
+        try:
+            self.workspace.push()
+        except PushRejected:
+            # The branch moved again: drop these commits; the pass steps these canaries from the
+            # branch as it now is, and its own push goes through the usual retries.
+            self._forget()
+            self._moved, self._transitions = set(), []
+            self._base = self.workspace.sync()
+            self.refresh(self._base)
+            return set()
+        log.info("fast lane: pushed %d commit(s) for %s", len(commits), ", ".join(sorted(stepped)))
+        self.refresh(self.workspace.head())
+        self._announce(self._landed(head))
+        self._fast_commits += commits
+        self._base = self.workspace.head()
+        self._moved, self._transitions = set(), []
+        self._respec_before = set(self.respec)
+        return stepped
+
+    def _land_so_far(self) -> bool:
+        """Push the commits this attempt made before the webhook came, replayed on the push that
+        woke it when that changed nothing they were decided from. False when they cannot land."""
+        base = self._base
+        try:
+            self.workspace.push()
+        except PushRejected:
+            remote = self.workspace.fetch()
+            incoming = self.workspace.changed_paths(base, remote)
+            ours: set[str] = set()
+            for sha in self.workspace.repo.git.rev_list(f"{base}..HEAD").split():
+                ours |= self.workspace.changed_paths(f"{sha}~1", sha)
+            watched = set(ours)
+            for key in self._moved:
+                watched |= self.inputs.get(key, set())
+            if files.affects(watched, incoming) or ours & incoming:
+                return False
+            if not self.workspace.rebase(self.workspace.remote_ref, since=base):
+                return False
+            try:
+                self.workspace.push()
+            except PushRejected:
+                return False
+        landed = self._landed(base)  # the caches follow in `_fast_lane`'s refresh
+        self._announce(landed)
+        self._fast_commits += landed
+        self._pass_commits.clear()  # landed, under the ids `landed` gives them
+        self._base = self.workspace.head()
+        self._moved, self._transitions = set(), []
+        self._respec_before = set(self.respec)
+        return True
 
     def tick(self) -> TickResult:
         """One reconciliation: fetch, decide for every canary, commit, push (with rebase and retry)."""
@@ -656,6 +869,7 @@ class Reconciler:
             retry=retry_if_exception_type(PushRejected),
             sleep=self.sleep,
         )
+        self._fast_commits = []
         try:
             for attempt in retrying:
                 with attempt:
@@ -668,7 +882,8 @@ class Reconciler:
         raise AssertionError("unreachable")
 
     def _attempt(self) -> TickResult:
-        head = self.workspace.sync(known_clean=self._clean)
+        self._woken.clear()  # a push before this fetch is seen by it
+        head = self._base = self.workspace.sync(known_clean=self._clean)
         self._clean = False  # until this attempt ends with everything committed or reset
         self.refresh(head)
         assert self.catalog is not None
@@ -677,8 +892,12 @@ class Reconciler:
             self.publisher.begin_tick(self.catalog.canaries, self.catalog.templates)
         commits = self._decide_all(self.clock())
         self.workspace.flush()  # the commits were written in-process: git's index catches up once
+        head = self._base  # past what the fast lane pushed, if it ran
         result = TickResult(
-            head, commits, dict(self.reports), {src: str(err) for src, err in self.catalog.errors.items()}
+            head,
+            [*self._fast_commits, *commits],
+            dict(self.reports),
+            {src: str(err) for src, err in self.catalog.errors.items()},
         )
         if self.publisher is not None:
             for key, why in self.publisher.waiting.items():
@@ -810,8 +1029,11 @@ class Reconciler:
     def wake(self) -> None:
         """Tick as soon as possible (a push webhook arrived); polling goes on as before.
 
-        Safe from any thread. A tick already running is not interrupted; at most one more follows.
+        Safe from any thread. A tick waiting for its analyses steps what the push changed at once
+        (`_fast_lane`); any other tick already running is not interrupted, and one more follows it.
         """
+        self._woken.set()
+        self._stir.set()
         if self._wake is not None:
             self._wake()
 
@@ -822,13 +1044,18 @@ class Reconciler:
         scheduler = BlockingScheduler()
 
         def job() -> None:
-            try:
-                result = self.tick()
-            except GitcanaryError as exc:
-                log.error("tick failed: %s", exc)
-                return
-            if on_tick is not None:
-                on_tick(result)
+            # A wake during a tick that the tick did not serve is served now: the scheduler drops
+            # a run that falls due while this job is still running.
+            while True:
+                try:
+                    result = self.tick()
+                except GitcanaryError as exc:
+                    log.error("tick failed: %s", exc)
+                    return
+                if on_tick is not None:
+                    on_tick(result)
+                if not self._woken.is_set():
+                    return
 
         scheduler.add_job(
             job,

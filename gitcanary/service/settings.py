@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     workdir: Path | None = None
     prometheus: str = "http://127.0.0.1:9090"
     poll_interval: float = 10.0
+    # How many canaries' analyses a tick sends at once (over one pool of kept-alive connections);
+    # 1 sends each inline, when its canary's step asks for it.
+    analysis_concurrency: int = Field(default=16, ge=1)
     settle: float = 10.0
     author_name: str = "gitcanary"
     author_email: str = "gitcanary@users.noreply.local"
