@@ -90,7 +90,8 @@ class LeaseElector:
             lease = self.api.read_namespaced_lease(self.name, self.namespace, _request_timeout=5)
         except ApiException as exc:
             if exc.status != 404:
-                log.warning("lease %s/%s: cannot read it: %s", self.namespace, self.name, exc.reason)
+                hint = " (its Role must grant get, create and update on leases)" if exc.status == 403 else ""
+                log.warning("lease %s/%s: cannot read it: %s%s", self.namespace, self.name, exc.reason, hint)
                 return
             lease = None
         except Exception as exc:  # noqa: BLE001 - network failures: keep the state, its deadline runs

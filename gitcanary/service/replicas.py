@@ -8,7 +8,8 @@ outside, with no change to the loop:
   call a webhook, commit or notify);
 - the push (and a pull-request publish) is asked again just before it writes: a leader whose
   renewals failed stops at its renew deadline, before any follower may take over;
-- a follower that becomes leader forgets its caches and ticks at once: Git holds all the state.
+- a follower keeps its clone at the remote's head, reading only, and ticks at once when it becomes
+  leader: Git holds all the state, so the new leader resumes where the old one stopped.
 Git itself is the last safety: two writers that raced would meet a rejected push, and the loser
 re-reads and decides again, so a step lands once.
 """
@@ -72,6 +73,7 @@ def guard(replica: Replica) -> None:
 
     def leader_tick() -> TickResult:
         if not replica.leads():
+            standby(reconciler)
             return TickResult(head="")
         return tick()
 
@@ -96,6 +98,15 @@ def guard(replica: Replica) -> None:
             return publish(base, commits)
 
         publisher.publish = leader_publish  # type: ignore[method-assign]
+
+
+def standby(reconciler: MonitoredReconciler) -> None:
+    """A follower keeps its clone and caches at the remote's head (reading only), so that taking
+    over costs one incremental tick rather than a clone and a render of every app."""
+    try:
+        reconciler.refresh(reconciler.workspace.sync())
+    except Exception as exc:  # noqa: BLE001 - reading ahead must never stop the loop; the leader's tick decides
+        log.warning("standing by for %s: %s", reconciler.settings.repo, exc)
 
 
 def forget(reconciler: MonitoredReconciler) -> None:
@@ -235,11 +246,9 @@ def _waker(replica: Replica) -> Callable[[], None]:
 
 
 def _on_lead(replica: Replica) -> Callable[[], None]:
-    def on_lead() -> None:
-        forget(replica.reconciler)
-        replica.wake()
-
-    return on_lead
+    # The caches follow the remote while standing by (a follower never commits), so a new leader
+    # only ticks: at once, not at its next poll.
+    return lambda: replica.wake()
 
 
 REPOSITORY_URL_KEYS = ("clone_url", "ssh_url", "git_url", "html_url", "git_http_url", "git_ssh_url", "url")
