@@ -209,11 +209,16 @@ def test_kill_the_leader_mid_rollout(
         killed_at = time.monotonic()
         fleet.processes[victim].send_signal(signal.SIGKILL)
         fleet.processes[victim].wait(timeout=10)
+        wait_for(lambda: not holder(emulator, target).endswith(f"_{victim}"), "a new holder", fleet)
+        takeover = time.monotonic() - killed_at
         wait_for(lambda: len(target.gitcanary_commits()) > before, "a commit by the new leader", fleet)
         failover = time.monotonic() - killed_at
-        new = holder(emulator, target)
-        assert new and not new.endswith(f"_{victim}"), new
-        assert failover <= LEASE_SECONDS, (failover, fleet.tail())
+        print(f"takeover {takeover:.1f}s, first commit {failover:.1f}s after the kill (lease {LEASE_SECONDS}s)")
+        # The Lease changes hands within one duration (0.6 of it plus a retry period, by design).
+        assert takeover <= LEASE_SECONDS, (takeover, fleet.tail())
+        # The first commit adds the new leader's first tick (render, queries, push) and, mid-rollout,
+        # the step's own interval: bounded here by a second duration for a shared, loaded machine.
+        assert failover <= 2 * LEASE_SECONDS, (failover, fleet.tail())
         for repo in repos:
             wait_for(
                 lambda r=repo: any(t.get("Action") == "succeed" for _, _, t in r.gitcanary_commits()),
