@@ -75,7 +75,11 @@ def canary_with_events(repo: ConfigRepo, events: str) -> None:
             {"name": "request-success-rate", "thresholdRange": {"min": 99}, "interval": "10s"},
             {"name": "request-duration", "thresholdRange": {"max": 500}, "interval": "10s"},
         ]
-        analysis["webhooks"] = [{"name": "events", "type": "event", "url": events}]
+        analysis["webhooks"] = [
+            {"name": "events", "type": "event", "url": events},
+            # Called while deciding, before any commit: only a leader may call it, once per rollout.
+            {"name": "smoke", "type": "pre-rollout", "url": events.replace("/events-", "/pre-")},
+        ]
 
     repo.edit("apps/backend/canary.yaml", change)
     repo.commit_and_push("canary analysis every 2s, events to the receiver")
@@ -253,6 +257,7 @@ def test_kill_the_leader_mid_rollout(
             if r.path == f"/events-{name}" and isinstance(r.body, dict)
         )
         assert all(count == 1 for count in delivered.values()), delivered
+        assert len([r for r in receiver.requests if r.path == f"/pre-{name}"]) == 1, receiver.requests
         shas = [sha for sha, _, _ in commits]
         assert set(delivered) <= set(shas), (delivered, shas)
         # A kill between a push and its announcement loses that one delivery (never repeats it).
