@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ConfigRepo
+from conftest import ConfigRepo, make_config_repo
 from kube_emulator import Emulator, running_emulator
 from kubernetes import client
 
@@ -67,8 +67,8 @@ def test_two_electors_one_leader_and_a_stale_write_is_refused(emulator: Emulator
     assert holders[0] == "a_1" and set(holders[1:]) == {"b_2"}
 
 
-def reconciler(repo: ConfigRepo, work: Path) -> MonitoredReconciler:
-    settings = Settings(repo=str(repo.remote), workdir=work, settle=0, prometheus="http://127.0.0.1:9")
+def reconciler(repo: ConfigRepo, work: Path, url: str | None = None) -> MonitoredReconciler:
+    settings = Settings(repo=url or str(repo.remote), workdir=work, settle=0, prometheus="http://127.0.0.1:9")
     return MonitoredReconciler(settings)
 
 
@@ -112,3 +112,55 @@ def test_a_leader_that_lost_its_lease_before_pushing_pushes_nothing(
     with pytest.raises(NotLeading):
         replica.reconciler.tick()
     assert config_repo.remote_log() == before
+
+
+def test_webhooks_reach_the_repository_their_payload_names(config_repo: ConfigRepo, tmp_path: Path) -> None:
+    """One HTTP server for several repositories: a signed push wakes only the repository it names."""
+    import io
+    import json
+
+    from gitcanary.service import push_webhook
+    from gitcanary.service.http import Router
+    from gitcanary.service.replicas import Replicas
+
+    other = make_config_repo(tmp_path / "other")
+    woken: list[str] = []
+    replicas = []
+    for repo, name in ((config_repo, "first"), (other, "second")):
+        replica = Replica(reconciler(repo, tmp_path / f"work-{name}", f"file://{repo.remote}"))
+        replica.wake = lambda name=name: woken.append(name)  # type: ignore[misc]
+        replicas.append(replica)
+    served = Replicas(replicas)
+    router = Router()
+    served.mount(router, "s3cret")
+
+    def deliver(payload: dict[str, object]) -> str:
+        body = json.dumps(payload).encode()
+        environ = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": push_webhook.PATH,
+            "CONTENT_LENGTH": str(len(body)),
+            "wsgi.input": io.BytesIO(body),
+            "HTTP_X_GITHUB_EVENT": "push",
+            "HTTP_X_HUB_SIGNATURE_256": push_webhook.signature(b"s3cret", body),
+        }
+        statuses: list[str] = []
+        answer = b"".join(router(environ, lambda status, headers, exc=None: statuses.append(status)))
+        return f"{statuses[0]} {answer.decode().strip()}"
+
+    assert deliver(
+        {
+            "ref": "refs/heads/main",
+            "repository": {"clone_url": f"file://{str(other.remote).removesuffix('.git')}"},
+        }
+    ).startswith("202")
+    assert woken == ["second"]
+    deliver({"ref": "refs/heads/main", "repository": {"clone_url": f"file://{config_repo.remote}/"}})
+    assert woken == ["second", "first"]
+    assert "no repository here" in deliver(
+        {"ref": "refs/heads/main", "repository": {"clone_url": "https://x/y.git"}}
+    )
+    deliver(
+        {"ref": "refs/heads/other", "repository": {"clone_url": str(config_repo.remote)}}
+    )  # another branch
+    assert woken == ["second", "first"]
