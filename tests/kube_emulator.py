@@ -10,12 +10,15 @@ given, so the shapes must be proven to be the real ones.
 from __future__ import annotations
 
 import asyncio
+import copy
+import datetime
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import aiohttp.web
 import kmock
 from oracle import schema_problems
 
@@ -32,6 +35,87 @@ KINDS = {
     KEPTN_METRICS: "KeptnMetric",
 }
 CONDITION_TIME = "2026-11-21T23:00:00Z"
+LEASES = ("coordination.k8s.io", "v1", "leases")
+
+
+class LeasingEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
+    """kmock's emulator plus coordination.k8s.io/v1 Leases as the API server keeps them.
+
+    kmock stores objects as merged JSON and knows no resourceVersion, and a PUT is not an action to
+    it. The API server's optimistic concurrency is what leader election rests on, so Leases are
+    served here: every write gets a new resourceVersion, and a PUT whose metadata.resourceVersion is
+    not the stored one is refused with 409 Conflict (as is a POST of a name that exists). `writes`
+    keeps every accepted write, in order, for the tests.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.leases: dict[tuple[str, str], dict[str, Any]] = {}
+        self.lease_writes: list[tuple[str, str, dict[str, Any]]] = []  # (method, name, object)
+        self.lease_version = 0
+
+    async def _handle(self, request: Any) -> aiohttp.web.StreamResponse:
+        resource = request.resource
+        if resource is None or (resource.group, resource.version, resource.plural) != LEASES:
+            return await super()._handle(request)
+        method = str(request.method.value)
+        namespace, name = request.namespace, request.name
+        # No await below until the response: the check and the write are one step on the loop.
+        if method == "GET" and name is None:
+            items = [copy.deepcopy(v) for (ns, _), v in self.leases.items() if namespace in (None, ns)]
+            return aiohttp.web.json_response(
+                {
+                    "kind": "LeaseList",
+                    "apiVersion": "coordination.k8s.io/v1",
+                    "metadata": {"resourceVersion": str(self.lease_version)},
+                    "items": items,
+                }
+            )
+        if method == "GET":
+            if (namespace, name) not in self.leases:
+                return _status(404, "NotFound", f'leases.coordination.k8s.io "{name}" not found')
+            return aiohttp.web.json_response(self.leases[namespace, name])
+        body = request.data if isinstance(request.data, dict) else {}
+        meta = body.setdefault("metadata", {})
+        if method == "POST":
+            name = meta.get("name")
+            if (namespace, name) in self.leases:
+                return _status(409, "AlreadyExists", f'leases.coordination.k8s.io "{name}" already exists')
+            meta["creationTimestamp"] = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        elif method == "PUT":
+            stored = self.leases.get((namespace, name))
+            if stored is None:
+                return _status(404, "NotFound", f'leases.coordination.k8s.io "{name}" not found')
+            if meta.get("resourceVersion") != stored["metadata"]["resourceVersion"]:
+                return _status(
+                    409,
+                    "Conflict",
+                    f"Operation cannot be fulfilled on leases.coordination.k8s.io "
+                    f'"{name}": the object has been modified; please apply your changes to the '
+                    "latest version and try again",
+                )
+        else:
+            return _status(405, "MethodNotAllowed", f"{method} on leases is not served here")
+        self.lease_version += 1
+        meta.update(name=name, namespace=namespace, resourceVersion=str(self.lease_version))
+        body.update(apiVersion="coordination.k8s.io/v1", kind="Lease")
+        self.leases[namespace, name] = body
+        self.lease_writes.append((method, str(name), copy.deepcopy(body)))
+        return aiohttp.web.json_response(body, status=201 if method == "POST" else 200)
+
+
+def _status(code: int, reason: str, message: str) -> aiohttp.web.StreamResponse:
+    return aiohttp.web.json_response(
+        {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "status": "Failure",
+            "message": message,
+            "reason": reason,
+            "code": code,
+        },
+        status=code,
+    )
 
 
 class Emulator:
@@ -54,6 +138,25 @@ class Emulator:
         meta = obj["metadata"]
         key = (resource, meta.get("namespace"), meta["name"])
         self._on_loop(lambda: self.emulator.objects.__setitem__(key, obj))
+
+    def leases(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """Every Lease as stored now, by (namespace, name)."""
+        box: dict[str, Any] = {}
+
+        def read() -> None:
+            box["leases"] = copy.deepcopy(self.emulator.leases)
+
+        self._on_loop(read)
+        return dict(box["leases"])
+
+    def lease_writes(self) -> list[tuple[str, str, dict[str, Any]]]:
+        box: dict[str, Any] = {}
+
+        def read() -> None:
+            box["writes"] = copy.deepcopy(self.emulator.lease_writes)
+
+        self._on_loop(read)
+        return list(box["writes"])
 
     def requests(self) -> list[tuple[str, str]]:
         """(HTTP method, path) of every request the emulator served so far."""
@@ -97,7 +200,7 @@ def running_emulator(kinds: dict[str, str] | None = None) -> Iterator[Emulator]:
     box: dict[str, Any] = {}
 
     async def serve() -> None:
-        emulator = kmock.KubernetesEmulator()
+        emulator = LeasingEmulator()
         for resource, kind in {**KINDS, **(kinds or {})}.items():
             emulator.resources[resource] = {
                 "kind": kind,

@@ -54,8 +54,16 @@ def test_every_object_validates() -> None:
     objects = render({"serviceMonitor": {"enabled": True}, "grafanaDashboard": {"enabled": True}})
     kinds = sorted(o["kind"] for o in objects)
     assert kinds == sorted(
-        ["ClusterRole", "ClusterRoleBinding", "ConfigMap", "ConfigMap", "Deployment", "Service",
-         "ServiceAccount", "ServiceMonitor"]
+        [
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "ConfigMap",
+            "ConfigMap",
+            "Deployment",
+            "Service",
+            "ServiceAccount",
+            "ServiceMonitor",
+        ]
     )
     for obj in objects:
         if obj["kind"] == "ServiceMonitor":  # no CRD schema here: compared with deploy/monitoring's below
@@ -142,6 +150,7 @@ def test_values_land_where_they_say() -> None:
         "GITCANARY_GITHUB_API_URL": "https://ghe.acme/api/v3",
         "GITCANARY_LOG_FORMAT": "json",
         "GITCANARY_POLL_INTERVAL": "30",
+        "GITCANARY_LEADER_ELECTION": "off",  # one replica: no Lease, no write permission
     }
     deployment = one(objects, "Deployment")
     metadata = deployment["metadata"]
@@ -164,7 +173,10 @@ def test_values_land_where_they_say() -> None:
 
 def test_every_configmap_key_is_a_setting_of_run() -> None:
     help_text = subprocess.run(
-        [sys.executable, "-m", "gitcanary", "run", "--help"], capture_output=True, text=True, check=True,
+        [sys.executable, "-m", "gitcanary", "run", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
         env={**os.environ, "COLUMNS": "400", "PYTHONPATH": str(ROOT)},
     ).stdout
     values = {"provider": "istio", "github": {"repo": "a/b", "apiUrl": "x"}, "commitUrl": "u/{sha}"}
@@ -199,3 +211,38 @@ def test_names_follow_the_release(release: str) -> None:
     names = {o["metadata"]["name"] for o in objects}
     expected = "gitcanary" if release == "gitcanary" else f"{release}-gitcanary"
     assert names == {expected, f"{expected}-reader"}
+
+
+def test_replicas_get_a_role_on_leases_and_nothing_more() -> None:
+    """More than one replica: a Role (not a ClusterRole) in the release's namespace with exactly the
+    Lease verbs leader election needs, bound to the ServiceAccount; with one, no write verb at all."""
+    single = render({"repo": "https://github.com/acme/config.git"}, name="prod", namespace="delivery")
+    assert not [o for o in single if o["kind"] in ("Role", "RoleBinding")]
+    objects = render(
+        {"repo": "https://github.com/acme/config.git", "replicas": 3}, name="prod", namespace="delivery"
+    )
+    deployment = one(objects, "Deployment")
+    assert deployment["spec"]["replicas"] == 3 and deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert one(objects, "ConfigMap")["data"]["GITCANARY_LEADER_ELECTION"] == "on"
+    role = one(objects, "Role")
+    assert role["metadata"]["namespace"] == "delivery"
+    assert role["rules"] == [
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "verbs": ["get", "list", "watch", "create", "update"],
+        }
+    ]
+    binding = one(objects, "RoleBinding")
+    assert binding["metadata"]["namespace"] == "delivery"
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role["metadata"]["name"],
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "prod-gitcanary", "namespace": "delivery"}
+    ]
+    # The ClusterRole stays read-only.
+    for rule in one(objects, "ClusterRole")["rules"]:
+        assert set(rule["verbs"]) <= {"get", "list", "watch"}, rule

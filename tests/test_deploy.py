@@ -8,8 +8,10 @@ from __future__ import annotations
 import functools
 import os
 import re
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 from conftest import ROOT
@@ -135,3 +137,43 @@ def test_dockerfile_builds_a_small_non_root_image() -> None:
     (user,) = re.findall(r"^USER\s+(\S+)", text, re.MULTILINE)
     assert user.split(":")[0] not in ("0", "root")
     assert re.search(r'^ENTRYPOINT \["gitcanary"\]', text, re.MULTILINE)
+
+
+def test_the_replicas_component_grants_leases_only(tmp_path: Path) -> None:
+    """deploy/replicas/: more pods, leader election on, and a Role on leases in gitcanary's namespace
+    with exactly the verbs the elector uses; the ClusterRole stays read-only."""
+    shutil.copytree(DEPLOY, tmp_path / "deploy")
+    overlay = tmp_path / "overlay"
+    overlay.mkdir()
+    (overlay / "kustomization.yaml").write_text("resources: [../deploy]\ncomponents: [../deploy/replicas]\n")
+    objects = kustomize.build(overlay, display="overlay")
+    for obj in objects:
+        assert not schema_problems(obj), obj["kind"]
+    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    assert deployment["spec"]["replicas"] == 2 and deployment["spec"]["strategy"] == {"type": "RollingUpdate"}
+    config = next(o for o in objects if o["kind"] == "ConfigMap")
+    assert config["data"]["GITCANARY_LEADER_ELECTION"] == "on"
+    assert built_config()["GITCANARY_LEADER_ELECTION"] == "off"  # the base: one replica, no Lease
+    (role,) = [o for o in objects if o["kind"] == "Role"]
+    assert role["metadata"]["namespace"] == "gitcanary"
+    assert role["rules"] == [
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "verbs": ["get", "list", "watch", "create", "update"],
+        }
+    ]
+    (binding,) = [o for o in objects if o["kind"] == "RoleBinding"]
+    assert binding["metadata"]["namespace"] == "gitcanary"
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "gitcanary-leases",
+    }
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "gitcanary", "namespace": "gitcanary"}]
+    (cluster_role,) = [o for o in objects if o["kind"] == "ClusterRole"]
+    assert all(set(rule["verbs"]) <= READ_VERBS for rule in cluster_role["rules"])
+
+
+def built_config() -> dict[str, str]:
+    return next(o for o in built() if o["kind"] == "ConfigMap")["data"]

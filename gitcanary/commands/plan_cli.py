@@ -7,8 +7,9 @@ import inspect
 import json
 import typing
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
+import typer
 from rich.console import Console
 from rich.text import Text
 
@@ -28,7 +29,20 @@ _NOT_FOR_PLAN = (
     "workdir",
     "signing_key",
     "signing_format",
+    # Nor replicas: a plan writes nothing, so it needs no leader.
+    "leader_election",
+    "lease_duration",
+    "lease_namespace",
 )
+
+
+# `run` takes several --repo; a plan is of one repository.
+_PLAN_REPO = Annotated[
+    list[str],
+    typer.Option(
+        "--repo", help="URL or path of the config repository.", envvar="GITCANARY_REPO", show_default="."
+    ),
+]
 
 
 def print_plan(plan: Plan, console: Console, err: Console, as_json: bool = False) -> None:
@@ -93,7 +107,9 @@ def plan_command(run: Callable[..., None]) -> Callable[..., None]:
     # run's annotations are strings naming cli.py's globals: resolve them there, once.
     hints = typing.get_type_hints(run, include_extras=True)
     parameters = [
-        p.replace(annotation=hints[name], default="." if name == "repo" else p.default)
+        p.replace(annotation=_PLAN_REPO, default=["."])
+        if name == "repo"
+        else p.replace(annotation=hints[name])
         for name, p in inspect.signature(run).parameters.items()
         if name not in _NOT_FOR_PLAN
     ]

@@ -1,0 +1,272 @@
+"""Replicas: real `gitcanary run` processes on the same bare remotes and the same emulated API server.
+
+Two repositories per process, two or three processes, one Lease per repository. The leader of a
+repository is killed with SIGKILL in the middle of a rollout; then, from sources independent of
+gitcanary's own account:
+- the remote's history (read with git) holds each transition of the rollout once, in order, as the
+  oracle's rows for the Canary's stepWeight/maxWeight say, with every object valid after each commit;
+- a real local HTTP receiver (the canary's `event` webhook) got one delivery per landed commit at
+  most, naming that commit, and none for a commit twice;
+- the Lease changed holder once per kill, and the first commit after the kill came within one lease
+  duration.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import ConfigRepo, git, make_config_repo
+from hook_server import HookServer
+from kube_emulator import Emulator, running_emulator
+from oracle import assert_story, rollout_rows
+from prometheus_server import Exporter, PrometheusServer
+from test_e2e_live import TrafficFeed
+
+from gitcanary.service.leases import lease_name
+
+LEASE_SECONDS = 8.0
+NAMESPACE = "gitcanary"
+STEP, MAX = 10, 50  # the Canary below: weights 10, 20, 30, 40, 50
+
+
+@pytest.fixture
+def live(prometheus, exporter: Exporter) -> Iterator[tuple[PrometheusServer, TrafficFeed]]:  # noqa: ANN001
+    feed = TrafficFeed(exporter)
+    server = prometheus(exporter=exporter)
+    server.wait_for('sum(rate(istio_requests_total{destination_workload="backend"}[10s]))', timeout=30)
+    try:
+        yield server, feed
+    finally:
+        feed.stop()
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    with running_emulator() as served:
+        yield served
+
+
+@pytest.fixture
+def receiver() -> Iterator[HookServer]:
+    server = HookServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def canary_with_events(repo: ConfigRepo, events: str) -> None:
+    def change(doc) -> None:  # noqa: ANN001 - ruamel map
+        analysis = doc["spec"]["analysis"]
+        analysis["interval"] = "2s"
+        analysis["stepWeight"] = STEP
+        analysis["maxWeight"] = MAX
+        analysis["metrics"] = [
+            {"name": "request-success-rate", "thresholdRange": {"min": 99}, "interval": "10s"},
+            {"name": "request-duration", "thresholdRange": {"max": 500}, "interval": "10s"},
+        ]
+        analysis["webhooks"] = [
+            {"name": "events", "type": "event", "url": events},
+            # Called while deciding, before any commit: only a leader may call it, once per rollout.
+            {"name": "smoke", "type": "pre-rollout", "url": events.replace("/events-", "/pre-")},
+        ]
+
+    repo.edit("apps/backend/canary.yaml", change)
+    repo.commit_and_push("canary analysis every 2s, events to the receiver")
+
+
+class Fleet:
+    """The `gitcanary run` processes of one test."""
+
+    def __init__(self, tmp: Path, repos: list[ConfigRepo], prometheus: str, kubeconfig: Path) -> None:
+        self.tmp = tmp
+        self.repos = repos
+        self.prometheus = prometheus
+        self.kubeconfig = kubeconfig
+        self.processes: dict[int, subprocess.Popen[bytes]] = {}
+        self.logs: dict[int, Path] = {}
+
+    def start(self, index: int) -> subprocess.Popen[bytes]:
+        log = self.tmp / f"run-{index}.log"
+        command = [sys.executable, "-m", "gitcanary", "run"]
+        for repo in self.repos:
+            command += ["--repo", str(repo.remote)]
+        command += [
+            "--workdir",
+            str(self.tmp / f"work-{index}"),
+            "--prometheus",
+            self.prometheus,
+            "--interval",
+            "0.5",
+            "--settle",
+            "1",
+            "--listen",
+            "127.0.0.1:0",
+            "--cluster",
+            "off",
+            "--leader-election",
+            "on",
+            "--kubeconfig",
+            str(self.kubeconfig),
+            "--lease-namespace",
+            NAMESPACE,
+            "--lease-duration",
+            str(LEASE_SECONDS),
+            "--log-format",
+            "text",
+        ]
+        process = subprocess.Popen(
+            command, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=dict(os.environ)
+        )
+        self.processes[process.pid] = process
+        self.logs[process.pid] = log
+        return process
+
+    def tail(self) -> str:
+        return "\n".join(f"--- {pid}\n{log.read_text()[-3000:]}" for pid, log in self.logs.items())
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def holder(emulator: Emulator, repo: ConfigRepo) -> str:
+    lease = emulator.leases().get((NAMESPACE, lease_name(str(repo.remote), "main")))
+    return str(lease["spec"].get("holderIdentity") or "") if lease else ""
+
+
+def wait_for(predicate, what: str, fleet: Fleet, timeout: float = 120) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{what} within {timeout}s; logs:\n{fleet.tail()}")
+
+
+def weights(repo: ConfigRepo) -> list[tuple[str, str]]:
+    return [(t.get("Action", ""), t.get("Weight", "")) for _, _, t in repo.gitcanary_commits()]
+
+
+@pytest.mark.timeout(400)
+@pytest.mark.parametrize("replicas", [2, 3])
+def test_kill_the_leader_mid_rollout(
+    replicas: int,
+    tmp_path: Path,
+    live,  # noqa: ANN001
+    emulator: Emulator,
+    receiver: HookServer,
+) -> None:
+    server, _ = live
+    repos = [make_config_repo(tmp_path / name) for name in ("a", "b")]
+    for name, repo in zip(("a", "b"), repos, strict=True):
+        canary_with_events(repo, f"{receiver.url}/events-{name}")
+    fleet = Fleet(tmp_path, repos, server.url, emulator.kubeconfig(tmp_path))
+    try:
+        for index in range(replicas):
+            fleet.start(index)
+        for repo in repos:
+            wait_for(
+                lambda r=repo: any(t.get("Phase") == "Initialized" for _, _, t in r.gitcanary_commits()),
+                "both repositories initialized",
+                fleet,
+            )
+        # One leader per repository, named by a live process; the HTTP endpoints say who leads.
+        leaders = {holder(emulator, repo) for repo in repos}
+        assert all(re.fullmatch(r".+_\d+", name) for name in leaders), leaders
+        pids = {int(name.rsplit("_", 1)[1]) for name in leaders}
+        assert pids <= set(fleet.processes), (pids, set(fleet.processes))
+        for pid in fleet.processes:
+            served = re.search(r"serving /healthz on (http://\S+)", fleet.logs[pid].read_text())
+            assert served, fleet.tail()
+            ready = httpx.get(served.group(1) + "/readyz", timeout=5)
+            assert ready.status_code == 200, ready.text
+            assert ("leading" in ready.text) == (pid in pids), (pid, ready.text)
+            metrics = httpx.get(served.group(1) + "/metrics", timeout=5).text
+            for repo in repos:
+                leads = f'gitcanary_leader{{branch="main",repo="{repo.remote}"}} '
+                expected = "1.0" if holder(emulator, repo).endswith(f"_{pid}") else "0.0"
+                assert leads + expected in metrics, metrics
+
+        for repo in repos:
+            repo.bump("apps/backend", "6.1.1")
+        target = repos[0]
+        wait_for(lambda: ("advance", "20") in weights(target), "the second step of repository a", fleet)
+        victim = int(holder(emulator, target).rsplit("_", 1)[1])
+        before = len(target.gitcanary_commits())
+        killed_at = time.monotonic()
+        fleet.processes[victim].send_signal(signal.SIGKILL)
+        fleet.processes[victim].wait(timeout=10)
+        wait_for(lambda: not holder(emulator, target).endswith(f"_{victim}"), "a new holder", fleet)
+        takeover = time.monotonic() - killed_at
+        wait_for(lambda: len(target.gitcanary_commits()) > before, "a commit by the new leader", fleet)
+        failover = time.monotonic() - killed_at
+        print(f"takeover {takeover:.1f}s, commit {failover:.1f}s after the kill (lease {LEASE_SECONDS})")
+        # The Lease changes hands within one duration (0.6 of it plus a retry period, by design).
+        assert takeover <= LEASE_SECONDS, (takeover, fleet.tail())
+        # The first commit adds the new leader's first tick (render, queries, push) and, mid-rollout,
+        # the step's own interval: on a shared machine that is the time one step took before the
+        # kill (the gaps between the old leader's commits, from the remote's commit times).
+        times = [
+            int(git("log", "-1", "--format=%ct", sha, cwd=target.remote))
+            for sha, _, _ in target.gitcanary_commits()[:before]
+        ]
+        step = max(b - a for a, b in zip(times, times[1:], strict=False)) + 1
+        assert failover <= LEASE_SECONDS + step, (failover, step, fleet.tail())
+        for repo in repos:
+            wait_for(
+                lambda r=repo: any(t.get("Action") == "succeed" for _, _, t in r.gitcanary_commits()),
+                "both rollouts promoted",
+                fleet,
+            )
+        time.sleep(1.5)  # the last event deliveries
+    finally:
+        fleet.stop()
+
+    rows = rollout_rows(promoted=list(range(STEP, MAX + 1, STEP)))
+    for name, repo in zip(("a", "b"), repos, strict=True):
+        commits = repo.gitcanary_commits()
+        assert_story(
+            repo.remote,
+            commits,
+            rows,
+            tmp_path / f"trees-{name}",
+            image="ghcr.io/stefanprodan/podinfo",
+            tags=("6.1.0", "6.1.1"),
+            replicas=2,
+        )
+        delivered = Counter(
+            str(r.body.get("metadata", {}).get("commit", ""))
+            for r in receiver.requests
+            if r.path == f"/events-{name}" and isinstance(r.body, dict)
+        )
+        assert all(count == 1 for count in delivered.values()), delivered
+        assert len([r for r in receiver.requests if r.path == f"/pre-{name}"]) == 1, receiver.requests
+        shas = [sha for sha, _, _ in commits]
+        assert set(delivered) <= set(shas), (delivered, shas)
+        # A kill between a push and its announcement loses that one delivery (never repeats it).
+        assert len(set(shas) - set(delivered)) <= (1 if repo is repos[0] else len(repos)), (shas, delivered)
+    # The Lease of repository a went from the killed holder to one other, once.
+    holders = [
+        w[2]["spec"]["holderIdentity"]
+        for w in emulator.lease_writes()
+        if w[1] == lease_name(str(repos[0].remote), "main")
+    ]
+    changes = [b for a, b in zip(holders, holders[1:], strict=False) if a != b]
+    assert len(changes) == 1, holders
