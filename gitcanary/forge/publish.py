@@ -464,7 +464,9 @@ class Publisher:
                     break
             new = _tag(found["new"])
             source = self._source_repo(loaded, found["name"], found["new"])
-            release = self._release(source, new) if source else None
+            # A digest (or an image left whole) names no tag a release could have.
+            tagged = source and not any(c in new for c in "/@:")
+            release = self._release(source, new) if tagged else None
             changes.append(
                 gate.Change(
                     found["name"],
