@@ -164,3 +164,17 @@ def test_webhooks_reach_the_repository_their_payload_names(config_repo: ConfigRe
         {"ref": "refs/heads/other", "repository": {"clone_url": str(config_repo.remote)}}
     )  # another branch
     assert woken == ["second", "first"]
+
+
+def test_a_clean_stop_hands_over_at_once(emulator: Emulator) -> None:
+    """SIGTERM: the leader stops writing, empties the holder, and a follower takes over on its next read."""
+    now = [0.0]
+    a = LeaseElector(api(emulator), "gitcanary-release", "gc", "a_1", 15, monotonic=lambda: now[0])
+    b = LeaseElector(api(emulator), "gitcanary-release", "gc", "b_2", 15, monotonic=lambda: now[0])
+    a.step()
+    b.step()
+    assert a.leads() and not b.leads()
+    a.stop()  # never started: stop() only releases
+    assert not a.leads()
+    b.step()  # same instant: no waiting for the lease to expire
+    assert b.leads()
