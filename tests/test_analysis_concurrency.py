@@ -219,7 +219,9 @@ def test_concurrent_tick_commits_what_the_serial_tick_commits(
         written[name] = gitcanary_commits(copy, base)
         # Serially one query at a time; concurrently every due canary's queries at once.
         assert proxy.most == (1 if concurrency == 1 else len(ANALYSED)), (name, proxy.most)
-        assert proxy.seen == 2 * len(ANALYSED)  # two metrics each: no query sent twice or wasted
+        # Two metrics each, and beside them (for the step's trailers) the primary's value of each
+        # and both sides' request counts: 6 queries per canary, none sent twice or wasted.
+        assert proxy.seen == 6 * len(ANALYSED)
     assert written["serial"] == written["concurrent"]
     # The tick analysed every canary: a step for the healthy one, a failed check for the others.
     canaries = [canary_of(message) for message, _ in written["concurrent"]]

@@ -164,7 +164,9 @@ class Workspace:
     def reset(self, rev: str) -> None:
         self._index_stale = False  # the hard reset below rewrites the index
         git = self.repo.git
-        git.checkout("-B", self.branch, rev)
+        # -f: after in-process commits the index lags HEAD, so their files look untracked to git
+        # and a plain checkout refuses to remove them; everything here is thrown away anyway.
+        git.checkout("-f", "-B", self.branch, rev)
         git.reset("--hard", rev)
         git.clean("-fdq")
 

@@ -156,6 +156,7 @@ class Reconciler:
         self.render_cache: RenderCache[Rendered] = RenderCache()
         self._generated_dirs: set[str] | None = None  # every canary's generated dir, for the digests
         self.statuses: dict[str, CanaryStatus | None] = {}
+        self._written_status: dict[str, CanaryStatus] = {}  # what this process last wrote, by canary
         self.reports: dict[str, CanaryReport] = {}
         self._clean = False  # the work tree is known to hold exactly HEAD (every change committed)
         self.respec: set[str] = set()  # canaries whose manifest changed: re-render their objects
@@ -222,8 +223,14 @@ class Reconciler:
                 status_file = Layout.of(loaded).status if loaded is not None else ""
                 # gitcanary's own step changed it, and it still holds what gitcanary wrote: the cached
                 # status is that file's (no re-read, no trust check: nobody else touched it).
+                # Only when the cached status is the one written: in PR mode the written one went to
+                # a branch, the cache was re-read from main, and a merge then brings the same bytes.
                 if loaded is None or (
-                    status_file in changed and not holds_last_write(self.root, status_file)
+                    status_file in changed
+                    and not (
+                        holds_last_write(self.root, status_file)
+                        and self.statuses.get(key) is self._written_status.get(key)
+                    )
                 ):
                     self.statuses.pop(key, None)
             self.respec |= {
@@ -671,7 +678,7 @@ class Reconciler:
         sha = self.workspace.commit(message, changed)
         log.info("%s: %s", key, message.splitlines()[0], extra={"canary": key, "commit": sha})
         self._transitions.append(self.hooks.transition(key, loaded.canary, status, decision, sha, message))
-        self.statuses[key] = new_status
+        self.statuses[key] = self._written_status[key] = new_status
         report.status = new_status
         if any(path != Layout.of(loaded).status for path in changed):
             self.renders.pop(key, None)
