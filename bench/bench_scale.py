@@ -442,8 +442,14 @@ def failover() -> tuple[str, Any]:
         found = measure_failover()
     except Exception as exc:  # noqa: BLE001 - another bench's failure is shown, not raised
         return f"n/a ({type(exc).__name__})", None
-    seconds = found.get("seconds", found.get("failover_seconds")) if isinstance(found, dict) else found
-    return (f"{seconds:.1f} s" if isinstance(seconds, int | float) else str(seconds)), found
+    if isinstance(found, dict) and "first_commit_s" in found:
+        # Kill -> the Lease names another holder, and -> the new leader's first commit.
+        text = (
+            f"Lease {found['takeover_s']:.1f} s, commit {found['first_commit_s']:.1f} s "
+            f"(lease {found['lease_duration_s']:g} s)"
+        )
+        return text, found
+    return "n/a", found
 
 
 # -- output ---------------------------------------------------------------------------------------
