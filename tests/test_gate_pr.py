@@ -557,3 +557,81 @@ def test_reviewers_metric_links_and_release_notes_from_the_command_line(
     link = f"https://grafana.example/explore?left={urllib.parse.quote(query, safe='')}&m=request-success-rate"
     assert f"[success-rate]({link})" in body
     assert f"[release in acme/podinfo-src]({github.server.url}/acme/podinfo-src/releases/tag/v6.1.1)" in body
+
+
+CONFIG_KEY = "PODINFO_UI_MESSAGE"  # examples/istio/apps/backend/kustomization.yaml
+OLD_MESSAGE = "hello from backend"
+NEW_MESSAGE = "hello <b>again</b> **from** backend"
+SECRET_KEY = "DB_PASSWORD"
+OLD_SECRET, NEW_SECRET = "old-s3cret-9f2e7", "new-s3cret-7c1d4"
+
+
+def test_config_only_release_shows_configmap_values_and_never_secret_values(
+    config_repo: ConfigRepo, github: GitHubServer, tmp_path: Path
+) -> None:
+    """A release that changes a ConfigMap literal and a Secret literal, no image: the gate PR lists
+    the ConfigMap's key with its old and new value (as text, not markup) and the Secret's key only;
+    neither Secret value is anywhere in the PR, in plain text or base64."""
+    import base64
+
+    from test_forge import reconciler, without_metrics
+
+    def add_secret(doc) -> None:  # noqa: ANN001 - ruamel map
+        doc["secretGenerator"] = [{"name": "backend-db", "literals": [f"{SECRET_KEY}={OLD_SECRET}"]}]
+
+    def reference_secret(doc) -> None:  # noqa: ANN001 - ruamel map
+        container = doc["spec"]["template"]["spec"]["containers"][0]
+        container["envFrom"].append({"secretRef": {"name": "backend-db"}})
+
+    config_repo.edit("apps/backend/kustomization.yaml", add_secret)
+    config_repo.edit("apps/backend/deployment.yaml", reference_secret)
+    config_repo.commit_and_push("backend reads a Secret")
+    annotate(config_repo, **{"gitcanary.io/promotion-gate": "true"})
+    without_metrics(config_repo)
+    clock = Clock(datetime(2026, 11, 1, 12, 0, tzinfo=UTC))
+    rec = reconciler(config_repo, tmp_path / "work", github, clock, mode="direct")
+    for _ in range(2):
+        tick(rec, clock)
+
+    def change(doc) -> None:  # noqa: ANN001 - ruamel map
+        doc["configMapGenerator"][0]["literals"][0] = f"{CONFIG_KEY}={NEW_MESSAGE}"
+        doc["secretGenerator"][0]["literals"][0] = f"{SECRET_KEY}={NEW_SECRET}"
+
+    config_repo.pull()
+    config_repo.edit("apps/backend/kustomization.yaml", change)
+    config_repo.commit_and_push("backend: new message and database password")
+    tick(rec, clock)
+    number = gate_pull(github)
+    pull = github.pulls[number]
+    for _ in range(6):
+        checked_tick(rec, clock, config_repo, github)
+        if "waiting for approval" in pull.labels[0]:
+            break
+    assert pull.labels == ["gitcanary: waiting for approval"]
+    configs = pull.body.split("**Config changes**", 1)[1].split("###", 1)[0]
+    assert f"- ConfigMap `backend-config`: changed `{CONFIG_KEY}`" in configs
+    assert f"- Secret `backend-db`: changed `{SECRET_KEY}` (value changed, not shown)" in configs
+    html = MD.render(pull.body)
+    assert f"-{OLD_MESSAGE}\n+{NEW_MESSAGE.replace('<', '&lt;').replace('>', '&gt;')}" in html
+    assert "<b>again</b>" not in html and "<strong>from</strong>" not in html
+    everything = [pull.title, pull.body, *(body for _, _, body in pull.comments)]
+    for secret in (OLD_SECRET, NEW_SECRET):
+        encoded = base64.b64encode(f"{secret}".encode()).decode()
+        for text in everything:
+            assert secret not in text and encoded not in text
+    check_body(github, pull.body)
+
+
+def test_no_config_change_is_said() -> None:
+    view = gate.View(
+        "prod/backend",
+        "6.1.0",
+        "6.1.1",
+        "6.1.0..6.1.1",
+        gate.State.ANALYSING,
+        [],
+        [],
+        "https://x",
+        datetime.now(UTC),
+    )
+    assert "**Config changes**\n\nNo config change." in gate.body(view)

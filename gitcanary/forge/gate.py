@@ -12,6 +12,7 @@ footnotes and thresholds go into the column header instead of into every cell.
 
 from __future__ import annotations
 
+import difflib
 import re
 import urllib.parse
 from collections.abc import Sequence
@@ -23,6 +24,8 @@ from gitcanary.duration import parse_duration
 from gitcanary.forge.secrets import without_credentials
 from gitcanary.git.checks import Check, parse_check_line, parse_check_trailer
 from gitcanary.git.trailers import PREFIX, MalformedTrailers, parse_trailers
+from gitcanary.manifests.config_writeback import ConfigDiff
+from gitcanary.redaction import redact
 
 MARKER = "<!-- gitcanary:promotion-gate -->"
 COMMENT_MARKER = "<!-- gitcanary:gate-comment -->"  # tells gitcanary's own comments from people's
@@ -37,6 +40,11 @@ DEFAULT_WINDOW = "1m"  # Flagger's default metric interval
 # A release's text in the body: a few lines of words, enough to see what changed; the link has the rest.
 EXCERPT_LINES = 4
 EXCERPT_CHARS = 280
+# A config value diff: lines cut to fit GitHub's column, a bounded number per key and per object.
+CONFIG_LINE_CHARS = 90
+CONFIG_KEY_LINES = 20
+CONFIG_OBJECT_LINES = 60
+CONFIG_NAME_CHARS = 60
 UNITS = {"request-success-rate": "%", "request-duration": "ms"}
 
 
@@ -173,6 +181,8 @@ class View:
     now: datetime
     changes: Sequence[Change] = ()
     spec_diff: str = ""
+    configs: Sequence[ConfigDiff] = ()  # tracked ConfigMaps and Secrets that change
+    config_notes: Sequence[str] = ()  # the start commit's config lines, when no diff can be shown
     status_message: str = ""
     approvals: Sequence[Approval] = ()
     head_sha: str = ""  # the promotion commit an approval must name
@@ -461,6 +471,88 @@ def _changes(view: View) -> list[str]:
     return out
 
 
+def _configs(view: View) -> list[str]:
+    """The tracked ConfigMaps and Secrets that change: keys always, values of ConfigMaps only.
+
+    Keys and values are the repository's text: each name is shown in code with its backticks
+    removed, each value line inside a fenced diff (a fence in the text is broken up), cut to
+    `CONFIG_LINE_CHARS`, with control characters dropped and credentials masked. A Secret's values
+    are never here: the publisher does not even read them (see `ConfigDiff`).
+    """
+    out = ["**Config changes**", ""]
+    if not view.configs:
+        if view.config_notes:
+            out += [f"- {_plain(_line(note))}" for note in view.config_notes]
+            return [*out, "", "(Values not shown: the build no longer differs from the primary's copy.)"]
+        return [*out, "No config change."]
+    for diff in view.configs:
+        parts = [
+            f"{label} {', '.join(_name(k) for k in keys)}"
+            for label, keys in (("changed", diff.changed), ("added", diff.added), ("removed", diff.removed))
+            if keys
+        ]
+        what = "; ".join(parts) or "content changed"
+        if diff.new:
+            what = "new (the primary has no copy yet): " + what
+        if diff.secret and (diff.changed or diff.added):
+            what += " (value changed, not shown)"
+        kind, _, name = diff.producer.partition(" ")
+        out.append(f"- {_line(kind)} {_name(name)}: {what}")
+    for diff in view.configs:
+        lines = _value_diff(diff)
+        if lines:
+            out += [
+                "",
+                f"<details><summary>{_html(diff.producer)}: values (primary → canary)</summary>",
+                "",
+                "```diff",
+                *lines,
+                "```",
+                "</details>",
+            ]
+    return out
+
+
+def _value_diff(diff: ConfigDiff) -> list[str]:
+    out: list[str] = []
+    for key, old, new in diff.values:
+        if old is None or new is None:
+            out.append(_line(f"# {key}: not text, not shown"))
+            continue
+        lines = list(
+            difflib.unified_diff(
+                old.splitlines(), new.splitlines(), f"{key} (primary)", f"{key} (canary)", lineterm="", n=1
+            )
+        )
+        if len(lines) > CONFIG_KEY_LINES:
+            lines = [*lines[:CONFIG_KEY_LINES], f"# … {len(lines) - CONFIG_KEY_LINES} more lines of {key}"]
+        out += [_line(line) for line in lines]
+    if len(out) > CONFIG_OBJECT_LINES:
+        out = [*out[:CONFIG_OBJECT_LINES], f"# … {len(out) - CONFIG_OBJECT_LINES} more lines"]
+    return out
+
+
+def _line(text: str) -> str:
+    """One line of someone else's text: credentials masked, no control characters, no code fence,
+    at most `CONFIG_LINE_CHARS` characters."""
+    text = redact(without_credentials(text))
+    text = "".join(c if c.isprintable() else " " for c in text.replace("\t", "  "))
+    text = text.replace("```", "` ` `").replace("~~~", "~ ~ ~")
+    return text if len(text) <= CONFIG_LINE_CHARS else text[: CONFIG_LINE_CHARS - 1] + "…"
+
+
+def _name(text: str) -> str:
+    name = _line(text).replace("`", "'")
+    if len(name) > CONFIG_NAME_CHARS:
+        name = name[: CONFIG_NAME_CHARS - 1] + "…"
+    return f"`{name}`"
+
+
+def _html(text: str) -> str:
+    name = _line(text)[:CONFIG_NAME_CHARS]
+    return name.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
 def _release_notes(changes: Sequence[Change]) -> list[str]:
     """Per change: an excerpt of the new tag's release and its link, or why there is none."""
     out: list[str] = []
@@ -530,6 +622,8 @@ def _buttons(view: View) -> list[str]:
             f"promotion commit of `{view.canary}` here and asks for a review of that commit; an "
             "approval given before then does not count."
         )
+    if view.configs or view.config_notes:
+        undo += ", and writes the primary's config back where the app's source sets it"
     return [
         approve,
         f"- **Close** unmerged: gitcanary commits a rollback that routes all traffic to the primary "
@@ -582,7 +676,7 @@ def body(view: View) -> str:
             "This PR is a draft until the analysis passes and the promotion commit is here; "
             "an approval given before then is shown but does not count.",
         ]
-    lines += ["", "### What changes", "", *_changes(view)]
+    lines += ["", "### What changes", "", *_changes(view), "", *_configs(view)]
     if not view.state.final:
         lines += ["", "### What each button does", "", *_buttons(view)]
     lines += _approvals(view)

@@ -39,7 +39,9 @@ from gitcanary.forge.base import Forge, ForgeError, KnowsItself, PullRequest, Re
 from gitcanary.forge.secrets import without_credentials
 from gitcanary.git.trailers import MalformedTrailers, format_message, parse_trailers
 from gitcanary.git.workspace import REMOTE, Workspace
+from gitcanary.manifests import config_writeback, yamlio
 from gitcanary.manifests.generate import Layout
+from gitcanary.manifests.target import render_target
 from gitcanary.spec.load import LoadedCanary
 from gitcanary.spec.models import CanaryMetric, MetricTemplate
 from gitcanary.spec.status import CanaryStatus
@@ -49,6 +51,8 @@ SCRATCH = "gitcanary-publish"  # the local branch commits are rebuilt on; never 
 # The start commit's line for an image change (git/messages): `image NAME: OLD -> NEW (FILE FIELD)`.
 IMAGE_LINE = re.compile(r"^image (?P<name>[^:\s]+): (?P<old>\S+) -> (?P<new>\S+) \((?P<where>[^)]+)\)$")
 SPEC_DIFF_LINES = 60
+# The start commit's line for a config change (manifests/config_writeback.changes): keys, no values.
+CONFIG_LINE = re.compile(r"^config (?P<kind>\S+) \S+: ")
 CODEOWNERS_FILES = (".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS")  # GitHub's search order
 REASON_CHARS = 300
 
@@ -405,6 +409,9 @@ class Publisher:
             for m in canary.spec.analysis.metrics
         ]
         changes, diff = self._changes(loaded, logged[0] if logged else None)
+        configs, config_notes = self._configs(loaded, logged[0] if logged else None)
+        if any(not note.startswith("config ConfigMap ") for note in config_notes):
+            diff = ""  # a Secret's file (or a generator's source) would show its values
         approvals: tuple[gate.Approval, ...] = ()
         head = ""
         if pr is not None:
@@ -427,6 +434,8 @@ class Publisher:
             now=self.clock(),
             changes=changes,
             spec_diff=diff,
+            configs=configs,
+            config_notes=config_notes if not configs else (),
             status_message=status.message if status else "",
             approvals=approvals,
             head_sha=head,
@@ -495,6 +504,28 @@ class Publisher:
         if len(lines) > SPEC_DIFF_LINES:
             lines = [*lines[:SPEC_DIFF_LINES], f"... {len(lines) - SPEC_DIFF_LINES} more lines"]
         return [], without_credentials("\n".join(lines).replace("```", "` ` `"))
+
+    def _configs(
+        self, loaded: LoadedCanary, first: gate.LoggedCommit | None
+    ) -> tuple[list[config_writeback.ConfigDiff], list[str]]:
+        """The tracked config the rollout changes: the primary's `-primary` copies at the start
+        commit hold the promoted config, the app's build now holds the canary's. Read only when the
+        start commit names a config change (a build per tick costs a kustomize run)."""
+        if first is None:
+            return [], []
+        notes = [line.strip() for line in first.message.splitlines() if CONFIG_LINE.match(line.strip())]
+        if not notes:
+            return [], []
+        layout = Layout.of(loaded)
+        try:
+            text = self.workspace.read(layout.primary, first.sha) or ""
+            copies = [d for d in yamlio.safe_load_all(text, layout.primary) if isinstance(d, dict)]
+            rendered = render_target(self.workspace.root, loaded)
+            found = config_writeback.diffs(self.workspace.root, layout.app_dir, copies, rendered.configs)
+        except GitcanaryError as exc:
+            log.warning("%s: config diff for the gate PR not built: %s", loaded.canary.key, exc)
+            found = []
+        return found, notes
 
     def _query(self, loaded: LoadedCanary, metric: CanaryMetric) -> str:
         """The metric's query as the analysis renders it (templateRef, inline, builtin), one line."""

@@ -97,6 +97,71 @@ def changes(root: Path, app_dir: str, copies: list[Obj], tracking: ct.Tracking) 
     return lines
 
 
+@dataclass(frozen=True)
+class ConfigDiff:
+    """What one tracked object changes against the primary's copy, for a reviewer.
+
+    `values` (key, old, new) are set for ConfigMaps only, and None for a value that is not text: a
+    Secret's values (whatever produces it) never leave this module, only its key names do.
+    """
+
+    kind: str  # what the pod references: ConfigMap or Secret
+    producer: str  # `ConfigMap backend-config`, `ExternalSecret db` (a generator's own name, unhashed)
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    values: tuple[tuple[str, str | None, str | None], ...] = ()
+    new: bool = False  # the primary has no copy of it yet
+
+    @property
+    def secret(self) -> bool:
+        return self.kind != ct.CONFIGMAP or not self.producer.startswith(ct.CONFIGMAP + " ")
+
+
+def diffs(root: Path, app_dir: str, copies: list[Obj], tracking: ct.Tracking) -> list[ConfigDiff]:
+    """Per tracked object whose content differs from its `-primary` copy: keys added, removed and
+    changed, and for a ConfigMap the old and new text of each (paired as `changes` pairs them)."""
+    previous: dict[str, Obj] = {}
+    for copied in copies:
+        if ct.is_copy(copied):
+            original = ct.original_of(copied, _referenced(copied))
+            previous[_base(root, app_dir, original)] = original
+    out = []
+    for tracked in tracking.tracked:
+        base = _base(root, app_dir, tracked.source)
+        old = previous.get(base)
+        if old is not None and ct.checksum(ct.content(old)) == tracked.checksum:
+            continue
+        before, after = ct._flat(old) if old is not None else {}, ct._flat(tracked.source)
+        shared = before.keys() & after.keys()
+        diff = ConfigDiff(
+            tracked.kind,
+            base.replace("/", " ", 1),
+            tuple(sorted(after.keys() - before.keys())),
+            tuple(sorted(before.keys() - after.keys())),
+            tuple(sorted(k for k in shared if before[k] != after[k])),
+            new=old is None,
+        )
+        if not diff.secret:
+            old_text = _values(old) if old is not None else {}
+            new_text = _values(tracked.source)
+            keys = (*diff.removed, *diff.changed, *diff.added)
+            diff = ConfigDiff(
+                *(diff.kind, diff.producer, diff.added, diff.removed, diff.changed),
+                values=tuple(
+                    (
+                        key,
+                        None if old_text is None else old_text.get(key, ""),
+                        None if new_text is None else new_text.get(key, ""),
+                    )
+                    for key in keys
+                ),
+                new=diff.new,
+            )
+        out.append(diff)
+    return out
+
+
 def write_back(
     root: Path, app_dir: str, copies: list[Obj], tracking: ct.Tracking
 ) -> tuple[list[str], list[str]]:
