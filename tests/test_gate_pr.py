@@ -635,3 +635,31 @@ def test_no_config_change_is_said() -> None:
         datetime.now(UTC),
     )
     assert "**Config changes**\n\nNo config change." in gate.body(view)
+
+
+def test_config_values_are_bounded_and_sanitized() -> None:
+    """A ConfigMap value is someone else's text: a code fence, markup, a credential in a URL, a
+    control character, a 300-character line and 100 lines stay inside the folded diff, cut short."""
+    from gitcanary.manifests.config_writeback import ConfigDiff
+
+    hostile = "```\n</details><img src=x onerror=alert(1)>\nhttps://u:hunter2@git.example/x\x1b[31m\n"
+    new = hostile + "x" * 300 + "\n" + "\n".join(f"line {i}" for i in range(100))
+    diffs = [
+        ConfigDiff("ConfigMap", "ConfigMap app-<b>config", changed=("a`b",), values=(("a`b", "old", new),)),
+        ConfigDiff("Secret", "Secret db", changed=("PASSWORD",)),
+    ]
+    view = gate.View(
+        *("prod/backend", "6.1.0", "6.1.1", "6.1.0..6.1.1", gate.State.ANALYSING, [], []),
+        *("https://x", datetime.now(UTC)),
+        configs=diffs,
+    )
+    body = gate.body(view)
+    html = MD.render(body)
+    assert "hunter2" not in body and "\x1b" not in body
+    assert "<img" not in html and "<b>" not in html
+    assert html.count("</details>") == 1 and body.count("```") == 2
+    block = body.split("```diff\n", 1)[1].split("\n```", 1)[0].splitlines()
+    assert len(block) == gate.CONFIG_KEY_LINES + 1
+    assert max(len(line) for line in block) <= gate.CONFIG_LINE_CHARS
+    assert "- ConfigMap `app-<b>config`: changed `a'b`" in body  # in code: shown, not rendered
+    assert "- Secret `db`: changed `PASSWORD` (value changed, not shown)" in body
