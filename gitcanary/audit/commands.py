@@ -78,7 +78,12 @@ def _fail(message: str) -> None:
 
 
 def _load(
-    repo: str, branch: str | None, check: bool, bot: BotIdentity, canary: str | None = None
+    repo: str,
+    branch: str | None,
+    check: bool,
+    bot: BotIdentity,
+    canary: str | None = None,
+    since: datetime | None = None,
 ) -> tuple[list[RawCommit], list[Rollout], list[Problem], StatusReader]:
     from gitcanary.audit.gitlog import StatusReader, open_repo, read_log
     from gitcanary.audit.model import rollouts
@@ -92,7 +97,14 @@ def _load(
         signers = allowed_signers_for(bot) if check else None
         signed = check and bot.signing_key is not None
         progress.update(f"reading the commits of {repo}...")
-        commits = read_log(handle, rev, signatures=signed, allowed_signers=signers, canary=canary)
+        if since is not None and canary is None and not check:
+            from gitcanary.audit.window import read_window
+
+            # Git walks the window and back to the start of the rollouts it keeps, not all history
+            # (`--verify` still checks every commit: a forged one may sit anywhere).
+            commits = read_window(handle, rev, since)
+        else:
+            commits = read_log(handle, rev, signatures=signed, allowed_signers=signers, canary=canary)
         progress.update(f"reading {len(commits)} gitcanary commits...")
         steps, problems = parse_commits(commits)
         return commits, rollouts(steps), problems, StatusReader(handle)
@@ -184,7 +196,7 @@ def audit_command(
     bot = BotIdentity(bot_email, signing_key, signing_format, allowed_signers)
     try:
         start = parse_since(since, datetime.now(UTC)) if since else None
-        commits, found, problems, statuses = _load(repo, branch, check, bot)
+        commits, found, problems, statuses = _load(repo, branch, check, bot, since=start)
     except (GitcanaryError, ValueError) as exc:
         _fail(str(exc))
         return

@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import shutil
 import tempfile
+from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
 
@@ -70,11 +71,14 @@ def read_log(
     signatures: bool = False,
     allowed_signers: Path | None = None,
     canary: str | None = None,
+    since: datetime | None = None,
 ) -> list[RawCommit]:
     """gitcanary-looking commits reachable from `rev`, oldest first (parents before children).
 
     With `canary` (NAMESPACE/NAME), git keeps only the commits that name it, so the history of one
     canary costs what that canary's commits cost, however many others share the repository.
+    With `since`, git stops walking at commits committed before it (`git log --since`), so the
+    read costs what the window holds, not what the repository's age holds.
     """
     if rev == "HEAD" and not repo.head.is_valid():
         return []  # a repository with no commits yet has no history to read
@@ -89,6 +93,7 @@ def read_log(
         "-E",
         f"--grep={GREP if canary is None else canary_grep(canary)}",
         f"--format={_RECORD}{_FIELD.join(fields).replace(_FIELD, '%x1f')}",
+        *_since(since),
         rev,
         "--",
     ]
@@ -98,7 +103,7 @@ def read_log(
         raise GitError(f"git log {rev} in {repo.git_dir}: {git_message(exc)}") from exc
     assert isinstance(out, str)
     # A step PR gitcanary merged itself names no request: history lists it as no approval.
-    merges = {sha: merge for sha, merge in merged_in(repo, rev).items() if not merge.by_gitcanary}
+    merges = {sha: merge for sha, merge in merged_in(repo, rev, since).items() if not merge.by_gitcanary}
     unmerged = Merge("", "", ())
     commits = []
     for record in out.split(_RECORD):
@@ -139,7 +144,11 @@ class Merge(NamedTuple):
     by_gitcanary: bool = False  # a step PR gitcanary merged itself: plumbing, not an approval
 
 
-def merged_in(repo: Repo, rev: str) -> dict[str, Merge]:
+def _since(since: datetime | None) -> list[str]:
+    return [] if since is None else [f"--since={since.isoformat()}"]
+
+
+def merged_in(repo: Repo, rev: str, since: datetime | None = None) -> dict[str, Merge]:
     """For each commit a pull request's merge commit on the first-parent line brought in: the PR
     (`#N`, GitLab's `!N`), the merge commit's author and the approvals its message closes with. Empty, after
     one cheap `git log --merges`, when no pull request was merged with a merge commit (direct
@@ -147,7 +156,12 @@ def merged_in(repo: Repo, rev: str) -> dict[str, Merge]:
     """
     try:
         merges = repo.git.log(
-            "--merges", "--first-parent", f"--format={_RECORD}%H%x1f%an <%ae>%x1f%B", rev, "--"
+            "--merges",
+            "--first-parent",
+            f"--format={_RECORD}%H%x1f%an <%ae>%x1f%B",
+            *_since(since),
+            rev,
+            "--",
         )
     except GitCommandError:
         return {}
@@ -163,7 +177,7 @@ def merged_in(repo: Repo, rev: str) -> dict[str, Merge]:
     if not requests:
         return {}
     parents: dict[str, list[str]] = {}
-    for line in repo.git.rev_list("--parents", rev, "--").splitlines():
+    for line in repo.git.rev_list("--parents", *_since(since), rev, "--").splitlines():
         sha, *rest = line.split()
         parents[sha] = rest
     mainline = [repo.git.rev_parse(rev)]

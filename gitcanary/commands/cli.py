@@ -143,14 +143,23 @@ def main_options(
 @app.command()
 def run(
     repo: Annotated[
-        list[str],
+        list[str] | None,
         typer.Option(
             "--repo",
             help="URL or path of a config repository; repeat it to serve several from one process, each "
             "as URL or URL#BRANCH (BRANCH overrides --branch for that one).",
             envvar="GITCANARY_REPO",
         ),
-    ],
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="YAML file listing repositories to serve (repositories: a list of repo and optional "
+            "branch), added to any --repo. See docs/replicas.md.",
+            envvar="GITCANARY_CONFIG",
+        ),
+    ] = None,
     branch: BranchOpt = "main",
     prometheus: Annotated[
         str,
@@ -439,9 +448,17 @@ def run(
         _fail(exc)
     as_json = log_format == "json"
     log = logging.getLogger("gitcanary")
-    if not repo:
-        _fail(GitcanaryError("--repo: give at least one repository"))
-    first_repo, first_branch = _repo_and_branch(repo[0], branch)
+    specs = [_repo_and_branch(spec, branch) for spec in repo or []]
+    if config is not None:
+        from gitcanary.service.repo_config import load_run_config
+
+        try:
+            specs += [(url, own or branch) for url, own in load_run_config(config)]
+        except GitcanaryError as exc:
+            _fail(exc)
+    if not specs:
+        _fail(GitcanaryError("--repo or --config: give at least one repository"))
+    first_repo, first_branch = specs[0]
     settings = Settings(
         repo=first_repo,
         branch=first_branch,
@@ -479,12 +496,12 @@ def run(
     )
     if automation_author:
         settings = settings.model_copy(update={"automation_authors": automation_author})
-    if len(repo) > 1 and (dry_run or once):
-        _fail(GitcanaryError("several --repo: not with --once or --dry-run (run one repository at a time)"))
+    if len(specs) > 1 and (dry_run or once):
+        _fail(GitcanaryError("several repositories: not with --once or --dry-run (run one at a time)"))
     leases = None if once or dry_run else _lease_api(settings, leader_election)
-    if len(repo) > 1 or leases is not None:
+    if len(specs) > 1 or leases is not None:
         _run_replicas(
-            [_settings_for(settings, spec, branch, workdir, len(repo) > 1) for spec in repo],
+            [_settings_for(settings, url, own, workdir, len(specs) > 1) for url, own in specs],
             listen,
             leases,
             lease_duration,
@@ -584,10 +601,9 @@ def _repo_and_branch(spec: str, branch: str) -> tuple[str, str]:
     return (url, own) if hashed and url and own else (spec, branch)
 
 
-def _settings_for(base: Settings, spec: str, branch: str, workdir: Path | None, several: bool) -> Settings:
+def _settings_for(base: Settings, url: str, own_branch: str, workdir: Path | None, several: bool) -> Settings:
     from gitcanary.service.settings import default_workdir
 
-    url, own_branch = _repo_and_branch(spec, branch)
     # Several repositories under one --workdir: a clone each, named as the default cache names them.
     where = workdir / default_workdir(url, own_branch).name if workdir is not None and several else workdir
     return base.model_copy(update={"repo": url, "branch": own_branch, "workdir": where})
