@@ -12,6 +12,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from statistics import fmean, median
 from typing import Literal
 
@@ -92,6 +93,13 @@ def one_sided_p(canary: Sequence[float], primary: Sequence[float], higher_is_wor
     return 1.0 if math.isnan(p) else p
 
 
+def _beyond(value: float | None, *, low: float | None, high: float | None) -> bool:
+    """Is a measured value outside the metric's thresholdRange (the guard rail)? None is not."""
+    if value is None:
+        return False
+    return (low is not None and value < low) or (high is not None and value > high)
+
+
 def compare(
     canary: Sequence[float],
     primary: Sequence[float],
@@ -131,10 +139,7 @@ def compare(
     effect = floor.show(c, p, higher_is_worse)
     significant = pvalue < alpha
 
-    def beyond(value: float | None) -> bool:
-        if value is None:
-            return False
-        return (low is not None and value < low) or (high is not None and value > high)
+    beyond = partial(_beyond, low=low, high=high)
 
     def result(verdict: Verdict, reason: str) -> Comparison:
         return Comparison(verdict, c, p, pvalue, effect, reason, counts)
@@ -264,10 +269,7 @@ def compare_counts(
     effect = floor.show(c, p, higher_is_worse) if c is not None and p is not None else ""
     significant = evidence >= 1 / alpha
 
-    def beyond(value: float | None) -> bool:
-        if value is None:
-            return False
-        return (low is not None and value < low) or (high is not None and value > high)
+    beyond = partial(_beyond, low=low, high=high)
 
     def result(verdict: Verdict, reason: str) -> Comparison:
         return Comparison(verdict, c, p, pvalue, effect, reason, counts)
