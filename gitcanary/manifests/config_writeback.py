@@ -75,17 +75,23 @@ def _base(root: Path, app_dir: str, obj: Obj) -> str:
     return f"{obj.get('kind')}/{generator.name if generator else name}"
 
 
+def _primary_originals(root: Path, app_dir: str, copies: list[Obj]) -> dict[str, Obj]:
+    """The objects the `-primary` copies were made from, by a name stable across releases."""
+    previous: dict[str, Obj] = {}
+    for copied in copies:
+        if ct.is_copy(copied):
+            original = ct.original_of(copied, _referenced(copied))
+            previous[_base(root, app_dir, original)] = original
+    return previous
+
+
 def changes(root: Path, app_dir: str, copies: list[Obj], tracking: ct.Tracking) -> list[str]:
     """One line per tracked object whose content differs from its `-primary` copy: keys, not values.
 
     Copies and objects are paired by a name stable across releases (a generator's own name), so a
     generator's new hashed name reads as a change of its keys, not as a new object.
     """
-    previous: dict[str, Obj] = {}
-    for copied in copies:
-        if ct.is_copy(copied):
-            original = ct.original_of(copied, _referenced(copied))
-            previous[_base(root, app_dir, original)] = original
+    previous = _primary_originals(root, app_dir, copies)
     lines = []
     for tracked in tracking.tracked:
         old = previous.get(_base(root, app_dir, tracked.source))
@@ -121,11 +127,7 @@ class ConfigDiff:
 def diffs(root: Path, app_dir: str, copies: list[Obj], tracking: ct.Tracking) -> list[ConfigDiff]:
     """Per tracked object whose content differs from its `-primary` copy: keys added, removed and
     changed, and for a ConfigMap the old and new text of each (paired as `changes` pairs them)."""
-    previous: dict[str, Obj] = {}
-    for copied in copies:
-        if ct.is_copy(copied):
-            original = ct.original_of(copied, _referenced(copied))
-            previous[_base(root, app_dir, original)] = original
+    previous = _primary_originals(root, app_dir, copies)
     out = []
     for tracked in tracking.tracked:
         base = _base(root, app_dir, tracked.source)
