@@ -41,9 +41,10 @@ NAMESPACE = "gitcanary"
 
 
 def measure_failover(
-    lease_duration: float = 15.0, replicas: int = 2, timeout: float = 180.0
+    lease_duration: float = 15.0, replicas: int = 2, timeout: float = 180.0, logs: Path | None = None
 ) -> dict[str, Any]:
-    """Kill the leader mid-rollout; {lease_duration_s, takeover_s, first_commit_s, replicas}."""
+    """Kill the leader mid-rollout; {lease_duration_s, takeover_s, first_commit_s, replicas}.
+    `logs`: a directory that keeps each process's log (`run-N.log`)."""
     with tempfile.TemporaryDirectory(prefix="gitcanary-failover-") as tmp, running_emulator() as emulator:
         base = Path(tmp)
         exporter = Exporter()
@@ -73,7 +74,7 @@ def measure_failover(
                     command += ["--interval", "0.5", "--settle", "1", "--listen", "", "--cluster", "off"]
                     command += ["--leader-election", "on", "--kubeconfig", str(kubeconfig)]
                     command += ["--lease-namespace", NAMESPACE, "--lease-duration", str(lease_duration)]
-                    log = (base / f"run-{index}.log").open("wb")
+                    log = ((logs or base) / f"run-{index}.log").open("wb")
                     processes.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT))
                 name = lease_name(str(repo.remote), "main")
 
@@ -131,8 +132,11 @@ def main() -> None:
     parser.add_argument("--lease-duration", type=float, default=15.0)
     parser.add_argument("--replicas", type=int, default=2)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--logs", type=Path, help="keep each process's log here (run-N.log)")
     args = parser.parse_args()
-    figures = measure_failover(args.lease_duration, args.replicas)
+    if args.logs is not None:
+        args.logs.mkdir(parents=True, exist_ok=True)
+    figures = measure_failover(args.lease_duration, args.replicas, logs=args.logs)
     if args.json:
         print(json.dumps(figures))
         return

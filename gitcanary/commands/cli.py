@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from gitcanary.cluster import ClusterObserver
     from gitcanary.service.http import HttpServer
     from gitcanary.service.reconciler import Reconciler
+    from gitcanary.service.replicas import Replica
     from gitcanary.service.settings import Settings
 
 app = typer.Typer(
@@ -702,6 +703,8 @@ def _run_replicas(
             f"serving /healthz on {server.url} (and {', '.join(sorted(set(router.routes) - {'/healthz'}))})",
             extra={"url": server.url},
         )
+        if api is not None and webhook_secret(first):
+            _advertise_webhooks(served, server)
 
     def on_tick(replica: replicated.Replica, result: TickResult) -> None:
         for report in result.reports.values():
@@ -721,6 +724,21 @@ def _run_replicas(
     finally:
         if server is not None:
             server.stop()
+
+
+def _advertise_webhooks(served: list[Replica], server: HttpServer) -> None:
+    """Record on each Lease this replica holds where it receives webhooks, for followers to relay to."""
+    from gitcanary.service.relay import own_endpoint
+
+    endpoint = own_endpoint(server.host, server.port)
+    if endpoint is None:
+        logging.getLogger("gitcanary").warning(
+            "no address for other replicas to relay webhooks to (set POD_IP, or --listen on an IP): "
+            "a webhook that reaches a follower waits for the leader's next poll"
+        )
+    for replica in served:
+        if replica.elector is not None:
+            replica.elector.endpoint = endpoint
 
 
 def _plan(settings: Settings, once: bool, as_json: bool) -> None:
