@@ -89,6 +89,16 @@ class LeaseElector:
         with self._lock:
             return self.state.leads(self.monotonic())
 
+    def holder_now(self) -> tuple[str, str]:
+        """(holder, its webhook address) read now, for a follower that has not read the Lease since
+        it was written; the state machine is left alone. ("", "") when it cannot be read."""
+        try:
+            lease = self.api.read_namespaced_lease(self.name, self.namespace, _request_timeout=5)
+        except Exception:  # noqa: BLE001 - 404, 403 or the network: nobody known to relay to
+            return "", ""
+        record = _record(lease)
+        return (record.holder if record else ""), _endpoint(lease)
+
     def step(self) -> None:
         """One read and, when the state machine says so, one write."""
         was = self.leads()
@@ -167,6 +177,10 @@ class LeaseElector:
                 log.warning(
                     "lease %s/%s: cannot %s it: %s", self.namespace, self.name, action.value, exc.reason
                 )
+            elif action is not Action.RENEW:
+                # Another replica created or took it first: learn who now (and where it receives
+                # webhooks), not a retry period later.
+                self.holder, self.holder_endpoint = self.holder_now()
             return
         except Exception as exc:  # noqa: BLE001 - the deadline in the state stops our writes in time
             log.warning("lease %s/%s: cannot %s it: %s", self.namespace, self.name, action.value, exc)

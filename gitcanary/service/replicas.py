@@ -279,13 +279,17 @@ def _relayer(replica: Replica, secret: str) -> push_webhook.Relay:
                 extra=fields,
             )
             return "503 Service Unavailable", "this replica does not lead the repository either\n"
-        endpoint = elector.holder_endpoint
-        if not elector.holder or not endpoint or endpoint == elector.endpoint:
+        holder, endpoint = elector.holder, elector.holder_endpoint
+        if not holder or not endpoint:  # not read since the leader wrote it (just started): read now
+            holder, endpoint = elector.holder_now()
+            fields["holder"] = holder or "nobody"
+        if holder == elector.state.identity:
+            return None  # this replica has just been written in: it ticks
+        if not holder or not endpoint or endpoint == elector.endpoint:
             log.warning(
-                "%s: webhook reached a follower and %s records no address to relay it to; the leader's "
-                "poll will see the push",
+                "%s: webhook reached a follower, and %s; the leader's poll will see the push",
                 replica.name,
-                elector.holder or "no leader",
+                f"the leader {holder} records no address to relay it to" if holder else "nobody leads",
                 extra=fields,
             )
             return "202 Accepted", "not leading, and no leader address to relay to: its poll sees the push\n"
@@ -304,15 +308,15 @@ def _relayer(replica: Replica, secret: str) -> push_webhook.Relay:
             log.warning(
                 "%s: could not relay a webhook to the leader %s: %s; its poll will see the push",
                 replica.name,
-                elector.holder,
+                holder,
                 done[endpoint],
                 extra=fields,
             )
             return "202 Accepted", "not leading; relaying to the leader failed: its poll sees the push\n"
         log.info(
-            "%s: relayed a %s webhook to the leader %s", replica.name, event, elector.holder, extra=fields
+            "%s: relayed a %s webhook to the leader %s", replica.name, event, holder, extra=fields
         )
-        return "202 Accepted", f"relayed to the leader {elector.holder}\n"
+        return "202 Accepted", f"relayed to the leader {holder}\n"
 
     return relay_delivery
 
