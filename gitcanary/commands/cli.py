@@ -415,7 +415,9 @@ def run(
             help="Replicas: auto (a Lease per repository in gitcanary's namespace when running in a "
             "cluster and --cluster is not off, else one replica), on (must, through --kubeconfig or the "
             "service account, even with --cluster off), off (this process acts alone). Not with --once "
-            "or --dry-run. See docs/replicas.md.",
+            "or --dry-run. A follower relays verified webhooks to the leader, at the address the leader "
+            "records on its Lease ($POD_IP, else the --listen IP, with the --listen port). See "
+            "docs/replicas.md.",
             envvar="GITCANARY_LEADER_ELECTION",
         ),
     ] = "auto",
