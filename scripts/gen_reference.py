@@ -92,6 +92,11 @@ ANNOTATIONS = {
         "Analysis intervals a step may wait for enough samples before the wait counts as a failed check "
         "(default 10).",
     ),
+    "gitcanary.io/webhook-endpoint": (
+        "Lease (written by gitcanary)",
+        "Where the replica holding this Lease receives webhooks, `http://POD_IP:PORT`: a follower relays "
+        "a verified webhook there, re-signed, with no credential (docs/replicas.md).",
+    ),
     "gitcanary.io/provider-type": (
         "AlertProvider",
         "`generic`: send plain JSON to the address (Flagger's CRD has no such type).",

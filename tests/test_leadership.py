@@ -136,3 +136,16 @@ def test_the_old_leader_stops_before_a_follower_may_take_over() -> None:
         )
         stop = next(t / 100 for t in range(int(last_write * 100), 10_000) if not leader.leads(t / 100))
         assert stop < takeover <= last_write + D
+
+
+def test_a_follower_reads_again_exactly_when_it_may_take_over() -> None:
+    """Polling every RETRY alone would take over up to a RETRY late: the next read lands on the instant."""
+    follower, _ = Leadership(ME, D).observe(rec(OTHER, "3"), 2.0)
+    assert follower.next_read(2.0) == pytest.approx(1.0)  # a RETRY while the takeover is far
+    assert follower.next_read(7.5) == pytest.approx(0.5)  # 2.0 + 0.6 D = 8.0: read then, not at 8.5
+    _, action = follower.observe(rec(OTHER, "3"), 7.5 + follower.next_read(7.5))
+    assert action is Action.TAKE
+    assert follower.next_read(8.0) == pytest.approx(0.1)  # due (a failed read): a tenth of a RETRY, no spin
+    leader = Leadership(ME, D).wrote(rec(ME, "1"), 0.0)
+    assert leader.next_read(0.0) == pytest.approx(1.0)  # a leader renews every RETRY
+    assert Leadership(ME, D).next_read(0.0) == pytest.approx(1.0)  # nothing read yet

@@ -16,7 +16,7 @@ from kube_emulator import Emulator, running_emulator
 from kubernetes import client
 
 from gitcanary.service.instrumented import MonitoredReconciler
-from gitcanary.service.leases import LeaseElector, lease_name
+from gitcanary.service.leases import ENDPOINT_ANNOTATION, LeaseElector, lease_name
 from gitcanary.service.replicas import NotLeading, Replica, guard
 from gitcanary.service.settings import Settings
 
@@ -178,3 +178,31 @@ def test_a_clean_stop_hands_over_at_once(emulator: Emulator) -> None:
     assert not a.leads()
     b.step()  # same instant: no waiting for the lease to expire
     assert b.leads()
+
+
+def test_the_holder_records_its_webhook_address_and_a_new_holder_replaces_it(emulator: Emulator) -> None:
+    """Followers relay webhooks to the address on the Lease: only the current holder's may be there."""
+    now = [0.0]
+    a = LeaseElector(api(emulator), "gitcanary-address", "gc", "a_1", 10, monotonic=lambda: now[0])
+    b = LeaseElector(api(emulator), "gitcanary-address", "gc", "b_2", 10, monotonic=lambda: now[0])
+    a.endpoint = "http://10.0.0.1:8080"
+    assert b.holder_now() == ("", "")  # no Lease yet
+    a.step()
+    # b has never read the Lease: a read now names the holder and its address.
+    assert b.holder_now() == ("a_1", "http://10.0.0.1:8080")
+    b.step()
+    assert (b.holder, b.holder_endpoint) == ("a_1", "http://10.0.0.1:8080")
+    now[0] = 6.0  # a went silent; b (with no address of its own) takes over
+    b.step()
+    assert b.leads()
+
+    def stored() -> dict[str, str]:
+        lease = emulator.leases()[("gc", "gitcanary-address")]
+        return lease["metadata"].get("annotations") or {}
+
+    assert ENDPOINT_ANNOTATION not in stored()  # a's address would draw b's deliveries to a dead pod
+    b.endpoint = "http://10.0.0.2:8080"
+    now[0] = 7.0
+    b.step()  # the renewal records it
+    assert stored()[ENDPOINT_ANNOTATION] == "http://10.0.0.2:8080"
+    assert a.holder_now() == ("b_2", "http://10.0.0.2:8080")

@@ -7,8 +7,14 @@ gitcanary's own account:
   oracle's rows for the Canary's stepWeight/maxWeight say, with every object valid after each commit;
 - a real local HTTP receiver (the canary's `event` webhook) got one delivery per landed commit at
   most, naming that commit, and none for a commit twice;
-- the Lease changed holder once per kill, and the first commit after the kill came within one lease
-  duration.
+- the Lease changed holder once per kill, and the new leader's first commit landed within one lease
+  duration of the kill.
+
+The lease is gitcanary's default, 15 s: a follower takes over 0.5 to 0.7 of it after the kill
+(leadership.py), which leaves the new leader at least 4.5 s for its first tick (fetch, render from
+its warm caches, the due analysis, commit, push). That tick takes under a second on an idle
+2-core machine and a few seconds when other test suites load it; a shorter lease would leave too
+little for a loaded CI machine, and the issue's bound is stated for this default.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ConfigRepo, git, make_config_repo
+from conftest import ConfigRepo, make_config_repo
 from hook_server import HookServer
 from kube_emulator import Emulator, running_emulator
 from oracle import assert_story, rollout_rows
@@ -34,7 +40,7 @@ from test_e2e_live import TrafficFeed
 
 from gitcanary.service.leases import lease_name
 
-LEASE_SECONDS = 8.0
+LEASE_SECONDS = 15.0
 NAMESPACE = "gitcanary"
 STEP, MAX = 10, 50  # the Canary below: weights 10, 20, 30, 40, 50
 
@@ -218,17 +224,13 @@ def test_kill_the_leader_mid_rollout(
         wait_for(lambda: len(target.gitcanary_commits()) > before, "a commit by the new leader", fleet)
         failover = time.monotonic() - killed_at
         print(f"takeover {takeover:.1f}s, commit {failover:.1f}s after the kill (lease {LEASE_SECONDS})")
-        # The Lease changes hands within one duration (0.6 of it plus a retry period, by design).
-        assert takeover <= LEASE_SECONDS, (takeover, fleet.tail())
-        # The first commit adds the new leader's first tick (render, queries, push) and, mid-rollout,
-        # the step's own interval: on a shared machine that is the time one step took before the
-        # kill (the gaps between the old leader's commits, from the remote's commit times).
-        times = [
-            int(git("log", "-1", "--format=%ct", sha, cwd=target.remote))
-            for sha, _, _ in target.gitcanary_commits()[:before]
-        ]
-        step = max(b - a for a, b in zip(times, times[1:], strict=False)) + 1
-        assert failover <= LEASE_SECONDS + step, (failover, step, fleet.tail())
+        # The Lease changes hands at most 0.7 of its duration after the kill (leadership.py; 0.8
+        # here for the latency of the reads and writes on a loaded machine)...
+        assert takeover <= LEASE_SECONDS * 0.8, (takeover, fleet.tail())
+        # ...and the step that was due (the Canary's 2 s interval, counted from the last step's
+        # commit in Git, elapsed long before) lands in the new leader's first tick, within one
+        # lease duration of the kill.
+        assert failover <= LEASE_SECONDS, (failover, fleet.tail())
         for repo in repos:
             wait_for(
                 lambda r=repo: any(t.get("Action") == "succeed" for _, _, t in r.gitcanary_commits()),

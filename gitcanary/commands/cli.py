@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from gitcanary.cluster import ClusterObserver
     from gitcanary.service.http import HttpServer
     from gitcanary.service.reconciler import Reconciler
+    from gitcanary.service.replicas import Replica
     from gitcanary.service.settings import Settings
 
 app = typer.Typer(
@@ -414,7 +415,9 @@ def run(
             help="Replicas: auto (a Lease per repository in gitcanary's namespace when running in a "
             "cluster and --cluster is not off, else one replica), on (must, through --kubeconfig or the "
             "service account, even with --cluster off), off (this process acts alone). Not with --once "
-            "or --dry-run. See docs/replicas.md.",
+            "or --dry-run. A follower relays verified webhooks to the leader, at the address the leader "
+            "records on its Lease ($POD_IP, else the --listen IP, with the --listen port). See "
+            "docs/replicas.md.",
             envvar="GITCANARY_LEADER_ELECTION",
         ),
     ] = "auto",
@@ -702,6 +705,8 @@ def _run_replicas(
             f"serving /healthz on {server.url} (and {', '.join(sorted(set(router.routes) - {'/healthz'}))})",
             extra={"url": server.url},
         )
+        if api is not None and webhook_secret(first):
+            _advertise_webhooks(served, server)
 
     def on_tick(replica: replicated.Replica, result: TickResult) -> None:
         for report in result.reports.values():
@@ -721,6 +726,21 @@ def _run_replicas(
     finally:
         if server is not None:
             server.stop()
+
+
+def _advertise_webhooks(served: list[Replica], server: HttpServer) -> None:
+    """Record on each Lease this replica holds where it receives webhooks, for followers to relay to."""
+    from gitcanary.service.relay import own_endpoint
+
+    endpoint = own_endpoint(server.host, server.port)
+    if endpoint is None:
+        logging.getLogger("gitcanary").warning(
+            "no address for other replicas to relay webhooks to (set POD_IP, or --listen on an IP): "
+            "a webhook that reaches a follower waits for the leader's next poll"
+        )
+    for replica in served:
+        if replica.elector is not None:
+            replica.elector.endpoint = endpoint
 
 
 def _plan(settings: Settings, once: bool, as_json: bool) -> None:

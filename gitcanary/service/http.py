@@ -110,6 +110,11 @@ class HttpServer:
         return int(self._server.server_address[1])
 
     @property
+    def host(self) -> str:
+        """The address the server is bound to ("0.0.0.0": every interface)."""
+        return str(self._server.server_address[0])
+
+    @property
     def url(self) -> str:
         host = str(self._server.server_address[0])
         return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{self.port}"

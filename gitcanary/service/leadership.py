@@ -9,8 +9,11 @@ The fractions of the lease duration D:
 - a follower takes over a record it has seen unchanged for TAKEOVER_AFTER (0.6 D): later than the
   old leader's own deadline by D/10, a guard for a push in flight and for clocks that run at
   slightly different rates.
-So a replica that dies is replaced within 0.6 D + one RETRY of its last renewal, which leaves the
-new leader about 0.3 D of the duration for its first tick.
+A follower watching a holder that went silent reads again exactly when it may take over
+(`next_read`), not up to a RETRY later. The dead leader's last renewal was at most one RETRY
+before it died, and the follower first read that record at most one RETRY after it was written,
+so a replica that dies is replaced within 0.5 to 0.7 D of its death, which leaves the new leader
+at least 0.3 D of the duration for its first tick.
 """
 
 from __future__ import annotations
@@ -75,3 +78,14 @@ class Leadership:
 
     def retry_period(self) -> float:
         return RETRY * self.duration
+
+    def next_read(self, now: float) -> float:
+        """Seconds until the next read: a RETRY, or less when a follower may take over sooner.
+
+        Never below a tenth of a RETRY, so a read that keeps failing does not spin.
+        """
+        period = RETRY * self.duration
+        if self.seen is None or not self.seen.holder or self.seen.holder == self.identity:
+            return period
+        takeover = self.seen_since + TAKEOVER_AFTER * self.duration - now
+        return max(period / 10, min(period, takeover))

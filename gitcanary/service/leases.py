@@ -4,6 +4,9 @@ The only object gitcanary ever writes to a cluster: one Lease per repository and
 namespace. Every write names the resourceVersion it read (a replace, never a blind patch), so two
 replicas that race for an expired Lease cannot both win: the API server answers the second 409.
 The decisions (create, take over, renew, wait, when to stop writing) are `leadership.Leadership`'s.
+
+The holder also records on its Lease, in the annotation ENDPOINT_ANNOTATION, where it receives
+webhooks (`http://POD_IP:PORT`): a follower that receives a delivery relays it there (relay.py).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from gitcanary.service.leadership import Action, Leadership, Record
 log = logging.getLogger("gitcanary")
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 DEFAULT_LEASE_DURATION = 15.0
+ENDPOINT_ANNOTATION = "gitcanary.io/webhook-endpoint"
 
 
 def lease_name(repo: str, branch: str) -> str:
@@ -78,10 +82,22 @@ class LeaseElector:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.holder = ""  # who leads, as last read (for /readyz and the logs)
+        self.endpoint: str | None = None  # where this replica receives webhooks, written when it leads
+        self.holder_endpoint = ""  # where the holder said it receives webhooks, as last read
 
     def leads(self) -> bool:
         with self._lock:
             return self.state.leads(self.monotonic())
+
+    def holder_now(self) -> tuple[str, str]:
+        """(holder, its webhook address) read now, for a follower that has not read the Lease since
+        it was written; the state machine is left alone. ("", "") when it cannot be read."""
+        try:
+            lease = self.api.read_namespaced_lease(self.name, self.namespace, _request_timeout=5)
+        except Exception:  # noqa: BLE001 - 404, 403 or the network: nobody known to relay to
+            return "", ""
+        record = _record(lease)
+        return (record.holder if record else ""), _endpoint(lease)
 
     def step(self) -> None:
         """One read and, when the state machine says so, one write."""
@@ -99,6 +115,7 @@ class LeaseElector:
             return
         record = _record(lease)
         self.holder = record.holder if record else ""
+        self.holder_endpoint = _endpoint(lease)
         with self._lock:
             self.state, action = self.state.observe(record, self.monotonic())
         if action is not Action.WAIT:
@@ -119,7 +136,11 @@ class LeaseElector:
         try:
             if action is Action.CREATE or lease is None:
                 body = client.V1Lease(
-                    metadata=client.V1ObjectMeta(name=self.name, namespace=self.namespace),
+                    metadata=client.V1ObjectMeta(
+                        name=self.name,
+                        namespace=self.namespace,
+                        annotations={ENDPOINT_ANNOTATION: self.endpoint} if self.endpoint else None,
+                    ),
                     spec=client.V1LeaseSpec(
                         holder_identity=identity,
                         lease_duration_seconds=max(1, round(self.state.duration)),
@@ -138,6 +159,14 @@ class LeaseElector:
                 spec.lease_duration_seconds = max(1, round(self.state.duration))
                 spec.renew_time = now
                 lease.spec = spec  # metadata keeps the resourceVersion read: the write's precondition
+                meta = lease.metadata or client.V1ObjectMeta()
+                annotations = dict(meta.annotations or {})
+                if self.endpoint:
+                    annotations[ENDPOINT_ANNOTATION] = self.endpoint
+                else:  # a former holder's address must not draw this holder's deliveries
+                    annotations.pop(ENDPOINT_ANNOTATION, None)
+                meta.annotations = annotations or None
+                lease.metadata = meta
                 written = self.api.replace_namespaced_lease(
                     self.name, self.namespace, lease, _request_timeout=5
                 )
@@ -148,6 +177,10 @@ class LeaseElector:
                 log.warning(
                     "lease %s/%s: cannot %s it: %s", self.namespace, self.name, action.value, exc.reason
                 )
+            elif action is not Action.RENEW:
+                # Another replica created or took it first: learn who now (and where it receives
+                # webhooks), not a retry period later.
+                self.holder, self.holder_endpoint = self.holder_now()
             return
         except Exception as exc:  # noqa: BLE001 - the deadline in the state stops our writes in time
             log.warning("lease %s/%s: cannot %s it: %s", self.namespace, self.name, action.value, exc)
@@ -155,6 +188,7 @@ class LeaseElector:
         record = _record(written)
         if record is not None and record.holder == identity:
             self.holder = identity
+            self.holder_endpoint = _endpoint(written)
             with self._lock:
                 self.state = self.state.wrote(record, started)
 
@@ -176,7 +210,9 @@ class LeaseElector:
         def loop() -> None:
             while not self._stop.is_set():
                 self.step()
-                self._stop.wait(self.state.retry_period())
+                with self._lock:
+                    pause = self.state.next_read(self.monotonic())
+                self._stop.wait(pause)
 
         self._thread = threading.Thread(target=loop, name=f"lease-{self.name}", daemon=True)
         self._thread.start()
@@ -187,6 +223,11 @@ class LeaseElector:
         if self._thread is not None:
             self._thread.join(timeout=10)
         self.release()
+
+
+def _endpoint(lease: client.V1Lease | None) -> str:
+    annotations = lease.metadata.annotations if lease is not None and lease.metadata is not None else None
+    return str((annotations or {}).get(ENDPOINT_ANNOTATION) or "")
 
 
 def _record(lease: client.V1Lease | None) -> Record | None:

@@ -7,6 +7,7 @@ changes nothing unless it proves it knows the secret, the way its forge does:
 - Gitea and Forgejo: `X-Gitea-Signature` (or `X-Forgejo-Signature`) is that HMAC in hex alone;
 - GitLab: `X-Gitlab-Token` is the secret itself (GitLab signs nothing; use HTTPS).
 One receiver answers on every path in PATHS; the headers say which forge sent the delivery.
+With replicas, a receiver whose replica does not lead passes the verified delivery on (`relay`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ GITEA_EVENTS = {
     "status": "status",
 }
 MAX_BODY = 25 * 1024 * 1024  # GitHub caps payloads at 25 MB
+# (event in GitHub's words, body, environ) -> None to wake here, else the (status, text) to answer.
+Relay = Callable[[str, bytes, dict[str, Any]], tuple[str, str] | None]
 
 
 def signature(secret: bytes, body: bytes) -> str:
@@ -76,10 +79,13 @@ def authenticate(secret: bytes, body: bytes, environ: dict[str, Any]) -> str | N
 class WebhookReceiver:
     """The WSGI app `gitcanary run` mounts on PATH."""
 
-    def __init__(self, secret: str, wake: Callable[[], None], branch: str | None = None) -> None:
+    def __init__(
+        self, secret: str, wake: Callable[[], None], branch: str | None = None, relay: Relay | None = None
+    ) -> None:
         self.secret = secret.encode()
         self.wake = wake
         self.branch = branch
+        self.relay = relay
         self.deliveries = 0  # accepted deliveries that woke the reconciler
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -106,6 +112,9 @@ class WebhookReceiver:
             return plain("202 Accepted", f"ignored event {event or '(none)'}\n")(environ, start_response)
         if event == "push" and self.branch and not self._is_tracked_push(body):
             return plain("202 Accepted", "push to another branch\n")(environ, start_response)
+        relayed = self.relay(event, body, environ) if self.relay is not None else None
+        if relayed is not None:
+            return plain(relayed[0], relayed[1])(environ, start_response)
         self.deliveries += 1
         self.wake()
         return plain("202 Accepted", "tick scheduled\n")(environ, start_response)

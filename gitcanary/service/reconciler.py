@@ -1044,6 +1044,14 @@ class Reconciler:
         if self._wake is not None:
             self._wake()
 
+    def schedule_wakes(self, schedule: Callable[[], None] | None) -> None:
+        """Let another scheduler than `run_forever`'s run the tick a `wake` asks for (replicas.py)."""
+        self._wake = schedule
+
+    def woken(self) -> bool:
+        """A wake came that no tick has served yet: its scheduler should tick again at once."""
+        return self._woken.is_set()
+
     def run_forever(self, on_tick: Callable[[TickResult], Any] | None = None) -> None:
         """Tick every `poll_interval` seconds on an APScheduler; one tick at a time, none queued up."""
         from apscheduler.schedulers.blocking import BlockingScheduler

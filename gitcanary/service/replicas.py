@@ -9,7 +9,9 @@ outside, with no change to the loop:
 - the push (and a pull-request publish) is asked again just before it writes: a leader whose
   renewals failed stops at its renew deadline, before any follower may take over;
 - a follower keeps its clone at the remote's head, reading only, and ticks at once when it becomes
-  leader: Git holds all the state, so the new leader resumes where the old one stopped.
+  leader: Git holds all the state, so the new leader resumes where the old one stopped;
+- a follower that receives a verified webhook relays it to the leader (relay.py), so a push is
+  stepped at once whichever replica the forge reached.
 Git itself is the last safety: two writers that raced would meet a rejected push, and the loser
 re-reads and decides again, so a step lands once.
 """
@@ -32,7 +34,7 @@ from prometheus_client.samples import Sample
 
 from gitcanary.cluster.revisions import same_repository
 from gitcanary.errors import GitcanaryError
-from gitcanary.service import push_webhook
+from gitcanary.service import push_webhook, relay
 from gitcanary.service.http import Router, StartResponse, plain
 from gitcanary.service.instrumented import MonitoredReconciler
 from gitcanary.service.leases import LeaseElector
@@ -130,16 +132,21 @@ class Replicas:
             job_id = f"tick-{index}"
 
             def job(replica: Replica = replica) -> None:
-                try:
-                    result = replica.reconciler.tick()
-                except NotLeading as exc:
-                    log.warning("%s", exc)
-                    return
-                except GitcanaryError as exc:
-                    log.error("tick failed: %s", exc, extra={"repo": replica.name})
-                    return
-                if result.head:
-                    on_tick(replica, result)
+                # A wake that came during this tick (a webhook, or this replica became leader while
+                # it stood by) is served now: the scheduler drops a run due while the job runs.
+                while True:
+                    try:
+                        result = replica.reconciler.tick()
+                    except NotLeading as exc:
+                        log.warning("%s", exc)
+                        return
+                    except GitcanaryError as exc:
+                        log.error("tick failed: %s", exc, extra={"repo": replica.name})
+                        return
+                    if result.head:
+                        on_tick(replica, result)
+                    if not (replica.leads() and replica.reconciler.woken()):
+                        return
 
             scheduler.add_job(
                 job,
@@ -151,11 +158,12 @@ class Replicas:
                 next_run_time=datetime.now().astimezone(),
             )
 
-            def wake(job_id: str = job_id) -> None:
+            def schedule(job_id: str = job_id) -> None:
                 if scheduler.running:
                     scheduler.modify_job(job_id, next_run_time=datetime.now().astimezone())
 
-            replica.wake = wake
+            replica.reconciler.schedule_wakes(schedule)
+            replica.wake = replica.reconciler.wake
         for replica in self.replicas:
             if replica.elector is not None:
                 replica.elector.on_lead = _on_lead(replica)
@@ -165,6 +173,7 @@ class Replicas:
         finally:
             for replica in self.replicas:
                 replica.wake = lambda: None
+                replica.reconciler.schedule_wakes(None)
             if scheduler.running:
                 scheduler.shutdown(wait=True)  # the running ticks finish before the leases go
             for replica in self.replicas:
@@ -181,7 +190,10 @@ class Replicas:
         if webhook_secret:
             for replica in self.replicas:
                 replica.receiver = push_webhook.WebhookReceiver(
-                    webhook_secret, _waker(replica), replica.reconciler.settings.branch
+                    webhook_secret,
+                    _waker(replica),
+                    replica.reconciler.settings.branch,
+                    _relayer(replica, webhook_secret) if replica.elector is not None else None,
                 )
             for path in push_webhook.PATHS:
                 router.mount(path, self.route_webhook)
@@ -228,9 +240,10 @@ class Replicas:
         if not chosen:
             return plain("202 Accepted", "no repository here matches the delivery\n")(environ, start_response)
         answer: Iterable[bytes] = []
+        relayed: dict[str, str] = {}  # leader's address -> why the relay failed ("": it did not)
         for index, replica in enumerate(chosen):
             assert replica.receiver is not None
-            copy = {**environ, "wsgi.input": io.BytesIO(body)}
+            copy = {**environ, "wsgi.input": io.BytesIO(body), RELAYED: relayed}
             responded = replica.receiver(copy, start_response if index == 0 else _ignore)
             if index == 0:
                 answer = responded
@@ -245,10 +258,73 @@ def _waker(replica: Replica) -> Callable[[], None]:
     return lambda: replica.wake()  # the scheduler sets `wake` once it runs
 
 
+RELAYED = "gitcanary.relayed"  # the environ key of one request's relays: one per leader's address
+
+
+def _relayer(replica: Replica, secret: str) -> push_webhook.Relay:
+    """The receiver's relay: None (wake here) while this replica leads, else pass the delivery on."""
+
+    def relay_delivery(event: str, body: bytes, environ: dict[str, Any]) -> tuple[str, str] | None:
+        elector = replica.elector
+        if elector is None or replica.leads():
+            return None
+        fields = {"repo": replica.name, "holder": elector.holder or "nobody"}
+        relayed_by = environ.get("HTTP_" + relay.RELAYED_HEADER.upper().replace("-", "_"))
+        if relayed_by:
+            log.warning(
+                "%s: webhook relayed by %s, but this replica does not lead either; the leader's poll "
+                "will see the push",
+                replica.name,
+                relayed_by,
+                extra=fields,
+            )
+            return "503 Service Unavailable", "this replica does not lead the repository either\n"
+        holder, endpoint = elector.holder, elector.holder_endpoint
+        if not holder or not endpoint:  # not read since the leader wrote it (just started): read now
+            holder, endpoint = elector.holder_now()
+            fields["holder"] = holder or "nobody"
+        if holder == elector.state.identity:
+            return None  # this replica has just been written in: it ticks
+        if not holder or not endpoint or endpoint == elector.endpoint:
+            log.warning(
+                "%s: webhook reached a follower, and %s; the leader's poll will see the push",
+                replica.name,
+                f"the leader {holder} records no address to relay it to" if holder else "nobody leads",
+                extra=fields,
+            )
+            return "202 Accepted", "not leading, and no leader address to relay to: its poll sees the push\n"
+        done: dict[str, str] = environ.setdefault(RELAYED, {})
+        if endpoint not in done:
+            delivery = str(
+                environ.get("HTTP_X_GITHUB_DELIVERY")
+                or environ.get("HTTP_X_GITEA_DELIVERY")
+                or environ.get("HTTP_X_GITLAB_EVENT_UUID")
+                or ""
+            )
+            done[endpoint] = relay.relay(
+                endpoint, secret.encode(), body, event, delivery, elector.state.identity
+            )
+        if done[endpoint]:
+            log.warning(
+                "%s: could not relay a webhook to the leader %s: %s; its poll will see the push",
+                replica.name,
+                holder,
+                done[endpoint],
+                extra=fields,
+            )
+            return "202 Accepted", "not leading; relaying to the leader failed: its poll sees the push\n"
+        log.info(
+            "%s: relayed a %s webhook to the leader %s", replica.name, event, holder, extra=fields
+        )
+        return "202 Accepted", f"relayed to the leader {holder}\n"
+
+    return relay_delivery
+
+
 def _on_lead(replica: Replica) -> Callable[[], None]:
     # The caches follow the remote while standing by (a follower never commits), so a new leader
-    # only ticks: at once, not at its next poll.
-    return lambda: replica.wake()
+    # only ticks: at once, not at its next poll, and again at once if a standby tick was running.
+    return lambda: replica.reconciler.wake()
 
 
 REPOSITORY_URL_KEYS = ("clone_url", "ssh_url", "git_url", "html_url", "git_http_url", "git_ssh_url", "url")
