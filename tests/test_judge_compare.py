@@ -403,6 +403,15 @@ def test_conditional_p_without_evidence_is_one(
     assert conditional_p(canary_steps, primary_steps) == expected
 
 
+def test_conditional_p_rounds_only_the_totals() -> None:
+    """Prometheus spreads one error over two 10s steps as 0.67 and 0.67 (a counter's first increase
+    is not extrapolated back past zero). That is one error of the canary, not two: the p-value is
+    the mid-p of one bad request out of one, at the canary's share of requests."""
+    canary_steps, primary_steps = [Step(5.33, 0.67), Step(5.33, 0.67)], steps(54, 0.0, 2)
+    share = 5.33 / 59.33
+    assert conditional_p(canary_steps, primary_steps) == pytest.approx(share / 2, rel=1e-9)
+
+
 def test_conditional_p_of_many_bad_requests_is_the_normal_approximation() -> None:
     # 2000 and 2400 bad requests at equal shares: z = 200 / sqrt(4400 / 4) = 6.03.
     from scipy.stats import norm

@@ -227,31 +227,38 @@ def conditional_p(canary: Sequence[Step], primary: Sequence[Step]) -> float:
     from scipy.stats import binom, norm
 
     # Steps with the same share of requests (to 1%) are one stratum: a sum of binomials with the
-    # same probability is binomial. Counts made from rates are real numbers; rounding each
-    # stratum's total, not each step's, keeps their sum.
+    # same probability is binomial. Counts made from rates are real numbers (Prometheus spreads
+    # one error over two steps as 0.67 and 0.67), so only the totals are rounded: the canary's bad
+    # requests, and all bad requests, shared out over the strata by largest remainder. Rounding
+    # each step or stratum would turn those two 0.67 into two errors.
     strata: dict[float, list[float]] = {}
     for c, p in zip(canary, primary, strict=True):
         if c.requests <= 0 or p.requests <= 0:
             continue  # one side had no traffic: its bad requests carry no comparison
         q = c.requests / (c.requests + p.requests)
-        stratum = strata.setdefault(round(q, 2), [0.0, 0.0, 0.0, 0.0])
-        stratum[0] += max(c.bad, 0.0)
-        stratum[1] += max(p.bad, 0.0)
-        stratum[2] += c.requests
-        stratum[3] += p.requests
+        stratum = strata.setdefault(round(q, 2), [0.0, 0.0, 0.0])
+        stratum[0] += max(c.bad, 0.0) + max(p.bad, 0.0)
+        stratum[1] += c.requests
+        stratum[2] += p.requests
+    bad_canary = sum(
+        max(c.bad, 0.0) for c, p in zip(canary, primary, strict=True) if c.requests > 0 and p.requests > 0
+    )
+    total = round(sum(stratum[0] for stratum in strata.values()))
+    observed = min(round(bad_canary), total)
+    sizes = [math.floor(stratum[0]) for stratum in strata.values()]
+    by_remainder = sorted(
+        range(len(sizes)), key=lambda i: list(strata.values())[i][0] - sizes[i], reverse=True
+    )
+    for i in by_remainder[: max(total - sum(sizes), 0)]:
+        sizes[i] += 1
+    parts = [
+        (n, requests_c / (requests_c + requests_p))
+        for n, (_, requests_c, requests_p) in zip(sizes, strata.values(), strict=True)
+        if n > 0
+    ]
+    mean = sum(n * q for n, q in parts)
+    variance = sum(n * q * (1 - q) for n, q in parts)
     pmf = np.ones(1)
-    observed, mean, variance, total = 0, 0.0, 0.0, 0
-    parts: list[tuple[int, float]] = []
-    for bad_c, bad_p, requests_c, requests_p in strata.values():
-        q = requests_c / (requests_c + requests_p)
-        n = round(bad_c + bad_p)
-        if n == 0:
-            continue
-        observed += min(round(bad_c), n)
-        total += n
-        mean += n * q
-        variance += n * q * (1 - q)
-        parts.append((n, q))
     if total == 0:
         return 1.0
     if total > 3000:
@@ -437,7 +444,7 @@ def rail_e_value(canary: Sequence[Step], primary: Sequence[Step], rail: float) -
 
     Per step, the null is the larger of `rail` and the primary's share of bad requests in the
     same step (a 5xx spike on every workload raises both), and the canary's bad requests are
-    binomial (counts rounded to whole requests). The likelihood ratio of the null times each of
+    binomial. The likelihood ratio of the null times each of
     `_RAIL_RATIOS` against the null, multiplied over steps and mixed with equal weights, is a
     test martingale while the canary's share stays at or below the null: its chance of ever
     reaching 1/alpha is at most alpha (Ville's inequality), at every look of the rollout.
@@ -446,15 +453,17 @@ def rail_e_value(canary: Sequence[Step], primary: Sequence[Step], rail: float) -
         return 1.0
     import numpy as np  # imported here, like scipy: commands that judge nothing start without them
     from scipy.special import logsumexp
-    from scipy.stats import binom
 
-    requests = np.rint([c.requests for c in canary])
-    bad = np.minimum(np.rint([c.bad for c in canary]), requests)
+    # The binomial coefficients cancel in the ratio: the log-likelihood ratio is the closed form
+    # below, which takes counts made from rates as they are (rounding each step's 0.67 of an
+    # error up to 1 would invent errors).
+    requests = np.maximum(np.array([c.requests for c in canary], dtype=float), 0.0)
+    bad = np.minimum(np.maximum(np.array([c.bad for c in canary], dtype=float), 0.0), requests)
     null = np.array([_at_least(rail, p) for p in primary])[:, None]
     alternatives = np.minimum(np.array(_RAIL_RATIOS) * null, 1 - 1e-9)
     # A step without requests has likelihood 1 under both: it adds nothing.
-    log_lr = binom.logpmf(bad[:, None], requests[:, None], alternatives) - binom.logpmf(
-        bad[:, None], requests[:, None], null
+    log_lr = bad[:, None] * np.log(alternatives / null) + (requests - bad)[:, None] * np.log(
+        (1 - alternatives) / (1 - null)
     )
     return float(np.exp(logsumexp(log_lr.sum(axis=0)) - math.log(len(_RAIL_RATIOS))))
 
