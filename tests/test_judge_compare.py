@@ -170,9 +170,11 @@ def test_window_starts_with_the_rollout(server: PrometheusServer) -> None:
     same = judged(server, canary("same", SUCCESS, DURATION), status=status)
     assert same["request-success-rate"].verdict is Verdict.WAIT
     assert "3 canary / 3 primary samples with requests, 3 on both sides" in same["request-success-rate"].line
+    # The latency is judged on counts of slow requests from its histogram: its steps are counted
+    # the same way.
     assert (
         same["request-duration"].verdict is Verdict.WAIT
-        and "3 canary / 3 primary" in same["request-duration"].line
+        and "3 canary / 3 primary samples with requests" in same["request-duration"].line
     )
     # Counted errors are evidence at any time: 5% against 0% fails before 6 samples.
     success = judged(server, canary("bad", SUCCESS), status=status)["request-success-rate"]
