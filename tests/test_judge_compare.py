@@ -23,12 +23,13 @@ from gitcanary.analysis.judges.stats import (
     compare,
     compare_counts,
     conditional_p,
+    edges_p,
+    middle_boundary,
     per_look_alpha,
     primary_baseline,
     rail_e_value,
     slow_boundaries,
     spent_alpha,
-    two_edge_p,
 )
 from gitcanary.core.observations import CheckResult, Verdict
 from gitcanary.errors import AnalysisError
@@ -451,11 +452,25 @@ def test_slow_boundaries_are_the_edges_of_the_quantiles_bucket(
     assert slow_boundaries(cumulative, quantile) == expected
 
 
-def test_two_edge_p_splits_the_level() -> None:
-    assert two_edge_p(0.0075, 1.0) == pytest.approx(0.01)
-    assert two_edge_p(1.0, 0.0025) == pytest.approx(0.01)
-    assert two_edge_p(0.5, 0.9) == pytest.approx(0.5 / 0.75)
-    assert two_edge_p(0.9, 0.9) == 1.0
+@pytest.mark.parametrize(
+    ("cumulative", "expected"),
+    [
+        ({50: 70, 100: 500, 250: 974, math.inf: 1000}, 100),  # exactly half at or below 100ms
+        ({50: 300, 100: 800, 250: 974, math.inf: 1000}, 50),  # 30% is nearer half than 80%
+        ({50: 0, math.inf: 0}, None),
+    ],
+)
+def test_middle_boundary_splits_the_requests_most_evenly(
+    cumulative: dict[float, float], expected: float | None
+) -> None:
+    assert middle_boundary(cumulative) == expected
+
+
+def test_edges_p_splits_the_level() -> None:
+    assert edges_p([0.005, 1.0, 1.0]) == pytest.approx(0.01)
+    assert edges_p([1.0, 0.003, 1.0]) == pytest.approx(0.01)
+    assert edges_p([1.0, 1.0, 0.002]) == pytest.approx(0.01)
+    assert edges_p([0.5, 0.9, 0.9]) == 1.0
 
 
 @pytest.mark.parametrize(

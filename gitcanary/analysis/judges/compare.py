@@ -26,11 +26,12 @@ from gitcanary.analysis.judges.stats import (
     compare,
     compare_counts,
     conditional_p,
+    edges_p,
+    middle_boundary,
     per_look_alpha,
     primary_baseline,
     slow_boundaries,
     spent_alpha,
-    two_edge_p,
 )
 from gitcanary.analysis.prometheus import NoDataError, PrometheusClient
 from gitcanary.analysis.providers import HttpPool, ProviderEnv
@@ -298,9 +299,10 @@ def _latency(
     rules: dict[str, object],
     levels: tuple[float, int, float],
 ) -> Comparison | None:
-    """Judge a histogram's quantile on counts: per step, the requests slower than each edge of the
-    primary's bucket holding the quantile (`slow_boundaries`), on both workloads, since the
-    rollout began; the evidence is `two_edge_p` of the two edges' `conditional_p`.
+    """Judge a histogram's quantile on counts: per step, the requests slower than each of three
+    edges of the primary's histogram (`middle_boundary`, and the edges of the bucket holding the
+    quantile, `slow_boundaries`), on both workloads, since the rollout began; the evidence is
+    `edges_p` of the edges' `conditional_p`.
 
     A step's boundaries come from the primary's buckets before that step, back to `judge-window`
     before the rollout began (the primary then served every request): it is fixed before the
@@ -328,10 +330,12 @@ def _latency(
         if t < first.timestamp():
             for le, count in buckets[1][t].items():
                 seen[le] = seen.get(le, 0.0) + count
-    # Per edge (lower, upper): the canary's steps, then the primary's.
-    edges: tuple[tuple[list[Step], list[Step]], ...] = (([], []), ([], []))
+    # Per edge (middle, quantile's lower, quantile's upper): the canary's steps, the primary's.
+    edges: tuple[tuple[list[Step], list[Step]], ...] = tuple(([], []) for _ in range(3))
     for t in times:
-        bounds = slow_boundaries(seen, quantile)
+        quantile_edges = slow_boundaries(seen, quantile)
+        middle = middle_boundary(seen)
+        bounds = None if quantile_edges is None or middle is None else (middle, *quantile_edges)
         for edge, (canary_steps, primary_steps) in enumerate(edges):
             for side, steps in zip(buckets, (canary_steps, primary_steps), strict=True):
                 counts = side.get(t, {})
@@ -351,14 +355,14 @@ def _latency(
         _value(run, plan, render_query(plan.query, replace(model, interval=since)), now, window)
         for model in models
     )
-    (canary_steps, primary_steps), upper = edges
+    canary_steps, primary_steps = edges[0]
     look = _look(canary_steps, step, interval)
     return compare_counts(
         canary_steps,
         primary_steps,
         alpha=spent_alpha(confidence, look, looks),
         values=(values[0], values[1]),
-        p_value=two_edge_p(conditional_p(canary_steps, primary_steps), conditional_p(*upper)),
+        p_value=edges_p([conditional_p(*edge) for edge in edges]),
         **rules,  # type: ignore[arg-type]
     )
 

@@ -287,16 +287,29 @@ def slow_boundaries(cumulative: Mapping[float, float], quantile: float) -> tuple
     return lower, (above[0] if above else math.inf)
 
 
-# The latency count test asks two boundaries, the edges of the primary's quantile bucket, and
-# splits the look's level between them (Bonferroni): the lower edge has the most slow requests
-# to count when the whole distribution slows down; the upper one sees a slowdown of the tail alone.
-LOWER_SHARE = 0.75
+def middle_boundary(cumulative: Mapping[float, float]) -> float | None:
+    """The finite `le` of a histogram that splits its requests most evenly (the one whose share of
+    requests at or below it is nearest to half). None without requests."""
+    total = cumulative.get(math.inf, 0.0)
+    bounds = sorted(le for le in cumulative if math.isfinite(le))
+    if total <= 0 or not bounds:
+        return None
+    return min(bounds, key=lambda le: abs(cumulative[le] / total - 0.5))
 
 
-def two_edge_p(lower: float, upper: float) -> float:
-    """One p-value from the two edges' p-values, to compare with the look's level: the canary is
-    worse at level a when the lower edge's p <= 0.75 a or the upper edge's p <= 0.25 a."""
-    return min(1.0, lower / LOWER_SHARE, upper / (1 - LOWER_SHARE))
+# The latency count test asks three boundaries of the primary's histogram and splits the look's
+# level between them (Bonferroni): the edge nearest its median, where a slowdown of the whole
+# distribution moves the most requests (half of them, not 2%); the lower edge of the bucket that
+# holds the judged quantile, which has the most slow requests near it; and that bucket's upper
+# edge, which sees a slowdown of the tail alone. The effect floor, on the quantile itself, keeps
+# a slower body with an unchanged p99 from failing.
+EDGE_SHARES = (0.5, 0.3, 0.2)
+
+
+def edges_p(p_values: Sequence[float]) -> float:
+    """One p-value from the edges' p-values (middle, quantile's lower, quantile's upper), to compare
+    with the look's level: the canary is worse at level a when edge i's p <= `EDGE_SHARES[i]` a."""
+    return min(1.0, *(p / share for p, share in zip(p_values, EDGE_SHARES, strict=True)))
 
 
 def compare_counts(
@@ -324,7 +337,7 @@ def compare_counts(
     `higher_is_worse` False), so a step with few requests weighs little. For a latency the bad
     requests are those slower than a boundary, and `values` gives the two sides' values (their
     quantiles since the rollout began) that the floor and the commit use, and `p_value` the
-    evidence (`two_edge_p`); a latency has no rail share, so only the first rules below apply.
+    evidence (`edges_p`); a latency has no rail share, so only the first rules below apply.
 
     FAIL: `conditional_p` <= `alpha` (this look's level, `spent_alpha`) and the effect reaches the
     floor; or the canary's current value beyond the guard rail while the primary's is within, with
