@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 from gitcanary.analysis import run as threshold_run
 from gitcanary.analysis.builtin import request_rate_query
@@ -148,8 +148,8 @@ def _judge_metric(
     A percent ratio (a success or error rate: its default floor is in points) with the provider's
     request rate at hand is judged on counts since the rollout began (`compare_counts` at this
     look's share of `1 - confidence`, `spent_alpha`). So is a latency read from a histogram
-    (`histogram_quantile(q, ... by (le))`): its bad requests are those slower than the primary's
-    bucket boundary at its q (`_latency`). Any other metric, or a ratio without request counts,
+    (`histogram_quantile(q, ... by (le))`): its bad requests are those slower than three bucket
+    edges of the primary's histogram (`_slow_counts`). Any other metric, or a ratio without request counts,
     is judged by Mann-Whitney over the window at the Bonferroni level, against the primary's
     baseline of `primary_baseline` when request counts are at hand.
     """
@@ -235,7 +235,7 @@ def _judge_metric(
     histogram = histogram_of(plan.query)
     if histogram is not None and isinstance(client, BucketClient):
         try:
-            counted = _latency(
+            counted = _slow_counts(
                 client,
                 run,
                 plan,
@@ -243,20 +243,25 @@ def _judge_metric(
                 histogram,
                 settings,
                 (began, now),
-                dict(
-                    higher_is_worse=higher_is_worse,
-                    floor=floor,
-                    min_samples=settings.min_samples,
-                    low=low,
-                    high=high,
-                    now=values_now,
-                ),
-                (settings.confidence, looks, every),
             )
         except AnalysisError as exc:
             return threshold_run._failed(metric, f"query failed ({exc})", plan.note)
         if counted is not None:
-            return _result(metric, counted, low, high, plan.unit, plan.note)
+            look = _look(counted.canary, settings.step_seconds, every)
+            outcome = compare_counts(
+                counted.canary,
+                counted.primary,
+                higher_is_worse=higher_is_worse,
+                floor=floor,
+                alpha=spent_alpha(settings.confidence, look, looks),
+                min_samples=settings.min_samples,
+                low=low,
+                high=high,
+                now=values_now,
+                values=counted.values,
+                p_value=counted.p_value,
+            )
+            return _result(metric, outcome, low, high, plan.unit, plan.note)
     canary_window = [(t, v) for t, v in points[0] if t >= window_start]
     if volumes is None:
         primary_samples = [v for t, v in points[1] if t >= window_start]
@@ -288,7 +293,17 @@ def _look(canary_steps: list[Step], step: float, interval: float) -> int:
     return max(1, math.ceil((len(canary_steps) - first) * step / interval - 1e-9))
 
 
-def _latency(
+class SlowCounts(NamedTuple):
+    """A latency's evidence on counts: per step, requests slower than the middle edge (canary,
+    primary), each side's quantile since the rollout began, and `edges_p` of the three edges."""
+
+    canary: list[Step]
+    primary: list[Step]
+    values: tuple[float | None, float | None]
+    p_value: float
+
+
+def _slow_counts(
     client: BucketClient,
     run: threshold_run._Run,
     plan: threshold_run._Plan,
@@ -296,16 +311,14 @@ def _latency(
     histogram: tuple[float, str],
     settings: JudgeSettings,
     span: tuple[datetime, datetime],
-    rules: dict[str, object],
-    levels: tuple[float, int, float],
-) -> Comparison | None:
-    """Judge a histogram's quantile on counts: per step, the requests slower than each of three
+) -> SlowCounts | None:
+    """A histogram's quantile as counts: per step, the requests slower than each of three
     edges of the primary's histogram (`middle_boundary`, and the edges of the bucket holding the
     quantile, `slow_boundaries`), on both workloads, since the rollout began; the evidence is
     `edges_p` of the edges' `conditional_p`.
 
     A step's boundaries come from the primary's buckets before that step, back to `judge-window`
-    before the rollout began (the primary then served every request): it is fixed before the
+    before the rollout began (the primary then served every request): they are fixed before the
     step's requests are counted, so the count test stays a test of the step's requests. The
     values shown and held against the effect floor are each workload's quantile over the rollout
     so far (the metric's own query, `{{ interval }}` since the rollout began). None when the
@@ -313,7 +326,6 @@ def _latency(
     """
     quantile, inner = histogram
     began, now = span
-    confidence, looks, interval = levels
     step = settings.step_seconds
     first = began + timedelta(seconds=step)
     before = began - timedelta(seconds=settings.window_seconds)
@@ -356,14 +368,8 @@ def _latency(
         for model in models
     )
     canary_steps, primary_steps = edges[0]
-    look = _look(canary_steps, step, interval)
-    return compare_counts(
-        canary_steps,
-        primary_steps,
-        alpha=spent_alpha(confidence, look, looks),
-        values=(values[0], values[1]),
-        p_value=edges_p([conditional_p(*edge) for edge in edges]),
-        **rules,  # type: ignore[arg-type]
+    return SlowCounts(
+        canary_steps, primary_steps, (values[0], values[1]), edges_p([conditional_p(*e) for e in edges])
     )
 
 
