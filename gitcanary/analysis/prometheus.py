@@ -1,5 +1,6 @@
 """A small Prometheus HTTP API client: an instant query gives one number, a range query one
-series of (timestamp, value) points; anything else is an `AnalysisError`."""
+series of (timestamp, value) points (or every series, keyed by one label); anything else is an
+`AnalysisError`."""
 
 from __future__ import annotations
 
@@ -96,6 +97,33 @@ class PrometheusClient:
         result holds several series the last one is used, as `query` does. No point at all raises
         `NoDataError`.
         """
+        return _points(self._range(promql, start, end, step), redact_url(self.address))
+
+    def query_range_by(
+        self, promql: str, start: datetime, end: datetime, step: float, label: str
+    ) -> dict[str, list[tuple[float, float]]]:
+        """Every series of a range query, keyed by its value of `label` (e.g. `le` of a
+        histogram's buckets); series without the label are left out. No point at all raises
+        `NoDataError`."""
+        response = self._range(promql, start, end, step)
+        data = _data(response, redact_url(self.address))
+        if data.get("resultType") != "matrix":
+            raise AnalysisError(f"range query returned a {data.get('resultType')}, not a range vector")
+        found: dict[str, list[tuple[float, float]]] = {}
+        for series in data.get("result") or []:
+            if not isinstance(series, dict) or not isinstance(series.get("metric"), dict):
+                raise AnalysisError(f"unexpected series {series!r} in prometheus result")
+            key = series["metric"].get(label)
+            values = series.get("values")
+            if key is None or not isinstance(values, list):
+                continue
+            points = [(float(sample[0]), _number(sample)) for sample in values]
+            found[str(key)] = [(t, v) for t, v in points if math.isfinite(v)]
+        if not any(found.values()):
+            raise NoDataError("no values found")
+        return found
+
+    def _range(self, promql: str, start: datetime, end: datetime, step: float) -> httpx.Response:
         if step <= 0:
             raise AnalysisError(f"range query step {step} is not positive")
         params = {
@@ -106,12 +134,11 @@ class PrometheusClient:
         }
         url = f"{self.address}/api/v1/query_range"
         try:
-            response = self._get(url, params)
+            return self._get(url, params)
         except httpx.TransportError as exc:
             raise AnalysisError(
                 f"prometheus at {redact_url(self.address)} unreachable: {_describe(exc)}"
             ) from exc
-        return _points(response, redact_url(self.address))
 
     def _get(self, url: str, params: dict[str, str]) -> httpx.Response:
         return fetch(

@@ -52,6 +52,15 @@ class _RangeQueryClientProvider(_QueryClientProvider):
         result: list[tuple[float, float]] = self.client.query_range(query, start, end, step)  # type: ignore[attr-defined]
         return result
 
+    def query_range_by(
+        self, query: str, start: datetime, end: datetime, step: float, label: str
+    ) -> dict[str, list[tuple[float, float]]]:
+        by = getattr(self.client, "query_range_by", None)
+        if by is None:
+            raise AnalysisError("the metrics client has no range queries by label")
+        found: dict[str, list[tuple[float, float]]] = by(query, start, end, step, label)
+        return found
+
 
 @dataclass(frozen=True)
 class _Plan:

@@ -10,10 +10,11 @@ back) to now at that step: one sample per step, each counting the requests of it
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 from gitcanary.analysis import run as threshold_run
 from gitcanary.analysis.builtin import request_rate_query
@@ -24,15 +25,20 @@ from gitcanary.analysis.judges.stats import (
     Step,
     compare,
     compare_counts,
+    conditional_p,
+    edges_p,
+    middle_boundary,
     per_look_alpha,
     primary_baseline,
+    slow_boundaries,
+    spent_alpha,
 )
 from gitcanary.analysis.prometheus import NoDataError, PrometheusClient
 from gitcanary.analysis.providers import HttpPool, ProviderEnv
 from gitcanary.analysis.run import ClientFactory, QueryClient, format_number
 from gitcanary.analysis.templates import QueryModel, render_query
 from gitcanary.core.observations import CheckResult, Verdict
-from gitcanary.duration import parse_duration
+from gitcanary.duration import format_duration, parse_duration
 from gitcanary.errors import AnalysisError
 from gitcanary.spec.models import Canary, CanaryMetric, MetricTemplate
 
@@ -49,6 +55,33 @@ class RangeClient(Protocol):
     def query_range(
         self, promql: str, start: datetime, end: datetime, step: float
     ) -> list[tuple[float, float]]: ...
+
+
+@runtime_checkable
+class BucketClient(Protocol):
+    """A client whose range queries can return every bucket of a histogram (Prometheus)."""
+
+    def query_range_by(
+        self, promql: str, start: datetime, end: datetime, step: float, label: str
+    ) -> dict[str, list[tuple[float, float]]]: ...
+
+
+# `histogram_quantile(0.99, <buckets summed by le>)`: the builtin latency of every provider with a
+# histogram (Istio, Linkerd, Contour, Kubernetes, Gateway API's Istio queries), and any template
+# written the same way. Its inner expression counts requests per bucket.
+_QUANTILE = re.compile(
+    r"^\s*histogram_quantile\s*\(\s*(?P<q>0?\.\d+|1(?:\.0*)?)\s*,(?P<inner>.*)\)\s*$", re.DOTALL
+)
+_BY_LE = re.compile(r"\bby\s*\(\s*le\s*\)")
+
+
+def histogram_of(query: str) -> tuple[float, str] | None:
+    """(quantile, buckets query) of a `histogram_quantile` query summed `by (le)`, else None."""
+    match = _QUANTILE.match(query)
+    if match is None or not _BY_LE.search(match["inner"]):
+        return None
+    quantile = float(match["q"])
+    return (quantile, match["inner"].strip()) if 0 < quantile < 1 else None
 
 
 def run_comparison(
@@ -78,6 +111,7 @@ def run_comparison(
     # The count test reads every step since the rollout began (its bound holds only then).
     began = since if since is not None and since < start else start
     alpha = per_look_alpha(settings.confidence, looks)
+    interval = canary.spec.analysis.interval_seconds
     env = env or ProviderEnv()
     own_pool = pool is None
     pool = pool or HttpPool()
@@ -90,7 +124,7 @@ def run_comparison(
     )
     try:
         return tuple(
-            _judge_metric(run, canary, metric, settings, (began, start), now, alpha)
+            _judge_metric(run, canary, metric, settings, (began, start), now, (alpha, looks, interval))
             for metric in canary.spec.analysis.metrics
         )
     finally:
@@ -106,16 +140,20 @@ def _judge_metric(
     settings: JudgeSettings,
     span: tuple[datetime, datetime],
     now: datetime,
-    alpha: float,
+    levels: tuple[float, int, float],
 ) -> CheckResult:
-    """Judge one metric. `span` is (when the rollout began, where the window starts).
+    """Judge one metric. `span` is (when the rollout began, where the window starts); `levels` is
+    (the Bonferroni level of one look, the rollout's planned looks, the analysis interval).
 
     A percent ratio (a success or error rate: its default floor is in points) with the provider's
-    request rate at hand is judged on counts since the rollout began (`compare_counts`, anytime
-    valid at `1 - confidence`). Any other metric, or a ratio without request counts, is judged by
-    Mann-Whitney over the window at `alpha` (the confidence split over the looks), against the
-    primary's baseline of `primary_baseline` when request counts are at hand.
+    request rate at hand is judged on counts since the rollout began (`compare_counts` at this
+    look's share of `1 - confidence`, `spent_alpha`). So is a latency read from a histogram
+    (`histogram_quantile(q, ... by (le))`): its bad requests are those slower than three bucket
+    edges of the primary's histogram (`_slow_counts`). Any other metric, or a ratio without request counts,
+    is judged by Mann-Whitney over the window at the Bonferroni level, against the primary's
+    baseline of `primary_baseline` when request counts are at hand.
     """
+    alpha, looks, every = levels
     began, start = span
     try:
         plan = run._plan(metric)
@@ -178,20 +216,52 @@ def _judge_metric(
             Step(sum(c.requests for c, _ in latest), sum(c.bad for c, _ in latest)),
             Step(sum(p.requests for _, p in latest), sum(p.bad for _, p in latest)),
         )
+        look = _look(canary_steps, settings.step_seconds, every)
         outcome = compare_counts(
             canary_steps,
             primary_steps,
             higher_is_worse=higher_is_worse,
             floor=floor,
-            alpha=1 - settings.confidence,
+            alpha=spent_alpha(settings.confidence, look, looks),
             min_samples=settings.min_samples,
             low=low,
             high=high,
             now=values_now,
             recent=recent,
             rail_alpha=alpha,
+            whole_alpha=1 - settings.confidence,
         )
         return _result(metric, outcome, low, high, plan.unit, plan.note)
+    histogram = histogram_of(plan.query)
+    if histogram is not None and isinstance(client, BucketClient):
+        try:
+            counted = _slow_counts(
+                client,
+                run,
+                plan,
+                (model, replace(model, target=primary_target)),
+                histogram,
+                settings,
+                (began, now),
+            )
+        except AnalysisError as exc:
+            return threshold_run._failed(metric, f"query failed ({exc})", plan.note)
+        if counted is not None:
+            look = _look(counted.canary, settings.step_seconds, every)
+            outcome = compare_counts(
+                counted.canary,
+                counted.primary,
+                higher_is_worse=higher_is_worse,
+                floor=floor,
+                alpha=spent_alpha(settings.confidence, look, looks),
+                min_samples=settings.min_samples,
+                low=low,
+                high=high,
+                now=values_now,
+                values=counted.values,
+                p_value=counted.p_value,
+            )
+            return _result(metric, outcome, low, high, plan.unit, plan.note)
     canary_window = [(t, v) for t, v in points[0] if t >= window_start]
     if volumes is None:
         primary_samples = [v for t, v in points[1] if t >= window_start]
@@ -213,6 +283,115 @@ def _judge_metric(
         now=values_now,
     )
     return _result(metric, outcome, low, high, plan.unit, plan.note)
+
+
+def _look(canary_steps: list[Step], step: float, interval: float) -> int:
+    """Which look of the rollout this is: intervals since the canary's first step with requests
+    (rounded up). One analysis per interval makes this a count of the analyses that could judge
+    the canary, whatever the waits and holds in between."""
+    first = next((i for i, c in enumerate(canary_steps) if c.requests > 0), len(canary_steps))
+    return max(1, math.ceil((len(canary_steps) - first) * step / interval - 1e-9))
+
+
+class SlowCounts(NamedTuple):
+    """A latency's evidence on counts: per step, requests slower than the middle edge (canary,
+    primary), each side's quantile since the rollout began, and `edges_p` of the three edges."""
+
+    canary: list[Step]
+    primary: list[Step]
+    values: tuple[float | None, float | None]
+    p_value: float
+
+
+def _slow_counts(
+    client: BucketClient,
+    run: threshold_run._Run,
+    plan: threshold_run._Plan,
+    models: tuple[QueryModel, QueryModel],
+    histogram: tuple[float, str],
+    settings: JudgeSettings,
+    span: tuple[datetime, datetime],
+) -> SlowCounts | None:
+    """A histogram's quantile as counts: per step, the requests slower than each of three
+    edges of the primary's histogram (`middle_boundary`, and the edges of the bucket holding the
+    quantile, `slow_boundaries`), on both workloads, since the rollout began; the evidence is
+    `edges_p` of the edges' `conditional_p`.
+
+    A step's boundaries come from the primary's buckets before that step, back to `judge-window`
+    before the rollout began (the primary then served every request): they are fixed before the
+    step's requests are counted, so the count test stays a test of the step's requests. The
+    values shown and held against the effect floor are each workload's quantile over the rollout
+    so far (the metric's own query, `{{ interval }}` since the rollout began). None when the
+    buckets are not there (the caller falls back to Mann-Whitney).
+    """
+    quantile, inner = histogram
+    began, now = span
+    step = settings.step_seconds
+    first = began + timedelta(seconds=step)
+    before = began - timedelta(seconds=settings.window_seconds)
+    per_step = f"({inner}) * {step:g}"
+    buckets = [
+        _buckets(client, render_query(per_step, models[0]), first, now, step),
+        _buckets(client, render_query(per_step, models[1]), before + timedelta(seconds=step), now, step),
+    ]
+    if not buckets[0] or not buckets[1]:
+        return None
+    times = sorted(t for t in set(buckets[0]) | set(buckets[1]) if t >= first.timestamp())
+    seen: dict[float, float] = {}
+    for t in sorted(buckets[1]):
+        if t < first.timestamp():
+            for le, count in buckets[1][t].items():
+                seen[le] = seen.get(le, 0.0) + count
+    # Per edge (middle, quantile's lower, quantile's upper): the canary's steps, the primary's.
+    edges: tuple[tuple[list[Step], list[Step]], ...] = tuple(([], []) for _ in range(3))
+    for t in times:
+        quantile_edges = slow_boundaries(seen, quantile)
+        middle = middle_boundary(seen)
+        bounds = None if quantile_edges is None or middle is None else (middle, *quantile_edges)
+        for edge, (canary_steps, primary_steps) in enumerate(edges):
+            for side, steps in zip(buckets, (canary_steps, primary_steps), strict=True):
+                counts = side.get(t, {})
+                total = max(counts.get(math.inf, 0.0), 0.0)
+                if bounds is None:
+                    # No boundary yet (no primary requests before this step): not compared.
+                    steps.append(Step(0.0, 0.0))
+                    continue
+                below = counts.get(bounds[edge], total)
+                steps.append(Step(total, min(max(total - below, 0.0), total)))
+        for le, count in buckets[1].get(t, {}).items():
+            seen[le] = seen.get(le, 0.0) + count
+    # Each side's quantile over the rollout so far, by the metric's own query.
+    since = format_duration(max(math.ceil((now - began).total_seconds()), 1) + settings.scrape_seconds)
+    window = now - began
+    values = tuple(
+        _value(run, plan, render_query(plan.query, replace(model, interval=since)), now, window)
+        for model in models
+    )
+    canary_steps, primary_steps = edges[0]
+    return SlowCounts(
+        canary_steps, primary_steps, (values[0], values[1]), edges_p([conditional_p(*e) for e in edges])
+    )
+
+
+def _buckets(
+    client: BucketClient, query: str, start: datetime, end: datetime, step: float
+) -> dict[float, dict[float, float]]:
+    """Requests per step and bucket: {time: {le: requests at or below le}}."""
+    if end <= start:
+        return {}
+    try:
+        series = client.query_range_by(query, start, end, step, "le")
+    except NoDataError:
+        return {}
+    found: dict[float, dict[float, float]] = {}
+    for le, points in series.items():
+        try:
+            bound = float(le)
+        except ValueError:
+            continue
+        for t, value in points:
+            found.setdefault(t, {})[bound] = value
+    return found
 
 
 def _series(

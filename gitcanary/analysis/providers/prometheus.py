@@ -39,6 +39,11 @@ class PrometheusProvider:
         points: list[tuple[float, float]] = method(query, start, end, step)
         return points
 
+    def query_range_by(
+        self, query: str, start: datetime, end: datetime, step: float, label: str
+    ) -> dict[str, list[tuple[float, float]]]:
+        return self.client.query_range_by(query, start, end, step, label)
+
     def close(self) -> None:
         self.client.close()
 
