@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import cProfile
 import importlib
 import json
 import logging
@@ -307,10 +308,18 @@ def measure(
             before = gen.git("rev-parse", gen.BRANCH, cwd=remote)
             queries.clear()
             log(f"N={n}: analysis tick {repeat + 1}/{args.repeats}")
+            profiler = cProfile.Profile() if args.profile and repeat == args.repeats - 1 else None
             with timers.measuring() as parts:
                 start = time.perf_counter()
+                if profiler:
+                    profiler.enable()
                 tick = checked(rec.tick())
+                if profiler:
+                    profiler.disable()
                 seconds = time.perf_counter() - start
+            if profiler:
+                profiler.dump_stats(f"{args.profile}.{n}")
+                log(f"N={n}: cProfile of the last analysis tick in {args.profile}.{n} (times inflated)")
             if len(tick.commits) != n:
                 raise RuntimeError(f"the analysis tick committed {len(tick.commits)} steps, not {n}")
             after = gen.git("rev-parse", gen.BRANCH, cwd=remote)
@@ -525,6 +534,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="N=10, 1 repeat: under 2 minutes")
     parser.add_argument("--json", action="store_true", help="write the figures as JSON to stdout")
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="cProfile the last analysis tick of each N into FILE.N (pstats format; slows that tick)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args(argv)
     if args.quick:

@@ -48,7 +48,11 @@ def test_an_in_process_commit_is_what_git_commit_writes(tmp_path: Path) -> None:
     (root / "apps" / "web-gitcanary" / "routing.yaml").write_text("weight: 20\n")
     (root / "apps" / "web" / "kustomization.yaml").unlink()
     sha = ws.commit(MESSAGE, ["apps/web-gitcanary/routing.yaml", "apps/web/kustomization.yaml"])
-    assert sha != head and git("rev-parse", "HEAD", cwd=root).strip() == sha
+    assert sha != head and ws.head() == sha
+    # The branch ref moves once, when git next runs in the clone (`flush`, `push`, any `repo` use).
+    assert git("rev-parse", "HEAD", cwd=root).strip() == head
+    ws.flush()
+    assert git("rev-parse", "HEAD", cwd=root).strip() == sha
     assert git("rev-parse", "HEAD~1", cwd=root).strip() == head  # one commit, on the branch
     expected = subprocess.run(
         ["git", "stripspace"], input=MESSAGE, capture_output=True, text=True, check=True

@@ -16,8 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from dulwich.object_store import commit_tree_changes
-from dulwich.objects import Blob, Commit, ObjectID
+from dulwich.object_store import BaseObjectStore, commit_tree_changes
+from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tree
 from dulwich.refs import Ref
 from dulwich.repo import Repo as ObjectRepo
 from git import Actor, GitCommandError, Repo
@@ -48,6 +48,60 @@ def _stderr(exc: GitCommandError) -> str:
     if text.startswith("stderr:"):
         text = text[len("stderr:") :].strip().strip("'").strip()
     return text or str(exc)
+
+
+class _RecentTrees:
+    """The trees of recent in-process commits, kept raw in memory (at most `limit` bytes), so the
+    next commit reads its parent's trees without opening loose objects. Keyed by object id: an
+    id names one content, so a kept tree is never stale."""
+
+    def __init__(self, limit: int = 8 << 20) -> None:
+        self.limit = limit
+        self._raw: dict[ObjectID, bytes] = {}
+        self._size = 0
+
+    def keep(self, tree: Tree) -> None:
+        raw = tree.as_raw_string()
+        if tree.id in self._raw or len(raw) > self.limit:
+            return
+        self._raw[tree.id] = raw
+        self._size += len(raw)
+        while self._size > self.limit:  # the oldest first (dicts keep insertion order)
+            self._size -= len(self._raw.pop(next(iter(self._raw))))
+
+    def over(self, store: BaseObjectStore) -> _TreeReader:
+        return _TreeReader(store, self)
+
+    def get(self, sha: ObjectID) -> Tree | None:
+        raw = self._raw.get(sha)
+        if raw is None:
+            return None
+        tree = Tree.from_raw_string(Tree.type_num, raw, sha)
+        assert isinstance(tree, Tree)
+        return tree
+
+
+class _TreeReader:
+    """The object store as dulwich's `commit_tree_changes` uses it, reading trees from `_RecentTrees`
+    first (a new Tree object each time: the caller edits what it gets)."""
+
+    def __init__(self, store: BaseObjectStore, trees: _RecentTrees) -> None:
+        self.store = store
+        self.trees = trees
+
+    def __getitem__(self, sha: ObjectID) -> ShaFile:
+        found = self.trees.get(sha)
+        if found is not None:
+            return found
+        obj = self.store[sha]
+        if isinstance(obj, Tree):
+            self.trees.keep(obj)
+        return obj
+
+    def add_object(self, obj: ShaFile) -> None:
+        self.store.add_object(obj)
+        if isinstance(obj, Tree):
+            self.trees.keep(obj)
 
 
 @dataclass(frozen=True)
@@ -81,12 +135,28 @@ class Workspace:
         self._objects: ObjectRepo | None = None
         # Commits written in-process move HEAD but leave git's index at the old tree until `flush`.
         self._index_stale = False
+        # (the branch ref on disk, the newest commit written in-process on top of it): the ref moves
+        # once, before git next runs here (`repo`), not at every commit (each ref write is an fsync).
+        self._pending: tuple[ObjectID, ObjectID] | None = None
+        self._trees = _RecentTrees()
 
     @property
     def repo(self) -> Repo:
+        """The clone for git commands; the branch ref holds every in-process commit first."""
         if self._repo is None:
             self._repo = self._open_or_clone()
+        if self._pending is not None:
+            self._move_ref()
         return self._repo
+
+    def _move_ref(self) -> None:
+        """Move the branch from where it was to the newest in-process commit, compare-and-swap."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        ref = Ref(b"refs/heads/" + self.branch.encode())
+        if not self._object_repo().refs.set_if_equals(ref, pending[0], pending[1]):
+            raise GitError(f"{self.root}: {self.branch} moved while committing")
 
     def _open_or_clone(self) -> Repo:
         self._lock()
@@ -171,6 +241,8 @@ class Workspace:
         git.clean("-fdq")
 
     def head(self) -> str:
+        if self._pending is not None:
+            return self._pending[1].decode()
         try:
             return self.repo.git.rev_parse("HEAD")
         except GitCommandError:
@@ -240,7 +312,11 @@ class Workspace:
     def _commit_in_process(self, message: str, paths: list[str]) -> str:
         objects = self._object_repo()
         store = objects.object_store
-        parent = objects.refs[Ref(b"HEAD")]
+        ref = Ref(b"refs/heads/" + self.branch.encode())
+        if objects.refs.read_ref(Ref(b"HEAD")) != b"ref: " + ref:
+            raise GitError(f"{self.root}: HEAD is not on {self.branch}; not committing")
+        on_disk = self._pending[0] if self._pending is not None else objects.refs[ref]
+        parent = self._pending[1] if self._pending is not None else on_disk
         parent_tree = store[parent].tree  # type: ignore[attr-defined]
         changes: list[tuple[bytes, int | None, ObjectID | None]] = []
         for path in sorted(set(self._files(paths))):
@@ -255,7 +331,7 @@ class Workspace:
                 continue
             store.add_object(blob)
             changes.append((path.encode(), mode, blob.id))
-        tree = commit_tree_changes(store, parent_tree, changes)
+        tree = commit_tree_changes(self._trees.over(store), parent_tree, changes)  # type: ignore[arg-type]
         if tree == parent_tree:
             return parent.decode()
         who = f"{self.identity.name} <{self.identity.email}>".encode()
@@ -269,11 +345,7 @@ class Workspace:
         commit.author_timezone = commit.commit_timezone = offset
         commit.message = _cleanup(message).encode()
         store.add_object(commit)
-        ref = Ref(b"refs/heads/" + self.branch.encode())
-        if objects.refs.read_ref(Ref(b"HEAD")) != b"ref: " + ref:
-            raise GitError(f"{self.root}: HEAD is not on {self.branch}; not committing")
-        if not objects.refs.set_if_equals(ref, parent, commit.id):
-            raise GitError(f"{self.root}: {self.branch} moved while committing")
+        self._pending = (on_disk, commit.id)  # the ref moves when git next runs here (`repo`)
         self._index_stale = True
         return commit.id.decode()
 
@@ -347,9 +419,10 @@ class Workspace:
         generated dirs lists every app, so as loose objects a commit would grow with the number of
         apps. In a pack, the trees of one tick are stored as small deltas of one another.
         """
+        repo = self.repo  # the branch ref first
         self._objects = None  # its pack list is reread on the next commit
         try:
-            self.repo.git.repack("-d", "-q")
+            repo.git.repack("-d", "-q")
             self.repo.git.execute(["git", "-c", "gc.autoDetach=false", "gc", "--auto", "--quiet"])
         except GitCommandError as exc:  # only disk use depends on it: never fail a tick
             log.warning("packing objects in %s failed: %s", self.root, _stderr(exc))

@@ -139,6 +139,10 @@ _WRITTEN: dict[str, tuple[str, str]] = {}
 _SCALED: dict[str, tuple[str, str, int]] = {}
 
 
+# The generated primary's replicas as last parsed: path -> (digest of its text, replicas).
+_PRIMARY_REPLICAS: dict[str, tuple[str, int]] = {}
+
+
 def _digest(text: str) -> str:
     return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
 
@@ -254,10 +258,19 @@ def primary_replicas(root: Path, layout: Layout, rendered: Rendered) -> int:
     """How many pods the canary runs during analysis: the primary's count, the HPA's minimum, or 1."""
     if rendered.autoscaler is not None:
         return int(rendered.autoscaler.get("spec", {}).get("minReplicas") or 1)
-    primary = read_primary(root, layout)
+    file = paths.no_symlink(root, layout.primary, field="(generated file)")
+    text = file.read_text() if file.exists() else ""
+    # Asked at every step of every canary: the parse is kept by the file's content (one int each).
+    key, known = _digest(text), _PRIMARY_REPLICAS.get(str(file))
+    if known is not None and known[0] == key:
+        return known[1]
+    docs = [doc for doc in yamlio.safe_load_all(text, layout.primary) if isinstance(doc, dict)]
+    primary = render.find_object(docs, "Deployment", f"{layout.target}-primary")
+    replicas = 1
     if primary and primary.get("spec", {}).get("replicas") is not None:
-        return int(primary["spec"]["replicas"])
-    return 1
+        replicas = int(primary["spec"]["replicas"])
+    _PRIMARY_REPLICAS[str(file)] = (key, replicas)
+    return replicas
 
 
 class FileWriter:

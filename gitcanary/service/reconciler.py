@@ -206,9 +206,12 @@ class Reconciler:
             for path in sorted(changed):
                 if path.endswith(files.YAML_SUFFIXES):
                     discovery.scan_file(self.catalog, self.root, path)
+            # A change inside the generated dirs only (gitcanary's own steps) leaves every build's
+            # digest as it was (`_build` leaves them out): the builds stay, unread.
+            outside = self._outside_generated(changed)
             for key in list(self.renders) + list(self.render_errors):
                 inputs = self.inputs.get(key, set())
-                if files.affects(inputs, changed):
+                if files.affects(inputs, outside):
                     self.renders.pop(key, None)
                     self.render_errors.pop(key, None)
                     loaded = self.catalog.canaries.get(key)
@@ -216,7 +219,7 @@ class Reconciler:
                         # The generated `<ingress>-canary` copies the user's Ingress: follow its edits
                         # (host, TLS, annotations) in an update commit, as Flagger's router reconciles it.
                         generated = Layout.of(loaded).generated_dir
-                        if files.affects(inputs - {generated}, changed):
+                        if files.affects(inputs - {generated}, outside):
                             self.respec.add(key)
             for key in list(self.statuses):
                 loaded = self.catalog.canaries.get(key)
@@ -285,6 +288,18 @@ class Reconciler:
             canaries = self.catalog.canaries.values() if self.catalog is not None else ()
             self._generated_dirs = {Layout.of(loaded).generated_dir for loaded in canaries}
         return self._generated_dirs
+
+    def _outside_generated(self, changed: set[str]) -> set[str]:
+        """The paths of `changed` outside every canary's generated dir: those a build's digest reads."""
+        generated = {path for path in self._generated() if path}
+        if not generated:
+            return set(changed)
+        outside = set()
+        for path in changed:
+            parts = path.split("/")
+            if not any("/".join(parts[:end]) in generated for end in range(1, len(parts) + 1)):
+                outside.add(path)
+        return outside
 
     def _remember_render(
         self, key: str, loaded: LoadedCanary, rendered: Rendered | GitcanaryError, inputs: set[str]
@@ -680,8 +695,8 @@ class Reconciler:
         self._transitions.append(self.hooks.transition(key, loaded.canary, status, decision, sha, message))
         self.statuses[key] = self._written_status[key] = new_status
         report.status = new_status
-        if any(path != Layout.of(loaded).status for path in changed):
-            self.renders.pop(key, None)
+        if self._outside_generated(set(changed)):
+            self.renders.pop(key, None)  # e.g. the target's `replicas:`: build it again (or from the cache)
         return sha
 
     def _update(
