@@ -18,7 +18,7 @@ from pathlib import Path
 
 from dulwich.object_store import BaseObjectStore, commit_tree_changes
 from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tree
-from dulwich.refs import Ref
+from dulwich.refs import DiskRefsContainer, Ref
 from dulwich.repo import Repo as ObjectRepo
 from git import Actor, GitCommandError, Repo
 
@@ -217,7 +217,15 @@ class Workspace:
             )
         except GitCommandError as exc:
             raise GitError(f"git fetch {self.url} failed: {_stderr(exc)}") from exc
-        return self.repo.git.rev_parse(self.remote_ref)
+        return self._read_ref(f"refs/remotes/{self.remote_ref}") or self.repo.git.rev_parse(self.remote_ref)
+
+    def _read_ref(self, name: str) -> str | None:
+        """The commit a ref names, read in-process (no `git rev-parse`); None when dulwich cannot
+        say. A new reader each time: the refs a `git fetch` or `gc` just rewrote or packed."""
+        try:
+            return DiskRefsContainer(self.root / ".git")[Ref(name.encode())].decode()
+        except (KeyError, OSError, ValueError):
+            return None
 
     def sync(self, known_clean: bool = False) -> str:
         """Fetch and make the work tree exactly the remote branch; returns its head.
@@ -243,6 +251,8 @@ class Workspace:
     def head(self) -> str:
         if self._pending is not None:
             return self._pending[1].decode()
+        if self._repo is not None and (found := self._read_ref("HEAD")) is not None:
+            return found
         try:
             return self.repo.git.rev_parse("HEAD")
         except GitCommandError:
@@ -294,7 +304,8 @@ class Workspace:
 
     def _needs_git_add(self, paths: list[str]) -> bool:
         """Attributes (filters, eol) or core.autocrlf could change what `git add` stores: let git do it."""
-        attributes = {Path(self.repo.git_dir) / "info" / "attributes", self.root / ".gitattributes"}
+        # Not `self.repo`: that would move the branch ref (an fsync) before every commit.
+        attributes = {self.root / ".git" / "info" / "attributes", self.root / ".gitattributes"}
         for path in paths:
             parent = Path(path).parent
             while parent != Path("."):
