@@ -13,6 +13,7 @@ import os
 import shutil
 import stat
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from gitcanary.errors import GitError, PushRejected
 log = logging.getLogger(__name__)
 REMOTE = "origin"
 GIT_TIMEOUT_SECONDS = 120
+UNWRITTEN_LIMIT = 8 << 20  # bytes of in-process commits' objects held before they are written
 
 
 def _cleanup(message: str) -> str:
@@ -69,9 +71,6 @@ class _RecentTrees:
         while self._size > self.limit:  # the oldest first (dicts keep insertion order)
             self._size -= len(self._raw.pop(next(iter(self._raw))))
 
-    def over(self, store: BaseObjectStore) -> _TreeReader:
-        return _TreeReader(store, self)
-
     def get(self, sha: ObjectID) -> Tree | None:
         raw = self._raw.get(sha)
         if raw is None:
@@ -82,24 +81,33 @@ class _RecentTrees:
 
 
 class _TreeReader:
-    """The object store as dulwich's `commit_tree_changes` uses it, reading trees from `_RecentTrees`
-    first (a new Tree object each time: the caller edits what it gets)."""
+    """The object store as dulwich's `commit_tree_changes` uses it: trees from `_RecentTrees` or the
+    objects not written yet first (a new Tree object each time: the caller edits what it gets), and
+    new objects to `add` (kept to be written in one batch)."""
 
-    def __init__(self, store: BaseObjectStore, trees: _RecentTrees) -> None:
+    def __init__(
+        self,
+        store: BaseObjectStore,
+        trees: _RecentTrees,
+        unwritten: dict[ObjectID, ShaFile],
+        add: Callable[[ShaFile], None],
+    ) -> None:
         self.store = store
         self.trees = trees
+        self.unwritten = unwritten
+        self.add = add
 
     def __getitem__(self, sha: ObjectID) -> ShaFile:
         found = self.trees.get(sha)
         if found is not None:
             return found
-        obj = self.store[sha]
+        obj = self.unwritten[sha].copy() if sha in self.unwritten else self.store[sha]
         if isinstance(obj, Tree):
             self.trees.keep(obj)
         return obj
 
     def add_object(self, obj: ShaFile) -> None:
-        self.store.add_object(obj)
+        self.add(obj)
         if isinstance(obj, Tree):
             self.trees.keep(obj)
 
@@ -139,18 +147,23 @@ class Workspace:
         # once, before git next runs here (`repo`), not at every commit (each ref write is an fsync).
         self._pending: tuple[ObjectID, ObjectID] | None = None
         self._trees = _RecentTrees()
+        # The objects of in-process commits not on disk yet: written as one pack with the ref move
+        # (or when they pass UNWRITTEN_LIMIT bytes), not one loose file each.
+        self._unwritten: dict[ObjectID, ShaFile] = {}
+        self._unwritten_size = 0
 
     @property
     def repo(self) -> Repo:
         """The clone for git commands; the branch ref holds every in-process commit first."""
         if self._repo is None:
             self._repo = self._open_or_clone()
-        if self._pending is not None:
+        if self._pending is not None or self._unwritten:
             self._move_ref()
         return self._repo
 
     def _move_ref(self) -> None:
         """Move the branch from where it was to the newest in-process commit, compare-and-swap."""
+        self._write_objects()
         pending, self._pending = self._pending, None
         if pending is None:
             return
@@ -296,6 +309,20 @@ class Workspace:
             self._index_stale = False
             self.repo.git.reset("-q")
 
+    def _write_objects(self) -> None:
+        """The in-process commits' objects to disk, as one pack (no deltas: `compact` adds them)."""
+        if not self._unwritten:
+            return
+        objects, self._unwritten, self._unwritten_size = list(self._unwritten.values()), {}, 0
+        self._object_repo().object_store.add_objects([(obj, None) for obj in objects])
+
+    def _keep_unwritten(self, obj: ShaFile) -> None:
+        if obj.id not in self._unwritten:
+            self._unwritten[obj.id] = obj
+            self._unwritten_size += obj.raw_length()
+        if self._unwritten_size > UNWRITTEN_LIMIT:
+            self._write_objects()
+
     def _object_repo(self) -> ObjectRepo:
         if self._objects is None:
             self.repo  # noqa: B018 - clone first when needed
@@ -328,7 +355,8 @@ class Workspace:
             raise GitError(f"{self.root}: HEAD is not on {self.branch}; not committing")
         on_disk = self._pending[0] if self._pending is not None else objects.refs[ref]
         parent = self._pending[1] if self._pending is not None else on_disk
-        parent_tree = store[parent].tree  # type: ignore[attr-defined]
+        parent_commit = self._unwritten[parent] if parent in self._unwritten else store[parent]
+        parent_tree = parent_commit.tree  # type: ignore[attr-defined]
         changes: list[tuple[bytes, int | None, ObjectID | None]] = []
         for path in sorted(set(self._files(paths))):
             file = self.root / path
@@ -340,9 +368,10 @@ class Workspace:
             else:
                 changes.append((path.encode(), None, None))  # deleted
                 continue
-            store.add_object(blob)
+            self._keep_unwritten(blob)
             changes.append((path.encode(), mode, blob.id))
-        tree = commit_tree_changes(self._trees.over(store), parent_tree, changes)  # type: ignore[arg-type]
+        reader = _TreeReader(store, self._trees, self._unwritten, self._keep_unwritten)
+        tree = commit_tree_changes(reader, parent_tree, changes)  # type: ignore[arg-type]
         if tree == parent_tree:
             return parent.decode()
         who = f"{self.identity.name} <{self.identity.email}>".encode()
@@ -355,7 +384,7 @@ class Workspace:
         commit.author_time = commit.commit_time = now
         commit.author_timezone = commit.commit_timezone = offset
         commit.message = _cleanup(message).encode()
-        store.add_object(commit)
+        self._keep_unwritten(commit)
         self._pending = (on_disk, commit.id)  # the ref moves when git next runs here (`repo`)
         self._index_stale = True
         return commit.id.decode()
