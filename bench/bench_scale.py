@@ -343,7 +343,7 @@ def measure(
     finally:
         timers.restore()
     if n == max(args.canaries):
-        result.extra.update(idle_and_webhook(n, rec, clock, human, floor, log))
+        result.extra.update(idle_and_webhook(n, rec, clock, human, floor, log, args.profile))
     if n <= args.rollout_max:
         log(f"N={n}: carry the rollouts to Succeeded")
         for _ in range(20):
@@ -375,7 +375,13 @@ def measure(
 
 
 def idle_and_webhook(
-    n: int, rec: Any, clock: Clock, human: Path, floor: Floor, log: Callable[[str], None]
+    n: int,
+    rec: Any,
+    clock: Clock,
+    human: Path,
+    floor: Floor,
+    log: Callable[[str], None],
+    profile: str | None = None,
 ) -> dict[str, Any]:
     """At the largest N: a tick with nothing due beside a bare fetch; push -> first step while the
     tick waits for its N analyses, beside fetch + one commit + push."""
@@ -387,6 +393,13 @@ def idle_and_webhook(
             raise RuntimeError("a tick with nothing due committed")
         idle.append(time.perf_counter() - start)
     bare = [floor.fetch() for _ in range(5)]
+    if profile:
+        profiler = cProfile.Profile()
+        profiler.enable()
+        rec.tick()
+        profiler.disable()
+        profiler.dump_stats(f"{profile}.idle")
+        log(f"N={n}: cProfile of a tick with nothing due in {profile}.idle")
     log(f"N={n}: push -> first step of a bumped app while the tick waits for {n} analyses")
     remote = floor.source
     extra = n + 1
@@ -537,7 +550,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile",
         metavar="FILE",
-        help="cProfile the last analysis tick of each N into FILE.N (pstats format; slows that tick)",
+        help="cProfile the last analysis tick of each N into FILE.N, and a tick with nothing due into "
+        "FILE.idle (pstats format; slows those ticks)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args(argv)

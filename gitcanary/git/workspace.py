@@ -151,6 +151,7 @@ class Workspace:
         # (or when they pass UNWRITTEN_LIMIT bytes), not one loose file each.
         self._unwritten: dict[ObjectID, ShaFile] = {}
         self._unwritten_size = 0
+        self._autocrlf: bytes | None = None  # core.autocrlf as last read
 
     @property
     def repo(self) -> Repo:
@@ -340,12 +341,12 @@ class Workspace:
                 parent = parent.parent
         if any(file.exists() for file in attributes):
             return True
-        config = self._object_repo().get_config_stack()
-        try:
-            autocrlf = config.get((b"core",), b"autocrlf")
-        except KeyError:
-            return False
-        return autocrlf.lower() not in (b"false", b"")
+        if self._autocrlf is None:  # read once per object repo (`compact` makes a new one each tick)
+            try:
+                self._autocrlf = self._object_repo().get_config_stack().get((b"core",), b"autocrlf")
+            except KeyError:
+                self._autocrlf = b""
+        return self._autocrlf.lower() not in (b"false", b"")
 
     def _commit_in_process(self, message: str, paths: list[str]) -> str:
         objects = self._object_repo()
@@ -460,7 +461,7 @@ class Workspace:
         apps. In a pack, the trees of one tick are stored as small deltas of one another.
         """
         repo = self.repo  # the branch ref first
-        self._objects = None  # its pack list is reread on the next commit
+        self._objects, self._autocrlf = None, None  # its pack list and config are reread next commit
         try:
             repo.git.repack("-d", "-q")
             self.repo.git.execute(["git", "-c", "gc.autoDetach=false", "gc", "--auto", "--quiet"])
