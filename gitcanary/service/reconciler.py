@@ -183,6 +183,9 @@ class Reconciler:
         self._base = ""  # the commit this attempt's own commits go on (moves when the fast lane pushes)
         self._fast_commits: list[str] = []  # what the fast lane landed during this tick
         self._pass_commits: list[str] = []  # what the pass committed and has not pushed yet
+        # Canaries whose last decision was a wait `decide` repeats until an instant, as long as the
+        # objects it was decided from are these same ones: key -> (head, canary, status, render, until).
+        self._quiet: dict[str, tuple[str | None, Canary, CanaryStatus, Rendered, datetime]] = {}
 
     @property
     def root(self) -> Path:
@@ -493,6 +496,25 @@ class Reconciler:
             raise _AnalysisDue(key)
         return self._analyze(canary, self.catalog.templates, now, status)
 
+    def _still_quiet(self, key: str, loaded: LoadedCanary, now: datetime) -> bool:
+        """Would `decide` repeat this canary's last wait? Yes while the clock is before the instant it
+        named and the objects it read are the same ones (a new commit, status, build or manifest
+        replaces them). Never with a cluster observer or a forge, whose answers change on their own."""
+        quiet = self._quiet.get(key)
+        if quiet is None or self.observer is not None or self.publisher is not None:
+            return False
+        head, canary, status, rendered, until = quiet
+        return (
+            now < until
+            and head == self.last_head
+            and canary is loaded.canary
+            and self.statuses.get(key) is status
+            and self.renders.get(key) is rendered
+            and key not in self.respec
+            and key not in self._foreign
+            and key in self.reports
+        )
+
     def _due_analysis(self, key: str, now: datetime) -> CanaryStatus | None | bool:
         """Will `observe` ask this canary's analysis? Its status if so, else False. No side effects
         beyond the caches `observe` fills anyway: no webhook is called, nothing is written.
@@ -502,6 +524,8 @@ class Reconciler:
         """
         assert self.catalog is not None
         loaded = self.catalog.canaries[key]
+        if self._still_quiet(key, loaded, now):
+            return False
         status = self._status(key, loaded)
         if key in self._foreign:
             return False
@@ -640,6 +664,9 @@ class Reconciler:
         """Decide for one canary and commit the transition; the new commit, or None."""
         assert self.catalog is not None
         loaded = self.catalog.canaries[key]
+        if self._still_quiet(key, loaded, now):
+            return None  # the same wait as last tick: its report stands
+        self._quiet.pop(key, None)
         report = CanaryReport(key, loaded.source, warnings=loaded.warnings)
         before = self.reports.get(key)
         self.reports[key] = report
@@ -658,6 +685,8 @@ class Reconciler:
         respec = key in self.respec
         self.respec.discard(key)
         if decision.status is None:
+            if decision.quiet_until is not None and status is not None and not respec:
+                self._quiet[key] = (self.last_head, loaded.canary, status, rendered, decision.quiet_until)
             report.waiting = decision.reason
             if before is None or before.waiting != report.waiting:  # once per change, not every tick
                 log.info("%s: %s", key, report.waiting, extra={"canary": key})
