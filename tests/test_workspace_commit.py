@@ -119,4 +119,9 @@ def test_a_ticks_commits_land_as_one_pack_with_one_ref_move(
     assert loose(root) == cloned
     new_packs = len(list((root / ".git" / "objects" / "pack").glob("*.pack"))) - packs
     assert new_packs == 1 if limit > 1 else new_packs >= 6  # one per tick, or one per object batch
+    if limit > 1:  # the trees that list the apps are stored as deltas of one another
+        newest = max((root / ".git" / "objects" / "pack").glob("*.idx"), key=lambda p: p.stat().st_mtime)
+        rows = [line.split() for line in git("verify-pack", "-v", str(newest), cwd=root).splitlines()]
+        # A delta: sha, type, size, packed size, offset, depth, base.
+        assert any(len(row) == 7 and row[1] == "tree" for row in rows)
     assert git("rev-parse", "main", cwd=tmp_path / "remote.git").strip() == shas[-1]
