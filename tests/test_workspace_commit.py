@@ -5,6 +5,7 @@ after `flush`, and a repository `git fsck` finds sound. Real git, a real bare re
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -125,3 +126,36 @@ def test_a_ticks_commits_land_as_one_pack_with_one_ref_move(
         # A delta: sha, type, size, packed size, offset, depth, base.
         assert any(len(row) == 7 and row[1] == "tree" for row in rows)
     assert git("rev-parse", "main", cwd=tmp_path / "remote.git").strip() == shas[-1]
+
+
+def test_trees_edited_in_memory_follow_dirs_that_come_go_and_turn_into_files(tmp_path: Path) -> None:
+    """Commit after commit on the trees kept from the last one: a new dir, the dir deleted, a file
+    where it stood, a dir where the file stood. The oracle is git's own view: after each commit
+    the work tree and HEAD do not differ (`git status` is empty) and `git fsck` finds all sound."""
+    ws = workspace(tmp_path)
+    ws.sync()
+    root = ws.root
+
+    def commit(paths: list[str]) -> None:
+        ws.commit("step\n", paths)
+        ws.flush()
+        assert git("status", "--porcelain", "--untracked-files=all", cwd=root) == ""
+
+    (root / "apps" / "x" / "deep").mkdir(parents=True)
+    (root / "apps" / "x" / "a.yaml").write_text("a: 1\n")
+    (root / "apps" / "x" / "deep" / "b.yaml").write_text("b: 1\n")
+    commit(["apps/x"])
+    shutil.rmtree(root / "apps" / "x")
+    commit(["apps/x"])
+    assert "apps/x" not in git("ls-tree", "-r", "--name-only", "HEAD", cwd=root)
+    (root / "apps" / "x").write_text("now a file\n")
+    commit(["apps/x"])
+    (root / "apps" / "x").unlink()
+    (root / "apps" / "x").mkdir()
+    (root / "apps" / "x" / "c.yaml").write_text("c: 1\n")
+    commit(["apps/x/c.yaml", "apps/x"])
+    (root / "apps" / "web" / "kustomization.yaml").write_text("resources: [x]\n")
+    commit(["apps/web/kustomization.yaml"])
+    git("fsck", "--strict", cwd=root)
+    ws.push()
+    assert git("rev-parse", "main", cwd=tmp_path / "remote.git").strip() == ws.head()

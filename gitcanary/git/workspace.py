@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from dulwich.object_store import BaseObjectStore, commit_tree_changes
 from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tree
 from dulwich.pack import deltify_pack_objects
 from dulwich.refs import DiskRefsContainer, Ref
@@ -54,64 +53,32 @@ def _stderr(exc: GitCommandError) -> str:
     return text or str(exc)
 
 
-class _RecentTrees:
-    """The trees of recent in-process commits, kept raw in memory (at most `limit` bytes), so the
-    next commit reads its parent's trees without opening loose objects. Keyed by object id: an
-    id names one content, so a kept tree is never stale."""
+class _LiveTrees:
+    """The trees of the newest in-process commit that commits of this tick have read or written, by
+    directory ("" is the root), kept as mutable dulwich Trees: the next commit edits the few entries
+    on its paths instead of parsing and rebuilding every tree on them (the tree that lists every
+    app has thousands of entries). Valid for that one commit only; dropped at each `compact`."""
 
-    def __init__(self, limit: int = 8 << 20) -> None:
-        self.limit = limit
-        self._raw: dict[ObjectID, bytes] = {}
-        self._size = 0
+    def __init__(self, commit: ObjectID, root: Tree) -> None:
+        self.commit = commit
+        self.dirs: dict[str, Tree] = {"": root}
 
-    def keep(self, tree: Tree) -> None:
-        raw = tree.as_raw_string()
-        if tree.id in self._raw or len(raw) > self.limit:
-            return
-        self._raw[tree.id] = raw
-        self._size += len(raw)
-        while self._size > self.limit:  # the oldest first (dicts keep insertion order)
-            self._size -= len(self._raw.pop(next(iter(self._raw))))
-
-    def get(self, sha: ObjectID) -> Tree | None:
-        raw = self._raw.get(sha)
-        if raw is None:
-            return None
-        tree = Tree.from_raw_string(Tree.type_num, raw, sha)
-        assert isinstance(tree, Tree)
-        return tree
-
-
-class _TreeReader:
-    """The object store as dulwich's `commit_tree_changes` uses it: trees from `_RecentTrees` or the
-    objects not written yet first (a new Tree object each time: the caller edits what it gets), and
-    new objects to `add` (kept to be written in one batch)."""
-
-    def __init__(
-        self,
-        store: BaseObjectStore,
-        trees: _RecentTrees,
-        unwritten: dict[ObjectID, ShaFile],
-        add: Callable[[ShaFile], None],
-    ) -> None:
-        self.store = store
-        self.trees = trees
-        self.unwritten = unwritten
-        self.add = add
-
-    def __getitem__(self, sha: ObjectID) -> ShaFile:
-        found = self.trees.get(sha)
+    def get(self, directory: str, load: Callable[[ObjectID], Tree]) -> Tree:
+        """The tree of `directory` (an empty new one where there is none, or a file stands)."""
+        found = self.dirs.get(directory)
         if found is not None:
             return found
-        obj = self.unwritten[sha].copy() if sha in self.unwritten else self.store[sha]
-        if isinstance(obj, Tree):
-            self.trees.keep(obj)
-        return obj
+        parent_dir, _, name = directory.rpartition("/")
+        parent = self.get(parent_dir, load)
+        entry = parent[name.encode()] if name.encode() in parent else None  # noqa: SIM401 - no Tree.get
+        tree = load(entry[1]) if entry is not None and stat.S_ISDIR(entry[0]) else Tree()
+        self.dirs[directory] = tree
+        return tree
 
-    def add_object(self, obj: ShaFile) -> None:
-        self.add(obj)
-        if isinstance(obj, Tree):
-            self.trees.keep(obj)
+    def forget_under(self, path: str) -> None:
+        """`path` is no longer a directory: the trees kept for it and under it are stale."""
+        for directory in [d for d in self.dirs if d == path or d.startswith(path + "/")]:
+            del self.dirs[directory]
 
 
 @dataclass(frozen=True)
@@ -148,7 +115,7 @@ class Workspace:
         # (the branch ref on disk, the newest commit written in-process on top of it): the ref moves
         # once, before git next runs here (`repo`), not at every commit (each ref write is an fsync).
         self._pending: tuple[ObjectID, ObjectID] | None = None
-        self._trees = _RecentTrees()
+        self._live: _LiveTrees | None = None  # the newest in-process commit's trees, editable
         # The objects of in-process commits not on disk yet: written as one pack with the ref move
         # (or when they pass UNWRITTEN_LIMIT bytes), not one loose file each.
         self._unwritten: dict[ObjectID, ShaFile] = {}
@@ -360,36 +327,74 @@ class Workspace:
             raise GitError(f"{self.root}: HEAD is not on {self.branch}; not committing")
         on_disk = self._pending[0] if self._pending is not None else objects.refs[ref]
         parent = self._pending[1] if self._pending is not None else on_disk
-        parent_commit = self._unwritten[parent] if parent in self._unwritten else store[parent]
-        parent_tree = parent_commit.tree  # type: ignore[attr-defined]
-        changes: list[tuple[bytes, int | None, ObjectID | None]] = []
+
+        def load(sha: ObjectID) -> Tree:
+            found = self._unwritten[sha] if sha in self._unwritten else store[sha]
+            tree = Tree.from_raw_string(Tree.type_num, found.as_raw_string(), sha)  # a copy to edit
+            assert isinstance(tree, Tree)
+            return tree
+
+        live = self._live
+        if live is None or live.commit != parent:
+            parent_commit = self._unwritten[parent] if parent in self._unwritten else store[parent]
+            live = _LiveTrees(parent, load(parent_commit.tree))  # type: ignore[attr-defined]
+        self._live = None  # until this commit is whole: an error halfway leaves no half-edited trees
+        parent_tree = live.dirs[""].id
+        touched: set[str] = {""}
         for path in sorted(set(self._files(paths))):
             file = self.root / path
+            directory, _, name = path.rpartition("/")
+            tree = live.get(directory, load)
+            old = tree[name.encode()] if name.encode() in tree else None  # noqa: SIM401 - no Tree.get
+            if old is not None and stat.S_ISDIR(old[0]):
+                live.forget_under(path)  # a directory no more (deleted, or a file in its place)
             if file.is_symlink():
                 blob, mode = Blob.from_string(os.readlink(file).encode()), stat.S_IFLNK
             elif file.is_file():
                 executable = file.stat().st_mode & 0o111
                 blob, mode = Blob.from_string(file.read_bytes()), 0o100755 if executable else 0o100644
             else:
-                changes.append((path.encode(), None, None))  # deleted
-                continue
-            self._keep_unwritten(blob)
-            changes.append((path.encode(), mode, blob.id))
-        reader = _TreeReader(store, self._trees, self._unwritten, self._keep_unwritten)
-        tree = commit_tree_changes(reader, parent_tree, changes)  # type: ignore[arg-type]
-        if tree == parent_tree:
+                blob = None  # deleted
+            if blob is None:
+                if old is not None:
+                    del tree[name.encode()]
+            else:
+                self._keep_unwritten(blob)
+                tree[name.encode()] = (mode, blob.id)
+            while directory and directory not in touched:
+                touched.add(directory)
+                directory = directory.rpartition("/")[0]
+        # Deepest first, so each directory's entry in its parent names its new tree.
+        for directory in sorted(touched - {""}, key=lambda d: d.count("/"), reverse=True):
+            tree = live.get(directory, load)
+            parent_dir, _, name = directory.rpartition("/")
+            above = live.get(parent_dir, load)
+            if len(tree):
+                above[name.encode()] = (stat.S_IFDIR, tree.id)
+            elif name.encode() in above:
+                del above[name.encode()]  # git keeps no empty directory
+        tree_id = live.dirs[""].id
+        if tree_id == parent_tree:
+            self._live = live
             return parent.decode()
+        for directory in touched:
+            tree = live.get(directory, load)
+            if len(tree) or not directory:
+                copy = Tree.from_raw_string(Tree.type_num, tree.as_raw_string(), tree.id)
+                self._keep_unwritten(copy)  # a copy: the live tree is edited by the next commit
         who = f"{self.identity.name} <{self.identity.email}>".encode()
         now = int(time.time())
         offset = time.localtime(now).tm_gmtoff
         commit = Commit()
-        commit.tree = tree
+        commit.tree = tree_id
         commit.parents = [parent]
         commit.author = commit.committer = who
         commit.author_time = commit.commit_time = now
         commit.author_timezone = commit.commit_timezone = offset
         commit.message = _cleanup(message).encode()
         self._keep_unwritten(commit)
+        live.commit = commit.id
+        self._live = live
         self._pending = (on_disk, commit.id)  # the ref moves when git next runs here (`repo`)
         self._index_stale = True
         return commit.id.decode()
@@ -466,6 +471,7 @@ class Workspace:
         """
         repo = self.repo  # the branch ref first
         self._objects, self._autocrlf = None, None  # its pack list and config are reread next commit
+        self._live = None  # the next tick's first commit reads its trees again (bounded memory)
         try:
             repo.git.repack("-d", "-q")
             self.repo.git.execute(["git", "-c", "gc.autoDetach=false", "gc", "--auto", "--quiet"])
