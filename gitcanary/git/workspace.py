@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 REMOTE = "origin"
 GIT_TIMEOUT_SECONDS = 120
 UNWRITTEN_LIMIT = 8 << 20  # bytes of in-process commits' objects held before they are written
-DELTA_WINDOW = 2  # objects each one is compared with for a delta (git's default is 10: slower)
+DELTA_WINDOW = 1  # objects each one is compared with for a delta (git's default is 10: slower)
 
 
 def _cleanup(message: str) -> str:
