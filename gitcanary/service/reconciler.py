@@ -939,6 +939,7 @@ class Reconciler:
         self.refresh(head)
         assert self.catalog is not None
         self.reports = {k: v for k, v in self.reports.items() if k in self.catalog.canaries}
+        self._quiet = {k: v for k, v in self._quiet.items() if k in self.catalog.canaries}
         if self.publisher is not None:
             self.publisher.begin_tick(self.catalog.canaries, self.catalog.templates)
         commits = self._decide_all(self.clock())
