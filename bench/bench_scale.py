@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import cProfile
 import importlib
 import json
 import logging
@@ -307,10 +308,18 @@ def measure(
             before = gen.git("rev-parse", gen.BRANCH, cwd=remote)
             queries.clear()
             log(f"N={n}: analysis tick {repeat + 1}/{args.repeats}")
+            profiler = cProfile.Profile() if args.profile and repeat == args.repeats - 1 else None
             with timers.measuring() as parts:
                 start = time.perf_counter()
+                if profiler:
+                    profiler.enable()
                 tick = checked(rec.tick())
+                if profiler:
+                    profiler.disable()
                 seconds = time.perf_counter() - start
+            if profiler:
+                profiler.dump_stats(f"{args.profile}.{n}")
+                log(f"N={n}: cProfile of the last analysis tick in {args.profile}.{n} (times inflated)")
             if len(tick.commits) != n:
                 raise RuntimeError(f"the analysis tick committed {len(tick.commits)} steps, not {n}")
             after = gen.git("rev-parse", gen.BRANCH, cwd=remote)
@@ -334,7 +343,7 @@ def measure(
     finally:
         timers.restore()
     if n == max(args.canaries):
-        result.extra.update(idle_and_webhook(n, rec, clock, human, floor, log))
+        result.extra.update(idle_and_webhook(n, rec, clock, human, floor, log, args.profile))
     if n <= args.rollout_max:
         log(f"N={n}: carry the rollouts to Succeeded")
         for _ in range(20):
@@ -366,7 +375,13 @@ def measure(
 
 
 def idle_and_webhook(
-    n: int, rec: Any, clock: Clock, human: Path, floor: Floor, log: Callable[[str], None]
+    n: int,
+    rec: Any,
+    clock: Clock,
+    human: Path,
+    floor: Floor,
+    log: Callable[[str], None],
+    profile: str | None = None,
 ) -> dict[str, Any]:
     """At the largest N: a tick with nothing due beside a bare fetch; push -> first step while the
     tick waits for its N analyses, beside fetch + one commit + push."""
@@ -378,6 +393,13 @@ def idle_and_webhook(
             raise RuntimeError("a tick with nothing due committed")
         idle.append(time.perf_counter() - start)
     bare = [floor.fetch() for _ in range(5)]
+    if profile:
+        profiler = cProfile.Profile()
+        profiler.enable()
+        rec.tick()
+        profiler.disable()
+        profiler.dump_stats(f"{profile}.idle")
+        log(f"N={n}: cProfile of a tick with nothing due in {profile}.idle")
     log(f"N={n}: push -> first step of a bumped app while the tick waits for {n} analyses")
     remote = floor.source
     extra = n + 1
@@ -525,6 +547,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="N=10, 1 repeat: under 2 minutes")
     parser.add_argument("--json", action="store_true", help="write the figures as JSON to stdout")
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="cProfile the last analysis tick of each N into FILE.N, and a tick with nothing due into "
+        "FILE.idle (pstats format; slows those ticks)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args(argv)
     if args.quick:

@@ -425,6 +425,33 @@ def make_reconciler(url: str, workdir: Path, clock: Callable[[], datetime]) -> A
     return Reconciler(settings, clock=clock, analyzer=passing_analyzer)
 
 
+HERE = Path(__file__).resolve().parent
+MEMORY_CHILD = """
+import resource, sys, time
+from datetime import UTC, datetime
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+import bench_tick
+frozen = datetime.now(UTC).replace(microsecond=0)
+rec = bench_tick.make_reconciler(sys.argv[2], Path(sys.argv[3]), lambda: frozen)
+for _ in range(int(sys.argv[4])):
+    rec.tick()
+print(len(rec.reports), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def reconciler_memory(url: str, workdir: Path, ticks: int) -> dict[str, Any]:
+    """Peak RSS of a reconciler alone, in a process of its own: a cold start (clone, scan, every
+    build) and `ticks - 1` idle ticks. kustomize and git run in child processes, not counted."""
+    out = subprocess.run(
+        [sys.executable, "-c", MEMORY_CHILD, str(HERE), url, str(workdir), str(ticks)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    return {"canaries": int(out[0]), "ticks": ticks, "max_rss_mib": int(out[1]) / 1024}
+
+
 def summary(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
     p90 = ordered[max(0, math.ceil(0.9 * len(ordered)) - 1)]  # nearest rank
@@ -597,6 +624,11 @@ def _run(args: argparse.Namespace, tmp: Path, log: Callable[[str], None]) -> dic
         figures["initialization"] = {"apps": apps, **initialize(bench, initializer, keys_of(1, apps))}
         del initializer
 
+    if args.memory:
+        log("reconciler memory: cold start and idle ticks in a process of its own")
+        figures["memory"] = reconciler_memory(url, tmp / "work-memory", 1 + repeats)
+        if args.memory_only:
+            return figures
     log("cold start: a fresh Reconciler (fresh work dir, so it clones) on the initialized repo")
     fresh = make_reconciler(url, tmp / "work-fresh", clock)
     sample = bench.tick(fresh)
@@ -701,6 +733,15 @@ def table(f: dict[str, Any]) -> str:
     def builds(n: int | None) -> str:
         return "" if n is None else f"{n} kustomize builds"
 
+    if "memory" in f:
+        mem = f["memory"]
+        add(
+            "reconciler peak RSS",
+            f"{mem['max_rss_mib']:,.0f} MiB",
+            f"{mem['canaries']} canaries, cold start + {mem['ticks'] - 1} idle ticks, own process",
+        )
+    if "cold_start" not in f:
+        return "\n".join(f"{label}: {value}  {note}" for label, value, note in rows)
     add(
         "cold start (fresh work dir)",
         ms(f["cold_start"]["seconds"]),
@@ -814,6 +855,14 @@ def main(argv: list[str] | None = None) -> int:
         default=25,
         metavar="K",
         help="without --full-init: time the initialization of K apps added to the N (default 25; 0: skip)",
+    )
+    parser.add_argument(
+        "--memory",
+        action="store_true",
+        help="also measure the reconciler's peak RSS (cold start + idle ticks, in a process of its own)",
+    )
+    parser.add_argument(
+        "--memory-only", action="store_true", help="with --memory: measure that only, then stop"
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args(argv)

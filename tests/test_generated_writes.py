@@ -150,3 +150,79 @@ def test_the_targets_replicas_are_read_only_when_the_file_changed(
     assert scale(tmp_path, 0) == ["apps/web/kustomization.yaml"]
     assert replicas_on_disk(tmp_path) == [{"name": "web", "count": 0}]
     assert "# bumped by people" in file.read_text()
+
+
+def mirrored_route(weight: int, host: str = "web-canary", mirror: bool = False) -> dict[str, Any]:
+    doc = route(weight)
+    doc["spec"]["http"][0]["route"][1]["destination"]["host"] = host
+    doc["spec"]["http"][0]["retries"] = {"attempts": -3 + weight % 7, "perTryTimeout": "2s"}
+    doc["spec"]["http"][0]["mirror"] = mirror
+    doc["spec"]["ports"] = [80, weight * 1000, 2**40]
+    return doc
+
+
+@pytest.mark.parametrize("like", ["a:\n  b: 1\n", "a:\n    - b: 1\n", "a:\n- b: 1\n"])
+def test_numbers_filled_in_are_the_dump_of_the_numbers(like: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The oracle is ruamel's own dump of the same documents, with this file's indentation."""
+    monkeypatch.setattr(generate, "_NUMBERS_APART", {})
+    dumps: list[Any] = []
+    real = generate._dump
+
+    def counted(docs: list[Any], like: str | None) -> str:
+        dumps.append(docs)
+        return real(docs, like)
+
+    for weight in (0, 10, 55, 100, 7, 10):
+        docs = [mirrored_route(weight), {"kind": "DestinationRule", "spec": {"port": weight}}]
+        monkeypatch.setattr(generate, "_dump", counted)
+        filled = generate._dump_numbers_apart(PATH, docs, like)
+        monkeypatch.setattr(generate, "_dump", real)
+        assert filled == real(docs, like)
+    assert len(dumps) == 1  # one dump, the numbers filled in after it
+
+    # Anything but a number changed (a host, a flag, the indentation): dumped again, and seen.
+    for docs, style in (
+        ([mirrored_route(20, host="web-canary-2")], like),
+        ([mirrored_route(20, mirror=True)], like),
+        ([mirrored_route(20)], "a:\n   b: 1\n"),
+    ):
+        assert generate._dump_numbers_apart(PATH, docs, style) == real(docs, style)
+
+
+def test_a_string_that_looks_like_a_token_is_dumped_as_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(generate, "_NUMBERS_APART", {})
+    docs = [{"a": generate._TOKEN.format(0), "b": 5, "c": "x" + generate._TOKEN.format(1)}]
+    assert generate._dump_numbers_apart(PATH, docs, "") == generate._dump(docs, "")
+
+
+PRIMARY = (
+    "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web-primary\n  namespace: prod\n"
+    "spec:\n  replicas: {}\n"
+)
+
+
+def test_the_primarys_replicas_follow_its_content(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parsed once per content: the same text is not parsed again, an edit (same size) is seen."""
+    from gitcanary.manifests.generate import Layout, Rendered, primary_replicas
+
+    monkeypatch.setattr(generate, "_PRIMARY_REPLICAS", {})
+    loads: list[str] = []
+    real = yamlio.safe_load_all
+
+    def counted(text: str, source: str = "") -> Any:
+        loads.append(text)
+        return real(text, source)
+
+    monkeypatch.setattr(yamlio, "safe_load_all", counted)
+    layout = Layout("apps/web", "apps/web-gitcanary", "web")
+    rendered = Rendered({"kind": "Deployment"}, None, "h", "r")
+    file = tmp_path / layout.primary
+    file.parent.mkdir(parents=True)
+    assert primary_replicas(tmp_path, layout, rendered) == 1  # no primary yet
+    file.write_text(PRIMARY.format(3))
+    assert primary_replicas(tmp_path, layout, rendered) == 3
+    parsed = len(loads)
+    assert primary_replicas(tmp_path, layout, rendered) == 3
+    assert len(loads) == parsed
+    file.write_text(PRIMARY.format(4))
+    assert primary_replicas(tmp_path, layout, rendered) == 4

@@ -12,7 +12,7 @@ calls `decide` again with `Observation.checks` set.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from gitcanary.core import gates, holds
@@ -82,6 +82,9 @@ class Decision:
     # The checks this decision was made on, set by the edge that ran them; they become
     # `Gitcanary-Check` trailers so audits read values without parsing the human lines.
     checks: tuple[CheckResult, ...] = ()
+    # A wait that `decide` repeats for any instant before this one while nothing else it reads
+    # changes (the same canary, status and observation but for `now`): the edge need not ask again.
+    quiet_until: datetime | None = None
 
 
 def strategy_of(canary: Canary) -> Strategy:
@@ -194,7 +197,9 @@ def decide(canary: Canary, status: CanaryStatus | None, obs: Observation) -> Dec
     if canary.spec.skip_analysis:
         return _promote(canary, status, obs, skip=True)
     if not _due(canary, status, obs):
-        return Decision(Action.NONE, "waiting for the next analysis interval")
+        # Only the clock moves `_due` here; with a cluster observer, the cluster can change too.
+        until = _analysis_at(canary, status, obs) if obs.cluster is None else None
+        return Decision(Action.NONE, "waiting for the next analysis interval", quiet_until=until)
     if not _live(obs):
         return Decision(Action.NONE, "waiting for the last step to be applied")
     manual = _rollback_hook(canary, status, obs)
@@ -234,14 +239,24 @@ def decide(canary: Canary, status: CanaryStatus | None, obs: Observation) -> Dec
     return _advance_iterations(canary, status, obs, strategy)
 
 
-def _due(canary: Canary, status: CanaryStatus, obs: Observation) -> bool:
+def _since(status: CanaryStatus, obs: Observation) -> datetime:
     # An interval after the last transition, a due analysis that committed nothing (a closed gate),
     # or, with a cluster observer, the moment the step went live (not its push): the latest of them.
     since = max(status.last_transition_time, obs.last_attempt or status.last_transition_time)
     if obs.cluster is not None and obs.cluster.live_since is not None:
         since = max(since, obs.cluster.live_since)
-    elapsed = (obs.now - since).total_seconds()
+    return since
+
+
+def _due(canary: Canary, status: CanaryStatus, obs: Observation) -> bool:
+    elapsed = (obs.now - _since(status, obs)).total_seconds()
     return elapsed >= canary.spec.analysis.interval_seconds
+
+
+def _analysis_at(canary: Canary, status: CanaryStatus, obs: Observation) -> datetime:
+    """The first instant `_due` can hold, a microsecond early (timedelta rounds to microseconds)."""
+    interval = timedelta(seconds=canary.spec.analysis.interval_seconds) - timedelta(microseconds=1)
+    return _since(status, obs) + interval
 
 
 def _live(obs: Observation) -> bool:

@@ -13,12 +13,13 @@ import os
 import shutil
 import stat
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from dulwich.object_store import commit_tree_changes
-from dulwich.objects import Blob, Commit, ObjectID
-from dulwich.refs import Ref
+from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tree
+from dulwich.pack import deltify_pack_objects
+from dulwich.refs import DiskRefsContainer, Ref
 from dulwich.repo import Repo as ObjectRepo
 from git import Actor, GitCommandError, Repo
 
@@ -27,6 +28,8 @@ from gitcanary.errors import GitError, PushRejected
 log = logging.getLogger(__name__)
 REMOTE = "origin"
 GIT_TIMEOUT_SECONDS = 120
+UNWRITTEN_LIMIT = 8 << 20  # bytes of in-process commits' objects held before they are written
+DELTA_WINDOW = 1  # objects each one is compared with for a delta (git's default is 10: slower)
 
 
 def _cleanup(message: str) -> str:
@@ -48,6 +51,34 @@ def _stderr(exc: GitCommandError) -> str:
     if text.startswith("stderr:"):
         text = text[len("stderr:") :].strip().strip("'").strip()
     return text or str(exc)
+
+
+class _LiveTrees:
+    """The trees of the newest in-process commit that commits of this tick have read or written, by
+    directory ("" is the root), kept as mutable dulwich Trees: the next commit edits the few entries
+    on its paths instead of parsing and rebuilding every tree on them (the tree that lists every
+    app has thousands of entries). Valid for that one commit only; dropped at each `compact`."""
+
+    def __init__(self, commit: ObjectID, root: Tree) -> None:
+        self.commit = commit
+        self.dirs: dict[str, Tree] = {"": root}
+
+    def get(self, directory: str, load: Callable[[ObjectID], Tree]) -> Tree:
+        """The tree of `directory` (an empty new one where there is none, or a file stands)."""
+        found = self.dirs.get(directory)
+        if found is not None:
+            return found
+        parent_dir, _, name = directory.rpartition("/")
+        parent = self.get(parent_dir, load)
+        entry = parent[name.encode()] if name.encode() in parent else None  # noqa: SIM401 - no Tree.get
+        tree = load(entry[1]) if entry is not None and stat.S_ISDIR(entry[0]) else Tree()
+        self.dirs[directory] = tree
+        return tree
+
+    def forget_under(self, path: str) -> None:
+        """`path` is no longer a directory: the trees kept for it and under it are stale."""
+        for directory in [d for d in self.dirs if d == path or d.startswith(path + "/")]:
+            del self.dirs[directory]
 
 
 @dataclass(frozen=True)
@@ -81,12 +112,34 @@ class Workspace:
         self._objects: ObjectRepo | None = None
         # Commits written in-process move HEAD but leave git's index at the old tree until `flush`.
         self._index_stale = False
+        # (the branch ref on disk, the newest commit written in-process on top of it): the ref moves
+        # once, before git next runs here (`repo`), not at every commit (each ref write is an fsync).
+        self._pending: tuple[ObjectID, ObjectID] | None = None
+        self._live: _LiveTrees | None = None  # the newest in-process commit's trees, editable
+        # The objects of in-process commits not on disk yet: written as one pack with the ref move
+        # (or when they pass UNWRITTEN_LIMIT bytes), not one loose file each.
+        self._unwritten: dict[ObjectID, ShaFile] = {}
+        self._unwritten_size = 0
+        self._autocrlf: bytes | None = None  # core.autocrlf as last read
 
     @property
     def repo(self) -> Repo:
+        """The clone for git commands; the branch ref holds every in-process commit first."""
         if self._repo is None:
             self._repo = self._open_or_clone()
+        if self._pending is not None or self._unwritten:
+            self._move_ref()
         return self._repo
+
+    def _move_ref(self) -> None:
+        """Move the branch from where it was to the newest in-process commit, compare-and-swap."""
+        self._write_objects()
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        ref = Ref(b"refs/heads/" + self.branch.encode())
+        if not self._object_repo().refs.set_if_equals(ref, pending[0], pending[1]):
+            raise GitError(f"{self.root}: {self.branch} moved while committing")
 
     def _open_or_clone(self) -> Repo:
         self._lock()
@@ -147,7 +200,15 @@ class Workspace:
             )
         except GitCommandError as exc:
             raise GitError(f"git fetch {self.url} failed: {_stderr(exc)}") from exc
-        return self.repo.git.rev_parse(self.remote_ref)
+        return self._read_ref(f"refs/remotes/{self.remote_ref}") or self.repo.git.rev_parse(self.remote_ref)
+
+    def _read_ref(self, name: str) -> str | None:
+        """The commit a ref names, read in-process (no `git rev-parse`); None when dulwich cannot
+        say. A new reader each time: the refs a `git fetch` or `gc` just rewrote or packed."""
+        try:
+            return DiskRefsContainer(self.root / ".git")[Ref(name.encode())].decode()
+        except (KeyError, OSError, ValueError):
+            return None
 
     def sync(self, known_clean: bool = False) -> str:
         """Fetch and make the work tree exactly the remote branch; returns its head.
@@ -171,6 +232,10 @@ class Workspace:
         git.clean("-fdq")
 
     def head(self) -> str:
+        if self._pending is not None:
+            return self._pending[1].decode()
+        if self._repo is not None and (found := self._read_ref("HEAD")) is not None:
+            return found
         try:
             return self.repo.git.rev_parse("HEAD")
         except GitCommandError:
@@ -214,6 +279,22 @@ class Workspace:
             self._index_stale = False
             self.repo.git.reset("-q")
 
+    def _write_objects(self) -> None:
+        """The in-process commits' objects to disk, as one pack in which each is stored as a delta of
+        a similar one (the trees that list every app differ by an entry from commit to commit)."""
+        if not self._unwritten:
+            return
+        objects, self._unwritten, self._unwritten_size = list(self._unwritten.values()), {}, 0
+        records = deltify_pack_objects(iter((obj, None) for obj in objects), window_size=DELTA_WINDOW)
+        self._object_repo().object_store.add_pack_data(len(objects), records)
+
+    def _keep_unwritten(self, obj: ShaFile) -> None:
+        if obj.id not in self._unwritten:
+            self._unwritten[obj.id] = obj
+            self._unwritten_size += obj.raw_length()
+        if self._unwritten_size > UNWRITTEN_LIMIT:
+            self._write_objects()
+
     def _object_repo(self) -> ObjectRepo:
         if self._objects is None:
             self.repo  # noqa: B018 - clone first when needed
@@ -222,7 +303,8 @@ class Workspace:
 
     def _needs_git_add(self, paths: list[str]) -> bool:
         """Attributes (filters, eol) or core.autocrlf could change what `git add` stores: let git do it."""
-        attributes = {Path(self.repo.git_dir) / "info" / "attributes", self.root / ".gitattributes"}
+        # Not `self.repo`: that would move the branch ref (an fsync) before every commit.
+        attributes = {self.root / ".git" / "info" / "attributes", self.root / ".gitattributes"}
         for path in paths:
             parent = Path(path).parent
             while parent != Path("."):
@@ -230,50 +312,90 @@ class Workspace:
                 parent = parent.parent
         if any(file.exists() for file in attributes):
             return True
-        config = self._object_repo().get_config_stack()
-        try:
-            autocrlf = config.get((b"core",), b"autocrlf")
-        except KeyError:
-            return False
-        return autocrlf.lower() not in (b"false", b"")
+        if self._autocrlf is None:  # read once per object repo (`compact` makes a new one each tick)
+            try:
+                self._autocrlf = self._object_repo().get_config_stack().get((b"core",), b"autocrlf")
+            except KeyError:
+                self._autocrlf = b""
+        return self._autocrlf.lower() not in (b"false", b"")
 
     def _commit_in_process(self, message: str, paths: list[str]) -> str:
         objects = self._object_repo()
         store = objects.object_store
-        parent = objects.refs[Ref(b"HEAD")]
-        parent_tree = store[parent].tree  # type: ignore[attr-defined]
-        changes: list[tuple[bytes, int | None, ObjectID | None]] = []
+        ref = Ref(b"refs/heads/" + self.branch.encode())
+        if objects.refs.read_ref(Ref(b"HEAD")) != b"ref: " + ref:
+            raise GitError(f"{self.root}: HEAD is not on {self.branch}; not committing")
+        on_disk = self._pending[0] if self._pending is not None else objects.refs[ref]
+        parent = self._pending[1] if self._pending is not None else on_disk
+
+        def load(sha: ObjectID) -> Tree:
+            found = self._unwritten[sha] if sha in self._unwritten else store[sha]
+            tree = Tree.from_raw_string(Tree.type_num, found.as_raw_string(), sha)  # a copy to edit
+            assert isinstance(tree, Tree)
+            return tree
+
+        live = self._live
+        if live is None or live.commit != parent:
+            parent_commit = self._unwritten[parent] if parent in self._unwritten else store[parent]
+            live = _LiveTrees(parent, load(parent_commit.tree))  # type: ignore[attr-defined]
+        self._live = None  # until this commit is whole: an error halfway leaves no half-edited trees
+        parent_tree = live.dirs[""].id
+        touched: set[str] = {""}
         for path in sorted(set(self._files(paths))):
             file = self.root / path
+            directory, _, name = path.rpartition("/")
+            tree = live.get(directory, load)
+            old = tree[name.encode()] if name.encode() in tree else None  # noqa: SIM401 - no Tree.get
+            if old is not None and stat.S_ISDIR(old[0]):
+                live.forget_under(path)  # a directory no more (deleted, or a file in its place)
             if file.is_symlink():
                 blob, mode = Blob.from_string(os.readlink(file).encode()), stat.S_IFLNK
             elif file.is_file():
                 executable = file.stat().st_mode & 0o111
                 blob, mode = Blob.from_string(file.read_bytes()), 0o100755 if executable else 0o100644
             else:
-                changes.append((path.encode(), None, None))  # deleted
-                continue
-            store.add_object(blob)
-            changes.append((path.encode(), mode, blob.id))
-        tree = commit_tree_changes(store, parent_tree, changes)
-        if tree == parent_tree:
+                blob = None  # deleted
+            if blob is None:
+                if old is not None:
+                    del tree[name.encode()]
+            else:
+                self._keep_unwritten(blob)
+                tree[name.encode()] = (mode, blob.id)
+            while directory and directory not in touched:
+                touched.add(directory)
+                directory = directory.rpartition("/")[0]
+        # Deepest first, so each directory's entry in its parent names its new tree.
+        for directory in sorted(touched - {""}, key=lambda d: d.count("/"), reverse=True):
+            tree = live.get(directory, load)
+            parent_dir, _, name = directory.rpartition("/")
+            above = live.get(parent_dir, load)
+            if len(tree):
+                above[name.encode()] = (stat.S_IFDIR, tree.id)
+            elif name.encode() in above:
+                del above[name.encode()]  # git keeps no empty directory
+        tree_id = live.dirs[""].id
+        if tree_id == parent_tree:
+            self._live = live
             return parent.decode()
+        for directory in touched:
+            tree = live.get(directory, load)
+            if len(tree) or not directory:
+                copy = Tree.from_raw_string(Tree.type_num, tree.as_raw_string(), tree.id)
+                self._keep_unwritten(copy)  # a copy: the live tree is edited by the next commit
         who = f"{self.identity.name} <{self.identity.email}>".encode()
         now = int(time.time())
         offset = time.localtime(now).tm_gmtoff
         commit = Commit()
-        commit.tree = tree
+        commit.tree = tree_id
         commit.parents = [parent]
         commit.author = commit.committer = who
         commit.author_time = commit.commit_time = now
         commit.author_timezone = commit.commit_timezone = offset
         commit.message = _cleanup(message).encode()
-        store.add_object(commit)
-        ref = Ref(b"refs/heads/" + self.branch.encode())
-        if objects.refs.read_ref(Ref(b"HEAD")) != b"ref: " + ref:
-            raise GitError(f"{self.root}: HEAD is not on {self.branch}; not committing")
-        if not objects.refs.set_if_equals(ref, parent, commit.id):
-            raise GitError(f"{self.root}: {self.branch} moved while committing")
+        self._keep_unwritten(commit)
+        live.commit = commit.id
+        self._live = live
+        self._pending = (on_disk, commit.id)  # the ref moves when git next runs here (`repo`)
         self._index_stale = True
         return commit.id.decode()
 
@@ -347,9 +469,11 @@ class Workspace:
         generated dirs lists every app, so as loose objects a commit would grow with the number of
         apps. In a pack, the trees of one tick are stored as small deltas of one another.
         """
-        self._objects = None  # its pack list is reread on the next commit
+        repo = self.repo  # the branch ref first
+        self._objects, self._autocrlf = None, None  # its pack list and config are reread next commit
+        self._live = None  # the next tick's first commit reads its trees again (bounded memory)
         try:
-            self.repo.git.repack("-d", "-q")
+            repo.git.repack("-d", "-q")
             self.repo.git.execute(["git", "-c", "gc.autoDetach=false", "gc", "--auto", "--quiet"])
         except GitCommandError as exc:  # only disk use depends on it: never fail a tick
             log.warning("packing objects in %s failed: %s", self.root, _stderr(exc))

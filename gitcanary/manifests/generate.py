@@ -139,6 +139,10 @@ _WRITTEN: dict[str, tuple[str, str]] = {}
 _SCALED: dict[str, tuple[str, str, int]] = {}
 
 
+# The generated primary's replicas as last parsed: path -> (digest of its text, replicas).
+_PRIMARY_REPLICAS: dict[str, tuple[str, int]] = {}
+
+
 def _digest(text: str) -> str:
     return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
 
@@ -158,7 +162,7 @@ def write_documents(root: Path, path: str, docs: list[Obj]) -> bool:
     if old_text is not None and known is not None and known[0] == _digest(old_text):
         if known[1] == data:
             return False
-        new_text = _dump(docs, old_text)
+        new_text = _dump_numbers_apart(str(file), docs, old_text)
     else:
         new_text = _merged(path, docs, old_text)
     if "#" not in new_text:  # no comment a plain dump would lose
@@ -194,6 +198,50 @@ def _merged(path: str, docs: list[Obj], old_text: str | None) -> str:
         if len(current) == len(docs):
             docs = [merge(old, new) for old, new in zip(current, docs, strict=True)]
     return _dump(docs, old_text)
+
+
+# Per generated file, its last dump with every integer value as a token: (key, text). A step that
+# changes only numbers (a weight) fills the tokens in instead of dumping again. About one file's
+# size per canary's routing file.
+_NUMBERS_APART: dict[str, tuple[str, str]] = {}
+_TOKEN = "gitcanary0int0{}0z"
+
+
+def _dump_numbers_apart(path: str, docs: list[Obj], like: str) -> str:
+    """`_dump(docs, like)`, byte for byte, from the file's last dump with its integers as tokens.
+
+    An integer value and a token (letters and digits) are both written as one plain scalar on the
+    line where the value goes, so putting each number's text where its token stood gives the dump
+    of the numbers. The key is everything else: the documents with the integers out, and the
+    indentation `like` sets.
+    """
+    numbers: list[int] = []
+
+    def apart(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: apart(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [apart(item) for item in value]
+        if type(value) is int:
+            numbers.append(value)
+            return _TOKEN.format(len(numbers) - 1)
+        return value
+
+    shaped = [apart(doc) for doc in docs]
+    key = _digest(json.dumps([shaped, yamlio.indentation(like)], default=str))
+    known = _NUMBERS_APART.get(path)
+    if known is None or known[0] != key:
+        template = _dump(shaped, like)
+        if any(template.count(_TOKEN.format(i)) != 1 for i in range(len(numbers))) or (
+            _TOKEN.format(len(numbers)) in template
+        ):
+            _NUMBERS_APART.pop(path, None)
+            return _dump(docs, like)  # a token also stood elsewhere (in a string): no shortcut
+        known = _NUMBERS_APART[path] = (key, template)
+    text = known[1]
+    for index, number in enumerate(numbers):
+        text = text.replace(_TOKEN.format(index), str(number), 1)
+    return text
 
 
 def _dump(docs: list[Obj], like: str | None) -> str:
@@ -254,10 +302,19 @@ def primary_replicas(root: Path, layout: Layout, rendered: Rendered) -> int:
     """How many pods the canary runs during analysis: the primary's count, the HPA's minimum, or 1."""
     if rendered.autoscaler is not None:
         return int(rendered.autoscaler.get("spec", {}).get("minReplicas") or 1)
-    primary = read_primary(root, layout)
+    file = paths.no_symlink(root, layout.primary, field="(generated file)")
+    text = file.read_text() if file.exists() else ""
+    # Asked at every step of every canary: the parse is kept by the file's content (one int each).
+    key, known = _digest(text), _PRIMARY_REPLICAS.get(str(file))
+    if known is not None and known[0] == key:
+        return known[1]
+    docs = [doc for doc in yamlio.safe_load_all(text, layout.primary) if isinstance(doc, dict)]
+    primary = render.find_object(docs, "Deployment", f"{layout.target}-primary")
+    replicas = 1
     if primary and primary.get("spec", {}).get("replicas") is not None:
-        return int(primary["spec"]["replicas"])
-    return 1
+        replicas = int(primary["spec"]["replicas"])
+    _PRIMARY_REPLICAS[str(file)] = (key, replicas)
+    return replicas
 
 
 class FileWriter:

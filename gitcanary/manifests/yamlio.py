@@ -116,12 +116,12 @@ def _yaml(text: str | None = None) -> YAML:
     yaml = _bounded(YAML(typ="rt"))
     yaml.preserve_quotes = True
     yaml.width = 4096  # never re-wrap long strings (PromQL, commands)
-    mapping, sequence, offset = _indentation(text or "")
+    mapping, sequence, offset = indentation(text or "")
     yaml.indent(mapping=mapping, sequence=sequence, offset=offset)
     return yaml
 
 
-def _indentation(text: str) -> tuple[int, int, int]:
+def indentation(text: str) -> tuple[int, int, int]:
     """Guess (mapping, sequence, offset) from the file so a re-dump keeps its style."""
     mapping = 2
     for match in re.finditer(r"^( +)\S", text, re.M):

@@ -183,6 +183,9 @@ class Reconciler:
         self._base = ""  # the commit this attempt's own commits go on (moves when the fast lane pushes)
         self._fast_commits: list[str] = []  # what the fast lane landed during this tick
         self._pass_commits: list[str] = []  # what the pass committed and has not pushed yet
+        # Canaries whose last decision was a wait `decide` repeats until an instant, as long as the
+        # objects it was decided from are these same ones: key -> (head, canary, status, render, until).
+        self._quiet: dict[str, tuple[str | None, Canary, CanaryStatus, Rendered, datetime]] = {}
 
     @property
     def root(self) -> Path:
@@ -206,9 +209,12 @@ class Reconciler:
             for path in sorted(changed):
                 if path.endswith(files.YAML_SUFFIXES):
                     discovery.scan_file(self.catalog, self.root, path)
+            # A change inside the generated dirs only (gitcanary's own steps) leaves every build's
+            # digest as it was (`_build` leaves them out): the builds stay, unread.
+            outside = self._outside_generated(changed)
             for key in list(self.renders) + list(self.render_errors):
                 inputs = self.inputs.get(key, set())
-                if files.affects(inputs, changed):
+                if files.affects(inputs, outside):
                     self.renders.pop(key, None)
                     self.render_errors.pop(key, None)
                     loaded = self.catalog.canaries.get(key)
@@ -216,7 +222,7 @@ class Reconciler:
                         # The generated `<ingress>-canary` copies the user's Ingress: follow its edits
                         # (host, TLS, annotations) in an update commit, as Flagger's router reconciles it.
                         generated = Layout.of(loaded).generated_dir
-                        if files.affects(inputs - {generated}, changed):
+                        if files.affects(inputs - {generated}, outside):
                             self.respec.add(key)
             for key in list(self.statuses):
                 loaded = self.catalog.canaries.get(key)
@@ -285,6 +291,18 @@ class Reconciler:
             canaries = self.catalog.canaries.values() if self.catalog is not None else ()
             self._generated_dirs = {Layout.of(loaded).generated_dir for loaded in canaries}
         return self._generated_dirs
+
+    def _outside_generated(self, changed: set[str]) -> set[str]:
+        """The paths of `changed` outside every canary's generated dir: those a build's digest reads."""
+        generated = {path for path in self._generated() if path}
+        if not generated:
+            return set(changed)
+        outside = set()
+        for path in changed:
+            parts = path.split("/")
+            if not any("/".join(parts[:end]) in generated for end in range(1, len(parts) + 1)):
+                outside.add(path)
+        return outside
 
     def _remember_render(
         self, key: str, loaded: LoadedCanary, rendered: Rendered | GitcanaryError, inputs: set[str]
@@ -478,6 +496,25 @@ class Reconciler:
             raise _AnalysisDue(key)
         return self._analyze(canary, self.catalog.templates, now, status)
 
+    def _still_quiet(self, key: str, loaded: LoadedCanary, now: datetime) -> bool:
+        """Would `decide` repeat this canary's last wait? Yes while the clock is before the instant it
+        named and the objects it read are the same ones (a new commit, status, build or manifest
+        replaces them). Never with a cluster observer or a forge, whose answers change on their own."""
+        quiet = self._quiet.get(key)
+        if quiet is None or self.observer is not None or self.publisher is not None:
+            return False
+        head, canary, status, rendered, until = quiet
+        return (
+            now < until
+            and head == self.last_head
+            and canary is loaded.canary
+            and self.statuses.get(key) is status
+            and self.renders.get(key) is rendered
+            and key not in self.respec
+            and key not in self._foreign
+            and key in self.reports
+        )
+
     def _due_analysis(self, key: str, now: datetime) -> CanaryStatus | None | bool:
         """Will `observe` ask this canary's analysis? Its status if so, else False. No side effects
         beyond the caches `observe` fills anyway: no webhook is called, nothing is written.
@@ -487,6 +524,8 @@ class Reconciler:
         """
         assert self.catalog is not None
         loaded = self.catalog.canaries[key]
+        if self._still_quiet(key, loaded, now):
+            return False
         status = self._status(key, loaded)
         if key in self._foreign:
             return False
@@ -625,6 +664,9 @@ class Reconciler:
         """Decide for one canary and commit the transition; the new commit, or None."""
         assert self.catalog is not None
         loaded = self.catalog.canaries[key]
+        if self._still_quiet(key, loaded, now):
+            return None  # the same wait as last tick: its report stands
+        self._quiet.pop(key, None)
         report = CanaryReport(key, loaded.source, warnings=loaded.warnings)
         before = self.reports.get(key)
         self.reports[key] = report
@@ -643,6 +685,8 @@ class Reconciler:
         respec = key in self.respec
         self.respec.discard(key)
         if decision.status is None:
+            if decision.quiet_until is not None and status is not None and not respec:
+                self._quiet[key] = (self.last_head, loaded.canary, status, rendered, decision.quiet_until)
             report.waiting = decision.reason
             if before is None or before.waiting != report.waiting:  # once per change, not every tick
                 log.info("%s: %s", key, report.waiting, extra={"canary": key})
@@ -680,8 +724,8 @@ class Reconciler:
         self._transitions.append(self.hooks.transition(key, loaded.canary, status, decision, sha, message))
         self.statuses[key] = self._written_status[key] = new_status
         report.status = new_status
-        if any(path != Layout.of(loaded).status for path in changed):
-            self.renders.pop(key, None)
+        if self._outside_generated(set(changed)):
+            self.renders.pop(key, None)  # e.g. the target's `replicas:`: build it again (or from the cache)
         return sha
 
     def _update(
@@ -895,6 +939,7 @@ class Reconciler:
         self.refresh(head)
         assert self.catalog is not None
         self.reports = {k: v for k, v in self.reports.items() if k in self.catalog.canaries}
+        self._quiet = {k: v for k, v in self._quiet.items() if k in self.catalog.canaries}
         if self.publisher is not None:
             self.publisher.begin_tick(self.catalog.canaries, self.catalog.templates)
         commits = self._decide_all(self.clock())
