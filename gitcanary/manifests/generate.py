@@ -260,15 +260,26 @@ def read_status(root: Path, layout: Layout) -> CanaryStatus | None:
 
 
 def read_objects(root: Path, path: str) -> list[Obj]:
+    return _objects(_generated_text(root, path), path)
+
+
+def _generated_text(root: Path, path: str) -> str:
+    """A generated file's text ("" when it does not exist), never read through a symlink."""
     file = paths.no_symlink(root, path, field="(generated file)")
-    if not file.exists():
-        return []
-    return [doc for doc in yamlio.safe_load_all(file.read_text(), path) if isinstance(doc, dict)]
+    return file.read_text() if file.exists() else ""
+
+
+def _objects(text: str, path: str) -> list[Obj]:
+    return [doc for doc in yamlio.safe_load_all(text, path) if isinstance(doc, dict)]
 
 
 def read_primary(root: Path, layout: Layout) -> Obj | None:
     """The generated primary Deployment as Git holds it, None before initialization."""
-    return render.find_object(read_objects(root, layout.primary), "Deployment", f"{layout.target}-primary")
+    return _primary_in(read_objects(root, layout.primary), layout)
+
+
+def _primary_in(docs: list[Obj], layout: Layout) -> Obj | None:
+    return render.find_object(docs, "Deployment", f"{layout.target}-primary")
 
 
 def changed_images(
@@ -302,18 +313,17 @@ def primary_replicas(root: Path, layout: Layout, rendered: Rendered) -> int:
     """How many pods the canary runs during analysis: the primary's count, the HPA's minimum, or 1."""
     if rendered.autoscaler is not None:
         return int(rendered.autoscaler.get("spec", {}).get("minReplicas") or 1)
-    file = paths.no_symlink(root, layout.primary, field="(generated file)")
-    text = file.read_text() if file.exists() else ""
+    text = _generated_text(root, layout.primary)
     # Asked at every step of every canary: the parse is kept by the file's content (one int each).
-    key, known = _digest(text), _PRIMARY_REPLICAS.get(str(file))
+    where = str(root / layout.primary)
+    key, known = _digest(text), _PRIMARY_REPLICAS.get(where)
     if known is not None and known[0] == key:
         return known[1]
-    docs = [doc for doc in yamlio.safe_load_all(text, layout.primary) if isinstance(doc, dict)]
-    primary = render.find_object(docs, "Deployment", f"{layout.target}-primary")
+    primary = _primary_in(_objects(text, layout.primary), layout)
     replicas = 1
     if primary and primary.get("spec", {}).get("replicas") is not None:
         replicas = int(primary["spec"]["replicas"])
-    _PRIMARY_REPLICAS[str(file)] = (key, replicas)
+    _PRIMARY_REPLICAS[where] = (key, replicas)
     return replicas
 
 
