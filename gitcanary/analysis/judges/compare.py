@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import NamedTuple, Protocol, runtime_checkable
 
 from gitcanary.analysis import run as threshold_run
@@ -203,6 +204,21 @@ def _judge_metric(
         low, high = (metric.threshold, None) if plan.bound == "min" else (None, metric.threshold)
     window_start = (start + timedelta(seconds=settings.step_seconds)).timestamp()
     ratio = _default_floor(metric.name, higher_is_worse).kind == "pp"
+    # Both ways of counting (a ratio's errors, a histogram's slow requests) share these rules and
+    # this look's share of `1 - confidence`; each adds its own evidence.
+    on_counts = partial(
+        compare_counts,
+        higher_is_worse=higher_is_worse,
+        floor=floor,
+        min_samples=settings.min_samples,
+        low=low,
+        high=high,
+        now=values_now,
+    )
+
+    def spent(canary_steps: list[Step]) -> float:
+        return spent_alpha(settings.confidence, _look(canary_steps, settings.step_seconds, every), looks)
+
     if ratio and volumes is not None:
         canary_steps, primary_steps = _steps(points, volumes, higher_is_worse)
         # The canary's requests over the metric's own interval, for the rail's test.
@@ -216,17 +232,10 @@ def _judge_metric(
             Step(sum(c.requests for c, _ in latest), sum(c.bad for c, _ in latest)),
             Step(sum(p.requests for _, p in latest), sum(p.bad for _, p in latest)),
         )
-        look = _look(canary_steps, settings.step_seconds, every)
-        outcome = compare_counts(
+        outcome = on_counts(
             canary_steps,
             primary_steps,
-            higher_is_worse=higher_is_worse,
-            floor=floor,
-            alpha=spent_alpha(settings.confidence, look, looks),
-            min_samples=settings.min_samples,
-            low=low,
-            high=high,
-            now=values_now,
+            alpha=spent(canary_steps),
             recent=recent,
             rail_alpha=alpha,
             whole_alpha=1 - settings.confidence,
@@ -247,17 +256,10 @@ def _judge_metric(
         except AnalysisError as exc:
             return threshold_run._failed(metric, f"query failed ({exc})", plan.note)
         if counted is not None:
-            look = _look(counted.canary, settings.step_seconds, every)
-            outcome = compare_counts(
+            outcome = on_counts(
                 counted.canary,
                 counted.primary,
-                higher_is_worse=higher_is_worse,
-                floor=floor,
-                alpha=spent_alpha(settings.confidence, look, looks),
-                min_samples=settings.min_samples,
-                low=low,
-                high=high,
-                now=values_now,
+                alpha=spent(counted.canary),
                 values=counted.values,
                 p_value=counted.p_value,
             )
