@@ -40,6 +40,16 @@ MAX_BODY = 25 * 1024 * 1024  # GitHub caps payloads at 25 MB
 Relay = Callable[[str, bytes, dict[str, Any]], tuple[str, str] | None]
 
 
+def delivery_id(environ: dict[str, Any]) -> str:
+    """The forge's id of this delivery (GitHub, Gitea, GitLab), "" when it sent none."""
+    return str(
+        environ.get("HTTP_X_GITHUB_DELIVERY")
+        or environ.get("HTTP_X_GITEA_DELIVERY")
+        or environ.get("HTTP_X_GITLAB_EVENT_UUID")
+        or ""
+    )
+
+
 def signature(secret: bytes, body: bytes) -> str:
     return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
 
@@ -100,8 +110,9 @@ class WebhookReceiver:
         body = environ["wsgi.input"].read(length) if length else b""
         event = authenticate(self.secret, body, environ)
         if event is None:
-            delivery = environ.get("HTTP_X_GITHUB_DELIVERY") or environ.get("HTTP_X_GITEA_DELIVERY") or "?"
-            log.warning("webhook delivery %s refused: bad or missing signature or token", delivery)
+            log.warning(
+                "webhook delivery %s refused: bad or missing signature or token", delivery_id(environ) or "?"
+            )
             return plain(
                 "401 Unauthorized",
                 "bad or missing X-Hub-Signature-256, X-Gitea-Signature or X-Gitlab-Token\n",

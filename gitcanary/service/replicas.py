@@ -295,14 +295,13 @@ def _relayer(replica: Replica, secret: str) -> push_webhook.Relay:
             return "202 Accepted", "not leading, and no leader address to relay to: its poll sees the push\n"
         done: dict[str, str] = environ.setdefault(RELAYED, {})
         if endpoint not in done:
-            delivery = str(
-                environ.get("HTTP_X_GITHUB_DELIVERY")
-                or environ.get("HTTP_X_GITEA_DELIVERY")
-                or environ.get("HTTP_X_GITLAB_EVENT_UUID")
-                or ""
-            )
             done[endpoint] = relay.relay(
-                endpoint, secret.encode(), body, event, delivery, elector.state.identity
+                endpoint,
+                secret.encode(),
+                body,
+                event,
+                push_webhook.delivery_id(environ),
+                elector.state.identity,
             )
         if done[endpoint]:
             log.warning(
@@ -313,9 +312,7 @@ def _relayer(replica: Replica, secret: str) -> push_webhook.Relay:
                 extra=fields,
             )
             return "202 Accepted", "not leading; relaying to the leader failed: its poll sees the push\n"
-        log.info(
-            "%s: relayed a %s webhook to the leader %s", replica.name, event, holder, extra=fields
-        )
+        log.info("%s: relayed a %s webhook to the leader %s", replica.name, event, holder, extra=fields)
         return "202 Accepted", f"relayed to the leader {holder}\n"
 
     return relay_delivery
