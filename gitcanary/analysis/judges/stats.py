@@ -245,27 +245,25 @@ def conditional_p(canary: Sequence[Step], primary: Sequence[Step]) -> float:
     )
     total = round(sum(stratum[0] for stratum in strata.values()))
     observed = min(round(bad_canary), total)
-    sizes = [math.floor(stratum[0]) for stratum in strata.values()]
-    by_remainder = sorted(
-        range(len(sizes)), key=lambda i: list(strata.values())[i][0] - sizes[i], reverse=True
-    )
+    groups = list(strata.values())
+    sizes = [math.floor(stratum[0]) for stratum in groups]
+    by_remainder = sorted(range(len(sizes)), key=lambda i: groups[i][0] - sizes[i], reverse=True)
     for i in by_remainder[: max(total - sum(sizes), 0)]:
         sizes[i] += 1
     parts = [
         (n, requests_c / (requests_c + requests_p))
-        for n, (_, requests_c, requests_p) in zip(sizes, strata.values(), strict=True)
+        for n, (_, requests_c, requests_p) in zip(sizes, groups, strict=True)
         if n > 0
     ]
-    mean = sum(n * q for n, q in parts)
-    variance = sum(n * q * (1 - q) for n, q in parts)
-    pmf = np.ones(1)
     if total == 0:
         return 1.0
     if total > 3000:
-        sd = math.sqrt(variance)
+        mean = sum(n * q for n, q in parts)
+        sd = math.sqrt(sum(n * q * (1 - q) for n, q in parts))
         if sd == 0:
             return 1.0 if observed <= mean else 0.0
         return float(norm.sf((observed - mean) / sd))
+    pmf = np.ones(1)
     for n, q in parts:
         pmf = np.convolve(pmf, binom.pmf(np.arange(n + 1), n, q))
     above = float(pmf[observed + 1 :].sum())
