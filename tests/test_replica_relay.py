@@ -30,6 +30,7 @@ import pytest
 from conftest import ConfigRepo, make_config_repo
 from hook_server import HookServer
 from kube_emulator import Emulator, running_emulator
+from replica_processes import RunProcesses
 
 from gitcanary.service import relay
 from gitcanary.service.leases import ENDPOINT_ANNOTATION, lease_name
@@ -109,15 +110,14 @@ def initialized(repo: ConfigRepo, tmp: Path) -> None:
 LEASE_SECONDS = 15.0
 
 
-class Pair:
+class Pair(RunProcesses):
     """Two `gitcanary run` replicas of one repository, polling every POLL seconds."""
 
     def __init__(self, tmp: Path, repo: ConfigRepo, emulator: Emulator) -> None:
         self.tmp = tmp
         self.repo = repo
         self.emulator = emulator
-        self.processes: dict[int, subprocess.Popen[bytes]] = {}
-        self.logs: dict[int, Path] = {}
+        super().__init__()
 
     def start(self) -> None:
         kubeconfig = self.emulator.kubeconfig(self.tmp)
@@ -138,19 +138,6 @@ class Pair:
         self.wait_for(lambda: len(self.urls()) == 2, "both processes serving")
         self.wait_for(lambda: (self.lease().get("metadata") or {}).get("annotations"), "a recorded leader")
         self.wait_for(lambda: all(ready(url) for url in self.urls().values()), "both ready (first tick done)")
-
-    def stop(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-    def tail(self) -> str:
-        return "\n".join(f"--- {pid}\n{log.read_text()[-3000:]}" for pid, log in self.logs.items())
 
     def wait_for(self, predicate, what: str, timeout: float = 60) -> None:  # noqa: ANN001
         deadline = time.monotonic() + timeout

@@ -36,6 +36,7 @@ from hook_server import HookServer
 from kube_emulator import Emulator, running_emulator
 from oracle import assert_story, rollout_rows
 from prometheus_server import Exporter, PrometheusServer
+from replica_processes import RunProcesses
 from test_e2e_live import TrafficFeed
 
 from gitcanary.service.leases import lease_name
@@ -91,7 +92,7 @@ def canary_with_events(repo: ConfigRepo, events: str) -> None:
     repo.commit_and_push("canary analysis every 2s, events to the receiver")
 
 
-class Fleet:
+class Fleet(RunProcesses):
     """The `gitcanary run` processes of one test."""
 
     def __init__(self, tmp: Path, repos: list[ConfigRepo], prometheus: str, kubeconfig: Path) -> None:
@@ -99,8 +100,7 @@ class Fleet:
         self.repos = repos
         self.prometheus = prometheus
         self.kubeconfig = kubeconfig
-        self.processes: dict[int, subprocess.Popen[bytes]] = {}
-        self.logs: dict[int, Path] = {}
+        super().__init__()
 
     def start(self, index: int) -> subprocess.Popen[bytes]:
         log = self.tmp / f"run-{index}.log"
@@ -137,19 +137,6 @@ class Fleet:
         self.processes[process.pid] = process
         self.logs[process.pid] = log
         return process
-
-    def tail(self) -> str:
-        return "\n".join(f"--- {pid}\n{log.read_text()[-3000:]}" for pid, log in self.logs.items())
-
-    def stop(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
 
 
 def holder(emulator: Emulator, repo: ConfigRepo) -> str:
