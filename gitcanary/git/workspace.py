@@ -12,24 +12,25 @@ import logging
 import os
 import shutil
 import stat
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tree
-from dulwich.pack import deltify_pack_objects
+from dulwich.objects import Blob, Commit, ObjectID, Tree
 from dulwich.refs import DiskRefsContainer, Ref
 from dulwich.repo import Repo as ObjectRepo
 from git import Actor, GitCommandError, Repo
 
 from gitcanary.errors import GitError, PushRejected
+from gitcanary.git.editable_tree import EditableTree
+from gitcanary.git.packs import roll_up, write_pack
 
 log = logging.getLogger(__name__)
 REMOTE = "origin"
 GIT_TIMEOUT_SECONDS = 120
 UNWRITTEN_LIMIT = 8 << 20  # bytes of in-process commits' objects held before they are written
-DELTA_WINDOW = 1  # objects each one is compared with for a delta (git's default is 10: slower)
 
 
 def _cleanup(message: str) -> str:
@@ -59,11 +60,11 @@ class _LiveTrees:
     on its paths instead of parsing and rebuilding every tree on them (the tree that lists every
     app has thousands of entries). Valid for that one commit only; dropped at each `compact`."""
 
-    def __init__(self, commit: ObjectID, root: Tree) -> None:
+    def __init__(self, commit: ObjectID, root: EditableTree) -> None:
         self.commit = commit
-        self.dirs: dict[str, Tree] = {"": root}
+        self.dirs: dict[str, EditableTree] = {"": root}
 
-    def get(self, directory: str, load: Callable[[ObjectID], Tree]) -> Tree:
+    def get(self, directory: str, load: Callable[[ObjectID], EditableTree]) -> EditableTree:
         """The tree of `directory` (an empty new one where there is none, or a file stands)."""
         found = self.dirs.get(directory)
         if found is not None:
@@ -71,7 +72,7 @@ class _LiveTrees:
         parent_dir, _, name = directory.rpartition("/")
         parent = self.get(parent_dir, load)
         entry = parent[name.encode()] if name.encode() in parent else None  # noqa: SIM401 - no Tree.get
-        tree = load(entry[1]) if entry is not None and stat.S_ISDIR(entry[0]) else Tree()
+        tree = load(entry[1]) if entry is not None and stat.S_ISDIR(entry[0]) else EditableTree()
         self.dirs[directory] = tree
         return tree
 
@@ -116,10 +117,11 @@ class Workspace:
         # once, before git next runs here (`repo`), not at every commit (each ref write is an fsync).
         self._pending: tuple[ObjectID, ObjectID] | None = None
         self._live: _LiveTrees | None = None  # the newest in-process commit's trees, editable
-        # The objects of in-process commits not on disk yet: written as one pack with the ref move
-        # (or when they pass UNWRITTEN_LIMIT bytes), not one loose file each.
-        self._unwritten: dict[ObjectID, ShaFile] = {}
+        # The objects of in-process commits not on disk yet, (type, serialized) by id: written as one
+        # pack with the ref move (or when they pass UNWRITTEN_LIMIT bytes), not one loose file each.
+        self._unwritten: dict[ObjectID, tuple[int, bytes]] = {}
         self._unwritten_size = 0
+        self._fresh_packs: set[str] = set()  # packs written here without deltas, not rolled up yet
         self._autocrlf: bytes | None = None  # core.autocrlf as last read
 
     @property
@@ -280,24 +282,39 @@ class Workspace:
             self.repo.git.reset("-q")
 
     def _write_objects(self) -> None:
-        """The in-process commits' objects to disk, as one pack in which each is stored as a delta of
-        a similar one (the trees that list every app differ by an entry from commit to commit)."""
+        """The in-process commits' objects to disk as one pack, then `roll_up` of the newest packs:
+        git rewrites them as one in which the trees that list every app (they differ by an entry
+        from commit to commit) are stored as deltas of one another."""
         if not self._unwritten:
             return
-        objects, self._unwritten, self._unwritten_size = list(self._unwritten.values()), {}, 0
-        records = deltify_pack_objects(iter((obj, None) for obj in objects), window_size=DELTA_WINDOW)
-        self._object_repo().object_store.add_pack_data(len(objects), records)
+        objects, self._unwritten, self._unwritten_size = self._unwritten, {}, 0
+        self._fresh_packs.add(write_pack(self.root / ".git", objects))
+        self.roll_up()
 
-    def _keep_unwritten(self, obj: ShaFile) -> None:
-        if obj.id not in self._unwritten:
-            self._unwritten[obj.id] = obj
-            self._unwritten_size += obj.raw_length()
+    def roll_up(self) -> None:
+        """Roll the newest packs (and those written here without deltas) into one, with deltas."""
+        try:
+            removed = roll_up(self.root / ".git", frozenset(self._fresh_packs))
+        except (OSError, subprocess.SubprocessError) as exc:  # only disk use depends on it
+            log.warning("rolling up the packs of %s failed: %s", self.root, exc)
+            return
+        if removed:
+            self._fresh_packs.difference_update(removed)
+            # dulwich's store keeps its list of packs: let the next use read the directory again.
+            self._objects, self._autocrlf = None, None
+
+    def _keep_unwritten(self, sha: ObjectID, type_num: int, raw: bytes) -> None:
+        if sha not in self._unwritten:
+            self._unwritten[sha] = (type_num, raw)
+            self._unwritten_size += len(raw)
         if self._unwritten_size > UNWRITTEN_LIMIT:
             self._write_objects()
 
     def _object_repo(self) -> ObjectRepo:
         if self._objects is None:
-            self.repo  # noqa: B018 - clone first when needed
+            if self._repo is None:
+                self.repo  # noqa: B018 - clone first when needed
+            # Not `self.repo` otherwise: that would move the branch ref in the middle of a tick.
             self._objects = ObjectRepo(str(self.root))
         return self._objects
 
@@ -321,23 +338,26 @@ class Workspace:
 
     def _commit_in_process(self, message: str, paths: list[str]) -> str:
         objects = self._object_repo()
-        store = objects.object_store
         ref = Ref(b"refs/heads/" + self.branch.encode())
         if objects.refs.read_ref(Ref(b"HEAD")) != b"ref: " + ref:
             raise GitError(f"{self.root}: HEAD is not on {self.branch}; not committing")
         on_disk = self._pending[0] if self._pending is not None else objects.refs[ref]
         parent = self._pending[1] if self._pending is not None else on_disk
 
-        def load(sha: ObjectID) -> Tree:
-            found = self._unwritten[sha] if sha in self._unwritten else store[sha]
-            tree = Tree.from_raw_string(Tree.type_num, found.as_raw_string(), sha)  # a copy to edit
-            assert isinstance(tree, Tree)
-            return tree
+        def raw(sha: ObjectID) -> bytes:
+            if sha in self._unwritten:
+                return self._unwritten[sha][1]
+            # Not `objects`: writing the objects halfway through a commit may roll up the packs.
+            return self._object_repo().object_store[sha].as_raw_string()
+
+        def load(sha: ObjectID) -> EditableTree:
+            return EditableTree.parse(raw(sha), sha)  # a copy to edit
 
         live = self._live
         if live is None or live.commit != parent:
-            parent_commit = self._unwritten[parent] if parent in self._unwritten else store[parent]
-            live = _LiveTrees(parent, load(parent_commit.tree))  # type: ignore[attr-defined]
+            parent_commit = Commit.from_raw_string(Commit.type_num, raw(parent), parent)
+            assert isinstance(parent_commit, Commit)
+            live = _LiveTrees(parent, load(parent_commit.tree))
         self._live = None  # until this commit is whole: an error halfway leaves no half-edited trees
         parent_tree = live.dirs[""].id
         touched: set[str] = {""}
@@ -359,7 +379,7 @@ class Workspace:
                 if old is not None:
                     del tree[name.encode()]
             else:
-                self._keep_unwritten(blob)
+                self._keep_unwritten(blob.id, Blob.type_num, blob.as_raw_string())
                 tree[name.encode()] = (mode, blob.id)
             while directory and directory not in touched:
                 touched.add(directory)
@@ -380,8 +400,8 @@ class Workspace:
         for directory in touched:
             tree = live.get(directory, load)
             if len(tree) or not directory:
-                copy = Tree.from_raw_string(Tree.type_num, tree.as_raw_string(), tree.id)
-                self._keep_unwritten(copy)  # a copy: the live tree is edited by the next commit
+                # Its bytes, not the tree: the live tree is edited by the next commit.
+                self._keep_unwritten(tree.id, Tree.type_num, tree.as_raw_string())
         who = f"{self.identity.name} <{self.identity.email}>".encode()
         now = int(time.time())
         offset = time.localtime(now).tm_gmtoff
@@ -392,7 +412,7 @@ class Workspace:
         commit.author_time = commit.commit_time = now
         commit.author_timezone = commit.commit_timezone = offset
         commit.message = _cleanup(message).encode()
-        self._keep_unwritten(commit)
+        self._keep_unwritten(commit.id, Commit.type_num, commit.as_raw_string())
         live.commit = commit.id
         self._live = live
         self._pending = (on_disk, commit.id)  # the ref moves when git next runs here (`repo`)
@@ -463,20 +483,26 @@ class Workspace:
             raise GitError(f"git push to {self.url} failed: {_stderr(exc)}") from exc
 
     def compact(self) -> None:
-        """Pack this tick's loose objects into one pack with deltas, and let `git gc --auto` merge packs.
+        """Pack the loose objects git commands left, roll up the newest packs, and let `git gc --auto`
+        do git's own maintenance.
 
         Each step commit writes a new tree for every directory on its paths; the parent of the
-        generated dirs lists every app, so as loose objects a commit would grow with the number of
-        apps. In a pack, the trees of one tick are stored as small deltas of one another.
+        generated dirs lists every app, so stored whole a commit would grow with the number of apps.
+        Rolled up (`packs.roll_up`), those trees are stored as small deltas of one another, across
+        ticks once their packs are rolled together.
         """
-        repo = self.repo  # the branch ref first
+        repo = self.repo  # the branch ref first (writing and rolling up the tick's objects)
         self._objects, self._autocrlf = None, None  # its pack list and config are reread next commit
         self._live = None  # the next tick's first commit reads its trees again (bounded memory)
         try:
-            repo.git.repack("-d", "-q")
-            self.repo.git.execute(["git", "-c", "gc.autoDetach=false", "gc", "--auto", "--quiet"])
+            repo.git.repack("-d", "-q")  # loose objects: `git commit` (signed), a rebase, a fetch
         except GitCommandError as exc:  # only disk use depends on it: never fail a tick
             log.warning("packing objects in %s failed: %s", self.root, _stderr(exc))
+        self.roll_up()
+        try:
+            repo.git.execute(["git", "-c", "gc.autoDetach=false", "gc", "--auto", "--quiet"])
+        except GitCommandError as exc:
+            log.warning("git gc --auto in %s failed: %s", self.root, _stderr(exc))
 
     def rebase(self, onto: str, since: str | None = None) -> bool:
         """Replay local commits on `onto`; False (and nothing changed) on a conflict.
