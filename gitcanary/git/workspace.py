@@ -300,8 +300,7 @@ class Workspace:
             return
         if removed:
             self._fresh_packs.difference_update(removed)
-            # dulwich's store keeps its list of packs: let the next use read the directory again.
-            self._objects, self._autocrlf = None, None
+            self._drop_object_repo()  # it keeps its list of packs (and their files open)
 
     def _keep_unwritten(self, sha: ObjectID, type_num: int, raw: bytes) -> None:
         if sha not in self._unwritten:
@@ -309,6 +308,12 @@ class Workspace:
             self._unwritten_size += len(raw)
         if self._unwritten_size > UNWRITTEN_LIMIT:
             self._write_objects()
+
+    def _drop_object_repo(self) -> None:
+        """The next in-process commit opens the object store again (packs, config)."""
+        if self._objects is not None:
+            self._objects.close()
+        self._objects, self._autocrlf = None, None
 
     def _object_repo(self) -> ObjectRepo:
         if self._objects is None:
@@ -492,7 +497,7 @@ class Workspace:
         ticks once their packs are rolled together.
         """
         repo = self.repo  # the branch ref first (writing and rolling up the tick's objects)
-        self._objects, self._autocrlf = None, None  # its pack list and config are reread next commit
+        self._drop_object_repo()  # its pack list and config are reread next commit
         self._live = None  # the next tick's first commit reads its trees again (bounded memory)
         try:
             repo.git.repack("-d", "-q")  # loose objects: `git commit` (signed), a rebase, a fetch
