@@ -1,14 +1,15 @@
 """Keeping gitcanary's clone to few packs, in which the trees that list every app are deltas.
 
-The in-process commits of a tick are written as one pack without deltas (`write_pack`): dulwich
-computes deltas in Python at about 6 ms per tree of 2,000 entries, which was half of what a commit
-cost. `roll_up`
-then hands the newest packs to `git pack-objects`, which finds the deltas in C, the way
-`git repack --geometric=2 -d` chooses them: the packs, smallest first, are rolled into one until
-the rest form a geometric progression (each pack at least twice the objects of all smaller ones
-together). So every object is rewritten about log2(ticks) times in all, and the trees of a tick
-become deltas of those of earlier ticks once their packs are rolled together: the bytes a step
-commit adds tend to the size of its deltas, not of the tree that lists every app.
+Every step commit writes a new `apps/` tree (one entry per app and per generated dir). Stored
+whole, a commit's bytes grew with the apps; delta-compressed by dulwich in Python, a tree cost
+about 6 ms at 2,000 entries, half of what a commit cost. So:
+
+1. `write_pack`: the tick's objects go to disk whole, as one pack that `git index-pack` indexes.
+2. `roll_up`: `git pack-objects` rewrites that fresh pack with deltas (in C), then rolls the
+   smallest packs into one the way `git repack --geometric=2 -d` chooses them (`to_roll`): until
+   each pack holds at least twice the objects of the next smaller one. A tick's first tree becomes
+   a delta of an earlier tick's once their packs are rolled together; every object is rewritten
+   about log2(ticks) times in all, and there are at most log2(objects) + 1 packs.
 
 `git repack --geometric` itself refuses to run in gitcanary's blob-less clone (git 2.39:
 "cannot use internal rev list with --stdin-packs"), so the packs are chosen here, from those that
