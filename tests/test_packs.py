@@ -4,17 +4,20 @@ commit adds do not grow with the number of apps. Real git throughout."""
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import random
 import shutil
 import subprocess
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from conftest import git
 
 from gitcanary.git.packs import PackFile, roll_up, rollable_packs, to_roll, write_pack
-from gitcanary.git.workspace import Identity, Workspace
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def feed(repo: Path, args: list[str], data: bytes) -> str:
@@ -116,24 +119,21 @@ def test_roll_up_keeps_every_object_and_stores_the_trees_as_deltas(tmp_path: Pat
     assert len(deltas) >= len(trees) - 1  # all but the base
 
 
+def bench_bytes() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_bytes", ROOT / "bench" / "bench_bytes.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def step_commits(tmp_path: Path, apps: int, ticks: int, per_tick: int) -> tuple[Path, float]:
     """Step commits through gitcanary's Workspace on a repository of `apps` app dirs (each with a
     generated dir), `per_tick` per tick, pushed and compacted as the reconciler does; the clone and
     the bytes its object store grew by, per commit."""
-    seed = tmp_path / f"seed-{apps}"
-    for i in range(apps):
-        (seed / "apps" / f"app-{i:04d}").mkdir(parents=True)
-        (seed / "apps" / f"app-{i:04d}" / "kustomization.yaml").write_text(f"resources: []\n# {i}\n")
-        (seed / "apps" / f"app-{i:04d}-gitcanary").mkdir()
-        (seed / "apps" / f"app-{i:04d}-gitcanary" / "routing.yaml").write_text("weight: 0\n")
-    git("init", "-q", "-b", "main", cwd=seed)
-    git("add", "-A", cwd=seed)
-    git("commit", "-q", "-m", "seed", cwd=seed)
-    remote = tmp_path / f"remote-{apps}.git"
-    git("clone", "-q", "--bare", str(seed), str(remote), cwd=tmp_path)
-    git("config", "uploadpack.allowFilter", "true", cwd=remote)
-    ws = Workspace(f"file://{remote}", "main", tmp_path / f"work-{apps}", Identity())
-    ws.sync()
+    base = tmp_path / f"apps-{apps}"
+    base.mkdir()
+    ws = bench_bytes().clone_of(base, apps)  # the benchmark's repository: app dirs, generated dirs
     objects = ws.root / ".git" / "objects"
 
     def size() -> int:
