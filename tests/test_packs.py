@@ -119,6 +119,22 @@ def test_roll_up_keeps_every_object_and_stores_the_trees_as_deltas(tmp_path: Pat
     assert len(deltas) >= len(trees) - 1  # all but the base
 
 
+def test_a_pack_a_crash_left_without_its_index_is_removed(tmp_path: Path) -> None:
+    """`_rewrite` removes a pack's .idx before its .pack: killed between the two, it leaves a .pack
+    git ignores. The next roll-up removes it; the repository stays sound."""
+    repo = repo_with_packs(tmp_path, [3, 40])
+    pack_dir = repo / ".git" / "objects" / "pack"
+    kept = min(pack_dir.glob("*.pack"), key=lambda p: p.stat().st_size)
+    orphan = pack_dir / ("pack-" + "0" * 40 + ".pack")
+    orphan.write_bytes(kept.read_bytes())
+    promised = pack_dir / ("pack-" + "1" * 40 + ".pack")
+    promised.write_bytes(kept.read_bytes())
+    promised.with_suffix(".promisor").write_text("")  # not gitcanary's to judge
+    assert orphan.name in roll_up(repo / ".git")
+    assert not orphan.exists() and promised.exists()
+    git("fsck", "--strict", cwd=repo)
+
+
 def bench_bytes() -> ModuleType:
     spec = importlib.util.spec_from_file_location("bench_bytes", ROOT / "bench" / "bench_bytes.py")
     assert spec is not None and spec.loader is not None

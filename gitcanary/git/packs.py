@@ -125,7 +125,7 @@ def roll_up(git_dir: Path, fresh: frozenset[str] = frozenset()) -> list[str]:
     roll the packs `to_roll` chooses into one; the names of the packs removed. Each rewrite is one
     `git pack-objects`, and every object is in the new pack before the old ones are removed."""
     pack_dir = git_dir / "objects" / "pack"
-    removed: list[str] = []
+    removed = _remove_orphans(pack_dir)
     packs = rollable_packs(pack_dir)
     # git does not look for a delta between two objects that one pack stores whole (it takes them
     # for a pair an earlier pack-objects tried), so the fresh packs are first deltified on their own.
@@ -137,6 +137,20 @@ def roll_up(git_dir: Path, fresh: frozenset[str] = frozenset()) -> list[str]:
     if len(chosen) > 1:
         removed += _rewrite(git_dir, chosen)
     return removed
+
+
+def _remove_orphans(pack_dir: Path) -> list[str]:
+    """Remove the packs a crash left without their index (`_rewrite` removes the .idx first): git
+    ignores them, so they would only take space. Runs where no git command writes a pack."""
+    orphans = [
+        pack
+        for pack in pack_dir.glob("pack-*.pack")
+        if not pack.with_suffix(".idx").exists() and not any(pack.with_suffix(e).exists() for e in SET_ASIDE)
+    ]
+    for pack in orphans:
+        for ext in PACK_FILES:
+            pack.with_suffix(ext).unlink(missing_ok=True)
+    return [pack.name for pack in orphans]
 
 
 def _rewrite(git_dir: Path, packs: list[PackFile], *options: str) -> list[str]:
