@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conftest import ConfigRepo, git, make_config_repo
+from prometheus_server import unavailable_prometheus
 
 from gitcanary.manifests import yamlio
 
@@ -63,7 +64,9 @@ class Setup:
             "--cluster",
             "off",
             "--prometheus",
-            "http://127.0.0.1:9",  # nothing listens: every check has no data, which fails it
+            # Down: every query fails at once, which fails its check (a port nothing listens on
+            # fails them too, after 0.6 s of retries each; the secret tests pass one of those).
+            unavailable_prometheus(),
             *extra,
             cwd=self.base,
             env=env,
