@@ -262,6 +262,42 @@ class PrometheusServer:
                 self.process.wait()
 
 
+class _Unavailable(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+        body = b"prometheus is down\n"
+        self.send_response(503)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_POST = do_GET  # noqa: N815
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+_unavailable: http.server.ThreadingHTTPServer | None = None
+_unavailable_lock = threading.Lock()
+
+
+def unavailable_prometheus() -> str:
+    """The address of a Prometheus that is down behind its proxy: every query answers HTTP 503 at once.
+
+    For tests whose canaries have no metrics of their own (forges, gates): only the request counts
+    measured beside each step reach it, and they come back as "none". An address nothing listens
+    on gives the same answers, after retrying each query (0.6 s; analysis/providers/http.py).
+    One server per test process, stopped with it.
+    """
+    global _unavailable
+    with _unavailable_lock:
+        if _unavailable is None:
+            _unavailable = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Unavailable)
+            _unavailable.daemon_threads = True
+            threading.Thread(target=_unavailable.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{_unavailable.server_address[1]}"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -6,14 +6,18 @@ remote, so what is checked is what a user sees: exit codes, stdout, stderr, the 
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from conftest import ConfigRepo, git, make_config_repo
+from prometheus_server import unavailable_prometheus
 
 from gitcanary.manifests import yamlio
 
@@ -60,7 +64,9 @@ class Setup:
             "--cluster",
             "off",
             "--prometheus",
-            "http://127.0.0.1:9",  # nothing listens: every check has no data, which fails it
+            # Down: every query fails at once, which fails its check (a port nothing listens on
+            # fails them too, after 0.6 s of retries each; the secret tests pass one of those).
+            unavailable_prometheus(),
             *extra,
             cwd=self.base,
             env=env,
@@ -87,8 +93,35 @@ def fast_canary(doc: dict) -> None:
         metric["interval"] = "1m"
 
 
+# The plain initialized setup (no `change`), made once per test process and copied for each test:
+# `gitcanary init` and the first run are the same every time, and take seconds.
+_TEMPLATE: Path | None = None
+
+
 def initialized(base: Path, change: Callable[[dict], None] | None = None) -> Setup:
     """The istio example with its canary initialized by `gitcanary init` and routed by one run."""
+    global _TEMPLATE
+    if change is not None:
+        return _initialize(base, change)
+    if _TEMPLATE is None:
+        template = Path(tempfile.mkdtemp(prefix="gitcanary-security-template-"))
+        atexit.register(shutil.rmtree, template, True)
+        _initialize(template)
+        _TEMPLATE = template
+    return _copy(_TEMPLATE, base)
+
+
+def _copy(template: Path, base: Path) -> Setup:
+    """A copy of `template`'s remote, person's clone and gitcanary's clone, each pointed at the copy."""
+    base.mkdir(parents=True, exist_ok=True)
+    for name in ("remote.git", "human", "work"):
+        shutil.copytree(template / name, base / name, symlinks=True)
+    for clone in ("human", "work"):
+        git("remote", "set-url", "origin", str(base / "remote.git"), cwd=base / clone)
+    return Setup(ConfigRepo(base / "remote.git", base / "human"), base / "work", base)
+
+
+def _initialize(base: Path, change: Callable[[dict], None] | None = None) -> Setup:
     repo = make_config_repo(base)
     setup = Setup(repo, base / "work", base)
 

@@ -63,7 +63,8 @@ class Clock:
 
 
 class SlowProxy:
-    """Forwards GETs to Prometheus after `delay` seconds; counts the most queries in flight at once."""
+    """Forwards GETs to Prometheus after `delay` seconds, or sooner once `release()` is called;
+    counts the most queries in flight at once."""
 
     def __init__(self, upstream: str, delay: float) -> None:
         self.upstream = upstream
@@ -72,6 +73,7 @@ class SlowProxy:
         self.most = 0
         self.seen = 0
         self._lock = threading.Lock()
+        self._released = threading.Event()
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -83,7 +85,7 @@ class SlowProxy:
                     proxy.seen += 1
                     proxy.most = max(proxy.most, proxy.in_flight)
                 try:
-                    time.sleep(proxy.delay)
+                    proxy._released.wait(proxy.delay)
                     answer = httpx.get(proxy.upstream + self.path, timeout=30)
                 finally:
                     with proxy._lock:
@@ -106,7 +108,12 @@ class SlowProxy:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
+    def release(self) -> None:
+        """Answer every held query now, and every later one at once."""
+        self._released.set()
+
     def close(self) -> None:
+        self._released.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -283,7 +290,10 @@ def test_a_pushed_bump_is_stepped_while_the_tick_waits_for_slow_analyses(
 ) -> None:
     remote, human, clock = in_analysis(tmp_path, prometheus_apps.url)
     bumped = f"{bench.namespace(IDLE)}/{bench.app_name(IDLE)}"
-    delay = 8.0  # each query; every analysis has two, so the tick waits about 16 s
+    # The analyses' queries are held until the bump's start commit landed (or `delay` passed): the
+    # tick is still waiting for them when the bump lands, however fast or slow the machine is.
+    delay = 60.0
+    bound = 4.0  # seconds from the push to the bump's start commit
     with slow(prometheus_apps.url, delay) as proxy:
         rec = reconciler(remote, tmp_path / "work", proxy.url, clock)
         receiver = WebhookReceiver(SECRET, rec.wake, branch="main")
@@ -311,10 +321,11 @@ def test_a_pushed_bump_is_stepped_while_the_tick_waits_for_slow_analyses(
                     break
                 time.sleep(0.05)
             still_analysing = tick.is_alive() and proxy.in_flight > 0
+            proxy.release()
         tick.join(timeout=120)
     assert started is not None, "the bump's start commit never landed"
-    # Far below one query's delay (the slow tick lasts two): the bump did not wait for the tick.
-    assert started < delay / 2, started
+    # While every analysis was still held: the bump did not wait for the tick.
+    assert started < bound, started
     assert still_analysing
     result = ok(ticked[0])
     landed = [canary_of(m) for m, _ in gitcanary_commits(remote, result.commits[0] + "~1")]
@@ -332,37 +343,49 @@ def test_a_pushed_bump_is_stepped_between_two_canaries_of_a_slow_commit_pass(
     """The analyses answer at once, but each analysed canary's `rollout` webhook takes seconds: the
     pass that decides and commits is slow. The bump lands after the canary being decided, not
     after the pass: what the pass committed so far is pushed first, replayed on the bump."""
-    delay = 6.0
+    delay = 3.0  # each later canary's webhook
+    answering = threading.Event()  # the first canary's webhook is being answered
+    answer = threading.Event()  # ...and answers now
+    calls: list[object] = []
+
+    def slow_answer(body: object) -> None:
+        """The first call is held until the bump was pushed (60 s at most); each later one takes `delay`."""
+        calls.append(body)
+        if len(calls) == 1:
+            answering.set()
+            answer.wait(60)
+        else:
+            time.sleep(delay)
+
     with hook_server() as hooks:
         remote, human, clock = in_analysis(tmp_path, prometheus_apps.url, hook=f"{hooks.url}/slow")
         bumped = f"{bench.namespace(IDLE)}/{bench.app_name(IDLE)}"
         base = git("rev-parse", "main", cwd=remote).strip()
-        hooks.script("/slow", [200], delay)
+        hooks.on("/slow", slow_answer)
         rec = reconciler(remote, tmp_path / "work", prometheus_apps.url, clock)
         ticked: list[TickResult] = []
         tick = threading.Thread(target=lambda: ticked.append(rec.tick()))
         tick.start()
-        deadline = time.monotonic() + 60
-        while not any(r.path == "/slow" for r in hooks.requests) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(0.5)  # the first canary's webhook is being answered: the pass is under way
+        assert answering.wait(60)  # the pass is under way, deciding the first canary
         git("pull", "-q", cwd=human)
         bench.bump(human, IDLE)
         git("commit", "-qam", f"bump {bench.app_name(IDLE)}", cwd=human)
         git("push", "-q", "origin", "HEAD:main", cwd=human)
         pushed = time.monotonic()
         rec.wake()
+        answer.set()
         started = None
         while time.monotonic() < pushed + 120:
             log = git("log", "--format=%B%x00", "main", cwd=remote).split("\x00")
-            if any(canary_of(m) == bumped for m in log):
+            # The bump's start (its canary was initialized before: that commit does not count).
+            if any(canary_of(m) == bumped and parse_trailers(m).get("Phase") == "Progressing" for m in log):
                 started = time.monotonic() - pushed
                 break
             time.sleep(0.05)
         still_running = tick.is_alive()
         tick.join(timeout=120)
     assert started is not None, "the bump's start commit never landed"
-    # The pass has three canaries of `delay` seconds each; the bump waited for one at most.
+    # Two canaries of `delay` seconds each were left in the pass; the bump waited for neither.
     assert started < delay * 1.5, started
     assert still_running
     result = ok(ticked[0])

@@ -201,7 +201,7 @@ def _log(directory: Path) -> list[tuple[str, dict[str, str]]]:
 def test_demo_promotes_one_release_and_rolls_back_the_next(tmp_path: Path) -> None:
     out = io.StringIO()
     directory = tmp_path / "x"
-    assert run_demo(directory, interval=0.5, console=Console(file=out, width=200)) == 0, out.getvalue()
+    assert run_demo(directory, interval=0.3, console=Console(file=out, width=200)) == 0, out.getvalue()
     text = out.getvalue()
 
     log = _log(directory)

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import ConfigRepo, git
 from oracle import assert_commit
+from prometheus_server import unavailable_prometheus
 
 from gitcanary.errors import GitError
 from gitcanary.service.reconciler import Reconciler
@@ -58,7 +59,10 @@ class RacingClock:
 
 
 def make(repo: ConfigRepo, tmp_path: Path, clock: RacingClock) -> Reconciler:
-    settings = Settings(repo=str(repo.remote), workdir=tmp_path / "work", settle=0)
+    # No metrics of their own: only the request counts beside each step reach Prometheus.
+    settings = Settings(
+        repo=str(repo.remote), workdir=tmp_path / "work", settle=0, prometheus=unavailable_prometheus()
+    )
     return Reconciler(settings, clock=clock, sleep=lambda _: None)
 
 
@@ -221,6 +225,8 @@ def start_reconciler(repo: ConfigRepo, workdir: Path, log: Path) -> subprocess.P
             "0",
             "--listen",
             "127.0.0.1:0",
+            "--prometheus",
+            unavailable_prometheus(),
         ],
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,

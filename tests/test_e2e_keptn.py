@@ -21,6 +21,7 @@ from kube_emulator import (
     flux_kustomization,
     running_emulator,
 )
+from prometheus_server import unavailable_prometheus
 
 from gitcanary.service.reconciler import Reconciler
 from gitcanary.service.settings import Settings
@@ -108,7 +109,7 @@ def test_keptn_promote_then_roll_back_then_no_value_never_promotes(tmp_path: Pat
         settle=0,
         cluster="on",
         kubeconfig=str(kube.kubeconfig(tmp_path)),
-        prometheus="http://127.0.0.1:1",
+        prometheus=unavailable_prometheus(),  # no metric of the canary's is on Prometheus
     )
     clock = Clock()
     rec = Reconciler(settings, clock=clock, sleep=lambda _: None)

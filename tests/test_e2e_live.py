@@ -62,7 +62,7 @@ def live(prometheus, exporter: Exporter) -> Iterator[tuple[PrometheusServer, Tra
 def fast_canary(repo: ConfigRepo) -> None:
     def change(doc) -> None:  # noqa: ANN001 - ruamel map
         analysis = doc["spec"]["analysis"]
-        analysis["interval"] = "2s"
+        analysis["interval"] = "1s"
         analysis["stepWeight"] = 25
         analysis["maxWeight"] = 50
         analysis["metrics"] = [
@@ -71,7 +71,7 @@ def fast_canary(repo: ConfigRepo) -> None:
         ]
 
     repo.edit("apps/backend/canary.yaml", change)
-    repo.commit_and_push("canary analysis every 2s")
+    repo.commit_and_push("canary analysis every 1s")
 
 
 def wait_for_phase(repo: ConfigRepo, phase: str, log: Path, timeout: float = 90) -> None:

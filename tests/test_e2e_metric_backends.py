@@ -28,7 +28,7 @@ from test_e2e_rollout import Clock, check_invariant
 from gitcanary.service.reconciler import Reconciler
 from gitcanary.service.settings import Settings
 from tests.metrics_servers import graphite, influx_query, influx_write, influxdb, victoria_metrics, vm_import
-from tests.prometheus_server import free_port
+from tests.prometheus_server import free_port, unavailable_prometheus
 from tests.test_provider_stackdriver import service_account
 from tests.vendor_server import Reply, Spec, VendorServer, serve
 
@@ -374,7 +374,7 @@ def test_promote_then_roll_back_then_no_data_never_promotes(backend: Backend, tm
     settings = Settings(
         repo=str(repo.remote),
         workdir=tmp_path / "work",
-        prometheus="http://127.0.0.1:1",
+        prometheus=unavailable_prometheus(),  # no metric of the canary's is on Prometheus
         settle=0,
         secrets_dir=secrets,
     )

@@ -19,7 +19,7 @@ from conftest import ConfigRepo
 from github_server import GitHubServer
 from hook_server import HookServer, hook_server
 from oracle import assert_story, rollout_rows
-from prometheus_server import DATA_END, PrometheusServer, Traffic, running_prometheus
+from prometheus_server import DATA_END, PrometheusServer, Traffic, running_prometheus, unavailable_prometheus
 from test_e2e_rollout import check_invariant
 from test_forge import GOOD_FROM, without_metrics
 from test_forge import reconciler as forge_reconciler
@@ -169,7 +169,7 @@ def test_gates_wait_and_open(
     config_repo.commit_and_push("canary with gates, hooks and alerts")
     secrets(tmp_path, monkeypatch, sink)
     clock = Clock(datetime(2026, 11, 22, 1, 0).astimezone())
-    rec = make_reconciler(config_repo, tmp_path, clock, "http://127.0.0.1:9")
+    rec = make_reconciler(config_repo, tmp_path, clock, unavailable_prometheus())
     tick(rec, clock)
     tick(rec, clock)
     assert actions(config_repo)[-1] == ("initialized", "Initialized", 0)
@@ -355,7 +355,7 @@ def test_pre_rollout_is_not_called_twice_when_its_step_is_decided_again(
     )
     config_repo.commit_and_push("canary with a pre-rollout hook")
     clock = Clock(datetime(2026, 11, 22, 1, 0).astimezone())
-    rec = make_reconciler(config_repo, tmp_path, clock, "http://127.0.0.1:9")
+    rec = make_reconciler(config_repo, tmp_path, clock, unavailable_prometheus())
     tick(rec, clock)
     tick(rec, clock)
     config_repo.bump("apps/backend", "6.1.1")
@@ -399,7 +399,7 @@ def test_rollback_hook_rolls_back_and_writes_the_old_tag_back(
     )
     config_repo.commit_and_push("canary with a manual rollback hook")
     clock = Clock(datetime(2026, 11, 22, 1, 0).astimezone())
-    rec = make_reconciler(config_repo, tmp_path, clock, "http://127.0.0.1:9")
+    rec = make_reconciler(config_repo, tmp_path, clock, unavailable_prometheus())
     tick(rec, clock)
     tick(rec, clock)
     config_repo.bump("apps/backend", "6.1.1")

@@ -23,7 +23,7 @@ from conftest import ConfigRepo, git
 from github import Auth, Github
 from github_server import GitHubServer, RateLimit
 from oracle import assert_story, rollout_rows
-from prometheus_server import DATA_END, PrometheusServer, Traffic, running_prometheus
+from prometheus_server import DATA_END, PrometheusServer, Traffic, running_prometheus, unavailable_prometheus
 
 from gitcanary.commands import operations
 from gitcanary.commands.pr_status import annotate as annotate_with_prs
@@ -93,12 +93,13 @@ def reconciler(
     *,
     mode: str = "pull-request",
     gate: bool = False,
-    prometheus: str = "http://127.0.0.1:9",
+    prometheus: str | None = None,
     forge: GitHubForge | None = None,
     merge_method: str = "merge",
     reviewers: tuple[str, ...] = (),
 ) -> Reconciler:
-    settings = Settings(repo=str(repo.remote), workdir=work, settle=0, prometheus=prometheus)
+    address = prometheus or unavailable_prometheus()
+    settings = Settings(repo=str(repo.remote), workdir=work, settle=0, prometheus=address)
     rec = Reconciler(settings, clock=clock, sleep=lambda _: None)
     publish = PublishSettings(mode, gate, merge_method, reviewers=reviewers)
     rec.publisher = Publisher(forge or forge_for(server), rec.workspace, publish)
@@ -329,7 +330,7 @@ def gate_to_waiting(
         without_metrics(repo)
     annotate(repo, **{"gitcanary.io/promotion-gate": "true"})
     clock = Clock(GOOD_FROM + timedelta(minutes=2))
-    address = prometheus.url if prometheus else "http://127.0.0.1:9"
+    address = prometheus.url if prometheus else unavailable_prometheus()
     rec = reconciler(
         repo,
         tmp_path / "work",
@@ -577,7 +578,7 @@ def test_run_once_in_pull_request_mode_from_the_command_line(
     github.protect()
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
-    env = {**os.environ, "COLUMNS": "250", "GITCANARY_PROMETHEUS": "http://127.0.0.1:9"}
+    env = {**os.environ, "COLUMNS": "250", "GITCANARY_PROMETHEUS": unavailable_prometheus()}
     env.pop("GITCANARY_GITHUB_TOKEN", None)
     proc = subprocess.run(
         [sys.executable, "-m", "gitcanary", "run", "--once", "--repo", str(config_repo.remote)]

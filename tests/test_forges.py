@@ -29,7 +29,7 @@ from github import Auth, Github
 from github_server import GitHubServer
 from github_server import RateLimit as GitHubRateLimit
 from gitlab_server import GitLabServer
-from prometheus_server import DATA_END
+from prometheus_server import DATA_END, unavailable_prometheus
 
 from gitcanary.audit.gitlog import open_repo, read_log
 from gitcanary.audit.model import Rollout, rollouts
@@ -302,7 +302,7 @@ def reconciler(
     merge_method: str = "merge",
     forge: Forge | None = None,
 ) -> Reconciler:
-    settings = Settings(repo=str(repo.remote), workdir=work, settle=0, prometheus="http://127.0.0.1:9")
+    settings = Settings(repo=str(repo.remote), workdir=work, settle=0, prometheus=unavailable_prometheus())
     rec = Reconciler(settings, clock=clock, sleep=lambda _: None)
     rec.publisher = Publisher(forge or side.forge(), rec.workspace, PublishSettings(mode, gate, merge_method))
     return rec
@@ -618,7 +618,7 @@ def test_run_once_from_the_command_line(config_repo: ConfigRepo, side: Side, tmp
     side.protect()
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
-    env = {**os.environ, "COLUMNS": "250", "GITCANARY_PROMETHEUS": "http://127.0.0.1:9"}
+    env = {**os.environ, "COLUMNS": "250", "GITCANARY_PROMETHEUS": unavailable_prometheus()}
     env.pop("GITCANARY_GITHUB_TOKEN", None)
     env.pop("GITCANARY_FORGE_TOKEN", None)
     token_flag = "--github-token-file" if side.name == "github" else "--forge-token-file"

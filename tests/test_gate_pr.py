@@ -24,7 +24,7 @@ import pytest
 from conftest import ConfigRepo, git
 from github_server import GitHubServer
 from markdown_it import MarkdownIt
-from prometheus_server import DATA_END, PrometheusServer, Traffic, running_prometheus
+from prometheus_server import DATA_END, PrometheusServer, Traffic, running_prometheus, unavailable_prometheus
 from test_forge import (
     GOOD_FROM,
     KEY,
@@ -530,7 +530,7 @@ def test_reviewers_metric_links_and_release_notes_from_the_command_line(
     github.releases[("acme/podinfo-src", "v6.1.1")] = ("v6.1.1", "Faster startup")
     token_file = tmp_path / "token"
     token_file.write_text("gitcanary-token\n")
-    env = {**os.environ, "COLUMNS": "250", "GITCANARY_PROMETHEUS": "http://127.0.0.1:9"}
+    env = {**os.environ, "COLUMNS": "250", "GITCANARY_PROMETHEUS": unavailable_prometheus()}
     env["GITCANARY_RELEASE_NOTES"] = "ghcr.io/stefanprodan/podinfo=acme/podinfo-src"
     env.pop("GITCANARY_GITHUB_TOKEN", None)
     command = [sys.executable, "-m", "gitcanary", "run", "--once", "--repo", str(config_repo.remote)]

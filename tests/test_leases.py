@@ -14,6 +14,7 @@ import pytest
 from conftest import ConfigRepo, make_config_repo
 from kube_emulator import Emulator, running_emulator
 from kubernetes import client
+from prometheus_server import unavailable_prometheus
 
 from gitcanary.service.instrumented import MonitoredReconciler
 from gitcanary.service.leases import ENDPOINT_ANNOTATION, LeaseElector, lease_name
@@ -68,7 +69,9 @@ def test_two_electors_one_leader_and_a_stale_write_is_refused(emulator: Emulator
 
 
 def reconciler(repo: ConfigRepo, work: Path, url: str | None = None) -> MonitoredReconciler:
-    settings = Settings(repo=url or str(repo.remote), workdir=work, settle=0, prometheus="http://127.0.0.1:9")
+    settings = Settings(
+        repo=url or str(repo.remote), workdir=work, settle=0, prometheus=unavailable_prometheus()
+    )
     return MonitoredReconciler(settings)
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import ConfigRepo, git
 from oracle import assert_invariant, kustomize_build
+from prometheus_server import unavailable_prometheus
 
 from gitcanary.commands.manual import ManualActionError, invoker, perform
 from gitcanary.git.workspace import Identity
@@ -55,7 +56,10 @@ def setup(repo: ConfigRepo, tmp_path: Path) -> tuple[Reconciler, Clock]:
     repo.commit_and_push("canary without metrics")
     git("config", "receive.denyNonFastForwards", "true", cwd=repo.remote)  # never forced
     clock = Clock()
-    rec = Reconciler(Settings(repo=str(repo.remote), workdir=tmp_path / "work", settle=0), clock=clock)
+    settings = Settings(
+        repo=str(repo.remote), workdir=tmp_path / "work", settle=0, prometheus=unavailable_prometheus()
+    )
+    rec = Reconciler(settings, clock=clock)
     ticks(rec, clock, 2)  # Initializing, Initialized
     return rec, clock
 

@@ -35,7 +35,7 @@ from conftest import ConfigRepo, make_config_repo
 from hook_server import HookServer
 from kube_emulator import Emulator, running_emulator
 from oracle import assert_story, rollout_rows
-from prometheus_server import Exporter, PrometheusServer
+from prometheus_server import Exporter, PrometheusServer, running_prometheus
 from replica_processes import RunProcesses
 from test_e2e_live import TrafficFeed
 
@@ -46,15 +46,20 @@ NAMESPACE = "gitcanary"
 STEP, MAX = 10, 50  # the Canary below: weights 10, 20, 30, 40, 50
 
 
-@pytest.fixture
-def live(prometheus, exporter: Exporter) -> Iterator[tuple[PrometheusServer, TrafficFeed]]:  # noqa: ANN001
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PrometheusServer, TrafficFeed]]:
+    """One Prometheus on steady healthy traffic for the module: the tests only read it, and its first
+    rate takes seconds (the scrape targets are loaded 5 s after start)."""
+    exporter = Exporter()
     feed = TrafficFeed(exporter)
-    server = prometheus(exporter=exporter)
-    server.wait_for('sum(rate(istio_requests_total{destination_workload="backend"}[10s]))', timeout=30)
     try:
-        yield server, feed
+        with running_prometheus(workdir=tmp_path_factory.mktemp("prom"), exporter=exporter) as server:
+            first_rate = 'sum(rate(istio_requests_total{destination_workload="backend"}[10s]))'
+            server.wait_for(first_rate, timeout=30)
+            yield server, feed
     finally:
         feed.stop()
+        exporter.close()
 
 
 @pytest.fixture
@@ -75,7 +80,7 @@ def receiver() -> Iterator[HookServer]:
 def canary_with_events(repo: ConfigRepo, events: str) -> None:
     def change(doc) -> None:  # noqa: ANN001 - ruamel map
         analysis = doc["spec"]["analysis"]
-        analysis["interval"] = "2s"
+        analysis["interval"] = "1s"
         analysis["stepWeight"] = STEP
         analysis["maxWeight"] = MAX
         analysis["metrics"] = [
@@ -89,7 +94,7 @@ def canary_with_events(repo: ConfigRepo, events: str) -> None:
         ]
 
     repo.edit("apps/backend/canary.yaml", change)
-    repo.commit_and_push("canary analysis every 2s, events to the receiver")
+    repo.commit_and_push("canary analysis every 1s, events to the receiver")
 
 
 class Fleet(RunProcesses):
@@ -214,7 +219,7 @@ def test_kill_the_leader_mid_rollout(
         # The Lease changes hands at most 0.7 of its duration after the kill (leadership.py; 0.8
         # here for the latency of the reads and writes on a loaded machine)...
         assert takeover <= LEASE_SECONDS * 0.8, (takeover, fleet.tail())
-        # ...and the step that was due (the Canary's 2 s interval, counted from the last step's
+        # ...and the step that was due (the Canary's 1 s interval, counted from the last step's
         # commit in Git, elapsed long before) lands in the new leader's first tick, within one
         # lease duration of the kill.
         assert failover <= LEASE_SECONDS, (failover, fleet.tail())
