@@ -169,9 +169,10 @@ def step_commits(tmp_path: Path, apps: int, ticks: int, per_tick: int) -> tuple[
 
 def test_the_tree_listing_every_app_is_stored_whole_once_per_pack_not_once_per_tick(tmp_path: Path) -> None:
     """96 step commits in 24 ticks on 1,000 apps: the `apps/` tree (2,000 entries, 80 KB) is
-    written 96 times. Before the roll-up, each tick's pack held one whole copy (24 in all, about
-    10 KB per commit); rolled up, a whole copy is left only as the base of each pack git keeps,
-    and the packs form a geometric progression, so there are at most log2(objects) + 1 of them.
+    written 96 times. Before the roll-up, each tick's pack held one whole copy (24 in all, 27 KB
+    compressed each: about 7 KB per commit); rolled up, a whole copy is left only as the base of
+    each pack git keeps, and the packs form a geometric progression, so there are at most
+    log2(objects) + 1 of them.
     The bytes per commit are then within a small factor of those at 100 apps."""
     clone, large = step_commits(tmp_path, apps=1000, ticks=24, per_tick=4)
     pack_dir = clone / ".git" / "objects" / "pack"
