@@ -38,18 +38,23 @@ def route(weight: int) -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-def parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+def counted_parses(monkeypatch: pytest.MonkeyPatch, name: str) -> list[str]:
+    """The source of every call to yamlio's parser `name` from now on (it still parses)."""
     seen: list[str] = []
-    real = yamlio.load_all
+    real = getattr(yamlio, name)
 
-    def counted(text: str, source: str = "") -> list[Any]:
+    def counted(text: str, source: str = "") -> Any:
         seen.append(source)
         return real(text, source)
 
-    monkeypatch.setattr(yamlio, "load_all", counted)
-    monkeypatch.setattr(generate, "_WRITTEN", {})
+    monkeypatch.setattr(yamlio, name, counted)
     return seen
+
+
+@pytest.fixture
+def parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    monkeypatch.setattr(generate, "_WRITTEN", {})
+    return counted_parses(monkeypatch, "load_all")
 
 
 def on_disk(root: Path) -> Any:
@@ -130,14 +135,7 @@ def test_the_targets_replicas_are_read_only_when_the_file_changed(
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_text(text)
     monkeypatch.setattr(generate, "_SCALED", {})
-    loads: list[str] = []
-    real = yamlio.load
-
-    def counted(text: str, source: str = "") -> Any:
-        loads.append(text)
-        return real(text, source)
-
-    monkeypatch.setattr(yamlio, "load", counted)
+    loads = counted_parses(monkeypatch, "load")
     assert scale(tmp_path, 1) == ["apps/web/kustomization.yaml"]
     assert replicas_on_disk(tmp_path) == [{"name": "web", "count": 1}]
     before = len(loads)
@@ -206,14 +204,7 @@ def test_the_primarys_replicas_follow_its_content(tmp_path: Path, monkeypatch: p
     from gitcanary.manifests.generate import Layout, Rendered, primary_replicas
 
     monkeypatch.setattr(generate, "_PRIMARY_REPLICAS", {})
-    loads: list[str] = []
-    real = yamlio.safe_load_all
-
-    def counted(text: str, source: str = "") -> Any:
-        loads.append(text)
-        return real(text, source)
-
-    monkeypatch.setattr(yamlio, "safe_load_all", counted)
+    loads = counted_parses(monkeypatch, "safe_load_all")
     layout = Layout("apps/web", "apps/web-gitcanary", "web")
     rendered = Rendered({"kind": "Deployment"}, None, "h", "r")
     file = tmp_path / layout.primary
