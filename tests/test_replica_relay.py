@@ -139,14 +139,6 @@ class Pair(RunProcesses):
         self.wait_for(lambda: (self.lease().get("metadata") or {}).get("annotations"), "a recorded leader")
         self.wait_for(lambda: all(ready(url) for url in self.urls().values()), "both ready (first tick done)")
 
-    def wait_for(self, predicate, what: str, timeout: float = 60) -> None:  # noqa: ANN001
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"{what} within {timeout}s; logs:\n{self.tail()}")
-
     def urls(self) -> dict[int, str]:
         served = r"serving /healthz on (http://\S+)"
         found = {pid: re.search(served, log.read_text()) for pid, log in self.logs.items()}

@@ -149,15 +149,6 @@ def holder(emulator: Emulator, repo: ConfigRepo) -> str:
     return str(lease["spec"].get("holderIdentity") or "") if lease else ""
 
 
-def wait_for(predicate, what: str, fleet: Fleet, timeout: float = 120) -> None:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{what} within {timeout}s; logs:\n{fleet.tail()}")
-
-
 def weights(repo: ConfigRepo) -> list[tuple[str, str]]:
     return [(t.get("Action", ""), t.get("Weight", "")) for _, _, t in repo.gitcanary_commits()]
 
@@ -180,10 +171,10 @@ def test_kill_the_leader_mid_rollout(
         for index in range(replicas):
             fleet.start(index)
         for repo in repos:
-            wait_for(
+            fleet.wait_for(
                 lambda r=repo: any(t.get("Phase") == "Initialized" for _, _, t in r.gitcanary_commits()),
                 "both repositories initialized",
-                fleet,
+                timeout=120,
             )
         # One leader per repository, named by a live process; the HTTP endpoints say who leads.
         leaders = {holder(emulator, repo) for repo in repos}
@@ -205,15 +196,21 @@ def test_kill_the_leader_mid_rollout(
         for repo in repos:
             repo.bump("apps/backend", "6.1.1")
         target = repos[0]
-        wait_for(lambda: ("advance", "20") in weights(target), "the second step of repository a", fleet)
+        fleet.wait_for(
+            lambda: ("advance", "20") in weights(target), "the second step of repository a", timeout=120
+        )
         victim = int(holder(emulator, target).rsplit("_", 1)[1])
         before = len(target.gitcanary_commits())
         killed_at = time.monotonic()
         fleet.processes[victim].send_signal(signal.SIGKILL)
         fleet.processes[victim].wait(timeout=10)
-        wait_for(lambda: not holder(emulator, target).endswith(f"_{victim}"), "a new holder", fleet)
+        fleet.wait_for(
+            lambda: not holder(emulator, target).endswith(f"_{victim}"), "a new holder", timeout=120
+        )
         takeover = time.monotonic() - killed_at
-        wait_for(lambda: len(target.gitcanary_commits()) > before, "a commit by the new leader", fleet)
+        fleet.wait_for(
+            lambda: len(target.gitcanary_commits()) > before, "a commit by the new leader", timeout=120
+        )
         failover = time.monotonic() - killed_at
         print(f"takeover {takeover:.1f}s, commit {failover:.1f}s after the kill (lease {LEASE_SECONDS})")
         # The Lease changes hands at most 0.7 of its duration after the kill (leadership.py; 0.8
@@ -224,10 +221,10 @@ def test_kill_the_leader_mid_rollout(
         # lease duration of the kill.
         assert failover <= LEASE_SECONDS, (failover, fleet.tail())
         for repo in repos:
-            wait_for(
+            fleet.wait_for(
                 lambda r=repo: any(t.get("Action") == "succeed" for _, _, t in r.gitcanary_commits()),
                 "both rollouts promoted",
-                fleet,
+                timeout=120,
             )
         time.sleep(1.5)  # the last event deliveries
     finally:
