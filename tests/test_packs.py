@@ -149,13 +149,10 @@ def step_commits(tmp_path: Path, apps: int, ticks: int, per_tick: int) -> tuple[
     the bytes its object store grew by, per commit."""
     base = tmp_path / f"apps-{apps}"
     base.mkdir()
-    ws = bench_bytes().clone_of(base, apps)  # the benchmark's repository: app dirs, generated dirs
+    bench = bench_bytes()
+    ws = bench.clone_of(base, apps)  # the benchmark's repository: app dirs, generated dirs
     objects = ws.root / ".git" / "objects"
-
-    def size() -> int:
-        return sum(f.stat().st_size for f in objects.rglob("*") if f.is_file())
-
-    before = size()
+    before = bench.disk(objects)
     for tick in range(ticks):
         for k in range(per_tick):
             path = f"apps/app-{(tick * per_tick + k) % apps:04d}-gitcanary/routing.yaml"
@@ -164,7 +161,7 @@ def step_commits(tmp_path: Path, apps: int, ticks: int, per_tick: int) -> tuple[
         ws.push()
         ws.compact()
     git("fsck", cwd=ws.root)
-    return ws.root, (size() - before) / (ticks * per_tick)
+    return ws.root, (bench.disk(objects) - before) / (ticks * per_tick)
 
 
 def test_the_tree_listing_every_app_is_stored_whole_once_per_pack_not_once_per_tick(tmp_path: Path) -> None:
