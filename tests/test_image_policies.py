@@ -7,9 +7,12 @@ and Go's regexp), never of gitcanary: the tag the policy selects before and afte
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from image_automation import build_fluxpolicy, flux_latest
 from oracle import schema_problems
 
@@ -157,6 +160,34 @@ def test_a_tag_that_is_no_valid_tag_is_never_written(tmp_path: Path) -> None:
     [selector] = image_policies.find(tmp_path, "apps/app", IMAGE)
     assert image_quarantine.quarantine(tmp_path, selector, "1.0.0 || *") is None
     assert "||" not in (tmp_path / "flux/policy.yaml").read_text()
+
+
+TAG_CHARS = "abcXYZ019_.-"
+
+
+@settings(max_examples=60, derandomize=True, deadline=None)
+@given(
+    st.text(alphabet=TAG_CHARS, min_size=1, max_size=20).filter(lambda t: t[0] not in ".-"),
+    st.sampled_from(["\n", "\r\n", "\r", " ", "\t", "\x00", "\u2028", "\n\n"]),
+    st.sampled_from(["semver", "alphabetical", "numerical"]),
+)
+def test_a_tag_with_a_trailing_or_embedded_control_character_is_never_written(
+    tag: str, bad: str, policy: str
+) -> None:
+    """Any tag followed by a line break or other character outside the OCI tag alphabet is refused
+    (Python's `$` matches before a final newline: `^...$` alone once let "1.2.0\n" through)."""
+    choice = f"    {policy}:\n      " + ("range: '>=0.0.0-0'\n" if policy == "semver" else "order: asc\n")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        write_repo(root, policy_yaml(choice), REPOSITORY)
+        before = {p: (root / p).read_bytes() for p in ("flux/policy.yaml", "flux/repository.yaml")}
+        [selector] = image_policies.find(root, "apps/app", IMAGE)
+        for forged in (tag + bad, bad + tag, tag[:1] + bad + tag[1:]):
+            assert image_quarantine.quarantine(root, selector, forged) is None, repr(forged)
+            assert image_quarantine.lift(root, selector, forged) is None, repr(forged)
+            assert {p: (root / p).read_bytes() for p in before} == before
+        # The same tag without the stray character is written (the refusal is about the character).
+        assert image_quarantine.quarantine(root, selector, tag) is not None
 
 
 def test_repository_content_cannot_forge_a_trailer_or_reach_outside(tmp_path: Path) -> None:

@@ -33,8 +33,9 @@ SEMVER = re.compile(
     r"^v?(0|[1-9]\d*)(\.(0|[1-9]\d*))?(\.(0|[1-9]\d*))?"
     r"(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$"
 )
-# A tag as OCI distribution allows it; anything else is never written into a policy.
-TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+# A tag as OCI distribution allows it; anything else is never written into a policy. Matched with
+# `fullmatch`: `$` alone also matches before a trailing newline ("1.2.0\n" would pass).
+TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 
 
 @dataclass(frozen=True)
@@ -93,11 +94,11 @@ def exclusion_pattern(tag: str) -> str:
 
 def quarantine(root: Path, selector: Selector, tag: str) -> Exclusion | None:
     """Write an exclusion of `tag` where `selector`'s automation reads it; None when it cannot."""
-    if not TAG.match(tag) or selector.where_quarantine_goes() is None or selector.path is None:
+    if not TAG.fullmatch(tag) or selector.where_quarantine_goes() is None or selector.path is None:
         return None
     if selector.kind == "Application":
         return _ignore_tag(root, selector, tag, add=True)
-    if selector.policy == "semver" and not selector.extracts and SEMVER.match(tag):
+    if selector.policy == "semver" and not selector.extracts and SEMVER.fullmatch(tag):
         return _semver(root, selector, tag, add=True)
     # The range sees a filterTags extract, not the tag; a tag that is no version cannot be `!=`'d.
     return None if selector.repository is None else _exclusion_list(root, selector, tag, add=True)
@@ -105,7 +106,7 @@ def quarantine(root: Path, selector: Selector, tag: str) -> Exclusion | None:
 
 def lift(root: Path, selector: Selector, tag: str) -> Exclusion | None:
     """Remove what `quarantine` wrote for `tag` (all three forms); None when there was none."""
-    if selector.path is None or not TAG.match(tag):
+    if selector.path is None or not TAG.fullmatch(tag):
         return None
     if selector.kind == "Application":
         return _ignore_tag(root, selector, tag, add=False)
