@@ -436,6 +436,28 @@ def run(
             envvar="GITCANARY_LEASE_NAMESPACE",
         ),
     ] = None,
+    analysis_budget: Annotated[
+        float,
+        typer.Option(
+            min=0.05,
+            max=1.0,
+            help="Share of the poll interval (or of a canary's analysis interval, if shorter) one "
+            "canary's analysis may take; the metrics not answered by then are failed checks. Other "
+            "canaries never wait for it: each lands its commit when its own decision is ready. See "
+            "docs/scale.md.",
+            envvar="GITCANARY_ANALYSIS_BUDGET",
+        ),
+    ] = 0.5,
+    liveness_intervals: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="/healthz answers 503 once no tick has completed for this many poll intervals since "
+            "the start or the last completed tick, so Kubernetes restarts a stuck process; 0: never. "
+            "See docs/operations.md.",
+            envvar="GITCANARY_LIVENESS_INTERVALS",
+        ),
+    ] = 30.0,
 ) -> None:
     """Watch each REPO; on an image bump, drive its canary by commits: weights, halts, promotion, rollback."""
     from gitcanary.service import logs
@@ -494,6 +516,8 @@ def run(
         webhook_secret_file=webhook_secret_file,
         provider=provider,
         judge=judge.value,
+        analysis_budget=analysis_budget,
+        liveness_intervals=liveness_intervals,
     )
     if automation_author:
         settings = settings.model_copy(update={"automation_authors": automation_author})
@@ -628,11 +652,16 @@ def _subject(reconciler: Reconciler, sha: str) -> str:
 
 def _serve(listen: str, reconciler: Reconciler, as_json: bool = False) -> HttpServer:
     """Start the HTTP endpoints of `run` (each concern mounts its path on the router)."""
+    from gitcanary.service.health import Liveness
     from gitcanary.service.http import HttpServer, Router, plain  # only the commands that serve
+    from gitcanary.service.instrumented import MonitoredReconciler
     from gitcanary.service.telemetry import mount_telemetry
 
     router = Router()
-    router.mount("/healthz", plain("200 OK", "ok\n"))
+    if isinstance(reconciler, MonitoredReconciler):  # alive while its ticks complete
+        router.mount("/healthz", Liveness(reconciler.readiness, reconciler.settings.liveness_intervals).app())
+    else:
+        router.mount("/healthz", plain("200 OK", "ok\n"))
     mount_telemetry(router, reconciler)
     from gitcanary.service import push_webhook
     from gitcanary.service.dashboard import Dashboard, github_commit_url

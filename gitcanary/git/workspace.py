@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from dulwich.objects import Blob, Commit, ObjectID, Tree
 from dulwich.refs import DiskRefsContainer, Ref
@@ -123,6 +124,7 @@ class Workspace:
         self._unwritten_size = 0
         self._fresh_packs: set[str] = set()  # packs written here without deltas, not rolled up yet
         self._autocrlf: bytes | None = None  # core.autocrlf as last read
+        self._lock_handle: IO[str] | None = None  # the work directory's lock, once taken
 
     @property
     def repo(self) -> Repo:
@@ -163,7 +165,13 @@ class Workspace:
             raise GitError(f"cannot clone {self.url} (branch {self.branch}): {_stderr(exc)}") from exc
 
     def _lock(self) -> None:
-        """One gitcanary per work directory; the OS drops the lock if the process dies."""
+        """One gitcanary per work directory; the OS drops the lock if the process dies.
+
+        Taken once and held for the process's life: a clone that failed (the remote down at start)
+        is retried by the next tick under the lock this process already holds, never refused by it.
+        """
+        if self._lock_handle is not None:
+            return
         self.root.parent.mkdir(parents=True, exist_ok=True)
         handle = open(self.root.with_name(self.root.name + ".lock"), "w")  # noqa: SIM115 - held for life
         try:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +68,11 @@ log = logging.getLogger("gitcanary")
 Analyzer = Callable[..., tuple[CheckResult, ...]]
 # At rest nothing waits for the cluster (a new revision starts at once), so it is not asked.
 IDLE_PHASES = (Phase.INITIALIZED, Phase.SUCCEEDED, Phase.FAILED, Phase.QUARANTINED)
+
+
+def retry_delay(failures: int, interval: float) -> float:
+    """Seconds before the next try after `failures` failed ticks in a row: 1, 2, 4... up to `interval`."""
+    return float(min(interval, 2.0 ** min(failures - 1, 16)))
 
 
 class _AnalysisDue(Exception):
@@ -1102,26 +1107,39 @@ class Reconciler:
         from apscheduler.schedulers.blocking import BlockingScheduler
 
         scheduler = BlockingScheduler()
+        interval = self.settings.poll_interval
+        failures = 0
 
         def job() -> None:
-            # A wake during a tick that the tick did not serve is served now: the scheduler drops
-            # a run that falls due while this job is still running.
+            nonlocal failures
+            # A wake during a tick that the tick did not serve is served now, and so is a tick that
+            # took a whole interval: the scheduler drops a run that falls due while this job is
+            # still running, which would leave every canary a second interval behind.
             while True:
+                started = time.monotonic()
                 try:
                     result = self.tick()
                 except GitcanaryError as exc:
-                    log.error("tick failed: %s", exc)
+                    # Retried with backoff (a clone or fetch the remote refused, DNS, credentials
+                    # not mounted yet), never slower than polling: the first tries come sooner.
+                    failures += 1
+                    delay = retry_delay(failures, interval)
+                    log.error("tick failed (next try in %gs): %s", delay, exc)
+                    if delay < interval:
+                        at = datetime.now().astimezone() + timedelta(seconds=delay)
+                        scheduler.modify_job("tick", next_run_time=at)
                     return
+                failures = 0
                 if on_tick is not None:
                     on_tick(result)
-                if not self._woken.is_set():
+                if not self._woken.is_set() and time.monotonic() - started < interval:
                     return
 
         scheduler.add_job(
             job,
             "interval",
             id="tick",
-            seconds=self.settings.poll_interval,
+            seconds=interval,
             max_instances=1,
             coalesce=True,
             next_run_time=datetime.now().astimezone(),
