@@ -206,6 +206,18 @@ def gitcanary_commits(remote: Path, since: str) -> list[tuple[str, str]]:
     ]
 
 
+def commits_by_canary(remote: Path, since: str) -> dict[str, tuple[str, str]]:
+    """(message, diff) of every commit after `since`, by canary: what a tick wrote, whatever the
+    order its canaries' analyses answered in (each canary's commit touches its own files only)."""
+    out = git("log", "--reverse", "--format=%H", f"{since}..main", cwd=remote).split()
+    found = {}
+    for sha in out:
+        message = git("log", "-1", "--format=%B", sha, cwd=remote)
+        found[canary_of(message)] = (message, git("show", "--format=", sha, cwd=remote))
+    assert len(found) == len(out)  # one commit per canary
+    return found
+
+
 def canary_of(message: str) -> str:
     return parse_trailers(message).get("Canary", "")
 
@@ -223,17 +235,18 @@ def test_concurrent_tick_commits_what_the_serial_tick_commits(
                 copy, tmp_path / f"work-{name}", proxy.url, clock, analysis_concurrency=concurrency
             )
             ok(rec.tick())
-        written[name] = gitcanary_commits(copy, base)
-        # Serially one query at a time; concurrently every due canary's queries at once.
-        assert proxy.most == (1 if concurrency == 1 else len(ANALYSED)), (name, proxy.most)
+        written[name] = commits_by_canary(copy, base)
+        # Serially one canary at a time (its two metrics side by side); concurrently every due
+        # canary's queries at once.
+        assert proxy.most == 2 * (1 if concurrency == 1 else len(ANALYSED)), (name, proxy.most)
         # Two metrics each, and beside them (for the step's trailers) the primary's value of each
         # and both sides' request counts: 6 queries per canary, none sent twice or wasted.
         assert proxy.seen == 6 * len(ANALYSED)
     assert written["serial"] == written["concurrent"]
     # The tick analysed every canary: a step for the healthy one, a failed check for the others.
-    canaries = [canary_of(message) for message, _ in written["concurrent"]]
+    canaries = list(written["concurrent"])
     assert sorted(canaries) == sorted(f"{bench.namespace(i)}/{bench.app_name(i)}" for i in ANALYSED)
-    messages = {canary_of(m): m for m, _ in written["concurrent"]}
+    messages = {key: m for key, (m, _) in written["concurrent"].items()}
     assert "request-success-rate 99.9 >= 99 ok" in messages[f"{bench.namespace(1)}/{bench.app_name(1)}"]
     assert "request-success-rate 80 < 99 failed" in messages[f"{bench.namespace(2)}/{bench.app_name(2)}"]
     assert "no data" in messages[f"{bench.namespace(3)}/{bench.app_name(3)}"]
@@ -295,16 +308,19 @@ def test_a_pushed_bump_is_stepped_while_the_tick_waits_for_slow_analyses(
     delay = 60.0
     bound = 4.0  # seconds from the push to the bump's start commit
     with slow(prometheus_apps.url, delay) as proxy:
-        rec = reconciler(remote, tmp_path / "work", proxy.url, clock)
+        # A long poll interval: the analyses' deadline (half of the canaries' 30 s interval) is
+        # far beyond the bump's bound, so they are still held when the bump lands.
+        rec = reconciler(remote, tmp_path / "work", proxy.url, clock, poll_interval=600)
         receiver = WebhookReceiver(SECRET, rec.wake, branch="main")
         ticked: list[TickResult] = []
         tick = threading.Thread(target=lambda: ticked.append(rec.tick()))
         with webhook_server(receiver) as hook_url:
             tick.start()
             deadline = time.monotonic() + 60
-            while proxy.in_flight < len(ANALYSED) and time.monotonic() < deadline:
+            while proxy.in_flight < 2 * len(ANALYSED) and time.monotonic() < deadline:
                 time.sleep(0.02)
-            assert proxy.in_flight == len(ANALYSED)  # the tick is waiting for its analyses
+            # The tick is waiting for its analyses (each canary's two metrics side by side).
+            assert proxy.in_flight == 2 * len(ANALYSED)
             git("pull", "-q", cwd=human)
             bench.bump(human, IDLE)
             git("commit", "-qam", f"bump {bench.app_name(IDLE)}", cwd=human)

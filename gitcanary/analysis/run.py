@@ -8,9 +8,13 @@ error or an empty result is a failed check with the reason in its line, never a 
 
 from __future__ import annotations
 
+import contextvars
 import math
 import socket
+import threading
+import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -26,6 +30,15 @@ from gitcanary.errors import AnalysisError
 from gitcanary.spec.models import Canary, CanaryMetric, MetricTemplate
 
 DEFAULT_METRIC_INTERVAL = "1m"
+# One canary's metrics are queried side by side, this many at a time: a slow backend costs the
+# analysis its slowest query, not the sum of them, however many templates the canary lists.
+QUERY_WORKERS = 8
+# The monotonic instant past which this analysis's answer is no longer read (the service's
+# per-canary deadline, `service/analyses.py`): a metric not started by then is not queried. A
+# context variable, so every judge's entry point keeps its shape.
+ANALYSIS_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "ANALYSIS_DEADLINE", default=None
+)
 
 ClientFactory = Callable[[str, Mapping[str, str] | None], QueryClient]
 
@@ -107,8 +120,19 @@ def run_analysis(
         return PrometheusClient(address, headers=headers, limits=env.limits, pool=pool)
 
     run = _Run(canary, templates, default_address, now, client_factory or default_factory, env, pool)
+    metrics = canary.spec.analysis.metrics
+    deadline = ANALYSIS_DEADLINE.get()
+
+    def check(metric: CanaryMetric) -> CheckResult:
+        if deadline is not None and time.monotonic() >= deadline:
+            return _failed(metric, "not queried: the analysis deadline passed")
+        return run.check(metric)
+
     try:
-        return tuple(run.check(metric) for metric in canary.spec.analysis.metrics)
+        if len(metrics) < 2:
+            return tuple(check(metric) for metric in metrics)
+        with ThreadPoolExecutor(min(QUERY_WORKERS, len(metrics)), thread_name_prefix="query") as queries:
+            return tuple(queries.map(check, metrics))  # in the canary's order, whatever answers first
     finally:
         run.close()
         if own_pool:
@@ -139,6 +163,7 @@ class _Run:
         self.client_factory = client_factory
         self.clients: dict[object, Provider] = {}
         self.resolved: dict[str, bool] = {}
+        self._lock = threading.Lock()  # the metrics run side by side: one client per backend still
 
     def close(self) -> None:
         for client in self.clients.values():
@@ -167,7 +192,7 @@ class _Run:
 
     def _mask(self, text: str) -> str:
         # Longest first, so a secret that contains another is masked whole.
-        for value in sorted(self.revealed, key=len, reverse=True):
+        for value in sorted(self.revealed.copy(), key=len, reverse=True):
             if len(value) >= 4:
                 text = text.replace(value, "***")
         return text
@@ -223,13 +248,19 @@ class _Run:
         host = urlsplit(address).hostname
         if not host:
             return self.default_address, f"{address} is not a URL; queried {self.default_address}"
-        if host not in self.resolved:
-            self.resolved[host] = _resolves(host)
-        if self.resolved[host]:
+        with self._lock:
+            if host not in self.resolved:
+                self.resolved[host] = _resolves(host)
+            resolved = self.resolved[host]
+        if resolved:
             return address, ""
         return self.default_address, f"{host} does not resolve here; queried {self.default_address}"
 
     def _client(self, plan: _Plan) -> Provider:
+        with self._lock:
+            return self._client_locked(plan)
+
+    def _client_locked(self, plan: _Plan) -> Provider:
         if plan.target is None:
             key: object = plan.address
             if key not in self.clients:

@@ -458,9 +458,17 @@ class Reconciler:
             judge=self.settings.judge,
             status=status,
         )
-        # Measured with the checks, so it is sent ahead with them (one worker per canary: no race).
-        self._measured_beside[canary.key] = (now, self._measure_beside(canary, templates, now, checks))
         return checks
+
+    def _beside_after(
+        self,
+        canary: Canary,
+        templates: Mapping[str, MetricTemplate],
+        now: datetime,
+        checks: tuple[CheckResult, ...],
+    ) -> None:
+        """Measured once the checks are in, within the same deadline (one worker per canary: no race)."""
+        self._measured_beside[canary.key] = (now, self._measure_beside(canary, templates, now, checks))
 
     def _measure_beside(
         self,
@@ -499,7 +507,22 @@ class Reconciler:
                 return sent
         if self._fast_lane_on:
             raise _AnalysisDue(key)
-        return self._analyze(canary, self.catalog.templates, now, status)
+        if self._analyses is not None:
+            # Not predicted (a webhook's answer, a status re-read): sent now, with its deadline.
+            self._analyses.send(key, canary, self.catalog.templates, now, status, self._budget(canary))
+            sent = self._analyses.take(key, canary, self.catalog.templates, now, status)
+            assert sent is not None
+            return sent
+        checks = self._analyze(canary, self.catalog.templates, now, status)
+        self._beside_after(canary, self.catalog.templates, now, checks)
+        return checks
+
+    def _budget(self, canary: Canary) -> float:
+        """Seconds this canary's analysis may take: `analysis_budget` of the poll interval or of its
+        own analysis interval, whichever is shorter. So a tick ends within about one poll interval
+        whatever its canaries' metrics do, and the next one starts on time."""
+        own = canary.spec.analysis.interval_seconds  # validated when the Canary was read
+        return self.settings.analysis_budget * max(0.1, min(self.settings.poll_interval, own))
 
     def _still_quiet(self, key: str, loaded: LoadedCanary, now: datetime) -> bool:
         """Would `decide` repeat this canary's last wait? Yes while the clock is before the instant it
@@ -570,9 +593,10 @@ class Reconciler:
             lambda canary, _templates, at, status: self._analyze(canary, _templates, at, status),
             self.settings.analysis_concurrency,
             self._stir,
+            after=self._beside_after,
         )
         for key, canary, status in due:
-            self._analyses.send(key, canary, templates, now, status)
+            self._analyses.send(key, canary, templates, now, status, self._budget(canary))
 
     def _provider_env(self) -> ProviderEnv:
         """MetricTemplate secretRefs resolve where AlertProvider ones do; keptn and externalmetrics
@@ -763,8 +787,11 @@ class Reconciler:
         return notes or ["pod template changed (no image change)"]
 
     def _decide_all(self, now: datetime) -> list[str]:
-        """Send the tick's analyses, wait for them, then decide and commit for every canary, one
-        after another, in a stable order. A push webhook meanwhile is served by `_fast_lane`."""
+        """Send the tick's analyses, then decide and commit for every canary as soon as it can be
+        decided: first, in a stable order, those that wait for no analysis or whose analysis is in;
+        then each other one when its analysis answers or its deadline passes. Before each wait,
+        what was committed is pushed (`_land_so_far`), so no canary's commit waits for another's
+        analysis. A push webhook meanwhile is served by `_fast_lane`."""
         assert self.catalog is not None
         commits = self._pass_commits = []
         self._moved = set()
@@ -774,18 +801,38 @@ class Reconciler:
             self.observer.refresh()  # one list of Kustomizations/GitRepos per tick, fresh each tick
         self._send_analyses(now)
         stepped: set[str] = set()
+        left = sorted(self.catalog.canaries)
+        landing = self.publisher is None  # pull-request mode publishes once, at the tick's end
         try:
-            while self._analyses is not None and self._analyses.wait_or(self._woken.is_set):
-                stepped |= self._fast_lane()
-            for key in sorted(self.catalog.canaries):
+            while left:
                 if self._woken.is_set():
                     stepped |= self._fast_lane()
-                if key in stepped or key not in self.catalog.canaries:
-                    continue  # the fast lane stepped it at a later instant; the next tick goes on
-                sha = self._step_or_halt(key, now)
-                if sha is not None:
-                    commits.append(sha)
-                    self._moved.add(key)
+                waiting = []
+                for key in left:
+                    if self._woken.is_set():
+                        stepped |= self._fast_lane()
+                    if key in stepped or key not in self.catalog.canaries:
+                        continue  # the fast lane stepped it at a later instant; the next tick goes on
+                    if self._analyses is not None and not self._analyses.ready(key):
+                        waiting.append(key)  # its own analysis is still running: decided when in
+                        continue
+                    sha = self._step_or_halt(key, now)
+                    if sha is not None:
+                        commits.append(sha)
+                        self._moved.add(key)
+                left = waiting
+                if not left:
+                    break
+                assert self._analyses is not None
+                if landing and commits:
+                    # Land what is decided before waiting for the slow: a rollback due now does not
+                    # wait for another canary's metrics. Replayed on a push that changed none of
+                    # its inputs; else it stays for the tick's own push and its retries.
+                    landing = self._land_so_far()
+                    if landing:  # the caches follow what landed (and a push it was replayed on)
+                        self.refresh(self.workspace.head())
+                        log.debug("landed before waiting for the analyses of %s", ", ".join(left))
+                self._analyses.wait_or(self._woken.is_set)
         finally:
             if self._analyses is not None:
                 self._analyses.close()
