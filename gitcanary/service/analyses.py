@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -194,21 +194,20 @@ class Analyses:
     def pending(self) -> int:
         return sum(1 for key in self._sent if not self.ready(key))
 
-    def wait_or(self, interrupted: Callable[[], bool]) -> bool:
-        """Wait until one more analysis sent is ready (or none is pending), or `interrupted()` holds;
-        True if it did."""
+    def wait_or(self, interrupted: Callable[[], bool], keys: Collection[str] | None = None) -> bool:
+        """Wait until one of `keys` (default: every analysis sent) is ready, or none of them is
+        pending, or `interrupted()` holds; True if it did."""
         while True:
             self._stir.clear()
             if interrupted():
                 return True
-            waiting = [sent for key, sent in self._sent.items() if not self.ready(key)]
-            if not waiting:
+            watched = [key for key in (self._sent if keys is None else keys) if key in self._sent]
+            waiting = [key for key in watched if not self.ready(key)]
+            if len(waiting) < len(watched) or not waiting:
                 return False
-            deadlines = [d for d in (sent.deadline() for sent in waiting) if d is not None]
+            deadlines = [d for d in (self._sent[key].deadline() for key in waiting) if d is not None]
             timeout = max(0.0, min(deadlines) - self._clock()) if deadlines else None
             self._stir.wait(timeout)
-            if any(self.ready(key) for key, sent in self._sent.items() if sent in waiting):
-                return False
 
     def close(self) -> None:
         """Drop what nobody took; an analysis still running finishes on its own (each query is

@@ -828,11 +828,13 @@ class Reconciler:
                     # Land what is decided before waiting for the slow: a rollback due now does not
                     # wait for another canary's metrics. Replayed on a push that changed none of
                     # its inputs; else it stays for the tick's own push and its retries.
+                    ours = self.workspace.head()
                     landing = self._land_so_far()
-                    if landing:  # the caches follow what landed (and a push it was replayed on)
-                        self.refresh(self.workspace.head())
-                        log.debug("landed before waiting for the analyses of %s", ", ".join(left))
-                self._analyses.wait_or(self._woken.is_set)
+                    if landing and self.workspace.head() != ours:
+                        # Replayed on someone's push: the fast lane reads it (the caches, and the
+                        # canaries it changed) before anything else is decided.
+                        self._woken.set()
+                self._analyses.wait_or(self._woken.is_set, left)
         finally:
             if self._analyses is not None:
                 self._analyses.close()
