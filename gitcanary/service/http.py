@@ -2,15 +2,17 @@
 
 Each concern mounts its own WSGI app on a path (`/metrics`, `/healthz`, `/readyz`, the forge's
 push webhook). The server runs in a daemon thread beside the reconciler's scheduler, one thread
-per request, so a slow scrape never holds up a webhook.
+per request, so a slow scrape never holds up a webhook; at most `WORKERS` requests are served at
+once (a connection beyond them gets a 503 at once, unread), and every read on a connection times
+out after `READ_TIMEOUT` seconds, so a client that sends slowly holds one worker for that long.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -75,11 +77,48 @@ def _redacted(app: WSGIApp, environ: dict[str, Any], start_response: StartRespon
     return [body]
 
 
-class _ThreadingServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
+WORKERS = 16
+READ_TIMEOUT = 10.0
+BUSY = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+
+class _BoundedServer(WSGIServer):
+    """One daemon thread per request, at most `WORKERS` at once."""
+
+    request_queue_size = 128  # the listen backlog: connections beyond the workers get their 503 fast
+
+    def server_activate(self) -> None:
+        super().server_activate()
+        self._slots = threading.BoundedSemaphore(WORKERS)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            # Every worker is busy (slow clients, a flood): answer from the accepting thread, at
+            # once, without reading the request; a small write to a fresh socket does not block.
+            with contextlib.suppress(OSError):
+                request.sendall(BUSY)
+            self.shutdown_request(request)
+            return
+        threading.Thread(target=self._serve_one, args=(request, client_address), daemon=True).start()
+
+    def _serve_one(self, request: Any, client_address: Any) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except Exception:  # noqa: BLE001 - logged by the server, as socketserver does
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
+            self._slots.release()
+
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A read that timed out, a client that hung up: the connection is closed, nothing else.
+        log.debug("request from %s failed", client_address, exc_info=True)
 
 
 class _QuietHandler(WSGIRequestHandler):
+    timeout = READ_TIMEOUT  # set on the socket before the request line is read
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         log.debug("%s %s", self.address_string(), format % args)
 
@@ -101,7 +140,7 @@ class HttpServer:
         host, port = parse_listen(listen)
         self.router = router
         self._server = make_server(
-            host, port, router, server_class=_ThreadingServer, handler_class=_QuietHandler
+            host, port, router, server_class=_BoundedServer, handler_class=_QuietHandler
         )
         self._thread: threading.Thread | None = None
 

@@ -35,7 +35,10 @@ GITEA_EVENTS = {
     "pull_request_sync": "pull_request",
     "status": "status",
 }
-MAX_BODY = 25 * 1024 * 1024  # GitHub caps payloads at 25 MB
+# What an unauthenticated sender can make gitcanary read: a signature (GitHub, Gitea) is checked
+# over the whole body, so a body is read only up to this; a larger delivery is refused unread (413)
+# and the next poll sees the push. GitLab's token is checked before any byte of the body is read.
+MAX_BODY = 1024 * 1024
 # (event in GitHub's words, body, environ) -> None to wake here, else the (status, text) to answer.
 Relay = Callable[[str, bytes, dict[str, Any]], tuple[str, str] | None]
 
@@ -86,6 +89,28 @@ def authenticate(secret: bytes, body: bytes, environ: dict[str, Any]) -> str | N
     return str(environ.get("HTTP_X_GITHUB_EVENT", ""))
 
 
+def present_credential(environ: dict[str, Any]) -> bool:
+    """Does the delivery carry any forge's signature or token header? (Read before the body.)"""
+    return any(
+        environ.get(name)
+        for name in (
+            "HTTP_X_HUB_SIGNATURE_256",
+            "HTTP_X_GITEA_SIGNATURE",
+            "HTTP_X_FORGEJO_SIGNATURE",
+            "HTTP_X_GITLAB_TOKEN",
+        )
+    )
+
+
+def gitlab_token_ok(secret: bytes, environ: dict[str, Any]) -> bool:
+    """False only for a GitLab delivery whose token is wrong: that needs no body to refuse."""
+    signed = environ.get("HTTP_X_GITEA_SIGNATURE") or environ.get("HTTP_X_FORGEJO_SIGNATURE")
+    token = environ.get("HTTP_X_GITLAB_TOKEN")
+    if signed is not None or token is None:
+        return True
+    return hmac.compare_digest(secret, str(token).strip().encode())
+
+
 class WebhookReceiver:
     """The WSGI app `gitcanary run` mounts on PATH."""
 
@@ -105,10 +130,18 @@ class WebhookReceiver:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = -1
-        if length < 0 or length > MAX_BODY:
-            return plain("413 Payload Too Large", "bad length\n")(environ, start_response)
-        body = environ["wsgi.input"].read(length) if length else b""
-        event = authenticate(self.secret, body, environ)
+        # Authentication before the body: a delivery with no credential of any forge, or with a
+        # wrong GitLab token, is refused before a byte of its body is read.
+        body = b""
+        if not self.secret or not present_credential(environ) or not gitlab_token_ok(self.secret, environ):
+            event = None
+        elif length < 0 or length > MAX_BODY:
+            return plain("413 Payload Too Large", f"bad length (at most {MAX_BODY} bytes)\n")(
+                environ, start_response
+            )
+        else:
+            body = environ["wsgi.input"].read(length) if length else body
+            event = authenticate(self.secret, body, environ)
         if event is None:
             log.warning(
                 "webhook delivery %s refused: bad or missing signature or token", delivery_id(environ) or "?"
