@@ -226,6 +226,10 @@ class Replicas:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = -1
+        if not push_webhook.present_credential(environ):  # refused before its body is read
+            return plain("401 Unauthorized", "no X-Hub-Signature-256, X-Gitea-Signature or X-Gitlab-Token\n")(
+                environ, start_response
+            )
         if length < 0 or length > push_webhook.MAX_BODY:
             return plain("413 Payload Too Large", "bad length\n")(environ, start_response)
         body = environ["wsgi.input"].read(length) if length else b""
