@@ -218,7 +218,8 @@ def test_run_listen_serves_the_page_at_the_root(config_repo: ConfigRepo, tmp_pat
         assert f">{status['phase']}</span>" in page.text
         state = httpx.get(server.url + "/dashboard/state", timeout=30).json()
         assert state["head"] == git("rev-parse", "main", cwd=config_repo.remote).strip()
-        assert httpx.get(server.url + "/healthz", timeout=5).text == "ok\n"
+        alive = httpx.get(server.url + "/healthz", timeout=5)
+        assert alive.status_code == 200 and alive.text.startswith("ok"), alive.text
     finally:
         server.stop()
 

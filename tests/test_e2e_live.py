@@ -114,7 +114,8 @@ def test_gitcanary_run_on_live_metrics(config_repo: ConfigRepo, tmp_path: Path, 
         wait_for_phase(config_repo, "Initialized", log)
         served = re.search(r"serving /healthz on (http://\S+)", log.read_text())
         assert served, log.read_text()
-        assert httpx.get(served.group(1) + "/healthz", timeout=5).text == "ok\n"
+        alive = httpx.get(served.group(1) + "/healthz", timeout=5)
+        assert alive.status_code == 200 and alive.text.startswith("ok: last successful tick"), alive.text
         config_repo.bump("apps/backend", "6.1.1")
         wait_for_phase(config_repo, "Succeeded", log)
         feed.error_ratio = 0.5  # the next version is bad

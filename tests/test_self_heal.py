@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +26,7 @@ from prometheus_server import free_port
 
 from gitcanary.errors import GitError
 from gitcanary.service.health import Liveness, Readiness
-from gitcanary.service.reconciler import Reconciler, retry_delay
+from gitcanary.service.reconciler import Reconciler, TickResult, retry_delay
 from gitcanary.service.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -205,3 +206,32 @@ def test_a_failed_tick_is_retried_with_backoff_never_later_than_the_next_poll(
     assert 0 < delay <= interval
     assert delay <= retry_delay(failures + 1, interval)  # backs off, never speeds up in a failing run
     assert delay == (min(interval, 2.0 ** (failures - 1)) if failures <= 17 else interval)
+
+
+@pytest.mark.timeout(60)
+def test_a_tick_that_took_a_whole_interval_is_followed_at_once_not_an_interval_later(tmp_path: Path) -> None:
+    """APScheduler drops a run that falls due while the job still runs; without the job's own loop
+    the next tick would come one more interval later, and every canary with it."""
+    interval = 2.0
+    starts: list[float] = []
+    ends: list[float] = []
+    parked = threading.Event()
+
+    class Timed(Reconciler):
+        def tick(self) -> TickResult:
+            starts.append(time.monotonic())
+            if len(starts) >= 3:
+                parked.wait()  # enough seen: park the scheduler's worker until the test ends
+            time.sleep(interval * 1.2 if len(starts) == 1 else 0.01)  # the first overruns
+            ends.append(time.monotonic())
+            return TickResult(head="")
+
+    rec = Timed(Settings(repo=str(tmp_path / "none"), workdir=tmp_path / "work", poll_interval=interval))
+    threading.Thread(target=rec.run_forever, daemon=True).start()
+    deadline = time.monotonic() + 20
+    while len(starts) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    parked.set()
+    assert len(starts) >= 3
+    assert starts[1] - ends[0] < 0.5, starts[1] - ends[0]  # at once after the overrun
+    assert starts[2] - starts[0] >= 2 * interval * 0.95  # then on the interval's schedule again
