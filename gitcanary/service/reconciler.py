@@ -70,6 +70,11 @@ Analyzer = Callable[..., tuple[CheckResult, ...]]
 IDLE_PHASES = (Phase.INITIALIZED, Phase.SUCCEEDED, Phase.FAILED, Phase.QUARANTINED)
 
 
+# No analysis is cut shorter than this, however short the intervals: Flagger's own Prometheus
+# timeout, and room for a loaded backend to answer an ordinary query.
+MIN_ANALYSIS_DEADLINE = 5.0
+
+
 def retry_delay(failures: int, interval: float) -> float:
     """Seconds before the next try after `failures` failed ticks in a row: 1, 2, 4... up to `interval`."""
     return float(min(interval, 2.0 ** min(failures - 1, 16)))
@@ -519,10 +524,12 @@ class Reconciler:
 
     def _budget(self, canary: Canary) -> float:
         """Seconds this canary's analysis may take: `analysis_budget` of the poll interval or of its
-        own analysis interval, whichever is shorter. So a tick ends within about one poll interval
-        whatever its canaries' metrics do, and the next one starts on time."""
+        own analysis interval, whichever is shorter, and at least MIN_ANALYSIS_DEADLINE. So a tick
+        ends within about one poll interval (of 10 s or more) whatever its canaries' metrics do,
+        and the next one starts on time."""
         own = canary.spec.analysis.interval_seconds  # validated when the Canary was read
-        return self.settings.analysis_budget * max(0.1, min(self.settings.poll_interval, own))
+        share = self.settings.analysis_budget * min(self.settings.poll_interval, own)
+        return max(MIN_ANALYSIS_DEADLINE, share)
 
     def _still_quiet(self, key: str, loaded: LoadedCanary, now: datetime) -> bool:
         """Would `decide` repeat this canary's last wait? Yes while the clock is before the instant it

@@ -72,8 +72,8 @@ class Settings(BaseSettings):
     judge: str = "threshold"
     # /healthz answers 503 once no tick has completed for this many poll intervals (0: never).
     liveness_intervals: float = Field(default=30.0, ge=0)
-    # One canary's analysis may take this share of min(poll interval, its analysis interval); what
-    # is not answered by then is a failed check, and no other canary waits for it.
+    # One canary's analysis may take this share of min(poll interval, its analysis interval), at least
+    # 5 s; what is not answered by then is a failed check, and no other canary waits for it.
     analysis_budget: float = Field(default=0.5, gt=0, le=1)
 
     def resolved_workdir(self) -> Path:
