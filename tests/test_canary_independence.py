@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from conftest import git
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -36,6 +37,7 @@ from gitcanary.analysis.judges import analyze
 from gitcanary.git.trailers import parse_trailers
 from gitcanary.service.reconciler import Reconciler
 from gitcanary.service.settings import Settings
+from gitcanary.spec.load import load_canary
 
 SLOW = 1  # app-0001: its metrics come from the hostile server (and Prometheus)
 FAILING = 2  # app-0002: its success rate fails (threshold 2): a halt, then a rollback
@@ -322,3 +324,23 @@ def test_the_healthy_canary_s_step_lands_within_one_interval_whatever_the_others
         elif first in ("slow", "hang"):
             halt = landings.at[name][-1][1]
             assert "no answer within the analysis deadline (5s): failed" in halt, halt
+
+
+@settings(max_examples=50, derandomize=True, deadline=None)
+@given(
+    poll=st.floats(min_value=0.5, max_value=3600),
+    own=st.integers(min_value=1, max_value=7200),
+    share=st.floats(min_value=0.05, max_value=1.0),
+)
+def test_a_deadline_is_never_under_5_s_nor_over_the_share_of_either_interval(
+    poll: float, own: int, share: float
+) -> None:
+    text = bench.CANARY.format(name="app", ns="ns", autoscaler="")
+    text = text.replace("interval: 30s", f"interval: {own}s")
+    doc = load_canary(yaml.safe_load(text), "c.yaml").canary
+    settings_ = Settings(repo="unused", poll_interval=poll, analysis_budget=share)
+    rec = Reconciler(settings_)
+    deadline = rec._budget(doc)
+    assert deadline >= 5.0
+    assert deadline <= max(5.0, share * poll) and deadline <= max(5.0, share * own)
+    assert deadline >= min(share * poll, share * own) - 1e-9  # not shorter than the share of either
