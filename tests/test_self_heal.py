@@ -227,11 +227,15 @@ def test_a_tick_that_took_a_whole_interval_is_followed_at_once_not_an_interval_l
             return TickResult(head="")
 
     rec = Timed(Settings(repo=str(tmp_path / "none"), workdir=tmp_path / "work", poll_interval=interval))
-    threading.Thread(target=rec.run_forever, daemon=True).start()
+    loop = threading.Thread(target=rec.run_forever, daemon=True)
+    loop.start()
     deadline = time.monotonic() + 20
     while len(starts) < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
+    rec.stop()
     parked.set()
+    loop.join(timeout=10)
+    assert not loop.is_alive()
     assert len(starts) >= 3
     assert starts[1] - ends[0] < 0.5, starts[1] - ends[0]  # at once after the overrun
     assert starts[2] - starts[0] >= 2 * interval * 0.95  # then on the interval's schedule again

@@ -173,6 +173,7 @@ class Reconciler:
         self._moved: set[str] = set()  # canaries this attempt committed for
         self._respec_before: set[str] = set()
         self._wake: Callable[[], None] | None = None  # set by run_forever
+        self._stop: Callable[[], None] | None = None  # set by run_forever
         self.observer = observer if observer is not None else cluster_observer(settings, self.workspace)
         self._last_commits: dict[str, tuple[str, str]] = {}  # canary -> (HEAD, last commit for it)
         # Webhooks and notifications; transitions of this attempt wait for the push to be announced.
@@ -1150,6 +1151,11 @@ class Reconciler:
         if self._wake is not None:
             self._wake()
 
+    def stop(self) -> None:
+        """End `run_forever` (from any thread); a tick under way finishes first."""
+        if self._stop is not None:
+            self._stop()
+
     def schedule_wakes(self, schedule: Callable[[], None] | None) -> None:
         """Let another scheduler than `run_forever`'s run the tick a `wake` asks for (replicas.py)."""
         self._wake = schedule
@@ -1201,10 +1207,11 @@ class Reconciler:
             next_run_time=datetime.now().astimezone(),
         )
         self._wake = lambda: scheduler.modify_job("tick", next_run_time=datetime.now().astimezone())
+        self._stop = lambda: scheduler.shutdown(wait=False)
         try:
             scheduler.start()
         finally:
-            self._wake = None
+            self._wake = self._stop = None
             # Ctrl-C or SIGTERM lands in the main thread while a tick may be running on the
             # scheduler's worker: let it finish before the caller cleans up (the interpreter would
             # join that thread at exit anyway, but after the caller's `finally` had already run).
