@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -39,14 +40,16 @@ SENTENCE_END = re.compile(r"(?<=[.!?])[*_`)\"']*\s+(?=[*_`(\"'\[]*[A-Z0-9])")
 def documents(root: Path = ROOT) -> list[str]:
     """The files whose sentences must be backed, as paths relative to the root."""
     paths = [root / "README.md", root / "SECURITY.md", *sorted((root / "docs").rglob("*.md"))]
-    return [p.relative_to(root).as_posix() for p in paths if p.is_file() and p.relative_to(root).as_posix() != CLAIMS]
+    names = [p.relative_to(root).as_posix() for p in paths if p.is_file()]
+    return [name for name in names if name != CLAIMS]
 
 
 def blocks(markdown: str) -> list[str]:
     """Paragraphs, list items, table rows and headings, each as one line; code blocks dropped."""
     out: list[str] = []
     current: list[str] = []
-    fenced = False
+    fenced = indented = in_list = False
+    blank_before = True
 
     def flush() -> None:
         if current:
@@ -61,6 +64,16 @@ def blocks(markdown: str) -> list[str]:
         if fenced:
             continue
         stripped = line.strip()
+        # an indented code block: 4 spaces after a blank line, not a list item's continuation
+        if stripped and line.startswith("    ") and (indented or (blank_before and not in_list)):
+            flush()
+            indented = True
+            continue
+        if stripped:
+            indented = False
+            if not line[0].isspace():
+                in_list = bool(LIST_ITEM.match(line))
+        blank_before = not stripped
         if not stripped:
             flush()
         elif stripped.startswith(("#", "|")) or stripped.startswith("<"):
@@ -107,11 +120,22 @@ def _cells(line: str) -> list[str]:
 
 
 def _unquote(cell: str) -> str:
-    """An excerpt may be written as `code` so Markdown in it shows as typed."""
-    if len(cell) >= 2 and cell.startswith("`") and cell.endswith("`"):
-        inner = cell[1:-1]
-        return inner.strip() if inner.startswith(" ") and inner.endswith(" ") else inner
-    return cell
+    """An excerpt may be written as `code` (or ``code`` when it holds a backtick) so Markdown in it
+    shows as typed."""
+    ticks = re.match(r"^(`+)(.*)\1$", cell, re.S)
+    if not ticks:
+        return cell
+    inner = ticks[2]
+    return inner[1:-1] if len(inner) >= 2 and inner.startswith(" ") and inner.endswith(" ") else inner
+
+
+def cell(excerpt: str) -> str:
+    """An excerpt as a table cell that `rows` reads back as it was."""
+    if "`" in excerpt:
+        return f"`` {excerpt} ``".replace("|", "\\|")
+    if re.search(r"[*_<>\[\]|\\]", excerpt):
+        return f"`{excerpt}`".replace("|", "\\|")
+    return excerpt
 
 
 def rows(markdown: str) -> list[Row]:
@@ -150,26 +174,27 @@ def _definitions(path: Path) -> frozenset[str]:
     return frozenset(names)
 
 
-def test_exists(reference: str, root: Path = ROOT) -> bool:
+def is_defined(reference: str, root: Path = ROOT) -> bool:
     file, _, name = reference.partition("::")
     path = root / file
     return path.is_file() and name in _definitions(path)
 
 
-test_exists.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
 
 
 def excerpt_for(sentence: str, others: list[str]) -> str:
-    """The shortest run of plain words around the claim word found in no other sentence."""
+    """The shortest run of at least five words around the claim word that no other sentence holds,
+    without Markdown in it where one exists."""
     words = sentence.split(" ")
     hit = next(i for i, w in enumerate(words) if WORD.search(w))
-    for width in range(3, len(words) + 1):
-        for start in range(max(0, hit - width + 1), min(hit, len(words) - width) + 1):
-            excerpt = " ".join(words[start:start + width])
-            if re.search(r"[`*|<>\[\]]", excerpt):
-                continue
-            if not any(excerpt in o for o in others):
-                return excerpt
+    for plain in (True, False):
+        for width in range(min(5, len(words)), len(words) + 1):
+            for start in range(max(0, hit - width + 1), min(hit, len(words) - width) + 1):
+                excerpt = " ".join(words[start:start + width])
+                if plain and re.search(r"[`*_|<>\[\]\\]", excerpt):
+                    continue
+                if not any(excerpt in o for o in others):
+                    return excerpt
     return sentence
 
 
@@ -185,35 +210,37 @@ def problems(root: Path = ROOT) -> tuple[list[str], list[str]]:
         if row.file not in by_file:
             messages.append(f"{where}: no such document {row.file!r}")
             continue
-        hits = [s for s in by_file[row.file] if row.excerpt in s]
+        hits = sorted({s for s in by_file[row.file] if row.excerpt in s})  # a repeated sentence is one
         if len(hits) != 1:
             what = "matches no claim sentence" if not hits else f"matches {len(hits)} claim sentences"
             messages.append(f"{where}: excerpt {row.excerpt!r} {what} of {row.file}")
             continue
         if (row.file, hits[0]) in matched:
-            messages.append(f"{where}: a second row for the sentence of row {matched[row.file, hits[0]].line}")
+            first = matched[row.file, hits[0]].line
+            messages.append(f"{where}: a second row for the sentence of row {first}")
         matched[row.file, hits[0]] = row
         if row.kind not in KINDS:
             messages.append(f"{where}: kind {row.kind!r} is none of {sorted(KINDS)}")
         if row.kind != "not a claim" and not row.tests:
             messages.append(f"{where}: names no test (tests/test_x.py::test_name)")
-        messages.extend(f"{where}: {t} does not exist" for t in row.tests if not test_exists(t, root))
+        messages.extend(f"{where}: {t} does not exist" for t in row.tests if not is_defined(t, root))
     for file, found in by_file.items():
-        missing = [s for s in found if (file, s) not in matched]
+        missing = list(dict.fromkeys(s for s in found if (file, s) not in matched))
         if missing:
             stubs.append(f"## {file}")
         for sentence in missing:
             messages.append(f"{file}: no row for: {sentence}")
-            excerpt = excerpt_for(sentence, [s for s in sentences((root / file).read_text()) if s != sentence])
-            stubs.append(f"| {excerpt.replace('|', chr(92) + '|')} | tests/test_FILE.py::test_NAME | property | |")
+            others = [s for s in sentences((root / file).read_text()) if s != sentence]
+            excerpt = excerpt_for(sentence, others)
+            stubs.append(f"| {cell(excerpt)} | tests/test_FILE.py::test_NAME | property | |")
     return messages, stubs
 
 
 def test_every_claim_has_a_row_naming_a_test_that_exists() -> None:
     messages, stubs = problems()
-    assert not messages, "\n".join(
-        [*messages, "", f"Rows to paste into {CLAIMS} (then name the real test and kind):", *stubs]
-    )
+    if messages:
+        paste = f"Rows to paste into {CLAIMS}, under the heading of their file (then name the test and kind):"
+        pytest.fail("\n".join([*messages, "", paste, *stubs]), pytrace=False)
 
 
 # The extractor itself, on generated Markdown.
@@ -260,6 +287,10 @@ def test_a_claim_word_in_a_code_block_is_not_a_claim(sentence: tuple[str, str], 
     markdown = f"Prose with no claim.\n\n{fence}\n# {text}\nrun --{text.split()[0]}\n{close}\n\nMore prose.\n"
     assert claims(markdown) == []
     assert claims(markdown + f"\n{text}\n") == [text]
+    indented = f"Prose with no claim:\n\n    {text}\n    more {text}\n\nAfter.\n"
+    assert claims(indented) == []
+    in_a_list = f"- An item that goes on:\n\n    {text}\n"
+    assert claims(in_a_list) == [text]
 
 
 def test_words_inside_other_words_are_not_claims() -> None:
@@ -276,10 +307,19 @@ def test_a_row_names_its_file_excerpt_tests_and_kind() -> None:
     assert rows(table) == [
         Row("README.md", "a | b", ("tests/test_claims.py::test_words_inside_other_words_are_not_claims",),
             "example", 7),
-        Row("docs/x.md", "never again", ("tests/test_a.py::T::test_b", "tests/test_c.py::test_d"), "property", 13),
+        Row("docs/x.md", "never again", ("tests/test_a.py::T::test_b", "tests/test_c.py::test_d"),
+            "property", 13),
     ]
-    assert test_exists("tests/test_claims.py::test_words_inside_other_words_are_not_claims")
-    assert not test_exists("tests/test_claims.py::test_no_such_test")
+    assert is_defined("tests/test_claims.py::test_words_inside_other_words_are_not_claims")
+    assert not is_defined("tests/test_claims.py::test_no_such_test")
+
+
+@settings(derandomize=True, max_examples=100, deadline=None)
+@given(st.text(alphabet="ab `*_|<>[]\\", min_size=1, max_size=12).map(lambda t: "x" + t.strip() + "y"))
+def test_an_excerpt_written_as_a_cell_reads_back_as_it_was(excerpt: str) -> None:
+    excerpt = " ".join(excerpt.split())
+    table = f"## README.md\n\n| {cell(excerpt)} | tests/test_x.py::test_y | example | |\n"
+    assert [r.excerpt for r in rows(table)] == [excerpt]
 
 
 def test_the_checker_names_what_is_missing_stale_or_wrong(tmp_path: Path) -> None:
@@ -301,7 +341,8 @@ def test_the_checker_names_what_is_missing_stale_or_wrong(tmp_path: Path) -> Non
         f"{CLAIMS}:7: excerpt 'It is gone' matches no claim sentence of README.md",
         "docs/a.md: no row for: Every step is a commit.",
     ]
-    assert stubs == ["## docs/a.md", "| Every step is | tests/test_FILE.py::test_NAME | property | |"]
+    stub = "| Every step is a commit. | tests/test_FILE.py::test_NAME | property | |"
+    assert stubs == ["## docs/a.md", stub]
 
 
 if __name__ == "__main__":
