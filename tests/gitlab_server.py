@@ -134,6 +134,7 @@ class GitLabServer(LocalForge):
         self.mrs: dict[int, MergeRequest] = {}
         self.required_approvals = 0
         self.reset_approvals_on_push = True  # the project's setting, GitLab's default
+        self.project_approvals_status = 200  # 401, 403 or 404: the setting cannot be read
         self.users = {"gitcanary-bot", "pat", "sam", "reader"}
         # Each member's access level (10 guest, 20 reporter, 30 developer, ...); others: developer.
         self.access = {"reader": 20}
@@ -254,6 +255,9 @@ class GitLabServer(LocalForge):
             )
             return self._create(body, user)
         if rest == "/approvals" and method == "get":
+            if self.project_approvals_status != 200:  # as on tiers without it, or without the rights
+                status = self.project_approvals_status
+                return Reply(status, {"message": f"{status}"}, None)
             data = {
                 "approvals_before_merge": self.required_approvals,
                 "reset_approvals_on_push": self.reset_approvals_on_push,

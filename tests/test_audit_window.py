@@ -208,3 +208,23 @@ def test_windowed_audit_reads_far_fewer_commits(repo: Path, monkeypatch: pytest.
     total = len(original(__import__("git").Repo(repo)))
     assert total > 5 * OLD_ROLLOUTS
     assert 0 < sum(read) < 50, read  # the window, then back to 51 days: a dozen commits, read twice at most
+
+
+def test_verify_reads_every_commit_even_with_since(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/history-audit.md: "`--verify` still reads every commit, since a forged one may sit
+    anywhere": with `--since`, `--verify` walks the whole history, not the window."""
+    read: list[int] = []
+    original = gitlog.read_log
+
+    def counting(*args: object, **kwargs: object) -> list[RawCommit]:
+        commits = original(*args, **kwargs)  # type: ignore[arg-type]
+        read.append(len(commits))
+        return commits
+
+    # Instrumentation only: the real reader runs, this counts what git handed back.
+    monkeypatch.setattr(gitlog, "read_log", counting)
+    monkeypatch.setattr(window, "read_log", counting)
+    CliRunner().invoke(app, ["audit", "--repo", str(repo), "--since", _z(SINCE), "--verify", "-o", "json"])
+    total = len(original(__import__("git").Repo(repo)))
+    assert total > 5 * OLD_ROLLOUTS
+    assert read == [total]

@@ -117,3 +117,47 @@ def test_readme_is_short_and_its_links_resolve() -> None:
     first = readme.index("```sh")
     assert "gitcanary demo" in readme[first : first + 200]
     assert "scripts/test.sh" in readme[: readme.index("## Support matrix")]
+
+
+def _options(command_name: str) -> dict[str, object]:
+    root = typer.main.get_command(app)
+    ctx = root.context_class(root)  # type: ignore[attr-defined]
+    command = root.get_command(ctx, command_name)  # type: ignore[attr-defined]
+    return {opt: p for p in command.params for opt in p.opts}
+
+
+def test_each_flag_of_the_run_table_is_set_by_the_variable_next_to_it() -> None:
+    """docs/getting-started.md's table of `gitcanary run` flags: each flag can also be set through
+    the environment variable in its row (`*` standing for the rest of the flag's name)."""
+    options = _options("run")
+    page = (ROOT / "docs" / "getting-started.md").read_text()
+    rows = re.findall(r"^\| (`--[^|]+) \| `([A-Z_*]+)` \|", page, re.M)
+    assert len(rows) >= 10
+    for flags, variable in rows:
+        for flag in re.findall(r"`(--[a-z-]+)`", flags):
+            envvar = getattr(options[flag], "envvar", None)
+            names = [envvar] if isinstance(envvar, str) else list(envvar or [])
+            pattern = variable.replace("*", "[A-Z_]+")
+            assert any(re.fullmatch(pattern, n) for n in names), (flag, variable, names)
+
+
+def test_a_token_is_never_a_flag() -> None:
+    """docs/reference/cli.md: the forge tokens come from a file or the environment, "never a flag":
+    no option of any command takes a token itself (options naming a token file are the way)."""
+    root = typer.main.get_command(app)
+    found = []
+
+    def walk(command: object, path: str) -> None:
+        if hasattr(command, "list_commands"):
+            ctx = command.context_class(command)  # type: ignore[attr-defined]
+            for name in command.list_commands(ctx):
+                walk(command.get_command(ctx, name), f"{path} {name}")  # type: ignore[attr-defined]
+            return
+        for param in command.params:  # type: ignore[attr-defined]
+            found.extend(f"{path} {o}" for o in param.opts if "token" in o and not o.endswith("-file"))
+
+    walk(root, "gitcanary")
+    assert found == []
+    help_text = "\n".join(str(getattr(p, "help", "")) for p in _options("run").values())
+    assert "GITCANARY_GITHUB_TOKEN; never a flag" in help_text
+    assert "GITCANARY_FORGE_TOKEN; never a flag" in help_text

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ConfigRepo, make_config_repo
+from conftest import ConfigRepo, git, make_config_repo
 from oracle import assert_invariant, kustomize_build
 from prometheus_server import PrometheusServer, Traffic
 from provider_traffic import running_all_providers
@@ -221,6 +221,9 @@ def test_provider_strategy_promotes_then_rolls_back(
         (a, w) for a, w, _ in init + promotion + rollback
     ]
     check(repo, tmp_path, case, commits, init + promotion + rollback)
+    if case.provider == "nginx":  # docs/providers.md: "Your own Ingress (nginx) is never changed"
+        touched = git("log", "--format=%H", "--", "apps/backend/ingress.yaml", cwd=repo.remote).split()
+        assert touched and not set(touched) & {sha for sha, _, _ in commits}, touched
     # The rollback wrote the promoted tag back where the person bumps it.
     repo.pull()
     assert "newTag: 6.1.1" in (repo.human / "apps/backend/kustomization.yaml").read_text()

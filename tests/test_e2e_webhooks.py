@@ -387,6 +387,40 @@ def test_pre_rollout_is_not_called_twice_when_its_step_is_decided_again(
     )
 
 
+def test_a_step_dropped_in_a_rebase_is_never_announced(
+    config_repo: ConfigRepo, tmp_path: Path, servers: dict[str, HookServer]
+) -> None:
+    """docs/webhooks-alerts.md: "A step dropped in a rebase is never announced." While the
+    pre-rollout hook of the step after the start runs, a person bumps the tag again: gitcanary's
+    push of that step is rejected, the step is dropped and the newer bump decided instead. Each
+    event names a commit that landed, one event per landed commit, and none the dropped step."""
+    hooks = servers["hooks"]
+    set_analysis(
+        config_repo,
+        metrics=[],
+        webhooks=[
+            {"name": "smoke", "type": "pre-rollout", "url": f"{hooks.url}/smoke"},
+            {"name": "audit", "type": "event", "url": f"{hooks.url}/events"},
+        ],
+    )
+    config_repo.commit_and_push("canary with a pre-rollout hook and an event hook")
+    clock = Clock(datetime(2026, 11, 22, 1, 0).astimezone())
+    rec = make_reconciler(config_repo, tmp_path, clock, unavailable_prometheus())
+    tick(rec, clock)
+    tick(rec, clock)
+    config_repo.bump("apps/backend", "6.1.1")
+    tick(rec, clock)  # start 6.1.1
+    hooks.on("/smoke", lambda _body: config_repo.bump("apps/backend", "6.1.3"))
+    tick(rec, clock)  # decides the first step of 6.1.1, which the person's bump makes stale
+    hooks.on("/smoke", lambda _body: None)
+    landed = [sha for sha, _, _ in config_repo.gitcanary_commits()]
+    announced = [e["metadata"]["commit"] for e in hooks.posted("/events")]
+    assert announced == landed
+    steps = [(t["Action"], t["Rollout"]) for _, _, t in config_repo.gitcanary_commits()]
+    assert not any(action == "advance" and "6.1.1" in rollout for action, rollout in steps), steps
+    assert any("6.1.3" in rollout for _, rollout in steps), steps
+
+
 def test_rollback_hook_rolls_back_and_writes_the_old_tag_back(
     config_repo: ConfigRepo, tmp_path: Path, servers: dict[str, HookServer]
 ) -> None:

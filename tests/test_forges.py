@@ -546,6 +546,25 @@ def test_gitlab_approvals_count_only_when_the_project_resets_them_on_push(
     assert not side.errors(), side.errors()
 
 
+@pytest.mark.parametrize("status", [401, 403, 404])
+def test_gitlab_approvals_count_when_the_setting_cannot_be_read(
+    config_repo: ConfigRepo, tmp_path: Path, status: int
+) -> None:
+    """docs/forges.md: "If gitcanary cannot read the setting (... 401, 403 or 404 ...), it takes
+    GitLab's default, on": the project really does not reset approvals, but the answer hides it."""
+    side = GitLabSide(config_repo)
+    try:
+        side.server.reset_approvals_on_push = False
+        side.server.project_approvals_status = status
+        rec, clock = gate_to_waiting(config_repo, side, tmp_path, "direct", "merge")
+        side.approve(gate_request(side).number)
+        for _ in range(3):
+            tick(rec, clock)
+        assert gate_request(side).state == "merged"
+    finally:
+        side.server.stop()
+
+
 def history_of(repo: ConfigRepo) -> list[Rollout]:
     handle, rev = open_repo(str(repo.remote), "main")
     steps, problems = parse_commits(read_log(handle, rev))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import pytest
@@ -260,3 +261,27 @@ def test_kustomize_build_reports_kubectl_stderr(tmp_path: Path) -> None:
     write(tmp_path / "kustomization.yaml", {"resources": ["nope.yaml"]})
     with pytest.raises(RuntimeError, match="nope.yaml"):
         kustomize_build(tmp_path)
+
+
+def test_the_oracle_imports_nothing_of_gitcanary() -> None:
+    """docs/oracle.md: `tests/oracle.py` "never imports gitcanary", nor does any test module it
+    imports: the modules it reaches are read with ast, not run."""
+    tests = Path(__file__).resolve().parent
+    seen: set[str] = set()
+    todo = ["oracle"]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for node in ast.walk(ast.parse((tests / f"{name}.py").read_text())):
+            modules = (
+                [a.name for a in node.names] if isinstance(node, ast.Import)
+                else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            )
+            for module in modules:
+                top = module.split(".")[0]
+                assert top != "gitcanary", f"tests/{name}.py imports {module}"
+                if (tests / f"{top}.py").is_file():
+                    todo.append(top)
+    assert "oracle" in seen

@@ -384,3 +384,23 @@ def test_routing_fields_a_provider_does_not_render_are_warned_and_change_nothing
         )
     operations.init(root, "apps/backend", now=NOW, switch=True)
     assert generated_dir(root) == generated_dir(plain)
+
+
+def test_a_field_gitcanary_ignores_is_warned_about_by_status_and_run_too(tmp_path: Path) -> None:
+    """docs/concepts.md: fields gitcanary does not act on "are reported as warnings by `validate`,
+    `run` and `status`. They are never silently ignored." (`validate`: the test above.)"""
+    root = seed(tmp_path)
+    canary = root / "apps/backend/canary.yaml"
+    doc = yamlio.load(canary.read_text())
+    doc["spec"]["revertOnDeletion"] = True
+    canary.write_text(yamlio.dump(doc))
+    git("commit", "-qam", "set spec.revertOnDeletion", cwd=root)
+    warning = "apps/backend/canary.yaml: spec.revertOnDeletion: "
+    status = gitcanary("status", "--repo", ".", cwd=root)
+    assert warning in status.stdout + status.stderr and "(ignored)" in status.stdout + status.stderr
+    git("clone", "-q", "--bare", str(root), str(tmp_path / "remote.git"), cwd=tmp_path)
+    run = gitcanary(
+        "run", "--once", "--repo", str(tmp_path / "remote.git"), "--workdir", str(tmp_path / "work"),
+        "--settle", "0", "--cluster", "off", "--log-format", "text", cwd=tmp_path,
+    )
+    assert warning in run.stdout + run.stderr and "(ignored)" in run.stdout + run.stderr

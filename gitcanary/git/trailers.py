@@ -27,6 +27,9 @@ _TOKEN_LINE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9-]*)\s*:\s?(.*)$")
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
 # A body line that git or gitcanary's history could read as a Gitcanary trailer (also bulleted).
 _LOOKS_LIKE_TRAILER = re.compile(r"^[\s*>-]*gitcanary-[a-z0-9-]*\s*:", re.IGNORECASE)
+# `git interpret-trailers` stops reading a message at a line of `---` and a space (a patch follows):
+# such a body line would hide the trailer block from it.
+_DIVIDER = re.compile(r"^---(\s|$)")
 
 
 class MalformedTrailers(ValueError):
@@ -49,8 +52,9 @@ def clean(value: object, limit: int = VALUE_MAX) -> str:
 
 def _body_line(line: str) -> str:
     text = clean(line, LINE_MAX)
-    # Quoted, so neither git nor `gitcanary history` can take it for one of the bot's trailers.
-    return f"> {text}" if _LOOKS_LIKE_TRAILER.match(text) else text
+    # Quoted, so neither git nor `gitcanary history` can take it for one of the bot's trailers, and
+    # git does not take it for the end of the message.
+    return f"> {text}" if _LOOKS_LIKE_TRAILER.match(text) or _DIVIDER.match(text) else text
 
 
 def format_message(
@@ -61,8 +65,10 @@ def format_message(
 ) -> str:
     """subject, blank line, body lines, blank line, ONE trailer block (`repeated` adds repeatable keys)."""
     head = clean(subject, SUBJECT_MAX)
-    lines = ["> " + head if _LOOKS_LIKE_TRAILER.match(head) else head, ""]
-    body_lines = [_body_line(line) for text in body for line in str(text).splitlines() if line.strip()]
+    lines = ["> " + head if _LOOKS_LIKE_TRAILER.match(head) or _DIVIDER.match(head) else head, ""]
+    # A line that cleans to nothing is dropped: two blank lines in a row would end the body early.
+    cleaned = (_body_line(line) for text in body for line in str(text).splitlines())
+    body_lines = [line for line in cleaned if line]
     if body_lines:
         lines += [*body_lines, ""]
     for key, value in [*trailers.items(), *repeated]:
@@ -78,7 +84,7 @@ def trailer_block(message: str) -> list[tuple[str, str]]:
     text = message.strip("\n")
     if "\n\n" not in text.replace("\r\n", "\n"):
         return []  # a subject alone has no trailers
-    last = re.split(r"\n[ \t]*\n", text)[-1]
+    last = re.split(r"\n(?:[ \t]*\n)+", text)[-1]  # after the last run of blank lines, as git reads it
     found: list[tuple[str, str]] = []
     for line in last.split("\n"):
         if line[:1] in (" ", "\t") and found:  # a folded value continues

@@ -104,7 +104,8 @@ def compose_all(text: str, source: str = "") -> list[Node]:
 
 def check_size(text: str, source: str = "") -> None:
     limit = _Limits.max_bytes
-    if len(text) > limit and len(text.encode()) > limit:
+    # A character is 1 to 4 bytes in UTF-8: encode only when the characters alone do not decide.
+    if len(text) > limit or (4 * len(text) > limit and len(text.encode()) > limit):
         where = f"{source}: " if source else ""
         raise YAMLLimitError(
             f"{where}{len(text.encode())} bytes is over the {limit}-byte limit for a YAML file "
