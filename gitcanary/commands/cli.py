@@ -98,6 +98,17 @@ ClusterOpt = Annotated[
         envvar="GITCANARY_CLUSTER",
     ),
 ]
+RewriteUrlOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--rewrite-url",
+        help="FROM=TO (repeatable): a webhook URL or metrics address under FROM (same scheme, host, "
+        "port, and path prefix) is sent to TO instead, the rest of its path kept; for in-cluster names "
+        "reached from outside, e.g. http://flagger-loadtester.prod/=http://127.0.0.1:8081/ over a "
+        "port-forward. The variable takes rules separated by spaces.",
+        envvar="GITCANARY_REWRITE_URL",
+    ),
+]
 KubeconfigOpt = Annotated[
     str | None,
     typer.Option(
@@ -436,6 +447,7 @@ def run(
             envvar="GITCANARY_LEASE_NAMESPACE",
         ),
     ] = None,
+    rewrite_url: RewriteUrlOpt = None,
 ) -> None:
     """Watch each REPO; on an image bump, drive its canary by commits: weights, halts, promotion, rollback."""
     from gitcanary.service import logs
@@ -447,6 +459,7 @@ def run(
         logs.configure(log_format, verbose)
     except ValueError as exc:
         _fail(exc)
+    _configure_rewrites(rewrite_url)
     as_json = log_format == "json"
     log = logging.getLogger("gitcanary")
     specs = [repo_and_branch(spec, branch) for spec in repo or []]
@@ -595,6 +608,16 @@ def run(
         finally:
             if server is not None:
                 server.stop()
+    except GitcanaryError as exc:
+        _fail(exc)
+
+
+def _configure_rewrites(rules: list[str] | None) -> None:
+    """--rewrite-url for this process: where webhooks and metrics addresses are chosen."""
+    from gitcanary.core import urlmap
+
+    try:
+        urlmap.configure(rules or [])
     except GitcanaryError as exc:
         _fail(exc)
 
@@ -1009,6 +1032,7 @@ def get_canaries(
 @app.command()
 def validate(
     path: Annotated[Path, typer.Argument(help="Checkout of the config repository.")] = Path("."),
+    rewrite_url: RewriteUrlOpt = None,
     provider: ProviderOpt = None,
 ) -> None:
     """Report every problem of every file at once: Canaries, MetricTemplates, target builds, generated
@@ -1019,6 +1043,7 @@ def validate(
 
     if not path.is_dir():
         _fail(FileNotFoundError(f"{path}: no such directory"))
+    _configure_rewrites(rewrite_url)  # addresses and webhook URLs are checked as run would send them
     errors, warnings = do_validate(path, provider=provider)
     for warning in warnings:
         err.print(f"[yellow]warning:[/yellow] {escape(str(warning))}", highlight=False)

@@ -175,6 +175,12 @@ class Planner(Reconciler):
                 waiting=report.waiting,
                 warnings=list(report.warnings),
             )
+            loaded = self.catalog.canaries.get(key) if self.catalog is not None else None
+            if loaded is not None:  # as validate says it: a webhook `run` from here could not reach
+                from gitcanary.commands.validate import webhook_problems
+
+                problems = webhook_problems(loaded.canary)
+                entry.warnings += [f"{where}: {message}" for where, message in problems]
             if report.error.startswith(WOULD_CALL):
                 entry.would_call = report.error
             else:
