@@ -762,9 +762,16 @@ def _plan_init(repo: Path, path: str, switch: bool, provider: str | None, as_jso
     if as_json:
         print(json.dumps([commit.to_json() for commit in planned], indent=2))
         return
+    from gitcanary.commands.operations import image_automation
+
     for key in dict.fromkeys(commit.canary for commit in planned):
         console.print(key, highlight=False)
         print_commits([commit for commit in planned if commit.canary == key], console)
+        for commit in planned:
+            for note in commit.notes if commit.canary == key else []:
+                console.print(f"  {escape(note)}", highlight=False)  # ACTION NEEDED, as init says it
+    for line in image_automation(repo, provider, path):
+        console.print(escape(str(line)), highlight=False)
     console.print(f"{len(planned)} commit(s) planned; nothing was written", highlight=False)
 
 
