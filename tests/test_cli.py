@@ -53,8 +53,11 @@ def test_init_push_run_status(config_repo: ConfigRepo, tmp_path: Path) -> None:
         weights=None,
     )
     assert "ok:" in gitcanary("validate", ".", cwd=human).stdout
-    views = json.loads(gitcanary("status", "-o", "json", cwd=human).stdout)
+    views = json.loads(gitcanary("status", "--local", "-o", "json", cwd=human).stdout)
     assert [(v["key"], v["phase"]) for v in views] == [("prod/backend", "Initializing")]
+    # Without --local, status reads what promote acts on: the origin remote, where init is not yet.
+    views = json.loads(gitcanary("status", "-o", "json", cwd=human).stdout)
+    assert [(v["key"], v["phase"]) for v in views] == [("prod/backend", "Uninitialized")]
 
     git("push", "-q", "origin", "main", cwd=human)
     run = [
@@ -192,7 +195,7 @@ def test_the_repository_default_provider_reaches_init_validate_and_status(tmp_pa
     assert "ok:" in gitcanary("validate", ".", "--provider", "linkerd", cwd=human).stdout
     views = json.loads(
         gitcanary(
-            "status", "--repo", ".", "--cluster", "off", "-o", "json", "--provider", "linkerd", cwd=human
+            "status", "--local", "--cluster", "off", "-o", "json", "--provider", "linkerd", cwd=human
         ).stdout
     )
     assert [(v["key"], v["phase"]) for v in views] == [("prod/backend", "Initialized")]

@@ -31,6 +31,7 @@ from gitcanary.redaction import redact, register, register_url
 
 if TYPE_CHECKING:
     from gitcanary.cluster import ClusterObserver
+    from gitcanary.commands.operations import CanaryView
     from gitcanary.service.http import HttpServer
     from gitcanary.service.reconciler import Reconciler
     from gitcanary.service.settings import Settings
@@ -791,6 +792,21 @@ def _checkout(repo: str, branch: str) -> Path:
     return workspace.root
 
 
+def _status_views(
+    root: Path,
+    settle: float,
+    cluster: str,
+    kubeconfig: str | None,
+    repo: str,
+    branch: str,
+    provider: str | None,
+) -> list[CanaryView]:
+    from gitcanary.commands.operations import status as do_status
+
+    observer = _observer(cluster, kubeconfig, root, repo, branch)
+    return do_status(root, settle=settle, observer=observer, provider=provider)
+
+
 def _observer(
     mode: str, kubeconfig: str | None, root: Path, repo: str, branch: str
 ) -> ClusterObserver | None:
@@ -864,19 +880,83 @@ def status(
         ),
     ] = None,
     provider: ProviderOpt = None,
+    canary: Annotated[
+        str | None,
+        typer.Argument(
+            help="Only this canary: NAMESPACE/NAME, NAME -n NAMESPACE, or a NAME only one namespace has."
+        ),
+    ] = None,
+    namespace: Annotated[
+        str | None, typer.Option("-n", "--namespace", help="The canary's namespace (as kubectl -n).")
+    ] = None,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "-w",
+            "--watch",
+            help="With a canary: print each change until its rollout ends, as kubectl rollout status; "
+            "exit 0 once the repository's revision is promoted (at once when nothing is to roll out), "
+            "1 when it failed (rolled back or held) or --timeout passed.",
+        ),
+    ] = False,
+    timeout: Annotated[
+        str,
+        typer.Option("--timeout", help="With --watch: give up after this long (30s, 10m); 0 waits for ever."),
+    ] = "0",
+    local: Annotated[
+        bool,
+        typer.Option(
+            "--local",
+            help="Read the checkout's work tree as it is (uncommitted changes included), not its origin "
+            "remote's --branch.",
+        ),
+    ] = False,
 ) -> None:
     """Every canary: phase, weight, failed checks, current -> new revision, and what it waits for
-    (from the cluster with --cluster, else a guess from the settle delay, and it says so)."""
-    from gitcanary.commands.operations import status as do_status
+    (from the cluster with --cluster, else a guess from the settle delay, and it says so).
+
+    What it reads is the remote, as promote and abort act on it: --repo's URL, or a checkout's origin
+    remote (fetched into a scratch clone); --local reads the checkout itself."""
+    from gitcanary.commands.reading import source
+    from gitcanary.spec import canary_ref
 
     try:
-        root = _checkout(repo, branch)
-        views = do_status(
-            root,
-            settle=settle,
-            observer=_observer(cluster, kubeconfig, root, repo, branch),
-            provider=provider,
-        )
+        ref = canary_ref.parse(canary, namespace) if canary is not None else None
+        if watch and ref is None:
+            raise GitcanaryError("--watch: name the canary to watch (NAMESPACE/NAME or NAME -n NAMESPACE)")
+        from gitcanary.duration import parse_duration
+
+        limit = parse_duration(timeout) if timeout not in ("0", "") else 0.0
+        read = source(repo, branch, local)
+        if read.note:
+            err.print(read.note, highlight=False, markup=False)
+    except (GitcanaryError, ValueError) as exc:
+        _fail(exc)
+        return
+
+    def current() -> list[CanaryView]:
+        views = _status_views(read.root, settle, cluster, kubeconfig, repo, branch, provider)
+        if ref is None:
+            return views
+        key = canary_ref.resolve(ref, [v.key for v in views if v.key != v.source])  # not unreadable files
+        return [v for v in views if v.key == key]
+
+    if watch:
+        from gitcanary.commands.watch import Watch
+
+        def fetched() -> CanaryView:
+            read.refresh()
+            return current()[0]
+
+        def say(text: str) -> None:
+            (err if text.startswith("error:") else console).print(text, highlight=False, markup=False)
+
+        try:
+            raise typer.Exit(Watch(fetched, say, timeout=limit).run())
+        except GitcanaryError as exc:
+            _fail(exc)
+    try:
+        views = current()
         if github_repo:
             from gitcanary.commands.pr_status import annotate
             from gitcanary.forge.github import GitHubConfig, GitHubForge
@@ -975,10 +1055,17 @@ OutputOpt = Annotated[
 @get_app.command("canaries")
 def get_canaries(
     name: Annotated[
-        str | None, typer.Argument(help="Only the canary of this name (in every namespace, or in -n).")
+        str | None,
+        typer.Argument(help="Only this canary: NAME (in every namespace, or in -n) or NAMESPACE/NAME."),
     ] = None,
     repo: Annotated[
-        str, typer.Option("--repo", help="URL or path of the config repository.", envvar="GITCANARY_REPO")
+        str,
+        typer.Option(
+            "--repo",
+            help="URL or path of the config repository; a checkout means its origin remote's --branch "
+            "(as promote acts on it), unless --local.",
+            envvar="GITCANARY_REPO",
+        ),
     ] = ".",
     branch: BranchOpt = "main",
     all_namespaces: Annotated[
@@ -994,15 +1081,29 @@ def get_canaries(
     ] = None,
     output: OutputOpt = "table",
     provider: ProviderOpt = None,
+    local: Annotated[
+        bool,
+        typer.Option("--local", help="Read the checkout's work tree as it is, not its origin remote."),
+    ] = False,
 ) -> None:
     """Every canary in the repository with its status, weight and last transition, read from Git
-    (the columns of `kubectl get canaries`; see `status` for what each one waits for)."""
+    (the columns of `kubectl get canaries`; see `status` for what each one waits for). `get canary
+    NAME` is the same."""
     from gitcanary.commands.listing import COLUMNS, PHASE_STYLES, WIDE, canaries
+    from gitcanary.commands.reading import source
+    from gitcanary.spec import canary_ref
 
     if output not in ("table", "wide", "json", "yaml"):
         _fail(GitcanaryError(f"-o {output}: expected table, wide, json or yaml"))
     try:
-        rows = canaries(_checkout(repo, branch), None if all_namespaces else namespace, provider)
+        ref = canary_ref.parse(name, None if all_namespaces else namespace) if name is not None else None
+        if ref is not None:
+            name, namespace = ref.name, ref.namespace or namespace
+            all_namespaces = all_namespaces and ref.namespace is None
+        read = source(repo, branch, local)
+        if read.note:
+            err.print(read.note, highlight=False, markup=False)
+        rows = canaries(read.root, None if all_namespaces else namespace, provider)
         rows = [row for row in rows if name is None or row.name == name]
     except GitcanaryError as exc:
         _fail(exc)
@@ -1034,6 +1135,10 @@ def get_canaries(
         cells[1] = f"[{style}]{cells[1]}[/{style}]" if style else cells[1]
         table.add_row(*(([row.namespace] if show_namespace else []) + cells))
     console.print(table, highlight=False)
+
+
+# kubectl takes the singular too: `kubectl get canary backend`.
+get_app.command("canary", hidden=True)(get_canaries)
 
 
 @app.command()

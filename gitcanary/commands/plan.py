@@ -233,7 +233,7 @@ def plan_init(
         shutil.copytree(root, copy, symlinks=True)
         results = init(copy, _relative(root, app_path), switch=switch, provider=provider)
         repo = Repo(copy)
-        planned = []
+        planned: list[PlannedCommit] = []
         for result in results:
             if result.commit is None:
                 continue
