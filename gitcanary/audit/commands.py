@@ -164,8 +164,11 @@ def history(
         start = parse_since(since, datetime.now(UTC)) if since else None
         commits, found, problems, statuses = _load(repo, branch, check, bot, ref.key if ref else None)
         if ref is not None:
-            # A bare NAME: the one namespace whose canary of that name has rollouts in the history.
-            canary = ref.key or canary_ref.resolve(ref, {r.canary for r in found})
+            # A bare NAME: the one namespace whose canary of that name has gitcanary commits.
+            from gitcanary.git.trailers import parse_trailers
+
+            named = {parse_trailers(c.message).get("Canary", "") for c in commits} | {r.canary for r in found}
+            canary = ref.key or canary_ref.resolve(ref, {key for key in named if "/" in key})
     except (GitcanaryError, ValueError) as exc:
         _fail(str(exc))
         return
