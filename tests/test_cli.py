@@ -70,7 +70,12 @@ def test_init_push_run_status(config_repo: ConfigRepo, tmp_path: Path) -> None:
         "--settle",
         "0",
     ]
-    assert "route prod/backend to its primary" in gitcanary(*run, cwd=tmp_path).stdout
+    routed = gitcanary(*run, "--cluster", "off", cwd=tmp_path).stdout
+    assert "route prod/backend to its primary" in routed
+    # No cluster access: the commit says readiness was guessed from the settle delay, not seen.
+    body = git("log", "-1", "--format=%B", "main", cwd=config_repo.remote)
+    assert "primary assumed ready (settle delay passed, no cluster access)" in body
+    assert "primary ready;" not in body
     assert gitcanary("init", "apps/backend", cwd=human).returncode == 0  # idempotent after a pull
     config_repo.bump("apps/backend", "6.1.1")
     assert "start prod/backend rollout 6.1.0 -> 6.1.1" in gitcanary(*run, cwd=tmp_path).stdout

@@ -222,11 +222,11 @@ def run(
         str,
         typer.Option(
             help="HOST:PORT for the HTTP endpoints (the dashboard at /, health, metrics, push webhooks); "
-            "port 0 picks a free "
-            "one, an empty value serves nothing. Not served with --once.",
+            "port 0 picks a free one, an empty value serves nothing. Not served with --once. The default "
+            "serves this machine only; in a cluster give 0.0.0.0:8080 (the chart and deploy/ do).",
             envvar="GITCANARY_LISTEN",
         ),
-    ] = "0.0.0.0:8080",
+    ] = "127.0.0.1:8080",
     once: Annotated[bool, typer.Option("--once", help="Do one tick and exit (scripts, tests, CI).")] = False,
     cluster: ClusterOpt = "auto",
     kubeconfig: KubeconfigOpt = None,
@@ -260,10 +260,11 @@ def run(
         typer.Option(
             "--log-format",
             help="json: one JSON object per line on stderr (time, level, message, canary, commit...); "
-            "text: lines for people. With json, --once still prints its commits on stdout.",
+            "text: lines for people; auto: text when stderr is a terminal, else json (a pod's log, a "
+            "pipe). With json, --once still prints its commits on stdout.",
             envvar="GITCANARY_LOG_FORMAT",
         ),
-    ] = "json",
+    ] = "auto",
     write_mode: Annotated[
         str,
         typer.Option(
@@ -456,6 +457,7 @@ def run(
     from gitcanary.service.reconciler import TickResult
     from gitcanary.service.settings import Settings
 
+    log_format = logs.chosen(log_format, sys.stderr)
     try:
         logs.configure(log_format, verbose)
     except ValueError as exc:
