@@ -136,6 +136,9 @@ def test_every_command_takes_every_spelling(pushed: ConfigRepo) -> None:
         assert refused.returncode == 1 and bad in refused.stderr, (command, refused.stderr)
     contradicted = gitcanary("abort", "prod/backend", "-n", "staging", "--actor", PAT, cwd=human)
     assert contradicted.returncode == 1 and "-n says staging" in contradicted.stderr
+    for namespace, keys in (("prod", ["prod/backend"]), ("staging", [])):  # -n alone filters, as kubectl's
+        views = json.loads(gitcanary("status", "-n", namespace, "-o", "json", cwd=human).stdout)
+        assert [v["key"] for v in views] == keys
     unknown = gitcanary("abort", "frontend", "--actor", PAT, cwd=human)
     assert unknown.returncode == 1 and "no canary named frontend" in unknown.stderr
 

@@ -889,7 +889,10 @@ def status(
         ),
     ] = None,
     namespace: Annotated[
-        str | None, typer.Option("-n", "--namespace", help="The canary's namespace (as kubectl -n).")
+        str | None,
+        typer.Option(
+            "-n", "--namespace", help="The canary's namespace, or only canaries of it (as kubectl -n)."
+        ),
     ] = None,
     watch: Annotated[
         bool,
@@ -938,8 +941,12 @@ def status(
 
     def current() -> list[CanaryView]:
         views = _status_views(read.root, settle, cluster, kubeconfig, repo, branch, provider)
-        if ref is None:
-            return views
+        if ref is None:  # every canary, or those of -n (a file that does not load is always said)
+            return [
+                v
+                for v in views
+                if namespace is None or v.key == v.source or v.key.startswith(f"{namespace}/")
+            ]
         key = canary_ref.resolve(ref, [v.key for v in views if v.key != v.source])  # not unreadable files
         return [v for v in views if v.key == key]
 

@@ -25,6 +25,8 @@ def chosen(log_format: str, stream: TextIO) -> str:
     if log_format != "auto":
         return log_format
     return "text" if stream.isatty() else "json"
+
+
 # Attributes every LogRecord has; anything else came from `extra=`.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
 
