@@ -1268,11 +1268,30 @@ def demo(
             "graphite (the SIMULATED cluster answers Graphite's render API too)."
         ),
     ] = "prometheus",
+    own: Annotated[
+        Path | None,
+        typer.Option(
+            "--repo",
+            help="Your own config repository (a path or URL; its --branch, never its work tree): its canary "
+            "and MetricTemplates against the SIMULATED cluster, a healthy release and a bad one, in a copy "
+            "(your repository is not changed). See docs/getting-started.md.",
+        ),
+    ] = None,
+    canary: Annotated[
+        str | None,
+        typer.Option("--canary", help="With --repo: which canary (NAMESPACE/NAME) when it has several."),
+    ] = None,
+    branch: Annotated[str, typer.Option("--branch", help="With --repo: the branch to copy.")] = "main",
 ) -> None:
-    """A full rollout and a rollback on a local Git repo, against a SIMULATED cluster (about a minute)."""
+    """A full rollout and a rollback on a local Git repo, against a SIMULATED cluster (about a minute);
+    with --repo, on a copy of your own repository."""
     from gitcanary.demo import run_demo
 
     try:
+        if own is not None:
+            from gitcanary.demo.own_repo import run_own_demo
+
+            raise typer.Exit(run_own_demo(own, directory, canary, branch, interval=speed, console=console))
         code = run_demo(directory, interval=speed, console=console, provider=provider, metrics=metrics)
     except GitcanaryError as exc:
         _fail(exc)
