@@ -238,3 +238,15 @@ def test_the_process_map_is_what_the_command_set(monkeypatch: pytest.MonkeyPatch
     urlmap.configure([f"{IN_CLUSTER}=http://127.0.0.1:1/"])
     assert urlmap.rewrite(f"{IN_CLUSTER}/x") == "http://127.0.0.1:1/x"
     assert urlmap.rewritten(f"{IN_CLUSTER}/x") == f"{IN_CLUSTER}/x (rewritten to http://127.0.0.1:1/x)"
+
+
+def test_an_http_proxy_in_the_environment_carries_webhooks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The other way out, documented beside --rewrite-url: HTTP_PROXY (httpx honours it, NO_PROXY too)."""
+    from gitcanary.hooks.webhooks import post_json
+
+    with hook_server() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        post_json(f"{IN_CLUSTER}/gate/approve", {"name": "backend"}, timeout=5)
+        assert proxy.posted(f"{IN_CLUSTER}/gate/approve") == [{"name": "backend"}]
