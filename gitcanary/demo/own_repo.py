@@ -19,6 +19,7 @@ each template query (recognized by rendering it as gitcanary does) with a value 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,10 +115,17 @@ def choose(root: Path, wanted: str | None) -> LoadedCanary:
 class OwnRepoDemo(Demo):
     """The demo's story told with the user's canary instead of the bundled example."""
 
-    def __init__(self, paths: DemoPaths, source: Path, canary: str | None, interval: float, console: Console,
-                 branch: str = "main", sleep: Callable[[float], None] | None = None) -> None:  # fmt: skip
-        kwargs = {"sleep": sleep} if sleep is not None else {}
-        super().__init__(paths, interval, console, **kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self,
+        paths: DemoPaths,
+        source: Path,
+        canary: str | None,
+        interval: float,
+        console: Console,
+        branch: str = "main",
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        super().__init__(paths, interval, console, sleep=sleep)
         self.source = source
         self.wanted = canary
         self.branch = branch
@@ -270,8 +278,6 @@ class OwnRepoDemo(Demo):
         return render.container_images(render_target(self.paths.directory, loaded).target)[self.container]
 
     def run(self) -> int:
-        import time
-
         url = self.cluster.serve()
         self.console.print(
             f"[bold]gitcanary demo --repo[/bold]: your canary, a healthy release and a bad one, each step a "
