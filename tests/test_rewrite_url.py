@@ -211,6 +211,14 @@ def test_validate_and_plan_name_unresolvable_webhooks_until_mapped(
         "validate", ".", "--rewrite-url", f"{IN_CLUSTER}/=http://127.0.0.1:8081/", cwd=config_repo.human
     )
     assert "webhooks[0]" not in mapped.stderr
+    # The example's MetricTemplate names its Prometheus in-cluster too: said, then checked as rewritten.
+    template = "spec.provider.address: host prometheus.istio-system does not resolve from this machine"
+    assert template in plain.stderr and template in mapped.stderr
+    both = gitcanary(
+        "validate", ".", "--rewrite-url", f"{IN_CLUSTER}/=http://127.0.0.1:8081/",
+        "--rewrite-url", "http://prometheus.istio-system:9090=http://127.0.0.1:9090", cwd=config_repo.human,
+    )  # fmt: skip
+    assert "spec.provider.address" not in both.stderr and "webhooks[0]" not in both.stderr, both.stderr
     elsewhere = gitcanary(
         "validate",
         ".",
