@@ -403,3 +403,28 @@ def test_canary_metrics_server_is_used_for_builtins_and_falls_back_when_unresolv
     (result,) = analyse(server, in_cluster)
     note = f"prometheus.monitoring.invalid does not resolve here; queried {server.url}"
     assert result.line == f"request-success-rate 99.9 >= 99 ok ({note})"
+
+
+def test_rewrite_url_sends_in_cluster_addresses_where_the_rule_says(
+    server: PrometheusServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gitcanary.core import urlmap
+
+    monkeypatch.setattr(urlmap, "_current", urlmap.UrlMap())
+    address = "http://prometheus.istio-system.invalid:9090"
+    templates = {f"{NS}/error-rate": template("error-rate", ERROR_RATE_QUERY, address=address)}
+    metric = {
+        "name": "error-rate",
+        "templateRef": {"name": "error-rate"},
+        "templateVariables": {"codes": "5.."},
+        "thresholdRange": {"min": 0, "max": 50},
+    }
+    inline = {"name": "inline", "query": "vector(1)", "threshold": 2}
+    subject = canary("bad", metric, inline, metricsServer="http://prometheus.monitoring.invalid:9090")
+    dead = f"http://127.0.0.1:{free_port()}"  # the fallback answers nothing: only the rule can pass
+    urlmap.configure([f"{address}={server.url}", f"http://prometheus.monitoring.invalid:9090={server.url}/"])
+    results = run_analysis(subject, templates, default_address=dead, now=QUERY_AT)
+    assert lines(results) == ["error-rate 10 in [0, 50] ok", "inline 1 <= 2 ok"]
+    urlmap.configure([])
+    results = run_analysis(subject, templates, default_address=dead, now=QUERY_AT)
+    assert [r.ok for r in results] == [False, False]

@@ -62,6 +62,7 @@ def on_terminal(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str
 def initialized(config_repo: ConfigRepo) -> ConfigRepo:
     out = gitcanary("init", "apps/backend", "--switch", cwd=config_repo.human)
     assert out.returncode == 0, out.stderr
+    git("push", "-q", cwd=config_repo.human)  # get and status read the checkout's origin remote
     return config_repo
 
 
@@ -163,13 +164,14 @@ def test_library_noise_is_off_unless_verbose(web: str, verbose: bool) -> None:
 
 def test_status_says_the_guess_once_and_fits_80_columns(config_repo: ConfigRepo) -> None:
     assert gitcanary("init", "apps/backend", cwd=config_repo.human).returncode == 0  # Initializing
-    out = gitcanary("status", "--cluster", "off", "--settle", "3600", cwd=config_repo.human).stdout
+    # --local: the checkout as it is, the init not pushed yet
+    out = gitcanary("status", "--local", "--cluster", "off", "--settle", "3600", cwd=config_repo.human).stdout
     assert out.count("guessing: no cluster access") == 1, out
     lines = out.splitlines()
     assert lines[0].split() == ["NAMESPACE", "NAME", "STATUS", "WEIGHT", "FAILED", "REVISION"]
     assert lines[1].split()[:3] == ["prod", "backend", "Initializing"]
     assert lines[2].startswith("    waiting: ") and lines[2].endswith(" *")
-    shown = ANSI.sub("", on_terminal("status", "--cluster", "off", cwd=config_repo.human))
+    shown = ANSI.sub("", on_terminal("status", "--local", "--cluster", "off", cwd=config_repo.human))
     assert all(len(line) <= 80 for line in shown.splitlines()), shown
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, ConfigRepo, make_config_repo
+from conftest import ROOT, ConfigRepo, git, make_config_repo
 from kube_emulator import (
     DEPLOYMENTS,
     KUSTOMIZATIONS,
@@ -121,6 +121,9 @@ def test_rollout_waits_for_the_cluster(tmp_path: Path, kube: Emulator) -> None:
     kube.put(DEPLOYMENTS, deployment("backend"))
     (initialized,) = tick(rec).commits
     assert subjects(repo)[-1].startswith("gitcanary: route prod/backend to its primary")
+    # Readiness the cluster reported is said plainly (without cluster access it is called a guess).
+    body = git("log", "-1", "--format=%B", initialized, cwd=repo.remote)
+    assert "primary ready; routing all traffic to it" in body and "assumed" not in body
 
     # A bump starts at once (nothing to wait for at rest); the first step waits for the start commit.
     repo.bump("apps/backend", "6.1.1")

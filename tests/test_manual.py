@@ -237,7 +237,8 @@ def test_a_person_s_commit_racing_the_request_is_kept(config_repo: ConfigRepo, t
 
 REFUSED = [
     (ManualAction.PROMOTE, "prod/nope", "unknown canary prod/nope in "),
-    (ManualAction.PROMOTE, "backend", "name the canary as NAMESPACE/NAME"),
+    (ManualAction.PROMOTE, "prod/backend/x", "expected NAMESPACE/NAME or NAME -n NAMESPACE"),
+    (ManualAction.PROMOTE, "Prod/backend", "'Prod' is not a namespace name"),
     (ManualAction.PROMOTE, "prod/backend", "cannot promote prod/backend: phase Initialized: no rollout"),
     (ManualAction.ABORT, "prod/backend", "cannot abort prod/backend: phase Initialized"),
     (ManualAction.RETRY, "prod/backend", "cannot retry prod/backend: phase Initialized: retry re-runs"),

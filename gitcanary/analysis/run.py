@@ -24,6 +24,7 @@ from gitcanary.analysis.builtin import builtin_metric
 from gitcanary.analysis.prometheus import NoDataError, PrometheusClient, QueryClient
 from gitcanary.analysis.providers import HttpPool, Provider, ProviderEnv, SecretSource, Target
 from gitcanary.analysis.templates import QueryModel, render_query
+from gitcanary.core import urlmap
 from gitcanary.core.observations import CheckResult
 from gitcanary.duration import parse_duration
 from gitcanary.errors import AnalysisError
@@ -222,7 +223,7 @@ class _Run:
         """Address for builtins and inline queries: the canary's `metricsServer` or the default."""
         if not self.canary.spec.metrics_server:
             return self.default_address, ""
-        return self._reachable(self.canary.spec.metrics_server)
+        return self._reachable(urlmap.rewrite(self.canary.spec.metrics_server))
 
     def _template_plan(self, metric: CanaryMetric) -> _Plan:
         ref = metric.template_ref
@@ -234,12 +235,11 @@ class _Run:
         provider = template.spec.provider
         if providers.module(provider.type) is None:
             raise _Failed(f"unknown provider type {provider.type!r}")
-        address, note = provider.address, ""
+        # --rewrite-url maps an in-cluster address to one reachable from here, for every backend.
+        address, note = (urlmap.rewrite(provider.address) if provider.address else provider.address), ""
         if provider.type == "prometheus":
             # Without an address the template means "the Prometheus gitcanary uses" (Flagger would refuse it).
-            address, note = (
-                self._reachable(provider.address) if provider.address else (self.default_address, "")
-            )
+            address, note = self._reachable(address) if address else (self.default_address, "")
         target = Target(provider, template.namespace, address)
         return _Plan(query=template.spec.query, address=address or "", target=target, note=note)
 

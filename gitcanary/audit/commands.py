@@ -122,7 +122,14 @@ def _check_output(output: str) -> None:
 
 def history(
     canary: Annotated[
-        str | None, typer.Argument(help="NAMESPACE/NAME of the canary (all canaries if left out).")
+        str | None,
+        typer.Argument(
+            help="The canary: NAMESPACE/NAME, NAME -n NAMESPACE, or a NAME only one namespace has (all "
+            "canaries if left out)."
+        ),
+    ] = None,
+    namespace: Annotated[
+        str | None, typer.Option("-n", "--namespace", help="The canary's namespace (as kubectl -n).")
     ] = None,
     repo: RepoOpt = ".",
     branch: BranchOpt = None,
@@ -141,14 +148,27 @@ def history(
     from gitcanary.audit.verify import BotIdentity, verify
 
     _check_output(output)
-    if canary is not None and canary.count("/") != 1:
-        _fail(f"{canary}: expected NAMESPACE/NAME")
+    from gitcanary.spec import canary_ref
+
+    ref = None
+    if canary is not None:
+        try:
+            ref = canary_ref.parse(canary, namespace)
+        except canary_ref.CanaryRefError as exc:
+            _fail(str(exc))
+            return
     if canary is None and not check:
         _fail("name a canary (NAMESPACE/NAME), or pass --verify to check every gitcanary commit")
     bot = BotIdentity(bot_email, signing_key, signing_format, allowed_signers)
     try:
         start = parse_since(since, datetime.now(UTC)) if since else None
-        commits, found, problems, statuses = _load(repo, branch, check, bot, canary)
+        commits, found, problems, statuses = _load(repo, branch, check, bot, ref.key if ref else None)
+        if ref is not None:
+            # A bare NAME: the one namespace whose canary of that name has gitcanary commits.
+            from gitcanary.git.trailers import parse_trailers
+
+            named = {parse_trailers(c.message).get("Canary", "") for c in commits} | {r.canary for r in found}
+            canary = ref.key or canary_ref.resolve(ref, {key for key in named if "/" in key})
     except (GitcanaryError, ValueError) as exc:
         _fail(str(exc))
         return

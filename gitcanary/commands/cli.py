@@ -31,6 +31,7 @@ from gitcanary.redaction import redact, register, register_url
 
 if TYPE_CHECKING:
     from gitcanary.cluster import ClusterObserver
+    from gitcanary.commands.operations import CanaryView
     from gitcanary.service.http import HttpServer
     from gitcanary.service.reconciler import Reconciler
     from gitcanary.service.settings import Settings
@@ -96,6 +97,17 @@ ClusterOpt = Annotated[
         "(in-cluster service account, else a kubeconfig if there is one), on (must), off (the --settle "
         "delay stands in: a guess).",
         envvar="GITCANARY_CLUSTER",
+    ),
+]
+RewriteUrlOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--rewrite-url",
+        help="FROM=TO (repeatable): a webhook URL or metrics address under FROM (same scheme, host, "
+        "port, and path prefix) is sent to TO instead, the rest of its path kept; for in-cluster names "
+        "reached from outside, e.g. http://flagger-loadtester.prod/=http://127.0.0.1:8081/ over a "
+        "port-forward. The variable takes rules separated by spaces.",
+        envvar="GITCANARY_REWRITE_URL",
     ),
 ]
 KubeconfigOpt = Annotated[
@@ -210,11 +222,11 @@ def run(
         str,
         typer.Option(
             help="HOST:PORT for the HTTP endpoints (the dashboard at /, health, metrics, push webhooks); "
-            "port 0 picks a free "
-            "one, an empty value serves nothing. Not served with --once.",
+            "port 0 picks a free one, an empty value serves nothing. Not served with --once. The default "
+            "serves this machine only; in a cluster give 0.0.0.0:8080 (the chart and deploy/ do).",
             envvar="GITCANARY_LISTEN",
         ),
-    ] = "0.0.0.0:8080",
+    ] = "127.0.0.1:8080",
     once: Annotated[bool, typer.Option("--once", help="Do one tick and exit (scripts, tests, CI).")] = False,
     cluster: ClusterOpt = "auto",
     kubeconfig: KubeconfigOpt = None,
@@ -248,10 +260,11 @@ def run(
         typer.Option(
             "--log-format",
             help="json: one JSON object per line on stderr (time, level, message, canary, commit...); "
-            "text: lines for people. With json, --once still prints its commits on stdout.",
+            "text: lines for people; auto: text when stderr is a terminal, else json (a pod's log, a "
+            "pipe). With json, --once still prints its commits on stdout.",
             envvar="GITCANARY_LOG_FORMAT",
         ),
-    ] = "json",
+    ] = "auto",
     write_mode: Annotated[
         str,
         typer.Option(
@@ -458,6 +471,7 @@ def run(
             envvar="GITCANARY_LIVENESS_INTERVALS",
         ),
     ] = 30.0,
+    rewrite_url: RewriteUrlOpt = None,
 ) -> None:
     """Watch each REPO; on an image bump, drive its canary by commits: weights, halts, promotion, rollback."""
     from gitcanary.service import logs
@@ -465,10 +479,12 @@ def run(
     from gitcanary.service.reconciler import TickResult
     from gitcanary.service.settings import Settings
 
+    log_format = logs.chosen(log_format, sys.stderr)
     try:
         logs.configure(log_format, verbose)
     except ValueError as exc:
         _fail(exc)
+    _configure_rewrites(rewrite_url)
     as_json = log_format == "json"
     log = logging.getLogger("gitcanary")
     specs = [repo_and_branch(spec, branch) for spec in repo or []]
@@ -623,6 +639,16 @@ def run(
         _fail(exc)
 
 
+def _configure_rewrites(rules: list[str] | None) -> None:
+    """--rewrite-url for this process: where webhooks and metrics addresses are chosen."""
+    from gitcanary.core import urlmap
+
+    try:
+        urlmap.configure(rules or [])
+    except GitcanaryError as exc:
+        _fail(exc)
+
+
 def _plan(settings: Settings, once: bool, as_json: bool) -> None:
     """`plan` and `run --dry-run`: decide, print the plan, push nothing."""
     from gitcanary.commands.plan import plan_forever, plan_once
@@ -768,9 +794,16 @@ def _plan_init(repo: Path, path: str, switch: bool, provider: str | None, as_jso
     if as_json:
         print(json.dumps([commit.to_json() for commit in planned], indent=2))
         return
+    from gitcanary.commands.operations import image_automation
+
     for key in dict.fromkeys(commit.canary for commit in planned):
         console.print(key, highlight=False)
         print_commits([commit for commit in planned if commit.canary == key], console)
+        for commit in planned:
+            for note in commit.notes if commit.canary == key else []:
+                console.print(f"  {escape(note)}", highlight=False)  # ACTION NEEDED, as init says it
+    for line in image_automation(repo, provider, path):
+        console.print(escape(str(line)), highlight=False)
     console.print(f"{len(planned)} commit(s) planned; nothing was written", highlight=False)
 
 
@@ -788,6 +821,21 @@ def _checkout(repo: str, branch: str) -> Path:
     workspace = Workspace(repo, branch, scratch / "repo")
     workspace.sync()
     return workspace.root
+
+
+def _status_views(
+    root: Path,
+    settle: float,
+    cluster: str,
+    kubeconfig: str | None,
+    repo: str,
+    branch: str,
+    provider: str | None,
+) -> list[CanaryView]:
+    from gitcanary.commands.operations import status as do_status
+
+    observer = _observer(cluster, kubeconfig, root, repo, branch)
+    return do_status(root, settle=settle, observer=observer, provider=provider)
 
 
 def _observer(
@@ -863,19 +911,90 @@ def status(
         ),
     ] = None,
     provider: ProviderOpt = None,
+    canary: Annotated[
+        str | None,
+        typer.Argument(
+            help="Only this canary: NAMESPACE/NAME, NAME -n NAMESPACE, or a NAME only one namespace has."
+        ),
+    ] = None,
+    namespace: Annotated[
+        str | None,
+        typer.Option(
+            "-n", "--namespace", help="The canary's namespace, or only canaries of it (as kubectl -n)."
+        ),
+    ] = None,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "-w",
+            "--watch",
+            help="With a canary: print each change until its rollout ends, as kubectl rollout status; "
+            "exit 0 once the repository's revision is promoted (at once when nothing is to roll out), "
+            "1 when it failed (rolled back or held) or --timeout passed.",
+        ),
+    ] = False,
+    timeout: Annotated[
+        str,
+        typer.Option("--timeout", help="With --watch: give up after this long (30s, 10m); 0 waits for ever."),
+    ] = "0",
+    local: Annotated[
+        bool,
+        typer.Option(
+            "--local",
+            help="Read the checkout's work tree as it is (uncommitted changes included), not its origin "
+            "remote's --branch.",
+        ),
+    ] = False,
 ) -> None:
     """Every canary: phase, weight, failed checks, current -> new revision, and what it waits for
-    (from the cluster with --cluster, else a guess from the settle delay, and it says so)."""
-    from gitcanary.commands.operations import status as do_status
+    (from the cluster with --cluster, else a guess from the settle delay, and it says so).
+
+    What it reads is the remote, as promote and abort act on it: --repo's URL, or a checkout's origin
+    remote (fetched into a scratch clone); --local reads the checkout itself."""
+    from gitcanary.commands.reading import source
+    from gitcanary.spec import canary_ref
 
     try:
-        root = _checkout(repo, branch)
-        views = do_status(
-            root,
-            settle=settle,
-            observer=_observer(cluster, kubeconfig, root, repo, branch),
-            provider=provider,
-        )
+        ref = canary_ref.parse(canary, namespace) if canary is not None else None
+        if watch and ref is None:
+            raise GitcanaryError("--watch: name the canary to watch (NAMESPACE/NAME or NAME -n NAMESPACE)")
+        from gitcanary.duration import parse_duration
+
+        limit = parse_duration(timeout) if timeout not in ("0", "") else 0.0
+        read = source(repo, branch, local)
+        if read.note:
+            err.print(read.note, highlight=False, markup=False)
+    except (GitcanaryError, ValueError) as exc:
+        _fail(exc)
+        return
+
+    def current() -> list[CanaryView]:
+        views = _status_views(read.root, settle, cluster, kubeconfig, repo, branch, provider)
+        if ref is None:  # every canary, or those of -n (a file that does not load is always said)
+            return [
+                v
+                for v in views
+                if namespace is None or v.key == v.source or v.key.startswith(f"{namespace}/")
+            ]
+        key = canary_ref.resolve(ref, [v.key for v in views if v.key != v.source])  # not unreadable files
+        return [v for v in views if v.key == key]
+
+    if watch:
+        from gitcanary.commands.watch import Watch
+
+        def fetched() -> CanaryView:
+            read.refresh()
+            return current()[0]
+
+        def say(text: str) -> None:
+            (err if text.startswith("error:") else console).print(text, highlight=False, markup=False)
+
+        try:
+            raise typer.Exit(Watch(fetched, say, timeout=limit).run())
+        except GitcanaryError as exc:
+            _fail(exc)
+    try:
+        views = current()
         if github_repo:
             from gitcanary.commands.pr_status import annotate
             from gitcanary.forge.github import GitHubConfig, GitHubForge
@@ -974,10 +1093,17 @@ OutputOpt = Annotated[
 @get_app.command("canaries")
 def get_canaries(
     name: Annotated[
-        str | None, typer.Argument(help="Only the canary of this name (in every namespace, or in -n).")
+        str | None,
+        typer.Argument(help="Only this canary: NAME (in every namespace, or in -n) or NAMESPACE/NAME."),
     ] = None,
     repo: Annotated[
-        str, typer.Option("--repo", help="URL or path of the config repository.", envvar="GITCANARY_REPO")
+        str,
+        typer.Option(
+            "--repo",
+            help="URL or path of the config repository; a checkout means its origin remote's --branch "
+            "(as promote acts on it), unless --local.",
+            envvar="GITCANARY_REPO",
+        ),
     ] = ".",
     branch: BranchOpt = "main",
     all_namespaces: Annotated[
@@ -993,15 +1119,29 @@ def get_canaries(
     ] = None,
     output: OutputOpt = "table",
     provider: ProviderOpt = None,
+    local: Annotated[
+        bool,
+        typer.Option("--local", help="Read the checkout's work tree as it is, not its origin remote."),
+    ] = False,
 ) -> None:
     """Every canary in the repository with its status, weight and last transition, read from Git
-    (the columns of `kubectl get canaries`; see `status` for what each one waits for)."""
+    (the columns of `kubectl get canaries`; see `status` for what each one waits for). `get canary
+    NAME` is the same."""
     from gitcanary.commands.listing import COLUMNS, PHASE_STYLES, WIDE, canaries
+    from gitcanary.commands.reading import source
+    from gitcanary.spec import canary_ref
 
     if output not in ("table", "wide", "json", "yaml"):
         _fail(GitcanaryError(f"-o {output}: expected table, wide, json or yaml"))
     try:
-        rows = canaries(_checkout(repo, branch), None if all_namespaces else namespace, provider)
+        ref = canary_ref.parse(name, None if all_namespaces else namespace) if name is not None else None
+        if ref is not None:
+            name, namespace = ref.name, ref.namespace or namespace
+            all_namespaces = all_namespaces and ref.namespace is None
+        read = source(repo, branch, local)
+        if read.note:
+            err.print(read.note, highlight=False, markup=False)
+        rows = canaries(read.root, None if all_namespaces else namespace, provider)
         rows = [row for row in rows if name is None or row.name == name]
     except GitcanaryError as exc:
         _fail(exc)
@@ -1035,9 +1175,14 @@ def get_canaries(
     console.print(table, highlight=False)
 
 
+# kubectl takes the singular too: `kubectl get canary backend`.
+get_app.command("canary", hidden=True)(get_canaries)
+
+
 @app.command()
 def validate(
     path: Annotated[Path, typer.Argument(help="Checkout of the config repository.")] = Path("."),
+    rewrite_url: RewriteUrlOpt = None,
     provider: ProviderOpt = None,
 ) -> None:
     """Report every problem of every file at once: Canaries, MetricTemplates, target builds, generated
@@ -1048,6 +1193,7 @@ def validate(
 
     if not path.is_dir():
         _fail(FileNotFoundError(f"{path}: no such directory"))
+    _configure_rewrites(rewrite_url)  # addresses and webhook URLs are checked as run would send them
     errors, warnings = do_validate(path, provider=provider)
     for warning in warnings:
         err.print(f"[yellow]warning:[/yellow] {escape(str(warning))}", highlight=False)
@@ -1151,11 +1297,30 @@ def demo(
             "graphite (the SIMULATED cluster answers Graphite's render API too)."
         ),
     ] = "prometheus",
+    own: Annotated[
+        Path | None,
+        typer.Option(
+            "--repo",
+            help="Your own config repository (a path or URL; its --branch, never its work tree): its canary "
+            "and MetricTemplates against the SIMULATED cluster, a healthy release and a bad one, in a copy "
+            "(your repository is not changed). See docs/getting-started.md.",
+        ),
+    ] = None,
+    canary: Annotated[
+        str | None,
+        typer.Option("--canary", help="With --repo: which canary (NAMESPACE/NAME) when it has several."),
+    ] = None,
+    branch: Annotated[str, typer.Option("--branch", help="With --repo: the branch to copy.")] = "main",
 ) -> None:
-    """A full rollout and a rollback on a local Git repo, against a SIMULATED cluster (about a minute)."""
+    """A full rollout and a rollback on a local Git repo, against a SIMULATED cluster (about a minute);
+    with --repo, on a copy of your own repository."""
     from gitcanary.demo import run_demo
 
     try:
+        if own is not None:
+            from gitcanary.demo.own_repo import run_own_demo
+
+            raise typer.Exit(run_own_demo(own, directory, canary, branch, interval=speed, console=console))
         code = run_demo(directory, interval=speed, console=console, provider=provider, metrics=metrics)
     except GitcanaryError as exc:
         _fail(exc)

@@ -43,6 +43,7 @@ from gitcanary.manifests import detect, discovery, image_policies, image_quarant
 from gitcanary.manifests.generate import Layout, read_primary, read_status, write_documents
 from gitcanary.manifests.target import render_target
 from gitcanary.service.logs import redact
+from gitcanary.spec import canary_ref
 from gitcanary.spec.load import LoadedCanary
 from gitcanary.spec.request import IDENT, ManualAction, ManualRequest, check_ident
 from gitcanary.spec.status import CanaryStatus, utcnow
@@ -126,10 +127,14 @@ def perform(
     branch: str = "main",
     actor: str | None = None,
     now: datetime | None = None,
+    namespace: str | None = None,
 ) -> ManualResult:
-    """Commit `action` on canary `key` (namespace/name) as its own commit and push it."""
-    if "/" not in key:
-        raise ManualActionError(f"{key!r}: name the canary as NAMESPACE/NAME, e.g. prod/backend")
+    """Commit `action` on the canary `key` names (NS/NAME, NAME with `namespace`, or a NAME only one
+    namespace has: `spec.canary_ref`) as its own commit and push it."""
+    try:
+        ref = canary_ref.parse(key, namespace)
+    except canary_ref.CanaryRefError as exc:
+        raise ManualActionError(str(exc)) from None
     url, cwd = resolve_remote(repo)
     identity = parse_actor(actor) if actor else invoker(cwd)
     scratch = Path(tempfile.mkdtemp(prefix="gitcanary-manual-"))
@@ -144,7 +149,7 @@ def perform(
         try:
             for attempt in retrying:
                 with attempt:
-                    return _attempt(workspace, action, key, identity, now or utcnow())
+                    return _attempt(workspace, action, ref, identity, now or utcnow())
         except RetryError as exc:
             raise GitError(
                 f"could not push to {redact(url)} after {PUSH_ATTEMPTS} attempts: {branch} keeps moving"
@@ -155,12 +160,13 @@ def perform(
 
 
 def _attempt(
-    workspace: Workspace, action: ManualAction, key: str, identity: Identity, now: datetime
+    workspace: Workspace, action: ManualAction, ref: canary_ref.CanaryRef, identity: Identity, now: datetime
 ) -> ManualResult:
     """One try from the remote's current head: re-read, re-check, write, commit, push."""
     workspace.sync()
     root = workspace.root
-    loaded = _find(root, key, workspace.url, workspace.branch)
+    loaded = _find(root, ref, workspace.url, workspace.branch)
+    key = loaded.canary.key
     layout = Layout.of(loaded)
     status = read_status(root, layout)
     suspended = loaded.canary.spec.suspend
@@ -206,15 +212,16 @@ def _attempt(
     return ManualResult(key, action, sha, subject, workspace.url, notes)
 
 
-def _find(root: Path, key: str, url: str, branch: str) -> LoadedCanary:
+def _find(root: Path, ref: canary_ref.CanaryRef, url: str, branch: str) -> LoadedCanary:
     catalog = discovery.scan(root)
-    if key in catalog.canaries:
-        return catalog.canaries[key]
-    known = ", ".join(sorted(catalog.canaries)) or "none"
-    broken = "".join(f"; {source} does not load: {err}" for source, err in sorted(catalog.errors.items()))
-    raise ManualActionError(
-        f"unknown canary {key} in {redact(url)} ({branch}); canaries there: {known}{broken}"
-    )
+    try:
+        return catalog.canaries[canary_ref.resolve(ref, catalog.canaries)]
+    except canary_ref.CanaryRefError as exc:
+        known = ", ".join(sorted(catalog.canaries)) or "none"
+        broken = "".join(f"; {source} does not load: {err}" for source, err in sorted(catalog.errors.items()))
+        why = str(exc).partition(" in the repository")[0]
+        where = f"in {redact(url)} ({branch}); canaries there: {known}{broken}"
+        raise ManualActionError(f"{why} {where}") from None
 
 
 def _set_suspend(root: Path, loaded: LoadedCanary, suspend: bool) -> str:

@@ -1,4 +1,4 @@
-"""The CLI commands of manual actions: `gitcanary promote|abort|pause|resume|retry NS/NAME`."""
+"""The CLI commands of manual actions: `gitcanary promote|abort|pause|resume|retry NS/NAME` (or -n)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,16 @@ _DETAIL = (
 
 def _command(action: ManualAction) -> Callable[..., None]:
     def command(
-        canary: Annotated[str, typer.Argument(help="The canary as NAMESPACE/NAME, e.g. prod/backend.")],
+        canary: Annotated[
+            str,
+            typer.Argument(
+                help="The canary: NAMESPACE/NAME (prod/backend), NAME -n NAMESPACE, or a NAME only one "
+                "namespace has."
+            ),
+        ],
+        namespace: Annotated[
+            str | None, typer.Option("-n", "--namespace", help="The canary's namespace (as kubectl -n).")
+        ] = None,
         repo: Annotated[
             str,
             typer.Option(
@@ -54,7 +63,7 @@ def _command(action: ManualAction) -> Callable[..., None]:
 
         out = Console(width=None if sys.stdout.isatty() else 240)
         try:
-            result = perform(action, canary, repo, branch=branch, actor=actor)
+            result = perform(action, canary, repo, branch=branch, actor=actor, namespace=namespace)
         except GitcanaryError as exc:
             Console(stderr=True, width=None if sys.stderr.isatty() else 240).print(
                 f"[red]error:[/red] {exc}", highlight=False

@@ -69,6 +69,8 @@ class PlannedCommit:
     files: list[str]
     diff: str
     trailers: dict[str, str] = field(default_factory=dict)
+    # What `init` says beside its commit: what it hooked the generated dir into, or ACTION NEEDED.
+    notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -80,6 +82,7 @@ class PlannedCommit:
             "message": self.message,
             "files": self.files,
             "diff": self.diff,
+            "notes": self.notes,
         }
 
 
@@ -175,6 +178,12 @@ class Planner(Reconciler):
                 waiting=report.waiting,
                 warnings=list(report.warnings),
             )
+            loaded = self.catalog.canaries.get(key) if self.catalog is not None else None
+            if loaded is not None:  # as validate says it: a webhook `run` from here could not reach
+                from gitcanary.commands.validate import webhook_problems
+
+                problems = webhook_problems(loaded.canary)
+                entry.warnings += [f"{where}: {message}" for where, message in problems]
             if report.error.startswith(WOULD_CALL):
                 entry.would_call = report.error
             else:
@@ -224,7 +233,7 @@ def plan_init(
         shutil.copytree(root, copy, symlinks=True)
         results = init(copy, _relative(root, app_path), switch=switch, provider=provider)
         repo = Repo(copy)
-        planned = []
+        planned: list[PlannedCommit] = []
         for result in results:
             if result.commit is None:
                 continue
@@ -242,11 +251,17 @@ def plan_init(
                         repo.git.show("--format=", "--name-only", sha).split(),
                         repo.git.show("--format=", "--no-color", sha),
                         trailers,
+                        # Said once, with the commit that writes the generated dir (as init says it).
+                        _first_note(result.hook, result.key, planned),
                     )
                 )
         return planned
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _first_note(note: str, key: str, planned: list[PlannedCommit]) -> list[str]:
+    return [note] if note and not any(commit.canary == key for commit in planned) else []
 
 
 def plan_once(settings: Settings, **kwargs: Any) -> Plan:

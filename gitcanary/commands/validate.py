@@ -24,7 +24,7 @@ from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
 from gitcanary.analysis import providers as metric_providers
 from gitcanary.analysis.builtin import builtin_metric
 from gitcanary.commands.operations import judge_problems
-from gitcanary.core import ladder
+from gitcanary.core import ladder, urlmap
 from gitcanary.duration import parse_duration
 from gitcanary.errors import GitcanaryError, SpecError
 from gitcanary.hooks.alerts import missing_providers
@@ -33,6 +33,7 @@ from gitcanary.manifests.config_tracking import is_copy
 from gitcanary.manifests.files import yaml_files
 from gitcanary.manifests.generate import Layout, read_status
 from gitcanary.manifests.target import render_target
+from gitcanary.redaction import redact
 from gitcanary.routers import router_for
 from gitcanary.routers.providers import apply_default_provider
 from gitcanary.spec.load import is_flagger, rule_problems, schema_problems
@@ -365,6 +366,8 @@ def _check_canary(root: Path, catalog: discovery.Catalog, key: str, report: Repo
     if canary.spec.metrics_server:
         for where, message, fatal in address_problems(canary.spec.metrics_server):
             (report.error if fatal else report.warn)(source, f"spec.metricsServer{where}", message)
+    for where, message in webhook_problems(canary):
+        report.warn(source, where, message)
     try:
         router = router_for(canary, source)
     except GitcanaryError as exc:
@@ -509,8 +512,10 @@ def template_provider_problems(template: MetricTemplate) -> list[tuple[str, str,
         else:
             found.append((where, message, False))
     # Only a Prometheus address falls back to --prometheus when its host does not resolve (analysis/run.py).
-    if provider.type == "prometheus" and provider.address and not any(
-        where.startswith("spec.provider.address") for where, _, _ in found
+    if (
+        provider.type == "prometheus"
+        and provider.address
+        and not any(where.startswith("spec.provider.address") for where, _, _ in found)
     ):
         found += [
             (f"spec.provider.address{where}", message, fatal)
@@ -520,21 +525,49 @@ def template_provider_problems(template: MetricTemplate) -> list[tuple[str, str,
 
 
 def address_problems(address: str) -> list[tuple[str, str, bool]]:
-    """(field suffix, message, is_error) for a metrics server address."""
+    """(field suffix, message, is_error) for a metrics server address, as --rewrite-url sends it."""
     parts = urlsplit(address)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return [("", f"{address!r} is not an http(s) URL", True)]
-    try:
-        socket.getaddrinfo(parts.hostname, None)
-    except (OSError, UnicodeError):
-        return [
-            (
-                "",
-                f"host {parts.hostname} does not resolve from this machine; it must where gitcanary runs",
-                False,
-            )
-        ]
+    unresolved = _unresolved(address)
+    if unresolved:
+        message = f"{unresolved}; it must where gitcanary runs, or map it with --rewrite-url FROM=TO"
+        return [("", message, False)]
     return []
 
 
-__all__ = ["Report", "address_problems", "template_provider_problems", "validate"]
+def webhook_problems(canary: Canary) -> list[tuple[str, str]]:
+    """(field, message) for each webhook whose URL, as --rewrite-url sends it, does not resolve here.
+
+    Unlike a Prometheus address there is nothing to fall back to: `run` from this machine would fail
+    the webhook, and a failing hook halts the step it guards or rolls the release back.
+    """
+    found = []
+    for index, hook in enumerate(canary.spec.analysis.webhooks):
+        unresolved = _unresolved(hook.url)
+        if unresolved:
+            found.append(
+                (
+                    f"spec.analysis.webhooks[{index}].url",
+                    f"webhook {hook.name}: {unresolved}; `run` here would fail it (run gitcanary in the "
+                    "cluster, or map the URL with --rewrite-url FROM=TO)",
+                )
+            )
+    return found
+
+
+def _unresolved(url: str) -> str:
+    """Why `url` (after --rewrite-url) cannot be reached by name from this machine, or ""."""
+    target = urlmap.rewrite(url)
+    host = urlsplit(target).hostname
+    if not host:
+        return ""  # not a URL at all: the schema or the provider says so
+    try:
+        socket.getaddrinfo(host, None)
+    except (OSError, UnicodeError):
+        shown = f" (rewritten to {redact(target)})" if target != url else ""
+        return f"host {host}{shown} does not resolve from this machine"
+    return ""
+
+
+__all__ = ["Report", "address_problems", "template_provider_problems", "validate", "webhook_problems"]

@@ -145,9 +145,13 @@ def decide(canary: Canary, status: CanaryStatus | None, obs: Observation) -> Dec
             return waiting
         if not _live(obs):
             return Decision(Action.NONE, "waiting for the primary to become ready")
+        # Ready is what the cluster reported; without cluster access it is the settle delay's guess,
+        # and the commit says so rather than claim a readiness nobody saw.
+        guessed = "primary assumed ready (settle delay passed, no cluster access)"
+        ready = "primary ready" if obs.cluster is not None else guessed
         return Decision(
             Action.INITIALIZED,
-            "primary ready; routing all traffic to it",
+            f"{ready}; routing all traffic to it",
             _step(status, obs, phase=Phase.INITIALIZED, canary_weight=0, message="Initialization done"),
         )
 

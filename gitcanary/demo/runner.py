@@ -372,14 +372,14 @@ class Demo:
 
     # -- ticking -----------------------------------------------------------------------------
 
-    def tick_until(self, phase: Phase, revision: str) -> CanaryReport:
+    def tick_until(self, phase: Phase, revision: str, key: str = CANARY) -> CanaryReport:
         """Tick (and let the SIMULATED cluster apply each new head) until the canary reaches `phase`."""
         assert self.reconciler is not None
         with self.console.status("", spinner="dots") as status:
             while True:
                 result = self.reconciler.tick()
                 self.ticks += 1
-                report = self._check(result)
+                report = self._check(result, key)
                 if result.commits:
                     self.simulated(f"traffic over the last {format_duration(self.window)}: {self.observed()}")
                 for sha in result.commits:
@@ -396,19 +396,19 @@ class Demo:
                         f"{reached.phase.value} at {reached.canary_weight}%" if reached else "not initialized"
                     )
                     raise DemoError(
-                        f"{CANARY} did not reach {phase.value} within {self.timeout:.0f}s "
+                        f"{key} did not reach {phase.value} within {self.timeout:.0f}s "
                         f"(it is {now}: {report.waiting or 'no reason given'})"
                     )
                 self.sleep(self.interval / 2)
 
-    def _check(self, result: TickResult) -> CanaryReport:
+    def _check(self, result: TickResult, key: str = CANARY) -> CanaryReport:
         for source, message in result.errors.items():
             raise DemoError(f"gitcanary could not read {source}: {message}")
-        report = result.reports.get(CANARY)
+        report = result.reports.get(key)
         if report is None:
-            raise DemoError(f"gitcanary found no canary {CANARY} in the demo repository")
+            raise DemoError(f"gitcanary found no canary {key} in the demo repository")
         if report.error:
-            raise DemoError(f"gitcanary halted {CANARY}: {report.error}")
+            raise DemoError(f"gitcanary halted {key}: {report.error}")
         return report
 
     def show_commit(self, sha: str) -> None:

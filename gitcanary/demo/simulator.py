@@ -316,6 +316,9 @@ class SimulatedCluster:
     clock: Callable[[], float] = time.time
     timeline: list[ClusterState] = field(default_factory=list)
     queries: list[tuple[str, str, float | None]] = field(default_factory=list)  # (kind, workload, value)
+    # Queries it does not recognize (`gitcanary demo --repo`: the user's own templates): (promql, at)
+    # -> a value or None. Without one they have no data.
+    fallback: Callable[[str, float], float | None] | None = None
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -423,6 +426,8 @@ class SimulatedCluster:
         at = self.clock() if at is None else at
         query = recognize(promql)
         value = self.evaluate(query, at) if query is not None else None
+        if query is None and self.fallback is not None:
+            value = self.fallback(promql, at)
         with self._lock:
             self.queries.append((query.kind if query else "unknown", query.workload if query else "", value))
         result = [] if value is None else [{"metric": {}, "value": [round(at, 3), repr(float(value))]}]

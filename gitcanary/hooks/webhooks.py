@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from gitcanary.core import gates
+from gitcanary.core import gates, urlmap
 from gitcanary.core.observations import HookResult
 from gitcanary.duration import parse_duration
 from gitcanary.errors import GitcanaryError
@@ -139,7 +139,9 @@ def call(
     register_url(hook.url)
     body = payload(canary, phase, status, metadata if metadata is not None else hook.metadata)
     timeout = parse_duration(hook.timeout or default_timeout)
-    post_json(hook.url, body, timeout=timeout, retries=hook.retries, verify=not hook.disable_tls, sleep=sleep)
+    # Where the URL is chosen: an in-cluster name goes where --rewrite-url says it is reached from here.
+    url = urlmap.rewrite(hook.url)
+    post_json(url, body, timeout=timeout, retries=hook.retries, verify=not hook.disable_tls, sleep=sleep)
 
 
 class WebhookRunner:

@@ -1,4 +1,4 @@
-"""Logs of `gitcanary run`: one JSON object per line (the default), or text for people.
+"""Logs of `gitcanary run`: text for people on a terminal, one JSON object per line elsewhere.
 
 Each JSON line has `time`, `level`, `logger`, `message`, and whatever the call passed in `extra`
 (`canary`, `commit`, `action`...). Secrets never reach a line: credentials in URLs (a repository
@@ -17,6 +17,16 @@ from typing import Any, TextIO
 from gitcanary.redaction import redact
 
 FORMATS = ("json", "text")
+
+
+def chosen(log_format: str, stream: TextIO) -> str:
+    """`auto` made concrete: text when `stream` is a terminal (a person reads it), else json
+    (a pod's log, a file, a pipe to a collector); any other value is returned as given."""
+    if log_format != "auto":
+        return log_format
+    return "text" if stream.isatty() else "json"
+
+
 # Attributes every LogRecord has; anything else came from `extra=`.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
 
@@ -50,7 +60,7 @@ class TextFormatter(logging.Formatter):
 def configure(log_format: str, verbose: bool = False, stream: TextIO | None = None) -> None:
     """Route every `gitcanary*` logger (and libraries') to `stream` in `log_format`."""
     if log_format not in FORMATS:
-        raise ValueError(f"--log-format {log_format!r}: expected one of {', '.join(FORMATS)}")
+        raise ValueError(f"--log-format {log_format!r}: expected auto, {', '.join(FORMATS)}")
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     root = logging.getLogger()
