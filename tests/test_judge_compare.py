@@ -67,7 +67,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServe
         yield running
 
 
-def canary(target: str, *metrics: dict[str, Any], **annotations: str) -> Canary:
+def canary(target: str, *metrics: dict[str, Any], max_weight: int = 100, **annotations: str) -> Canary:
     return Canary.model_validate(
         {
             "apiVersion": "flagger.app/v1beta1",
@@ -80,7 +80,13 @@ def canary(target: str, *metrics: dict[str, Any], **annotations: str) -> Canary:
             "spec": {
                 "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
                 "service": {"port": 80},
-                "analysis": {"interval": "30s", "threshold": 2, "stepWeight": 10, "metrics": list(metrics)},
+                "analysis": {
+                    "interval": "30s",
+                    "threshold": 2,
+                    "stepWeight": 10,
+                    "maxWeight": max_weight,
+                    "metrics": list(metrics),
+                },
             },
         }
     )
@@ -136,7 +142,7 @@ def test_no_canary_data_waits(server: PrometheusServer) -> None:
     checks = judged(server, canary("idle", SUCCESS, DURATION))
     for check in checks.values():
         assert check.verdict is Verdict.WAIT and not check.ok
-        assert "not enough data: 0 canary" in check.line
+        assert "no current data: the canary served no requests in this look's window (30s)" in check.line
 
 
 def test_significant_but_below_the_floor_passes_and_the_floor_is_per_metric(
@@ -167,19 +173,26 @@ def test_window_starts_with_the_rollout(server: PrometheusServer) -> None:
         }
     )
     assert rollout_start(status) == QUERY_AT - timedelta(seconds=30)
-    # 30s since the start at a 10s step: 3 windows a side, fewer than the 6 needed.
+    # 30s since the start, 10 req/s on each side: every look's own window holds requests of both
+    # sides, so the look passes; no fixed count of steps is asked for.
     same = judged(server, canary("same", SUCCESS, DURATION), status=status)
-    assert same["request-success-rate"].verdict is Verdict.WAIT
-    assert "3 canary / 3 primary samples with requests, 3 on both sides" in same["request-success-rate"].line
-    # The latency is judged on counts of slow requests from its histogram: its steps are counted
-    # the same way.
-    assert (
-        same["request-duration"].verdict is Verdict.WAIT
-        and "3 canary / 3 primary samples with requests" in same["request-duration"].line
-    )
-    # Counted errors are evidence at any time: 5% against 0% fails before 6 samples.
+    assert same["request-success-rate"].verdict is Verdict.PASS
+    assert same["request-duration"].verdict is Verdict.PASS
+    # Counted errors are evidence at any time: 5% against 0% fails at the first look.
     success = judged(server, canary("bad", SUCCESS), status=status)["request-success-rate"]
-    assert success.verdict is Verdict.FAIL and "canary worse: p <= 0.001" in success.line
+    assert success.verdict is Verdict.FAIL and "canary worse: p <=" in success.line
+    # At the last weight a pass promotes, and needs the requests of the power calculation (+2
+    # points over the primary's 0.2% at 90%: 196), or the metric's override: 300 canary requests
+    # are enough for the first, not for 1000.
+    final = status.model_copy(update={"canary_weight": 90})
+    sized = judged(server, canary("same", SUCCESS, max_weight=90), status=final)["request-success-rate"]
+    assert sized.verdict is Verdict.PASS
+    more = {"gitcanary.io/judge-requests": "request-success-rate=1000"}
+    waiting = judged(server, canary("same", SUCCESS, max_weight=90, **more), status=final)
+    assert waiting["request-success-rate"].verdict is Verdict.WAIT
+    assert "not enough requests to promote: 300 of 1000" in waiting["request-success-rate"].line
+    # Not the last weight: the same look advances.
+    assert judged(server, canary("same", SUCCESS, **more), status=final)["request-success-rate"].ok
 
 
 def test_template_is_rendered_for_both_workloads(server: PrometheusServer) -> None:

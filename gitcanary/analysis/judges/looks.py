@@ -1,0 +1,475 @@
+"""One look of the compare judge on counts, pure: per-step data of both workloads in, a verdict out.
+
+The rules every look follows (docs/judge.md, "No verdict without current evidence"):
+
+- **Freshness.** A look passes only on requests the canary, and the primary while it gets traffic,
+  served inside the look's own window (the analysis interval ending now). Without them the look is
+  "no current data": it waits (`Verdict.WAIT`), which the rollout bounds by
+  `gitcanary.io/max-wait-intervals` and then fails as Flagger fails a check without values. Pooled
+  history adds power to the count test; it never stands in for the current window.
+- **The rail on current data.** The canary's current value (this window's requests) beyond the
+  metric's `thresholdRange` while the primary's is within never passes: it fails with evidence,
+  and waits without it.
+- **One burst, one failure.** Pooled evidence starts at `reset` (the end of the last failed look),
+  and the rail reads this window only, so consecutive looks never count the same requests twice.
+- **Enough requests.** Promotion (`final`) needs the canary's requests since the rollout began to
+  reach `needed` (a power calculation, `requests_needed`).
+- **Spending by information fraction.** Each look's level is what `spent` adds between the
+  information at the previous look (the requests up to this window) and now.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from gitcanary.analysis.judges.stats import (
+    Comparison,
+    EffectFloor,
+    Step,
+    beyond_rail,
+    conditional_p,
+    rail_e_value,
+)
+from gitcanary.core.observations import Verdict
+from gitcanary.duration import format_duration
+
+
+@dataclass(frozen=True)
+class Slice:
+    """One step of one workload. `time` is the step's end (unix seconds). `requests` counts its
+    requests (0 when the series had no sample: unknown is never counted as requests), `bad` its bad
+    requests (errors; a histogram's are per edge, from `buckets`). `buckets` maps each `le` the
+    workload reported in this step to its requests at or below it (`math.inf`: all of them); an
+    edge it did not report is unknown, never zero."""
+
+    time: float
+    requests: float
+    bad: float = 0.0
+    buckets: Mapping[float, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LookPlan:
+    """Where the look stands: `now`, its own `window` (the analysis interval), the rollout's start
+    (`since`), where pooled evidence starts (`reset`, at or after `since`), whether the primary
+    gets traffic (`primary_expected`: below full weight), whether passing promotes (`final`),
+    the whole rollout's level (`alpha`, 1 - confidence) and the requests promotion needs."""
+
+    now: float
+    window: float
+    since: float
+    reset: float
+    alpha: float
+    needed: float
+    primary_expected: bool = True
+    final: bool = False
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How the metric is judged: direction, effect floor and thresholdRange (the rail)."""
+
+    higher_is_worse: bool
+    floor: EffectFloor
+    low: float | None = None
+    high: float | None = None
+
+
+# -- spending by information fraction -------------------------------------------------------------
+
+# The rollout's level is spent by the information fraction t (the canary's requests since the
+# rollout began over the requests the power calculation asks for) along alpha * t / (1 + t): half
+# of it by the planned information, the rest over the information beyond (waits, holds, a long
+# last weight, high traffic), never all of it. The function is increasing and bounded by alpha,
+# so the looks' levels sum to at most alpha however many looks there are and however long each
+# interval is; a look's level depends on the requests it adds, not on its number, so a late look,
+# which at a higher weight adds more requests, keeps about the level of an early one.
+
+
+def spent(alpha: float, information: float) -> float:
+    """The level spent once the information fraction is `information` (0 at 0, below `alpha`)."""
+    t = max(information, 0.0)
+    return alpha * t / (1 + t)
+
+
+def look_level(alpha: float, before: float, now: float) -> float:
+    """The level of a look at information fraction `now` whose previous look was at `before`."""
+    return max(spent(alpha, now) - spent(alpha, before), 0.0)
+
+
+# -- the power calculation ------------------------------------------------------------------------
+
+POWER = 0.9
+
+
+def requests_needed(baseline: float, detect: float, alpha: float, power: float = POWER) -> float:
+    """Canary requests for a one-sided test at level `alpha` to see a bad share of `baseline +
+    detect` against `baseline` with probability `power` (normal approximation of the binomial,
+    `scipy.stats.norm`; the primary's many requests make its share nearly known)."""
+    from scipy.stats import norm
+
+    p0 = min(max(baseline, 1e-4), 0.5)
+    p1 = min(p0 + max(detect, 1e-4), 1 - 1e-6)
+    z = float(norm.isf(alpha)) * math.sqrt(p0 * (1 - p0)) + float(norm.isf(1 - power)) * math.sqrt(
+        p1 * (1 - p1)
+    )
+    return math.ceil((z / (p1 - p0)) ** 2)
+
+
+# -- one look -------------------------------------------------------------------------------------
+
+
+def _total(slices: Sequence[Slice]) -> float:
+    return sum(max(s.requests, 0.0) for s in slices)
+
+
+def _share(slices: Sequence[Slice]) -> float | None:
+    requests = _total(slices)
+    return None if requests <= 0 else min(max(sum(max(s.bad, 0.0) for s in slices) / requests, 0.0), 1.0)
+
+
+def _beyond(value: float | None, rule: Rule) -> bool:
+    if value is None:
+        return False
+    return (rule.low is not None and value < rule.low) or (rule.high is not None and value > rule.high)
+
+
+def current(
+    canary: Sequence[Slice], primary: Sequence[Slice], plan: LookPlan
+) -> tuple[list[Slice], list[Slice]]:
+    """Both workloads' steps inside the look's own window."""
+    start = plan.now - plan.window
+    return (
+        [s for s in canary if start < s.time <= plan.now],
+        [s for s in primary if start < s.time <= plan.now],
+    )
+
+
+def no_current_data(
+    canary: Sequence[Slice], primary: Sequence[Slice], plan: LookPlan
+) -> str | None:
+    """Why the look has no current data (the check line says it), or None when it has."""
+    now_c, now_p = current(canary, primary, plan)
+    shown = format_duration(plan.window)
+    if _total(now_c) <= 0:
+        return f"no current data: the canary served no requests in this look's window ({shown})"
+    if plan.primary_expected and _total(now_p) <= 0:
+        return f"no current data: the primary served no requests in this look's window ({shown})"
+    return None
+
+
+def judge_ratio(
+    canary: Sequence[Slice], primary: Sequence[Slice], plan: LookPlan, rule: Rule
+) -> Comparison:
+    """A success or error rate (percent) on counts: each slice's `bad` are its bad requests."""
+
+    def value(share: float | None) -> float | None:
+        if share is None:
+            return None
+        return 100 * share if rule.higher_is_worse else 100 - 100 * share
+
+    now_c, now_p = current(canary, primary, plan)
+    values_now = (value(_share(now_c)), value(_share(now_p)) if _total(now_p) > 0 else None)
+    pooled_c = [s for s in canary if s.time > plan.reset]
+    pooled_p = [s for s in primary if s.time > plan.reset]
+    c, p = value(_share(pooled_c)), value(_share(pooled_p))
+    steps = (
+        [Step(s.requests, s.bad) for s in pooled_c],
+        [Step(s.requests, s.bad) for s in _aligned(pooled_c, pooled_p)],
+    )
+    pvalue = conditional_p(*steps)
+    recent = (
+        Step(_total(now_c), sum(s.bad for s in now_c)),
+        Step(_total(now_p), sum(s.bad for s in now_p)),
+    )
+    return _verdict(canary, primary, plan, rule, (c, p), values_now, pvalue, steps, recent)
+
+
+def _aligned(canary: Sequence[Slice], primary: Sequence[Slice]) -> list[Slice]:
+    """The primary's slices at the canary's times (a missing one is no requests)."""
+    by_time = {s.time: s for s in primary}
+    return [by_time.get(s.time, Slice(s.time, 0.0)) for s in canary]
+
+
+def _verdict(
+    canary: Sequence[Slice],
+    primary: Sequence[Slice],
+    plan: LookPlan,
+    rule: Rule,
+    values: tuple[float | None, float | None],
+    values_now: tuple[float | None, float | None],
+    pvalue: float,
+    steps: tuple[list[Step], list[Step]] | None,
+    recent: tuple[Step, Step] | None,
+) -> Comparison:
+    c, p = values
+    canary_now, primary_now = values_now
+    before = plan.now - plan.window
+    since = [s for s in canary if s.time > plan.since]
+    information = (
+        _total(since) / plan.needed,
+        _total([s for s in since if s.time <= before]) / plan.needed,
+    )
+    level = look_level(plan.alpha, information[1], information[0])
+    effect = rule.floor.show(c, p, rule.higher_is_worse) if c is not None and p is not None else ""
+    counts = (sum(1 for s in canary if s.requests > 0), sum(1 for s in primary if s.requests > 0))
+
+    def result(verdict: Verdict, reason: str, shown: float | None = pvalue) -> Comparison:
+        return Comparison(verdict, c, p, shown, effect, reason, counts)
+
+    significant = pvalue <= level
+    if significant and c is not None and p is not None and rule.floor.reached(c, p, rule.higher_is_worse):
+        return result(Verdict.FAIL, f"canary worse: p <= {level:.2g} and effect >= {rule.floor}")
+    stale = no_current_data(canary, primary, plan)
+    if stale is not None:
+        return result(Verdict.WAIT, stale)
+    if _beyond(canary_now, rule) and _beyond(primary_now, rule):
+        return result(
+            Verdict.HOLD,
+            f"incident: primary {primary_now:.4g} beyond the threshold too (canary {canary_now:.4g})",
+        )
+    if _beyond(canary_now, rule):
+        # The primary is within, or has no traffic (full weight): the canary's own current value
+        # decides, and beyond the rail nothing passes.
+        if significant:
+            return result(
+                Verdict.FAIL, f"canary worse: p <= {level:.2g} and {canary_now:.4g} beyond the threshold"
+            )
+        share = _rail_share(rule)
+        if share is not None and recent is not None:
+            null = _at_least(share, recent[1])
+            if beyond_rail(recent[0], null, level):
+                return result(
+                    Verdict.FAIL,
+                    f"canary {canary_now:.4g} beyond the threshold: {recent[0].bad:.0f} bad of"
+                    f" {recent[0].requests:.0f} requests in this look's window, p < {level:.2g}"
+                    f" above {100 * null:.3g}%",
+                )
+            if steps is not None and rail_e_value(*steps, share) >= 1 / plan.alpha:
+                return result(
+                    Verdict.FAIL,
+                    f"canary {canary_now:.4g} beyond the threshold: e >= {1 / plan.alpha:.3g} against"
+                    f" {100 * share:.3g}% (or the primary's share) since the last failure",
+                )
+        return result(
+            Verdict.WAIT,
+            f"canary {canary_now:.4g} beyond the threshold in this look's window, without evidence yet",
+        )
+    if plan.final and _total(since) < plan.needed:
+        return result(
+            Verdict.WAIT,
+            f"not enough requests to promote: {_total(since):.0f} of {plan.needed:.0f} canary requests",
+        )
+    return result(Verdict.PASS, "canary not worse")
+
+
+def _rail_share(rule: Rule) -> float | None:
+    """The rail as a share of bad requests: `max` of an error rate, 100 - `min` of a success rate."""
+    if rule.higher_is_worse and rule.high is not None:
+        share = rule.high / 100
+    elif not rule.higher_is_worse and rule.low is not None:
+        share = (100 - rule.low) / 100
+    else:
+        return None
+    return share if 0 < share < 1 else None
+
+
+def _at_least(rail: float, primary: Step) -> float:
+    if primary.requests <= 0:
+        return rail
+    return min(max(rail, primary.bad / primary.requests), 1 - 1e-9)
+
+
+# -- latencies from histograms --------------------------------------------------------------------
+
+LatencyTest = Literal["edges", "none"]
+
+
+def histogram_quantile(cumulative: Mapping[float, float], quantile: float) -> float | None:
+    """Prometheus' `histogram_quantile` of one histogram ({le: requests at or below}, `math.inf`
+    the total): linear within the bucket that holds the rank (`numpy.interp`), the largest finite
+    edge when the rank is in the `+Inf` bucket. None without requests."""
+    import numpy as np
+
+    total = cumulative.get(math.inf, 0.0)
+    edges = sorted(le for le in cumulative if math.isfinite(le))
+    if total <= 0 or not edges:
+        return None
+    counts = np.maximum.accumulate(np.array([cumulative[le] for le in edges], dtype=float))
+    rank = quantile * total
+    if rank > counts[-1]:
+        return edges[-1]
+    lower = 0.0 if edges[0] > 0 else edges[0]
+    xs = np.concatenate([[0.0], counts])
+    ys = np.concatenate([[lower], np.array(edges, dtype=float)])
+    # np.interp needs increasing xs: the first bucket whose count reaches the rank, as Prometheus.
+    first = int(np.searchsorted(xs, rank, side="left"))
+    first = min(max(first, 1), len(xs) - 1)
+    x0, x1, y0, y1 = xs[first - 1], xs[first], ys[first - 1], ys[first]
+    if x1 <= x0:
+        return float(y1)
+    return float(y0 + (y1 - y0) * (rank - x0) / (x1 - x0))
+
+
+def pooled_buckets(slices: Sequence[Slice], edges: Sequence[float]) -> dict[float, float]:
+    """The slices' buckets summed on `edges` (and `math.inf`), over the slices that have them all."""
+    wanted = [*edges, math.inf]
+    total: dict[float, float] = dict.fromkeys(wanted, 0.0)
+    for s in slices:
+        if all(le in s.buckets for le in wanted):
+            for le in wanted:
+                total[le] += max(s.buckets[le], 0.0)
+    return total
+
+
+def common_edges(canary: Sequence[Slice], primary: Sequence[Slice]) -> list[float]:
+    """The finite edges both workloads reported in their latest step with requests (a layout
+    that changed during the rollout is compared on its newest form; `pooled_buckets` then sums
+    the steps that have all of these edges)."""
+
+    def latest(slices: Sequence[Slice]) -> set[float]:
+        found = [s for s in slices if s.buckets and s.buckets.get(math.inf, 0.0) > 0]
+        return set(max(found, key=lambda s: s.time).buckets) if found else set()
+
+    return sorted(le for le in latest(canary) & latest(primary) if math.isfinite(le))
+
+
+def near_quantile(cumulative: Mapping[float, float], le: float, quantile: float) -> bool:
+    """Whether the share of requests slower than `le` is within a factor 4 of `1 - quantile`: an
+    edge that far from the quantile says little about it."""
+    total = cumulative.get(math.inf, 0.0)
+    if total <= 0:
+        return False
+    slower = 1 - cumulative.get(le, 0.0) / total
+    return (1 - quantile) / 4 <= slower <= 4 * (1 - quantile)
+
+
+def _own(slices: Sequence[Slice]) -> dict[float, float]:
+    """The slices' buckets summed on the edges they all share (each workload's own layout)."""
+    found = [set(s.buckets) for s in slices if s.buckets]
+    if not found:
+        return {}
+    shared = set.intersection(*found)
+    if math.inf not in shared:
+        return {}
+    return pooled_buckets([s for s in slices if s.buckets], sorted(le for le in shared if math.isfinite(le)))
+
+
+def _boundaries(
+    seen: Mapping[float, tuple[float, float]], edges: set[float], quantile: float
+) -> tuple[float | None, float | None, float | None, bool]:
+    """(middle, quantile's lower, quantile's upper, near) among `edges`, from the primary's earlier
+    requests: `seen[le]` is (requests at or below le, requests) over the steps that reported le."""
+    shares = {le: below / total for le, (below, total) in seen.items() if le in edges and total > 0}
+    if not shares:
+        return None, None, None, False
+    bounds = sorted(shares)
+    middle = min(bounds, key=lambda le: abs(shares[le] - 0.5))
+    below = [le for le in bounds if shares[le] <= quantile]
+    lower = below[-1] if below else bounds[0]
+    above = [le for le in bounds if le > lower]
+    upper = above[0] if above else None
+    near = (1 - quantile) / 4 <= 1 - shares[lower] <= 4 * (1 - quantile)
+    return middle, lower, upper, near
+
+
+def judge_latency(
+    canary: Sequence[Slice],
+    primary: Sequence[Slice],
+    plan: LookPlan,
+    rule: Rule,
+    quantile: float,
+) -> Comparison:
+    """A latency quantile from histograms, on counts of slow requests at edges both workloads
+    reported in the same step (`Slice.buckets`; `requests` is each step's `+Inf`).
+
+    Three edges of the primary's earlier requests (the one nearest its median, and both edges of
+    the bucket that holds the quantile) among those both sides have, each step on its own; an edge
+    a side did not report in a step leaves that step out of that edge's count (unknown, never
+    zero). Without a common edge near the quantile (`near_quantile`), the quantile's evidence is a
+    test that needs none: Mann-Whitney U on each side's per-step quantiles, each from its own
+    layout. The values held against the floor are both sides' quantiles on their common edges
+    (each side's own layout only when they have none). `primary` may hold steps from before the
+    rollout began (the edges' reference); only steps after `plan.reset` are compared.
+    """
+    from gitcanary.analysis.judges.stats import EDGE_SHARES, one_sided_p
+
+    seen: dict[float, tuple[float, float]] = {}
+    by_time = {s.time: s for s in primary}
+    for s in primary:
+        if s.time <= plan.since:
+            _remember(seen, s)
+    edges_steps: tuple[tuple[list[Step], list[Step]], ...] = tuple(([], []) for _ in range(3))
+    quantiles: tuple[list[float], list[float]] = ([], [])
+    near_any = False
+    for c in sorted(canary, key=lambda s: s.time):
+        if c.time <= plan.reset:
+            continue
+        p = by_time.get(c.time, Slice(c.time, 0.0))
+        common = {le for le in set(c.buckets) & set(p.buckets) if math.isfinite(le)}
+        bounds = _boundaries(seen, common, quantile)
+        near_any = near_any or bounds[3]
+        chosen = (bounds[0], bounds[1] if bounds[3] else None, bounds[2] if bounds[3] else None)
+        for edge, (steps_c, steps_p) in zip(chosen, edges_steps, strict=True):
+            if edge is None or math.inf not in c.buckets or math.inf not in p.buckets:
+                steps_c.append(Step(0.0, 0.0))
+                steps_p.append(Step(0.0, 0.0))
+                continue
+            for side, steps in ((c, steps_c), (p, steps_p)):
+                total = max(side.buckets[math.inf], 0.0)
+                steps.append(Step(total, min(max(total - side.buckets[edge], 0.0), total)))
+        for side, found in ((c, quantiles[0]), (p, quantiles[1])):
+            value = histogram_quantile(side.buckets, quantile) if side.requests > 0 else None
+            if value is not None:
+                found.append(value)
+        if p.time > plan.since:
+            _remember(seen, p)
+    pvalues = [conditional_p(*steps) for steps in edges_steps]
+    how = ""
+    if near_any:
+        pvalue = min(1.0, *(pv / share for pv, share in zip(pvalues, EDGE_SHARES, strict=True)))
+    else:
+        # No common edge near the quantile: the middle edge, and Mann-Whitney on the per-step
+        # quantiles of each side's own layout, half the level each.
+        mw = 1.0
+        if len(quantiles[0]) >= 3 and len(quantiles[1]) >= 3:
+            mw = one_sided_p(quantiles[0], quantiles[1], rule.higher_is_worse)
+        pvalue = min(1.0, 2 * pvalues[0], 2 * mw)
+        how = f"no common edge near the {quantile:g} quantile: Mann-Whitney on per-step quantiles"
+    pooled_c = [s for s in canary if s.time > plan.reset]
+    pooled_p = [s for s in primary if plan.reset < s.time]
+    shared_edges = common_edges(pooled_c, pooled_p)
+    values: tuple[float | None, float | None]
+    if shared_edges:
+        values = (
+            histogram_quantile(pooled_buckets(pooled_c, shared_edges), quantile),
+            histogram_quantile(pooled_buckets(pooled_p, shared_edges), quantile),
+        )
+    else:
+        values = (histogram_quantile(_own(pooled_c), quantile), histogram_quantile(_own(pooled_p), quantile))
+        how = how or "no common bucket edges: values from each side's own layout"
+    now_c, now_p = current(canary, primary, plan)
+    values_now = (
+        histogram_quantile(_own(now_c), quantile),
+        histogram_quantile(_own(now_p), quantile) if _total(now_p) > 0 else None,
+    )
+    outcome = _verdict(canary, primary, plan, rule, values, values_now, pvalue, None, None)
+    if how:
+        return Comparison(
+            outcome.verdict, outcome.canary, outcome.primary, outcome.p_value, outcome.effect,
+            f"{outcome.reason}; {how}", outcome.samples,
+        )  # fmt: skip
+    return outcome
+
+
+def _remember(seen: dict[float, tuple[float, float]], s: Slice) -> None:
+    total = s.buckets.get(math.inf)
+    if total is None or total <= 0:
+        return
+    for le, below in s.buckets.items():
+        if math.isfinite(le):
+            old = seen.get(le, (0.0, 0.0))
+            seen[le] = (old[0] + max(below, 0.0), old[1] + total)
