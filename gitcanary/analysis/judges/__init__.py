@@ -78,16 +78,15 @@ def rollout_start(status: CanaryStatus | None) -> datetime | None:
 
 
 def look_state(canary: Canary, status: CanaryStatus | None) -> LookState:
-    """This look as the status shows it: pooled evidence restarts after the last failed look
-    (its commit's time, so one burst fails one look), the primary gets traffic below full weight,
-    and a pass at the last weight (or iteration) promotes."""
+    """This look as the status shows it: the primary gets traffic below full weight, and a pass
+    at the last weight (or iteration) promotes. (Where pooled evidence restarts after a failed
+    look is replayed from the data, `looks.replayed_reset`.)"""
     if status is None:
         return LookState()
-    reset = status.last_transition_time if status.failed_checks > 0 else None
     if strategy_of(canary) is not Strategy.CANARY:
         final = status.iterations + 1 >= canary.spec.analysis.iterations
-        return LookState(reset, True, final)
-    return LookState(reset, status.canary_weight < 100, status.canary_weight >= max_weight_of(canary))
+        return LookState(None, True, final)
+    return LookState(None, status.canary_weight < 100, status.canary_weight >= max_weight_of(canary))
 
 
 def looks_of(canary: Canary) -> int:

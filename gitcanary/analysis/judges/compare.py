@@ -25,7 +25,8 @@ from gitcanary.analysis.judges.looks import (
     Slice,
     judge_latency,
     judge_ratio,
-    requests_needed,
+    latency_requests_needed,
+    ratio_requests_needed,
 )
 from gitcanary.analysis.judges.settings import JudgeSettings
 from gitcanary.analysis.judges.stats import (
@@ -227,9 +228,7 @@ def _judge_metric(
     override = settings.requests.get(metric.name)
     if ratio and volumes is not None:
         canary_slices, primary_slices = _slices(points, volumes, higher_is_worse)
-        baseline = _baseline(primary_slices)
-        # Sized to see four times the floor (+2 points for +0.5) with `POWER`.
-        needed = override or requests_needed(baseline, 4 * floor.size / 100, plan_look.alpha)
+        needed = override or ratio_requests_needed(primary_slices, floor, plan_look.alpha)
         outcome = judge_ratio(canary_slices, primary_slices, replace(plan_look, needed=needed), rule)
         return _result(metric, outcome, low, high, plan.unit, plan.note)
     histogram = histogram_of(plan.query)
@@ -241,8 +240,7 @@ def _judge_metric(
         except AnalysisError as exc:
             return threshold_run._failed(metric, f"query failed ({exc})", plan.note)
         if sides is not None:
-            # Sized to see 15 more points of requests slower than the primary's median edge.
-            needed = override or requests_needed(0.5, 0.15, plan_look.alpha)
+            needed = override or latency_requests_needed(plan_look.alpha)
             outcome = judge_latency(*sides, replace(plan_look, needed=needed), rule, histogram[0])
             return _result(metric, outcome, low, high, plan.unit, plan.note)
     # Mann-Whitney: the window's samples; the look's own window must hold samples of both sides
@@ -335,12 +333,6 @@ def _slices(
         return out
 
     return side(points[0], volumes[0]), side(points[1], volumes[1])
-
-
-def _baseline(primary: list[Slice]) -> float:
-    """The primary's bad share so far (the power calculation's baseline; 0.1% at least)."""
-    requests = sum(s.requests for s in primary)
-    return max(sum(s.bad for s in primary) / requests if requests > 0 else 0.0, 0.001)
 
 
 def _histograms(

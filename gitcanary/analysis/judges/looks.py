@@ -21,9 +21,8 @@ The rules every look follows (docs/judge.md, "No verdict without current evidenc
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 from gitcanary.analysis.judges.stats import (
     Comparison,
@@ -119,6 +118,20 @@ def requests_needed(baseline: float, detect: float, alpha: float, power: float =
     return math.ceil((z / (p1 - p0)) ** 2)
 
 
+def ratio_requests_needed(primary: Sequence[Slice], floor: EffectFloor, alpha: float) -> float:
+    """The canary requests a ratio needs before promotion: sized to see four times its floor (+2
+    points for the default +0.5) over the primary's bad share so far (0.1% at least)."""
+    requests = _total(primary)
+    baseline = sum(max(s.bad, 0.0) for s in primary) / requests if requests > 0 else 0.0
+    return requests_needed(max(baseline, 0.001), 4 * floor.size / 100, alpha)
+
+
+def latency_requests_needed(alpha: float) -> float:
+    """The canary requests a latency needs before promotion: sized to see 15 more points of
+    requests slower than the primary's median edge (half of them)."""
+    return requests_needed(0.5, 0.15, alpha)
+
+
 # -- one look -------------------------------------------------------------------------------------
 
 
@@ -137,92 +150,113 @@ def _beyond(value: float | None, rule: Rule) -> bool:
     return (rule.low is not None and value < rule.low) or (rule.high is not None and value > rule.high)
 
 
-def current(
-    canary: Sequence[Slice], primary: Sequence[Slice], plan: LookPlan
-) -> tuple[list[Slice], list[Slice]]:
-    """Both workloads' steps inside the look's own window."""
-    start = plan.now - plan.window
-    return (
-        [s for s in canary if start < s.time <= plan.now],
-        [s for s in primary if start < s.time <= plan.now],
-    )
+def _within(slices: Sequence[Slice], start: float, end: float) -> list[Slice]:
+    return [s for s in slices if start < s.time <= end]
 
 
-def no_current_data(
-    canary: Sequence[Slice], primary: Sequence[Slice], plan: LookPlan
-) -> str | None:
+def no_current_data(canary: Sequence[Slice], primary: Sequence[Slice], plan: LookPlan) -> str | None:
     """Why the look has no current data (the check line says it), or None when it has."""
-    now_c, now_p = current(canary, primary, plan)
+    start = plan.now - plan.window
     shown = format_duration(plan.window)
-    if _total(now_c) <= 0:
+    if _total(_within(canary, start, plan.now)) <= 0:
         return f"no current data: the canary served no requests in this look's window ({shown})"
-    if plan.primary_expected and _total(now_p) <= 0:
+    if plan.primary_expected and _total(_within(primary, start, plan.now)) <= 0:
         return f"no current data: the primary served no requests in this look's window ({shown})"
     return None
 
 
-def judge_ratio(
-    canary: Sequence[Slice], primary: Sequence[Slice], plan: LookPlan, rule: Rule
-) -> Comparison:
-    """A success or error rate (percent) on counts: each slice's `bad` are its bad requests."""
+Values = tuple[float | None, float | None]
 
-    def value(share: float | None) -> float | None:
-        if share is None:
-            return None
-        return 100 * share if rule.higher_is_worse else 100 - 100 * share
 
-    now_c, now_p = current(canary, primary, plan)
-    values_now = (value(_share(now_c)), value(_share(now_p)) if _total(now_p) > 0 else None)
-    pooled_c = [s for s in canary if s.time > plan.reset]
-    pooled_p = [s for s in primary if s.time > plan.reset]
-    c, p = value(_share(pooled_c)), value(_share(pooled_p))
-    steps = (
-        [Step(s.requests, s.bad) for s in pooled_c],
-        [Step(s.requests, s.bad) for s in _aligned(pooled_c, pooled_p)],
+@dataclass(frozen=True)
+class Evidence:
+    """What a metric's count test reads, for any span of steps (start, end]: its p-value
+    (`p_value`), both sides' values (`values`: what the floor and the commit use) and, for a
+    ratio, the rail's pooled e-value (`rail_e`)."""
+
+    p_value: Callable[[float, float], float]
+    values: Callable[[float, float], Values]
+    rail_e: Callable[[float, float], float] | None = None
+    how: str = ""  # which test, when not the usual one
+
+
+def _information(canary: Sequence[Slice], plan: LookPlan, at: float) -> float:
+    return _total([s for s in canary if plan.since < s.time <= at]) / plan.needed
+
+
+def _level(canary: Sequence[Slice], plan: LookPlan, at: float) -> float:
+    return look_level(
+        plan.alpha, _information(canary, plan, at - plan.window), _information(canary, plan, at)
     )
-    pvalue = conditional_p(*steps)
-    recent = (
-        Step(_total(now_c), sum(s.bad for s in now_c)),
-        Step(_total(now_p), sum(s.bad for s in now_p)),
-    )
-    return _verdict(canary, primary, plan, rule, (c, p), values_now, pvalue, steps, recent)
 
 
-def _aligned(canary: Sequence[Slice], primary: Sequence[Slice]) -> list[Slice]:
-    """The primary's slices at the canary's times (a missing one is no requests)."""
-    by_time = {s.time: s for s in primary}
-    return [by_time.get(s.time, Slice(s.time, 0.0)) for s in canary]
+def _failed_on(evidence: Evidence, rule: Rule, start: float, end: float, level: float, alpha: float) -> bool:
+    """Would pooled evidence over (start, end] fail a look at `level`? The count test with the
+    effect floor, or the rail's pooled e-value (a ratio's, with the canary's pooled value beyond
+    the rail and the primary's within)."""
+    c, p = evidence.values(start, end)
+    reached = c is not None and p is not None and rule.floor.reached(c, p, rule.higher_is_worse)
+    if reached and evidence.p_value(start, end) <= level:
+        return True
+    if evidence.rail_e is not None and _beyond(c, rule) and not _beyond(p, rule):
+        return evidence.rail_e(start, end) >= 1 / alpha
+    return False
 
 
-def _verdict(
+def replayed_reset(canary: Sequence[Slice], evidence: Evidence, plan: LookPlan, rule: Rule) -> float:
+    """Where this look's pooled evidence starts: after the last earlier look (every `window`
+    back from now, since the rollout began) that pooled evidence failed, replayed from the data.
+    So one burst fails one look: the next look's evidence holds only requests after it."""
+    start = max(plan.reset, plan.since)
+    looks = []
+    at = plan.now - plan.window
+    while at > start:
+        looks.append(at)
+        at -= plan.window
+    for at in reversed(looks):
+        if _failed_on(evidence, rule, start, at, _level(canary, plan, at), plan.alpha):
+            start = at
+    return start
+
+
+def _judge(
     canary: Sequence[Slice],
     primary: Sequence[Slice],
     plan: LookPlan,
     rule: Rule,
-    values: tuple[float | None, float | None],
-    values_now: tuple[float | None, float | None],
-    pvalue: float,
-    steps: tuple[list[Step], list[Step]] | None,
+    evidence: Evidence,
+    values_now: Values,
     recent: tuple[Step, Step] | None,
 ) -> Comparison:
-    c, p = values
+    reset = replayed_reset(canary, evidence, plan, rule)
+    c, p = evidence.values(reset, plan.now)
     canary_now, primary_now = values_now
-    before = plan.now - plan.window
-    since = [s for s in canary if s.time > plan.since]
-    information = (
-        _total(since) / plan.needed,
-        _total([s for s in since if s.time <= before]) / plan.needed,
-    )
-    level = look_level(plan.alpha, information[1], information[0])
+    level = _level(canary, plan, plan.now)
+    pvalue = evidence.p_value(reset, plan.now)
     effect = rule.floor.show(c, p, rule.higher_is_worse) if c is not None and p is not None else ""
     counts = (sum(1 for s in canary if s.requests > 0), sum(1 for s in primary if s.requests > 0))
+    how = f"; {evidence.how}" if evidence.how else ""
 
-    def result(verdict: Verdict, reason: str, shown: float | None = pvalue) -> Comparison:
-        return Comparison(verdict, c, p, shown, effect, reason, counts)
+    def result(verdict: Verdict, reason: str) -> Comparison:
+        return Comparison(verdict, c, p, pvalue, effect, f"{reason}{how}", counts)
 
     significant = pvalue <= level
-    if significant and c is not None and p is not None and rule.floor.reached(c, p, rule.higher_is_worse):
+    # The floor on the pooled values, or on this window's (a regression that starts late is
+    # diluted in the pooled ones).
+    reached = any(
+        a is not None and b is not None and rule.floor.reached(a, b, rule.higher_is_worse)
+        for a, b in ((c, p), (canary_now, primary_now if primary_now is not None else p))
+    )
+    if significant and reached:
         return result(Verdict.FAIL, f"canary worse: p <= {level:.2g} and effect >= {rule.floor}")
+    share = _rail_share(rule)
+    railed = share is not None and _beyond(c, rule) and not _beyond(p, rule)
+    if railed and evidence.rail_e is not None and evidence.rail_e(reset, plan.now) >= 1 / plan.alpha:
+        return result(
+            Verdict.FAIL,
+            f"canary {c:.4g} beyond the threshold: e >= {1 / plan.alpha:.3g} against"
+            f" {100 * (share or 0):.3g}% (or the primary's share) since the rollout began or last failed",
+        )
     stale = no_current_data(canary, primary, plan)
     if stale is not None:
         return result(Verdict.WAIT, stale)
@@ -238,7 +272,6 @@ def _verdict(
             return result(
                 Verdict.FAIL, f"canary worse: p <= {level:.2g} and {canary_now:.4g} beyond the threshold"
             )
-        share = _rail_share(rule)
         if share is not None and recent is not None:
             null = _at_least(share, recent[1])
             if beyond_rail(recent[0], null, level):
@@ -248,21 +281,17 @@ def _verdict(
                     f" {recent[0].requests:.0f} requests in this look's window, p < {level:.2g}"
                     f" above {100 * null:.3g}%",
                 )
-            if steps is not None and rail_e_value(*steps, share) >= 1 / plan.alpha:
-                return result(
-                    Verdict.FAIL,
-                    f"canary {canary_now:.4g} beyond the threshold: e >= {1 / plan.alpha:.3g} against"
-                    f" {100 * share:.3g}% (or the primary's share) since the last failure",
-                )
         return result(
             Verdict.WAIT,
             f"canary {canary_now:.4g} beyond the threshold in this look's window, without evidence yet",
         )
-    if plan.final and _total(since) < plan.needed:
+    since = _total([s for s in canary if s.time > plan.since])
+    if plan.final and since < plan.needed:
         return result(
-            Verdict.WAIT,
-            f"not enough requests to promote: {_total(since):.0f} of {plan.needed:.0f} canary requests",
+            Verdict.WAIT, f"not enough requests to promote: {since:.0f} of {plan.needed:.0f} canary requests"
         )
+    if plan.final and _beyond(c, rule) and not _beyond(p, rule):
+        return result(Verdict.WAIT, f"canary {c:.4g} beyond the threshold since the rollout began")
     return result(Verdict.PASS, "canary not worse")
 
 
@@ -283,9 +312,140 @@ def _at_least(rail: float, primary: Step) -> float:
     return min(max(rail, primary.bad / primary.requests), 1 - 1e-9)
 
 
-# -- latencies from histograms --------------------------------------------------------------------
+def judge_ratio(canary: Sequence[Slice], primary: Sequence[Slice], plan: LookPlan, rule: Rule) -> Comparison:
+    """A success or error rate (percent) on counts: each slice's `bad` are its bad requests.
 
-LatencyTest = Literal["edges", "none"]
+    Evidence: `conditional_p` of the canary's and the primary's bad requests, per step, pooled
+    since the rollout began or after the last look that failed on them (`replayed_reset`).
+    """
+    by_time = {s.time: s for s in primary}
+    steps = sorted((s for s in canary if s.time > plan.since), key=lambda s: s.time)
+    times = [s.time for s in steps]
+    pairs = [(Step(s.requests, s.bad), _step(by_time.get(s.time))) for s in steps]
+
+    def span(start: float, end: float) -> tuple[list[Step], list[Step]]:
+        chosen = [pair for t, pair in zip(times, pairs, strict=True) if start < t <= end]
+        return [c for c, _ in chosen], [p for _, p in chosen]
+
+    def value(share: float | None) -> float | None:
+        if share is None:
+            return None
+        return 100 * share if rule.higher_is_worse else 100 - 100 * share
+
+    def values(start: float, end: float) -> Values:
+        return value(_share(_within(canary, start, end))), value(_share(_within(primary, start, end)))
+
+    share = _rail_share(rule)
+    evidence = Evidence(
+        lambda start, end: conditional_p(*span(start, end)),
+        values,
+        (lambda start, end: rail_e_value(*span(start, end), share)) if share is not None else None,
+    )
+    start = plan.now - plan.window
+    now_c, now_p = _within(canary, start, plan.now), _within(primary, start, plan.now)
+    values_now = (value(_share(now_c)), value(_share(now_p)))
+    recent = (
+        Step(_total(now_c), sum(s.bad for s in now_c)),
+        Step(_total(now_p), sum(s.bad for s in now_p)),
+    )
+    return _judge(canary, primary, plan, rule, evidence, values_now, recent)
+
+
+def _step(s: Slice | None) -> Step:
+    return Step(0.0, 0.0) if s is None else Step(s.requests, s.bad)
+
+
+def judge_latency(
+    canary: Sequence[Slice],
+    primary: Sequence[Slice],
+    plan: LookPlan,
+    rule: Rule,
+    quantile: float,
+) -> Comparison:
+    """A latency quantile from histograms, on counts of slow requests at edges both workloads
+    reported in the same step (`Slice.buckets`; `requests` is each step's `+Inf`).
+
+    Three edges of the primary's earlier requests (the one nearest its median, and both edges of
+    the bucket that holds the quantile) among those both sides have, each step on its own; an edge
+    a side did not report in a step leaves that step out of that edge's count (unknown, never
+    zero). The look's level is split between them (`EDGE_SHARES`). Without a common edge near the
+    quantile (its primary's share of slower requests within a factor 4 of `1 - quantile`), the
+    quantile's evidence is a test that needs none: Mann-Whitney U on each side's per-step
+    quantiles, each from its own layout, beside the middle edge (half the level each). The values
+    held against the floor are both sides' quantiles on their common edges (each side's own
+    layout only when they have none). `primary` may hold steps from before the rollout began
+    (the edges' reference).
+    """
+    from gitcanary.analysis.judges.stats import EDGE_SHARES, one_sided_p
+
+    seen: dict[float, tuple[float, float]] = {}
+    by_time = {s.time: s for s in primary}
+    for s in primary:
+        if s.time <= plan.since:
+            _remember(seen, s)
+    tests: tuple[tuple[list[Step], list[Step]], ...] = tuple(([], []) for _ in range(3))
+    per_step: list[tuple[float, float | None, float | None, bool]] = []
+    for c in sorted(canary, key=lambda s: s.time):
+        if c.time <= plan.since:
+            continue
+        p = by_time.get(c.time, Slice(c.time, 0.0))
+        common = {le for le in set(c.buckets) & set(p.buckets) if math.isfinite(le)}
+        middle, lower, upper, near = _boundaries(seen, common, quantile)
+        chosen = (middle, lower if near else None, upper if near else None)
+        for edge, (steps_c, steps_p) in zip(chosen, tests, strict=True):
+            if edge is None or math.inf not in c.buckets or math.inf not in p.buckets:
+                steps_c.append(Step(0.0, 0.0))
+                steps_p.append(Step(0.0, 0.0))
+                continue
+            for side, steps in ((c, steps_c), (p, steps_p)):
+                total = max(side.buckets[math.inf], 0.0)
+                steps.append(Step(total, min(max(total - side.buckets[edge], 0.0), total)))
+        per_step.append(
+            (
+                c.time,
+                histogram_quantile(c.buckets, quantile) if c.requests > 0 else None,
+                histogram_quantile(p.buckets, quantile) if p.requests > 0 else None,
+                near,
+            )
+        )
+        _remember(seen, p)
+    times = [t for t, *_ in per_step]
+    near_any = any(near for *_, near in per_step)
+
+    def p_value(start: float, end: float) -> float:
+        chosen = [i for i, t in enumerate(times) if start < t <= end]
+        edges = [
+            conditional_p([steps_c[i] for i in chosen], [steps_p[i] for i in chosen])
+            for steps_c, steps_p in tests
+        ]
+        if near_any:
+            return min(1.0, *(pv / share for pv, share in zip(edges, EDGE_SHARES, strict=True)))
+        mine = [per_step[i][1] for i in chosen if per_step[i][1] is not None]
+        theirs = [per_step[i][2] for i in chosen if per_step[i][2] is not None]
+        mw = 1.0
+        if len(mine) >= 3 and len(theirs) >= 3:
+            mw = one_sided_p(mine, theirs, rule.higher_is_worse)  # type: ignore[arg-type]
+        return min(1.0, 2 * edges[0], 2 * mw)
+
+    def values(start: float, end: float) -> Values:
+        mine, theirs = _within(canary, start, end), _within(primary, start, end)
+        shared = common_edges(mine, theirs)
+        if shared:
+            return (
+                histogram_quantile(pooled_buckets(mine, shared), quantile),
+                histogram_quantile(pooled_buckets(theirs, shared), quantile),
+            )
+        return histogram_quantile(_own(mine), quantile), histogram_quantile(_own(theirs), quantile)
+
+    how = "" if near_any else f"no common edge near the {quantile:g} quantile: Mann-Whitney on step quantiles"
+    evidence = Evidence(p_value, values, None, how)
+    start = plan.now - plan.window
+    now_c, now_p = _within(canary, start, plan.now), _within(primary, start, plan.now)
+    values_now = (histogram_quantile(_own(now_c), quantile), histogram_quantile(_own(now_p), quantile))
+    return _judge(canary, primary, plan, rule, evidence, values_now, None)
+
+
+# -- latencies from histograms: helpers ---
 
 
 def histogram_quantile(cumulative: Mapping[float, float], quantile: float) -> float | None:
@@ -337,16 +497,6 @@ def common_edges(canary: Sequence[Slice], primary: Sequence[Slice]) -> list[floa
     return sorted(le for le in latest(canary) & latest(primary) if math.isfinite(le))
 
 
-def near_quantile(cumulative: Mapping[float, float], le: float, quantile: float) -> bool:
-    """Whether the share of requests slower than `le` is within a factor 4 of `1 - quantile`: an
-    edge that far from the quantile says little about it."""
-    total = cumulative.get(math.inf, 0.0)
-    if total <= 0:
-        return False
-    slower = 1 - cumulative.get(le, 0.0) / total
-    return (1 - quantile) / 4 <= slower <= 4 * (1 - quantile)
-
-
 def _own(slices: Sequence[Slice]) -> dict[float, float]:
     """The slices' buckets summed on the edges they all share (each workload's own layout)."""
     found = [set(s.buckets) for s in slices if s.buckets]
@@ -374,95 +524,6 @@ def _boundaries(
     upper = above[0] if above else None
     near = (1 - quantile) / 4 <= 1 - shares[lower] <= 4 * (1 - quantile)
     return middle, lower, upper, near
-
-
-def judge_latency(
-    canary: Sequence[Slice],
-    primary: Sequence[Slice],
-    plan: LookPlan,
-    rule: Rule,
-    quantile: float,
-) -> Comparison:
-    """A latency quantile from histograms, on counts of slow requests at edges both workloads
-    reported in the same step (`Slice.buckets`; `requests` is each step's `+Inf`).
-
-    Three edges of the primary's earlier requests (the one nearest its median, and both edges of
-    the bucket that holds the quantile) among those both sides have, each step on its own; an edge
-    a side did not report in a step leaves that step out of that edge's count (unknown, never
-    zero). Without a common edge near the quantile (`near_quantile`), the quantile's evidence is a
-    test that needs none: Mann-Whitney U on each side's per-step quantiles, each from its own
-    layout. The values held against the floor are both sides' quantiles on their common edges
-    (each side's own layout only when they have none). `primary` may hold steps from before the
-    rollout began (the edges' reference); only steps after `plan.reset` are compared.
-    """
-    from gitcanary.analysis.judges.stats import EDGE_SHARES, one_sided_p
-
-    seen: dict[float, tuple[float, float]] = {}
-    by_time = {s.time: s for s in primary}
-    for s in primary:
-        if s.time <= plan.since:
-            _remember(seen, s)
-    edges_steps: tuple[tuple[list[Step], list[Step]], ...] = tuple(([], []) for _ in range(3))
-    quantiles: tuple[list[float], list[float]] = ([], [])
-    near_any = False
-    for c in sorted(canary, key=lambda s: s.time):
-        if c.time <= plan.reset:
-            continue
-        p = by_time.get(c.time, Slice(c.time, 0.0))
-        common = {le for le in set(c.buckets) & set(p.buckets) if math.isfinite(le)}
-        bounds = _boundaries(seen, common, quantile)
-        near_any = near_any or bounds[3]
-        chosen = (bounds[0], bounds[1] if bounds[3] else None, bounds[2] if bounds[3] else None)
-        for edge, (steps_c, steps_p) in zip(chosen, edges_steps, strict=True):
-            if edge is None or math.inf not in c.buckets or math.inf not in p.buckets:
-                steps_c.append(Step(0.0, 0.0))
-                steps_p.append(Step(0.0, 0.0))
-                continue
-            for side, steps in ((c, steps_c), (p, steps_p)):
-                total = max(side.buckets[math.inf], 0.0)
-                steps.append(Step(total, min(max(total - side.buckets[edge], 0.0), total)))
-        for side, found in ((c, quantiles[0]), (p, quantiles[1])):
-            value = histogram_quantile(side.buckets, quantile) if side.requests > 0 else None
-            if value is not None:
-                found.append(value)
-        if p.time > plan.since:
-            _remember(seen, p)
-    pvalues = [conditional_p(*steps) for steps in edges_steps]
-    how = ""
-    if near_any:
-        pvalue = min(1.0, *(pv / share for pv, share in zip(pvalues, EDGE_SHARES, strict=True)))
-    else:
-        # No common edge near the quantile: the middle edge, and Mann-Whitney on the per-step
-        # quantiles of each side's own layout, half the level each.
-        mw = 1.0
-        if len(quantiles[0]) >= 3 and len(quantiles[1]) >= 3:
-            mw = one_sided_p(quantiles[0], quantiles[1], rule.higher_is_worse)
-        pvalue = min(1.0, 2 * pvalues[0], 2 * mw)
-        how = f"no common edge near the {quantile:g} quantile: Mann-Whitney on per-step quantiles"
-    pooled_c = [s for s in canary if s.time > plan.reset]
-    pooled_p = [s for s in primary if plan.reset < s.time]
-    shared_edges = common_edges(pooled_c, pooled_p)
-    values: tuple[float | None, float | None]
-    if shared_edges:
-        values = (
-            histogram_quantile(pooled_buckets(pooled_c, shared_edges), quantile),
-            histogram_quantile(pooled_buckets(pooled_p, shared_edges), quantile),
-        )
-    else:
-        values = (histogram_quantile(_own(pooled_c), quantile), histogram_quantile(_own(pooled_p), quantile))
-        how = how or "no common bucket edges: values from each side's own layout"
-    now_c, now_p = current(canary, primary, plan)
-    values_now = (
-        histogram_quantile(_own(now_c), quantile),
-        histogram_quantile(_own(now_p), quantile) if _total(now_p) > 0 else None,
-    )
-    outcome = _verdict(canary, primary, plan, rule, values, values_now, pvalue, None, None)
-    if how:
-        return Comparison(
-            outcome.verdict, outcome.canary, outcome.primary, outcome.p_value, outcome.effect,
-            f"{outcome.reason}; {how}", outcome.samples,
-        )  # fmt: skip
-    return outcome
 
 
 def _remember(seen: dict[float, tuple[float, float]], s: Slice) -> None:
