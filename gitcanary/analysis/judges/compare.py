@@ -142,7 +142,7 @@ def run_comparison(
     look = state or LookState()
     try:
         return tuple(
-            _judge_metric(run, canary, metric, settings, (began, start), now, (alpha, interval), look)
+            _judge_metric(run, canary, metric, settings, (began, start), now, (alpha, interval, looks), look)
             for metric in canary.spec.analysis.metrics
         )
     finally:
@@ -158,7 +158,7 @@ def _judge_metric(
     settings: JudgeSettings,
     span: tuple[datetime, datetime],
     now: datetime,
-    levels: tuple[float, float],
+    levels: tuple[float, float, int],
     look: LookState,
 ) -> CheckResult:
     """Judge one metric. `span` is (when the rollout began, where the window starts); `levels` is
@@ -172,7 +172,7 @@ def _judge_metric(
     Every one of them passes only with current data: samples (and requests, where counted) of
     both workloads inside the look's own window.
     """
-    alpha, every = levels
+    alpha, every, looks = levels
     began, start = span
     try:
         plan = run._plan(metric)
@@ -223,6 +223,7 @@ def _judge_metric(
         needed=0.0,
         primary_expected=look.primary_expected,
         final=look.final,
+        planned=looks,
     )
     rule = Rule(higher_is_worse, floor, low, high)
     override = settings.requests.get(metric.name)

@@ -65,6 +65,7 @@ class LookPlan:
     needed: float
     primary_expected: bool = True
     final: bool = False
+    planned: int = 11
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,22 @@ def spent(alpha: float, information: float) -> float:
 def look_level(alpha: float, before: float, now: float) -> float:
     """The level of a look at information fraction `now` whose previous look was at `before`."""
     return max(spent(alpha, now) - spent(alpha, before), 0.0)
+
+
+def numbered_level(alpha: float, look: int, planned: int) -> float:
+    """The level of look `look` (1-based) of a rollout planned for `planned` looks: 90% of `alpha`
+    evenly over the planned looks, the last 10% halving at every look beyond them (waits and holds
+    add looks). The levels of all looks there can be sum to `alpha`."""
+    planned, look = max(planned, 1), max(look, 1)
+    if look <= planned:
+        return alpha * 0.9 / planned
+    return alpha * 0.1 * 2.0 ** -(look - planned)
+
+
+def look_number(now: float, since: float, window: float) -> int:
+    """Which look this is: the analysis intervals since the rollout began, rounded (one analysis per
+    interval; the first ends one interval after the start)."""
+    return max(1, round((now - since) / window))
 
 
 # -- the power calculation ------------------------------------------------------------------------
@@ -185,9 +202,15 @@ def _information(canary: Sequence[Slice], plan: LookPlan, at: float) -> float:
 
 
 def _level(canary: Sequence[Slice], plan: LookPlan, at: float) -> float:
-    return look_level(
+    """Half of the rollout's level spent by information fraction (`look_level`), half by look
+    number (`numbered_level`): the first keeps early looks sharp at any traffic, the second keeps
+    late looks' power however much information came before them. Both halves sum to at most
+    `alpha / 2` over every look there can be."""
+    informed = look_level(
         plan.alpha, _information(canary, plan, at - plan.window), _information(canary, plan, at)
     )
+    numbered = numbered_level(plan.alpha, look_number(at, plan.since, plan.window), plan.planned)
+    return 0.5 * informed + 0.5 * numbered
 
 
 def _failed_on(evidence: Evidence, rule: Rule, start: float, end: float, level: float, alpha: float) -> bool:
@@ -290,8 +313,11 @@ def _judge(
         return result(
             Verdict.WAIT, f"not enough requests to promote: {since:.0f} of {plan.needed:.0f} canary requests"
         )
-    if plan.final and _beyond(c, rule) and not _beyond(p, rule):
-        return result(Verdict.WAIT, f"canary {c:.4g} beyond the threshold since the rollout began")
+    whole = evidence.values(plan.since, plan.now)[0]
+    if plan.final and _beyond(whole, rule):
+        # Promotion also needs the canary's value since the rollout began within the rail, whatever
+        # the primary's: at low traffic no one window shows a bad canary, the whole rollout does.
+        return result(Verdict.WAIT, f"canary {whole:.4g} beyond the threshold since the rollout began")
     return result(Verdict.PASS, "canary not worse")
 
 
@@ -336,8 +362,15 @@ def judge_ratio(canary: Sequence[Slice], primary: Sequence[Slice], plan: LookPla
         return value(_share(_within(canary, start, end))), value(_share(_within(primary, start, end)))
 
     share = _rail_share(rule)
+    base = [s for s in primary if s.time > plan.since]
+    baseline = Step(_total(base), sum(max(s.bad, 0.0) for s in base))
+
+    def p_value(start: float, end: float) -> float:
+        steps_c, steps_p = span(start, end)
+        return with_baseline(conditional_p(steps_c, steps_p), steps_c, steps_p, baseline)
+
     evidence = Evidence(
-        lambda start, end: conditional_p(*span(start, end)),
+        p_value,
         values,
         (lambda start, end: rail_e_value(*span(start, end), share)) if share is not None else None,
     )
@@ -349,6 +382,27 @@ def judge_ratio(canary: Sequence[Slice], primary: Sequence[Slice], plan: LookPla
         Step(_total(now_p), sum(s.bad for s in now_p)),
     )
     return _judge(canary, primary, plan, rule, evidence, values_now, recent)
+
+
+def with_baseline(
+    stratified: float, canary: Sequence[Step], primary: Sequence[Step], baseline: Step
+) -> float:
+    """The count test's p-value, with the canary's steps that had no primary requests (full
+    weight) tested too: their bad requests against the primary's share since the rollout began
+    (`baseline`), Fisher's exact test, one-sided (`scipy.stats.fisher_exact`). Only when there are
+    such steps, the level is split in two (Bonferroni); the stratified test alone sees nothing in
+    them."""
+    solo = [c for c, p in zip(canary, primary, strict=True) if c.requests > 0 and p.requests <= 0]
+    requests = round(sum(c.requests for c in solo))
+    if requests <= 0 or baseline.requests <= 0:
+        return stratified
+    from scipy.stats import fisher_exact
+
+    bad = min(round(sum(max(c.bad, 0.0) for c in solo)), requests)
+    base_bad = min(round(baseline.bad), round(baseline.requests))
+    table = [[bad, requests - bad], [base_bad, round(baseline.requests) - base_bad]]
+    solo_p = float(fisher_exact(table, alternative="greater").pvalue)
+    return min(1.0, 2 * stratified, 2 * solo_p)
 
 
 def _step(s: Slice | None) -> Step:
@@ -411,6 +465,12 @@ def judge_latency(
         _remember(seen, p)
     times = [t for t, *_ in per_step]
     near_any = any(near for *_, near in per_step)
+    # The primary's requests slower than the middle edge, over the steps it served (its share is
+    # the baseline of the canary's steps at full weight).
+    middle_baseline = Step(
+        sum(p.requests for c, p in zip(*tests[0], strict=True) if p.requests > 0),
+        sum(p.bad for c, p in zip(*tests[0], strict=True) if p.requests > 0),
+    )
 
     def p_value(start: float, end: float) -> float:
         chosen = [i for i, t in enumerate(times) if start < t <= end]
@@ -418,6 +478,8 @@ def judge_latency(
             conditional_p([steps_c[i] for i in chosen], [steps_p[i] for i in chosen])
             for steps_c, steps_p in tests
         ]
+        middle_c, middle_p = [tests[0][0][i] for i in chosen], [tests[0][1][i] for i in chosen]
+        edges[0] = with_baseline(edges[0], middle_c, middle_p, middle_baseline)
         if near_any:
             return min(1.0, *(pv / share for pv, share in zip(edges, EDGE_SHARES, strict=True)))
         mine = [per_step[i][1] for i in chosen if per_step[i][1] is not None]
