@@ -80,7 +80,7 @@ class Look:
     weight: int
     verdicts: tuple[Verdict, ...]
     current_canary: bool  # oracle: the canary reported requests in this look's window
-    rail_breach: bool  # oracle: canary's current value beyond a rail, the primary's within
+    rail_breach: tuple[bool, bool]  # oracle, per metric: canary beyond its rail now, primary within
     bad: bool  # the regression had started
 
 
@@ -91,6 +91,8 @@ class Rollout:
     outcome: str = "unfinished"
     onset_look: int | None = None  # the first look whose window holds the regression
     first_failure: int | None = None
+    failed_looks: int = 0  # looks with a failed check on evidence
+    wait_failures: int = 0  # waits past their bound (too few requests, no current data)
 
     @property
     def detection(self) -> int | None:
@@ -188,7 +190,7 @@ class Traffic:
 
 def rail_breach(
     canary: list[Slice], primary: list[Slice], start: float, end: float, rails: tuple[float, float]
-) -> bool:
+) -> tuple[bool, bool]:
     """Oracle: in (start, end], is the canary's success rate below `rails[0]` or its p99 (its own
     layout, summed over the steps that share it) above `rails[1]`, while the primary's is not (or
     the primary has no requests)?"""
@@ -208,7 +210,7 @@ def rail_breach(
     low_p = p[0] is not None and p[0] < rails[0]
     high_c = c[1] is not None and c[1] > rails[1]
     high_p = p[1] is not None and p[1] > rails[1]
-    return (low_c and not low_p) or (high_c and not high_p)
+    return (low_c and not low_p, high_c and not high_p)
 
 
 def replay(scenario: Scenario, seed: int, max_looks: int = 40) -> Rollout:
@@ -260,6 +262,7 @@ def replay(scenario: Scenario, seed: int, max_looks: int = 40) -> Rollout:
         breach = rail_breach(traffic.canary, traffic.primary, now - INTERVAL, now, rails)
         rollout.looks.append(Look(number, now, weight, verdicts, current, breach, bad))
         if Verdict.FAIL in verdicts:
+            rollout.failed_looks += 1
             failed += 1
             last_transition = now
             waiting_since = holding_since = None
@@ -281,6 +284,7 @@ def replay(scenario: Scenario, seed: int, max_looks: int = 40) -> Rollout:
             waiting_since = now if waiting_since is None else waiting_since
             if now - waiting_since >= MAX_WAIT * INTERVAL:
                 failed += 1  # a wait past its bound is a failed check
+                rollout.wait_failures += 1
                 last_transition = now
                 waiting_since = None
                 if failed >= 2:
