@@ -224,7 +224,7 @@ def replay(scenario: Scenario, seed: int, max_looks: int = 40) -> Rollout:
     success_rule = Rule(False, EffectFloor("pp", 0.5), low=rails[0])
     latency_rule = Rule(True, EffectFloor("ratio", 1.1), high=rails[1])
     alpha = 1 - CONFIDENCE
-    weight, failed, last_transition = 10, 0, 0.0
+    weight, failed = 10, 0
     waiting_since: float | None = None
     holding_since: float | None = None
     step = 0
@@ -255,7 +255,11 @@ def replay(scenario: Scenario, seed: int, max_looks: int = 40) -> Rollout:
                 success_rule,
             ).verdict,
             judge_latency(
-                traffic.canary, traffic.primary, _with(plan, latency_requests_needed(alpha)), latency_rule, 0.99
+                traffic.canary,
+                traffic.primary,
+                _with(plan, latency_requests_needed(alpha)),
+                latency_rule,
+                0.99,
             ).verdict,
         )
         current = any(now - INTERVAL < s.time <= now and s.requests > 0 for s in traffic.canary)
@@ -264,7 +268,6 @@ def replay(scenario: Scenario, seed: int, max_looks: int = 40) -> Rollout:
         if Verdict.FAIL in verdicts:
             rollout.failed_looks += 1
             failed += 1
-            last_transition = now
             waiting_since = holding_since = None
             if rollout.first_failure is None and bad:
                 rollout.first_failure = number
@@ -285,14 +288,12 @@ def replay(scenario: Scenario, seed: int, max_looks: int = 40) -> Rollout:
             if now - waiting_since >= MAX_WAIT * INTERVAL:
                 failed += 1  # a wait past its bound is a failed check
                 rollout.wait_failures += 1
-                last_transition = now
                 waiting_since = None
                 if failed >= 2:
                     rollout.outcome = "rolled back"
                     return rollout
             continue
         waiting_since = holding_since = None
-        last_transition = now
         if weight >= 100:
             rollout.outcome = "promoted"
             return rollout

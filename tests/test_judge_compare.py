@@ -61,6 +61,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServe
         # (This layout puts 1.04% of the canary's requests above 500ms and 0.96% of the primary's:
         # 10000 req/s make that small difference evidence.)
         *pair("railed", {"p99_ms": 520, "rps": 10000}, {"p99_ms": 490, "rps": 10000}),
+        # The canary's series stop 40s before the look: inside the metrics' 1m interval and the
+        # judge's window, outside the look's own 30s.
+        *pair("stopped", {"error_ratio": 0.002, "end": QUERY_AT - timedelta(seconds=40)}, {}),
     ]
     # One sample every 5s, so that each 10s step of the judge holds two.
     with running_prometheus(traffic, workdir=tmp_path_factory.mktemp("prometheus"), step=5) as running:
@@ -143,6 +146,24 @@ def test_no_canary_data_waits(server: PrometheusServer) -> None:
     for check in checks.values():
         assert check.verdict is Verdict.WAIT and not check.ok
         assert "no current data: the canary served no requests in this look's window (30s)" in check.line
+
+
+def test_series_that_stopped_is_no_current_data_for_both_judges(server: PrometheusServer) -> None:
+    """Issue 27: the canary's series stopped 40s ago. The compare judge waits (no current data), the
+    threshold judge fails the check (Prometheus still answers from the stopped series over 1m)."""
+    subject = canary("stopped", SUCCESS, DURATION)
+    for check in judged(server, subject, judge="compare").values():
+        assert check.verdict is Verdict.WAIT and not check.ok
+        assert "no current data: the canary served no requests in this look's window (30s)" in check.line
+    value = server.query(
+        'sum(rate(istio_requests_total{destination_workload="stopped"}[1m]))', QUERY_AT
+    )
+    assert value, "Prometheus answers from the stopped series: the value is stale, not missing"
+    flagger = canary("stopped", SUCCESS, DURATION, **{"gitcanary.io/judge": "threshold"})
+    success = judged(server, flagger)["request-success-rate"]
+    assert not success.ok and success.value is None
+    assert "no current data: the newest sample of istio_requests_total{" in success.line
+    assert "is 40s old, older than this look's window (30s)" in success.line
 
 
 def test_significant_but_below_the_floor_passes_and_the_floor_is_per_metric(

@@ -313,10 +313,15 @@ def _judge(
         return result(
             Verdict.WAIT, f"not enough requests to promote: {since:.0f} of {plan.needed:.0f} canary requests"
         )
-    whole = evidence.values(plan.since, plan.now)[0]
-    if plan.final and _beyond(whole, rule):
-        # Promotion also needs the canary's value since the rollout began within the rail, whatever
-        # the primary's: at low traffic no one window shows a bad canary, the whole rollout does.
+    whole, whole_p = evidence.values(plan.since, plan.now)
+    worse = (
+        whole is not None and whole_p is not None and rule.floor.reached(whole, whole_p, rule.higher_is_worse)
+    )
+    if plan.final and _beyond(whole, rule) and (worse or not _beyond(whole_p, rule)):
+        # Promotion also needs the canary's value since the rollout began within the rail, unless
+        # the primary's is beyond it as much (an incident on both): at low traffic no one window
+        # shows a bad canary, the whole rollout does, and the primary's few requests may be
+        # beyond by chance.
         return result(Verdict.WAIT, f"canary {whole:.4g} beyond the threshold since the rollout began")
     return result(Verdict.PASS, "canary not worse")
 
@@ -430,7 +435,7 @@ def judge_latency(
     layout only when they have none). `primary` may hold steps from before the rollout began
     (the edges' reference).
     """
-    from gitcanary.analysis.judges.stats import EDGE_SHARES, one_sided_p
+    from gitcanary.analysis.judges.stats import EDGE_SHARES
 
     seen: dict[float, tuple[float, float]] = {}
     by_time = {s.time: s for s in primary}
@@ -438,38 +443,29 @@ def judge_latency(
         if s.time <= plan.since:
             _remember(seen, s)
     tests: tuple[tuple[list[Step], list[Step]], ...] = tuple(([], []) for _ in range(3))
-    per_step: list[tuple[float, float | None, float | None, bool]] = []
+    crossed = False  # some step compared the canary's edge with a lower one of the primary
+    times: list[float] = []
     for c in sorted(canary, key=lambda s: s.time):
         if c.time <= plan.since:
             continue
         p = by_time.get(c.time, Slice(c.time, 0.0))
-        common = {le for le in set(c.buckets) & set(p.buckets) if math.isfinite(le)}
-        middle, lower, upper, near = _boundaries(seen, common, quantile)
-        chosen = (middle, lower if near else None, upper if near else None)
-        for edge, (steps_c, steps_p) in zip(chosen, tests, strict=True):
-            if edge is None or math.inf not in c.buckets or math.inf not in p.buckets:
+        pairs = _edge_pairs(seen, set(c.buckets), set(p.buckets), quantile)
+        crossed = crossed or any(pair is not None and pair[0] != pair[1] for pair in pairs)
+        for pair, (steps_c, steps_p) in zip(pairs, tests, strict=True):
+            if pair is None or math.inf not in c.buckets or math.inf not in p.buckets:
                 steps_c.append(Step(0.0, 0.0))
                 steps_p.append(Step(0.0, 0.0))
                 continue
-            for side, steps in ((c, steps_c), (p, steps_p)):
+            for side, edge, steps in ((c, pair[0], steps_c), (p, pair[1], steps_p)):
                 total = max(side.buckets[math.inf], 0.0)
                 steps.append(Step(total, min(max(total - side.buckets[edge], 0.0), total)))
-        per_step.append(
-            (
-                c.time,
-                histogram_quantile(c.buckets, quantile) if c.requests > 0 else None,
-                histogram_quantile(p.buckets, quantile) if p.requests > 0 else None,
-                near,
-            )
-        )
+        times.append(c.time)
         _remember(seen, p)
-    times = [t for t, *_ in per_step]
-    near_any = any(near for *_, near in per_step)
     # The primary's requests slower than the middle edge, over the steps it served (its share is
     # the baseline of the canary's steps at full weight).
     middle_baseline = Step(
-        sum(p.requests for c, p in zip(*tests[0], strict=True) if p.requests > 0),
-        sum(p.bad for c, p in zip(*tests[0], strict=True) if p.requests > 0),
+        sum(p.requests for p in tests[0][1] if p.requests > 0),
+        sum(p.bad for p in tests[0][1] if p.requests > 0),
     )
 
     def p_value(start: float, end: float) -> float:
@@ -480,14 +476,7 @@ def judge_latency(
         ]
         middle_c, middle_p = [tests[0][0][i] for i in chosen], [tests[0][1][i] for i in chosen]
         edges[0] = with_baseline(edges[0], middle_c, middle_p, middle_baseline)
-        if near_any:
-            return min(1.0, *(pv / share for pv, share in zip(edges, EDGE_SHARES, strict=True)))
-        mine = [per_step[i][1] for i in chosen if per_step[i][1] is not None]
-        theirs = [per_step[i][2] for i in chosen if per_step[i][2] is not None]
-        mw = 1.0
-        if len(mine) >= 3 and len(theirs) >= 3:
-            mw = one_sided_p(mine, theirs, rule.higher_is_worse)  # type: ignore[arg-type]
-        return min(1.0, 2 * edges[0], 2 * mw)
+        return min(1.0, *(pv / share for pv, share in zip(edges, EDGE_SHARES, strict=True)))
 
     def values(start: float, end: float) -> Values:
         mine, theirs = _within(canary, start, end), _within(primary, start, end)
@@ -499,7 +488,12 @@ def judge_latency(
             )
         return histogram_quantile(_own(mine), quantile), histogram_quantile(_own(theirs), quantile)
 
-    how = "" if near_any else f"no common edge near the {quantile:g} quantile: Mann-Whitney on step quantiles"
+    how = (
+        "no common edge near the quantile: the canary's requests slower than its next edge up,"
+        " against the primary's slower than its own (conservative)"
+        if crossed
+        else ""
+    )
     evidence = Evidence(p_value, values, None, how)
     start = plan.now - plan.window
     now_c, now_p = _within(canary, start, plan.now), _within(primary, start, plan.now)
@@ -570,22 +564,53 @@ def _own(slices: Sequence[Slice]) -> dict[float, float]:
     return pooled_buckets([s for s in slices if s.buckets], sorted(le for le in shared if math.isfinite(le)))
 
 
-def _boundaries(
-    seen: Mapping[float, tuple[float, float]], edges: set[float], quantile: float
-) -> tuple[float | None, float | None, float | None, bool]:
-    """(middle, quantile's lower, quantile's upper, near) among `edges`, from the primary's earlier
-    requests: `seen[le]` is (requests at or below le, requests) over the steps that reported le."""
-    shares = {le: below / total for le, (below, total) in seen.items() if le in edges and total > 0}
-    if not shares:
-        return None, None, None, False
-    bounds = sorted(shares)
-    middle = min(bounds, key=lambda le: abs(shares[le] - 0.5))
-    below = [le for le in bounds if shares[le] <= quantile]
-    lower = below[-1] if below else bounds[0]
-    above = [le for le in bounds if le > lower]
-    upper = above[0] if above else None
-    near = (1 - quantile) / 4 <= 1 - shares[lower] <= 4 * (1 - quantile)
-    return middle, lower, upper, near
+def _edge_pairs(
+    seen: Mapping[float, tuple[float, float]], canary: set[float], primary: set[float], quantile: float
+) -> tuple[tuple[float, float] | None, ...]:
+    """The three edges the latency test counts at, as (the canary's edge, the primary's edge):
+    the one nearest the primary's median, and both edges of the bucket that holds its quantile,
+    from the primary's earlier requests (`seen[le]`: requests at or below le, requests, over the
+    steps that reported le).
+
+    Each is an edge both sides reported when one is near: for the quantile's edges, the primary's
+    share of slower requests within a factor 4 of `1 - quantile`; for the middle, between a
+    quarter and three quarters. Otherwise the primary's own edge, paired with the canary's next
+    edge at or above it: the canary's requests slower than that are at most its requests slower
+    than the primary's edge, so the test stays valid (conservative), whatever the two layouts.
+    None where the canary has no such edge."""
+    shares = {le: below / total for le, (below, total) in seen.items() if le in primary and total > 0}
+    finite_c = sorted(le for le in canary if math.isfinite(le))
+    if not shares or not finite_c:
+        return (None, None, None)
+
+    def paired(edge: float | None) -> tuple[float, float] | None:
+        if edge is None:
+            return None
+        up = [le for le in finite_c if le >= edge]
+        return (up[0], edge) if up else None
+
+    def quantile_edges(bounds: list[float]) -> tuple[float | None, float | None]:
+        if not bounds:
+            return None, None
+        below = [le for le in bounds if shares[le] <= quantile]
+        lower = below[-1] if below else bounds[0]
+        above = [le for le in bounds if le > lower]
+        return lower, (above[0] if above else None)
+
+    def near(le: float | None) -> bool:
+        return le is not None and (1 - quantile) / 4 <= 1 - shares[le] <= 4 * (1 - quantile)
+
+    common = sorted(le for le in shares if le in canary)
+    own = sorted(shares)
+    middle_common = min(common, key=lambda le: abs(shares[le] - 0.5)) if common else None
+    if middle_common is not None and 0.25 <= shares[middle_common] <= 0.75:
+        middle = paired(middle_common)
+    else:
+        middle = paired(min(own, key=lambda le: abs(shares[le] - 0.5)))
+    lower, upper = quantile_edges(common)
+    if not near(lower):
+        lower, upper = quantile_edges(own)
+    return middle, paired(lower), paired(upper)
 
 
 def _remember(seen: dict[float, tuple[float, float]], s: Slice) -> None:
