@@ -233,3 +233,45 @@ def test_a_look_without_current_data_says_so() -> None:
     with_data = [*canary, Slice(60.0, 20.0, 0.0)]
     rule = Rule(False, EffectFloor("pp", 0.5), low=99.0)
     assert judge_ratio(with_data, primary, plan, rule).verdict is PASS
+
+
+def steady(requests: float, bad: float, until: float = 120.0, start: float = 0.0) -> list[Slice]:
+    """One slice every 10s in (start, until], each with `requests` and `bad`."""
+    return [Slice(t, requests, bad) for t in np.arange(start + 10.0, until + 1e-9, 10.0)]
+
+
+SUCCESS = Rule(False, EffectFloor("pp", 0.5), low=99.0)
+
+
+@pytest.mark.parametrize(
+    ("canary", "primary", "final", "verdict", "reason"),
+    [
+        # 10% against 0.2%: evidence at the first look.
+        (steady(20, 2.0, 30), steady(180, 0.36, 30), False, Verdict.FAIL, "canary worse: p <="),
+        # As good as the primary, with current data on both sides: a pass, no count of steps asked.
+        (steady(20, 0.04, 30), steady(180, 0.36, 30), False, PASS, "canary not worse"),
+        # Beyond the rail in this window (1 bad of 20: 95%), no evidence: never a pass.
+        (
+            [*steady(20, 0.0, 90), *steady(20, 1.0, 120, 90)],
+            steady(180, 0.36),
+            False,
+            Verdict.WAIT,
+            "beyond the threshold in this look's window, without evidence yet",
+        ),
+        # Both beyond the rail now, no evidence: an incident.
+        (steady(20, 4.0), steady(180, 36.0), False, Verdict.HOLD, "incident"),
+        # The primary served nothing in this window, below full weight: no current data.
+        (steady(20, 0.04), steady(180, 0.36, 60), False, Verdict.WAIT, "the primary served no requests"),
+        # The look that would promote: 240 canary requests, fewer than the 500 asked for.
+        (steady(20, 0.04), [], True, Verdict.WAIT, "not enough requests to promote: 240 of 500"),
+    ],
+)
+def test_judge_ratio_rules(
+    canary: list[Slice], primary: list[Slice], final: bool, verdict: Verdict, reason: str
+) -> None:
+    plan = LookPlan(
+        now=max(s.time for s in canary), window=30.0, since=0.0, reset=0.0, alpha=0.02, needed=500.0,
+        primary_expected=not final, final=final,
+    )  # fmt: skip
+    outcome = judge_ratio(canary, primary, plan, SUCCESS)
+    assert outcome.verdict is verdict and reason in outcome.reason, outcome

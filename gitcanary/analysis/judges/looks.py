@@ -28,6 +28,7 @@ from gitcanary.analysis.judges.stats import (
     Comparison,
     EffectFloor,
     Step,
+    _at_least,
     beyond_rail,
     conditional_p,
     rail_e_value,
@@ -335,12 +336,6 @@ def _rail_share(rule: Rule) -> float | None:
     else:
         return None
     return share if 0 < share < 1 else None
-
-
-def _at_least(rail: float, primary: Step) -> float:
-    if primary.requests <= 0:
-        return rail
-    return min(max(rail, primary.bad / primary.requests), 1 - 1e-9)
 
 
 def judge_ratio(canary: Sequence[Slice], primary: Sequence[Slice], plan: LookPlan, rule: Rule) -> Comparison:
