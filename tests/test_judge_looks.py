@@ -275,3 +275,32 @@ def test_judge_ratio_rules(
     )  # fmt: skip
     outcome = judge_ratio(canary, primary, plan, SUCCESS)
     assert outcome.verdict is verdict and reason in outcome.reason, outcome
+
+
+label_values = st.text(alphabet=st.characters(codec="utf-8", exclude_characters='"\\\n'), max_size=12)
+
+
+@settings(max_examples=60, derandomize=True, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["istio_requests_total", "by", "x:y_bucket", "_m", "on"]),
+            st.dictionaries(st.sampled_from(["a", "job", "le", "code", "x_y"]), label_values, min_size=1),
+        ),
+        min_size=1,
+        max_size=3,
+    )
+)
+def test_the_stale_check_finds_every_selector_of_a_query(
+    parts: list[tuple[str, dict[str, str]]],
+) -> None:
+    """The threshold judge's stale check (`run.selectors_of`) finds each `name{...}` selector of a
+    query, whatever its label values hold (braces, quotes of the other kind), and no keyword."""
+    from gitcanary.analysis.run import selectors_of
+
+    selectors = [
+        name + "{" + ",".join(f'{key}="{value}"' for key, value in labels.items()) + "}"
+        for name, labels in parts
+    ]
+    query = " / ".join(f"sum by (le) (rate({selector}[1m]))" for selector in selectors)
+    assert selectors_of(query) == [s for s in selectors if s.split("{")[0] not in {"by", "on", "bool"}]
