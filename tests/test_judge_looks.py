@@ -304,3 +304,22 @@ def test_the_stale_check_finds_every_selector_of_a_query(
     ]
     query = " / ".join(f"sum by (le) (rate({selector}[1m]))" for selector in selectors)
     assert selectors_of(query) == [s for s in selectors if s.split("{")[0] not in {"by", "on", "bool"}]
+
+
+def test_a_missing_edge_is_unknown_never_zero() -> None:
+    """Issue 27's case: the canary's layout lacks the primary's 250 ms edge, and every canary request
+    takes about 800 ms. At 250 ms its slow requests are unknown: the judge counts those slower than
+    its next edge up (500 ms), all of them, and fails it; read as zero slow requests it would pass
+    (no rail here to stop it)."""
+    from gitcanary.analysis.judges.looks import judge_latency
+
+    def step(t: float, n: float, buckets: dict[float, float]) -> Slice:
+        return Slice(t, n, 0.0, {**buckets, math.inf: n})
+
+    # The primary: 100 requests a step, 50 at or below 100 ms, 97 at or below 250, 100 at 500.
+    primary = [step(t, 100, {100.0: 50, 250.0: 97, 500.0: 100}) for t in np.arange(-170.0, 61.0, 10.0)]
+    canary = [step(t, 20, {100.0: 0, 500.0: 0}) for t in np.arange(10.0, 61.0, 10.0)]
+    plan = LookPlan(now=60.0, window=30.0, since=0.0, reset=0.0, alpha=0.02, needed=100.0)
+    outcome = judge_latency(canary, primary, plan, Rule(True, EffectFloor("ratio", 1.1)), 0.99)
+    assert outcome.verdict is Verdict.FAIL, outcome
+    assert "its next edge up" in outcome.reason
