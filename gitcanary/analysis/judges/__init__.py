@@ -85,8 +85,8 @@ def look_state(canary: Canary, status: CanaryStatus | None) -> LookState:
         return LookState()
     if strategy_of(canary) is not Strategy.CANARY:
         final = status.iterations + 1 >= canary.spec.analysis.iterations
-        return LookState(None, True, final)
-    return LookState(None, status.canary_weight < 100, status.canary_weight >= max_weight_of(canary))
+        return LookState(True, final)
+    return LookState(status.canary_weight < 100, status.canary_weight >= max_weight_of(canary))
 
 
 def looks_of(canary: Canary) -> int:

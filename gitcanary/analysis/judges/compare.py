@@ -90,11 +90,10 @@ def histogram_of(query: str) -> tuple[float, str] | None:
 
 @dataclass(frozen=True)
 class LookState:
-    """What the rollout's status says about this look: where pooled evidence restarts (`reset`,
-    the last failed look's commit; None: the rollout's start), whether the primary gets traffic
-    (below full weight), and whether passing this look promotes."""
+    """What the rollout's status says about this look: whether the primary gets traffic (below full
+    weight), and whether passing this look promotes. (Where pooled evidence restarts after a failed
+    look is replayed from the data, `looks.replayed_reset`.)"""
 
-    reset: datetime | None = None
     primary_expected: bool = True
     final: bool = False
 
@@ -218,7 +217,7 @@ def _judge_metric(
         now=now.timestamp(),
         window=every,
         since=began.timestamp(),
-        reset=max(began, look.reset or began).timestamp(),
+        reset=began.timestamp(),
         alpha=1 - settings.confidence,
         needed=0.0,
         primary_expected=look.primary_expected,
