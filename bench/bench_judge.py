@@ -78,6 +78,7 @@ class Scenario:
     diurnal: bool = False  # traffic ramps from rps down to a fifth and back over 10 minutes
     primary_recovers: bool = False  # the primary has 3% errors for the first 3 minutes, then not
     tail: float = 1.0  # factor on the slowest 0.5% of the canary's requests only (p99.9)
+    stops_at: int | None = None  # the canary's series stop once its weight reaches this (issue 27)
 
     @property
     def counted(self) -> bool:
@@ -113,6 +114,8 @@ SCENARIOS = [
     # The slowest 0.5% of the canary's requests 4x slower: the p99 that the Canary checks moves by
     # about 9% (below the x1.1 floor). Reported, counted neither as healthy nor as a miss.
     Scenario("tail-p99.9x4", False, tail=4.0, extra=True),
+    # Issue 27: the canary's series stop at weight 30% while it keeps serving (never promoted).
+    Scenario("canary-stops", False, stops_at=30, extra=True),
 ]
 
 # -- the config repository -----------------------------------------------------------------------
@@ -309,6 +312,7 @@ class Run:
     ended: datetime | None = None  # the promotion or rollback commit
     outcome: str = "unfinished"  # promoted, rolled back, unfinished
     spikes: list[tuple[float, float]] = field(default_factory=list)  # (start, end) seconds after start
+    stopped: bool = False  # the canary's series have stopped (`Scenario.stops_at`)
     incident_at: float | None = None  # seconds after start
 
     def __post_init__(self) -> None:
@@ -377,8 +381,10 @@ class Run:
 
     def series(self, at_ms: int) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
+        stops = self.scenario.stops_at
+        self.stopped = self.stopped or (stops is not None and self.weight >= stops)
         for workload, counters, reports in (
-            (self.name, self.canary, self.scenario.canary_reports),
+            (self.name, self.canary, self.scenario.canary_reports and not self.stopped),
             (f"{self.name}-primary", self.primary, True),
         ):
             if not reports:
@@ -669,7 +675,8 @@ def summarize(runs: list[Run], judges: list[str]) -> dict[str, Any]:
                 sum(s["rolled_back"] for n, s in bad.items() if n.startswith("low-")),
                 sum(s["runs"] for n, s in bad.items() if n.startswith("low-")),
             ),
-            "promotions_without_data": per.get("no-canary-data", {}).get("promoted", 0),
+            "promotions_without_data": per.get("no-canary-data", {}).get("promoted", 0)
+            + per.get("canary-stops", {}).get("promoted", 0),
             "extra_false_rollbacks": _ratio(
                 sum(s["rolled_back"] for s in extra.values() if s["healthy"]),
                 sum(s["runs"] for s in extra.values() if s["healthy"]),
@@ -827,6 +834,102 @@ def run_bench(
     }  # fmt: skip
 
 
+# -- the pure families: the judge's looks over generated rollouts, no I/O -------------------------
+
+
+def pure_families() -> dict[str, tuple[Any, str]]:
+    """Scenario families of `tests/judge_scenarios.py` (the generator the property tests use), each
+    with its kind: `healthy`, `bad` (a regression from the start), `late` (from look 6), `low` (a
+    regression at 1 req/s or less: never to be promoted)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.judge_scenarios import ISTIO_EDGES, Scenario
+
+    odd, even = ISTIO_EDGES[1::2], ISTIO_EDGES[::2]
+    shifted = tuple(1.2 * le for le in ISTIO_EDGES)
+    return {
+        "healthy 20 req/s": (Scenario(), "healthy"),
+        "healthy 0.5 req/s": (Scenario(rps=0.5), "healthy"),
+        "healthy 2 req/s": (Scenario(rps=2.0), "healthy"),
+        "healthy 1000 req/s": (Scenario(rps=1000.0), "healthy"),
+        "healthy, bursts on both": (Scenario(both_bursts=(10, 25, 40)), "healthy"),
+        "healthy, one canary burst": (Scenario(canary_bursts=(7,)), "healthy"),
+        "healthy, incident on both": (Scenario(incident=(6, 8)), "healthy"),
+        "healthy, incident on the primary": (Scenario(primary_incident=(9, 6)), "healthy"),
+        "healthy, diurnal 10 req/s": (Scenario(rps=10.0, diurnal=True), "healthy"),
+        "healthy, gaps on both": (Scenario(canary_gaps=(5, 6, 14), primary_gaps=(20, 21)), "healthy"),
+        "healthy, counter resets": (Scenario(resets=(8, 30)), "healthy"),
+        "healthy, shifted canary layout": (Scenario(canary_layout=shifted), "healthy"),
+        "healthy, layout change": (Scenario(canary_layout=odd, layout_change_step=15), "healthy"),
+        "errors +2%": (Scenario(errors=0.02), "bad"),
+        "errors +5%": (Scenario(errors=0.05), "bad"),
+        "p99 x2": (Scenario(latency=2.0), "bad"),
+        "p99 +30%": (Scenario(latency=1.3), "bad"),
+        "p99 x2, canary odd edges, primary even": (
+            Scenario(latency=2.0, canary_layout=odd, primary_layout=even), "bad"
+        ),
+        "p99 +30%, canary odd edges, primary even": (
+            Scenario(latency=1.3, canary_layout=odd, primary_layout=even), "bad"
+        ),
+        "p99 +30%, shifted canary layout": (Scenario(latency=1.3, canary_layout=shifted), "bad"),
+        "p99 x2, 10 req/s": (Scenario(latency=2.0, rps=10.0), "bad"),
+        "p99 +30%, 10 req/s": (Scenario(latency=1.3, rps=10.0), "bad"),
+        "errors +5% from look 6": (Scenario(errors=0.05, regression_look=6), "late"),
+        "errors +2% from look 6": (Scenario(errors=0.02, regression_look=6), "late"),
+        "p99 +30% from look 6": (Scenario(latency=1.3, regression_look=6), "late"),
+        "p99 x2 from look 6": (Scenario(latency=2.0, regression_look=6), "late"),
+        "errors +5%, 1 req/s": (Scenario(rps=1.0, errors=0.05), "low"),
+        "errors +5%, 0.3 req/s": (Scenario(rps=0.3, errors=0.05), "low"),
+        "errors +5%, 0.1 req/s": (Scenario(rps=0.1, errors=0.05), "low"),
+        "series stop at 30%": (Scenario(canary_stops=9), "low"),
+    }
+
+
+def run_pure(seeds: int, progress: Callable[[str], None]) -> dict[str, Any]:
+    """Every pure family once per seed: outcomes, median detection, and the issue's figures."""
+    from tests.judge_scenarios import replay
+
+    began = time.perf_counter()
+    families: dict[str, Any] = {}
+    for name, (scenario, kind) in pure_families().items():
+        rollouts = [replay(scenario, 1000 + seed, max_looks=80) for seed in range(seeds)]
+        detections = [r.detection for r in rollouts if r.detection is not None]
+        families[name] = {
+            "kind": kind,
+            "runs": len(rollouts),
+            "rolled_back": sum(r.outcome == "rolled back" for r in rollouts),
+            "promoted": sum(r.outcome == "promoted" for r in rollouts),
+            "unfinished": sum(r.outcome == "unfinished" for r in rollouts),
+            "with_a_failed_look": sum(r.failed_looks > 0 for r in rollouts),
+            "median_intervals_to_detection": statistics.median(detections) if detections else None,
+            "passed_without_current_data": sum(
+                1 for r in rollouts for look in r.looks if not look.current_canary and _passed(look)
+            ),
+        }
+        progress(f"  {name}: {families[name]}")
+    return {"seeds": seeds, "seconds": round(time.perf_counter() - began, 1), "families": families}
+
+
+def _passed(look: Any) -> bool:
+    return any(v.value == "pass" for v in look.verdicts)
+
+
+def pure_table(result: dict[str, Any]) -> str:
+    lines = [
+        f"pure judge, {result['seeds']} seeds per family, {result['seconds']}s",
+        "| family | kind | rolled back | promoted | unfinished | with a failed look | detection |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, f in result["families"].items():
+        detection = _median(f["median_intervals_to_detection"])
+        lines.append(
+            f"| {name} | {f['kind']} | {f['rolled_back']} | {f['promoted']} | {f['unfinished']} |"
+            f" {f['with_a_failed_look']} | {detection} |"
+        )
+    passed = sum(f["passed_without_current_data"] for f in result["families"].values())
+    lines.append(f"\nlooks passed without the canary's current data: {passed}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=20, help="runs per scenario and judge (default 20)")
@@ -859,7 +962,18 @@ def main(argv: list[str] | None = None) -> int:
         default=20,
         help="canaries per config repository and reconciler (default 20; 0: one repository)",
     )
+    parser.add_argument(
+        "--pure",
+        type=int,
+        metavar="SEEDS",
+        help="run the pure judge's generated families (tests/judge_scenarios.py) with SEEDS seeds each,"
+        " no Prometheus, and print their table (or --json)",
+    )
     args = parser.parse_args(argv)
+    if args.pure:
+        pure = run_pure(args.pure, lambda message: print(message, file=sys.stderr, flush=True))
+        print(json.dumps(pure, indent=2) if args.json else pure_table(pure))
+        return 0
     # A TERM (timeout, kill) unwinds like Ctrl-C, so Prometheus is stopped and the temp dir removed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     logging.getLogger("gitcanary").setLevel(logging.WARNING)

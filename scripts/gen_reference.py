@@ -77,7 +77,13 @@ ANNOTATIONS = {
     ),
     "gitcanary.io/judge-min-samples": (
         "Canary",
-        "Samples per side the compare judge needs before it judges (default 6); fewer means wait.",
+        "Samples per side the compare judge needs before it judges a metric by Mann-Whitney (default "
+        "6); fewer means wait.",
+    ),
+    "gitcanary.io/judge-requests": (
+        "Canary",
+        "Per-metric canary requests the compare judge needs before it promotes, `METRIC=N`, separated "
+        "by commas (default: a power calculation from the metric's effect floor, docs/judge.md).",
     ),
     "gitcanary.io/judge-scrape-interval": ("Canary", "The scrape interval the compare judge assumes (default 5s)."),
     "gitcanary.io/judge-step": ("Canary", "The step of the compare judge's range queries (default 10s)."),

@@ -72,6 +72,7 @@ class SlowProxy:
         self.in_flight = 0
         self.most = 0
         self.seen = 0
+        self.freshness = 0  # the threshold judge's stale checks, `max(timestamp(<selector>))`
         self._lock = threading.Lock()
         self._released = threading.Event()
         proxy = self
@@ -83,6 +84,7 @@ class SlowProxy:
                 with proxy._lock:
                     proxy.in_flight += 1
                     proxy.seen += 1
+                    proxy.freshness += "timestamp%28" in self.path or "timestamp(" in self.path
                     proxy.most = max(proxy.most, proxy.in_flight)
                 try:
                     proxy._released.wait(proxy.delay)
@@ -240,8 +242,10 @@ def test_concurrent_tick_commits_what_the_serial_tick_commits(
         # canary's queries at once.
         assert proxy.most == 2 * (1 if concurrency == 1 else len(ANALYSED)), (name, proxy.most)
         # Two metrics each, and beside them (for the step's trailers) the primary's value of each
-        # and both sides' request counts: 6 queries per canary, none sent twice or wasted.
-        assert proxy.seen == 6 * len(ANALYSED)
+        # and both sides' request counts: 6 queries per canary, none sent twice or wasted. Each
+        # value read is also checked for staleness: one query per selector (1 or 2 per query).
+        assert proxy.seen - proxy.freshness == 6 * len(ANALYSED)
+        assert 0 < proxy.freshness <= 2 * 6 * len(ANALYSED)
     assert written["serial"] == written["concurrent"]
     # The tick analysed every canary: a step for the healthy one, a failed check for the others.
     canaries = list(written["concurrent"])

@@ -28,7 +28,9 @@ def load_bench() -> ModuleType:
 def test_replay_small(tmp_path: Path) -> None:
     bench = load_bench()
     kept = tmp_path / "kept.git"
-    result = bench.run_bench(1, ["same", "p99x2", "no-canary-data"], ["threshold", "compare"], print, kept)
+    result = bench.run_bench(
+        1, ["same", "p99x2", "no-canary-data", "canary-stops"], ["threshold", "compare"], print, kept
+    )
     outcomes = {(o["judge"], o["scenario"]): o["outcome"] for o in result["outcomes"]}
     assert outcomes == {
         ("threshold", "same"): "promoted",
@@ -38,6 +40,9 @@ def test_replay_small(tmp_path: Path) -> None:
         ("compare", "p99x2"): "rolled back",
         # Too few samples waits, and a wait past max-wait-intervals fails: never promoted.
         ("compare", "no-canary-data"): "rolled back",
+        # Issue 27: the canary's series stop at 30% while it serves: no current data, never promoted.
+        ("threshold", "canary-stops"): "rolled back",
+        ("compare", "canary-stops"): "rolled back",
     }
     for judge in ("threshold", "compare"):
         assert result["judges"][judge]["promotions_without_data"] == 0
@@ -56,6 +61,11 @@ def test_replay_small(tmp_path: Path) -> None:
     assert "waited 300s, longer than 300s" in silent
     assert "Gitcanary-Check: request-success-rate value=none min=99 primary=" in silent
     assert " waiting\n" in silent
+    stopped = log("canary-stops-s01-c")
+    assert "no current data: the canary served no requests in this look's window (30s)" in stopped
+    assert "Gitcanary-Requests: canary=none" not in [
+        line for line in stopped.splitlines() if "promote" in line
+    ]
     slow = log("p99x2-s01-c")
     checks = [line for line in slow.splitlines() if line.startswith("Gitcanary-Check: request-duration")]
     failed = [line for line in checks if line.endswith(" failed")]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextvars
 import math
+import re
 import socket
 import threading
 import time
@@ -185,11 +186,38 @@ class _Run:
             return _failed(metric, self._mask(f"no data ({exc})"), plan.note)
         except AnalysisError as exc:
             return _failed(metric, self._mask(f"query failed ({exc})"), plan.note)
+        stale = self._stale(plan, query)
+        if stale is not None:
+            return _failed(metric, self._mask(stale), plan.note)
         if plan.whole_units:
             # Flagger reads durations as whole milliseconds (truncated); rounding first drops
             # float noise from rate arithmetic (211.99999999 is 212ms, not 211ms).
             value = float(math.trunc(round(value, 6)))
         return judge(metric, value, bound=plan.bound, unit=plan.unit, note=plan.note)
+
+    def _stale(self, plan: _Plan, query: str) -> str | None:
+        """Why a Prometheus value is not current, or None: the newest sample of a series the query
+        reads (`max(timestamp(selector))` per selector) is older than this look's window (the
+        analysis interval). A range selector keeps returning a series that stopped, until it
+        leaves the range: the value is then from before this look. A selector with no series at
+        all (no 5xx yet) says nothing either way."""
+        if plan.target is not None and plan.target.spec.type != "prometheus":
+            return None
+        window = self.canary.spec.analysis.interval_seconds
+        oldest_allowed = self.now.timestamp() - window
+        client = self._client(plan)
+        for selector in dict.fromkeys(selectors_of(query)):
+            try:
+                newest = client.query(f"max(timestamp({selector}))", self.now, timedelta(seconds=window))
+            except (NoDataError, AnalysisError):
+                continue
+            if newest < oldest_allowed:
+                age = self.now.timestamp() - newest
+                return (
+                    f"no current data: the newest sample of {selector} is {age:.0f}s old,"
+                    f" older than this look's window ({window:g}s)"
+                )
+        return None
 
     def _mask(self, text: str) -> str:
         # Longest first, so a secret that contains another is masked whole.
@@ -292,6 +320,23 @@ class _Recording:
 
     def where(self, namespace: str, secret: str, key: str) -> str:
         return self.source.where(namespace, secret, key)
+
+
+# A PromQL vector selector with label matchers: `name{...}` (the metric name, then its matchers;
+# label values are quoted strings, which may hold any character but an unescaped quote).
+_SELECTOR = re.compile(r"""[a-zA-Z_:][a-zA-Z0-9_:]*\s*\{(?:[^{}"']|"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')*\}""")
+_KEYWORDS = frozenset({"by", "without", "on", "ignoring", "group_left", "group_right", "offset", "bool"})
+
+
+def selectors_of(query: str) -> list[str]:
+    """The vector selectors with label matchers in a PromQL query, in order (`by (le)` and other
+    keywords are not selectors)."""
+    found = []
+    for match in _SELECTOR.finditer(query):
+        name = match.group(0).split("{", 1)[0].strip()
+        if name not in _KEYWORDS:
+            found.append(match.group(0))
+    return found
 
 
 def _resolves(host: str) -> bool:

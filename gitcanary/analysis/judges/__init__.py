@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from gitcanary.analysis.judges.compare import run_comparison
+from gitcanary.analysis.judges.compare import LookState, run_comparison
 from gitcanary.analysis.judges.settings import JUDGE_ANNOTATION, JUDGES, judge_of
 from gitcanary.analysis.providers import HttpPool, ProviderEnv
 from gitcanary.analysis.run import ClientFactory, _failed, run_analysis
@@ -62,6 +62,7 @@ def analyze(
         now=now,
         since=rollout_start(status),
         looks=looks_of(canary),
+        state=look_state(canary, status),
         client_factory=client_factory,
         env=env,
         pool=pool,
@@ -74,6 +75,18 @@ def rollout_start(status: CanaryStatus | None) -> datetime | None:
     if match is None:
         return None
     return datetime.strptime(match[1], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def look_state(canary: Canary, status: CanaryStatus | None) -> LookState:
+    """This look as the status shows it: the primary gets traffic below full weight, and a pass
+    at the last weight (or iteration) promotes. (Where pooled evidence restarts after a failed
+    look is replayed from the data, `looks.replayed_reset`.)"""
+    if status is None:
+        return LookState()
+    if strategy_of(canary) is not Strategy.CANARY:
+        final = status.iterations + 1 >= canary.spec.analysis.iterations
+        return LookState(True, final)
+    return LookState(status.canary_weight < 100, status.canary_weight >= max_weight_of(canary))
 
 
 def looks_of(canary: Canary) -> int:

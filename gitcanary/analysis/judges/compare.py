@@ -12,34 +12,37 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from dataclasses import replace as dataclass_replace
 from datetime import datetime, timedelta
-from functools import partial
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from gitcanary.analysis import run as threshold_run
 from gitcanary.analysis.builtin import request_rate_query
+from gitcanary.analysis.judges.looks import (
+    LookPlan,
+    Rule,
+    Slice,
+    judge_latency,
+    judge_ratio,
+    latency_requests_needed,
+    ratio_requests_needed,
+)
 from gitcanary.analysis.judges.settings import JudgeSettings
 from gitcanary.analysis.judges.stats import (
     Comparison,
     EffectFloor,
-    Step,
+    _beyond,
     compare,
-    compare_counts,
-    conditional_p,
-    edges_p,
-    middle_boundary,
     per_look_alpha,
     primary_baseline,
-    slow_boundaries,
-    spent_alpha,
 )
 from gitcanary.analysis.prometheus import NoDataError, PrometheusClient
 from gitcanary.analysis.providers import HttpPool, ProviderEnv
 from gitcanary.analysis.run import ClientFactory, QueryClient, format_number
 from gitcanary.analysis.templates import QueryModel, render_query
 from gitcanary.core.observations import CheckResult, Verdict
-from gitcanary.duration import format_duration, parse_duration
+from gitcanary.duration import format_duration
 from gitcanary.errors import AnalysisError
 from gitcanary.spec.models import Canary, CanaryMetric, MetricTemplate
 
@@ -85,6 +88,16 @@ def histogram_of(query: str) -> tuple[float, str] | None:
     return (quantile, match["inner"].strip()) if 0 < quantile < 1 else None
 
 
+@dataclass(frozen=True)
+class LookState:
+    """What the rollout's status says about this look: whether the primary gets traffic (below full
+    weight), and whether passing this look promotes. (Where pooled evidence restarts after a failed
+    look is replayed from the data, `looks.replayed_reset`.)"""
+
+    primary_expected: bool = True
+    final: bool = False
+
+
 def run_comparison(
     canary: Canary,
     templates: Mapping[str, MetricTemplate],
@@ -93,6 +106,7 @@ def run_comparison(
     now: datetime,
     since: datetime | None = None,
     looks: int = 1,
+    state: LookState | None = None,
     client_factory: ClientFactory | None = None,
     env: ProviderEnv | None = None,
     pool: HttpPool | None = None,
@@ -100,7 +114,8 @@ def run_comparison(
     """Judge every metric of `canary`, canary against primary, at `now`.
 
     `since` is when the rollout started (samples before it belong to another revision); `looks`
-    is how many analyses the rollout makes at most, which splits the confidence between them.
+    is how many analyses the rollout makes at most, which splits the confidence of the metrics
+    judged by Mann-Whitney between them (counts spend it by information, `looks.spent`).
     """
     try:
         settings = JudgeSettings.of(canary)
@@ -123,9 +138,10 @@ def run_comparison(
     run = threshold_run._Run(
         canary, templates, default_address, now, client_factory or default_factory, env, pool
     )
+    look = state or LookState()
     try:
         return tuple(
-            _judge_metric(run, canary, metric, settings, (began, start), now, (alpha, looks, interval))
+            _judge_metric(run, canary, metric, settings, (began, start), now, (alpha, interval, looks), look)
             for metric in canary.spec.analysis.metrics
         )
     finally:
@@ -141,20 +157,21 @@ def _judge_metric(
     settings: JudgeSettings,
     span: tuple[datetime, datetime],
     now: datetime,
-    levels: tuple[float, int, float],
+    levels: tuple[float, float, int],
+    look: LookState,
 ) -> CheckResult:
     """Judge one metric. `span` is (when the rollout began, where the window starts); `levels` is
-    (the Bonferroni level of one look, the rollout's planned looks, the analysis interval).
+    (the Bonferroni level of one look, the analysis interval: each look's own window).
 
     A percent ratio (a success or error rate: its default floor is in points) with the provider's
-    request rate at hand is judged on counts since the rollout began (`compare_counts` at this
-    look's share of `1 - confidence`, `spent_alpha`). So is a latency read from a histogram
-    (`histogram_quantile(q, ... by (le))`): its bad requests are those slower than three bucket
-    edges of the primary's histogram (`_slow_counts`). Any other metric, or a ratio without request counts,
-    is judged by Mann-Whitney over the window at the Bonferroni level, against the primary's
-    baseline of `primary_baseline` when request counts are at hand.
+    request rate at hand is judged on counts (`looks.judge_ratio`). So is a latency read from a
+    histogram (`histogram_quantile(q, ... by (le))`, `looks.judge_latency`). Any other metric, or a
+    ratio without request counts, is judged by Mann-Whitney over the window at the Bonferroni
+    level, against the primary's baseline of `primary_baseline` when request counts are at hand.
+    Every one of them passes only with current data: samples (and requests, where counted) of
+    both workloads inside the look's own window.
     """
-    alpha, looks, every = levels
+    alpha, every, looks = levels
     began, start = span
     try:
         plan = run._plan(metric)
@@ -166,14 +183,14 @@ def _judge_metric(
     client = run._client(plan)
     if not isinstance(client, RangeClient):
         return threshold_run._failed(metric, "the metrics client has no range queries", plan.note)
+    primary_target = f"{model.target}-primary"
+    step = settings.step_seconds
+    first = began + timedelta(seconds=step)
     try:
         canary_query = render_query(plan.query, model)
-        primary_target = f"{model.target}-primary"
         primary_query = render_query(plan.query, replace(model, target=primary_target))
         # The first sample ends one step after the rollout began: it holds only this rollout's
         # requests. Every series is read from there, on the same grid of timestamps.
-        step = settings.step_seconds
-        first = began + timedelta(seconds=step)
         points = (
             _series(client, canary_query, first, now, step),
             _series(client, primary_query, first, now, step),
@@ -189,81 +206,57 @@ def _judge_metric(
             )
             if not volumes[0] and not volumes[1]:
                 volumes = None  # the provider's request series is not in this Prometheus
-        # The guard rail reads each workload as Flagger would: the metric over its own interval.
-        current = replace(model, interval=metric.interval or threshold_run.DEFAULT_METRIC_INTERVAL)
-        window = timedelta(seconds=parse_duration(current.interval))
-        values_now = (
-            _value(run, plan, render_query(plan.query, current), now, window),
-            _value(run, plan, render_query(plan.query, replace(current, target=primary_target)), now, window),
-        )
     except AnalysisError as exc:
         return threshold_run._failed(metric, f"query failed ({exc})", plan.note)
     low = metric.threshold_range.min if metric.threshold_range else None
     high = metric.threshold_range.max if metric.threshold_range else None
     if metric.threshold_range is None and metric.threshold is not None:
         low, high = (metric.threshold, None) if plan.bound == "min" else (None, metric.threshold)
-    window_start = (start + timedelta(seconds=settings.step_seconds)).timestamp()
     ratio = _default_floor(metric.name, higher_is_worse).kind == "pp"
-    # Both ways of counting (a ratio's errors, a histogram's slow requests) share these rules and
-    # this look's share of `1 - confidence`; each adds its own evidence.
-    on_counts = partial(
-        compare_counts,
-        higher_is_worse=higher_is_worse,
-        floor=floor,
-        min_samples=settings.min_samples,
-        low=low,
-        high=high,
-        now=values_now,
+    plan_look = LookPlan(
+        now=now.timestamp(),
+        window=every,
+        since=began.timestamp(),
+        reset=began.timestamp(),
+        alpha=1 - settings.confidence,
+        needed=0.0,
+        primary_expected=look.primary_expected,
+        final=look.final,
+        planned=looks,
     )
-
-    def spent(canary_steps: list[Step]) -> float:
-        return spent_alpha(settings.confidence, _look(canary_steps, settings.step_seconds, every), looks)
-
+    rule = Rule(higher_is_worse, floor, low, high)
+    override = settings.requests.get(metric.name)
     if ratio and volumes is not None:
-        canary_steps, primary_steps = _steps(points, volumes, higher_is_worse)
-        # The canary's requests over the metric's own interval, for the rail's test.
-        interval = parse_duration(metric.interval or threshold_run.DEFAULT_METRIC_INTERVAL)
-        since_interval = (now - timedelta(seconds=interval)).timestamp()
-        times = sorted(set(volumes[0]) | set(volumes[1]))
-        latest = [
-            (c, p) for t, c, p in zip(times, canary_steps, primary_steps, strict=True) if t > since_interval
-        ]
-        recent = (
-            Step(sum(c.requests for c, _ in latest), sum(c.bad for c, _ in latest)),
-            Step(sum(p.requests for _, p in latest), sum(p.bad for _, p in latest)),
-        )
-        outcome = on_counts(
-            canary_steps,
-            primary_steps,
-            alpha=spent(canary_steps),
-            recent=recent,
-            rail_alpha=alpha,
-            whole_alpha=1 - settings.confidence,
-        )
+        canary_slices, primary_slices = _slices(points, volumes, higher_is_worse)
+        needed = override or ratio_requests_needed(primary_slices, floor, plan_look.alpha)
+        outcome = judge_ratio(canary_slices, primary_slices, replace(plan_look, needed=needed), rule)
         return _result(metric, outcome, low, high, plan.unit, plan.note)
     histogram = histogram_of(plan.query)
     if histogram is not None and isinstance(client, BucketClient):
         try:
-            counted = _slow_counts(
-                client,
-                run,
-                plan,
-                (model, replace(model, target=primary_target)),
-                histogram,
-                settings,
-                (began, now),
+            sides = _histograms(
+                client, (model, replace(model, target=primary_target)), histogram[1], settings, (began, now)
             )
         except AnalysisError as exc:
             return threshold_run._failed(metric, f"query failed ({exc})", plan.note)
-        if counted is not None:
-            outcome = on_counts(
-                counted.canary,
-                counted.primary,
-                alpha=spent(counted.canary),
-                values=counted.values,
-                p_value=counted.p_value,
-            )
+        if sides is not None:
+            needed = override or latency_requests_needed(plan_look.alpha)
+            outcome = judge_latency(*sides, replace(plan_look, needed=needed), rule, histogram[0])
             return _result(metric, outcome, low, high, plan.unit, plan.note)
+    # Mann-Whitney: the window's samples; the look's own window must hold samples of both sides
+    # (and requests, where counted), and the rail reads each side over the look's window.
+    window_start = (start + timedelta(seconds=step)).timestamp()
+    look_start = now.timestamp() - every
+    stale = _stale_samples(points, volumes, look_start, look.primary_expected, every)
+    try:
+        current = replace(model, interval=format_duration(every + settings.scrape_seconds))
+        window = timedelta(seconds=every + settings.scrape_seconds)
+        values_now = (
+            _value(run, plan, render_query(plan.query, current), now, window),
+            _value(run, plan, render_query(plan.query, replace(current, target=primary_target)), now, window),
+        )
+    except AnalysisError as exc:
+        return threshold_run._failed(metric, f"query failed ({exc})", plan.note)
     canary_window = [(t, v) for t, v in points[0] if t >= window_start]
     if volumes is None:
         primary_samples = [v for t, v in points[1] if t >= window_start]
@@ -284,94 +277,88 @@ def _judge_metric(
         high=high,
         now=values_now,
     )
+    if outcome.verdict is Verdict.PASS and stale is not None:
+        outcome = dataclass_replace(outcome, verdict=Verdict.WAIT, reason=stale)
+    elif outcome.verdict is Verdict.PASS and _beyond(values_now[0], low=low, high=high):
+        # Beyond the rail on current data, the primary within: never a pass.
+        outcome = dataclass_replace(
+            outcome,
+            verdict=Verdict.WAIT,
+            reason=f"canary {values_now[0]:.4g} beyond the threshold in this look's window,"
+            " without evidence yet",
+        )
     return _result(metric, outcome, low, high, plan.unit, plan.note)
 
 
-def _look(canary_steps: list[Step], step: float, interval: float) -> int:
-    """Which look of the rollout this is: intervals since the canary's first step with requests
-    (rounded up). One analysis per interval makes this a count of the analyses that could judge
-    the canary, whatever the waits and holds in between."""
-    first = next((i for i, c in enumerate(canary_steps) if c.requests > 0), len(canary_steps))
-    return max(1, math.ceil((len(canary_steps) - first) * step / interval - 1e-9))
+def _stale_samples(
+    points: tuple[list[tuple[float, float]], list[tuple[float, float]]],
+    volumes: tuple[dict[float, float], dict[float, float]] | None,
+    look_start: float,
+    primary_expected: bool,
+    every: float,
+) -> str | None:
+    """Why a Mann-Whitney look has no current data, or None."""
+    shown = format_duration(every)
+    sides = [("canary", 0)] + ([("primary", 1)] if primary_expected else [])
+    for name, index in sides:
+        if not any(t > look_start for t, _ in points[index]):
+            return f"no current data: no {name} sample in this look's window ({shown})"
+        if volumes is not None and sum(v for t, v in volumes[index].items() if t > look_start) <= 0:
+            return f"no current data: the {name} served no requests in this look's window ({shown})"
+    return None
 
 
-class SlowCounts(NamedTuple):
-    """A latency's evidence on counts: per step, requests slower than the middle edge (canary,
-    primary), each side's quantile since the rollout began, and `edges_p` of the three edges."""
+def _slices(
+    points: tuple[list[tuple[float, float]], list[tuple[float, float]]],
+    volumes: tuple[dict[float, float], dict[float, float]],
+    higher_is_worse: bool,
+) -> tuple[list[Slice], list[Slice]]:
+    """Both workloads' requests and bad requests per step, on the same steps, oldest first.
 
-    canary: list[Step]
-    primary: list[Step]
-    values: tuple[float | None, float | None]
-    p_value: float
+    A step's bad requests are its requests times its bad share: the value in percent (an error
+    rate), or 100 minus it (a success rate). A step with requests but no value counts its requests
+    with no bad ones (an error ratio over series that have no 5xx yet has no value); a step
+    without a request sample has no requests: it is no data, never a quiet step.
+    """
+    times = sorted(set(volumes[0]) | set(volumes[1]))
+
+    def side(values: list[tuple[float, float]], requests: dict[float, float]) -> list[Slice]:
+        by_time = dict(values)
+        out = []
+        for t in times:
+            n = max(requests.get(t, 0.0), 0.0)
+            value = by_time.get(t)
+            share = 0.0 if value is None else (value if higher_is_worse else 100 - value) / 100
+            out.append(Slice(t, n, n * min(max(share, 0.0), 1.0)))
+        return out
+
+    return side(points[0], volumes[0]), side(points[1], volumes[1])
 
 
-def _slow_counts(
+def _histograms(
     client: BucketClient,
-    run: threshold_run._Run,
-    plan: threshold_run._Plan,
     models: tuple[QueryModel, QueryModel],
-    histogram: tuple[float, str],
+    inner: str,
     settings: JudgeSettings,
     span: tuple[datetime, datetime],
-) -> SlowCounts | None:
-    """A histogram's quantile as counts: per step, the requests slower than each of three
-    edges of the primary's histogram (`middle_boundary`, and the edges of the bucket holding the
-    quantile, `slow_boundaries`), on both workloads, since the rollout began; the evidence is
-    `edges_p` of the edges' `conditional_p`.
-
-    A step's boundaries come from the primary's buckets before that step, back to `judge-window`
-    before the rollout began (the primary then served every request): they are fixed before the
-    step's requests are counted, so the count test stays a test of the step's requests. The
-    values shown and held against the effect floor are each workload's quantile over the rollout
-    so far (the metric's own query, `{{ interval }}` since the rollout began). None when the
-    buckets are not there (the caller falls back to Mann-Whitney).
-    """
-    quantile, inner = histogram
+) -> tuple[list[Slice], list[Slice]] | None:
+    """Both workloads' buckets per step (`by (le)`, times the step): the canary's since the
+    rollout began, the primary's from `judge-window` before it (its edges' reference). Each step
+    keeps the edges that side reported in it; None when neither has buckets."""
     began, now = span
     step = settings.step_seconds
     first = began + timedelta(seconds=step)
     before = began - timedelta(seconds=settings.window_seconds)
     per_step = f"({inner}) * {step:g}"
-    buckets = [
+    buckets = (
         _buckets(client, render_query(per_step, models[0]), first, now, step),
         _buckets(client, render_query(per_step, models[1]), before + timedelta(seconds=step), now, step),
-    ]
-    if not buckets[0] or not buckets[1]:
-        return None
-    times = sorted(t for t in set(buckets[0]) | set(buckets[1]) if t >= first.timestamp())
-    seen: dict[float, float] = {}
-    for t in sorted(buckets[1]):
-        if t < first.timestamp():
-            for le, count in buckets[1][t].items():
-                seen[le] = seen.get(le, 0.0) + count
-    # Per edge (middle, quantile's lower, quantile's upper): the canary's steps, the primary's.
-    edges: tuple[tuple[list[Step], list[Step]], ...] = tuple(([], []) for _ in range(3))
-    for t in times:
-        quantile_edges = slow_boundaries(seen, quantile)
-        middle = middle_boundary(seen)
-        bounds = None if quantile_edges is None or middle is None else (middle, *quantile_edges)
-        for edge, (canary_steps, primary_steps) in enumerate(edges):
-            for side, steps in zip(buckets, (canary_steps, primary_steps), strict=True):
-                counts = side.get(t, {})
-                total = max(counts.get(math.inf, 0.0), 0.0)
-                if bounds is None:
-                    # No boundary yet (no primary requests before this step): not compared.
-                    steps.append(Step(0.0, 0.0))
-                    continue
-                below = counts.get(bounds[edge], total)
-                steps.append(Step(total, min(max(total - below, 0.0), total)))
-        for le, count in buckets[1].get(t, {}).items():
-            seen[le] = seen.get(le, 0.0) + count
-    # Each side's quantile over the rollout so far, by the metric's own query.
-    since = format_duration(max(math.ceil((now - began).total_seconds()), 1) + settings.scrape_seconds)
-    window = now - began
-    values = tuple(
-        _value(run, plan, render_query(plan.query, replace(model, interval=since)), now, window)
-        for model in models
     )
-    canary_steps, primary_steps = edges[0]
-    return SlowCounts(
-        canary_steps, primary_steps, (values[0], values[1]), edges_p([conditional_p(*e) for e in edges])
+    if not buckets[0] and not buckets[1]:
+        return None
+    return tuple(  # type: ignore[return-value]
+        [Slice(t, max(b.get(math.inf, 0.0), 0.0), 0.0, b) for t, b in sorted(side.items())]
+        for side in buckets
     )
 
 
@@ -405,32 +392,6 @@ def _series(
         return client.query_range(query, start, end, step)
     except NoDataError:
         return []  # no requests yet: too few samples, which the verdict says
-
-
-def _steps(
-    points: tuple[list[tuple[float, float]], list[tuple[float, float]]],
-    volumes: tuple[dict[float, float], dict[float, float]],
-    higher_is_worse: bool,
-) -> tuple[list[Step], list[Step]]:
-    """Both workloads' requests and bad requests per step, on the same steps, oldest first.
-
-    A step's bad requests are its requests times its bad share: the value in percent (an error
-    rate), or 100 minus it (a success rate). A step with requests but no value (Prometheus drops
-    NaN) counts its requests with no bad ones; a value without requests counts nothing.
-    """
-    times = sorted(set(volumes[0]) | set(volumes[1]))
-
-    def side(values: list[tuple[float, float]], requests: dict[float, float]) -> list[Step]:
-        by_time = dict(values)
-        steps = []
-        for t in times:
-            n = max(requests.get(t, 0.0), 0.0)
-            value = by_time.get(t)
-            share = 0.0 if value is None else (value if higher_is_worse else 100 - value) / 100
-            steps.append(Step(n, n * min(max(share, 0.0), 1.0)))
-        return steps
-
-    return side(points[0], volumes[0]), side(points[1], volumes[1])
 
 
 def _value(

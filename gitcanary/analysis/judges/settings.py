@@ -21,6 +21,7 @@ SCRAPE_ANNOTATION = "gitcanary.io/judge-scrape-interval"
 WINDOW_ANNOTATION = "gitcanary.io/judge-window"
 MIN_SAMPLES_ANNOTATION = "gitcanary.io/judge-min-samples"
 EFFECT_ANNOTATION = "gitcanary.io/judge-effect"
+REQUESTS_ANNOTATION = "gitcanary.io/judge-requests"
 
 DEFAULT_CONFIDENCE = 0.98
 DEFAULT_STEP = "10s"
@@ -45,6 +46,7 @@ class JudgeSettings:
     min_samples: int = DEFAULT_MIN_SAMPLES
     floors: dict[str, EffectFloor] = field(default_factory=dict)
     scrape_seconds: float = 5.0
+    requests: dict[str, float] = field(default_factory=dict)
 
     @property
     def range(self) -> str:
@@ -84,7 +86,19 @@ class JudgeSettings:
                 floors[name.strip()] = EffectFloor.parse(text)
             except ValueError as exc:
                 raise AnalysisError(f"annotation {EFFECT_ANNOTATION}: {exc}") from None
-        return cls(confidence, step, window, min_samples, floors, scrape)
+        requests: dict[str, float] = {}
+        for entry in filter(None, (part.strip() for part in notes.get(REQUESTS_ANNOTATION, "").split(","))):
+            name, sep, text = entry.partition("=")
+            try:
+                if not sep or not name.strip():
+                    raise ValueError(f"{entry!r} is not METRIC=N")
+                count = int(text.strip())
+                if not 1 <= count <= 10_000_000:
+                    raise ValueError(f"{count} is not between 1 and 10000000")
+            except ValueError as exc:
+                raise AnalysisError(f"annotation {REQUESTS_ANNOTATION}: {exc}") from None
+            requests[name.strip()] = float(count)
+        return cls(confidence, step, window, min_samples, floors, scrape, requests)
 
 
 def _seconds(notes: dict[str, str], key: str, default: str, minimum: float) -> float:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from statistics import fmean, median
@@ -172,7 +172,7 @@ def per_look_alpha(confidence: float, looks: int) -> float:
     return (1 - confidence) / max(looks, 1)
 
 
-# -- counts: a group-sequential test on bad requests ----------------------------------------------
+# -- counts: the conditional test of two Poisson rates ----------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -182,31 +182,6 @@ class Step:
 
     requests: float
     bad: float
-
-
-# How the whole rollout's error (1 - confidence) is spent over its looks: 5% at look 1, 65% at
-# look 2 (60s at the first weight: where a regression first has the requests to show), 20% over
-# the rest of the rollout's planned looks, and the last 10% halving at every look beyond them
-# (holds and waits add looks). The shares sum to 1 over every look there can be. On simulated
-# rollouts (tests/test_judge_compare.py) this caught +2% errors at 20 req/s by look 2 in 54% of
-# them, against 42% for 10%/50%/30%.
-_FIRST, _SECOND, _PLANNED = 0.05, 0.65, 0.2
-
-
-def spent_alpha(confidence: float, look: int, looks: int) -> float:
-    """The level of look `look` (1-based) of a rollout planned for `looks` looks, so that the
-    levels of all its looks, however many there are, sum to at most `1 - confidence`."""
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence {confidence} is not between 0 and 1")
-    total = 1 - confidence
-    looks, look = max(looks, 2), max(look, 1)
-    if look > looks:
-        return total * (1 - _FIRST - _SECOND - _PLANNED) * 2.0 ** -(look - looks)
-    if look == 1:
-        return total * _FIRST
-    if look == 2:
-        return total * (_SECOND + (_PLANNED if looks == 2 else 0.0))
-    return total * _PLANNED / (looks - 2)
 
 
 def conditional_p(canary: Sequence[Step], primary: Sequence[Step]) -> float:
@@ -270,173 +245,14 @@ def conditional_p(canary: Sequence[Step], primary: Sequence[Step]) -> float:
     return min(1.0, above + 0.5 * float(pmf[observed]))
 
 
-def slow_boundaries(cumulative: Mapping[float, float], quantile: float) -> tuple[float, float] | None:
-    """The edges of the histogram bucket that holds its `quantile`: the largest finite `le` that at
-    least `1 - quantile` of the requests are slower than (the smallest `le` if even it is above
-    the quantile), and the next `le` (math.inf if there is none). `cumulative` maps each `le`
-    (math.inf included) to the requests at or below it. None without requests."""
-    total = cumulative.get(math.inf, 0.0)
-    bounds = sorted(le for le in cumulative if math.isfinite(le))
-    if total <= 0 or not bounds:
-        return None
-    below = [le for le in bounds if cumulative[le] <= quantile * total]
-    lower = below[-1] if below else bounds[0]
-    above = [le for le in bounds if le > lower]
-    return lower, (above[0] if above else math.inf)
-
-
-def middle_boundary(cumulative: Mapping[float, float]) -> float | None:
-    """The finite `le` of a histogram that splits its requests most evenly (the one whose share of
-    requests at or below it is nearest to half). None without requests."""
-    total = cumulative.get(math.inf, 0.0)
-    bounds = sorted(le for le in cumulative if math.isfinite(le))
-    if total <= 0 or not bounds:
-        return None
-    return min(bounds, key=lambda le: abs(cumulative[le] / total - 0.5))
-
-
-# The latency count test asks three boundaries of the primary's histogram and splits the look's
-# level between them (Bonferroni): the edge nearest its median, where a slowdown of the whole
+# The latency count test (`looks.judge_latency`) asks three edges of the primary's histogram and
+# splits the look's level between them (Bonferroni): the edge nearest its median, where a slowdown
+# of the whole
 # distribution moves the most requests (half of them, not 2%); the lower edge of the bucket that
 # holds the judged quantile, which has the most slow requests near it; and that bucket's upper
 # edge, which sees a slowdown of the tail alone. The effect floor, on the quantile itself, keeps
 # a slower body with an unchanged p99 from failing.
 EDGE_SHARES = (0.5, 0.3, 0.2)
-
-
-def edges_p(p_values: Sequence[float]) -> float:
-    """One p-value from the edges' p-values (middle, quantile's lower, quantile's upper), to compare
-    with the look's level: the canary is worse at level a when edge i's p <= `EDGE_SHARES[i]` a."""
-    return min(1.0, *(p / share for p, share in zip(p_values, EDGE_SHARES, strict=True)))
-
-
-def compare_counts(
-    canary: Sequence[Step],
-    primary: Sequence[Step],
-    *,
-    higher_is_worse: bool,
-    floor: EffectFloor,
-    alpha: float,
-    min_samples: int,
-    low: float | None = None,
-    high: float | None = None,
-    now: tuple[float | None, float | None] = (None, None),
-    recent: tuple[Step, Step] | None = None,
-    rail_alpha: float = 0.0,
-    whole_alpha: float | None = None,
-    values: tuple[float | None, float | None] | None = None,
-    p_value: float | None = None,
-) -> Comparison:
-    """Judge a metric by its bad requests since the rollout began.
-
-    `canary` and `primary` are the same steps of the rollout, every step since it began. For a
-    percent ratio (a success or error rate) the bad requests are its errors and each side's value
-    is its pooled rate (bad requests over requests, in percent; 100 minus that for a success rate,
-    `higher_is_worse` False), so a step with few requests weighs little. For a latency the bad
-    requests are those slower than a boundary, and `values` gives the two sides' values (their
-    quantiles since the rollout began) that the floor and the commit use, and `p_value` the
-    evidence (`edges_p`); a latency has no rail share, so only the first rules below apply.
-
-    FAIL: `conditional_p` <= `alpha` (this look's level, `spent_alpha`) and the effect reaches the
-    floor; or the canary's current value beyond the guard rail while the primary's is within, with
-    evidence: that p-value, or the canary's `recent` bad requests (over the metric's own interval;
-    `recent` holds the canary's, then the primary's) significantly above the rail's rate, or above
-    the primary's recent rate if that is higher (`beyond_rail` at `rail_alpha`, a per-look
-    level). A 5xx spike on every workload can leave a primary with few requests within the rail by
-    chance; its recent rate still shows the spike. The count test compares the two workloads, and
-    late in a rollout the primary's trickle leaves it little to compare with; the rail test needs
-    only the canary's own requests. Evidence needs no minimum of samples.
-    Last, the same (canary beyond the rail now, the primary measured and within) with evidence
-    pooled since the rollout began: `rail_e_value` >= 1/`whole_alpha` (the whole rollout's level,
-    default `alpha`) and the pooled effect reaching the floor. At low traffic no single interval
-    holds enough of the canary's requests for the rail test, while the whole rollout does.
-    HOLD: both current values beyond the guard rail. WAIT: fewer than `min_samples` steps in which
-    both sides had requests (not enough data to let the canary advance). PASS otherwise.
-    """
-    shared = sum(1 for c, p in zip(canary, primary, strict=True) if c.requests > 0 and p.requests > 0)
-    counts = (sum(1 for c in canary if c.requests > 0), sum(1 for p in primary if p.requests > 0))
-
-    def pooled(steps: Sequence[Step]) -> float | None:
-        requests = sum(s.requests for s in steps)
-        if requests <= 0:
-            return None
-        bad = 100 * sum(s.bad for s in steps) / requests
-        return bad if higher_is_worse else 100 - bad
-
-    c, p = values if values is not None else (pooled(canary), pooled(primary))
-    pvalue = conditional_p(canary, primary) if p_value is None else p_value
-    effect = floor.show(c, p, higher_is_worse) if c is not None and p is not None else ""
-    significant = pvalue <= alpha
-
-    beyond = partial(_beyond, low=low, high=high)
-
-    def result(verdict: Verdict, reason: str) -> Comparison:
-        return Comparison(verdict, c, p, pvalue, effect, reason, counts)
-
-    canary_now, primary_now = now
-    if significant and c is not None and p is not None and floor.reached(c, p, higher_is_worse):
-        return result(Verdict.FAIL, f"canary worse: p <= {alpha:.2g} and effect >= {floor}")
-    if beyond(canary_now) and beyond(primary_now):
-        return result(
-            Verdict.HOLD,
-            f"incident: primary {primary_now:.4g} beyond the threshold too (canary {canary_now:.4g})",
-        )
-    if significant and beyond(canary_now):
-        return result(
-            Verdict.FAIL, f"canary worse: p <= {alpha:.2g} and {canary_now:.4g} beyond the threshold"
-        )
-    rail = _rail_share(low, high, higher_is_worse) if values is None else None
-    if (
-        recent is not None
-        and rail is not None
-        and beyond(canary_now)
-        # The primary measured and within: at weight 100 it has no value, and a spike on every
-        # workload then looks like the canary's own.
-        and primary_now is not None
-        and not beyond(primary_now)
-        and beyond_rail(recent[0], _at_least(rail, recent[1]), rail_alpha)
-    ):
-        return result(
-            Verdict.FAIL,
-            f"canary {canary_now:.4g} beyond the threshold: {recent[0].bad:.0f} bad of"
-            f" {recent[0].requests:.0f} requests, p < {rail_alpha:.2g}"
-            f" above {100 * _at_least(rail, recent[1]):.3g}%",
-        )
-    if (
-        rail is not None
-        and beyond(canary_now)
-        and primary_now is not None
-        and not beyond(primary_now)
-        and c is not None
-        and p is not None
-        and floor.reached(c, p, higher_is_worse)
-    ):
-        pooled_rail = rail_e_value(canary, primary, rail)
-        whole = alpha if whole_alpha is None else whole_alpha
-        if pooled_rail >= 1 / whole:
-            return result(
-                Verdict.FAIL,
-                f"canary {canary_now:.4g} beyond the threshold: e >= {1 / whole:.3g} against"
-                f" {100 * rail:.3g}% (or the primary's share) since the rollout began",
-            )
-    if shared < min_samples:
-        return result(
-            Verdict.WAIT,
-            f"not enough data: {counts[0]} canary / {counts[1]} primary samples with requests,"
-            f" {shared} on both sides, {min_samples} needed",
-        )
-    return result(Verdict.PASS, "canary not worse")
-
-
-def _rail_share(low: float | None, high: float | None, higher_is_worse: bool) -> float | None:
-    """The rail as a share of bad requests: `max` of an error rate, 100 - `min` of a success rate."""
-    if higher_is_worse and high is not None:
-        share = high / 100
-    elif not higher_is_worse and low is not None:
-        share = (100 - low) / 100
-    else:
-        return None
-    return share if 0 < share < 1 else None
 
 
 def _at_least(rail: float, primary: Step) -> float:
