@@ -64,6 +64,18 @@ MUTATIONS: list[tuple[str, str, str, str]] = [
     ("service appProtocol", "manifests/render.py", 'port["appProtocol"] = svc.app_protocol', "pass"),
     ("service custom annotations", "manifests/render.py", 'meta["annotations"] = dict(extra["annotations"])  # type: ignore[index]', "pass"),
     ("service custom labels", "manifests/render.py", '"labels": {**((extra or {}).get("labels") or {}), label: service_name, **MANAGED_BY},', '"labels": {label: service_name, **MANAGED_BY},'),
+    ("contour prefix", "routers/contour.py", 'return str(uri.get("prefix") or "/")', 'return "/"'),
+    ("contour header contains prefix", "routers/contour.py", 'header["contains"] = str(value["prefix"])', 'header["exact"] = str(value["prefix"])'),
+    ("contour header contains suffix", "routers/contour.py", 'header["contains"] = str(value["suffix"])', 'header["exact"] = str(value["suffix"])'),
+    ("contour header exact", "routers/contour.py", 'header["exact"] = str(value["exact"])', "pass"),
+    ("contour retry count", "routers/contour.py", 'policy: dict[str, Any] = {"count": int(retries.get("attempts") or 0)}', "policy: dict[str, Any] = {}"),
+    ("contour perTryTimeout", "routers/contour.py", 'policy["perTryTimeout"] = str(retries["perTryTimeout"])', "pass"),
+    ("contour retryOn", "routers/contour.py", 'policy["retryOn"] = str(retries["retryOn"]).split(",")', "pass"),
+    ("contour timeoutPolicy", "routers/contour.py", 'route["timeoutPolicy"] = {"response": svc.timeout, "idle": "5m"}', "pass"),
+    ("contour weight", "routers/contour.py", 'service["weight"] = weight', "pass"),
+    ("contour l5d header", "routers/contour.py", 'service["requestHeadersPolicy"] = {"set": [{"name": "l5d-dst-override", "value": host}]}', "pass"),
+    ("contour A/B everyone else", "routers/contour.py", "_route(canary, plain, 100, 0),", ""),
+    ("contour apex annotations", "routers/contour.py", 'meta["annotations"] = dict(apex["annotations"])', "pass"),
 ]
 
 

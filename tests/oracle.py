@@ -14,7 +14,7 @@ import functools
 import json
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -512,10 +512,15 @@ def _validator(crd_dir: str, api_version: str, kind: str) -> jsonschema.Draft202
 
 
 def _allow_nullable(node: Any) -> None:
-    """OpenAPI ``nullable: true`` -> JSON Schema type [..., "null"]."""
+    """OpenAPI ``nullable: true`` -> JSON Schema type [..., "null"]; OpenAPI 3.0's boolean
+    ``exclusiveMaximum``/``exclusiveMinimum`` (Contour's ports) -> JSON Schema's numeric bound."""
     if isinstance(node, dict):
         if node.get("nullable") is True and isinstance(node.get("type"), str):
             node["type"] = [node["type"], "null"]
+        for bound, limit in (("exclusiveMaximum", "maximum"), ("exclusiveMinimum", "minimum")):
+            exclusive = isinstance(node.get(bound), bool) and node.pop(bound)
+            if exclusive and isinstance(node.get(limit), int | float):
+                node[bound] = node.pop(limit)
         for key, child in node.items():
             if key == "properties":
                 for prop in child.values():
@@ -595,6 +600,8 @@ def routed_weights(
             return None, False, []
         backends = {b.get("service"): b.get("weight", 0) for b in _get(found[0], "spec", "backends") or []}
         return (backends.get(f"{service}-primary", 0), backends.get(f"{service}-canary", 0)), False, found
+    if provider in ROUTER_WEIGHTS:
+        return ROUTER_WEIGHTS[provider](ours, service)
     if provider == "nginx":
         name = f"{ingress}-canary"
         found = [o for o in ours if o.get("kind") == "Ingress" and _get(o, "metadata", "name") == name]
@@ -850,6 +857,8 @@ def service_field_problems(
                         (ref or {}).get("name"),
                         f"{name}-canary",
                     )
+    if provider in ROUTER_FIELDS:
+        problems.extend(ROUTER_FIELDS[provider](ours, canary, name, namespace))
     return problems
 
 
@@ -1061,3 +1070,119 @@ def assert_story(
             weights=None if phase == "Initializing" else (100 - weight, weight),
             **invariant,
         )
+
+
+# -- the routers beyond Istio, Gateway API, SMI and NGINX ------------------------------------------
+#
+# Each restates, from the Canary document alone, what Flagger's router (pkg/router/<name>.go) writes,
+# as its router tests pin it (tests/data/flagger_router_cases.yaml); `ROUTER_WEIGHTS` reads the
+# weights back as that proxy would apply them, `ROUTER_FIELDS` checks every other rendered field.
+
+Weights = tuple[tuple[int, int] | None, bool, list[dict]]
+
+
+def _named(objects: list[dict], kind: str, name: str) -> list[dict]:
+    return [o for o in objects if o.get("kind") == kind and _get(o, "metadata", "name") == name]
+
+
+def _contour_weights(objects: list[dict], service: str) -> Weights:
+    """Contour: the first route's services; when none has a weight they share equally, otherwise an
+    unset weight is 0 (Contour's HTTPProxy documentation)."""
+    found = _named(objects, "HTTPProxy", service)
+    if not found:
+        return None, False, []
+    services = ((_get(found[0], "spec", "routes") or [{}])[0]).get("services") or []
+    weighted = [s for s in services if not s.get("mirror")]
+    if not any(s.get("weight") for s in weighted):
+        share = {s.get("name"): 100 // max(len(weighted), 1) for s in weighted}
+    else:
+        share = {s.get("name"): s.get("weight", 0) for s in weighted}
+    mirrored = any(s.get("mirror") and s.get("name") == f"{service}-canary" for s in services)
+    pair = (share.get(f"{service}-primary", 0), share.get(f"{service}-canary", 0))
+    return pair, mirrored, found
+
+
+def _contour_problems(objects: list[dict], canary: Mapping[str, Any], name: str, namespace: str) -> list[str]:
+    """contour.go: Reconcile/SetRoutes' HTTPProxySpec, from the Canary's spec.service and match."""
+    found = _named(objects, "HTTPProxy", name)
+    if len(found) != 1:
+        return []
+    proxy = found[0]
+    svc = _get(canary, "spec", "service") or {}
+    prefix = _get((svc.get("match") or [{}])[0], "uri", "prefix") or "/"
+    base: dict[str, Any] = {}
+    if svc.get("timeout"):
+        base["timeoutPolicy"] = {"response": svc["timeout"], "idle": "5m"}
+    retries = svc.get("retries")
+    if retries:
+        policy: dict[str, Any] = {"count": retries.get("attempts", 0)}
+        if retries.get("perTryTimeout"):
+            policy["perTryTimeout"] = retries["perTryTimeout"]
+        if retries.get("retryOn"):
+            policy["retryOn"] = retries["retryOn"].split(",")
+        base["retryPolicy"] = policy
+    conditions = [[{"prefix": prefix}]]
+    ab = _get(canary, "spec", "analysis", "match") or []
+    if ab:
+        headers = []
+        for condition in ab:
+            for header, value in (condition.get("headers") or {}).items():
+                if value.get("prefix") or value.get("suffix"):
+                    match = {"name": header, "contains": value.get("prefix") or value.get("suffix")}
+                else:
+                    match = {"name": header, "exact": value.get("exact")}
+                headers.append({"prefix": prefix, "header": match})
+        conditions = [headers, [{"prefix": prefix}]]
+    problems = []
+    routes = _get(proxy, "spec", "routes") or []
+    if len(routes) != len(conditions):
+        problems.append(f"{_name(proxy)}: {len(routes)} routes, expected {len(conditions)}")
+    for index, (route, wanted) in enumerate(zip(routes, conditions, strict=False)):
+        where = f"{_name(proxy)}: spec.routes[{index}]"
+        if route.get("conditions") != wanted:
+            problems.append(f"{where}.conditions is {route.get('conditions')}, expected {wanted}")
+        for key in ("timeoutPolicy", "retryPolicy"):
+            if route.get(key) != base.get(key):
+                problems.append(f"{where}.{key} is {route.get(key)}, expected {base.get(key)}")
+        extra = set(route) - {"conditions", "services", "timeoutPolicy", "retryPolicy"}
+        if extra:
+            problems.append(f"{where}: fields Flagger does not render: {sorted(extra)}")
+        services = route.get("services") or []
+        names = [s.get("name") for s in services]
+        if names != [f"{name}-primary", f"{name}-canary"]:
+            problems.append(f"{where}.services are {names}, expected {name}-primary, {name}-canary")
+        for s_index, service in enumerate(services):
+            host = f"{service.get('name')}.{namespace}.svc.cluster.local:{svc.get('port')}"
+            wanted_service = {
+                "name": service.get("name"),
+                "port": svc.get("port"),
+                "requestHeadersPolicy": {"set": [{"name": "l5d-dst-override", "value": host}]},
+            }
+            got = {k: v for k, v in service.items() if k != "weight"}
+            if got != wanted_service:
+                problems.append(f"{where}.services[{s_index}] is {got}, expected {wanted_service} (+ weight)")
+        if index == 1 and _contour_weights([{**proxy, "spec": {"routes": [route]}}], name)[0] != (100, 0):
+            problems.append(f"{where}: the everyone-else route does not send everything to the primary")
+    problems.extend(_apex_metadata_problems(proxy, svc))
+    return problems
+
+
+def _apex_metadata_problems(obj: dict, svc: Mapping[str, Any]) -> list[str]:
+    """Flagger's routers label and annotate their apex object with service.apex's metadata."""
+    apex = svc.get("apex") or {}
+    labels = _get(obj, "metadata", "labels") or {}
+    notes = _get(obj, "metadata", "annotations") or {}
+    problems = [
+        f"{_name(obj)}: metadata.labels.{k} is {labels.get(k)!r}, expected {v!r} (service.apex)"
+        for k, v in (apex.get("labels") or {}).items()
+        if labels.get(k) != v
+    ]
+    if (notes or None) != (apex.get("annotations") or None):
+        problems.append(f"{_name(obj)}: metadata.annotations is {notes}, expected {apex.get('annotations')}")
+    return problems
+
+
+ROUTER_WEIGHTS: dict[str, Callable[[list[dict], str], Weights]] = {"contour": _contour_weights}
+ROUTER_FIELDS: dict[str, Callable[[list[dict], Mapping[str, Any], str, str], list[str]]] = {
+    "contour": _contour_problems,
+}

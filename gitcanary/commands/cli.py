@@ -1111,8 +1111,8 @@ def demo(
     provider: Annotated[
         str,
         typer.Option(
-            help="Which example to run: istio, gateway-api (HTTPRoute), linkerd (TrafficSplit) or nginx "
-            "(canary Ingress)."
+            help="Which example to run: istio, gateway-api (HTTPRoute), linkerd (TrafficSplit), nginx "
+            "(canary Ingress) or contour (HTTPProxy)."
         ),
     ] = "istio",
     metrics: Annotated[

@@ -54,13 +54,13 @@ _SERVICE_SUFFIX = "-primary"
 ROUTING_FIELDS = {
     "hosts": ("istio", "gatewayapi"),
     "gateways": ("istio",),
-    "match": ("istio", "gatewayapi"),
+    "match": ("istio", "gatewayapi", "contour"),
     "rewrite": ("istio", "gatewayapi"),
-    "retries": ("istio",),
+    "retries": ("istio", "contour"),
     "headers": ("istio", "gatewayapi"),
     "corsPolicy": ("istio",),
     "trafficPolicy": ("istio",),
-    "timeout": ("istio", "gatewayapi"),
+    "timeout": ("istio", "gatewayapi", "contour"),
     "gatewayRefs": ("gatewayapi",),
 }
 

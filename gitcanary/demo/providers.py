@@ -1,9 +1,9 @@
 """What the SIMULATED cluster needs to know per provider: where the weights are, what the queries ask.
 
-Istio's VirtualService and queries are in `simulator.py`; this module adds the Gateway API HTTPRoute,
-the SMI TrafficSplit (Linkerd) and the NGINX canary Ingress, and Linkerd's and ingress-nginx's
-builtin queries (Gateway API's builtins are Istio's, as in Flagger). Like the rest of the
-simulator it recognizes the shape of a query; it does not evaluate PromQL.
+Istio's VirtualService and queries are in `simulator.py`; this module adds the Gateway API
+HTTPRoute, the SMI TrafficSplit (Linkerd), the NGINX canary Ingress and the other routers' objects
+(Contour's HTTPProxy, ...), and their builtin queries (Gateway API's builtins are Istio's, as in
+Flagger). Like the rest of the simulator it recognizes the shape of a query; it does not evaluate PromQL.
 """
 
 from __future__ import annotations
@@ -32,6 +32,10 @@ def destinations(objects: Iterable[Obj], service: str) -> list[tuple[str, int]] 
                     return [(str(ref.get("name")), int(ref.get("weight", 1))) for ref in refs]
         if obj.get("kind") == "TrafficSplit" and name == service:
             return [(str(b.get("service")), int(b.get("weight", 0))) for b in spec.get("backends") or []]
+        if obj.get("kind") == "HTTPProxy" and name == service:
+            # Contour: the first route; an unset weight is 0 once another service has one.
+            services = ((spec.get("routes") or [{}])[0]).get("services") or []
+            return [(str(s.get("name")), int(s.get("weight", 0))) for s in services]
     for obj in objects:
         notes = (obj.get("metadata") or {}).get("annotations") or {}
         if obj.get("kind") == "Ingress" and notes.get(NGINX_CANARY) == "true":
@@ -53,6 +57,8 @@ def recognize_provider(text: str) -> tuple[str, str, str, str | None, float] | N
       under `histogram_quantile`: p99 latency. Both select the `deployment` label's workloads.
     - ingress-nginx `nginx_ingress_controller_requests` with `status!~"5.*"`: success rate; the upstream
       latency sum/count: latency. Both count every request through the Ingress (primary and canary).
+    - Envoy's `envoy_cluster_upstream_rq` (success rate, `envoy_response_code!~"5.*"`) and
+      `envoy_cluster_upstream_rq_time_bucket` (p99 latency) of the canary's upstream cluster (Contour).
     """
     window = _RANGE.search(text)
     if window is None:
@@ -74,8 +80,34 @@ def recognize_provider(text: str) -> tuple[str, str, str, str | None, float] | N
         else:
             return None
         return kind, deployment.group(1), deployment.group(2), ns, seconds
+    envoy = _envoy_query(text, seconds)
+    if envoy is not None:
+        return envoy
     if "nginx_ingress_controller_ingress_upstream_latency_seconds_sum" in text:
         return "latency-p99", "=~", ".*", ns, seconds
     if "nginx_ingress_controller_requests" in text and re.search(r'status\s*!~\s*"5\.\*"', text):
         return "success-rate", "=~", ".*", ns, seconds
+    return None
+
+
+# Envoy-based routers' builtins name the canary's upstream cluster, not a workload: (label, pattern
+# capturing namespace and service). The demo's examples name the apex service after the Deployment,
+# so the service's canary cluster is the `<service>` Deployment's traffic.
+_ENVOY_CLUSTERS = (
+    re.compile(r'envoy_cluster_name\s*=~\s*"([a-z0-9-]+)_([a-z0-9-]+)-canary_'),  # contour
+)
+
+
+def _envoy_query(text: str, seconds: float) -> tuple[str, str, str, str | None, float] | None:
+    if "envoy_cluster_upstream_rq" not in text:
+        return None
+    for pattern in _ENVOY_CLUSTERS:
+        found = pattern.search(text)
+        if found is None:
+            continue
+        namespace, service = found.group(1), found.group(2)
+        if "envoy_cluster_upstream_rq_time_bucket" in text and "histogram_quantile" in text:
+            return "latency-p99", "=", service, namespace, seconds
+        if re.search(r'envoy_response_code\s*!~\s*"5\.\*"', text):
+            return "success-rate", "=", service, namespace, seconds
     return None

@@ -1,7 +1,7 @@
 """Which router serves which `spec.provider` string, and what each one can express.
 
 Provider strings are Flagger's (its CRD's enum): `istio`, `linkerd`, `smi:v1alpha2`, `smi:v1alpha3`,
-`gatewayapi` / `gatewayapi:v1` / `gatewayapi:v1beta1`, `nginx`, `kubernetes`. A canary that asks a
+`gatewayapi` / `gatewayapi:v1` / `gatewayapi:v1beta1`, `nginx`, `kubernetes`, `contour`. A canary that asks a
 provider for something it cannot render (A/B on a TrafficSplit, mirroring on an Ingress) gets an
 error naming the field, and only that canary halts.
 """
@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 
 from gitcanary.errors import SpecError
 from gitcanary.routers.base import Router
+from gitcanary.routers.contour import ContourRouter
 from gitcanary.routers.gatewayapi import GatewayAPIRouter
 from gitcanary.routers.istio import IstioRouter
 from gitcanary.routers.kubernetes import KubernetesRouter
@@ -46,6 +47,7 @@ SUPPORTED = (
     "smi:v1alpha3",
     "nginx",
     "kubernetes",
+    "contour",
 )
 
 
@@ -66,6 +68,8 @@ def _router(provider: str) -> tuple[Router, Capabilities] | None:
         return NginxRouter(), INGRESS
     if provider == "kubernetes":
         return KubernetesRouter(), NO_ROUTER
+    if provider == "contour":
+        return ContourRouter(), INGRESS
     return None
 
 
