@@ -75,7 +75,12 @@ MUTATIONS: list[tuple[str, str, str, str]] = [
     ("contour weight", "routers/contour.py", 'service["weight"] = weight', "pass"),
     ("contour l5d header", "routers/contour.py", 'service["requestHeadersPolicy"] = {"set": [{"name": "l5d-dst-override", "value": host}]}', "pass"),
     ("contour A/B everyone else", "routers/contour.py", "_route(canary, plain, 100, 0),", ""),
-    ("contour apex annotations", "routers/contour.py", 'meta["annotations"] = dict(apex["annotations"])', "pass"),
+    ("apex annotations", "routers/base.py", 'meta["annotations"] = dict(apex["annotations"])', "pass"),
+    ("apex labels", "routers/base.py", '"labels": {**(apex.get("labels") or {}), **MANAGED_BY},', '"labels": dict(MANAGED_BY),'),
+    ("traefik primary weight", "routers/traefik.py", '"port": port, "weight": primary_weight}', '"port": port}'),
+    ("traefik canary weight", "routers/traefik.py", '"weight": canary_weight,', '"weight": 100,'),
+    ("traefik namespace", "routers/traefik.py", '{"name": f"{name}-primary", "namespace": canary.namespace,', '{"name": f"{name}-primary", "namespace": "default",'),
+    ("traefik port", "routers/traefik.py", 'name, port = canary.service_name, canary.spec.service.port', 'name, port = canary.service_name, 80'),
 ]
 
 

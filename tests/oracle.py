@@ -1182,7 +1182,54 @@ def _apex_metadata_problems(obj: dict, svc: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-ROUTER_WEIGHTS: dict[str, Callable[[list[dict], str], Weights]] = {"contour": _contour_weights}
+def _traefik_weights(objects: list[dict], service: str) -> Weights:
+    """Traefik's weighted round robin: an unset weight is 1 (Traefik's WeightedRoundRobin docs)."""
+    found = _named(objects, "TraefikService", service)
+    if not found:
+        return None, False, []
+    services = _get(found[0], "spec", "weighted", "services") or []
+    share = {s.get("name"): s.get("weight", 1) for s in services}
+    total = sum(share.values()) or 1
+    pair = (
+        round(100 * share.get(f"{service}-primary", 0) / total),
+        round(100 * share.get(f"{service}-canary", 0) / total),
+    )
+    return pair, False, found
+
+
+def _traefik_problems(objects: list[dict], canary: Mapping[str, Any], name: str, namespace: str) -> list[str]:
+    """traefik.go: the primary, then the canary while it has a weight, on service.port in the
+    canary's namespace; nothing else in the spec."""
+    found = _named(objects, "TraefikService", name)
+    if len(found) != 1:
+        return []
+    obj = found[0]
+    svc = _get(canary, "spec", "service") or {}
+    problems = []
+    if set(obj.get("spec") or {}) != {"weighted"} or set(_get(obj, "spec", "weighted") or {}) != {"services"}:
+        problems.append(f"{_name(obj)}: spec is {obj.get('spec')}, expected only weighted.services")
+    services = _get(obj, "spec", "weighted", "services") or []
+    names = [s.get("name") for s in services]
+    if names not in ([f"{name}-primary"], [f"{name}-primary", f"{name}-canary"]):
+        problems.append(f"{_name(obj)}: services are {names}, expected {name}-primary (then {name}-canary)")
+    if len(services) == 2 and not services[1].get("weight"):
+        problems.append(f"{_name(obj)}: the canary is listed without a weight (Flagger drops it at 0)")
+    for index, service in enumerate(services):
+        wanted = {"name": service.get("name"), "namespace": namespace, "port": svc.get("port")}
+        got = {k: v for k, v in service.items() if k != "weight"}
+        if got != wanted:
+            problems.append(
+                f"{_name(obj)}: spec.weighted.services[{index}] is {got}, expected {wanted} (+ weight)"
+            )
+    problems.extend(_apex_metadata_problems(obj, svc))
+    return problems
+
+
+ROUTER_WEIGHTS: dict[str, Callable[[list[dict], str], Weights]] = {
+    "contour": _contour_weights,
+    "traefik": _traefik_weights,
+}
 ROUTER_FIELDS: dict[str, Callable[[list[dict], Mapping[str, Any], str, str], list[str]]] = {
     "contour": _contour_problems,
+    "traefik": _traefik_problems,
 }

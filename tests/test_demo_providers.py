@@ -49,6 +49,11 @@ def _sent(provider: str, name: str) -> str:
             Query("success-rate", "=", "backend", "prod", 4.0),
             Query("latency-p99", "=", "backend", "prod", 4.0),
         ),
+        (
+            "traefik",
+            Query("success-rate", "=", "backend", "prod", 4.0),
+            Query("latency-p99", "=", "backend", "prod", 4.0),
+        ),
         # Gateway API's builtins are Istio's (Flagger's default observer).
         (
             "gatewayapi:v1",
@@ -62,7 +67,7 @@ def test_simulator_recognizes_each_providers_builtins(provider: str, success: Qu
     assert recognize(_sent(provider, "request-duration")) == latency
 
 
-@pytest.mark.parametrize("example", ["gateway-api", "linkerd", "nginx", "contour"])
+@pytest.mark.parametrize("example", ["gateway-api", "linkerd", "nginx", "contour", "traefik"])
 def test_simulator_reads_the_weights_each_router_writes(example: str) -> None:
     doc = yamlio.load((ROOT / "examples" / example / "apps/backend/canary.yaml").read_text())
     canary = Canary.model_validate(doc)
@@ -75,7 +80,7 @@ def test_simulator_reads_the_weights_each_router_writes(example: str) -> None:
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize("provider", ["gateway-api", "linkerd", "nginx", "contour"])
+@pytest.mark.parametrize("provider", ["gateway-api", "linkerd", "nginx", "contour", "traefik"])
 def test_demo_runs_against_each_example(provider: str, tmp_path: Path) -> None:
     out = io.StringIO()
     directory = tmp_path / "repo"
@@ -91,6 +96,7 @@ def test_demo_runs_against_each_example(provider: str, tmp_path: Path) -> None:
         "linkerd": "TrafficSplit",
         "nginx": "Ingress",
         "contour": "HTTPProxy",
+        "traefik": "TraefikService",
     }
     routing = (directory / "apps/backend-gitcanary/routing.yaml").read_text()
     assert f"kind: {kinds[provider]}" in routing

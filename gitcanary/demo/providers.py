@@ -32,6 +32,10 @@ def destinations(objects: Iterable[Obj], service: str) -> list[tuple[str, int]] 
                     return [(str(ref.get("name")), int(ref.get("weight", 1))) for ref in refs]
         if obj.get("kind") == "TrafficSplit" and name == service:
             return [(str(b.get("service")), int(b.get("weight", 0))) for b in spec.get("backends") or []]
+        if obj.get("kind") == "TraefikService" and name == service:
+            # Traefik: an unset weight is 1.
+            services = (spec.get("weighted") or {}).get("services") or []
+            return [(str(s.get("name")), int(s.get("weight", 1))) for s in services]
         if obj.get("kind") == "HTTPProxy" and name == service:
             # Contour: the first route; an unset weight is 0 once another service has one.
             services = ((spec.get("routes") or [{}])[0]).get("services") or []
@@ -59,6 +63,8 @@ def recognize_provider(text: str) -> tuple[str, str, str, str | None, float] | N
       latency sum/count: latency. Both count every request through the Ingress (primary and canary).
     - Envoy's `envoy_cluster_upstream_rq` (success rate, `envoy_response_code!~"5.*"`) and
       `envoy_cluster_upstream_rq_time_bucket` (p99 latency) of the canary's upstream cluster (Contour).
+    - Traefik's `traefik_service_request_duration_seconds_bucket` of the canary service: success rate
+      with `code!~"5.."`, p99 latency under `histogram_quantile`.
     """
     window = _RANGE.search(text)
     if window is None:
@@ -80,6 +86,12 @@ def recognize_provider(text: str) -> tuple[str, str, str, str | None, float] | N
         else:
             return None
         return kind, deployment.group(1), deployment.group(2), ns, seconds
+    traefik = _TRAEFIK.search(text)
+    if traefik is not None and "traefik_service_request_duration_seconds_bucket" in text:
+        if "histogram_quantile" in text:
+            return "latency-p99", "=", traefik.group(2), traefik.group(1), seconds
+        if re.search(r'code\s*!~\s*"5\.\."', text):
+            return "success-rate", "=", traefik.group(2), traefik.group(1), seconds
     envoy = _envoy_query(text, seconds)
     if envoy is not None:
         return envoy
@@ -89,6 +101,9 @@ def recognize_provider(text: str) -> tuple[str, str, str, str | None, float] | N
         return "success-rate", "=~", ".*", ns, seconds
     return None
 
+
+# Traefik's builtins name the canary service `<namespace>-<target>-canary-<port>@kubernetescrd`.
+_TRAEFIK = re.compile(r'service\s*=~\s*"([a-z0-9]+(?:-[a-z0-9]+)*?)-([a-z0-9-]+)-canary-\[')
 
 # Envoy-based routers' builtins name the canary's upstream cluster, not a workload: (label, pattern
 # capturing namespace and service). The demo's examples name the apex service after the Deployment,

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from gitcanary.errors import RenderError
-from gitcanary.routers.base import MANAGED_BY
+from gitcanary.routers.base import apex_metadata
 from gitcanary.spec.models import Canary
 
 API_VERSION = "projectcontour.io/v1"
@@ -85,19 +85,6 @@ def _route(
     return route
 
 
-def metadata(canary: Canary, kind_labels: dict[str, str] | None = None) -> dict[str, Any]:
-    """The apex object's metadata: `service.apex` labels and annotations (Flagger's newMetadata)."""
-    apex = canary.spec.service.apex or {}
-    meta: dict[str, Any] = {
-        "name": canary.service_name,
-        "namespace": canary.namespace,
-        "labels": {**(apex.get("labels") or {}), **(kind_labels or {}), **MANAGED_BY},
-    }
-    if apex.get("annotations"):
-        meta["annotations"] = dict(apex["annotations"])
-    return meta
-
-
 class ContourRouter:
     provider = "contour"
 
@@ -121,7 +108,7 @@ class ContourRouter:
             {
                 "apiVersion": API_VERSION,
                 "kind": KIND,
-                "metadata": metadata(canary),
+                "metadata": apex_metadata(canary),
                 "spec": {"routes": routes},
             }
         ]

@@ -1,7 +1,8 @@
 """Which router serves which `spec.provider` string, and what each one can express.
 
 Provider strings are Flagger's (its CRD's enum): `istio`, `linkerd`, `smi:v1alpha2`, `smi:v1alpha3`,
-`gatewayapi` / `gatewayapi:v1` / `gatewayapi:v1beta1`, `nginx`, `kubernetes`, `contour`. A canary that asks a
+`gatewayapi` / `gatewayapi:v1` / `gatewayapi:v1beta1`, `nginx`, `kubernetes`, `contour`,
+`traefik`. A canary that asks a
 provider for something it cannot render (A/B on a TrafficSplit, mirroring on an Ingress) gets an
 error naming the field, and only that canary halts.
 """
@@ -19,6 +20,7 @@ from gitcanary.routers.istio import IstioRouter
 from gitcanary.routers.kubernetes import KubernetesRouter
 from gitcanary.routers.nginx import NginxRouter
 from gitcanary.routers.smi import SMIRouter
+from gitcanary.routers.traefik import TraefikRouter
 from gitcanary.spec.load import LoadedCanary
 from gitcanary.spec.models import Canary
 
@@ -48,6 +50,7 @@ SUPPORTED = (
     "nginx",
     "kubernetes",
     "contour",
+    "traefik",
 )
 
 
@@ -70,6 +73,8 @@ def _router(provider: str) -> tuple[Router, Capabilities] | None:
         return KubernetesRouter(), NO_ROUTER
     if provider == "contour":
         return ContourRouter(), INGRESS
+    if provider == "traefik":
+        return TraefikRouter(), SPLIT
     return None
 
 
