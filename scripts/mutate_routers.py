@@ -80,6 +80,14 @@ MUTATIONS: list[tuple[str, str, str, str]] = [
     ("traefik primary weight", "routers/traefik.py", '"port": port, "weight": primary_weight}', '"port": port}'),
     ("traefik canary weight", "routers/traefik.py", '"weight": canary_weight,', '"weight": 100,'),
     ("traefik namespace", "routers/traefik.py", '{"name": f"{name}-primary", "namespace": canary.namespace,', '{"name": f"{name}-primary", "namespace": "default",'),
+    ("gloo upstream name", "routers/gloo.py", 'return f"{canary.namespace}-{canary.service_name}-{role}upstream-{canary.spec.service.port}"', 'return f"{canary.service_name}-{role}upstream"'),
+    ("gloo weight", "routers/gloo.py", 'destination["weight"] = weight', "pass"),
+    ("gloo inheritablePathMatchers", "routers/gloo.py", 'route: dict[str, Any] = {"inheritablePathMatchers": True}', "route: dict[str, Any] = {}"),
+    ("gloo matchers", "routers/gloo.py", 'route["matchers"] = matchers', "pass"),
+    ("gloo regex header", "routers/gloo.py", 'headers.append({"name": name, "value": str(value["regex"]), "regex": True})', 'headers.append({"name": name, "value": str(value["regex"])})'),
+    ("gloo exact header", "routers/gloo.py", 'header["value"] = str(value["exact"])', "pass"),
+    ("gloo upstream service", "routers/gloo.py", '"serviceName": f"{canary.service_name}-{role}",', '"serviceName": canary.service_name,'),
+    ("gloo upstream port", "routers/gloo.py", '"servicePort": canary.spec.service.port,', '"servicePort": 80,'),
     ("traefik port", "routers/traefik.py", 'name, port = canary.service_name, canary.spec.service.port', 'name, port = canary.service_name, 80'),
 ]
 

@@ -1225,11 +1225,90 @@ def _traefik_problems(objects: list[dict], canary: Mapping[str, Any], name: str,
     return problems
 
 
+def _gloo_upstream(service: str, namespace: str, port: Any, role: str) -> str:
+    return f"{namespace}-{service}-{role}upstream-{port}"
+
+
+def _gloo_weights(objects: list[dict], service: str) -> Weights:
+    """Gloo: the first route's weighted destinations; an unset weight is 0 (a proto3 uint32)."""
+    found = _named(objects, "RouteTable", service)
+    if not found:
+        return None, False, []
+    route = (_get(found[0], "spec", "routes") or [{}])[0]
+    share: dict[str, int] = {}
+    for dest in _get(route, "routeAction", "multi", "destinations") or []:
+        upstream = _get(dest, "destination", "upstream", "name") or ""
+        role = (
+            "primary"
+            if "-primaryupstream-" in upstream
+            else "canary"
+            if "-canaryupstream-" in upstream
+            else upstream
+        )
+        share[role] = dest.get("weight", 0)
+    return (share.get("primary", 0), share.get("canary", 0)), False, found
+
+
+def _gloo_problems(objects: list[dict], canary: Mapping[str, Any], name: str, namespace: str) -> list[str]:
+    """gloo.go: one route inheriting the parent's path, matchers from analysis.match, destinations
+    the two Upstreams Flagger names `<ns>-<svc>-<role>upstream-<port>`, each on its Service."""
+    found = _named(objects, "RouteTable", name)
+    if len(found) != 1:
+        return []
+    table = found[0]
+    svc = _get(canary, "spec", "service") or {}
+    port = svc.get("port")
+    problems = []
+    routes = _get(table, "spec", "routes") or []
+    if len(routes) != 1:
+        return [f"{_name(table)}: {len(routes)} routes, expected 1"]
+    route = routes[0]
+    if route.get("inheritablePathMatchers") is not True:
+        problems.append(f"{_name(table)}: spec.routes[0].inheritablePathMatchers is not true")
+    headers = []
+    for condition in _get(canary, "spec", "analysis", "match") or []:
+        for header, value in (condition.get("headers") or {}).items():
+            if value.get("regex"):
+                headers.append({"name": header, "value": value["regex"], "regex": True})
+            else:
+                headers.append({"name": header, **({"value": value["exact"]} if value.get("exact") else {})})
+    wanted_matchers = [{"headers": headers}] if headers else None
+    if route.get("matchers") != wanted_matchers:
+        problems.append(
+            f"{_name(table)}: spec.routes[0].matchers is {route.get('matchers')}, expected {wanted_matchers}"
+        )
+    extra = set(route) - {"inheritablePathMatchers", "matchers", "routeAction"}
+    if extra:
+        problems.append(f"{_name(table)}: spec.routes[0] has fields Flagger does not render: {sorted(extra)}")
+    destinations = _get(route, "routeAction", "multi", "destinations") or []
+    refs = [_get(d, "destination") for d in destinations]
+    wanted_refs = [
+        {"upstream": {"name": _gloo_upstream(name, namespace, port, role), "namespace": namespace}}
+        for role in ("primary", "canary")
+    ]
+    if refs != wanted_refs:
+        problems.append(f"{_name(table)}: destinations are {refs}, expected {wanted_refs}")
+    for role in ("primary", "canary"):
+        upstreams = _named(objects, "Upstream", _gloo_upstream(name, namespace, port, role))
+        if len(upstreams) != 1:
+            problems.append(f"Upstream {namespace}/{_gloo_upstream(name, namespace, port, role)} is missing")
+            continue
+        wanted = {
+            "kube": {"serviceName": f"{name}-{role}", "serviceNamespace": namespace, "servicePort": port}
+        }
+        if upstreams[0].get("spec") != wanted:
+            problems.append(f"{_name(upstreams[0])}: spec is {upstreams[0].get('spec')}, expected {wanted}")
+    problems.extend(_apex_metadata_problems(table, svc))
+    return problems
+
+
 ROUTER_WEIGHTS: dict[str, Callable[[list[dict], str], Weights]] = {
     "contour": _contour_weights,
     "traefik": _traefik_weights,
+    "gloo": _gloo_weights,
 }
 ROUTER_FIELDS: dict[str, Callable[[list[dict], Mapping[str, Any], str, str], list[str]]] = {
     "contour": _contour_problems,
     "traefik": _traefik_problems,
+    "gloo": _gloo_problems,
 }

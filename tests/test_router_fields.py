@@ -198,7 +198,16 @@ def _equivalent(obj: dict, what: str) -> bool:
     return destinations[int(route)].get("weight") == 0 or len(destinations) == 1
 
 
-ROUTING_KINDS = ("VirtualService", "DestinationRule", "HTTPRoute", "Service", "HTTPProxy", "TraefikService")
+ROUTING_KINDS = (
+    "VirtualService",
+    "DestinationRule",
+    "HTTPRoute",
+    "Service",
+    "HTTPProxy",
+    "TraefikService",
+    "RouteTable",
+    "Upstream",
+)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["test"] for c in CASES])

@@ -1112,7 +1112,7 @@ def demo(
         str,
         typer.Option(
             help="Which example to run: istio, gateway-api (HTTPRoute), linkerd (TrafficSplit), nginx "
-            "(canary Ingress), contour (HTTPProxy) or traefik (TraefikService)."
+            "(canary Ingress), contour (HTTPProxy), traefik (TraefikService) or gloo (RouteTable)."
         ),
     ] = "istio",
     metrics: Annotated[

@@ -36,6 +36,24 @@ def destinations(objects: Iterable[Obj], service: str) -> list[tuple[str, int]] 
             # Traefik: an unset weight is 1.
             services = (spec.get("weighted") or {}).get("services") or []
             return [(str(s.get("name")), int(s.get("weight", 1))) for s in services]
+        if obj.get("kind") == "RouteTable" and name == service:
+            # Gloo: weighted Upstreams, each naming its Kubernetes Service; an unset weight is 0.
+            upstreams = {
+                (o.get("metadata") or {}).get("name"): ((o.get("spec") or {}).get("kube") or {}).get(
+                    "serviceName"
+                )
+                for o in objects
+                if o.get("kind") == "Upstream"
+            }
+            route = (spec.get("routes") or [{}])[0]
+            weighted = ((route.get("routeAction") or {}).get("multi") or {}).get("destinations") or []
+            return [
+                (
+                    str(upstreams.get(((d.get("destination") or {}).get("upstream") or {}).get("name"))),
+                    int(d.get("weight", 0)),
+                )
+                for d in weighted
+            ]
         if obj.get("kind") == "HTTPProxy" and name == service:
             # Contour: the first route; an unset weight is 0 once another service has one.
             services = ((spec.get("routes") or [{}])[0]).get("services") or []
@@ -62,7 +80,7 @@ def recognize_provider(text: str) -> tuple[str, str, str, str | None, float] | N
     - ingress-nginx `nginx_ingress_controller_requests` with `status!~"5.*"`: success rate; the upstream
       latency sum/count: latency. Both count every request through the Ingress (primary and canary).
     - Envoy's `envoy_cluster_upstream_rq` (success rate, `envoy_response_code!~"5.*"`) and
-      `envoy_cluster_upstream_rq_time_bucket` (p99 latency) of the canary's upstream cluster (Contour).
+      `envoy_cluster_upstream_rq_time_bucket` (p99 latency) of the canary's upstream cluster (Contour, Gloo).
     - Traefik's `traefik_service_request_duration_seconds_bucket` of the canary service: success rate
       with `code!~"5.."`, p99 latency under `histogram_quantile`.
     """
@@ -110,6 +128,7 @@ _TRAEFIK = re.compile(r'service\s*=~\s*"([a-z0-9]+(?:-[a-z0-9]+)*?)-([a-z0-9-]+)
 # so the service's canary cluster is the `<service>` Deployment's traffic.
 _ENVOY_CLUSTERS = (
     re.compile(r'envoy_cluster_name\s*=~\s*"([a-z0-9-]+)_([a-z0-9-]+)-canary_'),  # contour
+    re.compile(r'envoy_cluster_name\s*=~\s*"([a-z0-9]+)-([a-z0-9-]+)-canaryupstream-'),  # gloo
 )
 
 

@@ -2,7 +2,7 @@
 
 Provider strings are Flagger's (its CRD's enum): `istio`, `linkerd`, `smi:v1alpha2`, `smi:v1alpha3`,
 `gatewayapi` / `gatewayapi:v1` / `gatewayapi:v1beta1`, `nginx`, `kubernetes`, `contour`,
-`traefik`. A canary that asks a
+`traefik`, `gloo`. A canary that asks a
 provider for something it cannot render (A/B on a TrafficSplit, mirroring on an Ingress) gets an
 error naming the field, and only that canary halts.
 """
@@ -16,6 +16,7 @@ from gitcanary.errors import SpecError
 from gitcanary.routers.base import Router
 from gitcanary.routers.contour import ContourRouter
 from gitcanary.routers.gatewayapi import GatewayAPIRouter
+from gitcanary.routers.gloo import GlooRouter
 from gitcanary.routers.istio import IstioRouter
 from gitcanary.routers.kubernetes import KubernetesRouter
 from gitcanary.routers.nginx import NginxRouter
@@ -51,6 +52,7 @@ SUPPORTED = (
     "kubernetes",
     "contour",
     "traefik",
+    "gloo",
 )
 
 
@@ -75,6 +77,8 @@ def _router(provider: str) -> tuple[Router, Capabilities] | None:
         return ContourRouter(), INGRESS
     if provider == "traefik":
         return TraefikRouter(), SPLIT
+    if provider == "gloo":
+        return GlooRouter(), INGRESS
     return None
 
 

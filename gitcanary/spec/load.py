@@ -27,7 +27,7 @@ UNSUPPORTED_FIELDS: dict[str, str] = {
     "spec.analysis.sessionAffinity": "session affinity is not rendered yet",
     "spec.revertOnDeletion": "deleting the canary leaves the generated objects in Git",
     "spec.routeRef": "APISIX routes are not supported yet",
-    "spec.upstreamRef": "Gloo upstreams are not supported yet",
+    "spec.upstreamRef": "the generated Gloo Upstreams do not copy another Upstream's settings yet",
     "spec.autoscalerRef.primaryScalerQueries": "KEDA scaler queries are not copied yet",
     "spec.autoscalerRef.primaryScalerReplicas": "primary scaler replicas are not applied yet",
     "spec.service.backends": "extra backends are not rendered yet",

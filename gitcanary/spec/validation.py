@@ -1,7 +1,8 @@
 """Check manifests against their schemas before gitcanary commits them or acts on them.
 
 Custom resources gitcanary knows (Flagger Canary/MetricTemplate, Istio VirtualService/DestinationRule,
-Gateway API HTTPRoute, SMI TrafficSplit, Contour HTTPProxy, Traefik TraefikService)
+Gateway API HTTPRoute, SMI TrafficSplit, Contour HTTPProxy, Traefik TraefikService,
+Gloo RouteTable and Upstream)
 are checked with jsonschema against the CRD schemas shipped in ``gitcanary/schemas/``; built-in
 Kubernetes kinds against kubernetes-validate's schemas. Both are strict: a field the schema does not
 declare is an error, as it is when Flux server-side applies the object.
@@ -26,7 +27,15 @@ from jsonschema.exceptions import ValidationError, best_match
 
 __all__ = ["crd_schema", "schema_known", "unknown_fields", "validate_manifests", "validate_object"]
 
-_SCHEMA_FILES = ("flagger.json", "istio.json", "gateway-api.json", "smi.json", "contour.json", "traefik.json")
+_SCHEMA_FILES = (
+    "flagger.json",
+    "istio.json",
+    "gateway-api.json",
+    "smi.json",
+    "contour.json",
+    "traefik.json",
+    "gloo.json",
+)
 _IDENTIFIER = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$-]*$")
 # Root fields every Kubernetes object has, whether or not a CRD schema declares them.
 _OBJECT_ROOT_FIELDS = frozenset({"apiVersion", "kind", "metadata"})
