@@ -88,6 +88,11 @@ MUTATIONS: list[tuple[str, str, str, str]] = [
     ("gloo exact header", "routers/gloo.py", 'header["value"] = str(value["exact"])', "pass"),
     ("gloo upstream service", "routers/gloo.py", '"serviceName": f"{canary.service_name}-{role}",', '"serviceName": canary.service_name,'),
     ("gloo upstream port", "routers/gloo.py", '"servicePort": canary.spec.service.port,', '"servicePort": 80,'),
+    ("kuma service name", "routers/kuma.py", 'return f"{name}_{canary.namespace}_svc_{canary.spec.service.port}"', 'return f"{name}_{canary.namespace}_svc"'),
+    ("kuma namespace", "routers/kuma.py", 'del metadata["namespace"]  # cluster-scoped', "pass"),
+    ("kuma mesh", "routers/kuma.py", '"mesh": canary.metadata.annotations.get(MESH_ANNOTATION, "default"),', '"mesh": "default",'),
+    ("kuma sources", "routers/kuma.py", '"sources": [{"match": {"kuma.io/service": "*"}}],', ""),
+    ("kuma destinations", "routers/kuma.py", '"destinations": [{"match": {"kuma.io/service": kuma_service(canary, name)}}],', '"destinations": [],'),
     ("traefik port", "routers/traefik.py", 'name, port = canary.service_name, canary.spec.service.port', 'name, port = canary.service_name, 80'),
 ]
 

@@ -601,7 +601,10 @@ def routed_weights(
         backends = {b.get("service"): b.get("weight", 0) for b in _get(found[0], "spec", "backends") or []}
         return (backends.get(f"{service}-primary", 0), backends.get(f"{service}-canary", 0)), False, found
     if provider in ROUTER_WEIGHTS:
-        return ROUTER_WEIGHTS[provider](ours, service)
+        # Kuma's TrafficRoute is cluster-scoped: no namespace.
+        return ROUTER_WEIGHTS[provider](
+            [o for o in objects if _get(o, "metadata", "namespace") in (None, namespace)], service
+        )
     if provider == "nginx":
         name = f"{ingress}-canary"
         found = [o for o in ours if o.get("kind") == "Ingress" and _get(o, "metadata", "name") == name]
@@ -858,7 +861,8 @@ def service_field_problems(
                         f"{name}-canary",
                     )
     if provider in ROUTER_FIELDS:
-        problems.extend(ROUTER_FIELDS[provider](ours, canary, name, namespace))
+        scoped = [o for o in objects if _get(o, "metadata", "namespace") in (None, namespace)]
+        problems.extend(ROUTER_FIELDS[provider](scoped, canary, name, namespace))
     return problems
 
 
@@ -1302,13 +1306,67 @@ def _gloo_problems(objects: list[dict], canary: Mapping[str, Any], name: str, na
     return problems
 
 
+def _kuma_weights(objects: list[dict], service: str) -> Weights:
+    """Kuma: conf.split's weights, by the `kuma.io/service` each destination names."""
+    found = _named(objects, "TrafficRoute", service)
+    if not found:
+        return None, False, []
+    share: dict[str, int] = {}
+    for split in _get(found[0], "spec", "conf", "split") or []:
+        kuma_name = _get(split, "destination", "kuma.io/service") or ""
+        share[kuma_name.split("_", 1)[0]] = split.get("weight", 0)
+    return (share.get(f"{service}-primary", 0), share.get(f"{service}-canary", 0)), False, found
+
+
+def _kuma_problems(objects: list[dict], canary: Mapping[str, Any], name: str, namespace: str) -> list[str]:
+    """kuma.go: from every service to the apex `<svc>_<ns>_svc_<port>`, split between the primary's
+    and the canary's; cluster-scoped, in the mesh of the Canary's `kuma.io/mesh` annotation."""
+    found = _named(objects, "TrafficRoute", name)
+    if len(found) != 1:
+        return []
+    route = found[0]
+    svc = _get(canary, "spec", "service") or {}
+    port = svc.get("port")
+    problems = []
+    if _get(route, "metadata", "namespace") is not None:
+        problems.append(f"{_name(route)}: a TrafficRoute is cluster-scoped, yet it has a namespace")
+    mesh = (_get(canary, "metadata", "annotations") or {}).get("kuma.io/mesh", "default")
+    if route.get("mesh") != mesh:
+        problems.append(f"{_name(route)}: mesh is {route.get('mesh')!r}, expected {mesh!r}")
+    spec = route.get("spec") or {}
+    wanted = {
+        "sources": [{"match": {"kuma.io/service": "*"}}],
+        "destinations": [{"match": {"kuma.io/service": f"{name}_{namespace}_svc_{port}"}}],
+    }
+    for key, value in wanted.items():
+        if spec.get(key) != value:
+            problems.append(f"{_name(route)}: spec.{key} is {spec.get(key)}, expected {value}")
+    splits = _get(route, "spec", "conf", "split") or []
+    destinations = [s.get("destination") for s in splits]
+    wanted_destinations = [
+        {"kuma.io/service": f"{name}-{role}_{namespace}_svc_{port}"} for role in ("primary", "canary")
+    ]
+    if destinations != wanted_destinations:
+        problems.append(
+            f"{_name(route)}: split destinations are {destinations}, expected {wanted_destinations}"
+        )
+    if any("weight" not in s for s in splits):
+        problems.append(f"{_name(route)}: a split without weight (Flagger always writes it)")
+    if set(spec) - {"sources", "destinations", "conf"} or set(spec.get("conf") or {}) - {"split"}:
+        problems.append(f"{_name(route)}: spec has fields Flagger does not render: {spec}")
+    problems.extend(_apex_metadata_problems(route, svc))
+    return problems
+
+
 ROUTER_WEIGHTS: dict[str, Callable[[list[dict], str], Weights]] = {
     "contour": _contour_weights,
     "traefik": _traefik_weights,
     "gloo": _gloo_weights,
+    "kuma": _kuma_weights,
 }
 ROUTER_FIELDS: dict[str, Callable[[list[dict], Mapping[str, Any], str, str], list[str]]] = {
     "contour": _contour_problems,
     "traefik": _traefik_problems,
     "gloo": _gloo_problems,
+    "kuma": _kuma_problems,
 }

@@ -59,6 +59,11 @@ def _sent(provider: str, name: str) -> str:
             Query("success-rate", "=", "backend", "prod", 4.0),
             Query("latency-p99", "=", "backend", "prod", 4.0),
         ),
+        (
+            "kuma",
+            Query("success-rate", "=", "backend", "prod", 4.0),
+            Query("latency-p99", "=", "backend", "prod", 4.0),
+        ),
         # Gateway API's builtins are Istio's (Flagger's default observer).
         (
             "gatewayapi:v1",
@@ -72,7 +77,7 @@ def test_simulator_recognizes_each_providers_builtins(provider: str, success: Qu
     assert recognize(_sent(provider, "request-duration")) == latency
 
 
-@pytest.mark.parametrize("example", ["gateway-api", "linkerd", "nginx", "contour", "traefik", "gloo"])
+@pytest.mark.parametrize("example", ["gateway-api", "linkerd", "nginx", "contour", "traefik", "gloo", "kuma"])
 def test_simulator_reads_the_weights_each_router_writes(example: str) -> None:
     doc = yamlio.load((ROOT / "examples" / example / "apps/backend/canary.yaml").read_text())
     canary = Canary.model_validate(doc)
@@ -85,7 +90,9 @@ def test_simulator_reads_the_weights_each_router_writes(example: str) -> None:
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize("provider", ["gateway-api", "linkerd", "nginx", "contour", "traefik", "gloo"])
+@pytest.mark.parametrize(
+    "provider", ["gateway-api", "linkerd", "nginx", "contour", "traefik", "gloo", "kuma"]
+)
 def test_demo_runs_against_each_example(provider: str, tmp_path: Path) -> None:
     out = io.StringIO()
     directory = tmp_path / "repo"
@@ -103,6 +110,7 @@ def test_demo_runs_against_each_example(provider: str, tmp_path: Path) -> None:
         "contour": "HTTPProxy",
         "traefik": "TraefikService",
         "gloo": "RouteTable",
+        "kuma": "TrafficRoute",
     }
     routing = (directory / "apps/backend-gitcanary/routing.yaml").read_text()
     assert f"kind: {kinds[provider]}" in routing

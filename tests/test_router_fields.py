@@ -207,6 +207,7 @@ ROUTING_KINDS = (
     "TraefikService",
     "RouteTable",
     "Upstream",
+    "TrafficRoute",
 )
 
 

@@ -1112,7 +1112,8 @@ def demo(
         str,
         typer.Option(
             help="Which example to run: istio, gateway-api (HTTPRoute), linkerd (TrafficSplit), nginx "
-            "(canary Ingress), contour (HTTPProxy), traefik (TraefikService) or gloo (RouteTable)."
+            "(canary Ingress), contour (HTTPProxy), traefik (TraefikService), gloo (RouteTable) or kuma "
+            "(TrafficRoute)."
         ),
     ] = "istio",
     metrics: Annotated[

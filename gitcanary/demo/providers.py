@@ -54,6 +54,16 @@ def destinations(objects: Iterable[Obj], service: str) -> list[tuple[str, int]] 
                 )
                 for d in weighted
             ]
+        if obj.get("kind") == "TrafficRoute" and name == service:
+            # Kuma: each split names the Kubernetes service as `<name>_<namespace>_svc_<port>`.
+            split = (spec.get("conf") or {}).get("split") or []
+            return [
+                (
+                    str((s.get("destination") or {}).get("kuma.io/service", "")).split("_", 1)[0],
+                    int(s.get("weight", 0)),
+                )
+                for s in split
+            ]
         if obj.get("kind") == "HTTPProxy" and name == service:
             # Contour: the first route; an unset weight is 0 once another service has one.
             services = ((spec.get("routes") or [{}])[0]).get("services") or []
@@ -80,7 +90,8 @@ def recognize_provider(text: str) -> tuple[str, str, str, str | None, float] | N
     - ingress-nginx `nginx_ingress_controller_requests` with `status!~"5.*"`: success rate; the upstream
       latency sum/count: latency. Both count every request through the Ingress (primary and canary).
     - Envoy's `envoy_cluster_upstream_rq` (success rate, `envoy_response_code!~"5.*"`) and
-      `envoy_cluster_upstream_rq_time_bucket` (p99 latency) of the canary's upstream cluster (Contour, Gloo).
+      `envoy_cluster_upstream_rq_time_bucket` (p99 latency) of the canary's upstream cluster
+      (Contour, Gloo, Kuma).
     - Traefik's `traefik_service_request_duration_seconds_bucket` of the canary service: success rate
       with `code!~"5.."`, p99 latency under `histogram_quantile`.
     """
@@ -129,6 +140,7 @@ _TRAEFIK = re.compile(r'service\s*=~\s*"([a-z0-9]+(?:-[a-z0-9]+)*?)-([a-z0-9-]+)
 _ENVOY_CLUSTERS = (
     re.compile(r'envoy_cluster_name\s*=~\s*"([a-z0-9-]+)_([a-z0-9-]+)-canary_'),  # contour
     re.compile(r'envoy_cluster_name\s*=~\s*"([a-z0-9]+)-([a-z0-9-]+)-canaryupstream-'),  # gloo
+    re.compile(r'service\s*=~\s*"(?P<svc>[a-z0-9-]+)-canary_(?P<ns>[a-z0-9-]+)_svc_'),  # kuma
 )
 
 
@@ -139,7 +151,8 @@ def _envoy_query(text: str, seconds: float) -> tuple[str, str, str, str | None, 
         found = pattern.search(text)
         if found is None:
             continue
-        namespace, service = found.group(1), found.group(2)
+        named = found.groupdict()
+        namespace, service = (named["ns"], named["svc"]) if named else (found.group(1), found.group(2))
         if "envoy_cluster_upstream_rq_time_bucket" in text and "histogram_quantile" in text:
             return "latency-p99", "=", service, namespace, seconds
         if re.search(r'envoy_response_code\s*!~\s*"5\.\*"', text):

@@ -2,7 +2,7 @@
 
 Provider strings are Flagger's (its CRD's enum): `istio`, `linkerd`, `smi:v1alpha2`, `smi:v1alpha3`,
 `gatewayapi` / `gatewayapi:v1` / `gatewayapi:v1beta1`, `nginx`, `kubernetes`, `contour`,
-`traefik`, `gloo`. A canary that asks a
+`traefik`, `gloo`, `kuma`. A canary that asks a
 provider for something it cannot render (A/B on a TrafficSplit, mirroring on an Ingress) gets an
 error naming the field, and only that canary halts.
 """
@@ -19,6 +19,7 @@ from gitcanary.routers.gatewayapi import GatewayAPIRouter
 from gitcanary.routers.gloo import GlooRouter
 from gitcanary.routers.istio import IstioRouter
 from gitcanary.routers.kubernetes import KubernetesRouter
+from gitcanary.routers.kuma import KumaRouter
 from gitcanary.routers.nginx import NginxRouter
 from gitcanary.routers.smi import SMIRouter
 from gitcanary.routers.traefik import TraefikRouter
@@ -53,6 +54,7 @@ SUPPORTED = (
     "contour",
     "traefik",
     "gloo",
+    "kuma",
 )
 
 
@@ -79,6 +81,8 @@ def _router(provider: str) -> tuple[Router, Capabilities] | None:
         return TraefikRouter(), SPLIT
     if provider == "gloo":
         return GlooRouter(), INGRESS
+    if provider == "kuma":
+        return KumaRouter(), SPLIT
     return None
 
 
