@@ -93,6 +93,13 @@ MUTATIONS: list[tuple[str, str, str, str]] = [
     ("kuma mesh", "routers/kuma.py", '"mesh": canary.metadata.annotations.get(MESH_ANNOTATION, "default"),', '"mesh": "default",'),
     ("kuma sources", "routers/kuma.py", '"sources": [{"match": {"kuma.io/service": "*"}}],', ""),
     ("kuma destinations", "routers/kuma.py", '"destinations": [{"match": {"kuma.io/service": kuma_service(canary, name)}}],', '"destinations": [],'),
+    ("apisix priority", "routers/apisix.py", 'route["priority"] = MAX_PRIORITY', "pass"),
+    ("apisix primary backend", "routers/apisix.py", 'primary["serviceName"] = f"{apex}-primary"', "pass"),
+    ("apisix primary weight", "routers/apisix.py", 'primary["weight"] = primary_weight', "pass"),
+    ("apisix canary weight", "routers/apisix.py", 'second["weight"] = canary_weight', "pass"),
+    ("apisix canary port", "routers/apisix.py", 'second: dict[str, Any] = {"serviceName": f"{apex}-canary", "servicePort": primary.get("servicePort")}', 'second: dict[str, Any] = {"serviceName": f"{apex}-canary", "servicePort": 80}'),
+    ("apisix user annotations", "routers/apisix.py", 'metadata["annotations"] = dict(meta["annotations"])', "pass"),
+    ("apisix name", "routers/apisix.py", 'return f"{ref.name if ref else canary.service_name}-{canary.service_name}-canary"', 'return f"{canary.service_name}-canary"'),
     ("traefik port", "routers/traefik.py", 'name, port = canary.service_name, canary.spec.service.port', 'name, port = canary.service_name, 80'),
 ]
 

@@ -1358,15 +1358,86 @@ def _kuma_problems(objects: list[dict], canary: Mapping[str, Any], name: str, na
     return problems
 
 
+def _apisix_weights(objects: list[dict], service: str) -> Weights:
+    """APISIX: the generated `<route>-<svc>-canary` ApisixRoute's backend weights (it has priority
+    over the user's route, which keeps sending to the apex service)."""
+    found = [
+        o
+        for o in objects
+        if o.get("kind") == "ApisixRoute" and str(_get(o, "metadata", "name")).endswith(f"-{service}-canary")
+    ]
+    if not found:
+        return None, False, []
+    share: dict[str, int] = {}
+    for route in _get(found[0], "spec", "http") or []:
+        for backend in route.get("backends") or []:
+            share[backend.get("serviceName")] = backend.get("weight", 0)
+    return (share.get(f"{service}-primary", 0), share.get(f"{service}-canary", 0)), False, found
+
+
+def _apisix_problems(objects: list[dict], canary: Mapping[str, Any], name: str, namespace: str) -> list[str]:
+    """apisix.go: the user's http route whose backend is the apex, copied with priority 10000, its
+    backend the primary and a second backend the canary; the user's labels and annotations kept."""
+    ref = _get(canary, "spec", "routeRef", "name")
+    user = _named(objects, "ApisixRoute", ref)
+    generated = _named(objects, "ApisixRoute", f"{ref}-{name}-canary")
+    if len(user) != 1 or len(generated) != 1:
+        return [] if not generated else [f"ApisixRoute {namespace}/{ref} (the user's) is missing"]
+    obj = generated[0]
+    expected = copy.deepcopy(user[0].get("spec") or {})
+    target = [
+        r
+        for r in expected.get("http") or []
+        if any(b.get("serviceName") == name for b in r.get("backends") or [])
+    ]
+    problems = []
+    if not target:
+        return [f"ApisixRoute {namespace}/{ref} has no backend {name}"]
+    route = target[0]
+    route["priority"] = 10000
+    primary = route["backends"][0]
+    primary["serviceName"] = f"{name}-primary"
+    second = {"serviceName": f"{name}-canary", "servicePort": primary.get("servicePort")}
+    second.update({k: primary[k] for k in ("resolveGranularity", "subset") if primary.get(k)})
+    route["backends"].append(second)
+    expected["http"] = [route]
+    actual = copy.deepcopy(obj.get("spec") or {})
+    for r in actual.get("http") or []:
+        for backend in r.get("backends") or []:
+            backend.pop("weight", None)
+        for backend in route["backends"]:
+            backend.pop("weight", None)
+    if actual != expected:
+        problems.append(
+            f"{_name(obj)}: spec is {actual}, expected the user's route copied: {expected} (+ weights)"
+        )
+    backends = [b for r in _get(obj, "spec", "http") or [] for b in r.get("backends") or []]
+    if any("weight" not in b for b in backends):
+        problems.append(f"{_name(obj)}: a backend without weight (Flagger sets both)")
+    meta_user = user[0].get("metadata") or {}
+    labels = _get(obj, "metadata", "labels") or {}
+    for key, value in (meta_user.get("labels") or {}).items():
+        if labels.get(key) != value:
+            problems.append(f"{_name(obj)}: label {key} is {labels.get(key)!r}, expected {value!r}")
+    notes = _get(obj, "metadata", "annotations") or {}
+    if notes != (meta_user.get("annotations") or {}):
+        problems.append(
+            f"{_name(obj)}: annotations are {notes}, expected the user's {meta_user.get('annotations')}"
+        )
+    return problems
+
+
 ROUTER_WEIGHTS: dict[str, Callable[[list[dict], str], Weights]] = {
     "contour": _contour_weights,
     "traefik": _traefik_weights,
     "gloo": _gloo_weights,
     "kuma": _kuma_weights,
+    "apisix": _apisix_weights,
 }
 ROUTER_FIELDS: dict[str, Callable[[list[dict], Mapping[str, Any], str, str], list[str]]] = {
     "contour": _contour_problems,
     "traefik": _traefik_problems,
     "gloo": _gloo_problems,
     "kuma": _kuma_problems,
+    "apisix": _apisix_problems,
 }

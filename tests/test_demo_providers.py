@@ -64,6 +64,11 @@ def _sent(provider: str, name: str) -> str:
             Query("success-rate", "=", "backend", "prod", 4.0),
             Query("latency-p99", "=", "backend", "prod", 4.0),
         ),
+        (
+            "apisix",
+            Query("success-rate", "=", "backend", "prod", 4.0),
+            Query("latency-p99", "=", "backend", "prod", 4.0),
+        ),
         # Gateway API's builtins are Istio's (Flagger's default observer).
         (
             "gatewayapi:v1",
@@ -77,11 +82,16 @@ def test_simulator_recognizes_each_providers_builtins(provider: str, success: Qu
     assert recognize(_sent(provider, "request-duration")) == latency
 
 
-@pytest.mark.parametrize("example", ["gateway-api", "linkerd", "nginx", "contour", "traefik", "gloo", "kuma"])
+@pytest.mark.parametrize(
+    "example", ["gateway-api", "linkerd", "nginx", "contour", "traefik", "gloo", "kuma", "apisix"]
+)
 def test_simulator_reads_the_weights_each_router_writes(example: str) -> None:
     doc = yamlio.load((ROOT / "examples" / example / "apps/backend/canary.yaml").read_text())
     canary = Canary.model_validate(doc)
-    ingress = yamlio.load((ROOT / "examples/nginx/apps/backend/ingress.yaml").read_text())
+    user_object = (
+        "apisix/apps/backend/apisixroute.yaml" if example == "apisix" else "nginx/apps/backend/ingress.yaml"
+    )
+    ingress = yamlio.load((ROOT / "examples" / user_object).read_text())
     ingress["metadata"]["namespace"] = "prod"
     objects = router_for(canary, "canary.yaml").render(canary, 70, 30, ingress=ingress)
     # NGINX: the person's Ingress sends the rest to the apex Service (which selects the primary).
@@ -91,7 +101,7 @@ def test_simulator_reads_the_weights_each_router_writes(example: str) -> None:
 
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize(
-    "provider", ["gateway-api", "linkerd", "nginx", "contour", "traefik", "gloo", "kuma"]
+    "provider", ["gateway-api", "linkerd", "nginx", "contour", "traefik", "gloo", "kuma", "apisix"]
 )
 def test_demo_runs_against_each_example(provider: str, tmp_path: Path) -> None:
     out = io.StringIO()
@@ -111,6 +121,7 @@ def test_demo_runs_against_each_example(provider: str, tmp_path: Path) -> None:
         "traefik": "TraefikService",
         "gloo": "RouteTable",
         "kuma": "TrafficRoute",
+        "apisix": "ApisixRoute",
     }
     routing = (directory / "apps/backend-gitcanary/routing.yaml").read_text()
     assert f"kind: {kinds[provider]}" in routing

@@ -208,6 +208,7 @@ ROUTING_KINDS = (
     "RouteTable",
     "Upstream",
     "TrafficRoute",
+    "ApisixRoute",
 )
 
 

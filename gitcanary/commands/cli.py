@@ -1112,8 +1112,8 @@ def demo(
         str,
         typer.Option(
             help="Which example to run: istio, gateway-api (HTTPRoute), linkerd (TrafficSplit), nginx "
-            "(canary Ingress), contour (HTTPProxy), traefik (TraefikService), gloo (RouteTable) or kuma "
-            "(TrafficRoute)."
+            "(canary Ingress), contour (HTTPProxy), traefik (TraefikService), gloo (RouteTable), kuma "
+            "(TrafficRoute) or apisix (ApisixRoute)."
         ),
     ] = "istio",
     metrics: Annotated[

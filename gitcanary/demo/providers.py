@@ -69,6 +69,12 @@ def destinations(objects: Iterable[Obj], service: str) -> list[tuple[str, int]] 
             services = ((spec.get("routes") or [{}])[0]).get("services") or []
             return [(str(s.get("name")), int(s.get("weight", 0))) for s in services]
     for obj in objects:
+        name = str((obj.get("metadata") or {}).get("name"))
+        if obj.get("kind") == "ApisixRoute" and name.endswith(f"-{service}-canary"):
+            # APISIX: the generated route (priority 10000) wins over the person's route to the apex.
+            backends = [b for r in (obj.get("spec") or {}).get("http") or [] for b in r.get("backends") or []]
+            return [(str(b.get("serviceName")), int(b.get("weight", 0))) for b in backends]
+    for obj in objects:
         notes = (obj.get("metadata") or {}).get("annotations") or {}
         if obj.get("kind") == "Ingress" and notes.get(NGINX_CANARY) == "true":
             # The person's Ingress sends to the apex Service; the canary Ingress takes its weight.
@@ -94,6 +100,8 @@ def recognize_provider(text: str) -> tuple[str, str, str, str | None, float] | N
       (Contour, Gloo, Kuma).
     - Traefik's `traefik_service_request_duration_seconds_bucket` of the canary service: success rate
       with `code!~"5.."`, p99 latency under `histogram_quantile`.
+    - APISIX's `apisix_http_status` (success rate, `code!~"5.."`) and `apisix_http_latency_bucket`
+      (p99 latency) of the generated canary route.
     """
     window = _RANGE.search(text)
     if window is None:
@@ -115,6 +123,12 @@ def recognize_provider(text: str) -> tuple[str, str, str, str | None, float] | N
         else:
             return None
         return kind, deployment.group(1), deployment.group(2), ns, seconds
+    apisix = _APISIX.search(text)
+    if apisix is not None and ("apisix_http_status" in text or "apisix_http_latency_bucket" in text):
+        if "histogram_quantile" in text and "apisix_http_latency_bucket" in text:
+            return "latency-p99", "=", apisix.group(2), apisix.group(1), seconds
+        if re.search(r'code\s*!~\s*"5\.\."', text):
+            return "success-rate", "=", apisix.group(2), apisix.group(1), seconds
     traefik = _TRAEFIK.search(text)
     if traefik is not None and "traefik_service_request_duration_seconds_bucket" in text:
         if "histogram_quantile" in text:
@@ -133,6 +147,10 @@ def recognize_provider(text: str) -> tuple[str, str, str, str | None, float] | N
 
 # Traefik's builtins name the canary service `<namespace>-<target>-canary-<port>@kubernetescrd`.
 _TRAEFIK = re.compile(r'service\s*=~\s*"([a-z0-9]+(?:-[a-z0-9]+)*?)-([a-z0-9-]+)-canary-\[')
+
+# APISIX's builtins name the generated route `<namespace>_<routeRef>-<target>-canary_<http route>`
+# (the demo's routeRef has no hyphen).
+_APISIX = re.compile(r'route\s*=~\s*"([a-z0-9-]+)_[a-z0-9]*-([a-z0-9-]+)-canary_')
 
 # Envoy-based routers' builtins name the canary's upstream cluster, not a workload: (label, pattern
 # capturing namespace and service). The demo's examples name the apex service after the Deployment,

@@ -2,7 +2,7 @@
 
 Provider strings are Flagger's (its CRD's enum): `istio`, `linkerd`, `smi:v1alpha2`, `smi:v1alpha3`,
 `gatewayapi` / `gatewayapi:v1` / `gatewayapi:v1beta1`, `nginx`, `kubernetes`, `contour`,
-`traefik`, `gloo`, `kuma`. A canary that asks a
+`traefik`, `gloo`, `kuma`, `apisix`. A canary that asks a
 provider for something it cannot render (A/B on a TrafficSplit, mirroring on an Ingress) gets an
 error naming the field, and only that canary halts.
 """
@@ -13,6 +13,7 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass, replace
 
 from gitcanary.errors import SpecError
+from gitcanary.routers.apisix import ApisixRouter
 from gitcanary.routers.base import Router
 from gitcanary.routers.contour import ContourRouter
 from gitcanary.routers.gatewayapi import GatewayAPIRouter
@@ -55,6 +56,7 @@ SUPPORTED = (
     "traefik",
     "gloo",
     "kuma",
+    "apisix",
 )
 
 
@@ -83,6 +85,8 @@ def _router(provider: str) -> tuple[Router, Capabilities] | None:
         return GlooRouter(), INGRESS
     if provider == "kuma":
         return KumaRouter(), SPLIT
+    if provider == "apisix":
+        return ApisixRouter(), SPLIT
     return None
 
 
@@ -107,6 +111,10 @@ def resolve(canary: Canary, source: str) -> Router:
     if isinstance(router, NginxRouter) and canary.spec.ingress_ref is None:
         raise SpecError(
             source, "spec.ingressRef", "provider nginx needs the Ingress to clone into <name>-canary"
+        )
+    if isinstance(router, ApisixRouter) and canary.spec.route_ref is None:
+        raise SpecError(
+            source, "spec.routeRef", "provider apisix needs the ApisixRoute to copy into <route>-<svc>-canary"
         )
     if canary.spec.skip_analysis:
         return router

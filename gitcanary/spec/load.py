@@ -26,7 +26,6 @@ FLAGGER_GROUP = "flagger.app"
 UNSUPPORTED_FIELDS: dict[str, str] = {
     "spec.analysis.sessionAffinity": "session affinity is not rendered yet",
     "spec.revertOnDeletion": "deleting the canary leaves the generated objects in Git",
-    "spec.routeRef": "APISIX routes are not supported yet",
     "spec.upstreamRef": "the generated Gloo Upstreams do not copy another Upstream's settings yet",
     "spec.autoscalerRef.primaryScalerQueries": "KEDA scaler queries are not copied yet",
     "spec.autoscalerRef.primaryScalerReplicas": "primary scaler replicas are not applied yet",
@@ -38,6 +37,11 @@ UNSUPPORTED_FIELDS: dict[str, str] = {
     "spec.service.unmanagedMetadata": "unmanaged metadata is not honoured yet",
     "spec.service.backendTimeout": "backendTimeout is not rendered yet",
     "spec.service.meshName": "meshName is not used by the Istio router",
+}
+
+# Fields only some providers act on: under any other provider they are ignored, with a warning.
+PROVIDER_FIELDS: dict[str, tuple[str, ...]] = {
+    "spec.routeRef": ("apisix",),
 }
 
 
@@ -152,6 +156,11 @@ def load_canary(doc: dict[str, Any], source: str) -> LoadedCanary:
         f"{source}: {path}: {why} (ignored)"
         for path, why in UNSUPPORTED_FIELDS.items()
         if _present(doc, path)
+    )
+    warnings += tuple(
+        f"{source}: {path}: provider {canary.provider} does not use it (ignored)"
+        for path, providers in PROVIDER_FIELDS.items()
+        if _present(doc, path) and canary.provider not in providers
     )
     return LoadedCanary(canary, source, warnings)
 

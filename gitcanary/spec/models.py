@@ -140,6 +140,8 @@ class CanarySpec(_Model):
     autoscaler_ref: TargetRef | None = Field(None, alias="autoscalerRef")
     # NGINX: the user's Ingress that gitcanary clones into `<ingress>-canary`.
     ingress_ref: TargetRef | None = Field(None, alias="ingressRef")
+    # APISIX: the user's ApisixRoute that gitcanary copies into `<route>-<svc>-canary`.
+    route_ref: TargetRef | None = Field(None, alias="routeRef")
     service: CanaryService
     skip_analysis: bool = Field(False, alias="skipAnalysis")
     suspend: bool = False
