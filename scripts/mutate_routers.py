@@ -100,6 +100,12 @@ MUTATIONS: list[tuple[str, str, str, str]] = [
     ("apisix canary port", "routers/apisix.py", 'second: dict[str, Any] = {"serviceName": f"{apex}-canary", "servicePort": primary.get("servicePort")}', 'second: dict[str, Any] = {"serviceName": f"{apex}-canary", "servicePort": 80}'),
     ("apisix user annotations", "routers/apisix.py", 'metadata["annotations"] = dict(meta["annotations"])', "pass"),
     ("apisix name", "routers/apisix.py", 'return f"{ref.name if ref else canary.service_name}-{canary.service_name}-canary"', 'return f"{canary.service_name}-canary"'),
+    ("skipper primary backend", "routers/skipper.py", 'service["name"] = f"{apex}-primary"', "pass"),
+    ("skipper canary path", "routers/skipper.py", "paths.append(second)", "pass"),
+    ("skipper weights", "routers/skipper.py", 'annotations[BACKEND_WEIGHTS] = json.dumps(weights, sort_keys=True, separators=(",", ":"))', 'annotations[BACKEND_WEIGHTS] = "{}"'),
+    ("skipper Weight(100)", "routers/skipper.py", 'predicate = insert_predicate(annotations.get(PREDICATE, ""), ROUTE_WEIGHT)', 'predicate = annotations.get(PREDICATE, "")'),
+    ("skipper False()", "routers/skipper.py", "insert_predicate(predicate, ROUTE_DISABLE) if canary_weight == 0 else predicate", "predicate"),
+    ("skipper user annotations", "routers/skipper.py", 'annotations = {k: str(v) for k, v in (meta.get("annotations") or {}).items()}', "annotations: dict[str, str] = {}"),
     ("traefik port", "routers/traefik.py", 'name, port = canary.service_name, canary.spec.service.port', 'name, port = canary.service_name, 80'),
 ]
 

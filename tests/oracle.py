@@ -1427,12 +1427,91 @@ def _apisix_problems(objects: list[dict], canary: Mapping[str, Any], name: str, 
     return problems
 
 
+SKIPPER_WEIGHTS = "zalando.org/backend-weights"
+SKIPPER_PREDICATE = "zalando.org/skipper-predicate"
+
+
+def _skipper_insert(raw: str, insert: str) -> str:
+    """skipper_test.go Test_insertPredicate: `insert` first, the other predicates after it in order,
+    Weight(100) and False() dropped."""
+    rest = [p.strip() for p in raw.split("&&") if p.strip() and p.strip() not in ("Weight(100)", "False()")]
+    return " && ".join([insert, *rest])
+
+
+def _skipper_weights(objects: list[dict], service: str) -> Weights:
+    """Skipper: the canary Ingress's backend weights; a `False()` predicate turns it off, leaving the
+    user's Ingress (to the apex, the primary) serving everything."""
+    found = [
+        o
+        for o in objects
+        if o.get("kind") == "Ingress"
+        and f'"{service}-canary"' in ((_get(o, "metadata", "annotations") or {}).get(SKIPPER_WEIGHTS) or "")
+    ]
+    if not found:
+        return None, False, []
+    notes = _get(found[0], "metadata", "annotations") or {}
+    if "False()" in [p.strip() for p in notes.get(SKIPPER_PREDICATE, "").split("&&")]:
+        return (100, 0), False, found
+    weights = json.loads(notes[SKIPPER_WEIGHTS])
+    total = sum(weights.values()) or 1
+    pair = (
+        round(100 * weights.get(f"{service}-primary", 0) / total),
+        round(100 * weights.get(f"{service}-canary", 0) / total),
+    )
+    return pair, False, found
+
+
+def _skipper_problems(objects: list[dict], canary: Mapping[str, Any], name: str, namespace: str) -> list[str]:
+    """skipper.go: the user's Ingress with each apex path pointed at the primary and a copy to the
+    canary appended; its annotations kept, with the weights and the canary predicate."""
+    ref = _get(canary, "spec", "ingressRef", "name")
+    user = _named([o for o in objects if o.get("kind") == "Ingress"], "Ingress", ref)
+    generated = _named(objects, "Ingress", f"{ref}-canary")
+    if len(generated) != 1:
+        return []
+    if len(user) != 1:
+        return [f"Ingress {namespace}/{ref} (the user's) is missing"]
+    obj = generated[0]
+    expected = copy.deepcopy(user[0].get("spec") or {})
+    for rule in expected.get("rules") or []:
+        paths = _get(rule, "http", "paths") or []
+        for path in list(paths):
+            if _get(path, "backend", "service", "name") == name:
+                path["backend"]["service"]["name"] = f"{name}-primary"
+                second = copy.deepcopy(path)
+                second["backend"]["service"]["name"] = f"{name}-canary"
+                paths.append(second)
+    problems = []
+    if obj.get("spec") != expected:
+        problems.append(f"{_name(obj)}: spec is {obj.get('spec')}, expected {expected}")
+    notes = _get(obj, "metadata", "annotations") or {}
+    user_notes = {k: str(v) for k, v in (_get(user[0], "metadata", "annotations") or {}).items()}
+    for key, value in user_notes.items():
+        if key not in (SKIPPER_WEIGHTS, SKIPPER_PREDICATE) and notes.get(key) != value:
+            problems.append(f"{_name(obj)}: annotation {key} is {notes.get(key)!r}, expected {value!r}")
+    try:
+        weights = json.loads(notes.get(SKIPPER_WEIGHTS, ""))
+    except ValueError:
+        return [*problems, f"{_name(obj)}: {SKIPPER_WEIGHTS} is not JSON: {notes.get(SKIPPER_WEIGHTS)!r}"]
+    if sorted(weights) != [f"{name}-canary", f"{name}-primary"]:
+        problems.append(f"{_name(obj)}: {SKIPPER_WEIGHTS} names {sorted(weights)}")
+    predicate = _skipper_insert(user_notes.get(SKIPPER_PREDICATE, ""), "Weight(100)")
+    if weights.get(f"{name}-canary") == 0:
+        predicate = _skipper_insert(predicate, "False()")
+    if notes.get(SKIPPER_PREDICATE) != predicate:
+        problems.append(
+            f"{_name(obj)}: {SKIPPER_PREDICATE} is {notes.get(SKIPPER_PREDICATE)!r}, expected {predicate!r}"
+        )
+    return problems
+
+
 ROUTER_WEIGHTS: dict[str, Callable[[list[dict], str], Weights]] = {
     "contour": _contour_weights,
     "traefik": _traefik_weights,
     "gloo": _gloo_weights,
     "kuma": _kuma_weights,
     "apisix": _apisix_weights,
+    "skipper": _skipper_weights,
 }
 ROUTER_FIELDS: dict[str, Callable[[list[dict], Mapping[str, Any], str, str], list[str]]] = {
     "contour": _contour_problems,
@@ -1440,4 +1519,5 @@ ROUTER_FIELDS: dict[str, Callable[[list[dict], Mapping[str, Any], str, str], lis
     "gloo": _gloo_problems,
     "kuma": _kuma_problems,
     "apisix": _apisix_problems,
+    "skipper": _skipper_problems,
 }

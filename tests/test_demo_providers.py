@@ -69,6 +69,11 @@ def _sent(provider: str, name: str) -> str:
             Query("success-rate", "=", "backend", "prod", 4.0),
             Query("latency-p99", "=", "backend", "prod", 4.0),
         ),
+        (
+            "skipper",
+            Query("success-rate", "=", "backend", "prod", 4.0),
+            Query("latency-p99", "=", "backend", "prod", 4.0),
+        ),
         # Gateway API's builtins are Istio's (Flagger's default observer).
         (
             "gatewayapi:v1",
@@ -83,13 +88,16 @@ def test_simulator_recognizes_each_providers_builtins(provider: str, success: Qu
 
 
 @pytest.mark.parametrize(
-    "example", ["gateway-api", "linkerd", "nginx", "contour", "traefik", "gloo", "kuma", "apisix"]
+    "example", ["gateway-api", "linkerd", "nginx", "contour", "traefik", "gloo", "kuma", "apisix", "skipper"]
 )
 def test_simulator_reads_the_weights_each_router_writes(example: str) -> None:
     doc = yamlio.load((ROOT / "examples" / example / "apps/backend/canary.yaml").read_text())
     canary = Canary.model_validate(doc)
+    user_objects = {"apisix": "apisixroute.yaml", "skipper": "ingress.yaml"}
     user_object = (
-        "apisix/apps/backend/apisixroute.yaml" if example == "apisix" else "nginx/apps/backend/ingress.yaml"
+        f"{example}/apps/backend/{user_objects[example]}"
+        if example in user_objects
+        else ("nginx/apps/backend/ingress.yaml")
     )
     ingress = yamlio.load((ROOT / "examples" / user_object).read_text())
     ingress["metadata"]["namespace"] = "prod"
@@ -101,7 +109,7 @@ def test_simulator_reads_the_weights_each_router_writes(example: str) -> None:
 
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize(
-    "provider", ["gateway-api", "linkerd", "nginx", "contour", "traefik", "gloo", "kuma", "apisix"]
+    "provider", ["gateway-api", "linkerd", "nginx", "contour", "traefik", "gloo", "kuma", "apisix", "skipper"]
 )
 def test_demo_runs_against_each_example(provider: str, tmp_path: Path) -> None:
     out = io.StringIO()
@@ -122,6 +130,7 @@ def test_demo_runs_against_each_example(provider: str, tmp_path: Path) -> None:
         "gloo": "RouteTable",
         "kuma": "TrafficRoute",
         "apisix": "ApisixRoute",
+        "skipper": "Ingress",
     }
     routing = (directory / "apps/backend-gitcanary/routing.yaml").read_text()
     assert f"kind: {kinds[provider]}" in routing

@@ -1113,7 +1113,7 @@ def demo(
         typer.Option(
             help="Which example to run: istio, gateway-api (HTTPRoute), linkerd (TrafficSplit), nginx "
             "(canary Ingress), contour (HTTPProxy), traefik (TraefikService), gloo (RouteTable), kuma "
-            "(TrafficRoute) or apisix (ApisixRoute)."
+            "(TrafficRoute), apisix (ApisixRoute) or skipper (weighted canary Ingress)."
         ),
     ] = "istio",
     metrics: Annotated[

@@ -8,6 +8,7 @@ Flagger). Like the rest of the simulator it recognizes the shape of a query; it 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -17,6 +18,8 @@ from gitcanary.duration import parse_duration
 Obj = dict[str, Any]
 
 NGINX_CANARY = "nginx.ingress.kubernetes.io/canary"
+SKIPPER_WEIGHTS = "zalando.org/backend-weights"
+SKIPPER_PREDICATE = "zalando.org/skipper-predicate"
 
 
 def destinations(objects: Iterable[Obj], service: str) -> list[tuple[str, int]] | None:
@@ -69,6 +72,15 @@ def destinations(objects: Iterable[Obj], service: str) -> list[tuple[str, int]] 
             services = ((spec.get("routes") or [{}])[0]).get("services") or []
             return [(str(s.get("name")), int(s.get("weight", 0))) for s in services]
     for obj in objects:
+        notes = (obj.get("metadata") or {}).get("annotations") or {}
+        if obj.get("kind") == "Ingress" and SKIPPER_WEIGHTS in notes:
+            # Skipper: while the canary Ingress's predicate holds False() it is off, and the person's
+            # Ingress sends everything to the apex Service.
+            if "False()" in [p.strip() for p in str(notes.get(SKIPPER_PREDICATE, "")).split("&&")]:
+                return [(service, 100)]
+            weights = [(str(k), int(v)) for k, v in json.loads(notes[SKIPPER_WEIGHTS]).items()]
+            return sorted(weights, key=lambda pair: pair[0].endswith("-canary"))  # the primary first
+    for obj in objects:
         name = str((obj.get("metadata") or {}).get("name"))
         if obj.get("kind") == "ApisixRoute" and name.endswith(f"-{service}-canary"):
             # APISIX: the generated route (priority 10000) wins over the person's route to the apex.
@@ -102,6 +114,9 @@ def recognize_provider(text: str) -> tuple[str, str, str, str | None, float] | N
       with `code!~"5.."`, p99 latency under `histogram_quantile`.
     - APISIX's `apisix_http_status` (success rate, `code!~"5.."`) and `apisix_http_latency_bucket`
       (p99 latency) of the generated canary route.
+    - Skipper's `skipper_response_duration_seconds_bucket` (success rate, `code!~"5.."`) and
+      `skipper_serve_route_duration_seconds_sum` (mean latency, read as the simulator's latency) of the
+      canary Ingress's routes.
     """
     window = _RANGE.search(text)
     if window is None:
@@ -123,6 +138,12 @@ def recognize_provider(text: str) -> tuple[str, str, str, str | None, float] | N
         else:
             return None
         return kind, deployment.group(1), deployment.group(2), ns, seconds
+    skipper = _SKIPPER.search(text)
+    if skipper is not None:
+        if "skipper_serve_route_duration_seconds_sum" in text:
+            return "latency-p99", "=", skipper.group(2), skipper.group(1), seconds
+        if "skipper_response_duration_seconds_bucket" in text and re.search(r'code\s*!~\s*"5\.\."', text):
+            return "success-rate", "=", skipper.group(2), skipper.group(1), seconds
     apisix = _APISIX.search(text)
     if apisix is not None and ("apisix_http_status" in text or "apisix_http_latency_bucket" in text):
         if "histogram_quantile" in text and "apisix_http_latency_bucket" in text:
@@ -147,6 +168,12 @@ def recognize_provider(text: str) -> tuple[str, str, str, str | None, float] | N
 
 # Traefik's builtins name the canary service `<namespace>-<target>-canary-<port>@kubernetescrd`.
 _TRAEFIK = re.compile(r'service\s*=~\s*"([a-z0-9]+(?:-[a-z0-9]+)*?)-([a-z0-9-]+)-canary-\[')
+
+# Skipper's builtins name the routes of the canary Ingress:
+# `kube(ew)?_<ns>__<ingress>_canary__...__<svc>_canary`.
+_SKIPPER = re.compile(
+    r'route\s*=~\s*"kube\(ew\)\?_([a-z0-9-]+)__[a-z0-9-]+_canary__\.\*__([a-z0-9-]+)_canary'
+)
 
 # APISIX's builtins name the generated route `<namespace>_<routeRef>-<target>-canary_<http route>`
 # (the demo's routeRef has no hyphen).

@@ -2,7 +2,7 @@
 
 Provider strings are Flagger's (its CRD's enum): `istio`, `linkerd`, `smi:v1alpha2`, `smi:v1alpha3`,
 `gatewayapi` / `gatewayapi:v1` / `gatewayapi:v1beta1`, `nginx`, `kubernetes`, `contour`,
-`traefik`, `gloo`, `kuma`, `apisix`. A canary that asks a
+`traefik`, `gloo`, `kuma`, `apisix`, `skipper`. A canary that asks a
 provider for something it cannot render (A/B on a TrafficSplit, mirroring on an Ingress) gets an
 error naming the field, and only that canary halts.
 """
@@ -22,6 +22,7 @@ from gitcanary.routers.istio import IstioRouter
 from gitcanary.routers.kubernetes import KubernetesRouter
 from gitcanary.routers.kuma import KumaRouter
 from gitcanary.routers.nginx import NginxRouter
+from gitcanary.routers.skipper import SkipperRouter
 from gitcanary.routers.smi import SMIRouter
 from gitcanary.routers.traefik import TraefikRouter
 from gitcanary.spec.load import LoadedCanary
@@ -57,6 +58,7 @@ SUPPORTED = (
     "gloo",
     "kuma",
     "apisix",
+    "skipper",
 )
 
 
@@ -87,6 +89,8 @@ def _router(provider: str) -> tuple[Router, Capabilities] | None:
         return KumaRouter(), SPLIT
     if provider == "apisix":
         return ApisixRouter(), SPLIT
+    if provider == "skipper":
+        return SkipperRouter(), SPLIT
     return None
 
 
@@ -108,9 +112,9 @@ def resolve(canary: Canary, source: str) -> Router:
             "spec.service.gatewayRefs",
             f"provider {provider} needs the Gateways the HTTPRoute attaches to",
         )
-    if isinstance(router, NginxRouter) and canary.spec.ingress_ref is None:
+    if isinstance(router, NginxRouter | SkipperRouter) and canary.spec.ingress_ref is None:
         raise SpecError(
-            source, "spec.ingressRef", "provider nginx needs the Ingress to clone into <name>-canary"
+            source, "spec.ingressRef", f"provider {provider} needs the Ingress to clone into <name>-canary"
         )
     if isinstance(router, ApisixRouter) and canary.spec.route_ref is None:
         raise SpecError(
