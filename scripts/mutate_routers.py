@@ -106,6 +106,16 @@ MUTATIONS: list[tuple[str, str, str, str]] = [
     ("skipper Weight(100)", "routers/skipper.py", 'predicate = insert_predicate(annotations.get(PREDICATE, ""), ROUTE_WEIGHT)', 'predicate = annotations.get(PREDICATE, "")'),
     ("skipper False()", "routers/skipper.py", "insert_predicate(predicate, ROUTE_DISABLE) if canary_weight == 0 else predicate", "predicate"),
     ("skipper user annotations", "routers/skipper.py", 'annotations = {k: str(v) for k, v in (meta.get("annotations") or {}).items()}', "annotations: dict[str, str] = {}"),
+    ("appmesh dns", "routers/appmesh.py", '"serviceDiscovery": {"dns": {"hostname": f"{name}.{canary.namespace}.svc.cluster.local."}},', '"serviceDiscovery": {"dns": {"hostname": name}},'),
+    ("appmesh pod selector", "routers/appmesh.py", '"podSelector": {"matchLabels": {"app": pods}},', '"podSelector": {"matchLabels": {"app": canary.service_name}},'),
+    ("appmesh access log", "routers/appmesh.py", 'spec["logging"] = {"accessLog": {"file": {"path": "/dev/stdout"}}}', "pass"),
+    ("appmesh backends", "routers/appmesh.py", 'spec["backends"] = backends', "pass"),
+    ("appmesh listener timeout", "routers/appmesh.py", 'listener["timeout"] = {"http": timeout}', "pass"),
+    ("appmesh route timeout", "routers/appmesh.py", 'http["timeout"] = timeout', "pass"),
+    ("appmesh retry policy", "routers/appmesh.py", 'http["retryPolicy"] = retry', "pass"),
+    ("appmesh headers", "routers/appmesh.py", 'match["headers"] = headers', "pass"),
+    ("appmesh gateway expose", "routers/appmesh.py", 'gateway["gateway.appmesh.k8s.aws/expose"] = "true"', "pass"),
+    ("appmesh gateway retries", "routers/appmesh.py", 'gateway["gateway.appmesh.k8s.aws/retries"] = str(int(svc.retries["attempts"]))', "pass"),
     ("traefik port", "routers/traefik.py", 'name, port = canary.service_name, canary.spec.service.port', 'name, port = canary.service_name, 80'),
 ]
 

@@ -1505,6 +1505,179 @@ def _skipper_problems(objects: list[dict], canary: Mapping[str, Any], name: str,
     return problems
 
 
+def _appmesh_weights(objects: list[dict], service: str) -> Weights:
+    """App Mesh: the first route of the VirtualRouter `<svc>` (the A/B route `<svc>-a` when there is one)."""
+    found = _named(objects, "VirtualRouter", service)
+    if not found:
+        return None, False, []
+    route = (_get(found[0], "spec", "routes") or [{}])[0]
+    share = {
+        _get(t, "virtualNodeRef", "name"): t.get("weight", 0)
+        for t in _get(route, "httpRoute", "action", "weightedTargets") or []
+    }
+    return (share.get(f"{service}-primary", 0), share.get(f"{service}-canary", 0)), False, found
+
+
+def _go_ms(value: Any) -> int | None:
+    """Go's time.ParseDuration for the simple durations Canaries hold, in milliseconds."""
+    units = {"ms": 1, "s": 1000, "m": 60000, "h": 3600000}
+    text = str(value or "")
+    for unit in ("ms", "s", "m", "h"):
+        number = text.removesuffix(unit)
+        if number != text and number.replace(".", "", 1).isdigit():
+            return int(float(number) * units[unit])
+    return None
+
+
+def _appmesh_problems(objects: list[dict], canary: Mapping[str, Any], name: str, namespace: str) -> list[str]:
+    """appmesh_v1beta2.go: two VirtualNodes, the apex and the canary VirtualRouter and VirtualService."""
+    svc = _get(canary, "spec", "service") or {}
+    target = _get(canary, "spec", "targetRef", "name")
+    port = (
+        svc.get("targetPort")
+        if isinstance(svc.get("targetPort"), int) and svc.get("targetPort") > 0
+        else svc.get("port")
+    )
+    protocol = "grpc" if "grpc" in (svc.get("portName") or "http") else "http"
+    timeout_ms = _go_ms(svc.get("timeout"))
+    timeout = {"perRequest": {"unit": "ms", "value": timeout_ms}} if timeout_ms is not None else None
+    retries = svc.get("retries")
+    retry = None
+    if retries is not None:
+        per_try = _go_ms(retries.get("perTryTimeout"))
+        retry = {
+            "httpRetryEvents": retries["retryOn"].split(",") if retries.get("retryOn") else ["gateway-error"],
+            "maxRetries": retries.get("attempts") or 1,
+            "perRetryTimeout": {"unit": "ms", "value": per_try if per_try is not None else 250},
+        }
+    prefix = _get((svc.get("match") or [{}])[0], "uri", "prefix") or "/"
+    notes = _get(canary, "metadata", "annotations") or {}
+    problems: list[str] = []
+
+    def check(kind: str, obj_name: str, path: str, wanted: Any) -> None:
+        found = _named(objects, kind, obj_name)
+        if len(found) != 1:
+            problems.append(f"{kind} {namespace}/{obj_name}: {len(found)} rendered, expected 1")
+            return
+        actual = _get(found[0], *path.split(".")) if path else found[0].get("spec")
+        if actual != wanted:
+            problems.append(f"{_name(found[0])}: {path or 'spec'} is {actual}, expected {wanted}")
+
+    for role, pods in (("primary", f"{target}-primary"), ("canary", target)):
+        listener: dict[str, Any] = {"portMapping": {"port": port, "protocol": protocol}}
+        if timeout is not None:
+            listener["timeout"] = {"http": timeout}
+        spec: dict[str, Any] = {
+            "listeners": [listener],
+            "serviceDiscovery": {"dns": {"hostname": f"{name}-{role}.{namespace}.svc.cluster.local."}},
+            "podSelector": {"matchLabels": {"app": pods}},
+        }
+        if notes.get("appmesh.flagger.app/accesslog") == "enabled":
+            spec["logging"] = {"accessLog": {"file": {"path": "/dev/stdout"}}}
+        if svc.get("backends"):
+            spec["backends"] = [
+                {
+                    "virtualService": {"virtualServiceARN": b}
+                    if b.startswith("arn:aws")
+                    else {"virtualServiceRef": {"name": b}}
+                }
+                for b in svc["backends"]
+            ]
+        check("VirtualNode", f"{name}-{role}", "", spec)
+
+    def route(route_name: str, targets: list[str], headers: list | None = None) -> dict:
+        match: dict[str, Any] = {"prefix": prefix, **({"headers": headers} if headers else {})}
+        http: dict[str, Any] = {"match": match}
+        if timeout is not None:
+            http["timeout"] = timeout
+        if retry is not None:
+            http["retryPolicy"] = retry
+        return {"name": route_name, "httpRoute": http, "targets": targets}
+
+    ab = _get(canary, "spec", "analysis", "match") or []
+    if ab:
+        headers = [
+            {"name": h, "match": {k: v[k] for k in ("exact", "prefix", "regex", "suffix") if v.get(k)}}
+            for condition in ab
+            for h, v in (condition.get("headers") or {}).items()
+        ]
+        apex_routes = [
+            {**route(f"{name}-a", [f"{name}-canary", f"{name}-primary"], headers), "priority": 10},
+            {**route(f"{name}-b", [f"{name}-primary"]), "priority": 20},
+        ]
+    else:
+        apex_routes = [route(name, [f"{name}-canary", f"{name}-primary"])]
+    gateway = {}
+    if svc.get("hosts"):
+        gateway = {
+            "gateway.appmesh.k8s.aws/expose": "true",
+            "gateway.appmesh.k8s.aws/domain": "".join(f"{h}," for h in svc["hosts"]),
+        }
+        if svc.get("timeout"):
+            gateway["gateway.appmesh.k8s.aws/timeout"] = svc["timeout"]
+        if retries and (retries.get("attempts") or 0) > 0:
+            gateway["gateway.appmesh.k8s.aws/retries"] = str(retries["attempts"])
+    canary_routes = [route(f"{name}-canary", [f"{name}-canary", f"{name}-primary"])]
+    for router_name, routes, wanted_notes in (
+        (name, apex_routes, gateway),
+        (f"{name}-canary", canary_routes, {}),
+    ):
+        check(
+            "VirtualService",
+            router_name,
+            "spec",
+            {"provider": {"virtualRouter": {"virtualRouterRef": {"name": router_name}}}},
+        )
+        found = _named(objects, "VirtualService", router_name)
+        got_notes = (_get(found[0], "metadata", "annotations") or {}) if found else None
+        if found and got_notes != wanted_notes:
+            problems.append(f"{_name(found[0])}: annotations are {got_notes}, expected {wanted_notes}")
+        routers = _named(objects, "VirtualRouter", router_name)
+        if len(routers) != 1:
+            problems.append(f"VirtualRouter {namespace}/{router_name} is missing")
+            continue
+        listeners = _get(routers[0], "spec", "listeners")
+        if listeners != [{"portMapping": {"port": port, "protocol": protocol}}]:
+            problems.append(f"{_name(routers[0])}: listeners are {listeners}")
+        actual_routes = _get(routers[0], "spec", "routes") or []
+        stripped = []
+        for r in actual_routes:
+            r = copy.deepcopy(r)
+            targets = [
+                _get(t, "virtualNodeRef", "name")
+                for t in _get(r, "httpRoute", "action", "weightedTargets") or []
+            ]
+            (r.get("httpRoute") or {}).pop("action", None)
+            stripped.append({**r, "targets": targets})
+        if stripped != routes:
+            problems.append(f"{_name(routers[0])}: routes are {stripped}, expected {routes} (+ weights)")
+    canary_router = _named(objects, "VirtualRouter", f"{name}-canary")
+    if canary_router and _appmesh_weights(canary_router, f"{name}-canary")[0] is not None:
+        weights = {
+            _get(t, "virtualNodeRef", "name"): t.get("weight")
+            for t in _get(
+                (_get(canary_router[0], "spec", "routes") or [{}])[0],
+                "httpRoute",
+                "action",
+                "weightedTargets",
+            )
+            or []
+        }
+        if weights != {f"{name}-canary": 100, f"{name}-primary": 0}:
+            problems.append(f"{_name(canary_router[0])}: weights are {weights}, expected all to the canary")
+    if ab:
+        apex_router = _named(objects, "VirtualRouter", name)
+        rest = (_get(apex_router[0], "spec", "routes") or [{}, {}])[1:2] if apex_router else []
+        weights = [
+            t.get("weight") for r in rest for t in _get(r, "httpRoute", "action", "weightedTargets") or []
+        ]
+        if weights != [100]:
+            problems.append(
+                f"VirtualRouter {namespace}/{name}: route {name}-b weights are {weights}, expected [100]"
+            )
+    return problems
+
+
 ROUTER_WEIGHTS: dict[str, Callable[[list[dict], str], Weights]] = {
     "contour": _contour_weights,
     "traefik": _traefik_weights,
@@ -1512,6 +1685,7 @@ ROUTER_WEIGHTS: dict[str, Callable[[list[dict], str], Weights]] = {
     "kuma": _kuma_weights,
     "apisix": _apisix_weights,
     "skipper": _skipper_weights,
+    "appmesh:v1beta2": _appmesh_weights,
 }
 ROUTER_FIELDS: dict[str, Callable[[list[dict], Mapping[str, Any], str, str], list[str]]] = {
     "contour": _contour_problems,
@@ -1520,4 +1694,5 @@ ROUTER_FIELDS: dict[str, Callable[[list[dict], Mapping[str, Any], str, str], lis
     "kuma": _kuma_problems,
     "apisix": _apisix_problems,
     "skipper": _skipper_problems,
+    "appmesh:v1beta2": _appmesh_problems,
 }

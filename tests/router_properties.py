@@ -40,6 +40,7 @@ def canaries(
     header_kinds: tuple[str, ...] = ("exact", "prefix", "suffix"),
     ab: bool = True,
     extra_spec: dict[str, Any] | None = None,
+    retry_events: tuple[str, ...] = ("5xx", "gateway-error", "connect-failure"),
 ) -> dict:
     """A Canary document for `provider`, with the strategy and spec.service fields drawn."""
     name = draw(NAMES)
@@ -56,7 +57,7 @@ def canaries(
             retries["retryOn"] = ",".join(
                 draw(
                     st.lists(
-                        st.sampled_from(["5xx", "gateway-error", "connect-failure"]),
+                        st.sampled_from(retry_events),
                         min_size=1,
                         max_size=3,
                         unique=True,

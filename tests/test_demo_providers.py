@@ -74,6 +74,11 @@ def _sent(provider: str, name: str) -> str:
             Query("success-rate", "=", "backend", "prod", 4.0),
             Query("latency-p99", "=", "backend", "prod", 4.0),
         ),
+        (
+            "appmesh:v1beta2",
+            Query("success-rate", "=", "backend", "prod", 4.0),
+            Query("latency-p99", "=", "backend", "prod", 4.0),
+        ),
         # Gateway API's builtins are Istio's (Flagger's default observer).
         (
             "gatewayapi:v1",
@@ -88,7 +93,8 @@ def test_simulator_recognizes_each_providers_builtins(provider: str, success: Qu
 
 
 @pytest.mark.parametrize(
-    "example", ["gateway-api", "linkerd", "nginx", "contour", "traefik", "gloo", "kuma", "apisix", "skipper"]
+    "example",
+    ["gateway-api", "linkerd", "nginx", "contour", "traefik", "gloo", "kuma", "apisix", "skipper", "appmesh"],
 )
 def test_simulator_reads_the_weights_each_router_writes(example: str) -> None:
     doc = yamlio.load((ROOT / "examples" / example / "apps/backend/canary.yaml").read_text())
@@ -109,7 +115,8 @@ def test_simulator_reads_the_weights_each_router_writes(example: str) -> None:
 
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize(
-    "provider", ["gateway-api", "linkerd", "nginx", "contour", "traefik", "gloo", "kuma", "apisix", "skipper"]
+    "provider",
+    ["gateway-api", "linkerd", "nginx", "contour", "traefik", "gloo", "kuma", "apisix", "skipper", "appmesh"],
 )
 def test_demo_runs_against_each_example(provider: str, tmp_path: Path) -> None:
     out = io.StringIO()
@@ -131,6 +138,7 @@ def test_demo_runs_against_each_example(provider: str, tmp_path: Path) -> None:
         "kuma": "TrafficRoute",
         "apisix": "ApisixRoute",
         "skipper": "Ingress",
+        "appmesh": "VirtualRouter",
     }
     routing = (directory / "apps/backend-gitcanary/routing.yaml").read_text()
     assert f"kind: {kinds[provider]}" in routing

@@ -209,6 +209,8 @@ ROUTING_KINDS = (
     "Upstream",
     "TrafficRoute",
     "ApisixRoute",
+    "VirtualNode",
+    "VirtualRouter",
 )
 
 

@@ -1113,7 +1113,8 @@ def demo(
         typer.Option(
             help="Which example to run: istio, gateway-api (HTTPRoute), linkerd (TrafficSplit), nginx "
             "(canary Ingress), contour (HTTPProxy), traefik (TraefikService), gloo (RouteTable), kuma "
-            "(TrafficRoute), apisix (ApisixRoute) or skipper (weighted canary Ingress)."
+            "(TrafficRoute), apisix (ApisixRoute), skipper (weighted canary Ingress) or appmesh (App Mesh "
+            "VirtualRouter)."
         ),
     ] = "istio",
     metrics: Annotated[

@@ -67,6 +67,15 @@ def destinations(objects: Iterable[Obj], service: str) -> list[tuple[str, int]] 
                 )
                 for s in split
             ]
+        if obj.get("kind") == "VirtualRouter" and name == service:
+            # App Mesh: the first route's targets are the VirtualNodes `<svc>-primary`, `<svc>-canary`,
+            # named after (and discovering by DNS) the Services of the same names.
+            route = (spec.get("routes") or [{}])[0]
+            targets = ((route.get("httpRoute") or {}).get("action") or {}).get("weightedTargets") or []
+            pairs = [
+                (str((t.get("virtualNodeRef") or {}).get("name")), int(t.get("weight", 0))) for t in targets
+            ]
+            return sorted(pairs, key=lambda pair: pair[0].endswith("-canary"))  # the primary first
         if obj.get("kind") == "HTTPProxy" and name == service:
             # Contour: the first route; an unset weight is 0 once another service has one.
             services = ((spec.get("routes") or [{}])[0]).get("services") or []
@@ -117,6 +126,7 @@ def recognize_provider(text: str) -> tuple[str, str, str, str | None, float] | N
     - Skipper's `skipper_response_duration_seconds_bucket` (success rate, `code!~"5.."`) and
       `skipper_serve_route_duration_seconds_sum` (mean latency, read as the simulator's latency) of the
       canary Ingress's routes.
+    - App Mesh's Envoy counters (`envoy_cluster_upstream_rq`) of the canary's pods.
     """
     window = _RANGE.search(text)
     if window is None:
@@ -156,6 +166,14 @@ def recognize_provider(text: str) -> tuple[str, str, str, str | None, float] | N
             return "latency-p99", "=", traefik.group(2), traefik.group(1), seconds
         if re.search(r'code\s*!~\s*"5\.\."', text):
             return "success-rate", "=", traefik.group(2), traefik.group(1), seconds
+    pods = _APPMESH.search(text)
+    if pods is not None and "envoy_cluster_upstream_rq" in text:
+        namespace = _APPMESH_NAMESPACE.search(text)
+        ns_name = namespace.group(1) if namespace else None
+        if "envoy_cluster_upstream_rq_time_bucket" in text and "histogram_quantile" in text:
+            return "latency-p99", "=", pods.group(1), ns_name, seconds
+        if re.search(r'envoy_response_code\s*!~\s*"5\.\*"', text):
+            return "success-rate", "=", pods.group(1), ns_name, seconds
     envoy = _envoy_query(text, seconds)
     if envoy is not None:
         return envoy
@@ -178,6 +196,10 @@ _SKIPPER = re.compile(
 # APISIX's builtins name the generated route `<namespace>_<routeRef>-<target>-canary_<http route>`
 # (the demo's routeRef has no hyphen).
 _APISIX = re.compile(r'route\s*=~\s*"([a-z0-9-]+)_[a-z0-9]*-([a-z0-9-]+)-canary_')
+
+# App Mesh's builtins select the canary's pods `<target>-<hash>-<id>` in a namespace.
+_APPMESH = re.compile(r'kubernetes_pod_name\s*=~\s*"([a-z0-9-]+)-\[0-9a-zA-Z\]\+')
+_APPMESH_NAMESPACE = re.compile(r'kubernetes_namespace\s*=\s*"([a-z0-9-]+)"')
 
 # Envoy-based routers' builtins name the canary's upstream cluster, not a workload: (label, pattern
 # capturing namespace and service). The demo's examples name the apex service after the Deployment,

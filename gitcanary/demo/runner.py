@@ -57,6 +57,7 @@ PROVIDERS = (
     "kuma",
     "apisix",
     "skipper",
+    "appmesh",
 )
 # `gitcanary demo --metrics M`: which backend the example's error-rate MetricTemplate queries.
 METRICS = ("prometheus", "graphite")

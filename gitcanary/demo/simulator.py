@@ -185,7 +185,9 @@ def route(
 
     destinations: list[tuple[str, int]] = []
     for obj in objects:
-        if obj.get("kind") != "VirtualService":
+        # Istio's VirtualService (App Mesh has a kind of the same name, read in providers.py).
+        istio = str(obj.get("apiVersion")).startswith("networking.istio.io/")
+        if obj.get("kind") != "VirtualService" or not istio:
             continue
         spec = obj.get("spec") or {}
         if service not in (spec.get("hosts") or []) and obj["metadata"]["name"] != service:

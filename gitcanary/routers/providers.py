@@ -2,7 +2,8 @@
 
 Provider strings are Flagger's (its CRD's enum): `istio`, `linkerd`, `smi:v1alpha2`, `smi:v1alpha3`,
 `gatewayapi` / `gatewayapi:v1` / `gatewayapi:v1beta1`, `nginx`, `kubernetes`, `contour`,
-`traefik`, `gloo`, `kuma`, `apisix`, `skipper`. A canary that asks a
+`traefik`, `gloo`, `kuma`, `apisix`, `skipper`,
+`appmesh:v1beta2`. A canary that asks a
 provider for something it cannot render (A/B on a TrafficSplit, mirroring on an Ingress) gets an
 error naming the field, and only that canary halts.
 """
@@ -14,6 +15,7 @@ from dataclasses import dataclass, replace
 
 from gitcanary.errors import SpecError
 from gitcanary.routers.apisix import ApisixRouter
+from gitcanary.routers.appmesh import AppMeshRouter
 from gitcanary.routers.base import Router
 from gitcanary.routers.contour import ContourRouter
 from gitcanary.routers.gatewayapi import GatewayAPIRouter
@@ -59,6 +61,7 @@ SUPPORTED = (
     "kuma",
     "apisix",
     "skipper",
+    "appmesh:v1beta2",
 )
 
 
@@ -91,6 +94,8 @@ def _router(provider: str) -> tuple[Router, Capabilities] | None:
         return ApisixRouter(), SPLIT
     if provider == "skipper":
         return SkipperRouter(), SPLIT
+    if provider == "appmesh:v1beta2":
+        return AppMeshRouter(), INGRESS
     return None
 
 

@@ -29,7 +29,6 @@ UNSUPPORTED_FIELDS: dict[str, str] = {
     "spec.upstreamRef": "the generated Gloo Upstreams do not copy another Upstream's settings yet",
     "spec.autoscalerRef.primaryScalerQueries": "KEDA scaler queries are not copied yet",
     "spec.autoscalerRef.primaryScalerReplicas": "primary scaler replicas are not applied yet",
-    "spec.service.backends": "extra backends are not rendered yet",
     "spec.service.mirror": "mirroring is not rendered yet",
     "spec.service.delegation": "VirtualService delegation is not rendered yet",
     "spec.service.headless": "headless services are not rendered yet",
@@ -42,6 +41,7 @@ UNSUPPORTED_FIELDS: dict[str, str] = {
 # Fields only some providers act on: under any other provider they are ignored, with a warning.
 PROVIDER_FIELDS: dict[str, tuple[str, ...]] = {
     "spec.routeRef": ("apisix",),
+    "spec.service.backends": ("appmesh:v1beta2",),
 }
 
 

@@ -130,6 +130,8 @@ class CanaryService(_Model):
     canary: dict[str, Any] | None = None
     # Gateway API: the Gateways the generated HTTPRoute attaches to (its `parentRefs`).
     gateway_refs: list[dict[str, Any]] = Field(default_factory=list, alias="gatewayRefs")
+    # App Mesh: the virtual services (names or ARNs) the VirtualNodes may call.
+    backends: list[str] = Field(default_factory=list)
 
 
 class CanarySpec(_Model):

@@ -2,7 +2,8 @@
 
 Custom resources gitcanary knows (Flagger Canary/MetricTemplate, Istio VirtualService/DestinationRule,
 Gateway API HTTPRoute, SMI TrafficSplit, Contour HTTPProxy, Traefik TraefikService,
-Gloo RouteTable and Upstream, Kuma TrafficRoute, APISIX ApisixRoute)
+Gloo RouteTable and Upstream, Kuma TrafficRoute, APISIX ApisixRoute,
+App Mesh VirtualNode, VirtualRouter and VirtualService)
 are checked with jsonschema against the CRD schemas shipped in ``gitcanary/schemas/``; built-in
 Kubernetes kinds against kubernetes-validate's schemas. Both are strict: a field the schema does not
 declare is an error, as it is when Flux server-side applies the object.
@@ -37,6 +38,7 @@ _SCHEMA_FILES = (
     "gloo.json",
     "kuma.json",
     "apisix.json",
+    "appmesh.json",
 )
 _IDENTIFIER = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$-]*$")
 # Root fields every Kubernetes object has, whether or not a CRD schema declares them.
