@@ -7,6 +7,8 @@ its tests); the schema is APISIX's ApisixRoute CRD (tests/data/crds/apisix.json)
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -67,7 +69,9 @@ def test_every_canary_renders_a_valid_canary_apisixroute(
     canary = load_canary(doc, "canary.yaml").canary
     user = data.draw(user_routes(canary.service_name, canary.namespace))
     router = router_for(canary, "canary.yaml")
+    before = copy.deepcopy(user)
     objects = router.render(canary, *weights, ingress=user)
+    assert user == before  # the user's own object is never changed
     (generated,) = objects
     assert generated["metadata"]["name"] == f"web-{canary.service_name}-canary"
     for obj in objects:

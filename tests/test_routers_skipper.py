@@ -7,6 +7,7 @@ its tests); the schema is Kubernetes' Ingress (kubernetes-validate).
 
 from __future__ import annotations
 
+import copy
 import json
 
 from hypothesis import given, settings
@@ -60,7 +61,9 @@ def test_every_canary_renders_a_valid_weighted_canary_ingress(
     canary = load_canary(doc, "canary.yaml").canary
     user = data.draw(user_ingresses(canary.service_name, canary.namespace))
     router = router_for(canary, "canary.yaml")
+    before = copy.deepcopy(user)
     objects = router.render(canary, *weights, ingress=user)
+    assert user == before  # the user's own object is never changed
     (generated,) = objects
     for obj in objects:
         assert schema_problems(obj) == [], obj
