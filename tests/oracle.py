@@ -14,7 +14,7 @@ import functools
 import json
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -512,10 +512,15 @@ def _validator(crd_dir: str, api_version: str, kind: str) -> jsonschema.Draft202
 
 
 def _allow_nullable(node: Any) -> None:
-    """OpenAPI ``nullable: true`` -> JSON Schema type [..., "null"]."""
+    """OpenAPI ``nullable: true`` -> JSON Schema type [..., "null"]; OpenAPI 3.0's boolean
+    ``exclusiveMaximum``/``exclusiveMinimum`` (Contour's ports) -> JSON Schema's numeric bound."""
     if isinstance(node, dict):
         if node.get("nullable") is True and isinstance(node.get("type"), str):
             node["type"] = [node["type"], "null"]
+        for bound, limit in (("exclusiveMaximum", "maximum"), ("exclusiveMinimum", "minimum")):
+            exclusive = isinstance(node.get(bound), bool) and node.pop(bound)
+            if exclusive and isinstance(node.get(limit), int | float):
+                node[bound] = node.pop(limit)
         for key, child in node.items():
             if key == "properties":
                 for prop in child.values():
@@ -595,6 +600,11 @@ def routed_weights(
             return None, False, []
         backends = {b.get("service"): b.get("weight", 0) for b in _get(found[0], "spec", "backends") or []}
         return (backends.get(f"{service}-primary", 0), backends.get(f"{service}-canary", 0)), False, found
+    if provider in ROUTER_WEIGHTS:
+        # Kuma's TrafficRoute is cluster-scoped: no namespace.
+        return ROUTER_WEIGHTS[provider](
+            [o for o in objects if _get(o, "metadata", "namespace") in (None, namespace)], service
+        )
     if provider == "nginx":
         name = f"{ingress}-canary"
         found = [o for o in ours if o.get("kind") == "Ingress" and _get(o, "metadata", "name") == name]
@@ -850,6 +860,9 @@ def service_field_problems(
                         (ref or {}).get("name"),
                         f"{name}-canary",
                     )
+    if provider in ROUTER_FIELDS:
+        scoped = [o for o in objects if _get(o, "metadata", "namespace") in (None, namespace)]
+        problems.extend(ROUTER_FIELDS[provider](scoped, canary, name, namespace))
     return problems
 
 
@@ -1061,3 +1074,625 @@ def assert_story(
             weights=None if phase == "Initializing" else (100 - weight, weight),
             **invariant,
         )
+
+
+# -- the routers beyond Istio, Gateway API, SMI and NGINX ------------------------------------------
+#
+# Each restates, from the Canary document alone, what Flagger's router (pkg/router/<name>.go) writes,
+# as its router tests pin it (tests/data/flagger_router_cases.yaml); `ROUTER_WEIGHTS` reads the
+# weights back as that proxy would apply them, `ROUTER_FIELDS` checks every other rendered field.
+
+Weights = tuple[tuple[int, int] | None, bool, list[dict]]
+
+
+def _named(objects: list[dict], kind: str, name: str) -> list[dict]:
+    return [o for o in objects if o.get("kind") == kind and _get(o, "metadata", "name") == name]
+
+
+def _contour_weights(objects: list[dict], service: str) -> Weights:
+    """Contour: the first route's services; when none has a weight they share equally, otherwise an
+    unset weight is 0 (Contour's HTTPProxy documentation)."""
+    found = _named(objects, "HTTPProxy", service)
+    if not found:
+        return None, False, []
+    services = ((_get(found[0], "spec", "routes") or [{}])[0]).get("services") or []
+    weighted = [s for s in services if not s.get("mirror")]
+    if not any(s.get("weight") for s in weighted):
+        share = {s.get("name"): 100 // max(len(weighted), 1) for s in weighted}
+    else:
+        share = {s.get("name"): s.get("weight", 0) for s in weighted}
+    mirrored = any(s.get("mirror") and s.get("name") == f"{service}-canary" for s in services)
+    pair = (share.get(f"{service}-primary", 0), share.get(f"{service}-canary", 0))
+    return pair, mirrored, found
+
+
+def _contour_problems(objects: list[dict], canary: Mapping[str, Any], name: str, namespace: str) -> list[str]:
+    """contour.go: Reconcile/SetRoutes' HTTPProxySpec, from the Canary's spec.service and match."""
+    found = _named(objects, "HTTPProxy", name)
+    if len(found) != 1:
+        return []
+    proxy = found[0]
+    svc = _get(canary, "spec", "service") or {}
+    prefix = _get((svc.get("match") or [{}])[0], "uri", "prefix") or "/"
+    base: dict[str, Any] = {}
+    if svc.get("timeout"):
+        base["timeoutPolicy"] = {"response": svc["timeout"], "idle": "5m"}
+    retries = svc.get("retries")
+    if retries:
+        policy: dict[str, Any] = {"count": retries.get("attempts", 0)}
+        if retries.get("perTryTimeout"):
+            policy["perTryTimeout"] = retries["perTryTimeout"]
+        if retries.get("retryOn"):
+            policy["retryOn"] = retries["retryOn"].split(",")
+        base["retryPolicy"] = policy
+    conditions = [[{"prefix": prefix}]]
+    ab = _get(canary, "spec", "analysis", "match") or []
+    if ab:
+        headers = []
+        for condition in ab:
+            for header, value in (condition.get("headers") or {}).items():
+                if value.get("prefix") or value.get("suffix"):
+                    match = {"name": header, "contains": value.get("prefix") or value.get("suffix")}
+                else:
+                    match = {"name": header, "exact": value.get("exact")}
+                headers.append({"prefix": prefix, "header": match})
+        conditions = [headers, [{"prefix": prefix}]]
+    problems = []
+    routes = _get(proxy, "spec", "routes") or []
+    if len(routes) != len(conditions):
+        problems.append(f"{_name(proxy)}: {len(routes)} routes, expected {len(conditions)}")
+    for index, (route, wanted) in enumerate(zip(routes, conditions, strict=False)):
+        where = f"{_name(proxy)}: spec.routes[{index}]"
+        if route.get("conditions") != wanted:
+            problems.append(f"{where}.conditions is {route.get('conditions')}, expected {wanted}")
+        for key in ("timeoutPolicy", "retryPolicy"):
+            if route.get(key) != base.get(key):
+                problems.append(f"{where}.{key} is {route.get(key)}, expected {base.get(key)}")
+        extra = set(route) - {"conditions", "services", "timeoutPolicy", "retryPolicy"}
+        if extra:
+            problems.append(f"{where}: fields Flagger does not render: {sorted(extra)}")
+        services = route.get("services") or []
+        names = [s.get("name") for s in services]
+        if names != [f"{name}-primary", f"{name}-canary"]:
+            problems.append(f"{where}.services are {names}, expected {name}-primary, {name}-canary")
+        for s_index, service in enumerate(services):
+            host = f"{service.get('name')}.{namespace}.svc.cluster.local:{svc.get('port')}"
+            wanted_service = {
+                "name": service.get("name"),
+                "port": svc.get("port"),
+                "requestHeadersPolicy": {"set": [{"name": "l5d-dst-override", "value": host}]},
+            }
+            got = {k: v for k, v in service.items() if k != "weight"}
+            if got != wanted_service:
+                problems.append(f"{where}.services[{s_index}] is {got}, expected {wanted_service} (+ weight)")
+        if index == 1 and _contour_weights([{**proxy, "spec": {"routes": [route]}}], name)[0] != (100, 0):
+            problems.append(f"{where}: the everyone-else route does not send everything to the primary")
+    problems.extend(_apex_metadata_problems(proxy, svc))
+    return problems
+
+
+def _apex_metadata_problems(obj: dict, svc: Mapping[str, Any]) -> list[str]:
+    """Flagger's routers label and annotate their apex object with service.apex's metadata."""
+    apex = svc.get("apex") or {}
+    labels = _get(obj, "metadata", "labels") or {}
+    notes = _get(obj, "metadata", "annotations") or {}
+    problems = [
+        f"{_name(obj)}: metadata.labels.{k} is {labels.get(k)!r}, expected {v!r} (service.apex)"
+        for k, v in (apex.get("labels") or {}).items()
+        if labels.get(k) != v
+    ]
+    if (notes or None) != (apex.get("annotations") or None):
+        problems.append(f"{_name(obj)}: metadata.annotations is {notes}, expected {apex.get('annotations')}")
+    return problems
+
+
+def _traefik_weights(objects: list[dict], service: str) -> Weights:
+    """Traefik's weighted round robin: an unset weight is 1 (Traefik's WeightedRoundRobin docs)."""
+    found = _named(objects, "TraefikService", service)
+    if not found:
+        return None, False, []
+    services = _get(found[0], "spec", "weighted", "services") or []
+    share = {s.get("name"): s.get("weight", 1) for s in services}
+    total = sum(share.values()) or 1
+    pair = (
+        round(100 * share.get(f"{service}-primary", 0) / total),
+        round(100 * share.get(f"{service}-canary", 0) / total),
+    )
+    return pair, False, found
+
+
+def _traefik_problems(objects: list[dict], canary: Mapping[str, Any], name: str, namespace: str) -> list[str]:
+    """traefik.go: the primary, then the canary while it has a weight, on service.port in the
+    canary's namespace; nothing else in the spec."""
+    found = _named(objects, "TraefikService", name)
+    if len(found) != 1:
+        return []
+    obj = found[0]
+    svc = _get(canary, "spec", "service") or {}
+    problems = []
+    if set(obj.get("spec") or {}) != {"weighted"} or set(_get(obj, "spec", "weighted") or {}) != {"services"}:
+        problems.append(f"{_name(obj)}: spec is {obj.get('spec')}, expected only weighted.services")
+    services = _get(obj, "spec", "weighted", "services") or []
+    names = [s.get("name") for s in services]
+    if names not in ([f"{name}-primary"], [f"{name}-primary", f"{name}-canary"]):
+        problems.append(f"{_name(obj)}: services are {names}, expected {name}-primary (then {name}-canary)")
+    if len(services) == 2 and not services[1].get("weight"):
+        problems.append(f"{_name(obj)}: the canary is listed without a weight (Flagger drops it at 0)")
+    for index, service in enumerate(services):
+        wanted = {"name": service.get("name"), "namespace": namespace, "port": svc.get("port")}
+        got = {k: v for k, v in service.items() if k != "weight"}
+        if got != wanted:
+            problems.append(
+                f"{_name(obj)}: spec.weighted.services[{index}] is {got}, expected {wanted} (+ weight)"
+            )
+    problems.extend(_apex_metadata_problems(obj, svc))
+    return problems
+
+
+def _gloo_upstream(service: str, namespace: str, port: Any, role: str) -> str:
+    return f"{namespace}-{service}-{role}upstream-{port}"
+
+
+def _gloo_weights(objects: list[dict], service: str) -> Weights:
+    """Gloo: the first route's weighted destinations; an unset weight is 0 (a proto3 uint32)."""
+    found = _named(objects, "RouteTable", service)
+    if not found:
+        return None, False, []
+    route = (_get(found[0], "spec", "routes") or [{}])[0]
+    share: dict[str, int] = {}
+    for dest in _get(route, "routeAction", "multi", "destinations") or []:
+        upstream = _get(dest, "destination", "upstream", "name") or ""
+        role = (
+            "primary"
+            if "-primaryupstream-" in upstream
+            else "canary"
+            if "-canaryupstream-" in upstream
+            else upstream
+        )
+        share[role] = dest.get("weight", 0)
+    return (share.get("primary", 0), share.get("canary", 0)), False, found
+
+
+def _gloo_problems(objects: list[dict], canary: Mapping[str, Any], name: str, namespace: str) -> list[str]:
+    """gloo.go: one route inheriting the parent's path, matchers from analysis.match, destinations
+    the two Upstreams Flagger names `<ns>-<svc>-<role>upstream-<port>`, each on its Service."""
+    found = _named(objects, "RouteTable", name)
+    if len(found) != 1:
+        return []
+    table = found[0]
+    svc = _get(canary, "spec", "service") or {}
+    port = svc.get("port")
+    problems = []
+    routes = _get(table, "spec", "routes") or []
+    if len(routes) != 1:
+        return [f"{_name(table)}: {len(routes)} routes, expected 1"]
+    route = routes[0]
+    if route.get("inheritablePathMatchers") is not True:
+        problems.append(f"{_name(table)}: spec.routes[0].inheritablePathMatchers is not true")
+    headers = []
+    for condition in _get(canary, "spec", "analysis", "match") or []:
+        for header, value in (condition.get("headers") or {}).items():
+            if value.get("regex"):
+                headers.append({"name": header, "value": value["regex"], "regex": True})
+            else:
+                headers.append({"name": header, **({"value": value["exact"]} if value.get("exact") else {})})
+    wanted_matchers = [{"headers": headers}] if headers else None
+    if route.get("matchers") != wanted_matchers:
+        problems.append(
+            f"{_name(table)}: spec.routes[0].matchers is {route.get('matchers')}, expected {wanted_matchers}"
+        )
+    extra = set(route) - {"inheritablePathMatchers", "matchers", "routeAction"}
+    if extra:
+        problems.append(f"{_name(table)}: spec.routes[0] has fields Flagger does not render: {sorted(extra)}")
+    destinations = _get(route, "routeAction", "multi", "destinations") or []
+    refs = [_get(d, "destination") for d in destinations]
+    wanted_refs = [
+        {"upstream": {"name": _gloo_upstream(name, namespace, port, role), "namespace": namespace}}
+        for role in ("primary", "canary")
+    ]
+    if refs != wanted_refs:
+        problems.append(f"{_name(table)}: destinations are {refs}, expected {wanted_refs}")
+    for role in ("primary", "canary"):
+        upstreams = _named(objects, "Upstream", _gloo_upstream(name, namespace, port, role))
+        if len(upstreams) != 1:
+            problems.append(f"Upstream {namespace}/{_gloo_upstream(name, namespace, port, role)} is missing")
+            continue
+        wanted = {
+            "kube": {"serviceName": f"{name}-{role}", "serviceNamespace": namespace, "servicePort": port}
+        }
+        if upstreams[0].get("spec") != wanted:
+            problems.append(f"{_name(upstreams[0])}: spec is {upstreams[0].get('spec')}, expected {wanted}")
+    problems.extend(_apex_metadata_problems(table, svc))
+    return problems
+
+
+def _kuma_weights(objects: list[dict], service: str) -> Weights:
+    """Kuma: conf.split's weights, by the `kuma.io/service` each destination names."""
+    found = _named(objects, "TrafficRoute", service)
+    if not found:
+        return None, False, []
+    share: dict[str, int] = {}
+    for split in _get(found[0], "spec", "conf", "split") or []:
+        kuma_name = _get(split, "destination", "kuma.io/service") or ""
+        share[kuma_name.split("_", 1)[0]] = split.get("weight", 0)
+    return (share.get(f"{service}-primary", 0), share.get(f"{service}-canary", 0)), False, found
+
+
+def _kuma_problems(objects: list[dict], canary: Mapping[str, Any], name: str, namespace: str) -> list[str]:
+    """kuma.go: from every service to the apex `<svc>_<ns>_svc_<port>`, split between the primary's
+    and the canary's; cluster-scoped, in the mesh of the Canary's `kuma.io/mesh` annotation."""
+    found = _named(objects, "TrafficRoute", name)
+    if len(found) != 1:
+        return []
+    route = found[0]
+    svc = _get(canary, "spec", "service") or {}
+    port = svc.get("port")
+    problems = []
+    if _get(route, "metadata", "namespace") is not None:
+        problems.append(f"{_name(route)}: a TrafficRoute is cluster-scoped, yet it has a namespace")
+    mesh = (_get(canary, "metadata", "annotations") or {}).get("kuma.io/mesh", "default")
+    if route.get("mesh") != mesh:
+        problems.append(f"{_name(route)}: mesh is {route.get('mesh')!r}, expected {mesh!r}")
+    spec = route.get("spec") or {}
+    wanted = {
+        "sources": [{"match": {"kuma.io/service": "*"}}],
+        "destinations": [{"match": {"kuma.io/service": f"{name}_{namespace}_svc_{port}"}}],
+    }
+    for key, value in wanted.items():
+        if spec.get(key) != value:
+            problems.append(f"{_name(route)}: spec.{key} is {spec.get(key)}, expected {value}")
+    splits = _get(route, "spec", "conf", "split") or []
+    destinations = [s.get("destination") for s in splits]
+    wanted_destinations = [
+        {"kuma.io/service": f"{name}-{role}_{namespace}_svc_{port}"} for role in ("primary", "canary")
+    ]
+    if destinations != wanted_destinations:
+        problems.append(
+            f"{_name(route)}: split destinations are {destinations}, expected {wanted_destinations}"
+        )
+    if any("weight" not in s for s in splits):
+        problems.append(f"{_name(route)}: a split without weight (Flagger always writes it)")
+    if set(spec) - {"sources", "destinations", "conf"} or set(spec.get("conf") or {}) - {"split"}:
+        problems.append(f"{_name(route)}: spec has fields Flagger does not render: {spec}")
+    problems.extend(_apex_metadata_problems(route, svc))
+    return problems
+
+
+def _apisix_weights(objects: list[dict], service: str) -> Weights:
+    """APISIX: the generated `<route>-<svc>-canary` ApisixRoute's backend weights (it has priority
+    over the user's route, which keeps sending to the apex service)."""
+    found = [
+        o
+        for o in objects
+        if o.get("kind") == "ApisixRoute" and str(_get(o, "metadata", "name")).endswith(f"-{service}-canary")
+    ]
+    if not found:
+        return None, False, []
+    share: dict[str, int] = {}
+    for route in _get(found[0], "spec", "http") or []:
+        for backend in route.get("backends") or []:
+            share[backend.get("serviceName")] = backend.get("weight", 0)
+    return (share.get(f"{service}-primary", 0), share.get(f"{service}-canary", 0)), False, found
+
+
+def _apisix_problems(objects: list[dict], canary: Mapping[str, Any], name: str, namespace: str) -> list[str]:
+    """apisix.go: the user's http route whose backend is the apex, copied with priority 10000, its
+    backend the primary and a second backend the canary; the user's labels and annotations kept."""
+    ref = _get(canary, "spec", "routeRef", "name")
+    user = _named(objects, "ApisixRoute", ref)
+    generated = _named(objects, "ApisixRoute", f"{ref}-{name}-canary")
+    if len(user) != 1 or len(generated) != 1:
+        return [] if not generated else [f"ApisixRoute {namespace}/{ref} (the user's) is missing"]
+    obj = generated[0]
+    expected = copy.deepcopy(user[0].get("spec") or {})
+    target = [
+        r
+        for r in expected.get("http") or []
+        if any(b.get("serviceName") == name for b in r.get("backends") or [])
+    ]
+    problems = []
+    if not target:
+        return [f"ApisixRoute {namespace}/{ref} has no backend {name}"]
+    route = target[0]
+    route["priority"] = 10000
+    primary = route["backends"][0]
+    primary["serviceName"] = f"{name}-primary"
+    second = {"serviceName": f"{name}-canary", "servicePort": primary.get("servicePort")}
+    second.update({k: primary[k] for k in ("resolveGranularity", "subset") if primary.get(k)})
+    route["backends"].append(second)
+    expected["http"] = [route]
+    actual = copy.deepcopy(obj.get("spec") or {})
+    for r in actual.get("http") or []:
+        for backend in r.get("backends") or []:
+            backend.pop("weight", None)
+        for backend in route["backends"]:
+            backend.pop("weight", None)
+    if actual != expected:
+        problems.append(
+            f"{_name(obj)}: spec is {actual}, expected the user's route copied: {expected} (+ weights)"
+        )
+    backends = [b for r in _get(obj, "spec", "http") or [] for b in r.get("backends") or []]
+    if any("weight" not in b for b in backends):
+        problems.append(f"{_name(obj)}: a backend without weight (Flagger sets both)")
+    meta_user = user[0].get("metadata") or {}
+    labels = _get(obj, "metadata", "labels") or {}
+    for key, value in (meta_user.get("labels") or {}).items():
+        if labels.get(key) != value:
+            problems.append(f"{_name(obj)}: label {key} is {labels.get(key)!r}, expected {value!r}")
+    notes = _get(obj, "metadata", "annotations") or {}
+    if notes != (meta_user.get("annotations") or {}):
+        problems.append(
+            f"{_name(obj)}: annotations are {notes}, expected the user's {meta_user.get('annotations')}"
+        )
+    return problems
+
+
+SKIPPER_WEIGHTS = "zalando.org/backend-weights"
+SKIPPER_PREDICATE = "zalando.org/skipper-predicate"
+
+
+def _skipper_insert(raw: str, insert: str) -> str:
+    """skipper_test.go Test_insertPredicate: `insert` first, the other predicates after it in order,
+    Weight(100) and False() dropped."""
+    rest = [p.strip() for p in raw.split("&&") if p.strip() and p.strip() not in ("Weight(100)", "False()")]
+    return " && ".join([insert, *rest])
+
+
+def _skipper_weights(objects: list[dict], service: str) -> Weights:
+    """Skipper: the canary Ingress's backend weights; a `False()` predicate turns it off, leaving the
+    user's Ingress (to the apex, the primary) serving everything."""
+    found = [
+        o
+        for o in objects
+        if o.get("kind") == "Ingress"
+        and f'"{service}-canary"' in ((_get(o, "metadata", "annotations") or {}).get(SKIPPER_WEIGHTS) or "")
+    ]
+    if not found:
+        return None, False, []
+    notes = _get(found[0], "metadata", "annotations") or {}
+    if "False()" in [p.strip() for p in notes.get(SKIPPER_PREDICATE, "").split("&&")]:
+        return (100, 0), False, found
+    weights = json.loads(notes[SKIPPER_WEIGHTS])
+    total = sum(weights.values()) or 1
+    pair = (
+        round(100 * weights.get(f"{service}-primary", 0) / total),
+        round(100 * weights.get(f"{service}-canary", 0) / total),
+    )
+    return pair, False, found
+
+
+def _skipper_problems(objects: list[dict], canary: Mapping[str, Any], name: str, namespace: str) -> list[str]:
+    """skipper.go: the user's Ingress with each apex path pointed at the primary and a copy to the
+    canary appended; its annotations kept, with the weights and the canary predicate."""
+    ref = _get(canary, "spec", "ingressRef", "name")
+    user = _named([o for o in objects if o.get("kind") == "Ingress"], "Ingress", ref)
+    generated = _named(objects, "Ingress", f"{ref}-canary")
+    if len(generated) != 1:
+        return []
+    if len(user) != 1:
+        return [f"Ingress {namespace}/{ref} (the user's) is missing"]
+    obj = generated[0]
+    expected = copy.deepcopy(user[0].get("spec") or {})
+    for rule in expected.get("rules") or []:
+        paths = _get(rule, "http", "paths") or []
+        for path in list(paths):
+            if _get(path, "backend", "service", "name") == name:
+                path["backend"]["service"]["name"] = f"{name}-primary"
+                second = copy.deepcopy(path)
+                second["backend"]["service"]["name"] = f"{name}-canary"
+                paths.append(second)
+    problems = []
+    if obj.get("spec") != expected:
+        problems.append(f"{_name(obj)}: spec is {obj.get('spec')}, expected {expected}")
+    notes = _get(obj, "metadata", "annotations") or {}
+    user_notes = {k: str(v) for k, v in (_get(user[0], "metadata", "annotations") or {}).items()}
+    for key, value in user_notes.items():
+        if key not in (SKIPPER_WEIGHTS, SKIPPER_PREDICATE) and notes.get(key) != value:
+            problems.append(f"{_name(obj)}: annotation {key} is {notes.get(key)!r}, expected {value!r}")
+    try:
+        weights = json.loads(notes.get(SKIPPER_WEIGHTS, ""))
+    except ValueError:
+        return [*problems, f"{_name(obj)}: {SKIPPER_WEIGHTS} is not JSON: {notes.get(SKIPPER_WEIGHTS)!r}"]
+    if sorted(weights) != [f"{name}-canary", f"{name}-primary"]:
+        problems.append(f"{_name(obj)}: {SKIPPER_WEIGHTS} names {sorted(weights)}")
+    predicate = _skipper_insert(user_notes.get(SKIPPER_PREDICATE, ""), "Weight(100)")
+    if weights.get(f"{name}-canary") == 0:
+        predicate = _skipper_insert(predicate, "False()")
+    if notes.get(SKIPPER_PREDICATE) != predicate:
+        problems.append(
+            f"{_name(obj)}: {SKIPPER_PREDICATE} is {notes.get(SKIPPER_PREDICATE)!r}, expected {predicate!r}"
+        )
+    return problems
+
+
+def _appmesh_weights(objects: list[dict], service: str) -> Weights:
+    """App Mesh: the first route of the VirtualRouter `<svc>` (the A/B route `<svc>-a` when there is one)."""
+    found = _named(objects, "VirtualRouter", service)
+    if not found:
+        return None, False, []
+    route = (_get(found[0], "spec", "routes") or [{}])[0]
+    share = {
+        _get(t, "virtualNodeRef", "name"): t.get("weight", 0)
+        for t in _get(route, "httpRoute", "action", "weightedTargets") or []
+    }
+    return (share.get(f"{service}-primary", 0), share.get(f"{service}-canary", 0)), False, found
+
+
+def _go_ms(value: Any) -> int | None:
+    """Go's time.ParseDuration for the simple durations Canaries hold, in milliseconds."""
+    units = {"ms": 1, "s": 1000, "m": 60000, "h": 3600000}
+    text = str(value or "")
+    for unit in ("ms", "s", "m", "h"):
+        number = text.removesuffix(unit)
+        if number != text and number.replace(".", "", 1).isdigit():
+            return int(float(number) * units[unit])
+    return None
+
+
+def _appmesh_problems(objects: list[dict], canary: Mapping[str, Any], name: str, namespace: str) -> list[str]:
+    """appmesh_v1beta2.go: two VirtualNodes, the apex and the canary VirtualRouter and VirtualService."""
+    svc = _get(canary, "spec", "service") or {}
+    target = _get(canary, "spec", "targetRef", "name")
+    port = (
+        svc.get("targetPort")
+        if isinstance(svc.get("targetPort"), int) and svc.get("targetPort") > 0
+        else svc.get("port")
+    )
+    protocol = "grpc" if "grpc" in (svc.get("portName") or "http") else "http"
+    timeout_ms = _go_ms(svc.get("timeout"))
+    timeout = {"perRequest": {"unit": "ms", "value": timeout_ms}} if timeout_ms is not None else None
+    retries = svc.get("retries")
+    retry = None
+    if retries is not None:
+        per_try = _go_ms(retries.get("perTryTimeout"))
+        retry = {
+            "httpRetryEvents": retries["retryOn"].split(",") if retries.get("retryOn") else ["gateway-error"],
+            "maxRetries": retries.get("attempts") or 1,
+            "perRetryTimeout": {"unit": "ms", "value": per_try if per_try is not None else 250},
+        }
+    prefix = _get((svc.get("match") or [{}])[0], "uri", "prefix") or "/"
+    notes = _get(canary, "metadata", "annotations") or {}
+    problems: list[str] = []
+
+    def check(kind: str, obj_name: str, path: str, wanted: Any) -> None:
+        found = _named(objects, kind, obj_name)
+        if len(found) != 1:
+            problems.append(f"{kind} {namespace}/{obj_name}: {len(found)} rendered, expected 1")
+            return
+        actual = _get(found[0], *path.split(".")) if path else found[0].get("spec")
+        if actual != wanted:
+            problems.append(f"{_name(found[0])}: {path or 'spec'} is {actual}, expected {wanted}")
+
+    for role, pods in (("primary", f"{target}-primary"), ("canary", target)):
+        listener: dict[str, Any] = {"portMapping": {"port": port, "protocol": protocol}}
+        if timeout is not None:
+            listener["timeout"] = {"http": timeout}
+        spec: dict[str, Any] = {
+            "listeners": [listener],
+            "serviceDiscovery": {"dns": {"hostname": f"{name}-{role}.{namespace}.svc.cluster.local."}},
+            "podSelector": {"matchLabels": {"app": pods}},
+        }
+        if notes.get("appmesh.flagger.app/accesslog") == "enabled":
+            spec["logging"] = {"accessLog": {"file": {"path": "/dev/stdout"}}}
+        if svc.get("backends"):
+            spec["backends"] = [
+                {
+                    "virtualService": {"virtualServiceARN": b}
+                    if b.startswith("arn:aws")
+                    else {"virtualServiceRef": {"name": b}}
+                }
+                for b in svc["backends"]
+            ]
+        check("VirtualNode", f"{name}-{role}", "", spec)
+
+    def route(route_name: str, targets: list[str], headers: list | None = None) -> dict:
+        match: dict[str, Any] = {"prefix": prefix, **({"headers": headers} if headers else {})}
+        http: dict[str, Any] = {"match": match}
+        if timeout is not None:
+            http["timeout"] = timeout
+        if retry is not None:
+            http["retryPolicy"] = retry
+        return {"name": route_name, "httpRoute": http, "targets": targets}
+
+    ab = _get(canary, "spec", "analysis", "match") or []
+    if ab:
+        headers = [
+            {"name": h, "match": {k: v[k] for k in ("exact", "prefix", "regex", "suffix") if v.get(k)}}
+            for condition in ab
+            for h, v in (condition.get("headers") or {}).items()
+        ]
+        apex_routes = [
+            {**route(f"{name}-a", [f"{name}-canary", f"{name}-primary"], headers), "priority": 10},
+            {**route(f"{name}-b", [f"{name}-primary"]), "priority": 20},
+        ]
+    else:
+        apex_routes = [route(name, [f"{name}-canary", f"{name}-primary"])]
+    gateway = {}
+    if svc.get("hosts"):
+        gateway = {
+            "gateway.appmesh.k8s.aws/expose": "true",
+            "gateway.appmesh.k8s.aws/domain": "".join(f"{h}," for h in svc["hosts"]),
+        }
+        if svc.get("timeout"):
+            gateway["gateway.appmesh.k8s.aws/timeout"] = svc["timeout"]
+        if retries and (retries.get("attempts") or 0) > 0:
+            gateway["gateway.appmesh.k8s.aws/retries"] = str(retries["attempts"])
+    canary_routes = [route(f"{name}-canary", [f"{name}-canary", f"{name}-primary"])]
+    for router_name, routes, wanted_notes in (
+        (name, apex_routes, gateway),
+        (f"{name}-canary", canary_routes, {}),
+    ):
+        check(
+            "VirtualService",
+            router_name,
+            "spec",
+            {"provider": {"virtualRouter": {"virtualRouterRef": {"name": router_name}}}},
+        )
+        found = _named(objects, "VirtualService", router_name)
+        got_notes = (_get(found[0], "metadata", "annotations") or {}) if found else None
+        if found and got_notes != wanted_notes:
+            problems.append(f"{_name(found[0])}: annotations are {got_notes}, expected {wanted_notes}")
+        routers = _named(objects, "VirtualRouter", router_name)
+        if len(routers) != 1:
+            problems.append(f"VirtualRouter {namespace}/{router_name} is missing")
+            continue
+        listeners = _get(routers[0], "spec", "listeners")
+        if listeners != [{"portMapping": {"port": port, "protocol": protocol}}]:
+            problems.append(f"{_name(routers[0])}: listeners are {listeners}")
+        actual_routes = _get(routers[0], "spec", "routes") or []
+        stripped = []
+        for r in actual_routes:
+            r = copy.deepcopy(r)
+            targets = [
+                _get(t, "virtualNodeRef", "name")
+                for t in _get(r, "httpRoute", "action", "weightedTargets") or []
+            ]
+            (r.get("httpRoute") or {}).pop("action", None)
+            stripped.append({**r, "targets": targets})
+        if stripped != routes:
+            problems.append(f"{_name(routers[0])}: routes are {stripped}, expected {routes} (+ weights)")
+    canary_router = _named(objects, "VirtualRouter", f"{name}-canary")
+    if canary_router and _appmesh_weights(canary_router, f"{name}-canary")[0] is not None:
+        weights = {
+            _get(t, "virtualNodeRef", "name"): t.get("weight")
+            for t in _get(
+                (_get(canary_router[0], "spec", "routes") or [{}])[0],
+                "httpRoute",
+                "action",
+                "weightedTargets",
+            )
+            or []
+        }
+        if weights != {f"{name}-canary": 100, f"{name}-primary": 0}:
+            problems.append(f"{_name(canary_router[0])}: weights are {weights}, expected all to the canary")
+    if ab:
+        apex_router = _named(objects, "VirtualRouter", name)
+        rest = (_get(apex_router[0], "spec", "routes") or [{}, {}])[1:2] if apex_router else []
+        weights = [
+            t.get("weight") for r in rest for t in _get(r, "httpRoute", "action", "weightedTargets") or []
+        ]
+        if weights != [100]:
+            problems.append(
+                f"VirtualRouter {namespace}/{name}: route {name}-b weights are {weights}, expected [100]"
+            )
+    return problems
+
+
+ROUTER_WEIGHTS: dict[str, Callable[[list[dict], str], Weights]] = {
+    "contour": _contour_weights,
+    "traefik": _traefik_weights,
+    "gloo": _gloo_weights,
+    "kuma": _kuma_weights,
+    "apisix": _apisix_weights,
+    "skipper": _skipper_weights,
+    "appmesh:v1beta2": _appmesh_weights,
+}
+ROUTER_FIELDS: dict[str, Callable[[list[dict], Mapping[str, Any], str, str], list[str]]] = {
+    "contour": _contour_problems,
+    "traefik": _traefik_problems,
+    "gloo": _gloo_problems,
+    "kuma": _kuma_problems,
+    "apisix": _apisix_problems,
+    "skipper": _skipper_problems,
+    "appmesh:v1beta2": _appmesh_problems,
+}

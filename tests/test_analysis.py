@@ -148,9 +148,9 @@ def test_deprecated_threshold_is_min_for_success_rate_and_max_for_duration(serve
 
 
 def test_unknown_provider_has_no_builtins(server: PrometheusServer) -> None:
-    (result,) = analyse(server, canary("good", SUCCESS, provider="skipper"))
+    (result,) = analyse(server, canary("good", SUCCESS, provider="nomesh"))
     assert result.line == (
-        "request-success-rate no builtin request-success-rate for provider skipper, "
+        "request-success-rate no builtin request-success-rate for provider nomesh, "
         "and no templateRef or query: failed"
     )
 

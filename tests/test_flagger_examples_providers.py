@@ -1,6 +1,6 @@
 """Flagger's own example canaries beyond Istio (tests/data/fixtures/flagger/artifacts/examples/):
-the Linkerd ones parse and roll out on Flagger's podinfo kustomization; Kuma's, which has no router
-here, is refused with a message naming the file and field."""
+the Linkerd ones parse and roll out on Flagger's podinfo kustomization; Kuma's renders the
+TrafficRoute Flagger's Kuma router writes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 from hook_server import HookServer, hook_server
-from oracle import assert_invariant, rollout_rows
+from oracle import assert_invariant, rollout_rows, schema_problems
 from prometheus_server import PrometheusServer, healthy_then_failing
 from provider_traffic import running_all_providers
 from test_e2e_layouts import (
@@ -28,7 +28,6 @@ from test_e2e_layouts import (
 )
 from test_e2e_rollout import tree_at
 
-from gitcanary.errors import SpecError
 from gitcanary.routers import router_for
 from gitcanary.routers.providers import apply_default_provider
 from gitcanary.spec.load import load_canary
@@ -62,16 +61,21 @@ def test_linkerd_examples_parse(name: str) -> None:
     assert [hook.name for hook in loaded.canary.spec.analysis.webhooks] == ["conformance-test", "load-test"]
 
 
-def test_kuma_example_is_refused_by_name() -> None:
+def test_kuma_example_renders_a_trafficroute() -> None:
     """It sets no spec.provider: Flagger installed with -mesh-provider=kuma drives it. With the same
-    repository default (`run --provider kuma`) gitcanary refuses it, naming the field."""
+    repository default (`run --provider kuma`) gitcanary renders Kuma's TrafficRoute."""
     doc = yaml.safe_load((EXAMPLES / "kuma-canary.yaml").read_text())
     canaries = {"test/podinfo": load_canary(doc, "kuma-canary.yaml")}
     apply_default_provider(canaries, "kuma")
-    with pytest.raises(SpecError) as caught:
-        router_for(canaries["test/podinfo"].canary, "kuma-canary.yaml")
-    assert (caught.value.path, caught.value.field) == ("kuma-canary.yaml", "spec.provider")
-    assert "'kuma' is not supported" in caught.value.message
+    canary = canaries["test/podinfo"].canary
+    (route,) = router_for(canary, "kuma-canary.yaml").render(canary, 90, 10)
+    port = canary.spec.service.port
+    assert route["kind"] == "TrafficRoute"
+    assert route["spec"]["conf"]["split"] == [
+        {"weight": 90, "destination": {"kuma.io/service": f"podinfo-primary_test_svc_{port}"}},
+        {"weight": 10, "destination": {"kuma.io/service": f"podinfo-canary_test_svc_{port}"}},
+    ]
+    assert schema_problems(route) == []
 
 
 def test_linkerd_steps_example_rolls_out(

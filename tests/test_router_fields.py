@@ -178,6 +178,9 @@ def _equivalent(obj: dict, what: str) -> bool:
     route's lone destination takes all traffic whatever its weight. Gateway API: a backendRef's group
     defaults to "" and its kind to Service, and an unset weight is 1, which splits the same when the
     other backends' weights are 0."""
+    if obj["kind"] == "TraefikService" and what.endswith(".weight") and what.startswith("delete "):
+        # Traefik: a lone weighted service takes all traffic whatever its weight (unset is 1).
+        return len(obj["spec"]["weighted"]["services"]) == 1
     if obj["kind"] == "HTTPRoute" and what.startswith("delete spec.rules."):
         if what.endswith((".group", ".kind")):
             return True
@@ -195,7 +198,20 @@ def _equivalent(obj: dict, what: str) -> bool:
     return destinations[int(route)].get("weight") == 0 or len(destinations) == 1
 
 
-ROUTING_KINDS = ("VirtualService", "DestinationRule", "HTTPRoute", "Service")
+ROUTING_KINDS = (
+    "VirtualService",
+    "DestinationRule",
+    "HTTPRoute",
+    "Service",
+    "HTTPProxy",
+    "TraefikService",
+    "RouteTable",
+    "Upstream",
+    "TrafficRoute",
+    "ApisixRoute",
+    "VirtualNode",
+    "VirtualRouter",
+)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["test"] for c in CASES])

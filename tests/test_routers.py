@@ -217,7 +217,7 @@ def test_kubernetes_has_no_routing_object() -> None:
 @pytest.mark.parametrize(
     ("c", "field", "words"),
     [
-        (canary("traefik"), "spec.provider", "'traefik' is not supported"),
+        (canary("nomesh"), "spec.provider", "'nomesh' is not supported"),
         (canary("linkerd", AB), "spec.analysis.match", "A/B testing is not supported by provider linkerd"),
         (canary("kubernetes"), "spec.analysis.iterations", "blue/green only"),
         (

@@ -1,9 +1,9 @@
 """Rendering of Flagger's MetricTemplate query variables.
 
 Flagger runs queries through Go's text/template with a few functions; real templates only ever use
-`{{ name }}`, `{{ namespace }}`, `{{ target }}`, `{{ service }}`, `{{ ingress }}`, `{{ interval }}`
-and `{{ variables.x }}`, so gitcanary substitutes exactly those and rejects anything else by name
-rather than guessing at Go template semantics.
+`{{ name }}`, `{{ namespace }}`, `{{ target }}`, `{{ service }}`, `{{ ingress }}`, `{{ route }}`,
+`{{ interval }}` and `{{ variables.x }}`, so gitcanary substitutes exactly those and rejects
+anything else by name rather than guessing at Go template semantics.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from gitcanary.spec.models import Canary
 
 _PLACEHOLDER = re.compile(r"\{\{\s*(.*?)\s*\}\}", re.DOTALL)
 _VARIABLE = re.compile(r"variables\.([A-Za-z0-9_-]+)")
-_FIELDS = ("name", "namespace", "target", "service", "ingress", "interval")
+_FIELDS = ("name", "namespace", "target", "service", "ingress", "route", "interval")
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class QueryModel:
     ingress: str
     interval: str
     variables: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    route: str = ""  # the APISIX routeRef name (Flagger's `{{ route }}`), else the target
 
     @classmethod
     def for_canary(
@@ -46,6 +47,7 @@ class QueryModel:
             service=canary.service_name,
             ingress=canary.spec.ingress_ref.name if canary.spec.ingress_ref else target,
             interval=interval,
+            route=canary.spec.route_ref.name if canary.spec.route_ref else target,
             variables=MappingProxyType(dict(variables or {})),
         )
 

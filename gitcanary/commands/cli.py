@@ -1286,8 +1286,10 @@ def demo(
     provider: Annotated[
         str,
         typer.Option(
-            help="Which example to run: istio, gateway-api (HTTPRoute), linkerd (TrafficSplit) or nginx "
-            "(canary Ingress)."
+            help="Which example to run: istio, gateway-api (HTTPRoute), linkerd (TrafficSplit), nginx "
+            "(canary Ingress), contour (HTTPProxy), traefik (TraefikService), gloo (RouteTable), kuma "
+            "(TrafficRoute), apisix (ApisixRoute), skipper (weighted canary Ingress) or appmesh (App Mesh "
+            "VirtualRouter)."
         ),
     ] = "istio",
     metrics: Annotated[

@@ -53,15 +53,15 @@ _SERVICE_SUFFIX = "-primary"
 # Routing fields of `spec.service` and the routers that write them into what they generate
 # (routers/istio.py, routers/gatewayapi.py; the SMI, NGINX and kubernetes routers write none of them).
 ROUTING_FIELDS = {
-    "hosts": ("istio", "gatewayapi"),
+    "hosts": ("istio", "gatewayapi", "appmesh"),
     "gateways": ("istio",),
-    "match": ("istio", "gatewayapi"),
+    "match": ("istio", "gatewayapi", "contour", "appmesh"),
     "rewrite": ("istio", "gatewayapi"),
-    "retries": ("istio",),
+    "retries": ("istio", "contour", "appmesh"),
     "headers": ("istio", "gatewayapi"),
     "corsPolicy": ("istio",),
     "trafficPolicy": ("istio",),
-    "timeout": ("istio", "gatewayapi"),
+    "timeout": ("istio", "gatewayapi", "contour", "appmesh"),
     "gatewayRefs": ("gatewayapi",),
 }
 

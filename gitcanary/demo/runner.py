@@ -46,7 +46,19 @@ from gitcanary.spec.status import Phase
 
 EXAMPLE = "istio"
 # `gitcanary demo --provider X` runs against examples/<X>.
-PROVIDERS = ("istio", "gateway-api", "linkerd", "nginx")
+PROVIDERS = (
+    "istio",
+    "gateway-api",
+    "linkerd",
+    "nginx",
+    "contour",
+    "traefik",
+    "gloo",
+    "kuma",
+    "apisix",
+    "skipper",
+    "appmesh",
+)
 # `gitcanary demo --metrics M`: which backend the example's error-rate MetricTemplate queries.
 METRICS = ("prometheus", "graphite")
 GRAPHITE_QUERY = "target=demo.{{ namespace }}.{{ target }}.errors_percent&from=-{{ interval }}"

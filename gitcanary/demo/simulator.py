@@ -185,7 +185,9 @@ def route(
 
     destinations: list[tuple[str, int]] = []
     for obj in objects:
-        if obj.get("kind") != "VirtualService":
+        # Istio's VirtualService (App Mesh has a kind of the same name: its weights are in providers.py).
+        app_mesh = str(obj.get("apiVersion")).startswith("appmesh.k8s.aws/")
+        if obj.get("kind") != "VirtualService" or app_mesh:
             continue
         spec = obj.get("spec") or {}
         if service not in (spec.get("hosts") or []) and obj["metadata"]["name"] != service:

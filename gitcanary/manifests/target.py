@@ -50,12 +50,16 @@ def render_target(root: Path, loaded: LoadedCanary) -> Rendered:
                 f"{app_dir(loaded) or '.'} builds"
             )
     ingress = None
-    if canary.spec.ingress_ref is not None:
-        ref = canary.spec.ingress_ref
-        ingress = render.find_object(objects, ref.kind, ref.name, canary.namespace)
+    # The user's object a router copies: the Ingress (nginx, skipper) or the ApisixRoute (apisix; any
+    # other provider ignores spec.routeRef, with a warning).
+    route_ref = canary.spec.route_ref if canary.provider == "apisix" else None
+    for field, copied in (("spec.ingressRef", canary.spec.ingress_ref), ("spec.routeRef", route_ref)):
+        if copied is None or ingress is not None:
+            continue
+        ingress = render.find_object(objects, copied.kind, copied.name, canary.namespace)
         if ingress is None:
             raise RenderError(
-                f"{loaded.source}: spec.ingressRef: {ref.kind} {ref.name} is not in what "
+                f"{loaded.source}: {field}: {copied.kind} {copied.name} is not in what "
                 f"{app_dir(loaded) or '.'} builds"
             )
     apex = render.find_object(objects, "Service", canary.service_name, canary.namespace)

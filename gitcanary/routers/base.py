@@ -10,6 +10,19 @@ from gitcanary.spec.models import Canary
 MANAGED_BY = {"app.kubernetes.io/managed-by": "gitcanary"}
 
 
+def apex_metadata(canary: Canary) -> dict[str, Any]:
+    """The apex object's metadata: `service.apex` labels and annotations (Flagger's newMetadata)."""
+    apex = canary.spec.service.apex or {}
+    meta: dict[str, Any] = {
+        "name": canary.service_name,
+        "namespace": canary.namespace,
+        "labels": {**(apex.get("labels") or {}), **MANAGED_BY},
+    }
+    if apex.get("annotations"):
+        meta["annotations"] = dict(apex["annotations"])
+    return meta
+
+
 class Router(Protocol):
     provider: str
 

@@ -1,7 +1,9 @@
 """Which router serves which `spec.provider` string, and what each one can express.
 
 Provider strings are Flagger's (its CRD's enum): `istio`, `linkerd`, `smi:v1alpha2`, `smi:v1alpha3`,
-`gatewayapi` / `gatewayapi:v1` / `gatewayapi:v1beta1`, `nginx`, `kubernetes`. A canary that asks a
+`gatewayapi` / `gatewayapi:v1` / `gatewayapi:v1beta1`, `nginx`, `kubernetes`, `contour`,
+`traefik`, `gloo`, `kuma`, `apisix`, `skipper`,
+`appmesh:v1beta2`. A canary that asks a
 provider for something it cannot render (A/B on a TrafficSplit, mirroring on an Ingress) gets an
 error naming the field, and only that canary halts.
 """
@@ -12,12 +14,19 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass, replace
 
 from gitcanary.errors import SpecError
+from gitcanary.routers.apisix import ApisixRouter
+from gitcanary.routers.appmesh import AppMeshRouter
 from gitcanary.routers.base import Router
+from gitcanary.routers.contour import ContourRouter
 from gitcanary.routers.gatewayapi import GatewayAPIRouter
+from gitcanary.routers.gloo import GlooRouter
 from gitcanary.routers.istio import IstioRouter
 from gitcanary.routers.kubernetes import KubernetesRouter
+from gitcanary.routers.kuma import KumaRouter
 from gitcanary.routers.nginx import NginxRouter
+from gitcanary.routers.skipper import SkipperRouter
 from gitcanary.routers.smi import SMIRouter
+from gitcanary.routers.traefik import TraefikRouter
 from gitcanary.spec.load import LoadedCanary
 from gitcanary.spec.models import Canary
 
@@ -46,6 +55,13 @@ SUPPORTED = (
     "smi:v1alpha3",
     "nginx",
     "kubernetes",
+    "contour",
+    "traefik",
+    "gloo",
+    "kuma",
+    "apisix",
+    "skipper",
+    "appmesh:v1beta2",
 )
 
 
@@ -66,6 +82,20 @@ def _router(provider: str) -> tuple[Router, Capabilities] | None:
         return NginxRouter(), INGRESS
     if provider == "kubernetes":
         return KubernetesRouter(), NO_ROUTER
+    if provider == "contour":
+        return ContourRouter(), INGRESS
+    if provider == "traefik":
+        return TraefikRouter(), SPLIT
+    if provider == "gloo":
+        return GlooRouter(), INGRESS
+    if provider == "kuma":
+        return KumaRouter(), SPLIT
+    if provider == "apisix":
+        return ApisixRouter(), SPLIT
+    if provider == "skipper":
+        return SkipperRouter(), SPLIT
+    if provider == "appmesh:v1beta2":
+        return AppMeshRouter(), INGRESS
     return None
 
 
@@ -87,9 +117,13 @@ def resolve(canary: Canary, source: str) -> Router:
             "spec.service.gatewayRefs",
             f"provider {provider} needs the Gateways the HTTPRoute attaches to",
         )
-    if isinstance(router, NginxRouter) and canary.spec.ingress_ref is None:
+    if isinstance(router, NginxRouter | SkipperRouter) and canary.spec.ingress_ref is None:
         raise SpecError(
-            source, "spec.ingressRef", "provider nginx needs the Ingress to clone into <name>-canary"
+            source, "spec.ingressRef", f"provider {provider} needs the Ingress to clone into <name>-canary"
+        )
+    if isinstance(router, ApisixRouter) and canary.spec.route_ref is None:
+        raise SpecError(
+            source, "spec.routeRef", "provider apisix needs the ApisixRoute to copy into <route>-<svc>-canary"
         )
     if canary.spec.skip_analysis:
         return router

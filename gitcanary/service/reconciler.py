@@ -120,7 +120,12 @@ def _render_salt(loaded: LoadedCanary) -> str:
     canary = loaded.canary
     refs = [
         ref.model_dump_json() if ref is not None else ""
-        for ref in (canary.spec.target_ref, canary.spec.autoscaler_ref, canary.spec.ingress_ref)
+        for ref in (
+            canary.spec.target_ref,
+            canary.spec.autoscaler_ref,
+            canary.spec.ingress_ref,
+            canary.spec.route_ref,
+        )
     ]
     return "\0".join(
         [loaded.source, app_dir(loaded), canary.key, canary.namespace, canary.service_name, *refs]
@@ -229,9 +234,11 @@ class Reconciler:
                     self.renders.pop(key, None)
                     self.render_errors.pop(key, None)
                     loaded = self.catalog.canaries.get(key)
-                    if loaded is not None and loaded.canary.spec.ingress_ref is not None:
-                        # The generated `<ingress>-canary` copies the user's Ingress: follow its edits
-                        # (host, TLS, annotations) in an update commit, as Flagger's router reconciles it.
+                    spec = loaded.canary.spec if loaded is not None else None
+                    if loaded is not None and spec is not None and (spec.ingress_ref or spec.route_ref):
+                        # The generated `<ingress>-canary` (or `<route>-<svc>-canary`) copies the user's
+                        # Ingress (ApisixRoute): follow its edits in an update commit, as Flagger's
+                        # router reconciles it.
                         generated = Layout.of(loaded).generated_dir
                         if files.affects(inputs - {generated}, outside):
                             self.respec.add(key)

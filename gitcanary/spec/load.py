@@ -26,11 +26,9 @@ FLAGGER_GROUP = "flagger.app"
 UNSUPPORTED_FIELDS: dict[str, str] = {
     "spec.analysis.sessionAffinity": "session affinity is not rendered yet",
     "spec.revertOnDeletion": "deleting the canary leaves the generated objects in Git",
-    "spec.routeRef": "APISIX routes are not supported yet",
-    "spec.upstreamRef": "Gloo upstreams are not supported yet",
+    "spec.upstreamRef": "the generated Gloo Upstreams do not copy another Upstream's settings yet",
     "spec.autoscalerRef.primaryScalerQueries": "KEDA scaler queries are not copied yet",
     "spec.autoscalerRef.primaryScalerReplicas": "primary scaler replicas are not applied yet",
-    "spec.service.backends": "extra backends are not rendered yet",
     "spec.service.mirror": "mirroring is not rendered yet",
     "spec.service.delegation": "VirtualService delegation is not rendered yet",
     "spec.service.headless": "headless services are not rendered yet",
@@ -38,6 +36,12 @@ UNSUPPORTED_FIELDS: dict[str, str] = {
     "spec.service.unmanagedMetadata": "unmanaged metadata is not honoured yet",
     "spec.service.backendTimeout": "backendTimeout is not rendered yet",
     "spec.service.meshName": "meshName is not used by the Istio router",
+}
+
+# Fields only some providers act on: under any other provider they are ignored, with a warning.
+PROVIDER_FIELDS: dict[str, tuple[str, ...]] = {
+    "spec.routeRef": ("apisix",),
+    "spec.service.backends": ("appmesh:v1beta2",),
 }
 
 
@@ -152,6 +156,11 @@ def load_canary(doc: dict[str, Any], source: str) -> LoadedCanary:
         f"{source}: {path}: {why} (ignored)"
         for path, why in UNSUPPORTED_FIELDS.items()
         if _present(doc, path)
+    )
+    warnings += tuple(
+        f"{source}: {path}: provider {canary.provider} does not use it (ignored)"
+        for path, providers in PROVIDER_FIELDS.items()
+        if _present(doc, path) and canary.provider not in providers
     )
     return LoadedCanary(canary, source, warnings)
 

@@ -130,6 +130,8 @@ class CanaryService(_Model):
     canary: dict[str, Any] | None = None
     # Gateway API: the Gateways the generated HTTPRoute attaches to (its `parentRefs`).
     gateway_refs: list[dict[str, Any]] = Field(default_factory=list, alias="gatewayRefs")
+    # App Mesh: the virtual services (names or ARNs) the VirtualNodes may call.
+    backends: list[str] = Field(default_factory=list)
 
 
 class CanarySpec(_Model):
@@ -140,6 +142,8 @@ class CanarySpec(_Model):
     autoscaler_ref: TargetRef | None = Field(None, alias="autoscalerRef")
     # NGINX: the user's Ingress that gitcanary clones into `<ingress>-canary`.
     ingress_ref: TargetRef | None = Field(None, alias="ingressRef")
+    # APISIX: the user's ApisixRoute that gitcanary copies into `<route>-<svc>-canary`.
+    route_ref: TargetRef | None = Field(None, alias="routeRef")
     service: CanaryService
     skip_analysis: bool = Field(False, alias="skipAnalysis")
     suspend: bool = False

@@ -1,7 +1,9 @@
 """Check manifests against their schemas before gitcanary commits them or acts on them.
 
 Custom resources gitcanary knows (Flagger Canary/MetricTemplate, Istio VirtualService/DestinationRule,
-Gateway API HTTPRoute, SMI TrafficSplit)
+Gateway API HTTPRoute, SMI TrafficSplit, Contour HTTPProxy, Traefik TraefikService,
+Gloo RouteTable and Upstream, Kuma TrafficRoute, APISIX ApisixRoute,
+App Mesh VirtualNode, VirtualRouter and VirtualService)
 are checked with jsonschema against the CRD schemas shipped in ``gitcanary/schemas/``; built-in
 Kubernetes kinds against kubernetes-validate's schemas. Both are strict: a field the schema does not
 declare is an error, as it is when Flux server-side applies the object.
@@ -26,7 +28,18 @@ from jsonschema.exceptions import ValidationError, best_match
 
 __all__ = ["crd_schema", "schema_known", "unknown_fields", "validate_manifests", "validate_object"]
 
-_SCHEMA_FILES = ("flagger.json", "istio.json", "gateway-api.json", "smi.json")
+_SCHEMA_FILES = (
+    "flagger.json",
+    "istio.json",
+    "gateway-api.json",
+    "smi.json",
+    "contour.json",
+    "traefik.json",
+    "gloo.json",
+    "kuma.json",
+    "apisix.json",
+    "appmesh.json",
+)
 _IDENTIFIER = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$-]*$")
 # Root fields every Kubernetes object has, whether or not a CRD schema declares them.
 _OBJECT_ROOT_FIELDS = frozenset({"apiVersion", "kind", "metadata"})
@@ -152,11 +165,16 @@ def _crd_validator(api_version: str, kind: str) -> jsonschema.Draft202012Validat
 
 
 def _as_json_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    """OpenAPI's ``nullable: true`` means null is allowed; say so in JSON Schema terms."""
+    """OpenAPI's ``nullable: true`` means null is allowed, and its boolean ``exclusiveMaximum``
+    (Contour's ports) makes ``maximum`` exclusive; say both in JSON Schema terms."""
     converted = copy.deepcopy(schema)
 
     def visit(node: Any, parent_key: str | None) -> None:
         if isinstance(node, dict):
+            for bound, limit in (("exclusiveMaximum", "maximum"), ("exclusiveMinimum", "minimum")):
+                exclusive = isinstance(node.get(bound), bool) and node.pop(bound)
+                if parent_key != "properties" and exclusive and limit in node:
+                    node[bound] = node.pop(limit)
             if parent_key != "properties" and node.get("nullable") is True:
                 if isinstance(node.get("type"), str):
                     node["type"] = [node["type"], "null"]
