@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import socket
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -23,6 +23,7 @@ from gitcanary.analysis.templates import QueryModel, render_query
 from gitcanary.core.observations import CheckResult
 from gitcanary.duration import parse_duration
 from gitcanary.errors import AnalysisError
+from gitcanary.redaction import redact, spellings
 from gitcanary.spec.models import Canary, CanaryMetric, MetricTemplate
 
 DEFAULT_METRIC_INTERVAL = "1m"
@@ -128,9 +129,7 @@ class _Run:
     ) -> None:
         # Every secret value a provider reads is masked in the check lines, whatever a server echoes.
         self.revealed: set[str] = set()
-        self.env = ProviderEnv(
-            secrets=_Recording(env.secrets, self.revealed), limits=env.limits, kube=env.kube
-        )
+        self.env = replace(env, secrets=_Recording(env.secrets, self.revealed))
         self.pool = pool
         self.canary = canary
         self.templates = templates
@@ -166,11 +165,13 @@ class _Run:
         return judge(metric, value, bound=plan.bound, unit=plan.unit, note=plan.note)
 
     def _mask(self, text: str) -> str:
-        # Longest first, so a secret that contains another is masked whole.
-        for value in sorted(self.revealed, key=len, reverse=True):
+        # Longest first, so a secret that contains another is masked whole; every spelling of it
+        # (base64, percent- or JSON-encoded), and what `redaction` knows (a Basic auth header).
+        forms = {form for value in self.revealed for form in spellings(value)}
+        for value in sorted(forms, key=len, reverse=True):
             if len(value) >= 4:
                 text = text.replace(value, "***")
-        return text
+        return redact(text)
 
     def _plan(self, metric: CanaryMetric) -> _Plan:
         # Precedence when a metric has several sources: templateRef, then inline query, then builtin.

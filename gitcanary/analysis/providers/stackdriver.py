@@ -7,7 +7,10 @@ without a secretRef the project is the one those credentials name. The value is 
 the first point of the first time series; no series, no point or no value is no data. The window is
 the query's own (`| within {{ interval }}`), as in Flagger. Where Flagger reads a non-double value
 as 0, gitcanary reads an int64 value as its number and refuses any other type.
-`provider.address`, which Flagger ignores, replaces `https://monitoring.googleapis.com` when set.
+`provider.address`, which Flagger ignores, is ignored here too unless the operator allowed that
+endpoint (`--credential-endpoint`, or the `address` key of the template's Secret): Google
+credentials go to `https://monitoring.googleapis.com` or to an endpoint the operator named, never to
+one the repository chose (see `endpoints`).
 """
 
 from __future__ import annotations
@@ -64,7 +67,10 @@ class StackdriverProvider:
             project = project or default_project
         if not project:
             raise AnalysisError("stackdriver has no project (secretRef key project)")
-        address = (target.address or DEFAULT_ADDRESS).rstrip("/")
+        # Flagger ignores the address; gitcanary follows it only where the operator allows.
+        chosen = target.address if env.endpoints.allows(target.address or "", "stackdriver") else None
+        address = (chosen or DEFAULT_ADDRESS).rstrip("/")
+        self.bound = env.binding(target, "Google credentials")
         self.url = f"{address}/v3/projects/{quote(project, safe='')}/timeSeries:query"
         self.what = f"stackdriver at {redact_url(address)}"
         self.headers = header_values(target.spec.headers)
@@ -94,6 +100,7 @@ class StackdriverProvider:
             headers=headers,
             limits=self.limits,
             what=self.what,
+            bound=self.bound,
         )
         body = json_body(response, self.what)
         if not isinstance(body, dict):
@@ -146,4 +153,13 @@ def build(target: Target, env: ProviderEnv, pool: HttpPool) -> StackdriverProvid
 
 
 def problems(spec: MetricTemplateProvider, query: str) -> list[str]:
+    return []
+
+
+def warnings(spec: MetricTemplateProvider, query: str) -> list[str]:
+    if spec.address:
+        return [
+            f"spec.provider.address: stackdriver ignores it (as Flagger does) and queries {DEFAULT_ADDRESS}, "
+            "unless the operator allows that endpoint with --credential-endpoint"
+        ]
     return []
