@@ -27,6 +27,7 @@ from gitcanary.analysis.providers.base import NoDataError, ProviderEnv, Target, 
 from gitcanary.analysis.providers.endpoints import Binding
 from gitcanary.analysis.providers.http import HttpPool, fetch
 from gitcanary.errors import AnalysisError
+from gitcanary.redaction import register
 from gitcanary.spec.models import MetricTemplateProvider
 
 WINDOW_MULTIPLIER = 10
@@ -62,6 +63,12 @@ class CloudWatchProvider:
         self.limits = env.limits
         self.http = pool.client(insecure=target.spec.insecure_skip_verify)
         self.client.meta.events.register("before-send.cloudwatch", self._send)
+        # The chain's secret key and session token are never in a message, even when an endpoint
+        # echoes the request back in its error (the key id is named too: it is half of the pair).
+        found = self.client._request_signer._credentials
+        frozen = found.get_frozen_credentials() if found is not None else None
+        if frozen is not None:
+            register(frozen.access_key, frozen.secret_key, frozen.token)
         self.deadline = env.limits.deadline
         self.worker = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cloudwatch")
 

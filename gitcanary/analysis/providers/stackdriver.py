@@ -32,6 +32,7 @@ from gitcanary.analysis.providers.base import (
 from gitcanary.analysis.providers.http import HttpPool, fetch, json_body, redact_url
 from gitcanary.analysis.providers.numbers import number
 from gitcanary.errors import AnalysisError
+from gitcanary.redaction import register
 from gitcanary.spec.models import MetricTemplateProvider
 
 DEFAULT_ADDRESS = "https://monitoring.googleapis.com"
@@ -65,6 +66,8 @@ class StackdriverProvider:
             except google.auth.exceptions.DefaultCredentialsError as exc:
                 raise AnalysisError(f"stackdriver: no application default credentials ({exc})") from exc
             project = project or default_project
+            # What an application-default file holds (a user's refresh token and client secret).
+            register(getattr(self.google, "refresh_token", None), getattr(self.google, "client_secret", None))
         if not project:
             raise AnalysisError("stackdriver has no project (secretRef key project)")
         # Flagger ignores the address; gitcanary follows it only where the operator allows.
@@ -86,8 +89,13 @@ class StackdriverProvider:
                 try:
                     self.google.refresh(_bounded_request(self.limits))
                 except GoogleAuthError as exc:
-                    raise AnalysisError(f"stackdriver credentials refused: {str(exc)[:200]}") from exc
+                    # Not the token endpoint's answer: it may echo the grant (a refresh token, a
+                    # signed assertion) that was sent to it.
+                    raise AnalysisError(
+                        f"stackdriver credentials refused by the token endpoint ({type(exc).__name__})"
+                    ) from exc
             token: str = self.google.token
+            register(token)
             return token
 
     def query(self, query: str, at: datetime, window: timedelta) -> float:
