@@ -27,10 +27,12 @@ from typing import Any
 import pytest
 from capture_server import CaptureServer
 from credential_world import (
+    HOSTILE,
     NS,
     Planted,
     Repository,
     alert_doc,
+    git_credentials,
     plant,
     repositories,
     template_doc,
@@ -205,3 +207,151 @@ def test_a_secret_name_that_is_not_a_kubernetes_name_reads_nothing(world: World,
         return
     with pytest.raises(SecretNameError):
         secrets.get(NS, name, "token")
+
+
+# -- the CLI: run, plan, validate, status, history, audit, the dashboard ------------------------
+
+CLI_EXAMPLES = int(os.environ.get("GITCANARY_CREDENTIAL_CLI_EXAMPLES", "2"))
+
+
+def write_repository(setup: Any, repository: Repository) -> None:
+    """`repository`'s templates, alert providers, webhooks and addresses, pushed as a person would."""
+    from conftest import git
+
+    from gitcanary.manifests import yamlio
+
+    human = setup.repo.human
+    names = []
+    for index, spec in enumerate(repository.templates):
+        doc = template_doc(index, spec)
+        names.append(doc["metadata"]["name"])
+        (human / f"apps/metric-templates/{names[-1]}.yaml").write_text(yamlio.dump(doc))
+    kustomization = human / "apps/metric-templates/kustomization.yaml"
+    doc = yamlio.load(kustomization.read_text())
+    doc["resources"] = ["error-rate.yaml", *(f"{name}.yaml" for name in names)]
+    kustomization.write_text(yamlio.dump(doc))
+    (human / "apps/alerts").mkdir(exist_ok=True)
+    for index, spec in enumerate(repository.alerts):
+        (human / f"apps/alerts/alert{index}.yaml").write_text(yamlio.dump(alert_doc(index, spec)))
+
+    def edit(canary_doc: Any) -> None:
+        analysis = canary_doc["spec"]["analysis"]
+        analysis["metrics"] = [
+            {"name": f"m{i}", "templateRef": {"name": name}, "thresholdRange": {"max": 1}, "interval": "1m"}
+            for i, name in enumerate(names)
+        ]
+        analysis["alerts"] = [
+            {"name": f"alert{i}", "providerRef": {"name": f"alert{i}"}} for i in range(len(repository.alerts))
+        ]
+        analysis["webhooks"] = [{"name": f"h{i}", **hook} for i, hook in enumerate(repository.hooks)]
+        if repository.metrics_server:
+            canary_doc["spec"]["metricsServer"] = repository.metrics_server
+        annotations = canary_doc["metadata"].setdefault("annotations", {})
+        annotations["gitcanary.io/source-repo"] = repository.metrics_server or "acme/backend"
+
+    setup.repo.edit("apps/backend/canary.yaml", edit)
+    git("add", "-A", cwd=human)
+    git("commit", "-qm", "metrics, alerts and hooks at addresses of the repository's choosing", cwd=human)
+    git("push", "-q", "origin", "HEAD:main", cwd=human)
+
+
+def every_command(world: World, setup: Any, base: Path, dashboard: bool) -> dict[str, str]:
+    """Each command's output (stdout, stderr), run with every planted credential in reach."""
+    import time
+
+    from security_cli import cli
+
+    planted = world.planted
+    home = base / "home"
+    git_credentials(planted, home, world.chosen.url)
+    env = {**planted.environ, "HOME": str(home)}
+    remote = str(setup.repo.remote)
+    common = ("--prometheus", planted.prometheus, "--secrets-dir", str(planted.secrets_dir))
+    outputs: dict[str, str] = {}
+    setup.repo.bump("apps/backend", "6.1.1")
+    for step, log_format in enumerate(("json", "text", "json")):
+        ran = setup.run_once(*common, "--log-format", log_format, env=env)
+        outputs[f"run {step}"] = ran.output
+        time.sleep(1.05)  # the fast canary's 1 s interval: each run takes a step
+    plan = ("plan", "--repo", remote, "--cluster", "off", "--settle", "0", *common)
+    outputs["plan"] = cli(*plan, cwd=base, env=env).output
+    outputs["plan json"] = cli(*plan, "-o", "json", cwd=base, env=env).output
+    outputs["validate"] = cli("validate", str(setup.repo.human), cwd=base, env=env).output
+    for name, command in {
+        "status": ("status", "--repo", remote, "-o", "json"),
+        "history": ("history", "prod/backend", "--repo", remote, "-o", "json"),
+        "history --verify": ("history", "--verify", "--repo", remote),
+        "audit html": ("audit", "--repo", remote, "-o", "html"),
+        "audit json": ("audit", "--repo", remote, "-o", "json"),
+    }.items():
+        outputs[name] = cli(*command, cwd=base, env=env).output
+    outputs["pushed history"] = setup.remote_history()
+    if dashboard:
+        outputs.update(dashboard_pages(remote, base, env))
+    return outputs
+
+
+def dashboard_pages(remote: str, base: Path, env: dict[str, str]) -> dict[str, str]:
+    import re
+    import subprocess
+    import sys
+
+    import httpx
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gitcanary", "dashboard", "--repo", remote, "--listen", "127.0.0.1:0"],
+        cwd=base,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **env},
+    )
+    assert proc.stdout is not None
+    pages: dict[str, str] = {}
+    try:
+        for line in proc.stdout:
+            found = re.search(r"on (http://127\.0\.0\.1:\d+)/", line)
+            if found:
+                for path in ("/", "/dashboard/state", "/dashboard/main"):
+                    pages[f"dashboard {path}"] = httpx.get(found[1] + path, timeout=60).text
+                break
+    finally:
+        proc.terminate()
+        log, _ = proc.communicate(timeout=30)
+    pages["dashboard log"] = log
+    assert pages.get("dashboard /"), log
+    return pages
+
+
+@settings(
+    max_examples=CLI_EXAMPLES,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+def test_every_command_sends_no_credential_to_a_repository_address(
+    world: World, tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
+) -> None:
+    from security_cli import initialized
+
+    repository = data.draw(repositories(world.chosen.url))
+    base = tmp_path_factory.mktemp("cli")
+    setup = initialized(base / "repo")
+    write_repository(setup, repository)
+    world.chosen.clear()
+    outputs = every_command(world, setup, base, dashboard=not getattr(world, "dashboard_seen", False))
+    world.dashboard_seen = True  # type: ignore[attr-defined]  # once per session: it is the slow one
+    planted = world.planted
+    assert world.chosen.requests, "the generated repository made gitcanary call none of its addresses"
+    for text in world.chosen.texts():
+        assert not planted.leaks(text), f"a repository-chosen address received {planted.leaks(text)}:\n{text}"
+    for name, text in outputs.items():
+        assert not planted.leaks(text), f"{name} holds {planted.leaks(text)}:\n{text[-3000:]}"
+    hostile = [
+        t["secret"] for t in repository.templates if t["secret"] in HOSTILE and t["secret"] != "linked"
+    ]
+    for name in hostile:
+        assert f"{name!r} is not a Kubernetes name" in outputs["validate"] or name == "missing", outputs[
+            "validate"
+        ]
