@@ -158,6 +158,11 @@ class _Run:
             return _failed(metric, self._mask(f"no data ({exc})"), plan.note)
         except AnalysisError as exc:
             return _failed(metric, self._mask(f"query failed ({exc})"), plan.note)
+        except (RecursionError, LookupError, ValueError, TypeError, UnicodeError, OverflowError) as exc:
+            # A backend's answer is untrusted input too: whatever a provider's parser (or an SDK's)
+            # makes of a hostile one is a failed check with its reason, never a halt of the canary.
+            reason = f"unreadable answer: {type(exc).__name__}: {str(exc)[:120]}"
+            return _failed(metric, self._mask(f"query failed ({reason})"), plan.note)
         if plan.whole_units:
             # Flagger reads durations as whole milliseconds (truncated); rounding first drops
             # float noise from rate arithmetic (211.99999999 is 212ms, not 211ms).

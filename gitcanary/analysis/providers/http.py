@@ -182,8 +182,10 @@ def _inflater(encoding: str, what: str) -> Any:
     def inflate(raw: Iterator[bytes], most: int) -> Iterator[bytes]:
         # wbits 47: a gzip or zlib header, detected; max_length bounds every step's output.
         decoder = zlib.decompressobj(47)
+        received = False
         try:
             for chunk in raw:
+                received = received or bool(chunk)
                 data = chunk
                 while data:
                     out = decoder.decompress(data, most)
@@ -195,6 +197,8 @@ def _inflater(encoding: str, what: str) -> Any:
             raise AnalysisError(f"{what} answered a body that does not inflate: {exc}") from exc
         if rest:
             yield rest
+        if received and not decoder.eof:
+            raise AnalysisError(f"{what} answered a body that does not inflate: it ends before its stream")
 
     return inflate
 
