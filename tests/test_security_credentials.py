@@ -355,3 +355,32 @@ def test_every_command_sends_no_credential_to_a_repository_address(
         assert f"{name!r} is not a Kubernetes name" in outputs["validate"] or name == "missing", outputs[
             "validate"
         ]
+
+
+_PATHISH = st.lists(
+    st.sampled_from(["..", ".", "outside", "loot", "linked", "", "prod", "metrics", "/"]), max_size=5
+)
+
+
+@settings(max_examples=200, derandomize=True, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(
+    namespace=st.one_of(st.just(NS), st.text(max_size=12), st.builds("/".join, _PATHISH)),
+    name=st.one_of(st.text(max_size=20), st.builds("/".join, _PATHISH)),
+    key=st.sampled_from(["token", "password", "username", "../token", "address"]),
+)
+def test_no_secret_name_reads_outside_the_store(world: World, namespace: str, name: str, key: str) -> None:
+    """Whatever a repository writes as a secretRef, the store hands out nothing from outside
+    `--secrets-dir` (a `../`, an absolute path, a symlink out) and refuses what is no Kubernetes name."""
+    from gitcanary.hooks.alerts import SecretNameError
+    from gitcanary.spec.names import _SUBDOMAIN
+
+    outside = {v for k, v in world.planted.values.items() if k.startswith("outside")}
+    secrets = Secrets(world.planted.secrets_dir, environ={})
+    try:
+        found = secrets.get(namespace, name, key)
+    except SecretNameError:
+        assert not (_SUBDOMAIN.fullmatch(name) and len(name) <= 253 and key != "../token" and namespace == NS)
+        return
+    assert _SUBDOMAIN.fullmatch(name), name
+    assert found not in outside, (namespace, name, key)
