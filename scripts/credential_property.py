@@ -36,7 +36,7 @@ def main() -> int:
     }
     started = time.monotonic()
     ran = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:xdist", "-q", "--no-header",
+        [sys.executable, "-m", "pytest", "-p", "no:xdist", "-q", "--no-header", "--timeout=0",
          "--hypothesis-show-statistics", "tests/test_security_credentials.py"],
         cwd=ROOT,
         env=env,
