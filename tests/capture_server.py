@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+_PLAIN = {"host", "accept", "connection", "user-agent", "content-length", "content-type", "accept-encoding"}
+
 
 @dataclass(frozen=True)
 class Captured:
@@ -54,7 +56,12 @@ class CaptureServer:
                     }
                     self._send(200, json.dumps(answer).encode(), "application/json")
                     return
-                self._send(403, ("denied; you sent " + captured.text()).encode(), "text/plain")
+                # Credential headers first: error texts are cut at a few hundred characters, and
+                # the echo must land inside the cut to test its redaction.
+                # Values alone too: `Authorization: Basic x` is masked by its shape, a bare `x` is not.
+                first = [v.split()[-1] for k, v in captured.headers.items() if k.lower() not in _PLAIN and v]
+                echo = "denied; you sent " + " ".join(first) + " " + captured.text()
+                self._send(403, echo.encode(), "text/plain")
 
             def _send(self, status: int, data: bytes, kind: str) -> None:
                 self.send_response(status)

@@ -16,6 +16,7 @@ from gitcanary.analysis.providers.base import Limits, NoDataError
 from gitcanary.analysis.providers.endpoints import Binding
 from gitcanary.analysis.providers.http import HttpPool, error_text, fetch, parse_json, redact_url
 from gitcanary.errors import AnalysisError
+from gitcanary.redaction import register_url
 
 _WHITESPACE = re.compile(r"\s+")
 
@@ -55,6 +56,7 @@ class PrometheusClient:
         if not address.startswith(("http://", "https://")):
             raise AnalysisError(f"prometheus address {redact_url(address)!r} is not an http(s) URL")
         self.address = address.rstrip("/")
+        register_url(address)  # its userinfo goes as Basic auth: masked should a server echo it
         self.limits = limits or (Limits(deadline=timeout) if timeout else Limits())
         self._headers = dict(headers or {})
         self._auth = auth
