@@ -16,6 +16,7 @@ one the repository chose (see `endpoints`).
 from __future__ import annotations
 
 import json
+import re
 import threading
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,6 +37,7 @@ from gitcanary.redaction import register
 from gitcanary.spec.models import MetricTemplateProvider
 
 DEFAULT_ADDRESS = "https://monitoring.googleapis.com"
+_JWT = re.compile(r"[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
 SCOPES = ["https://www.googleapis.com/auth/monitoring.read"]
 
 
@@ -89,11 +91,11 @@ class StackdriverProvider:
                 try:
                     self.google.refresh(_bounded_request(self.limits))
                 except GoogleAuthError as exc:
-                    # Not the token endpoint's answer: it may echo the grant (a refresh token, a
-                    # signed assertion) that was sent to it.
-                    raise AnalysisError(
-                        f"stackdriver credentials refused by the token endpoint ({type(exc).__name__})"
-                    ) from exc
+                    # The token endpoint's reason, without any signed assertion (a JWT) it may echo:
+                    # that grant is a credential for an hour. Refresh tokens are registered above.
+                    said = _JWT.sub("***", str(exc.args[0] if exc.args else exc))[:200]
+                    refused = f"stackdriver credentials refused by the token endpoint: {said}"
+                    raise AnalysisError(refused) from exc
             token: str = self.google.token
             register(token)
             return token
