@@ -384,3 +384,29 @@ def test_no_secret_name_reads_outside_the_store(world: World, namespace: str, na
         return
     assert _SUBDOMAIN.fullmatch(name), name
     assert found not in outside, (namespace, name, key)
+
+
+@pytest.mark.parametrize("kind", ["MetricTemplate", "AlertProvider"])
+@pytest.mark.parametrize("name", ["../outside", "/etc/passwd", "a/../../x", "..", "Token", "x_y"])
+def test_validate_reports_a_secret_ref_that_is_no_kubernetes_name(
+    tmp_path: Path, kind: str, name: str
+) -> None:
+    import shutil
+
+    from gitcanary.commands.validate import validate
+    from gitcanary.manifests import yamlio
+
+    root = tmp_path / "repo"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "examples/istio", root)
+    path = root / "apps/metric-templates/error-rate.yaml"
+    if kind == "MetricTemplate":
+        doc = yamlio.load(path.read_text())
+        doc["spec"]["provider"]["secretRef"] = {"name": name}
+        field_ = "spec.provider.secretRef.name"
+    else:
+        path = root / "apps/metric-templates/alerts.yaml"
+        doc = alert_doc(0, {"kind": "slack", "address": None, "secret": name})
+        field_ = "spec.secretRef.name"
+    path.write_text(yamlio.dump(doc))
+    errors, _ = validate(root)
+    assert any(field_ in line and "not a Kubernetes name" in line for line in errors), errors
