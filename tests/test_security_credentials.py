@@ -410,3 +410,26 @@ def test_validate_reports_a_secret_ref_that_is_no_kubernetes_name(
     path.write_text(yamlio.dump(doc))
     errors, _ = validate(root)
     assert any(field_ in line and "not a Kubernetes name" in line for line in errors), errors
+
+
+@pytest.mark.parametrize("kind", ["prometheus", "graphite", "influxdb"])
+@pytest.mark.parametrize("user", ["u", "ab", "gitcanary", "reader-01"])
+def test_an_echoed_basic_header_of_a_secret_ref_is_masked(kind: str, user: str) -> None:
+    """The issue's case: a metrics server answering with the `Authorization: Basic` value it got
+    (bare, not after `Authorization:`) puts no base64 `user:password` into the check line."""
+    import base64
+
+    from tests.provider_checks import check, secrets, template
+
+    password = "Pw-echo-0123456789"
+    sink = CaptureServer().start()
+    try:
+        subject = template("t", "up", type=kind, address=sink.url, secretRef={"name": "metrics"})
+        env = ProviderEnv(secrets=secrets({"username": user, "password": password}))
+        result = check(subject, env=env)
+    finally:
+        sink.stop()
+    basic = base64.b64encode(f"{user}:{password}".encode()).decode()
+    assert any(basic in text for text in sink.texts())  # it was sent, and echoed
+    assert "answered HTTP 403" in result.line, result.line
+    assert basic not in result.line and password not in result.line, result.line
