@@ -36,6 +36,7 @@ class CaptureServer:
     def __init__(self, access_token: str = "") -> None:
         self.requests: list[Captured] = []
         self.access_token = access_token
+        self.redirect_to = ""  # set: every answer is a 307 to this origin (same path)
         self._lock = threading.Lock()
         server = self
 
@@ -48,6 +49,12 @@ class CaptureServer:
                 captured = Captured(self.command, self.path, dict(self.headers), body)
                 with server._lock:
                     server.requests.append(captured)
+                if server.redirect_to:
+                    self.send_response(307)
+                    self.send_header("Location", server.redirect_to + self.path)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if self.path.startswith("/token") and server.access_token:
                     answer: Any = {
                         "access_token": server.access_token,

@@ -433,3 +433,25 @@ def test_an_echoed_basic_header_of_a_secret_ref_is_masked(kind: str, user: str) 
     assert any(basic in text for text in sink.texts())  # it was sent, and echoed
     assert "answered HTTP 403" in result.line, result.line
     assert basic not in result.line and password not in result.line, result.line
+
+
+@pytest.mark.parametrize(
+    "kind", ["prometheus", "datadog", "newrelic", "graphite", "dynatrace", "splunk", "influxdb"]
+)
+def test_no_credential_follows_a_redirect_to_another_origin(world: World, kind: str) -> None:
+    """The operator's backend answers 307 to an address of the repository's choosing: the
+    credentials stay where they were allowed to go (no redirect is followed)."""
+    world.chosen.clear()
+    world.operator.redirect_to = world.chosen.url
+    try:
+        repository = Repository(
+            templates=[{"kind": kind, "address": None, "secret": "routed", "headers": None}],
+            alerts=[],
+            hooks=[],
+            metrics_server=None,
+        )
+        outputs = exercise(world, repository)
+    finally:
+        world.operator.redirect_to = ""
+    assert world.chosen.requests == [], world.chosen.texts()
+    assert any("307" in line for line in outputs), outputs

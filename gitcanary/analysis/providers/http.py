@@ -29,7 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from gitcanary.analysis.providers.base import Limits
-from gitcanary.analysis.providers.endpoints import Binding
+from gitcanary.analysis.providers.endpoints import Binding, origin
 from gitcanary.errors import AnalysisError
 from gitcanary.redaction import register_basic
 
@@ -144,6 +144,12 @@ def _once(
         method, url, params=query, headers=merged, json=json, content=content, timeout=httpx.Timeout(left)
     )
     response = client.send(request, stream=True, auth=auth)
+    if response.is_redirect:
+        response.close()
+        # Never followed: a credential must not go where the answer points (another origin).
+        where = origin(response.headers.get("location", "")) or "elsewhere"
+        status = response.status_code
+        raise AnalysisError(f"{what} answered HTTP {status}, a redirect to {where}: not followed")
     try:
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limits.max_bytes:
