@@ -8,7 +8,9 @@ their text through `redact`. It masks
 - token-like query parameters (`?access_token=...`) and `Authorization:` header values;
 - every secret gitcanary was configured with (`register`): forge tokens, webhook secrets, alert
   provider secrets, and the user and password found in a configured URL, in every spelling they
-  may reach a message in (as is, percent-decoded).
+  may reach a message in: as is, percent-decoded, percent-encoded (`quote`, `quote_plus`), escaped
+  in JSON or HTML, base64 (standard and URL-safe), and the `Authorization: Basic` value of a user
+  and password (`register_basic`), which a server may echo back in an error.
 
 A foundation module: it imports nothing from gitcanary, so every layer can use it.
 """
@@ -16,9 +18,11 @@ A foundation module: it imports nothing from gitcanary, so every layer can use i
 from __future__ import annotations
 
 import base64
+import html
+import json
 import re
 import threading
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, quote_plus, unquote, urlsplit
 
 REDACTED = "***"
 MIN_SECRET = 4  # shorter values would mask ordinary words
@@ -44,11 +48,38 @@ def register(*secrets: str | None) -> None:
     for secret in secrets:
         if not secret:
             continue
-        for form in (secret, secret.strip(), unquote(secret)):
+        for form in spellings(secret):
             if len(form) >= MIN_SECRET:
                 found.add(form)
     with _lock:
         _secrets = tuple(sorted(found, key=len, reverse=True))  # longest first: no partial leftovers
+
+
+def spellings(secret: str) -> set[str]:
+    """The ways `secret` can be written in a message: as is, and encoded the ways a URL, a JSON or
+    HTML document, or an HTTP header would carry it."""
+    found = set()
+    for plain in {secret, secret.strip(), unquote(secret)}:
+        raw = plain.encode()
+        found |= {
+            plain,
+            quote(plain, safe=""),
+            quote_plus(plain, safe=""),
+            json.dumps(plain)[1:-1],
+            html.escape(plain),
+            base64.b64encode(raw).decode(),
+            base64.urlsafe_b64encode(raw).decode(),
+            base64.b64encode(raw).decode().rstrip("="),
+        }
+    return found
+
+
+def register_basic(user: str | None, password: str | None) -> None:
+    """Mask the `Authorization: Basic` value of `user`:`password` (and its encodings): an HTTP
+    client sends it, and a server that echoes it back must not leak it into a failed check."""
+    if user is None or password is None:
+        return
+    register(base64.b64encode(f"{user}:{password}".encode()).decode(), password)
 
 
 def register_url(url: str | None) -> None:
@@ -94,4 +125,4 @@ def redact_value(value: object) -> object:
     return value
 
 
-__all__ = ["REDACTED", "redact", "redact_value", "register", "register_url"]
+__all__ = ["REDACTED", "redact", "redact_value", "register", "register_basic", "register_url", "spellings"]

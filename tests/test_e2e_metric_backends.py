@@ -377,6 +377,8 @@ def test_promote_then_roll_back_then_no_data_never_promotes(backend: Backend, tm
         prometheus=unavailable_prometheus(),  # no metric of the canary's is on Prometheus
         settle=0,
         secrets_dir=secrets,
+        # The backend under test is the operator's: credentials (and cloud identities) may go there.
+        credential_endpoints=[backend.provider["address"]] if backend.provider.get("address") else [],
     )
     clock = Clock(START)
     rec = Reconciler(settings, clock=clock, sleep=lambda _: None)

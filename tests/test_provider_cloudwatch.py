@@ -97,7 +97,7 @@ def test_query_that_is_not_json_is_a_failed_check(moto_endpoint: str) -> None:
 
 def test_unreachable_endpoint_is_a_failed_check() -> None:
     result = check(cw(f"http://127.0.0.1:{free_port()}"), now=NOW)
-    assert not result.ok and "cloudwatch request failed" in result.line
+    assert not result.ok and "cloudwatch unreachable" in result.line
 
 
 def test_region_is_required() -> None:

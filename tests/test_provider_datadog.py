@@ -110,13 +110,15 @@ def test_problems_name_the_secret_keys() -> None:
 
 
 def test_series_for_the_comparative_judge(datadog: VendorServer) -> None:
+    from dataclasses import replace
     from datetime import timedelta
 
-    from gitcanary.analysis.providers import HttpPool, Target, build
+    from gitcanary.analysis.providers import Endpoints, HttpPool, Target, build
 
     datadog.answer = lambda r: Reply(200, series((1_000_000, 1.0), (1_010_000, None), (1_020_000, 3.0)))
     subject = dd(datadog)
-    provider = build(Target(subject.spec.provider, "prod", datadog.url), ENV, HttpPool())
+    env = replace(ENV, endpoints=Endpoints.of([datadog.url]))  # the operator's --credential-endpoint
+    provider = build(Target(subject.spec.provider, "prod", datadog.url), env, HttpPool())
     points = provider.query_range("avg:x{*}", NOW - timedelta(minutes=5), NOW, 10)  # type: ignore[attr-defined]
     assert points == [(1000.0, 1.0), (1020.0, 3.0)]
     assert int(datadog.requests[0].params["to"]) - int(datadog.requests[0].params["from"]) == 300

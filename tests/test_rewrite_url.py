@@ -258,3 +258,24 @@ def test_an_http_proxy_in_the_environment_carries_webhooks(monkeypatch: pytest.M
         monkeypatch.delenv("no_proxy", raising=False)
         post_json(f"{IN_CLUSTER}/gate/approve", {"name": "backend"}, timeout=5)
         assert proxy.posted(f"{IN_CLUSTER}/gate/approve") == [{"name": "backend"}]
+
+
+def test_a_rewrite_destination_is_an_operator_endpoint_and_its_source_is_not() -> None:
+    """--rewrite-url's TO is the operator's choice: a credential may go there; FROM stays unbound."""
+    from gitcanary.analysis.providers.endpoints import CredentialNotBound, check
+    from gitcanary.core import urlmap
+    from gitcanary.service.credentials import credential_endpoints
+    from gitcanary.service.settings import Settings
+
+    settings = Settings(repo="/nowhere", prometheus="http://127.0.0.1:9090")
+    try:
+        urlmap.configure(["http://prometheus.istio-system:9090=http://127.0.0.1:19090"])
+        endpoints = credential_endpoints(settings)
+        check(urlmap.rewrite("http://prometheus.istio-system:9090/api/v1/query"), "prometheus", endpoints)
+        with pytest.raises(CredentialNotBound):
+            check("http://prometheus.istio-system:9090/api/v1/query", "prometheus", endpoints)
+        urlmap.configure([])
+        with pytest.raises(CredentialNotBound):
+            check("http://127.0.0.1:19090/api/v1/query", "prometheus", credential_endpoints(settings))
+    finally:
+        urlmap.configure([])

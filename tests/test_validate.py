@@ -274,7 +274,7 @@ def test_a_secret_ref_is_sent_and_not_warned_about(tmp_path: Path) -> None:
     from datetime import UTC, datetime
 
     from gitcanary.analysis import run_analysis
-    from gitcanary.analysis.providers import ProviderEnv
+    from gitcanary.analysis.providers import Endpoints, ProviderEnv
     from gitcanary.hooks.alerts import Secrets
     from gitcanary.manifests import discovery
 
@@ -318,7 +318,10 @@ def test_a_secret_ref_is_sent_and_not_warned_about(tmp_path: Path) -> None:
             catalog.templates,
             default_address="http://127.0.0.1:1",
             now=datetime.now(UTC),
-            env=ProviderEnv(secrets=Secrets()),  # what `run` hands the providers
+            # what `run --credential-endpoint URL` hands the providers
+            env=ProviderEnv(
+                secrets=Secrets(), endpoints=Endpoints.of([f"http://127.0.0.1:{server.server_port}"])
+            ),
         )
         assert seen and all(headers.get("Authorization") == "Bearer s3cret" for headers in seen)
     finally:

@@ -19,7 +19,7 @@ from conftest import EXAMPLES, git
 from prometheus_server import QUERY_AT, PrometheusServer, Traffic
 
 from gitcanary.analysis import run_analysis
-from gitcanary.analysis.providers import ProviderEnv
+from gitcanary.analysis.providers import Endpoints, ProviderEnv
 from gitcanary.commands.operations import init
 from gitcanary.commands.validate import validate
 from gitcanary.hooks.alerts import Secrets, env_name
@@ -153,7 +153,8 @@ def accepted_then_analysis_works(root: Path, server: PrometheusServer, file: str
             for t in catalog.templates.values()
             if t.spec.provider.secret_ref is not None
         }
-        env = ProviderEnv(secrets=Secrets(environ=deployed))
+        # --prometheus is the operator's: run lets its credentials go there (and only there).
+        env = ProviderEnv(secrets=Secrets(environ=deployed), endpoints=Endpoints.of([server.url]))
         for loaded in catalog.canaries.values():
             checks = run_analysis(
                 loaded.canary, catalog.templates, default_address=server.url, now=QUERY_AT, env=env

@@ -49,6 +49,7 @@ class Reply:
     drip: float = 0.0  # seconds between bytes
     content_type: str = "application/json"
     declare_length: bool = True  # False: no Content-Length, the body ends when the connection closes
+    headers: dict[str, str] = field(default_factory=dict)  # more headers (Content-Encoding: gzip)
 
 
 @dataclass
@@ -188,6 +189,8 @@ class VendorServer:
         try:
             handler.send_response(reply.status)
             handler.send_header("Content-Type", reply.content_type)
+            for name, value in reply.headers.items():
+                handler.send_header(name, value)
             if not reply.drip and reply.declare_length:
                 handler.send_header("Content-Length", str(len(data)))
             handler.end_headers()

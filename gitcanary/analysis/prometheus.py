@@ -13,8 +13,10 @@ from typing import Any, Protocol
 import httpx
 
 from gitcanary.analysis.providers.base import Limits, NoDataError
-from gitcanary.analysis.providers.http import HttpPool, fetch, redact_url
+from gitcanary.analysis.providers.endpoints import Binding
+from gitcanary.analysis.providers.http import HttpPool, error_text, fetch, parse_json, redact_url
 from gitcanary.errors import AnalysisError
+from gitcanary.redaction import register_url
 
 _WHITESPACE = re.compile(r"\s+")
 
@@ -49,13 +51,16 @@ class PrometheusClient:
         insecure: bool = False,
         limits: Limits | None = None,
         pool: HttpPool | None = None,
+        bound: Binding | None = None,
     ) -> None:
         if not address.startswith(("http://", "https://")):
             raise AnalysisError(f"prometheus address {redact_url(address)!r} is not an http(s) URL")
         self.address = address.rstrip("/")
+        register_url(address)  # its userinfo goes as Basic auth: masked should a server echo it
         self.limits = limits or (Limits(deadline=timeout) if timeout else Limits())
         self._headers = dict(headers or {})
         self._auth = auth
+        self._bound = bound  # the template's credentials go only where the operator allows
         self._own_pool = pool is None
         self._pool = pool or HttpPool()
         self._http = self._pool.client(insecure=insecure)
@@ -150,6 +155,7 @@ class PrometheusClient:
             auth=self._auth,
             limits=self.limits,
             what=f"prometheus at {redact_url(self.address)}",
+            bound=self._bound,
         )
 
 
@@ -163,16 +169,21 @@ def _describe(exc: Exception) -> str:
 
 def _data(response: httpx.Response, address: str) -> dict[str, Any]:
     try:
-        body: Any = response.json()
-    except ValueError:
-        body = None
+        body: Any = parse_json(
+            response.content, f"prometheus at {address}", not_json="something that is not a query result"
+        )
+    except AnalysisError:
+        if response.status_code < 400:
+            raise
+        body = None  # an error page that is not JSON: its status and start say what happened
     if isinstance(body, dict) and body.get("status") == "error":
         kind = body.get("errorType") or "error"
         text = _WHITESPACE.sub(" ", str(body.get("error", ""))).strip()
         raise AnalysisError(f"prometheus {kind}: {text}")
     if response.status_code >= 400:
-        snippet = _WHITESPACE.sub(" ", response.text).strip()[:200]
-        raise AnalysisError(f"prometheus at {address} answered HTTP {response.status_code}: {snippet}")
+        raise AnalysisError(
+            f"prometheus at {address} answered HTTP {response.status_code}: {error_text(response)}"
+        )
     if not isinstance(body, dict) or not isinstance(body.get("data"), dict):
         raise AnalysisError(f"prometheus at {address} answered something that is not a query result")
     data: dict[str, Any] = body["data"]

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -29,6 +29,7 @@ from gitcanary.core import urlmap
 from gitcanary.core.observations import CheckResult
 from gitcanary.duration import parse_duration
 from gitcanary.errors import AnalysisError
+from gitcanary.redaction import redact, spellings
 from gitcanary.spec.models import Canary, CanaryMetric, MetricTemplate
 
 DEFAULT_METRIC_INTERVAL = "1m"
@@ -154,9 +155,7 @@ class _Run:
     ) -> None:
         # Every secret value a provider reads is masked in the check lines, whatever a server echoes.
         self.revealed: set[str] = set()
-        self.env = ProviderEnv(
-            secrets=_Recording(env.secrets, self.revealed), limits=env.limits, kube=env.kube
-        )
+        self.env = replace(env, secrets=_Recording(env.secrets, self.revealed))
         self.pool = pool
         self.canary = canary
         self.templates = templates
@@ -186,6 +185,11 @@ class _Run:
             return _failed(metric, self._mask(f"no data ({exc})"), plan.note)
         except AnalysisError as exc:
             return _failed(metric, self._mask(f"query failed ({exc})"), plan.note)
+        except (RecursionError, LookupError, ValueError, TypeError, UnicodeError, OverflowError) as exc:
+            # A backend's answer is untrusted input too: whatever a provider's parser (or an SDK's)
+            # makes of a hostile one is a failed check with its reason, never a halt of the canary.
+            reason = f"unreadable answer: {type(exc).__name__}: {str(exc)[:120]}"
+            return _failed(metric, self._mask(f"query failed ({reason})"), plan.note)
         stale = self._stale(plan, query)
         if stale is not None:
             return _failed(metric, self._mask(stale), plan.note)
@@ -220,11 +224,13 @@ class _Run:
         return None
 
     def _mask(self, text: str) -> str:
-        # Longest first, so a secret that contains another is masked whole.
-        for value in sorted(self.revealed.copy(), key=len, reverse=True):
+        # Longest first, so a secret that contains another is masked whole; every spelling of it
+        # (base64, percent- or JSON-encoded), and what `redaction` knows (a Basic auth header).
+        forms = {form for value in self.revealed.copy() for form in spellings(value)}
+        for value in sorted(forms, key=len, reverse=True):
             if len(value) >= 4:
                 text = text.replace(value, "***")
-        return text
+        return redact(text)
 
     def _plan(self, metric: CanaryMetric) -> _Plan:
         # Precedence when a metric has several sources: templateRef, then inline query, then builtin.

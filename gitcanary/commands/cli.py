@@ -255,6 +255,17 @@ def run(
             envvar="GITCANARY_SECRETS_DIR",
         ),
     ] = None,
+    credential_endpoint: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--credential-endpoint",
+            help="An endpoint (its origin: scheme, host, port) that may receive credentials besides "
+            "--prometheus and providers' official ones (repeatable; GITCANARY_CREDENTIAL_ENDPOINTS, "
+            "space-separated). A MetricTemplate whose address is elsewhere gets no secretRef value, "
+            "cloud identity or cluster token: its check fails, naming this option.",
+            envvar="GITCANARY_CREDENTIAL_ENDPOINTS",
+        ),
+    ] = None,
     log_format: Annotated[
         str,
         typer.Option(
@@ -513,6 +524,7 @@ def run(
         kubeconfig=kubeconfig,
         commit_url=commit_url,
         secrets_dir=secrets_dir,
+        credential_endpoints=credential_endpoint or [],
         write_mode=write_mode,
         promotion_gate=promotion_gate,
         merge_method=merge_method,

@@ -137,6 +137,11 @@ def configure(texts: list[str] | tuple[str, ...]) -> UrlMap:
     return _current
 
 
+def destinations() -> list[str]:
+    """Every TO of the process's rules: addresses the operator chose."""
+    return [urlunsplit(rule.to) for rule in _current.rules]
+
+
 def rewrite(url: str) -> str:
     """`url` through the process's rules (unchanged when none matches)."""
     return _current.rewrite(url)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gitcanary.errors import GitcanaryError
+from gitcanary.errors import AnalysisError, GitcanaryError
 from gitcanary.hooks.webhooks import WebhookError, post_json
 from gitcanary.redaction import redact, redact_value, register, register_url
 from gitcanary.spec.models import AlertProvider, Canary
@@ -207,18 +207,48 @@ def env_name(namespace: str, secret: str, key: str) -> str:
 _NOT_SECRET_KEYS = {"username", "user"}
 
 
+# Kubernetes' rules for what a Secret may be called and what its keys may be (DNS-1123 subdomain,
+# DNS-1123 label for the namespace, `[-._a-zA-Z0-9]+` for a key): nothing else is ever a path part.
+_SECRET_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_SECRET_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+
+
+def secret_ref_problem(namespace: str, secret: str, key: str = "token") -> str | None:
+    """Why `namespace/secret` key `key` cannot name a Kubernetes Secret's key, or None when it can."""
+    if len(namespace) > 63 or not _NAMESPACE.fullmatch(namespace):
+        return f"namespace {namespace[:80]!r} is not a Kubernetes namespace name (DNS-1123 label)"
+    if len(secret) > 253 or not _SECRET_NAME.fullmatch(secret):
+        return f"secret name {secret[:80]!r} is not a Kubernetes name (DNS-1123 subdomain)"
+    if len(key) > 253 or not _SECRET_KEY.fullmatch(key) or key in (".", ".."):
+        return f"secret key {key[:80]!r} is not a Kubernetes Secret key"
+    return None
+
+
+class SecretNameError(AlertError, AnalysisError):
+    """A secretRef that names no Kubernetes Secret (`../x`, `/etc/x`): a failed notification for an
+    AlertProvider, a failed check for a MetricTemplate."""
+
+
 @dataclass
 class Secrets:
-    """Where secretRefs resolve: the environment, then files under `directory`."""
+    """Where secretRefs resolve: the environment, then files under `directory`.
+
+    Every reader of the secret store (MetricTemplates, AlertProviders) comes through `get`: a name
+    that is not a Kubernetes name is refused before it is used, and a file is read only when its
+    resolved path (symlinks followed) stays under `directory`.
+    """
 
     directory: Path = DEFAULT_SECRETS_DIR
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
 
     def get(self, namespace: str, secret: str, key: str) -> str | None:
+        problem = secret_ref_problem(namespace, secret, key)
+        if problem is not None:
+            raise SecretNameError(f"secretRef: {problem}; gitcanary reads only Kubernetes names")
         value = self.environ.get(env_name(namespace, secret, key))
         if not value:
-            path = self.directory / namespace / secret / key
-            value = path.read_text() if path.is_file() else None
+            value = self._file(namespace, secret, key)
         value = value.strip() if value else None
         # A provider's address or token never reaches a log line or an error. A user name is no
         # secret, and masking one ("gitcanary", "admin") would blank ordinary words everywhere.
@@ -226,6 +256,15 @@ class Secrets:
             register(value)
         register_url(value)
         return value or None
+
+    def _file(self, namespace: str, secret: str, key: str) -> str | None:
+        root = self.directory.resolve()
+        path = (root / namespace / secret / key).resolve()
+        # A mounted Secret is a tree of symlinks (key -> ..data/key -> ..2026_x/key), all inside the
+        # mount: follow them, and read only what ends up inside the store.
+        if not path.is_relative_to(root) or not path.is_file():
+            return None
+        return path.read_text()
 
     def where(self, namespace: str, secret: str, key: str) -> str:
         return f"${env_name(namespace, secret, key)} or {self.directory / namespace / secret / key}"

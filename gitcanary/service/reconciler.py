@@ -617,10 +617,11 @@ class Reconciler:
         """MetricTemplate secretRefs resolve where AlertProvider ones do; keptn and externalmetrics
         read through the observer's Kubernetes client."""
         from gitcanary.analysis.providers import ProviderEnv
+        from gitcanary.service.credentials import credential_endpoints
 
         secrets = Secrets(self.settings.secrets_dir) if self.settings.secrets_dir else Secrets()
         kube = self.observer.api if self.observer is not None else None
-        return ProviderEnv(secrets=secrets, kube=kube)
+        return ProviderEnv(secrets=secrets, kube=kube, endpoints=credential_endpoints(self.settings))
 
     def _metrics_pool(self) -> HttpPool:
         """One pool of metrics HTTP connections for the reconciler's life."""

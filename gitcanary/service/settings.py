@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     push_attempts: int = 6
     commit_url: str | None = None  # e.g. https://github.com/acme/fleet/commit/{sha}, for notifications
     secrets_dir: Path | None = None  # AlertProvider and MetricTemplate secretRefs [/etc/gitcanary/secrets]
+    # Where a credential may go besides --prometheus and providers' official endpoints (origins).
+    credential_endpoints: list[str] = Field(default_factory=list)
     # Pull-request mode, the promotion gate and push webhooks (gitcanary.forge).
     write_mode: str = "direct"  # or "pull-request"; a canary's gitcanary.io/write-mode wins
     promotion_gate: bool = False  # a canary's gitcanary.io/promotion-gate wins

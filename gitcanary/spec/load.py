@@ -211,6 +211,13 @@ def rule_problems(canary: Canary, source: str) -> list[SpecError]:
 def _check_names(obj: MetricTemplate | AlertProvider, source: str) -> None:
     check_subdomain(obj.metadata.name, source, "metadata.name")
     check_label(obj.namespace, source, "metadata.namespace")
+    # A secretRef names a Secret of the operator's store: a Kubernetes name, never a path.
+    ref = obj.spec.provider.secret_ref if isinstance(obj, MetricTemplate) else obj.spec.secret_ref
+    field = "spec.provider.secretRef" if isinstance(obj, MetricTemplate) else "spec.secretRef"
+    if ref is not None:
+        check_subdomain(ref.name, source, f"{field}.name")
+        if ref.namespace is not None:
+            check_label(ref.namespace, source, f"{field}.namespace")
 
 
 def load_metric_template(doc: dict[str, Any], source: str) -> MetricTemplate:

@@ -16,9 +16,11 @@ installation never imports boto3 or the Kubernetes client.
 from __future__ import annotations
 
 import importlib
+from dataclasses import replace
 from types import ModuleType
 
 from gitcanary.analysis.providers.base import (
+    Credentials,
     Limits,
     NoDataError,
     Provider,
@@ -27,6 +29,7 @@ from gitcanary.analysis.providers.base import (
     SeriesProvider,
     Target,
 )
+from gitcanary.analysis.providers.endpoints import CredentialNotBound, Endpoints
 from gitcanary.analysis.providers.http import HttpPool
 from gitcanary.spec.models import MetricTemplate
 
@@ -59,8 +62,22 @@ def build(target: Target, env: ProviderEnv, pool: HttpPool) -> Provider:
     found = module(target.type)
     if found is None:
         raise AnalysisError(f"unknown provider type {target.type!r}; known: {', '.join(sorted(MODULES))}")
+    target, env = operator_address(target, env)
     provider: Provider = found.build(target, env, pool)
     return provider
+
+
+def operator_address(target: Target, env: ProviderEnv) -> tuple[Target, ProviderEnv]:
+    """`target` and `env` once the operator's Secret has spoken: an `address` key in the Secret the
+    template's secretRef names is the operator's choice of endpoint, so it replaces the template's
+    `provider.address` and its credentials may go there."""
+    ref = target.spec.secret_ref
+    if ref is None or target.type in ("keptn",):
+        return target, env
+    secret_address = Credentials(target, env.secrets).get("address")
+    if not secret_address:
+        return target, env
+    return replace(target, address=secret_address), replace(env, endpoints=env.endpoints.plus(secret_address))
 
 
 def problems(template: MetricTemplate) -> list[str]:
@@ -82,6 +99,8 @@ def warnings(template: MetricTemplate) -> list[str]:
 
 __all__ = [
     "MODULES",
+    "CredentialNotBound",
+    "Endpoints",
     "HttpPool",
     "Limits",
     "NoDataError",

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from gitcanary.analysis.providers.endpoints import Binding, Endpoints
 from gitcanary.errors import AnalysisError
 from gitcanary.spec.models import MetricTemplateProvider
 
@@ -53,11 +54,16 @@ class NoSecrets:
 
 @dataclass(frozen=True)
 class ProviderEnv:
-    """What the service hands every provider: secrets, bounds, and a Kubernetes client for keptn."""
+    """What the service hands every provider: secrets, bounds, a Kubernetes client for keptn, and
+    the endpoints the operator configured (where a credential may go besides official ones)."""
 
     secrets: SecretSource = field(default_factory=NoSecrets)
     limits: Limits = field(default_factory=Limits)
     kube: Any = None  # kubernetes.client.ApiClient of the cluster observer, when there is one
+    endpoints: Endpoints = field(default_factory=Endpoints)
+
+    def binding(self, target: Target, credential: str = "credentials") -> Binding:
+        return Binding(target.type, self.endpoints, credential)
 
 
 @dataclass(frozen=True)

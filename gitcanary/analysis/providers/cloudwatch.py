@@ -5,12 +5,14 @@ the JSON list of `MetricDataQueries` (field names as the AWS API spells them), t
 `[at - 10 x interval, at]` with `MaxDatapoints` 20, and the value is the first value (the newest) of
 the first result; no result or no value is no data. Credentials come from the environment, the
 shared config files, or the pod's role (IRSA), never from the repository. `provider.address`, which
-Flagger ignores here, is used as the endpoint URL when set (a VPC endpoint, or a test server).
+Flagger ignores here, is ignored too unless the operator allowed that endpoint (`--credential-endpoint`,
+a VPC endpoint or a test server): the credential chain signs requests only for AWS's own endpoint (or
+the one the operator's AWS configuration names, `AWS_ENDPOINT_URL`), or an endpoint the operator allowed.
 
-Bounds: boto3's timeouts are per read (a server that drips bytes never trips them), so each call
-runs in a worker thread and the check fails when the deadline passes; the abandoned call ends on its
-own. boto3 reads the whole answer itself, so the size cap does not apply here; an answer holds at
-most 20 datapoints per query.
+Bounds: boto3 signs each request and gitcanary sends it (botocore's `before-send` event), through the
+same bounded HTTP as every other provider: an overall deadline, the size cap counted while reading
+(inflated in bounded steps when compressed), and no redirect. A worker thread still holds each call,
+so botocore's own retries cannot outlast the deadline.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from gitcanary.analysis.providers.base import NoDataError, ProviderEnv, Target, utc
-from gitcanary.analysis.providers.http import HttpPool
+from gitcanary.analysis.providers.endpoints import Binding
+from gitcanary.analysis.providers.http import HttpPool, fetch
 from gitcanary.errors import AnalysisError
+from gitcanary.redaction import register
 from gitcanary.spec.models import MetricTemplateProvider
 
 WINDOW_MULTIPLIER = 10
@@ -31,7 +35,7 @@ MAX_DATAPOINTS = 20
 
 
 class CloudWatchProvider:
-    def __init__(self, target: Target, env: ProviderEnv) -> None:
+    def __init__(self, target: Target, env: ProviderEnv, pool: HttpPool) -> None:
         import boto3
         from botocore.config import Config
 
@@ -44,13 +48,27 @@ class CloudWatchProvider:
             read_timeout=half,
             retries={"max_attempts": 2, "mode": "standard"},
         )
+        # Flagger ignores the address; gitcanary follows it only where the operator allows.
+        allowed = bool(target.address) and env.endpoints.allows(target.address or "", "cloudwatch")
         self.client: Any = boto3.client(
             "cloudwatch",
             region_name=region,
-            endpoint_url=target.address or None,
+            endpoint_url=target.address if allowed else None,
             config=config,
             verify=not target.spec.insecure_skip_verify,
         )
+        # With no address of its own, botocore resolves AWS's endpoint (or the operator's
+        # AWS_ENDPOINT_URL); an address from the template is checked again on the final URL.
+        self.bound: Binding | None = env.binding(target, "AWS credentials") if allowed else None
+        self.limits = env.limits
+        self.http = pool.client(insecure=target.spec.insecure_skip_verify)
+        self.client.meta.events.register("before-send.cloudwatch", self._send)
+        # The chain's secret key and session token are never in a message, even when an endpoint
+        # echoes the request back in its error (the key id is named too: it is half of the pair).
+        found = self.client._request_signer._credentials
+        frozen = found.get_frozen_credentials() if found is not None else None
+        if frozen is not None:
+            register(frozen.access_key, frozen.secret_key, frozen.token)
         self.deadline = env.limits.deadline
         self.worker = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cloudwatch")
 
@@ -85,9 +103,40 @@ class CloudWatchProvider:
             raise NoDataError("cloudwatch result has no values")
         return float(values[0])
 
+    def _send(self, request: Any, **_: Any) -> Any:
+        """Send botocore's signed request through the bounded HTTP (see the module's docstring)."""
+        from botocore.awsrequest import AWSResponse
+
+        body = request.body
+        if hasattr(body, "read"):
+            body = body.read()
+        if isinstance(body, str):
+            body = body.encode()
+        response = fetch(
+            self.http,
+            request.method,
+            request.url,
+            headers={k: v.decode() if isinstance(v, bytes) else v for k, v in request.headers.items()},
+            content=body or None,
+            limits=self.limits,
+            what="cloudwatch",
+            bound=self.bound,
+        )
+        return AWSResponse(request.url, response.status_code, dict(response.headers), _Raw(response.content))
+
     def close(self) -> None:
         self.worker.shutdown(wait=False, cancel_futures=True)
         self.client.close()
+
+
+class _Raw:
+    """What botocore reads an `AWSResponse`'s body from: one chunk, already read within the cap."""
+
+    def __init__(self, content: bytes) -> None:
+        self.content = content
+
+    def stream(self, **_: Any) -> Any:
+        yield self.content
 
 
 def parse_query(query: str) -> list[dict[str, Any]]:
@@ -101,7 +150,7 @@ def parse_query(query: str) -> list[dict[str, Any]]:
 
 
 def build(target: Target, env: ProviderEnv, pool: HttpPool) -> CloudWatchProvider:
-    return CloudWatchProvider(target, env)
+    return CloudWatchProvider(target, env, pool)
 
 
 def problems(spec: MetricTemplateProvider, query: str) -> list[str]:
@@ -112,3 +161,12 @@ def problems(spec: MetricTemplateProvider, query: str) -> list[str]:
         except AnalysisError as exc:
             found.append(f"spec.query: {exc}")
     return found
+
+
+def warnings(spec: MetricTemplateProvider, query: str) -> list[str]:
+    if spec.address:
+        return [
+            "spec.provider.address: cloudwatch ignores it (as Flagger does) and queries AWS's endpoint, "
+            "unless the operator allows that endpoint with --credential-endpoint"
+        ]
+    return []

@@ -34,6 +34,7 @@ WINDOW_MULTIPLIER = 10
 class DatadogProvider:
     def __init__(self, target: Target, env: ProviderEnv, pool: HttpPool) -> None:
         credentials = Credentials(target, env.secrets)
+        self.bound = env.binding(target, "the API and application keys")
         self.headers = {
             **header_values(target.spec.headers),
             "DD-API-KEY": credentials.need(KEYS[0]),
@@ -88,6 +89,7 @@ class DatadogProvider:
             headers=self.headers,
             limits=self.limits,
             what=self.what,
+            bound=self.bound,
         )
         body = json_body(response, self.what)
         if not isinstance(body, dict):

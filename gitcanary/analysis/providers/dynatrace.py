@@ -35,6 +35,7 @@ class DynatraceProvider:
         if not target.address:
             raise AnalysisError("dynatrace provider has no address")
         credentials = Credentials(target, env.secrets)
+        self.bound = env.binding(target, "the API token")
         token = credentials.need(KEYS[0])
         self.headers = {**header_values(target.spec.headers), "Authorization": f"Api-Token {token}"}
         self.url = f"{target.address.rstrip('/')}/api/v2/metrics/query"
@@ -59,6 +60,7 @@ class DynatraceProvider:
             headers=self.headers,
             limits=self.limits,
             what=self.what,
+            bound=self.bound,
         )
         body = json_body(response, self.what)
         results = body.get("result") if isinstance(body, dict) else None

@@ -6,7 +6,9 @@ Follows Flagger's `pkg/metrics/providers/externalmetrics.go`: the query is
 the value is the first item's `value` (a Kubernetes quantity such as `1500m`), and no item is no
 data. The request goes through the Kubernetes client of `--cluster`; `provider.address` replaces
 its API server, a `secretRef` key `token` its bearer token, and `insecureSkipVerify` its TLS
-verification, as in Flagger. Reading is a GET: gitcanary's RBAC needs `get`/`list` on
+verification, as in Flagger; but the cluster's own credentials go only to its API server or to an
+address the operator allowed (`--credential-endpoint`), and a secretRef's token likewise.
+Reading is a GET: gitcanary's RBAC needs `get`/`list` on
 `external.metrics.k8s.io` and nothing else.
 """
 
@@ -45,7 +47,13 @@ class ExternalMetricsProvider:
 
         if env.kube is None and not target.address:
             raise AnalysisError("externalmetrics needs cluster access (--cluster) or provider.address")
-        configuration = copy.copy(env.kube.configuration) if env.kube is not None else client.Configuration()
+        # The cluster's own credentials (service-account token, client certificate) go only to its
+        # API server or to an address the operator allowed; a repository-chosen one gets none.
+        allowed = not target.address or env.endpoints.allows(target.address, "externalmetrics")
+        if env.kube is not None and allowed:
+            configuration = copy.copy(env.kube.configuration)
+        else:
+            configuration = client.Configuration()
         if target.address:
             configuration.host = target.address.rstrip("/")
         if target.spec.insecure_skip_verify:
@@ -53,6 +61,8 @@ class ExternalMetricsProvider:
         credentials = Credentials(target, env.secrets)
         token = credentials.get("token") if credentials.present else None
         if token:
+            if target.address:
+                env.binding(target, "the secretRef's token").check(target.address)
             configuration.api_key = {"authorization": token}
             configuration.api_key_prefix = {"authorization": "Bearer"}
         self.api = client.ApiClient(configuration)

@@ -33,6 +33,7 @@ class GraphiteProvider:
         if not target.address:
             raise AnalysisError("graphite provider has no address")
         credentials = Credentials(target, env.secrets)
+        self.bound = env.binding(target, "the secretRef's credentials") if credentials.present else None
         self.auth = (
             (credentials.need("username"), credentials.need("password")) if credentials.present else None
         )
@@ -81,6 +82,7 @@ class GraphiteProvider:
             auth=self.auth,
             limits=self.limits,
             what=self.what,
+            bound=self.bound,
         )
         body = json_body(response, self.what)
         if not isinstance(body, list):

@@ -5,23 +5,38 @@ httpx's own timeouts are per operation, so a server that sends one byte every 2 
 52 MB answer costs hundreds of MB. Here every request streams its body, counting bytes (after
 decompression, so a gzip bomb is bounded too) and checking the clock after each chunk; each wait is
 given only the time left, so a query ends within its deadline plus one network read.
+
+Compressed answers are inflated here, in bounded steps (`zlib`'s `max_length`), never by httpx: one
+64 KB gzip chunk can inflate to 64 MB, so counting after httpx's decoder overshoots the cap by that
+much. JSON is parsed only when it is UTF-8 and nested at most `MAX_JSON_DEPTH` deep, whatever the
+declared charset; anything else is a failed check with its reason (`AnalysisError`), never an
+exception that would halt the canary. A request that carries a credential is sent only where
+`endpoints.check` allows (`bound`), and no redirect is ever followed.
 """
 
 from __future__ import annotations
 
+import json as jsonlib
+import re
 import threading
 import time
-from collections.abc import Mapping
+import zlib
+from collections.abc import Iterator, Mapping
+from itertools import accumulate
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from gitcanary.analysis.providers.base import Limits
+from gitcanary.analysis.providers.endpoints import Binding, origin
 from gitcanary.errors import AnalysisError
+from gitcanary.redaction import register_basic
 
 _RETRIES = 3
 _BACKOFF = 0.2
+MAX_JSON_DEPTH = 64  # real answers nest under 10 deep (Prometheus 5, Datadog 4, Stackdriver 8)
+_ENCODINGS = "gzip, deflate"  # what gitcanary can inflate in bounded steps; never br or zstd
 
 
 class HttpPool:
@@ -38,7 +53,12 @@ class HttpPool:
     def client(self, *, insecure: bool = False) -> httpx.Client:
         with self._lock:
             if insecure not in self._clients:
-                self._clients[insecure] = httpx.Client(verify=not insecure, follow_redirects=False)
+                # trust_env=False: no netrc or proxy credentials from the environment ride along to
+                # an address a template names; follow_redirects=False: no credential follows a
+                # redirect to another origin.
+                self._clients[insecure] = httpx.Client(
+                    verify=not insecure, follow_redirects=False, trust_env=False
+                )
             return self._clients[insecure]
 
     def close(self) -> None:
@@ -70,12 +90,19 @@ def fetch(
     auth: httpx.Auth | tuple[str, str] | None = None,
     json: Any = None,
     content: bytes | None = None,
+    bound: Binding | None = None,
 ) -> httpx.Response:
     """One request, read whole within `limits`; a fully read `httpx.Response` of any status.
 
     Transport failures are retried while time is left (asking again can help); HTTP errors are the
     caller's to judge. Every failure is an `AnalysisError` that names `what` and never a credential.
+    `bound`: the request carries a credential, and goes only where that binding allows (checked on
+    the final URL, before anything is sent).
     """
+    if bound is not None:
+        bound.check(url)
+    if isinstance(auth, tuple):
+        register_basic(*auth)  # the header's value, should a server echo it in its answer
     end = time.monotonic() + limits.deadline
     attempt = 0
     while True:
@@ -112,10 +139,17 @@ def _once(
     query = httpx.QueryParams()
     for key, value in params.items() if isinstance(params, Mapping) else params or []:
         query = query.add(key, value)
+    merged = {"Accept-Encoding": _ENCODINGS, **(headers or {})}
     request = client.build_request(
-        method, url, params=query, headers=headers, json=json, content=content, timeout=httpx.Timeout(left)
+        method, url, params=query, headers=merged, json=json, content=content, timeout=httpx.Timeout(left)
     )
     response = client.send(request, stream=True, auth=auth)
+    if response.is_redirect:
+        response.close()
+        # Never followed: a credential must not go where the answer points (another origin).
+        where = origin(response.headers.get("location", "")) or "elsewhere"
+        status = response.status_code
+        raise AnalysisError(f"{what} answered HTTP {status}, a redirect to {where}: not followed")
     try:
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limits.max_bytes:
@@ -124,7 +158,8 @@ def _once(
             )
         chunks: list[bytes] = []
         size = 0
-        for chunk in response.iter_bytes():
+        inflate = _inflater(response.headers.get("content-encoding", ""), what)
+        for chunk in inflate(response.iter_raw(), limits.max_bytes + 1):
             size += len(chunk)
             if size > limits.max_bytes:
                 raise AnalysisError(f"{what} answer exceeds the {limits.max_bytes}-byte cap")
@@ -136,21 +171,86 @@ def _once(
     kept = {
         k: v for k, v in response.headers.items() if k.lower() not in ("content-encoding", "content-length")
     }
-    return httpx.Response(response.status_code, headers=kept, content=b"".join(chunks), request=request)
+    answer = httpx.Response(response.status_code, headers=kept, content=b"".join(chunks), request=request)
+    answer.encoding = "utf-8"  # whatever charset is declared: `.text` never raises (LookupError)
+    return answer
+
+
+def _inflater(encoding: str, what: str) -> Any:
+    """A function (raw chunks, most bytes) -> inflated chunks, for a Content-Encoding header."""
+    names = [name.strip().lower() for name in encoding.split(",") if name.strip()]
+    names = [name for name in names if name != "identity"]
+    if not names:
+        return lambda raw, most: raw
+    if len(names) > 1 or names[0] not in ("gzip", "x-gzip", "deflate"):
+        raise AnalysisError(f"{what} answered with content-encoding {encoding[:40]!r}, not gzip or deflate")
+
+    def inflate(raw: Iterator[bytes], most: int) -> Iterator[bytes]:
+        # wbits 47: a gzip or zlib header, detected; max_length bounds every step's output.
+        decoder = zlib.decompressobj(47)
+        received = False
+        try:
+            for chunk in raw:
+                received = received or bool(chunk)
+                data = chunk
+                while data:
+                    out = decoder.decompress(data, most)
+                    if out:
+                        yield out
+                    data = decoder.unconsumed_tail
+            rest = decoder.flush()
+        except zlib.error as exc:
+            raise AnalysisError(f"{what} answered a body that does not inflate: {exc}") from exc
+        if rest:
+            yield rest
+        if received and not decoder.eof:
+            raise AnalysisError(f"{what} answered a body that does not inflate: it ends before its stream")
+
+    return inflate
 
 
 def error_text(response: httpx.Response, limit: int = 200) -> str:
     """The start of an error answer on one line, for a check's reason."""
-    return " ".join(response.text.split())[:limit]
+    return " ".join(response.content[: limit * 4].decode("utf-8", "replace").split())[:limit]
+
+
+# A string ends at its closing quote or at the end of the text: every match succeeds, so an
+# unterminated string costs one pass, not one pass per quote.
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*(?:"|\Z)', re.DOTALL)
+_BRACKETS = re.compile(r"[^\[\]{}]+")
+_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+def json_depth(text: str) -> int:
+    """How deep the arrays and objects of the JSON `text` nest (strings' contents do not count)."""
+    skeleton = _BRACKETS.sub("", _JSON_STRING.sub("", text))
+    return max(accumulate(_STEP[char] for char in skeleton), default=0)
+
+
+def parse_json(
+    body: bytes | str,
+    what: str,
+    max_depth: int = MAX_JSON_DEPTH,
+    not_json: str = "something that is not JSON",
+) -> Any:
+    """`body` as JSON: `AnalysisError` (never RecursionError or UnicodeError) unless it is UTF-8
+    JSON nested at most `max_depth` deep."""
+    try:
+        text = body.decode("utf-8") if isinstance(body, bytes) else body
+    except UnicodeDecodeError as exc:
+        raise AnalysisError(f"{what} answered something that is not UTF-8 ({exc.reason})") from exc
+    depth = json_depth(text)
+    if depth > max_depth:
+        raise AnalysisError(f"{what} answered JSON nested {depth} deep, over the limit of {max_depth}")
+    try:
+        return jsonlib.loads(text)
+    except (ValueError, RecursionError) as exc:
+        shown = " ".join(text[:80].split())
+        raise AnalysisError(f"{what} answered {not_json}: {shown}") from exc
 
 
 def json_body(response: httpx.Response, what: str) -> Any:
     """The JSON of a 2xx answer; `AnalysisError` with the status and the answer's start otherwise."""
     if response.status_code >= 400:
         raise AnalysisError(f"{what} answered HTTP {response.status_code}: {error_text(response)}")
-    try:
-        return response.json()
-    except ValueError as exc:
-        raise AnalysisError(
-            f"{what} answered something that is not JSON: {error_text(response, 80)}"
-        ) from exc
+    return parse_json(response.content, what)

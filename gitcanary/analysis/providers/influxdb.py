@@ -40,6 +40,7 @@ class InfluxdbProvider:
         if not target.address:
             raise AnalysisError("influxdb provider has no address")
         self.credentials = Credentials(target, env.secrets)
+        self.bound = env.binding(target, "the secretRef's credentials") if self.credentials.present else None
         self.address = target.address.rstrip("/")
         self.headers = header_values(target.spec.headers)
         self.what = f"influxdb at {redact_url(self.address)}"
@@ -64,6 +65,7 @@ class InfluxdbProvider:
             content=query.encode(),
             limits=self.limits,
             what=self.what,
+            bound=self.bound,
         )
         if response.status_code >= 400:
             raise AnalysisError(f"{self.what} answered HTTP {response.status_code}: {error_text(response)}")
@@ -88,6 +90,7 @@ class InfluxdbProvider:
             auth=auth,
             limits=self.limits,
             what=self.what,
+            bound=self.bound,
         )
         body = json_body(response, self.what)
         results = body.get("results") if isinstance(body, dict) else None

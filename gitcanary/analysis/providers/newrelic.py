@@ -34,6 +34,7 @@ KEYS = ("newrelic_account_id", "newrelic_query_key")
 class NewRelicProvider:
     def __init__(self, target: Target, env: ProviderEnv, pool: HttpPool) -> None:
         credentials = Credentials(target, env.secrets)
+        self.bound = env.binding(target, "the query key")
         account = credentials.need(KEYS[0])
         if not account.isdigit():
             raise AnalysisError("newrelic_account_id is not a number")
@@ -57,6 +58,7 @@ class NewRelicProvider:
             headers=self.headers,
             limits=self.limits,
             what=self.what,
+            bound=self.bound,
         )
         body = json_body(response, self.what)
         results = body.get("results") if isinstance(body, dict) else None

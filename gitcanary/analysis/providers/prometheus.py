@@ -61,7 +61,8 @@ def auth(credentials: Credentials) -> tuple[dict[str, str], httpx.Auth | tuple[s
 def build(target: Target, env: ProviderEnv, pool: HttpPool) -> PrometheusProvider:
     if not target.address:
         raise AnalysisError("prometheus provider has no address")
-    headers, basic = auth(Credentials(target, env.secrets))
+    credentials = Credentials(target, env.secrets)
+    headers, basic = auth(credentials)
     client = PrometheusClient(
         target.address,
         headers={**header_values(target.spec.headers), **headers},
@@ -69,6 +70,7 @@ def build(target: Target, env: ProviderEnv, pool: HttpPool) -> PrometheusProvide
         insecure=target.spec.insecure_skip_verify,
         limits=env.limits,
         pool=pool,
+        bound=env.binding(target, "the secretRef's credentials") if headers or basic else None,
     )
     return PrometheusProvider(client)
 

@@ -11,7 +11,6 @@ as server-sent events), so the whole answer is read within the deadline and the 
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -26,7 +25,7 @@ from gitcanary.analysis.providers.base import (
     need_secret,
     utc,
 )
-from gitcanary.analysis.providers.http import HttpPool, error_text, fetch, redact_url
+from gitcanary.analysis.providers.http import HttpPool, error_text, fetch, parse_json, redact_url
 from gitcanary.analysis.providers.numbers import number
 from gitcanary.errors import AnalysisError
 from gitcanary.spec.models import MetricTemplateProvider
@@ -52,12 +51,7 @@ def events(text: str) -> list[tuple[str, Any]]:
     for line in [*text.splitlines(), ""]:
         if not line:
             if data:
-                try:
-                    found.append((name, json.loads("\n".join(data))))
-                except ValueError as exc:
-                    raise AnalysisError(
-                        f"splunk sent an event whose data is not JSON: {data[0][:60]!r}"
-                    ) from exc
+                found.append((name, parse_json("\n".join(data), "splunk event data")))
             name, data = "message", []
         elif line.startswith("event:"):
             name = line[6:].strip()
@@ -71,6 +65,7 @@ class SplunkProvider:
         if not target.address:
             raise AnalysisError("splunk provider has no address")
         token = Credentials(target, env.secrets).need(KEYS[0])
+        self.bound = env.binding(target, "the access token")
         self.headers = {
             **header_values(target.spec.headers),
             "X-SF-Token": token,
@@ -99,6 +94,7 @@ class SplunkProvider:
             content=query.encode(),
             limits=self.limits,
             what=self.what,
+            bound=self.bound,
         )
         if response.status_code >= 400:
             raise AnalysisError(f"{self.what} answered HTTP {response.status_code}: {error_text(response)}")

@@ -7,12 +7,16 @@ without a secretRef the project is the one those credentials name. The value is 
 the first point of the first time series; no series, no point or no value is no data. The window is
 the query's own (`| within {{ interval }}`), as in Flagger. Where Flagger reads a non-double value
 as 0, gitcanary reads an int64 value as its number and refuses any other type.
-`provider.address`, which Flagger ignores, replaces `https://monitoring.googleapis.com` when set.
+`provider.address`, which Flagger ignores, is ignored here too unless the operator allowed that
+endpoint (`--credential-endpoint`, or the `address` key of the template's Secret): Google
+credentials go to `https://monitoring.googleapis.com` or to an endpoint the operator named, never to
+one the repository chose (see `endpoints`).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,9 +33,11 @@ from gitcanary.analysis.providers.base import (
 from gitcanary.analysis.providers.http import HttpPool, fetch, json_body, redact_url
 from gitcanary.analysis.providers.numbers import number
 from gitcanary.errors import AnalysisError
+from gitcanary.redaction import register
 from gitcanary.spec.models import MetricTemplateProvider
 
 DEFAULT_ADDRESS = "https://monitoring.googleapis.com"
+_JWT = re.compile(r"[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
 SCOPES = ["https://www.googleapis.com/auth/monitoring.read"]
 
 
@@ -62,9 +68,14 @@ class StackdriverProvider:
             except google.auth.exceptions.DefaultCredentialsError as exc:
                 raise AnalysisError(f"stackdriver: no application default credentials ({exc})") from exc
             project = project or default_project
+            # What an application-default file holds (a user's refresh token and client secret).
+            register(getattr(self.google, "refresh_token", None), getattr(self.google, "client_secret", None))
         if not project:
             raise AnalysisError("stackdriver has no project (secretRef key project)")
-        address = (target.address or DEFAULT_ADDRESS).rstrip("/")
+        # Flagger ignores the address; gitcanary follows it only where the operator allows.
+        chosen = target.address if env.endpoints.allows(target.address or "", "stackdriver") else None
+        address = (chosen or DEFAULT_ADDRESS).rstrip("/")
+        self.bound = env.binding(target, "Google credentials")
         self.url = f"{address}/v3/projects/{quote(project, safe='')}/timeSeries:query"
         self.what = f"stackdriver at {redact_url(address)}"
         self.headers = header_values(target.spec.headers)
@@ -80,8 +91,13 @@ class StackdriverProvider:
                 try:
                     self.google.refresh(_bounded_request(self.limits))
                 except GoogleAuthError as exc:
-                    raise AnalysisError(f"stackdriver credentials refused: {str(exc)[:200]}") from exc
+                    # The token endpoint's reason, without any signed assertion (a JWT) it may echo:
+                    # that grant is a credential for an hour. Refresh tokens are registered above.
+                    said = _JWT.sub("***", str(exc.args[0] if exc.args else exc))[:200]
+                    refused = f"stackdriver credentials refused by the token endpoint: {said}"
+                    raise AnalysisError(refused) from exc
             token: str = self.google.token
+            register(token)
             return token
 
     def query(self, query: str, at: datetime, window: timedelta) -> float:
@@ -94,6 +110,7 @@ class StackdriverProvider:
             headers=headers,
             limits=self.limits,
             what=self.what,
+            bound=self.bound,
         )
         body = json_body(response, self.what)
         if not isinstance(body, dict):
@@ -146,4 +163,13 @@ def build(target: Target, env: ProviderEnv, pool: HttpPool) -> StackdriverProvid
 
 
 def problems(spec: MetricTemplateProvider, query: str) -> list[str]:
+    return []
+
+
+def warnings(spec: MetricTemplateProvider, query: str) -> list[str]:
+    if spec.address:
+        return [
+            f"spec.provider.address: stackdriver ignores it (as Flagger does) and queries {DEFAULT_ADDRESS}, "
+            "unless the operator allows that endpoint with --credential-endpoint"
+        ]
     return []
