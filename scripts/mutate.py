@@ -31,9 +31,14 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
+import importlib
 import json
+import os
 import re
+import select
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -110,14 +115,98 @@ EXCLUDED_OPERATORS: dict[str, str] = {
 }
 
 
-def test_command(package: Package) -> list[str]:
+def test_args(package: Package) -> list[str]:
     return [
-        sys.executable, "-m", "pytest", "-q", "-p", "no:xdist", "-p", "no:cacheprovider",
+        "-q", "-p", "no:xdist", "-p", "no:cacheprovider",
         # The mutation verdict decides pass/fail; pytest-timeout's own failure is a pytest.fail and
         # would pass for an assertion: cosmic-ray's timeout bounds each run instead.
         "-p", "no:timeout", "-p", "no:assertion_count", "-o", "enable_assertion_pass_hook=false",
         "-p", "mutate_verdict", *(test for test in package.tests if (ROOT / test).exists()),
     ]
+
+
+def forked_pytest(args: list[str], timeout: float, imports_to: Path | None = None) -> tuple[Any, str]:
+    """Run pytest on `args` in a forked child: (cosmic-ray's TestOutcome, the child's output).
+
+    The parent has the third-party modules the tests use already imported (preimport), never
+    gitcanary's or the tests' own: the child imports those from disk, mutant included. This saves
+    the interpreter's start and most imports per mutant, the bulk of a run on a busy machine.
+    """
+    from cosmic_ray.work_item import TestOutcome
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: pytest, its output into the pipe, its exit status as ours
+        status = 3
+        try:
+            os.close(read_end)
+            os.dup2(write_end, 1)
+            os.dup2(write_end, 2)
+            os.setpgid(0, 0)
+            import pytest
+
+            status = int(pytest.main(args))
+            if imports_to is not None:
+                imports_to.write_text("\n".join(sorted(sys.modules)))
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    timed_out = False
+    with os.fdopen(read_end, "rb", buffering=0) as pipe:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                timed_out = True
+                break
+            ready, _, _ = select.select([pipe], [], [], left)
+            if ready:
+                chunk = pipe.read(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+    if timed_out:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    if timed_out:
+        return TestOutcome.KILLED, "timeout"
+    output = b"".join(chunks).decode("utf-8", "replace")
+    code = os.waitstatus_to_exitcode(status)
+    return (TestOutcome.SURVIVED if code == 0 else TestOutcome.KILLED), output
+
+
+def preimport(modules: list[str], work: Path) -> None:
+    """Import in this (parent) process what the tests imported, except gitcanary and the tests."""
+    tests = {p.stem for p in (work / "tests").glob("*.py")}
+    own = tests | {p.stem for p in (work / "scripts").glob("*.py")}
+    for name in modules:
+        top = name.partition(".")[0]
+        if top in own or top in ("gitcanary", "tests", "__main__", "__mp_main__") or name in sys.modules:
+            continue
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
+    stray = [name for name in sys.modules if name.partition(".")[0] in ("gitcanary", "tests", *tests)]
+    if stray:
+        raise SystemExit(f"preimport pulled in the code under test: {stray[:5]}")
+
+
+def execute(session: Path, args: list[str], timeout: float) -> None:
+    """cosmic-ray's `exec` with the forked runner: each pending mutant applied, tested, restored."""
+    from cosmic_ray import mutating
+    from cosmic_ray.work_db import WorkDB, use_db
+
+    mutating.run_tests = lambda _command, limit: forked_pytest(args, limit)
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        pending = list(db.pending_work_items)
+        for done, item in enumerate(pending, 1):
+            result = mutating.mutate_and_test(item.mutations, " ".join(args), timeout)
+            db.set_result(item.job_id, result)
+            if done % 25 == 0 or done == len(pending):
+                print(f"  {done}/{len(pending)} mutants", flush=True)
 
 
 def copy_tree(work: Path) -> None:
@@ -185,23 +274,24 @@ def run_package(name: str, package: Package) -> dict[str, Any]:
 
     work = BUILD / name
     session = BUILD / f"{name}.sqlite"
-    env_path = f"{work}{':'}{work / 'scripts'}"
-    env = {**__import__("os").environ, "PYTHONPATH": env_path}
     fresh = not session.exists()
-    if fresh:
-        shutil.rmtree(work, ignore_errors=True)
-        copy_tree(work)
-    else:
-        # Resuming: the tests and scripts as they are now (new tests kill survivors of earlier runs).
-        for part in ("tests", "scripts"):
-            shutil.rmtree(work / part)
-            shutil.copytree(ROOT / part, work / part, ignore=shutil.ignore_patterns("__pycache__"))
+    # A fresh copy each time (an interrupted run may have left a mutant on disk); the session's
+    # mutant positions stay valid as long as the package's source is unchanged.
+    shutil.rmtree(work, ignore_errors=True)
+    copy_tree(work)
+    os.chdir(work)
+    sys.path[:0] = [str(work), str(work / "scripts")]
+    os.environ["PYTHONPATH"] = f"{work}:{work / 'scripts'}"
+    os.environ["PYTHONDONTWRITEBYTECODE"] = "1"  # a mutant is never read back from a stale .pyc
+    sys.dont_write_bytecode = True
+    args = test_args(package)
     # The unmutated package must pass: otherwise every mutant would look killed.
     started = time.monotonic()
-    base = subprocess.run(test_command(package), cwd=work, env=env, capture_output=True, text=True, check=False)
+    outcome, output = forked_pytest(args, timeout=600, imports_to=BUILD / f"{name}.imports")
     baseline = time.monotonic() - started
-    if verdict(base.stdout) != "survived":
-        raise SystemExit(f"{name}: the tests do not pass on the unmutated copy:\n{base.stdout[-3000:]}")
+    if verdict(output) != "survived":
+        raise SystemExit(f"{name}: the tests do not pass on the unmutated copy:\n{output[-3000:]}")
+    preimport((BUILD / f"{name}.imports").read_text().split(), work)
     timeout = max(30.0, 4 * baseline)
     config = work / "cosmic-ray.toml"
     config.write_text(
@@ -209,18 +299,18 @@ def run_package(name: str, package: Package) -> dict[str, Any]:
         f"module-path = {json.dumps(list(package.modules))}\n"
         f"timeout = {timeout:.0f}\n"
         "excluded-modules = []\n"
-        f"test-command = {json.dumps(' '.join(test_command(package)))}\n"
+        f"test-command = {json.dumps(' '.join(args))}\n"
         "[cosmic-ray.distributor]\nname = \"local\"\n"
     )
     skipped: dict[str, int] = {}
     if fresh:
-        subprocess.run(["cosmic-ray", "init", str(config), str(session)], cwd=work, env=env, check=True)
+        subprocess.run(["cosmic-ray", "init", str(config), str(session)], cwd=work, check=True)
         skipped = skip_excluded(work, session)
         (BUILD / f"{name}.skipped.json").write_text(json.dumps(skipped))
     else:
         skipped = json.loads((BUILD / f"{name}.skipped.json").read_text())
     print(f"{name}: baseline {baseline:.1f}s, timeout {timeout:.0f}s, running the mutants", flush=True)
-    subprocess.run(["cosmic-ray", "exec", str(config), str(session)], cwd=work, env=env, check=True)
+    execute(session, args, timeout)
 
     counts = {"killed": 0, "survived": 0, "crashed": 0, "timeout": 0, "equivalent": 0}
     survivors, crashes = [], []
