@@ -310,18 +310,30 @@ def run_package(name: str, package: Package) -> dict[str, Any]:
     else:
         skipped = json.loads((BUILD / f"{name}.skipped.json").read_text())
     print(f"{name}: baseline {baseline:.1f}s, timeout {timeout:.0f}s, running the mutants", flush=True)
+    (BUILD / f"{name}.baseline").write_text(f"{baseline:.1f}")
     execute(session, args, timeout)
+    return summarize(name, package)
 
+
+def summarize(name: str, package: Package) -> dict[str, Any]:
+    """The package's score from its session so far (a run cut short reports the mutants it ran)."""
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import WorkerOutcome
+
+    session = BUILD / f"{name}.sqlite"
+    skipped = json.loads((BUILD / f"{name}.skipped.json").read_text())
+    baseline = float((BUILD / f"{name}.baseline").read_text())
     counts = {"killed": 0, "survived": 0, "crashed": 0, "timeout": 0, "equivalent": 0}
     survivors, crashes = [], []
     with use_db(str(session), WorkDB.Mode.open) as db:
+        pending = sum(1 for _ in db.pending_work_items)
         for item, result in db.completed_work_items:
             if result.worker_outcome == WorkerOutcome.SKIPPED:
                 continue
             mutation = item.mutations[0]
             module = str(mutation.module_path)
             line = mutation.start_pos[0]
-            text = source_line(work, module, line)
+            text = source_line(ROOT, module, line)
             where = {"module": module, "line": line, "operator": mutation.operator_name,
                      "occurrence": mutation.occurrence, "source": text}
             outcome = verdict(result.output)
@@ -338,6 +350,7 @@ def run_package(name: str, package: Package) -> dict[str, Any]:
     ran = sum(counts.values())
     score = counts["killed"] / (ran - counts["equivalent"]) if ran > counts["equivalent"] else 0.0
     summary = {"package": name, "modules": list(package.modules), "tests": list(package.tests), "ran": ran,
+               "not_run": pending,
                **counts, "skipped": skipped, "score": round(100 * score, 1), "baseline_seconds": round(baseline, 1),
                "survivors": survivors, "crashes": crashes, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     (BUILD / f"{name}.json").write_text(json.dumps(summary, indent=1))
@@ -352,11 +365,11 @@ def write_report() -> None:
     for name in PACKAGES:
         file = BUILD / f"{name}.json"
         if not file.exists():
-            rows.append(f"| {name} | not run | | | | | | |")
+            rows.append(f"| {name} | not run | | | | | | | |")
             continue
         s = json.loads(file.read_text())
         rows.append(f"| {name} | **{s['score']}%** | {s['killed']} | {s['survived']} | {s['equivalent']} | "
-                    f"{s['crashed']} | {s['timeout']} | {sum(s['skipped'].values())} |")
+                    f"{s['crashed']} | {s['timeout']} | {sum(s['skipped'].values())} | {s['not_run']} |")
         details.append(f"\n### {name}\n\nModules: {', '.join(f'`{m}`' for m in s['modules'])}; run on {s['date']} "
                        f"against {len(s['tests'])} test files (baseline {s['baseline_seconds']} s).\n")
         if s["skipped"]:
@@ -374,8 +387,8 @@ def write_report() -> None:
             details.append("\nCrashes and timeouts (not counted as kills):\n")
             details += [f"- `{v['module']}:{v['line']}` {v['operator']} ({v['outcome']}): `{v['source']}`"
                         for v in s["crashes"]]
-    table = ["| package | score | killed | survived | equivalent | crashed | timed out | skipped |",
-             "|---|---|---|---|---|---|---|---|", *rows]
+    table = ["| package | score (of the mutants run) | killed | survived | equivalent | crashed | timed out "
+             "| skipped | not run yet |", "|---|---|---|---|---|---|---|---|---|", *rows]
     generated = "\n".join([BEGIN, *table, *details, END])
     text = DOC.read_text()
     start, end = text.index(BEGIN), text.index(END) + len(END)
@@ -386,7 +399,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("packages", nargs="*", help=f"any of: {', '.join(PACKAGES)}")
     parser.add_argument("--list", action="store_true", help="print the packages, their modules and tests")
-    parser.add_argument("--report", action="store_true", help="only rewrite docs/mutation.md from build/mutation")
+    parser.add_argument("--report", action="store_true",
+                        help="only summarize the named packages' sessions so far and rewrite docs/mutation.md")
     parser.add_argument("--fresh", action="store_true", help="drop a previous session instead of resuming it")
     parser.add_argument("--rerun-survivors", action="store_true",
                         help="resume, running the survivors (and crashes) again against today's tests")
@@ -399,6 +413,12 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown package {unknown}: choose from {', '.join(PACKAGES)}")
     BUILD.mkdir(parents=True, exist_ok=True)
+    if args.report:
+        for name in args.packages:
+            if (BUILD / f"{name}.sqlite").exists():
+                summarize(name, PACKAGES[name])
+        write_report()
+        return 0
     for name in args.packages:
         session = BUILD / f"{name}.sqlite"
         if args.fresh:

@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TESTS = ["tests/test_router_fields.py", "tests/test_routers.py", "-k", "not oracle_notices"]
+TESTS = ["tests/test_router_fields.py", "tests/test_routers.py", "tests/test_router_weights.py", "-k", "not oracle_notices"]
 
 # (name, file under gitcanary/, the text rendering the field, what it becomes)
 MUTATIONS: list[tuple[str, str, str, str]] = [
