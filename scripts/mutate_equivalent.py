@@ -7,3 +7,24 @@ valid while the code around it moves, and lapses (the mutant is counted again) w
 from __future__ import annotations
 
 EQUIVALENT: dict[tuple[str, str, str], str] = {}
+
+_LADDER = "gitcanary/core/ladder.py"
+_CAP_LOOP = "while weights[-1] < cap and len(weights) <= 101:"
+_WHY_CAP = (
+    "the ladder's weights rise strictly from 0 and are capped at maxWeight <= 100, so the loop ends at "
+    "the cap (next_weight returns the cap again: break) before it can hold 101 entries"
+)
+EQUIVALENT.update(
+    {
+        (_LADDER, "core/NumberReplacer", _CAP_LOOP): _WHY_CAP,
+        (_LADDER, "core/ReplaceComparisonOperator_Lt_LtE", _CAP_LOOP): _WHY_CAP,
+        (_LADDER, "core/ReplaceAndWithOr", _CAP_LOOP): _WHY_CAP,
+        (_LADDER, "core/ReplaceComparisonOperator_Gt_NotEq", "if step > 0:"): (
+            "a negative stepWeightPromotion gives range(1, w // step + 1) with a negative end: no weight "
+            "is added either way"
+        ),
+        (_LADDER, "core/NumberReplacer", "step = canary.spec.analysis.step_weight_promotion or 0"): (
+            "`or -1` (the surviving one; `or 1` is killed): a step of -1 adds no weight, as 0 does"
+        ),
+    }
+)
