@@ -3,7 +3,8 @@
 What counts as a check, made while the test function runs (its fixtures' setup does not count):
 - an `assert` statement that passes, in a test module, a conftest, or a helper module next to them
   (tests/*.py: they are registered for pytest's assertion rewriting below, so their `assert`s count
-  when a test calls them); pytest calls `pytest_assertion_pass` for each, which needs
+  when a test calls them), in the project (not an installed package's own asserts, which pytest
+  rewrites for its plugins); pytest calls `pytest_assertion_pass` for each, which needs
   `enable_assertion_pass_hook = true` in the ini (pyproject.toml);
 - a `pytest.raises(...)` or `pytest.warns(...)` check (it is an assertion: it fails the test when
   the exception or warning does not come);
@@ -49,7 +50,6 @@ if _CACHE.is_dir() and not (_CACHE / "assertion-pass-hook").exists():
         stale.unlink(missing_ok=True)
     (_CACHE / "assertion-pass-hook").touch()
 
-_TESTS_DIR = str(_HERE) + os.sep
 _PLUMBING = tuple(str(Path(module.__file__).resolve().parent) + os.sep for module in (_pytest, pluggy))
 
 
@@ -58,6 +58,7 @@ class _Counter:
 
     def __init__(self) -> None:
         self.count: int | None = None
+        self.root = str(_HERE) + os.sep  # the run's rootdir, set when pytest configures
 
     def add(self) -> None:
         if self.count is not None:
@@ -77,6 +78,7 @@ def _counting(check: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    _COUNTER.root = str(config.rootpath) + os.sep
     if not config.getini("enable_assertion_pass_hook"):
         raise pytest.UsageError(
             "assertion_count needs `enable_assertion_pass_hook = true` in the pytest ini: without it "
@@ -93,12 +95,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_assertion_pass(item: pytest.Item, lineno: int, orig: str, expl: str) -> None:
     # pytest also rewrites its plugins' packages (hypothesis's internal asserts pass by the
-    # thousand): count only the asserts written beside the tests, found as the nearest caller
-    # outside pytest's and pluggy's own frames.
+    # thousand): count only the asserts written in the project (under the rootdir, in no installed
+    # package), found as the nearest caller outside pytest's and pluggy's own frames.
     frame = sys._getframe(1)
     while frame is not None and frame.f_code.co_filename.startswith(_PLUMBING):
         frame = frame.f_back  # type: ignore[assignment]
-    if frame is not None and frame.f_code.co_filename.startswith(_TESTS_DIR):
+    if frame is None:
+        return
+    file = frame.f_code.co_filename
+    if file.startswith(_COUNTER.root) and f"{os.sep}site-packages{os.sep}" not in file:
         _COUNTER.add()
 
 
