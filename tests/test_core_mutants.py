@@ -97,3 +97,35 @@ def test_observations_are_values() -> None:
     obs = observe()
     with pytest.raises(dataclasses.FrozenInstanceError):
         obs.live = False  # type: ignore[misc]
+
+
+def test_promotion_steps_the_primary_up_by_step_weight_promotion_and_says_so() -> None:
+    """Flagger's message while promoting with stepWeightPromotion: `Advance primary weight N`."""
+    canary = make_canary({"stepWeightPromotion": 20})
+    status = rolling(Phase.PROMOTING, canaryWeight=50)
+    seen = []
+    for _ in range(5):
+        decision = decide(canary, status, observe(after=60))
+        assert decision.action is Action.FINALIZE and decision.status is not None
+        status = decision.status.model_copy(update={"last_transition_time": T0})
+        seen.append((status.phase, status.canary_weight, status.message, decision.reason))
+        if status.phase is Phase.FINALISING:
+            break
+    assert seen == [
+        (Phase.PROMOTING, 30, "Advance primary weight 70", "promotion: primary at 70%"),
+        (Phase.PROMOTING, 10, "Advance primary weight 90", "promotion: primary at 90%"),
+        (Phase.FINALISING, 0, "Routing all traffic to primary", seen[-1][3]),
+    ]
+
+
+def test_a_rollback_names_the_failed_checks() -> None:
+    from test_rollout import ONE_BAD
+
+    canary = make_canary()  # threshold 2
+    status = rolling(Phase.PROGRESSING, canaryWeight=20, failedChecks=1)
+    decision = decide(canary, status, observe(after=60, checks=ONE_BAD))
+    assert decision.action is Action.ROLLBACK and decision.status is not None
+    # The second failed check of threshold 2, then the failing check's own line (ONE_BAD's).
+    assert decision.status.message == (
+        "Canary failed! failed checks reached threshold 2/2: request-success-rate 97.1 < 99 failed"
+    )
