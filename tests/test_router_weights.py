@@ -23,3 +23,14 @@ def test_weights_read_back_as_rendered(provider: str, primary: int, canary_weigh
     router = router_for(c, "canary.yaml")
     objects = router.render(c, primary, canary_weight)
     assert router.weights(c, objects) == (primary, canary_weight)
+
+
+def test_every_routing_object_says_gitcanary_manages_it() -> None:
+    """The label `kubectl get -l app.kubernetes.io/managed-by=gitcanary` finds them by."""
+    for provider, spec in BOTH.items():
+        c = canary(provider, **spec)
+        objects = router_for(c, "canary.yaml").render(c, 90, 10)
+        assert objects, provider
+        for obj in objects:
+            labels = obj["metadata"].get("labels") or {}
+            assert labels.get("app.kubernetes.io/managed-by") == "gitcanary", (provider, obj["kind"])
