@@ -72,6 +72,7 @@ PACKAGES: dict[str, Package] = {
             "tests/test_rollout_holds.py",
             "tests/test_status_ladder.py",
             "tests/test_rollout_mirroring.py",
+            "tests/test_rollout_cluster.py",
             "tests/test_core_mutants.py",
         ),
     ),
@@ -200,8 +201,10 @@ def execute(session: Path, args: list[str], timeout: float) -> None:
     from cosmic_ray.work_db import WorkDB, use_db
 
     mutating.run_tests = lambda _command, limit: forked_pytest(args, limit)
+    rerun_file = session.with_suffix(".rerun")
+    first = set(rerun_file.read_text().split()) if rerun_file.exists() else set()
     with use_db(str(session), WorkDB.Mode.open) as db:
-        pending = list(db.pending_work_items)
+        pending = sorted(db.pending_work_items, key=lambda item: item.job_id not in first)
         for done, item in enumerate(pending, 1):
             result = mutating.mutate_and_test(item.mutations, " ".join(args), timeout)
             db.set_result(item.job_id, result)
@@ -424,9 +427,13 @@ def main() -> int:
         if args.fresh:
             session.unlink(missing_ok=True)
         elif args.rerun_survivors and session.exists():
+            again = ("output LIKE '%MUTANT-VERDICT: survived%' OR output LIKE '%MUTANT-VERDICT: crashed%' "
+                     "OR output = 'timeout'")
             with sqlite3.connect(session) as db:
-                db.execute("DELETE FROM work_results WHERE output LIKE '%MUTANT-VERDICT: survived%' "
-                           "OR output LIKE '%MUTANT-VERDICT: crashed%' OR output = 'timeout'")
+                rerun = [job for (job,) in db.execute(f"SELECT job_id FROM work_results WHERE {again}")]
+                db.execute(f"DELETE FROM work_results WHERE {again}")
+            # Run first, before the mutants never run: what new tests changed shows soonest.
+            (BUILD / f"{name}.rerun").write_text("\n".join(rerun))
         run_package(name, PACKAGES[name])
         write_report()
     write_report()
