@@ -28,3 +28,19 @@ EQUIVALENT.update(
         ),
     }
 )
+
+_STEP_DOWN = (
+    "weights |= {w - k * step for w in list(weights) for k in range(1, w // step + 1) if w - k * step > 0}"
+)
+_WHY_FILTER = (
+    "in the filter `w - k * step > 0` (the element's mutants are killed by tests/test_core_mutants.py): "
+    "k <= w // step keeps w - k * step >= 0, so the mutated filter admits at most 0, which the "
+    "ladder already holds"
+)
+EQUIVALENT.update(
+    {
+        (_LADDER, "core/ReplaceBinaryOperator_Mul_Add", _STEP_DOWN): _WHY_FILTER,
+        (_LADDER, "core/ReplaceBinaryOperator_Mul_BitOr", _STEP_DOWN): _WHY_FILTER,
+        (_LADDER, "core/ReplaceComparisonOperator_Gt_NotEq", _STEP_DOWN): _WHY_FILTER,
+    }
+)
