@@ -129,3 +129,19 @@ def test_a_rollback_names_the_failed_checks() -> None:
     assert decision.status.message == (
         "Canary failed! failed checks reached threshold 2/2: request-success-rate 97.1 < 99 failed"
     )
+
+
+@pytest.mark.parametrize(
+    ("annotation", "intervals"), [(None, 10), ("3", 3), ("0", 1), ("-4", 1), ("many", 10)]
+)
+def test_a_wait_for_samples_lasts_the_annotated_intervals_at_least_one(
+    annotation: str | None, intervals: int
+) -> None:
+    """`gitcanary.io/max-wait-intervals`, default 10, never below one interval (1m here)."""
+    from gitcanary.core import holds
+    from gitcanary.core.observations import Verdict
+
+    canary = make_canary()
+    if annotation is not None:
+        canary.metadata.annotations[holds.MAX_WAIT_ANNOTATION] = annotation
+    assert holds.bound_seconds(canary, Verdict.WAIT) == intervals * 60
