@@ -13,6 +13,7 @@ GitHub is tests/github_server.py through real PyGithub, every request and respon
 
 from __future__ import annotations
 
+import html
 import re
 import subprocess
 from collections.abc import Iterator
@@ -76,6 +77,12 @@ def rendered_tables(body: str) -> list[list[list[str]]]:
             ]
             tables[-1][-1].append("".join(parts))
     return tables
+
+
+def plain(body: str) -> str:
+    """The words a reader sees: the rendered HTML's text, without the zero-width spaces that keep
+    forges from linking someone else's text."""
+    return html.unescape(re.sub(r"<[^>]+>", "", MD.render(body))).replace("\u200b", "")
 
 
 def table_width(table: list[list[str]]) -> int:
@@ -158,7 +165,7 @@ def test_promoted_only_by_an_approval_of_the_promotion_commit(
     assert f"| `backend` | `6.1.0` → [`6.1.1`]({release}) |" in pull.body
     notes = pull.body.split("**Release notes**", 1)[1].split("###", 1)[0]
     assert f"[release in stefanprodan/podinfo]({release})" in notes
-    assert "faster \\*\\*startup\\*\\* by @\u200balice in \\#\u200b42" in notes  # no markup, no pings
+    assert "faster \\*\\*startup\\*\\* by \\@\u200balice in \\#\u200b42" in notes  # no markup, no pings
     assert "<img" not in notes and "evil.example" not in notes and "hunter2" not in notes
     quoted = [line for line in notes.splitlines() if line.startswith("  > ")]
     assert 1 < len(quoted) <= gate.EXCERPT_LINES + 1 and sum(map(len, quoted)) < gate.EXCERPT_CHARS + 80
@@ -350,7 +357,8 @@ def test_halted_body_withdraws_the_promotion_and_footnotes_diagnostics() -> None
         reason="request-success-rate 91 (min 99)",
     )
     body = gate.body(view)
-    assert body.startswith("⚠️ **Halted**") and "Reason: request-success-rate 91 (min 99)" in body
+    shown = plain(body)
+    assert body.startswith("⚠️ **Halted**") and "Reason: request-success-rate 91 (min 99)" in shown
     assert (
         "| success-rate ≥99% | error-rate ≤1 |" in body
         and "Windows: success-rate 1m · error-rate 2m." in body
@@ -358,9 +366,9 @@ def test_halted_body_withdraws_the_promotion_and_footnotes_diagnostics() -> None
     assert "| not measured |" in body and "| withdrawn | `eeeeeee` |" in body
     # Measured rows without a request count (a provider with no request-rate query) say so.
     assert "| 10% | n/a | 99.9% ✅ |" in body and "| 0% | – | not measured |" in body
-    assert "0.4 ✅[^1]" in body and "[^1]: error-rate: prometheus.istio-system" in body
+    assert "0.4 ✅[^1]" in body and "[^1]: error-rate: prometheus.istio-system" in shown
     assert "91% ❌" in body and "Last measured 2026-11-01 12:00 UTC" in body
-    assert "queried http://***@10.0.0.7:9090" in body and "pw@" not in body  # credentials masked
+    assert "queried http://***@10.0.0.7:9090" in shown and "pw@" not in shown  # credentials masked
     assert "[error-rate](https://grafana.example/explore?m=error-rate&from=" in body
     for table in rendered_tables(body):
         assert table_width(table) <= gate.MAX_ROW_CHARS, table
