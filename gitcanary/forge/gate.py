@@ -660,7 +660,8 @@ def _no_link(word: str) -> str:
 
 def _buttons(view: View) -> list[str]:
     where = ", ".join(md.code(c.where) for c in view.changes) or "the target"
-    bumpers = ", ".join(sorted({md.text(c.bumped_by.rsplit(" <", 1)[0]) for c in view.changes if c.bumped_by}))
+    names = {c.bumped_by.rsplit(" <", 1)[0] for c in view.changes if c.bumped_by}
+    bumpers = ", ".join(sorted(md.text(name) for name in names))
     undo = f", undoing the bump by {bumpers}" if bumpers else ""
     if view.head_sha:
         approve = (

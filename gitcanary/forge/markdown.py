@@ -8,10 +8,11 @@ people (`@org/team` notifies a whole team), reference issues (`#1`, `!1`, `GH-1`
 what a reviewer reads (bidi controls). Every builder of a body or comment (forge/gate.py) passes
 such text through one of these functions:
 
-- `text`: inline words. Credentials masked (`redaction.redact`), control and format characters (bidi included) dropped, whitespace made
-  one line, every Markdown punctuation mark backslash-escaped, and a zero-width space put after
-  each reference sigil and inside each autolink start, so no forge's reference or autolink
-  filter (they run on the rendered text, after the escapes are gone) sees one.
+- `text`: inline words. Credentials masked (`redaction.redact`), control and format characters
+  (bidi included) dropped, whitespace made one line, every mark that starts something inline
+  backslash-escaped (and a line-start mark at its start), and a zero-width space put after each
+  reference sigil and inside each autolink start, so no forge's reference or autolink filter
+  (they run on the rendered text, after the escapes are gone) sees one.
 - `code`: an inline code span: nothing in it is parsed, so only the backtick that would end it,
   the pipe that would end a table cell and control characters are taken out.
 - `html`: text inside an HTML block (`<summary>`): entities escaped, sigils broken as in `text`.
