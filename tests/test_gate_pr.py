@@ -158,7 +158,10 @@ def test_promoted_only_by_an_approval_of_the_promotion_commit(
         "* see [the docs](https://evil.example/phish) and https://u:hunter2@git.example/x\n"
         + "| a | table |\n" + "more words " * 60,
     )
-    rec, clock = gate_to_waiting(config_repo, github, tmp_path, None, "direct")
+    # The operator lets the gate read that owner's releases (by default only acme's, the config's).
+    rec, clock = gate_to_waiting(
+        config_repo, github, tmp_path, None, "direct", release_notes_from=("stefanprodan",)
+    )
     number = gate_pull(github)
     pull = github.pulls[number]
     release = f"{github.server.url}/stefanprodan/podinfo/releases/tag/6.1.1"
@@ -280,7 +283,12 @@ def test_rejected_by_a_person_names_them_and_their_reason_in_git(
     pull = github.pulls[number]
     assert pull.labels == ["gitcanary: rejected"] and state_on_main(config_repo, github, number) == "rejected"
     assert pull.body.startswith("🛑 **Rejected** by pat. Reason: p99 looks worse in the EU dashboard")
-    assert "- `backend` `6.1.1`: no release notes found in stefanprodan/podinfo" in pull.body
+    # Not the config repository's owner, and not allowed by --release-notes-from: never asked.
+    assert (
+        "- `backend` `6.1.1`: release notes not read from stefanprodan/podinfo (not an allowed "
+        "source: `gitcanary run --release-notes-from`)" in pull.body
+    )
+    assert not [r for r in github.requests if "/releases/" in r[1]], github.requests
     check_body(github, pull.body)
 
 

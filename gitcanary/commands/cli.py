@@ -302,6 +302,15 @@ def run(
             envvar="GITCANARY_RELEASE_NOTES",
         ),
     ] = "",
+    release_notes_from: Annotated[
+        str,
+        typer.Option(
+            help="Owners (acme) or repositories (acme/app) whose releases the gate may quote when "
+            "the repository comes from gitcanary.io/source-repo or the image's path, comma-separated; "
+            "default: the config repository's owner. --release-notes entries are always read.",
+            envvar="GITCANARY_RELEASE_NOTES_FROM",
+        ),
+    ] = "",
     github_repo: Annotated[
         str | None,
         typer.Option(
@@ -481,6 +490,7 @@ def run(
         reviewers=reviewers,
         metric_link=metric_link,
         release_notes=release_notes,
+        release_notes_from=release_notes_from,
         github_repo=github_repo,
         github_api_url=github_api_url,
         github_token_file=github_token_file,

@@ -111,6 +111,7 @@ class Change:
     source: str = ""  # the image's source repository on the forge, where release notes were looked for
     notes_url: str = ""  # the release of the new tag there; "" when none was found
     notes: str = ""  # that release's text, untrusted: rendered only through `excerpt`
+    refused: bool = False  # `source` is not a repository the operator lets the gate read
 
 
 @dataclass(frozen=True)
@@ -573,6 +574,11 @@ def _release_notes(changes: Sequence[Change]) -> list[str]:
         if change.notes_url:
             out.append(f"- {name}: [release in {source}]({change.notes_url})")
             out += [f"  > {line}" for line in excerpt(change.notes)] or ["  > (the release has no text)"]
+        elif change.refused:
+            out.append(
+                f"- {name}: release notes not read from {source} (not an allowed source: "
+                "`gitcanary run --release-notes-from`)"
+            )
         elif change.source:
             out.append(f"- {name}: no release notes found in {source}")
         else:

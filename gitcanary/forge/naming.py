@@ -109,3 +109,16 @@ def source_repos(canary: Canary) -> dict[str, str]:
 
 def valid_repo(repo: str) -> bool:
     return bool(REPO_PATH.fullmatch(repo)) and ".." not in repo
+
+
+def may_read(repo: str, allowed: tuple[str, ...]) -> bool:
+    """`repo` is one of `allowed` or under one of them (an owner, a GitLab group), ignoring case
+    as the forges do; never for a path that is not a repository's."""
+    if not valid_repo(repo):
+        return False
+    wanted = repo.lower().split("/")
+    return any(
+        entry and wanted[: len(parts)] == parts and len(parts) <= len(wanted)
+        for entry in allowed
+        for parts in [entry.lower().strip("/").split("/")]
+    )

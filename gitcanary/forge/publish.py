@@ -55,6 +55,7 @@ SPEC_DIFF_LINES = 60
 CONFIG_LINE = re.compile(r"^config (?P<kind>\S+) \S+: ")
 CODEOWNERS_FILES = (".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS")  # GitHub's search order
 REASON_CHARS = 300
+RELEASES_KEPT = 256  # releases remembered between ticks (each a tag of an image a rollout shows)
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,11 @@ class PublishSettings:
     # Where an image's release notes are, on the same forge: (image or container, owner/name); an
     # image not named here is looked for in the repository its path names (ghcr.io/acme/app: acme/app).
     release_notes: tuple[tuple[str, str], ...] = ()
+    # Owners (`acme`, a GitLab group `acme/platform`) or repositories (`acme/app`) whose releases
+    # the gate may quote when the repository comes from the canary's `gitcanary.io/source-repo` or
+    # the image's path (repository content); empty: the config repository's own owner. The
+    # operator's `release_notes` map is the operator's choice and is always read.
+    release_notes_from: tuple[str, ...] = ()
 
 
 @dataclass
@@ -150,7 +156,10 @@ class Publisher:
         self, canaries: dict[str, LoadedCanary], templates: Mapping[str, MetricTemplate] | None = None
     ) -> None:
         self.forge.begin_tick()
-        self._releases = {}
+        # A release found is kept per (repository, tag) for the process's life (its excerpt is
+        # built once); one not found yet is asked again next tick, as it may be published since.
+        found = [(k, v) for k, v in self._releases.items() if v is not None]
+        self._releases = dict(found[-RELEASES_KEPT:])
         self.canaries = canaries
         self.templates = templates or {}
         self._open = None
@@ -475,7 +484,8 @@ class Publisher:
             source = self._source_repo(loaded, found["name"], found["new"])
             # A digest (or an image left whole) names no tag a release could have.
             tagged = source and not any(c in new for c in "/@:")
-            release = self._release(source, new) if tagged else None
+            allowed = not source or self._may_read(found["name"], found["new"], source)
+            release = self._release(source, new) if tagged and allowed else None
             changes.append(
                 gate.Change(
                     found["name"],
@@ -487,6 +497,7 @@ class Publisher:
                     source,
                     release.url if release else "",
                     release.body if release else "",
+                    refused=not allowed,
                 )
             )
         if changes:
@@ -562,6 +573,24 @@ class Publisher:
         # A registry host (a dot or a port, or localhost) is not part of the repository's path.
         path = rest if ("." in first or ":" in first or first == "localhost") else repository
         return path if naming.valid_repo(path) else ""
+
+    def _may_read(self, container: str, image: str, repo: str) -> bool:
+        """Whether the gate may quote releases of `repo`: the operator's `--release-notes` named
+        it for this image, or it is under an owner or is a repository `--release-notes-from`
+        allows (default: the config repository's own owner). `gitcanary.io/source-repo` and an
+        image's path are the repository writer's choice, and the bot's token may read private
+        repositories they could not."""
+        repository = image.split("@", 1)[0]
+        if ":" in repository.rsplit("/", 1)[-1]:
+            repository = repository.rsplit(":", 1)[0]
+        if any(key in (container, repository) and r == repo for key, r in self.settings.release_notes):
+            return True
+        return naming.may_read(repo, self.settings.release_notes_from or (self._own_owner(),))
+
+    def _own_owner(self) -> str:
+        """The config repository's owner (a GitLab project's group path), from the forge's page."""
+        path = urlsplit(self.forge.web_url).path.strip("/")
+        return path.rpartition("/")[0]
 
     def _release(self, repo: str, tag: str) -> Release | None:
         """The release of `tag` (or `v` + tag, the other habit) in `repo`, asked once a tick; a
