@@ -232,3 +232,20 @@ def test_an_owner_allows_its_repositories_and_no_lookalike() -> None:
     assert naming.may_read("other/app", ("acme", "other/app")) and not naming.may_read(
         "other/x", ("other/app",)
     )
+
+
+def test_a_gate_without_metrics_says_every_step_passed_unmeasured() -> None:
+    view = gate.View(
+        key="prod/backend",
+        primary="6.1.0",
+        canary="6.1.1",
+        rollout_id="6.1.0..6.1.1",
+        state=gate.State.WAITING,
+        rows=[gate.Row("a" * 40, datetime(2026, 11, 1, tzinfo=UTC), "advance", "50", "0")],
+        metrics=[],
+        web_url="https://forge.example/acme/config",
+        now=datetime(2026, 11, 1, tzinfo=UTC),
+    )
+    assert "**No metrics**" in gate.body(view)
+    measured = gate.View(**{**view.__dict__, "metrics": [gate.Metric("request-success-rate")]})
+    assert "**No metrics**" not in gate.body(measured)

@@ -398,6 +398,12 @@ def _evidence(view: View) -> list[str]:
         cells += [_verdict(row), _code_link(row.sha, url)]
         lines.append("| " + " | ".join(cells) + " |")
     out = lines
+    if not metrics:
+        out += [
+            "",
+            "⚠️ **No metrics**: this canary's analysis (`spec.analysis.metrics`) is empty, so every step "
+            "above passed without measuring anything (`gitcanary validate` warns about it).",
+        ]
     if metrics:
         if last_measured is None:
             out += ["", "Not measured yet: the first steps move traffic before any analysis runs."]
