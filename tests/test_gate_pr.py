@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import ConfigRepo, git
+from github import Auth, Github
 from github_server import GitHubServer
 from markdown_it import MarkdownIt
 from prometheus_server import DATA_END, PrometheusServer, Traffic, running_prometheus, unavailable_prometheus
@@ -679,3 +680,57 @@ def test_config_values_are_bounded_and_sanitized() -> None:
     assert max(len(line) for line in block) <= gate.CONFIG_LINE_CHARS
     assert "- ConfigMap `app-<b>config`: changed `a'b`" in body  # in code: shown, not rendered
     assert "- Secret `db`: changed `PASSWORD` (value changed, not shown)" in body
+
+
+def test_a_writers_change_request_blocks_until_they_approve_and_is_recorded_when_closed(
+    config_repo: ConfigRepo, github: GitHubServer, tmp_path: Path
+) -> None:
+    """Votes: each writer's latest review. Pat (write) requests changes, Sam (write) approves: the
+    gate is not merged and says who objects and why; a comment by Pat lifts nothing; Pat's own
+    approval lifts it and the gate is merged with both approvals. A read-only reviewer's change
+    request blocks nothing."""
+    github.token_user["sam-token"] = "sam"
+    rec, clock = gate_to_waiting(config_repo, github, tmp_path, None, "direct")
+    number = gate_pull(github)
+    pat = human_github(github).get_repo("acme/config").get_pull(number)
+    sam = Github(base_url=github.api_url, auth=Auth.Token("sam-token"), retry=None, lazy=True)
+    reader = Github(base_url=github.api_url, auth=Auth.Token("reader-token"), retry=None, lazy=True)
+    reader.get_repo("acme/config").get_pull(number).create_review(event="REQUEST_CHANGES", body="nope")
+    pat.create_review(event="REQUEST_CHANGES", body="p99 regressed in [EU](https://evil.example) @acme/sre")
+    sam.get_repo("acme/config").get_pull(number).create_review(event="APPROVE")
+    for _ in range(2):
+        checked_tick(rec, clock, config_repo, github)
+        pull = github.pulls[number]
+        assert not pull.merged and pull.labels == ["gitcanary: waiting for approval"]
+        assert "**Blocked** by a change request of @pat." in pull.body.split("\n")[0]
+        said = "p99 regressed in \\[EU\\](https:\u200b//evil.example) \\@\u200bacme/sre"
+        assert f"- 🛑 @pat requested changes: {said}." in pull.body
+        assert "@reader requested" not in pull.body  # no write access: no vote
+        pat.create_review(event="COMMENT", body="still looking")
+    assert "blocked by a change request of pat" in rec.publisher.waiting[KEY]
+    pat.create_review(event="APPROVE")
+    for _ in range(5):
+        tick(rec, clock)
+        if phase(config_repo) == "Succeeded":
+            break
+    assert github.pulls[number].merged
+    merge = git("log", "-1", "--format=%B", "--grep=Approved-by", "main", cwd=config_repo.remote)
+    assert "Approved-by: sam" in merge and "Approved-by: pat" in merge
+
+
+def test_a_change_request_standing_when_the_gate_is_closed_is_recorded(
+    config_repo: ConfigRepo, github: GitHubServer, tmp_path: Path
+) -> None:
+    rec, clock = gate_to_waiting(config_repo, github, tmp_path, None, "direct")
+    number = gate_pull(github)
+    people = human_github(github).get_repo("acme/config").get_pull(number)
+    people.create_review(event="REQUEST_CHANGES", body="not this week")
+    people.edit(state="closed")
+    checked_tick(rec, clock, config_repo, github)
+    assert actions(config_repo)[-1] == ("rollback", 0)
+    message = git("log", "-1", "--format=%B", "main", cwd=config_repo.remote)
+    parsed = subprocess.run(
+        ["git", "interpret-trailers", "--parse"], input=message, capture_output=True, text=True
+    ).stdout
+    assert "Rejected-by: pat" in parsed and "Objected-by: pat" in parsed
+    assert "pat (objected-by)" in rollout_history(config_repo)["approvals"]

@@ -81,6 +81,14 @@ class PullRequest:
             if r.state == "APPROVED" and r.commit == self.head_sha and r.can_write and r.login != bot
         )
 
+    def objections(self, bot: str = "") -> tuple[Review, ...]:
+        """Standing change requests: each writer's latest vote, when it requests changes. It stands
+        whatever the head (a push does not lift it); only that writer's later approval, or a
+        dismissal on the forge (state DISMISSED), does. A comment is no vote and lifts nothing."""
+        return tuple(
+            r for r in self.reviews if r.state == "CHANGES_REQUESTED" and r.can_write and r.login != bot
+        )
+
     @property
     def open(self) -> bool:
         return self.state == "open"

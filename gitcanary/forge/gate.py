@@ -188,6 +188,8 @@ class View:
     config_notes: Sequence[str] = ()  # the start commit's config lines, when no diff can be shown
     status_message: str = ""
     approvals: Sequence[Approval] = ()
+    # Standing change requests by writers (login, their review's text): each blocks the promotion.
+    objections: Sequence[tuple[str, str]] = ()
     head_sha: str = ""  # the promotion commit an approval must name
     decided_by: str = ""  # final states: who decided
     reason: str = ""  # rejected / rolled back: why
@@ -698,9 +700,17 @@ def _buttons(view: View) -> list[str]:
 
 
 def _approvals(view: View) -> list[str]:
+    out: list[str] = []
+    if view.objections:
+        out += ["", "**Change requests** (each blocks the promotion)", ""]
+        for login, said in view.objections:
+            out.append(
+                f"- 🛑 {_mention(login)} requested changes: {md.text(said) or '(no text)'}. Lifted only by "
+                f"{_mention(login)}'s approval or a dismissal of the review."
+            )
     if not view.approvals:
-        return []
-    out = ["", "**Approvals**", ""]
+        return out
+    out += ["", "**Approvals**", ""]
     for a in view.approvals:
         if a.counts:
             out.append(f"- ✅ {_mention(a.login)} approved {md.code(a.sha[:7])} (counts)")
@@ -717,6 +727,9 @@ def _mention(login: str) -> str:
 def headline(view: View) -> str:
     text = HEADLINES[view.state]
     decided_by = md.text(view.decided_by)
+    if view.objections and view.state is State.WAITING:
+        names = ", ".join(_mention(login) for login, _ in view.objections)
+        text += f" **Blocked** by a change request of {names}."
     if view.state is State.PROMOTED and decided_by:
         text += f": approved by {decided_by}."
     elif view.state is State.REJECTED:

@@ -104,6 +104,9 @@ class Publisher:
     _gates: dict[str, Gate | None] = field(default_factory=dict)
     # Who closed a gate unmerged and why, for the rollback commit this tick makes (key -> login, reason).
     _rejections: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # Writers whose change request still stood on a gate closed unmerged (key -> logins), for the
+    # rollback commit's `Objected-by` trailers.
+    _objections: dict[str, list[str]] = field(default_factory=dict)
     _finalized: set[str] = field(default_factory=set)  # rollouts whose closed gate shows its outcome
     # Approvals of a gate merged by `rebase`, for the next step's trailers (key -> logins). Kept in
     # memory between the merge and the next step: a restart in between leaves them on GitHub only.
@@ -165,6 +168,7 @@ class Publisher:
         self._open = None
         self._gates = {}
         self._rejections = {}
+        self._objections = {}
         self.waiting = {}
 
     def open_prs(self) -> list[PullRequest]:
@@ -293,6 +297,9 @@ class Publisher:
             if found is not None and found.closed_unmerged:
                 self._gates[key] = Gate.REJECTED
                 self._rejections[key] = self._rejection(found)
+                self._objections[key] = [
+                    _safe_login(r.login) for r in self.forge.get(found.number).objections()
+                ]
                 return ""
             if found is not None:  # merged before the promotion commit: nothing left to gate
                 return ""
@@ -306,8 +313,10 @@ class Publisher:
         full = self._present(loaded, status, current.number, tip if carries_promotion else None)
         if carries_promotion and tip is not None and merge:
             counted = full.counted()
+            objections = full.objections()
             approved = (
                 len(counted) >= self.settings.approvals_needed
+                and not objections  # a writer's standing change request blocks, as GitHub's rules do
                 and bool(full.mergeable)
                 and full.mergeable_state in ("clean", "unstable")
             )
@@ -324,7 +333,13 @@ class Publisher:
                     self._unrecorded_approvals[key] = [_safe_login(r.login) for r in counted]
                 self.forge.delete_branch(branch)
                 return f"promotion approved: merged PR #{current.number}"
-            self.waiting[key] = f"waiting for approval of promotion PR #{current.number} ({current.url})"
+            if objections:
+                who = ", ".join(r.login for r in objections)
+                self.waiting[key] = (
+                    f"promotion PR #{current.number} blocked by a change request of {who} ({current.url})"
+                )
+            else:
+                self.waiting[key] = f"waiting for approval of promotion PR #{current.number} ({current.url})"
         return ""
 
     def _stale(self, loaded: LoadedCanary, promotion: str) -> bool:
@@ -422,6 +437,7 @@ class Publisher:
         if any(not note.startswith("config ConfigMap ") for note in config_notes):
             diff = ""  # a Secret's file (or a generator's source) would show its values
         approvals: tuple[gate.Approval, ...] = ()
+        objections: tuple[tuple[str, str], ...] = ()
         head = ""
         if pr is not None:
             head = pr.head_sha if promotion is not None else ""
@@ -431,6 +447,7 @@ class Publisher:
                 for r in pr.reviews
                 if r.state == "APPROVED"
             )
+            objections = tuple((r.login, _one_line(r.body)) for r in pr.objections())
         return gate.View(
             key=canary.key,
             primary=status.primary_revision if status else primary,
@@ -447,6 +464,7 @@ class Publisher:
             config_notes=config_notes if not configs else (),
             status_message=status.message if status else "",
             approvals=approvals,
+            objections=objections if not state.final else (),
             head_sha=head,
             decided_by=decided_by,
             reason=reason,
@@ -617,7 +635,7 @@ class Publisher:
         """Rewrite the open gate's body and label for its state now; comment when a person is needed."""
         full = self.forge.get(number)
         if promotion is not None:
-            enough = len(full.counted()) >= self.settings.approvals_needed
+            enough = len(full.counted()) >= self.settings.approvals_needed and not full.objections()
             state = gate.State.APPROVED if enough else gate.State.WAITING
         elif status.failed_checks > 0:
             state = gate.State.HALTED
@@ -861,7 +879,10 @@ class Publisher:
         head, cut, block = message.rstrip("\n").rpartition("\n\n")
         if not cut:
             return None
-        return f"{head}\n{said}\n\n{block}\nRejected-by: {login}\n"
+        objected = "".join(
+            f"Objected-by: {o}\n" for o in self._objections.get(trailers.get("Canary", ""), [])
+        )
+        return f"{head}\n{said}\n\n{block}\nRejected-by: {login}\n{objected}"
 
     def _push_branch(self, branch: str) -> None:
         """Push the scratch head to gitcanary's own branch, replacing it (only gitcanary writes there)."""
