@@ -233,6 +233,14 @@ class GitHubServer(LocalForge):
             self._trees[(base, head)] = proc.stdout.split()[0] if proc.returncode == 0 else None
         return self._trees[(base, head)]
 
+    def dismiss(self, number: int, user: str) -> None:
+        """A maintainer dismisses `user`'s latest approval or change request, as GitHub's dismissal
+        does: that review's state becomes DISMISSED (a person's action on the site)."""
+        with self._lock:
+            votes = ("APPROVED", "CHANGES_REQUESTED")
+            review = [r for r in self.pulls[number].reviews if r.user == user and r.state in votes][-1]
+            review.state = "DISMISSED"
+
     def approvals(self, pull: Pull) -> int:
         latest: dict[str, str] = {}
         for review in pull.reviews:

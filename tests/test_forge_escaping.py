@@ -203,6 +203,7 @@ def view_of(v: dict[str, str], state: gate.State) -> gate.View:
         configs=[config],
         status_message=v["status"],
         approvals=[gate.Approval("alice", "d" * 40, False, "the reviewer has no write access")],
+        objections=[("pat", v["reason"])],
         head_sha="e" * 40 if state in (gate.State.WAITING, gate.State.APPROVED) else "",
         decided_by=v["decided"],
         reason=v["reason"],

@@ -88,6 +88,13 @@ class Side:
     def close(self, number: int) -> None:
         raise NotImplementedError
 
+    def vote(self, number: int, user: str, event: str, body: str = "") -> None:
+        """`user` reviews: APPROVE, REQUEST_CHANGES or COMMENT (GitHub's events)."""
+        raise NotImplementedError
+
+    def dismiss(self, number: int, user: str) -> None:
+        self.server.dismiss(number, user)
+
     def require_approvals(self, count: int) -> None:
         self.server.required_approvals = count
 
@@ -161,6 +168,11 @@ class GitHubSide(Side):
 
     def close(self, number: int) -> None:
         self.people.get_repo("acme/config").get_pull(number).edit(state="closed")
+
+    def vote(self, number: int, user: str, event: str, body: str = "") -> None:
+        self.server.token_user[f"{user}-token"] = user
+        person = Github(base_url=self.server.api_url, auth=Auth.Token(f"{user}-token"), retry=None, lazy=True)
+        person.get_repo("acme/config").get_pull(number).create_review(event=event, body=body)
 
     def rate_limit(self, count: int, retry_after: int) -> None:
         self.server.rate_limits.append(GitHubRateLimit(count=count, retry_after=retry_after))
@@ -256,6 +268,10 @@ class GiteaSide(Side):
 
     def close(self, number: int) -> None:
         self.server.close(number)
+
+    def vote(self, number: int, user: str, event: str, body: str = "") -> None:
+        state = {"APPROVE": "APPROVED", "REQUEST_CHANGES": "REQUEST_CHANGES"}.get(event, "COMMENT")
+        self.server.review(number, user, state, body)
 
     def rate_limit(self, count: int, retry_after: int) -> None:
         self.server.rate_limits.append(RateLimit(count, retry_after, "POST", "/pulls"))
@@ -762,3 +778,31 @@ def test_gitea_asks_again_before_taking_a_running_conflict_check_for_a_conflict(
     finally:
         server.stop()
     assert not server.errors
+
+
+@pytest.mark.parametrize("side", ["github", "gitea"], indirect=True)
+def test_a_writers_change_request_blocks_the_gate_until_dismissed(
+    config_repo: ConfigRepo, side: Side, tmp_path: Path
+) -> None:
+    """Votes with each forge's own review states (GitHub CHANGES_REQUESTED and DISMISSED, Gitea
+    REQUEST_CHANGES and `dismissed`): Pat's change request blocks Sam's approval and is shown with
+    its text; a comment lifts nothing; a dismissal on the forge lifts it and the gate merges.
+    (GitLab's approvals API has no change request for gitcanary to read: not here.)"""
+    rec, clock = gate_to_waiting(config_repo, side, tmp_path, "direct", "merge")
+    number = gate_request(side).number
+    side.vote(number, "pat", "REQUEST_CHANGES", "wait for the EU traffic")
+    side.vote(number, "sam", "APPROVE")
+    for _ in range(2):
+        tick(rec, clock)
+        gate = gate_request(side)
+        assert gate.state == "open" and "**Blocked** by a change request of @pat." in gate.body
+        assert "- 🛑 @pat requested changes: wait for the EU traffic." in gate.body
+        side.vote(number, "pat", "COMMENT", "still looking")
+    side.dismiss(number, "pat")
+    for _ in range(5):
+        tick(rec, clock)
+        if phase(config_repo) == "Succeeded":
+            break
+    gate = gate_request(side)
+    assert gate.state == "merged", (rec.publisher.waiting, gate.body)
+    assert "Approved-by: sam" in git("log", "-1", "--format=%B", str(gate.merge_sha), cwd=config_repo.remote)
