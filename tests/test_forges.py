@@ -806,3 +806,23 @@ def test_a_writers_change_request_blocks_the_gate_until_dismissed(
     gate = gate_request(side)
     assert gate.state == "merged", (rec.publisher.waiting, gate.body)
     assert "Approved-by: sam" in git("log", "-1", "--format=%B", str(gate.merge_sha), cwd=config_repo.remote)
+
+
+@pytest.mark.parametrize("side", ["gitlab"], indirect=True)
+def test_the_person_who_closed_the_gate_is_named_and_another_persons_words_are_not_theirs(
+    config_repo: ConfigRepo, side: Side, tmp_path: Path
+) -> None:
+    """GitLab says who closed the merge request (`closed_by`): Sam's favourable comment is not the
+    closer's reason; Pat closed it without a word, and the rollback says exactly that."""
+    rec, clock = gate_to_waiting(config_repo, side, tmp_path, "direct", "merge")
+    number = gate_request(side).number
+    side.server.note(number, "sam", "looks good to me, ship it")
+    side.server.close(number, "pat")
+    tick(rec, clock)
+    assert actions(config_repo)[-1] == ("rollback", 0)
+    message = git("log", "-1", "--format=%B", "main", cwd=config_repo.remote)
+    assert "Rejected by @pat (no reason given)" in message and "Rejected-by: pat" in message
+    assert "sam" not in message and "ship it" not in message
+    side.server.note(number, "pat", "p99 is worse")  # said after: a later rollout's business
+    tick(rec, clock)
+    assert gate_request(side).body.startswith("🛑 **Rejected** by pat.")

@@ -68,6 +68,9 @@ class PullRequest:
     merge_sha: str = ""
     author: str = ""
     merged_by: str = ""
+    # Who closed it unmerged, as the forge records it (GitLab's `closed_by`); "" where the forge
+    # client does not read it (GitHub's issue events and Gitea's timeline are not read yet).
+    closed_by: str = ""
 
     @property
     def approvals(self) -> int:

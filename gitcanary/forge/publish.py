@@ -369,8 +369,18 @@ class Publisher:
         return sha, str(self.workspace.repo.git.log("-1", "--format=%B", sha))
 
     def _rejection(self, pr: PullRequest) -> tuple[str, str]:
-        """Who closed the gate and why: the last comment by a person (GitHub's "Close with comment"
-        posts it just before closing), else the last review with a text; "unknown" otherwise."""
+        """Who closed the gate and why. Where the forge names who closed it (GitLab's `closed_by`):
+        that person, and their own last comment (GitHub's "Close with comment" posts it just
+        before closing), else their last review with a text, else no reason: another person's
+        words are never taken for theirs. Where it does not: the last comment by a person, else
+        the last review with a text; "unknown" otherwise."""
+        full = self.forge.get(pr.number)
+        if full.closed_by:
+            closer = full.closed_by
+            said = [c.body for c in self.forge.comments(pr.number) if c.login == closer]
+            said = [b for b in said if gate.COMMENT_MARKER not in b]
+            said += [r.body for r in full.reviews if r.login == closer and r.body.strip()]
+            return _safe_login(closer), _one_line(said[-1] if said else "")
         for comment in reversed(self.forge.comments(pr.number)):
             if gate.COMMENT_MARKER not in comment.body:
                 return _safe_login(comment.login), _one_line(comment.body)
