@@ -194,6 +194,7 @@ class GitHubServer(LocalForge):
         self.permissions = {"gitcanary[bot]": "none", "reader": "read", "triager": "read"}
         # Releases of repositories on this GitHub: (owner/name, tag) -> (name, body).
         self.releases: dict[tuple[str, str], tuple[str, str]] = {}
+        self.unknown_users: set[str] = set()  # logins a review cannot be requested from
         self._lock = threading.RLock()
         self._refs: dict[str, str] | None = None
         self._trees: dict[tuple[str, str], str | None] = {}  # merge results by (base, head): immutable
@@ -573,7 +574,8 @@ class GitHubServer(LocalForge):
         template = "/repos/{owner}/{repo}/pulls/{pull_number}/requested_reviewers"
         self._check_request(template, "post", body)
         pull = self.pulls.get(number)
-        if pull is None:
+        if pull is None or any(login in self.unknown_users for login in body.get("reviewers") or []):
+            # GitHub's answer to a login that is no collaborator (or no user at all).
             return Reply(422, {"message": "Validation Failed"}, template)
         for login in body.get("reviewers") or []:
             if login not in pull.requested:

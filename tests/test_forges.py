@@ -826,3 +826,29 @@ def test_the_person_who_closed_the_gate_is_named_and_another_persons_words_are_n
     side.server.note(number, "pat", "p99 is worse")  # said after: a later rollout's business
     tick(rec, clock)
     assert gate_request(side).body.startswith("🛑 **Rejected** by pat.")
+
+
+@pytest.mark.parametrize("side", ["gitea", "github"], indirect=True)
+def test_an_unknown_reviewer_is_skipped_and_the_gate_says_so(
+    config_repo: ConfigRepo, side: Side, tmp_path: Path
+) -> None:
+    """Gitea refuses a review request naming a login it does not know (422): the others are still
+    asked, the tick goes on to the promotion, and one comment names who was not asked."""
+    without_metrics(
+        config_repo, **{"gitcanary.io/promotion-gate": "true", "gitcanary.io/reviewers": "sam, nobody-here"}
+    )
+    if side.name == "github":
+        side.server.unknown_users = {"nobody-here"}
+    clock = Clock()
+    rec = reconciler(config_repo, tmp_path / "work", side, clock, mode="direct")
+    for _ in range(2):
+        tick(rec, clock)
+    bump_past_protection(config_repo, side, "6.1.1", protect_after=False)
+    for _ in range(10):
+        result = tick(rec, clock)
+        if "waiting for approval" in result.reports[KEY].waiting:
+            break
+    gate = gate_request(side)
+    assert "waiting for approval" in result.reports[KEY].waiting and gate.reviewers == ("sam",)
+    refusals = [c for c in gate.comments if "could not ask" in c]
+    assert len(refusals) == 1 and "`nobody-here`" in refusals[0] and "`sam`" not in refusals[0]

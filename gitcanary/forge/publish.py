@@ -35,6 +35,7 @@ from gitcanary.audit.parse import STEP_MERGE_NOTE, merged_request
 from gitcanary.core.observations import Gate
 from gitcanary.errors import AnalysisError, GitcanaryError, GitError, PushRejected
 from gitcanary.forge import gate, naming
+from gitcanary.forge import markdown as md
 from gitcanary.forge.base import Forge, ForgeError, KnowsItself, PullRequest, Release, Review
 from gitcanary.forge.secrets import without_credentials
 from gitcanary.git.trailers import MalformedTrailers, format_message, parse_trailers
@@ -668,7 +669,7 @@ class Publisher:
         if promotion is not None and full.draft:
             self.forge.set_draft(number, False)
             logins, teams = self._reviewers(loaded)
-            self.forge.request_reviewers(number, logins, teams)
+            self._ask(number, logins, teams)
         elif promotion is None and not full.draft:
             self.forge.set_draft(number, True)
         return full
@@ -682,6 +683,30 @@ class Publisher:
             self.forge.set_state_label(pr.number, label, gate.LABEL_PREFIX)
             if view.state.needs_a_person:
                 self.forge.comment(pr.number, gate.comment(view) + "\n\n" + gate.COMMENT_MARKER)
+
+    def _ask(self, number: int, logins: list[str], teams: list[str]) -> None:
+        """Ask for the gate's reviews; a login or team the forge refuses (unknown there, no
+        access) is skipped, the tick goes on, and one comment on the PR says who was not asked."""
+        try:
+            self.forge.request_reviewers(number, logins, teams)
+            return
+        except ForgeError as exc:
+            log.warning("requesting reviewers on #%d: %s; asking one by one", number, exc)
+        refused: list[str] = []
+        for name, as_team in [*((login, False) for login in logins), *((team, True) for team in teams)]:
+            try:
+                self.forge.request_reviewers(number, [] if as_team else [name], [name] if as_team else [])
+            except ForgeError as exc:
+                log.warning("reviewer %s not asked on #%d: %s", name, number, exc)
+                refused.append(f"team {name}" if as_team else name)
+        if refused:
+            names = ", ".join(md.code(name) for name in refused)
+            self.forge.comment(
+                number,
+                f"gitcanary could not ask {names} for a review: the forge refused (unknown there, or "
+                "no access to this repository). Check `gitcanary.io/reviewers`, `--reviewers` and "
+                "CODEOWNERS.\n\n" + gate.COMMENT_MARKER,
+            )
 
     def _last_failure(self, rollout_id: str) -> str:
         for commit in reversed(self._rollout_log(rollout_id)):
