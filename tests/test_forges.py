@@ -852,3 +852,21 @@ def test_an_unknown_reviewer_is_skipped_and_the_gate_says_so(
     assert "waiting for approval" in result.reports[KEY].waiting and gate.reviewers == ("sam",)
     refusals = [c for c in gate.comments if "could not ask" in c]
     assert len(refusals) == 1 and "`nobody-here`" in refusals[0] and "`sam`" not in refusals[0]
+
+
+def test_step_rows_of_the_gate_link_the_forges_own_page_of_each_request(
+    config_repo: ConfigRepo, side: Side, tmp_path: Path
+) -> None:
+    """In pull-request mode the evidence links each step to the request that carried it: the URL
+    the forge returns for it (GitHub /pull/N, GitLab /-/merge_requests/N, Gitea /pulls/N)."""
+    gate_to_waiting(config_repo, side, tmp_path, "pull-request", "merge")
+    pages = {"github": "{web}/pull/{n}", "gitlab": "{web}/-/merge_requests/{n}", "gitea": "{web}/pulls/{n}"}[
+        side.name
+    ]
+    web = side.server.html_url if side.name != "gitlab" else f"{side.server.url}/acme/config"
+    body = gate_request(side).body
+    linked = re.findall(r"\]\((http[^)]+)\)", body)
+    steps = [r.number for r in side.requests_list() if not r.title.startswith("Rollout ")]
+    requests = [url for url in linked if "/commit/" not in url and "/releases/" not in url]
+    assert requests, body
+    assert set(requests) <= {pages.format(web=web, n=n) for n in steps}, requests

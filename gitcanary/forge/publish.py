@@ -118,7 +118,10 @@ class Publisher:
     # Releases asked of the forge this tick, by (repository, tag): the body is written several
     # times a tick, the forge is asked once.
     _releases: dict[tuple[str, str], Release | None] = field(default_factory=dict)
-    _not_merged_by_me: set[str] = field(default_factory=set)  # asked the forge once: not gitcanary's
+    _not_merged_by_me: set[str] = field(default_factory=set)
+    _pull_pages: dict[str, str] = field(
+        default_factory=dict
+    )  # PR number -> its page, as the forge says  # asked the forge once: not gitcanary's
 
     def merged_own(self, sha: str) -> bool:
         """Commit `sha` is the forge's merge of one of gitcanary's own PRs.
@@ -417,8 +420,7 @@ class Publisher:
             merges = merged_in(self.workspace.repo, self.workspace.remote_ref)
             pulls.update({c.sha: merges[c.sha].request[1:] for c in logged if c.sha in merges})
         table = [
-            replace(r, url=f"{self.forge.web_url}/pull/{pulls[r.sha]}") if r.sha in pulls else r
-            for r in table
+            replace(r, url=self._pull_url(pulls[r.sha]) or r.url) if r.sha in pulls else r for r in table
         ]
         previous = table[-1].weight if table else "0"
         if promotion is not None:
@@ -484,6 +486,17 @@ class Publisher:
             namespace=canary.metadata.namespace or "",
             name=canary.metadata.name,
         )
+
+    def _pull_url(self, number: str) -> str:
+        """The page of PR/MR `number` as the forge itself gives it (GitHub `/pull/N`, GitLab
+        `/-/merge_requests/N`, Gitea `/pulls/N`), asked once per process; "" when it cannot say."""
+        if number not in self._pull_pages:
+            try:
+                self._pull_pages[number] = self.forge.get(int(number)).url
+            except (ForgeError, ValueError) as exc:
+                log.warning("the page of PR %s: %s", number, exc)
+                return ""
+        return self._pull_pages[number]
 
     def _changes(
         self, loaded: LoadedCanary, first: gate.LoggedCommit | None
