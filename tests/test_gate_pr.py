@@ -625,6 +625,11 @@ def test_config_only_release_shows_configmap_values_and_never_secret_values(
         if "waiting for approval" in pull.labels[0]:
             break
     assert pull.labels == ["gitcanary: waiting for approval"]
+    # Named by what changed, not "6.1.0 -> 6.1.0".
+    assert re.fullmatch(
+        r"Rollout prod/backend 6\.1\.0: ConfigMap backend-config-\w+, Secret backend-db-\w+", pull.title
+    ), pull.title
+    assert "Rollout of **prod/backend** at `6.1.0`: a change of its config" in pull.body
     configs = pull.body.split("**Config changes**", 1)[1].split("###", 1)[0]
     assert f"- ConfigMap `backend-config`: changed `{CONFIG_KEY}`" in configs
     assert f"- Secret `backend-db`: changed `{SECRET_KEY}` (value changed, not shown)" in configs

@@ -748,8 +748,13 @@ def body(view: View) -> str:
     lines = [
         headline(view),
         "",
-        f"Rollout of **{md.text(view.key)}** from {md.code(view.primary)} to {md.code(view.canary)} "
-        f"(rollout {md.code(view.rollout_id)}).",
+        (
+            f"Rollout of **{md.text(view.key)}** from {md.code(view.primary)} to {md.code(view.canary)} "
+            if view.primary != view.canary
+            else f"Rollout of **{md.text(view.key)}** at {md.code(view.canary)}: a change of its config "
+            "or pod template, not of its image "
+        )
+        + f"(rollout {md.code(view.rollout_id)}).",
     ]
     if view.status_message and not view.state.final:
         lines += ["", f"gitcanary: {md.text(view.status_message)}"]

@@ -57,7 +57,11 @@ def is_gate_branch(branch: str) -> bool:
     return branch.rsplit("/", 1)[-1].startswith("promotion-")
 
 
-def gate_title(key: str, primary_revision: str, canary_revision: str) -> str:
+def gate_title(key: str, primary_revision: str, canary_revision: str, changed: str = "") -> str:
+    """`Rollout prod/backend 6.1.0 -> 6.1.1`; a release of the same revision (a config-only
+    change) is named by what changed: `Rollout prod/backend 6.1.1: ConfigMap backend-config`."""
+    if primary_revision == canary_revision:
+        return f"Rollout {key} {canary_revision}: {changed or 'pod template change'}"
     return f"Rollout {key} {primary_revision} -> {canary_revision}"
 
 

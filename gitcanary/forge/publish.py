@@ -961,7 +961,15 @@ class Publisher:
         commit replaces it when the analysis passes (then the PR becomes ready for review).
         """
         key = loaded.canary.key
-        title = naming.gate_title(key, status.primary_revision, status.canary_revision)
+        logged = self._rollout_log(status.rollout_id)
+        changed = ", ".join(
+            dict.fromkeys(
+                " ".join(line.split(" ", 3)[1:3]).rstrip(":")
+                for line in (logged[0].message.splitlines() if logged else [])
+                if CONFIG_LINE.match(line.strip())
+            )
+        )
+        title = naming.gate_title(key, status.primary_revision, status.canary_revision, changed)
         sha = self._placeholder(key, status, {})
         self._push_ref(sha, branch)
         pr = self.forge.open(
