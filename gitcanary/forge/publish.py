@@ -115,13 +115,12 @@ class Publisher:
     # Commits the forge made when gitcanary merged its own PRs (a squash or merge commit is authored
     # by the forge's user, not gitcanary's git identity): the status file they carry is gitcanary's.
     merged_by_me: set[str] = field(default_factory=set)
-    # Releases asked of the forge this tick, by (repository, tag): the body is written several
-    # times a tick, the forge is asked once.
+    # Releases asked of the forge, by (repository, tag): the body is written several times a
+    # tick, the forge is asked once (a release found is kept between ticks: see begin_tick).
     _releases: dict[tuple[str, str], Release | None] = field(default_factory=dict)
-    _not_merged_by_me: set[str] = field(default_factory=set)
-    _pull_pages: dict[str, str] = field(
-        default_factory=dict
-    )  # PR number -> its page, as the forge says  # asked the forge once: not gitcanary's
+    _not_merged_by_me: set[str] = field(default_factory=set)  # asked the forge once: not gitcanary's
+    _pull_pages: dict[str, str] = field(default_factory=dict)  # PR number -> its page, as the forge says
+    _closed: set[int] = field(default_factory=set)  # PRs this process closed (a tick's list may hold them)
 
     def merged_own(self, sha: str) -> bool:
         """Commit `sha` is the forge's merge of one of gitcanary's own PRs.
@@ -251,6 +250,7 @@ class Publisher:
             # Conflicts with what landed since: the step was decided from a stale state. Decide again.
             log.warning("PR #%d (%s) conflicts with %s: closing it as stale", pr.number, pr.head, pr.base)
             self.forge.close(pr.number)
+            self._closed.add(pr.number)
             self.forge.delete_branch(pr.head)
             return None
         if full.mergeable and full.mergeable_state in ("clean", "unstable", "has_hooks"):
@@ -769,6 +769,7 @@ class Publisher:
         elif rollout:
             self._final_body(loaded, rollout, full)
         self.forge.close(pr.number)
+        self._closed.add(pr.number)
         self.forge.delete_branch(pr.head)
 
     def _bumped_by(self, rollout_id: str) -> str:
@@ -1095,6 +1096,7 @@ class Publisher:
                 self._finish_gate(loaded, pr, None)
                 continue
             self.forge.close(pr.number)
+            self._closed.add(pr.number)
             self.forge.delete_branch(pr.head)
 
     def _remote_head(self) -> str:
@@ -1108,10 +1110,13 @@ class Publisher:
             self._push_branch(branch)
             message = str(self.workspace.repo.git.log("-1", "--format=%B", "HEAD"))
             title = message.partition("\n")[0]
+            # Only the gate of this step's own rollout, while it is open: never a closed or
+            # superseded one (the list is read once a tick; a gate closed since is left out).
+            wanted = (
+                naming.gate_branch(r.key, r.trailers.get("Rollout", "")) if r.trailers.get("Rollout") else ""
+            )
             gates = [
-                pr
-                for pr in self.open_prs()
-                if pr.head.startswith(naming.canary_prefix(r.key)) and naming.is_gate_branch(pr.head)
+                pr for pr in self.open_prs() if wanted and pr.head == wanted and pr.number not in self._closed
             ]
             body = gate.step_body(message, gates[0].url if gates else "")
             existing = self.forge.open(branch, self.workspace.branch, title, body)
