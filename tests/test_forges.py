@@ -500,9 +500,17 @@ def test_only_approvals_of_the_promotion_by_who_may_write_merge_the_gate(
     """The gate is a draft while the analysis runs; once the promotion commit is there it is ready,
     labelled, commented and its reviewers asked. An approval of the placeholder (an earlier head)
     and one by someone without write access do not merge it; an approval of the promotion does."""
-    without_metrics(config_repo, **{"gitcanary.io/promotion-gate": "true", "gitcanary.io/reviewers": "sam"})
-    # The image's repository on the same forge (ghcr.io/stefanprodan/podinfo) has a release of 6.1.1.
-    side.server.releases[("stefanprodan/podinfo", "6.1.1")] = ("6.1.1", "Faster **startup**")
+    # The image's source repository, under the config repository's own owner (the only one the gate
+    # reads by default), on the same forge, has a release of 6.1.1.
+    without_metrics(
+        config_repo,
+        **{
+            "gitcanary.io/promotion-gate": "true",
+            "gitcanary.io/reviewers": "sam",
+            "gitcanary.io/source-repo": "acme/podinfo",
+        },
+    )
+    side.server.releases[("acme/podinfo", "6.1.1")] = ("6.1.1", "Faster **startup**")
     clock = Clock()
     rec = reconciler(config_repo, tmp_path / "work", side, clock, mode="direct")
     for _ in range(2):
@@ -526,7 +534,7 @@ def test_only_approvals_of_the_promotion_by_who_may_write_merge_the_gate(
     assert gate.reviewers == ("sam",)
     assert any("<!-- gitcanary:gate-comment -->" in c for c in gate.comments)
     # Release notes through this forge's releases API, linked from the new tag.
-    assert "[release in stefanprodan/podinfo](" in gate.body and "  > Faster \\*\\*startup\\*\\*" in gate.body
+    assert "[release in acme/podinfo](" in gate.body and "  > Faster \\*\\*startup\\*\\*" in gate.body
     side.approve_without_write(gate.number)
     for _ in range(3):
         tick(rec, clock)
