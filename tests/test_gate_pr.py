@@ -279,7 +279,8 @@ def test_rejected_by_a_person_names_them_and_their_reason_in_git(
         ["git", "interpret-trailers", "--parse"], input=message, capture_output=True, text=True
     ).stdout
     assert "Rejected-by: pat" in parsed and "Gitcanary-Action: rollback" in parsed
-    assert "pat (rejected-by)" in rollout_history(config_repo)["approvals"]
+    history = rollout_history(config_repo)
+    assert history["rejections"] == ["pat (rejected-by)"] and "pat (rejected-by)" not in history["approvals"]
     tick(rec, clock)
     pull = github.pulls[number]
     assert pull.labels == ["gitcanary: rejected"] and state_on_main(config_repo, github, number) == "rejected"
@@ -738,4 +739,5 @@ def test_a_change_request_standing_when_the_gate_is_closed_is_recorded(
         ["git", "interpret-trailers", "--parse"], input=message, capture_output=True, text=True
     ).stdout
     assert "Rejected-by: pat" in parsed and "Objected-by: pat" in parsed
-    assert "pat (objected-by)" in rollout_history(config_repo)["approvals"]
+    history = rollout_history(config_repo)
+    assert history["objections"] == ["pat (objected-by)"] and history["approvals"] == []
