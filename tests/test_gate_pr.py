@@ -318,6 +318,8 @@ def test_superseded_by_a_newer_bump_and_restarted_mid_gate(
     check_body(github, old.body)
     newer = [p for p in github.pulls.values() if p.number != first and p.title.startswith("Rollout ")]
     assert len(newer) == 1 and newer[0].title.endswith("-> 6.1.2")
+    # The superseded gate links the gate that follows it.
+    assert f"[the new gate #{newer[0].number}]({github.html_url}/pull/{newer[0].number})" in old.body
     check_body(github, newer[0].body)
 
 

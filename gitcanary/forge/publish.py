@@ -293,11 +293,15 @@ class Publisher:
             return ""
         branch = naming.gate_branch(key, status.rollout_id)
         current = next((pr for pr in open_gates if pr.head == branch), None)
-        for pr in open_gates:
-            if pr is not current:
-                self._finish_gate(loaded, pr, status)
+        older = [pr for pr in open_gates if pr is not current]
         if current is None:
             found = self.forge.find(branch, state="all")
+            if found is None:
+                # The new gate first, so the one it supersedes can link it when it is closed.
+                current = self._open_gate(loaded, status, branch)
+        for pr in older:
+            self._finish_gate(loaded, pr, status, successor=current)
+        if current is None:
             if found is not None and found.closed_unmerged:
                 self._gates[key] = Gate.REJECTED
                 self._rejections[key] = self._rejection(found)
@@ -305,9 +309,7 @@ class Publisher:
                     _safe_login(r.login) for r in self.forge.get(found.number).objections()
                 ]
                 return ""
-            if found is not None:  # merged before the promotion commit: nothing left to gate
-                return ""
-            current = self._open_gate(loaded, status, branch)
+            return ""  # merged before the promotion commit: nothing left to gate
         self._gates[key] = Gate.OPEN
         tip = self._branch_tip(branch)
         carries_promotion = tip is not None and _trailers(tip[1]).get("Action") == "promote"
@@ -751,8 +753,15 @@ class Publisher:
                 logins.append(name)
         return list(dict.fromkeys(logins)), list(dict.fromkeys(teams))
 
-    def _finish_gate(self, loaded: LoadedCanary, pr: PullRequest, status: CanaryStatus | None) -> None:
-        """Close a gate whose rollout is over or replaced, saying which and linking what followed."""
+    def _finish_gate(
+        self,
+        loaded: LoadedCanary,
+        pr: PullRequest,
+        status: CanaryStatus | None,
+        successor: PullRequest | None = None,
+    ) -> None:
+        """Close a gate whose rollout is over or replaced, saying which and linking what followed
+        (a superseded gate: the new rollout's start and the gate PR that follows it)."""
         rollout = self._rollout_of(pr)
         full = self.forge.get(pr.number)
         if status is not None and status.rollout_id and rollout and status.rollout_id != rollout:
@@ -762,7 +771,8 @@ class Publisher:
                 gate.State.SUPERSEDED,
                 pr=full,
                 superseded_by=status.canary_revision,
-                results=self._results(status.rollout_id, limit=1),
+                results=self._results(status.rollout_id, limit=1)
+                + ([(f"the new gate #{successor.number}", successor.url)] if successor is not None else []),
                 decided_by=self._bumped_by(status.rollout_id),
             )
             self._write(full, view)
