@@ -407,6 +407,14 @@ def incident_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pr
         yield server
 
 
+def yaml_threshold(repo: ConfigRepo) -> int:
+    """The canary's analysis threshold, read from its file (not from gitcanary)."""
+    import yaml
+
+    doc = yaml.safe_load(git("show", "main:apps/backend/canary.yaml", cwd=repo.remote))
+    return int(doc["spec"]["analysis"]["threshold"])
+
+
 def test_halted_then_promoted(
     config_repo: ConfigRepo, github: GitHubServer, tmp_path: Path, incident_prometheus: PrometheusServer
 ) -> None:
@@ -422,6 +430,8 @@ def test_halted_then_promoted(
     assert pull.draft and pull.labels == ["gitcanary: halted"]
     assert f"| withdrawn | `{stale[:7]}` |" in pull.body
     assert any("failed" in c[2] for c in pull.comments)
+    threshold = yaml_threshold(config_repo)
+    assert f"Reason: failure 1 of {threshold}: " in pull.body.split("\n")[0], pull.body.split("\n")[0]
     human_github(github).get_repo("acme/config").get_pull(number).create_review(event="APPROVE")
     clock.now = BAD_FROM + timedelta(minutes=5)  # healthy again
     for _ in range(4):

@@ -669,7 +669,17 @@ class Publisher:
             state = gate.State.ANALYSING
         tip = self._branch_tip(full.head) if promotion is None else None
         withdrawn = _trailers(tip[1]).get("Withdrawn", "") if tip else ""
-        reason = self._last_failure(status.rollout_id) if state is gate.State.HALTED else ""
+        reason = ""
+        if state is gate.State.HALTED:
+            # "failure 1 of 2": how close the rollout is to rolling back (the analysis threshold).
+            threshold = loaded.canary.spec.analysis.threshold
+            count = (
+                f"failure {status.failed_checks} of {threshold}"
+                if threshold
+                else f"failure {status.failed_checks}"
+            )
+            last = self._last_failure(status.rollout_id)
+            reason = f"{count}: {last}" if last else count
         view = self._view(
             loaded,
             status.rollout_id,
