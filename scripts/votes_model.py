@@ -23,12 +23,22 @@ def main() -> int:
     env = {**os.environ, "GITCANARY_VOTE_SEQUENCES": count, "PYTHONPATH": str(ROOT)}
     started = time.monotonic()
     ran = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:xdist", "-q", "tests/test_forge_votes_model.py"],
+        # No per-test timeout: hypothesis runs every sequence inside one test call.
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:xdist",
+            "-q",
+            "--timeout=0",
+            "tests/test_forge_votes_model.py",
+        ],
         cwd=ROOT,
         env=env,
         check=False,
     )
-    verdict = "0 disagreements" if ran.returncode == 0 else "a disagreement (above)"
+    verdict = "0 disagreements" if ran.returncode == 0 else "failed: a disagreement or an error (above)"
     print(f"{count} sequences per forge (GitHub, Gitea): {verdict} in {time.monotonic() - started:.0f} s")
     return ran.returncode
 
