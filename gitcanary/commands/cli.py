@@ -307,7 +307,7 @@ def run(
         typer.Option(
             help="Owners (acme) or repositories (acme/app) whose releases the gate may quote when "
             "the repository comes from gitcanary.io/source-repo or the image's path, comma-separated; "
-            "default: the config repository's owner. --release-notes entries are always read.",
+            "default: the config repository's owner. --release-notes entries are read as given.",
             envvar="GITCANARY_RELEASE_NOTES_FROM",
         ),
     ] = "",
