@@ -141,6 +141,8 @@ TRAILERS = {
     "Approved-by": "On the promotion gate's merge (or squash) commit: one per approving reviewer.",
     "Rejected-by": "On the rollback commit of a promotion gate a person closed: who closed it (the reason "
     "is in the body).",
+    "Objected-by": "On the rollback commit of a promotion gate a person closed: one per writer whose change "
+    "request still stood on it.",
 }
 
 

@@ -99,6 +99,12 @@ class GiteaServer(LocalForge):
         head = self.remote.rev(pull.head) or ""
         pull.reviews.append(Review(self._ids, user, state, head, official=official, body=body))
 
+    def dismiss(self, number: int, user: str) -> None:
+        """A maintainer dismisses `user`'s latest approval or change request: Gitea keeps that
+        review, with `dismissed: true`."""
+        votes = ("APPROVED", "REQUEST_CHANGES")
+        [r for r in self.pulls[number].reviews if r.user == user and r.state in votes][-1].dismissed = True
+
     def comment(self, number: int, user: str, body: str) -> None:
         self._ids += 1
         self.pulls[number].comments.append((self._ids, user, body))

@@ -194,6 +194,7 @@ class GitHubServer(LocalForge):
         self.permissions = {"gitcanary[bot]": "none", "reader": "read", "triager": "read"}
         # Releases of repositories on this GitHub: (owner/name, tag) -> (name, body).
         self.releases: dict[tuple[str, str], tuple[str, str]] = {}
+        self.unknown_users: set[str] = set()  # logins a review cannot be requested from
         self._lock = threading.RLock()
         self._refs: dict[str, str] | None = None
         self._trees: dict[tuple[str, str], str | None] = {}  # merge results by (base, head): immutable
@@ -232,6 +233,14 @@ class GitHubServer(LocalForge):
             proc = git("merge-tree", "--write-tree", base, head, cwd=self.bare)
             self._trees[(base, head)] = proc.stdout.split()[0] if proc.returncode == 0 else None
         return self._trees[(base, head)]
+
+    def dismiss(self, number: int, user: str) -> None:
+        """A maintainer dismisses `user`'s latest approval or change request, as GitHub's dismissal
+        does: that review's state becomes DISMISSED (a person's action on the site)."""
+        with self._lock:
+            votes = ("APPROVED", "CHANGES_REQUESTED")
+            review = [r for r in self.pulls[number].reviews if r.user == user and r.state in votes][-1]
+            review.state = "DISMISSED"
 
     def approvals(self, pull: Pull) -> int:
         latest: dict[str, str] = {}
@@ -565,7 +574,8 @@ class GitHubServer(LocalForge):
         template = "/repos/{owner}/{repo}/pulls/{pull_number}/requested_reviewers"
         self._check_request(template, "post", body)
         pull = self.pulls.get(number)
-        if pull is None:
+        if pull is None or any(login in self.unknown_users for login in body.get("reviewers") or []):
+            # GitHub's answer to a login that is no collaborator (or no user at all).
             return Reply(422, {"message": "Validation Failed"}, template)
         for login in body.get("reviewers") or []:
             if login not in pull.requested:

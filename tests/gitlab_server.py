@@ -115,6 +115,7 @@ class MergeRequest:
     labels: list[str] = field(default_factory=list)
     reviewer_ids: list[int] = field(default_factory=list)
     notes: list[tuple[int, str, str, bool]] = field(default_factory=list)  # (id, author, body, system)
+    closed_by: str = ""  # who closed it (GitLab's `closed_by`)
 
     @property
     def draft(self) -> bool:
@@ -160,9 +161,10 @@ class GitLabServer(LocalForge):
         head = self.remote.rev(mr.head) or mr.head_sha
         return [u for u, sha in mr.approved_by if not self.reset_approvals_on_push or sha == head]
 
-    def close(self, iid: int) -> None:
+    def close(self, iid: int, user: str = "pat") -> None:
         mr = self.mrs[iid]
         mr.state, mr.closed, mr.head_sha = "closed", time.time(), self.remote.rev(mr.head) or ""
+        mr.closed_by = user
 
     # -- state -----------------------------------------------------------------------------------
 
@@ -232,6 +234,8 @@ class GitLabServer(LocalForge):
             "force_remove_source_branch": False,
             "web_url": f"{self.url}/{self.project}/-/merge_requests/{mr.iid}",
             "squash": False,
+            # GitLab's schema has `closed_by` as a user object: sent only once someone closed it.
+            **({"closed_by": self._user(mr.closed_by)} if mr.state == "closed" and mr.closed_by else {}),
         }
 
     # -- the API ---------------------------------------------------------------------------------

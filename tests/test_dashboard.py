@@ -296,3 +296,50 @@ def test_checks_against_the_primary_show_its_value_and_p(demo: Path) -> None:
     assert waiting in html
     card.checks = [Check("request-duration", 480.0, max=500.0, ok=True)]  # the threshold judge's
     assert "<th>primary</th>" not in _card_html(card, board)
+
+
+def test_a_persons_commit_with_gitcanary_trailers_is_never_shown_as_a_step(
+    demo: Path, tmp_path: Path
+) -> None:
+    """Forged steps of every kind (any author but the bot, any action, weight and phase, naming the
+    latest rollout) stay off the page: only commits `history --verify` accepts are steps, as the
+    oracle `git log --author=<bot>` says; each forged one is listed under problems instead."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    repo = tmp_path / "clone"
+    git("clone", "-q", str(demo), str(repo), cwd=tmp_path)
+    bot = "gitcanary@users.noreply.local"
+    snap = take_snapshot(repo)
+    card = next(c for c in snap.cards if c.key == "prod/backend")
+    assert card.rollout is not None
+    rollout = card.rollout.id
+
+    def genuine() -> set[str]:
+        out = git("log", f"--author={bot}", "--format=%H", "--grep=Gitcanary-Rollout: " + rollout, cwd=repo)
+        return set(out.split())
+
+    @settings(max_examples=6, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(
+        st.sampled_from(["pat@example.com", "gitcanary@users.noreply.local.evil", "Gitcanary@evil"]),
+        st.sampled_from(["promote", "advance", "rollback", "finalize", "succeed"]),
+        st.integers(0, 100),
+    )
+    def forged(email: str, action: str, weight: int) -> None:
+        nonlocal snap
+        message = (
+            f"gitcanary: {action} prod/backend\n\n"
+            f"Gitcanary-Canary: prod/backend\nGitcanary-Action: {action}\n"
+            f"Gitcanary-Weight: {weight}\nGitcanary-Phase: Succeeded\nGitcanary-Rollout: {rollout}\n"
+        )
+        person = ("-c", "user.name=Pat", "-c", f"user.email={email}")
+        git(*person, "commit", "-q", "--allow-empty", "-m", message, cwd=repo)
+        sha = git("rev-parse", "HEAD", cwd=repo).strip()
+        snap = take_snapshot(repo, snap)
+        shown = next(c for c in snap.cards if c.key == "prod/backend").rollout
+        assert shown is not None and shown.id == rollout
+        assert {step.commit for step in shown.steps} <= genuine()
+        assert sha not in {step.commit for step in shown.steps}
+        assert any(sha[:12] in problem and "history --verify" in problem for problem in snap.problems)
+
+    forged()

@@ -97,11 +97,14 @@ def reconciler(
     forge: GitHubForge | None = None,
     merge_method: str = "merge",
     reviewers: tuple[str, ...] = (),
+    release_notes_from: tuple[str, ...] = (),
 ) -> Reconciler:
     address = prometheus or unavailable_prometheus()
     settings = Settings(repo=str(repo.remote), workdir=work, settle=0, prometheus=address)
     rec = Reconciler(settings, clock=clock, sleep=lambda _: None)
-    publish = PublishSettings(mode, gate, merge_method, reviewers=reviewers)
+    publish = PublishSettings(
+        mode, gate, merge_method, reviewers=reviewers, release_notes_from=release_notes_from
+    )
     rec.publisher = Publisher(forge or forge_for(server), rec.workspace, publish)
     return rec
 
@@ -324,6 +327,7 @@ def gate_to_waiting(
     mode: str,
     merge_method: str = "merge",
     reviewers: tuple[str, ...] = (),
+    release_notes_from: tuple[str, ...] = (),
 ) -> tuple[Reconciler, Clock]:
     """Roll 6.1.1 out with the gate on until its promotion waits for approval (no metrics: no Prometheus)."""
     if prometheus is None:
@@ -340,6 +344,7 @@ def gate_to_waiting(
         prometheus=address,
         merge_method=merge_method,
         reviewers=reviewers,
+        release_notes_from=release_notes_from,
     )
     for _ in range(2):
         tick(rec, clock)

@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_rollout import NEW, ROLLOUT, T0, make_canary, rolling
 
 from gitcanary.core.observations import Gate, Observation
@@ -201,3 +203,49 @@ def test_settings_errors_name_the_flag(tmp_path: Path) -> None:
         webhook_secret(Settings(repo="r", webhook_secret_file=missing))
     (tmp_path / "secret").write_text("s3cret\n")
     assert webhook_secret(Settings(repo="r", webhook_secret_file=tmp_path / "secret")) == "s3cret"
+
+
+owner_part = st.text("abcAB-.1", min_size=1, max_size=4).filter(lambda p: p[0].isalnum())
+
+
+@settings(max_examples=300, derandomize=True)
+@given(
+    st.lists(owner_part, min_size=2, max_size=4).map("/".join),
+    st.lists(st.lists(owner_part, min_size=1, max_size=3).map("/".join), max_size=3).map(tuple),
+)
+def test_release_notes_are_read_only_from_allowed_owners_or_repositories(
+    repo: str, allowed: tuple[str, ...]
+) -> None:
+    """`gitcanary.io/source-repo` (repository content) names a repository the gate reads only when
+    the operator's list (default: the config repository's owner) holds it or an owner above it."""
+    segments = repo.lower().split("/")
+    expected = naming.valid_repo(repo) and any(
+        segments[: a.count("/") + 1] == a.lower().split("/") for a in allowed
+    )
+    assert naming.may_read(repo, allowed) is expected
+    assert not naming.may_read(repo, ())
+
+
+def test_an_owner_allows_its_repositories_and_no_lookalike() -> None:
+    assert naming.may_read("ACME/app", ("acme",)) and naming.may_read("acme/team/app", ("acme",))
+    assert not naming.may_read("acme-evil/app", ("acme",)) and not naming.may_read("acme", ("acme",))
+    assert naming.may_read("other/app", ("acme", "other/app")) and not naming.may_read(
+        "other/x", ("other/app",)
+    )
+
+
+def test_a_gate_without_metrics_says_every_step_passed_unmeasured() -> None:
+    view = gate.View(
+        key="prod/backend",
+        primary="6.1.0",
+        canary="6.1.1",
+        rollout_id="6.1.0..6.1.1",
+        state=gate.State.WAITING,
+        rows=[gate.Row("a" * 40, datetime(2026, 11, 1, tzinfo=UTC), "advance", "50", "0")],
+        metrics=[],
+        web_url="https://forge.example/acme/config",
+        now=datetime(2026, 11, 1, tzinfo=UTC),
+    )
+    assert "**No metrics**" in gate.body(view)
+    measured = gate.View(**{**view.__dict__, "metrics": [gate.Metric("request-success-rate")]})
+    assert "**No metrics**" not in gate.body(measured)

@@ -88,6 +88,13 @@ class Side:
     def close(self, number: int) -> None:
         raise NotImplementedError
 
+    def vote(self, number: int, user: str, event: str, body: str = "") -> None:
+        """`user` reviews: APPROVE, REQUEST_CHANGES or COMMENT (GitHub's events)."""
+        raise NotImplementedError
+
+    def dismiss(self, number: int, user: str) -> None:
+        self.server.dismiss(number, user)
+
     def require_approvals(self, count: int) -> None:
         self.server.required_approvals = count
 
@@ -161,6 +168,11 @@ class GitHubSide(Side):
 
     def close(self, number: int) -> None:
         self.people.get_repo("acme/config").get_pull(number).edit(state="closed")
+
+    def vote(self, number: int, user: str, event: str, body: str = "") -> None:
+        self.server.token_user[f"{user}-token"] = user
+        person = Github(base_url=self.server.api_url, auth=Auth.Token(f"{user}-token"), retry=None, lazy=True)
+        person.get_repo("acme/config").get_pull(number).create_review(event=event, body=body)
 
     def rate_limit(self, count: int, retry_after: int) -> None:
         self.server.rate_limits.append(GitHubRateLimit(count=count, retry_after=retry_after))
@@ -256,6 +268,10 @@ class GiteaSide(Side):
 
     def close(self, number: int) -> None:
         self.server.close(number)
+
+    def vote(self, number: int, user: str, event: str, body: str = "") -> None:
+        state = {"APPROVE": "APPROVED", "REQUEST_CHANGES": "REQUEST_CHANGES"}.get(event, "COMMENT")
+        self.server.review(number, user, state, body)
 
     def rate_limit(self, count: int, retry_after: int) -> None:
         self.server.rate_limits.append(RateLimit(count, retry_after, "POST", "/pulls"))
@@ -484,9 +500,17 @@ def test_only_approvals_of_the_promotion_by_who_may_write_merge_the_gate(
     """The gate is a draft while the analysis runs; once the promotion commit is there it is ready,
     labelled, commented and its reviewers asked. An approval of the placeholder (an earlier head)
     and one by someone without write access do not merge it; an approval of the promotion does."""
-    without_metrics(config_repo, **{"gitcanary.io/promotion-gate": "true", "gitcanary.io/reviewers": "sam"})
-    # The image's repository on the same forge (ghcr.io/stefanprodan/podinfo) has a release of 6.1.1.
-    side.server.releases[("stefanprodan/podinfo", "6.1.1")] = ("6.1.1", "Faster **startup**")
+    # The image's source repository, under the config repository's own owner (the only one the gate
+    # reads by default), on the same forge, has a release of 6.1.1.
+    without_metrics(
+        config_repo,
+        **{
+            "gitcanary.io/promotion-gate": "true",
+            "gitcanary.io/reviewers": "sam",
+            "gitcanary.io/source-repo": "acme/podinfo",
+        },
+    )
+    side.server.releases[("acme/podinfo", "6.1.1")] = ("6.1.1", "Faster **startup**")
     clock = Clock()
     rec = reconciler(config_repo, tmp_path / "work", side, clock, mode="direct")
     for _ in range(2):
@@ -510,7 +534,7 @@ def test_only_approvals_of_the_promotion_by_who_may_write_merge_the_gate(
     assert gate.reviewers == ("sam",)
     assert any("<!-- gitcanary:gate-comment -->" in c for c in gate.comments)
     # Release notes through this forge's releases API, linked from the new tag.
-    assert "[release in stefanprodan/podinfo](" in gate.body and "  > Faster \\*\\*startup\\*\\*" in gate.body
+    assert "[release in acme/podinfo](" in gate.body and "  > Faster \\*\\*startup\\*\\*" in gate.body
     side.approve_without_write(gate.number)
     for _ in range(3):
         tick(rec, clock)
@@ -781,3 +805,95 @@ def test_gitea_asks_again_before_taking_a_running_conflict_check_for_a_conflict(
     finally:
         server.stop()
     assert not server.errors
+
+
+@pytest.mark.parametrize("side", ["github", "gitea"], indirect=True)
+def test_a_writers_change_request_blocks_the_gate_until_dismissed(
+    config_repo: ConfigRepo, side: Side, tmp_path: Path
+) -> None:
+    """Votes with each forge's own review states (GitHub CHANGES_REQUESTED and DISMISSED, Gitea
+    REQUEST_CHANGES and `dismissed`): Pat's change request blocks Sam's approval and is shown with
+    its text; a comment lifts nothing; a dismissal on the forge lifts it and the gate merges.
+    (GitLab's approvals API has no change request for gitcanary to read: not here.)"""
+    rec, clock = gate_to_waiting(config_repo, side, tmp_path, "direct", "merge")
+    number = gate_request(side).number
+    side.vote(number, "pat", "REQUEST_CHANGES", "wait for the EU traffic")
+    side.vote(number, "sam", "APPROVE")
+    for _ in range(2):
+        tick(rec, clock)
+        gate = gate_request(side)
+        assert gate.state == "open" and "**Blocked** by a change request of @pat." in gate.body
+        assert "- 🛑 @pat requested changes: wait for the EU traffic." in gate.body
+        side.vote(number, "pat", "COMMENT", "still looking")
+    side.dismiss(number, "pat")
+    for _ in range(5):
+        tick(rec, clock)
+        if phase(config_repo) == "Succeeded":
+            break
+    gate = gate_request(side)
+    assert gate.state == "merged", (rec.publisher.waiting, gate.body)
+    assert "Approved-by: sam" in git("log", "-1", "--format=%B", str(gate.merge_sha), cwd=config_repo.remote)
+
+
+@pytest.mark.parametrize("side", ["gitlab"], indirect=True)
+def test_the_person_who_closed_the_gate_is_named_and_another_persons_words_are_not_theirs(
+    config_repo: ConfigRepo, side: Side, tmp_path: Path
+) -> None:
+    """GitLab says who closed the merge request (`closed_by`): Sam's favourable comment is not the
+    closer's reason; Pat closed it without a word, and the rollback says exactly that."""
+    rec, clock = gate_to_waiting(config_repo, side, tmp_path, "direct", "merge")
+    number = gate_request(side).number
+    side.server.note(number, "sam", "looks good to me, ship it")
+    side.server.close(number, "pat")
+    tick(rec, clock)
+    assert actions(config_repo)[-1] == ("rollback", 0)
+    message = git("log", "-1", "--format=%B", "main", cwd=config_repo.remote)
+    assert "Rejected by @pat (no reason given)" in message and "Rejected-by: pat" in message
+    assert "sam" not in message and "ship it" not in message
+    side.server.note(number, "pat", "p99 is worse")  # said after: a later rollout's business
+    tick(rec, clock)
+    assert gate_request(side).body.startswith("🛑 **Rejected** by pat.")
+
+
+@pytest.mark.parametrize("side", ["gitea", "github"], indirect=True)
+def test_an_unknown_reviewer_is_skipped_and_the_gate_says_so(
+    config_repo: ConfigRepo, side: Side, tmp_path: Path
+) -> None:
+    """Gitea refuses a review request naming a login it does not know (422): the others are still
+    asked, the tick goes on to the promotion, and one comment names who was not asked."""
+    without_metrics(
+        config_repo, **{"gitcanary.io/promotion-gate": "true", "gitcanary.io/reviewers": "sam, nobody-here"}
+    )
+    if side.name == "github":
+        side.server.unknown_users = {"nobody-here"}
+    clock = Clock()
+    rec = reconciler(config_repo, tmp_path / "work", side, clock, mode="direct")
+    for _ in range(2):
+        tick(rec, clock)
+    bump_past_protection(config_repo, side, "6.1.1", protect_after=False)
+    for _ in range(10):
+        result = tick(rec, clock)
+        if "waiting for approval" in result.reports[KEY].waiting:
+            break
+    gate = gate_request(side)
+    assert "waiting for approval" in result.reports[KEY].waiting and gate.reviewers == ("sam",)
+    refusals = [c for c in gate.comments if "could not ask" in c]
+    assert len(refusals) == 1 and "`nobody-here`" in refusals[0] and "`sam`" not in refusals[0]
+
+
+def test_step_rows_of_the_gate_link_the_forges_own_page_of_each_request(
+    config_repo: ConfigRepo, side: Side, tmp_path: Path
+) -> None:
+    """In pull-request mode the evidence links each step to the request that carried it: the URL
+    the forge returns for it (GitHub /pull/N, GitLab /-/merge_requests/N, Gitea /pulls/N)."""
+    gate_to_waiting(config_repo, side, tmp_path, "pull-request", "merge")
+    pages = {"github": "{web}/pull/{n}", "gitlab": "{web}/-/merge_requests/{n}", "gitea": "{web}/pulls/{n}"}[
+        side.name
+    ]
+    web = side.server.html_url if side.name != "gitlab" else f"{side.server.url}/acme/config"
+    body = gate_request(side).body
+    linked = re.findall(r"\]\((http[^)]+)\)", body)
+    steps = [r.number for r in side.requests_list() if not r.title.startswith("Rollout ")]
+    requests = [url for url in linked if "/commit/" not in url and "/releases/" not in url]
+    assert requests, body
+    assert set(requests) <= {pages.format(web=web, n=n) for n in steps}, requests

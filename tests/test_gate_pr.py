@@ -13,6 +13,7 @@ GitHub is tests/github_server.py through real PyGithub, every request and respon
 
 from __future__ import annotations
 
+import html
 import re
 import subprocess
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import ConfigRepo, git
+from github import Auth, Github
 from github_server import GitHubServer
 from markdown_it import MarkdownIt
 from prometheus_server import DATA_END, PrometheusServer, Traffic, running_prometheus, unavailable_prometheus
@@ -76,6 +78,12 @@ def rendered_tables(body: str) -> list[list[list[str]]]:
             ]
             tables[-1][-1].append("".join(parts))
     return tables
+
+
+def plain(body: str) -> str:
+    """The words a reader sees: the rendered HTML's text, without the zero-width spaces that keep
+    forges from linking someone else's text."""
+    return html.unescape(re.sub(r"<[^>]+>", "", MD.render(body))).replace("\u200b", "")
 
 
 def table_width(table: list[list[str]]) -> int:
@@ -151,14 +159,17 @@ def test_promoted_only_by_an_approval_of_the_promotion_commit(
         "* see [the docs](https://evil.example/phish) and https://u:hunter2@git.example/x\n"
         + "| a | table |\n" + "more words " * 60,
     )
-    rec, clock = gate_to_waiting(config_repo, github, tmp_path, None, "direct")
+    # The operator lets the gate read that owner's releases (by default only acme's, the config's).
+    rec, clock = gate_to_waiting(
+        config_repo, github, tmp_path, None, "direct", release_notes_from=("stefanprodan",)
+    )
     number = gate_pull(github)
     pull = github.pulls[number]
     release = f"{github.server.url}/stefanprodan/podinfo/releases/tag/6.1.1"
     assert f"| `backend` | `6.1.0` → [`6.1.1`]({release}) |" in pull.body
     notes = pull.body.split("**Release notes**", 1)[1].split("###", 1)[0]
     assert f"[release in stefanprodan/podinfo]({release})" in notes
-    assert "faster \\*\\*startup\\*\\* by @\u200balice in \\#\u200b42" in notes  # no markup, no pings
+    assert "faster \\*\\*startup\\*\\* by \\@\u200balice in \\#\u200b42" in notes  # no markup, no pings
     assert "<img" not in notes and "evil.example" not in notes and "hunter2" not in notes
     quoted = [line for line in notes.splitlines() if line.startswith("  > ")]
     assert 1 < len(quoted) <= gate.EXCERPT_LINES + 1 and sum(map(len, quoted)) < gate.EXCERPT_CHARS + 80
@@ -268,12 +279,18 @@ def test_rejected_by_a_person_names_them_and_their_reason_in_git(
         ["git", "interpret-trailers", "--parse"], input=message, capture_output=True, text=True
     ).stdout
     assert "Rejected-by: pat" in parsed and "Gitcanary-Action: rollback" in parsed
-    assert "pat (rejected-by)" in rollout_history(config_repo)["approvals"]
+    history = rollout_history(config_repo)
+    assert history["rejections"] == ["pat (rejected-by)"] and "pat (rejected-by)" not in history["approvals"]
     tick(rec, clock)
     pull = github.pulls[number]
     assert pull.labels == ["gitcanary: rejected"] and state_on_main(config_repo, github, number) == "rejected"
     assert pull.body.startswith("🛑 **Rejected** by pat. Reason: p99 looks worse in the EU dashboard")
-    assert "- `backend` `6.1.1`: no release notes found in stefanprodan/podinfo" in pull.body
+    # Not the config repository's owner, and not allowed by --release-notes-from: never asked.
+    assert (
+        "- `backend` `6.1.1`: release notes not read from stefanprodan/podinfo (not an allowed "
+        "source: `gitcanary run --release-notes-from`)" in pull.body
+    )
+    assert not [r for r in github.requests if "/releases/" in r[1]], github.requests
     check_body(github, pull.body)
 
 
@@ -301,6 +318,8 @@ def test_superseded_by_a_newer_bump_and_restarted_mid_gate(
     check_body(github, old.body)
     newer = [p for p in github.pulls.values() if p.number != first and p.title.startswith("Rollout ")]
     assert len(newer) == 1 and newer[0].title.endswith("-> 6.1.2")
+    # The superseded gate links the gate that follows it.
+    assert f"[the new gate #{newer[0].number}]({github.html_url}/pull/{newer[0].number})" in old.body
     check_body(github, newer[0].body)
 
 
@@ -350,7 +369,8 @@ def test_halted_body_withdraws_the_promotion_and_footnotes_diagnostics() -> None
         reason="request-success-rate 91 (min 99)",
     )
     body = gate.body(view)
-    assert body.startswith("⚠️ **Halted**") and "Reason: request-success-rate 91 (min 99)" in body
+    shown = plain(body)
+    assert body.startswith("⚠️ **Halted**") and "Reason: request-success-rate 91 (min 99)" in shown
     assert (
         "| success-rate ≥99% | error-rate ≤1 |" in body
         and "Windows: success-rate 1m · error-rate 2m." in body
@@ -358,9 +378,9 @@ def test_halted_body_withdraws_the_promotion_and_footnotes_diagnostics() -> None
     assert "| not measured |" in body and "| withdrawn | `eeeeeee` |" in body
     # Measured rows without a request count (a provider with no request-rate query) say so.
     assert "| 10% | n/a | 99.9% ✅ |" in body and "| 0% | – | not measured |" in body
-    assert "0.4 ✅[^1]" in body and "[^1]: error-rate: prometheus.istio-system" in body
+    assert "0.4 ✅[^1]" in body and "[^1]: error-rate: prometheus.istio-system" in shown
     assert "91% ❌" in body and "Last measured 2026-11-01 12:00 UTC" in body
-    assert "queried http://***@10.0.0.7:9090" in body and "pw@" not in body  # credentials masked
+    assert "queried http://***@10.0.0.7:9090" in shown and "pw@" not in shown  # credentials masked
     assert "[error-rate](https://grafana.example/explore?m=error-rate&from=" in body
     for table in rendered_tables(body):
         assert table_width(table) <= gate.MAX_ROW_CHARS, table
@@ -387,6 +407,14 @@ def incident_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pr
         yield server
 
 
+def yaml_threshold(repo: ConfigRepo) -> int:
+    """The canary's analysis threshold, read from its file (not from gitcanary)."""
+    import yaml
+
+    doc = yaml.safe_load(git("show", "main:apps/backend/canary.yaml", cwd=repo.remote))
+    return int(doc["spec"]["analysis"]["threshold"])
+
+
 def test_halted_then_promoted(
     config_repo: ConfigRepo, github: GitHubServer, tmp_path: Path, incident_prometheus: PrometheusServer
 ) -> None:
@@ -402,6 +430,8 @@ def test_halted_then_promoted(
     assert pull.draft and pull.labels == ["gitcanary: halted"]
     assert f"| withdrawn | `{stale[:7]}` |" in pull.body
     assert any("failed" in c[2] for c in pull.comments)
+    threshold = yaml_threshold(config_repo)
+    assert f"Reason: failure 1 of {threshold}: " in pull.body.split("\n")[0], pull.body.split("\n")[0]
     human_github(github).get_repo("acme/config").get_pull(number).create_review(event="APPROVE")
     clock.now = BAD_FROM + timedelta(minutes=5)  # healthy again
     for _ in range(4):
@@ -608,6 +638,11 @@ def test_config_only_release_shows_configmap_values_and_never_secret_values(
         if "waiting for approval" in pull.labels[0]:
             break
     assert pull.labels == ["gitcanary: waiting for approval"]
+    # Named by what changed, not "6.1.0 -> 6.1.0".
+    assert re.fullmatch(
+        r"Rollout prod/backend 6\.1\.0: ConfigMap backend-config-\w+, Secret backend-db-\w+", pull.title
+    ), pull.title
+    assert "Rollout of **prod/backend** at `6.1.0`: a change of its config" in pull.body
     configs = pull.body.split("**Config changes**", 1)[1].split("###", 1)[0]
     assert f"- ConfigMap `backend-config`: changed `{CONFIG_KEY}`" in configs
     assert f"- Secret `backend-db`: changed `{SECRET_KEY}` (value changed, not shown)" in configs
@@ -663,3 +698,58 @@ def test_config_values_are_bounded_and_sanitized() -> None:
     assert max(len(line) for line in block) <= gate.CONFIG_LINE_CHARS
     assert "- ConfigMap `app-<b>config`: changed `a'b`" in body  # in code: shown, not rendered
     assert "- Secret `db`: changed `PASSWORD` (value changed, not shown)" in body
+
+
+def test_a_writers_change_request_blocks_until_they_approve_and_is_recorded_when_closed(
+    config_repo: ConfigRepo, github: GitHubServer, tmp_path: Path
+) -> None:
+    """Votes: each writer's latest review. Pat (write) requests changes, Sam (write) approves: the
+    gate is not merged and says who objects and why; a comment by Pat lifts nothing; Pat's own
+    approval lifts it and the gate is merged with both approvals. A read-only reviewer's change
+    request blocks nothing."""
+    github.token_user["sam-token"] = "sam"
+    rec, clock = gate_to_waiting(config_repo, github, tmp_path, None, "direct")
+    number = gate_pull(github)
+    pat = human_github(github).get_repo("acme/config").get_pull(number)
+    sam = Github(base_url=github.api_url, auth=Auth.Token("sam-token"), retry=None, lazy=True)
+    reader = Github(base_url=github.api_url, auth=Auth.Token("reader-token"), retry=None, lazy=True)
+    reader.get_repo("acme/config").get_pull(number).create_review(event="REQUEST_CHANGES", body="nope")
+    pat.create_review(event="REQUEST_CHANGES", body="p99 regressed in [EU](https://evil.example) @acme/sre")
+    sam.get_repo("acme/config").get_pull(number).create_review(event="APPROVE")
+    for _ in range(2):
+        checked_tick(rec, clock, config_repo, github)
+        pull = github.pulls[number]
+        assert not pull.merged and pull.labels == ["gitcanary: waiting for approval"]
+        assert "**Blocked** by a change request of @pat." in pull.body.split("\n")[0]
+        said = "p99 regressed in \\[EU\\](https:\u200b//evil.example) \\@\u200bacme/sre"
+        assert f"- 🛑 @pat requested changes: {said}." in pull.body
+        assert "@reader requested" not in pull.body  # no write access: no vote
+        pat.create_review(event="COMMENT", body="still looking")
+    assert "blocked by a change request of pat" in rec.publisher.waiting[KEY]
+    pat.create_review(event="APPROVE")
+    for _ in range(5):
+        tick(rec, clock)
+        if phase(config_repo) == "Succeeded":
+            break
+    assert github.pulls[number].merged
+    merge = git("log", "-1", "--format=%B", "--grep=Approved-by", "main", cwd=config_repo.remote)
+    assert "Approved-by: sam" in merge and "Approved-by: pat" in merge
+
+
+def test_a_change_request_standing_when_the_gate_is_closed_is_recorded(
+    config_repo: ConfigRepo, github: GitHubServer, tmp_path: Path
+) -> None:
+    rec, clock = gate_to_waiting(config_repo, github, tmp_path, None, "direct")
+    number = gate_pull(github)
+    people = human_github(github).get_repo("acme/config").get_pull(number)
+    people.create_review(event="REQUEST_CHANGES", body="not this week")
+    people.edit(state="closed")
+    checked_tick(rec, clock, config_repo, github)
+    assert actions(config_repo)[-1] == ("rollback", 0)
+    message = git("log", "-1", "--format=%B", "main", cwd=config_repo.remote)
+    parsed = subprocess.run(
+        ["git", "interpret-trailers", "--parse"], input=message, capture_output=True, text=True
+    ).stdout
+    assert "Rejected-by: pat" in parsed and "Objected-by: pat" in parsed
+    history = rollout_history(config_repo)
+    assert history["objections"] == ["pat (objected-by)"] and history["approvals"] == []

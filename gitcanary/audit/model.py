@@ -25,6 +25,9 @@ class Outcome(StrEnum):
     IN_PROGRESS = "in progress"
 
 
+_NOT_APPROVALS = ("(rejected-by)", "(objected-by)")  # trailers `audit/parse` reads beside approvals
+
+
 @dataclass
 class Rollout:
     canary: str
@@ -86,19 +89,35 @@ class Rollout:
     @property
     def approvals(self) -> list[str]:
         """Who approved the rollout's promotion: a manual promote (asked, and honoured), approval
-        trailers (Approved-by, Reviewed-by, Acked-by), and who merged its PR. Nothing else."""
+        trailers (Approved-by, Reviewed-by, Acked-by), and who merged its PR when a person did (a
+        merge carrying `Approved-by` is gitcanary's own, made on those approvals). Objections and
+        rejections are not approvals: see `objections` and `rejections`."""
         found: list[str] = []
         for request in self.requests:
             if request.action == f"{MANUAL_PREFIX}promote":
                 found.append(f"promote requested by {request.actor or request.author}")
         for step in self.steps:
+            approved = [a for a in step.approvals if not a.endswith(_NOT_APPROVALS)]
+            own_merge = any(a.endswith("(approved-by)") for a in approved)
             candidates = [
                 f"{step.action} by {step.actor}" if step.actor and step.action == "promote" else "",
-                *step.approvals,
-                f"PR {step.pull_request} merged by {step.merged_by}" if step.merged_by else "",
+                *approved,
+                f"PR {step.pull_request} merged by {step.merged_by}"
+                if step.merged_by and not own_merge
+                else "",
             ]
             found += [c for c in candidates if c and c not in found]
         return list(dict.fromkeys(found))
+
+    @property
+    def objections(self) -> list[str]:
+        """Writers whose change request still stood on the gate when it was closed (`Objected-by`)."""
+        return list(dict.fromkeys(a for s in self.steps for a in s.approvals if a.endswith("(objected-by)")))
+
+    @property
+    def rejections(self) -> list[str]:
+        """Who closed the gate unmerged (`Rejected-by` on the rollback commit)."""
+        return list(dict.fromkeys(a for s in self.steps for a in s.approvals if a.endswith("(rejected-by)")))
 
     @property
     def involved(self) -> list[str]:
@@ -150,6 +169,8 @@ class Rollout:
             ],
             "reason": self.reason or None,
             "approvals": self.approvals,
+            "objections": self.objections,
+            "rejections": self.rejections,
             "involved": self.involved,
             "commits": self.commits,
             "commitRange": self.commit_range,

@@ -33,8 +33,9 @@ _GITLAB_REFERENCE = re.compile(r"^See merge request \S*!(\d+)\s*$", re.MULTILINE
 # The line gitcanary writes into the merge (or squash) commit of a step PR it merged itself: that
 # PR is plumbing, not a person's approval, so history does not list it among the approvals.
 STEP_MERGE_NOTE = "Merged by gitcanary: one step of a rollout, no review asked."
-# `Rejected-by` is the promotion gate closed by a person (its rollback commit names them).
-_APPROVAL_TRAILERS = ("approved-by", "reviewed-by", "acked-by", "rejected-by")
+# `Rejected-by` is the promotion gate closed by a person (its rollback commit names them);
+# `Objected-by` a writer whose change request still stood on the gate when it closed.
+_APPROVAL_TRAILERS = ("approved-by", "reviewed-by", "acked-by", "rejected-by", "objected-by")
 # Steps that set up a canary (or re-render it) rather than move a rollout.
 SETUP_ACTIONS = frozenset({"initialize", "initialized", "update", "restore-status"})
 MANUAL_PREFIX = "manual-"  # gitcanary.commands.manual writes `manual-promote`, `manual-pause`...

@@ -57,7 +57,20 @@ def _row(rollout: Rollout) -> list[str]:
         + (f" by {rollout.superseded_by.split('/')[0]}" if rollout.superseded_by else ""),
         f"{rollout.max_weight}%",
         _failed(rollout) or "-",
-        ", ".join(rollout.approvals) or "-",
+        "; ".join(
+            part
+            for part in (
+                ", ".join(rollout.approvals),
+                "rejected by " + ", ".join(r.removesuffix(" (rejected-by)") for r in rollout.rejections)
+                if rollout.rejections
+                else "",
+                "objected by " + ", ".join(o.removesuffix(" (objected-by)") for o in rollout.objections)
+                if rollout.objections
+                else "",
+            )
+            if part
+        )
+        or "-",
         rollout.commit_range,
     ]
 

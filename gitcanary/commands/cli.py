@@ -326,6 +326,15 @@ def run(
             envvar="GITCANARY_RELEASE_NOTES",
         ),
     ] = "",
+    release_notes_from: Annotated[
+        str,
+        typer.Option(
+            help="Owners (acme) or repositories (acme/app) whose releases the gate may quote when "
+            "the repository comes from gitcanary.io/source-repo or the image's path, comma-separated; "
+            "default: the config repository's owner. --release-notes entries are read as given.",
+            envvar="GITCANARY_RELEASE_NOTES_FROM",
+        ),
+    ] = "",
     github_repo: Annotated[
         str | None,
         typer.Option(
@@ -531,6 +540,7 @@ def run(
         reviewers=reviewers,
         metric_link=metric_link,
         release_notes=release_notes,
+        release_notes_from=release_notes_from,
         github_repo=github_repo,
         github_api_url=github_api_url,
         github_token_file=github_token_file,
@@ -701,6 +711,7 @@ def _serve(listen: str, reconciler: Reconciler, as_json: bool = False) -> HttpSe
     else:
         router.mount("/healthz", plain("200 OK", "ok\n"))
     mount_telemetry(router, reconciler)
+    from gitcanary.audit.verify import BotIdentity
     from gitcanary.service import push_webhook
     from gitcanary.service.dashboard import Dashboard, github_commit_url
     from gitcanary.service.forge_setup import webhook_secret
@@ -711,7 +722,8 @@ def _serve(listen: str, reconciler: Reconciler, as_json: bool = False) -> HttpSe
     links = settings.commit_url or (
         github_commit_url(settings.github_api_url, settings.github_repo) if settings.github_repo else None
     )
-    Dashboard(lambda: reconciler.workspace.root, settings.repo, commit_url=links).mount(router)
+    bot = BotIdentity(settings.author_email, settings.signing_key, settings.signing_format)
+    Dashboard(lambda: reconciler.workspace.root, settings.repo, commit_url=links, bot=bot).mount(router)
     secret = webhook_secret(reconciler.settings)
     if secret:
         receiver = push_webhook.WebhookReceiver(secret, reconciler.wake, reconciler.settings.branch)
@@ -1241,12 +1253,34 @@ def dashboard(
             envvar="GITCANARY_COMMIT_URL",
         ),
     ] = None,
+    bot_email: Annotated[
+        str,
+        typer.Option(
+            "--bot-email",
+            help="Author email of genuine gitcanary commits: only steps `history --verify` accepts "
+            "are shown.",
+            envvar="GITCANARY_AUTHOR_EMAIL",
+        ),
+    ] = "gitcanary@users.noreply.local",
+    signing_key: Annotated[
+        str | None,
+        typer.Option(
+            "--signing-key",
+            help="The key gitcanary signs with (a GPG key id, or an SSH key file): steps not signed "
+            "with it are not shown.",
+            envvar="GITCANARY_SIGNING_KEY",
+        ),
+    ] = None,
+    signing_format: Annotated[
+        str, typer.Option("--signing-format", help="openpgp, ssh or x509.", envvar="GITCANARY_SIGNING_FORMAT")
+    ] = "openpgp",
 ) -> None:
     """Serve a live, read-only web page of every canary: phase, weight, last checks against their
     thresholds, a chart of each latest rollout, its commits and PRs, and the manual actions as
     commands to run. It writes nothing. `gitcanary run --listen` serves the same page at /."""
     import threading
 
+    from gitcanary.audit.verify import BotIdentity
     from gitcanary.service.dashboard import Dashboard
 
     try:
@@ -1265,7 +1299,8 @@ def dashboard(
 
     from gitcanary.service.http import HttpServer, Router, plain
 
-    board = Dashboard(lambda: root, repo, refresh=refresh, commit_url=commit_url)
+    bot = BotIdentity(bot_email, signing_key, signing_format)
+    board = Dashboard(lambda: root, repo, refresh=refresh, commit_url=commit_url, bot=bot)
     with err.status(f"reading the canaries of {board.repo_label}...", spinner="dots"):
         board.snapshot()  # the first read parses every Canary; later heads re-read what changed
     router = Router()

@@ -110,7 +110,12 @@ def run_replicas(
 
         # The page of the first repository: the dashboard reads one clone.
         lead = served[0].reconciler
-        Dashboard(lambda: lead.workspace.root, lead.settings.repo, commit_url=first.commit_url).mount(router)
+        from gitcanary.audit.verify import BotIdentity
+
+        bot = BotIdentity(first.author_email, first.signing_key, first.signing_format)
+        Dashboard(
+            lambda: lead.workspace.root, lead.settings.repo, commit_url=first.commit_url, bot=bot
+        ).mount(router)
         try:
             server = HttpServer(router, listen).start()
         except (OSError, ValueError) as exc:

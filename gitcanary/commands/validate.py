@@ -132,10 +132,16 @@ def _check_file(root: Path, source: str, report: Report) -> None:
     except OSError as exc:
         report.error(source, "", f"cannot be read: {exc.strerror}")
         return
+    # Every YAML file, not only Flagger's: a key given twice in a kustomization.yaml or a target's
+    # manifest makes `run` refuse the file (and halt the canary) as surely as in a Canary.
+    for line, key in sorted(_duplicate_keys(text)):
+        report.error(
+            source,
+            f"line {line}",
+            f"duplicate key {key!r}: YAML allows a key once per mapping; `run` refuses the file",
+        )
     if "flagger.app" not in text:
         return
-    for line, key in sorted(_duplicate_keys(text)):
-        report.error(source, f"line {line}", f"duplicate key {key!r}: YAML allows a key once per mapping")
     try:
         docs = list(yamlio.safe_load_all(text))
     except yamlio.YAMLError as exc:
@@ -299,7 +305,7 @@ def _check_values(doc: dict[str, Any], source: str, report: Report) -> None:
             source,
             "spec.analysis.metrics",
             "is empty: no metric is checked, so every step advances and the release is promoted "
-            "whatever it serves",
+            "whatever it serves (a gate PR says so under its evidence)",
         )
 
 

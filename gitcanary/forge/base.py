@@ -68,6 +68,9 @@ class PullRequest:
     merge_sha: str = ""
     author: str = ""
     merged_by: str = ""
+    # Who closed it unmerged, as the forge records it (GitLab's `closed_by`); "" where the forge
+    # client does not read it (GitHub's issue events and Gitea's timeline are not read yet).
+    closed_by: str = ""
 
     @property
     def approvals(self) -> int:
@@ -79,6 +82,14 @@ class PullRequest:
             r
             for r in self.reviews
             if r.state == "APPROVED" and r.commit == self.head_sha and r.can_write and r.login != bot
+        )
+
+    def objections(self, bot: str = "") -> tuple[Review, ...]:
+        """Standing change requests: each writer's latest vote, when it requests changes. It stands
+        whatever the head (a push does not lift it); only that writer's later approval, or a
+        dismissal on the forge (state DISMISSED), does. A comment is no vote and lifts nothing."""
+        return tuple(
+            r for r in self.reviews if r.state == "CHANGES_REQUESTED" and r.can_write and r.login != bot
         )
 
     @property

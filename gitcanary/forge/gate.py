@@ -13,6 +13,7 @@ footnotes and thresholds go into the column header instead of into every cell.
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 import urllib.parse
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from gitcanary.duration import parse_duration
+from gitcanary.forge import markdown as md
 from gitcanary.forge.secrets import without_credentials
 from gitcanary.git.checks import Check, parse_check_line, parse_check_trailer
 from gitcanary.git.trailers import PREFIX, MalformedTrailers, parse_trailers
@@ -109,6 +111,7 @@ class Change:
     source: str = ""  # the image's source repository on the forge, where release notes were looked for
     notes_url: str = ""  # the release of the new tag there; "" when none was found
     notes: str = ""  # that release's text, untrusted: rendered only through `excerpt`
+    refused: bool = False  # `source` is not a repository the operator lets the gate read
 
 
 @dataclass(frozen=True)
@@ -155,7 +158,7 @@ class Metric:
             bound = f" ≥{_num(self.min)}{self.unit}"
         elif self.max is not None:
             bound = f" ≤{_num(self.max)}{self.unit}"
-        return f"{_short(self.name)}{bound}"
+        return f"{md.text(_short(self.name))}{bound}"
 
 
 @dataclass(frozen=True)
@@ -185,6 +188,8 @@ class View:
     config_notes: Sequence[str] = ()  # the start commit's config lines, when no diff can be shown
     status_message: str = ""
     approvals: Sequence[Approval] = ()
+    # Standing change requests by writers (login, their review's text): each blocks the promotion.
+    objections: Sequence[tuple[str, str]] = ()
     head_sha: str = ""  # the promotion commit an approval must name
     decided_by: str = ""  # final states: who decided
     reason: str = ""  # rejected / rolled back: why
@@ -306,7 +311,8 @@ VERDICTS = {
 
 
 def _verdict(row: Row) -> str:
-    text = VERDICTS.get(row.action, row.action).format(weight=row.weight)
+    verdict = VERDICTS.get(row.action)
+    text = verdict.format(weight=md.text(row.weight)) if verdict else md.text(row.action)
     if row.withdrawn:
         return "withdrawn"
     if row.pending:
@@ -375,7 +381,7 @@ def _evidence(view: View) -> list[str]:
     last_measured: datetime | None = None
     for row in view.rows:
         by_name = {c.name: c for c in row.checks}
-        cells = [_when(row.time), f"{row.measured_at}%", *([_requests(row)] if counted else [])]
+        cells = [_when(row.time), f"{md.text(row.measured_at)}%", *([_requests(row)] if counted else [])]
         for metric in metrics:
             footnote = ""
             note = row.notes.get(metric.name)
@@ -394,6 +400,12 @@ def _evidence(view: View) -> list[str]:
         cells += [_verdict(row), _code_link(row.sha, url)]
         lines.append("| " + " | ".join(cells) + " |")
     out = lines
+    if not metrics:
+        out += [
+            "",
+            "⚠️ **No metrics**: this canary's analysis (`spec.analysis.metrics`) is empty, so every step "
+            "above passed without measuring anything (`gitcanary validate` warns about it).",
+        ]
     if metrics:
         if last_measured is None:
             out += ["", "Not measured yet: the first steps move traffic before any analysis runs."]
@@ -406,13 +418,15 @@ def _evidence(view: View) -> list[str]:
                 "where measured; `requests` are those each served over the first window (`n/a`: the "
                 "metrics provider has no request count); `UTC` is when the step was decided.",
                 "",
-                "Windows: " + " · ".join(f"{_short(m.name)} {m.window}" for m in metrics) + ".",
+                "Windows: " + " · ".join(md.text(f"{_short(m.name)} {m.window}") for m in metrics) + ".",
             ]
-        links = [_link(_short(m.name), _expand(m.link, m, view, last_measured)) for m in metrics if m.link]
+        links = [
+            _link(md.text(_short(m.name)), _expand(m.link, m, view, last_measured)) for m in metrics if m.link
+        ]
         if links:
             out += ["", "Queries: " + " · ".join(links)]
     if footnotes:
-        out += [""] + [f"[^{i}]: {text}" for i, text in enumerate(footnotes, 1)]
+        out += [""] + [f"[^{i}]: {md.text(text)}" for i, text in enumerate(footnotes, 1)]
     return out
 
 
@@ -447,16 +461,17 @@ def _expand(template: str, metric: Metric, view: View, end: datetime | None) -> 
 
 def _changes(view: View) -> list[str]:
     if not view.changes and not view.spec_diff:
-        return [f"The target's pod template changes from `{view.primary}` to `{view.canary}`."]
+        return [f"The target's pod template changes from {md.code(view.primary)} to {md.code(view.canary)}."]
     out: list[str] = []
     if view.changes:
         out += ["| container | change | file and field | bumped by |", "|---|---|---|---|"]
         for change in view.changes:
-            who = change.bumped_by.split(" <")[0] or "–"
+            who = md.text(change.bumped_by.rsplit(" <", 1)[0]) or "–"
             if change.bump_url:
                 who = _link(who, change.bump_url)
-            new = _link(f"`{change.new}`", change.notes_url)  # as Renovate links the new version
-            out.append(f"| `{change.container}` | `{change.old}` → {new} | `{change.where}` | {who} |")
+            new = _link(md.code(change.new), change.notes_url)  # as Renovate links the new version
+            cells = [md.code(change.container), f"{md.code(change.old)} → {new}", md.code(change.where), who]
+            out.append("| " + " | ".join(cells) + " |")
         out += ["", "**Release notes**", "", *_release_notes(view.changes)]
     if view.spec_diff:
         out += [
@@ -464,7 +479,7 @@ def _changes(view: View) -> list[str]:
             "<details><summary>Spec diff (not an image change)</summary>",
             "",
             "```diff",
-            view.spec_diff.rstrip(),
+            *(_diff_line(line) for line in view.spec_diff.rstrip().splitlines()),
             "```",
             "</details>",
         ]
@@ -482,7 +497,7 @@ def _configs(view: View) -> list[str]:
     out = ["**Config changes**", ""]
     if not view.configs:
         if view.config_notes:
-            out += [f"- {_plain(_line(note))}" for note in view.config_notes]
+            out += [f"- {md.text(_line(note))}" for note in view.config_notes]
             return [*out, "", "(Values not shown: the build no longer differs from the primary's copy.)"]
         return [*out, "No config change."]
     for diff in view.configs:
@@ -541,28 +556,39 @@ def _line(text: str) -> str:
     return text if len(text) <= CONFIG_LINE_CHARS else text[: CONFIG_LINE_CHARS - 1] + "…"
 
 
+def _diff_line(text: str) -> str:
+    """One line of the repository's diff inside the body's fence: printable, and never a fence."""
+    text = "".join(c if c.isprintable() else " " for c in text.replace("\t", "    "))
+    return text.replace("```", "` ` `").replace("~~~", "~ ~ ~")
+
+
 def _name(text: str) -> str:
-    name = _line(text).replace("`", "'")
+    name = _line(text)
     if len(name) > CONFIG_NAME_CHARS:
         name = name[: CONFIG_NAME_CHARS - 1] + "…"
-    return f"`{name}`"
+    return md.code(name)
 
 
 def _html(text: str) -> str:
-    name = _line(text)[:CONFIG_NAME_CHARS]
-    return name.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+    return md.html(_line(text)[:CONFIG_NAME_CHARS])
 
 
 def _release_notes(changes: Sequence[Change]) -> list[str]:
     """Per change: an excerpt of the new tag's release and its link, or why there is none."""
     out: list[str] = []
     for change in changes:
-        name = f"`{change.container}` `{change.new}`"
+        name = f"{md.code(change.container)} {md.code(change.new)}"
+        source = md.text(change.source)
         if change.notes_url:
-            out.append(f"- {name}: [release in {change.source}]({change.notes_url})")
+            out.append(f"- {name}: [release in {source}]({change.notes_url})")
             out += [f"  > {line}" for line in excerpt(change.notes)] or ["  > (the release has no text)"]
+        elif change.refused:
+            out.append(
+                f"- {name}: release notes not read from {source} (not an allowed source: "
+                "`gitcanary run --release-notes-from`)"
+            )
         elif change.source:
-            out.append(f"- {name}: no release notes found in {change.source}")
+            out.append(f"- {name}: no release notes found in {source}")
         else:
             out.append(
                 f"- {name}: no release notes found (no source repository known: set "
@@ -575,17 +601,28 @@ def excerpt(text: str) -> list[str]:
     """A release's text as a few short lines that render as plain words.
 
     The text is someone else's: no HTML (tags and comments dropped), no links (a reviewer follows
-    the release link, not one planted in its notes), no credentials, no Markdown (every
-    punctuation mark a formatting could start with is escaped), no @mentions or #references that
-    would notify people or link this repository's issues; at most `EXCERPT_LINES` lines and
-    `EXCERPT_CHARS` characters, with "…" where it was cut.
+    the release link, not one planted in its notes), no credentials, no Markdown (`markdown.text`),
+    no @mentions or #references that would notify people or link this repository's issues; at
+    most `EXCERPT_LINES` lines and `EXCERPT_CHARS` characters, with "…" where it was cut.
+
+    Linear in the text's length (each pass below moves forward only: no pattern that rescans
+    from every `<` or every letter, as a 125,000-character release once made it take 50 s), and
+    remembered per text, so a body rewritten every tick excerpts each release once.
     """
-    text = without_credentials(text)
-    text = re.sub(r"<!--.*?(-->|$)", " ", text, flags=re.S)
-    text = re.sub(r"<[^>\n]*>", " ", text)
-    text = re.sub(r"\b(?:[a-z][a-z0-9+.-]*://|www\.)\S+", "(link)", text, flags=re.I)
-    lines = [" ".join(line.split()).lstrip("#>*-+= ").strip() for line in text.splitlines()]
-    lines = [line for line in lines if line and not set(line) <= set("-=_*|: ")]
+    return list(_excerpt(text))
+
+
+@functools.lru_cache(maxsize=256)
+def _excerpt(text: str) -> tuple[str, ...]:
+    lines: list[str] = []
+    wanted = EXCERPT_LINES + 1  # one more than shown: whether to say "…"
+    for raw in _without_comments(text).splitlines():
+        words = [_no_link(w) for w in _without_tags(raw).split()]
+        line = " ".join(words).lstrip("#>*-+= ").strip()
+        if line and not set(line) <= set("-=_*|: "):
+            lines.append(line)
+            if len(lines) == wanted:
+                break
     out: list[str] = []
     room = EXCERPT_CHARS
     for line in lines[:EXCERPT_LINES]:
@@ -597,29 +634,59 @@ def excerpt(text: str) -> list[str]:
         out.append(line)
     if out and (len(out) < len(lines)) and not out[-1].endswith("…"):
         out.append("…")
-    return [_plain(line) for line in out]
+    return tuple(md.text(without_credentials(line)) for line in out)
 
 
-def _plain(line: str) -> str:
-    # A zero-width space keeps GitHub from reading a mention or an issue reference.
-    line = re.sub(r"([@#])(?=[\w-])", "\\1\u200b", line)
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~&:])", r"\\\1", line)
+def _without_comments(text: str) -> str:
+    """`<!-- ... -->` dropped (an unclosed one to the end), in one forward scan."""
+    parts: list[str] = []
+    at = 0
+    while (start := text.find("<!--", at)) != -1:
+        parts.append(text[at:start])
+        end = text.find("-->", start + 4)
+        if end == -1:
+            return " ".join(parts)
+        parts.append(" ")
+        at = end + 3
+    parts.append(text[at:])
+    return "".join(parts)
+
+
+def _without_tags(line: str) -> str:
+    """`<...>` in one line dropped, in one forward scan (a `<` with no `>` after it ends the scan:
+    no later `<` on the line can have one either)."""
+    parts: list[str] = []
+    at = 0
+    while (start := line.find("<", at)) != -1:
+        end = line.find(">", start + 1)
+        if end == -1:
+            break
+        parts += [line[at:start], " "]
+        at = end + 1
+    parts.append(line[at:])
+    return "".join(parts)
+
+
+def _no_link(word: str) -> str:
+    """A word holding a URL (`scheme://…`, `www.…`) is "(link)"."""
+    return "(link)" if "://" in word or word.lower().startswith("www.") else word
 
 
 def _buttons(view: View) -> list[str]:
-    where = ", ".join(f"`{c.where}`" for c in view.changes) or "the target"
-    bumpers = ", ".join(sorted({c.bumped_by.split(" <")[0] for c in view.changes if c.bumped_by}))
+    where = ", ".join(md.code(c.where) for c in view.changes) or "the target"
+    names = {c.bumped_by.rsplit(" <", 1)[0] for c in view.changes if c.bumped_by}
+    bumpers = ", ".join(sorted(md.text(name) for name in names))
     undo = f", undoing the bump by {bumpers}" if bumpers else ""
     if view.head_sha:
         approve = (
             f"- **Approve** (a review of the promotion commit `{view.head_sha[:7]}`): gitcanary merges "
-            f"this PR, which promotes `{view.canary}` to the primary, then commits routing all traffic "
-            "to the primary and finishing the rollout (scaling the canary to 0)."
+            f"this PR, which promotes {md.code(view.canary)} to the primary, then commits routing all "
+            "traffic to the primary and finishing the rollout (scaling the canary to 0)."
         )
     else:
         approve = (
             "- **Approve**: nothing to approve yet. When the analysis passes, gitcanary puts the "
-            f"promotion commit of `{view.canary}` here and asks for a review of that commit; an "
+            f"promotion commit of {md.code(view.canary)} here and asks for a review of that commit; an "
             "approval given before then does not count."
         )
     if view.configs or view.config_notes:
@@ -627,36 +694,53 @@ def _buttons(view: View) -> list[str]:
     return [
         approve,
         f"- **Close** unmerged: gitcanary commits a rollback that routes all traffic to the primary "
-        f"and writes `{view.primary}` back into {where}{undo}. Say why in a comment before closing: "
+        f"and writes {md.code(view.primary)} back into {where}{undo}. Say why in a comment before closing: "
         "it goes into the rollback commit.",
     ]
 
 
 def _approvals(view: View) -> list[str]:
+    out: list[str] = []
+    if view.objections:
+        out += ["", "**Change requests** (each blocks the promotion)", ""]
+        for login, said in view.objections:
+            out.append(
+                f"- 🛑 {_mention(login)} requested changes: {md.text(said) or '(no text)'}. Lifted only by "
+                f"{_mention(login)}'s approval or a dismissal of the review."
+            )
     if not view.approvals:
-        return []
-    out = ["", "**Approvals**", ""]
+        return out
+    out += ["", "**Approvals**", ""]
     for a in view.approvals:
         if a.counts:
-            out.append(f"- ✅ @{a.login} approved `{a.sha[:7]}` (counts)")
+            out.append(f"- ✅ {_mention(a.login)} approved {md.code(a.sha[:7])} (counts)")
         else:
-            out.append(f"- ➖ @{a.login} approved `{a.sha[:7]}`: not counted, {a.why}")
+            out.append(f"- ➖ {_mention(a.login)} approved {md.code(a.sha[:7])}: not counted, {a.why}")
     return out
+
+
+def _mention(login: str) -> str:
+    """A forge login the body means to mention (an approver): the forge's login alphabet only."""
+    return "@" + (re.sub(r"[^A-Za-z0-9_.-]", "", login) or "unknown")
 
 
 def headline(view: View) -> str:
     text = HEADLINES[view.state]
-    if view.state is State.PROMOTED and view.decided_by:
-        text += f": approved by {view.decided_by}."
+    decided_by = md.text(view.decided_by)
+    if view.objections and view.state is State.WAITING:
+        names = ", ".join(_mention(login) for login, _ in view.objections)
+        text += f" **Blocked** by a change request of {names}."
+    if view.state is State.PROMOTED and decided_by:
+        text += f": approved by {decided_by}."
     elif view.state is State.REJECTED:
-        text += f" by {view.decided_by or 'a person closing this PR'}."
+        text += f" by {decided_by or 'a person closing this PR'}."
     elif view.state is State.SUPERSEDED:
-        who = f", bumped by {view.decided_by}" if view.decided_by else ""
-        text += f" (`{view.superseded_by}`{who}): a new gate PR follows it."
+        who = f", bumped by {decided_by}" if decided_by else ""
+        text += f" ({md.code(view.superseded_by)}{who}): a new gate PR follows it."
     elif view.state is State.ROLLED_BACK:
         text += "."
     if view.reason and view.state in (State.REJECTED, State.ROLLED_BACK, State.HALTED):
-        text += f" Reason: {view.reason}"
+        text += f" Reason: {md.text(view.reason)}"
     return text
 
 
@@ -664,10 +748,16 @@ def body(view: View) -> str:
     lines = [
         headline(view),
         "",
-        f"Rollout of **{view.key}** from `{view.primary}` to `{view.canary}` (rollout `{view.rollout_id}`).",
+        (
+            f"Rollout of **{md.text(view.key)}** from {md.code(view.primary)} to {md.code(view.canary)} "
+            if view.primary != view.canary
+            else f"Rollout of **{md.text(view.key)}** at {md.code(view.canary)}: a change of its config "
+            "or pod template, not of its image "
+        )
+        + f"(rollout {md.code(view.rollout_id)}).",
     ]
     if view.status_message and not view.state.final:
-        lines += ["", f"gitcanary: {view.status_message}"]
+        lines += ["", f"gitcanary: {md.text(view.status_message)}"]
     if view.results:
         lines += ["", "Resulting commits: " + ", ".join(_link(label, url) for label, url in view.results)]
     if view.state is State.ANALYSING or view.state is State.HALTED:
@@ -695,25 +785,27 @@ def _comment(view: View) -> str:
     match view.state:
         case State.WAITING:
             return (
-                f"The analysis of `{view.canary}` passed and the promotion commit "
-                f"`{view.head_sha[:7]}` is on this PR: **approve** it to promote, or **close** this "
-                f"PR to roll back to `{view.primary}`."
+                f"The analysis of {md.code(view.canary)} passed and the promotion commit "
+                f"{md.code(view.head_sha[:7])} is on this PR: **approve** it to promote, or **close** this "
+                f"PR to roll back to {md.code(view.primary)}."
             )
         case State.HALTED:
             return (
-                f"The analysis of `{view.canary}` failed ({view.reason or 'see the evidence'}); "
+                f"The analysis of {md.code(view.canary)} failed "
+                f"({md.text(view.reason) or 'see the evidence'}); "
                 "gitcanary withdrew any promotion from this PR and measures again next interval. "
                 "Approvals given so far no longer count."
             )
         case State.ROLLED_BACK:
             return (
-                f"gitcanary rolled `{view.key}` back to `{view.primary}`: "
-                f"{view.reason or 'the analysis failed'}. "
+                f"gitcanary rolled {md.code(view.key)} back to {md.code(view.primary)}: "
+                f"{md.text(view.reason) or 'the analysis failed'}. "
                 "This PR is closed; the rollback commit is linked in the description."
             )
         case State.SUPERSEDED:
             return (
-                f"A newer revision (`{view.superseded_by}`) replaced `{view.canary}` mid-rollout; "
+                f"A newer revision ({md.code(view.superseded_by)}) replaced {md.code(view.canary)} "
+                "mid-rollout; "
                 "this PR is closed and a new one gates the newer revision."
             )
     return headline(view)
@@ -731,13 +823,13 @@ def step_body(message: str, gate_url: str) -> str:
     checks, notes = checks_of(message)
     names = {c.name for c in checks}
     said = [line for line in prose if line.split(" ", 1)[0] not in names]
-    out = [f"- {line}" for line in said]
+    out = [f"- {md.text(line)}" for line in said]
     if checks:
         out += ["", "| check | value | |", "|---|---|---|"]
         for check in checks:
             value = "no data" if check.value is None else f"{_num(check.value)}{UNITS.get(check.name, '')}"
-            out.append(f"| {check.name} | {value} | {'✅' if check.ok else '❌'} |")
-        out += [f"\n{name}: {note}" for name, note in notes.items()]
+            out.append(f"| {md.text(check.name)} | {value} | {'✅' if check.ok else '❌'} |")
+        out += [f"\n{md.text(f'{name}: {note}')}" for name, note in notes.items()]
     if gate_url:
         out += ["", f"One step of the rollout gated by {gate_url}: approve or close that PR, not this one."]
     out += [
@@ -747,7 +839,7 @@ def step_body(message: str, gate_url: str) -> str:
         "<details><summary>Trailers (for <code>git interpret-trailers</code>)</summary>",
         "",
         "```",
-        *trailers,
+        *(md.clean(t).replace("```", "` ` `") for t in trailers),
         "```",
         "</details>",
     ]

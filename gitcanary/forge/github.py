@@ -159,7 +159,7 @@ class GitHubForge(ForgeClient):
         reviews: tuple[Review, ...] = ()
         if full:
             mergeable, state = pr.mergeable, pr.mergeable_state or "unknown"
-            if pr.state == "open":
+            if pr.state == "open" or not pr.merged_at:  # a gate closed unmerged: who objected, and why
                 reviews = self._reviews(pr)
                 approvers = tuple(r.login for r in reviews if r.state == "APPROVED")
         return PullRequest(
@@ -188,6 +188,8 @@ class GitHubForge(ForgeClient):
         latest: dict[str, Review] = {}
         for review in pr.get_reviews():
             login = review.user.login if review.user else "ghost"  # a deleted account, as GitHub shows it
+            if review.state in ("COMMENTED", "PENDING") and login in latest:
+                continue  # a comment is no vote: it neither replaces an approval nor lifts a change request
             latest.pop(login, None)
             latest[login] = Review(
                 login, review.state, review.commit_id or "", self._can_write(login), review.body or ""

@@ -172,6 +172,7 @@ class GitLabForge(ForgeClient):
             base=str(mr.target_branch),
             title=title,
             body=str(mr.description or ""),
+            closed_by=str((getattr(mr, "closed_by", None) or {}).get("username") or ""),
             state="open" if state == "opened" else "closed",
             merged=state == "merged",
             url=str(mr.web_url),

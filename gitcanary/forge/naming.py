@@ -57,7 +57,11 @@ def is_gate_branch(branch: str) -> bool:
     return branch.rsplit("/", 1)[-1].startswith("promotion-")
 
 
-def gate_title(key: str, primary_revision: str, canary_revision: str) -> str:
+def gate_title(key: str, primary_revision: str, canary_revision: str, changed: str = "") -> str:
+    """`Rollout prod/backend 6.1.0 -> 6.1.1`; a release of the same revision (a config-only
+    change) is named by what changed: `Rollout prod/backend 6.1.1: ConfigMap backend-config`."""
+    if primary_revision == canary_revision:
+        return f"Rollout {key} {canary_revision}: {changed or 'pod template change'}"
     return f"Rollout {key} {primary_revision} -> {canary_revision}"
 
 
@@ -109,3 +113,16 @@ def source_repos(canary: Canary) -> dict[str, str]:
 
 def valid_repo(repo: str) -> bool:
     return bool(REPO_PATH.fullmatch(repo)) and ".." not in repo
+
+
+def may_read(repo: str, allowed: tuple[str, ...]) -> bool:
+    """`repo` is one of `allowed` or under one of them (an owner, a GitLab group), ignoring case
+    as the forges do; never for a path that is not a repository's."""
+    if not valid_repo(repo):
+        return False
+    wanted = repo.lower().split("/")
+    return any(
+        entry and wanted[: len(parts)] == parts and len(parts) <= len(wanted)
+        for entry in allowed
+        for parts in [entry.lower().strip("/").split("/")]
+    )

@@ -35,6 +35,7 @@ from gitcanary.audit.parse import STEP_MERGE_NOTE, merged_request
 from gitcanary.core.observations import Gate
 from gitcanary.errors import AnalysisError, GitcanaryError, GitError, PushRejected
 from gitcanary.forge import gate, naming
+from gitcanary.forge import markdown as md
 from gitcanary.forge.base import Forge, ForgeError, KnowsItself, PullRequest, Release, Review
 from gitcanary.forge.secrets import without_credentials
 from gitcanary.git.trailers import MalformedTrailers, format_message, parse_trailers
@@ -55,6 +56,7 @@ SPEC_DIFF_LINES = 60
 CONFIG_LINE = re.compile(r"^config (?P<kind>\S+) \S+: ")
 CODEOWNERS_FILES = (".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS")  # GitHub's search order
 REASON_CHARS = 300
+RELEASES_KEPT = 256  # releases remembered between ticks (each a tag of an image a rollout shows)
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,11 @@ class PublishSettings:
     # Where an image's release notes are, on the same forge: (image or container, owner/name); an
     # image not named here is looked for in the repository its path names (ghcr.io/acme/app: acme/app).
     release_notes: tuple[tuple[str, str], ...] = ()
+    # Owners (`acme`, a GitLab group `acme/platform`) or repositories (`acme/app`) whose releases
+    # the gate may quote when the repository comes from the canary's `gitcanary.io/source-repo` or
+    # the image's path (repository content); empty: the config repository's own owner. The
+    # operator's `release_notes` map is the operator's choice and is always read.
+    release_notes_from: tuple[str, ...] = ()
 
 
 @dataclass
@@ -98,6 +105,9 @@ class Publisher:
     _gates: dict[str, Gate | None] = field(default_factory=dict)
     # Who closed a gate unmerged and why, for the rollback commit this tick makes (key -> login, reason).
     _rejections: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # Writers whose change request still stood on a gate closed unmerged (key -> logins), for the
+    # rollback commit's `Objected-by` trailers.
+    _objections: dict[str, list[str]] = field(default_factory=dict)
     _finalized: set[str] = field(default_factory=set)  # rollouts whose closed gate shows its outcome
     # Approvals of a gate merged by `rebase`, for the next step's trailers (key -> logins). Kept in
     # memory between the merge and the next step: a restart in between leaves them on GitHub only.
@@ -105,10 +115,12 @@ class Publisher:
     # Commits the forge made when gitcanary merged its own PRs (a squash or merge commit is authored
     # by the forge's user, not gitcanary's git identity): the status file they carry is gitcanary's.
     merged_by_me: set[str] = field(default_factory=set)
-    # Releases asked of the forge this tick, by (repository, tag): the body is written several
-    # times a tick, the forge is asked once.
+    # Releases asked of the forge, by (repository, tag): the body is written several times a
+    # tick, the forge is asked once (a release found is kept between ticks: see begin_tick).
     _releases: dict[tuple[str, str], Release | None] = field(default_factory=dict)
     _not_merged_by_me: set[str] = field(default_factory=set)  # asked the forge once: not gitcanary's
+    _pull_pages: dict[str, str] = field(default_factory=dict)  # PR number -> its page, as the forge says
+    _closed: set[int] = field(default_factory=set)  # PRs this process closed (a tick's list may hold them)
 
     def merged_own(self, sha: str) -> bool:
         """Commit `sha` is the forge's merge of one of gitcanary's own PRs.
@@ -150,12 +162,16 @@ class Publisher:
         self, canaries: dict[str, LoadedCanary], templates: Mapping[str, MetricTemplate] | None = None
     ) -> None:
         self.forge.begin_tick()
-        self._releases = {}
+        # A release found is kept per (repository, tag) for the process's life (its excerpt is
+        # built once); one not found yet is asked again next tick, as it may be published since.
+        found = [(k, v) for k, v in self._releases.items() if v is not None]
+        self._releases = dict(found[-RELEASES_KEPT:])
         self.canaries = canaries
         self.templates = templates or {}
         self._open = None
         self._gates = {}
         self._rejections = {}
+        self._objections = {}
         self.waiting = {}
 
     def open_prs(self) -> list[PullRequest]:
@@ -234,6 +250,7 @@ class Publisher:
             # Conflicts with what landed since: the step was decided from a stale state. Decide again.
             log.warning("PR #%d (%s) conflicts with %s: closing it as stale", pr.number, pr.head, pr.base)
             self.forge.close(pr.number)
+            self._closed.add(pr.number)
             self.forge.delete_branch(pr.head)
             return None
         if full.mergeable and full.mergeable_state in ("clean", "unstable", "has_hooks"):
@@ -276,18 +293,23 @@ class Publisher:
             return ""
         branch = naming.gate_branch(key, status.rollout_id)
         current = next((pr for pr in open_gates if pr.head == branch), None)
-        for pr in open_gates:
-            if pr is not current:
-                self._finish_gate(loaded, pr, status)
+        older = [pr for pr in open_gates if pr is not current]
         if current is None:
             found = self.forge.find(branch, state="all")
+            if found is None:
+                # The new gate first, so the one it supersedes can link it when it is closed.
+                current = self._open_gate(loaded, status, branch)
+        for pr in older:
+            self._finish_gate(loaded, pr, status, successor=current)
+        if current is None:
             if found is not None and found.closed_unmerged:
                 self._gates[key] = Gate.REJECTED
                 self._rejections[key] = self._rejection(found)
+                self._objections[key] = [
+                    _safe_login(r.login) for r in self.forge.get(found.number).objections()
+                ]
                 return ""
-            if found is not None:  # merged before the promotion commit: nothing left to gate
-                return ""
-            current = self._open_gate(loaded, status, branch)
+            return ""  # merged before the promotion commit: nothing left to gate
         self._gates[key] = Gate.OPEN
         tip = self._branch_tip(branch)
         carries_promotion = tip is not None and _trailers(tip[1]).get("Action") == "promote"
@@ -297,8 +319,10 @@ class Publisher:
         full = self._present(loaded, status, current.number, tip if carries_promotion else None)
         if carries_promotion and tip is not None and merge:
             counted = full.counted()
+            objections = full.objections()
             approved = (
                 len(counted) >= self.settings.approvals_needed
+                and not objections  # a writer's standing change request blocks, as GitHub's rules do
                 and bool(full.mergeable)
                 and full.mergeable_state in ("clean", "unstable")
             )
@@ -315,7 +339,13 @@ class Publisher:
                     self._unrecorded_approvals[key] = [_safe_login(r.login) for r in counted]
                 self.forge.delete_branch(branch)
                 return f"promotion approved: merged PR #{current.number}"
-            self.waiting[key] = f"waiting for approval of promotion PR #{current.number} ({current.url})"
+            if objections:
+                who = ", ".join(r.login for r in objections)
+                self.waiting[key] = (
+                    f"promotion PR #{current.number} blocked by a change request of {who} ({current.url})"
+                )
+            else:
+                self.waiting[key] = f"waiting for approval of promotion PR #{current.number} ({current.url})"
         return ""
 
     def _stale(self, loaded: LoadedCanary, promotion: str) -> bool:
@@ -345,8 +375,18 @@ class Publisher:
         return sha, str(self.workspace.repo.git.log("-1", "--format=%B", sha))
 
     def _rejection(self, pr: PullRequest) -> tuple[str, str]:
-        """Who closed the gate and why: the last comment by a person (GitHub's "Close with comment"
-        posts it just before closing), else the last review with a text; "unknown" otherwise."""
+        """Who closed the gate and why. Where the forge names who closed it (GitLab's `closed_by`):
+        that person, and their own last comment (GitHub's "Close with comment" posts it just
+        before closing), else their last review with a text, else no reason: another person's
+        words are never taken for theirs. Where it does not: the last comment by a person, else
+        the last review with a text; "unknown" otherwise."""
+        full = self.forge.get(pr.number)
+        if full.closed_by:
+            closer = full.closed_by
+            said = [c.body for c in self.forge.comments(pr.number) if c.login == closer]
+            said = [b for b in said if gate.COMMENT_MARKER not in b]
+            said += [r.body for r in full.reviews if r.login == closer and r.body.strip()]
+            return _safe_login(closer), _one_line(said[-1] if said else "")
         for comment in reversed(self.forge.comments(pr.number)):
             if gate.COMMENT_MARKER not in comment.body:
                 return _safe_login(comment.login), _one_line(comment.body)
@@ -382,8 +422,7 @@ class Publisher:
             merges = merged_in(self.workspace.repo, self.workspace.remote_ref)
             pulls.update({c.sha: merges[c.sha].request[1:] for c in logged if c.sha in merges})
         table = [
-            replace(r, url=f"{self.forge.web_url}/pull/{pulls[r.sha]}") if r.sha in pulls else r
-            for r in table
+            replace(r, url=self._pull_url(pulls[r.sha]) or r.url) if r.sha in pulls else r for r in table
         ]
         previous = table[-1].weight if table else "0"
         if promotion is not None:
@@ -413,6 +452,7 @@ class Publisher:
         if any(not note.startswith("config ConfigMap ") for note in config_notes):
             diff = ""  # a Secret's file (or a generator's source) would show its values
         approvals: tuple[gate.Approval, ...] = ()
+        objections: tuple[tuple[str, str], ...] = ()
         head = ""
         if pr is not None:
             head = pr.head_sha if promotion is not None else ""
@@ -422,6 +462,7 @@ class Publisher:
                 for r in pr.reviews
                 if r.state == "APPROVED"
             )
+            objections = tuple((r.login, _one_line(r.body)) for r in pr.objections())
         return gate.View(
             key=canary.key,
             primary=status.primary_revision if status else primary,
@@ -438,6 +479,7 @@ class Publisher:
             config_notes=config_notes if not configs else (),
             status_message=status.message if status else "",
             approvals=approvals,
+            objections=objections if not state.final else (),
             head_sha=head,
             decided_by=decided_by,
             reason=reason,
@@ -446,6 +488,17 @@ class Publisher:
             namespace=canary.metadata.namespace or "",
             name=canary.metadata.name,
         )
+
+    def _pull_url(self, number: str) -> str:
+        """The page of PR/MR `number` as the forge itself gives it (GitHub `/pull/N`, GitLab
+        `/-/merge_requests/N`, Gitea `/pulls/N`), asked once per process; "" when it cannot say."""
+        if number not in self._pull_pages:
+            try:
+                self._pull_pages[number] = self.forge.get(int(number)).url
+            except (ForgeError, ValueError) as exc:
+                log.warning("the page of PR %s: %s", number, exc)
+                return ""
+        return self._pull_pages[number]
 
     def _changes(
         self, loaded: LoadedCanary, first: gate.LoggedCommit | None
@@ -475,7 +528,8 @@ class Publisher:
             source = self._source_repo(loaded, found["name"], found["new"])
             # A digest (or an image left whole) names no tag a release could have.
             tagged = source and not any(c in new for c in "/@:")
-            release = self._release(source, new) if tagged else None
+            allowed = not source or self._may_read(found["name"], found["new"], source)
+            release = self._release(source, new) if tagged and allowed else None
             changes.append(
                 gate.Change(
                     found["name"],
@@ -487,6 +541,7 @@ class Publisher:
                     source,
                     release.url if release else "",
                     release.body if release else "",
+                    refused=not allowed,
                 )
             )
         if changes:
@@ -563,6 +618,24 @@ class Publisher:
         path = rest if ("." in first or ":" in first or first == "localhost") else repository
         return path if naming.valid_repo(path) else ""
 
+    def _may_read(self, container: str, image: str, repo: str) -> bool:
+        """Whether the gate may quote releases of `repo`: the operator's `--release-notes` named
+        it for this image, or it is under an owner or is a repository `--release-notes-from`
+        allows (default: the config repository's own owner). `gitcanary.io/source-repo` and an
+        image's path are the repository writer's choice, and the bot's token may read private
+        repositories they could not."""
+        repository = image.split("@", 1)[0]
+        if ":" in repository.rsplit("/", 1)[-1]:
+            repository = repository.rsplit(":", 1)[0]
+        if any(key in (container, repository) and r == repo for key, r in self.settings.release_notes):
+            return True
+        return naming.may_read(repo, self.settings.release_notes_from or (self._own_owner(),))
+
+    def _own_owner(self) -> str:
+        """The config repository's owner (a GitLab project's group path), from the forge's page."""
+        path = urlsplit(self.forge.web_url).path.strip("/")
+        return path.rpartition("/")[0]
+
     def _release(self, repo: str, tag: str) -> Release | None:
         """The release of `tag` (or `v` + tag, the other habit) in `repo`, asked once a tick; a
         forge error is logged and shows as none found, so it never stops the gate."""
@@ -588,7 +661,7 @@ class Publisher:
         """Rewrite the open gate's body and label for its state now; comment when a person is needed."""
         full = self.forge.get(number)
         if promotion is not None:
-            enough = len(full.counted()) >= self.settings.approvals_needed
+            enough = len(full.counted()) >= self.settings.approvals_needed and not full.objections()
             state = gate.State.APPROVED if enough else gate.State.WAITING
         elif status.failed_checks > 0:
             state = gate.State.HALTED
@@ -596,7 +669,17 @@ class Publisher:
             state = gate.State.ANALYSING
         tip = self._branch_tip(full.head) if promotion is None else None
         withdrawn = _trailers(tip[1]).get("Withdrawn", "") if tip else ""
-        reason = self._last_failure(status.rollout_id) if state is gate.State.HALTED else ""
+        reason = ""
+        if state is gate.State.HALTED:
+            # "failure 1 of 2": how close the rollout is to rolling back (the analysis threshold).
+            threshold = loaded.canary.spec.analysis.threshold
+            count = (
+                f"failure {status.failed_checks} of {threshold}"
+                if threshold
+                else f"failure {status.failed_checks}"
+            )
+            last = self._last_failure(status.rollout_id)
+            reason = f"{count}: {last}" if last else count
         view = self._view(
             loaded,
             status.rollout_id,
@@ -611,7 +694,7 @@ class Publisher:
         if promotion is not None and full.draft:
             self.forge.set_draft(number, False)
             logins, teams = self._reviewers(loaded)
-            self.forge.request_reviewers(number, logins, teams)
+            self._ask(number, logins, teams)
         elif promotion is None and not full.draft:
             self.forge.set_draft(number, True)
         return full
@@ -625,6 +708,30 @@ class Publisher:
             self.forge.set_state_label(pr.number, label, gate.LABEL_PREFIX)
             if view.state.needs_a_person:
                 self.forge.comment(pr.number, gate.comment(view) + "\n\n" + gate.COMMENT_MARKER)
+
+    def _ask(self, number: int, logins: list[str], teams: list[str]) -> None:
+        """Ask for the gate's reviews; a login or team the forge refuses (unknown there, no
+        access) is skipped, the tick goes on, and one comment on the PR says who was not asked."""
+        try:
+            self.forge.request_reviewers(number, logins, teams)
+            return
+        except ForgeError as exc:
+            log.warning("requesting reviewers on #%d: %s; asking one by one", number, exc)
+        refused: list[str] = []
+        for name, as_team in [*((login, False) for login in logins), *((team, True) for team in teams)]:
+            try:
+                self.forge.request_reviewers(number, [] if as_team else [name], [name] if as_team else [])
+            except ForgeError as exc:
+                log.warning("reviewer %s not asked on #%d: %s", name, number, exc)
+                refused.append(f"team {name}" if as_team else name)
+        if refused:
+            names = ", ".join(md.code(name) for name in refused)
+            self.forge.comment(
+                number,
+                f"gitcanary could not ask {names} for a review: the forge refused (unknown there, or "
+                "no access to this repository). Check `gitcanary.io/reviewers`, `--reviewers` and "
+                "CODEOWNERS.\n\n" + gate.COMMENT_MARKER,
+            )
 
     def _last_failure(self, rollout_id: str) -> str:
         for commit in reversed(self._rollout_log(rollout_id)):
@@ -656,8 +763,15 @@ class Publisher:
                 logins.append(name)
         return list(dict.fromkeys(logins)), list(dict.fromkeys(teams))
 
-    def _finish_gate(self, loaded: LoadedCanary, pr: PullRequest, status: CanaryStatus | None) -> None:
-        """Close a gate whose rollout is over or replaced, saying which and linking what followed."""
+    def _finish_gate(
+        self,
+        loaded: LoadedCanary,
+        pr: PullRequest,
+        status: CanaryStatus | None,
+        successor: PullRequest | None = None,
+    ) -> None:
+        """Close a gate whose rollout is over or replaced, saying which and linking what followed
+        (a superseded gate: the new rollout's start and the gate PR that follows it)."""
         rollout = self._rollout_of(pr)
         full = self.forge.get(pr.number)
         if status is not None and status.rollout_id and rollout and status.rollout_id != rollout:
@@ -667,13 +781,15 @@ class Publisher:
                 gate.State.SUPERSEDED,
                 pr=full,
                 superseded_by=status.canary_revision,
-                results=self._results(status.rollout_id, limit=1),
+                results=self._results(status.rollout_id, limit=1)
+                + ([(f"the new gate #{successor.number}", successor.url)] if successor is not None else []),
                 decided_by=self._bumped_by(status.rollout_id),
             )
             self._write(full, view)
         elif rollout:
             self._final_body(loaded, rollout, full)
         self.forge.close(pr.number)
+        self._closed.add(pr.number)
         self.forge.delete_branch(pr.head)
 
     def _bumped_by(self, rollout_id: str) -> str:
@@ -832,7 +948,10 @@ class Publisher:
         head, cut, block = message.rstrip("\n").rpartition("\n\n")
         if not cut:
             return None
-        return f"{head}\n{said}\n\n{block}\nRejected-by: {login}\n"
+        objected = "".join(
+            f"Objected-by: {o}\n" for o in self._objections.get(trailers.get("Canary", ""), [])
+        )
+        return f"{head}\n{said}\n\n{block}\nRejected-by: {login}\n{objected}"
 
     def _push_branch(self, branch: str) -> None:
         """Push the scratch head to gitcanary's own branch, replacing it (only gitcanary writes there)."""
@@ -863,7 +982,15 @@ class Publisher:
         commit replaces it when the analysis passes (then the PR becomes ready for review).
         """
         key = loaded.canary.key
-        title = naming.gate_title(key, status.primary_revision, status.canary_revision)
+        logged = self._rollout_log(status.rollout_id)
+        changed = ", ".join(
+            dict.fromkeys(
+                " ".join(line.split(" ", 3)[1:3]).rstrip(":")
+                for line in (logged[0].message.splitlines() if logged else [])
+                if CONFIG_LINE.match(line.strip())
+            )
+        )
+        title = naming.gate_title(key, status.primary_revision, status.canary_revision, changed)
         sha = self._placeholder(key, status, {})
         self._push_ref(sha, branch)
         pr = self.forge.open(
@@ -989,6 +1116,7 @@ class Publisher:
                 self._finish_gate(loaded, pr, None)
                 continue
             self.forge.close(pr.number)
+            self._closed.add(pr.number)
             self.forge.delete_branch(pr.head)
 
     def _remote_head(self) -> str:
@@ -1002,10 +1130,13 @@ class Publisher:
             self._push_branch(branch)
             message = str(self.workspace.repo.git.log("-1", "--format=%B", "HEAD"))
             title = message.partition("\n")[0]
+            # Only the gate of this step's own rollout, while it is open: never a closed or
+            # superseded one (the list is read once a tick; a gate closed since is left out).
+            wanted = (
+                naming.gate_branch(r.key, r.trailers.get("Rollout", "")) if r.trailers.get("Rollout") else ""
+            )
             gates = [
-                pr
-                for pr in self.open_prs()
-                if pr.head.startswith(naming.canary_prefix(r.key)) and naming.is_gate_branch(pr.head)
+                pr for pr in self.open_prs() if wanted and pr.head == wanted and pr.number not in self._closed
             ]
             body = gate.step_body(message, gates[0].url if gates else "")
             existing = self.forge.open(branch, self.workspace.branch, title, body)

@@ -6,6 +6,10 @@ Served by `gitcanary dashboard` and at `/` on `gitcanary run --listen`. The page
 without JavaScript (charts are lazy `<img>`s of the audit report's SVGs, and a `<noscript>` meta
 refresh reloads it); with JavaScript it polls `/dashboard/state` and swaps in `/dashboard/main` when
 the branch head moves. Everything is computed once per head commit, so a poll costs a lookup.
+
+A step is shown only when `gitcanary history --verify` accepts its commit (the bot's author and,
+when configured, its signing key; trailers agreeing with the status file of the same commit): a
+person's commit carrying `Gitcanary-*` trailers is listed under problems, never drawn as a step.
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ from urllib.parse import parse_qs, quote
 from git import GitCommandError, Repo
 
 from gitcanary.audit.chart import render_svg
-from gitcanary.audit.gitlog import read_log
+from gitcanary.audit.gitlog import StatusReader, read_log
 from gitcanary.audit.model import Rollout, rollouts
 from gitcanary.audit.parse import Step, parse_commits
+from gitcanary.audit.verify import BotIdentity, allowed_signers_for, verify_commit
 from gitcanary.core.manual_rules import refusal
 from gitcanary.errors import GitcanaryError
 from gitcanary.manifests import discovery
@@ -39,6 +44,7 @@ from gitcanary.spec.request import ManualAction
 from gitcanary.spec.status import CanaryStatus, Phase
 
 log = logging.getLogger("gitcanary.dashboard")
+DEFAULT_BOT_EMAIL = "gitcanary@users.noreply.local"  # `run --author-email`'s default
 
 STATE_PATH, MAIN_PATH, CHART_PATH = "/dashboard/state", "/dashboard/main", "/dashboard/chart.svg"
 PHASE_COLOURS = {
@@ -92,6 +98,9 @@ class Snapshot:
     # Kept for the next head: only the files a commit changed are read again.
     catalog: discovery.Catalog | None = None
     status_files: dict[str, str] = field(default_factory=dict)  # canary key -> its status file
+    # `history --verify`'s judgement of each gitcanary-looking commit read so far (sha -> reasons
+    # it is flagged, empty when accepted): a commit is judged once, whatever the number of heads.
+    verdicts: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def state(self) -> dict[str, object]:
         return {
@@ -123,8 +132,9 @@ def _card(root: Path, loaded: LoadedCanary) -> Card:
     return card
 
 
-def take_snapshot(root: Path, previous: Snapshot | None = None) -> Snapshot:
-    """Every canary in the checkout at `root`, with its latest rollout read from `git log`.
+def take_snapshot(root: Path, previous: Snapshot | None = None, bot: BotIdentity | None = None) -> Snapshot:
+    """Every canary in the checkout at `root`, with its latest rollout read from `git log`, made
+    only of the commits `history --verify` accepts for `bot` (default: gitcanary's default email).
 
     With `previous` (a snapshot of an earlier head of the same checkout), only the files changed since
     are parsed again: a commit that moves one canary costs that canary, however many there are.
@@ -164,7 +174,22 @@ def take_snapshot(root: Path, previous: Snapshot | None = None) -> Snapshot:
             cards.append(kept[key] if key in kept else _card(root, loaded))
         except GitcanaryError as exc:  # one bad canary never hides the others
             cards.append(Card(key=key, source=loaded.source, phase="Error", message=str(exc)))
-    steps, skipped = parse_commits(read_log(repo, head))
+    bot = bot or BotIdentity(DEFAULT_BOT_EMAIL)
+    signers = allowed_signers_for(bot)
+    commits = read_log(repo, head, signatures=bot.signing_key is not None, allowed_signers=signers)
+    verdicts = dict(previous.verdicts) if previous is not None else {}
+    statuses = StatusReader(repo)
+    for commit in commits:
+        if commit.sha not in verdicts:
+            verdict = verify_commit(bot, commit, statuses)
+            verdicts[commit.sha] = verdict.reasons if verdict is not None else ()
+    flagged = [c for c in commits if verdicts.get(c.sha)]
+    problems += [
+        f"commit {c.sha[:12]} ({c.subject[:60]}) is not shown as a step: history --verify flags it "
+        f"({'; '.join(verdicts[c.sha])})"
+        for c in flagged
+    ]
+    steps, skipped = parse_commits([c for c in commits if not verdicts.get(c.sha)])
     problems += [str(problem) for problem in skipped]
     latest: dict[str, Rollout] = {}
     for rollout in rollouts(steps):
@@ -172,7 +197,7 @@ def take_snapshot(root: Path, previous: Snapshot | None = None) -> Snapshot:
             latest[rollout.canary] = rollout
     for card in cards:
         card.rollout = latest.get(card.key)
-    return Snapshot(head, cards, problems, time.monotonic() - started, catalog, status_files)
+    return Snapshot(head, cards, problems, time.monotonic() - started, catalog, status_files, verdicts)
 
 
 def github_commit_url(api_url: str, repo: str) -> str:
@@ -193,7 +218,9 @@ class Dashboard:
         refresh: Callable[[], None] | None = None,
         commit_url: str | None = None,
         refresh_every: float = 2.0,
+        bot: BotIdentity | None = None,
     ) -> None:
+        self.bot = bot
         self._root = root
         # Shown on the page and in the commands it prints: never a credential in a repository URL.
         self.repo_label = redact(repo_label)
@@ -215,7 +242,7 @@ class Dashboard:
             root = self._root()
             head = Repo(root).head.commit.hexsha
             if self._cached is None or self._cached.head != head:
-                self._cached = take_snapshot(root, self._cached)
+                self._cached = take_snapshot(root, self._cached, self.bot)
                 log.debug(
                     "dashboard: read %d canaries at %s in %.2fs",
                     len(self._cached.cards),

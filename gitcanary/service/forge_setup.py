@@ -28,6 +28,7 @@ def publisher_for(settings: Settings, workspace: Workspace) -> Publisher | None:
         reviewers=_reviewers(settings.reviewers),
         metric_link=settings.metric_link,
         release_notes=_release_notes(settings.release_notes),
+        release_notes_from=_release_notes_from(settings.release_notes_from),
     )
     forge = forge_for(settings)
     if forge is None:
@@ -56,6 +57,21 @@ def _release_notes(text: str) -> tuple[tuple[str, str], ...]:
             raise ForgeError(f"--release-notes {entry!r}: expected IMAGE=OWNER/NAME or CONTAINER=OWNER/NAME")
         pairs.append((key, repo))
     return tuple(pairs)
+
+
+def _release_notes_from(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip("/") for name in re.split(r"[,\s]+", text) if name)
+    wrong = [
+        name
+        for name in names
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)*", name)
+    ]
+    if wrong or any(".." in name for name in names):
+        raise ForgeError(
+            f"--release-notes-from {', '.join(wrong) or text!r}: expected OWNER or OWNER/NAME, "
+            "comma-separated"
+        )
+    return names
 
 
 def forge_for(settings: Settings) -> Forge | None:

@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     reviewers: str = ""  # the gate's reviewers besides CODEOWNERS: "alice,team:platform"
     metric_link: str = ""  # a link per metric in the gate: {metric} {query} {namespace} {name} {start} {end}
     release_notes: str = ""  # where images' release notes are: "ghcr.io/acme/app=acme/app,sidecar=acme/proxy"
+    # owners or repositories the gate may quote releases of; "": the config repository's owner
+    release_notes_from: str = ""
     github_repo: str | None = None  # OWNER/NAME; PRs need it
     github_api_url: str = "https://api.github.com"  # GitHub Enterprise: https://HOST/api/v3
     github_token: SecretStr | None = None
