@@ -446,7 +446,7 @@ def test_actions_this_version_does_not_know_are_steps_not_outcomes() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["history", "backend"], "backend: expected NAMESPACE/NAME"),
+        (["history", "backend"], "no canary named backend in the repository"),
         (["history"], "name a canary (NAMESPACE/NAME), or pass --verify"),
         (["audit", "-o", "xml"], "-o xml: expected one of table, json, markdown, html"),
         (["audit", "--since", "soon"], "--since 'soon': expected e.g. 30d"),
