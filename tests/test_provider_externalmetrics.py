@@ -93,3 +93,18 @@ def test_without_cluster_or_address_the_check_says_so() -> None:
         not result.ok
         and "externalmetrics needs cluster access (--cluster) or provider.address" in result.line
     )
+
+
+def test_an_answer_over_the_size_cap_is_a_failed_check(api: VendorServer) -> None:
+    """The external metrics API's answer is read in bounded steps: past the provider's byte cap it
+    is a failed check naming the cap; under it, the same list is read."""
+    from dataclasses import replace
+
+    from gitcanary.analysis.providers.base import Limits
+
+    api.answer = documented(value_list(*(["1500m"] * 3000)))
+    small = replace(ENV, limits=Limits(max_bytes=20_000))
+    result = check(em(api), env=small)
+    assert not result.ok and "-byte cap" in result.line and "20000" in result.line, result.line
+    roomy = replace(ENV, limits=Limits(max_bytes=10_000_000))
+    assert check(em(api), env=roomy).value == 1.5

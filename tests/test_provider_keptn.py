@@ -69,3 +69,21 @@ def test_analysis_queries_are_refused_since_they_write(cluster: Emulator) -> Non
 def test_without_cluster_access_the_check_says_so() -> None:
     result = check(template("k", "keptnmetric/ns/m", type="keptn"))
     assert not result.ok and "keptn needs cluster access (--cluster)" in result.line
+
+
+def test_an_answer_over_the_size_cap_is_a_failed_check_read_only_to_the_cap(cluster: Emulator) -> None:
+    """The KeptnMetric is read through the Kubernetes client in bounded steps: an object larger
+    than the provider's byte cap is a failed check naming the cap, never read whole."""
+    from dataclasses import replace
+
+    from gitcanary.analysis.providers.base import Limits
+
+    big = keptn_metric("huge", "0.5")
+    big["metadata"]["annotations"] = {"padding": "x" * 200_000}
+    cluster.put(KEPTN_METRICS, big)
+    subject = template("k", "keptnmetric/keptn-metrics/huge", type="keptn")
+    env = replace(env_for(cluster), limits=Limits(max_bytes=50_000))
+    result = check(subject, env=env, bounds={"max": 1})
+    assert not result.ok and "50000-byte cap" in result.line, result.line
+    roomy = replace(env_for(cluster), limits=Limits(max_bytes=1_000_000))
+    assert check(subject, env=roomy, bounds={"max": 1}).value == 0.5

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 from gitcanary.analysis.providers.base import Credentials, NoDataError, ProviderEnv, Target
-from gitcanary.analysis.providers.http import HttpPool, redact_url
+from gitcanary.analysis.providers.http import HttpPool, read_urllib3, redact_url
 from gitcanary.errors import AnalysisError
 from gitcanary.spec.models import MetricTemplateProvider
 
@@ -68,6 +68,7 @@ class ExternalMetricsProvider:
         self.api = client.ApiClient(configuration)
         self.what = f"external metrics API at {redact_url(configuration.host)}"
         self.deadline = env.limits.deadline
+        self.limits = env.limits
 
     def query(self, query: str, at: datetime, window: timedelta) -> float:
         from kubernetes.client.exceptions import ApiException
@@ -85,7 +86,8 @@ class ExternalMetricsProvider:
                 auth_settings=["BearerToken"],
             )
             response = self.api.call_api(method, url, headers, body, post, _request_timeout=self.deadline)
-            response.read()
+            # The answer is read in bounded steps (the Kubernetes client would read it whole).
+            response.data = read_urllib3(response.response, self.limits, self.what)  # type: ignore[assignment]
             found: Any = self.api.response_deserialize(response, {"200": "object"}).data
         except ApiException as exc:
             raise AnalysisError(f"{self.what} answered HTTP {exc.status} {exc.reason} for {name}") from exc

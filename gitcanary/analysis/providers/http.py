@@ -254,3 +254,28 @@ def json_body(response: httpx.Response, what: str) -> Any:
     if response.status_code >= 400:
         raise AnalysisError(f"{what} answered HTTP {response.status_code}: {error_text(response)}")
     return parse_json(response.content, what)
+
+
+def read_urllib3(response: Any, limits: Limits, what: str) -> bytes:
+    """The body of a urllib3 response (the Kubernetes client's, called with
+    `_preload_content=False`), read in steps and refused past `limits.max_bytes`.
+
+    The body is read as sent (`decode_content=False`): an encoded answer would be inflated by urllib3
+    without a bound, so one is refused; the Kubernetes client asks for none."""
+    try:
+        encoding = (response.headers.get("Content-Encoding") or "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            raise AnalysisError(f"{what} answered with Content-Encoding {encoding[:40]!r}, unread")
+        declared = (response.headers.get("Content-Length") or "").strip()
+        if declared.isdigit() and int(declared) > limits.max_bytes:
+            raise AnalysisError(f"{what} answer is {declared} bytes, over the {limits.max_bytes}-byte cap")
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.stream(64 * 1024, decode_content=False):
+            size += len(chunk)
+            if size > limits.max_bytes:
+                raise AnalysisError(f"{what} answer exceeds the {limits.max_bytes}-byte cap")
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        response.release_conn()

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from gitcanary.analysis.providers.base import NoDataError, ProviderEnv, Target
-from gitcanary.analysis.providers.http import HttpPool
+from gitcanary.analysis.providers.http import HttpPool, read_urllib3
 from gitcanary.errors import AnalysisError
 from gitcanary.spec.models import MetricTemplateProvider
 
@@ -40,10 +41,9 @@ class KeptnProvider:
     def __init__(self, env: ProviderEnv) -> None:
         if env.kube is None:
             raise AnalysisError("keptn needs cluster access (--cluster) to read KeptnMetrics")
-        from kubernetes import client
-
-        self.api = client.CustomObjectsApi(env.kube)
+        self.api = env.kube  # the cluster observer's ApiClient
         self.deadline = env.limits.deadline
+        self.limits = env.limits
 
     def query(self, query: str, at: datetime, window: timedelta) -> float:
         from kubernetes.client.exceptions import ApiException
@@ -51,9 +51,16 @@ class KeptnProvider:
 
         namespace, name = parse_query(query)
         try:
-            found: Any = self.api.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, name, _request_timeout=self.deadline
+            # A plain GET of the object, its answer read in bounded steps (the Kubernetes client's
+            # typed call would read it whole).
+            ns, obj = quote(namespace, safe=""), quote(name, safe="")
+            path = f"/apis/{GROUP}/{VERSION}/namespaces/{ns}/{PLURAL}/{obj}"
+            method, url, headers, body, post = self.api.param_serialize(
+                "GET", path, header_params={"Accept": "application/json"}, auth_settings=["BearerToken"]
             )
+            response = self.api.call_api(method, url, headers, body, post, _request_timeout=self.deadline)
+            response.data = read_urllib3(response.response, self.limits, f"KeptnMetric {namespace}/{name}")
+            found: Any = self.api.response_deserialize(response, {"200": "object"}).data
         except ApiException as exc:
             raise AnalysisError(f"KeptnMetric {namespace}/{name}: HTTP {exc.status} {exc.reason}") from exc
         except HTTPError as exc:
