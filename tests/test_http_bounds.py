@@ -162,3 +162,37 @@ def test_slow_clients_hold_at_most_the_workers_and_only_until_the_read_timeout(r
     finally:
         for sock in idle:
             sock.close()
+
+
+def test_a_client_that_trickles_a_byte_per_read_is_cut_at_the_request_deadline(
+    running: HttpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slowloris: each byte arrives within the read timeout (1 s here), so only the whole-request
+    deadline ends the connection; it holds its worker no longer than that."""
+    monkeypatch.setattr(served, "REQUEST_DEADLINE", 2.0)
+    with socket.create_connection(("127.0.0.1", running.port), timeout=5) as sock:
+        started = time.monotonic()
+        sock.sendall(b"GET /healthz HTTP/1.1\r\n")
+        cut_after = None
+        for _ in range(40):  # 40 x 0.3 s = 12 s of trickling, far beyond the deadline
+            try:
+                sock.sendall(b"X")
+            except OSError:
+                cut_after = time.monotonic() - started
+                break
+            time.sleep(0.3)
+            sock.setblocking(False)
+            try:
+                if sock.recv(4096) == b"":
+                    cut_after = time.monotonic() - started
+                    break
+            except BlockingIOError:
+                pass
+            finally:
+                sock.setblocking(True)
+        assert cut_after is not None, "the trickling client was never cut"
+        assert 1.5 < cut_after < 4.0, cut_after
+    deadline = time.monotonic() + 3
+    while running._server._slots._value != served.WORKERS:  # type: ignore[attr-defined]
+        assert time.monotonic() < deadline, "the cut request still holds its worker"
+        time.sleep(0.02)

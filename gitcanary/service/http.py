@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -79,7 +80,16 @@ def _redacted(app: WSGIApp, environ: dict[str, Any], start_response: StartRespon
 
 WORKERS = 16
 READ_TIMEOUT = 10.0
+# A whole request, from accept to the last byte of the answer: a client that trickles a byte every
+# few seconds passes each read's timeout, and this ends it (the socket is shut down under it).
+REQUEST_DEADLINE = 30.0
 BUSY = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+
+def _cut(request: Any) -> None:
+    """End a request that outlived `REQUEST_DEADLINE`: its handler's next read or write fails."""
+    with contextlib.suppress(OSError):
+        request.shutdown(socket.SHUT_RDWR)
 
 
 class _BoundedServer(WSGIServer):
@@ -102,11 +112,15 @@ class _BoundedServer(WSGIServer):
         threading.Thread(target=self._serve_one, args=(request, client_address), daemon=True).start()
 
     def _serve_one(self, request: Any, client_address: Any) -> None:
+        cut = threading.Timer(REQUEST_DEADLINE, _cut, args=(request,))
+        cut.daemon = True
+        cut.start()
         try:
             self.finish_request(request, client_address)
         except Exception:  # noqa: BLE001 - logged by the server, as socketserver does
             self.handle_error(request, client_address)
         finally:
+            cut.cancel()
             self.shutdown_request(request)
             self._slots.release()
 
