@@ -187,6 +187,11 @@ def test_kill_the_leader_mid_rollout(
             ready = httpx.get(served.group(1) + "/readyz", timeout=5)
             assert ready.status_code == 200, ready.text
             assert ("leading" in ready.text) == (pid in pids), (pid, ready.text)
+            # Liveness counts every repository's ticks, a follower's standby ticks too.
+            alive = httpx.get(served.group(1) + "/healthz", timeout=5)
+            assert alive.status_code == 200, alive.text
+            lines = [f"{repo.remote} main: ok: last successful tick" for repo in repos]
+            assert all(line in alive.text for line in lines), alive.text
             metrics = httpx.get(served.group(1) + "/metrics", timeout=5).text
             for repo in repos:
                 leads = f'gitcanary_leader{{branch="main",repo="{repo.remote}"}} '
@@ -261,3 +266,37 @@ def test_kill_the_leader_mid_rollout(
     ]
     changes = [b for a, b in zip(holders, holders[1:], strict=False) if a != b]
     assert len(changes) == 1, holders
+
+
+def test_one_stuck_repository_fails_the_process_liveness() -> None:
+    """/healthz of a multi-repository run: 503 naming the repository whose loop has completed no
+    tick within its --liveness-intervals, 200 while every loop (standby ticks included) turns."""
+    from types import SimpleNamespace
+
+    from gitcanary.service.health import Readiness
+    from gitcanary.service.replicas import Replica, Replicas
+
+    now = [1000.0]
+    clock = lambda: now[0]  # noqa: E731 - a clock the test moves
+    turning, stuck = Readiness(10, clock=clock), Readiness(10, clock=clock)
+
+    def replica(name: str, readiness: Readiness) -> Replica:
+        settings = SimpleNamespace(repo=name, branch="main", liveness_intervals=3)
+        return Replica(reconciler=SimpleNamespace(settings=settings, readiness=readiness))  # type: ignore[arg-type]
+
+    fleet = Replicas([replica("a", turning), replica("b", stuck)])
+
+    def probe() -> tuple[str, str]:
+        seen: list[str] = []
+        body = b"".join(fleet.healthz({}, lambda status, headers, exc_info=None: seen.append(status)))  # type: ignore[arg-type]
+        return seen[0], body.decode()
+
+    turning.succeeded(), stuck.succeeded()
+    assert probe()[0].startswith("200")
+    now[0] += 25
+    turning.succeeded()
+    assert probe()[0].startswith("200")  # 25 s < 3 intervals of 10 s
+    now[0] += 10
+    turning.succeeded()
+    status, body = probe()
+    assert status.startswith("503") and "b main: stuck" in body and "a main: ok" in body, body

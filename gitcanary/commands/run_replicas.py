@@ -101,10 +101,10 @@ def run_replicas(
     fleet = replicated.Replicas(served)
     server = None
     if listen:
-        from gitcanary.service.http import HttpServer, Router, plain  # only the commands that serve
+        from gitcanary.service.http import HttpServer, Router  # only the commands that serve
 
         router = Router()
-        router.mount("/healthz", plain("200 OK", "ok\n"))
+        router.mount("/healthz", fleet.healthz)
         fleet.mount(router, webhook_secret(first))
         from gitcanary.service.dashboard import Dashboard
 

@@ -76,6 +76,9 @@ def guard(replica: Replica) -> None:
     def leader_tick() -> TickResult:
         if not replica.leads():
             standby(reconciler)
+            # A standby tick is a completed turn of the loop: liveness (/healthz) counts it, so a
+            # follower stays alive while it stands by, and a wedged loop still stops counting.
+            reconciler.readiness.succeeded()
             return TickResult(head="")
         return tick()
 
@@ -197,6 +200,21 @@ class Replicas:
                 )
             for path in push_webhook.PATHS:
                 router.mount(path, self.route_webhook)
+
+    def healthz(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        """Alive while every repository's loop completes ticks (a standby tick counts) within
+        its `--liveness-intervals`: one stuck repository makes the process restart."""
+        from gitcanary.service.health import Liveness
+
+        lines = []
+        alive = True
+        for replica in self.replicas:
+            settings = replica.reconciler.settings
+            ok, why = Liveness(replica.reconciler.readiness, settings.liveness_intervals).check()
+            alive = alive and ok
+            lines.append(f"{settings.repo} {settings.branch}: {'ok' if ok else 'stuck'}: {why}")
+        status = "200 OK" if alive else "503 Service Unavailable"
+        return plain(status, "\n".join(lines) + "\n")(environ, start_response)
 
     def readyz(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         """Ready when every repository is (or `?repo=URL` for one): a follower is ready, standing by."""
