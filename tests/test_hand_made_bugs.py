@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import html.parser
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -219,7 +220,9 @@ def test_datadog_reads_the_first_series_of_several() -> None:
                            secretRef={"name": "metrics"})
         result = check(subject, env=env, bounds={"max": 5})
         assert result.ok and result.value == 3.0
-        provider = build(Target(subject.spec.provider, "prod", server.url), env, HttpPool())
+        # The stand-in's address is the operator's here (provider_checks.check allows it the same way).
+        allowed = replace(env, endpoints=env.endpoints.plus(server.url))
+        provider = build(Target(subject.spec.provider, "prod", server.url), allowed, HttpPool())
         points = provider.query_range("sum:errors{*}", NOW - timedelta(minutes=5), NOW, 10)  # type: ignore[attr-defined]
         assert points == [(1000.0, 3.0), (1010.0, 4.0)]
         assert server.errors == []
