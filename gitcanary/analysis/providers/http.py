@@ -21,7 +21,7 @@ import re
 import threading
 import time
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from itertools import accumulate
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -151,29 +151,38 @@ def _once(
         status = response.status_code
         raise AnalysisError(f"{what} answered HTTP {status}, a redirect to {where}: not followed")
     try:
-        declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limits.max_bytes:
-            raise AnalysisError(
-                f"{what} answer is {int(declared)} bytes, over the {limits.max_bytes}-byte cap"
-            )
-        chunks: list[bytes] = []
-        size = 0
+        _refuse_declared(response.headers.get("content-length", ""), limits, what)
         inflate = _inflater(response.headers.get("content-encoding", ""), what)
-        for chunk in inflate(response.iter_raw(), limits.max_bytes + 1):
-            size += len(chunk)
-            if size > limits.max_bytes:
-                raise AnalysisError(f"{what} answer exceeds the {limits.max_bytes}-byte cap")
-            chunks.append(chunk)
-            if time.monotonic() > end:
-                raise httpx.ReadTimeout("deadline reached while reading")
+        body = _join_capped(inflate(response.iter_raw(), limits.max_bytes + 1), limits, what, end)
     finally:
         response.close()
     kept = {
         k: v for k, v in response.headers.items() if k.lower() not in ("content-encoding", "content-length")
     }
-    answer = httpx.Response(response.status_code, headers=kept, content=b"".join(chunks), request=request)
+    answer = httpx.Response(response.status_code, headers=kept, content=body, request=request)
     answer.encoding = "utf-8"  # whatever charset is declared: `.text` never raises (LookupError)
     return answer
+
+
+def _refuse_declared(declared: str, limits: Limits, what: str) -> None:
+    """Refuse an answer whose Content-Length is over the cap before reading any of it."""
+    declared = declared.strip()
+    if declared.isdigit() and int(declared) > limits.max_bytes:
+        raise AnalysisError(f"{what} answer is {int(declared)} bytes, over the {limits.max_bytes}-byte cap")
+
+
+def _join_capped(chunks: Iterable[bytes], limits: Limits, what: str, end: float | None = None) -> bytes:
+    """`chunks` joined, refused once past `limits.max_bytes` (and past `end`, a monotonic deadline)."""
+    kept: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > limits.max_bytes:
+            raise AnalysisError(f"{what} answer exceeds the {limits.max_bytes}-byte cap")
+        kept.append(chunk)
+        if end is not None and time.monotonic() > end:
+            raise httpx.ReadTimeout("deadline reached while reading")
+    return b"".join(kept)
 
 
 def _inflater(encoding: str, what: str) -> Any:
@@ -266,16 +275,7 @@ def read_urllib3(response: Any, limits: Limits, what: str) -> bytes:
         encoding = (response.headers.get("Content-Encoding") or "identity").strip().lower()
         if encoding not in ("", "identity"):
             raise AnalysisError(f"{what} answered with Content-Encoding {encoding[:40]!r}, unread")
-        declared = (response.headers.get("Content-Length") or "").strip()
-        if declared.isdigit() and int(declared) > limits.max_bytes:
-            raise AnalysisError(f"{what} answer is {declared} bytes, over the {limits.max_bytes}-byte cap")
-        chunks: list[bytes] = []
-        size = 0
-        for chunk in response.stream(64 * 1024, decode_content=False):
-            size += len(chunk)
-            if size > limits.max_bytes:
-                raise AnalysisError(f"{what} answer exceeds the {limits.max_bytes}-byte cap")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        _refuse_declared(response.headers.get("Content-Length") or "", limits, what)
+        return _join_capped(response.stream(64 * 1024, decode_content=False), limits, what)
     finally:
         response.release_conn()
