@@ -20,6 +20,7 @@ from hook_server import HookServer, hook_server
 from oracle import assert_invariant, kustomize_build, rollout_rows
 from prometheus_server import DATA_END, PrometheusServer, healthy_then_failing, running_prometheus
 from test_e2e_rollout import Clock, tree_at
+from test_yaml_layout_properties import changed_lines_are_only_values
 
 from gitcanary.service.reconciler import Reconciler
 from gitcanary.service.settings import Settings
@@ -562,3 +563,14 @@ def test_gitops_layout_with_patches_and_shared_templates(
     repo.pull()
     kustomization = (repo.human / "apps/cart/kustomization.yaml").read_text()
     assert 'newTag: 1.1.0 # {"$imagepolicy": "flux-system:cart:tag"}' in kustomization
+    # The kustomization mixes "images:\n  - " with "patchesJson6902:\n- ": every edit of a user's
+    # file (each of the rollout's commits) keeps each line it does not change, byte for byte.
+    edited = 0
+    for sha, _, _ in repo.gitcanary_commits():
+        for path in git("diff", "--name-only", f"{sha}^", sha, cwd=repo.remote).split():
+            if "-gitcanary/" in path:
+                continue
+            old, new = (git("show", f"{rev}:{path}", cwd=repo.remote) for rev in (f"{sha}^", sha))
+            assert not changed_lines_are_only_values(old, new), (sha, path, new)
+            edited += 1
+    assert edited >= 4  # the replicas entry, two bumps taken over, the rollback's tag

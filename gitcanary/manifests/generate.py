@@ -245,7 +245,10 @@ def _dump_numbers_apart(path: str, docs: list[Obj], like: str) -> str:
 
 
 def _dump(docs: list[Obj], like: str | None) -> str:
-    return yamlio.dump(docs[0], like=like) if len(docs) == 1 else yamlio.dump_all(docs, like=like)
+    # Generated files are gitcanary's own dumps: there is no author's layout to lay an edit onto.
+    if len(docs) == 1:
+        return yamlio.dump(docs[0], like=like, keep_layout=False)
+    return yamlio.dump_all(docs, like=like, keep_layout=False)
 
 
 def read_status(root: Path, layout: Layout) -> CanaryStatus | None:
