@@ -54,6 +54,10 @@ SCALARS = st.one_of(
 )
 
 
+def first(pair: tuple[str, Any]) -> str:
+    return pair[0]
+
+
 @functools.cache
 def nodes(depth: int) -> st.SearchStrategy[Any]:
     scalar = st.tuples(st.just("scalar"), SCALARS, st.booleans(), st.sampled_from([" ", "   "]))
@@ -64,8 +68,8 @@ def nodes(depth: int) -> st.SearchStrategy[Any]:
         st.just("map"), st.lists(st.tuples(KEYS, child), min_size=1, max_size=3, unique_by=lambda kv: kv[0]),
         st.sampled_from([2, 4]), st.booleans(),
     )  # fmt: skip
-    items = st.one_of(scalar, st.tuples(st.just("map"), st.lists(st.tuples(KEYS, nodes(depth - 2 if depth > 1 else 0)),
-                      min_size=1, max_size=3, unique_by=lambda kv: kv[0]), st.just(2), st.just(False)))  # fmt: skip
+    inner = st.lists(st.tuples(KEYS, nodes(max(depth - 2, 0))), min_size=1, max_size=3, unique_by=first)
+    items = st.one_of(scalar, st.tuples(st.just("map"), inner, st.just(2), st.just(False)))
     sequence = st.tuples(st.just("seq"), st.lists(items, min_size=1, max_size=3), st.sampled_from([0, 2]))
     return st.one_of(scalar, mapping, sequence)
 
@@ -158,8 +162,10 @@ def test_removing_and_adding_keys_keeps_every_other_line(rendered: Rendered, dat
     doc = yamlio.load(text)
     keys = list(rendered.top)
     removed = data.draw(st.lists(st.sampled_from(keys), max_size=len(keys) - 1, unique=True))
-    added = data.draw(st.dictionaries(KEYS.map(lambda k: "new" + k), st.integers(0, 9) | st.lists(st.integers(0, 9),
-                      min_size=1, max_size=2), min_size=0 if removed else 1, max_size=2))  # fmt: skip
+    values = st.integers(0, 9) | st.lists(st.integers(0, 9), min_size=1, max_size=2)
+    added = data.draw(
+        st.dictionaries(KEYS.map(lambda k: "new" + k), values, min_size=0 if removed else 1, max_size=2)
+    )
     for key in removed:
         del doc[key]
     doc.update(added)
