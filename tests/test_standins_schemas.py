@@ -24,8 +24,8 @@ from tests.test_provider_externalmetrics import value_list
 from tests.test_provider_stackdriver import answer as google_answer
 from tests.vendor_server import Request, Spec
 
-# (description, operation path, method, a documented answer, maps whose keys are free names,
-#  a required key path, a valid request)
+# vendor -> (its operation's description, a documented answer, maps whose keys are free names,
+#  the path of a required key, a valid request)
 VENDORS: dict[str, tuple[Spec, Any, set[str], list[Any], Request]] = {
     "datadog": (
         Spec.load("datadog/openapi-v1-query.json", "/api/v1/query"),
@@ -49,7 +49,9 @@ VENDORS: dict[str, tuple[Spec, Any, set[str], list[Any], Request]] = {
     ),
     "google": (
         Spec.load(
-            "google-monitoring/openapi-timeseries-query.json", "/v3/projects/{projectsId}/timeSeries:query", "post"
+            "google-monitoring/openapi-timeseries-query.json",
+            "/v3/projects/{projectsId}/timeSeries:query",
+            "post",
         ),
         google_answer({"doubleValue": 212.5}),
         set(),
@@ -130,5 +132,6 @@ def test_a_required_key_missing_is_caught(vendor: str) -> None:
 @pytest.mark.parametrize("vendor", sorted(VENDORS))
 def test_a_query_parameter_the_operation_does_not_describe_is_caught(vendor: str) -> None:
     spec, _, _, _, request = VENDORS[vendor]
-    odd = Request(request.method, request.path, {**request.params, "qeury": "x"}, request.headers, request.body)
+    params = {**request.params, "qeury": "x"}
+    odd = Request(request.method, request.path, params, request.headers, request.body)
     assert "query parameter qeury is not described" in spec.request_problems(odd)
