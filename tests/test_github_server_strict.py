@@ -235,6 +235,25 @@ def test_a_base_that_keeps_moving_closes_the_step_after_bounded_updates(
     assert github.errors == []
 
 
+def test_an_update_github_refuses_closes_the_step_as_stale(
+    config_repo: ConfigRepo, github: GitHubServer, tmp_path: Path
+) -> None:
+    """GitHub showed `behind` before it found the conflict: its update-branch answers 422, and
+    the step is closed and decided again rather than retried."""
+    pub = publisher(github, tmp_path)
+    head = step_branch(config_repo, "gitcanary/prod/backend/advance-refused", file="shared.txt")
+    number = pub.forge.open(head, "main", "t", "b").number
+    step_branch(config_repo, "person", file="shared.txt")  # the same file, other content, on main
+    git("push", "-q", "origin", "person:main", cwd=config_repo.human)
+    github.play(number, "behind")
+    assert tick_once(pub, github.pulls[number]) is None
+    update = ("PUT", f"/api/v3/repos/acme/config/pulls/{number}/update-branch")
+    assert github.requests.count(update) == 1
+    pull = github.pulls[number]
+    assert pull.state == "closed" and not pull.merged and github.rev(head) is None
+    assert github.errors == []
+
+
 def test_null_forever_raises_an_alert_every_tick_from_the_bound(
     config_repo: ConfigRepo, github: GitHubServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
