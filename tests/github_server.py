@@ -147,6 +147,8 @@ class GitHubServer(LocalForge):
         # GitHub computes mergeability in the background: the first read after a push to the head
         # or the base answers `mergeable: null` (off by default: most tests merge in one read).
         self.compute_after_push = False
+        # Called with each pull as it is opened (a person pushing to the base right then, say).
+        self.after_open: Callable[[Pull], None] | None = None
         # Required fields the responses lacked, over the server's life: nothing fills them in,
         # and the tests assert it stays 0 (each one is also an error in `errors`).
         self.missing_required = 0
@@ -543,6 +545,9 @@ class GitHubServer(LocalForge):
         pull = Pull(number, head, base, str(body.get("title", "")), str(body.get("body") or ""), user)
         pull.draft = bool(body.get("draft", False))
         self.pulls[number] = pull
+        if self.after_open is not None:  # a scenario's move between the PR's opening and its merge
+            self.after_open(pull)
+            self._refs = None
         return Reply(201, pull, template)
 
     def _release(self, repo: str, tag: str) -> Reply:

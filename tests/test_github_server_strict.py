@@ -308,3 +308,47 @@ def test_any_sequence_of_states_ends_merged_or_closed_within_bounded_ticks(
     update_path = f"/api/v3/repos/acme/config/pulls/{number}/update-branch"
     assert github.requests.count(("PUT", update_path)) == updates, states
     assert github.errors == [] and github.missing_required == 0
+
+
+def test_a_rollout_through_behind_and_null_step_prs_succeeds(
+    config_repo: ConfigRepo, github: GitHubServer, tmp_path: Path
+) -> None:
+    """End to end: the reconciler's rollout on a protected main that must be up to date, GitHub
+    answering null after every push, and a person's commit landing on main while each step PR is
+    open. Every step lands through update-branch and a merge, in a bounded number of ticks."""
+    from test_forge import GOOD_FROM, Clock, actions, phase, reconciler, tick, without_metrics
+
+    without_metrics(config_repo)
+    github.protect()
+    github.require_up_to_date = True
+    github.compute_after_push = True
+    clock = Clock(GOOD_FROM)
+    rec = reconciler(config_repo, tmp_path / "work", github, clock)
+    for _ in range(6):  # initialized first (its PRs computed, then merged)
+        tick(rec, clock)
+    assert phase(config_repo) == "Initialized"
+    github.protect(False)  # a person with admin rights pushes the bump
+    config_repo.bump("apps/backend", "6.1.1")
+    github.protect()
+    notes: list[str] = []
+
+    def person_pushes(pull: Pull) -> None:  # right after the step PR opens, before its merge
+        if len(notes) < 3:
+            github.protect(False)
+            move_main(config_repo, f"n{pull.number}")
+            notes.append(f"a person's note n{pull.number}")
+            github.protect()
+
+    github.after_open = person_pushes
+    for _ in range(60):
+        if phase(config_repo) == "Succeeded":
+            break
+        tick(rec, clock)
+    assert phase(config_repo) == "Succeeded", actions(config_repo)
+    assert [a for a, _ in actions(config_repo)][-3:] == ["promote", "finalize", "succeed"]
+    updates = [r for r in github.requests if r[0] == "PUT" and r[1].endswith("/update-branch")]
+    assert updates, "no step PR was ever behind"
+    assert all(p.merged for p in github.pulls.values() if p.state == "closed")
+    on_main = git("log", "--format=%s", "main", cwd=config_repo.remote).splitlines()
+    assert notes and all(note in on_main for note in notes)  # no person's commit is lost
+    assert github.errors == [] and github.missing_required == 0
