@@ -19,17 +19,27 @@ import re
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 from forge_remote import BareRemote, LocalForge, incoming, respond, stamp
+from github_objects import Site, error
 from openapi_schema_validator import OAS30Validator
 
 SPEC_FILE = Path(__file__).parent / "data" / "github" / "rest-api-subset.json"
 _SPEC: dict[str, Any] | None = None
+# A played mergeability state -> what GitHub answers for it (`mergeable`, `mergeable_state`).
+PLAYED: dict[str, tuple[bool | None, str]] = {
+    "null": (None, "unknown"),
+    "behind": (True, "behind"),
+    "unstable": (True, "unstable"),
+    "dirty": (False, "dirty"),
+    "blocked": (True, "blocked"),
+    "clean": (True, "clean"),
+}
 PREFIX = "/api/v3"  # GitHub Enterprise's API root: PyGithub is given base_url=<server>/api/v3
 GRAPHQL = "/api/graphql"  # GitHub Enterprise's GraphQL endpoint beside it
 
@@ -39,82 +49,6 @@ def spec() -> dict[str, Any]:
     if _SPEC is None:
         _SPEC = json.loads(SPEC_FILE.read_text())
     return _SPEC
-
-
-def skeleton(schema: dict[str, Any]) -> Any:
-    """The smallest instance of `schema` that has every required field (then overlaid with real state)."""
-    if "allOf" in schema:
-        out: dict[str, Any] = {}
-        for part in schema["allOf"]:
-            value = skeleton(part)
-            if isinstance(value, dict):
-                out.update(value)
-        return out
-    for key in ("oneOf", "anyOf"):
-        if key in schema:
-            return skeleton(schema[key][0])
-    if schema.get("nullable"):
-        return None
-    if "enum" in schema:
-        return schema["enum"][0]
-    kind = schema.get("type")
-    if kind == "object" or "properties" in schema:
-        props = schema.get("properties", {})
-        return {name: skeleton(props.get(name, {})) for name in schema.get("required", [])}
-    if kind == "array":
-        return []
-    if kind == "integer":
-        return int(schema.get("minimum", 1))
-    if kind == "number":
-        return 0
-    if kind == "boolean":
-        return False
-    if kind == "string":
-        fmt = schema.get("format")
-        if fmt == "date-time":
-            return "2026-01-01T00:00:00Z"
-        if fmt == "uri":
-            return "https://github.example/x"
-        if fmt == "email":
-            return "x@example.com"
-        return "x"
-    return None
-
-
-_MISSING = object()
-
-
-def _resolve(schema: dict[str, Any], data: Any) -> dict[str, Any]:
-    """One concrete object schema: `allOf` merged, the `anyOf`/`oneOf` option that fits `data`."""
-    if "allOf" in schema:
-        merged: dict[str, Any] = {"type": "object", "properties": {}, "required": []}
-        for part in schema["allOf"]:
-            part = _resolve(part, data)
-            merged["properties"].update(part.get("properties", {}))
-            merged["required"] += part.get("required", [])
-        return merged
-    for key in ("oneOf", "anyOf"):
-        if key in schema:
-            for option in schema[key]:
-                if isinstance(data, dict) and (option.get("type") == "object" or "properties" in option):
-                    return _resolve(option, data)
-            return _resolve(schema[key][0], data)
-    return schema
-
-
-def overlay(schema: dict[str, Any], data: Any) -> Any:
-    """Real state `data`, completed with skeleton values for the required fields it lacks."""
-    if isinstance(data, list):
-        items = _resolve(schema, data).get("items", {})
-        return [overlay(items, x) for x in data]
-    if not isinstance(data, dict):
-        return data
-    schema = _resolve(schema, data)
-    props = schema.get("properties", {})
-    out = {name: skeleton(props.get(name, {})) for name in schema.get("required", []) if name not in data}
-    for key, value in data.items():
-        out[key] = overlay(props.get(key, {}), value)
-    return out
 
 
 def git(
@@ -157,6 +91,13 @@ class Pull:
     requested: list[str] = field(default_factory=list)  # requested reviewers (logins)
     requested_teams: list[str] = field(default_factory=list)
     comments: list[tuple[int, str, str]] = field(default_factory=list)  # (id, login, body)
+    base_at_close: str | None = None  # the base's commit when it merged or closed
+    # Mergeability states a scenario plays on the next reads of this pull (GitHub's `mergeable`,
+    # `mergeable_state`), before its real state: see GitHubServer.play.
+    played: list[str] = field(default_factory=list)
+    shown: str = ""  # the mergeable_state the last read showed (what a merge right after it meets)
+    seen_at: tuple[str | None, str | None] | None = None  # (base, head) at the last read
+    shown_played: bool = False  # the last read showed a played state
 
 
 @dataclass
@@ -198,7 +139,19 @@ class GitHubServer(LocalForge):
         self._lock = threading.RLock()
         self._refs: dict[str, str] | None = None
         self._trees: dict[tuple[str, str], str | None] = {}  # merge results by (base, head): immutable
+        self._diffstats: dict[tuple[str, str], tuple[int, int, int, int]] = {}  # by (base, head) too
         self._ids = 1000
+        # Branch protection's "require branches to be up to date before merging": a pull whose head
+        # lacks the base's tip is `behind`, and GitHub merges it only after update-branch.
+        self.require_up_to_date = False
+        # GitHub computes mergeability in the background: the first read after a push to the head
+        # or the base answers `mergeable: null` (off by default: most tests merge in one read).
+        self.compute_after_push = False
+        # Called with each pull as it is opened (a person pushing to the base right then, say).
+        self.after_open: Callable[[Pull], None] | None = None
+        # Required fields the responses lacked, over the server's life: nothing fills them in,
+        # and the tests assert it stays 0 (each one is also an error in `errors`).
+        self.missing_required = 0
 
     @property
     def seen_authorization(self) -> set[str]:
@@ -248,17 +201,51 @@ class GitHubServer(LocalForge):
             latest[review.user] = review.state
         return sum(1 for state in latest.values() if state == "APPROVED")
 
-    def mergeable_state(self, pull: Pull) -> tuple[bool | None, str]:
+    def play(self, number: int, *states: str) -> None:
+        """Make the next reads of pull `number` answer these mergeability states, one a read,
+        before its real one: `null` (GitHub still computing: `mergeable: null`), `behind`,
+        `unstable` (a failing check that is not required), `dirty`, `blocked` or `clean`. A merge
+        follows what the last read showed: GitHub refuses one it showed dirty, behind or null."""
+        with self._lock:
+            unknown = set(states) - set(PLAYED)
+            assert not unknown, f"no such mergeable state: {unknown}"
+            self.pulls[number].played += states
+
+    def mergeable_state(self, pull: Pull, read: bool = False) -> tuple[bool | None, str]:
+        """GitHub's (mergeable, mergeable_state) of `pull`; `read`: a client reads it now (a
+        played state is used up, and GitHub's first read after a push is `null` when
+        `compute_after_push` is set)."""
         if pull.state != "open":
             return None, "unknown"
+        if read and pull.played:
+            pull.shown, pull.shown_played = pull.played.pop(0), True
+            return PLAYED[pull.shown]
+        if read:
+            pull.shown_played = False
         head, base = self.rev(pull.head), self.rev(pull.base)
+        if read:
+            seen, pull.seen_at = pull.seen_at, (base, head)
+            if self.compute_after_push and seen != (base, head):
+                pull.shown = "null"
+                return PLAYED["null"]
+        state = self._real_state(pull, head, base)
+        if read:
+            pull.shown = state[1]
+        return state
+
+    def _real_state(self, pull: Pull, head: str | None, base: str | None) -> tuple[bool | None, str]:
         if head is None or base is None or self._merge_tree(base, head) is None:
             return False, "dirty"
         if pull.draft:
             return True, "draft"  # GitHub merges no draft, whatever the reviews say
         if self.approvals(pull) < self.required_approvals:
             return True, "blocked"
+        if self.require_up_to_date and not self._contains(head, base):
+            return True, "behind"  # protection wants the head to include the base's tip
         return True, "clean"
+
+    def _contains(self, head: str, base: str) -> bool:
+        return git("merge-base", "--is-ancestor", base, head, cwd=self.bare).returncode == 0
 
     def human_merge(self, number: int, user: str = "pat") -> str:
         """A person presses the merge button (no review rule applies to an admin here)."""
@@ -299,7 +286,7 @@ class GitHubServer(LocalForge):
         assert update.returncode == 0, update.stderr
         self._refs = None
         pull.state, pull.merged, pull.merge_sha, pull.merged_by = "closed", True, sha, user
-        pull.closed, pull.head_sha = time.time(), head
+        pull.closed, pull.head_sha, pull.base_at_close = time.time(), head, base
         return sha
 
     # -- JSON views ----------------------------------------------------------------------------
@@ -311,91 +298,119 @@ class GitHubServer(LocalForge):
             return None
         return response.get("content", {}).get("application/json", {}).get("schema", {})
 
-    def _user(self, login: str) -> dict[str, Any]:
-        return {
-            "login": login,
-            "id": abs(hash(login)) % 100000 + 1,
-            "type": "Bot" if login.endswith("[bot]") else "User",
-            "html_url": f"{self.server.url}/{login}",
-        }
+    @property
+    def site(self) -> Site:
+        return Site(self.server.url, self.api_url, self.owner, self.name, self.default_branch)
 
-    def _repo(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "full_name": f"{self.owner}/{self.name}",
-            "default_branch": self.default_branch,
-            "html_url": self.html_url,
-            "url": f"{self.api_url}/repos/{self.owner}/{self.name}",
-            "owner": self._user(self.owner),
-        }
+    def _user(self, login: str) -> dict[str, Any]:
+        return self.site.user(login)
+
+    def _repo(self, full: bool = False) -> dict[str, Any]:
+        open_pulls = sum(1 for p in self.pulls.values() if p.state == "open")
+        return self.site.repository(open_pulls, stamp(), full)
+
+    def _stats(self, base: str, head: str) -> tuple[int, int, int, int]:
+        """(commits, additions, deletions, changed files) of `head` over `base`, as git counts them."""
+        if (base, head) not in self._diffstats:
+            commits = git("rev-list", "--count", f"{base}..{head}", cwd=self.bare).stdout.strip()
+            numstat = git("diff", "--numstat", f"{base}...{head}", cwd=self.bare).stdout.splitlines()
+            rows = [line.split("\t", 2) for line in numstat if line]
+            added = sum(int(r[0]) for r in rows if r[0].isdigit())  # "-" for a binary file
+            deleted = sum(int(r[1]) for r in rows if r[1].isdigit())
+            self._diffstats[(base, head)] = (int(commits or 0), added, deleted, len(rows))
+        return self._diffstats[(base, head)]
 
     def pull_json(self, pull: Pull, schema: dict[str, Any]) -> dict[str, Any]:
-        mergeable, mergeable_state = self.mergeable_state(pull)
+        """A Pull Request (GET one) or a Pull Request Simple (lists), whole, from the pull's state."""
+        full = "mergeable_state" in schema.get("properties", {})
+        mergeable, mergeable_state = self.mergeable_state(pull, read=full)
         head_sha = self.rev(pull.head) or pull.head_sha
-        api = f"{self.api_url}/repos/{self.owner}/{self.name}"
+        base_sha = self.rev(pull.base) or ""
+        api = f"{self.site.repo_api}/pulls/{pull.number}"
+        issue = f"{self.site.repo_api}/issues/{pull.number}"
+        html = f"{self.html_url}/pull/{pull.number}"
+        owner = self._user(self.owner)
         data: dict[str, Any] = {
+            "url": api,
             "id": pull.number * 7,
             "node_id": f"PR_{pull.number}",
-            "draft": pull.draft,
-            "labels": [self._label(name) for name in pull.labels],
-            "requested_reviewers": [self._user(login) for login in pull.requested],
-            "issue_url": f"{api}/issues/{pull.number}",
+            "html_url": html,
+            "diff_url": f"{html}.diff",
+            "patch_url": f"{html}.patch",
+            "issue_url": issue,
+            "commits_url": f"{api}/commits",
+            "review_comments_url": f"{api}/comments",
+            "review_comment_url": f"{self.site.repo_api}/pulls/comments{{/number}}",
+            "comments_url": f"{issue}/comments",
+            "statuses_url": f"{self.site.repo_api}/statuses/{head_sha}",
             "number": pull.number,
             "state": pull.state,
+            "locked": False,
             "title": pull.title,
-            "body": pull.body,
-            "url": f"{api}/pulls/{pull.number}",
-            "html_url": f"{self.html_url}/pull/{pull.number}",
             "user": self._user(pull.user),
+            "body": pull.body,
+            "labels": [self._label(name) for name in pull.labels],
+            "milestone": None,
             "created_at": stamp(pull.created),
             "updated_at": stamp(),
             "closed_at": stamp(pull.closed) if pull.closed else None,
             "merged_at": stamp(pull.closed) if pull.merged else None,
             "merge_commit_sha": pull.merge_sha,
+            "assignee": None,
+            "assignees": [],
+            "requested_reviewers": [self._user(login) for login in pull.requested],
+            "requested_teams": [],
             "head": {
+                "label": f"{self.owner}:{pull.head}",
                 "ref": pull.head,
                 "sha": head_sha,
-                "label": f"{self.owner}:{pull.head}",
+                "user": owner,
                 "repo": self._repo(),
             },
             "base": {
-                "ref": pull.base,
-                "sha": self.rev(pull.base) or "",
                 "label": f"{self.owner}:{pull.base}",
+                "ref": pull.base,
+                "sha": base_sha,
+                "user": owner,
                 "repo": self._repo(),
             },
+            "_links": self.site.pull_links(pull.number, head_sha),
+            "author_association": self.association(pull.user),
+            "auto_merge": None,
+            "draft": pull.draft,
         }
-        if "mergeable_state" in schema.get("properties", {}):
+        if full:
+            # Counted over the pull's own commits: from the base it was opened on while open,
+            # from the base it merged into (its first parent) once merged.
+            since = base_sha if pull.state == "open" else (pull.base_at_close or base_sha)
+            stats = self._stats(since, head_sha) if head_sha and since else (0, 0, 0, 0)
+            commits, added, deleted, files = stats
             data.update(
-                mergeable=mergeable,
-                mergeable_state=mergeable_state,
                 merged=pull.merged,
+                mergeable=mergeable,
+                rebaseable=mergeable,
+                mergeable_state=mergeable_state,
                 merged_by=self._user(pull.merged_by) if pull.merged_by else None,
-                commits=1,
+                comments=len(pull.comments),
+                review_comments=0,
+                maintainer_can_modify=False,
+                commits=commits,
+                additions=added,
+                deletions=deleted,
+                changed_files=files,
             )
-        return overlay(schema, data)
+        return data
 
     def _label(self, name: str) -> dict[str, Any]:
-        api = f"{self.api_url}/repos/{self.owner}/{self.name}"
-        return {
-            "id": abs(hash(name)) % 100000 + 1,
-            "node_id": f"LA_{name}",
-            "url": f"{api}/labels/{name}",
-            "name": name,
-            "description": "",
-            "color": "ededed",
-            "default": False,
-        }
+        return self.site.label(name)
 
     def association(self, login: str) -> str:
         return self.associations.get(login, "COLLABORATOR")
 
-    def comment_json(
-        self, pull: Pull, comment: tuple[int, str, str], schema: dict[str, Any]
-    ) -> dict[str, Any]:
+    def comment_json(self, pull: Pull, comment: tuple[int, str, str]) -> dict[str, Any]:
         number, login, text = comment
-        api = f"{self.api_url}/repos/{self.owner}/{self.name}"
-        data = {
+        api = self.site.repo_api
+        return {
             "id": number,
             "node_id": f"IC_{number}",
             "url": f"{api}/issues/comments/{number}",
@@ -407,27 +422,30 @@ class GitHubServer(LocalForge):
             "updated_at": stamp(),
             "author_association": self.association(login),
         }
-        return overlay(schema, data)
 
-    def review_json(self, pull: Pull, review: Review, schema: dict[str, Any]) -> dict[str, Any]:
-        data = {
-            "author_association": self.association(review.user),
+    def review_json(self, pull: Pull, review: Review) -> dict[str, Any]:
+        html = f"{self.html_url}/pull/{pull.number}#pullrequestreview-{review.id}"
+        api = f"{self.site.repo_api}/pulls/{pull.number}"
+        return {
             "id": review.id,
+            "node_id": f"PRR_{review.id}",
             "user": self._user(review.user),
-            "state": review.state,
-            "commit_id": review.commit_id,
             "body": review.body,
-            "html_url": f"{self.html_url}/pull/{pull.number}#review-{review.id}",
-            "pull_request_url": f"{self.api_url}/repos/{self.owner}/{self.name}/pulls/{pull.number}",
+            "state": review.state,
+            "html_url": html,
+            "pull_request_url": api,
+            "_links": {"html": {"href": html}, "pull_request": {"href": api}},
+            "submitted_at": stamp(),
+            "commit_id": review.commit_id,
+            "author_association": self.association(review.user),
         }
-        return overlay(schema, data)
 
     # -- the API -------------------------------------------------------------------------------
 
     def handle(self, method: str, path: str, query: dict[str, str], body: dict[str, Any], user: str) -> Reply:
         repo = f"/repos/{self.owner}/{self.name}"
         if path == "/user" and method == "get":  # the account the token acts as
-            return Reply(200, self._user(user), "/user", full=True)
+            return Reply(200, self.site.private_user(user), "/user")
         release = re.fullmatch(r"/repos/([^/]+/[^/]+)/releases/tags/([^/]+)", path)
         if release and method == "get":  # of any repository on this GitHub
             return self._release(release[1], unquote(release[2]))
@@ -435,12 +453,12 @@ class GitHubServer(LocalForge):
             return Reply(404, {"message": "Not Found"}, None)
         rest = path[len(repo) :]
         if rest == "" and method == "get":
-            return Reply(200, self._repo(), "/repos/{owner}/{repo}", full=True)
+            return Reply(200, self._repo(full=True), "/repos/{owner}/{repo}")
         if rest == "/pulls" and method == "get":
             return self._list_pulls(query)
         if rest == "/pulls" and method == "post":
             return self._create_pull(body, user)
-        match = re.fullmatch(r"/pulls/(\d+)(/merge|/reviews)?", rest)
+        match = re.fullmatch(r"/pulls/(\d+)(/merge|/reviews|/update-branch)?", rest)
         if match:
             pull = self.pulls.get(int(match.group(1)))
             template = "/repos/{owner}/{repo}/pulls/{pull_number}" + (match.group(2) or "")
@@ -457,6 +475,8 @@ class GitHubServer(LocalForge):
                 return Reply(200, [(pull, r) for r in pull.reviews], template)
             if match.group(2) == "/reviews" and method == "post":
                 return self._review(pull, body, user)
+            if match.group(2) == "/update-branch" and method == "put":
+                return self._update_branch(pull, body)
         match = re.fullmatch(r"/collaborators/([^/]+)/permission", rest)
         if match and method == "get":
             return self._permission(unquote(match[1]))
@@ -472,16 +492,12 @@ class GitHubServer(LocalForge):
             sha = self.rev(match.group(1))
             if sha is None:
                 return Reply(404, {"message": "Not Found"}, template)
-            ref = f"refs/heads/{match.group(1)}"
-            api = f"{self.api_url}/repos/{self.owner}/{self.name}"
-            data = {"ref": ref, "url": f"{api}/git/{ref}", "object": {"sha": sha, "type": "commit"}}
-            return Reply(200, data, template, full=True)
+            return Reply(200, self.site.ref(match.group(1), sha), template)
         match = re.fullmatch(r"/git/refs/heads/(.+)", rest)
         if match and method == "delete":
             if self.rev(match.group(1)) is None:
-                return Reply(
-                    422, {"message": "Reference does not exist"}, "/repos/{owner}/{repo}/git/refs/{ref}"
-                )
+                # The description gives this 422 no body (GitHub's own carries a message).
+                return Reply(422, None, "/repos/{owner}/{repo}/git/refs/{ref}")
             git("update-ref", "-d", f"refs/heads/{match.group(1)}", cwd=self.bare)
             self._refs = None
             return Reply(204, None, "/repos/{owner}/{repo}/git/refs/{ref}")
@@ -529,6 +545,9 @@ class GitHubServer(LocalForge):
         pull = Pull(number, head, base, str(body.get("title", "")), str(body.get("body") or ""), user)
         pull.draft = bool(body.get("draft", False))
         self.pulls[number] = pull
+        if self.after_open is not None:  # a scenario's move between the PR's opening and its merge
+            self.after_open(pull)
+            self._refs = None
         return Reply(201, pull, template)
 
     def _release(self, repo: str, tag: str) -> Reply:
@@ -554,10 +573,10 @@ class GitHubServer(LocalForge):
             "prerelease": False,
             "created_at": stamp(),
             "published_at": stamp(),
-            "author": self._user("pat"),  # the schema's other required fields are filled in by overlay
+            "author": self._user("pat"),
             "assets": [],
         }
-        return Reply(200, data, template, full=True)
+        return Reply(200, data, template)
 
     def _permission(self, login: str) -> Reply:
         template = "/repos/{owner}/{repo}/collaborators/{username}/permission"
@@ -568,15 +587,14 @@ class GitHubServer(LocalForge):
         rights = {"pull": True, "triage": permission != "read", "push": permission != "read",
                   "maintain": permission == "admin", "admin": permission == "admin"}
         user = {**self._user(login), "permissions": rights, "role_name": role}
-        return Reply(200, {"permission": permission, "role_name": role, "user": user}, template, full=True)
+        return Reply(200, {"permission": permission, "role_name": role, "user": user}, template)
 
     def _request_reviewers(self, number: int, body: dict[str, Any]) -> Reply:
         template = "/repos/{owner}/{repo}/pulls/{pull_number}/requested_reviewers"
-        self._check_request(template, "post", body)
         pull = self.pulls.get(number)
         if pull is None or any(login in self.unknown_users for login in body.get("reviewers") or []):
             # GitHub's answer to a login that is no collaborator (or no user at all).
-            return Reply(422, {"message": "Validation Failed"}, template)
+            return Reply(422, None, template)  # the description gives this 422 no body
         for login in body.get("reviewers") or []:
             if login not in pull.requested:
                 pull.requested.append(str(login))
@@ -589,8 +607,6 @@ class GitHubServer(LocalForge):
         pull = self.pulls.get(number)
         if pull is None:
             return Reply(404, {"message": "Not Found"}, template)
-        if method in ("put", "post"):
-            self._check_request(template, method, body)
         if what == "labels":
             if method == "put":
                 pull.labels = [str(x) for x in body.get("labels", [])]
@@ -648,21 +664,35 @@ class GitHubServer(LocalForge):
             pull.body = str(body["body"] or "")
         if body.get("state") == "closed" and pull.state == "open":
             pull.state, pull.closed, pull.head_sha = "closed", time.time(), self.rev(pull.head) or ""
+            pull.base_at_close = self.rev(pull.base)
         return Reply(200, pull, template)
 
-    def _check_request(self, template: str, method: str, body: Any) -> None:
-        """Record a request body that GitHub's description of the operation does not allow."""
-        request = spec()["paths"][template][method].get("requestBody") or {}
+    def check_request(self, template: str | None, method: str, body: Any) -> None:
+        """Record a request body that GitHub's description of the operation does not allow: every
+        body of every operation, checked closed (a key the operation does not describe is one
+        GitHub would ignore, so gitcanary meant something that did not happen)."""
+        if template is None or method not in spec()["paths"][template]:
+            return
+        request = spec()["paths"][template][method].get("requestBody")
+        if request is None:
+            if body:
+                self.errors.append(f"{method.upper()} {template} request: a body where the spec has none")
+            return
         schema = request.get("content", {}).get("application/json", {}).get("schema")
+        if not body and not request.get("required"):
+            return  # no body at all: the operation's defaults
         if schema:
-            self.check(OAS30Validator(schema), body, f"{method.upper()} {template} request", most=100)
+            self.check_strictly(schema, body, f"{method.upper()} {template} request", most=100)
 
     def _merge_pull(self, pull: Pull, body: dict[str, Any], user: str) -> Reply:
         template = "/repos/{owner}/{repo}/pulls/{pull_number}/merge"
-        self._check_request(template, "put", body)
         mergeable, state = self.mergeable_state(pull)
+        if pull.shown_played:
+            mergeable, state = PLAYED[pull.shown]  # GitHub merges as the read before showed the pull
         if pull.state != "open" or not mergeable:
             return Reply(405, {"message": "Pull Request is not mergeable"}, template)
+        if state == "behind":
+            return Reply(405, {"message": "Head branch is not up to date with the base branch"}, template)
         if state == "draft":
             return Reply(405, {"message": "Pull Request is still a draft"}, template)
         if state == "blocked":
@@ -688,6 +718,33 @@ class GitHubServer(LocalForge):
         return Reply(
             200, {"sha": merged, "merged": True, "message": "Pull Request successfully merged"}, template
         )
+
+    def _update_branch(self, pull: Pull, body: dict[str, Any] | None) -> Reply:
+        """GitHub's update-branch: a real merge commit of the base into the head branch (GitHub
+        does it in the background and answers 202; here it is done before the answer)."""
+        template = "/repos/{owner}/{repo}/pulls/{pull_number}/update-branch"
+        head, base = self.rev(pull.head), self.rev(pull.base)
+        expected = (body or {}).get("expected_head_sha")
+        if pull.state != "open" or head is None or base is None:
+            return Reply(422, error("Validation Failed"), template)
+        if expected and expected != head:
+            message = "expected head sha didn't match current head ref."
+            return Reply(422, error(message), template)
+        tree = self._merge_tree(head, base)
+        if tree is None:
+            return Reply(422, error("merge conflict between base and head"), template)
+        pull.shown_played = False  # the head moves: what the last read showed no longer holds
+        if not self._contains(head, base):
+            text = f"Merge branch '{pull.base}' into {pull.head}\n"
+            env = {**os.environ, "GIT_AUTHOR_NAME": "GitHub", "GIT_AUTHOR_EMAIL": "noreply@github.example",
+                   "GIT_COMMITTER_NAME": "GitHub", "GIT_COMMITTER_EMAIL": "noreply@github.example"}
+            sha = git("commit-tree", tree, "-p", head, "-p", base, "-F", "-", cwd=self.bare, env=env,
+                      input=text).stdout.strip()
+            update = git("update-ref", f"refs/heads/{pull.head}", sha, head, cwd=self.bare)
+            assert update.returncode == 0, update.stderr
+            self._refs = None
+        url = f"{self.html_url}/pull/{pull.number}"
+        return Reply(202, {"message": "Updating pull request branch.", "url": url}, template)
 
     def _review(self, pull: Pull, body: dict[str, Any], user: str) -> Reply:
         template = "/repos/{owner}/{repo}/pulls/{pull_number}/reviews"
@@ -734,6 +791,8 @@ class GitHubServer(LocalForge):
                     template,
                 )
             else:
+                if method in ("post", "put", "patch", "delete"):
+                    self.check_request(_template_for(path[len(PREFIX) :], method), method, body)
                 try:
                     reply = self.handle(method, path[len(PREFIX) :], query, body, user)
                 except Exception as exc:  # a bug in this server must fail the test, not look like GitHub
@@ -753,7 +812,8 @@ class GitHubServer(LocalForge):
         ]
 
     def _render(self, reply: Reply, method: str) -> Any:
-        """Turn state into JSON and check it against GitHub's schema for that operation and status."""
+        """Turn state into JSON and check it, as built, against GitHub's schema for that operation
+        and status (no field is filled in: a missing one is an error of this server)."""
         if reply.template is None:
             # A request this server has no operation for: gitcanary called something GitHub's
             # description (as far as the subset goes) does not have, or the server lacks it.
@@ -771,23 +831,61 @@ class GitHubServer(LocalForge):
                 body = [self._json(x, item) for x in body]
             elif isinstance(body, Pull | tuple):
                 body = self._json(body, schema)
-            elif reply.full and isinstance(body, dict):
-                body = overlay(schema, body)
             what = f"{method.upper()} {reply.template} {reply.status}"
-            if not self.check(OAS30Validator(schema), body, what):
+            if not self.check_strictly(schema, body, what):
                 return {"message": "test server produced a response that does not match GitHub's schema"}
-        elif body is not None and not isinstance(body, dict):
+        elif body is not None:
             self.errors.append(f"{method.upper()} {reply.template}: a body where the spec has none")
         return body
+
+    def check_strictly(self, schema: dict[str, Any], data: Any, what: str, most: int = 5) -> bool:
+        """Check `data` against `schema` closed (see `closed`) with formats checked; count each
+        missing required field in `missing_required` (it stays 0: nothing is filled in)."""
+        validator = OAS30Validator(closed(schema), format_checker=OAS30Validator.FORMAT_CHECKER)
+        found = list(validator.iter_errors(data))
+        self.missing_required += sum(1 for e in _leaves(found) if e.validator == "required")
+        return self.check(validator, data, what, most)
 
     def _json(self, thing: Any, schema: dict[str, Any]) -> Any:
         if isinstance(thing, Pull):
             return self.pull_json(thing, schema)
         if thing[0] == "label":
-            return overlay(schema, self._label(thing[1]))
+            return self._label(thing[1])
         if thing[0] == "comment":
-            return self.comment_json(thing[1], thing[2], schema)
-        return self.review_json(thing[0], thing[1], schema)
+            return self.comment_json(thing[1], thing[2])
+        return self.review_json(thing[0], thing[1])
+
+
+def _leaves(errors: Iterable[Any]) -> Iterator[Any]:
+    """Each validation error, and the errors under a `oneOf`/`anyOf` that none of the options took."""
+    for problem in errors:
+        yield problem
+        yield from _leaves(problem.context or [])
+
+
+def closed(schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema` with every object that lists its properties closed (`additionalProperties: false`)
+    where the description leaves it open: GitHub ignores a request key it does not know, so a
+    misspelt one would change nothing there and pass silently here; and a response key this server
+    invents would be one PyGithub may read and real GitHub never sends. `allOf` parts stay open
+    (each part alone lists only some of the properties)."""
+    if isinstance(schema, list):
+        return [closed(x) for x in schema]  # type: ignore[return-value]
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "allOf":
+            out[key] = value
+        elif key in ("properties", "patternProperties"):
+            out[key] = {name: closed(sub) for name, sub in value.items()}
+        elif key in ("items", "additionalProperties", "not") or key in ("oneOf", "anyOf"):
+            out[key] = closed(value)
+        else:
+            out[key] = value
+    if "properties" in out and "additionalProperties" not in out and "allOf" not in out:
+        out["additionalProperties"] = False
+    return out
 
 
 @dataclass
@@ -795,7 +893,6 @@ class Reply:
     status: int
     body: Any
     template: str | None
-    full: bool = False
 
 
 def _template_for(path: str, method: str) -> str | None:
@@ -808,6 +905,7 @@ def _template_for(path: str, method: str) -> str | None:
 
 _REASONS = {
     200: "OK",
+    202: "Accepted",
     201: "Created",
     204: "No Content",
     403: "Forbidden",

@@ -15,8 +15,9 @@ import pytest
 from gitcanary.analysis.providers import ProviderEnv, problems
 from gitcanary.spec.models import MetricTemplate
 from tests.provider_checks import check, secrets, template
-from tests.vendor_server import Reply, Request, VendorServer, serve
+from tests.vendor_server import Reply, Request, Spec, VendorServer, serve
 
+SPEC_PATH = "/apis/external.metrics.k8s.io/v1beta1/namespaces/{namespace}/{metric}"
 PATH = re.compile(r"/apis/external\.metrics\.k8s\.io/v1beta1/namespaces/([a-z0-9-]+)/([A-Za-z0-9_.-]+)")
 
 
@@ -50,7 +51,11 @@ def documented(answer: dict[str, Any], status: int = 200) -> Any:
 
 @pytest.fixture
 def api() -> Iterator[VendorServer]:
-    yield from serve(VendorServer(documented(value_list("1500m"))))
+    # Every request and answer also checked against the API's types (tests/data/external-metrics).
+    spec = Spec.load("external-metrics/openapi-v1beta1.json", SPEC_PATH)
+    server = VendorServer(documented(value_list("1500m")), spec)
+    yield from serve(server)
+    assert server.errors == []
 
 
 ENV = ProviderEnv(secrets=secrets({"token": "cluster-token"}))

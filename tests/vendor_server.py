@@ -80,8 +80,10 @@ class Spec:
         return node
 
     def validator(self, schema: dict[str, Any]) -> OAS30Validator:
-        """A validator for `schema` whose `#/components/...` references resolve in the description."""
-        return OAS30Validator({**schema, "components": self.document.get("components", {})})
+        """A validator for `schema`, closed (see `closed`), whose `#/components/...` references
+        resolve in the description (closed too)."""
+        components = closed(self.document.get("components", {}))
+        return OAS30Validator({**closed(schema), "components": components})
 
     def request_problems(self, request: Request, prefix: str = "") -> list[str]:
         problems = []
@@ -100,7 +102,12 @@ class Spec:
                 f"request body at {'/'.join(map(str, e.path))}: {e.message}"
                 for e in self.validator(self.resolve(body_schema)).iter_errors(sent)
             ]
-        for parameter in [self.resolve(p) for p in self.operation.get("parameters", [])]:
+        parameters = [self.resolve(p) for p in self.operation.get("parameters", [])]
+        described = {p["name"] for p in parameters if p.get("in") == "query"}
+        # A query parameter the operation does not describe: the vendor ignores it (or refuses it),
+        # so the client meant something that does not happen.
+        problems += [f"query parameter {n} is not described" for n in request.params if n not in described]
+        for parameter in parameters:
             if parameter.get("in") != "query":
                 continue
             name = parameter["name"]
@@ -146,6 +153,32 @@ class Spec:
             f"response {status} at {'/'.join(map(str, e.path))}: {e.message}"
             for e in self.validator(self.resolve(schema)).iter_errors(body)
         ]
+
+
+def closed(schema: Any) -> Any:
+    """`schema` with every object that lists its properties and says nothing of others closed
+    (`additionalProperties: false`), through `properties`, `items`, `oneOf`/`anyOf` and the
+    components; `allOf` parts stay open, each listing only some of the properties. The vendors'
+    descriptions mostly leave objects open, so their clients tolerate new fields; a stand-in's own
+    request checks and canned answers must not use a key the description lacks (a misspelt key
+    would otherwise validate), and a description that closes an object stays closed."""
+    if isinstance(schema, list):
+        return [closed(x) for x in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "allOf":
+            out[key] = value
+        elif key in ("properties", "schemas"):
+            out[key] = {name: closed(sub) for name, sub in value.items()}
+        elif key in ("items", "additionalProperties", "not", "oneOf", "anyOf"):
+            out[key] = closed(value)
+        else:
+            out[key] = value
+    if "properties" in out and "additionalProperties" not in out and "allOf" not in out:
+        out["additionalProperties"] = False
+    return out
 
 
 @dataclass

@@ -46,6 +46,11 @@ class ForgeClient:
     def web_url(self) -> str:
         return self._web_url
 
+    def update_branch(self, number: int, head_sha: str) -> bool:
+        """No update-branch through this client: a step PR behind its base is closed and the step
+        decided again from the current branch (see Publisher._drive_step)."""
+        return False
+
     def token(self, value: str | None, file: Path | None) -> str:
         """The access token from the value or its file, registered for redaction; missing is an error."""
         token = read_secret(value, file, f"{self.name} token")

@@ -320,7 +320,6 @@ class GitHubForge(ForgeClient):
         self, number: int, method: str, sha: str | None = None, message: str | None = None
     ) -> str | None:
         def go() -> str | None:
-            pr = self.repo.get_pull(number)
             try:
                 kwargs: dict[str, Any] = {"merge_method": method}
                 if sha:
@@ -329,7 +328,11 @@ class GitHubForge(ForgeClient):
                     # No commit_title: GitHub's default subject ("Merge pull request #N from ...",
                     # or "TITLE (#N)" for a squash) is how `gitcanary history` finds the PR.
                     kwargs["commit_message"] = self.redact(message)
-                return str(pr.merge(**kwargs).sha)
+                # PUT .../merge directly: reading the PR first would be a second read of its
+                # mergeability, which GitHub may answer differently from the one decided on.
+                url = f"{self.repo.url}/pulls/{number}/merge"
+                _, data = self.gh.requester.requestJsonAndCheck("PUT", url, input=kwargs)
+                return str(data["sha"])
             except GithubException as exc:
                 if exc.status in (405, 409):  # not mergeable yet (reviews, checks, conflict) or head moved
                     log.info("PR #%d not merged yet: %s", number, self._error("merge", exc))
@@ -337,6 +340,23 @@ class GitHubForge(ForgeClient):
                 raise
 
         return self._call(f"merging PR #{number}", go)
+
+    def update_branch(self, number: int, head_sha: str) -> bool:
+        """GitHub's update-branch (the base merged into the head, 202: started); False on its 422
+        (the head is no longer `head_sha`, or the base does not merge into it cleanly)."""
+
+        def go() -> bool:
+            try:
+                url = f"{self.repo.url}/pulls/{number}/update-branch"
+                self.gh.requester.requestJsonAndCheck("PUT", url, input={"expected_head_sha": head_sha})
+            except GithubException as exc:
+                if exc.status == 422:
+                    log.info("PR #%d not updated: %s", number, self._error("update-branch", exc))
+                    return False
+                raise
+            return True
+
+        return self._call(f"updating the branch of PR #{number}", go)
 
     def close(self, number: int) -> None:
         self._call(f"closing PR #{number}", lambda: self.repo.get_pull(number).edit(state="closed"))

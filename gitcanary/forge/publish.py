@@ -56,6 +56,11 @@ SPEC_DIFF_LINES = 60
 CONFIG_LINE = re.compile(r"^config (?P<kind>\S+) \S+: ")
 CODEOWNERS_FILES = (".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS")  # GitHub's search order
 REASON_CHARS = 300
+# Ticks a step PR may spend on the forge's side before gitcanary stops waiting: reads while the
+# forge still computes whether it merges (`mergeable: null`), each raising an ALERT from this many
+# on; branch updates while it is `behind` a base that keeps moving, after which the PR is closed
+# and the step decided again from the current branch.
+UNDECIDED_TICKS = 5
 RELEASES_KEPT = 256  # releases remembered between ticks (each a tag of an image a rollout shows)
 
 
@@ -121,6 +126,9 @@ class Publisher:
     _not_merged_by_me: set[str] = field(default_factory=set)  # asked the forge once: not gitcanary's
     _pull_pages: dict[str, str] = field(default_factory=dict)  # PR number -> its page, as the forge says
     _closed: set[int] = field(default_factory=set)  # PRs this process closed (a tick's list may hold them)
+    # Step PR number -> ticks it was read with its mergeability not yet computed / updated while behind.
+    _computing: dict[int, int] = field(default_factory=dict)
+    _updates: dict[int, int] = field(default_factory=dict)
 
     def merged_own(self, sha: str) -> bool:
         """Commit `sha` is the forge's merge of one of gitcanary's own PRs.
@@ -246,12 +254,34 @@ class Publisher:
     def _drive_step(self, pr: PullRequest) -> str | None:
         full = self.forge.get(pr.number)
         rollback = pr.head.rsplit("/", 1)[-1].startswith("rollback-")
+        if full.state == "open" and full.mergeable is None:
+            # The forge computes mergeability after a push and answers null meanwhile: read again
+            # next tick; from UNDECIDED_TICKS reads on, every tick raises an ALERT.
+            reads = self._computing[pr.number] = self._computing.get(pr.number, 0) + 1
+            if reads >= UNDECIDED_TICKS:
+                log.error(
+                    "ALERT: the forge has not said whether PR #%d (%s) can merge after %d reads",
+                    pr.number,
+                    full.url,
+                    reads,
+                )
+            return f"waiting for the forge to compute whether PR #{pr.number} can merge ({full.url})"
+        self._computing.pop(pr.number, None)
         if full.mergeable is False:
             # Conflicts with what landed since: the step was decided from a stale state. Decide again.
             log.warning("PR #%d (%s) conflicts with %s: closing it as stale", pr.number, pr.head, pr.base)
-            self.forge.close(pr.number)
-            self._closed.add(pr.number)
-            self.forge.delete_branch(pr.head)
+            self._drop_step(pr)
+            return None
+        if full.mergeable_state == "behind":
+            # Branch protection wants the head up to date with the base: merge the base into it
+            # (the forge's update-branch), at most UNDECIDED_TICKS times; a forge that cannot, a
+            # refusal (conflict, head moved) or a base that keeps moving: decide the step again.
+            updates = self._updates[pr.number] = self._updates.get(pr.number, 0) + 1
+            if updates <= UNDECIDED_TICKS and self.forge.update_branch(pr.number, full.head_sha):
+                log.info("PR #%d (%s) is behind %s: updated it from %s", pr.number, pr.head, pr.base, pr.base)
+                return f"updating PR #{pr.number} from {pr.base} ({full.url})"
+            log.warning("PR #%d (%s) stays behind %s: closing it as stale", pr.number, pr.head, pr.base)
+            self._drop_step(pr)
             return None
         if full.mergeable and full.mergeable_state in ("clean", "unstable", "has_hooks"):
             merged = self.forge.merge(pr.number, self.settings.merge_method, sha=full.head_sha)
@@ -269,6 +299,14 @@ class Publisher:
                 full.mergeable_state,
             )
         return _why(full)
+
+    def _drop_step(self, pr: PullRequest) -> None:
+        """Close a step PR decided from a state that moved on; the tick decides that step again."""
+        self.forge.close(pr.number)
+        self._closed.add(pr.number)
+        self.forge.delete_branch(pr.head)
+        self._computing.pop(pr.number, None)
+        self._updates.pop(pr.number, None)
 
     def _keep_gate(
         self,
