@@ -197,6 +197,36 @@ def test_the_operator_backend_gets_the_credentials_and_their_echo_is_masked(worl
     assert "Authorization: Basic " in received  # --prometheus's userinfo, and the store's user/password
 
 
+def test_the_aws_identity_is_the_environment_s_as_it_is_now(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CloudWatch client made earlier in the process under another AWS environment (another
+    canary's test, another library) does not choose the identity later ones sign with: the planted
+    key id reaches the operator's backend after one."""
+
+    def cloudwatch() -> None:
+        only = Repository(
+            templates=[
+                {"kind": "cloudwatch", "address": world.operator.url, "secret": None, "headers": None}
+            ],
+            alerts=[],
+            hooks=[],
+            metrics_server=None,
+        )
+        check_world(world, only)
+
+    with monkeypatch.context() as patch:
+        patch.setenv("AWS_ACCESS_KEY_ID", "AKIAEARLIERCLIENTXX")
+        patch.setenv("AWS_SECRET_ACCESS_KEY", "earlier")
+        patch.delenv("AWS_SESSION_TOKEN")
+        cloudwatch()
+    world.operator.clear()
+    cloudwatch()
+    received = "\n".join(world.operator.texts())
+    assert world.planted.values["aws-key-id"] in received
+    assert "AKIAEARLIERCLIENTXX" not in received
+
+
 @pytest.mark.parametrize(
     "name", ["../outside", "../../outside/loot", "/etc/passwd", "linked", "a/../../x", "", ".."]
 )
