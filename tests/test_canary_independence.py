@@ -492,4 +492,6 @@ def test_a_due_rollback_and_step_land_within_one_interval_while_another_canary_s
     called = {request.path for request in server.requests[asked_before:]}
     assert called & {hook_path(kind, number) for kind, number, _ in slow}, (slow, called)
     hooked_message = landings.at[hooked][-1][1]
-    assert "no answer within the analysis deadline (5s)" in hooked_message, hooked_message
+    # The reason names the deadline: the hook it cut ("no answer within the analysis deadline"),
+    # or the next one it kept from starting ("not called: the analysis deadline passed").
+    assert "the analysis deadline" in hooked_message, hooked_message

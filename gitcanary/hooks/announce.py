@@ -128,9 +128,11 @@ class Hooks:
         obs: Observation,
         kinds: tuple[str, ...],
         asking: Callable[[str, str], None] | None = None,
+        deadline: float | None = None,
     ) -> dict[str, HookResult]:
-        """Call the hook types `kinds`; safe from a canary's analysis worker (one per canary)."""
-        return self.runner.run(key, canary, status, kinds, obs.last_attempt, asking)
+        """Call the hook types `kinds`, none past `deadline` (monotonic); safe from a canary's
+        analysis worker (one per canary)."""
+        return self.runner.run(key, canary, status, kinds, obs.last_attempt, asking, deadline)
 
     def record(self, key: str, results: Mapping[str, HookResult]) -> None:
         """Remember the answers `decide` read, on the tick's thread (for `muted`)."""

@@ -27,6 +27,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from gitcanary.analysis.run import ANALYSIS_DEADLINE
 from gitcanary.audit.bumper import bumped_by, last_author_email
 from gitcanary.core import gates, ladder
 from gitcanary.core.observations import CheckResult, ClusterObservation, HookResult, Observation
@@ -587,7 +588,8 @@ class Reconciler:
             if decision.action is not Action.MEASURE:
                 return
             if decision.hooks:
-                found = self.hooks.ask(key, canary, status, obs, decision.hooks, asking)
+                deadline = ANALYSIS_DEADLINE.get()  # set by the worker (service/analyses.py)
+                found = self.hooks.ask(key, canary, status, obs, decision.hooks, asking, deadline)
                 into.hooks.update(found)
                 obs = replace(obs, hooks={**obs.hooks, **found})
             else:
