@@ -360,9 +360,9 @@ def test_a_pushed_bump_is_stepped_while_the_tick_waits_for_slow_analyses(
 def test_a_pushed_bump_is_stepped_between_two_canaries_of_a_slow_commit_pass(
     tmp_path: Path, prometheus_apps: PrometheusServer
 ) -> None:
-    """The analyses answer at once, but each analysed canary's `rollout` webhook takes seconds: the
-    pass that decides and commits is slow. The bump lands after the canary being decided, not
-    after the pass: what the pass committed so far is pushed first, replayed on the bump."""
+    """The queries answer at once, but each analysed canary's `rollout` webhook takes seconds (the
+    first one until the bump is pushed). The bump lands without waiting for the slow analyses:
+    what the pass committed so far is pushed first, replayed on the bump."""
     delay = 3.0  # each later canary's webhook
     answering = threading.Event()  # the first canary's webhook is being answered
     answer = threading.Event()  # ...and answers now
@@ -410,9 +410,10 @@ def test_a_pushed_bump_is_stepped_between_two_canaries_of_a_slow_commit_pass(
     assert still_running
     result = ok(ticked[0])
     landed = [canary_of(m) for m, _ in gitcanary_commits(remote, base) if canary_of(m)]
-    # Each once, the bump right after the canary whose webhook it waited for (the first canary
-    # decided: the one whose analysis answered first).
-    assert landed[1] == bumped
+    # Each once, the bump before the two canaries whose webhooks take `delay`: webhooks are part of
+    # each canary's analysis (its worker), so only the held canary, answered as the bump is
+    # pushed, may land before it.
+    assert bumped in landed[:2], landed
     analysed = [f"{bench.namespace(i)}/{bench.app_name(i)}" for i in ANALYSED]
     assert sorted(landed) == sorted([bumped, *analysed])
     assert len(result.commits) == len(landed)

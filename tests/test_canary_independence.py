@@ -200,7 +200,8 @@ def key(index: int) -> str:
 
 @pytest.mark.timeout(300)
 def test_a_due_rollback_lands_within_one_interval_while_another_canary_s_metrics_hang(
-    tmp_path: Path, prometheus_apps: Any  # noqa: F811 - the fixture
+    tmp_path: Path,
+    prometheus_apps: Any,  # noqa: F811 - the fixture
 ) -> None:
     with hostile() as server:
         remote, clock = in_analysis(tmp_path, prometheus_apps.url, server.url)
@@ -229,7 +230,8 @@ def test_a_due_rollback_lands_within_one_interval_while_another_canary_s_metrics
 
 @pytest.mark.timeout(300)
 def test_the_slow_canary_alone_pays_for_its_slow_answers_with_the_old_order_gone(
-    tmp_path: Path, prometheus_apps: Any  # noqa: F811 - the fixture
+    tmp_path: Path,
+    prometheus_apps: Any,  # noqa: F811 - the fixture
 ) -> None:
     """Once the hostile server answers at once, app-0001's checks are judged as usual: the deadline
     made its own checks fail, never another canary's."""
@@ -344,3 +346,152 @@ def test_a_deadline_is_never_under_5_s_nor_over_the_share_of_either_interval(
     assert deadline >= 5.0
     assert deadline <= max(5.0, share * poll) and deadline <= max(5.0, share * own)
     assert deadline >= min(share * poll, share * own) - 1e-9  # not shorter than the share of either
+
+
+# -- webhooks: a canary's hooks are part of its analysis, under its deadline -----------------------
+
+HOOKED = 3  # app-0003: the canary whose webhooks answer slowly or hang (its metrics have no data)
+HOOKS_PER_TYPE = 3
+# The hook types a canary in analysis is asked every tick, and those asked at other stages; each of
+# app-0003's hooks is `/<type>/<n>` on a real hook server (tests/hook_server.py).
+ASKED = ("rollback", "rollout")
+OTHERS = ("confirm-rollout", "pre-rollout", "confirm-traffic-increase", "confirm-promotion")
+
+
+def hook_path(kind: str, number: int) -> str:
+    return f"/{kind}/{number}"
+
+
+def with_hooks(root: Path, url: str) -> None:
+    """app-0003 gets HOOKS_PER_TYPE webhooks of every type, each with Flagger's longest usual
+    timeout, so only the analysis deadline can cut a slow one short."""
+    canary = root / "apps" / bench.app_name(HOOKED) / "canary.yaml"
+    hooks = "".join(
+        f"      - name: {kind}-{number}\n        type: {kind}\n        url: {url}{hook_path(kind, number)}\n"
+        "        timeout: 60s\n"
+        for kind in ASKED + OTHERS
+        for number in range(1, HOOKS_PER_TYPE + 1)
+    )
+    text = canary.read_text().replace("    metrics:\n", "    webhooks:\n" + hooks + "    metrics:\n")
+    canary.write_text(text)
+
+
+def instant(server: Any) -> None:
+    """Every hook answers at once: rollback hooks 403 (no rollback signalled), the others 200."""
+    for kind in ASKED + OTHERS:
+        for number in range(1, HOOKS_PER_TYPE + 1):
+            server.script(hook_path(kind, number), [403 if kind == "rollback" else 200])
+
+
+@pytest.fixture(scope="module")
+def hooked_remote(
+    tmp_path_factory: pytest.TempPathFactory,
+    prometheus_apps: Any,  # noqa: F811 - the fixture
+) -> Iterator[tuple[Path, Clock, Any]]:
+    """A remote one failed analysis further than `in_analysis`: app-0001 at 20% with its next step
+    due, app-0002 with one failed check (its rollback due: threshold 2), app-0003 likewise, with
+    its webhooks on a hook server that answered every call at once so far."""
+    from hook_server import hook_server
+
+    with hook_server() as server:
+        instant(server)
+        tmp = tmp_path_factory.mktemp("hooked")
+
+        def write(root: Path) -> None:
+            bench.generate_repo(root, 4, False)
+            with_hooks(root, server.url)
+
+        remote = bench.make_remote(tmp, "remote", write, "apps")
+        clock = Clock()
+        rec = reconciler(remote, tmp / "setup", prometheus_apps.url, clock)
+        for _ in range(4):
+            ok(rec.tick())
+        human = tmp / "human"
+        git("clone", "-q", str(remote), str(human), cwd=tmp)
+        for index in ANALYSED:
+            bench.bump(human, index)
+        git("commit", "-qam", "bump three apps", cwd=human)
+        git("push", "-q", "origin", "HEAD:main", cwd=human)
+        for _ in range(3):  # started; the first weight; the first analysis (a step, two failed checks)
+            assert len(ok(rec.tick()).commits) == len(ANALYSED)
+            clock.now += timedelta(seconds=31)
+        assert server.posted(hook_path("rollout", 1)), "app-0003's rollout hooks were asked"
+        yield remote, clock, server
+
+
+SlowHooks = st.lists(
+    st.tuples(
+        st.sampled_from(ASKED + OTHERS),
+        st.integers(min_value=1, max_value=HOOKS_PER_TYPE),
+        st.sampled_from(["slow", "hang"]),  # slow: past the deadline; hang: far past it
+    ),
+    min_size=1,
+    max_size=6,
+    unique_by=lambda hook: hook[:2],
+).filter(lambda hooks: any(kind in ASKED for kind, _, _ in hooks))
+
+
+@pytest.mark.timeout(600)
+@settings(
+    max_examples=6,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(slow=SlowHooks, metrics=st.sampled_from([0.0, 3.0, 120.0]))
+def test_a_due_rollback_and_step_land_within_one_interval_while_another_canary_s_webhooks_hang(
+    slow: list[tuple[str, int, str]],
+    metrics: float,
+    hooked_remote: tuple[Path, Clock, Any],
+    tmp_path_factory: pytest.TempPathFactory,
+    prometheus_apps: Any,  # noqa: F811 - the fixture
+) -> None:
+    """app-0003's webhooks (any of its 18, of every type) answer 8 s late or hang, and its metrics
+    take `metrics` seconds on top. app-0002's due rollback and app-0001's due step each land within
+    one poll interval of the tick's start, before app-0003's commit; the tick ends within about one
+    interval; app-0003's slow hook was really called, and its commit says its analysis deadline
+    cut it short (a failed webhook or check with the reason, not a halt of the tick)."""
+    remote, clock, server = hooked_remote
+    instant(server)
+    for kind, number, behaviour in slow:
+        status = 403 if kind == "rollback" else 200
+        server.script(hook_path(kind, number), [status], delay=8.0 if behaviour == "slow" else 120.0)
+    release = threading.Event()
+    hooked = key(HOOKED)
+
+    def analyzer(canary: Any, templates: Any, *, default_address: str, now: Any) -> Any:
+        if canary.key == hooked and metrics:
+            release.wait(metrics)
+        return analyze(canary, templates, default_address=default_address, now=now)
+
+    tmp = tmp_path_factory.mktemp("hooks")
+    copy = copy_remote(remote, tmp / "remote.git")
+    rec = reconciler(copy, tmp / "work", prometheus_apps.url, clock)
+    rec.analyzer = analyzer
+    rec.refresh(rec.workspace.sync())  # warm: cloned, scanned, built, statuses read
+    assert rec.catalog is not None
+    for name, loaded in rec.catalog.canaries.items():
+        rec._status(name, loaded)
+        rec._rendered(name, loaded)
+    landings = Landings(rec, copy)
+    asked_before = len(server.requests)
+    try:
+        started = time.monotonic()
+        result = rec.tick()
+        took = time.monotonic() - started
+    finally:
+        release.set()
+    for index, expected in ((1, "advance"), (FAILING, "rollback")):
+        landed, message = landings.at[key(index)][-1]
+        assert parse_trailers(message)["Action"] == expected, (slow, message)
+        assert landed - started < INTERVAL, (slow, expected, landed - started)
+        hooked_landed = landings.at[hooked][-1][0]
+        assert landed < hooked_landed, (slow, landed - started, hooked_landed - started)
+    assert took < 2 * INTERVAL, (slow, took)
+    assert not result.reports[hooked].error, result.reports[hooked].error  # no halt of the canary
+    called = {request.path for request in server.requests[asked_before:]}
+    assert called & {hook_path(kind, number) for kind, number, _ in slow}, (slow, called)
+    hooked_message = landings.at[hooked][-1][1]
+    # The reason names the deadline: the hook it cut ("no answer within the analysis deadline"),
+    # or the next one it kept from starting ("not called: the analysis deadline passed").
+    assert "the analysis deadline" in hooked_message, hooked_message

@@ -197,6 +197,36 @@ def test_the_operator_backend_gets_the_credentials_and_their_echo_is_masked(worl
     assert "Authorization: Basic " in received  # --prometheus's userinfo, and the store's user/password
 
 
+def test_the_aws_identity_is_the_environment_s_as_it_is_now(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CloudWatch client made earlier in the process under another AWS environment (another
+    canary's test, another library) does not choose the identity later ones sign with: the planted
+    key id reaches the operator's backend after one."""
+
+    def cloudwatch() -> None:
+        only = Repository(
+            templates=[
+                {"kind": "cloudwatch", "address": world.operator.url, "secret": None, "headers": None}
+            ],
+            alerts=[],
+            hooks=[],
+            metrics_server=None,
+        )
+        check_world(world, only)
+
+    with monkeypatch.context() as patch:
+        patch.setenv("AWS_ACCESS_KEY_ID", "AKIAEARLIERCLIENTXX")
+        patch.setenv("AWS_SECRET_ACCESS_KEY", "earlier")
+        patch.delenv("AWS_SESSION_TOKEN")
+        cloudwatch()
+    world.operator.clear()
+    cloudwatch()
+    received = "\n".join(world.operator.texts())
+    assert world.planted.values["aws-key-id"] in received
+    assert "AKIAEARLIERCLIENTXX" not in received
+
+
 @pytest.mark.parametrize(
     "name", ["../outside", "../../outside/loot", "/etc/passwd", "linked", "a/../../x", "", ".."]
 )
@@ -339,18 +369,25 @@ def test_every_command_sends_no_credential_to_a_repository_address(
     from security_cli import initialized
 
     drawn = data.draw(repositories(world.chosen.url))
+    chosen = world.chosen.url
     # A template whose secretRef is no Kubernetes name is refused when loaded (its own tests above),
     # which would leave nothing to query: here every secretRef names a Secret, so every template is
-    # queried, and one datadog template with keys is sure to aim at the repository's address.
+    # queried. Sure to be there: a datadog template with keys aimed at the repository's address (its
+    # keys must not go), a prometheus one without any (its query must go, bare), and one hook of
+    # each type that is called without holding the analysis.
     repository = Repository(
         templates=[
-            {"kind": "datadog", "address": world.chosen.url + "/dd", "secret": STORE, "headers": None},
+            {"kind": "datadog", "address": chosen + "/dd", "secret": STORE, "headers": None},
+            {"kind": "prometheus", "address": chosen + "/bare", "secret": None, "headers": None},
             *({**t, "secret": STORE if t["secret"] in HOSTILE else t["secret"]} for t in drawn.templates),
         ],
         alerts=[{**a, "secret": STORE if a["secret"] in HOSTILE else a["secret"]} for a in drawn.alerts],
         # Hooks that answer a question or act would hold the analysis (the server answers 403):
         # those that only hear of it are called, and the readers' test calls every type.
-        hooks=[h for h in drawn.hooks if h["type"] in ("post-rollout", "event", "rollback")],
+        hooks=[
+            *({"type": kind, "url": f"{chosen}/hook-{kind}"} for kind in FIXED_HOOKS),
+            *(h for h in drawn.hooks if h["type"] in FIXED_HOOKS),
+        ],
         metrics_server=drawn.metrics_server,
     )
     base = tmp_path_factory.mktemp("cli")
@@ -364,6 +401,34 @@ def test_every_command_sends_no_credential_to_a_repository_address(
         assert not planted.leaks(text), f"a repository-chosen address received {planted.leaks(text)}:\n{text}"
     for name, text in outputs.items():
         assert not planted.leaks(text), f"{name} holds {planted.leaks(text)}:\n{text[-3000:]}"
+    assert_analysed(world, repository, outputs)
+
+
+FIXED_HOOKS = ("rollback", "event", "post-rollout")
+
+
+def assert_analysed(world: World, repository: Repository, outputs: dict[str, str]) -> None:
+    """The runs got as far as the property needs: the analysis asked every template (each metric
+    has its check line in the pushed rollback), the credentialed request to the repository's
+    address was refused by the binding and the bare one went, and every hook type was called."""
+    history = outputs["pushed history"]
+    assert "gitcanary: roll back prod/backend" in history, (
+        f"no rollback was pushed:\n{outputs['run 2'][-3000:]}"
+    )
+    for index in range(len(repository.templates)):
+        assert f"\nm{index} " in history, f"m{index} has no check line:\n{history[:4000]}"
+    shown = world.chosen.url.removeprefix("http://")
+    assert any(
+        line.startswith("m0 ") and "datadog: not sending" in line and shown in line
+        for line in history.splitlines()
+    ), history[:4000]
+    paths = [(request.method, request.path.split("?")[0]) for request in world.chosen.requests]
+    assert ("GET", "/bare/api/v1/query") in paths, paths  # the query with no credential reached it
+    assert not any(path.startswith("/dd") for _, path in paths), paths  # the one with keys did not
+    for kind in FIXED_HOOKS:
+        assert ("POST", f"/hook-{kind}") in paths, (kind, paths)
+    posts = sum(1 for method, _ in paths if method == "POST")
+    assert posts >= len(repository.hooks), (posts, repository.hooks)
 
 
 _PATHISH = st.lists(

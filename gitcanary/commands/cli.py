@@ -475,9 +475,9 @@ def run(
             min=0.05,
             max=1.0,
             help="Share of the poll interval (or of a canary's analysis interval, if shorter) one "
-            "canary's analysis may take, at least 5 s; the metrics not answered by then are failed "
-            "checks. Other canaries do not wait for it: each lands its commit when its own decision "
-            "is ready (direct mode). See docs/scale.md.",
+            "canary's analysis (its webhooks, then its metrics) may take, at least 5 s; the webhooks "
+            "and metrics not answered by then fail with that reason. Other canaries do not wait for "
+            "it: each lands its commit when its own decision is ready (direct mode). See docs/scale.md.",
             envvar="GITCANARY_ANALYSIS_BUDGET",
         ),
     ] = 0.5,

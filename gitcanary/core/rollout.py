@@ -327,7 +327,17 @@ def _step(status: CanaryStatus, obs: Observation, **changes: object) -> CanarySt
         data.update(held_since=None, hold_reason="")
     # Every transition answers a pending manual request: it was honoured, or no longer applies.
     data["request"] = None
+    # The message lists failed checks; a canary with many of them would exceed the status field's
+    # bound and halt on its own rollback: cut it there (the commit message keeps every line).
+    if len(data.get("message") or "") > _MESSAGE_LIMIT:
+        data["message"] = data["message"][: _MESSAGE_LIMIT - 3] + "..."
     return CanaryStatus.model_validate(data)
+
+
+# CanaryStatus.message's max_length, read from the model so the two cannot drift apart.
+_MESSAGE_LIMIT: int = next(
+    m.max_length for m in CanaryStatus.model_fields["message"].metadata if hasattr(m, "max_length")
+)
 
 
 def _initialize(obs: Observation) -> Decision:

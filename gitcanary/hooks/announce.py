@@ -115,9 +115,28 @@ class Hooks:
     def call(
         self, key: str, canary: Canary, status: CanaryStatus | None, obs: Observation, kinds: tuple[str, ...]
     ) -> dict[str, HookResult]:
-        results = self.runner.run(key, canary, status, kinds, obs.last_attempt)
-        self._results[key] = {**self._results.get(key, {}), **results}
+        """Call the hook types `kinds` here and now, and remember their answers (`record`)."""
+        results = self.ask(key, canary, status, obs, kinds)
+        self.record(key, results)
         return results
+
+    def ask(
+        self,
+        key: str,
+        canary: Canary,
+        status: CanaryStatus | None,
+        obs: Observation,
+        kinds: tuple[str, ...],
+        asking: Callable[[str, str], None] | None = None,
+        deadline: float | None = None,
+    ) -> dict[str, HookResult]:
+        """Call the hook types `kinds`, none past `deadline` (monotonic); safe from a canary's
+        analysis worker (one per canary)."""
+        return self.runner.run(key, canary, status, kinds, obs.last_attempt, asking, deadline)
+
+    def record(self, key: str, results: Mapping[str, HookResult]) -> None:
+        """Remember the answers `decide` read, on the tick's thread (for `muted`)."""
+        self._results[key] = {**self._results.get(key, {}), **results}
 
     def observed(self, key: str, status: CanaryStatus | None, obs: Observation, decision: Decision) -> None:
         """After the last `decide` of a tick: remember a due analysis that committed nothing."""

@@ -133,15 +133,36 @@ def call(
     metadata: Mapping[str, Any] | None = None,
     default_timeout: str = DEFAULT_TIMEOUT,
     sleep: Callable[[float], None] = time.sleep,
+    deadline: float | None = None,
 ) -> None:
-    """Call one webhook of `canary` with Flagger's payload; WebhookError when it does not pass."""
+    """Call one webhook of `canary` with Flagger's payload; WebhookError when it does not pass.
+
+    `deadline` (monotonic) is the analysis deadline the call belongs to, if any: it bounds the call.
+    """
     # The URL's userinfo is a credential: masked wherever it may come back (an error, an echo).
     register_url(hook.url)
     body = payload(canary, phase, status, metadata if metadata is not None else hook.metadata)
     timeout = parse_duration(hook.timeout or default_timeout)
+    # Called within a canary's analysis (service/analyses.py): its deadline bounds the call too, so a
+    # hook that hangs costs its own canary's analysis, as a failed hook with the reason, no more.
+    left = None if deadline is None else deadline - time.monotonic()
+    if left is not None and left <= 0:
+        raise WebhookError("not called: the analysis deadline passed")
     # Where the URL is chosen: an in-cluster name goes where --rewrite-url says it is reached from here.
     url = urlmap.rewrite(hook.url)
-    post_json(url, body, timeout=timeout, retries=hook.retries, verify=not hook.disable_tls, sleep=sleep)
+    try:
+        post_json(
+            url,
+            body,
+            timeout=timeout if left is None else min(timeout, left),
+            retries=hook.retries,
+            verify=not hook.disable_tls,
+            sleep=sleep,
+        )
+    except WebhookError as exc:
+        if deadline is not None and time.monotonic() >= deadline:
+            raise WebhookError("no answer within the analysis deadline") from exc
+        raise
 
 
 class WebhookRunner:
@@ -160,7 +181,11 @@ class WebhookRunner:
         status: CanaryStatus | None,
         kinds: Iterable[str],
         last_attempt: datetime | None = None,
+        asking: Callable[[str, str], None] | None = None,
+        deadline: float | None = None,
     ) -> dict[str, HookResult]:
+        """The outcome of each hook type in `kinds`; `asking(type, name)` hears of each call first;
+        no call outlasts `deadline` (monotonic), the analysis' deadline."""
         results = {}
         for kind in kinds:
             step = _fingerprint(status, last_attempt if kind == gates.ROLLOUT else None)
@@ -168,7 +193,7 @@ class WebhookRunner:
             if kind in ONCE_PER_STEP and cached is not None and cached[0] == step and kind in cached[1]:
                 results[kind] = cached[1][kind]
                 continue
-            results[kind] = self._run(canary, status, kind)
+            results[kind] = self._run(canary, status, kind, asking, deadline)
             if kind in ONCE_PER_STEP:
                 if cached is None or cached[0] != step:
                     cached = (step, {})
@@ -176,13 +201,22 @@ class WebhookRunner:
                 cached[1][kind] = results[kind]
         return results
 
-    def _run(self, canary: Canary, status: CanaryStatus | None, kind: str) -> HookResult:
+    def _run(
+        self,
+        canary: Canary,
+        status: CanaryStatus | None,
+        kind: str,
+        asking: Callable[[str, str], None] | None = None,
+        deadline: float | None = None,
+    ) -> HookResult:
         # Rollback hooks are asked in the phase the canary is in; the others as Progressing (Flagger).
         phase = status.phase.value if kind == gates.ROLLBACK and status else Phase.PROGRESSING.value
         for hook in gates.hooks_of(canary, kind):
             self.calls += 1
+            if asking is not None:
+                asking(kind, hook.name)
             try:
-                call(canary, hook, phase, status, sleep=self.sleep)
+                call(canary, hook, phase, status, sleep=self.sleep, deadline=deadline)
             except WebhookError as exc:
                 if kind == gates.ROLLBACK:
                     log.debug(

@@ -1,17 +1,23 @@
 """A tick's due analyses, sent together, each with its own deadline, taken as each is ready.
 
-An analysis reads only (canary, its metric templates, the tick's instant, its status), so its answer
-does not depend on when it is sent. The reconciler predicts which canaries will ask for one, sends
-those at once (at most `workers` at a time, over its pooled, kept-alive HTTP clients) and, in the
-pass that decides and commits, takes each answer when `observe` asks for it. An answer is handed out
-only for the exact inputs it was computed from; a wrong prediction costs one read-only analysis
-nobody reads, or one sent then: never a different decision.
+A canary's analysis is everything `decide` asks the edges before it can decide: the webhook types
+it names (`Decision.hooks`: confirm-rollout, pre-rollout, rollback, rollout, the confirm gates) and
+then its metric checks, asked in the order the core asks them, each answer read by the core before
+the next question. It reads only (canary, its metric templates, the tick's instant, its status, when
+the last due analysis ran), so its answers do not depend on when it is sent. The reconciler predicts
+which canaries will ask for one, sends those at once (at most `workers` at a time, over its pooled,
+kept-alive HTTP clients) and, in the pass that decides and commits, takes each answer when `observe`
+asks for it. An answer is handed out only for the exact inputs it was computed from; a wrong
+prediction costs one analysis nobody reads, or one sent then: never a different decision.
 
 Each analysis has a deadline, counted from when it starts: `budget` seconds. The pass decides first
 the canaries whose answer is `ready` (done, or past its deadline), so a slow canary waits for its
-own analysis alone. Past the deadline, the checks not answered are failed checks with the reason
-(`deadline_checks`); the work still running is abandoned (each query is bounded by its own provider
-deadline, and `ANALYSIS_DEADLINE` tells the queries not started yet not to start).
+own analysis alone, webhooks included. Past the deadline, what was not answered fails with the
+reason: the webhook type being asked is a failed webhook (as a Flagger webhook timeout; a rollback
+hook that did not answer signals nothing), the checks not answered are failed checks
+(`deadline_checks`); the work still running is abandoned (each query and webhook call is bounded by
+its own deadline and by the analysis deadline, and `ANALYSIS_DEADLINE` tells the calls not started
+yet not to start).
 """
 
 from __future__ import annotations
@@ -25,16 +31,31 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from gitcanary.analysis.run import ANALYSIS_DEADLINE, _failed
-from gitcanary.core.observations import CheckResult
+from gitcanary.core import gates
+from gitcanary.core.observations import CheckResult, HookResult, Observation
 from gitcanary.spec.models import Canary, MetricTemplate
 from gitcanary.spec.status import CanaryStatus
 
-Analyze = Callable[
-    [Canary, Mapping[str, MetricTemplate], datetime, CanaryStatus | None], tuple[CheckResult, ...]
+
+@dataclass
+class Measured:
+    """What one canary's analysis answered so far: webhook outcomes by type, then its checks.
+
+    Filled by the analysis' own worker alone, in the order the core asks; `asking` names the
+    webhook being called now (type, name), for the reason when the deadline cuts it.
+    """
+
+    hooks: dict[str, HookResult] = field(default_factory=dict)
+    checks: tuple[CheckResult, ...] | None = None
+    asking: tuple[str, str] | None = None
+    overdue: bool = False  # taken past its deadline: what is missing fails by the deadline
+    budget: float = 0.0
+
+
+# Ask the edges what `decide` needs, from `obs` on, filling `Measured` as each answer comes.
+Measure = Callable[
+    [Canary, Mapping[str, MetricTemplate], datetime, CanaryStatus | None, Observation, Measured], None
 ]
-# What to measure beside the checks once they are in (the step's trailers); best effort, within
-# the same deadline.
-After = Callable[[Canary, Mapping[str, MetricTemplate], datetime, tuple[CheckResult, ...]], None]
 
 
 @dataclass(frozen=True)
@@ -45,10 +66,15 @@ class _Inputs:
     templates: tuple[tuple[str, MetricTemplate | None], ...]
     now: datetime
     status: CanaryStatus | None
+    last_attempt: datetime | None  # which once-per-step hooks are due again (the rollout hook)
 
 
 def _inputs(
-    canary: Canary, templates: Mapping[str, MetricTemplate], now: datetime, status: CanaryStatus | None
+    canary: Canary,
+    templates: Mapping[str, MetricTemplate],
+    now: datetime,
+    status: CanaryStatus | None,
+    last_attempt: datetime | None,
 ) -> _Inputs:
     used = sorted(
         {
@@ -57,14 +83,32 @@ def _inputs(
             if metric.template_ref is not None
         }
     )
-    return _Inputs(canary, tuple((key, templates.get(key)) for key in used), now, status)
+    return _Inputs(canary, tuple((key, templates.get(key)) for key in used), now, status, last_attempt)
+
+
+def deadline_reason(budget: float) -> str:
+    return f"no answer within the analysis deadline ({budget:g}s)"
 
 
 def deadline_checks(canary: Canary, budget: float) -> tuple[CheckResult, ...]:
     """The checks of an analysis that did not answer within its deadline: each one failed, with why."""
-    return tuple(
-        _failed(metric, f"no answer within the analysis deadline ({budget:g}s)")
-        for metric in canary.spec.analysis.metrics
+    return tuple(_failed(metric, deadline_reason(budget)) for metric in canary.spec.analysis.metrics)
+
+
+def deadline_hook(canary: Canary, kind: str, measured: Measured) -> HookResult:
+    """A webhook type not answered within the analysis deadline: failed with why, as a Flagger
+    webhook timeout (a rollback hook that did not answer signals no rollback)."""
+    if kind == gates.ROLLBACK:
+        return HookResult(kind, False)
+    hooks = gates.hooks_of(canary, kind)
+    name = measured.asking[1] if measured.asking and measured.asking[0] == kind else ""
+    hook = next((h for h in hooks if h.name == name), hooks[0] if hooks else None)
+    return HookResult(
+        kind,
+        False,
+        hook.name if hook is not None else name,
+        deadline_reason(measured.budget),
+        hook.mute_alert if hook is not None else False,
     )
 
 
@@ -72,8 +116,9 @@ def deadline_checks(canary: Canary, budget: float) -> tuple[CheckResult, ...]:
 class _Sent:
     inputs: _Inputs
     budget: float
-    checks: Future[tuple[CheckResult, ...]] = field(default_factory=Future)  # the checks alone
-    done: Future[None] = field(default_factory=Future)  # the checks and what is measured beside
+    measured: Measured
+    done: Future[None] = field(default_factory=Future)  # the answers and what is measured beside
+    error: BaseException | None = None
     started: float | None = None  # monotonic; the deadline runs from here
 
     def deadline(self) -> float | None:
@@ -89,14 +134,12 @@ class Analyses:
 
     def __init__(
         self,
-        analyze: Analyze,
+        measure: Measure,
         workers: int,
         stir: threading.Event,
-        after: After | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._analyze = analyze
-        self._after = after
+        self._measure = measure
         self._clock = clock
         self._executor = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="analysis")
         self._sent: dict[str, _Sent] = {}
@@ -109,11 +152,14 @@ class Analyses:
         templates: Mapping[str, MetricTemplate],
         now: datetime,
         status: CanaryStatus | None,
+        obs: Observation,
         budget: float,
     ) -> None:
-        sent = _Sent(_inputs(canary, templates, now, status), budget)
+        """Ask what `decide` needs from `obs` on, in a worker, within `budget` seconds."""
+        measured = Measured(budget=budget)
+        sent = _Sent(_inputs(canary, templates, now, status, obs.last_attempt), budget, measured)
         self._sent[key] = sent
-        self._executor.submit(self._run, sent, canary, templates, now, status)
+        self._executor.submit(self._run, sent, canary, templates, now, status, obs)
 
     def _run(
         self,
@@ -122,6 +168,7 @@ class Analyses:
         templates: Mapping[str, MetricTemplate],
         now: datetime,
         status: CanaryStatus | None,
+        obs: Observation,
     ) -> None:
         if sent.done.cancelled():
             return
@@ -129,15 +176,9 @@ class Analyses:
         self._stir.set()  # its deadline is known now: a waiting pass recomputes when to wake
         token = ANALYSIS_DEADLINE.set(sent.deadline())
         try:
-            try:
-                checks = self._analyze(canary, templates, now, status)
-            except BaseException as exc:  # noqa: BLE001 - raised again in the pass, for this canary alone
-                sent.checks.set_exception(exc)
-                return
-            sent.checks.set_result(checks)
-            if self._after is not None:
-                with contextlib.suppress(Exception):  # beside measurements are best effort
-                    self._after(canary, templates, now, checks)
+            self._measure(canary, templates, now, status, obs, sent.measured)
+        except BaseException as exc:  # noqa: BLE001 - raised again in the pass, for this canary alone
+            sent.error = exc
         finally:
             ANALYSIS_DEADLINE.reset(token)
             with contextlib.suppress(InvalidStateError):  # the pass gave up on it (cancelled)
@@ -161,15 +202,17 @@ class Analyses:
         templates: Mapping[str, MetricTemplate],
         now: datetime,
         status: CanaryStatus | None,
-    ) -> tuple[CheckResult, ...] | None:
-        """The answer sent for these exact inputs, or None: none was sent for them.
+        last_attempt: datetime | None,
+    ) -> Measured | None:
+        """The answers sent for these exact inputs, or None: none was sent for them.
 
-        Waits for it until its deadline; past it, the checks if they are in (without what is
-        measured beside them), else every check failed with the deadline as its reason. An
-        exception the analysis raised is raised here, in the pass that decides for this canary alone.
+        Waits for them until the deadline; past it, what is in (its checks without what is measured
+        beside them, if they are in), marked `overdue`: the caller fails what is missing with the
+        deadline as its reason. An exception the analysis raised is raised here, in the pass that
+        decides for this canary alone.
         """
         sent = self._sent.get(key)
-        if sent is None or sent.inputs != _inputs(canary, templates, now, status):
+        if sent is None or sent.inputs != _inputs(canary, templates, now, status, last_attempt):
             return None
         del self._sent[key]
         while not sent.done.done():
@@ -186,10 +229,14 @@ class Analyses:
                 sent.done.result(timeout=left)
             except TimeoutError:
                 break
-        if sent.checks.done():
-            return sent.checks.result()
-        sent.done.cancel()  # a queued one never starts
-        return deadline_checks(canary, sent.budget)
+        finished = sent.done.done()
+        if finished and sent.error is not None:
+            raise sent.error
+        if not finished:
+            sent.done.cancel()  # a queued one never starts
+        # A copy: the worker, abandoned, may still write to its own.
+        found = sent.measured
+        return Measured(dict(found.hooks), found.checks, found.asking, not finished, sent.budget)
 
     def pending(self) -> int:
         return sum(1 for key in self._sent if not self.ready(key))
@@ -210,9 +257,9 @@ class Analyses:
             self._stir.wait(timeout)
 
     def close(self) -> None:
-        """Drop what nobody took; an analysis still running finishes on its own (each query is
-        bounded by its provider's deadline, and none starts past the analysis deadline) without
-        holding up the tick."""
+        """Drop what nobody took; an analysis still running finishes on its own (each query and
+        webhook call is bounded by its own deadline, and none starts past the analysis deadline)
+        without holding up the tick."""
         for sent in self._sent.values():
             sent.done.cancel()
         self._sent.clear()

@@ -7,6 +7,7 @@ so an idle tick costs a fetch and a comparison, and a new commit re-reads only w
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -26,6 +27,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from gitcanary.analysis.run import ANALYSIS_DEADLINE
 from gitcanary.audit.bumper import bumped_by, last_author_email
 from gitcanary.core import gates, ladder
 from gitcanary.core.observations import CheckResult, ClusterObservation, HookResult, Observation
@@ -52,7 +54,7 @@ from gitcanary.manifests.target import render_target
 from gitcanary.redaction import register, register_url
 from gitcanary.routers import router_for
 from gitcanary.routers.providers import apply_default_provider
-from gitcanary.service.analyses import Analyses
+from gitcanary.service.analyses import Analyses, Measured, deadline_checks, deadline_hook
 from gitcanary.service.settings import Settings
 from gitcanary.spec.load import LoadedCanary, load_canary
 from gitcanary.spec.models import Canary, MetricTemplate
@@ -510,25 +512,93 @@ class Reconciler:
         return beside.beside_trailers(canary, checks, analyze)
 
     def _checks(
-        self, key: str, canary: Canary, now: datetime, status: CanaryStatus | None
+        self, key: str, canary: Canary, now: datetime, status: CanaryStatus | None, obs: Observation
     ) -> tuple[CheckResult, ...]:
-        """The analysis `decide` asked for: the one sent ahead for these inputs, else sent now."""
+        """The checks `decide` asked for and the analysis sent ahead did not answer: sent now."""
         assert self.catalog is not None
-        if self._analyses is not None:
-            sent = self._analyses.take(key, canary, self.catalog.templates, now, status)
-            if sent is not None:
-                return sent
         if self._fast_lane_on:
             raise _AnalysisDue(key)
         if self._analyses is not None:
-            # Not predicted (a webhook's answer, a status re-read): sent now, with its deadline.
-            self._analyses.send(key, canary, self.catalog.templates, now, status, self._budget(canary))
-            sent = self._analyses.take(key, canary, self.catalog.templates, now, status)
-            assert sent is not None
-            return sent
+            # Not predicted (a status re-read): sent now, with its deadline.
+            measured = self._send_now(key, canary, now, status, obs)
+            if measured.checks is not None:
+                return measured.checks
+            return deadline_checks(canary, measured.budget)
         checks = self._analyze(canary, self.catalog.templates, now, status)
         self._beside_after(canary, self.catalog.templates, now, checks)
         return checks
+
+    def _send_now(
+        self, key: str, canary: Canary, now: datetime, status: CanaryStatus | None, obs: Observation
+    ) -> Measured:
+        """An analysis not sent ahead, from `obs` on: sent now, taken within its deadline."""
+        assert self.catalog is not None and self._analyses is not None
+        templates = self.catalog.templates
+        self._analyses.send(key, canary, templates, now, status, obs, self._budget(canary))
+        measured = self._analyses.take(key, canary, templates, now, status, obs.last_attempt)
+        assert measured is not None
+        return measured
+
+    def _hooks(
+        self,
+        key: str,
+        canary: Canary,
+        status: CanaryStatus | None,
+        obs: Observation,
+        kinds: tuple[str, ...],
+        measured: Measured | None,
+    ) -> dict[str, HookResult]:
+        """The webhook types `decide` asked for: as the analysis answered them (failed by its
+        deadline when it did not), else asked now."""
+        found = {kind: measured.hooks[kind] for kind in kinds if measured and kind in measured.hooks}
+        missing = tuple(kind for kind in kinds if kind not in found)
+        if missing and measured is not None and measured.overdue:
+            found |= {kind: deadline_hook(canary, kind, measured) for kind in missing}
+        elif missing and self._fast_lane_on:
+            raise _AnalysisDue(key)
+        elif missing and self._analyses is not None:
+            now_measured = self._send_now(key, canary, obs.now, status, obs)
+            found |= {
+                kind: now_measured.hooks.get(kind) or deadline_hook(canary, kind, now_measured)
+                for kind in missing
+            }
+        elif missing:
+            found |= self.hooks.ask(key, canary, status, obs, missing)
+        self.hooks.record(key, found)
+        return found
+
+    def _measure(
+        self,
+        canary: Canary,
+        templates: Mapping[str, MetricTemplate],
+        now: datetime,
+        status: CanaryStatus | None,
+        obs: Observation,
+        into: Measured,
+    ) -> None:
+        """One canary's analysis, in its worker: the webhook types `decide` asks for, then its
+        checks, each answer read by the (pure) core before the next question, as `observe` does."""
+        key = canary.key
+
+        def asking(kind: str, name: str) -> None:
+            into.asking = (kind, name)
+
+        decision = decide(canary, status, obs)
+        for _ in range(len(gates.HOOK_TYPES) + 1):
+            if decision.action is not Action.MEASURE:
+                return
+            if decision.hooks:
+                deadline = ANALYSIS_DEADLINE.get()  # set by the worker (service/analyses.py)
+                found = self.hooks.ask(key, canary, status, obs, decision.hooks, asking, deadline)
+                into.hooks.update(found)
+                obs = replace(obs, hooks={**obs.hooks, **found})
+            else:
+                checks = self._analyze(canary, templates, now, status)
+                into.checks = checks
+                with contextlib.suppress(Exception):  # beside measurements are best effort
+                    self._beside_after(canary, templates, now, checks)
+                return
+            decision = decide(canary, status, obs)
 
     def _budget(self, canary: Canary) -> float:
         """Seconds this canary's analysis may take: `analysis_budget` of the poll interval or of its
@@ -558,31 +628,22 @@ class Reconciler:
             and key in self.reports
         )
 
-    def _due_analysis(self, key: str, now: datetime) -> CanaryStatus | None | bool:
-        """Will `observe` ask this canary's analysis? Its status if so, else False. No side effects
-        beyond the caches `observe` fills anyway: no webhook is called, nothing is written.
-
-        Webhooks due first are supposed to let the analysis run (a rollback hook that does not
-        fire, the others answering 2xx); when they do not, the analysis sent is not read.
-        """
+    def _due_analysis(self, key: str, now: datetime) -> tuple[CanaryStatus | None, Observation] | None:
+        """Will `observe` ask this canary's analysis (its webhooks, its checks)? Its status and
+        observation if so. No side effects beyond the caches `observe` fills anyway: no webhook is
+        called, nothing is written."""
         assert self.catalog is not None
         loaded = self.catalog.canaries[key]
         if self._still_quiet(key, loaded, now):
-            return False
+            return None
         status = self._status(key, loaded)
         if key in self._foreign:
-            return False
+            return None
         rendered = self._rendered(key, loaded)
         obs = self._observation(key, loaded, status, rendered, now)
-        for _ in range(len(gates.HOOK_TYPES) + 1):
-            decision = decide(loaded.canary, status, obs)
-            if decision.action is not Action.MEASURE:
-                return False
-            if not decision.hooks:
-                return status
-            supposed = {kind: HookResult(kind, ok=kind != gates.ROLLBACK) for kind in decision.hooks}
-            obs = replace(obs, hooks={**obs.hooks, **supposed})
-        return False
+        if decide(loaded.canary, status, obs).action is not Action.MEASURE:
+            return None
+        return status, obs
 
     def _send_analyses(self, now: datetime) -> None:
         """Send every analysis this tick will ask for, `analysis_concurrency` at a time."""
@@ -590,28 +651,22 @@ class Reconciler:
         self._analyses = None
         if self.settings.analysis_concurrency <= 1:
             return  # one at a time: each inline, when `observe` asks
-        due: list[tuple[str, Canary, CanaryStatus | None]] = []
+        due: list[tuple[str, Canary, CanaryStatus | None, Observation]] = []
         for key in sorted(self.catalog.canaries):
             try:
-                status = self._due_analysis(key, now)
+                found = self._due_analysis(key, now)
             except Exception:  # noqa: BLE001, S112 - the pass meets the same error and halts this canary alone
                 continue
-            if status is not False:
-                assert not isinstance(status, bool)
-                due.append((key, self.catalog.canaries[key].canary, status))
+            if found is not None:
+                due.append((key, self.catalog.canaries[key].canary, *found))
         if not due:
             return
         if self.analyzer is None:
             self._metrics_pool()  # built here, on the tick's thread: the workers share it
         templates = dict(self.catalog.templates)  # the fast lane may re-scan the catalog meanwhile
-        self._analyses = Analyses(
-            lambda canary, _templates, at, status: self._analyze(canary, _templates, at, status),
-            self.settings.analysis_concurrency,
-            self._stir,
-            after=self._beside_after,
-        )
-        for key, canary, status in due:
-            self._analyses.send(key, canary, templates, now, status, self._budget(canary))
+        self._analyses = Analyses(self._measure, self.settings.analysis_concurrency, self._stir)
+        for key, canary, status, obs in due:
+            self._analyses.send(key, canary, templates, now, status, obs, self._budget(canary))
 
     def _provider_env(self) -> ProviderEnv:
         """MetricTemplate secretRefs resolve where AlertProvider ones do; keptn and externalmetrics
@@ -664,18 +719,28 @@ class Reconciler:
         obs = self._observation(key, loaded, status, rendered, now)
         self.hooks.begin(key)
         decision = decide(loaded.canary, status, obs)
+        measured = None
+        if decision.action is Action.MEASURE and self._analyses is not None:
+            # Its analysis (webhooks and checks), sent ahead and answered in its own worker.
+            templates = self.catalog.templates
+            measured = self._analyses.take(key, loaded.canary, templates, now, status, obs.last_attempt)
         # Each MEASURE answers what the core asked for: webhook types, or else the metric checks.
         for _ in range(len(gates.HOOK_TYPES) + 1):
             if decision.action is not Action.MEASURE:
                 break
             if decision.hooks:
-                found = self.hooks.call(key, loaded.canary, status, obs, decision.hooks)
+                found = self._hooks(key, loaded.canary, status, obs, decision.hooks, measured)
                 obs = replace(obs, hooks={**obs.hooks, **found})
             else:
-                checks = self._checks(key, loaded.canary, now, status)
+                if measured is not None and measured.checks is not None:
+                    checks = measured.checks
+                elif measured is not None and measured.overdue:
+                    checks = deadline_checks(loaded.canary, measured.budget)
+                else:
+                    checks = self._checks(key, loaded.canary, now, status, obs)
                 obs = replace(obs, checks=checks)
-                at, measured = self._measured_beside.pop(key, (None, {}))
-                self._beside[key] = measured if at == now else {}
+                at, trailers = self._measured_beside.pop(key, (None, {}))
+                self._beside[key] = trailers if at == now else {}
             decision = decide(loaded.canary, status, obs)
         if obs.checks is not None:
             decision = replace(decision, checks=obs.checks)  # for the Gitcanary-Check trailers

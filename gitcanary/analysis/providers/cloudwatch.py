@@ -18,6 +18,8 @@ so botocore's own retries cannot outlast the deadline.
 from __future__ import annotations
 
 import json
+import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime, timedelta
@@ -33,10 +35,39 @@ from gitcanary.spec.models import MetricTemplateProvider
 WINDOW_MULTIPLIER = 10
 MAX_DATAPOINTS = 20
 
+_SESSIONS: dict[tuple[tuple[str, str], ...], Any] = {}
+_SESSIONS_LOCK = threading.Lock()
+
+
+def _aws_environment() -> tuple[tuple[str, str], ...]:
+    """What of the environment the AWS chain reads (keys, session token, profile, role, files)."""
+    return tuple(sorted((name, value) for name, value in os.environ.items() if name.startswith("AWS_")))
+
+
+def _client(**options: Any) -> Any:
+    """A CloudWatch client signed with the credentials of the AWS environment as it is now.
+
+    Not boto3's process-wide default session: a botocore session resolves the credential chain
+    once and keeps the answer, so whoever made the first client in the process (another library, an
+    earlier environment) would choose the identity every later one signs with. One session per AWS
+    environment keeps the chain's caching (a role's refreshable credentials, the service model)
+    while the identity follows the environment. Sessions are not thread-safe: clients are made
+    under a lock (the clients themselves are).
+    """
+    import boto3
+
+    key = _aws_environment()
+    with _SESSIONS_LOCK:
+        session = _SESSIONS.get(key)
+        if session is None:
+            if len(_SESSIONS) >= 8:  # an environment that keeps changing keeps few sessions
+                _SESSIONS.clear()
+            session = _SESSIONS[key] = boto3.session.Session()
+        return session.client("cloudwatch", **options)
+
 
 class CloudWatchProvider:
     def __init__(self, target: Target, env: ProviderEnv, pool: HttpPool) -> None:
-        import boto3
         from botocore.config import Config
 
         region = target.spec.region
@@ -50,8 +81,7 @@ class CloudWatchProvider:
         )
         # Flagger ignores the address; gitcanary follows it only where the operator allows.
         allowed = bool(target.address) and env.endpoints.allows(target.address or "", "cloudwatch")
-        self.client: Any = boto3.client(
-            "cloudwatch",
+        self.client: Any = _client(
             region_name=region,
             endpoint_url=target.address if allowed else None,
             config=config,
