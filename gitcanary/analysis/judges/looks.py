@@ -393,7 +393,8 @@ def judge_ratio(canary: Sequence[Slice], primary: Sequence[Slice], plan: LookPla
         return with_baseline(conditional_p(steps_c, steps_p), steps_c, steps_p, baseline)
 
     def not_worse(start: float, end: float) -> bool:
-        return shown_not_worse(_within(canary, start, end), _within(primary, start, end), rule.floor, plan.alpha)
+        mine, theirs = _within(canary, start, end), _within(primary, start, end)
+        return shown_not_worse(mine, theirs, rule.floor, plan.alpha)
 
     evidence = Evidence(
         p_value,
