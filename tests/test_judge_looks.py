@@ -26,6 +26,7 @@ from gitcanary.analysis.judges.looks import (
     look_number,
     numbered_level,
     requests_needed,
+    shown_not_worse,
     spent,
 )
 from gitcanary.analysis.judges.stats import EffectFloor
@@ -275,6 +276,53 @@ def test_judge_ratio_rules(
     )  # fmt: skip
     outcome = judge_ratio(canary, primary, plan, SUCCESS)
     assert outcome.verdict is verdict and reason in outcome.reason, outcome
+
+
+def test_promotion_at_low_traffic_needs_no_more_requests_once_the_canary_is_shown_not_worse() -> None:
+    """The look that would promote, at 100%: 240 canary requests without an error, against a
+    primary whose 2 errors in 150 requests (1.3%) inflate the power calculation to 606 requests.
+    The canary's one-sided 98% upper bound (Clopper-Pearson, 0 of 240: 1.6%) is below the
+    primary's share plus the sized effect (1.3% + 2 points): promoted. With 2 canary errors the
+    bound (3.1%) is still below 3.3%; with 5 (4.9%) it is not, and the look waits. (No rail here:
+    the rail's own rules are above.)"""
+    plan = LookPlan(
+        now=120.0, window=30.0, since=0.0, reset=0.0, alpha=0.02, needed=606.0,
+        primary_expected=False, final=True,
+    )  # fmt: skip
+    primary = steady(25, 2 / 6, 60)
+    unrailed = Rule(False, EffectFloor("pp", 0.5))
+    assert judge_ratio(steady(20, 0.0), primary, plan, unrailed).verdict is PASS
+    assert judge_ratio(steady(20, 2 / 12), primary, plan, unrailed).verdict is PASS
+    waiting = judge_ratio(steady(20, 5 / 12), primary, plan, unrailed)
+    assert waiting.verdict is Verdict.WAIT and "not enough requests to promote: 240 of 606" in waiting.reason
+
+
+@settings(max_examples=80, derandomize=True, deadline=None)
+@given(
+    st.integers(1, 5000),
+    st.floats(0.0, 1.0),
+    st.integers(1, 5000),
+    st.floats(0.0, 0.2),
+    st.sampled_from([0.1, 0.5, 1.0, 2.0]),
+)
+def test_shown_not_worse_never_holds_for_a_canary_worse_by_the_sized_effect(
+    requests: int, share: float, primary_requests: int, primary_share: float, floor: float
+) -> None:
+    """Whatever the counts: when the canary's observed bad share is at least the primary's (0.1% at
+    least) plus four times the floor, the bound never lets it skip the power calculation's wait."""
+    bad = math.floor(requests * share)
+    primary_bad = math.floor(primary_requests * primary_share)
+    canary = [Slice(10.0, float(requests), float(bad))]
+    primary = [Slice(10.0, float(primary_requests), float(primary_bad))]
+    if bad / requests >= max(primary_bad / primary_requests, 0.001) + 4 * floor / 100:
+        assert not shown_not_worse(canary, primary, EffectFloor("pp", floor), 0.02)
+
+
+@pytest.mark.parametrize("seed", [1001, 1005])
+def test_healthy_half_a_request_per_second_is_promoted(seed: int) -> None:
+    """Two rollouts at 0.5 req/s (the bench's seeds) whose primary's few errors asked for 606
+    canary requests: they waited past two bounds and were rolled back before the bound above."""
+    assert replay(Scenario(rps=0.5), seed, max_looks=80).outcome == "promoted"
 
 
 label_values = st.text(alphabet=st.characters(codec="utf-8", exclude_characters='"\\\n'), max_size=12)
