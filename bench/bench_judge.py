@@ -32,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -884,13 +884,22 @@ def pure_families() -> dict[str, tuple[Any, str]]:
     }
 
 
-def run_pure(seeds: int, progress: Callable[[str], None]) -> dict[str, Any]:
-    """Every pure family once per seed: outcomes, median detection, and the issue's figures."""
+def run_pure(
+    seeds: int, progress: Callable[[str], None], only: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Every pure family (or those named in `only`) once per seed: outcomes, median detection, and
+    the issue's figures."""
     from tests.judge_scenarios import replay
 
     began = time.perf_counter()
     families: dict[str, Any] = {}
-    for name, (scenario, kind) in pure_families().items():
+    chosen = pure_families()
+    unknown = set(only) - set(chosen)
+    if unknown:
+        raise SystemExit(f"unknown families: {', '.join(sorted(unknown))}")
+    for name, (scenario, kind) in chosen.items():
+        if only and name not in only:
+            continue
         rollouts = [replay(scenario, 1000 + seed, max_looks=80) for seed in range(seeds)]
         detections = [r.detection for r in rollouts if r.detection is not None]
         families[name] = {
@@ -969,9 +978,15 @@ def main(argv: list[str] | None = None) -> int:
         help="run the pure judge's generated families (tests/judge_scenarios.py) with SEEDS seeds each,"
         " no Prometheus, and print their table (or --json)",
     )
+    parser.add_argument(
+        "--families",
+        default="",
+        help="with --pure: semicolon-separated family names (default: every family)",
+    )
     args = parser.parse_args(argv)
     if args.pure:
-        pure = run_pure(args.pure, lambda message: print(message, file=sys.stderr, flush=True))
+        only = [name.strip() for name in args.families.split(";") if name.strip()]
+        pure = run_pure(args.pure, lambda message: print(message, file=sys.stderr, flush=True), only)
         print(json.dumps(pure, indent=2) if args.json else pure_table(pure))
         return 0
     # A TERM (timeout, kill) unwinds like Ctrl-C, so Prometheus is stopped and the temp dir removed.
