@@ -918,6 +918,38 @@ def run_pure(
     return {"seeds": seeds, "seconds": round(time.perf_counter() - began, 1), "families": families}
 
 
+def pure_looks(family: str, seeds: int, looks: int = 4) -> list[dict[str, Any]]:
+    """The success rate's first `looks` looks of `family`'s rollouts: each look's p-value, its
+    level (`looks._level`) and verdict, per seed (why a family is caught when it is)."""
+    import tests.judge_scenarios as scenarios
+    from gitcanary.analysis.judges import looks as judge_looks
+
+    scenario, _ = pure_families()[family]
+    judged = scenarios.judge_ratio
+    seen: list[dict[str, Any]] = []
+
+    def recording(canary: Any, primary: Any, plan: Any, rule: Any) -> Any:
+        outcome = judged(canary, primary, plan, rule)
+        seen.append({
+            "look": judge_looks.look_number(plan.now, plan.since, plan.window),
+            "p": outcome.p_value,
+            "level": judge_looks._level(canary, plan, plan.now),
+            "verdict": outcome.verdict.value,
+        })  # fmt: skip
+        return outcome
+
+    rows = []
+    scenarios.judge_ratio = recording  # type: ignore[assignment]
+    try:
+        for seed in range(seeds):
+            seen.clear()
+            scenarios.replay(scenario, 1000 + seed, max_looks=looks)
+            rows.append({"seed": 1000 + seed, "looks": list(seen)})
+    finally:
+        scenarios.judge_ratio = judged  # type: ignore[assignment]
+    return rows
+
+
 def _passed(look: Any) -> bool:
     return any(v.value == "pass" for v in look.verdicts)
 
@@ -983,7 +1015,16 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help="with --pure: semicolon-separated family names (default: every family)",
     )
+    parser.add_argument(
+        "--pure-looks",
+        metavar="FAMILY",
+        help="with --pure SEEDS: the success rate's p-value, level and verdict at the first four"
+        " looks of FAMILY's rollouts, as JSON",
+    )
     args = parser.parse_args(argv)
+    if args.pure and args.pure_looks:
+        print(json.dumps(pure_looks(args.pure_looks, args.pure), indent=1))
+        return 0
     if args.pure:
         only = [name.strip() for name in args.families.split(";") if name.strip()]
         pure = run_pure(args.pure, lambda message: print(message, file=sys.stderr, flush=True), only)
