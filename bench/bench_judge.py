@@ -853,6 +853,11 @@ def pure_families() -> dict[str, tuple[Any, str]]:
         "healthy 1000 req/s": (Scenario(rps=1000.0), "healthy"),
         "healthy, bursts on both": (Scenario(both_bursts=(10, 25, 40)), "healthy"),
         "healthy, one canary burst": (Scenario(canary_bursts=(7,)), "healthy"),
+        # 10s spikes on both every 2 minutes, as the replay's `noisy`: some fall at 100% weight,
+        # where the primary serves nothing to compare.
+        "healthy, bursts on both every 2 minutes": (
+            Scenario(both_bursts=tuple(range(3, 240, 12))), "healthy"
+        ),
         "healthy, incident on both": (Scenario(incident=(6, 8)), "healthy"),
         "healthy, incident on the primary": (Scenario(primary_incident=(9, 6)), "healthy"),
         "healthy, diurnal 10 req/s": (Scenario(rps=10.0, diurnal=True), "healthy"),

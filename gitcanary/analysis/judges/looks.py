@@ -341,11 +341,17 @@ def _judge(
     worse = (
         whole is not None and whole_p is not None and rule.floor.reached(whole, whole_p, rule.higher_is_worse)
     )
-    if plan.final and _beyond(whole, rule) and (worse or not _beyond(whole_p, rule)):
+    window_requests = _total(_within(canary, plan.now - plan.window, plan.now))
+    few = window_requests < plan.needed
+    if plan.final and few and _beyond(whole, rule) and (worse or not _beyond(whole_p, rule)):
         # Promotion also needs the canary's value since the rollout began within the rail, unless
-        # the primary's is beyond it as much (an incident on both): at low traffic no one window
-        # shows a bad canary, the whole rollout does, and the primary's few requests may be
-        # beyond by chance.
+        # the primary's is beyond it as much (an incident on both), when this look's window holds
+        # fewer requests than the power calculation asks for: at low traffic no one window shows
+        # a bad canary, the whole rollout does, and the primary's few requests may be beyond by
+        # chance. A window with them is the rail's evidence on its own: the rollout's earlier
+        # weights mix the two sides' requests differently over time (the canary's towards the
+        # end), so a 5xx spike late in the rollout weighs more in the canary's value since it
+        # began than in the primary's, and at full weight the primary sees none of it.
         return result(Verdict.WAIT, f"canary {whole:.4g} beyond the threshold since the rollout began")
     return result(Verdict.PASS, "canary not worse")
 
