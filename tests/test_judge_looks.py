@@ -207,7 +207,7 @@ def test_the_power_calculation_matches_the_normal_approximation() -> None:
     assert requests_needed(p0, p1 - p0, alpha, power) == math.ceil((z / (p1 - p0)) ** 2)
 
 
-@settings(max_examples=200, derandomize=True)
+@settings(max_examples=200, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(st.integers(0, 1000), min_size=2, max_size=12),
     st.floats(0.01, 0.99),
