@@ -373,3 +373,13 @@ def test_a_missing_edge_is_unknown_never_zero() -> None:
     outcome = judge_latency(canary, primary, plan, Rule(True, EffectFloor("ratio", 1.1)), 0.99)
     assert outcome.verdict is Verdict.FAIL, outcome
     assert "its next edge up" in outcome.reason
+
+
+def test_late_spikes_on_both_do_not_keep_a_healthy_canary_waiting_at_full_weight() -> None:
+    """10s spikes of 10% errors on both workloads every 2 minutes (the replay's `noisy`). One fell
+    at full weight, where the primary serves nothing: it failed one look, and the canary's value
+    since the rollout began (its requests lean towards the late spikes) then held promotion back
+    until a second spike rolled it back. A window with the requests promotion needs is the rail's
+    evidence on its own."""
+    rollout = replay(Scenario(both_bursts=tuple(range(3, 240, 12))), 4, max_looks=60)
+    assert rollout.outcome == "promoted", [(look.number, look.verdicts) for look in rollout.looks]
