@@ -32,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -853,6 +853,11 @@ def pure_families() -> dict[str, tuple[Any, str]]:
         "healthy 1000 req/s": (Scenario(rps=1000.0), "healthy"),
         "healthy, bursts on both": (Scenario(both_bursts=(10, 25, 40)), "healthy"),
         "healthy, one canary burst": (Scenario(canary_bursts=(7,)), "healthy"),
+        # 10s spikes on both every 2 minutes, as the replay's `noisy`: some fall at 100% weight,
+        # where the primary serves nothing to compare.
+        "healthy, bursts on both every 2 minutes": (
+            Scenario(both_bursts=tuple(range(3, 240, 12))), "healthy"
+        ),
         "healthy, incident on both": (Scenario(incident=(6, 8)), "healthy"),
         "healthy, incident on the primary": (Scenario(primary_incident=(9, 6)), "healthy"),
         "healthy, diurnal 10 req/s": (Scenario(rps=10.0, diurnal=True), "healthy"),
@@ -884,13 +889,22 @@ def pure_families() -> dict[str, tuple[Any, str]]:
     }
 
 
-def run_pure(seeds: int, progress: Callable[[str], None]) -> dict[str, Any]:
-    """Every pure family once per seed: outcomes, median detection, and the issue's figures."""
+def run_pure(
+    seeds: int, progress: Callable[[str], None], only: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Every pure family (or those named in `only`) once per seed: outcomes, median detection, and
+    the issue's figures."""
     from tests.judge_scenarios import replay
 
     began = time.perf_counter()
     families: dict[str, Any] = {}
-    for name, (scenario, kind) in pure_families().items():
+    chosen = pure_families()
+    unknown = set(only) - set(chosen)
+    if unknown:
+        raise SystemExit(f"unknown families: {', '.join(sorted(unknown))}")
+    for name, (scenario, kind) in chosen.items():
+        if only and name not in only:
+            continue
         rollouts = [replay(scenario, 1000 + seed, max_looks=80) for seed in range(seeds)]
         detections = [r.detection for r in rollouts if r.detection is not None]
         families[name] = {
@@ -907,6 +921,38 @@ def run_pure(seeds: int, progress: Callable[[str], None]) -> dict[str, Any]:
         }
         progress(f"  {name}: {families[name]}")
     return {"seeds": seeds, "seconds": round(time.perf_counter() - began, 1), "families": families}
+
+
+def pure_looks(family: str, seeds: int, looks: int = 4) -> list[dict[str, Any]]:
+    """The success rate's first `looks` looks of `family`'s rollouts: each look's p-value, its
+    level (`looks._level`) and verdict, per seed (why a family is caught when it is)."""
+    import tests.judge_scenarios as scenarios
+    from gitcanary.analysis.judges import looks as judge_looks
+
+    scenario, _ = pure_families()[family]
+    judged = scenarios.judge_ratio
+    seen: list[dict[str, Any]] = []
+
+    def recording(canary: Any, primary: Any, plan: Any, rule: Any) -> Any:
+        outcome = judged(canary, primary, plan, rule)
+        seen.append({
+            "look": judge_looks.look_number(plan.now, plan.since, plan.window),
+            "p": outcome.p_value,
+            "level": judge_looks._level(canary, plan, plan.now),
+            "verdict": outcome.verdict.value,
+        })  # fmt: skip
+        return outcome
+
+    rows = []
+    scenarios.judge_ratio = recording  # type: ignore[assignment]
+    try:
+        for seed in range(seeds):
+            seen.clear()
+            scenarios.replay(scenario, 1000 + seed, max_looks=looks)
+            rows.append({"seed": 1000 + seed, "looks": list(seen)})
+    finally:
+        scenarios.judge_ratio = judged  # type: ignore[assignment]
+    return rows
 
 
 def _passed(look: Any) -> bool:
@@ -969,9 +1015,24 @@ def main(argv: list[str] | None = None) -> int:
         help="run the pure judge's generated families (tests/judge_scenarios.py) with SEEDS seeds each,"
         " no Prometheus, and print their table (or --json)",
     )
+    parser.add_argument(
+        "--families",
+        default="",
+        help="with --pure: semicolon-separated family names (default: every family)",
+    )
+    parser.add_argument(
+        "--pure-looks",
+        metavar="FAMILY",
+        help="with --pure SEEDS: the success rate's p-value, level and verdict at the first four"
+        " looks of FAMILY's rollouts, as JSON",
+    )
     args = parser.parse_args(argv)
+    if args.pure and args.pure_looks:
+        print(json.dumps(pure_looks(args.pure_looks, args.pure), indent=1))
+        return 0
     if args.pure:
-        pure = run_pure(args.pure, lambda message: print(message, file=sys.stderr, flush=True))
+        only = [name.strip() for name in args.families.split(";") if name.strip()]
+        pure = run_pure(args.pure, lambda message: print(message, file=sys.stderr, flush=True), only)
         print(json.dumps(pure, indent=2) if args.json else pure_table(pure))
         return 0
     # A TERM (timeout, kill) unwinds like Ctrl-C, so Prometheus is stopped and the temp dir removed.

@@ -26,6 +26,7 @@ from gitcanary.analysis.judges.looks import (
     look_number,
     numbered_level,
     requests_needed,
+    shown_not_worse,
     spent,
 )
 from gitcanary.analysis.judges.stats import EffectFloor
@@ -206,7 +207,7 @@ def test_the_power_calculation_matches_the_normal_approximation() -> None:
     assert requests_needed(p0, p1 - p0, alpha, power) == math.ceil((z / (p1 - p0)) ** 2)
 
 
-@settings(max_examples=200, derandomize=True)
+@settings(max_examples=200, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(st.integers(0, 1000), min_size=2, max_size=12),
     st.floats(0.01, 0.99),
@@ -277,6 +278,55 @@ def test_judge_ratio_rules(
     assert outcome.verdict is verdict and reason in outcome.reason, outcome
 
 
+def test_promotion_at_low_traffic_needs_no_more_requests_once_the_canary_is_shown_not_worse() -> None:
+    """The look that would promote, at 100%: 240 canary requests without an error, against a
+    primary whose 2 errors in 150 requests (1.3%) inflate the power calculation to 606 requests.
+    The canary's one-sided 98% upper bound (Clopper-Pearson, 0 of 240: 1.6%) is below the
+    primary's share plus the sized effect (1.3% + 2 points): promoted. With 2 canary errors the
+    bound (3.1%) is still below 3.3%; with 5 (4.9%) it is not, and the look waits. (No rail here:
+    the rail's own rules are above.)"""
+    plan = LookPlan(
+        now=120.0, window=30.0, since=0.0, reset=0.0, alpha=0.02, needed=606.0,
+        primary_expected=False, final=True,
+    )  # fmt: skip
+    primary = steady(25, 2 / 6, 60)
+    unrailed = Rule(False, EffectFloor("pp", 0.5))
+    assert judge_ratio(steady(20, 0.0), primary, plan, unrailed).verdict is PASS
+    assert judge_ratio(steady(20, 2 / 12), primary, plan, unrailed).verdict is PASS
+    waiting = judge_ratio(steady(20, 5 / 12), primary, plan, unrailed)
+    assert waiting.verdict is Verdict.WAIT and "not enough requests to promote: 240 of 606" in waiting.reason
+
+
+@settings(max_examples=80, derandomize=True, deadline=None)
+@given(
+    st.integers(1, 5000),
+    st.floats(0.0, 0.03),
+    st.integers(1, 5000),
+    st.floats(0.0, 0.2),
+    st.sampled_from([0.1, 0.5, 1.0, 2.0]),
+)
+def test_shown_not_worse_never_holds_for_a_canary_worse_by_the_sized_effect(
+    requests: int, extra: float, primary_requests: int, primary_share: float, floor: float
+) -> None:
+    """Whatever the counts: a canary whose observed bad share is at least the primary's (0.1% at
+    least) plus four times the floor (and up to 3 points more) never skips the power
+    calculation's wait by the bound."""
+    primary_bad = math.floor(primary_requests * primary_share)
+    worst_allowed = max(primary_bad / primary_requests, 0.001) + 4 * floor / 100
+    bad = min(math.ceil(requests * (worst_allowed + extra)), requests)
+    canary = [Slice(10.0, float(requests), float(bad))]
+    primary = [Slice(10.0, float(primary_requests), float(primary_bad))]
+    assert bad / requests >= worst_allowed
+    assert not shown_not_worse(canary, primary, EffectFloor("pp", floor), 0.02)
+
+
+@pytest.mark.parametrize("seed", [1001, 1005])
+def test_healthy_half_a_request_per_second_is_promoted(seed: int) -> None:
+    """Two rollouts at 0.5 req/s (the bench's seeds) whose primary's few errors asked for 606
+    canary requests: they waited past two bounds and were rolled back before the bound above."""
+    assert replay(Scenario(rps=0.5), seed, max_looks=80).outcome == "promoted"
+
+
 label_values = st.text(alphabet=st.characters(codec="utf-8", exclude_characters='"\\\n'), max_size=12)
 
 
@@ -323,3 +373,13 @@ def test_a_missing_edge_is_unknown_never_zero() -> None:
     outcome = judge_latency(canary, primary, plan, Rule(True, EffectFloor("ratio", 1.1)), 0.99)
     assert outcome.verdict is Verdict.FAIL, outcome
     assert "its next edge up" in outcome.reason
+
+
+def test_late_spikes_on_both_do_not_keep_a_healthy_canary_waiting_at_full_weight() -> None:
+    """10s spikes of 10% errors on both workloads every 2 minutes (the replay's `noisy`). One fell
+    at full weight, where the primary serves nothing: it failed one look, and the canary's value
+    since the rollout began (its requests lean towards the late spikes) then held promotion back
+    until a second spike rolled it back. A window with the requests promotion needs is the rail's
+    evidence on its own."""
+    rollout = replay(Scenario(both_bursts=tuple(range(3, 240, 12))), 4, max_looks=60)
+    assert rollout.outcome == "promoted", [(look.number, look.verdicts) for look in rollout.looks]

@@ -205,6 +205,8 @@ class _Run:
         analysis interval). A range selector keeps returning a series that stopped, until it
         leaves the range: the value is then from before this look. A selector with no series at
         all (no 5xx yet) says nothing either way."""
+        if plan.target is not None and plan.target.spec.type == "graphite":
+            return self._stale_points(plan, query)
         if plan.target is not None and plan.target.spec.type != "prometheus":
             return None
         window = self.canary.spec.analysis.interval_seconds
@@ -222,6 +224,35 @@ class _Run:
                     f" older than this look's window ({window:g}s)"
                 )
         return None
+
+    def _stale_points(self, plan: _Plan, query: str) -> str | None:
+        """Why a Graphite value is not current, or None. The render API gives every datapoint's
+        timestamp (the start of its bucket) and a null where nothing was written, and the check's
+        value is the last non-null datapoint within the query's own `from`: a series that stopped
+        keeps answering its last value until it leaves that range. The same query over the last
+        four intervals: its newest datapoint's bucket (its timestamp plus the datapoints' spacing)
+        must end inside this look's window (the analysis interval); none at all is older still."""
+        window = self.canary.spec.analysis.interval_seconds
+        ranged = getattr(self._client(plan), "query_range", None)
+        if ranged is None:
+            return None
+        oldest_allowed = self.now.timestamp() - window
+        try:
+            points = ranged(query, self.now - timedelta(seconds=4 * window), self.now, window)
+        except NoDataError:
+            points = []
+        except AnalysisError:
+            return None  # the check's own query answered: a failed second read says nothing
+        times = sorted(t for t, _ in points)
+        spacing = min((b - a for a, b in zip(times, times[1:], strict=False) if b > a), default=0.0)
+        if times and times[-1] + spacing >= oldest_allowed:
+            return None
+        age = (
+            f"is {self.now.timestamp() - times[-1] - spacing:.0f}s old"
+            if times
+            else f"is older than {4 * window:g}s"
+        )
+        return f"no current data: the newest datapoint {age}, older than this look's window ({window:g}s)"
 
     def _mask(self, text: str) -> str:
         # Longest first, so a secret that contains another is masked whole; every spelling of it

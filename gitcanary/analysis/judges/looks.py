@@ -144,6 +144,25 @@ def ratio_requests_needed(primary: Sequence[Slice], floor: EffectFloor, alpha: f
     return requests_needed(max(baseline, 0.001), 4 * floor.size / 100, alpha)
 
 
+def shown_not_worse(
+    canary: Sequence[Slice], primary: Sequence[Slice], floor: EffectFloor, alpha: float
+) -> bool:
+    """Whether the canary's bad share is shown below the primary's plus the effect the power
+    calculation is sized for (`ratio_requests_needed`: four times the floor): its one-sided upper
+    confidence bound at level `alpha` (Clopper-Pearson, `scipy.stats.binomtest`) is below it. Then
+    more requests would not change the conclusion, and promotion need not wait for the requests
+    of the power calculation, which a primary's few errors at low traffic can inflate."""
+    requests = round(_total(canary))
+    primary_share = _share(primary)
+    if requests <= 0 or primary_share is None:
+        return False
+    from scipy.stats import binomtest
+
+    bad = min(round(sum(max(s.bad, 0.0) for s in canary)), requests)
+    upper = binomtest(bad, requests).proportion_ci(confidence_level=1 - 2 * alpha, method="exact").high
+    return float(upper) < max(primary_share, 0.001) + 4 * floor.size / 100
+
+
 def latency_requests_needed(alpha: float) -> float:
     """The canary requests a latency needs before promotion: sized to see 15 more points of
     requests slower than the primary's median edge (half of them)."""
@@ -196,6 +215,9 @@ class Evidence:
     values: Callable[[float, float], Values]
     rail_e: Callable[[float, float], float] | None = None
     how: str = ""  # which test, when not the usual one
+    # The canary shown not worse by the effect the power calculation is sized for, on the
+    # requests since the rollout began (a ratio's one-sided upper confidence bound).
+    not_worse: Callable[[float, float], bool] | None = None
 
 
 def _information(canary: Sequence[Slice], plan: LookPlan, at: float) -> float:
@@ -310,7 +332,8 @@ def _judge(
             f"canary {canary_now:.4g} beyond the threshold in this look's window, without evidence yet",
         )
     since = _total([s for s in canary if s.time > plan.since])
-    if plan.final and since < plan.needed:
+    shown = evidence.not_worse is not None and evidence.not_worse(plan.since, plan.now)
+    if plan.final and since < plan.needed and not shown:
         return result(
             Verdict.WAIT, f"not enough requests to promote: {since:.0f} of {plan.needed:.0f} canary requests"
         )
@@ -318,11 +341,17 @@ def _judge(
     worse = (
         whole is not None and whole_p is not None and rule.floor.reached(whole, whole_p, rule.higher_is_worse)
     )
-    if plan.final and _beyond(whole, rule) and (worse or not _beyond(whole_p, rule)):
+    window_requests = _total(_within(canary, plan.now - plan.window, plan.now))
+    few = window_requests < plan.needed
+    if plan.final and few and _beyond(whole, rule) and (worse or not _beyond(whole_p, rule)):
         # Promotion also needs the canary's value since the rollout began within the rail, unless
-        # the primary's is beyond it as much (an incident on both): at low traffic no one window
-        # shows a bad canary, the whole rollout does, and the primary's few requests may be
-        # beyond by chance.
+        # the primary's is beyond it as much (an incident on both), when this look's window holds
+        # fewer requests than the power calculation asks for: at low traffic no one window shows
+        # a bad canary, the whole rollout does, and the primary's few requests may be beyond by
+        # chance. A window with them is the rail's evidence on its own: the rollout's earlier
+        # weights mix the two sides' requests differently over time (the canary's towards the
+        # end), so a 5xx spike late in the rollout weighs more in the canary's value since it
+        # began than in the primary's, and at full weight the primary sees none of it.
         return result(Verdict.WAIT, f"canary {whole:.4g} beyond the threshold since the rollout began")
     return result(Verdict.PASS, "canary not worse")
 
@@ -369,10 +398,15 @@ def judge_ratio(canary: Sequence[Slice], primary: Sequence[Slice], plan: LookPla
         steps_c, steps_p = span(start, end)
         return with_baseline(conditional_p(steps_c, steps_p), steps_c, steps_p, baseline)
 
+    def not_worse(start: float, end: float) -> bool:
+        mine, theirs = _within(canary, start, end), _within(primary, start, end)
+        return shown_not_worse(mine, theirs, rule.floor, plan.alpha)
+
     evidence = Evidence(
         p_value,
         values,
         (lambda start, end: rail_e_value(*span(start, end), share)) if share is not None else None,
+        not_worse=not_worse,
     )
     start = plan.now - plan.window
     now_c, now_p = _within(canary, start, plan.now), _within(primary, start, plan.now)
