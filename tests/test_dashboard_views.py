@@ -214,6 +214,9 @@ def test_the_filter_hides_and_shows_rows_in_chromium_without_javascript(
     expected = _oracle(repo)
     browser = no_script_browser
     with _serve(repo, tmp_path) as url:
+        # No framework: one inline script (the live refresh), nothing loaded from elsewhere.
+        html = httpx.get(url + "/", timeout=30).text
+        assert html.count("<script") == 1 and "<script src" not in html and "<link rel=stylesheet" not in html
         browser.get(url + "/")
         # Scripting is off in the page: a <noscript> holds parsed elements only then.
         assert browser.execute_script("return document.querySelector('noscript meta') !== null")
@@ -368,3 +371,49 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return base / "demo"
+
+
+@settings(max_examples=25, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 100),
+            st.lists(st.tuples(st.sampled_from(["latency", "errors", "saturation"]), st.booleans()),
+                     max_size=3, unique_by=lambda c: c[0]),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_every_chart_draws_the_primary_beside_the_canary(
+    steps: list[tuple[int, list[tuple[str, bool]]]],
+) -> None:
+    """Any rollout (weights, metrics measured by the threshold judge or against the primary): its
+    chart draws the primary's weight once, and each metric panel either the primary's line or
+    `primary not measured`."""
+    from test_audit_parse import message, one_per_commit
+
+    from gitcanary.audit.chart import render_svg
+    from gitcanary.audit.model import rollouts
+    from gitcanary.audit.parse import parse_commits
+    from gitcanary.core.observations import CheckResult
+    from gitcanary.core.rollout import Action
+    from gitcanary.spec.status import Phase
+
+    texts = [message(Action.START, Phase.PROGRESSING, 0, 0)]
+    compared: dict[str, bool] = {}
+    for minute, (weight, checks) in enumerate(steps, start=1):
+        results = tuple(
+            CheckResult(name, 1.0, None, 5.0, True, f"{name} 1 <= 5 ok", primary=0.5 if against else None)
+            for name, against in checks
+        )
+        for name, against in checks:
+            compared[name] = compared.get(name, False) or against
+        texts.append(message(Action.ADVANCE, Phase.PROGRESSING, weight, minute, checks=results))
+    parsed, problems = parse_commits(one_per_commit(texts))
+    assert not problems
+    [rollout] = rollouts(parsed)
+    svg = render_svg(rollout)
+    assert svg.count("<title>primary weight</title>") == 1
+    assert svg.count("<title>primary</title>") == sum(compared.values())
+    assert svg.count("primary not measured") == sum(not v for v in compared.values())
