@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
@@ -30,7 +31,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import Select, WebDriverWait
-from test_dashboard import CHROMIUM, DRIVER, ENV, _serve
+from test_dashboard import CHROMIUM, DRIVER, ENV, STALE, _serve
 
 from gitcanary.service.dashboard import Card, Dashboard, Filters, Snapshot, _workload_row, main, take_snapshot
 from gitcanary.service.dashboard_cluster import Pod, Workload
@@ -188,21 +189,30 @@ def test_every_name_the_page_shows_is_escaped(
     assert [row["data-key"] for row in page.rows] == [key]
 
 
-@pytest.fixture
-def no_script_browser() -> Any:
+def _chrome(script: bool) -> Iterator[webdriver.Chrome]:
     assert CHROMIUM and DRIVER
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--window-size=1200,1600"):
         options.add_argument(flag)
-    # JavaScript off: the filter must work as a plain HTML form.
-    options.add_experimental_option("prefs", {"profile.managed_default_content_settings.javascript": 2})
+    if not script:  # JavaScript off: the filter must work as a plain HTML form
+        options.add_experimental_option("prefs", {"profile.managed_default_content_settings.javascript": 2})
     driver = webdriver.Chrome(service=Service(DRIVER), options=options)
     try:
         yield driver
     finally:
         driver.quit()
+
+
+@pytest.fixture
+def no_script_browser() -> Iterator[webdriver.Chrome]:
+    yield from _chrome(script=False)
+
+
+@pytest.fixture
+def script_browser() -> Iterator[webdriver.Chrome]:
+    yield from _chrome(script=True)
 
 
 def test_the_filter_hides_and_shows_rows_in_chromium_without_javascript(
@@ -417,3 +427,28 @@ def test_every_chart_draws_the_primary_beside_the_canary(
     assert svg.count("<title>primary weight</title>") == 1
     assert svg.count("<title>primary</title>") == sum(compared.values())
     assert svg.count("primary not measured") == sum(not v for v in compared.values())
+
+
+def test_the_live_refresh_keeps_the_filter(script_browser: webdriver.Chrome, tmp_path: Path) -> None:
+    """With JavaScript, a commit swaps the content in place, and the swapped-in list is filtered as
+    the address says (the script asks for /dashboard/main with the page's query)."""
+    repo = tmp_path / "repo"
+    _write_repo(repo, [("a", "prod", "Progressing"), ("b", "test", "Progressing"), ("c", "prod", "Failed")])
+    rows = (
+        "return [...document.querySelectorAll('#canaries tr.row')]"
+        ".map(r => r.dataset.key + ' ' + r.dataset.phase)"
+    )
+    shown_head = "var m = document.querySelector('main'); return m ? m.dataset.head : null"
+    with _serve(repo, tmp_path) as url:
+        script_browser.get(url + "/?namespace=prod")
+        assert sorted(script_browser.execute_script(rows)) == ["prod/a Progressing", "prod/c Failed"]
+        script_browser.execute_script("window.__sameDocument = true")
+        status = repo / "apps/prod/a-gitcanary/gitcanary-status.yaml"
+        status.write_text(status.read_text().replace("phase: Progressing", "phase: Succeeded"))
+        git("commit", "-qam", "a succeeded", cwd=repo)
+        head = git("rev-parse", "HEAD", cwd=repo).strip()
+        wait = WebDriverWait(script_browser, 30, ignored_exceptions=STALE)
+        wait.until(lambda d: d.execute_script(shown_head) == head)
+        assert sorted(script_browser.execute_script(rows)) == ["prod/a Succeeded", "prod/c Failed"]
+        same = script_browser.execute_script("return window.__sameDocument === true")
+        assert same, "updated without a reload"
