@@ -452,3 +452,33 @@ def test_the_live_refresh_keeps_the_filter(script_browser: webdriver.Chrome, tmp
         assert sorted(script_browser.execute_script(rows)) == ["prod/a Succeeded", "prod/c Failed"]
         same = script_browser.execute_script("return window.__sameDocument === true")
         assert same, "updated without a reload"
+
+
+def test_run_listen_shows_pods_when_the_reconciler_reads_the_cluster(
+    config_repo: Any, tmp_path: Path
+) -> None:
+    """`run --listen` with cluster access gives its page the reconciler's read-only client: the
+    card of prod/backend lists the primary's pods as the cluster reports them."""
+    from gitcanary.commands.cli import _serve as serve_run
+    from gitcanary.service.instrumented import MonitoredReconciler
+    from gitcanary.service.settings import Settings
+
+    with running_emulator({PODS: "Pod"}) as cluster:
+        cluster.put(DEPLOYMENTS, deployment("backend-primary"))
+        image = "ghcr.io/stefanprodan/podinfo:6.1.1"
+        cluster.put(PODS, _pod("backend-primary-9f8-x", "backend-primary", image))
+        settings = Settings(
+            repo=str(config_repo.remote), workdir=tmp_path / "work", settle=0, cluster="on",
+            kubeconfig=str(cluster.kubeconfig(tmp_path)),
+        )
+        reconciler = MonitoredReconciler(settings)
+        server = serve_run("127.0.0.1:0", reconciler)
+        try:
+            reconciler.tick()
+            html = httpx.get(server.url + "/", timeout=30).text
+        finally:
+            server.stop()
+        seen = dict(re.findall(r"<tr class='workload (canary|primary)'>(.*?)</tr>", html))
+        assert "backend-primary-9f8-x Running" in seen["primary"]
+        assert "deployment prod/backend not found" in seen["canary"]  # not put: said so, no error page
+        cluster.assert_read_only()
