@@ -117,6 +117,19 @@ def test_run_initializes_every_canary_but_the_suspended_ones(
     assert initialized == expected
     tree = git("ls-tree", "-d", "--name-only", "main:apps", cwd=fork).split()
     assert sorted(d.removesuffix("-gitcanary") for d in tree if d.endswith("-gitcanary")) == expected
+    # Resumed, a held-back canary is initialized by the next tick.
+    people = {**ENV, "GIT_AUTHOR_NAME": "YOU", "GIT_AUTHOR_EMAIL": "you@example.com",
+              "GIT_COMMITTER_NAME": "YOU", "GIT_COMMITTER_EMAIL": "you@example.com"}
+    for name in suspended:
+        resume = [sys.executable, "-m", "gitcanary", "resume", f"prod/{name}", "--repo", str(fork)]
+        done = subprocess.run(resume, capture_output=True, text=True, env=people, timeout=60)
+        assert done.returncode == 0, done.stderr
+    if suspended:
+        again = subprocess.run(run.args, capture_output=True, text=True, env=ENV, timeout=120)
+        assert again.returncode == 0, again.stderr[-2000:]
+        subjects = git("log", "--format=%s", "main", cwd=fork).splitlines()
+        now = sorted(m[1] for s in subjects if (m := re.match(r"gitcanary: initialize prod/(\w+):", s)))
+        assert now == ["backend", "frontend"]
 
 
 def test_the_navigation_is_grouped_and_the_migration_guide_leads_migrate() -> None:
