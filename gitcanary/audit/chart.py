@@ -2,7 +2,8 @@
 
 Plain SVG written by hand (a few lines and circles), so the HTML report needs no JavaScript, no
 CDN and no plotting library. Failed checks are red dots; thresholds are dashed lines. Checks of
-the compare judge also carry the primary's value: a grey line beside the canary's.
+the compare judge also carry the primary's value: a grey line beside the canary's; the weight panel
+draws the primary's share (100 minus the canary's weight) beside the canary's in every chart.
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ def _series(rollout: Rollout) -> list[_Series]:
     weight: list[tuple[float, float | None, bool]] = [
         ((s.time - start).total_seconds(), float(s.weight), True) for s in rollout.steps
     ]
-    found = [_Series("canary weight %", weight, fixed=(0, 100), step=True)]
+    # The primary serves what the canary's weight leaves: drawn beside it in the weight panel.
+    primary_weight = tuple((seconds, 100 - float(value or 0)) for seconds, value, _ in weight)
+    found = [_Series("traffic weight %", weight, fixed=(0, 100), step=True, primary=primary_weight)]
     metrics: dict[str, list[tuple[float, float | None, bool]]] = {}
     bounds: dict[str, tuple[float | None, float | None]] = {}
     primaries: dict[str, list[tuple[float, float]]] = {}
@@ -111,17 +114,28 @@ def render_svg(rollout: Rollout) -> str:
                 f"threshold {_fmt(limit)}</text>"
             )
         if item.primary:
-            line = " ".join(
-                f"{'L' if i else 'M'}{x_of(seconds):.1f},{y_of(value):.1f}"
-                for i, (seconds, value) in enumerate(item.primary)
-            )
+            steps: list[str] = []
+            for seconds, value in item.primary:
+                if item.step and steps:
+                    steps.append(f"H{x_of(seconds):.1f}")
+                steps.append(f"{'L' if steps else 'M'}{x_of(seconds):.1f},{y_of(value):.1f}")
+            if item.step:
+                steps.append(f"H{LEFT + plot_width:.1f}")
+            line = " ".join(steps)
             out.append(
                 f'<path d="{line}" fill="none" stroke="{PRIMARY_COLOR}" stroke-width="2" '
-                f'stroke-dasharray="6 3"><title>primary</title></path>'
+                f'stroke-dasharray="6 3"><title>primary{" weight" if item.step else ""}</title></path>'
             )
             out.append(
                 f'<text x="{LEFT + plot_width - 2}" y="{top - 8}" text-anchor="end" fill="{PRIMARY_COLOR}">'
-                f'canary <tspan fill="{LINE_COLOR}">&#8212;</tspan> primary &#8212; &#8212;</text>'
+                f'canary <tspan fill="{WEIGHT_COLOR if item.step else LINE_COLOR}">&#8212;</tspan> '
+                "primary &#8212; &#8212;</text>"
+            )
+        elif not item.step:
+            # The threshold judge measures the canary only: say so where the primary's line would be.
+            out.append(
+                f'<text x="{LEFT + plot_width - 2}" y="{top - 8}" text-anchor="end" fill="{PRIMARY_COLOR}">'
+                "canary; primary not measured (threshold judge)</text>"
             )
         path: list[str] = []
         for seconds, point, _ok in item.points:

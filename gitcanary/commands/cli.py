@@ -723,7 +723,15 @@ def _serve(listen: str, reconciler: Reconciler, as_json: bool = False) -> HttpSe
         github_commit_url(settings.github_api_url, settings.github_repo) if settings.github_repo else None
     )
     bot = BotIdentity(settings.author_email, settings.signing_key, settings.signing_format)
-    Dashboard(lambda: reconciler.workspace.root, settings.repo, commit_url=links, bot=bot).mount(router)
+    # When the reconciler reads the cluster, the page shows each canary's pods and images through
+    # the same read-only client.
+    from gitcanary.service.dashboard_cluster import WorkloadReader
+
+    api = getattr(getattr(reconciler, "observer", None), "api", None)
+    pods = WorkloadReader(api) if api is not None else None
+    Dashboard(
+        lambda: reconciler.workspace.root, settings.repo, commit_url=links, bot=bot, workloads=pods
+    ).mount(router)
     secret = webhook_secret(reconciler.settings)
     if secret:
         receiver = push_webhook.WebhookReceiver(secret, reconciler.wake, reconciler.settings.branch)
@@ -1274,10 +1282,22 @@ def dashboard(
     signing_format: Annotated[
         str, typer.Option("--signing-format", help="openpgp, ssh or x509.", envvar="GITCANARY_SIGNING_FORMAT")
     ] = "openpgp",
+    cluster: Annotated[
+        str,
+        typer.Option(
+            "--cluster",
+            help="Read the cluster (read-only) to show each canary's pods and images, and its "
+            "primary's: auto (in-cluster service account, else a kubeconfig if there is one), on "
+            "(must), off.",
+        ),
+    ] = "off",
+    kubeconfig: KubeconfigOpt = None,
 ) -> None:
-    """Serve a live, read-only web page of every canary: phase, weight, last checks against their
-    thresholds, a chart of each latest rollout, its commits and PRs, and the manual actions as
-    commands to run. It writes nothing. `gitcanary run --listen` serves the same page at /."""
+    """Serve a live, read-only web page of every canary: a list filtered by namespace and phase,
+    then each canary's phase, weight beside the primary's, last checks against their thresholds, a
+    chart of its latest rollout and its earlier rollouts, commits and PRs, pods and images (with
+    --cluster), and the manual actions as commands to run. It writes nothing. `gitcanary run
+    --listen` serves the same page at /."""
     import threading
 
     from gitcanary.audit.verify import BotIdentity
@@ -1297,10 +1317,18 @@ def dashboard(
         def refresh() -> None:
             workspace.sync()
 
+    from gitcanary.cluster import api_client
+    from gitcanary.service.dashboard_cluster import WorkloadReader
     from gitcanary.service.http import HttpServer, Router, plain
 
+    try:
+        api = api_client(cluster, kubeconfig)
+    except GitcanaryError as exc:
+        _fail(exc)
+        return
     bot = BotIdentity(bot_email, signing_key, signing_format)
-    board = Dashboard(lambda: root, repo, refresh=refresh, commit_url=commit_url, bot=bot)
+    pods = WorkloadReader(api) if api is not None else None
+    board = Dashboard(lambda: root, repo, refresh=refresh, commit_url=commit_url, bot=bot, workloads=pods)
     with err.status(f"reading the canaries of {board.repo_label}...", spinner="dots"):
         board.snapshot()  # the first read parses every Canary; later heads re-read what changed
     router = Router()

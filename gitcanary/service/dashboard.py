@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, urlencode
 
 from git import GitCommandError, Repo
 
@@ -37,6 +37,7 @@ from gitcanary.errors import GitcanaryError
 from gitcanary.manifests import discovery
 from gitcanary.manifests.files import YAML_SUFFIXES
 from gitcanary.manifests.generate import Layout, read_status
+from gitcanary.service.dashboard_cluster import Workload, WorkloadReader
 from gitcanary.service.http import Router, StartResponse, plain
 from gitcanary.service.logs import redact
 from gitcanary.spec.load import LoadedCanary
@@ -77,6 +78,18 @@ class Card:
     suspended: bool = False
     thresholds: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
     rollout: Rollout | None = None
+    # Every rollout of this canary that Git history holds (steps `history --verify` accepts), oldest first.
+    rollouts: list[Rollout] = field(default_factory=list)
+    target: str = ""  # the Deployment the Canary targets; its primary is `<target>-primary`
+
+    @property
+    def namespace(self) -> str:
+        return self.key.split("/", 1)[0]
+
+    @property
+    def primary_weight(self) -> int:
+        """The primary's share of the traffic: what the canary's weight leaves."""
+        return 100 - self.weight
 
     @property
     def last_checks(self) -> list[Any]:
@@ -113,6 +126,7 @@ def _card(root: Path, loaded: LoadedCanary) -> Card:
     canary = loaded.canary
     analysis = canary.spec.analysis
     card = Card(key=canary.key, source=loaded.source, phase="Uninitialized")
+    card.target = canary.spec.target_ref.name
     card.suspended = bool(canary.spec.suspend)
     card.threshold = analysis.threshold if analysis else None
     for metric in analysis.metrics if analysis else []:
@@ -191,12 +205,13 @@ def take_snapshot(root: Path, previous: Snapshot | None = None, bot: BotIdentity
     ]
     steps, skipped = parse_commits([c for c in commits if not verdicts.get(c.sha)])
     problems += [str(problem) for problem in skipped]
-    latest: dict[str, Rollout] = {}
+    every: dict[str, list[Rollout]] = {}
     for rollout in rollouts(steps):
-        if rollout.canary not in latest or rollout.started >= latest[rollout.canary].started:
-            latest[rollout.canary] = rollout
+        every.setdefault(rollout.canary, []).append(rollout)
     for card in cards:
-        card.rollout = latest.get(card.key)
+        # Oldest first; the latest is the one started last (a stable sort keeps Git's order on ties).
+        card.rollouts = sorted(every.get(card.key, []), key=lambda r: r.started)
+        card.rollout = card.rollouts[-1] if card.rollouts else None
     return Snapshot(head, cards, problems, time.monotonic() - started, catalog, status_files, verdicts)
 
 
@@ -219,8 +234,12 @@ class Dashboard:
         commit_url: str | None = None,
         refresh_every: float = 2.0,
         bot: BotIdentity | None = None,
+        workloads: WorkloadReader | None = None,
     ) -> None:
         self.bot = bot
+        # Set when gitcanary reads the cluster: each card then shows the pods and images of the
+        # canary's Deployment and of its primary.
+        self.workloads = workloads
         self._root = root
         # Shown on the page and in the commands it prints: never a credential in a repository URL.
         self.repo_label = redact(repo_label)
@@ -261,23 +280,29 @@ class Dashboard:
 
     # ------------------------------------------------------------------ endpoints
     def _page(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        snap = self.snapshot()
-        return plain("200 OK", page(snap, self), "text/html; charset=utf-8")(environ, start_response)
+        snap, wanted = self.snapshot(), Filters.of(environ.get("QUERY_STRING", ""))
+        return plain("200 OK", page(snap, self, wanted), "text/html; charset=utf-8")(environ, start_response)
 
     def _main(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        snap = self.snapshot()
-        return plain("200 OK", main(snap, self), "text/html; charset=utf-8")(environ, start_response)
+        snap, wanted = self.snapshot(), Filters.of(environ.get("QUERY_STRING", ""))
+        return plain("200 OK", main(snap, self, wanted), "text/html; charset=utf-8")(environ, start_response)
 
     def _state(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         body = json.dumps(self.snapshot().state())
         return plain("200 OK", body, "application/json")(environ, start_response)
 
     def _chart(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        wanted = parse_qs(environ.get("QUERY_STRING", "")).get("canary", [""])[0]
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        wanted, rollout_id = query.get("canary", [""])[0], query.get("rollout", [""])[0]
         card = next((c for c in self.snapshot().cards if c.key == wanted), None)
-        if card is None or card.rollout is None:
-            return plain("404 Not Found", "no rollout of that canary\n")(environ, start_response)
-        return plain("200 OK", render_svg(card.rollout), "image/svg+xml")(environ, start_response)
+        rollout = None
+        if card is not None:
+            # Without `rollout=`, the latest; with it, that one of the canary's earlier rollouts.
+            matching = (r for r in card.rollouts if r.id == rollout_id)
+            rollout = next(matching, None) if rollout_id else card.rollout
+        if rollout is None:
+            return plain("404 Not Found", "no such rollout of that canary\n")(environ, start_response)
+        return plain("200 OK", render_svg(rollout), "image/svg+xml")(environ, start_response)
 
     # ------------------------------------------------------------------ links
     def commit_link(self, sha: str) -> str:
@@ -306,6 +331,8 @@ main{padding:12px 20px}
 table{border-collapse:collapse;margin:6px 0}td,th{padding:2px 10px 2px 0;text-align:left;font-size:13px}
 .ok{color:#2e7d32}.failed{color:#c62828;font-weight:600}code{font-size:12px}
 .actions code{display:block;background:#f3f3f3;padding:3px 6px;margin:2px 0;user-select:all}
+form.filters{margin:6px 0}form.filters select{margin-right:8px}
+table#canaries{background:#fff;border:1px solid #ddd;margin:0 0 14px}table#canaries td{padding:3px 10px}
 summary{cursor:pointer;color:#455a64}img.chart{max-width:100%;height:auto}.muted{color:#777}
 """
 
@@ -316,7 +343,7 @@ _SCRIPT = """
   function poll() {
     fetch('STATE', {cache: 'no-store'}).then(function (r) { return r.json(); }).then(function (s) {
       if (s.head !== main.dataset.head) {
-        return fetch('MAIN', {cache: 'no-store'}).then(text).then(function (html) {
+        return fetch('MAIN' + window.location.search, {cache: 'no-store'}).then(text).then(function (html) {
           main.outerHTML = html; main = document.querySelector('main');
         });
       }
@@ -328,7 +355,29 @@ _SCRIPT = """
 """.replace("STATE", STATE_PATH).replace("MAIN", MAIN_PATH)
 
 
-def page(snap: Snapshot, board: Dashboard) -> str:
+@dataclass(frozen=True)
+class Filters:
+    """The list's filters, from the page's query string (`?namespace=prod&phase=Failed`): applied
+    here, on the server, so they work without JavaScript. Empty means any."""
+
+    namespace: str = ""
+    phase: str = ""
+
+    @classmethod
+    def of(cls, query: str) -> Filters:
+        values = parse_qs(query)
+        return cls(values.get("namespace", [""])[0], values.get("phase", [""])[0])
+
+    def keep(self, card: Card) -> bool:
+        return (not self.namespace or card.namespace == self.namespace) and (
+            not self.phase or card.phase == self.phase
+        )
+
+    def query(self) -> str:
+        return urlencode({k: v for k, v in (("namespace", self.namespace), ("phase", self.phase)) if v})
+
+
+def page(snap: Snapshot, board: Dashboard, filters: Filters | None = None) -> str:
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         "<meta name=viewport content='width=device-width,initial-scale=1'>"
@@ -338,16 +387,67 @@ def page(snap: Snapshot, board: Dashboard) -> str:
         f"<header><h1>gitcanary</h1><p>{escape(board.repo_label)} · read-only: this page writes nothing; "
         "run the commands it shows · <span id=live>live refresh needs JavaScript; "
         "without it the page reloads every 10 s</span></p></header>"
-        f"{main(snap, board)}<script>{_SCRIPT}</script></body></html>"
+        f"{main(snap, board, filters)}<script>{_SCRIPT}</script></body></html>"
     )
 
 
-def main(snap: Snapshot, board: Dashboard) -> str:
-    parts = [f"<main data-head='{escape(snap.head)}'>"]
+def _select(name: str, label: str, options: list[str], chosen: str) -> str:
+    shown = ["<option value=''>all</option>"] + [
+        f"<option value='{escape(o)}'{' selected' if o == chosen else ''}>{escape(o)}</option>"
+        for o in options
+    ]
+    return f"<label>{label} <select name={name} id=filter-{name}>{''.join(shown)}</select></label> "
+
+
+def _filters_html(snap: Snapshot, filters: Filters) -> str:
+    namespaces = sorted({card.namespace for card in snap.cards} | ({filters.namespace} - {""}))
+    phases = sorted({card.phase for card in snap.cards} | ({filters.phase} - {""}))
+    return (
+        "<form method=get class=filters id=filters>"
+        + _select("namespace", "namespace", namespaces, filters.namespace)
+        + _select("phase", "phase", phases, filters.phase)
+        + "<button type=submit>filter</button> <a href='?'>clear</a></form>"
+    )
+
+
+def _list_html(shown: list[Card], total: int, filters: Filters) -> str:
+    counts: dict[str, int] = {}
+    for card in shown:
+        counts[card.phase] = counts.get(card.phase, 0) + 1
+    by_phase = " · ".join(
+        f"<span class=count data-phase='{escape(phase)}'>{escape(phase)} <b>{n}</b></span>"
+        for phase, n in sorted(counts.items())
+    )
+    out = [
+        f"<p id=counts data-shown={len(shown)} data-total={total}><b>{len(shown)}</b> of {total} canaries"
+        f"{' · ' + by_phase if by_phase else ''}</p>",
+        "<table id=canaries><tr><th>canary</th><th>namespace</th><th>phase</th><th>canary weight</th>"
+        "<th>primary weight</th><th>failed checks</th><th>revisions</th><th>rollouts</th></tr>",
+    ]
+    for card in shown:
+        colour = PHASE_COLOURS.get(card.phase, "#607d8b")
+        out.append(
+            f"<tr class=row data-key='{escape(card.key)}' data-namespace='{escape(card.namespace)}' "
+            f"data-phase='{escape(card.phase)}'><td><a href='#{escape(quote(card.key, safe='/'))}'>"
+            f"{escape(card.key.split('/', 1)[-1])}</a></td><td>{escape(card.namespace)}</td>"
+            f"<td><span class=phase style='background:{colour}'>{escape(card.phase)}</span></td>"
+            f"<td>{card.weight}%</td><td>{card.primary_weight}%</td><td>{card.failed_checks}</td>"
+            f"<td>{escape(card.revisions) or '-'}</td><td>{len(card.rollouts)}</td></tr>"
+        )
+    out.append("</table>")
+    return "".join(out)
+
+
+def main(snap: Snapshot, board: Dashboard, filters: Filters | None = None) -> str:
+    filters = filters or Filters()
+    shown = [card for card in snap.cards if filters.keep(card)]
+    parts = [f"<main data-head='{escape(snap.head)}' data-query='{escape(filters.query())}'>"]
     parts.append(f"<p class=muted>{len(snap.cards)} canaries at commit {board.commit_link(snap.head)}</p>")
     for problem in snap.problems:
         parts.append(f"<p class=failed>{escape(problem)}</p>")
-    parts += [_card_html(card, board) for card in snap.cards]
+    parts.append(_filters_html(snap, filters))
+    parts.append(_list_html(shown, len(snap.cards), filters))
+    parts += [_card_html(card, board) for card in shown]
     parts.append("</main>")
     return "".join(parts)
 
@@ -362,7 +462,8 @@ def _card_html(card: Card, board: Dashboard) -> str:
     out = [
         f"<section class=card id='{escape(card.key)}'><h2>{escape(card.key)} "
         f"<span class=phase style='background:{colour}'>{escape(card.phase)}</span>{paused}</h2>",
-        f"<div>weight <b>{card.weight}%</b> · failed checks {card.failed_checks}"
+        f"<div>canary weight <b>{card.weight}%</b> · primary <b>{card.primary_weight}%</b>"
+        f" · failed checks {card.failed_checks}"
         f"{f'/{card.threshold}' if card.threshold else ''} · {escape(card.revisions) or '-'}"
         f" · last transition {escape(card.last_transition) or '-'}</div>",
     ]
@@ -421,6 +522,32 @@ def _card_html(card: Card, board: Dashboard) -> str:
         )
         out += [_step_row(step, board) for step in rollout.steps]
         out.append("</table></details>")
+    earlier = card.rollouts[:-1]
+    if earlier:
+        out.append(
+            f"<details class=earlier><summary>{len(earlier)} earlier rollout{'s' if len(earlier) > 1 else ''}"
+            "</summary><table><tr><th>started (UTC)</th><th>revisions</th><th>outcome</th><th>steps</th>"
+            "<th>first commit</th><th>last commit</th><th>chart</th></tr>"
+        )
+        for old in reversed(earlier):  # newest first, under the latest
+            chart = f"{CHART_PATH}?{urlencode({'canary': card.key, 'rollout': old.id})}"
+            out.append(
+                f"<tr class=rollout data-rollout='{escape(old.id)}'>"
+                f"<td>{old.started.strftime('%Y-%m-%d %H:%M:%S')}</td>"
+                f"<td>{escape(old.from_revision)} -&gt; {escape(old.to_revision)}</td>"
+                f"<td>{escape(str(old.outcome))}</td><td>{len(old.steps)}</td>"
+                f"<td>{board.commit_link(old.steps[0].commit)}</td><td>{board.commit_link(old.steps[-1].commit)}</td>"
+                f"<td><a href='{escape(chart)}'>chart</a></td></tr>"
+            )
+        out.append("</table></details>")
+    if board.workloads is not None and card.target:
+        found = board.workloads.read(card.namespace, card.target)
+        out.append(
+            "<table class=workloads><tr><th></th><th>deployment</th><th>ready</th><th>images</th>"
+            "<th>pods</th></tr>"
+        )
+        out += [_workload_row("canary", found.canary), _workload_row("primary", found.primary)]
+        out.append("</table>")
     commands = _actions(card, board.repo_label)
     if commands:
         out.append("<div class=actions><b>manual actions</b> (copy and run; each is one commit by you)")
@@ -428,6 +555,21 @@ def _card_html(card: Card, board: Dashboard) -> str:
         out.append("</div>")
     out.append("</section>")
     return "".join(out)
+
+
+def _workload_row(role: str, workload: Workload) -> str:
+    images = "<br>".join(f"<code>{escape(image)}</code>" for image in workload.images) or "-"
+    pods = "<br>".join(
+        f"<span class=pod>{escape(pod.name)} {escape(pod.phase)}"
+        f"{'' if pod.ready else ' (not ready)'}{f' restarts {pod.restarts}' if pod.restarts else ''}</span>"
+        for pod in workload.pods
+    )
+    if workload.error:
+        pods = (pods + "<br>" if pods else "") + f"<span class=muted>{escape(workload.error)}</span>"
+    return (
+        f"<tr class='workload {role}'><td>{role}</td><td>{escape(workload.name)}</td>"
+        f"<td>{workload.ready}/{workload.desired}</td><td>{images}</td><td>{pods or '-'}</td></tr>"
+    )
 
 
 def _step_row(step: Step, board: Dashboard) -> str:
