@@ -31,7 +31,7 @@ TESTS = ["tests/test_router_fields.py", "tests/test_routers.py", "tests/test_rou
 MUTATIONS: list[tuple[str, str, str, str]] = [
     ("istio hosts", "routers/istio.py", 'vs_spec: dict[str, Any] = {"hosts": hosts}', 'vs_spec: dict[str, Any] = {"hosts": [name]}'),
     ("istio gateways", "routers/istio.py", 'vs_spec["gateways"] = list(svc.gateways)', "pass"),
-    ("istio match", "routers/istio.py", 'http["match"] = [dict(m) for m in match]', "pass"),
+    ("istio match", "routers/istio.py", 'http["match"] = copy.deepcopy(match)', "pass"),
     ("istio rewrite", "routers/istio.py", 'http["rewrite"] = dict(svc.rewrite)', "pass"),
     ("istio timeout", "routers/istio.py", 'http["timeout"] = svc.timeout', "pass"),
     ("istio retries", "routers/istio.py", 'http["retries"] = dict(svc.retries)', "pass"),

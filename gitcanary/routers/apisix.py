@@ -15,6 +15,7 @@ import copy
 from typing import Any
 
 from gitcanary.errors import RenderError
+from gitcanary.routers.affinity import SessionCookies
 from gitcanary.routers.base import MANAGED_BY
 from gitcanary.spec.models import Canary
 
@@ -36,6 +37,7 @@ class ApisixRouter:
         canary_weight: int,
         mirrored: bool = False,
         ingress: dict[str, Any] | None = None,
+        session: SessionCookies | None = None,
     ) -> list[dict[str, Any]]:
         ref = canary.spec.route_ref
         if ref is None or ingress is None:

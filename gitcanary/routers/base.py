@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from gitcanary.routers.affinity import SessionCookies
 from gitcanary.spec.models import Canary
 
 # The label on every object gitcanary renders: routers and the primary's renderer set it alike.
@@ -33,10 +34,13 @@ class Router(Protocol):
         canary_weight: int,
         mirrored: bool = False,
         ingress: dict[str, Any] | None = None,
+        session: SessionCookies | None = None,
     ) -> list[dict[str, Any]]:
         """The routing objects with these weights; `mirrored` copies requests to the canary.
 
         `ingress` is the user's Ingress named by `spec.ingressRef` (ingress providers clone it).
+        `session` holds the session-affinity cookies of this step (`routers.affinity`); the routers
+        Flagger renders `analysis.sessionAffinity` on (Istio, Gateway API) read it, the others ignore it.
         An empty list means the provider has no routing object (`kubernetes`).
         """
         ...

@@ -12,6 +12,7 @@ import copy
 from typing import Any
 
 from gitcanary.errors import RenderError
+from gitcanary.routers.affinity import SessionCookies
 from gitcanary.routers.base import MANAGED_BY
 from gitcanary.spec.models import Canary
 
@@ -55,6 +56,7 @@ class NginxRouter:
         canary_weight: int,
         mirrored: bool = False,
         ingress: dict[str, Any] | None = None,
+        session: SessionCookies | None = None,
     ) -> list[dict[str, Any]]:
         ref = canary.spec.ingress_ref
         if ref is None or ingress is None:

@@ -18,6 +18,7 @@ import json
 from typing import Any
 
 from gitcanary.errors import RenderError
+from gitcanary.routers.affinity import SessionCookies
 from gitcanary.routers.base import MANAGED_BY
 from gitcanary.spec.models import Canary
 
@@ -48,6 +49,7 @@ class SkipperRouter:
         canary_weight: int,
         mirrored: bool = False,
         ingress: dict[str, Any] | None = None,
+        session: SessionCookies | None = None,
     ) -> list[dict[str, Any]]:
         ref = canary.spec.ingress_ref
         if ref is None or ingress is None:
