@@ -12,9 +12,18 @@ from __future__ import annotations
 from typing import Any
 
 from hypothesis import strategies as st
-from oracle import provider_routing_problems, routed_weights, schema_problems, service_field_problems
+from oracle import (
+    _route_problems,
+    affinity_of,
+    provider_routing_problems,
+    routed_weights,
+    schema_problems,
+    service_field_problems,
+    session_affinity_problems,
+)
 
 from gitcanary.routers import router_for
+from gitcanary.routers.affinity import SessionCookies
 from gitcanary.spec.load import load_canary
 from gitcanary.spec.validation import validate_object
 
@@ -95,21 +104,29 @@ def canaries(
 WEIGHTS = st.integers(0, 100).map(lambda w: (100 - w, w))
 
 
-def check_render(doc: dict, weights: tuple[int, int], ingress: dict | None = None) -> list[dict]:
+def check_render(
+    doc: dict, weights: tuple[int, int], ingress: dict | None = None, session: SessionCookies | None = None
+) -> list[dict]:
     """Render `doc` with `weights` and assert the router invariant; return the objects."""
     canary = load_canary(doc, "canary.yaml").canary
     router = router_for(canary, "canary.yaml")
-    objects = router.render(canary, *weights, ingress=ingress)
+    objects = router.render(canary, *weights, ingress=ingress, session=session)
     for obj in objects:
         assert schema_problems(obj) == [], obj
         assert validate_object(obj) == [], obj
     namespace, service = canary.namespace, canary.service_name
     ab = doc["spec"]["analysis"].get("match")
     assert service_field_problems(objects, doc, canary.provider, namespace) == []
-    assert (
-        provider_routing_problems(objects, canary.provider, namespace, service, weights, ab, None, False)
-        == []
-    )
-    assert routed_weights(objects, canary.provider, namespace, service)[0] == weights
+    assert session_affinity_problems(objects, doc, canary.provider, namespace, weights) == []
+    if canary.provider == "istio":
+        (vs,) = [o for o in objects if o["kind"] == "VirtualService"]
+        sticky = affinity_of(doc, canary.provider) is not None
+        assert _route_problems(vs, service, namespace, weights, ab, sticky) == []
+    else:
+        assert (
+            provider_routing_problems(objects, canary.provider, namespace, service, weights, ab, None, False)
+            == []
+        )
+        assert routed_weights(objects, canary.provider, namespace, service)[0] == weights
     assert router.weights(canary, objects) == weights
     return objects
