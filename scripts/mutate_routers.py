@@ -62,6 +62,9 @@ MUTATIONS: list[tuple[str, str, str, str]] = [
     ("nginx by-header-value", "routers/nginx.py", 'out[BY_HEADER_VALUE] = str(value["exact"])', "pass"),
     ("nginx by-header-pattern", "routers/nginx.py", 'out[BY_HEADER_PATTERN] = str(value["regex"])', "pass"),
     ("nginx by-cookie", "routers/nginx.py", 'out[BY_COOKIE] = str(value.get("exact", ""))', "pass"),
+    # The Ingress walk nginx and skipper share (routers/base.py), and its refusals.
+    ("ingress walk apex paths", "routers/base.py", 'if ((path.get("backend") or {}).get("service") or {}).get("name") == apex', "if True"),
+    ("ingress walk no backend", "routers/base.py", "if not found:", "if False:"),
     # Session affinity (analysis.sessionAffinity): sticky routes, Set-Cookie headers, the cookie itself.
     ("istio affinity canary Set-Cookie", "routers/istio.py", "value = affinity.build_cookie(settings, session.canary, settings.max_age)", "continue"),
     ("istio affinity primary Set-Cookie", "routers/istio.py", "value = affinity.build_cookie(settings, session.primary, interval)", "continue"),
