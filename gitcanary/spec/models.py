@@ -99,7 +99,7 @@ class SessionAffinity(_Model):
     def _zero_is_a_day(cls, value: Any) -> Any:
         # The CRD types maxAge as a number; Flagger's Go field is an int and 0 means the default.
         if value in (0, None):
-            return 86400
+            return 86400  # Flagger: unset or 0
         if isinstance(value, float) and not value.is_integer():
             raise ValueError("maxAge must be a whole number of seconds")
         return int(value)
