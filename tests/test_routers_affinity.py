@@ -8,13 +8,21 @@ value is gitcanary's own (routers/affinity.py) and must be stable across restart
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime
+from pathlib import Path
 
+import git
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from oracle import session_affinity_problems
 from router_properties import NAMES, WEIGHTS, canaries, check_render
 
-from gitcanary.routers.affinity import session_cookies
+from gitcanary.manifests import yamlio
+from gitcanary.manifests.generate import FileWriter, Layout
+from gitcanary.manifests.target import render_target
+from gitcanary.routers import router_for
+from gitcanary.routers.affinity import cookie_value, session_cookies
 from gitcanary.spec.load import load_canary
 from gitcanary.spec.status import CanaryStatus, Phase
 
@@ -93,3 +101,26 @@ def test_the_cookie_is_the_same_after_a_restart_and_new_for_each_revision(
     # after the run (promoted or rolled back), the cookie that run handed out is the one expired
     after = session_cookies(canary, status(Phase.SUCCEEDED, (100, 0), revisions[0]))
     assert after is not None and after.previous == first.canary and after.canary == ""
+
+
+def test_a_step_commits_the_sticky_routes_with_the_cookie_of_the_revision_under_analysis(
+    tmp_path: Path,
+) -> None:
+    """Through the file writer (the step the reconciler commits): the cookie is the revision's."""
+    root = tmp_path / "repo"
+    shutil.copytree(Path(__file__).parent.parent / "examples/istio", root)
+    canary_file = root / "apps/backend/canary.yaml"
+    doc = yamlio.load(canary_file.read_text())
+    doc["spec"]["analysis"]["sessionAffinity"] = {"cookieName": "sticky", "maxAge": 600}
+    canary_file.write_text(yamlio.dump(doc))
+    git.Repo.init(root, initial_branch="main")
+    loaded = load_canary(yamlio.load(canary_file.read_text()), "apps/backend/canary.yaml")
+    rendered = render_target(root, loaded)
+    at_ten = status(Phase.PROGRESSING, (90, 10), rendered.spec_hash)
+    FileWriter(root, loaded, router_for(loaded.canary, loaded.source)).apply(at_ten, rendered, True)
+    layout = Layout.of(loaded)
+    routing = [d for d in yamlio.load_all((root / layout.routing).read_text()) if d]
+    (vs,) = [o for o in routing if o["kind"] == "VirtualService"]
+    cookie = f"sticky={cookie_value(loaded.canary.key, rendered.spec_hash, 'canary')}"
+    assert vs["spec"]["http"][0]["match"][0]["headers"]["Cookie"]["regex"] == f".*sticky.*{cookie[7:]}.*"
+    assert session_affinity_problems(routing, doc, "istio", loaded.canary.namespace, (90, 10)) == []
