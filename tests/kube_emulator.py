@@ -27,7 +27,9 @@ GITREPOS = "fleet.cattle.io/v1alpha1/gitrepos"
 BUNDLES = "fleet.cattle.io/v1alpha1/bundles"
 DEPLOYMENTS = "apps/v1/deployments"
 KEPTN_METRICS = "metrics.keptn.sh/v1beta1/keptnmetrics"
+APPLICATIONS = "argoproj.io/v1alpha1/applications"
 KINDS = {
+    APPLICATIONS: "Application",
     KUSTOMIZATIONS: "Kustomization",
     GITREPOS: "GitRepo",
     BUNDLES: "Bundle",
@@ -377,4 +379,31 @@ def deployment(
             "availableReplicas": ready,
             "conditions": conditions,
         },
+    }
+
+
+def argocd_application(
+    name: str,
+    path: str,
+    revision: str | None,
+    *,
+    sync: str = "Synced",
+    health: str = "Healthy",
+    repo: str = "https://git.example.com/config.git",
+    namespace: str = "argocd",
+) -> dict[str, Any]:
+    """An Argo CD Application as its controller reports it: the synced revision, sync and health status."""
+    status: dict[str, Any] = {"sync": {"status": sync}, "health": {"status": health}}
+    if revision is not None:
+        status["sync"]["revision"] = revision
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "project": "default",
+            "source": {"repoURL": repo, "path": path, "targetRevision": "main"},
+            "destination": {"server": "https://kubernetes.default.svc", "namespace": "prod"},
+        },
+        "status": status,
     }

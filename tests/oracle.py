@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
@@ -245,7 +246,8 @@ def assert_invariant(
     else:
         vs = index.one("VirtualService", service)
         if vs is not None:
-            problems.extend(_route_problems(vs, service, namespace, weights, ab_match))
+            sticky = affinity_of(find_canary(objects, namespace, service), provider) is not None
+            problems.extend(_route_problems(vs, service, namespace, weights, ab_match, sticky))
             if mirrored is not None:
                 mirror = _get((_get(vs, "spec", "http") or [{}])[0], "mirror", "host")
                 if mirrored and _short_host(mirror or "", namespace) != f"{service}-canary":
@@ -257,6 +259,8 @@ def assert_invariant(
     found = find_canary(objects, namespace, service)
     if found is not None:  # a build that holds the Canary: every field rendered from spec.service
         problems.extend(service_field_problems(objects, found, provider, namespace))
+        if weights is not None:
+            problems.extend(session_affinity_problems(objects, found, provider, namespace, weights))
         if provider == "nginx":
             problems.extend(nginx_field_problems(objects, found, namespace))
     for obj in objects:
@@ -394,11 +398,19 @@ class _Index:
 
 
 def _route_problems(
-    vs: dict, service: str, namespace: str, weights: tuple[int, int], ab_match: list[dict] | None = None
+    vs: dict,
+    service: str,
+    namespace: str,
+    weights: tuple[int, int],
+    ab_match: list[dict] | None = None,
+    sticky: bool = False,
 ) -> list[str]:
     """The weighted route; with A/B (`ab_match`), it matches those conditions and a second route
-    sends everyone else to the primary alone."""
+    sends everyone else to the primary alone. With session affinity (`sticky`) the weighted route is
+    the last one, after the sticky routes session_affinity_problems checks."""
     http = _get(vs, "spec", "http") or []
+    if sticky:
+        http = http[-1:]
     expected_routes = 2 if ab_match else 1
     if len(http) != expected_routes:
         return [f"{_name(vs)}: spec.http has {len(http)} routes, expected {expected_routes}"]
@@ -773,18 +785,31 @@ def service_field_problems(
             gateways = svc.get("gateways") or []
             expect(vs, "spec.gateways", _get(vs, "spec", "gateways"), gateways)
             http = _get(vs, "spec", "http") or []
+            sticky = affinity_of(canary, provider) is not None
             for index, route in enumerate(http):
                 where = f"spec.http[{index}]"
-                for field, source in (
-                    ("timeout", "timeout"),
-                    ("retries", "retries"),
-                    ("headers", "headers"),
-                    ("corsPolicy", "corsPolicy"),
-                    ("rewrite", "rewrite"),
+                # A sticky route matches a cookie (session_affinity_problems checks which) and, once
+                # the canary is back to weight 0, adds the Set-Cookie that expires it.
+                first = (route.get("match") or [{}])[0]
+                cookie = _get(first, "headers", "Cookie", "regex") if sticky else None
+                headers = copy.deepcopy(route.get("headers"))
+                if cookie is not None and _get(headers, "response", "add", "Set-Cookie") is not None:
+                    del headers["response"]["add"]["Set-Cookie"]
+                    headers = _pruned(headers)
+                for field, actual, source in (
+                    ("timeout", route.get("timeout"), "timeout"),
+                    ("retries", route.get("retries"), "retries"),
+                    ("headers", headers, "headers"),
+                    ("corsPolicy", route.get("corsPolicy"), "corsPolicy"),
+                    ("rewrite", route.get("rewrite"), "rewrite"),
                 ):
-                    expect(vs, f"{where}.{field}", route.get(field), svc.get(source))
+                    expect(vs, f"{where}.{field}", actual, svc.get(source))
                 if analysis_match and index == 0:
                     wanted = _istio_merged_match(analysis_match, svc.get("match") or [])
+                elif cookie is not None and index < len(http) - 1:
+                    wanted = _istio_merged_match(
+                        [{"headers": {"Cookie": {"regex": cookie}}}], svc.get("match") or []
+                    )
                 else:
                     wanted = svc.get("match") or []
                 expect(vs, f"{where}.match", route.get("match"), wanted)
@@ -815,11 +840,26 @@ def service_field_problems(
             wanted_matches = _gateway_matches(svc.get("match") or []) or [
                 {"path": {"type": "PathPrefix", "value": "/"}}
             ]
+            sticky = affinity_of(canary, provider) is not None
             for index, rule in enumerate(rules):
                 where = f"spec.rules[{index}]"
                 timeout = {"request": svc["timeout"]} if svc.get("timeout") else None
                 expect(route, f"{where}.timeouts", rule.get("timeouts"), timeout)
-                if analysis_match and index == 0:
+                cookies = [
+                    h.get("value")
+                    for m in rule.get("matches") or []
+                    for h in m.get("headers") or []
+                    if h.get("name") == "Cookie"
+                ]
+                if sticky and cookies and index < len(rules) - 1:
+                    cookie_match = {
+                        "headers": [{"name": "Cookie", "type": "RegularExpression", "value": cookies[0]}]
+                    }
+                    # Flagger's mergeMatchConditions with the service's own matches (none: the cookie alone).
+                    service_matches = _gateway_matches(svc.get("match") or [])
+                    merged = [{**default, "headers": cookie_match["headers"]} for default in service_matches]
+                    expect(route, f"{where}.matches", rule.get("matches"), merged or [cookie_match])
+                elif analysis_match and index == 0:
                     # Flagger's mergeMatchConditions: each service match once per A/B condition,
                     # taking the condition's headers and query parameters.
                     merged = [
@@ -830,7 +870,17 @@ def service_field_problems(
                     expect(route, f"{where}.matches", rule.get("matches"), merged)
                 else:
                     expect(route, f"{where}.matches", rule.get("matches"), wanted_matches)
-                filters = [f for f in rule.get("filters") or [] if f.get("type") != "RequestMirror"]
+                # The blue/green mirror (to the canary) is checked below; service.mirror filters and
+                # a sticky rule's cookie expiry are part of the rule's own filters.
+                filters = [
+                    f
+                    for f in rule.get("filters") or []
+                    if not (
+                        f.get("type") == "RequestMirror"
+                        and _get(f, "requestMirror", "backendRef", "name") == f"{name}-canary"
+                    )
+                    and not (sticky and cookies and _only_set_cookie(f))
+                ]
                 expect(route, f"{where}.filters", filters, _gateway_filters(svc))
                 refs = rule.get("backendRefs") or []
                 names = sorted(ref.get("name") for ref in refs)
@@ -841,7 +891,7 @@ def service_field_problems(
                 mirrors = [
                     _get(f, "requestMirror", "backendRef")
                     for f in rule.get("filters") or []
-                    if f.get("type") == "RequestMirror"
+                    if f.get("type") == "RequestMirror" and f not in filters
                 ]
                 for ref_where, ref in [
                     *((f"{where}.backendRefs[{i}]", ref) for i, ref in enumerate(refs)),
@@ -916,7 +966,32 @@ def _gateway_filters(svc: Mapping[str, Any]) -> list[dict]:
             field = "replaceFullPath" if kind == "ReplaceFullPath" else "replacePrefixMatch"
             url["path"] = {"type": kind, field: rewrite["uri"]}
         out.append({"type": "URLRewrite", "urlRewrite": url})
+    # service.mirror: one RequestMirror filter each, after the rewrite (Flagger's makeFilters).
+    for mirror in svc.get("mirror") or []:
+        out.append(
+            {"type": "RequestMirror", "requestMirror": {"backendRef": dict(mirror.get("backendRef") or {})}}
+        )
     return out
+
+
+def _only_set_cookie(flt: Mapping[str, Any]) -> bool:
+    """A ResponseHeaderModifier that only adds Set-Cookie: a session-affinity cookie's."""
+    modifier = flt.get("responseHeaderModifier") or {}
+    added = modifier.get("add") or []
+    return (
+        flt.get("type") == "ResponseHeaderModifier"
+        and set(modifier) == {"add"}
+        and bool(added)
+        and all(h.get("name") == "Set-Cookie" for h in added)
+    )
+
+
+def _pruned(value: Any) -> Any:
+    """`value` without the empty maps a deletion left behind."""
+    if isinstance(value, dict):
+        out = {k: _pruned(v) for k, v in value.items()}
+        return {k: v for k, v in out.items() if v not in ({}, None)} or None
+    return value
 
 
 def nginx_field_problems(objects: list[dict], canary: Mapping[str, Any], namespace: str) -> list[str]:
@@ -1695,3 +1770,212 @@ ROUTER_FIELDS: dict[str, Callable[[list[dict], Mapping[str, Any], str, str], lis
     "skipper": _skipper_problems,
     "appmesh:v1beta2": _appmesh_problems,
 }
+
+
+# -- session affinity (analysis.sessionAffinity), Flagger's getSessionAffinityRouteRules ----------
+#
+# Restated from pkg/router/istio.go and gateway_api.go: while the canary takes weight, the routes are
+# [sticky canary (cookie -> canary 100), sticky primary (primaryCookieName only), weighted], the
+# weighted route's canary destination setting the canary cookie (Max-Age = maxAge, default a day)
+# and its primary destination the primary cookie (Max-Age = the analysis interval); at weight 0,
+# [a route matching the last run's cookie that expires it (or the weighted route again), weighted].
+# The cookie's value is read from the rendered match (ten ASCII letters, as Flagger's randSeq) and
+# everything else is expected from the Canary.
+
+_COOKIE_VALUE = re.compile(r"[A-Za-z]{10}")
+
+
+def affinity_of(canary: Mapping[str, Any] | None, provider: str) -> Mapping[str, Any] | None:
+    """The Canary's sessionAffinity where Flagger renders it (Istio, Gateway API, not with A/B)."""
+    if canary is None or not (provider == "istio" or provider.startswith("gatewayapi")):
+        return None
+    analysis = _get(canary, "spec", "analysis") or {}
+    if analysis.get("match"):
+        return None
+    return analysis.get("sessionAffinity")
+
+
+def _set_cookie(settings: Mapping[str, Any], cookie: str, max_age: Any) -> str:
+    out = f"{cookie}; Max-Age={max_age}"
+    if settings.get("domain"):
+        out += f"; Domain={settings['domain']}"
+    if settings.get("httpOnly"):
+        out += "; HttpOnly"
+    if settings.get("partitioned"):
+        out += "; Partitioned"
+    if settings.get("path"):
+        out += f"; Path={settings['path']}"
+    if settings.get("sameSite"):
+        out += f"; SameSite={settings['sameSite']}"
+    if settings.get("secure"):
+        out += "; Secure"
+    return out
+
+
+def _interval_seconds(text: str) -> int:
+    total = 0.0
+    for number, unit in re.findall(r"([0-9.]+)(ms|s|m|h)", text):
+        total += float(number) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
+    return int(total)
+
+
+def _cookie_in(regex: Any, name: str) -> str | None:
+    """`name=value` when `regex` is Flagger's cookie match for a cookie called `name`, else None."""
+    found = re.fullmatch(rf"\.\*{re.escape(name)}\.\*([A-Za-z]+)\.\*", str(regex or ""))
+    if found is None or not _COOKIE_VALUE.fullmatch(found.group(1)):
+        return None
+    return f"{name}={found.group(1)}"
+
+
+def session_affinity_problems(
+    objects: list[dict], canary: Mapping[str, Any], provider: str, namespace: str, weights: tuple[int, int]
+) -> list[str]:
+    """The sticky routes and Set-Cookie headers of a canary with session affinity, at `weights`."""
+    settings = affinity_of(canary, provider)
+    if settings is None:
+        return []
+    name = _get(canary, "spec", "service", "name") or _get(canary, "spec", "targetRef", "name")
+    cookie_name = settings.get("cookieName")
+    primary_name = settings.get("primaryCookieName") or ""
+    max_age = int(settings.get("maxAge") or 86400)
+    interval = _interval_seconds(str(_get(canary, "spec", "analysis", "interval") or "1m"))
+    istio = provider == "istio"
+    kind = "VirtualService" if istio else "HTTPRoute"
+    found = [
+        o
+        for o in objects
+        if o.get("kind") == kind
+        and _get(o, "metadata", "name") == name
+        and _get(o, "metadata", "namespace") == namespace
+    ]
+    if len(found) != 1:
+        return [f"{kind} {namespace}/{name}: {len(found)} found, expected one"]
+    obj = found[0]
+    routes = _get(obj, "spec", "http" if istio else "rules") or []
+    where_list = "spec.http" if istio else "spec.rules"
+    problems: list[str] = []
+
+    def cookie_regex(route: Mapping[str, Any]) -> list[Any]:
+        if istio:
+            found = [_get(m, "headers", "Cookie", "regex") for m in route.get("match") or []]
+            return [regex for regex in found if regex is not None]
+        return [
+            h.get("value")
+            for m in route.get("matches") or []
+            for h in m.get("headers") or []
+            if h.get("name") == "Cookie" and h.get("type") == "RegularExpression"
+        ]
+
+    def split(route: Mapping[str, Any]) -> dict[str, Any]:
+        if istio:
+            return {
+                _short_host(_get(d, "destination", "host") or "", namespace): d.get("weight", 0)
+                for d in route.get("route") or []
+            }
+        return {ref.get("name"): ref.get("weight", 1) for ref in route.get("backendRefs") or []}
+
+    def set_cookies(route: Mapping[str, Any], host: str) -> list[Any]:
+        if istio:
+            return [
+                _get(d, "headers", "response", "add", "Set-Cookie")
+                for d in route.get("route") or []
+                if _short_host(_get(d, "destination", "host") or "", namespace) == host
+                and _get(d, "headers", "response", "add", "Set-Cookie") is not None
+            ]
+        return [
+            h.get("value")
+            for ref in route.get("backendRefs") or []
+            if ref.get("name") == host
+            for f in ref.get("filters") or []
+            if f.get("type") == "ResponseHeaderModifier"
+            for h in _get(f, "responseHeaderModifier", "add") or []
+            if h.get("name") == "Set-Cookie"
+        ]
+
+    def route_cookie(route: Mapping[str, Any]) -> list[Any]:
+        """Set-Cookie values the route itself (not a destination) adds to responses."""
+        if istio:
+            value = _get(route, "headers", "response", "add", "Set-Cookie")
+            return [] if value is None else [value]
+        return [
+            h.get("value")
+            for f in route.get("filters") or []
+            if f.get("type") == "ResponseHeaderModifier"
+            for h in _get(f, "responseHeaderModifier", "add") or []
+            if h.get("name") == "Set-Cookie"
+        ]
+
+    primary, canary_host = f"{name}-primary", f"{name}-canary"
+    expected_len = (3 if primary_name else 2) if weights[1] > 0 else 2
+    if len(routes) != expected_len:
+        return [
+            f"{_name(obj)}: {where_list} has {len(routes)} routes, expected {expected_len} (session affinity)"
+        ]
+    weighted = routes[-1]
+    if split(weighted) != {primary: weights[0], canary_host: weights[1]}:
+        problems.append(f"{_name(obj)}: the last route splits {split(weighted)}, expected {weights}")
+    if cookie_regex(weighted) or route_cookie(weighted):
+        problems.append(f"{_name(obj)}: the weighted route matches or sets a cookie")
+    if weights[1] > 0:
+        cookies = [_cookie_in(r, cookie_name) for r in cookie_regex(routes[0])]
+        if not cookies or None in cookies or len(set(cookies)) != 1:
+            return [
+                *problems,
+                f"{_name(obj)}: {where_list}[0] does not match the {cookie_name} cookie: {cookies}",
+            ]
+        cookie = cookies[0]
+        assert cookie is not None
+        if split(routes[0]) != {primary: 0, canary_host: 100}:
+            problems.append(
+                f"{_name(obj)}: {where_list}[0] splits {split(routes[0])}, expected all to the canary"
+            )
+        wanted = _set_cookie(settings, cookie, max_age)
+        if set_cookies(weighted, canary_host) != [wanted]:
+            problems.append(
+                f"{_name(obj)}: the canary sets {set_cookies(weighted, canary_host)}, expected [{wanted!r}]"
+            )
+        primary_sets = set_cookies(weighted, primary)
+        if primary_name:
+            pcookies = [_cookie_in(r, primary_name) for r in cookie_regex(routes[1])]
+            if not pcookies or None in pcookies or len(set(pcookies)) != 1:
+                problems.append(f"{_name(obj)}: {where_list}[1] does not match the {primary_name} cookie")
+            else:
+                pwanted = _set_cookie(settings, str(pcookies[0]), interval)
+                if primary_sets != [pwanted]:
+                    problems.append(f"{_name(obj)}: the primary sets {primary_sets}, expected [{pwanted!r}]")
+                if pcookies[0] == cookie:
+                    problems.append(f"{_name(obj)}: the primary and canary cookies are the same")
+            if split(routes[1]) != {primary: 100, canary_host: 0}:
+                problems.append(
+                    f"{_name(obj)}: {where_list}[1] splits {split(routes[1])}, expected all to the primary"
+                )
+        elif primary_sets:
+            problems.append(f"{_name(obj)}: the primary sets {primary_sets} without primaryCookieName")
+        for index, route in enumerate(routes[:-1]):
+            if route_cookie(route) or any(set_cookies(route, h) for h in (primary, canary_host)):
+                problems.append(f"{_name(obj)}: the sticky {where_list}[{index}] sets a cookie")
+        return problems
+    sticky = routes[0]
+    if any(set_cookies(route, h) for route in routes for h in (primary, canary_host)):
+        problems.append(f"{_name(obj)}: a destination sets a cookie at canary weight 0")
+    if split(sticky) != split(weighted):
+        problems.append(f"{_name(obj)}: {where_list}[0] splits {split(sticky)}, expected {split(weighted)}")
+    regexes = cookie_regex(sticky)
+    if not regexes:
+        # No run handed out a cookie yet: Flagger repeats the weighted route.
+        if sticky != weighted:
+            problems.append(
+                f"{_name(obj)}: {where_list}[0] differs from the weighted route, with no cookie to expire"
+            )
+        return problems
+    cookies = [_cookie_in(r, cookie_name) for r in regexes]
+    if None in cookies or len(set(cookies)) != 1:
+        return [
+            *problems,
+            f"{_name(obj)}: {where_list}[0] does not match the {cookie_name} cookie: {cookies}",
+        ]
+    if route_cookie(sticky) != [f"{cookies[0]}; Max-Age=-1"]:
+        problems.append(
+            f"{_name(obj)}: {where_list}[0] sets {route_cookie(sticky)}, expected the cookie expired"
+        )
+    return problems

@@ -9,12 +9,24 @@ knows equal to Flagger's, and the weights read back as written.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
+import pytest
 from hypothesis import strategies as st
-from oracle import provider_routing_problems, routed_weights, schema_problems, service_field_problems
+from oracle import (
+    _route_problems,
+    affinity_of,
+    provider_routing_problems,
+    routed_weights,
+    schema_problems,
+    service_field_problems,
+    session_affinity_problems,
+)
 
+from gitcanary.errors import SpecError
 from gitcanary.routers import router_for
+from gitcanary.routers.affinity import SessionCookies
 from gitcanary.spec.load import load_canary
 from gitcanary.spec.validation import validate_object
 
@@ -95,21 +107,66 @@ def canaries(
 WEIGHTS = st.integers(0, 100).map(lambda w: (100 - w, w))
 
 
-def check_render(doc: dict, weights: tuple[int, int], ingress: dict | None = None) -> list[dict]:
-    """Render `doc` with `weights` and assert the router invariant; return the objects."""
+def canary_doc(provider: str, analysis: dict | None = None, service: dict | None = None, **spec: Any) -> dict:
+    """The Canary `prod/backend` for `provider` the example tests share: a canary stepping 10 up to
+    50 (blue/green or A/B when `analysis` sets `iterations`; a None value drops a key), port 80."""
+    merged = {"interval": "1m", "threshold": 2, "stepWeight": 10, "maxWeight": 50, **(analysis or {})}
+    if "iterations" in (analysis or {}):
+        merged = {k: v for k, v in merged.items() if k not in ("stepWeight", "maxWeight") or k in analysis}
+    return {
+        "apiVersion": "flagger.app/v1beta1",
+        "kind": "Canary",
+        "metadata": {"name": "backend", "namespace": "prod"},
+        "spec": {
+            "provider": provider,
+            "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "backend"},
+            "service": {"port": 80, **(service or {})},
+            "analysis": {k: v for k, v in merged.items() if v is not None},
+            **spec,
+        },
+    }
+
+
+def refused_field(doc: dict) -> str:
+    """The field `router_for` names when it refuses the Canary `doc` (fails the test if it accepts it)."""
+    with pytest.raises(SpecError) as caught:
+        router_for(load_canary(doc, "canary.yaml").canary, "canary.yaml")
+    return caught.value.field
+
+
+def check_render(
+    doc: dict, weights: tuple[int, int], ingress: dict | None = None, session: SessionCookies | None = None
+) -> list[dict]:
+    """Render `doc` with `weights` and assert the router invariant; return the objects.
+
+    `ingress` is the user's object a router copies (an Ingress, an ApisixRoute): it must come out
+    unchanged, and the routing checks read it beside what the router wrote, as the proxy does.
+    """
     canary = load_canary(doc, "canary.yaml").canary
     router = router_for(canary, "canary.yaml")
-    objects = router.render(canary, *weights, ingress=ingress)
+    before = copy.deepcopy(ingress)
+    objects = router.render(canary, *weights, ingress=ingress, session=session)
+    assert ingress == before  # the user's own object is never changed
     for obj in objects:
         assert schema_problems(obj) == [], obj
         assert validate_object(obj) == [], obj
     namespace, service = canary.namespace, canary.service_name
+    everything = [*objects, *([ingress] if ingress is not None else [])]
+    user = ingress["metadata"]["name"] if ingress is not None and ingress["kind"] == "Ingress" else None
     ab = doc["spec"]["analysis"].get("match")
-    assert service_field_problems(objects, doc, canary.provider, namespace) == []
-    assert (
-        provider_routing_problems(objects, canary.provider, namespace, service, weights, ab, None, False)
-        == []
-    )
-    assert routed_weights(objects, canary.provider, namespace, service)[0] == weights
+    assert service_field_problems(everything, doc, canary.provider, namespace) == []
+    assert session_affinity_problems(objects, doc, canary.provider, namespace, weights) == []
+    if canary.provider == "istio":
+        (vs,) = [o for o in objects if o["kind"] == "VirtualService"]
+        sticky = affinity_of(doc, canary.provider) is not None
+        assert _route_problems(vs, service, namespace, weights, ab, sticky) == []
+    else:
+        assert (
+            provider_routing_problems(
+                everything, canary.provider, namespace, service, weights, ab, user, False
+            )
+            == []
+        )
+        assert routed_weights(everything, canary.provider, namespace, service, user)[0] == weights
     assert router.weights(canary, objects) == weights
     return objects

@@ -14,11 +14,13 @@ from pathlib import Path
 import pytest
 from conftest import git
 from kube_emulator import (
+    APPLICATIONS,
     BUNDLES,
     DEPLOYMENTS,
     GITREPOS,
     KUSTOMIZATIONS,
     Emulator,
+    argocd_application,
     deployment,
     fleet_bundle,
     fleet_gitrepo,
@@ -413,3 +415,56 @@ def test_flux_kustomization_of_another_repository_is_not_waited_for(
     ready_workloads(kube)
     seen = observer_for(kube, tmp_path, history).observe(make_canary(), DIRS, history.commits[1], NOW)
     assert seen.applied and seen.reason == f"Kustomization flux-system/apps applied {history.commits[1][:8]}"
+
+
+# -- Argo CD -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("revision_index", "sync", "health", "want", "reason"),
+    [
+        (1, "Synced", "Healthy", True, "Application argocd/apps synced"),
+        (2, "Synced", "Healthy", True, "Application argocd/apps synced"),  # a descendant
+        (0, "Synced", "Healthy", False, "not yet"),
+        (1, "OutOfSync", "Healthy", False, "is OutOfSync, not Synced"),
+        (1, "Synced", "Progressing", False, "is Progressing, not Healthy"),
+        (1, "Synced", "Degraded", False, "is Degraded, not Healthy"),
+        (None, "Unknown", "Missing", False, "has synced nothing yet"),
+    ],
+    ids=["applied", "descendant", "not-yet", "out-of-sync", "progressing", "degraded", "never-synced"],
+)
+def test_argocd_application_synced_and_healthy(
+    kube: Emulator,
+    tmp_path: Path,
+    history: History,
+    revision_index: int | None,
+    sync: str,
+    health: str,
+    want: bool,
+    reason: str,
+) -> None:
+    revision = None if revision_index is None else history.commits[revision_index]
+    kube.put(APPLICATIONS, argocd_application("apps", "apps", revision, sync=sync, health=health))
+    # an Application of another repository with the same path is not the owner
+    other = argocd_application(
+        "other", "apps", history.side, sync="OutOfSync", repo="https://x.example/o.git"
+    )
+    kube.put(APPLICATIONS, other)
+    ready_workloads(kube)
+    observer = ClusterObserver(
+        api_client("on", str(kube.kubeconfig(tmp_path))),  # type: ignore[arg-type]
+        "main",
+        history.ancestry,
+        "https://git.example.com/config.git",
+    )
+    seen = observer.observe(make_canary(), DIRS, history.commits[1], NOW)
+    assert seen.applied is want, seen
+    assert reason in seen.reason
+
+
+def test_argocd_side_branch_commit_is_not_applied(kube: Emulator, tmp_path: Path, history: History) -> None:
+    kube.put(APPLICATIONS, argocd_application("apps", "apps/backend", history.side))
+    kube.put(APPLICATIONS, argocd_application("generated", "apps/backend-gitcanary", history.commits[1]))
+    ready_workloads(kube)
+    seen = observer_for(kube, tmp_path, history).observe(make_canary(), DIRS, history.commits[1], NOW)
+    assert not seen.applied and "Application argocd/apps synced" in seen.reason and "not yet" in seen.reason

@@ -17,7 +17,7 @@ from typing import Any
 from conftest import ROOT
 from oracle import schema_problems
 
-from gitcanary.cluster import fleet, flux
+from gitcanary.cluster import argocd, fleet, flux
 from gitcanary.manifests import kustomize
 
 DEPLOY = ROOT / "deploy"
@@ -28,6 +28,7 @@ OBSERVED = {
     (fleet.GROUP, fleet.GITREPOS),
     (fleet.GROUP, fleet.BUNDLES),
     ("apps", "deployments"),
+    (argocd.GROUP, argocd.PLURAL),
 }
 
 

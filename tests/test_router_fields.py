@@ -10,6 +10,8 @@ oracle does not check would let a regression through every end-to-end test.
 from __future__ import annotations
 
 import copy
+import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +19,19 @@ import pytest
 import yaml
 from oracle import (
     _route_problems,
+    affinity_of,
     nginx_field_problems,
     provider_routing_problems,
     schema_problems,
     service_field_problems,
+    session_affinity_problems,
 )
 
 from gitcanary.manifests import render
 from gitcanary.routers import router_for
+from gitcanary.routers.affinity import session_cookies
 from gitcanary.spec.load import load_canary
+from gitcanary.spec.status import CanaryStatus, Phase
 
 CASES = yaml.safe_load((Path(__file__).parent / "data" / "flagger_router_cases.yaml").read_text())["cases"]
 
@@ -58,6 +64,17 @@ def target(name: str, namespace: str) -> dict:
     }
 
 
+def case_status(case: dict) -> CanaryStatus:
+    """The status of the case's SetRoutes call: its canary weight, and its `phase` (Progressing)."""
+    return CanaryStatus(
+        phase=Phase(case.get("phase", "Progressing")),
+        canaryWeight=case["routes"][1],
+        lastAppliedSpec="revision-under-analysis",
+        lastPromotedSpec="revision-before",
+        lastTransitionTime=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+
+
 def rendered(case: dict) -> tuple[dict, list[dict]]:
     """(the Canary as a document, what gitcanary renders for the case's SetRoutes call)."""
     doc = _merged(copy.deepcopy(case["canary"]), case.get("patch") or {})
@@ -65,8 +82,9 @@ def rendered(case: dict) -> tuple[dict, list[dict]]:
     canary = loaded.canary
     primary, canary_weight, mirrored = case["routes"]
     ingress = copy.deepcopy(case.get("ingress"))
+    session = session_cookies(canary, case_status(case))
     objects = router_for(canary, "case.yaml").render(
-        canary, primary, canary_weight, mirrored, ingress=ingress
+        canary, primary, canary_weight, mirrored, ingress=ingress, session=session
     )
     deployment = target(canary.spec.target_ref.name, canary.namespace)
     objects += render.services(canary, deployment, "case.yaml", include_apex=True)
@@ -92,10 +110,12 @@ def oracle_problems(doc: dict, objects: list[dict], case: dict) -> list[str]:
     primary, canary_weight, mirrored = case["routes"]
     ab_match = doc["spec"].get("analysis", {}).get("match")
     problems = service_field_problems(objects, doc, provider, namespace)
+    problems += session_affinity_problems(objects, doc, provider, namespace, (primary, canary_weight))
     if provider == "istio":
         vs = [o for o in objects if o["kind"] == "VirtualService"]
+        sticky = affinity_of(doc, provider) is not None
         problems += (
-            _route_problems(vs[0], service, namespace, (primary, canary_weight), ab_match)
+            _route_problems(vs[0], service, namespace, (primary, canary_weight), ab_match, sticky)
             if vs
             else ["no VS"]
         )
@@ -130,6 +150,8 @@ def test_gitcanary_renders_what_flaggers_router_tests_expect(case: dict) -> None
             ok = not present or value in (None, [], {})
         elif "length" in expectation:
             ok = present and len(value) == expectation["length"]
+        elif "matches" in expectation:
+            ok = present and re.fullmatch(expectation["matches"], str(value)) is not None
         else:
             ok = present and value == expectation["equals"]
         if not ok:

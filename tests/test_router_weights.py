@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from test_routers import GATEWAY, canary
 
 from gitcanary.routers import router_for
+from gitcanary.routers.affinity import SessionCookies
 
 # Routers that keep both weights in their objects, and whether a Canary needs more to use them.
 BOTH = {"istio": {}, "gatewayapi:v1": {"service": GATEWAY}, "linkerd": {}, "smi:v1alpha3": {}}
@@ -34,3 +35,27 @@ def test_every_routing_object_says_gitcanary_manages_it() -> None:
         for obj in objects:
             labels = obj["metadata"].get("labels") or {}
             assert labels.get("app.kubernetes.io/managed-by") == "gitcanary", (provider, obj["kind"])
+
+
+@settings(max_examples=40, derandomize=True, deadline=None)
+@given(
+    provider=st.sampled_from(["istio", "gatewayapi:v1"]),
+    canary_weight=WEIGHT,
+    primary_cookie=st.booleans(),
+    after_run=st.booleans(),
+)
+def test_weights_read_back_past_the_sticky_routes(
+    provider: str, canary_weight: int, primary_cookie: bool, after_run: bool
+) -> None:
+    """With session affinity the sticky routes (0/100, 100/0) come first: the weights are the last route's."""
+    affinity = {"cookieName": "c", **({"primaryCookieName": "p"} if primary_cookie else {})}
+    c = canary(
+        provider, {"sessionAffinity": affinity}, **({"service": GATEWAY} if provider != "istio" else {})
+    )
+    if canary_weight:
+        session = SessionCookies(canary="c=abcdefghij", primary="p=klmnopqrst" if primary_cookie else "")
+    else:
+        session = SessionCookies(previous="c=abcdefghij" if after_run else "")
+    router = router_for(c, "canary.yaml")
+    objects = router.render(c, 100 - canary_weight, canary_weight, session=session)
+    assert router.weights(c, objects) == (100 - canary_weight, canary_weight)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from router_properties import NAMES, WEIGHTS, canaries, check_render
+from router_properties import NAMES, WEIGHTS, canaries, canary_doc, check_render, refused_field
 
-from gitcanary.errors import RenderError, SpecError
+from gitcanary.errors import RenderError
 from gitcanary.routers import router_for
 from gitcanary.spec.load import load_canary
 
@@ -51,38 +51,11 @@ def test_every_canary_renders_valid_app_mesh_objects(
 
 
 def test_retry_events_app_mesh_does_not_know_are_refused() -> None:
-    doc = _doc(analysis={"stepWeight": 10, "maxWeight": 50}, retries={"attempts": 2, "retryOn": "5xx"})
+    doc = canary_doc("appmesh:v1beta2", service={"retries": {"attempts": 2, "retryOn": "5xx"}})
     canary = load_canary(doc, "canary.yaml").canary
     with pytest.raises(RenderError, match="retryOn: App Mesh knows the retry events"):
         router_for(canary, "canary.yaml").render(canary, 100, 0)
 
 
-def _doc(analysis: dict, **service: object) -> dict:
-    return {
-        "apiVersion": "flagger.app/v1beta1",
-        "kind": "Canary",
-        "metadata": {"name": "backend", "namespace": "prod"},
-        "spec": {
-            "provider": "appmesh:v1beta2",
-            "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "backend"},
-            "service": {"port": 80, **service},
-            "analysis": {"interval": "1m", "threshold": 2, **analysis},
-        },
-    }
-
-
 def test_mirroring_is_refused() -> None:
-    doc = {
-        "apiVersion": "flagger.app/v1beta1",
-        "kind": "Canary",
-        "metadata": {"name": "backend", "namespace": "prod"},
-        "spec": {
-            "provider": "appmesh:v1beta2",
-            "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "backend"},
-            "service": {"port": 80},
-            "analysis": {"interval": "1m", "threshold": 2, "stepWeight": 10, "maxWeight": 50, "mirror": True},
-        },
-    }
-    with pytest.raises(SpecError) as caught:
-        router_for(load_canary(doc, "canary.yaml").canary, "canary.yaml")
-    assert caught.value.field == "spec.analysis.mirror"
+    assert refused_field(canary_doc("appmesh:v1beta2", {"mirror": True})) == "spec.analysis.mirror"

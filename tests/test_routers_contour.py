@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 from hypothesis import given, settings
-from router_properties import WEIGHTS, canaries, check_render
+from router_properties import WEIGHTS, canaries, canary_doc, check_render
 
 from gitcanary.errors import RenderError, SpecError
 from gitcanary.routers import router_for
@@ -25,27 +25,7 @@ def test_every_canary_renders_a_valid_httpproxy_with_its_weights(doc: dict, weig
 
 
 def _doc(**analysis: object) -> dict:
-    return {
-        "apiVersion": "flagger.app/v1beta1",
-        "kind": "Canary",
-        "metadata": {"name": "backend", "namespace": "prod"},
-        "spec": {
-            "provider": "contour",
-            "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "backend"},
-            "service": {"port": 80},
-            "analysis": {
-                k: v
-                for k, v in {
-                    "interval": "1m",
-                    "threshold": 2,
-                    "stepWeight": 10,
-                    "maxWeight": 50,
-                    **analysis,
-                }.items()
-                if v is not None
-            },
-        },
-    }
+    return canary_doc("contour", analysis)
 
 
 def test_a_weighted_httpproxy_reads_as_flagger_writes_it() -> None:

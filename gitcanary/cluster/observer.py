@@ -21,7 +21,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException, OpenApiException
 from urllib3.exceptions import HTTPError
 
-from gitcanary.cluster import fleet, flux
+from gitcanary.cluster import argocd, fleet, flux
 from gitcanary.cluster.revisions import Ancestry
 from gitcanary.cluster.workloads import deployment_state
 from gitcanary.core.observations import ClusterObservation, WorkloadState
@@ -91,7 +91,9 @@ class ClusterObserver:
     def _applied(self, directories: list[str], commit: str) -> tuple[bool, str]:
         kustomizations = self._list(flux.GROUP, flux.VERSION, flux.PLURAL)
         gitrepos = self._list(fleet.GROUP, fleet.VERSION, fleet.GITREPOS)
-        if isinstance(kustomizations, Exception) and isinstance(gitrepos, Exception):
+        applications = self._list(argocd.GROUP, argocd.VERSION, argocd.PLURAL)
+        listed_all = (kustomizations, gitrepos, applications)
+        if all(isinstance(listed, Exception) for listed in listed_all):
             raise Unreachable(str(kustomizations))
         reasons = []
         if not isinstance(kustomizations, Exception):
@@ -108,8 +110,13 @@ class ClusterObserver:
             if answer is not None:
                 return answer, why
             reasons.append(why)
-        # Neither applier claims these directories (or one of them could not be asked).
-        for listed in (kustomizations, gitrepos):
+        if not isinstance(applications, Exception):
+            answer, why = argocd.applied(applications, directories, commit, self.ancestry, self.repo_url)
+            if answer is not None:
+                return answer, why
+            reasons.append(why)
+        # No applier claims these directories (or one of them could not be asked).
+        for listed in listed_all:
             if isinstance(listed, Exception):
                 reasons.append(f"cluster API: {listed}")
         return False, "; ".join(reasons)

@@ -36,6 +36,7 @@ from gitcanary.manifests.discovery import (
 )
 from gitcanary.manifests.files import find_kustomization
 from gitcanary.routers import Router
+from gitcanary.routers.affinity import session_cookies
 from gitcanary.spec.load import LoadedCanary
 from gitcanary.spec.status import CanaryStatus, Phase
 
@@ -380,7 +381,11 @@ class FileWriter:
         if routed:
             weights = (100 - status.canary_weight, status.canary_weight)
             routing = self.router.render(
-                self.canary, *weights, mirrored=status.mirrored, ingress=rendered.ingress
+                self.canary,
+                *weights,
+                mirrored=status.mirrored,
+                ingress=rendered.ingress,
+                session=session_cookies(self.canary, status),
             )
             if routing:  # the `kubernetes` provider has no routing object
                 self._write(self.layout.routing, routing)

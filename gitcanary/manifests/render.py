@@ -21,6 +21,10 @@ from gitcanary.spec.models import Canary
 # Flagger's default `-selector-labels`: the first of these found on the target is rewritten.
 SELECTOR_LABELS = ("app", "name", "app.kubernetes.io/name")
 
+# Flagger's daemonSetScaleDownNodeSelector: a DaemonSet has no replicas, so Flagger "scales" the
+# canary DaemonSet to zero with a node selector no node has; the primary never carries it.
+SCALE_TO_ZERO = {"flagger.app/scale-to-zero": "true"}
+
 Obj = dict[str, Any]
 
 
@@ -85,9 +89,21 @@ def selector_label(deployment: Obj, where: str) -> str:
             return key
     name = (deployment.get("metadata") or {}).get("name")
     raise RenderError(
-        f"{where}: Deployment {name}: spec.selector.matchLabels needs one of "
+        f"{where}: {deployment.get('kind') or 'Deployment'} {name}: spec.selector.matchLabels needs one of "
         f"{', '.join(SELECTOR_LABELS)} (the label gitcanary rewrites for the primary, as Flagger does)"
     )
+
+
+def check_daemon_set(target: Obj, where: str) -> None:
+    """Flagger's createPrimaryDaemonSet refuses a strategy other than RollingUpdate: with OnDelete the
+    primary's pods would keep the old template after a promotion."""
+    strategy = (((target.get("spec") or {}).get("updateStrategy")) or {}).get("type") or "RollingUpdate"
+    if strategy != "RollingUpdate":
+        name = (target.get("metadata") or {}).get("name")
+        raise RenderError(
+            f"{where}: DaemonSet {name}: spec.updateStrategy.type {strategy} is not supported "
+            "(RollingUpdate only, as Flagger)"
+        )
 
 
 def primary_name(canary: Canary) -> str:
@@ -101,11 +117,17 @@ def primary_deployment(
     where: str,
     config_names: Mapping[tuple[str, str], str] | None = None,
 ) -> Obj:
-    """A copy of the rendered target named `<target>-primary`, selecting its own pods.
+    """A copy of the rendered target (a Deployment or a DaemonSet) named `<target>-primary`, selecting
+    its own pods.
 
-    With an autoscaler `replicas` is None and left out, so the applier does not fight the HPA.
-    `config_names` maps (kind, name) of each tracked ConfigMap and Secret to its `-primary` copy.
+    With an autoscaler `replicas` is None and left out, so the applier does not fight the HPA; a
+    DaemonSet has no replicas (one pod per node) and takes none. `config_names` maps (kind, name) of
+    each tracked ConfigMap and Secret to its `-primary` copy.
     """
+    daemon_set = target.get("kind") == "DaemonSet"
+    if daemon_set:
+        check_daemon_set(target, where)
+        replicas = None
     label = selector_label(target, where)
     name = primary_name(canary)
     primary = copy.deepcopy(target)
@@ -122,6 +144,14 @@ def primary_deployment(
     spec["selector"] = {"matchLabels": {label: name}}
     template_meta = spec.setdefault("template", {}).setdefault("metadata", {})
     template_meta["labels"] = {**(template_meta.get("labels") or {}), label: name}
+    if daemon_set:
+        # Flagger's Promote: the canary's scale-to-zero node selector never reaches the primary.
+        pod_spec = spec["template"].get("spec") or {}
+        selector = {k: v for k, v in (pod_spec.get("nodeSelector") or {}).items() if k not in SCALE_TO_ZERO}
+        if selector:
+            pod_spec["nodeSelector"] = selector
+        else:
+            pod_spec.pop("nodeSelector", None)
     primary.pop("status", None)
     if config_names:
         config_tracking.point_at_copies(primary, config_names)

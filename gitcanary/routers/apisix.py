@@ -15,7 +15,8 @@ import copy
 from typing import Any
 
 from gitcanary.errors import RenderError
-from gitcanary.routers.base import MANAGED_BY
+from gitcanary.routers.affinity import SessionCookies
+from gitcanary.routers.base import MANAGED_BY, object_to_copy
 from gitcanary.spec.models import Canary
 
 MAX_PRIORITY = 10000
@@ -36,13 +37,11 @@ class ApisixRouter:
         canary_weight: int,
         mirrored: bool = False,
         ingress: dict[str, Any] | None = None,
+        session: SessionCookies | None = None,
     ) -> list[dict[str, Any]]:
-        ref = canary.spec.route_ref
-        if ref is None or ingress is None:
-            raise RenderError(
-                f"Canary {canary.key}: spec.routeRef: provider apisix needs the ApisixRoute to copy"
-                + ("" if ref is None else f" ({ref.name} is not in what the app directory builds)")
-            )
+        ref, ingress = object_to_copy(
+            canary, "routeRef", canary.spec.route_ref, ingress, "the ApisixRoute to copy"
+        )
         apex = canary.service_name
         routes = (ingress.get("spec") or {}).get("http") or []
         target = next(

@@ -23,6 +23,7 @@ from typing import Any
 
 from gitcanary.duration import parse_duration
 from gitcanary.errors import RenderError
+from gitcanary.routers.affinity import SessionCookies
 from gitcanary.routers.base import MANAGED_BY, apex_metadata
 from gitcanary.spec.models import Canary
 
@@ -175,6 +176,7 @@ class AppMeshRouter:
         canary_weight: int,
         mirrored: bool = False,
         ingress: dict[str, Any] | None = None,
+        session: SessionCookies | None = None,
     ) -> list[dict[str, Any]]:
         apex, target = canary.service_name, canary.spec.target_ref.name
         primary_node, canary_node = f"{apex}-primary", f"{apex}-canary"

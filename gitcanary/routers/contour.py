@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from gitcanary.errors import RenderError
+from gitcanary.routers.affinity import SessionCookies
 from gitcanary.routers.base import apex_metadata
 from gitcanary.spec.models import Canary
 
@@ -95,6 +96,7 @@ class ContourRouter:
         canary_weight: int,
         mirrored: bool = False,
         ingress: dict[str, Any] | None = None,
+        session: SessionCookies | None = None,
     ) -> list[dict[str, Any]]:
         plain = [{"prefix": prefix(canary)}]
         if canary.spec.analysis.match:

@@ -8,9 +8,12 @@ second rule sending everyone else to the primary; blue/green mirroring adds a `R
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from gitcanary.errors import RenderError
+from gitcanary.routers import affinity
+from gitcanary.routers.affinity import SessionCookies
 from gitcanary.routers.base import MANAGED_BY
 from gitcanary.spec.models import Canary
 
@@ -110,7 +113,20 @@ def _filters(canary: Canary) -> list[dict[str, Any]]:
             key = "replaceFullPath" if kind == "ReplaceFullPath" else "replacePrefixMatch"
             rewrite["path"] = {"type": kind, key: svc.rewrite["uri"]}
         filters.append({"type": "URLRewrite", "urlRewrite": rewrite})
+    for mirror in svc.mirror:
+        # service.mirror: Flagger's makeFilters adds one RequestMirror filter per entry, after the rewrite.
+        filters.append({"type": "RequestMirror", "requestMirror": dict(mirror)})
     return filters
+
+
+def _set_cookie(value: str) -> dict[str, Any]:
+    header = {"name": affinity.SET_COOKIE_HEADER, "value": value}
+    return {"type": "ResponseHeaderModifier", "responseHeaderModifier": {"add": [header]}}
+
+
+def _cookie_match(cookie: str) -> dict[str, Any]:
+    regex = affinity.cookie_regex(cookie)
+    return {"headers": [{"name": affinity.COOKIE_HEADER, "type": "RegularExpression", "value": regex}]}
 
 
 class GatewayAPIRouter:
@@ -138,6 +154,46 @@ class GatewayAPIRouter:
             rule["timeouts"] = {"request": canary.spec.service.timeout}
         return rule
 
+    def _sticky_rules(
+        self, canary: Canary, weighted: dict[str, Any], session: SessionCookies
+    ) -> list[dict[str, Any]]:
+        """Flagger's getSessionAffinityRouteRules for Gateway API (see routers/affinity.py)."""
+        settings = canary.spec.analysis.session_affinity
+        assert settings is not None
+        name = canary.service_name
+        service_matches = route_matches(canary.spec.service.match, f"Canary {canary.key}: spec.service.match")
+        if session.canary:
+            sticky_canary = copy.deepcopy(weighted)
+            sticky_canary["matches"] = merge_matches([_cookie_match(session.canary)], service_matches)
+            sticky_canary["backendRefs"] = [
+                self._backend(canary, f"{name}-primary", 0),
+                self._backend(canary, f"{name}-canary", 100),
+            ]
+            rules = [sticky_canary]
+            if session.primary:
+                sticky_primary = copy.deepcopy(weighted)
+                sticky_primary["matches"] = merge_matches([_cookie_match(session.primary)], service_matches)
+                sticky_primary["backendRefs"] = [
+                    self._backend(canary, f"{name}-primary", 100),
+                    self._backend(canary, f"{name}-canary", 0),
+                ]
+                rules.append(sticky_primary)
+            for ref in weighted["backendRefs"]:
+                if ref["name"] == f"{name}-canary":
+                    cookie = affinity.build_cookie(settings, session.canary, settings.max_age)
+                elif ref["name"] == f"{name}-primary" and session.primary:
+                    interval = int(canary.spec.analysis.interval_seconds)
+                    cookie = affinity.build_cookie(settings, session.primary, interval)
+                else:
+                    continue
+                ref["filters"] = [_set_cookie(cookie)]
+            return [*rules, weighted]
+        sticky = copy.deepcopy(weighted)
+        if session.previous:
+            sticky["matches"] = merge_matches([_cookie_match(session.previous)], service_matches)
+            sticky["filters"] = [*sticky.get("filters", []), _set_cookie(affinity.expired(session.previous))]
+        return [sticky, weighted]
+
     def render(
         self,
         canary: Canary,
@@ -145,6 +201,7 @@ class GatewayAPIRouter:
         canary_weight: int,
         mirrored: bool = False,
         ingress: dict[str, Any] | None = None,
+        session: SessionCookies | None = None,
     ) -> list[dict[str, Any]]:
         name = canary.service_name
         svc = canary.spec.service
@@ -165,6 +222,10 @@ class GatewayAPIRouter:
             mirror,
         )
         rules = [weighted]
+        if canary.spec.analysis.session_affinity is not None and not canary.spec.analysis.match:
+            # With A/B testing the affinity is not rendered (load warns): Flagger would overwrite the
+            # sticky rule's cookie match with the A/B conditions.
+            rules = self._sticky_rules(canary, weighted, session or SessionCookies())
         if canary.spec.analysis.match:
             analysis = route_matches(canary.spec.analysis.match, f"Canary {canary.key}: spec.analysis.match")
             weighted["matches"] = merge_matches(analysis, matches)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gitcanary.routers.affinity import SessionCookies
 from gitcanary.routers.base import MANAGED_BY, apex_metadata
 from gitcanary.spec.models import Canary
 
@@ -74,6 +75,7 @@ class GlooRouter:
         canary_weight: int,
         mirrored: bool = False,
         ingress: dict[str, Any] | None = None,
+        session: SessionCookies | None = None,
     ) -> list[dict[str, Any]]:
         destinations = []
         for role, weight in (("primary", primary_weight), ("canary", canary_weight)):

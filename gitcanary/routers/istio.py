@@ -7,8 +7,11 @@ destinations; DestinationRules carry `service.trafficPolicy`.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
+from gitcanary.routers import affinity
+from gitcanary.routers.affinity import SessionCookies
 from gitcanary.routers.base import MANAGED_BY
 from gitcanary.spec.models import Canary
 
@@ -34,10 +37,12 @@ def merge_match_conditions(
 
 
 def _http_route(canary: Canary, match: list[dict[str, Any]], route: list[dict[str, Any]]) -> dict[str, Any]:
-    svc = canary.spec.service
+    """One HTTP route with the service's settings, each its own copy (no object shared between routes,
+    which a YAML writer would turn into anchors and aliases)."""
+    svc = canary.spec.model_copy(deep=True).service
     http: dict[str, Any] = {}
     if match:
-        http["match"] = [dict(m) for m in match]
+        http["match"] = copy.deepcopy(match)
     if svc.rewrite:
         http["rewrite"] = dict(svc.rewrite)
     if svc.timeout:
@@ -61,6 +66,71 @@ def _destination(canary: Canary, host: str) -> dict[str, Any]:
     return {"host": host}
 
 
+def _cookie_match(cookie: str) -> dict[str, Any]:
+    return {"headers": {affinity.COOKIE_HEADER: {"regex": affinity.cookie_regex(cookie)}}}
+
+
+def _sticky_routes(canary: Canary, weighted: dict[str, Any], session: SessionCookies) -> list[dict[str, Any]]:
+    """Flagger's getSessionAffinityRouteRules: sticky routes ahead of the weighted one.
+
+    The weighted route's canary destination sets the canary cookie (and, with primaryCookieName, its
+    primary destination the primary cookie); a route matching the canary cookie sends everything to
+    the canary, one matching the primary cookie everything to the primary. At weight 0 the route
+    matching the last run's cookie expires it; before any run it is the weighted route again.
+    """
+    settings = canary.spec.analysis.session_affinity
+    assert settings is not None
+    svc = canary.spec.service
+    name = canary.service_name
+    primary_host, canary_host = f"{name}-primary", f"{name}-canary"
+    if session.canary:
+        for dest in weighted["route"]:
+            host = dest["destination"]["host"]
+            if host == canary_host:
+                value = affinity.build_cookie(settings, session.canary, settings.max_age)
+            elif host == primary_host and session.primary:
+                interval = int(canary.spec.analysis.interval_seconds)
+                value = affinity.build_cookie(settings, session.primary, interval)
+            else:
+                continue
+            dest["headers"] = {"response": {"add": {affinity.SET_COOKIE_HEADER: value}}}
+        sticky_canary = _http_route(
+            canary,
+            merge_match_conditions([_cookie_match(session.canary)], svc.match),
+            [
+                {"destination": _destination(canary, primary_host), "weight": 0},
+                {"destination": _destination(canary, canary_host), "weight": 100},
+            ],
+        )
+        if not session.primary:
+            return [sticky_canary, weighted]
+        sticky_primary = _http_route(
+            canary,
+            merge_match_conditions([_cookie_match(session.primary)], svc.match),
+            [
+                {"destination": _destination(canary, primary_host), "weight": 100},
+                {"destination": _destination(canary, canary_host), "weight": 0},
+            ],
+        )
+        return [sticky_canary, sticky_primary, weighted]
+    sticky = copy.deepcopy(weighted)
+    if session.previous:
+        sticky["match"] = merge_match_conditions([_cookie_match(session.previous)], svc.match)
+        headers = sticky.setdefault("headers", {})
+        response = headers.setdefault("response", {})
+        response["add"] = {
+            **(response.get("add") or {}),
+            affinity.SET_COOKIE_HEADER: affinity.expired(session.previous),
+        }
+    # Flagger's order puts `match` first; keep the key order of the other routes.
+    return [_reordered(sticky), weighted]
+
+
+def _reordered(route: dict[str, Any]) -> dict[str, Any]:
+    order = ("match", "rewrite", "timeout", "retries", "headers", "corsPolicy", "route")
+    return {key: route[key] for key in order if key in route}
+
+
 class IstioRouter:
     provider = "istio"
 
@@ -71,6 +141,7 @@ class IstioRouter:
         canary_weight: int,
         mirrored: bool = False,
         ingress: dict[str, Any] | None = None,
+        session: SessionCookies | None = None,
     ) -> list[dict[str, Any]]:
         name = canary.service_name
         svc = canary.spec.service
@@ -86,6 +157,9 @@ class IstioRouter:
             ]
         else:
             http = [_http_route(canary, svc.match, weighted)]
+            if canary.spec.analysis.session_affinity is not None:
+                # Flagger's A/B routes replace the sticky ones: affinity applies to weighted canaries.
+                http = _sticky_routes(canary, http[0], session or SessionCookies())
         if mirrored:
             # Flagger's mirroring: the primary answers; a copy of each request (or `mirrorWeight`
             # percent of them) goes to the canary and its response is dropped.
@@ -128,8 +202,11 @@ class IstioRouter:
             if obj.get("kind") != "VirtualService" or obj.get("metadata", {}).get("name") != name:
                 continue
             primary = canary_weight = 0
-            # The first route carries the weights (with A/B, the second is everyone else).
-            for http in (obj.get("spec", {}).get("http") or [])[:1]:
+            routes = obj.get("spec", {}).get("http") or []
+            # The first route carries the weights (with A/B, the second is everyone else); with
+            # session affinity the sticky routes come first and the weighted route is the last.
+            sticky = canary.spec.analysis.session_affinity is not None and not canary.spec.analysis.match
+            for http in routes[-1:] if sticky else routes[:1]:
                 for dest in http.get("route") or []:
                     host = dest.get("destination", {}).get("host")
                     if host == f"{name}-primary":

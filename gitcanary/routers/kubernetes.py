@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gitcanary.routers.affinity import SessionCookies
 from gitcanary.spec.models import Canary
 
 
@@ -21,6 +22,7 @@ class KubernetesRouter:
         canary_weight: int,
         mirrored: bool = False,
         ingress: dict[str, Any] | None = None,
+        session: SessionCookies | None = None,
     ) -> list[dict[str, Any]]:
         return []
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gitcanary.routers.affinity import SessionCookies
 from gitcanary.routers.base import apex_metadata
 from gitcanary.spec.models import Canary
 
@@ -36,6 +37,7 @@ class KumaRouter:
         canary_weight: int,
         mirrored: bool = False,
         ingress: dict[str, Any] | None = None,
+        session: SessionCookies | None = None,
     ) -> list[dict[str, Any]]:
         name = canary.service_name
         metadata = apex_metadata(canary)

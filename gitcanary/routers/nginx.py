@@ -11,8 +11,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from gitcanary.errors import RenderError
-from gitcanary.routers.base import MANAGED_BY
+from gitcanary.routers.affinity import SessionCookies
+from gitcanary.routers.base import MANAGED_BY, apex_ingress_paths, object_to_copy
 from gitcanary.spec.models import Canary
 
 PREFIX = "nginx.ingress.kubernetes.io"
@@ -55,26 +55,16 @@ class NginxRouter:
         canary_weight: int,
         mirrored: bool = False,
         ingress: dict[str, Any] | None = None,
+        session: SessionCookies | None = None,
     ) -> list[dict[str, Any]]:
-        ref = canary.spec.ingress_ref
-        if ref is None or ingress is None:
-            raise RenderError(
-                f"Canary {canary.key}: spec.ingressRef: provider nginx needs the Ingress to clone"
-                + ("" if ref is None else f" ({ref.name} is not in what the app directory builds)")
-            )
+        ref, ingress = object_to_copy(
+            canary, "ingressRef", canary.spec.ingress_ref, ingress, "the Ingress to clone"
+        )
         apex = canary.service_name
         spec = copy.deepcopy(ingress.get("spec") or {})
-        found = False
-        for rule in spec.get("rules") or []:
-            for path in (rule.get("http") or {}).get("paths") or []:
-                service = (path.get("backend") or {}).get("service") or {}
-                if service.get("name") == apex:
-                    service["name"] = f"{apex}-canary"
-                    found = True
-        if not found:
-            raise RenderError(
-                f"Canary {canary.key}: spec.ingressRef: Ingress {ref.name} has no backend for service {apex}"
-            )
+        for _, path in apex_ingress_paths(canary, ref, spec):
+            service = path["backend"]["service"]
+            service["name"] = f"{apex}-canary"
         meta = ingress.get("metadata") or {}
         annotations = {k: str(v) for k, v in (meta.get("annotations") or {}).items() if CANARY not in k}
         annotations[CANARY] = "true"

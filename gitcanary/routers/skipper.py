@@ -17,8 +17,8 @@ import copy
 import json
 from typing import Any
 
-from gitcanary.errors import RenderError
-from gitcanary.routers.base import MANAGED_BY
+from gitcanary.routers.affinity import SessionCookies
+from gitcanary.routers.base import MANAGED_BY, apex_ingress_paths, object_to_copy
 from gitcanary.spec.models import Canary
 
 PREDICATE = "zalando.org/skipper-predicate"
@@ -48,30 +48,19 @@ class SkipperRouter:
         canary_weight: int,
         mirrored: bool = False,
         ingress: dict[str, Any] | None = None,
+        session: SessionCookies | None = None,
     ) -> list[dict[str, Any]]:
-        ref = canary.spec.ingress_ref
-        if ref is None or ingress is None:
-            raise RenderError(
-                f"Canary {canary.key}: spec.ingressRef: provider skipper needs the Ingress to copy"
-                + ("" if ref is None else f" ({ref.name} is not in what the app directory builds)")
-            )
+        ref, ingress = object_to_copy(
+            canary, "ingressRef", canary.spec.ingress_ref, ingress, "the Ingress to copy"
+        )
         apex = canary.service_name
         spec = copy.deepcopy(ingress.get("spec") or {})
-        found = False
-        for rule in spec.get("rules") or []:
-            paths = (rule.get("http") or {}).get("paths") or []
-            for path in list(paths):
-                service = (path.get("backend") or {}).get("service")
-                if service is not None and service.get("name") == apex:
-                    service["name"] = f"{apex}-primary"
-                    second = copy.deepcopy(path)
-                    second["backend"]["service"]["name"] = f"{apex}-canary"
-                    paths.append(second)
-                    found = True
-        if not found:
-            raise RenderError(
-                f"Canary {canary.key}: spec.ingressRef: Ingress {ref.name} has no backend for service {apex}"
-            )
+        for paths, path in apex_ingress_paths(canary, ref, spec):
+            service = path["backend"]["service"]
+            service["name"] = f"{apex}-primary"
+            second = copy.deepcopy(path)
+            second["backend"]["service"]["name"] = f"{apex}-canary"
+            paths.append(second)
         meta = ingress.get("metadata") or {}
         annotations = {k: str(v) for k, v in (meta.get("annotations") or {}).items()}
         weights = {f"{apex}-primary": primary_weight, f"{apex}-canary": canary_weight}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gitcanary.routers.affinity import SessionCookies
 from gitcanary.routers.base import MANAGED_BY
 from gitcanary.spec.models import Canary
 
@@ -24,6 +25,7 @@ class SMIRouter:
         canary_weight: int,
         mirrored: bool = False,
         ingress: dict[str, Any] | None = None,
+        session: SessionCookies | None = None,
     ) -> list[dict[str, Any]]:
         name = canary.service_name
         return [

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gitcanary.routers.affinity import SessionCookies
 from gitcanary.routers.base import apex_metadata
 from gitcanary.spec.models import Canary
 
@@ -33,6 +34,7 @@ class TraefikRouter:
         canary_weight: int,
         mirrored: bool = False,
         ingress: dict[str, Any] | None = None,
+        session: SessionCookies | None = None,
     ) -> list[dict[str, Any]]:
         name, port = canary.service_name, canary.spec.service.port
         services = [

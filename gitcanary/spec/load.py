@@ -24,12 +24,10 @@ FLAGGER_GROUP = "flagger.app"
 
 # Valid in Flagger, not acted on by gitcanary yet: reported as warnings on load.
 UNSUPPORTED_FIELDS: dict[str, str] = {
-    "spec.analysis.sessionAffinity": "session affinity is not rendered yet",
     "spec.revertOnDeletion": "deleting the canary leaves the generated objects in Git",
     "spec.upstreamRef": "the generated Gloo Upstreams do not copy another Upstream's settings yet",
     "spec.autoscalerRef.primaryScalerQueries": "KEDA scaler queries are not copied yet",
     "spec.autoscalerRef.primaryScalerReplicas": "primary scaler replicas are not applied yet",
-    "spec.service.mirror": "mirroring is not rendered yet",
     "spec.service.delegation": "VirtualService delegation is not rendered yet",
     "spec.service.headless": "headless services are not rendered yet",
     "spec.service.trafficDistribution": "trafficDistribution is not rendered yet",
@@ -38,10 +36,15 @@ UNSUPPORTED_FIELDS: dict[str, str] = {
     "spec.service.meshName": "meshName is not used by the Istio router",
 }
 
+GATEWAY_API = ("gatewayapi", "gatewayapi:v1", "gatewayapi:v1beta1")
+
 # Fields only some providers act on: under any other provider they are ignored, with a warning.
+# Flagger's routers for those other providers ignore them too (pkg/router/*.go read them nowhere else).
 PROVIDER_FIELDS: dict[str, tuple[str, ...]] = {
     "spec.routeRef": ("apisix",),
     "spec.service.backends": ("appmesh:v1beta2",),
+    "spec.service.mirror": GATEWAY_API,
+    "spec.analysis.sessionAffinity": ("istio", *GATEWAY_API),
 }
 
 
@@ -158,10 +161,16 @@ def load_canary(doc: dict[str, Any], source: str) -> LoadedCanary:
         if _present(doc, path)
     )
     warnings += tuple(
-        f"{source}: {path}: provider {canary.provider} does not use it (ignored)"
+        f"{source}: {path}: provider {canary.provider} does not use it, "
+        "nor does Flagger's router for it (ignored)"
         for path, providers in PROVIDER_FIELDS.items()
         if _present(doc, path) and canary.provider not in providers
     )
+    if _present(doc, "spec.analysis.sessionAffinity") and canary.spec.analysis.match:
+        warnings += (
+            f"{source}: spec.analysis.sessionAffinity: not rendered with analysis.match (A/B testing "
+            "routes by the match; Flagger's A/B routes replace the sticky ones too) (ignored)",
+        )
     return LoadedCanary(canary, source, warnings)
 
 

@@ -81,6 +81,30 @@ class CanaryAlert(_Model):
     provider_ref: CrossNamespaceRef = Field(alias="providerRef")
 
 
+class SessionAffinity(_Model):
+    """Flagger's `analysis.sessionAffinity`: the cookie that keeps a user on the side they landed on."""
+
+    cookie_name: str = Field(alias="cookieName")
+    primary_cookie_name: str = Field("", alias="primaryCookieName")
+    max_age: int = Field(86400, alias="maxAge")  # Flagger's GetMaxAge: 0 or unset is a day
+    domain: str = ""
+    http_only: bool = Field(False, alias="httpOnly")
+    partitioned: bool = False
+    path: str = ""
+    same_site: str = Field("", alias="sameSite")
+    secure: bool = False
+
+    @field_validator("max_age", mode="before")
+    @classmethod
+    def _zero_is_a_day(cls, value: Any) -> Any:
+        # The CRD types maxAge as a number; Flagger's Go field is an int and 0 means the default.
+        if value in (0, None):
+            return 86400  # Flagger: unset or 0
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError("maxAge must be a whole number of seconds")
+        return int(value)
+
+
 class CanaryAnalysis(_Model):
     interval: str = "1m"
     iterations: int = 0
@@ -94,6 +118,7 @@ class CanaryAnalysis(_Model):
     canary_ready_threshold: float | None = Field(None, alias="canaryReadyThreshold")
     primary_ready_threshold: float | None = Field(None, alias="primaryReadyThreshold")
     match: list[dict[str, Any]] = Field(default_factory=list)
+    session_affinity: SessionAffinity | None = Field(None, alias="sessionAffinity")
     metrics: list[CanaryMetric] = Field(default_factory=list)
     webhooks: list[CanaryWebhook] = Field(default_factory=list)
     alerts: list[CanaryAlert] = Field(default_factory=list)
@@ -132,6 +157,8 @@ class CanaryService(_Model):
     gateway_refs: list[dict[str, Any]] = Field(default_factory=list, alias="gatewayRefs")
     # App Mesh: the virtual services (names or ARNs) the VirtualNodes may call.
     backends: list[str] = Field(default_factory=list)
+    # Gateway API: Gateway API `HTTPRequestMirrorFilter`s added to every rule (Flagger's makeFilters).
+    mirror: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class CanarySpec(_Model):
