@@ -220,6 +220,9 @@ def main() -> int:
     parser.add_argument("--no-run", action="store_true", help="build only; do not start the image")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "gitcanary-image")
     options = parser.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("scripts/build_image.py needs root (mmdebstrap --mode=root, runc); IMAGE=0 skips "
+                         "it in scripts/test.sh")
     spec = read_dockerfile(ROOT / "Dockerfile")
     (tag,) = re.findall(r'(?m)^version = "([^"]+)"$', (ROOT / "pyproject.toml").read_text())
     ensure_tools()
