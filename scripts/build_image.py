@@ -169,17 +169,29 @@ def pack(spec: ImageSpec, layout: Path, tag: str, work: Path, cache: Path) -> No
     run("umoci", "gc", "--layout", layout)
 
 
-def start(spec: ImageSpec, layout: Path, tag: str, work: Path, args: list[str], name: str) -> str:
-    """Run the image with these arguments after its ENTRYPOINT (in place of its CMD) as a pod of the
-    chart would: its user, a read-only root, empty writable /tmp and home. Returns what it printed."""
-    bundle = work / f"run-{name}"
-    run("umoci", "unpack", "--image", f"{layout}:{tag}", bundle)
-    config_path = bundle / "config.json"
-    config = json.loads(config_path.read_text())
+def unpack(layout: Path, tag: str, work: Path) -> Path:
+    """The image as an OCI runtime bundle: its root, and the runtime config umoci makes from the
+    image's config (user, env, working directory, ENTRYPOINT + CMD), kept as image-config.json."""
+    bundle = work / "run"
+    bundle.mkdir()
+    image = f"{layout}:{tag}"
+    run("umoci", "raw", "unpack", "--image", image, bundle / "rootfs")
+    run("umoci", "raw", "runtime-config", "--image", image, "--rootfs", bundle / "rootfs",
+        bundle / "image-config.json")
+    return bundle
+
+
+def start(
+    spec: ImageSpec, bundle: Path, args: list[str], name: str, entrypoint: list[str] | None = None
+) -> str:
+    """Run the image with these arguments after its ENTRYPOINT (or `entrypoint`, as `docker run
+    --entrypoint`), in place of its CMD, as a pod of the chart would: its user, a read-only root,
+    empty writable /tmp and home. Returns what it printed."""
+    config = json.loads((bundle / "image-config.json").read_text())
     process = config["process"]
     # umoci made the runtime config from the image's: args are ENTRYPOINT + CMD, user and env its own.
     assert process["args"] == spec.entrypoint + spec.cmd, process["args"]
-    process["args"] = spec.entrypoint + args
+    process["args"] = (spec.entrypoint if entrypoint is None else entrypoint) + args
     process["terminal"] = False
     config["root"]["readonly"] = True
     uid, gid = process["user"]["uid"], process["user"]["gid"]
@@ -188,7 +200,7 @@ def start(spec: ImageSpec, layout: Path, tag: str, work: Path, args: list[str], 
             "destination": where, "type": "tmpfs", "source": "tmpfs",
             "options": ["nosuid", "nodev", "mode=0755", f"uid={uid}", f"gid={gid}"],
         })
-    config_path.write_text(json.dumps(config))
+    (bundle / "config.json").write_text(json.dumps(config))
     container = f"gitcanary-image-{name}-{os.getpid()}"
     print("+ runc run", shlex.join(process["args"]), flush=True)
     try:
@@ -218,6 +230,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "image", help="the OCI image layout")
     parser.add_argument("--no-run", action="store_true", help="build only; do not start the image")
+    parser.add_argument("--no-build", action="store_true", help="start the image --out holds; do not build")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "gitcanary-image")
     options = parser.parse_args()
     if os.geteuid() != 0:
@@ -229,17 +242,19 @@ def main() -> int:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="gitcanary-image-") as tmp:
         work = Path(tmp)
-        pack(spec, options.out.resolve(), tag, work, options.cache)
+        if not options.no_build:
+            pack(spec, options.out.resolve(), tag, work, options.cache)
         built = time.monotonic() - started
         print(f"built {options.out}:{tag} (OCI layout) in {built:.0f}s", flush=True)
         if options.no_run:
             return 0
-        checked = start(spec, options.out.resolve(), tag, work, ["python", "-c", CHECK_EXTRAS], "extras")
+        bundle = unpack(options.out.resolve(), tag, work)
+        checked = start(spec, bundle, ["-c", CHECK_EXTRAS], "extras", entrypoint=["python"])
         print(checked, end="")
         user = spec.user.split(":")
         if f"uid {user[0]} gid {user[1]}" not in checked:
             raise SystemExit(f"the image does not run as USER {spec.user}")
-        demo = start(spec, options.out.resolve(), tag, work, ["demo", "--speed", "0.3"], "demo")
+        demo = start(spec, bundle, ["demo", "--speed", "0.3"], "demo")
         print(demo[-1500:], end="")
         if "promoted" not in demo:
             raise SystemExit("the demo in the image did not promote")
