@@ -275,15 +275,18 @@ def test_generated_values_render_valid_objects_with_each_value_in_place(values: 
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
     (container,) = pod["containers"]
 
-    # a PodDisruptionBudget iff more than one replica, selecting exactly gitcanary's pods
-    budgets = [o for o in objects if o["kind"] == "PodDisruptionBudget"]
-    if values["replicas"] > 1:
-        (budget,) = budgets
-        assert budget["spec"]["maxUnavailable"] == values["podDisruptionBudget"]["maxUnavailable"]
-        assert _selects(budget["spec"]["selector"]["matchLabels"], pod_labels)
-        assert budget["metadata"]["namespace"] == "gitcanary"
-    else:
-        assert budgets == []
+    # a PodDisruptionBudget iff more than one replica, selecting exactly gitcanary's pods; also at
+    # the boundary (0, 1, 2 replicas) with these values, whatever replicas the example drew
+    for replicas in sorted({values["replicas"], 0, 1, 2}):
+        rendered = render_exact(values | {"replicas": replicas})
+        budgets = [o for o in rendered if o["kind"] == "PodDisruptionBudget"]
+        if replicas > 1:
+            (budget,) = budgets
+            assert budget["spec"]["maxUnavailable"] == values["podDisruptionBudget"]["maxUnavailable"]
+            assert _selects(budget["spec"]["selector"]["matchLabels"], pod_labels)
+            assert budget["metadata"]["namespace"] == "gitcanary"
+        else:
+            assert budgets == [], replicas
 
     # the ServiceAccount the pod runs as carries exactly the annotations given
     account = one(objects, "ServiceAccount")
