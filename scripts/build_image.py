@@ -87,7 +87,10 @@ def read_dockerfile(path: Path) -> ImageSpec:
 
 def run(*args: str | Path, **kwargs: object) -> subprocess.CompletedProcess[str]:
     print("+", shlex.join(str(a) for a in args), flush=True)
-    return subprocess.run([str(a) for a in args], check=True, text=True, **kwargs)  # type: ignore[call-overload]
+    began = time.monotonic()
+    done = subprocess.run([str(a) for a in args], check=True, text=True, **kwargs)  # type: ignore[call-overload]
+    print(f"  ({args[0]} {args[1]}: {time.monotonic() - began:.0f}s)", flush=True)
+    return done
 
 
 def ensure_tools() -> None:
