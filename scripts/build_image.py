@@ -161,6 +161,11 @@ def pack(spec: ImageSpec, layout: Path, tag: str, work: Path, cache: Path) -> No
     run("umoci", "unpack", "--image", image, bundle)
     shutil.rmtree(bundle / "rootfs")
     build_rootfs(spec, bundle / "rootfs", work, cache)
+    # What the build lent the recipe is gone before packing: wheel, recipe, CA bundle, pip's cache.
+    lent = ["tmp/wheels", "tmp/install.sh", "tmp/build-ca.crt", "var/cache/gitcanary-pip"]
+    left = [path for path in lent if (bundle / "rootfs" / path).exists()]
+    if left:
+        raise SystemExit(f"the image's root still holds {', '.join(left)}")
     run("umoci", "repack", "--image", image, bundle)
     settings = ["--clear=config.env", "--clear=config.entrypoint", "--clear=config.cmd"]
     settings += [f"--config.env={key}={value}" for key, value in spec.env.items()]
