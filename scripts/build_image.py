@@ -14,8 +14,9 @@ packages and PyPI), with well-kept daemonless tools, all Debian packages:
    writable /tmp and home as the chart mounts them: the extras import, and `gitcanary demo` runs.
 
 Usage: python scripts/build_image.py [--out build/image] [--no-run]. Exits non-zero on any failure.
-Debian packages (apt checks each against the signed index) and pip's downloads are cached in
-~/.cache/gitcanary-image between runs; the cache never enters the image.
+Debian's packages are cached in ~/.cache/gitcanary-image/apt between runs (apt checks each against
+the signed index before using it); the cache never enters the image. Python packages come from PyPI
+each time.
 """
 
 from __future__ import annotations
@@ -108,25 +109,20 @@ def build_rootfs(spec: ImageSpec, target: Path, work: Path, cache: Path) -> None
     wheels = work / "wheels"
     run(sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check", "--no-deps",
         "--wheel-dir", wheels, ROOT)
-    apt_cache, pip_cache = cache / "apt", cache / "pip"
+    apt_cache = cache / "apt"
     apt_cache.mkdir(parents=True, exist_ok=True)
-    pip_cache.mkdir(parents=True, exist_ok=True)
     recipe = ROOT / RECIPE
-    # The recipe runs with a clean environment: this machine's pip settings name its own paths. Two
-    # things of this machine's are lent to it for the build only, then removed: pip's download cache
-    # (bind-mounted) and the CA bundle this machine's pip trusts (an HTTPS proxy may need it to
-    # reach PyPI). The image keeps Debian's CA certificates alone.
+    # The recipe runs with a clean environment: this machine's pip settings name its own paths. The
+    # CA bundle this machine's pip trusts (an HTTPS proxy may need it to reach PyPI) is lent to it for
+    # the build only, then removed: the image keeps Debian's CA certificates alone.
     environment = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root",
-                   "PIP_CACHE_DIR": "/var/cache/gitcanary-pip", "PIP_CERT": "/tmp/build-ca.crt"}
+                   "PIP_NO_CACHE_DIR": "1", "PIP_CERT": "/tmp/build-ca.crt"}
     proxies = ("http_proxy", "https_proxy", "no_proxy")
     environment |= {k: v for k, v in os.environ.items() if k.lower() in proxies}
     install = " ".join([
         f"cp {shlex.quote(str(host_ca_bundle()))} \"$1/tmp/build-ca.crt\" &&",
-        'mkdir -p "$1/var/cache/gitcanary-pip" &&',
-        f'mount --bind {shlex.quote(str(pip_cache))} "$1/var/cache/gitcanary-pip" &&',
         'chroot "$1" env -i', *(shlex.quote(f"{k}={v}") for k, v in environment.items()),
-        "sh /tmp/install.sh /tmp/wheels;",
-        'status=$?; umount "$1/var/cache/gitcanary-pip"; rmdir "$1/var/cache/gitcanary-pip"; exit $status',
+        "sh /tmp/install.sh /tmp/wheels",
     ])
     run(
         "mmdebstrap", "--mode=root", "--variant=minbase", "--quiet",
@@ -161,8 +157,8 @@ def pack(spec: ImageSpec, layout: Path, tag: str, work: Path, cache: Path) -> No
     run("umoci", "unpack", "--image", image, bundle)
     shutil.rmtree(bundle / "rootfs")
     build_rootfs(spec, bundle / "rootfs", work, cache)
-    # What the build lent the recipe is gone before packing: wheel, recipe, CA bundle, pip's cache.
-    lent = ["tmp/wheels", "tmp/install.sh", "tmp/build-ca.crt", "var/cache/gitcanary-pip"]
+    # What the build lent the recipe is gone before packing: the wheel, the recipe, the CA bundle.
+    lent = ["tmp/wheels", "tmp/install.sh", "tmp/build-ca.crt"]
     left = [path for path in lent if (bundle / "rootfs" / path).exists()]
     if left:
         raise SystemExit(f"the image's root still holds {', '.join(left)}")
