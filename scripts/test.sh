@@ -53,6 +53,12 @@ fi
 if [ "${MUTATE:-1}" != "0" ]; then
   "$python" scripts/mutate_routers.py
 fi
+# The image: scripts/build_image.py builds the Dockerfile's recipe without Docker (a Debian root by
+# mmdebstrap, packed by umoci, started by runc: Debian packages it installs when missing; needs
+# root), checks the extras import in it and runs `gitcanary demo` in it. IMAGE=0 skips it.
+if [ "${IMAGE:-1}" != "0" ]; then
+  "$python" scripts/build_image.py
+fi
 # The reference pages are generated from the code; the site must build without a warning.
 "$python" scripts/gen_reference.py --check
 NO_MKDOCS_2_WARNING=1 "$python" -m mkdocs build --strict --quiet --site-dir "$(mktemp -d)"

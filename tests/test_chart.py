@@ -25,9 +25,14 @@ CHART = ROOT / "charts" / "gitcanary"
 Obj = dict[str, Any]
 
 
+# deploy/'s example repository: `repo` has no default in the chart (values.schema.json requires it).
+REPO = "ssh://git@github.com/example/fleet-config.git"
+
+
 def render(values: Obj | None = None, name: str = "gitcanary", namespace: str = "gitcanary") -> list[Obj]:
+    """The chart's objects with these values (and deploy/'s `repo` unless they set one)."""
     with helm_python.Chart.load(str(CHART)) as chart:
-        rendered = chart.render(values or {}, name=name, namespace=namespace)
+        rendered = chart.render({"repo": REPO, **(values or {})}, name=name, namespace=namespace)
     return [
         doc
         for file, text in sorted(rendered.items())
