@@ -61,6 +61,8 @@ class Pull:
     labels: list[int] = field(default_factory=list)
     comments: list[tuple[int, str, str]] = field(default_factory=list)  # (id, login, body)
     requested: list[str] = field(default_factory=list)
+    # Close and reopen events on its timeline: (id, type "close" or "reopen", login).
+    events: list[tuple[int, str, str]] = field(default_factory=list)
 
     @property
     def draft(self) -> bool:
@@ -109,9 +111,18 @@ class GiteaServer(LocalForge):
         self._ids += 1
         self.pulls[number].comments.append((self._ids, user, body))
 
-    def close(self, number: int) -> None:
+    def close(self, number: int, user: str = "pat") -> None:
         pull = self.pulls[number]
         pull.state, pull.closed, pull.head_sha = "closed", time.time(), self.remote.rev(pull.head) or ""
+        self._ids += 1
+        pull.events.append((self._ids, "close", user))
+
+    def reopen(self, number: int, user: str = "pat") -> None:
+        pull = self.pulls[number]
+        if pull.state == "closed" and not pull.merged:
+            pull.state, pull.closed = "open", None
+            self._ids += 1
+            pull.events.append((self._ids, "reopen", user))
 
     # -- state -----------------------------------------------------------------------------------
 
@@ -236,7 +247,9 @@ class GiteaServer(LocalForge):
                 if "title" in body:
                     pull.title = str(body["title"])
                 if body.get("state") == "closed" and pull.state == "open":
-                    self.close(pull.number)
+                    self.close(pull.number, user)
+                elif body.get("state") == "open" and pull.state == "closed":
+                    self.reopen(pull.number, user)
                 return Reply(201, self.pull_json(pull), template)
             if match.group(2) == "/merge" and method == "post":
                 return self._merge(pull, body)
@@ -304,6 +317,9 @@ class GiteaServer(LocalForge):
             self._ids += 1
             self.labels[self._ids] = str(body["name"])
             return Reply(201, self.label_json(self._ids), "/labels")
+        match = re.fullmatch(r"/issues/(\d+)/timeline", rest)
+        if match and method == "get":
+            return self._timeline(int(match.group(1)))
         match = re.fullmatch(r"/(issues|pulls)/(\d+)/(labels|comments|requested_reviewers)", rest)
         if match is None:
             return None
@@ -336,6 +352,30 @@ class GiteaServer(LocalForge):
                 pull.reviews.append(Review(self._ids, login, "REQUEST_REVIEW", ""))
         requests = [r for r in pull.reviews if r.state == "REQUEST_REVIEW"]
         return Reply(201, [self.review_json(pull, r) for r in requests], template)
+
+    def _timeline(self, number: int) -> Reply:
+        """The issue's comments and its close/reopen events, oldest first (Gitea's TimelineComment)."""
+        template = "/issues/{index}/timeline"
+        pull = self.pulls.get(number)
+        if pull is None:
+            return Reply(404, {"message": "not found"}, template)
+        entries = [(i, "comment", login, body) for i, login, body in pull.comments]
+        entries += [(i, kind, login, "") for i, kind, login in pull.events]
+        data = [
+            {
+                "id": i,
+                "type": kind,
+                "user": self._user(login),
+                "body": body,
+                "created_at": stamp(pull.created),
+                "updated_at": stamp(pull.created),
+                "html_url": f"{self.html_url}/pulls/{number}#issuecomment-{i}",
+                "issue_url": f"{self.html_url}/issues/{number}",
+                "pull_request_url": f"{self.html_url}/pulls/{number}",
+            }
+            for i, kind, login, body in sorted(entries)
+        ]
+        return Reply(200, data, template)
 
     def _create(self, body: dict[str, Any], user: str) -> Reply:
         head, base = str(body.get("head", "")), str(body.get("base", ""))
