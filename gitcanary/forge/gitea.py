@@ -207,7 +207,9 @@ class GiteaForge(ForgeClient):
         while True:
             params = {"page": page, "limit": PAGE}
             batch = self._json(what, "GET", f"/issues/{number}/timeline", params=params)
-            closers += [str((e.get("user") or {}).get("login") or "ghost") for e in batch if e.get("type") == "close"]
+            closers += [
+                str((e.get("user") or {}).get("login") or "ghost") for e in batch if e.get("type") == "close"
+            ]
             if len(batch) < PAGE:
                 return closers[-1] if closers else ""
             page += 1

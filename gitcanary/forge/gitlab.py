@@ -222,7 +222,9 @@ class GitLabForge(ForgeClient):
             if not getattr(note, "system", False):
                 said[str(note.author["username"])] = str(note.body or "")
         objections = [
-            Review(str(u["username"]), "CHANGES_REQUESTED", "", self._can_write(u), said.get(u["username"], ""))
+            Review(
+                str(u["username"]), "CHANGES_REQUESTED", "", self._can_write(u), said.get(u["username"], "")
+            )
             for u in objecting
         ]
         return (*objections, *approved)
@@ -252,8 +254,13 @@ class GitLabForge(ForgeClient):
                     return None
                 raise
             url = f"{self.config.url.rstrip('/')}/{repo}/-/releases/{quote(str(found.tag_name), safe='')}"
-            return Release(repo, str(found.tag_name), str(getattr(found, "name", "") or ""),
-                           str(getattr(found, "description", "") or ""), url)
+            return Release(
+                repo,
+                str(found.tag_name),
+                str(getattr(found, "name", "") or ""),
+                str(getattr(found, "description", "") or ""),
+                url,
+            )
 
         return self._call(f"reading the release {tag} of {repo}", go)
 
