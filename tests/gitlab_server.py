@@ -392,13 +392,13 @@ class GitLabServer(LocalForge):
             self._check_keys("POST approve", body, (), ("sha",))
             if body.get("sha") and body["sha"] != self.remote.rev(mr.head):
                 return Reply(409, {"message": "SHA does not match HEAD of source branch"}, None)
-            if any(u == user for u, _ in mr.approved_by):
+            if user in self.approvers(mr):
                 return Reply(401, {"message": "401 Unauthorized"}, None)  # GitLab: already approved
             self.approve(mr.iid, user)
             return self._approvals(mr)
         if what == "unapprove" and method == "post":
             self._check_keys("POST unapprove", body, (), ())
-            if not any(u == user for u, _ in mr.approved_by):
+            if user not in self.approvers(mr):
                 return Reply(404, {"message": "404 Not found"}, None)
             self.unapprove(mr.iid, user)
             return self._approvals(mr)

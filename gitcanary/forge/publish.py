@@ -375,25 +375,7 @@ class Publisher:
         return sha, str(self.workspace.repo.git.log("-1", "--format=%B", sha))
 
     def _rejection(self, pr: PullRequest) -> tuple[str, str]:
-        """Who closed the gate and why. Where the forge names who closed it (GitLab's `closed_by`):
-        that person, and their own last comment (GitHub's "Close with comment" posts it just
-        before closing), else their last review with a text, else no reason: another person's
-        words are never taken for theirs. Where it does not: the last comment by a person, else
-        the last review with a text; "unknown" otherwise."""
-        full = self.forge.get(pr.number)
-        if full.closed_by:
-            closer = full.closed_by
-            said = [c.body for c in self.forge.comments(pr.number) if c.login == closer]
-            said = [b for b in said if gate.COMMENT_MARKER not in b]
-            said += [r.body for r in full.reviews if r.login == closer and r.body.strip()]
-            return _safe_login(closer), _one_line(said[-1] if said else "")
-        for comment in reversed(self.forge.comments(pr.number)):
-            if gate.COMMENT_MARKER not in comment.body:
-                return _safe_login(comment.login), _one_line(comment.body)
-        for review in reversed(self.forge.get(pr.number).reviews):
-            if review.body.strip():
-                return _safe_login(review.login), _one_line(review.body)
-        return "unknown", ""
+        return rejection(self.forge, pr)
 
     # -- what the gate PR shows -----------------------------------------------------------------
 
@@ -943,15 +925,7 @@ class Publisher:
         rejection = self._rejections.get(trailers.get("Canary", ""))
         if trailers.get("Action") != "rollback" or rejection is None or "\nRejected-by:" in message:
             return None
-        login, reason = rejection
-        said = f"Rejected by @{login}: {reason}" if reason else f"Rejected by @{login} (no reason given)"
-        head, cut, block = message.rstrip("\n").rpartition("\n\n")
-        if not cut:
-            return None
-        objected = "".join(
-            f"Objected-by: {o}\n" for o in self._objections.get(trailers.get("Canary", ""), [])
-        )
-        return f"{head}\n{said}\n\n{block}\nRejected-by: {login}\n{objected}"
+        return rejected_message(message, *rejection, self._objections.get(trailers.get("Canary", ""), []))
 
     def _push_branch(self, branch: str) -> None:
         """Push the scratch head to gitcanary's own branch, replacing it (only gitcanary writes there)."""
@@ -1235,6 +1209,41 @@ def _same_site(url: str, web_url: str) -> bool:
     """`url` is a web page on the forge gitcanary talks to (same scheme and host)."""
     a, b = urlsplit(url), urlsplit(web_url)
     return bool(a.scheme in ("http", "https") and (a.scheme, a.netloc) == (b.scheme, b.netloc))
+
+
+def rejection(forge: Forge, pr: PullRequest) -> tuple[str, str]:
+    """Who closed the gate and why. Where the forge names who closed it (GitHub's issue `closed`
+    event, GitLab's `closed_by`, Gitea's timeline `close` event): that person, and their own
+    last comment (GitHub's "Close with comment" posts it just before closing), else their last
+    review with a text, else no reason: another person's words are never taken for theirs.
+    Where it does not: the last comment by a person, else the last review with a text;
+    "unknown" otherwise."""
+    full = forge.get(pr.number)
+    if full.closed_by:
+        closer = full.closed_by
+        said = [c.body for c in forge.comments(pr.number) if c.login == closer]
+        said = [b for b in said if gate.COMMENT_MARKER not in b]
+        said = said or [r.body for r in full.reviews if r.login == closer and r.body.strip()]
+        return _safe_login(closer), _one_line(said[-1] if said else "")
+    for comment in reversed(forge.comments(pr.number)):
+        if gate.COMMENT_MARKER not in comment.body:
+            return _safe_login(comment.login), _one_line(comment.body)
+    for review in reversed(full.reviews):
+        if review.body.strip():
+            return _safe_login(review.login), _one_line(review.body)
+    return "unknown", ""
+
+
+def rejected_message(message: str, login: str, reason: str, objectors: list[str]) -> str | None:
+    """A rollback commit's message with the person who closed the gate: "Rejected by @LOGIN:
+    REASON" (or "(no reason given)") under its body, `Rejected-by: LOGIN` and one
+    `Objected-by: LOGIN` per standing change request joined to its trailer block."""
+    said = f"Rejected by @{login}: {reason}" if reason else f"Rejected by @{login} (no reason given)"
+    head, cut, block = message.rstrip("\n").rpartition("\n\n")
+    if not cut:
+        return None
+    objected = "".join(f"Objected-by: {o}\n" for o in objectors)
+    return f"{head}\n{said}\n\n{block}\nRejected-by: {login}\n{objected}"
 
 
 def _safe_login(login: str) -> str:
