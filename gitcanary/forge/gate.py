@@ -149,8 +149,9 @@ class Metric:
 
     @property
     def header(self) -> str:
-        """`success-rate ≥99%`: the name and its threshold, once instead of in every cell (the
-        window goes in the legend under the table: the header is the widest cell of its column)."""
+        """`success-rate<br>≥99%`: the name and below it its threshold, once instead of in every
+        cell (the window goes in the legend under the table). Stacked because a header is often
+        its column's widest cell: GitHub's 780 px column has no room for both on one line."""
         bound = ""
         if self.min is not None and self.max is not None:
             bound = f" {_num(self.min)}–{_num(self.max)}{self.unit}"
@@ -158,7 +159,7 @@ class Metric:
             bound = f" ≥{_num(self.min)}{self.unit}"
         elif self.max is not None:
             bound = f" ≤{_num(self.max)}{self.unit}"
-        return f"{md.text(_short(self.name))}{bound}"
+        return f"{md.text(_short(self.name))}{BR if bound else ''}{bound.strip()}"
 
 
 @dataclass(frozen=True)
@@ -273,7 +274,16 @@ def checks_of(message: str) -> tuple[tuple[Check, ...], dict[str, str]]:
 
 
 def _num(value: float) -> str:
-    return f"{value:.4g}"
+    """Four significant digits below a thousand (`99.95`, `0.4`), then three and a suffix
+    (`12.3k`, `1.24M`): never an exponent a reviewer has to decode, and narrow enough for the
+    table (`12345.678` was `1.235e+04`)."""
+    if abs(value) < 999.95:
+        return f"{value:.4g}"
+    for limit, suffix in ((1e3, "k"), (1e6, "M"), (1e9, "G"), (1e12, "T")):
+        scaled = float(f"{value / limit:.3g}")
+        if abs(scaled) < 1000:
+            return f"{scaled:g}{suffix}"
+    return f"{value / 1e12:.0f}T"
 
 
 def _short(name: str) -> str:
