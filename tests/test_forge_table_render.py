@@ -26,8 +26,8 @@ from markdown_it import MarkdownIt
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
-from gitcanary.git.checks import Check
 from gitcanary.forge import gate
+from gitcanary.git.checks import Check
 
 CSS = (Path(__file__).parent / "data" / "github" / "markdown-table.css").read_text()
 MD = MarkdownIt("commonmark").enable("table")
