@@ -433,6 +433,10 @@ class GiteaServer(LocalForge):
         limit = next(
             (r for r in self.rate_limits if r.method.lower() == method and path.endswith(r.path_suffix)), None
         )
+        if not path.startswith(PREFIX + "/"):  # a web page a body links to: a browser sends no token
+            status = self.web_page(path)
+            reason = "OK" if status == 200 else "Not Found"
+            return respond(start_response, status, None, [], reason, "text/html")
         if self._token not in self.token_user and self._token != "pat-token":
             reply = Reply(401, {"message": "token is required"}, None, check=False)
         elif limit is not None:
@@ -458,6 +462,21 @@ class GiteaServer(LocalForge):
         if reply.check:
             self._check_response(reply, method)
         return respond(start_response, reply.status, reply.body, headers)
+
+    def web_page(self, path: str) -> int:
+        """Gitea's web pages bodies link to: a commit, a pull request, a release; 200 when it
+        exists here, else 404."""
+        site = f"/{self.owner}/{self.name}/"
+        commit = re.fullmatch(re.escape(site) + r"commit/([0-9a-f]{40})", path)
+        if commit:
+            return 200 if self.remote.has_commit(commit[1]) else 404
+        pull = re.fullmatch(re.escape(site) + r"pulls/(\d+)", path)
+        if pull:
+            return 200 if int(pull[1]) in self.pulls else 404
+        release = re.fullmatch(r"/([^/]+/[^/]+)/releases/tag/([^/]+)", path)
+        if release:
+            return 200 if (release[1], unquote(release[2])) in self.releases else 404
+        return 404
 
     def _op(self, template: str, method: str) -> dict[str, Any] | None:
         ops = SPEC["paths"].get("/repos/{owner}/{repo}" + template, {})

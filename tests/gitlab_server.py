@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from forge_remote import BareRemote, LocalForge, RateLimit, incoming, respond, stamp
 from gitlab.v4.objects import ProjectMergeRequestManager, ProjectMergeRequestNoteManager, UserManager
@@ -532,6 +533,10 @@ class GitLabServer(LocalForge):
         limit = next(
             (r for r in self.rate_limits if r.method.lower() == method and path.endswith(r.path_suffix)), None
         )
+        if not path.startswith("/api/"):  # a web page a body links to: a browser sends no token
+            status = self.web_page(path)
+            reason = "OK" if status == 200 else "Not Found"
+            return respond(start_response, status, None, [], reason, "text/html")
         if self._token not in self.token_user:
             reply = Reply(401, {"message": "401 Unauthorized"}, None)
         elif limit is not None:
@@ -561,6 +566,21 @@ class GitLabServer(LocalForge):
                 raise
         self._check_response(reply, method, path)
         return respond(start_response, reply.status, reply.body, headers)
+
+    def web_page(self, path: str) -> int:
+        """GitLab's web pages bodies link to: a commit, a merge request, a release; 200 when it
+        exists here, else 404 (GitLab's `/-/` routes)."""
+        site = f"/{self.project}/-/"
+        commit = re.fullmatch(re.escape(site) + r"commit/([0-9a-f]{40})", path)
+        if commit:
+            return 200 if self.remote.has_commit(commit[1]) else 404
+        mr = re.fullmatch(re.escape(site) + r"merge_requests/(\d+)", path)
+        if mr:
+            return 200 if int(mr[1]) in self.mrs else 404
+        release = re.fullmatch(r"/(.+)/-/releases/([^/]+)", path)
+        if release:
+            return 200 if (release[1], unquote(release[2])) in self.releases else 404
+        return 404
 
     def _check_response(self, reply: Reply, method: str, path: str) -> None:
         schema: dict[str, Any] | None = {

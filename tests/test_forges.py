@@ -21,6 +21,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from conftest import ConfigRepo, git
 from forge_remote import RateLimit
@@ -919,3 +920,18 @@ def test_step_rows_of_the_gate_link_the_forges_own_page_of_each_request(
     requests = [url for url in linked if "/commit/" not in url and "/releases/" not in url]
     assert requests, body
     assert set(requests) <= {pages.format(web=web, n=n) for n in steps}, requests
+
+
+def test_every_link_in_every_body_resolves_on_its_own_forge(
+    config_repo: ConfigRepo, side: Side, tmp_path: Path
+) -> None:
+    """Every link in the gate's body and in each step request's body, GET on the forge's own
+    server: its commit pages (GitLab's under `/-/commit/`), request pages and release pages answer
+    200; links elsewhere (none here) would fail the test as well."""
+    gate_to_waiting(config_repo, side, tmp_path, "pull-request", "merge")
+    bodies = [r.body for r in side.requests_list()]
+    links = {url for body in bodies for url in re.findall(r"\]\((https?://[^)\s]+)\)", body)}
+    assert any("/commit/" in url for url in links), bodies
+    for url in sorted(links):
+        assert url.startswith(side.server.url), url
+        assert httpx.get(url).status_code == 200, f"link to nothing on {side.name}: {url}"

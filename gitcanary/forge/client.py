@@ -46,6 +46,10 @@ class ForgeClient:
     def web_url(self) -> str:
         return self._web_url
 
+    def commit_url(self, sha: str) -> str:
+        """A commit's page on this forge (GitHub and Gitea: REPO/commit/SHA)."""
+        return f"{self._web_url}/commit/{sha}"
+
     def token(self, value: str | None, file: Path | None) -> str:
         """The access token from the value or its file, registered for redaction; missing is an error."""
         token = read_secret(value, file, f"{self.name} token")

@@ -198,6 +198,8 @@ class View:
     superseded_by: str = ""  # the newer revision
     namespace: str = ""
     name: str = ""
+    # Where a commit's page is: REPO/commit (GitHub, Gitea), REPO/-/commit (GitLab); "" = the former.
+    commit_base: str = ""
 
 
 def rows(commits: list[LoggedCommit], rollout_id: str, metrics: Sequence[str] = ()) -> list[Row]:
@@ -406,7 +408,8 @@ def _evidence(view: View) -> list[str]:
         elif row.checks:
             last_measured = row.time if last_measured is None else max(last_measured, row.time)
         # A withdrawn promotion is no longer on any branch: its commit has no page to link.
-        url = "" if row.withdrawn else row.url or f"{view.web_url}/commit/{row.sha}"
+        commits = view.commit_base or f"{view.web_url}/commit"
+        url = "" if row.withdrawn else row.url or f"{commits}/{row.sha}"
         cells += [_verdict(row), _code_link(row.sha, url)]
         lines.append("| " + " | ".join(cells) + " |")
     out = lines

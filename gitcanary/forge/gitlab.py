@@ -118,6 +118,10 @@ class GitLabForge(ForgeClient):
         self.gl = _Gitlab(base, private_token=token, timeout=config.timeout, session=session)
         self.project: Project = self.gl.projects.get(config.project, lazy=True)
 
+    def commit_url(self, sha: str) -> str:
+        """GitLab's commit page is under the project's `/-/` routes."""
+        return f"{self.web_url}/-/commit/{sha}"
+
     # -- rate limits and errors ----------------------------------------------------------------
 
     def _remember_headers(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:

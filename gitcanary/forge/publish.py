@@ -454,6 +454,7 @@ class Publisher:
             rows=table,
             metrics=metrics,
             web_url=self.forge.web_url,
+            commit_base=_commit_url(self.forge, "").rstrip("/"),
             now=self.clock(),
             changes=changes,
             spec_diff=diff,
@@ -504,7 +505,7 @@ class Publisher:
             for entry in history.splitlines():
                 sha, _, email = entry.partition(" ")
                 if email != self.workspace.identity.email:
-                    bump = f"{self.forge.web_url}/commit/{sha}"
+                    bump = _commit_url(self.forge, sha)
                     break
             new = _tag(found["new"])
             source = self._source_repo(loaded, found["name"], found["new"])
@@ -840,7 +841,7 @@ class Publisher:
         for commit in self._rollout_log(rollout_id):
             action = _trailers(commit.message).get("Action", "")
             if action in wanted:
-                out.append((f"{action} `{commit.sha[:7]}`", f"{self.forge.web_url}/commit/{commit.sha}"))
+                out.append((f"{action} `{commit.sha[:7]}`", _commit_url(self.forge, commit.sha)))
         return out[-limit:] if limit else out
 
     def _gate_message(self, pr: PullRequest, head: str, counted: tuple[Review, ...]) -> str | None:
@@ -1244,6 +1245,12 @@ def rejected_message(message: str, login: str, reason: str, objectors: list[str]
         return None
     objected = "".join(f"Objected-by: {o}\n" for o in objectors)
     return f"{head}\n{said}\n\n{block}\nRejected-by: {login}\n{objected}"
+
+
+def _commit_url(forge: Forge, sha: str) -> str:
+    """The forge's own page of a commit (GitLab's is under `/-/`); REPO/commit/SHA elsewhere."""
+    made = getattr(forge, "commit_url", None)
+    return str(made(sha)) if callable(made) else f"{forge.web_url}/commit/{sha}"
 
 
 def _safe_login(login: str) -> str:
