@@ -426,10 +426,9 @@ def _evidence(view: View) -> list[str]:
             out += [
                 "",
                 f"Last measured {last_measured.strftime('%Y-%m-%d %H:%M')} UTC "
-                f"({_age(view.now - last_measured)} before this update). Each value is the "
-                "canary's over its window, at the weight in `at`, with the primary's under it (`vs`) "
-                "where measured; `requests` are those each served over the first window (`n/a`: the "
-                "metrics provider has no request count); `UTC` is when the step was decided.",
+                f"({_age(view.now - last_measured)} before this update). Values: the canary's at "
+                "weight `at`, `vs` the primary's; `requests`: served over the first window "
+                "(`n/a`: not counted).",
                 "",
                 "Windows: " + " · ".join(md.text(f"{_short(m.name)} {m.window}") for m in metrics) + ".",
             ]
