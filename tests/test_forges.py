@@ -875,7 +875,13 @@ def test_the_person_who_closed_the_gate_is_named_and_another_persons_words_are_n
     assert "sam" not in message and "ship it" not in message
     side.say(number, "pat", "p99 is worse")  # said after: a later rollout's business
     tick(rec, clock)
-    assert gate_request(side).body.startswith("🛑 **Rejected** by pat.")
+    body = gate_request(side).body
+    assert body.startswith("🛑 **Rejected** by pat.")
+    # The measurement Pat rejected stays in the final body: the promotion's row, with its values.
+    rows = [line for line in body.splitlines() if line.startswith("| ") and "<br>" in line]
+    promotion = [i for i, line in enumerate(rows) if "promote<br>(here)" in line]
+    assert len(promotion) == 1 and "| 50% |" in rows[promotion[0]], body
+    assert "rollback" in rows[promotion[0] + 1], body  # where it was decided: before the rollback
 
 
 @pytest.mark.parametrize("side", ["gitea", "github"], indirect=True)

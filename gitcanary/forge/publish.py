@@ -410,8 +410,11 @@ class Publisher:
         if promotion is not None:
             sha, message = promotion
             when = datetime.fromtimestamp(int(self.workspace.repo.git.log("-1", "--format=%ct", sha)), UTC)
-            for row in gate.rows([gate.LoggedCommit(sha, when, message)], rollout_id):
-                table.append(replace(row, measured_at=previous, pending=True))
+            # A rejected promotion goes where it was decided: before the rollback that followed.
+            at = next((i for i, r in enumerate(table) if r.action == "rollback"), len(table))
+            before = table[at - 1].weight if at else "0"
+            kept = gate.rows([gate.LoggedCommit(sha, when, message)], rollout_id)
+            table[at:at] = [replace(row, measured_at=before, pending=True) for row in kept]
         if withdrawn:
             sha, _, rest = withdrawn.partition(" ")
             when_text, _, weight = rest.partition(" ")
@@ -804,11 +807,15 @@ class Publisher:
             rollback = logged[actions.index("rollback")].message
             rejected = re.search(r"^Rejected-by: *(\S+)", rollback, re.M)
             said = re.search(r"^Rejected by @\S+: (.*)$", rollback, re.M)
+            kept = None
             if rejected:
                 state, who, why = gate.State.REJECTED, rejected[1], said[1] if said else ""
+                kept = self._rejected_promotion(pr.head)
             else:
                 state, who, why = gate.State.ROLLED_BACK, "", self._last_failure(rollout_id)
-            view = self._view(loaded, rollout_id, state, pr=pr, decided_by=who, reason=why, results=results)
+            view = self._view(
+                loaded, rollout_id, state, promotion=kept, pr=pr, decided_by=who, reason=why, results=results
+            )
         elif "promote" in actions:
             who = ", ".join(self._approvers_in_git()) or "a person merging this PR"
             view = self._view(loaded, rollout_id, gate.State.PROMOTED, pr=pr, decided_by=who, results=results)
@@ -816,6 +823,20 @@ class Publisher:
             return False
         self._write(pr, view)
         return True
+
+    def _rejected_promotion(self, branch: str) -> tuple[str, str] | None:
+        """The promotion commit a person rejected, so the final body keeps the measurement they
+        saw: the gate branch's tip, else the copy fetched while the gate was open (the branch may
+        be deleted by now); None when neither is a promotion (e.g. after a restart)."""
+        tip = self._branch_tip(branch)
+        if tip is None:
+            git = self.workspace.repo.git
+            try:
+                sha = str(git.rev_parse("--verify", f"refs/gitcanary/{branch}^{{commit}}"))
+                tip = sha, str(git.log("-1", "--format=%B", sha))
+            except GitCommandError:
+                return None
+        return tip if _trailers(tip[1]).get("Action") == "promote" else None
 
     def _show_final(self, loaded: LoadedCanary, rollout_id: str, pr: PullRequest, decided_by: str) -> None:
         self.workspace.fetch()
