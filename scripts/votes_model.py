@@ -1,10 +1,11 @@
 """Run the votes model-based test (tests/test_forge_votes_model.py) over many sequences per forge.
 
-Usage: python scripts/votes_model.py [SEQUENCES]   (default 500 per forge; CI runs 15)
+Usage: python scripts/votes_model.py [SEQUENCES]   (default 500 per forge; CI runs 10)
 
-Each sequence opens a fresh gate PR on the local GitHub and Gitea servers, plays random review
-events and compares gitcanary's decision with the event-log oracle; pytest fails on the first
-disagreement and prints it (hypothesis then shrinks it to a minimal sequence).
+Each sequence opens a fresh gate PR on the local GitHub, GitLab and Gitea servers, plays random
+forge events (votes, comments, dismissals, close, reopen, push) and compares what gitcanary
+reads (decision, closer and reason, trailers, history rows) with the event-log oracle;
+pytest fails on the first disagreement and prints it (hypothesis then shrinks it to a minimal sequence).
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def main() -> int:
         check=False,
     )
     verdict = "0 disagreements" if ran.returncode == 0 else "failed: a disagreement or an error (above)"
-    print(f"{count} sequences per forge (GitHub, Gitea): {verdict} in {time.monotonic() - started:.0f} s")
+    took = time.monotonic() - started
+    print(f"{count} sequences per forge (GitHub, GitLab, Gitea): {verdict} in {took:.0f} s")
     return ran.returncode
 
 

@@ -83,6 +83,13 @@ class BareRemote:
         out = git("for-each-ref", "--format=%(objectname)", f"refs/heads/{branch}", cwd=self.bare)
         return out.strip() or None
 
+    def has_commit(self, sha: str) -> bool:
+        """Whether `sha` names a commit here (a web page of it would answer 200)."""
+        found = subprocess.run(
+            ["git", "cat-file", "-e", f"{sha}^{{commit}}"], cwd=self.bare, capture_output=True, check=False
+        )
+        return found.returncode == 0
+
     def branches(self) -> list[str]:
         out = git("for-each-ref", "--format=%(refname:short)", "refs/heads", cwd=self.bare)
         return out.split()

@@ -61,6 +61,8 @@ class Pull:
     labels: list[int] = field(default_factory=list)
     comments: list[tuple[int, str, str]] = field(default_factory=list)  # (id, login, body)
     requested: list[str] = field(default_factory=list)
+    # Close and reopen events on its timeline: (id, type "close" or "reopen", login).
+    events: list[tuple[int, str, str]] = field(default_factory=list)
 
     @property
     def draft(self) -> bool:
@@ -109,9 +111,18 @@ class GiteaServer(LocalForge):
         self._ids += 1
         self.pulls[number].comments.append((self._ids, user, body))
 
-    def close(self, number: int) -> None:
+    def close(self, number: int, user: str = "pat") -> None:
         pull = self.pulls[number]
         pull.state, pull.closed, pull.head_sha = "closed", time.time(), self.remote.rev(pull.head) or ""
+        self._ids += 1
+        pull.events.append((self._ids, "close", user))
+
+    def reopen(self, number: int, user: str = "pat") -> None:
+        pull = self.pulls[number]
+        if pull.state == "closed" and not pull.merged:
+            pull.state, pull.closed = "open", None
+            self._ids += 1
+            pull.events.append((self._ids, "reopen", user))
 
     # -- state -----------------------------------------------------------------------------------
 
@@ -236,7 +247,9 @@ class GiteaServer(LocalForge):
                 if "title" in body:
                     pull.title = str(body["title"])
                 if body.get("state") == "closed" and pull.state == "open":
-                    self.close(pull.number)
+                    self.close(pull.number, user)
+                elif body.get("state") == "open" and pull.state == "closed":
+                    self.reopen(pull.number, user)
                 return Reply(201, self.pull_json(pull), template)
             if match.group(2) == "/merge" and method == "post":
                 return self._merge(pull, body)
@@ -304,6 +317,9 @@ class GiteaServer(LocalForge):
             self._ids += 1
             self.labels[self._ids] = str(body["name"])
             return Reply(201, self.label_json(self._ids), "/labels")
+        match = re.fullmatch(r"/issues/(\d+)/timeline", rest)
+        if match and method == "get":
+            return self._timeline(int(match.group(1)))
         match = re.fullmatch(r"/(issues|pulls)/(\d+)/(labels|comments|requested_reviewers)", rest)
         if match is None:
             return None
@@ -336,6 +352,30 @@ class GiteaServer(LocalForge):
                 pull.reviews.append(Review(self._ids, login, "REQUEST_REVIEW", ""))
         requests = [r for r in pull.reviews if r.state == "REQUEST_REVIEW"]
         return Reply(201, [self.review_json(pull, r) for r in requests], template)
+
+    def _timeline(self, number: int) -> Reply:
+        """The issue's comments and its close/reopen events, oldest first (Gitea's TimelineComment)."""
+        template = "/issues/{index}/timeline"
+        pull = self.pulls.get(number)
+        if pull is None:
+            return Reply(404, {"message": "not found"}, template)
+        entries = [(i, "comment", login, body) for i, login, body in pull.comments]
+        entries += [(i, kind, login, "") for i, kind, login in pull.events]
+        data = [
+            {
+                "id": i,
+                "type": kind,
+                "user": self._user(login),
+                "body": body,
+                "created_at": stamp(pull.created),
+                "updated_at": stamp(pull.created),
+                "html_url": f"{self.html_url}/pulls/{number}#issuecomment-{i}",
+                "issue_url": f"{self.html_url}/issues/{number}",
+                "pull_request_url": f"{self.html_url}/pulls/{number}",
+            }
+            for i, kind, login, body in sorted(entries)
+        ]
+        return Reply(200, data, template)
 
     def _create(self, body: dict[str, Any], user: str) -> Reply:
         head, base = str(body.get("head", "")), str(body.get("base", ""))
@@ -393,6 +433,10 @@ class GiteaServer(LocalForge):
         limit = next(
             (r for r in self.rate_limits if r.method.lower() == method and path.endswith(r.path_suffix)), None
         )
+        if not path.startswith(PREFIX + "/"):  # a web page a body links to: a browser sends no token
+            status = self.web_page(path)
+            reason = "OK" if status == 200 else "Not Found"
+            return respond(start_response, status, None, [], reason, "text/html")
         if self._token not in self.token_user and self._token != "pat-token":
             reply = Reply(401, {"message": "token is required"}, None, check=False)
         elif limit is not None:
@@ -418,6 +462,21 @@ class GiteaServer(LocalForge):
         if reply.check:
             self._check_response(reply, method)
         return respond(start_response, reply.status, reply.body, headers)
+
+    def web_page(self, path: str) -> int:
+        """Gitea's web pages bodies link to: a commit, a pull request, a release; 200 when it
+        exists here, else 404."""
+        site = f"/{self.owner}/{self.name}/"
+        commit = re.fullmatch(re.escape(site) + r"commit/([0-9a-f]{40})", path)
+        if commit:
+            return 200 if self.remote.has_commit(commit[1]) else 404
+        pull = re.fullmatch(re.escape(site) + r"pulls/(\d+)", path)
+        if pull:
+            return 200 if int(pull[1]) in self.pulls else 404
+        release = re.fullmatch(r"/([^/]+/[^/]+)/releases/tag/([^/]+)", path)
+        if release:
+            return 200 if (release[1], unquote(release[2])) in self.releases else 404
+        return 404
 
     def _op(self, template: str, method: str) -> dict[str, Any] | None:
         ops = SPEC["paths"].get("/repos/{owner}/{repo}" + template, {})

@@ -30,6 +30,8 @@ from github_objects import Site, error
 from openapi_schema_validator import OAS30Validator
 
 SPEC_FILE = Path(__file__).parent / "data" / "github" / "rest-api-subset.json"
+# GET .../issues/{n}/events, which the subset lacks (tests/data/github/SOURCES).
+ISSUE_EVENTS = json.loads((Path(__file__).parent / "data" / "github" / "issue-events.json").read_text())
 _SPEC: dict[str, Any] | None = None
 # A played mergeability state -> what GitHub answers for it (`mergeable`, `mergeable_state`).
 PLAYED: dict[str, tuple[bool | None, str]] = {
@@ -152,6 +154,8 @@ class GitHubServer(LocalForge):
         # Required fields the responses lacked, over the server's life: nothing fills them in,
         # and the tests assert it stays 0 (each one is also an error in `errors`).
         self.missing_required = 0
+        # Each PR's issue events: (id, "closed" or "reopened", actor, time), oldest first.
+        self.issue_events: dict[int, list[tuple[int, str, str, float]]] = {}
 
     @property
     def seen_authorization(self) -> set[str]:
@@ -468,7 +472,7 @@ class GitHubServer(LocalForge):
             if match.group(2) is None and method == "get":
                 return Reply(200, pull, template)
             if match.group(2) is None and method == "patch":
-                return self._update_pull(pull, body)
+                return self._update_pull(pull, body, user)
             if match.group(2) == "/merge" and method == "put":
                 return self._merge_pull(pull, body, user)
             if match.group(2) == "/reviews" and method == "get":
@@ -656,16 +660,65 @@ class GitHubServer(LocalForge):
         pull.draft = found.group(1) == "convertPullRequestToDraft"
         return {"data": {found.group(1): {"clientMutationId": None, "pullRequest": {"isDraft": pull.draft}}}}
 
-    def _update_pull(self, pull: Pull, body: dict[str, Any]) -> Reply:
+    def _update_pull(self, pull: Pull, body: dict[str, Any], user: str = "pat") -> Reply:
         template = "/repos/{owner}/{repo}/pulls/{pull_number}"
         if "title" in body:
             pull.title = str(body["title"])
         if "body" in body:
             pull.body = str(body["body"] or "")
         if body.get("state") == "closed" and pull.state == "open":
-            pull.state, pull.closed, pull.head_sha = "closed", time.time(), self.rev(pull.head) or ""
+            self.close(pull.number, user)
             pull.base_at_close = self.rev(pull.base)
+        elif body.get("state") == "open" and pull.state == "closed" and not pull.merged:
+            self.reopen(pull.number, user)
         return Reply(200, pull, template)
+
+    # -- who closed and reopened it: the issue's events (a self-contained operation) ------------
+
+    def close(self, number: int, user: str = "pat") -> None:
+        """`user` closes the PR unmerged; its issue gets a `closed` event with them as actor."""
+        with self._lock:
+            pull = self.pulls[number]
+            pull.state, pull.closed, pull.head_sha = "closed", time.time(), self.rev(pull.head) or ""
+            self.issue_events.setdefault(number, []).append((self._next_id(), "closed", user, time.time()))
+
+    def reopen(self, number: int, user: str = "pat") -> None:
+        with self._lock:
+            pull = self.pulls[number]
+            pull.state, pull.closed = "open", None
+            self.issue_events.setdefault(number, []).append((self._next_id(), "reopened", user, time.time()))
+
+    def issue_events_reply(self, number: int, query: dict[str, str]) -> tuple[int, Any]:
+        """GET /repos/{owner}/{repo}/issues/{issue_number}/events, checked against
+        tests/data/github/issue-events.json (its own description: the subset lacks it)."""
+        op = ISSUE_EVENTS["paths"]["/repos/{owner}/{repo}/issues/{issue_number}/events"]["get"]
+        known = {p["name"] for p in op["parameters"] if p["in"] == "query"}
+        for name in query:
+            if name not in known:
+                self.errors.append(f"GET issue events: query parameter {name!r} is not in the description")
+        if number not in self.pulls:
+            return 410, {"message": "Gone", "documentation_url": "https://docs.github.com/rest"}
+        page, size = int(query.get("page", 1)), int(query.get("per_page", 30))
+        api = f"{self.api_url}/repos/{self.owner}/{self.name}"
+        events = self.issue_events.get(number, [])[(page - 1) * size : page * size]
+        data = [
+            {
+                "id": i,
+                "node_id": f"CE_{i}",
+                "url": f"{api}/issues/events/{i}",
+                "actor": _simple_user(self.server.url, self.api_url, login),
+                "event": kind,
+                "commit_id": None,
+                "commit_url": None,
+                "created_at": stamp(when),
+                "performed_via_github_app": None,
+                "state_reason": None,
+            }
+            for i, kind, login, when in events
+        ]
+        schema = op["responses"]["200"]["content"]["application/json"]["schema"]
+        self.check_strictly(schema, data, "GET issue events 200", most=100)
+        return 200, data
 
     def check_request(self, template: str | None, method: str, body: Any) -> None:
         """Record a request body that GitHub's description of the operation does not allow: every
@@ -771,6 +824,12 @@ class GitHubServer(LocalForge):
             headers = self._rate_headers(remaining=4999)
             if path == GRAPHQL and method == "post":
                 return respond(start_response, 200, self.graphql(body, user), [])
+            events = re.fullmatch(
+                re.escape(f"{PREFIX}/repos/{self.owner}/{self.name}/issues/") + r"(\d+)/events", path
+            )
+            if events and method == "get":
+                status, data = self.issue_events_reply(int(events[1]), query)
+                return respond(start_response, status, data, headers, _REASONS.get(status, "Gone"))
             if not path.startswith(PREFIX):
                 status = self.web_page(path)
                 return respond(start_response, status, None, [], _REASONS[status], "text/html")
@@ -893,6 +952,31 @@ class Reply:
     status: int
     body: Any
     template: str | None
+
+
+def _simple_user(site: str, api: str, login: str) -> dict[str, Any]:
+    """GitHub's Simple User, every field its description requires."""
+    user = f"{api}/users/{login}"
+    return {
+        "login": login,
+        "id": abs(hash(login)) % 100000 + 1,
+        "node_id": f"U_{login}",
+        "avatar_url": f"{site}/avatars/{login}",
+        "gravatar_id": "",
+        "url": user,
+        "html_url": f"{site}/{login}",
+        "followers_url": f"{user}/followers",
+        "following_url": f"{user}/following{{/other_user}}",
+        "gists_url": f"{user}/gists{{/gist_id}}",
+        "starred_url": f"{user}/starred{{/owner}}{{/repo}}",
+        "subscriptions_url": f"{user}/subscriptions",
+        "organizations_url": f"{user}/orgs",
+        "repos_url": f"{user}/repos",
+        "events_url": f"{user}/events{{/privacy}}",
+        "received_events_url": f"{user}/received_events",
+        "type": "Bot" if login.endswith("[bot]") else "User",
+        "site_admin": False,
+    }
 
 
 def _template_for(path: str, method: str) -> str | None:

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from forge_remote import BareRemote, LocalForge, RateLimit, incoming, respond, stamp
 from gitlab.v4.objects import ProjectMergeRequestManager, ProjectMergeRequestNoteManager, UserManager
@@ -41,6 +42,7 @@ NOTES = json.loads((DATA / "notes.json").read_text())
 USER = json.loads((DATA / "user" / "basic.json").read_text())
 RELEASE = json.loads((DATA / "release.json").read_text())
 MEMBERS = json.loads((DATA / "members.json").read_text())
+REVIEWERS = json.loads((DATA / "merge_request_reviewers.json").read_text())
 REGISTRY = Registry().with_resources(
     [
         ("user/basic.json", Resource.opaque(USER)),
@@ -116,6 +118,8 @@ class MergeRequest:
     reviewer_ids: list[int] = field(default_factory=list)
     notes: list[tuple[int, str, str, bool]] = field(default_factory=list)  # (id, author, body, system)
     closed_by: str = ""  # who closed it (GitLab's `closed_by`)
+    # Each reviewer's state (GitLab's MergeRequestReviewer `state`), by username.
+    states: dict[str, str] = field(default_factory=dict)
 
     @property
     def draft(self) -> bool:
@@ -151,6 +155,41 @@ class GitLabServer(LocalForge):
         mr = self.mrs[iid]
         mr.approved_by = [a for a in mr.approved_by if a[0] != user]
         mr.approved_by.append((user, self.remote.rev(mr.head) or ""))
+        self._set_state(mr, user, "approved")
+
+    def unapprove(self, iid: int, user: str) -> None:
+        mr = self.mrs[iid]
+        mr.approved_by = [a for a in mr.approved_by if a[0] != user]
+        self._set_state(mr, user, "unapproved")
+
+    def request_changes(self, iid: int, user: str, body: str = "") -> None:
+        """A reviewer submits a review with "Request changes" (GitLab 17): their approval, if any,
+        is removed, and their reviewer state becomes requested_changes; the review's summary is
+        a note. Emulated: the web UI's action (GitLab's REST API has no call for it)."""
+        mr = self.mrs[iid]
+        mr.approved_by = [a for a in mr.approved_by if a[0] != user]
+        self._set_state(mr, user, "requested_changes")
+        if body:
+            self.note(iid, user, body)
+
+    def rerequest(self, iid: int, user: str) -> None:
+        """A maintainer re-requests `user`'s review: their state goes back to unreviewed (how a
+        standing request for changes is lifted on GitLab without that reviewer)."""
+        self._set_state(self.mrs[iid], user, "unreviewed")
+
+    def _set_state(self, mr: MergeRequest, user: str, state: str) -> None:
+        """An approval changes only a reviewer's state; submitting a review (request changes)
+        makes its author a reviewer (emulated: what the web UI's review does)."""
+        if self._id(user) not in mr.reviewer_ids:
+            if state != "requested_changes":
+                return
+            mr.reviewer_ids.append(self._id(user))
+        mr.states[user] = state
+
+    def reopen(self, iid: int, user: str = "pat") -> None:
+        mr = self.mrs[iid]
+        if mr.state == "closed":
+            mr.state, mr.closed, mr.closed_by = "opened", None, ""
 
     def note(self, iid: int, user: str, body: str, system: bool = False) -> None:
         self._note_ids += 1
@@ -281,6 +320,9 @@ class GitLabServer(LocalForge):
             self._check_keys("GET notes query", query, (), tuple(NOTE_LIST_PARAMS))
             notes = sorted(mr.notes, reverse=query.get("sort", "desc") == "desc")
             return Reply(200, [self.note_json(mr, n) for n in notes], "notes")
+        match = re.fullmatch(r"/merge_requests/(\d+)/(approve|unapprove|reviewers)", rest)
+        if match and int(match.group(1)) in self.mrs:
+            return self._votes(self.mrs[int(match.group(1))], method, match.group(2), body, user)
         match = re.fullmatch(r"/merge_requests/(\d+)(/merge|/approvals)?", rest)
         if match:
             mr = self.mrs.get(int(match.group(1)))
@@ -305,7 +347,9 @@ class GitLabServer(LocalForge):
                         return Reply(400, {"message": {"reviewer_ids": ["unknown user"]}}, None)
                     mr.reviewer_ids = ids
                 if body.get("state_event") == "close" and mr.state == "opened":
-                    self.close(mr.iid)
+                    self.close(mr.iid, user)
+                if body.get("state_event") == "reopen" and mr.state == "closed":
+                    self.reopen(mr.iid, user)
                 return Reply(200, self.mr_json(mr), "mr")
             if match.group(2) == "/merge" and method == "put":
                 self._check_keys("PUT merge", body, (), tuple(MERGE_PARAMS))
@@ -331,6 +375,44 @@ class GitLabServer(LocalForge):
                 return Reply(404, {"message": "404 Branch Not Found"}, None)
             return Reply(204, None, None)
         return Reply(404, {"error": "404 Not Found"}, None)
+
+    def _votes(self, mr: MergeRequest, method: str, what: str, body: dict[str, Any], user: str) -> Reply:
+        """POST .../approve and .../unapprove (python-gitlab's approve()/unapprove()), and GET
+        .../reviewers, each reviewer with their state."""
+        if what == "reviewers" and method == "get":
+            data = [
+                {
+                    "user": self._user(self._name_of(i)),
+                    "state": mr.states.get(self._name_of(i), "unreviewed"),
+                    "created_at": stamp(mr.created),
+                }
+                for i in mr.reviewer_ids
+            ]
+            return Reply(200, data, "reviewers")
+        if what == "approve" and method == "post":
+            self._check_keys("POST approve", body, (), ("sha",))
+            if body.get("sha") and body["sha"] != self.remote.rev(mr.head):
+                return Reply(409, {"message": "SHA does not match HEAD of source branch"}, None)
+            if user in self.approvers(mr):
+                return Reply(401, {"message": "401 Unauthorized"}, None)  # GitLab: already approved
+            self.approve(mr.iid, user)
+            return self._approvals(mr)
+        if what == "unapprove" and method == "post":
+            self._check_keys("POST unapprove", body, (), ())
+            if user not in self.approvers(mr):
+                return Reply(404, {"message": "404 Not found"}, None)
+            self.unapprove(mr.iid, user)
+            return self._approvals(mr)
+        return Reply(404, {"error": "404 Not Found"}, None)
+
+    def _approvals(self, mr: MergeRequest) -> Reply:
+        data = {
+            "approved": len(self.approvers(mr)) >= self.required_approvals,
+            "approvals_required": self.required_approvals,
+            "approvals_left": max(0, self.required_approvals - len(self.approvers(mr))),
+            "approved_by": [{"user": self._user(u)} for u in self.approvers(mr)],
+        }
+        return Reply(201, data, "approvals")
 
     def _release(self, project: str, tag: str) -> Reply:
         if (project, tag) not in self.releases:
@@ -451,6 +533,10 @@ class GitLabServer(LocalForge):
         limit = next(
             (r for r in self.rate_limits if r.method.lower() == method and path.endswith(r.path_suffix)), None
         )
+        if not path.startswith("/api/"):  # a web page a body links to: a browser sends no token
+            status = self.web_page(path)
+            reason = "OK" if status == 200 else "Not Found"
+            return respond(start_response, status, None, [], reason, "text/html")
         if self._token not in self.token_user:
             reply = Reply(401, {"message": "401 Unauthorized"}, None)
         elif limit is not None:
@@ -481,6 +567,21 @@ class GitLabServer(LocalForge):
         self._check_response(reply, method, path)
         return respond(start_response, reply.status, reply.body, headers)
 
+    def web_page(self, path: str) -> int:
+        """GitLab's web pages bodies link to: a commit, a merge request, a release; 200 when it
+        exists here, else 404 (GitLab's `/-/` routes)."""
+        site = f"/{self.project}/-/"
+        commit = re.fullmatch(re.escape(site) + r"commit/([0-9a-f]{40})", path)
+        if commit:
+            return 200 if self.remote.has_commit(commit[1]) else 404
+        mr = re.fullmatch(re.escape(site) + r"merge_requests/(\d+)", path)
+        if mr:
+            return 200 if int(mr[1]) in self.mrs else 404
+        release = re.fullmatch(r"/(.+)/-/releases/([^/]+)", path)
+        if release:
+            return 200 if (release[1], unquote(release[2])) in self.releases else 404
+        return 404
+
     def _check_response(self, reply: Reply, method: str, path: str) -> None:
         schema: dict[str, Any] | None = {
             "mr": MERGE_REQUEST,
@@ -492,6 +593,7 @@ class GitLabServer(LocalForge):
             "users": {"type": "array", "items": USER},
             "release": RELEASE,
             "member": MEMBERS["items"],
+            "reviewers": REVIEWERS,
         }.get(reply.kind or "")
         if schema is None:
             return

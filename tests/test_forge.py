@@ -395,7 +395,7 @@ def test_promotion_gate_approved_promotes(
     body = pull.body
     # Thresholds and windows in the header, each value with its unit and a mark (tests/test_gate_pr.py
     # covers the body in full).
-    assert "| requests | success-rate ≥99% | duration ≤500ms | error-rate ≤1 |" in body
+    assert "| requests | success-rate<br>≥99% | duration<br>≤500ms | error-rate<br>≤1 |" in body
     assert "| promote<br>(here) |" in body
     advance = next(sha for sha, _, t in config_repo.gitcanary_commits() if t["Weight"] == "50")
     assert f"{github.html_url}/commit/{advance}" in body

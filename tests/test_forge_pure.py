@@ -141,7 +141,7 @@ def test_gate_body_has_a_row_per_step_with_metrics_and_links() -> None:
         now=datetime(2026, 11, 1, 12, 5, tzinfo=UTC),
     )
     text = gate.body(view)
-    header = "| UTC | at | requests | success-rate ≥99% | duration ≤500ms | result | step |"
+    header = "| UTC | at | requests | success-rate<br>≥99% | duration<br>≤500ms | result | step |"
     assert header in text
     # Checks measured at the weight before the step they decided (25% -> the halt at 25%); these
     # commits count no requests (no Gitcanary-Requests): n/a.

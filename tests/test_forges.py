@@ -21,6 +21,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from conftest import ConfigRepo, git
 from forge_remote import RateLimit
@@ -94,6 +95,15 @@ class Side:
 
     def dismiss(self, number: int, user: str) -> None:
         self.server.dismiss(number, user)
+
+    def say(self, number: int, user: str, body: str) -> None:
+        """`user` writes a conversation comment (GitLab: a note)."""
+        if self.name == "gitlab":
+            self.server.note(number, user, body)
+        elif self.name == "gitea":
+            self.server.comment(number, user, body)
+        else:
+            self.server.pulls[number].comments.append((self.server._next_id(), user, body))
 
     def require_approvals(self, count: int) -> None:
         self.server.required_approvals = count
@@ -223,6 +233,19 @@ class GitLabSide(Side):
 
     def close(self, number: int) -> None:
         self.server.close(number)
+
+    def vote(self, number: int, user: str, event: str, body: str = "") -> None:
+        """GitLab's review: approve (the approvals API), request changes (reviewer state
+        requested_changes, its summary a note), or a comment (a note)."""
+        if event == "APPROVE":
+            self.server.approve(number, user)
+        elif event == "REQUEST_CHANGES":
+            self.server.request_changes(number, user, body)
+        else:
+            self.server.note(number, user, body)
+
+    def dismiss(self, number: int, user: str) -> None:
+        self.server.rerequest(number, user)  # GitLab has no dismissal: a maintainer re-requests the review
 
     def rate_limit(self, count: int, retry_after: int) -> None:
         self.server.rate_limits.append(RateLimit(count, retry_after, "POST", "/merge_requests"))
@@ -807,14 +830,14 @@ def test_gitea_asks_again_before_taking_a_running_conflict_check_for_a_conflict(
     assert not server.errors
 
 
-@pytest.mark.parametrize("side", ["github", "gitea"], indirect=True)
 def test_a_writers_change_request_blocks_the_gate_until_dismissed(
     config_repo: ConfigRepo, side: Side, tmp_path: Path
 ) -> None:
     """Votes with each forge's own review states (GitHub CHANGES_REQUESTED and DISMISSED, Gitea
     REQUEST_CHANGES and `dismissed`): Pat's change request blocks Sam's approval and is shown with
     its text; a comment lifts nothing; a dismissal on the forge lifts it and the gate merges.
-    (GitLab's approvals API has no change request for gitcanary to read: not here.)"""
+    GitLab: reviewer state requested_changes, lifted by re-requesting the review; its text is the
+    reviewer's latest note, so there the comment is Sam's."""
     rec, clock = gate_to_waiting(config_repo, side, tmp_path, "direct", "merge")
     number = gate_request(side).number
     side.vote(number, "pat", "REQUEST_CHANGES", "wait for the EU traffic")
@@ -824,7 +847,7 @@ def test_a_writers_change_request_blocks_the_gate_until_dismissed(
         gate = gate_request(side)
         assert gate.state == "open" and "**Blocked** by a change request of @pat." in gate.body
         assert "- 🛑 @pat requested changes: wait for the EU traffic." in gate.body
-        side.vote(number, "pat", "COMMENT", "still looking")
+        side.vote(number, "pat" if side.name != "gitlab" else "sam", "COMMENT", "still looking")
     side.dismiss(number, "pat")
     for _ in range(5):
         tick(rec, clock)
@@ -835,24 +858,30 @@ def test_a_writers_change_request_blocks_the_gate_until_dismissed(
     assert "Approved-by: sam" in git("log", "-1", "--format=%B", str(gate.merge_sha), cwd=config_repo.remote)
 
 
-@pytest.mark.parametrize("side", ["gitlab"], indirect=True)
 def test_the_person_who_closed_the_gate_is_named_and_another_persons_words_are_not_theirs(
     config_repo: ConfigRepo, side: Side, tmp_path: Path
 ) -> None:
-    """GitLab says who closed the merge request (`closed_by`): Sam's favourable comment is not the
-    closer's reason; Pat closed it without a word, and the rollback says exactly that."""
+    """The forge says who closed the request (GitHub's issue `closed` event, GitLab's `closed_by`,
+    Gitea's timeline `close`): Sam's favourable comment is not the closer's reason; Pat closed it
+    without a word, and the rollback says exactly that."""
     rec, clock = gate_to_waiting(config_repo, side, tmp_path, "direct", "merge")
     number = gate_request(side).number
-    side.server.note(number, "sam", "looks good to me, ship it")
+    side.say(number, "sam", "looks good to me, ship it")
     side.server.close(number, "pat")
     tick(rec, clock)
     assert actions(config_repo)[-1] == ("rollback", 0)
     message = git("log", "-1", "--format=%B", "main", cwd=config_repo.remote)
     assert "Rejected by @pat (no reason given)" in message and "Rejected-by: pat" in message
     assert "sam" not in message and "ship it" not in message
-    side.server.note(number, "pat", "p99 is worse")  # said after: a later rollout's business
+    side.say(number, "pat", "p99 is worse")  # said after: a later rollout's business
     tick(rec, clock)
-    assert gate_request(side).body.startswith("🛑 **Rejected** by pat.")
+    body = gate_request(side).body
+    assert body.startswith("🛑 **Rejected** by pat.")
+    # The measurement Pat rejected stays in the final body: the promotion's row, with its values.
+    rows = [line for line in body.splitlines() if line.startswith("| ") and "<br>" in line]
+    promotion = [i for i, line in enumerate(rows) if "promote<br>(here)" in line]
+    assert len(promotion) == 1 and "| 50% |" in rows[promotion[0]], body
+    assert "rollback" in rows[promotion[0] + 1], body  # where it was decided: before the rollback
 
 
 @pytest.mark.parametrize("side", ["gitea", "github"], indirect=True)
@@ -897,3 +926,18 @@ def test_step_rows_of_the_gate_link_the_forges_own_page_of_each_request(
     requests = [url for url in linked if "/commit/" not in url and "/releases/" not in url]
     assert requests, body
     assert set(requests) <= {pages.format(web=web, n=n) for n in steps}, requests
+
+
+def test_every_link_in_every_body_resolves_on_its_own_forge(
+    config_repo: ConfigRepo, side: Side, tmp_path: Path
+) -> None:
+    """Every link in the gate's body and in each step request's body, GET on the forge's own
+    server: its commit pages (GitLab's under `/-/commit/`), request pages and release pages answer
+    200; links elsewhere (none here) would fail the test as well."""
+    gate_to_waiting(config_repo, side, tmp_path, "pull-request", "merge")
+    bodies = [r.body for r in side.requests_list()]
+    links = {url for body in bodies for url in re.findall(r"\]\((https?://[^)\s]+)\)", body)}
+    assert any("/commit/" in url for url in links), bodies
+    for url in sorted(links):
+        assert url.startswith(side.server.url), url
+        assert httpx.get(url).status_code == 200, f"link to nothing on {side.name}: {url}"

@@ -372,7 +372,7 @@ def test_halted_body_withdraws_the_promotion_and_footnotes_diagnostics() -> None
     shown = plain(body)
     assert body.startswith("⚠️ **Halted**") and "Reason: request-success-rate 91 (min 99)" in shown
     assert (
-        "| success-rate ≥99% | error-rate ≤1 |" in body
+        "| success-rate<br>≥99% | error-rate<br>≤1 |" in body
         and "Windows: success-rate 1m · error-rate 2m." in body
     )
     assert "| not measured |" in body and "| withdrawn | `eeeeeee` |" in body

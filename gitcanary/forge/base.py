@@ -68,8 +68,8 @@ class PullRequest:
     merge_sha: str = ""
     author: str = ""
     merged_by: str = ""
-    # Who closed it unmerged, as the forge records it (GitLab's `closed_by`); "" where the forge
-    # client does not read it (GitHub's issue events and Gitea's timeline are not read yet).
+    # Who closed it unmerged, as the forge records it: GitHub's latest issue `closed` event,
+    # GitLab's `closed_by`, Gitea's latest timeline `close` event (read for PRs fetched in full).
     closed_by: str = ""
 
     @property

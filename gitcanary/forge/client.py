@@ -51,6 +51,10 @@ class ForgeClient:
         decided again from the current branch (see Publisher._drive_step)."""
         return False
 
+    def commit_url(self, sha: str) -> str:
+        """A commit's page on this forge (GitHub and Gitea: REPO/commit/SHA)."""
+        return f"{self._web_url}/commit/{sha}"
+
     def token(self, value: str | None, file: Path | None) -> str:
         """The access token from the value or its file, registered for redaction; missing is an error."""
         token = read_secret(value, file, f"{self.name} token")

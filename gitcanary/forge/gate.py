@@ -149,8 +149,9 @@ class Metric:
 
     @property
     def header(self) -> str:
-        """`success-rate ≥99%`: the name and its threshold, once instead of in every cell (the
-        window goes in the legend under the table: the header is the widest cell of its column)."""
+        """`success-rate<br>≥99%`: the name and below it its threshold, once instead of in every
+        cell (the window goes in the legend under the table). Stacked because a header is often
+        its column's widest cell: GitHub's 780 px column has no room for both on one line."""
         bound = ""
         if self.min is not None and self.max is not None:
             bound = f" {_num(self.min)}–{_num(self.max)}{self.unit}"
@@ -158,7 +159,7 @@ class Metric:
             bound = f" ≥{_num(self.min)}{self.unit}"
         elif self.max is not None:
             bound = f" ≤{_num(self.max)}{self.unit}"
-        return f"{md.text(_short(self.name))}{bound}"
+        return f"{md.text(_short(self.name))}{BR if bound else ''}{bound.strip()}"
 
 
 @dataclass(frozen=True)
@@ -197,6 +198,8 @@ class View:
     superseded_by: str = ""  # the newer revision
     namespace: str = ""
     name: str = ""
+    # Where a commit's page is: REPO/commit (GitHub, Gitea), REPO/-/commit (GitLab); "" = the former.
+    commit_base: str = ""
 
 
 def rows(commits: list[LoggedCommit], rollout_id: str, metrics: Sequence[str] = ()) -> list[Row]:
@@ -273,7 +276,16 @@ def checks_of(message: str) -> tuple[tuple[Check, ...], dict[str, str]]:
 
 
 def _num(value: float) -> str:
-    return f"{value:.4g}"
+    """Four significant digits below a thousand (`99.95`, `0.4`), then three and a suffix
+    (`12.3k`, `1.24M`): never an exponent a reviewer has to decode, and narrow enough for the
+    table (`12345.678` was `1.235e+04`)."""
+    if abs(value) < 999.95:
+        return f"{value:.4g}"
+    for limit, suffix in ((1e3, "k"), (1e6, "M"), (1e9, "G"), (1e12, "T")):
+        scaled = float(f"{value / limit:.3g}")
+        if abs(scaled) < 1000:
+            return f"{scaled:g}{suffix}"
+    return f"{value / 1e12:.0f}T"
 
 
 def _short(name: str) -> str:
@@ -396,7 +408,8 @@ def _evidence(view: View) -> list[str]:
         elif row.checks:
             last_measured = row.time if last_measured is None else max(last_measured, row.time)
         # A withdrawn promotion is no longer on any branch: its commit has no page to link.
-        url = "" if row.withdrawn else row.url or f"{view.web_url}/commit/{row.sha}"
+        commits = view.commit_base or f"{view.web_url}/commit"
+        url = "" if row.withdrawn else row.url or f"{commits}/{row.sha}"
         cells += [_verdict(row), _code_link(row.sha, url)]
         lines.append("| " + " | ".join(cells) + " |")
     out = lines
@@ -413,10 +426,9 @@ def _evidence(view: View) -> list[str]:
             out += [
                 "",
                 f"Last measured {last_measured.strftime('%Y-%m-%d %H:%M')} UTC "
-                f"({_age(view.now - last_measured)} before this update). Each value is the "
-                "canary's over its window, at the weight in `at`, with the primary's under it (`vs`) "
-                "where measured; `requests` are those each served over the first window (`n/a`: the "
-                "metrics provider has no request count); `UTC` is when the step was decided.",
+                f"({_age(view.now - last_measured)} before this update). Values: the canary's at "
+                "weight `at`, `vs` the primary's; `requests`: served over the first window "
+                "(`n/a`: not counted).",
                 "",
                 "Windows: " + " · ".join(md.text(f"{_short(m.name)} {m.window}") for m in metrics) + ".",
             ]

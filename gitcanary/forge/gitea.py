@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -194,8 +194,25 @@ class GiteaForge(ForgeClient):
             data = self._json(f"reading PR #{number}", "GET", f"/pulls/{number}")
         reviews = self._reviews(number, str(data["head"].get("sha") or ""))
         if data.get("state") != "open":
-            return self._convert(data, reviews)
+            closed = self._closed_by(number) if not data.get("merged") else ""
+            return replace(self._convert(data, reviews), closed_by=closed)
         return self._convert(data, reviews, self._required(str(data["base"]["ref"])))
+
+    def _closed_by(self, number: int) -> str:
+        """Who closed it last: the user of its timeline's latest `close` event
+        (GET /repos/{owner}/{repo}/issues/{index}/timeline, oldest first); "" when none says."""
+        what = f"reading the timeline of PR #{number}"
+        closers: list[str] = []
+        page = 1
+        while True:
+            params = {"page": page, "limit": PAGE}
+            batch = self._json(what, "GET", f"/issues/{number}/timeline", params=params)
+            closers += [
+                str((e.get("user") or {}).get("login") or "ghost") for e in batch if e.get("type") == "close"
+            ]
+            if len(batch) < PAGE:
+                return closers[-1] if closers else ""
+            page += 1
 
     def _reviews(self, number: int, head: str) -> tuple[Review, ...]:
         """Each reviewer's latest review, oldest first.

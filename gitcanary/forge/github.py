@@ -19,6 +19,8 @@ from urllib.parse import quote
 
 from github import Auth, Github, GithubException, RateLimitExceededException
 from github.GitRelease import GitRelease
+from github.IssueEvent import IssueEvent
+from github.PaginatedList import PaginatedList
 from github.PullRequest import PullRequest as GhPull
 from github.Repository import Repository
 
@@ -181,7 +183,15 @@ class GitHubForge(ForgeClient):
             merge_sha=(pr.merge_commit_sha or "") if full else "",
             author=pr.user.login if pr.user else "",
             merged_by=(pr.merged_by.login if pr.merged_by else "") if full and pr.merged_at else "",
+            closed_by=self._closed_by(pr) if full and pr.state == "closed" and not pr.merged_at else "",
         )
+
+    def _closed_by(self, pr: GhPull) -> str:
+        """Who closed it last: the actor of its issue's latest `closed` event
+        (GET /repos/{owner}/{repo}/issues/{n}/events, oldest first); "" when none says."""
+        events = PaginatedList(IssueEvent, self.gh.requester, f"{pr.issue_url}/events", {"per_page": 100})
+        closers = [e.actor.login if e.actor else "ghost" for e in events if e.event == "closed"]
+        return closers[-1] if closers else ""
 
     def _reviews(self, pr: GhPull) -> tuple[Review, ...]:
         """Each reviewer's latest review (reviews come oldest first), ordered by that review."""

@@ -5,7 +5,9 @@ GitLab names things differently; this module maps them onto the `Forge` protocol
 - `detailed_merge_status` says whether it can merge: `mergeable` -> clean, `not_approved` ->
   blocked (approval rules), `conflict`/`has_conflicts` -> dirty, `need_rebase` -> behind, CI and
   discussions -> pending, `checking`/`unchecked` -> unknown (GitLab is still computing);
-- approvers come from the MR approvals API (`approved_by`), which GitLab Free also answers;
+- approvers come from the MR approvals API (`approved_by`), which GitLab Free also answers,
+  and a standing request for changes from the reviewers API (a reviewer in state
+  `requested_changes`, GitLab 17);
   an approval carries no commit, so it is taken as one of the current head only when the project
   resets approvals on push (`reset_approvals_on_push`, GitLab's default): otherwise it counts
   for nothing here, because nothing says which head it approved; an approver counts only with
@@ -116,6 +118,10 @@ class GitLabForge(ForgeClient):
         self.gl = _Gitlab(base, private_token=token, timeout=config.timeout, session=session)
         self.project: Project = self.gl.projects.get(config.project, lazy=True)
 
+    def commit_url(self, sha: str) -> str:
+        """GitLab's commit page is under the project's `/-/` routes."""
+        return f"{self.web_url}/-/commit/{sha}"
+
     # -- rate limits and errors ----------------------------------------------------------------
 
     def _remember_headers(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
@@ -179,28 +185,53 @@ class GitLabForge(ForgeClient):
             head_sha=str(mr.sha or ""),
             mergeable=mergeable if state == "opened" else None,
             mergeable_state=mergeable_state if state == "opened" else "unknown",
-            approvers=tuple(r.login for r in reviews),
+            approvers=tuple(r.login for r in reviews if r.state == "APPROVED"),
             reviews=reviews,
             labels=tuple(str(label) for label in getattr(mr, "labels", None) or ()),
             draft=draft,
         )
 
     def _reviews(self, mr: ProjectMergeRequest) -> tuple[Review, ...]:
-        """The MR's approvals as reviews.
+        """The MR's votes: its approvals, and its reviewers' standing requests for changes.
 
-        can_write is the approver's access level in the project (GitLab's members API, direct or
-        inherited) at Developer or more, who may push; GitLab's approvals API also lists approvals
-        an approval rule would not count, e.g. by a Reporter when no rule restricts approvers.
-        commit is the current head only when the project resets approvals on push: then an
-        approval still listed was given on that head. Otherwise it may be of any earlier head,
-        and "" makes it count for nothing (see docs/forges.md).
+        Approvals come from the approvals API. can_write is the approver's access level in the
+        project (GitLab's members API, direct or inherited) at Developer or more, who may push;
+        GitLab's approvals API also lists approvals an approval rule would not count, e.g. by a
+        Reporter when no rule restricts approvers. commit is the current head only when the
+        project resets approvals on push: then an approval still listed was given on that head.
+        Otherwise it may be of any earlier head, and "" makes it count for nothing (see
+        docs/forges.md).
+
+        A request for changes is a reviewer whose state is `requested_changes` in the reviewers
+        API (GitLab 17): it stands whatever the head, until that reviewer approves (GitLab then
+        sets `approved`) or their review is requested again (`unreviewed`). Its text is the
+        reviewer's latest note, which is where GitLab puts a review's summary.
         """
         approvals = mr.approvals.get()
         commit = str(mr.sha or "") if self._resets_approvals() else ""
-        return tuple(
+        approved = [
             Review(str(entry["user"]["username"]), "APPROVED", commit, self._can_write(entry["user"]))
             for entry in approvals.approved_by or []
-        )
+        ]
+        approvers = {r.login for r in approved}
+        objecting = [
+            r.user
+            for r in mr.reviewer_details.list(iterator=True)
+            if str(getattr(r, "state", "")) == "requested_changes" and r.user["username"] not in approvers
+        ]
+        if not objecting:
+            return tuple(approved)
+        said: dict[str, str] = {}
+        for note in mr.notes.list(sort="asc", order_by="created_at", iterator=True):
+            if not getattr(note, "system", False):
+                said[str(note.author["username"])] = str(note.body or "")
+        objections = [
+            Review(
+                str(u["username"]), "CHANGES_REQUESTED", "", self._can_write(u), said.get(u["username"], "")
+            )
+            for u in objecting
+        ]
+        return (*objections, *approved)
 
     def _can_write(self, user: dict[str, Any]) -> bool:
         """Developer access (30) or more, from GET /projects/:id/members/all/:user_id."""
@@ -227,8 +258,13 @@ class GitLabForge(ForgeClient):
                     return None
                 raise
             url = f"{self.config.url.rstrip('/')}/{repo}/-/releases/{quote(str(found.tag_name), safe='')}"
-            return Release(repo, str(found.tag_name), str(getattr(found, "name", "") or ""),
-                           str(getattr(found, "description", "") or ""), url)
+            return Release(
+                repo,
+                str(found.tag_name),
+                str(getattr(found, "name", "") or ""),
+                str(getattr(found, "description", "") or ""),
+                url,
+            )
 
         return self._call(f"reading the release {tag} of {repo}", go)
 

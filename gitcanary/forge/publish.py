@@ -413,25 +413,7 @@ class Publisher:
         return sha, str(self.workspace.repo.git.log("-1", "--format=%B", sha))
 
     def _rejection(self, pr: PullRequest) -> tuple[str, str]:
-        """Who closed the gate and why. Where the forge names who closed it (GitLab's `closed_by`):
-        that person, and their own last comment (GitHub's "Close with comment" posts it just
-        before closing), else their last review with a text, else no reason: another person's
-        words are never taken for theirs. Where it does not: the last comment by a person, else
-        the last review with a text; "unknown" otherwise."""
-        full = self.forge.get(pr.number)
-        if full.closed_by:
-            closer = full.closed_by
-            said = [c.body for c in self.forge.comments(pr.number) if c.login == closer]
-            said = [b for b in said if gate.COMMENT_MARKER not in b]
-            said += [r.body for r in full.reviews if r.login == closer and r.body.strip()]
-            return _safe_login(closer), _one_line(said[-1] if said else "")
-        for comment in reversed(self.forge.comments(pr.number)):
-            if gate.COMMENT_MARKER not in comment.body:
-                return _safe_login(comment.login), _one_line(comment.body)
-        for review in reversed(self.forge.get(pr.number).reviews):
-            if review.body.strip():
-                return _safe_login(review.login), _one_line(review.body)
-        return "unknown", ""
+        return rejection(self.forge, pr)
 
     # -- what the gate PR shows -----------------------------------------------------------------
 
@@ -466,8 +448,11 @@ class Publisher:
         if promotion is not None:
             sha, message = promotion
             when = datetime.fromtimestamp(int(self.workspace.repo.git.log("-1", "--format=%ct", sha)), UTC)
-            for row in gate.rows([gate.LoggedCommit(sha, when, message)], rollout_id):
-                table.append(replace(row, measured_at=previous, pending=True))
+            # A rejected promotion goes where it was decided: before the rollback that followed.
+            at = next((i for i, r in enumerate(table) if r.action == "rollback"), len(table))
+            before = table[at - 1].weight if at else "0"
+            kept = gate.rows([gate.LoggedCommit(sha, when, message)], rollout_id)
+            table[at:at] = [replace(row, measured_at=before, pending=True) for row in kept]
         if withdrawn:
             sha, _, rest = withdrawn.partition(" ")
             when_text, _, weight = rest.partition(" ")
@@ -510,6 +495,7 @@ class Publisher:
             rows=table,
             metrics=metrics,
             web_url=self.forge.web_url,
+            commit_base=_commit_url(self.forge, "").rstrip("/"),
             now=self.clock(),
             changes=changes,
             spec_diff=diff,
@@ -560,7 +546,7 @@ class Publisher:
             for entry in history.splitlines():
                 sha, _, email = entry.partition(" ")
                 if email != self.workspace.identity.email:
-                    bump = f"{self.forge.web_url}/commit/{sha}"
+                    bump = _commit_url(self.forge, sha)
                     break
             new = _tag(found["new"])
             source = self._source_repo(loaded, found["name"], found["new"])
@@ -859,11 +845,15 @@ class Publisher:
             rollback = logged[actions.index("rollback")].message
             rejected = re.search(r"^Rejected-by: *(\S+)", rollback, re.M)
             said = re.search(r"^Rejected by @\S+: (.*)$", rollback, re.M)
+            kept = None
             if rejected:
                 state, who, why = gate.State.REJECTED, rejected[1], said[1] if said else ""
+                kept = self._rejected_promotion(pr.head)
             else:
                 state, who, why = gate.State.ROLLED_BACK, "", self._last_failure(rollout_id)
-            view = self._view(loaded, rollout_id, state, pr=pr, decided_by=who, reason=why, results=results)
+            view = self._view(
+                loaded, rollout_id, state, promotion=kept, pr=pr, decided_by=who, reason=why, results=results
+            )
         elif "promote" in actions:
             who = ", ".join(self._approvers_in_git()) or "a person merging this PR"
             view = self._view(loaded, rollout_id, gate.State.PROMOTED, pr=pr, decided_by=who, results=results)
@@ -871,6 +861,20 @@ class Publisher:
             return False
         self._write(pr, view)
         return True
+
+    def _rejected_promotion(self, branch: str) -> tuple[str, str] | None:
+        """The promotion commit a person rejected, so the final body keeps the measurement they
+        saw: the gate branch's tip, else the copy fetched while the gate was open (the branch may
+        be deleted by now); None when neither is a promotion (e.g. after a restart)."""
+        tip = self._branch_tip(branch)
+        if tip is None:
+            git = self.workspace.repo.git
+            try:
+                sha = str(git.rev_parse("--verify", f"refs/gitcanary/{branch}^{{commit}}"))
+                tip = sha, str(git.log("-1", "--format=%B", sha))
+            except GitCommandError:
+                return None
+        return tip if _trailers(tip[1]).get("Action") == "promote" else None
 
     def _show_final(self, loaded: LoadedCanary, rollout_id: str, pr: PullRequest, decided_by: str) -> None:
         self.workspace.fetch()
@@ -896,7 +900,7 @@ class Publisher:
         for commit in self._rollout_log(rollout_id):
             action = _trailers(commit.message).get("Action", "")
             if action in wanted:
-                out.append((f"{action} `{commit.sha[:7]}`", f"{self.forge.web_url}/commit/{commit.sha}"))
+                out.append((f"{action} `{commit.sha[:7]}`", _commit_url(self.forge, commit.sha)))
         return out[-limit:] if limit else out
 
     def _gate_message(self, pr: PullRequest, head: str, counted: tuple[Review, ...]) -> str | None:
@@ -981,15 +985,7 @@ class Publisher:
         rejection = self._rejections.get(trailers.get("Canary", ""))
         if trailers.get("Action") != "rollback" or rejection is None or "\nRejected-by:" in message:
             return None
-        login, reason = rejection
-        said = f"Rejected by @{login}: {reason}" if reason else f"Rejected by @{login} (no reason given)"
-        head, cut, block = message.rstrip("\n").rpartition("\n\n")
-        if not cut:
-            return None
-        objected = "".join(
-            f"Objected-by: {o}\n" for o in self._objections.get(trailers.get("Canary", ""), [])
-        )
-        return f"{head}\n{said}\n\n{block}\nRejected-by: {login}\n{objected}"
+        return rejected_message(message, *rejection, self._objections.get(trailers.get("Canary", ""), []))
 
     def _push_branch(self, branch: str) -> None:
         """Push the scratch head to gitcanary's own branch, replacing it (only gitcanary writes there)."""
@@ -1273,6 +1269,47 @@ def _same_site(url: str, web_url: str) -> bool:
     """`url` is a web page on the forge gitcanary talks to (same scheme and host)."""
     a, b = urlsplit(url), urlsplit(web_url)
     return bool(a.scheme in ("http", "https") and (a.scheme, a.netloc) == (b.scheme, b.netloc))
+
+
+def rejection(forge: Forge, pr: PullRequest) -> tuple[str, str]:
+    """Who closed the gate and why. Where the forge names who closed it (GitHub's issue `closed`
+    event, GitLab's `closed_by`, Gitea's timeline `close` event): that person, and their own
+    last comment (GitHub's "Close with comment" posts it just before closing), else their last
+    review with a text, else no reason: another person's words are never taken for theirs.
+    Where it does not: the last comment by a person, else the last review with a text;
+    "unknown" otherwise."""
+    full = forge.get(pr.number)
+    if full.closed_by:
+        closer = full.closed_by
+        said = [c.body for c in forge.comments(pr.number) if c.login == closer]
+        said = [b for b in said if gate.COMMENT_MARKER not in b]
+        said = said or [r.body for r in full.reviews if r.login == closer and r.body.strip()]
+        return _safe_login(closer), _one_line(said[-1] if said else "")
+    for comment in reversed(forge.comments(pr.number)):
+        if gate.COMMENT_MARKER not in comment.body:
+            return _safe_login(comment.login), _one_line(comment.body)
+    for review in reversed(full.reviews):
+        if review.body.strip():
+            return _safe_login(review.login), _one_line(review.body)
+    return "unknown", ""
+
+
+def rejected_message(message: str, login: str, reason: str, objectors: list[str]) -> str | None:
+    """A rollback commit's message with the person who closed the gate: "Rejected by @LOGIN:
+    REASON" (or "(no reason given)") under its body, `Rejected-by: LOGIN` and one
+    `Objected-by: LOGIN` per standing change request joined to its trailer block."""
+    said = f"Rejected by @{login}: {reason}" if reason else f"Rejected by @{login} (no reason given)"
+    head, cut, block = message.rstrip("\n").rpartition("\n\n")
+    if not cut:
+        return None
+    objected = "".join(f"Objected-by: {o}\n" for o in objectors)
+    return f"{head}\n{said}\n\n{block}\nRejected-by: {login}\n{objected}"
+
+
+def _commit_url(forge: Forge, sha: str) -> str:
+    """The forge's own page of a commit (GitLab's is under `/-/`); REPO/commit/SHA elsewhere."""
+    made = getattr(forge, "commit_url", None)
+    return str(made(sha)) if callable(made) else f"{forge.web_url}/commit/{sha}"
 
 
 def _safe_login(login: str) -> str:
