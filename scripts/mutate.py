@@ -80,9 +80,23 @@ PACKAGES: dict[str, Package] = {
         ),
     ),
     "judges": Package(("gitcanary/analysis/judges",), ("tests/test_judge_compare.py",)),
+    # The pure functions' tests; the end-to-end ones (a real repository, kustomize) take minutes
+    # each under load and reach the same functions.
     "config-tracking": Package(
         ("gitcanary/manifests/config_tracking.py",),
-        ("tests/test_config_tracking.py", "tests/test_config_release.py", "tests/test_hand_made_bugs.py"),
+        (
+            *(f"tests/test_config_tracking.py::{test}" for test in (
+                "test_every_reference_flagger_tracks_is_found_init_containers_included",
+                "test_the_primary_points_at_the_copies_and_only_at_tracked_ones",
+                "test_disabled_annotation_registry_secrets_and_missing_objects_are_not_tracked",
+                "test_sops_secret_is_copied_as_it_is_but_for_its_name_when_its_mac_covers_encrypted_values_only",
+                "test_sops_secret_whose_mac_covers_its_name_stays_shared_with_a_warning",
+                "test_external_secret_copy_writes_the_primary_secret",
+                "test_strict_sealed_secret_stays_shared_with_a_warning_naming_it",
+                "test_revision_covers_config_content_and_is_the_template_hash_without_config",
+            )),
+            "tests/test_config_tracking_mutants.py",
+        ),
     ),
     "image-quarantine": Package(
         ("gitcanary/manifests/image_quarantine.py",),
@@ -125,7 +139,8 @@ def test_args(package: Package) -> list[str]:
         # The mutation verdict decides pass/fail; pytest-timeout's own failure is a pytest.fail and
         # would pass for an assertion: cosmic-ray's timeout bounds each run instead.
         "-p", "no:timeout", "-p", "no:assertion_count", "-o", "enable_assertion_pass_hook=false",
-        "-p", "mutate_verdict", *(test for test in package.tests if (ROOT / test).exists()),
+        "-p", "mutate_verdict",
+        *(test for test in package.tests if (ROOT / test.partition("::")[0]).exists()),
     ]
 
 
@@ -198,6 +213,16 @@ def preimport(modules: list[str], work: Path) -> None:
         raise SystemExit(f"preimport pulled in the code under test: {stray[:5]}")
 
 
+# (i, n): this process runs the pending mutants whose job id hashes to i of n (--shard i/n), each
+# shard in its own copy of the repository, all writing into the one session database.
+SHARD = (0, 1)
+
+
+def in_shard(job_id: str) -> bool:
+    index, count = SHARD
+    return int(job_id[-8:], 16) % count == index if count > 1 else True
+
+
 def execute(session: Path, args: list[str], timeout: float) -> None:
     """cosmic-ray's `exec` with the forked runner: each pending mutant applied, tested, restored."""
     from cosmic_ray import mutating
@@ -207,7 +232,8 @@ def execute(session: Path, args: list[str], timeout: float) -> None:
     rerun_file = session.with_suffix(".rerun")
     first = set(rerun_file.read_text().split()) if rerun_file.exists() else set()
     with use_db(str(session), WorkDB.Mode.open) as db:
-        pending = sorted(db.pending_work_items, key=lambda item: item.job_id not in first)
+        pending = sorted((item for item in db.pending_work_items if in_shard(item.job_id)),
+                         key=lambda item: item.job_id not in first)
         for done, item in enumerate(pending, 1):
             result = mutating.mutate_and_test(item.mutations, " ".join(args), timeout)
             db.set_result(item.job_id, result)
@@ -275,12 +301,12 @@ def verdict(output: str | None) -> str:
 
 
 def run_package(name: str, package: Package) -> dict[str, Any]:
-    from cosmic_ray.work_db import WorkDB, use_db
-    from cosmic_ray.work_item import WorkerOutcome
 
-    work = BUILD / name
+    work = BUILD / (name if SHARD[1] == 1 else f"{name}.shard{SHARD[0]}")
     session = BUILD / f"{name}.sqlite"
     fresh = not session.exists()
+    if fresh and SHARD[1] > 1:
+        raise SystemExit(f"{name}: start the session unsharded (it lists the mutants), then shard it")
     # A fresh copy each time (an interrupted run may have left a mutant on disk); the session's
     # mutant positions stay valid as long as the package's source is unchanged.
     shutil.rmtree(work, ignore_errors=True)
@@ -408,9 +434,14 @@ def main() -> int:
     parser.add_argument("--report", action="store_true",
                         help="only summarize the named packages' sessions so far and rewrite docs/mutation.md")
     parser.add_argument("--fresh", action="store_true", help="drop a previous session instead of resuming it")
+    parser.add_argument("--shard", default="0/1",
+                        help="i/n: run only the i-th of n parts of the pending mutants (start n processes)")
     parser.add_argument("--rerun-survivors", action="store_true",
                         help="resume, running the survivors (and crashes) again against today's tests")
     args = parser.parse_args()
+    global SHARD
+    index, _, count = args.shard.partition("/")
+    SHARD = (int(index), int(count))
     if args.list:
         for name, package in PACKAGES.items():
             print(f"{name}: {' '.join(package.modules)}\n  tests: {' '.join(package.tests)}")
@@ -429,7 +460,8 @@ def main() -> int:
         session = BUILD / f"{name}.sqlite"
         if args.fresh:
             session.unlink(missing_ok=True)
-        elif args.rerun_survivors and session.exists():
+        elif args.rerun_survivors and session.exists() and SHARD[0] == 0:
+            # Shard 0 reopens the survivors for every shard: start it first.
             again = ("output LIKE '%MUTANT-VERDICT: survived%' OR output LIKE '%MUTANT-VERDICT: crashed%' "
                      "OR output = 'timeout'")
             with sqlite3.connect(session) as db:
