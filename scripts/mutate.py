@@ -198,17 +198,40 @@ def forked_pytest(args: list[str], timeout: float, imports_to: Path | None = Non
     return (TestOutcome.SURVIVED if code == 0 else TestOutcome.KILLED), output
 
 
-def preimport(modules: list[str], work: Path) -> None:
-    """Import in this (parent) process what the tests imported, except gitcanary and the tests."""
+def under(name: str, mutated: tuple[str, ...]) -> bool:
+    return any(name == prefix or name.startswith(prefix + ".") for prefix in mutated)
+
+
+def pulls_in(name: str, mutated: tuple[str, ...]) -> bool:
+    """Whether importing `name` imports a module under test (tried in a forked child, so the
+    parent stays clean): such a module would bind the unmutated code for every mutant."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            importlib.import_module(name)
+            code = int(any(under(loaded, mutated) for loaded in sys.modules))
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) != 0
+
+
+def preimport(modules: list[str], work: Path, mutated: tuple[str, ...]) -> None:
+    """Import in this (parent) process what the tests imported, except the modules under test, the
+    gitcanary modules that import them, and the tests (which import them)."""
     tests = {p.stem for p in (work / "tests").glob("*.py")}
     own = tests | {p.stem for p in (work / "scripts").glob("*.py")}
     for name in modules:
         top = name.partition(".")[0]
-        if top in own or top in ("gitcanary", "tests", "__main__", "__mp_main__") or name in sys.modules:
+        if top in own or top in ("tests", "__main__", "__mp_main__") or name in sys.modules:
+            continue
+        if top == "gitcanary" and (under(name, mutated) or pulls_in(name, mutated)):
             continue
         with contextlib.suppress(Exception):
             importlib.import_module(name)
-    stray = [name for name in sys.modules if name.partition(".")[0] in ("gitcanary", "tests", *tests)]
+    stray = [name for name in sys.modules
+             if under(name, mutated) or name.partition(".")[0] in ("tests", *tests)]
     if stray:
         raise SystemExit(f"preimport pulled in the code under test: {stray[:5]}")
 
@@ -323,7 +346,8 @@ def run_package(name: str, package: Package) -> dict[str, Any]:
     baseline = time.monotonic() - started
     if verdict(output) != "survived":
         raise SystemExit(f"{name}: the tests do not pass on the unmutated copy:\n{output[-3000:]}")
-    preimport((BUILD / f"{name}.imports").read_text().split(), work)
+    mutated = tuple(module.removesuffix(".py").replace("/", ".") for module in package.modules)
+    preimport((BUILD / f"{name}.imports").read_text().split(), work, mutated)
     timeout = max(30.0, 4 * baseline)
     config = work / "cosmic-ray.toml"
     config.write_text(
