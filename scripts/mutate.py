@@ -79,6 +79,25 @@ PACKAGES: dict[str, Package] = {
             "tests/test_core_total_mutants.py",
         ),
     ),
+    # Trust boundaries (docs/DESIGN "Trust boundaries"): credentials redacted at every output,
+    # names checked as Kubernetes names, commit messages sanitized and trailers unforgeable, paths
+    # resolved inside the clone, Markdown from repository values escaped.
+    "trust": Package(
+        (
+            "gitcanary/redaction.py",
+            "gitcanary/spec/names.py",
+            "gitcanary/git/trailers.py",
+            "gitcanary/manifests/paths.py",
+            "gitcanary/forge/markdown.py",
+        ),
+        (
+            "tests/test_trust_mutants.py",
+            "tests/test_trailer_properties.py",
+            "tests/test_security_trailers.py",
+            "tests/test_path_properties.py",
+            "tests/test_forge_escaping.py",
+        ),
+    ),
     "judges": Package(("gitcanary/analysis/judges",), ("tests/test_judge_compare.py",)),
     # The pure functions' tests; the end-to-end ones (a real repository, kustomize) take minutes
     # each under load and reach the same functions.
