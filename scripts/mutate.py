@@ -66,6 +66,7 @@ PACKAGES: dict[str, Package] = {
     "core": Package(
         ("gitcanary/core",),
         (
+            "tests/test_urlmap_mutants.py",
             "tests/test_rollout.py",
             "tests/test_gates.py",
             "tests/test_manual_rules.py",
