@@ -441,11 +441,13 @@ def write_report() -> None:
     for name in PACKAGES:
         file = BUILD / f"{name}.json"
         if not file.exists():
-            rows.append(f"| {name} | not run | | | | | | | |")
+            rows.append(f"| {name} | not run | | | | | | | | | | |")
             continue
         s = json.loads(file.read_text())
-        rows.append(f"| {name} | **{s['score']}%** | {s['killed']} | {s['survived']} | {s['equivalent']} | "
-                    f"{s['crashed']} | {s['timeout']} | {sum(s['skipped'].values())} | {s['not_run']} |")
+        rows.append(f"| {name} | {s['date']} | `nice -n 10 python scripts/mutate.py {name}` | "
+                    f"{s['ran'] + s['not_run']} | **{s['score']}%** | {s['killed']} | {s['survived']} | "
+                    f"{s['equivalent']} | {s['crashed']} | {s['timeout']} | {sum(s['skipped'].values())} | "
+                    f"{s['not_run']} |")
         details.append(f"\n### {name}\n\nModules: {', '.join(f'`{m}`' for m in s['modules'])}; run on {s['date']} "
                        f"against {len(s['tests'])} test files (baseline {s['baseline_seconds']} s).\n")
         if s["skipped"]:
@@ -463,8 +465,9 @@ def write_report() -> None:
             details.append("\nCrashes and timeouts (not counted as kills):\n")
             details += [f"- `{v['module']}:{v['line']}` {v['operator']} ({v['outcome']}): `{v['source']}`"
                         for v in s["crashes"]]
-    table = ["| package | score (of the mutants run) | killed | survived | equivalent | crashed | timed out "
-             "| skipped | not run yet |", "|---|---|---|---|---|---|---|---|---|", *rows]
+    table = ["| package | date | command | mutants | score (of the mutants run) | killed | survived | equivalent "
+             "| crashed | timed out | skipped | not run yet |", "|---|---|---|---|---|---|---|---|---|---|---|---|",
+             *rows]
     generated = "\n".join([BEGIN, *table, *details, END])
     text = DOC.read_text()
     start, end = text.index(BEGIN), text.index(END) + len(END)
