@@ -22,8 +22,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_rollout import T0, make_canary
 
-from gitcanary.core import holds, ladder
-from gitcanary.core.observations import CheckResult, ClusterObservation, Observation, Verdict, WorkloadState
+from gitcanary.core import gates, holds, ladder
+from gitcanary.core.observations import (
+    CheckResult,
+    ClusterObservation,
+    HookResult,
+    Observation,
+    Verdict,
+    WorkloadState,
+)
 from gitcanary.core.rollout import Action, decide
 from gitcanary.spec.models import Canary
 from gitcanary.spec.status import CanaryStatus, Phase
@@ -39,6 +46,25 @@ def total(what: str, call: Callable[..., R], *args: Any, **kwargs: Any) -> R:
         return call(*args, **kwargs)
     except Exception as error:  # noqa: BLE001 - the property under test is "raises nothing"
         pytest.fail(f"{what} raised {type(error).__name__}: {error}")
+
+
+GATES = [
+    gates.CONFIRM_ROLLOUT,
+    gates.PRE_ROLLOUT,
+    gates.ROLLOUT,
+    gates.CONFIRM_TRAFFIC_INCREASE,
+    gates.CONFIRM_PROMOTION,
+    gates.ROLLBACK,
+]
+
+
+def _hooks(kinds: tuple[str, ...], outcome: str) -> dict[str, HookResult]:
+    answers = {}
+    for kind in kinds:
+        # A rollback hook's 2xx is the signal to roll back; every other hook's is a pass.
+        ok = outcome == "signal" if kind == gates.ROLLBACK else outcome != "closed"
+        answers[kind] = total("HookResult", HookResult, kind, ok, f"{kind}-hook", "" if ok else "HTTP 403")
+    return answers
 
 
 @st.composite
@@ -73,6 +99,12 @@ def canaries(draw: st.DrawFn) -> dict[str, Any]:
             ]
         )
     )
+    kinds = draw(st.sets(st.sampled_from(GATES), max_size=3))
+    if kinds:
+        analysis["webhooks"] = [
+            {"name": f"{kind}-hook", "type": kind, "url": "http://loadtester.test/gate"}
+            for kind in sorted(kinds)
+        ]
     return {
         "analysis": analysis,
         "provider": provider,
@@ -88,7 +120,25 @@ def _canary(spec: dict[str, Any]) -> Canary:
 
 
 PHASES_SEEN: set[Phase] = set()
-OUTCOMES = ["pass", "pass", "pass", "pass", "fail", "fail", "wait", "hold", "new", "back", "cluster-stuck", "idle"]
+# "closed": every gate answers no; "signal": a rollback hook answers 2xx; "bot": an image automation
+# brings a quarantined (failed) revision back.
+OUTCOMES = [
+    "pass",
+    "pass",
+    "pass",
+    "pass",
+    "fail",
+    "fail",
+    "wait",
+    "hold",
+    "new",
+    "back",
+    "cluster-stuck",
+    "idle",
+    "closed",
+    "signal",
+    "bot",
+]
 
 
 def _checks(outcome: str) -> tuple[CheckResult, ...]:
@@ -108,29 +158,42 @@ def test_decide_is_total_and_writes_only_statuses_ladder_accepts(
 ) -> None:
     canary = _canary(spec)
     status: CanaryStatus | None = None
-    revisions = {"new": ("sha256:v1", "v1")}
-    target = ("sha256:v0", "v0")
+    revisions = {"v0": ("sha256:v0", "v0")}
+    target = revisions["v0"]
     now = T0
     decisions = 0
     phases: set[Phase] = set()
     # Initialize at v0, then a new revision: every example is a rollout.
     for outcome in ["pass", "pass", "new", *outcomes]:
         now += timedelta(seconds=61)
+        automated = False
         if outcome == "new":
-            n = len(revisions) + 1
+            n = len(revisions)
             target = (f"sha256:v{n}", f"v{n}")
             revisions[target[1]] = target
         elif outcome == "back" and status is not None:
             target = (status.last_promoted_spec, status.primary_revision)
-        fields: dict[str, Any] = {"now": now, "target_spec": target[0], "target_revision": target[1]}
+        elif outcome == "bot" and status is not None and status.quarantined:
+            target, automated = revisions[status.quarantined[-1]], True
+        fields: dict[str, Any] = {
+            "now": now,
+            "target_spec": target[0],
+            "target_revision": target[1],
+            "automated": automated,
+        }
         if outcome == "cluster-stuck":
             stuck = total("WorkloadState", WorkloadState, "backend", False, "0/1 ready", False, T0)
             ready = total("WorkloadState", WorkloadState, "backend-primary", True)
             fields["cluster"] = total("ClusterObservation", ClusterObservation, True, "", stuck, ready, T0)
         decision = total("decide", decide, canary, status, total("Observation", Observation, **fields))
         decisions += 1
-        if decision.action is Action.MEASURE:  # the edge measures, then the core decides on it
-            fields["checks"] = _checks(outcome)
+        for _ in range(3):  # the edge calls the hooks and runs the checks asked for, then asks again
+            if decision.action is not Action.MEASURE:
+                break
+            if decision.hooks:
+                fields["hooks"] = {**fields.get("hooks", {}), **_hooks(decision.hooks, outcome)}
+            else:
+                fields["checks"] = _checks(outcome)
             decision = total("decide", decide, canary, status, total("Observation", Observation, **fields))
         if decision.status is not None:
             status = decision.status
@@ -159,8 +222,7 @@ def test_a_hold_bound_is_read_from_any_annotation_text(note: str | None, kind: V
 
 
 def test_the_simulated_rollouts_reach_every_phase_decide_writes() -> None:
-    """The generator is not vacuous: the rollouts above go through every phase of a rollout and
-    its ends (Waiting and Quarantined need hooks and image automations, left to test_rollout)."""
+    """The generator is not vacuous: the rollouts above go through every phase there is."""
     test_decide_is_total_and_writes_only_statuses_ladder_accepts()
     assert {
         Phase.INITIALIZING,

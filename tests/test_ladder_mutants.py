@@ -180,3 +180,18 @@ def test_promotion_steps_down_to_one_percent_but_never_to_zero(
     """stepWeightPromotion 1 steps down every percent; a step equal to the weight goes straight to 0."""
     canary = make_canary({"stepWeight": start, "maxWeight": start, "stepWeightPromotion": step})
     assert ladder.promotion_weights(canary) == frozenset({0, start} | below)
+
+
+@pytest.mark.parametrize(
+    ("analysis", "weights"),
+    [
+        # Flagger's nextStepWeight takes the first of stepWeights above the current weight, and
+        # maxWeight is the last of them: an unordered list stops at the first step past the last.
+        ({"stepWeight": None, "maxWeight": None, "stepWeights": [50, 90, 30]}, (0, 50)),
+        ({"stepWeight": None, "maxWeight": None, "stepWeights": [20, 10, 60]}, (0, 20, 60)),
+        # A negative stepWeight never moves the weight: the ladder is the start alone.
+        ({"stepWeight": -5}, (0,)),
+    ],
+)
+def test_the_ladder_of_any_step_list(analysis: dict[str, Any], weights: tuple[int, ...]) -> None:
+    assert ladder.ladder(make_canary(analysis)) == weights

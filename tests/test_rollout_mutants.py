@@ -410,3 +410,14 @@ def test_a_failed_hook_is_a_failed_check() -> None:
         Verdict.FAIL,
         "rollout webhook load failed: HTTP 500",
     )
+
+
+def test_a_step_that_would_lower_the_weight_rolls_back() -> None:
+    """A negative stepWeight (the loader refuses it; the core guards itself) never moves traffic back."""
+    decision = decide(
+        make_canary({"stepWeight": -5}),
+        rolling(Phase.PROGRESSING, canaryWeight=10),
+        observe(after=60, checks=ALL_OK),
+    )
+    assert decision.action is Action.ROLLBACK
+    assert decision.reason == "analysis has no stepWeight or stepWeights to advance by"

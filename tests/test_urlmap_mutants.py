@@ -10,8 +10,11 @@ Expectations are written out by hand.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gitcanary.core import urlmap
 from gitcanary.core.urlmap import UrlMap, UrlMapError, parse_rule
@@ -127,3 +130,30 @@ def test_the_process_map_rewrites_and_names_its_destinations() -> None:
         == "http://loadtester.prod/x (rewritten to http://127.0.0.1:8081/x)"
     )
     assert urlmap.rewritten("http://other/x") == "http://other/x"
+
+
+URLISH = st.one_of(
+    st.text(max_size=30),
+    st.builds(
+        "{}://{}{}{}".format,
+        st.sampled_from(["http", "https", "HTTP", "ftp"]),
+        st.sampled_from(
+            ["loadtester.prod", "u:p@loadtester.prod", "prometheus.istio-system:9090", "h", "[::1"]
+        ),
+        st.sampled_from(["", ":80", ":443", ":9090", ":x"]),
+        st.text(st.sampled_from(list("/apiv1?#=&x")), max_size=12),
+    ),
+)
+
+
+@settings(max_examples=100, derandomize=True, deadline=None)
+@given(url=URLISH)
+def test_rewriting_never_raises_and_leaves_unmatched_urls_byte_for_byte(url: str) -> None:
+    try:
+        sent = RULES.rewrite(url)
+    except Exception as error:  # noqa: BLE001 - the property under test is "raises nothing"
+        pytest.fail(f"rewrite({url!r}) raised {type(error).__name__}: {error}")
+    if RULES.match(url) is None:
+        assert sent == url
+    else:
+        assert urlsplit(sent).hostname in {"127.0.0.1", "proxy.local"}
