@@ -44,3 +44,82 @@ EQUIVALENT.update(
         (_LADDER, "core/ReplaceComparisonOperator_Gt_NotEq", _STEP_DOWN): _WHY_FILTER,
     }
 )
+
+# Found by the run of 2026-12-07 (tests/test_ladder_mutants.py, test_rollout_mutants.py): each below
+# is equivalent for every value the models admit, or for every Canary spec/load.py accepts, as said.
+_STEP_BREAK = "if step <= weights[-1]:"
+_WHY_STEP_BREAK = (
+    "`weights[-0]`/`weights[not 1]` is weights[0], i.e. 0: inside the loop the weight w is below the cap and "
+    "next_weight returns more than w for stepWeights and min(w + s, cap) for stepWeight s, which is more than w "
+    "when s > 0; when s <= 0 the first pass (w = 0) already breaks. So `step <= w` holds exactly when `step <= 0`"
+)
+EQUIVALENT.update(
+    {
+        (_LADDER, "core/NumberReplacer", _STEP_BREAK): _WHY_STEP_BREAK,
+        (_LADDER, "core/ReplaceUnaryOperator_USub_Not", _STEP_BREAK): _WHY_STEP_BREAK,
+        (_LADDER, "core/ReplaceComparisonOperator_LtE_Lt", _CAP_LOOP): _WHY_CAP,
+        (_LADDER, "core/ReplaceComparisonOperator_LtE_NotEq", _CAP_LOOP): _WHY_CAP,
+    }
+)
+
+_ROLLOUT = "gitcanary/core/rollout.py"
+_NON_NEGATIVE = (
+    "CanaryStatus admits canaryWeight 0..100 and iterations >= 0 (spec/status.py, pydantic ge=0): "
+    "`<= 0` is `== 0` there"
+)
+_ROLE = (
+    "the role is \"canary\" or \"primary\" (the only two callers' values) and \"primary\" <= \"canary\" is "
+    "False: `<=` is `==` on them"
+)
+EQUIVALENT.update(
+    {
+        (
+            _ROLLOUT,
+            "core/ReplaceComparisonOperator_Eq_LtE",
+            "first_step = status.canary_weight == 0 and status.iterations == 0 and not status.mirrored",
+        ): _NON_NEGATIVE,
+        (
+            _ROLLOUT,
+            "core/ReplaceComparisonOperator_Eq_LtE",
+            "value = analysis.canary_ready_threshold if role == \"canary\" else analysis.primary_ready_threshold",
+        ): _ROLE,
+        (
+            _ROLLOUT,
+            "core/ReplaceComparisonOperator_Eq_LtE",
+            "if role == \"canary\" and status.phase.in_rollout and deadline_exceeded(canary, workload, obs.now):",
+        ): _ROLE,
+        (
+            _ROLLOUT,
+            "core/ReplaceComparisonOperator_Eq_LtE",
+            "if status.canary_weight < cap and canary.spec.analysis.mirror and status.canary_weight == 0:",
+        ): _NON_NEGATIVE,
+        (
+            _ROLLOUT,
+            "core/ReplaceComparisonOperator_Lt_LtE",
+            "if status.canary_weight < cap and canary.spec.analysis.mirror and status.canary_weight == 0:",
+        ): (
+            "with the weight at 0 (the last conjunct), `0 <= cap` differs from `0 < cap` only when the cap is 0: "
+            "stepWeights ending in 0, which spec/load.py refuses (each in 1..100); maxWeight 0 means 100"
+        ),
+        (
+            _ROLLOUT,
+            "core/ReplaceComparisonOperator_Lt_NotEq",
+            "if status.canary_weight < cap and canary.spec.analysis.mirror and status.canary_weight == 0:",
+        ): (
+            "with the weight at 0 (the last conjunct), `0 != cap` differs from `0 < cap` only for a negative cap: "
+            "stepWeights ending below 0, which spec/load.py refuses"
+        ),
+        (_ROLLOUT, "core/ReplaceComparisonOperator_GtE_Eq", "if count >= threshold:"): (
+            "every path to _failed_check passes decide's `status.failed_checks >= threshold` rollback first, "
+            "so count = failed_checks + 1 <= threshold: `>=` is `==` there"
+        ),
+        (_ROLLOUT, "core/NumberReplacer", "needed.insert(0, (\"canary\", cluster.canary))"): (
+            "`insert(-1, ...)` (the surviving one; `insert(1, ...)` is killed): on the one-element list "
+            "it inserts before the last element, i.e. first, as insert(0, ...)"
+        ),
+        (_ROLLOUT, "core/NumberReplacer", "return min(current + step, cap, 100)"): (
+            "`100` -> `101` (the surviving one; `99` is killed): max_weight_of caps the cap at 100, so the "
+            "minimum never reaches the third term"
+        ),
+    }
+)
