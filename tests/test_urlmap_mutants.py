@@ -135,12 +135,13 @@ def test_the_process_map_rewrites_and_names_its_destinations() -> None:
 URLISH = st.one_of(
     st.text(max_size=30),
     st.builds(
-        "{}://{}{}{}".format,
+        "{}://{}{}{}{}".format,
         st.sampled_from(["http", "https", "HTTP", "ftp"]),
         st.sampled_from(
-            ["loadtester.prod", "u:p@loadtester.prod", "prometheus.istio-system:9090", "h", "[::1"]
+            ["loadtester.prod", "u:p@loadtester.prod", "prometheus.istio-system", "metrics.example.com"]
         ),
         st.sampled_from(["", ":80", ":443", ":9090", ":x"]),
+        st.sampled_from(["", "/", "/api/v1", "/api/v1/"]),
         st.text(st.sampled_from(list("/apiv1?#=&x")), max_size=12),
     ),
 )
