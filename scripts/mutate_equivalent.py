@@ -123,3 +123,18 @@ EQUIVALENT.update(
         ),
     }
 )
+
+# Checked by enumeration over every weight 0..100 and step 1..100 (a step above 100 gives an empty range
+# either way): both give the same set as the original.
+EQUIVALENT.update(
+    {
+        (_LADDER, "core/ReplaceBinaryOperator_Sub_Div", _STEP_DOWN): (
+            "`w / (k * step) > 0` in the filter admits every w - k * step >= 0 (w > 0), i.e. at most 0 beyond the "
+            "original, which the ladder already holds"
+        ),
+        (_LADDER, "core/ReplaceBinaryOperator_FloorDiv_Sub", _STEP_DOWN): (
+            "`range(1, w - step + 1)`: the k it adds beyond w // step give w - k * step <= 0 (filtered out), and "
+            "the k it drops (w = step only) give exactly 0 (filtered out as well)"
+        ),
+    }
+)
