@@ -138,3 +138,29 @@ EQUIVALENT.update(
         ),
     }
 )
+
+EQUIVALENT.update(
+    {
+        (_LADDER, "core/ReplaceComparisonOperator_Eq_GtE", "if weight == 100 and status.iterations != total + 1:"): (
+            "CanaryStatus admits canaryWeight 0..100 (pydantic le=100): `>= 100` is `== 100` there"
+        ),
+        (_LADDER, "core/ReplaceComparisonOperator_Eq_GtE", "if (weight == 100) != (status.iterations > 0):"): (
+            "CanaryStatus admits canaryWeight 0..100 (pydantic le=100): `>= 100` is `== 100` there"
+        ),
+        (_LADDER, "core/ReplaceComparisonOperator_Gt_NotEq", "if (weight == 100) != (status.iterations > 0):"): (
+            "CanaryStatus admits iterations >= 0 (pydantic ge=0): `!= 0` is `> 0` there"
+        ),
+        (_LADDER, "core/ReplaceComparisonOperator_NotEq_Gt", "if phase in _AT_REST and weight != 0:"): (
+            "CanaryStatus admits canaryWeight >= 0 (pydantic ge=0): `> 0` is `!= 0` there"
+        ),
+        (
+            _LADDER,
+            "core/ReplaceComparisonOperator_NotEq_Gt",
+            "if strategy is Strategy.CANARY and status.iterations != 0:",
+        ): "CanaryStatus admits iterations >= 0 (pydantic ge=0): `> 0` is `!= 0` there",
+        (_LADDER, "core/ReplaceComparisonOperator_NotEq_Lt", "if weight == 100 and status.iterations != total + 1:"): (
+            "an iteration count above total + 1 returned one check earlier (`status.iterations > total + 1`): "
+            "`<` is `!=` on what is left"
+        ),
+    }
+)
