@@ -15,6 +15,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gitcanary.manifests import config_tracking as ct
 from gitcanary.routers.base import MANAGED_BY
@@ -464,3 +466,74 @@ def test_original_of_leaves_a_name_without_the_suffix() -> None:
 )
 def test_changed_keys_name_keys_never_values(old: Obj, new: Obj, keys: list[str]) -> None:
     assert ct.changed_keys(old, new) == keys
+
+
+# -- over generated apps: config tracking never raises, and its copies round-trip ----------------------
+
+
+def total(what: str, call: Any, *args: Any) -> Any:
+    """`call(*args)`, or a failed assertion naming what raised: repository content (valid or not) never
+    makes config tracking raise; the reconciler would stop at every poll."""
+    try:
+        return call(*args)
+    except Exception as error:  # noqa: BLE001 - the property under test is "raises nothing"
+        pytest.fail(f"{what} raised {type(error).__name__}: {error}")
+
+
+NAMES_USED = st.sampled_from(["cfg", "db", "tls", "es-out", "ss-out"])
+
+
+@st.composite
+def producers(draw: st.DrawFn) -> Obj:
+    name = draw(NAMES_USED)
+    kind = draw(st.sampled_from(["ConfigMap", "Secret", "ExternalSecret", "SealedSecret"]))
+    meta: Obj = {
+        "name": name,
+        "namespace": draw(st.sampled_from(["prod", "other"])) if draw(st.booleans()) else None,
+    }
+    meta = {k: v for k, v in meta.items() if v is not None}
+    if draw(st.booleans()):
+        meta["annotations"] = {
+            draw(st.sampled_from([ct.TRACKING_ANNOTATION, ct.SEALED_SCOPE])): draw(
+                st.sampled_from(["disabled", "namespace-wide", "strict", "cluster-wide"])
+            )
+        }
+    obj: Obj = {"kind": kind, "metadata": meta}
+    if kind == "ConfigMap":
+        obj["data"] = {"k": draw(st.text(max_size=3))}
+    elif kind == "Secret":
+        obj["type"] = draw(st.sampled_from(["Opaque", "kubernetes.io/tls", "kubernetes.io/dockerconfigjson"]))
+        obj["stringData"] = {"k": "v"}
+        if draw(st.booleans()):
+            obj["sops"] = {"mac_only_encrypted": draw(st.booleans())}
+    elif kind == "ExternalSecret":
+        obj["spec"] = {"target": {"name": draw(NAMES_USED)}}
+    else:
+        obj["spec"] = {"template": {"metadata": {"name": draw(NAMES_USED)}}}
+    return obj
+
+
+@settings(max_examples=80, derandomize=True, deadline=None)
+@given(
+    objects=st.lists(producers(), max_size=5),
+    refs=st.lists(st.tuples(st.sampled_from(["ConfigMap", "Secret"]), NAMES_USED), max_size=4),
+)
+def test_tracking_never_raises_and_copies_round_trip(objects: list[Obj], refs: list[tuple[str, str]]) -> None:
+    workload = _uses(*refs)
+    tracking = total("track", ct.track, objects, workload, "prod")
+    assert {(t.kind, t.name) for t in tracking.tracked} <= set(refs)
+    renames = total("renames", tracking.renames)
+    assert renames == {(t.kind, t.name): f"{t.name}-primary" for t in tracking.tracked}
+    total("revision_hash", ct.revision_hash, "abc", tracking)
+    for tracked in tracking.tracked:
+        copied = total("primary_copy", ct.primary_copy, tracked, "prod")
+        assert total("is_copy", ct.is_copy, copied)
+        assert copied["metadata"]["name"] == f"{tracked.source['metadata']['name']}-primary"
+        back = total("original_of", ct.original_of, copied, tracked.name)
+        assert back["metadata"]["name"] == tracked.source["metadata"]["name"]
+        assert total("changed_keys", ct.changed_keys, tracked.source, back) == []
+    pointed = copy.deepcopy(workload)
+    total("point_at_copies", ct.point_at_copies, pointed, renames)
+    assert ct.references(pointed) == [
+        (kind, renames.get((kind, name), name)) for kind, name in ct.references(workload)
+    ]
