@@ -164,3 +164,13 @@ EQUIVALENT.update(
         ),
     }
 )
+
+_CONFIG = "gitcanary/manifests/config_tracking.py"
+EQUIVALENT.update(
+    {
+        (_CONFIG, "core/ReplaceComparisonOperator_NotEq_Lt", "if kind != SECRET:"): (
+            "the kind comes from `references`, which yields only \"ConfigMap\" and \"Secret\"; \"ConfigMap\" < "
+            "\"Secret\" is True and \"Secret\" < \"Secret\" False, as `!=` gives"
+        ),
+    }
+)
