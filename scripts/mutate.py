@@ -410,6 +410,23 @@ def run_package(name: str, package: Package) -> dict[str, Any]:
     return summarize(name, package)
 
 
+def equivalent_reason(module: str, operator: str, line: int, column: int) -> str | None:
+    """The reason listed for this mutant in mutate_equivalent.py: keyed by the line's text, or by the
+    line's text and the fragment of it the mutated operator sits in (for a line with several)."""
+    raw = (ROOT / module).read_text().splitlines()[line - 1]
+    text = raw.strip()
+    at = column - (len(raw) - len(raw.lstrip()))
+    for key, reason in EQUIVALENT.items():
+        if key[:3] != (module, operator, text):
+            continue
+        if len(key) == 3:
+            return reason
+        start = text.find(key[3])
+        if start <= at < start + len(key[3]):
+            return reason
+    return None
+
+
 def summarize(name: str, package: Package) -> dict[str, Any]:
     """The package's score from its session so far (a run cut short reports the mutants it ran)."""
     from cosmic_ray.work_db import WorkDB, use_db
@@ -433,7 +450,7 @@ def summarize(name: str, package: Package) -> dict[str, Any]:
                      "occurrence": mutation.occurrence, "source": text}
             outcome = verdict(result.output)
             if outcome == "survived":
-                reason = EQUIVALENT.get((module, mutation.operator_name, text))
+                reason = equivalent_reason(module, mutation.operator_name, line, mutation.start_pos[1])
                 if reason:
                     counts["equivalent"] += 1
                     survivors.append({**where, "equivalent": reason})

@@ -2,11 +2,13 @@
 
 Keyed by (module, cosmic-ray operator, the mutated line's source text stripped), so an entry stays
 valid while the code around it moves, and lapses (the mutant is counted again) when the line changes.
+A fourth element, a fragment of the line, narrows an entry to the operator inside that fragment (a
+line with the same operator twice, one place equivalent and the other not).
 """
 
 from __future__ import annotations
 
-EQUIVALENT: dict[tuple[str, str, str], str] = {}
+EQUIVALENT: dict[tuple[str, ...], str] = {}
 
 _LADDER = "gitcanary/core/ladder.py"
 _CAP_LOOP = "while weights[-1] < cap and len(weights) <= 101:"
@@ -32,16 +34,29 @@ EQUIVALENT.update(
 _STEP_DOWN = (
     "weights |= {w - k * step for w in list(weights) for k in range(1, w // step + 1) if w - k * step > 0}"
 )
+_FILTER = "w - k * step > 0"
 _WHY_FILTER = (
-    "in the filter `w - k * step > 0` (the element's mutants are killed by tests/test_core_mutants.py): "
-    "k <= w // step keeps w - k * step >= 0, so the mutated filter admits at most 0, which the "
-    "ladder already holds"
+    "in the filter `w - k * step > 0` (the element's mutants are killed): k <= w // step keeps "
+    "w - k * step >= 0, so a filter that admits every such k adds at most 0, which the ladder already holds. "
+    "Checked by enumerating every weight 0..100 and step 1..100"
+)
+_WHY_RANGE = (
+    "a range end at least w // step + 1: the k beyond it give w - k * step < 0, filtered out. Checked by "
+    "enumerating every weight 0..100 and step 1..100 (a step above 100 gives an empty range either way)"
 )
 EQUIVALENT.update(
     {
-        (_LADDER, "core/ReplaceBinaryOperator_Mul_Add", _STEP_DOWN): _WHY_FILTER,
-        (_LADDER, "core/ReplaceBinaryOperator_Mul_BitOr", _STEP_DOWN): _WHY_FILTER,
-        (_LADDER, "core/ReplaceComparisonOperator_Gt_NotEq", _STEP_DOWN): _WHY_FILTER,
+        (_LADDER, "core/ReplaceComparisonOperator_Gt_NotEq", _STEP_DOWN, _FILTER): _WHY_FILTER,
+        **{(_LADDER, f"core/ReplaceBinaryOperator_Sub_{to}", _STEP_DOWN, _FILTER): _WHY_FILTER
+           for to in ("Add", "Mul", "Div", "BitOr")},
+        **{(_LADDER, f"core/ReplaceBinaryOperator_Mul_{to}", _STEP_DOWN, _FILTER): _WHY_FILTER
+           for to in ("Sub", "Div", "BitAnd")},
+        **{(_LADDER, f"core/ReplaceBinaryOperator_FloorDiv_{to}", _STEP_DOWN, "w // step"): _WHY_RANGE
+           for to in ("Add", "Mul", "BitOr")},
+        (_LADDER, "core/ReplaceBinaryOperator_FloorDiv_Sub", _STEP_DOWN, "w // step"): (
+            "`range(1, w - step + 1)`: the k it adds beyond w // step give w - k * step < 0, and the k it drops "
+            "(w = step only) give exactly 0: both filtered out. Checked by enumeration as above"
+        ),
     }
 )
 
@@ -120,21 +135,6 @@ EQUIVALENT.update(
         (_ROLLOUT, "core/NumberReplacer", "return min(current + step, cap, 100)"): (
             "`100` -> `101` (the surviving one; `99` is killed): max_weight_of caps the cap at 100, so the "
             "minimum never reaches the third term"
-        ),
-    }
-)
-
-# Checked by enumeration over every weight 0..100 and step 1..100 (a step above 100 gives an empty range
-# either way): both give the same set as the original.
-EQUIVALENT.update(
-    {
-        (_LADDER, "core/ReplaceBinaryOperator_Sub_Div", _STEP_DOWN): (
-            "`w / (k * step) > 0` in the filter admits every w - k * step >= 0 (w > 0), i.e. at most 0 beyond the "
-            "original, which the ladder already holds"
-        ),
-        (_LADDER, "core/ReplaceBinaryOperator_FloorDiv_Sub", _STEP_DOWN): (
-            "`range(1, w - step + 1)`: the k it adds beyond w // step give w - k * step <= 0 (filtered out), and "
-            "the k it drops (w = step only) give exactly 0 (filtered out as well)"
         ),
     }
 )
