@@ -84,6 +84,7 @@ PACKAGES: dict[str, Package] = {
             "tests/test_ladder_mutants.py",
             "tests/test_rollout_mutants.py",
             "tests/test_core_total_mutants.py",
+            "tests/test_core_values_mutants.py",
         ),
         # Nothing in gitcanary/core imports urlmap; of the tests above only this one does.
         focus=(("gitcanary/core/urlmap.py", ("tests/test_urlmap_mutants.py",)),),
@@ -176,6 +177,8 @@ def test_args(package: Package, module: str = "") -> list[str]:
         # The mutation verdict decides pass/fail; pytest-timeout's own failure is a pytest.fail and
         # would pass for an assertion: cosmic-ray's timeout bounds each run instead.
         "-p", "no:timeout", "-p", "no:assertion_count", "-o", "enable_assertion_pass_hook=false",
+        # A mutant that breaks one test module's imports leaves the other modules' tests to judge it.
+        "--continue-on-collection-errors",
         "-p", "mutate_verdict",
         *(test for test in tests if (ROOT / test.partition("::")[0]).exists()),
     ]
