@@ -38,7 +38,7 @@ def main() -> None:
     report = show("docs/mutation.md") or ""
     listed = {
         (m.group(1), m.group(2), m.group(3))
-        for m in re.finditer(r"^- `(gitcanary/\S+\.py):\d+` (core/\w+)(?: \(\w+\))?: `(.*)`", report, re.M)
+        for m in re.finditer(r"^- `(gitcanary/\S+\.py):\d+` (core/\w+)(?: \(\w+\))?: `(.*?)`(?:: |$)", report, re.M)
     }
     old: dict[str, set[str]] = {}
     db = sqlite3.connect(ROOT / "build" / "mutation" / f"{args.package}.sqlite")
