@@ -104,6 +104,10 @@ def test_a_rule_parses_to_its_origin_and_path() -> None:
     assert (rule.scheme, rule.host, rule.port, rule.path) == ("https", "metrics.example.com", 443, "/api")
     assert rule.text == "https://metrics.example.com/api=http://127.0.0.1:8080/x"
     assert parse_rule("http://a:8080=http://b/").text == "http://a:8080/=http://b/"
+    # Only the scheme's own default port is left out, a lower one is shown.
+    assert parse_rule("http://a:79=http://b/").text == "http://a:79/=http://b/"
+    assert parse_rule("https://a:80=http://b/").text == "https://a:80/=http://b/"
+    assert parse_rule("https://a:443=http://b/").text == "https://a/=http://b/"
 
 
 def test_the_same_from_twice_must_agree() -> None:
