@@ -174,3 +174,12 @@ EQUIVALENT.update(
         ),
     }
 )
+
+EQUIVALENT.update(
+    {
+        (_CONFIG, "core/ReplaceComparisonOperator_Eq_GtE", "elif kind == SECRET:"): (
+            "content() is given the four producer kinds only (ConfigMap, handled before, Secret, ExternalSecret, "
+            "SealedSecret): of them only \"Secret\" is >= \"Secret\""
+        ),
+    }
+)

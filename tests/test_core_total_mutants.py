@@ -138,6 +138,7 @@ OUTCOMES = [
     "closed",
     "signal",
     "bot",
+    "soon",
 ]
 
 
@@ -165,7 +166,8 @@ def test_decide_is_total_and_writes_only_statuses_ladder_accepts(
     phases: set[Phase] = set()
     # Initialize at v0, then a new revision: every example is a rollout.
     for outcome in ["pass", "pass", "new", *outcomes]:
-        now += timedelta(seconds=61)
+        # "soon": 10 s after the last tick, before the next analysis is due (a quiet wait).
+        now += timedelta(seconds=10 if outcome == "soon" else 61)
         automated = False
         if outcome == "new":
             n = len(revisions)

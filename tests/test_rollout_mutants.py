@@ -1,7 +1,8 @@
 """`decide`'s rules that survived mutants of gitcanary/core (scripts/mutate.py, docs/mutation.md).
 
-Each test pins one rule of Flagger's (or of gitcanary's own, documented in docs/) that no earlier
-test reached: which spec hashes cancel a rollout, which revision a quarantine lifts, the order the
+Every call of `decide` goes through `total`: on valid input it returns, never raises (a raise is a
+failed assertion). Each test pins one rule of Flagger's (or of gitcanary's own, documented in
+docs/) that no earlier test reached: which spec hashes cancel a rollout, which revision a quarantine lifts, the order the
 workloads are waited for, the boundaries of holds and failed-check thresholds, the messages a
 status carries. The expectations are written out by hand here, never read from gitcanary's output.
 """
@@ -13,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from test_core_total_mutants import total
 from test_rollout import ALL_OK, T0, make_canary, observe, rolling
 
 from gitcanary.core import gates, holds, manual_rules
@@ -56,7 +58,7 @@ def test_only_the_primarys_own_spec_cancels_a_rollout(
     promoted: str, applied: str, target: str, action: Action
 ) -> None:
     status = rolling(Phase.PROGRESSING, canaryWeight=10, lastPromotedSpec=promoted, lastAppliedSpec=applied)
-    assert decide(make_canary(), status, at(60, target)).action is action
+    assert total("decide", decide, make_canary(), status, at(60, target)).action is action
 
 
 def test_a_cancelled_mirrored_rollout_stops_mirroring() -> None:
@@ -64,7 +66,7 @@ def test_a_cancelled_mirrored_rollout_stops_mirroring() -> None:
     status = rolling(
         Phase.PROGRESSING, mirrored=True, lastPromotedSpec="sha256:a", lastAppliedSpec="sha256:b"
     )
-    decision = decide(canary, status, at(60, "sha256:a"))
+    decision = total("decide", decide, canary, status, at(60, "sha256:a"))
     assert decision.action is Action.CANCEL and decision.status is not None
     assert (decision.status.phase, decision.status.canary_weight, decision.status.mirrored) == (
         Phase.INITIALIZED,
@@ -83,7 +85,7 @@ def test_rolling_a_revision_out_again_lifts_its_quarantine_only() -> None:
         lastAppliedSpec="sha256:new",
         lastPromotedSpec="sha256:old",
     )
-    decision = decide(make_canary(), status, at(60, "sha256:other", "6.1.1"))
+    decision = total("decide", decide, make_canary(), status, at(60, "sha256:other", "6.1.1"))
     assert decision.action is Action.START and decision.status is not None
     assert decision.status.quarantined == ("6.0.9", "6.1.5")
 
@@ -101,7 +103,9 @@ def test_only_an_automation_bringing_back_a_failed_revision_is_quarantined(
     automated: bool, quarantined: tuple[str, ...], action: Action
 ) -> None:
     status = rolling(Phase.FAILED, quarantined=quarantined, failedChecks=2)
-    decision = decide(make_canary(), status, at(60, "sha256:back", "6.1.9", automated=automated))
+    decision = total(
+        "decide", decide, make_canary(), status, at(60, "sha256:back", "6.1.9", automated=automated)
+    )
     assert decision.action is action and decision.status is not None
     # Either way all traffic is on the primary and the counters start afresh.
     written = decision.status
@@ -116,7 +120,10 @@ def test_only_an_automation_bringing_back_a_failed_revision_is_quarantined(
 def test_an_observation_is_of_a_persons_change_unless_told() -> None:
     """`automated` defaults to False: a quarantined revision pushed by a person starts a rollout."""
     status = rolling(Phase.FAILED, quarantined=("6.1.9",))
-    assert decide(make_canary(), status, Observation(T0, "sha256:back", "6.1.9")).action is Action.START
+    assert (
+        total("decide", decide, make_canary(), status, Observation(T0, "sha256:back", "6.1.9")).action
+        is Action.START
+    )
 
 
 @pytest.mark.parametrize(
@@ -134,7 +141,9 @@ def test_a_rollback_quarantines_the_canary_revision_once(
     status = rolling(
         Phase.PROGRESSING, canaryWeight=10, quarantined=quarantined, canaryRevision=canary_revision
     )
-    decision = decide(make_canary({"threshold": 1}), status, observe(after=60, checks=(_fail("errors"),)))
+    decision = total(
+        "decide", decide, make_canary({"threshold": 1}), status, observe(after=60, checks=(_fail("errors"),))
+    )
     assert decision.action is Action.ROLLBACK and decision.status is not None
     assert decision.status.quarantined == after
 
@@ -143,17 +152,19 @@ def test_a_rollback_quarantines_the_canary_revision_once(
 
 
 def test_a_start_and_a_restart_say_which_they_are() -> None:
-    started = decide(make_canary(), rolling(Phase.SUCCEEDED), at(60, "sha256:next"))
+    started = total("decide", decide, make_canary(), rolling(Phase.SUCCEEDED), at(60, "sha256:next"))
     assert started.action is Action.START and started.status is not None
     assert started.status.message == "new revision detected; starting canary analysis"
-    restarted = decide(make_canary(), rolling(Phase.PROGRESSING, canaryWeight=10), at(60, "sha256:next"))
+    restarted = total(
+        "decide", decide, make_canary(), rolling(Phase.PROGRESSING, canaryWeight=10), at(60, "sha256:next")
+    )
     assert restarted.action is Action.RESTART and restarted.status is not None
     assert restarted.status.message == "revision changed during analysis; starting canary analysis"
 
 
 def test_skip_analysis_promotes_with_fresh_counters() -> None:
     status = rolling(Phase.FAILED, failedChecks=2, iterations=3)
-    decision = decide(make_canary(skipAnalysis=True), status, at(60, "sha256:next"))
+    decision = total("decide", decide, make_canary(skipAnalysis=True), status, at(60, "sha256:next"))
     assert decision.action is Action.PROMOTE and decision.status is not None
     assert (decision.status.phase, decision.status.failed_checks, decision.status.iterations) == (
         Phase.SUCCEEDED,
@@ -178,7 +189,9 @@ STUCK_C = WorkloadState("backend", ready=False, reason="1/2 ready")
 
 
 def test_the_canary_is_waited_for_before_the_primary() -> None:
-    decision = decide(
+    decision = total(
+        "decide",
+        decide,
         make_canary(),
         rolling(Phase.PROGRESSING, canaryWeight=10),
         Observation(**{**_obs_fields(), "cluster": _cluster(STUCK_C, STUCK_P)}),
@@ -188,7 +201,9 @@ def test_the_canary_is_waited_for_before_the_primary() -> None:
 
 
 def test_a_ready_canary_still_waits_for_its_primary() -> None:
-    decision = decide(
+    decision = total(
+        "decide",
+        decide,
         make_canary(),
         rolling(Phase.PROGRESSING, canaryWeight=10),
         Observation(**{**_obs_fields(), "cluster": _cluster(READY_C, STUCK_P)}),
@@ -212,7 +227,9 @@ def _obs_fields() -> dict[str, Any]:
 
 def test_a_weight_above_a_lowered_max_weight_promotes() -> None:
     """maxWeight lowered below the current weight mid-rollout: the analysis is done, promote."""
-    decision = decide(
+    decision = total(
+        "decide",
+        decide,
         make_canary({"maxWeight": 30}),
         rolling(Phase.PROGRESSING, canaryWeight=40),
         observe(after=60, checks=ALL_OK),
@@ -221,14 +238,18 @@ def test_a_weight_above_a_lowered_max_weight_promotes() -> None:
 
 
 def test_no_step_to_advance_by_rolls_back() -> None:
-    decision = decide(make_canary({"stepWeight": None}), rolling(Phase.PROGRESSING), observe(after=60))
+    decision = total(
+        "decide", decide, make_canary({"stepWeight": None}), rolling(Phase.PROGRESSING), observe(after=60)
+    )
     assert decision.action is Action.ROLLBACK
     assert decision.reason == "analysis has no stepWeight or stepWeights to advance by"
 
 
 def test_failed_checks_at_the_threshold_roll_back_before_measuring() -> None:
     """A threshold lowered to the failed-check count mid-rollout: roll back at the next interval."""
-    decision = decide(
+    decision = total(
+        "decide",
+        decide,
         make_canary({"threshold": 2}),
         rolling(Phase.PROGRESSING, canaryWeight=10, failedChecks=2),
         observe(after=60, checks=ALL_OK),
@@ -246,7 +267,9 @@ def test_failed_checks_at_the_threshold_roll_back_before_measuring() -> None:
 )
 def test_blue_green_switch_says_whether_traffic_moved(provider: str, weight: int, message: str) -> None:
     canary = make_canary({"iterations": 3, "stepWeight": None, "maxWeight": None}, provider=provider)
-    decision = decide(canary, rolling(Phase.PROGRESSING, iterations=3), observe(after=60, checks=ALL_OK))
+    decision = total(
+        "decide", decide, canary, rolling(Phase.PROGRESSING, iterations=3), observe(after=60, checks=ALL_OK)
+    )
     assert decision.action is Action.ADVANCE and decision.status is not None
     assert (decision.status.canary_weight, decision.status.iterations, decision.status.message) == (
         weight,
@@ -265,7 +288,9 @@ def test_blue_green_switch_says_whether_traffic_moved(provider: str, weight: int
 )
 def test_promotion_steps_down_while_above_zero(weight: int, phase: Phase, after: int) -> None:
     canary = make_canary({"stepWeightPromotion": 20})
-    decision = decide(canary, rolling(Phase.PROMOTING, canaryWeight=weight), observe(after=60))
+    decision = total(
+        "decide", decide, canary, rolling(Phase.PROMOTING, canaryWeight=weight), observe(after=60)
+    )
     assert decision.status is not None
     assert (decision.status.phase, decision.status.canary_weight) == (phase, after)
 
@@ -291,7 +316,7 @@ def test_an_incident_hold_rolls_back_at_its_bound(held_for: int, action: Action)
     status = rolling(
         Phase.PROGRESSING, canaryWeight=10, heldSince=T0 - timedelta(seconds=held_for - 60), holdReason=why
     )
-    assert decide(canary, status, observe(after=60, checks=(check,))).action is action
+    assert total("decide", decide, canary, status, observe(after=60, checks=(check,))).action is action
 
 
 @pytest.mark.parametrize(
@@ -306,7 +331,7 @@ def test_a_wait_for_samples_becomes_a_failed_check_at_its_bound(held_for: int, a
         heldSince=T0 - timedelta(seconds=held_for - 60),
         holdReason=holds.reason(Verdict.WAIT, (check,)),
     )
-    decision = decide(make_canary(), status, observe(after=60, checks=(ok, check)))
+    decision = total("decide", decide, make_canary(), status, observe(after=60, checks=(ok, check)))
     assert decision.action is action
     if action is Action.HALT:
         # The evidence keeps every check, the waited one marked failed with how long it waited.
@@ -322,7 +347,7 @@ def test_a_hold_of_another_kind_starts_its_own_bound() -> None:
     status = rolling(
         Phase.PROGRESSING, canaryWeight=10, heldSince=T0 - timedelta(hours=5), holdReason="waiting: errors"
     )
-    decision = decide(make_canary(), status, observe(after=60, checks=(check,)))
+    decision = total("decide", decide, make_canary(), status, observe(after=60, checks=(check,)))
     assert decision.action is Action.HOLD and decision.status is not None
     assert decision.status.held_since == T0 + timedelta(seconds=60)
     # And the same the other way round ("incident" sorts before "waiting").
@@ -330,7 +355,7 @@ def test_a_hold_of_another_kind_starts_its_own_bound() -> None:
     status = rolling(
         Phase.PROGRESSING, canaryWeight=10, heldSince=T0 - timedelta(hours=5), holdReason="incident: errors"
     )
-    decision = decide(make_canary(), status, observe(after=60, checks=(wait,)))
+    decision = total("decide", decide, make_canary(), status, observe(after=60, checks=(wait,)))
     assert decision.action is Action.HOLD and decision.status is not None
     assert decision.status.held_since == T0 + timedelta(seconds=60)
 
@@ -348,17 +373,17 @@ def _asked(status: CanaryStatus, action: ManualAction, rollout: str) -> CanarySt
 )
 def test_a_request_for_another_rollout_is_not_honoured(rollout: str) -> None:
     status = _asked(rolling(Phase.PROGRESSING, canaryWeight=10), ManualAction.ABORT, rollout)
-    decision = decide(make_canary(), status, observe(after=60, checks=ALL_OK))
+    decision = total("decide", decide, make_canary(), status, observe(after=60, checks=ALL_OK))
     assert decision.action is Action.ADVANCE and decision.actor == ""
 
 
 def test_a_retry_says_so_unless_the_analysis_is_skipped() -> None:
     failed = rolling(Phase.FAILED)
     status = _asked(failed, ManualAction.RETRY, failed.rollout_id)
-    retried = decide(make_canary(), status, observe(after=60))
+    retried = total("decide", decide, make_canary(), status, observe(after=60))
     assert retried.action is Action.START and retried.status is not None
     assert retried.status.message == f"Retry requested by {PAT}; starting canary analysis"
-    skipped = decide(make_canary(skipAnalysis=True), status, observe(after=60))
+    skipped = total("decide", decide, make_canary(skipAnalysis=True), status, observe(after=60))
     assert skipped.action is Action.PROMOTE and skipped.status is not None
     assert skipped.status.message == "Canary analysis skipped; promotion finished"
 
@@ -414,7 +439,9 @@ def test_a_failed_hook_is_a_failed_check() -> None:
 
 def test_a_step_that_would_lower_the_weight_rolls_back() -> None:
     """A negative stepWeight (the loader refuses it; the core guards itself) never moves traffic back."""
-    decision = decide(
+    decision = total(
+        "decide",
+        decide,
         make_canary({"stepWeight": -5}),
         rolling(Phase.PROGRESSING, canaryWeight=10),
         observe(after=60, checks=ALL_OK),
