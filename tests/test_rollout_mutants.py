@@ -3,8 +3,9 @@
 Every call of `decide` goes through `total`: on valid input it returns, never raises (a raise is a
 failed assertion). Each test pins one rule of Flagger's (or of gitcanary's own, documented in
 docs/) that no earlier test reached: which spec hashes cancel a rollout, which revision a
-quarantine lifts, the order the workloads are waited for, the boundaries of holds and failed-check thresholds, the messages a
-status carries. The expectations are written out by hand here, never read from gitcanary's output.
+quarantine lifts, the order the workloads are waited for, the boundaries of holds and failed-check
+thresholds, the messages a status carries. The expectations are written out by hand here, never
+read from gitcanary's output.
 """
 
 from __future__ import annotations
