@@ -80,7 +80,7 @@ EVERY_REFERENCE = [
 
 
 def test_every_kind_of_reference_is_found_once_first_seen_first() -> None:
-    assert ct.references(EVERY_SLOT) == EVERY_REFERENCE
+    assert total("references", ct.references, EVERY_SLOT) == EVERY_REFERENCE
 
 
 @pytest.mark.parametrize(
@@ -253,6 +253,19 @@ def _uses(*refs: tuple[str, str]) -> Obj:
         ([_cm("cfg")], ("ConfigMap", "cfg"), True),
         ([_cm("cfg", "prod")], ("ConfigMap", "cfg"), True),
         ([_cm("cfg", "other")], ("ConfigMap", "cfg"), False),  # another namespace's object
+        ([_cm("cfg", "other"), _cm("cfg", "prod")], ("ConfigMap", "cfg"), True),  # the namespace's own, after
+        (
+            [
+                {
+                    "kind": "ExternalSecret",
+                    "metadata": {"name": "a", "namespace": "other"},
+                    "spec": {"target": {"name": "s"}},
+                },
+                {"kind": "ExternalSecret", "metadata": {"name": "b"}, "spec": {"target": {"name": "s"}}},
+            ],
+            ("Secret", "s"),
+            True,
+        ),
         (
             [_cm("cfg", metadata={"name": "cfg", "annotations": {ct.TRACKING_ANNOTATION: "disabled"}})],
             ("ConfigMap", "cfg"),
