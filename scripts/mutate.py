@@ -86,8 +86,8 @@ PACKAGES: dict[str, Package] = {
             "tests/test_core_total_mutants.py",
             "tests/test_core_values_mutants.py",
         ),
-        # Nothing in gitcanary/core imports urlmap; of the tests above only this one does.
-        focus=(("gitcanary/core/urlmap.py", ("tests/test_urlmap_mutants.py",)),),
+        # Nothing in gitcanary/core imports urlmap; of the tests above only these two do.
+        focus=(("gitcanary/core/urlmap.py", ("tests/test_urlmap_mutants.py", "tests/test_core_values_mutants.py")),),
     ),
     # Trust boundaries (docs/DESIGN "Trust boundaries"): credentials redacted at every output,
     # names checked as Kubernetes names, commit messages sanitized and trailers unforgeable, paths

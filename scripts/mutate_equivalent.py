@@ -183,3 +183,16 @@ EQUIVALENT.update(
         ),
     }
 )
+
+EQUIVALENT.update(
+    {
+        (
+            _ROLLOUT,
+            "core/ReplaceComparisonOperator_Eq_LtE",
+            "if strategy is Strategy.BLUE_GREEN and status.iterations == total:",
+        ): (
+            "reached only after `if status.iterations < total:` returned, so iterations >= total there: "
+            "`<=` is `==`"
+        ),
+    }
+)

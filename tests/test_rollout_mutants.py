@@ -449,3 +449,23 @@ def test_a_step_that_would_lower_the_weight_rolls_back() -> None:
     )
     assert decision.action is Action.ROLLBACK
     assert decision.reason == "analysis has no stepWeight or stepWeights to advance by"
+
+
+def test_waiting_for_approval_and_abandoning_it_keep_all_traffic_on_the_primary() -> None:
+    hooks = [{"name": "approve", "type": gates.CONFIRM_ROLLOUT, "url": "http://loadtester.test/gate"}]
+    canary = make_canary({"webhooks": hooks})
+    closed = {gates.CONFIRM_ROLLOUT: HookResult(gates.CONFIRM_ROLLOUT, False, "approve", "HTTP 403")}
+    waiting = total(
+        "decide",
+        decide,
+        canary,
+        rolling(Phase.SUCCEEDED, lastAppliedSpec="sha256:old"),
+        at(60, "sha256:new", "6.1.1", hooks=closed),
+    )
+    assert waiting.action is Action.WAIT and waiting.status is not None
+    assert (waiting.status.phase, waiting.status.canary_weight) == (Phase.WAITING, 0)
+    reverted = total(
+        "decide", decide, canary, waiting.status, at(120, waiting.status.last_promoted_spec, "6.1.0")
+    )
+    assert reverted.action is Action.CANCEL and reverted.status is not None
+    assert (reverted.status.phase, reverted.status.canary_weight) == (Phase.INITIALIZED, 0)

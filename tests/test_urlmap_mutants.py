@@ -117,7 +117,11 @@ def test_a_rule_parses_to_its_origin_and_path() -> None:
 
 
 def test_the_same_from_twice_must_agree() -> None:
-    assert len(UrlMap.parse(["http://a/=http://b/", "http://a=http://b/"]).rules) == 2
+    try:
+        agreeing = UrlMap.parse(["http://a/=http://b/", "http://a=http://b/"])
+    except UrlMapError as error:
+        pytest.fail(f"the same FROM twice to the same TO was refused: {error}")
+    assert len(agreeing.rules) == 2
     with pytest.raises(UrlMapError) as raised:
         UrlMap.parse(["http://a/=http://b/", "http://a:80/=http://c/"])
     assert "map the same FROM" in str(raised.value)
