@@ -208,6 +208,8 @@ def _sealed(outer: Obj | None = None, inner: Obj | None = None) -> Obj:
         (_sealed(None, {ct.SEALED_NAMESPACE_WIDE: "True"}), False),
         (_sealed({ct.SEALED_CLUSTER_WIDE: "TRUE"}), False),
         (_sealed({ct.SEALED_NAMESPACE_WIDE: "false"}), True),
+        (_sealed({ct.SEALED_CLUSTER_WIDE: "yes"}), True),  # only "true" (any case) widens the scope
+        (_sealed({ct.SEALED_NAMESPACE_WIDE: "yes"}), True),
         (_sealed({ct.SEALED_SCOPE: "namespace-wide"}), False),
         (_sealed(None, {ct.SEALED_SCOPE: "cluster-wide"}), False),
         (_sealed({ct.SEALED_SCOPE: "strict"}), True),
@@ -425,6 +427,9 @@ def test_a_producers_copy_writes_the_primary_secret_and_undoes(
         node = node[key]
     assert node == ref
     assert back["metadata"]["name"] == source["metadata"]["name"]
+    # Each producer's copy renames where that kind names its Secret, and nowhere else.
+    other = ("spec", "target") if source["kind"] == "SealedSecret" else ("spec", "template")
+    assert other[1] not in copied.get("spec", {}) or other[1] in source.get("spec", {})
 
 
 @pytest.mark.parametrize(
