@@ -196,3 +196,33 @@ EQUIVALENT.update(
         ),
     }
 )
+
+_URLMAP = "gitcanary/core/urlmap.py"
+EQUIVALENT.update(
+    {
+        (_LADDER, "core/NumberReplacer", _STEP_DOWN): (
+            "the surviving three: range start 0 (k = 0 adds w, already held), `+ 2` (the extra k give "
+            "w - k * step < 0, filtered out) and `> -1` (admits 0, already held); `range(2, ...)`, `+ 0` and "
+            "`> 1` change the set and are killed. Checked by enumeration as above"
+        ),
+        (_LADDER, "core/ReplaceComparisonOperator_Gt_GtE", _STEP_DOWN): _WHY_FILTER,
+        (_ROLLOUT, "core/NumberReplacer",
+         "return canary.spec.analysis.threshold if canary.spec.analysis.threshold > 0 else 1"): (
+            "`> 1` (the surviving one; `> -1`, `else 0` and `else 2` are killed): a threshold of 1 gives 1 "
+            "either way"
+        ),
+        (_URLMAP, "core/ReplaceComparisonOperator_Gt_GtE", "if best is None or len(rule.path) > len(best.path):"): (
+            "two rules that both match a URL with paths of the same length have the same path (each is a "
+            "prefix of the URL's path), so the same FROM: parse refused them unless their TO is the same too"
+        ),
+        (_CONFIG, "core/ReplaceComparisonOperator_Eq_LtE",
+         "if source.get(\"kind\") == SECRET and (source.get(\"type\") or \"Opaque\") not in TRACKED_SECRET_TYPES:"): (
+            "the other producer kinds sort before \"Secret\" but carry no top-level `type` (Opaque by default "
+            "here): the type check passes them as `==` does"
+        ),
+        (_CONFIG, "core/ReplaceComparisonOperator_Eq_GtE",
+         "if obj.get(\"kind\") == \"SealedSecret\" and isinstance(spec, dict):"): (
+            "of the producer kinds only Secret sorts after \"SealedSecret\", and a Secret has no `spec` mapping"
+        ),
+    }
+)

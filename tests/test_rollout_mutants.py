@@ -264,6 +264,8 @@ def test_failed_checks_at_the_threshold_roll_back_before_measuring() -> None:
     [
         ("istio", 100, "Routing all traffic to canary"),
         ("kubernetes", 0, "Analysis done (no router to switch)"),
+        ("nginx", 100, "Routing all traffic to canary"),
+        ("linkerd", 100, "Routing all traffic to canary"),
     ],
 )
 def test_blue_green_switch_says_whether_traffic_moved(provider: str, weight: int, message: str) -> None:
@@ -469,3 +471,17 @@ def test_waiting_for_approval_and_abandoning_it_keep_all_traffic_on_the_primary(
     )
     assert reverted.action is Action.CANCEL and reverted.status is not None
     assert (reverted.status.phase, reverted.status.canary_weight) == (Phase.INITIALIZED, 0)
+
+
+def test_initialized_says_whether_the_cluster_saw_the_primary_ready() -> None:
+    initializing = rolling(Phase.INITIALIZING, canaryWeight=0)
+    guessed = total("decide", decide, make_canary(), initializing, observe(after=60, target="new"))
+    assert guessed.action is Action.INITIALIZED
+    assert (
+        guessed.reason
+        == "primary assumed ready (settle delay passed, no cluster access); routing all traffic to it"
+    )
+    seen = Observation(**{**_obs_fields(), "checks": None, "cluster": _cluster(READY_C, READY_P)})
+    ready = total("decide", decide, make_canary(), initializing, seen)
+    assert ready.action is Action.INITIALIZED
+    assert ready.reason == "primary ready; routing all traffic to it"

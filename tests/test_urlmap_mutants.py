@@ -124,6 +124,8 @@ def test_the_same_from_twice_must_agree() -> None:
     assert len(agreeing.rules) == 2
     with pytest.raises(UrlMapError) as raised:
         UrlMap.parse(["http://a/=http://b/", "http://a:80/=http://c/"])
+    with pytest.raises(UrlMapError):
+        UrlMap.parse(["http://a/=http://c/", "http://a:80/=http://b/"])  # either order
     assert "map the same FROM" in str(raised.value)
     assert "http://a/=http://c/" in str(raised.value) and "http://a/=http://b/" in str(raised.value)
 
@@ -144,6 +146,8 @@ def test_the_process_map_rewrites_and_names_its_destinations() -> None:
         == "http://loadtester.prod/x (rewritten to http://127.0.0.1:8081/x)"
     )
     assert urlmap.rewritten("http://other/x") == "http://other/x"
+    urlmap.configure(["http://a.prod/=http://z.local/"])  # a target that sorts after the URL
+    assert urlmap.rewritten("http://a.prod/x") == "http://a.prod/x (rewritten to http://z.local/x)"
 
 
 URLISH = st.one_of(
