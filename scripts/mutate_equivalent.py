@@ -226,3 +226,13 @@ EQUIVALENT.update(
         ),
     }
 )
+
+# cosmic-ray swaps the operator's token in the text, so precedence follows the new operator:
+# `w - k * step > 0` becomes `w - k + step > 0` and `w - k | step > 0`, both true for every k the
+# range gives (k <= w): the filter admits every w - k * step >= 0, i.e. at most 0 beyond the original.
+EQUIVALENT.update(
+    {
+        (_LADDER, "core/ReplaceBinaryOperator_Mul_Add", _STEP_DOWN, _FILTER): _WHY_FILTER,
+        (_LADDER, "core/ReplaceBinaryOperator_Mul_BitOr", _STEP_DOWN, _FILTER): _WHY_FILTER,
+    }
+)
