@@ -60,12 +60,19 @@ from mutate_equivalent import EQUIVALENT  # noqa: E402
 class Package:
     modules: tuple[str, ...]
     tests: tuple[str, ...]
+    # A module that only some of the tests reach (none of the others imports it, directly or through
+    # the package): its mutants run against those alone, with the same outcome in less time.
+    focus: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def tests_for(self, module: str) -> tuple[str, ...]:
+        return dict(self.focus).get(module, self.tests)
 
 
 PACKAGES: dict[str, Package] = {
     "core": Package(
         ("gitcanary/core",),
         (
+            "tests/test_urlmap_mutants.py",
             "tests/test_rollout.py",
             "tests/test_gates.py",
             "tests/test_manual_rules.py",
@@ -74,12 +81,59 @@ PACKAGES: dict[str, Package] = {
             "tests/test_rollout_mirroring.py",
             "tests/test_rollout_cluster.py",
             "tests/test_core_mutants.py",
+            "tests/test_ladder_mutants.py",
+            "tests/test_rollout_mutants.py",
+            "tests/test_core_total_mutants.py",
+            "tests/test_core_values_mutants.py",
         ),
+        # Nothing in gitcanary/core imports urlmap; of the tests above only these two do.
+        focus=(("gitcanary/core/urlmap.py", ("tests/test_urlmap_mutants.py", "tests/test_core_values_mutants.py")),),
+    ),
+    # Trust boundaries (docs/DESIGN "Trust boundaries"): credentials redacted at every output,
+    # names checked as Kubernetes names, commit messages sanitized and trailers unforgeable, paths
+    # resolved inside the clone, Markdown from repository values escaped.
+    "trust": Package(
+        (
+            "gitcanary/redaction.py",
+            "gitcanary/spec/names.py",
+            "gitcanary/git/trailers.py",
+            "gitcanary/manifests/paths.py",
+            "gitcanary/forge/markdown.py",
+        ),
+        (
+            "tests/test_trust_mutants.py",
+            "tests/test_trailer_properties.py",
+            "tests/test_security_trailers.py::test_git_and_gitcanary_read_the_same_single_trailer_block",
+            "tests/test_path_properties.py",
+            # The builders' tests; the one through each forge's local server reaches the same builders.
+            *(f"tests/test_forge_escaping.py::{test}" for test in (
+                "test_untrusted_text_renders_as_text_in_every_builder",
+                "test_a_named_example_is_escaped_and_readable",
+                "test_the_check_fails_on_unescaped_text",
+                "test_release_notes_excerpt_is_linear_and_remembered",
+                "test_excerpt_keeps_words_and_drops_markup",
+            )),
+        ),
+
     ),
     "judges": Package(("gitcanary/analysis/judges",), ("tests/test_judge_compare.py",)),
+    # The pure functions' tests; the end-to-end ones (a real repository, kustomize) take minutes
+    # each under load and reach the same functions.
     "config-tracking": Package(
         ("gitcanary/manifests/config_tracking.py",),
-        ("tests/test_config_tracking.py", "tests/test_config_release.py", "tests/test_hand_made_bugs.py"),
+        (
+            *(f"tests/test_config_tracking.py::{test}" for test in (
+                "test_every_reference_flagger_tracks_is_found_init_containers_included",
+                "test_the_primary_points_at_the_copies_and_only_at_tracked_ones",
+                "test_disabled_annotation_registry_secrets_and_missing_objects_are_not_tracked",
+                "test_sops_secret_is_copied_as_it_is_but_for_its_name_when_its_mac_covers_encrypted_values_only",
+                "test_sops_secret_whose_mac_covers_its_name_stays_shared_with_a_warning",
+                "test_external_secret_copy_writes_the_primary_secret",
+                "test_strict_sealed_secret_stays_shared_with_a_warning_naming_it",
+                "test_revision_covers_config_content_and_is_the_template_hash_without_config",
+            )),
+            "tests/test_config_tracking_mutants.py",
+        ),
     ),
     "image-quarantine": Package(
         ("gitcanary/manifests/image_quarantine.py",),
@@ -113,16 +167,23 @@ EXCLUDED_OPERATORS: dict[str, str] = {
     # `x is None` -> `x == None` behaves the same for every object here; `is` -> `<` is a TypeError.
     r"core/ReplaceComparisonOperator_(Is|IsNot)_(?!Is$|IsNot$).*": "identity into equality/order",
     r"core/ReplaceComparisonOperator_\w+_(Is|IsNot)$": "equality/order into identity (interning-dependent)",
+    # cosmic-ray reads `**` of dict unpacking (`{**a, **b}`) as a power; none of the measured modules
+    # raises to a power, and the mutant is not Python that runs.
+    r"core/ReplaceBinaryOperator_Pow_.*": "dict unpacking read as a power",
 }
 
 
-def test_args(package: Package) -> list[str]:
+def test_args(package: Package, module: str = "") -> list[str]:
+    tests = package.tests_for(module) if module else package.tests
     return [
         "-q", "-p", "no:xdist", "-p", "no:cacheprovider",
         # The mutation verdict decides pass/fail; pytest-timeout's own failure is a pytest.fail and
         # would pass for an assertion: cosmic-ray's timeout bounds each run instead.
         "-p", "no:timeout", "-p", "no:assertion_count", "-o", "enable_assertion_pass_hook=false",
-        "-p", "mutate_verdict", *(test for test in package.tests if (ROOT / test).exists()),
+        # A mutant that breaks one test module's imports leaves the other modules' tests to judge it.
+        "--continue-on-collection-errors",
+        "-p", "mutate_verdict",
+        *(test for test in tests if (ROOT / test.partition("::")[0]).exists()),
     ]
 
 
@@ -180,33 +241,69 @@ def forked_pytest(args: list[str], timeout: float, imports_to: Path | None = Non
     return (TestOutcome.SURVIVED if code == 0 else TestOutcome.KILLED), output
 
 
-def preimport(modules: list[str], work: Path) -> None:
-    """Import in this (parent) process what the tests imported, except gitcanary and the tests."""
+def under(name: str, mutated: tuple[str, ...]) -> bool:
+    return any(name == prefix or name.startswith(prefix + ".") for prefix in mutated)
+
+
+def pulls_in(name: str, mutated: tuple[str, ...]) -> bool:
+    """Whether importing `name` imports a module under test (tried in a forked child, so the
+    parent stays clean): such a module would bind the unmutated code for every mutant."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            importlib.import_module(name)
+            code = int(any(under(loaded, mutated) for loaded in sys.modules))
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) != 0
+
+
+def preimport(modules: list[str], work: Path, mutated: tuple[str, ...]) -> None:
+    """Import in this (parent) process what the tests imported, except the modules under test, the
+    gitcanary modules that import them, and the tests (which import them)."""
     tests = {p.stem for p in (work / "tests").glob("*.py")}
     own = tests | {p.stem for p in (work / "scripts").glob("*.py")}
     for name in modules:
         top = name.partition(".")[0]
-        if top in own or top in ("gitcanary", "tests", "__main__", "__mp_main__") or name in sys.modules:
+        if top in own or top in ("tests", "__main__", "__mp_main__") or name in sys.modules:
+            continue
+        if top == "gitcanary" and (under(name, mutated) or pulls_in(name, mutated)):
             continue
         with contextlib.suppress(Exception):
             importlib.import_module(name)
-    stray = [name for name in sys.modules if name.partition(".")[0] in ("gitcanary", "tests", *tests)]
+    stray = [name for name in sys.modules
+             if under(name, mutated) or name.partition(".")[0] in ("tests", *tests)]
     if stray:
         raise SystemExit(f"preimport pulled in the code under test: {stray[:5]}")
 
 
-def execute(session: Path, args: list[str], timeout: float) -> None:
+# (i, n): this process runs the pending mutants whose job id hashes to i of n (--shard i/n), each
+# shard in its own copy of the repository, all writing into the one session database.
+SHARD = (0, 1)
+
+
+def in_shard(job_id: str) -> bool:
+    index, count = SHARD
+    return int(job_id[-8:], 16) % count == index if count > 1 else True
+
+
+def execute(session: Path, package: Package, timeout: float) -> None:
     """cosmic-ray's `exec` with the forked runner: each pending mutant applied, tested, restored."""
     from cosmic_ray import mutating
     from cosmic_ray.work_db import WorkDB, use_db
 
-    mutating.run_tests = lambda _command, limit: forked_pytest(args, limit)
+    current: list[list[str]] = [test_args(package)]
+    mutating.run_tests = lambda _command, limit: forked_pytest(current[0], limit)
     rerun_file = session.with_suffix(".rerun")
     first = set(rerun_file.read_text().split()) if rerun_file.exists() else set()
     with use_db(str(session), WorkDB.Mode.open) as db:
-        pending = sorted(db.pending_work_items, key=lambda item: item.job_id not in first)
+        pending = sorted((item for item in db.pending_work_items if in_shard(item.job_id)),
+                         key=lambda item: item.job_id not in first)
         for done, item in enumerate(pending, 1):
-            result = mutating.mutate_and_test(item.mutations, " ".join(args), timeout)
+            current[0] = test_args(package, str(item.mutations[0].module_path))
+            result = mutating.mutate_and_test(item.mutations, " ".join(current[0]), timeout)
             db.set_result(item.job_id, result)
             if done % 25 == 0 or done == len(pending):
                 print(f"  {done}/{len(pending)} mutants", flush=True)
@@ -272,12 +369,12 @@ def verdict(output: str | None) -> str:
 
 
 def run_package(name: str, package: Package) -> dict[str, Any]:
-    from cosmic_ray.work_db import WorkDB, use_db
-    from cosmic_ray.work_item import WorkerOutcome
 
-    work = BUILD / name
+    work = BUILD / (name if SHARD[1] == 1 else f"{name}.shard{SHARD[0]}")
     session = BUILD / f"{name}.sqlite"
     fresh = not session.exists()
+    if fresh and SHARD[1] > 1:
+        raise SystemExit(f"{name}: start the session unsharded (it lists the mutants), then shard it")
     # A fresh copy each time (an interrupted run may have left a mutant on disk); the session's
     # mutant positions stay valid as long as the package's source is unchanged.
     shutil.rmtree(work, ignore_errors=True)
@@ -294,7 +391,8 @@ def run_package(name: str, package: Package) -> dict[str, Any]:
     baseline = time.monotonic() - started
     if verdict(output) != "survived":
         raise SystemExit(f"{name}: the tests do not pass on the unmutated copy:\n{output[-3000:]}")
-    preimport((BUILD / f"{name}.imports").read_text().split(), work)
+    mutated = tuple(module.removesuffix(".py").replace("/", ".") for module in package.modules)
+    preimport((BUILD / f"{name}.imports").read_text().split(), work, mutated)
     timeout = max(30.0, 4 * baseline)
     config = work / "cosmic-ray.toml"
     config.write_text(
@@ -314,8 +412,25 @@ def run_package(name: str, package: Package) -> dict[str, Any]:
         skipped = json.loads((BUILD / f"{name}.skipped.json").read_text())
     print(f"{name}: baseline {baseline:.1f}s, timeout {timeout:.0f}s, running the mutants", flush=True)
     (BUILD / f"{name}.baseline").write_text(f"{baseline:.1f}")
-    execute(session, args, timeout)
+    execute(session, package, timeout)
     return summarize(name, package)
+
+
+def equivalent_reason(module: str, operator: str, line: int, column: int) -> str | None:
+    """The reason listed for this mutant in mutate_equivalent.py: keyed by the line's text, or by the
+    line's text and the fragment of it the mutated operator sits in (for a line with several)."""
+    raw = (ROOT / module).read_text().splitlines()[line - 1]
+    text = raw.strip()
+    at = column - (len(raw) - len(raw.lstrip()))
+    for key, reason in EQUIVALENT.items():
+        if key[:3] != (module, operator, text):
+            continue
+        if len(key) == 3:
+            return reason
+        start = text.find(key[3])
+        if start <= at < start + len(key[3]):
+            return reason
+    return None
 
 
 def summarize(name: str, package: Package) -> dict[str, Any]:
@@ -334,6 +449,11 @@ def summarize(name: str, package: Package) -> dict[str, Any]:
             if result.worker_outcome == WorkerOutcome.SKIPPED:
                 continue
             mutation = item.mutations[0]
+            late = next((why for pattern, why in EXCLUDED_OPERATORS.items()
+                         if re.match(pattern, mutation.operator_name)), None)
+            if late is not None:  # an exclusion added after the session was started
+                skipped[late] = skipped.get(late, 0) + 1
+                continue
             module = str(mutation.module_path)
             line = mutation.start_pos[0]
             text = source_line(ROOT, module, line)
@@ -341,7 +461,7 @@ def summarize(name: str, package: Package) -> dict[str, Any]:
                      "occurrence": mutation.occurrence, "source": text}
             outcome = verdict(result.output)
             if outcome == "survived":
-                reason = EQUIVALENT.get((module, mutation.operator_name, text))
+                reason = equivalent_reason(module, mutation.operator_name, line, mutation.start_pos[1])
                 if reason:
                     counts["equivalent"] += 1
                     survivors.append({**where, "equivalent": reason})
@@ -368,11 +488,13 @@ def write_report() -> None:
     for name in PACKAGES:
         file = BUILD / f"{name}.json"
         if not file.exists():
-            rows.append(f"| {name} | not run | | | | | | | |")
+            rows.append(f"| {name} | not run | | | | | | | | | | |")
             continue
         s = json.loads(file.read_text())
-        rows.append(f"| {name} | **{s['score']}%** | {s['killed']} | {s['survived']} | {s['equivalent']} | "
-                    f"{s['crashed']} | {s['timeout']} | {sum(s['skipped'].values())} | {s['not_run']} |")
+        rows.append(f"| {name} | {s['date']} | `nice -n 10 python scripts/mutate.py {name}` | "
+                    f"{s['ran'] + s['not_run']} | **{s['score']}%** | {s['killed']} | {s['survived']} | "
+                    f"{s['equivalent']} | {s['crashed']} | {s['timeout']} | {sum(s['skipped'].values())} | "
+                    f"{s['not_run']} |")
         details.append(f"\n### {name}\n\nModules: {', '.join(f'`{m}`' for m in s['modules'])}; run on {s['date']} "
                        f"against {len(s['tests'])} test files (baseline {s['baseline_seconds']} s).\n")
         if s["skipped"]:
@@ -390,8 +512,9 @@ def write_report() -> None:
             details.append("\nCrashes and timeouts (not counted as kills):\n")
             details += [f"- `{v['module']}:{v['line']}` {v['operator']} ({v['outcome']}): `{v['source']}`"
                         for v in s["crashes"]]
-    table = ["| package | score (of the mutants run) | killed | survived | equivalent | crashed | timed out "
-             "| skipped | not run yet |", "|---|---|---|---|---|---|---|---|---|", *rows]
+    table = ["| package | date | command | mutants | score (of the mutants run) | killed | survived | equivalent "
+             "| crashed | timed out | skipped | not run yet |", "|---|---|---|---|---|---|---|---|---|---|---|---|",
+             *rows]
     generated = "\n".join([BEGIN, *table, *details, END])
     text = DOC.read_text()
     start, end = text.index(BEGIN), text.index(END) + len(END)
@@ -405,9 +528,14 @@ def main() -> int:
     parser.add_argument("--report", action="store_true",
                         help="only summarize the named packages' sessions so far and rewrite docs/mutation.md")
     parser.add_argument("--fresh", action="store_true", help="drop a previous session instead of resuming it")
+    parser.add_argument("--shard", default="0/1",
+                        help="i/n: run only the i-th of n parts of the pending mutants (start n processes)")
     parser.add_argument("--rerun-survivors", action="store_true",
                         help="resume, running the survivors (and crashes) again against today's tests")
     args = parser.parse_args()
+    global SHARD
+    index, _, count = args.shard.partition("/")
+    SHARD = (int(index), int(count))
     if args.list:
         for name, package in PACKAGES.items():
             print(f"{name}: {' '.join(package.modules)}\n  tests: {' '.join(package.tests)}")
@@ -426,7 +554,8 @@ def main() -> int:
         session = BUILD / f"{name}.sqlite"
         if args.fresh:
             session.unlink(missing_ok=True)
-        elif args.rerun_survivors and session.exists():
+        elif args.rerun_survivors and session.exists() and SHARD[0] == 0:
+            # Shard 0 reopens the survivors for every shard: start it first.
             again = ("output LIKE '%MUTANT-VERDICT: survived%' OR output LIKE '%MUTANT-VERDICT: crashed%' "
                      "OR output = 'timeout'")
             with sqlite3.connect(session) as db:

@@ -52,6 +52,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
     return report
 
 
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    # A module that cannot be imported (with --continue-on-collection-errors the others still run):
+    # a crash unless another test's assertion kills the mutant.
+    if report.failed and _VERDICT.crashed is None:
+        _VERDICT.crashed = f"{report.nodeid} (collection)"
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _VERDICT.killed is not None:
         verdict, session.exitstatus = f"killed {_VERDICT.killed}", 1
