@@ -12,6 +12,7 @@ import base64
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import EXAMPLES, git
@@ -108,27 +109,37 @@ def test_disabled_annotation_registry_secrets_and_missing_objects_are_not_tracke
     assert tracking.shared == ()
 
 
-def test_sops_secret_is_copied_as_it_is_but_for_its_name_when_its_mac_covers_encrypted_values_only() -> None:
-    sops = secret(
-        "secret-env",
+SOPS_KINDS = pytest.mark.parametrize(
+    ("make", "name"), [(secret, "secret-env"), (lambda name, **extra: config_map(name) | extra, "cm-env")]
+)
+
+
+@SOPS_KINDS
+def test_sops_object_is_copied_as_it_is_but_for_its_name_when_its_mac_covers_encrypted_values_only(
+    make: Any, name: str
+) -> None:
+    sops = make(
+        name,
         data={"y": "ENC[AES256_GCM,data:abc=,type:str]"},
         sops={"mac": "ENC[...]", "mac_only_encrypted": True},
     )
     (tracked,) = ct.track([sops], DEPLOYMENT, "prod").tracked
     copied = ct.primary_copy(tracked, "prod")
-    assert copied["metadata"] == {"name": "secret-env-primary", "namespace": "prod"}
+    assert copied["metadata"] == {"name": f"{name}-primary", "namespace": "prod"}
     assert {k: v for k, v in copied.items() if k != "metadata"} == {
         k: v for k, v in sops.items() if k != "metadata"
     }
 
 
-def test_sops_secret_whose_mac_covers_its_name_stays_shared_with_a_warning() -> None:
-    """SOPS's default MAC covers unencrypted values, metadata.name too: a renamed copy won't decrypt."""
-    sops = secret("secret-env", data={"y": "ENC[AES256_GCM,data:abc=,type:str]"}, sops={"mac": "ENC[...]"})
+@SOPS_KINDS
+def test_sops_object_whose_mac_covers_its_name_stays_shared_with_a_warning(make: Any, name: str) -> None:
+    """SOPS's default MAC covers unencrypted values, metadata.name too: a renamed copy won't decrypt.
+    A ConfigMap can be SOPS-encrypted as a Secret can."""
+    sops = make(name, data={"y": "ENC[AES256_GCM,data:abc=,type:str]"}, sops={"mac": "ENC[...]"})
     tracking = ct.track([sops], DEPLOYMENT, "prod", "apps/backend/canary.yaml: ")
     assert tracking.tracked == ()
     (warning,) = tracking.shared
-    assert warning.startswith("apps/backend/canary.yaml: Secret secret-env is SOPS-encrypted with a MAC")
+    assert warning.startswith(f"apps/backend/canary.yaml: {sops['kind']} {name} is SOPS-encrypted with a MAC")
 
 
 def test_external_secret_copy_writes_the_primary_secret() -> None:

@@ -236,10 +236,10 @@ def track(objects: list[Obj], workload: Obj, namespace: str, where: str = "") ->
                 "share it and a change to it reaches both at once (reseal it namespace-wide to track it)"
             )
             continue
-        if source.get("kind") == SECRET and is_sops(source) and not sops_name_free(source):
+        if is_sops(source) and not sops_name_free(source):  # a ConfigMap can be SOPS-encrypted too
             shared.append(
-                f"{where}Secret {name} is SOPS-encrypted with a MAC over its unencrypted values too, "
-                f"metadata.name included, so a copy named {name}{PRIMARY_SUFFIX} would not decrypt; "
+                f"{where}{source.get('kind')} {name} is SOPS-encrypted with a MAC over its unencrypted "
+                f"values too, metadata.name included, so a copy named {name}{PRIMARY_SUFFIX} would not decrypt; "
                 "primary and canary share it and a change to it reaches both at once (encrypt it with "
                 "sops --mac-only-encrypted to track it)"
             )
@@ -262,8 +262,8 @@ def revision_hash(template_hash: str, tracking: Tracking) -> str:
 def primary_copy(tracked: Tracked, namespace: str) -> Obj:
     """The `-primary` copy of one tracked object.
 
-    A SOPS-encrypted Secret is copied as it is but for its name: its values stay encrypted and
-    nothing else is added to it, so its encrypted document is the user's.
+    A SOPS-encrypted object (a Secret or a ConfigMap) is copied as it is but for its name: its
+    values stay encrypted and nothing else is added to it, so its encrypted document is the user's.
     """
     obj = copy.deepcopy(tracked.source)
     obj.pop("status", None)
@@ -272,7 +272,7 @@ def primary_copy(tracked: Tracked, namespace: str) -> Obj:
         meta.pop(key, None)
     meta["name"] = f"{meta.get('name')}{PRIMARY_SUFFIX}"
     meta["namespace"] = namespace
-    if obj.get("kind") == SECRET and is_sops(obj):
+    if is_sops(obj):
         return obj
     meta["labels"] = {**(meta.get("labels") or {}), **MANAGED_BY}
     spec = obj.get("spec")
