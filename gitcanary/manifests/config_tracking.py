@@ -240,8 +240,8 @@ def track(objects: list[Obj], workload: Obj, namespace: str, where: str = "") ->
             shared.append(
                 f"{where}{source.get('kind')} {name} is SOPS-encrypted with a MAC over its unencrypted "
                 f"values too, metadata.name included, so a copy named {name}{PRIMARY_SUFFIX} would not "
-                "decrypt; primary and canary share it and a change to it reaches both at once (encrypt it with "
-                "sops --mac-only-encrypted to track it)"
+                "decrypt; primary and canary share it and a change to it reaches both at once "
+                "(encrypt it with sops --mac-only-encrypted to track it)"
             )
             continue
         tracked.append(Tracked(kind, name, source, checksum(content(source))))
