@@ -46,9 +46,17 @@ class WouldCallWebhooks(GitcanaryError):
 class _AskingHooks(Hooks):
     """Webhooks for a plan: questions are asked, actions are named and not called."""
 
-    def call(
-        self, key: str, canary: Canary, status: CanaryStatus | None, obs: Observation, kinds: tuple[str, ...]
+    def ask(
+        self,
+        key: str,
+        canary: Canary,
+        status: CanaryStatus | None,
+        obs: Observation,
+        kinds: tuple[str, ...],
+        asking: Callable[[str, str], None] | None = None,
+        deadline: float | None = None,
     ) -> dict[str, Any]:
+        # Every call goes through here (`call` too, and a canary's analysis worker asks directly).
         acting = [kind for kind in kinds if kind not in QUESTION_HOOKS]
         if acting:
             names = [
@@ -58,7 +66,7 @@ class _AskingHooks(Hooks):
                 f"{WOULD_CALL}{', '.join(names) or ', '.join(acting)} before deciding; plan calls no webhook "
                 "that acts"
             )
-        return super().call(key, canary, status, obs, kinds)
+        return super().ask(key, canary, status, obs, kinds, asking, deadline)
 
 
 @dataclass
