@@ -229,7 +229,9 @@ def _judge_metric(
     if ratio and volumes is not None:
         canary_slices, primary_slices = _slices(points, volumes, higher_is_worse)
         needed = override or ratio_requests_needed(primary_slices, floor, plan_look.alpha)
-        outcome = judge_ratio(canary_slices, primary_slices, replace(plan_look, needed=needed), rule)
+        outcome = judge_ratio(
+            canary_slices, primary_slices, replace(plan_look, needed=needed, required=bool(override)), rule
+        )
         return _result(metric, outcome, low, high, plan.unit, plan.note)
     histogram = histogram_of(plan.query)
     if histogram is not None and isinstance(client, BucketClient):
@@ -241,7 +243,9 @@ def _judge_metric(
             return threshold_run._failed(metric, f"query failed ({exc})", plan.note)
         if sides is not None:
             needed = override or latency_requests_needed(plan_look.alpha)
-            outcome = judge_latency(*sides, replace(plan_look, needed=needed), rule, histogram[0])
+            outcome = judge_latency(
+                *sides, replace(plan_look, needed=needed, required=bool(override)), rule, histogram[0]
+            )
             return _result(metric, outcome, low, high, plan.unit, plan.note)
     # Mann-Whitney: the window's samples; the look's own window must hold samples of both sides
     # (and requests, where counted), and the rail reads each side over the look's window.

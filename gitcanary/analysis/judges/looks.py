@@ -67,6 +67,9 @@ class LookPlan:
     primary_expected: bool = True
     final: bool = False
     planned: int = 11
+    # `needed` is the operator's own count (`gitcanary.io/judge-requests`): promotion waits for it,
+    # even when the canary is already shown not worse than the primary.
+    required: bool = False
 
 
 @dataclass(frozen=True)
@@ -332,7 +335,7 @@ def _judge(
             f"canary {canary_now:.4g} beyond the threshold in this look's window, without evidence yet",
         )
     since = _total([s for s in canary if s.time > plan.since])
-    shown = evidence.not_worse is not None and evidence.not_worse(plan.since, plan.now)
+    shown = not plan.required and evidence.not_worse is not None and evidence.not_worse(plan.since, plan.now)
     if plan.final and since < plan.needed and not shown:
         return result(
             Verdict.WAIT, f"not enough requests to promote: {since:.0f} of {plan.needed:.0f} canary requests"
