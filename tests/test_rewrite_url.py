@@ -13,6 +13,7 @@ import re
 import string
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -180,11 +181,14 @@ def test_run_calls_an_in_cluster_webhook_where_the_rule_sends_it(
         started = gitcanary(*run, "--log-format", "text", cwd=tmp_path)
         assert "start prod/backend rollout 6.1.0 -> 6.1.1" in started.stdout, started.stderr
 
-        # Without a rule the in-cluster name does not resolve from here: the hook fails.
+        # Without a rule the in-cluster name does not resolve from here: the hook fails. (The 1s
+        # analysis interval must have passed since the start: a process can start in less.)
+        time.sleep(1.1)
         unmapped = gitcanary(*run, "--log-format", "text", cwd=tmp_path)
         assert "pre-rollout webhook load-test failed: ConnectError" in unmapped.stdout, unmapped.stderr
         assert hooks.posted("/load?test=smoke") == []
 
+        time.sleep(1.1)
         mapped = gitcanary(
             *run,
             "--log-format",
