@@ -246,7 +246,6 @@ def _splice(original: str, after: list[Any]) -> tuple[str, bool]:
     try:
         if list(safe_load_all(text)) == after:
             return text, True
-        compose_all(text)
     except YAMLError:
         return original, False
     return text, False
