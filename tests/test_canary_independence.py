@@ -13,7 +13,7 @@ import contextlib
 import http.server
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -136,14 +136,13 @@ def with_hostile_templates(root: Path, url: str) -> None:
     canary.write_text(canary.read_text() + "".join(metrics))
 
 
-def in_analysis(tmp_path: Path, prometheus: str, url: str | None) -> tuple[Path, Clock]:
-    """A remote where app-0001..3 are in a rollout whose first analysis is due at the clock;
-    app-0001 with the hostile templates when `url` is given."""
+def bumped(tmp_path: Path, prometheus: str, extra: Callable[[Path], None]) -> tuple[Path, Clock, Reconciler]:
+    """A remote of four initialized apps (`extra` adds to the files first) where app-0001..3 were
+    just bumped, with the reconciler that will step them."""
 
     def write(root: Path) -> None:
         bench.generate_repo(root, 4, False)
-        if url is not None:
-            with_hostile_templates(root, url)
+        extra(root)
 
     remote = bench.make_remote(tmp_path, "remote", write, "apps")
     clock = Clock()
@@ -156,6 +155,15 @@ def in_analysis(tmp_path: Path, prometheus: str, url: str | None) -> tuple[Path,
         bench.bump(human, index)
     git("commit", "-qam", "bump three apps", cwd=human)
     git("push", "-q", "origin", "HEAD:main", cwd=human)
+    return remote, clock, rec
+
+
+def in_analysis(tmp_path: Path, prometheus: str, url: str | None) -> tuple[Path, Clock]:
+    """A remote where app-0001..3 are in a rollout whose first analysis is due at the clock;
+    app-0001 with the hostile templates when `url` is given."""
+    remote, clock, rec = bumped(
+        tmp_path, prometheus, lambda root: None if url is None else with_hostile_templates(root, url)
+    )
     assert len(ok(rec.tick()).commits) == len(ANALYSED)  # started
     clock.now += timedelta(seconds=31)
     assert len(ok(rec.tick()).commits) == len(ANALYSED)  # the first weight, without an analysis
@@ -396,22 +404,7 @@ def hooked_remote(
     with hook_server() as server:
         instant(server)
         tmp = tmp_path_factory.mktemp("hooked")
-
-        def write(root: Path) -> None:
-            bench.generate_repo(root, 4, False)
-            with_hooks(root, server.url)
-
-        remote = bench.make_remote(tmp, "remote", write, "apps")
-        clock = Clock()
-        rec = reconciler(remote, tmp / "setup", prometheus_apps.url, clock)
-        for _ in range(4):
-            ok(rec.tick())
-        human = tmp / "human"
-        git("clone", "-q", str(remote), str(human), cwd=tmp)
-        for index in ANALYSED:
-            bench.bump(human, index)
-        git("commit", "-qam", "bump three apps", cwd=human)
-        git("push", "-q", "origin", "HEAD:main", cwd=human)
+        remote, clock, rec = bumped(tmp, prometheus_apps.url, lambda root: with_hooks(root, server.url))
         for _ in range(3):  # started; the first weight; the first analysis (a step, two failed checks)
             assert len(ok(rec.tick()).commits) == len(ANALYSED)
             clock.now += timedelta(seconds=31)
