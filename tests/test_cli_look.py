@@ -44,6 +44,14 @@ def on_terminal(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str
         [sys.executable, "-m", "gitcanary", *args], cwd=cwd, stdout=worker, stderr=worker, env=full
     )
     os.close(worker)
+    shown = drained(controller)
+    proc.wait(timeout=120)
+    os.close(controller)
+    return shown
+
+
+def drained(controller: int) -> str:
+    """All a pseudo-terminal's other end wrote, until it closed (Linux reports that as EIO)."""
     chunks = []
     while True:
         try:
@@ -53,8 +61,6 @@ def on_terminal(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str
         if not chunk:
             break
         chunks.append(chunk)
-    proc.wait(timeout=120)
-    os.close(controller)
     return b"".join(chunks).decode()
 
 

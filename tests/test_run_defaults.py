@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 from conftest import ROOT, ConfigRepo
+from test_cli_look import drained
 
 RUN = ["run", "--once", "--settle", "0", "--cluster", "off", "--prometheus", "http://127.0.0.1:9"]
 
@@ -28,18 +29,10 @@ def _stderr_on_terminal(args: list[str], cwd: Path) -> str:
         [sys.executable, "-m", "gitcanary", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=worker, env=_env()
     )
     os.close(worker)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(controller, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
+    shown = drained(controller)
     proc.communicate(timeout=120)
     os.close(controller)
-    return b"".join(chunks).decode()
+    return shown
 
 
 def test_logs_are_text_on_a_terminal_and_json_in_a_pipe(config_repo: ConfigRepo, tmp_path: Path) -> None:
